@@ -1,0 +1,391 @@
+//! Layered configuration: built-in defaults (the embedded mode) ← an optional TOML file named by
+//! `SHOP_CONFIG` ← `SHOP_*` environment variables. Everything is validated once, at start; backend
+//! choices become enums, and a bad value stops the process with a message naming the variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+/// The prefix of every environment variable the platform reads.
+pub const ENV_PREFIX: &str = "SHOP_";
+
+/// Where events travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusBackend {
+    /// The durable SQLite queue under the data dir (embedded mode).
+    Sqlite,
+    /// Amazon SQS (or its API on moto/LocalStack), one queue per consumer with a dead-letter queue.
+    Sqs,
+}
+
+/// Where objects (images, shipping labels) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectBackend {
+    /// A folder under the data dir.
+    Local,
+    /// An S3 bucket.
+    S3,
+}
+
+/// Which cache holds sessions, hot carts and hot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    /// In the process's memory.
+    Memory,
+    /// Redis (ElastiCache on AWS).
+    Redis,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object a line (what CloudWatch Logs and the EMF parser read).
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+/// The whole configuration of a service process (or of `shop up`, which runs all five).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`SHOP_BIND`).
+    pub bind: IpAddr,
+    /// Port to listen on (`SHOP_PORT`); 0 picks a free one.
+    pub port: u16,
+    /// Base URL clients use to reach this process (`SHOP_PUBLIC_URL`); defaults to
+    /// `http://localhost:{port}`. Signed local upload URLs and local file URLs are built on it.
+    pub public_url: Option<Url>,
+    /// Where the embedded stores, queue, index and files live (`SHOP_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Log format (`SHOP_LOG_FORMAT`: json | pretty).
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax (`SHOP_LOG`).
+    pub log: String,
+
+    /// Largest accepted request body in bytes (`SHOP_BODY_LIMIT_BYTES`).
+    pub body_limit_bytes: usize,
+    /// Longest a request may take before it is answered 408 (`SHOP_REQUEST_TIMEOUT_MS`).
+    pub request_timeout_ms: u64,
+    /// Origins allowed by CORS, comma-separated, or `*` (`SHOP_CORS_ORIGINS`); empty allows none.
+    pub cors_origins: String,
+    /// Whether per-client rate limiting is on (`SHOP_RATE_LIMIT_ENABLED`); load tests turn it off.
+    pub rate_limit_enabled: bool,
+    /// Sustained requests per second allowed to one client (`SHOP_RATE_LIMIT_PER_SECOND`).
+    pub rate_limit_per_second: u32,
+    /// Burst a client may spend at once (`SHOP_RATE_LIMIT_BURST`).
+    pub rate_limit_burst: u32,
+    /// Proxies in front of the service that append to `X-Forwarded-For` (`SHOP_TRUSTED_PROXY_HOPS`);
+    /// 0 limits by the peer address.
+    pub trusted_proxy_hops: u8,
+    /// How long shutdown waits for in-flight requests and consumers (`SHOP_SHUTDOWN_GRACE_MS`).
+    pub shutdown_grace_ms: u64,
+
+    /// Event bus backend (`SHOP_EVENT_BUS`: sqlite | sqs).
+    pub event_bus: BusBackend,
+    /// Prefix of every SQS queue name (`SHOP_SQS_QUEUE_PREFIX`).
+    pub sqs_queue_prefix: String,
+    /// Long-poll wait of an SQS receive in seconds (`SHOP_SQS_WAIT_SECONDS`, 0–20).
+    pub sqs_wait_seconds: u8,
+
+    /// AWS region (`SHOP_AWS_REGION`).
+    pub aws_region: String,
+    /// Endpoint for every AWS API (`SHOP_AWS_ENDPOINT_URL`): the moto server or LocalStack locally.
+    pub aws_endpoint_url: Option<Url>,
+
+    /// Object store backend (`SHOP_OBJECT_STORE`: local | s3).
+    pub object_store: ObjectBackend,
+    /// The bucket when the object store is S3 (`SHOP_S3_BUCKET`).
+    pub s3_bucket: Option<String>,
+    /// Public base URL of stored objects (`SHOP_CDN_BASE_URL`): CloudFront on AWS.
+    pub cdn_base_url: Option<Url>,
+    /// Key that signs local upload URLs (`SHOP_URL_SIGNING_KEY`); generated and kept in the data dir
+    /// when unset.
+    pub url_signing_key: Option<SecretString>,
+
+    /// Cache backend (`SHOP_CACHE`: memory | redis).
+    pub cache: CacheBackend,
+    /// Redis URL when the cache is Redis (`SHOP_REDIS_URL`).
+    pub redis_url: Option<SecretString>,
+    /// Entries the in-process cache holds at most (`SHOP_CACHE_MAX_ENTRIES`).
+    pub cache_max_entries: usize,
+
+    /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
+    /// unset means SQLite under the data dir.
+    pub database_url: Option<SecretString>,
+
+    /// Base URLs of the other services (`SHOP_USER_URL`, …); unset means in-process (embedded).
+    pub user_url: Option<Url>,
+    /// See `user_url`.
+    pub product_url: Option<Url>,
+    /// See `user_url`.
+    pub order_url: Option<Url>,
+    /// See `user_url`.
+    pub payment_url: Option<Url>,
+    /// See `user_url`.
+    pub inventory_url: Option<Url>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            public_url: None,
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Json,
+            log: "info".into(),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_ms: 30_000,
+            cors_origins: String::new(),
+            rate_limit_enabled: true,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+            trusted_proxy_hops: 0,
+            shutdown_grace_ms: 20_000,
+            event_bus: BusBackend::Sqlite,
+            sqs_queue_prefix: "shop-".into(),
+            sqs_wait_seconds: 10,
+            aws_region: "us-east-1".into(),
+            aws_endpoint_url: None,
+            object_store: ObjectBackend::Local,
+            s3_bucket: None,
+            cdn_base_url: None,
+            url_signing_key: None,
+            cache: CacheBackend::Memory,
+            redis_url: None,
+            cache_max_entries: 100_000,
+            database_url: None,
+            user_url: None,
+            product_url: None,
+            order_url: None,
+            payment_url: None,
+            inventory_url: None,
+        }
+    }
+}
+
+/// A configuration value that cannot be used; `variable` names where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (or file key) at fault, e.g. `SHOP_PORT`.
+    pub variable: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { variable: env_name(field), message: message.into() }
+    }
+}
+
+/// The environment variable that sets a config field.
+pub fn env_name(field: &str) -> String {
+    format!("{ENV_PREFIX}{}", field.replace('.', "__").to_ascii_uppercase())
+}
+
+impl Config {
+    /// Loads the configuration from the process environment (and the file `SHOP_CONFIG` names).
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment())
+    }
+
+    /// The layered sources, for callers that add their own (the CLI's flags) on top.
+    pub fn figment() -> Figment {
+        let mut figment = Figment::new();
+        if let Ok(path) = std::env::var("SHOP_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]))
+    }
+
+    /// Extracts and validates a configuration from any figment (tests build their own).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|error| {
+            let error = error.into_iter().next().expect("a figment error has at least one cause");
+            let field = error.path.join(".");
+            let message = match &error.kind {
+                figment::error::Kind::UnknownField(name, _) => {
+                    return ConfigError::new(name, "unknown setting");
+                }
+                kind => kind.to_string(),
+            };
+            if field.is_empty() {
+                ConfigError { variable: "SHOP_CONFIG".into(), message: error.to_string() }
+            } else {
+                ConfigError::new(&field, message)
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the rules that span several settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.object_store == ObjectBackend::S3 && self.s3_bucket.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::new("s3_bucket", "is required when SHOP_OBJECT_STORE=s3"));
+        }
+        if self.cache == CacheBackend::Redis && self.redis_url.is_none() {
+            return Err(ConfigError::new("redis_url", "is required when SHOP_CACHE=redis"));
+        }
+        if self.body_limit_bytes == 0 {
+            return Err(ConfigError::new("body_limit_bytes", "must be greater than 0"));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(ConfigError::new("request_timeout_ms", "must be greater than 0"));
+        }
+        if self.rate_limit_enabled && (self.rate_limit_per_second == 0 || self.rate_limit_burst == 0) {
+            return Err(ConfigError::new(
+                "rate_limit_per_second",
+                "rate limits must be greater than 0 (or set SHOP_RATE_LIMIT_ENABLED=false)",
+            ));
+        }
+        if self.sqs_wait_seconds > 20 {
+            return Err(ConfigError::new("sqs_wait_seconds", "must be between 0 and 20"));
+        }
+        if self.aws_region.trim().is_empty() {
+            return Err(ConfigError::new("aws_region", "must not be empty"));
+        }
+        for origin in self.cors_origin_list() {
+            if origin != "*" && Url::parse(origin).is_err() {
+                return Err(ConfigError::new("cors_origins", format!("{origin:?} is not an origin URL")));
+            }
+        }
+        if let Some(url) = &self.database_url {
+            use secrecy::ExposeSecret;
+            let url = url.expose_secret();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::new("database_url", "must be a postgres:// URL"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The CORS origins as a list.
+    pub fn cors_origin_list(&self) -> impl Iterator<Item = &str> {
+        self.cors_origins.split(',').map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// The base URL clients reach this process on.
+    pub fn public_url(&self) -> Url {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| Url::parse(&format!("http://localhost:{}", self.port)).expect("a valid URL"))
+    }
+
+    /// Request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Shutdown grace period as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// A configuration for tests: embedded backends under `data_dir`, rate limiting off, quiet.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            port: 0,
+            data_dir: data_dir.into(),
+            rate_limit_enabled: false,
+            shutdown_grace_ms: 2_000,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn defaults_give_the_embedded_mode() {
+        Jail::expect_with(|_| {
+            let config = Config::load().unwrap();
+            assert_eq!(config.port, 8080);
+            assert_eq!(config.event_bus, BusBackend::Sqlite);
+            assert_eq!(config.object_store, ObjectBackend::Local);
+            assert_eq!(config.cache, CacheBackend::Memory);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file("shop.toml", "port = 9000\nevent_bus = \"sqs\"\n")?;
+            jail.set_env("SHOP_CONFIG", "shop.toml");
+            jail.set_env("SHOP_PORT", "9100");
+            let config = Config::load().unwrap();
+            assert_eq!(config.port, 9100);
+            assert_eq!(config.event_bus, BusBackend::Sqs);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_PORT", "eighty");
+            let error = Config::load().unwrap_err();
+            assert_eq!(error.variable, "SHOP_PORT");
+            jail.set_env("SHOP_PORT", "8080");
+            jail.set_env("SHOP_EVENT_BUS", "kafka");
+            let error = Config::load().unwrap_err();
+            assert_eq!(error.variable, "SHOP_EVENT_BUS");
+            assert!(error.message.contains("kafka"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_setting_is_rejected() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_PROT", "8080");
+            let error = Config::load().unwrap_err();
+            assert_eq!(error.variable, "SHOP_PROT");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cross_field_rules_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_OBJECT_STORE", "s3");
+            assert_eq!(Config::load().unwrap_err().variable, "SHOP_S3_BUCKET");
+            jail.set_env("SHOP_S3_BUCKET", "images");
+            jail.set_env("SHOP_CACHE", "redis");
+            assert_eq!(Config::load().unwrap_err().variable, "SHOP_REDIS_URL");
+            jail.set_env("SHOP_REDIS_URL", "redis://127.0.0.1");
+            jail.set_env("SHOP_DATABASE_URL", "mysql://x");
+            assert_eq!(Config::load().unwrap_err().variable, "SHOP_DATABASE_URL");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_REDIS_URL", "redis://:hunter2@127.0.0.1");
+            let config = Config::load().unwrap();
+            assert!(!format!("{config:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,138 @@
+//! The consumer loop: receives from one queue, hands each event to a handler, acknowledges what
+//! succeeded, gives back what failed (visible again after a backoff; dead-lettered after the fifth
+//! receive) and dead-letters at once what can never succeed. On shutdown it stops receiving and
+//! finishes the batch in hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{BusError, Delivery, EventBus, backoff};
+use super::envelope::Event;
+
+/// Why a handler did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// A passing failure (a dependency down): deliver again later.
+    #[error("retryable")]
+    Retry(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The event can never be applied (a payload of the wrong shape): dead-letter it now.
+    #[error("rejected: {0}")]
+    Reject(String),
+}
+
+impl HandlerError {
+    /// A retryable failure from any error.
+    pub fn retry(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Retry(error.into())
+    }
+}
+
+/// Applies events of one queue. It must be idempotent: an event may arrive more than once.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// Applies one event.
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError>;
+}
+
+/// One queue's consumer.
+#[derive(Clone)]
+pub struct Consumer {
+    bus: Arc<dyn EventBus>,
+    queue: String,
+    handler: Arc<dyn EventHandler>,
+    batch: usize,
+    visibility: Duration,
+}
+
+impl Consumer {
+    /// A consumer of `queue` running `handler`.
+    pub fn new(bus: Arc<dyn EventBus>, queue: impl Into<String>, handler: Arc<dyn EventHandler>) -> Self {
+        Self { bus, queue: queue.into(), handler, batch: 10, visibility: Duration::from_secs(30) }
+    }
+
+    /// How long a received message stays hidden while its handler runs.
+    pub fn visibility(mut self, visibility: Duration) -> Self {
+        self.visibility = visibility;
+        self
+    }
+
+    /// Receives one batch and handles it; the number of messages received.
+    pub async fn poll_once(&self) -> Result<usize, BusError> {
+        let deliveries = self.bus.receive(&self.queue, self.batch, self.visibility).await?;
+        let received = deliveries.len();
+        for delivery in deliveries {
+            self.handle(delivery).await?;
+        }
+        Ok(received)
+    }
+
+    async fn handle(&self, delivery: Delivery) -> Result<(), BusError> {
+        let queue = self.queue.as_str();
+        let event = match delivery.event() {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(queue, message.id = %delivery.message_id, %error, "not an event; dead-lettering");
+                metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => "dead")
+                    .increment(1);
+                return self.bus.dead_letter(&delivery, &error.to_string()).await;
+            }
+        };
+        let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
+            correlation_id = event.correlationid.as_deref().unwrap_or_default());
+        let result = tracing::Instrument::instrument(self.handler.handle(&event), span.clone()).await;
+        let _entered = span.enter();
+        let outcome = match result {
+            Ok(()) => {
+                self.bus.ack(&delivery).await?;
+                "ok"
+            }
+            Err(HandlerError::Retry(error)) => {
+                let delay = backoff(delivery.receive_count);
+                tracing::warn!(error = %crate::http::error::cause_chain(error.as_ref()), receive_count = delivery.receive_count,
+                    retry_in_ms = delay.as_millis() as u64, "event handler failed; will retry");
+                self.bus.nack(&delivery, delay).await?;
+                "retry"
+            }
+            Err(HandlerError::Reject(reason)) => {
+                tracing::error!(%reason, "event rejected; dead-lettering");
+                self.bus.dead_letter(&delivery, &reason).await?;
+                "dead"
+            }
+        };
+        metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => outcome).increment(1);
+        Ok(())
+    }
+
+    /// Runs until `shutdown`: the batch being handled is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(error) = self.bus.ensure_queue(&self.queue).await {
+            tracing::error!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "cannot make the queue");
+        }
+        loop {
+            let deliveries = tokio::select! {
+                () = shutdown.cancelled() => break,
+                result = self.bus.receive(&self.queue, self.batch, self.visibility) => result,
+            };
+            match deliveries {
+                Ok(deliveries) => {
+                    for delivery in deliveries {
+                        if let Err(error) = self.handle(delivery).await {
+                            tracing::warn!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "could not settle a message");
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "receive failed; backing off");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(queue = %self.queue, "consumer stopped");
+    }
+}

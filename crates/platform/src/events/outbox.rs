@@ -1,0 +1,180 @@
+//! The outbox relay: publishes what services wrote to their outbox table (in the same transaction as
+//! their state change) and deletes what the bus accepted. A crash between the two republishes; the
+//! consumers' inbox makes that harmless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::params;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{BusError, EventBus};
+use super::envelope::Event;
+use crate::sqlite::Db;
+
+/// Rows the relay moves at a time.
+const BATCH: usize = 100;
+
+/// A table of events waiting to be published.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// The oldest waiting events, in order, with their sequence numbers.
+    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError>;
+    /// Forgets published events.
+    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError>;
+}
+
+/// The outbox of a SQLite service database.
+#[derive(Debug, Clone)]
+pub struct SqliteOutbox(pub Db);
+
+#[async_trait]
+impl OutboxStore for SqliteOutbox {
+    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+        Ok(self
+            .0
+            .read(move |c| {
+                let mut select = c.prepare_cached("SELECT seq, body FROM outbox ORDER BY seq LIMIT ?1")?;
+                let rows = select
+                    .query_map(params![limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
+        let seqs = seqs.to_vec();
+        self.0
+            .transaction(move |tx| {
+                let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+                for seq in seqs {
+                    delete.execute(params![seq])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Moves an outbox onto the bus.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    store: Arc<dyn OutboxStore>,
+    bus: Arc<dyn EventBus>,
+    wake: Arc<Notify>,
+    interval: Duration,
+}
+
+impl OutboxRelay {
+    /// A relay from `store` to `bus` that looks every `interval` and whenever woken.
+    pub fn new(store: Arc<dyn OutboxStore>, bus: Arc<dyn EventBus>, interval: Duration) -> Self {
+        Self { store, bus, wake: Arc::new(Notify::new()), interval }
+    }
+
+    /// A handle that wakes the relay after a commit, so events leave at once instead of at the next
+    /// tick.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Publishes everything waiting; the number published.
+    pub async fn drain(&self) -> Result<usize, BusError> {
+        let mut total = 0;
+        loop {
+            let rows = self.store.fetch(BATCH).await?;
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            let mut published = Vec::with_capacity(rows.len());
+            let mut failure = None;
+            for (seq, body) in &rows {
+                match Event::from_json(body) {
+                    Ok(event) => match self.bus.publish(&event).await {
+                        Ok(()) => published.push(*seq),
+                        Err(error) => {
+                            failure = Some(error);
+                            break;
+                        }
+                    },
+                    Err(error) => {
+                        // Only our own code writes the outbox; a bad row is a bug, kept out of the way.
+                        tracing::error!(outbox.seq = seq, %error, "dropping an outbox row that is not an event");
+                        published.push(*seq);
+                    }
+                }
+            }
+            self.store.delete(&published).await?;
+            total += published.len();
+            metrics::counter!("outbox_published_total").increment(published.len() as u64);
+            if let Some(error) = failure {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Runs until `shutdown`, then publishes what is left once more.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.drain().await {
+                tracing::warn!(error = %crate::http::error::cause_chain(&error), "outbox relay could not publish; will retry");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        if let Err(error) = self.drain().await {
+            tracing::warn!(error = %crate::http::error::cause_chain(&error), "outbox left unpublished at shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::events::routing::Routing;
+    use crate::events::sqlite::SqliteQueue;
+    use crate::sqlite::{PLATFORM_MIGRATIONS, outbox_push};
+
+    #[tokio::test]
+    async fn committed_events_are_published_in_order_and_rolled_back_ones_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("svc.db")).unwrap();
+        db.migrate(PLATFORM_MIGRATIONS).unwrap();
+        let bus = Arc::new(
+            SqliteQueue::open(dir.path().join("events.db"), Routing::new().subscribe("q", ["t.*"]), Duration::ZERO)
+                .unwrap(),
+        );
+        let events: Vec<Event> = (0..3).map(|i| Event::new("t.happened.v1", "svc", json!({"i": i}))).collect();
+        let committed = events.clone();
+        db.transaction(move |tx| {
+            for event in &committed {
+                outbox_push(tx, event)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let rolled_back = Event::new("t.happened.v1", "svc", json!({"i": 99}));
+        let _ = db
+            .transaction(move |tx| {
+                outbox_push(tx, &rolled_back)?;
+                Err::<(), _>(crate::sqlite::DbError::Sqlite(rusqlite::Error::InvalidQuery))
+            })
+            .await;
+
+        let relay = OutboxRelay::new(Arc::new(SqliteOutbox(db.clone())), bus.clone(), Duration::from_secs(60));
+        assert_eq!(relay.drain().await.unwrap(), 3);
+        assert_eq!(relay.drain().await.unwrap(), 0);
+        let received = bus.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        let ids: Vec<String> = received.iter().map(|d| d.event().unwrap().id).collect();
+        assert_eq!(ids, events.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+    }
+}

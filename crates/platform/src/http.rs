@@ -1,0 +1,14 @@
+//! The HTTP conventions every service follows: problem+json errors ([`error`]), extractors that never
+//! answer in plain text ([`extract`]), the middleware stack ([`layers`]), per-client rate limiting
+//! ([`rate_limit`]), the operations endpoints ([`ops`]) and serving with graceful shutdown
+//! ([`serve`]).
+
+pub mod error;
+pub mod extract;
+pub mod layers;
+pub mod ops;
+pub mod rate_limit;
+pub mod serve;
+
+pub use error::{ApiError, FieldError, Validator};
+pub use extract::{Json, Path, Query};

@@ -1,0 +1,180 @@
+//! Extractors that answer bad input with problem+json: `Json`, `Path` and `Query` wrap axum's and turn
+//! every rejection into an [`ApiError`] (axum's own answer is plain text).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, FieldError};
+
+/// A JSON request or response body. Malformed JSON is a 400, a body of the wrong shape a 422 naming
+/// the field, a missing `Content-Type: application/json` a 415, and a body over the limit a 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonSyntaxError(error) => ApiError::malformed_json(source_text(&error)),
+        JsonRejection::JsonDataError(error) => {
+            // serde_path_to_error's message reads "field.path: what is wrong".
+            let text = source_text(&error);
+            let (field, message) = match text.split_once(": ") {
+                Some((field, message)) if !field.contains(' ') => (field.to_owned(), message.to_owned()),
+                _ => (".".to_owned(), text),
+            };
+            ApiError::validation(vec![FieldError { field, message }])
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::unsupported_media_type("expected a body with Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(error) => {
+            if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from_status(error.status()).with_detail("the request body is too large")
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    while let Some(next) = deepest.source() {
+        deepest = next;
+    }
+    deepest.to_string()
+}
+
+/// Path parameters; a value that does not parse is a 400 naming the parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => {
+                Err(ApiError::bad_request(format!("invalid path parameter: {}", error.body_text())))
+            }
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
+}
+
+/// Query parameters; bad ones are a 400 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                Err(ApiError::bad_request(format!("invalid query: {}", source_text(&error))))
+            }
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::post;
+    use http_body_util::BodyExt;
+    use serde::Deserialize;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[derive(Deserialize, Serialize)]
+    struct Body_ {
+        name: String,
+        quantity: u32,
+    }
+
+    async fn call(content_type: Option<&str>, body: &'static str) -> (u16, String, Value) {
+        let app = Router::new().route("/", post(|Json(b): Json<Body_>| async move { Json(b) }));
+        let mut request = axum::http::Request::post("/");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = app.oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_a_400_problem() {
+        let (status, content_type, json) = call(Some("application/json"), "{\"name\": ").await;
+        assert_eq!(status, 400);
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(json["type"], "/problems/malformed-json");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_field_type_is_a_422_naming_the_field() {
+        let (status, _, json) = call(Some("application/json"), r#"{"name":"a","quantity":-1}"#).await;
+        assert_eq!(status, 422);
+        assert_eq!(json["errors"][0]["field"], "quantity");
+        let (status, _, json) = call(Some("application/json"), r#"{"quantity":1}"#).await;
+        assert_eq!(status, 422);
+        assert!(json["detail"].as_str().unwrap().contains("name"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_content_type_is_a_415() {
+        let (status, content_type, _) = call(None, r#"{"name":"a","quantity":1}"#).await;
+        assert_eq!(status, 415);
+        assert_eq!(content_type, "application/problem+json");
+    }
+
+    #[tokio::test]
+    async fn a_good_body_passes() {
+        let (status, content_type, json) = call(Some("application/json"), r#"{"name":"a","quantity":2}"#).await;
+        assert_eq!(status, 200);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(json["quantity"], 2);
+    }
+}

@@ -1,0 +1,269 @@
+//! The middleware stack every service router gets, in one place so every service behaves alike:
+//! request ids and trace context, the request span, metrics, panic recovery, rate limiting, CORS,
+//! compression, a request timeout, a body size limit, and problem+json for every error answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use super::error::{ApiError, PROBLEM_JSON};
+use super::rate_limit::{RateLimiter, RateLimits};
+use crate::config::Config;
+use crate::telemetry::trace::TraceContext;
+
+/// The settings of the stack, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+    /// Allowed CORS origins (`*` for any); empty turns CORS off.
+    pub cors_origins: Vec<String>,
+    /// Per-client rate limits; `None` turns rate limiting off.
+    pub rate_limits: Option<RateLimits>,
+}
+
+impl HttpSettings {
+    /// The settings a configuration names.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            body_limit_bytes: config.body_limit_bytes,
+            request_timeout: config.request_timeout(),
+            cors_origins: config.cors_origin_list().map(str::to_owned).collect(),
+            rate_limits: config.rate_limit_enabled.then_some(RateLimits {
+                per_second: config.rate_limit_per_second,
+                burst: config.rate_limit_burst,
+                trusted_proxy_hops: config.trusted_proxy_hops,
+            }),
+        }
+    }
+}
+
+/// Wraps `router` in the whole stack, with problem+json answers for unknown paths and methods.
+pub fn apply(router: Router, settings: &HttpSettings) -> Router {
+    let router = router
+        .fallback(|| async { ApiError::not_found("no such resource") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
+
+    let limit = settings.body_limit_bytes;
+    let inner = ServiceBuilder::new()
+        .layer(middleware::from_fn(move |request: Request, next: Next| problem_for_errors(request, next, limit)))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes));
+    let router = router.layer(inner);
+
+    let router = match cors_layer(&settings.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    let router = match &settings.rate_limits {
+        Some(limits) => {
+            let limiter = Arc::new(RateLimiter::new(limits.clone()));
+            router.layer(middleware::from_fn(move |request: Request, next: Next| {
+                let limiter = limiter.clone();
+                async move { limiter.middleware(request, next).await }
+            }))
+        }
+        None => router,
+    };
+    router.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(crate::telemetry::trace::middleware))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request| {
+                        let context = request.extensions().get::<TraceContext>();
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id = context.map(|c| c.request_id.as_str()).unwrap_or_default(),
+                            trace_id = context.map(|c| c.trace_id.as_str()).unwrap_or_default(),
+                        )
+                    })
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
+            .layer(middleware::from_fn(crate::telemetry::metrics::middleware))
+            .layer(CatchPanicLayer::custom(|_| {
+                ApiError::internal(std::io::Error::other("handler panicked")).into_response()
+            })),
+    )
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Turns every error answer that is not already JSON (those made by layers and by axum itself: 404,
+/// 405, 408, 413, …) into problem+json with the same status and headers.
+async fn problem_for_errors(request: Request, next: Next, body_limit: usize) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(body_limit),
+        StatusCode::REQUEST_TIMEOUT => ApiError::timeout(),
+        other => ApiError::from_status(other),
+    };
+    let (parts, _) = response.into_parts();
+    let mut replaced = error.into_response();
+    for name in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(value) = parts.headers.get(&name) {
+            replaced.headers_mut().insert(name, value.clone());
+        }
+    }
+    replaced
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use http_body_util::BodyExt;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            body_limit_bytes: 64,
+            request_timeout: Duration::from_millis(200),
+            cors_origins: vec!["https://shop.example".into()],
+            rate_limits: None,
+        }
+    }
+
+    fn app() -> Router {
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/echo", post(|body: String| async move { body }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/panic", get(|| async { boom() }));
+        apply(router, &settings())
+    }
+
+    fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    async fn send(request: axum::http::Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = app().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_are_problems() {
+        let (status, headers, json) = send(axum::http::Request::get("/nope").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 404);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(json["status"], 404);
+        let (status, headers, _) = send(axum::http::Request::delete("/ok").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 405);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_a_413_problem() {
+        let (status, headers, json) =
+            send(axum::http::Request::post("/echo").body(Body::from(vec![b'x'; 65])).unwrap()).await;
+        assert_eq!(status, 413);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(json["type"], "/problems/payload-too-large");
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_times_out_with_a_problem() {
+        let (status, headers, _) = send(axum::http::Request::get("/slow").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 408);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_problem() {
+        let (status, headers, json) = send(axum::http::Request::get("/panic").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 500);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert!(!json.to_string().contains("boom"));
+    }
+
+    #[tokio::test]
+    async fn every_response_carries_a_request_id_and_the_given_one_is_kept() {
+        let (_, headers, _) = send(axum::http::Request::get("/ok").body(Body::empty()).unwrap()).await;
+        assert!(!headers["x-request-id"].is_empty());
+        let (_, headers, _) =
+            send(axum::http::Request::get("/ok").header("x-request-id", "abc-123").body(Body::empty()).unwrap()).await;
+        assert_eq!(headers["x-request-id"], "abc-123");
+    }
+
+    #[tokio::test]
+    async fn cors_allows_only_the_configured_origins() {
+        let preflight = |origin: &str| {
+            axum::http::Request::options("/ok")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (_, headers, _) = send(preflight("https://shop.example")).await;
+        assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
+        let (_, headers, _) = send(preflight("https://evil.example")).await;
+        assert!(headers.get("access-control-allow-origin").is_none());
+    }
+}

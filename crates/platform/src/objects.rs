@@ -1,0 +1,124 @@
+//! The object store port (product images, shipping labels): a local folder in the embedded mode, S3
+//! on AWS, both through the `object_store` crate. Clients upload straight to the store with a
+//! presigned URL: S3 presigning on AWS, a signed, expiring URL to this process in the embedded mode
+//! ([`local::upload_router`]).
+
+pub mod local;
+pub mod s3;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use url::Url;
+
+/// A failure of the object store.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The key is not a safe object path.
+    #[error("invalid object key {0:?}")]
+    InvalidKey(String),
+    /// The store failed.
+    #[error("object store")]
+    Store(#[from] object_store::Error),
+    /// The store could not be set up.
+    #[error("object store configuration: {0}")]
+    Config(String),
+}
+
+/// A stored object.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The content.
+    pub bytes: Bytes,
+    /// Its media type, where the store keeps it.
+    pub content_type: Option<String>,
+}
+
+/// Where and how a client uploads one object.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PresignedUpload {
+    /// The URL to send the bytes to.
+    pub url: String,
+    /// The HTTP method to use (`PUT`).
+    pub method: String,
+    /// Headers the upload must carry.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// When the URL stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Where the object will be served from once uploaded.
+    pub public_url: String,
+}
+
+/// The object store port.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Stores `bytes` under `key`.
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), ObjectError>;
+    /// The object under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Object>, ObjectError>;
+    /// Deletes `key` (no error when absent).
+    async fn delete(&self, key: &str) -> Result<(), ObjectError>;
+    /// A URL a client can `PUT` the object to until `expires_in` has passed.
+    async fn presign_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedUpload, ObjectError>;
+    /// Where the object is served publicly (the CDN on AWS).
+    fn public_url(&self, key: &str) -> Url;
+    /// Whether the store answers (for `/ready`).
+    async fn ping(&self) -> Result<(), ObjectError>;
+}
+
+/// Checks that `key` is a relative path of safe segments (no `..`, no empty segment, no control
+/// characters), so it cannot escape the store.
+pub fn validate_key(key: &str) -> Result<object_store::path::Path, ObjectError> {
+    let invalid = || ObjectError::InvalidKey(key.to_owned());
+    if key.is_empty() || key.len() > 512 || key.starts_with('/') || key.ends_with('/') {
+        return Err(invalid());
+    }
+    for segment in key.split('/') {
+        let safe = !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !safe {
+            return Err(invalid());
+        }
+    }
+    object_store::path::Path::parse(key).map_err(|_| invalid())
+}
+
+fn join(base: &Url, key: &str) -> Url {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base.join(key).expect("a validated key joins onto a base URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_the_store() {
+        for bad in ["", "/etc/passwd", "a/../b", "../a", "a//b", "a/", "a b", "a/./b", "a\\b", "ä"] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "products/p1/image-1.jpg", "labels/2026/o_1.pdf"] {
+            assert!(validate_key(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn public_urls_join_onto_the_base() {
+        let base = Url::parse("https://cdn.example/images").unwrap();
+        assert_eq!(join(&base, "p/1.jpg").as_str(), "https://cdn.example/images/p/1.jpg");
+    }
+}

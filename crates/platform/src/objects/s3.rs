@@ -1,0 +1,119 @@
+//! The S3 adapter, with SigV4 presigned upload URLs. Objects are served through CloudFront
+//! (`SHOP_CDN_BASE_URL`) or, without one, from the bucket's own URL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::signer::Signer;
+use object_store::{Attribute, Attributes, ObjectStore as _, ObjectStoreExt, PutOptions};
+use url::Url;
+
+use super::{Object, ObjectError, ObjectStore, PresignedUpload, join, validate_key};
+
+/// Objects in an S3 bucket.
+#[derive(Clone)]
+pub struct S3ObjectStore {
+    store: Arc<AmazonS3>,
+    public_base: Url,
+}
+
+impl std::fmt::Debug for S3ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3ObjectStore").field("public_base", &self.public_base.as_str()).finish()
+    }
+}
+
+impl S3ObjectStore {
+    /// A store on `bucket`. Credentials come from the environment (the ECS task role on AWS);
+    /// `endpoint` points at moto or LocalStack locally (path-style, plain HTTP allowed).
+    pub fn new(
+        bucket: &str,
+        region: &str,
+        endpoint: Option<&Url>,
+        cdn_base: Option<&Url>,
+    ) -> Result<Self, ObjectError> {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(region);
+        let bucket_url = match endpoint {
+            Some(endpoint) => {
+                let endpoint = endpoint.as_str().trim_end_matches('/');
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+                format!("{endpoint}/{bucket}/")
+            }
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com/"),
+        };
+        let store = builder.build()?;
+        let public_base = match cdn_base {
+            Some(base) => base.clone(),
+            None => Url::parse(&bucket_url).map_err(|e| ObjectError::Config(e.to_string()))?,
+        };
+        Ok(Self { store: Arc::new(store), public_base })
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), ObjectError> {
+        let path = validate_key(key)?;
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+        let options = PutOptions { attributes, ..Default::default() };
+        self.store.put_opts(&path, bytes.into(), options).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, ObjectError> {
+        let path = validate_key(key)?;
+        match self.store.get(&path).await {
+            Ok(result) => {
+                let content_type = result.attributes.get(&Attribute::ContentType).map(|v| v.to_string());
+                Ok(Some(Object { bytes: result.bytes().await?, content_type }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+        let path = validate_key(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn presign_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedUpload, ObjectError> {
+        let path = validate_key(key)?;
+        let url = self.store.signed_url(http::Method::PUT, &path, expires_in).await?;
+        Ok(PresignedUpload {
+            url: url.into(),
+            method: "PUT".into(),
+            headers: [("content-type".to_owned(), content_type.to_owned())].into(),
+            expires_at: Utc::now() + expires_in,
+            public_url: self.public_url(key).into(),
+        })
+    }
+
+    fn public_url(&self, key: &str) -> Url {
+        join(&self.public_base, key)
+    }
+
+    async fn ping(&self) -> Result<(), ObjectError> {
+        // A HEAD of a key that need not exist: any answer but a transport or auth failure is fine.
+        match self.store.head(&object_store::path::Path::from("_ready")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Logs, traces and metrics.
+//!
+//! Logs are JSON lines (one object a line, with the request id and trace id of the request they belong
+//! to); request metrics are Prometheus series served at `/metrics`; business metrics are written in
+//! CloudWatch Embedded Metric Format ([`emf`]) so the ECS log stream becomes CloudWatch metrics.
+
+pub mod emf;
+pub mod metrics;
+pub mod trace;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LogFormat;
+
+/// Installs the process's log subscriber and metrics recorder. Later calls do nothing, so tests and
+/// the all-in-one binary may call it freely.
+pub fn init(format: LogFormat, filter: &str) {
+    metrics::recorder();
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_target(true),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().compact()).try_init(),
+    };
+    // An error only means a subscriber is already installed (a second service in one process).
+    let _ = result;
+}
