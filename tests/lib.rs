@@ -1,1 +1,57 @@
+//! `TestApp`: the whole platform, as `shop up` runs it, on a fresh data dir and a free port, for
+//! tests that drive it over HTTP as a client would.
 
+use std::net::SocketAddr;
+
+use platform::Config;
+use platform::infra::Infra;
+use reqwest::{Client, Method, RequestBuilder};
+
+/// A running platform.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// A client for it.
+    pub client: Client,
+    infra: Infra,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Starts the platform with the test configuration (embedded backends, rate limiting off),
+    /// adjusted by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        platform::install_crypto_provider();
+        let data = tempfile::tempdir().expect("a temporary dir");
+        let mut config = Config::for_tests(data.path());
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a free port");
+        let address = listener.local_addr().expect("a bound address");
+        config.public_url = Some(format!("http://{address}").parse().expect("a URL"));
+        let infra = Infra::build(config).await.expect("the infrastructure builds");
+        let services = shop::services(&infra).await.expect("the services build");
+        shop::seed_demo(&infra).await.expect("the demo catalog seeds");
+        let server = {
+            let infra = infra.clone();
+            tokio::spawn(async move { infra.serve(listener, services).await })
+        };
+        Self { base: format!("http://{address}"), client: Client::new(), infra, server, _data: data }
+    }
+
+    /// Starts the platform with the test configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A request to `path` on the platform.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Stops the platform the way SIGTERM does and waits for it.
+    pub async fn stop(self) {
+        self.infra.shutdown.cancel();
+        self.server.await.expect("the server task").expect("the server stops cleanly");
+    }
+}

@@ -124,6 +124,10 @@ pub struct Config {
     /// unset means SQLite under the data dir.
     pub database_url: Option<SecretString>,
 
+    /// The signing secret of the Stripe webhook endpoint (`SHOP_STRIPE_WEBHOOK_SECRET`); without it
+    /// every webhook is refused.
+    pub stripe_webhook_secret: Option<SecretString>,
+
     /// Base URLs of the other services (`SHOP_USER_URL`, …); unset means in-process (embedded).
     pub user_url: Option<Url>,
     /// See `user_url`.
@@ -166,6 +170,7 @@ impl Default for Config {
             redis_url: None,
             cache_max_entries: 100_000,
             database_url: None,
+            stripe_webhook_secret: None,
             user_url: None,
             product_url: None,
             order_url: None,

@@ -286,3 +286,50 @@ impl ReadinessCheck for ObjectsCheck {
         self.0.ping().await.map_err(|e| crate::http::error::cause_chain(&e))
     }
 }
+
+/// Runs one service as its own process: the body of every service binary's `main`. Loads and checks
+/// the configuration (a bad value exits with status 2 and a message naming the variable), starts
+/// telemetry, listens, and serves until SIGTERM or Ctrl-C.
+pub async fn service_main<F, Fut>(name: &'static str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(Config, TcpListener) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    crate::install_crypto_provider();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(config.log_format, &config.log);
+    let listener = match TcpListener::bind((config.bind, config.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("{name}: cannot listen on {}:{}: {error}", config.bind, config.port);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(service = name, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+    match run(config, listener).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(service = name, error = format!("{error:#}"), "service failed");
+            eprintln!("{name}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the infrastructure `config` names and serves one service on `listener` until shutdown.
+pub async fn run_single<F, Fut>(config: Config, listener: TcpListener, build: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Infra) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Service>>,
+{
+    let infra = Infra::build(config).await?;
+    crate::http::serve::cancel_on_signal(infra.shutdown.clone());
+    let service = build(infra.clone()).await?;
+    infra.serve(listener, vec![service]).await
+}

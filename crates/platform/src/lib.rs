@@ -6,6 +6,7 @@
 //! PostgreSQL data access ([`sqlite`], [`postgres`]), and the internal service client ([`client`]).
 //! No module here depends on a service; services depend only on this crate.
 
+pub mod auth;
 pub mod aws;
 pub mod cache;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod infra;
+pub mod money;
 pub mod objects;
 pub mod postgres;
 pub mod sqlite;

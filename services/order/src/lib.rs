@@ -1,1 +1,57 @@
-pub fn x() {}
+//! The order service: carts, checkout, orders and the checkout saga.
+//!
+//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
+//! `run` serves it as its own process (the `order-service` binary).
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use platform::infra::{Infra, Service};
+use platform::sqlite::Migration;
+use tokio::net::TcpListener;
+
+use crate::store::CartStore;
+use crate::store::sqlite::SqliteCartStore;
+
+/// The service's name.
+pub const NAME: &str = "order";
+
+/// The currency carts are priced in.
+pub const CURRENCY: &str = "USD";
+
+/// The service's SQLite schema.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    scope: NAME,
+    version: 1,
+    name: "carts",
+    sql: include_str!("../../../migrations/order/sqlite/0001_carts.sql"),
+}];
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Carts.
+    pub carts: Arc<dyn CartStore>,
+}
+
+/// The service's API routes.
+pub fn router(state: AppState) -> Router {
+    api::router().with_state(state)
+}
+
+/// Wires the service into a process: stores, outbox relay, routes, checks.
+pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+    infra.spawn_sqlite_relay(&db);
+    let state = AppState { carts: Arc::new(SqliteCartStore::new(db.clone())) };
+    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+}
+
+/// Serves the service as its own process until shutdown.
+pub async fn run(config: platform::Config, listener: TcpListener) -> anyhow::Result<()> {
+    platform::infra::run_single(config, listener, build).await
+}

@@ -1,1 +1,6 @@
-fn main() {}
+//! The user service as its own process.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    platform::infra::service_main(shop_user::NAME, shop_user::run).await
+}

@@ -11,6 +11,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -55,6 +56,8 @@ impl HttpSettings {
 
 /// Wraps `router` in the whole stack, with problem+json answers for unknown paths and methods.
 pub fn apply(router: Router, settings: &HttpSettings) -> Router {
+    // The metrics middleware records into the global recorder: make sure there is one.
+    crate::telemetry::metrics::recorder();
     let router = router
         .fallback(|| async { ApiError::not_found("no such resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -98,7 +101,7 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
                         )
                     })
                     .on_request(())
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
             )
             .layer(middleware::from_fn(crate::telemetry::metrics::middleware))
             .layer(CatchPanicLayer::custom(|_| {

@@ -1,0 +1,49 @@
+//! The whole platform in one process: the five services wired onto one shared infrastructure, as
+//! `shop up` runs them and as the end-to-end tests drive them.
+
+use anyhow::Context;
+use platform::Config;
+use platform::infra::{Infra, Service};
+use platform::sqlite;
+
+/// Every service's embedded schema, by database name.
+pub const SERVICES: &[(&str, &[sqlite::Migration])] = &[
+    (shop_user::NAME, shop_user::MIGRATIONS),
+    (shop_product::NAME, shop_product::MIGRATIONS),
+    (shop_order::NAME, shop_order::MIGRATIONS),
+    (shop_payment::NAME, shop_payment::MIGRATIONS),
+    (shop_inventory::NAME, shop_inventory::MIGRATIONS),
+];
+
+/// Applies every service's migrations (and the event queue's) under the data dir.
+pub fn migrate(config: &Config) -> anyhow::Result<()> {
+    for (name, migrations) in SERVICES {
+        let path = config.data_dir.join(format!("{name}.db"));
+        let db = sqlite::Db::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let applied = db.migrate(sqlite::PLATFORM_MIGRATIONS)? + db.migrate(migrations)?;
+        println!("{name}: {applied} migration(s) applied ({})", path.display());
+    }
+    let queue = config.data_dir.join("events.db");
+    let db = sqlite::Db::open(&queue).with_context(|| format!("cannot open {}", queue.display()))?;
+    let applied = db.migrate(platform::events::sqlite::QUEUE_MIGRATIONS)?;
+    println!("events: {applied} migration(s) applied ({})", queue.display());
+    Ok(())
+}
+
+/// Builds all five services on `infra` (opening and migrating their stores, starting their relays
+/// and consumers). Their routes are disjoint, so merged they route by path prefix exactly as the
+/// edge does.
+pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
+    Ok(vec![
+        shop_user::build(infra.clone()).await?,
+        shop_product::build(infra.clone()).await?,
+        shop_order::build(infra.clone()).await?,
+        shop_payment::build(infra.clone()).await?,
+        shop_inventory::build(infra.clone()).await?,
+    ])
+}
+
+/// Seeds the demo catalog into an empty catalog; the number of categories added.
+pub async fn seed_demo(infra: &Infra) -> anyhow::Result<usize> {
+    Ok(shop_product::seed::seed_demo(&shop_product::open_state(infra)?).await?)
+}

@@ -1,0 +1,3 @@
+//! Payment rules, free of I/O.
+
+pub mod webhook;

@@ -1,0 +1,3 @@
+//! Catalog types and rules, free of I/O.
+
+pub mod category;
