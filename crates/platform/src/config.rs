@@ -213,7 +213,12 @@ impl Config {
         if let Ok(path) = std::env::var("SHOP_CONFIG") {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]))
+        // `SHOP_TEST_*` point test suites at their servers; they are not settings.
+        figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["config"])
+                .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+        )
     }
 
     /// Extracts and validates a configuration from any figment (tests build their own).
@@ -380,6 +385,15 @@ mod tests {
             jail.set_env("SHOP_REDIS_URL", "redis://127.0.0.1");
             jail.set_env("SHOP_DATABASE_URL", "mysql://x");
             assert_eq!(Config::load().unwrap_err().variable, "SHOP_DATABASE_URL");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_server_variables_are_not_settings() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_TEST_DATABASE_URL", "postgres://127.0.0.1/test");
+            assert!(Config::load().is_ok());
             Ok(())
         });
     }

@@ -35,13 +35,18 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
 /// advisory lock so concurrent starters wait for each other.
 pub async fn migrate(pool: &PgPool, migrations: &[Migration]) -> Result<usize, sqlx::Error> {
     const LOCK: i64 = 0x5348_4f50; // "SHOP"
+    // Under the lock too: two concurrent `CREATE TABLE IF NOT EXISTS` can both miss the table and
+    // one then fails on the catalog's unique index.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *tx).await?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS _migrations (
             scope TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
             applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (scope, version))",
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut sorted = migrations.to_vec();
     sorted.sort_by_key(|m| (m.scope, m.version));
     let mut applied = 0;

@@ -17,6 +17,9 @@ use super::routing::Routing;
 
 /// The largest batch SQS returns.
 const SQS_MAX_BATCH: usize = 10;
+/// Long-poll wait of the dead-letter listing and redrive, which must not stop at a sampled empty
+/// answer.
+const ADMIN_WAIT_SECONDS: i32 = 1;
 
 fn sqs_error<E>(operation: &'static str) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E>) -> BusError
 where
@@ -227,7 +230,9 @@ impl EventBus for SqsBus {
         let mut receipts = Vec::new();
         // Peek: receive with a short visibility, then make each message visible again at once.
         while letters.len() < limit {
-            let batch = self.receive_from(&url, limit - letters.len(), Duration::from_secs(30), 0).await?;
+            // A short poll samples only some SQS servers: wait briefly so an empty answer means empty.
+            let batch =
+                self.receive_from(&url, limit - letters.len(), Duration::from_secs(30), ADMIN_WAIT_SECONDS).await?;
             if batch.is_empty() {
                 break;
             }
@@ -263,7 +268,7 @@ impl EventBus for SqsBus {
         let target = self.name(queue);
         let mut moved = 0;
         loop {
-            let batch = self.receive_from(&dlq_url, SQS_MAX_BATCH, Duration::from_secs(30), 0).await?;
+            let batch = self.receive_from(&dlq_url, SQS_MAX_BATCH, Duration::from_secs(30), ADMIN_WAIT_SECONDS).await?;
             if batch.is_empty() {
                 return Ok(moved);
             }
