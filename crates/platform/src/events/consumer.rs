@@ -136,3 +136,47 @@ impl Consumer {
         tracing::info!(queue = %self.queue, "consumer stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::events::routing::Routing;
+    use crate::events::sqlite::SqliteQueue;
+
+    struct Slow(Arc<AtomicU32>);
+
+    #[async_trait]
+    impl EventHandler for Slow {
+        async fn handle(&self, _: &Event) -> Result<(), HandlerError> {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_the_event_in_hand_and_acknowledges_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn EventBus> = Arc::new(
+            SqliteQueue::open(dir.path().join("events.db"), Routing::new(), Duration::from_millis(50)).unwrap(),
+        );
+        bus.send("q", &Event::new("t.v1", "test", json!({}))).await.unwrap();
+        let handled = Arc::new(AtomicU32::new(0));
+        let shutdown = CancellationToken::new();
+        let consumer = Consumer::new(bus.clone(), "q", Arc::new(Slow(handled.clone())));
+        let task = tokio::spawn(consumer.run(shutdown.clone()));
+        // Stop while the handler is mid-way through the event.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert_eq!(handled.load(Ordering::SeqCst), 1);
+        // It was acknowledged, not left to come back after its visibility timeout.
+        let again = bus.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        assert!(again.is_empty());
+        assert!(bus.dead_letters("q", 10).await.unwrap().is_empty());
+    }
+}
