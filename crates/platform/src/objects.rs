@@ -93,6 +93,30 @@ pub fn validate_key(key: &str) -> Result<object_store::path::Path, ObjectError> 
     object_store::path::Path::parse(key).map_err(|_| invalid())
 }
 
+/// Reads `key` from an `object_store` backend: its bytes and stored content type, `None` when absent.
+async fn read(store: &dyn object_store::ObjectStore, key: &str) -> Result<Option<Object>, ObjectError> {
+    use object_store::ObjectStoreExt;
+    let path = validate_key(key)?;
+    match store.get(&path).await {
+        Ok(result) => {
+            let content_type = result.attributes.get(&object_store::Attribute::ContentType).map(|v| v.to_string());
+            Ok(Some(Object { bytes: result.bytes().await?, content_type }))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Deletes `key` from an `object_store` backend; absent is fine.
+async fn remove(store: &dyn object_store::ObjectStore, key: &str) -> Result<(), ObjectError> {
+    use object_store::ObjectStoreExt;
+    let path = validate_key(key)?;
+    match store.delete(&path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 fn join(base: &Url, key: &str) -> Url {
     let mut base = base.clone();
     if !base.path().ends_with('/') {

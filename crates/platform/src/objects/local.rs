@@ -23,7 +23,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use url::Url;
 
-use super::{Object, ObjectError, ObjectStore, PresignedUpload, join, validate_key};
+use super::{Object, ObjectError, ObjectStore, PresignedUpload, join, read, remove, validate_key};
 use crate::http::ApiError;
 
 /// Largest object accepted through a local upload URL.
@@ -107,23 +107,13 @@ impl ObjectStore for LocalObjectStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, ObjectError> {
-        let path = validate_key(key)?;
-        match self.store.get(&path).await {
-            Ok(result) => Ok(Some(Object {
-                bytes: result.bytes().await?,
-                content_type: content_type_for(key).map(str::to_owned),
-            })),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        // Files keep no attributes: the content type follows from the extension.
+        let object = read(self.store.as_ref(), key).await?;
+        Ok(object.map(|o| Object { content_type: content_type_for(key).map(str::to_owned), ..o }))
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
-        let path = validate_key(key)?;
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+        remove(self.store.as_ref(), key).await
     }
 
     async fn presign_upload(

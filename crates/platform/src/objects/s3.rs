@@ -12,7 +12,7 @@ use object_store::signer::Signer;
 use object_store::{Attribute, Attributes, ObjectStore as _, ObjectStoreExt, PutOptions};
 use url::Url;
 
-use super::{Object, ObjectError, ObjectStore, PresignedUpload, join, validate_key};
+use super::{Object, ObjectError, ObjectStore, PresignedUpload, join, read, remove, validate_key};
 
 /// Objects in an S3 bucket.
 #[derive(Clone)]
@@ -69,23 +69,11 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, ObjectError> {
-        let path = validate_key(key)?;
-        match self.store.get(&path).await {
-            Ok(result) => {
-                let content_type = result.attributes.get(&Attribute::ContentType).map(|v| v.to_string());
-                Ok(Some(Object { bytes: result.bytes().await?, content_type }))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        read(self.store.as_ref(), key).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
-        let path = validate_key(key)?;
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+        remove(self.store.as_ref(), key).await
     }
 
     async fn presign_upload(
