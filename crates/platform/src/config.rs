@@ -124,6 +124,22 @@ pub struct Config {
     /// unset means SQLite under the data dir.
     pub database_url: Option<SecretString>,
 
+    /// The `iss` of access tokens (`SHOP_JWT_ISSUER`); a Cognito user pool's URL to accept its tokens.
+    pub jwt_issuer: String,
+    /// The `aud` of access tokens (`SHOP_JWT_AUDIENCE`).
+    pub jwt_audience: String,
+    /// Where the access-token keys are published (`SHOP_JWKS_URL`); unset means the user service's
+    /// (`SHOP_USER_URL` + `/.well-known/jwks.json`), or in-process in the embedded mode.
+    pub jwks_url: Option<Url>,
+    /// The user service's signing keys (`SHOP_JWT_PRIVATE_KEYS`): comma-separated base64 PKCS#8
+    /// Ed25519 keys, the last one signing, the others still published for tokens they signed. Unset:
+    /// keys are made and kept under the data dir.
+    pub jwt_private_keys: Option<SecretString>,
+    /// Lifetime of an access token in seconds (`SHOP_ACCESS_TOKEN_TTL_SECS`).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token in seconds (`SHOP_REFRESH_TOKEN_TTL_SECS`).
+    pub refresh_token_ttl_secs: u64,
+
     /// The signing secret of the Stripe webhook endpoint (`SHOP_STRIPE_WEBHOOK_SECRET`); without it
     /// every webhook is refused.
     pub stripe_webhook_secret: Option<SecretString>,
@@ -171,6 +187,12 @@ impl Default for Config {
             cache_max_entries: 100_000,
             database_url: None,
             stripe_webhook_secret: None,
+            jwt_issuer: "shop".into(),
+            jwt_audience: "shop-api".into(),
+            jwks_url: None,
+            jwt_private_keys: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             user_url: None,
             product_url: None,
             order_url: None,
@@ -260,6 +282,15 @@ impl Config {
             return Err(ConfigError::new(
                 "rate_limit_per_second",
                 "rate limits must be greater than 0 (or set SHOP_RATE_LIMIT_ENABLED=false)",
+            ));
+        }
+        if !(30..=24 * 60 * 60).contains(&self.access_token_ttl_secs) {
+            return Err(ConfigError::new("access_token_ttl_secs", "must be between 30 seconds and a day"));
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return Err(ConfigError::new(
+                "refresh_token_ttl_secs",
+                "must not be shorter than the access-token lifetime",
             ));
         }
         if self.sqs_wait_seconds > 20 {

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::TokenVerifier;
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
@@ -58,6 +59,8 @@ pub struct Infra {
     pub objects: Arc<dyn ObjectStore>,
     /// The cache.
     pub cache: Arc<dyn Cache>,
+    /// Verifies access tokens.
+    pub verifier: Arc<TokenVerifier>,
     /// Cancelled when the process is asked to stop.
     pub shutdown: CancellationToken,
     /// The background tasks to drain on shutdown.
@@ -129,11 +132,21 @@ impl Infra {
             ),
         };
 
+        let jwks_url = config
+            .jwks_url
+            .clone()
+            .or_else(|| config.user_url.as_ref().and_then(|base| base.join(".well-known/jwks.json").ok()));
+        let verifier = Arc::new(match jwks_url {
+            Some(url) => TokenVerifier::remote(&config.jwt_issuer, &config.jwt_audience, url),
+            None => TokenVerifier::local(&config.jwt_issuer, &config.jwt_audience),
+        });
+
         Ok(Self {
             config: Arc::new(config),
             bus,
             objects,
             cache,
+            verifier,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             local_objects,
