@@ -1,18 +1,40 @@
 //! The user service's HTTP API.
 
+pub mod addresses;
+pub mod admin;
+pub mod auth;
+pub mod jwks;
+pub mod mfa;
 pub mod password_reset;
 pub mod profile;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use utoipa::OpenApi;
 
 use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(password_reset::request_password_reset, profile::get_me),
-    components(schemas(password_reset::PasswordResetRequest)),
-    tags((name = "auth", description = "Accounts, tokens and sessions"))
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout,
+        profile::get_me, profile::update_me,
+        addresses::list_addresses, addresses::add_address, addresses::delete_address,
+        password_reset::request_password_reset, password_reset::confirm_password_reset,
+        mfa::setup, mfa::verify,
+        admin::search_users,
+        jwks::jwks,
+    ),
+    components(schemas(
+        auth::RegisterRequest, auth::LoginRequest, auth::RefreshRequest, auth::TokenResponse,
+        profile::UpdateProfileRequest, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
+        addresses::AddressList, password_reset::PasswordResetRequest, password_reset::PasswordResetConfirm,
+        mfa::MfaSetupResponse, mfa::MfaVerifyRequest, admin::UserList, platform::auth::Role,
+    )),
+    tags((name = "auth", description = "Accounts, tokens and sessions"), (name = "admin", description = "Admin API"))
 )]
 struct ApiDoc;
 
@@ -23,5 +45,25 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(password_reset::router()).merge(profile::router())
+    Router::new()
+        .merge(auth::router())
+        .merge(profile::router())
+        .merge(addresses::router())
+        .merge(password_reset::router())
+        .merge(mfa::router())
+        .merge(admin::router())
+        .merge(jwks::router())
+}
+
+/// The address of the client (behind the trusted proxies), when known.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientIp(platform::http::rate_limit::client_ip(&parts.headers, peer, state.tokens.trusted_proxy_hops)))
+    }
 }

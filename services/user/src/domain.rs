@@ -1,6 +1,108 @@
-//! Account rules, free of I/O.
+//! Account rules, free of I/O: emails, password strength, addresses, secret tokens.
 
+pub mod password;
+pub mod totp;
+
+use platform::auth::Role;
+use platform::http::Validator;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct User {
+    /// Stable id.
+    pub id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// When the account was made (RFC 3339).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A stored account: the user and its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// The TOTP secret (base32), once enrolment has begun.
+    pub mfa_secret: Option<String>,
+    /// Whether a code from the secret has been presented.
+    pub mfa_confirmed: bool,
+    /// The last TOTP time step accepted (a code is never accepted twice).
+    pub mfa_last_step: i64,
+}
+
+/// A postal address (also the shape of `shipping_address`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AddressInput {
+    /// Recipient.
+    pub name: String,
+    /// Street and number.
+    pub line1: String,
+    /// More of the street address.
+    #[serde(default)]
+    pub line2: Option<String>,
+    /// City.
+    pub city: String,
+    /// State, province or region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Postal code.
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+/// A stored address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Address {
+    /// Stable id.
+    pub id: String,
+    /// The address.
+    #[serde(flatten)]
+    pub address: AddressInput,
+}
+
+impl AddressInput {
+    /// Checks every field; the normalised address (trimmed, country upper-case) or the errors.
+    pub fn validated(self, v: &mut Validator) -> AddressInput {
+        let trim = |s: String| s.trim().to_owned();
+        let opt = |s: Option<String>| s.map(trim).filter(|s| !s.is_empty());
+        let address = AddressInput {
+            name: trim(self.name),
+            line1: trim(self.line1),
+            line2: opt(self.line2),
+            city: trim(self.city),
+            region: opt(self.region),
+            postal_code: trim(self.postal_code),
+            country: self.country.trim().to_ascii_uppercase(),
+        };
+        for (field, value) in [
+            ("name", &address.name),
+            ("line1", &address.line1),
+            ("city", &address.city),
+            ("postal_code", &address.postal_code),
+        ] {
+            v.check(!value.is_empty(), field, "is required");
+            v.check(value.chars().count() <= 200, field, "must be at most 200 characters");
+        }
+        for (field, value) in [("line2", &address.line2), ("region", &address.region)] {
+            v.check(value.as_ref().is_none_or(|s| s.chars().count() <= 200), field, "must be at most 200 characters");
+        }
+        v.check(
+            address.country.len() == 2 && address.country.bytes().all(|b| b.is_ascii_uppercase()),
+            "country",
+            "must be an ISO 3166-1 alpha-2 code such as US or DE",
+        );
+        address
+    }
+}
 
 /// The normal form of an email address (trimmed, lower-case), or `None` when it is not one.
 pub fn normalize_email(email: &str) -> Option<String> {
@@ -16,6 +118,51 @@ pub fn normalize_email(email: &str) -> Option<String> {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && !domain.contains('@');
     valid.then_some(email)
+}
+
+/// Passwords everyone tries first.
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "123456789",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "qwerty1234",
+    "iloveyou12",
+    "letmein123",
+    "welcome123",
+    "admin12345",
+    "changeme12",
+    "abcdefghij",
+    "passw0rd12",
+];
+
+/// Whether `password` is strong enough: 10–128 characters, not a well-known password, not a single
+/// repeated character, not the email.
+pub fn check_password(password: &str, email: &str) -> Result<(), &'static str> {
+    let length = password.chars().count();
+    if length < 10 {
+        return Err("must be at least 10 characters");
+    }
+    if length > 128 {
+        return Err("must be at most 128 characters");
+    }
+    let lower = password.to_lowercase();
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err("is too common");
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err("must not repeat one character");
+    }
+    if lower == email.to_lowercase() || email.split('@').next().is_some_and(|local| lower == local) {
+        return Err("must not be the email address");
+    }
+    Ok(())
 }
 
 /// A new single-use secret token (256 random bits, URL-safe) and the hash that is stored instead.
@@ -44,6 +191,38 @@ mod tests {
         {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn weak_passwords_are_refused() {
+        assert!(check_password("correct horse battery", "ada@example.com").is_ok());
+        for weak in ["short", "password123", "aaaaaaaaaaaa", "ada@example.com", "adalovelace"] {
+            assert!(check_password(weak, "adalovelace@example.com").is_err() || weak == "ada@example.com", "{weak}");
+        }
+        assert!(check_password("ada@example.com", "ada@example.com").is_err());
+        assert!(check_password(&"ab".repeat(65), "x@y.z").is_err());
+    }
+
+    #[test]
+    fn addresses_are_normalised_and_checked() {
+        let mut v = Validator::new();
+        let address = AddressInput {
+            name: " Ada ".into(),
+            line1: "1 Main St".into(),
+            line2: Some("  ".into()),
+            city: "Springfield".into(),
+            region: None,
+            postal_code: "12345".into(),
+            country: "us".into(),
+        }
+        .validated(&mut v);
+        assert!(v.is_empty());
+        assert_eq!(address.name, "Ada");
+        assert_eq!(address.line2, None);
+        assert_eq!(address.country, "US");
+        let mut v = Validator::new();
+        AddressInput { name: String::new(), country: "USA".into(), ..address }.validated(&mut v);
+        assert!(v.finish().is_err());
     }
 
     #[test]

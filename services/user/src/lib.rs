@@ -4,39 +4,106 @@
 //! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
 //! `run` serves it as its own process (the `user-service` binary).
 
+pub mod admin;
 pub mod api;
 pub mod domain;
+pub mod keys;
+pub mod mail;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
+use axum::extract::FromRef;
+use platform::auth::TokenVerifier;
+use platform::cache::Cache;
+use platform::config::CacheBackend;
+use platform::events::Consumer;
+use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::store::UserStore;
-use crate::store::sqlite::SqliteUserStore;
+use crate::keys::KeyRing;
+use crate::store::postgres::{PG_MIGRATIONS, PgUserStore};
+use crate::store::redis::RedisSessionStore;
+use crate::store::sqlite::{SqliteSessionStore, SqliteUserStore};
+use crate::store::{SessionStore, UserStore};
 
 /// The service's name.
 pub const NAME: &str = "user";
 
 /// The service's SQLite schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    scope: NAME,
-    version: 1,
-    name: "users",
-    sql: include_str!("../../../migrations/user/sqlite/0001_users.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: NAME,
+        version: 1,
+        name: "users",
+        sql: include_str!("../../../migrations/user/sqlite/0001_users.sql"),
+    },
+    Migration {
+        scope: NAME,
+        version: 2,
+        name: "accounts",
+        sql: include_str!("../../../migrations/user/sqlite/0002_accounts.sql"),
+    },
+];
+
+/// Token lifetimes and naming, from the configuration.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Proxies in front that append to `X-Forwarded-For` (for login throttling by address).
+    pub trusted_proxy_hops: u8,
+}
+
+impl TokenSettings {
+    /// The settings a configuration names.
+    pub fn from_config(config: &platform::Config) -> Self {
+        Self {
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            access_ttl: Duration::from_secs(config.access_token_ttl_secs),
+            refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
+            trusted_proxy_hops: config.trusted_proxy_hops,
+        }
+    }
+}
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Accounts.
     pub users: Arc<dyn UserStore>,
+    /// Refresh-token families.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Verifies the service's own access tokens.
+    pub verifier: Arc<TokenVerifier>,
+    /// Login-throttle counters.
+    pub cache: Arc<dyn Cache>,
     /// Wakes the outbox relay after a commit that wrote events.
     pub outbox: Arc<Notify>,
+    /// Token settings.
+    pub tokens: Arc<TokenSettings>,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 /// The service's API routes.
@@ -44,12 +111,53 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// Wires the service into a process: stores, outbox relay, routes, checks.
-pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+/// The stores a configuration names: PostgreSQL when `SHOP_DATABASE_URL` is set (else SQLite under
+/// the data dir), and sessions in Redis when the cache is Redis (else SQLite). Also the outbox
+/// relay's handle and the stores' readiness checks.
+pub async fn open_stores(
+    infra: &Infra,
+) -> anyhow::Result<(Arc<dyn UserStore>, Arc<dyn SessionStore>, Arc<Notify>, Vec<Arc<dyn ReadinessCheck>>)> {
+    let config = &infra.config;
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    let outbox = infra.spawn_sqlite_relay(&db);
-    let state = AppState { users: Arc::new(SqliteUserStore::new(db.clone())), outbox };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+    let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
+    let (users, outbox): (Arc<dyn UserStore>, Arc<Notify>) = match &config.database_url {
+        Some(url) => {
+            let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
+            platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
+            platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
+            checks.push(Arc::new(platform::postgres::PgReadiness(pool.clone())));
+            let outbox = infra.spawn_relay(Arc::new(platform::postgres::PgOutbox(pool.clone())));
+            (Arc::new(PgUserStore::new(pool)), outbox)
+        }
+        None => (Arc::new(SqliteUserStore::new(db.clone())), infra.spawn_sqlite_relay(&db)),
+    };
+    let sessions: Arc<dyn SessionStore> = match (config.cache, &config.redis_url) {
+        (CacheBackend::Redis, Some(url)) => Arc::new(
+            RedisSessionStore::connect(url.expose_secret(), "shop:session:", config.refresh_token_ttl_secs)
+                .await
+                .context("cannot connect to Redis for sessions")?,
+        ),
+        _ => Arc::new(SqliteSessionStore::new(db)),
+    };
+    Ok((users, sessions, outbox, checks))
+}
+
+/// Wires the service into a process: stores, keys, outbox relay, the mailer, routes, checks.
+pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+    let (users, sessions, outbox, checks) = open_stores(&infra).await?;
+    let keys = Arc::new(KeyRing::load(&infra.config)?);
+    let tokens = Arc::new(TokenSettings::from_config(&infra.config));
+    let verifier = Arc::new(TokenVerifier::local(&tokens.issuer, &tokens.audience));
+    verifier.set_keys(&keys.jwks());
+    // Services in this process verify with the same keys without a round trip.
+    infra.verifier.set_keys(&keys.jwks());
+    infra.spawn_consumer(Consumer::new(
+        infra.bus.clone(),
+        mail::QUEUE,
+        Arc::new(mail::Mailer::new(infra.config.data_dir.join("mail"))),
+    ));
+    let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens };
+    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
 }
 
 /// Serves the service as its own process until shutdown.

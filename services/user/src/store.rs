@@ -1,16 +1,31 @@
-//! The user service's storage port and its adapters.
+//! The user service's storage ports — accounts ([`UserStore`]) and sessions ([`SessionStore`]) —
+//! and their adapters.
 
+pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use platform::events::Event;
 
-/// A failure of the user store.
+use crate::domain::{Account, Address, User};
+
+/// A failure of a user-service store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// An account with this email exists.
+    #[error("the email is taken")]
+    EmailTaken,
     /// The store itself failed.
     #[error("user store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend failure.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
 }
 
 /// Builds an event for an account id, inside the store's transaction.
@@ -27,12 +42,83 @@ pub struct ResetRequest {
     pub expires_at: i64,
 }
 
-/// Accounts and credentials.
+/// Accounts and their credentials, addresses and reset tokens.
 #[async_trait]
 pub trait UserStore: Send + Sync {
+    /// Stores a new account; [`StoreError::EmailTaken`] when its email is.
+    async fn create(&self, account: &Account) -> Result<(), StoreError>;
+    /// The account with this (normalised) email.
+    async fn by_email(&self, email: &str) -> Result<Option<Account>, StoreError>;
+    /// The account with this id.
+    async fn by_id(&self, id: &str) -> Result<Option<Account>, StoreError>;
+    /// Renames a user; the updated user, or `None` when there is no such user.
+    async fn rename(&self, id: &str, name: &str) -> Result<Option<User>, StoreError>;
+    /// Starts TOTP enrolment with `secret` (unconfirmed), replacing an unconfirmed one.
+    async fn set_mfa_secret(&self, id: &str, secret: &str) -> Result<(), StoreError>;
+    /// Accepts TOTP step `step` for the user (confirming enrolment) if it is later than the last
+    /// accepted one; `false` when the step was used already (a replayed code).
+    async fn use_mfa_step(&self, id: &str, step: i64) -> Result<bool, StoreError>;
+    /// The user's addresses, oldest first.
+    async fn addresses(&self, user_id: &str) -> Result<Vec<Address>, StoreError>;
+    /// Adds an address.
+    async fn add_address(&self, user_id: &str, address: &Address) -> Result<(), StoreError>;
+    /// Deletes the user's address `id`; `false` when the user has no such address.
+    async fn delete_address(&self, user_id: &str, id: &str) -> Result<bool, StoreError>;
     /// Records a reset token for the account with `request.email`, and the event `make_event` builds
     /// for that account's id, in one transaction. `false` (and nothing written) when no account has
     /// that email.
     async fn request_password_reset(&self, request: ResetRequest, make_event: EventFactory)
     -> Result<bool, StoreError>;
+    /// Spends the reset token with `token_hash` (unused, unexpired at `now_ms`) and sets the
+    /// account's password hash, in one transaction; the account's id, or `None` for a bad token.
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Users whose email or name contains `query` (case-insensitive), ordered by id, after the id
+    /// `after`, at most `limit`.
+    async fn search(&self, query: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>, StoreError>;
+}
+
+/// A session: one login's refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The family id (the `sid` claim of its access tokens).
+    pub family_id: String,
+    /// The user.
+    pub user_id: String,
+    /// How the user authenticated at login.
+    pub amr: Vec<String>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is spent now, and its successor is live.
+    Rotated(Session),
+    /// The token was spent before: someone replayed it, so the whole family is revoked now.
+    Reused {
+        /// The revoked family.
+        family_id: String,
+    },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Refresh-token families (Redis in the local stack and AWS, SQLite in the embedded mode). Only
+/// SHA-256 hashes of refresh tokens are stored.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Starts `session` with its first token, expiring at `expires_at` (Unix ms).
+    async fn start(&self, session: &Session, token_hash: &str, expires_at: i64) -> Result<(), StoreError>;
+    /// Spends the token `presented` and makes `next` its live successor (expiring at
+    /// `next_expires_at`), atomically: of two concurrent presentations only one rotates.
+    async fn rotate(&self, presented: &str, next: &str, next_expires_at: i64, now: i64)
+    -> Result<Rotation, StoreError>;
+    /// Revokes the family of the token `presented` (logout); nothing when it is unknown.
+    async fn revoke(&self, presented: &str) -> Result<(), StoreError>;
+    /// Revokes every session of a user (after a password reset).
+    async fn revoke_user(&self, user_id: &str) -> Result<(), StoreError>;
 }

@@ -6,7 +6,10 @@
 
 /// The subscriptions of the platform's consumers: queue name → event type patterns. A pattern is an
 /// exact type or a prefix ending in `*`. Each service adds its lines as it gains consumers.
-pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[];
+pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
+    // The user service's mailer: password-reset emails.
+    ("user-mail", &["user.password_reset_requested.v1"]),
+];
 
 /// Event type patterns by consumer queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

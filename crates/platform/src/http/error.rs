@@ -57,6 +57,11 @@ impl ApiError {
         Self { status, kind, title, detail: None, errors: Vec::new(), retry_after: None, source: None }
     }
 
+    /// An error of a service-specific kind (`type` becomes `/problems/{kind}`).
+    pub fn custom(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
+        Self::new(status, kind, title)
+    }
+
     /// Adds a human-readable detail.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());

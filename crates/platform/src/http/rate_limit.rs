@@ -72,20 +72,7 @@ impl RateLimiter {
     /// The address the limit applies to: the peer, or the client a trusted proxy reports.
     fn client(&self, request: &Request) -> Option<IpAddr> {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let hops = usize::from(self.limits.trusted_proxy_hops);
-        if hops == 0 {
-            return peer;
-        }
-        let forwarded: Vec<IpAddr> = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|v| v.trim().parse().ok())
-            .collect();
-        // Each trusted proxy appended the address it saw; the client is `hops` from the right.
-        forwarded.len().checked_sub(hops).and_then(|i| forwarded.get(i).copied()).or(peer)
+        client_ip(request.headers(), peer, self.limits.trusted_proxy_hops)
     }
 
     /// Middleware: answers 429 with `Retry-After` when the client's bucket is empty.
@@ -98,6 +85,23 @@ impl RateLimiter {
         }
         next.run(request).await
     }
+}
+
+/// The client's address: the peer's, or — behind `trusted_proxy_hops` proxies that each append the
+/// address they saw to `X-Forwarded-For` — the one that many entries from the right.
+pub fn client_ip(headers: &axum::http::HeaderMap, peer: Option<IpAddr>, trusted_proxy_hops: u8) -> Option<IpAddr> {
+    let hops = usize::from(trusted_proxy_hops);
+    if hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    forwarded.len().checked_sub(hops).and_then(|i| forwarded.get(i).copied()).or(peer)
 }
 
 #[cfg(test)]

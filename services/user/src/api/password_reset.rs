@@ -1,6 +1,8 @@
-//! `POST /v1/auth/password-reset`: asks for a reset email. The answer is 202 whether or not the
-//! account exists, so it reveals nothing; for an account, a single-use token is recorded and
-//! `user.password_reset_requested.v1` goes to the notifier through the outbox.
+//! Password reset: `POST /v1/auth/password-reset` asks for a reset email (202 whether or not the
+//! account exists, so it reveals nothing; for an account a single-use token is recorded and
+//! `user.password_reset_requested.v1` goes to the mailer through the outbox), and
+//! `POST /v1/auth/password-reset/confirm` spends the token, sets the password and signs the account
+//! out everywhere.
 
 use std::time::Duration;
 
@@ -14,18 +16,29 @@ use platform::telemetry::trace::TraceContext;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{new_secret_token, normalize_email};
+use crate::domain::{check_password, hash_token, new_secret_token, normalize_email, password};
 use crate::store::ResetRequest;
 use crate::{AppState, NAME};
 
 /// How long a reset token works.
 pub const RESET_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
-/// `POST /v1/auth/password-reset` body.
+/// `POST /v1/auth/password-reset`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
     /// The account's email.
     pub email: String,
+}
+
+/// `POST /v1/auth/password-reset/confirm`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The token from the email.
+    pub token: String,
+    /// The new password.
+    pub new_password: String,
 }
 
 /// Requests a password-reset email.
@@ -62,7 +75,39 @@ pub async fn request_password_reset(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Sets a new password with a reset token.
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
+    responses(
+        (status = 204, description = "The password is changed and every session is signed out"),
+        (status = 400, description = "The token is unknown, used or expired", content_type = "application/problem+json"),
+        (status = 422, description = "A weak password", content_type = "application/problem+json"),
+    ))]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    Json(body): Json<PasswordResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    let mut v = Validator::new();
+    if let Err(message) = check_password(&body.new_password, "") {
+        v.add("new_password", message);
+    }
+    v.finish()?;
+    let new_password = body.new_password;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&new_password)).await.map_err(ApiError::internal)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let user_id = state
+        .users
+        .reset_password(&hash_token(&body.token), &hash, now)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::bad_request("the reset token is unknown, used or expired"))?;
+    state.sessions.revoke_user(&user_id).await.map_err(ApiError::internal)?;
+    tracing::info!(user.id = %user_id, "password reset; every session revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/auth/password-reset", post(request_password_reset))
+    Router::new()
+        .route("/v1/auth/password-reset", post(request_password_reset))
+        .route("/v1/auth/password-reset/confirm", post(confirm_password_reset))
 }

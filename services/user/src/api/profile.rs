@@ -1,22 +1,66 @@
-//! `GET /v1/users/me`: the signed-in user's profile.
+//! `GET, PATCH /v1/users/me`: the signed-in user's profile.
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::get;
-use platform::http::ApiError;
+use platform::auth::AuthUser;
+use platform::http::{ApiError, Json, Validator};
+use serde::Deserialize;
 
 use crate::AppState;
+use crate::domain::User;
 
-/// The signed-in user's profile. Access tokens are issued once login lands; until then no token
-/// verifies and every call is answered 401.
-#[utoipa::path(get, path = "/v1/users/me", tag = "auth",
-    responses((status = 401, description = "No valid access token", content_type = "application/problem+json")))]
-pub async fn get_me(headers: HeaderMap) -> Result<(), ApiError> {
-    platform::auth::bearer_token(&headers)?;
-    Err(ApiError::unauthorized("the access token is not valid"))
+/// `PATCH /v1/users/me`: the fields to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfileRequest {
+    /// A new display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn gone() -> ApiError {
+    // The token is valid but its account was deleted.
+    ApiError::unauthorized("the account no longer exists")
+}
+
+/// The signed-in user's profile.
+#[utoipa::path(get, path = "/v1/users/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile", body = User),
+        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+    ))]
+pub async fn get_me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<Json<User>, ApiError> {
+    let account = state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.ok_or_else(gone)?;
+    Ok(Json(account.user))
+}
+
+/// Changes the signed-in user's profile.
+#[utoipa::path(patch, path = "/v1/users/me", tag = "auth", request_body = UpdateProfileRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated profile", body = User),
+        (status = 422, description = "Invalid fields", content_type = "application/problem+json"),
+    ))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Json(body): Json<UpdateProfileRequest>,
+) -> Result<Json<User>, ApiError> {
+    let mut v = Validator::new();
+    let name = body.name.map(|n| n.trim().to_owned());
+    if let Some(name) = &name {
+        v.check(!name.is_empty(), "name", "must not be empty");
+        v.check(name.chars().count() <= 100, "name", "must be at most 100 characters");
+    }
+    v.finish()?;
+    let user = match name {
+        Some(name) => state.users.rename(&claims.sub, &name).await.map_err(ApiError::internal)?,
+        None => state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.map(|a| a.user),
+    };
+    Ok(Json(user.ok_or_else(gone)?))
 }
 
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/users/me", get(get_me))
+    Router::new().route("/v1/users/me", get(get_me).patch(update_me))
 }

@@ -1,0 +1,63 @@
+//! `GET /admin/v1/users`: admins search accounts by email or name.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use platform::auth::AdminUser;
+use platform::http::{ApiError, Json, Query, Validator};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::domain::User;
+
+/// The query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchQuery {
+    /// Part of an email or name (case-insensitive); empty lists everyone.
+    #[serde(default)]
+    pub q: String,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    /// The users, by id.
+    pub items: Vec<User>,
+    /// The cursor of the next page, or null at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Searches users.
+#[utoipa::path(get, path = "/admin/v1/users", tag = "admin", params(SearchQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin with a second factor", content_type = "application/problem+json"),
+    ))]
+pub async fn search_users(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<UserList>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    let mut v = Validator::new();
+    v.check((1..=100).contains(&limit), "limit", "must be between 1 and 100");
+    v.check(query.q.chars().count() <= 200, "q", "must be at most 200 characters");
+    v.finish()?;
+    let mut items =
+        state.users.search(query.q.trim(), query.cursor.as_deref(), limit + 1).await.map_err(ApiError::internal)?;
+    let next_cursor = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|u| u.id.clone()).unwrap_or_default()
+    });
+    Ok(Json(UserList { items, next_cursor }))
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/admin/v1/users", get(search_users))
+}

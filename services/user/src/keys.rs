@@ -1,0 +1,215 @@
+//! The access-token signing keys: Ed25519 key pairs, the newest signing, each published in the JWK
+//! set under its `kid` so a token signed before a rotation still verifies until the key is retired.
+//!
+//! On AWS the keys come from Secrets Manager through `SHOP_JWT_PRIVATE_KEYS`; in the embedded mode
+//! they are made on first start and kept under `{data_dir}/secrets/jwt/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use platform::auth::Claims;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+/// Keys kept published in the embedded key folder: the signing one and the one before it.
+const PUBLISHED_KEYS: usize = 2;
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    public: Vec<u8>,
+}
+
+impl SigningKey {
+    fn from_pkcs8(pkcs8: &[u8]) -> anyhow::Result<Self> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| anyhow::anyhow!("not an Ed25519 PKCS#8 key: {e}"))?;
+        let public = pair.public_key().as_ref().to_vec();
+        // The kid is a thumbprint of the public key: stable across restarts and processes.
+        let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(&public)[..12]);
+        Ok(Self { kid, encoding: EncodingKey::from_ed_der(pkcs8), public })
+    }
+}
+
+/// The signing keys of the user service.
+pub struct KeyRing {
+    keys: Vec<SigningKey>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing").field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()).finish()
+    }
+}
+
+/// A new Ed25519 key as PKCS#8 DER.
+pub fn generate_pkcs8() -> Vec<u8> {
+    Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("the system RNG works").as_ref().to_vec()
+}
+
+impl KeyRing {
+    /// The keys a configuration names: `SHOP_JWT_PRIVATE_KEYS`, or the embedded key folder (made,
+    /// with a first key, when missing).
+    pub fn load(config: &platform::Config) -> anyhow::Result<Self> {
+        match &config.jwt_private_keys {
+            Some(keys) => Self::from_base64_list(keys.expose_secret()).context("SHOP_JWT_PRIVATE_KEYS"),
+            None => Self::from_dir(&config.data_dir.join("secrets/jwt")),
+        }
+    }
+
+    /// Keys from comma-separated base64 PKCS#8; the last one signs.
+    pub fn from_base64_list(list: &str) -> anyhow::Result<Self> {
+        let keys = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|encoded| SigningKey::from_pkcs8(&STANDARD.decode(encoded).context("not base64")?))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!keys.is_empty(), "no key given");
+        Ok(Self { keys })
+    }
+
+    /// Keys from a folder of `*.key` files (base64 PKCS#8), oldest first by name; a first key is made
+    /// when there is none.
+    pub fn from_dir(dir: &Path) -> anyhow::Result<Self> {
+        if key_files(dir)?.is_empty() {
+            Self::rotate_dir(dir)?;
+        }
+        let files = key_files(dir)?;
+        let keys = files[files.len().saturating_sub(PUBLISHED_KEYS)..]
+            .iter()
+            .map(|path| {
+                let encoded =
+                    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                SigningKey::from_pkcs8(&STANDARD.decode(encoded.trim()).context("not base64")?)
+                    .with_context(|| path.display().to_string())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self { keys })
+    }
+
+    /// Adds a new signing key to the folder. The previous one stays published; older ones retire.
+    pub fn rotate_dir(dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let name = format!("{:020}.key", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+        let path = dir.join(name);
+        write_private(&path, &STANDARD.encode(generate_pkcs8()))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The `kid` of the signing key.
+    pub fn current_kid(&self) -> &str {
+        &self.keys.last().expect("a key ring has a key").kid
+    }
+
+    /// The public keys as a JWK set.
+    pub fn jwks(&self) -> JwkSet {
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .map(|key| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
+                    "kid": key.kid, "x": URL_SAFE_NO_PAD.encode(&key.public),
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "keys": keys })).expect("a JWK set of OKP keys")
+    }
+
+    /// Signs an access token with the newest key.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let key = self.keys.last().expect("a key ring has a key");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).expect("claims serialize and Ed25519 signs")
+    }
+}
+
+fn key_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "key"))
+            .collect::<Vec<_>>(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::auth::{Role, TokenVerifier};
+
+    use super::*;
+
+    fn claims() -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: "u1".into(),
+            role: Role::Customer,
+            iss: "shop".into(),
+            aud: "shop-api".into(),
+            iat: now,
+            nbf: None,
+            exp: now + 60,
+            amr: vec!["pwd".into()],
+            sid: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_keeps_old_tokens_valid_until_their_key_retires() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyRing::from_dir(dir.path()).unwrap();
+        let again = KeyRing::from_dir(dir.path()).unwrap();
+        assert_eq!(first.current_kid(), again.current_kid(), "the key is kept across restarts");
+        let old_token = first.sign(&claims());
+
+        KeyRing::rotate_dir(dir.path()).unwrap();
+        let second = KeyRing::from_dir(dir.path()).unwrap();
+        assert_ne!(second.current_kid(), first.current_kid());
+        assert_eq!(second.jwks().keys.len(), 2);
+        let verifier = TokenVerifier::local("shop", "shop-api");
+        verifier.set_keys(&second.jwks());
+        assert!(verifier.verify(&old_token).await.is_ok(), "the previous key still verifies");
+        assert!(verifier.verify(&second.sign(&claims())).await.is_ok());
+
+        KeyRing::rotate_dir(dir.path()).unwrap();
+        let third = KeyRing::from_dir(dir.path()).unwrap();
+        verifier.set_keys(&third.jwks());
+        assert!(verifier.verify(&old_token).await.is_err(), "a retired key no longer verifies");
+    }
+
+    #[test]
+    fn keys_from_the_environment_sign_with_the_last() {
+        let a = STANDARD.encode(generate_pkcs8());
+        let b = STANDARD.encode(generate_pkcs8());
+        let ring = KeyRing::from_base64_list(&format!("{a}, {b}")).unwrap();
+        let only_b = KeyRing::from_base64_list(&b).unwrap();
+        assert_eq!(ring.current_kid(), only_b.current_kid());
+        assert!(KeyRing::from_base64_list("not-base64!").is_err());
+        assert!(KeyRing::from_base64_list("").is_err());
+    }
+}
