@@ -28,10 +28,34 @@ enum Command {
     Migrate(DataArgs),
     /// Seeds the demo catalog into an empty store, then exits.
     Seed(DataArgs),
+    /// Administers accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Inspects and redrives dead-lettered events.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates an admin account and prints the otpauth:// URI of its second factor (PostgreSQL when
+    /// SHOP_DATABASE_URL is set, else the data dir).
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The admin's password (at least 10 characters).
+        #[arg(long, env = "SHOP_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// The admin's display name.
+        #[arg(long, default_value = "Admin")]
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -102,6 +126,7 @@ async fn main() -> ExitCode {
         Command::Events { command: EventsCommand::DeadLetters { data, .. } | EventsCommand::Redrive { data, .. } } => {
             load_config(data, None)
         }
+        Command::Admin { command: AdminCommand::Create { data, .. } } => load_config(data, None),
     };
     let config = match config {
         Ok(config) => config,
@@ -113,6 +138,7 @@ async fn main() -> ExitCode {
         Command::Migrate(_) => shop::migrate(&config),
         Command::Seed(_) => seed(config).await,
         Command::Events { command } => events(config, command).await,
+        Command::Admin { command } => admin(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +153,19 @@ async fn seed(config: Config) -> anyhow::Result<()> {
     let infra = Infra::build(config).await?;
     let added = shop::seed_demo(&infra).await?;
     println!("demo catalog: {added} categories added");
+    Ok(())
+}
+
+async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Create { email, password, name, .. } => {
+            let (users, _) = shop_user::user_store(&config).await?;
+            let (user, uri) = shop_user::admin::create_admin(users.as_ref(), &email, &password, &name).await?;
+            println!("admin {} created ({})", user.email, user.id);
+            println!("add this to an authenticator app, then sign in with email, password and the current code:");
+            println!("{uri}");
+        }
+    }
     Ok(())
 }
 

@@ -23,12 +23,13 @@ CREATE INDEX IF NOT EXISTS addresses_user ON addresses (user_id, created_at);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,
     family_id  TEXT NOT NULL,
-    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id    TEXT NOT NULL, -- no foreign key: the accounts may live in PostgreSQL
     amr        TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
     spent_at   INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens (user_id);
 
 CREATE TABLE IF NOT EXISTS revoked_families (
     family_id  TEXT PRIMARY KEY,

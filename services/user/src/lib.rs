@@ -111,25 +111,50 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// The stores a configuration names: PostgreSQL when `SHOP_DATABASE_URL` is set (else SQLite under
-/// the data dir), and sessions in Redis when the cache is Redis (else SQLite). Also the outbox
-/// relay's handle and the stores' readiness checks.
+/// The account store a configuration names, migrated: PostgreSQL when `SHOP_DATABASE_URL` is set,
+/// else SQLite under the data dir. Nothing is started (the CLI uses it as it is).
+pub async fn user_store(config: &platform::Config) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
+    match &config.database_url {
+        Some(url) => {
+            let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
+            platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
+            platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
+            Ok((Arc::new(PgUserStore::new(pool.clone())), UserBackend::Postgres(pool)))
+        }
+        None => {
+            let path = config.data_dir.join(format!("{NAME}.db"));
+            let db = platform::sqlite::Db::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            db.migrate(platform::sqlite::PLATFORM_MIGRATIONS)?;
+            db.migrate(MIGRATIONS)?;
+            Ok((Arc::new(SqliteUserStore::new(db.clone())), UserBackend::Sqlite(db)))
+        }
+    }
+}
+
+/// Where the accounts live (for the outbox relay and the readiness check).
+#[derive(Debug, Clone)]
+pub enum UserBackend {
+    /// The embedded database.
+    Sqlite(platform::sqlite::Db),
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+}
+
+/// The stores a configuration names (accounts as [`user_store`]; sessions in Redis when the cache
+/// is Redis, else SQLite), the outbox relay's handle and the stores' readiness checks.
 pub async fn open_stores(
     infra: &Infra,
 ) -> anyhow::Result<(Arc<dyn UserStore>, Arc<dyn SessionStore>, Arc<Notify>, Vec<Arc<dyn ReadinessCheck>>)> {
     let config = &infra.config;
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
-    let (users, outbox): (Arc<dyn UserStore>, Arc<Notify>) = match &config.database_url {
-        Some(url) => {
-            let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
-            platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
-            platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
+    let (users, backend) = user_store(config).await?;
+    let outbox = match backend {
+        UserBackend::Postgres(pool) => {
             checks.push(Arc::new(platform::postgres::PgReadiness(pool.clone())));
-            let outbox = infra.spawn_relay(Arc::new(platform::postgres::PgOutbox(pool.clone())));
-            (Arc::new(PgUserStore::new(pool)), outbox)
+            infra.spawn_relay(Arc::new(platform::postgres::PgOutbox(pool)))
         }
-        None => (Arc::new(SqliteUserStore::new(db.clone())), infra.spawn_sqlite_relay(&db)),
+        UserBackend::Sqlite(db) => infra.spawn_sqlite_relay(&db),
     };
     let sessions: Arc<dyn SessionStore> = match (config.cache, &config.redis_url) {
         (CacheBackend::Redis, Some(url)) => Arc::new(

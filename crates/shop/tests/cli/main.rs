@@ -79,11 +79,88 @@ fn up_serves_and_stops_cleanly_on_sigterm() {
 }
 
 fn http_get(address: &str, path: &str) -> String {
+    http(address, "GET", path, &[], "")
+}
+
+fn http(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    )
+    .unwrap();
+    for (name, value) in headers {
+        write!(stream, "{name}: {value}\r\n").unwrap();
+    }
+    write!(stream, "\r\n{body}").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+struct Running {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Running {
+    fn start(data_dir: &std::path::Path) -> Self {
+        let mut child = shop()
+            .args(["up", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        stdout.read_line(&mut banner).unwrap();
+        let address = banner.split("listening on ").nth(1).and_then(|s| s.split(',').next()).unwrap().to_owned();
+        Self { child, address }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_admin_created_on_the_command_line_signs_in_with_totp() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |email: &str, password: &str| {
+        shop()
+            .args(["admin", "create", "--email", email, "--password", password, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let output = create("root@example.com", "correct horse battery");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let uri = stdout.lines().find(|l| l.starts_with("otpauth://totp/")).expect("an otpauth URI");
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    // The same email again, or a weak password, is refused with a message.
+    let again = create("ROOT@example.com", "correct horse battery");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("email"), "{}", String::from_utf8_lossy(&again.stderr));
+    let weak = create("other@example.com", "short");
+    assert!(!weak.status.success());
+
+    let shop = Running::start(dir.path());
+    let step = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 / 30;
+    let code = shop_user::domain::totp::code_at(&secret, step).unwrap();
+    let body = format!(r#"{{"email":"root@example.com","password":"correct horse battery","totp":"{code}"}}"#);
+    let login = http(&shop.address, "POST", "/v1/auth/login", &[("content-type", "application/json")], &body);
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let token = login.split("\"access_token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let users = http(&shop.address, "GET", "/admin/v1/users", &[("authorization", &bearer)], "");
+    assert!(users.starts_with("HTTP/1.1 200"), "{users}");
+    assert!(users.contains("root@example.com"));
 }
