@@ -6,7 +6,14 @@ use serde_json::Value;
 use shop_tests::TestApp;
 
 /// Every endpoint that reads a JSON body.
-const JSON_ENDPOINTS: &[(&str, &str)] = &[("POST", "/v1/auth/password-reset")];
+const JSON_ENDPOINTS: &[(&str, &str)] = &[
+    ("POST", "/v1/auth/register"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/logout"),
+    ("POST", "/v1/auth/password-reset"),
+    ("POST", "/v1/auth/password-reset/confirm"),
+];
 
 async fn problem(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();

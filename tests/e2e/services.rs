@@ -43,6 +43,34 @@ async fn the_inventory_service_answers_404_for_an_unknown_sku() {
 }
 
 #[tokio::test]
+async fn a_shopper_registers_signs_in_and_refreshes() {
+    let app = TestApp::start().await;
+    let credentials = serde_json::json!({"email": "ada@example.com", "password": "correct horse battery"});
+    let mut register = credentials.clone();
+    register["name"] = "Ada".into();
+    let response = app.request(Method::POST, "/v1/auth/register").json(&register).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let response = app.request(Method::POST, "/v1/auth/login").json(&credentials).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let me: Value =
+        app.request(Method::GET, "/v1/users/me").bearer_auth(access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["email"], "ada@example.com");
+    let refreshed = app
+        .request(Method::POST, "/v1/auth/refresh")
+        .json(&serde_json::json!({"refresh_token": tokens["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    // The key set is public, and served by the same port as everything else.
+    let jwks: Value = app.request(Method::GET, "/.well-known/jwks.json").send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_user_service_accepts_a_reset_request_without_revealing_accounts() {
     let app = TestApp::start().await;
     let response = app

@@ -1,7 +1,7 @@
 //! Extractors that answer bad input with problem+json: `Json`, `Path` and `Query` wrap axum's and turn
 //! every rejection into an [`ApiError`] (axum's own answer is plain text).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -23,42 +23,40 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(request.headers()) {
+            return Err(ApiError::unsupported_media_type("expected a body with Content-Type: application/json"));
         }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from_status(rejection.status()).with_detail("the request body is too large")
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })?;
+        // Syntax first, so a malformed body is always a 400, whatever its fields.
+        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            return Err(ApiError::malformed_json(error.to_string()));
+        }
+        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(deserializer).map(Json).map_err(|error| {
+            let field = error.path().to_string();
+            let field = if field.is_empty() || field == "." { ".".to_owned() } else { field };
+            ApiError::validation(vec![FieldError { field, message: error.inner().to_string() }])
+        })
     }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(content_type) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
-    }
-}
-
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonSyntaxError(error) => ApiError::malformed_json(source_text(&error)),
-        JsonRejection::JsonDataError(error) => {
-            // serde_path_to_error's message reads "field.path: what is wrong".
-            let text = source_text(&error);
-            let (field, message) = match text.split_once(": ") {
-                Some((field, message)) if !field.contains(' ') => (field.to_owned(), message.to_owned()),
-                _ => (".".to_owned(), text),
-            };
-            ApiError::validation(vec![FieldError { field, message }])
-        }
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::unsupported_media_type("expected a body with Content-Type: application/json")
-        }
-        JsonRejection::BytesRejection(error) => {
-            if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::from_status(error.status()).with_detail("the request body is too large")
-            } else {
-                ApiError::bad_request("the request body could not be read")
-            }
-        }
-        other => ApiError::bad_request(other.body_text()),
     }
 }
 
@@ -161,6 +159,13 @@ mod tests {
         let (status, _, json) = call(Some("application/json"), r#"{"quantity":1}"#).await;
         assert_eq!(status, 422);
         assert!(json["detail"].as_str().unwrap().contains("name"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_body_is_a_400_even_when_a_field_is_wrong_before_the_break() {
+        let (status, _, json) = call(Some("application/json"), r#"{"name": 1, "quantity": "#).await;
+        assert_eq!(status, 400);
+        assert_eq!(json["type"], "/problems/malformed-json");
     }
 
     #[tokio::test]
