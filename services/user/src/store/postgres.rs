@@ -118,9 +118,12 @@ impl UserStore for PgUserStore {
     }
 
     async fn set_mfa_secret(&self, id: &str, secret: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET mfa_secret = $2, mfa_confirmed = FALSE WHERE id = $1 AND NOT mfa_confirmed")
-            .bind(id)
-            .bind(secret)
+        sqlx::query(
+            "UPDATE users SET mfa_secret = $2, mfa_confirmed = FALSE, updated_at = $3 WHERE id = $1 AND NOT mfa_confirmed",
+        )
+        .bind(id)
+        .bind(secret)
+        .bind(chrono::Utc::now().timestamp_millis())
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -129,11 +132,12 @@ impl UserStore for PgUserStore {
 
     async fn use_mfa_step(&self, id: &str, step: i64) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE users SET mfa_last_step = $2, mfa_confirmed = TRUE
+            "UPDATE users SET mfa_last_step = $2, mfa_confirmed = TRUE, updated_at = $3
              WHERE id = $1 AND mfa_secret IS NOT NULL AND mfa_last_step < $2",
         )
         .bind(id)
         .bind(step)
+        .bind(chrono::Utc::now().timestamp_millis())
         .execute(&self.pool)
         .await
         .map_err(backend)?;

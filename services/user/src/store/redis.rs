@@ -22,6 +22,10 @@ if tonumber(t.exp) <= tonumber(ARGV[3]) then return {'invalid'} end
 redis.call('HSET', KEYS[1], 'spent', '1')
 redis.call('HSET', KEYS[2], 'family', t.family, 'user', t.user, 'amr', t.amr, 'exp', ARGV[2], 'spent', '0')
 redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+-- A family kept alive by refreshing stays findable for revoke_user.
+local user = ARGV[1] .. 'user:' .. t.user
+redis.call('SADD', user, t.family)
+redis.call('PEXPIRE', user, ARGV[4])
 return {'rotated', t.family, t.user, t.amr}
 "#;
 
@@ -154,6 +158,9 @@ impl SessionStore for RedisSessionStore {
             .query_async(&mut connection)
             .await
             .map_err(StoreError::backend)?;
+        if families.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for family in &families {
             pipe.cmd("SET").arg(self.revoked_key(family)).arg("1").arg("PX").arg(self.revocation_ttl_ms).ignore();

@@ -282,18 +282,23 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn search(&self, query: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>, StoreError> {
-        let pattern =
-            format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        // SQLite's lower() and LIKE fold ASCII only; fold in Rust so "émile" finds "ÉMILE".
+        let query = query.to_lowercase();
         let after = after.unwrap_or_default().to_owned();
         self.db
             .read(move |c| {
-                Ok(c.prepare_cached(
-                    "SELECT id, email, name, role, created_at FROM users
-                     WHERE (email LIKE ?1 ESCAPE '\\' OR lower(name) LIKE ?1 ESCAPE '\\') AND id > ?2
-                     ORDER BY id LIMIT ?3",
-                )?
-                .query_map(params![pattern, after, limit as i64], read_user)?
-                .collect::<Result<Vec<_>, _>>()?)
+                let mut select =
+                    c.prepare_cached("SELECT id, email, name, role, created_at FROM users WHERE id > ?1 ORDER BY id")?;
+                let mut rows = select.query(params![after])?;
+                let mut found = Vec::new();
+                while found.len() < limit {
+                    let Some(row) = rows.next()? else { break };
+                    let user = read_user(row)?;
+                    if user.email.to_lowercase().contains(&query) || user.name.to_lowercase().contains(&query) {
+                        found.push(user);
+                    }
+                }
+                Ok(found)
             })
             .await
             .map_err(backend)

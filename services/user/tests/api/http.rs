@@ -1,0 +1,528 @@
+//! The user service's HTTP API, driven through the real router and middleware stack on the SQLite
+//! store and on PostgreSQL — every endpoint, with its failure paths and the token attacks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
+use platform::Config;
+use platform::auth::{Claims, Role};
+use platform::infra::Infra;
+use serde_json::{Value, json};
+use shop_user::domain::totp;
+use shop_user::keys::KeyRing;
+use shop_user::store::UserStore;
+use shop_user::store::postgres::PgUserStore;
+use shop_user::store::sqlite::SqliteUserStore;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct App {
+    router: Router,
+    infra: Infra,
+    users: Arc<dyn UserStore>,
+    dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: u16,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+async fn start(database_url: Option<String>) -> App {
+    platform::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.database_url = database_url.clone().map(Into::into);
+    let infra = Infra::build(config).await.unwrap();
+    let service = shop_user::build(infra.clone()).await.unwrap();
+    let users: Arc<dyn UserStore> = match database_url {
+        Some(url) => Arc::new(PgUserStore::new(sqlx::PgPool::connect(&url).await.unwrap())),
+        None => Arc::new(SqliteUserStore::new(platform::sqlite::Db::open(dir.path().join("user.db")).unwrap())),
+    };
+    App { router: infra.app(vec![service]), infra, users, dir }
+}
+
+async fn sqlite_app() -> Option<App> {
+    Some(start(None).await)
+}
+
+async fn postgres_app() -> Option<App> {
+    let base = platform::testing::server_env("SHOP_TEST_DATABASE_URL")?;
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(start(Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))).await)
+}
+
+impl App {
+    async fn send(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>, peer: [u8; 4]) -> Reply {
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
+        self.send(method, path, body, token, [127, 0, 0, 1]).await
+    }
+
+    async fn register(&self, email: &str) -> Value {
+        let reply = self
+            .call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "name": "Ada"})), None)
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body
+    }
+
+    async fn login(&self, email: &str, password: &str, totp: Option<String>) -> Reply {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(code) = totp {
+            body["totp"] = json!(code);
+        }
+        self.call("POST", "/v1/auth/login", Some(body), None).await
+    }
+
+    fn keys(&self) -> KeyRing {
+        KeyRing::from_dir(&self.dir.path().join("secrets/jwt")).unwrap()
+    }
+
+    fn claims(&self, sub: &str, role: Role, amr: &[&str]) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: sub.into(),
+            role,
+            iss: "shop".into(),
+            aud: "shop-api".into(),
+            iat: now,
+            nbf: None,
+            exp: now + 300,
+            amr: amr.iter().map(|s| s.to_string()).collect(),
+            sid: None,
+        }
+    }
+}
+
+fn token(body: &Value, name: &str) -> String {
+    body[name].as_str().unwrap_or_else(|| panic!("no {name} in {body}")).to_owned()
+}
+
+fn code_now(secret: &str) -> String {
+    totp::code_at(secret, chrono::Utc::now().timestamp() / totp::STEP_SECS).unwrap()
+}
+
+macro_rules! api_suite {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $test() { let Some(app) = super::sqlite_app().await else { return }; super::$test(&app).await; } )+
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $test() { let Some(app) = super::postgres_app().await else { return }; super::$test(&app).await; } )+
+        }
+    };
+}
+
+api_suite!(
+    registration_signs_in_and_a_taken_email_is_a_conflict,
+    registration_refuses_weak_passwords_and_bad_emails_naming_the_field,
+    a_bad_login_answers_the_same_whether_or_not_the_email_exists,
+    repeated_failed_logins_are_throttled_per_account_and_per_address,
+    refresh_rotates_and_replaying_a_spent_token_revokes_the_session,
+    logout_revokes_the_session,
+    the_profile_is_read_and_changed_by_its_owner,
+    the_address_book_belongs_to_its_owner,
+    a_password_reset_mails_a_single_use_token_and_signs_out_everywhere,
+    an_enrolled_second_factor_is_required_at_login,
+    admin_routes_need_an_admin_with_a_second_factor,
+    forged_expired_and_misaddressed_tokens_are_refused,
+    the_published_key_set_verifies_issued_tokens,
+);
+
+async fn registration_signs_in_and_a_taken_email_is_a_conflict(app: &App) {
+    let body = app.register("Ada@Example.com").await;
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    assert_eq!(body["user"]["role"], "customer");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    assert!(!token(&body, "refresh_token").is_empty());
+    let me = app.call("GET", "/v1/users/me", None, Some(&token(&body, "access_token"))).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["id"], body["user"]["id"]);
+    assert!(me.body["created_at"].is_string());
+    let again = app
+        .call(
+            "POST",
+            "/v1/auth/register",
+            Some(json!({"email": " ADA@example.COM", "password": PASSWORD, "name": "B"})),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.headers["content-type"], "application/problem+json");
+}
+
+async fn registration_refuses_weak_passwords_and_bad_emails_naming_the_field(app: &App) {
+    for (body, field) in [
+        (json!({"email": "a@example.com", "password": "short", "name": "A"}), "password"),
+        (json!({"email": "a@example.com", "password": "password123", "name": "A"}), "password"),
+        (json!({"email": "not-an-email", "password": PASSWORD, "name": "A"}), "email"),
+        (json!({"email": "a@example.com", "password": PASSWORD, "name": "  "}), "name"),
+    ] {
+        let reply = app.call("POST", "/v1/auth/register", Some(body), None).await;
+        assert_eq!(reply.status, 422, "{}", reply.body);
+        assert!(reply.body["errors"].as_array().unwrap().iter().any(|e| e["field"] == field), "{}", reply.body);
+    }
+    let reply = app.call("POST", "/v1/auth/register", Some(json!({"email": "a@example.com"})), None).await;
+    assert_eq!(reply.status, 422);
+    // Nothing was created by the refused requests.
+    assert!(app.users.by_email("a@example.com").await.unwrap().is_none());
+}
+
+async fn a_bad_login_answers_the_same_whether_or_not_the_email_exists(app: &App) {
+    app.register("ada@example.com").await;
+    let ok = app.login("ADA@example.com", PASSWORD, None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let wrong_password = app.login("ada@example.com", "wrong password!", None).await;
+    let no_account = app.login("nobody@example.com", "wrong password!", None).await;
+    assert_eq!(wrong_password.status, 401);
+    assert_eq!(no_account.status, 401);
+    assert_eq!(wrong_password.body, no_account.body);
+}
+
+async fn repeated_failed_logins_are_throttled_per_account_and_per_address(app: &App) {
+    app.register("ada@example.com").await;
+    for _ in 0..5 {
+        assert_eq!(app.login("ada@example.com", "wrong password!", None).await.status, 401);
+    }
+    let throttled = app.login("ada@example.com", PASSWORD, None).await;
+    assert_eq!(throttled.status, 429, "even the right password waits out the window");
+    assert!(throttled.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+
+    // One address guessing across many accounts is throttled too, and other addresses are not.
+    app.register("bob@example.com").await;
+    let attacker = [10, 9, 8, 7];
+    for i in 0..20 {
+        let body = json!({"email": format!("user{i}@example.com"), "password": "guess guess guess"});
+        assert_eq!(app.send("POST", "/v1/auth/login", Some(body), None, attacker).await.status, 401);
+    }
+    let body = json!({"email": "bob@example.com", "password": PASSWORD});
+    assert_eq!(app.send("POST", "/v1/auth/login", Some(body.clone()), None, attacker).await.status, 429);
+    assert_eq!(app.send("POST", "/v1/auth/login", Some(body), None, [10, 0, 0, 2]).await.status, 200);
+}
+
+async fn refresh_rotates_and_replaying_a_spent_token_revokes_the_session(app: &App) {
+    let first = app.register("ada@example.com").await;
+    let r1 = token(&first, "refresh_token");
+    let second = app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": r1})), None).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let r2 = token(&second.body, "refresh_token");
+    assert_ne!(r1, r2);
+    assert_eq!(app.call("GET", "/v1/users/me", None, Some(&token(&second.body, "access_token"))).await.status, 200);
+    // Replaying the spent r1 fails and revokes the family: r2 is dead too.
+    assert_eq!(app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": r1})), None).await.status, 401);
+    assert_eq!(app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": r2})), None).await.status, 401);
+    // Another session of the same user is unaffected.
+    let other = app.login("ada@example.com", PASSWORD, None).await;
+    let reply = app
+        .call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": token(&other.body, "refresh_token")})), None)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": "junk"})), None).await.status, 401);
+}
+
+async fn logout_revokes_the_session(app: &App) {
+    let body = app.register("ada@example.com").await;
+    let refresh = token(&body, "refresh_token");
+    let reply = app
+        .call("POST", "/v1/auth/logout", Some(json!({"refresh_token": refresh})), Some(&token(&body, "access_token")))
+        .await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": refresh})), None).await.status, 401);
+    // A bearer token that is present must be valid.
+    let reply = app.call("POST", "/v1/auth/logout", Some(json!({"refresh_token": "x"})), Some("garbage")).await;
+    assert_eq!(reply.status, 401);
+}
+
+async fn the_profile_is_read_and_changed_by_its_owner(app: &App) {
+    let body = app.register("ada@example.com").await;
+    let access = token(&body, "access_token");
+    assert_eq!(app.call("GET", "/v1/users/me", None, None).await.status, 401);
+    let reply = app.call("PATCH", "/v1/users/me", Some(json!({"name": " Ada Lovelace "})), Some(&access)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["name"], "Ada Lovelace");
+    let reply = app.call("PATCH", "/v1/users/me", Some(json!({"name": ""})), Some(&access)).await;
+    assert_eq!(reply.status, 422);
+    let reply = app.call("PATCH", "/v1/users/me", Some(json!({"role": "admin"})), Some(&access)).await;
+    assert_eq!(reply.status, 422, "unknown fields (a role!) are refused");
+    assert_eq!(app.call("GET", "/v1/users/me", None, Some(&access)).await.body["role"], "customer");
+}
+
+async fn the_address_book_belongs_to_its_owner(app: &App) {
+    let ada = token(&app.register("ada@example.com").await, "access_token");
+    let bob = token(&app.register("bob@example.com").await, "access_token");
+    let address =
+        json!({"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "us"});
+    let created = app.call("POST", "/v1/users/me/addresses", Some(address), Some(&ada)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["country"], "US");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let bad = json!({"name": "Ada", "line1": "", "city": "X", "postal_code": "1", "country": "USA"});
+    let reply = app.call("POST", "/v1/users/me/addresses", Some(bad), Some(&ada)).await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.body["errors"].as_array().unwrap().len(), 2);
+    let list = app.call("GET", "/v1/users/me/addresses", None, Some(&ada)).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["next_cursor"], Value::Null);
+    assert_eq!(app.call("GET", "/v1/users/me/addresses", None, Some(&bob)).await.body["items"], json!([]));
+    // Bob cannot delete Ada's address: it is not found for him.
+    assert_eq!(app.call("DELETE", &format!("/v1/users/me/addresses/{id}"), None, Some(&bob)).await.status, 404);
+    assert_eq!(app.call("DELETE", &format!("/v1/users/me/addresses/{id}"), None, Some(&ada)).await.status, 204);
+    assert_eq!(app.call("DELETE", &format!("/v1/users/me/addresses/{id}"), None, Some(&ada)).await.status, 404);
+}
+
+async fn a_password_reset_mails_a_single_use_token_and_signs_out_everywhere(app: &App) {
+    let body = app.register("ada@example.com").await;
+    let old_refresh = token(&body, "refresh_token");
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let reply = app.call("POST", "/v1/auth/password-reset", Some(json!({"email": email})), None).await;
+        assert_eq!(reply.status, 202);
+    }
+    // The mailer writes exactly one email (for the real account) to the mail folder.
+    let mail_dir = app.dir.path().join("mail");
+    let mut mail = None;
+    for _ in 0..200 {
+        let files: Vec<_> =
+            std::fs::read_dir(&mail_dir).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
+        if let Some(file) = files.iter().find(|f| f.path().extension().is_some_and(|e| e == "eml")) {
+            assert_eq!(files.len(), 1);
+            mail = Some(std::fs::read_to_string(file.path()).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mail = mail.expect("the reset email is written to the mail folder");
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    let reset_token = mail
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 43 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .expect("the token is in the email")
+        .to_owned();
+
+    let weak = app
+        .call(
+            "POST",
+            "/v1/auth/password-reset/confirm",
+            Some(json!({"token": reset_token, "new_password": "short"})),
+            None,
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    let new_password = "a brand new passphrase";
+    let reply = app
+        .call(
+            "POST",
+            "/v1/auth/password-reset/confirm",
+            Some(json!({"token": reset_token, "new_password": new_password})),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let again = app
+        .call(
+            "POST",
+            "/v1/auth/password-reset/confirm",
+            Some(json!({"token": reset_token, "new_password": new_password})),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 400, "a reset token works once");
+    assert_eq!(app.login("ada@example.com", PASSWORD, None).await.status, 401);
+    assert_eq!(app.login("ada@example.com", new_password, None).await.status, 200);
+    assert_eq!(
+        app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": old_refresh})), None).await.status,
+        401
+    );
+}
+
+async fn an_enrolled_second_factor_is_required_at_login(app: &App) {
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let setup = app.call("POST", "/v1/auth/mfa/setup", None, Some(&access)).await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    assert!(setup.body["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    let secret = setup.body["secret"].as_str().unwrap().to_owned();
+    // Until confirmed, login needs no code.
+    assert_eq!(app.login("ada@example.com", PASSWORD, None).await.status, 200);
+    let wrong = app.call("POST", "/v1/auth/mfa/verify", Some(json!({"code": "000000"})), Some(&access)).await;
+    assert_eq!(wrong.status, 422);
+    let code = code_now(&secret);
+    assert_eq!(app.call("POST", "/v1/auth/mfa/verify", Some(json!({"code": code})), Some(&access)).await.status, 204);
+    assert_eq!(app.call("POST", "/v1/auth/mfa/setup", None, Some(&access)).await.status, 409);
+    let without = app.login("ada@example.com", PASSWORD, None).await;
+    assert_eq!(without.status, 401);
+    assert_eq!(without.body["type"], "/problems/mfa-required");
+    // The code just used cannot be replayed; the next step's code can be used.
+    assert_eq!(app.login("ada@example.com", PASSWORD, Some(code)).await.status, 401);
+    let next = totp::code_at(&secret, chrono::Utc::now().timestamp() / totp::STEP_SECS + 1).unwrap();
+    let with = app.login("ada@example.com", PASSWORD, Some(next)).await;
+    assert_eq!(with.status, 200, "{}", with.body);
+}
+
+async fn admin_routes_need_an_admin_with_a_second_factor(app: &App) {
+    let (admin, uri) =
+        shop_user::admin::create_admin(app.users.as_ref(), "root@example.com", PASSWORD, "Root").await.unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    let secret = url::Url::parse(&uri).unwrap().query_pairs().find(|(k, _)| k == "secret").unwrap().1.into_owned();
+    let customer = token(&app.register("ada@example.com").await, "access_token");
+
+    assert_eq!(app.call("GET", "/admin/v1/users", None, None).await.status, 401);
+    assert_eq!(app.call("GET", "/admin/v1/users", None, Some(&customer)).await.status, 403);
+    // An admin signs in with password and TOTP.
+    let no_code = app.login("root@example.com", PASSWORD, None).await;
+    assert_eq!(no_code.status, 401);
+    let login = app.login("root@example.com", PASSWORD, Some(code_now(&secret))).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let admin_token = token(&login.body, "access_token");
+    let page = app.call("GET", "/admin/v1/users?q=EXAMPLE.com&limit=1", None, Some(&admin_token)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 1);
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let next = app
+        .call("GET", &format!("/admin/v1/users?q=example.com&limit=1&cursor={cursor}"), None, Some(&admin_token))
+        .await;
+    assert_eq!(next.body["items"].as_array().unwrap().len(), 1);
+    assert_ne!(next.body["items"][0]["id"], page.body["items"][0]["id"]);
+    assert_eq!(app.call("GET", "/admin/v1/users?limit=1000", None, Some(&admin_token)).await.status, 422);
+    // An admin token without the second factor (signed with the real key) is refused.
+    let no_mfa = app.keys().sign(&app.claims(&admin.id, Role::Admin, &["pwd"]));
+    assert_eq!(app.call("GET", "/admin/v1/users", None, Some(&no_mfa)).await.status, 403);
+}
+
+async fn forged_expired_and_misaddressed_tokens_are_refused(app: &App) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let user = app.register("ada@example.com").await["user"]["id"].as_str().unwrap().to_owned();
+    let keys = app.keys();
+    let good = keys.sign(&app.claims(&user, Role::Customer, &["pwd"]));
+    assert_eq!(app.call("GET", "/v1/users/me", None, Some(&good)).await.status, 200);
+
+    let mut expired = app.claims(&user, Role::Customer, &["pwd"]);
+    expired.iat -= 3600;
+    expired.exp = chrono::Utc::now().timestamp() - 120;
+    let mut early = app.claims(&user, Role::Customer, &["pwd"]);
+    early.nbf = Some(chrono::Utc::now().timestamp() + 600);
+    let mut audience = app.claims(&user, Role::Customer, &["pwd"]);
+    audience.aud = "another-api".into();
+    let mut issuer = app.claims(&user, Role::Customer, &["pwd"]);
+    issuer.iss = "someone-else".into();
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&app.claims(&user, Role::Admin, &["pwd", "otp"])).unwrap());
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, keys.current_kid()));
+    let none = format!("{header}.{payload}.");
+    let x = keys.jwks().keys[0].clone();
+    let public = serde_json::to_value(&x).unwrap()["x"].as_str().unwrap().to_owned();
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some(keys.current_kid().to_owned());
+    let hmac = jsonwebtoken::encode(
+        &hs,
+        &app.claims(&user, Role::Admin, &["pwd", "otp"]),
+        &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+    )
+    .unwrap();
+    let mut parts: Vec<&str> = good.split('.').collect();
+    parts[1] = &payload;
+    let tampered = parts.join(".");
+    for (case, token) in [
+        ("expired", keys.sign(&expired)),
+        ("not yet valid", keys.sign(&early)),
+        ("wrong audience", keys.sign(&audience)),
+        ("wrong issuer", keys.sign(&issuer)),
+        ("alg none", none),
+        ("HMAC keyed with the public key", hmac),
+        ("tampered payload", tampered),
+        ("garbage", "a.b.c".to_owned()),
+    ] {
+        let reply = app.call("GET", "/v1/users/me", None, Some(&token)).await;
+        assert_eq!(reply.status, 401, "{case}");
+        assert_eq!(reply.headers["content-type"], "application/problem+json", "{case}");
+    }
+}
+
+async fn the_published_key_set_verifies_issued_tokens(app: &App) {
+    let body = app.register("ada@example.com").await;
+    let jwks = app.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(jwks.status, 200);
+    let keys = jwks.body["keys"].as_array().unwrap();
+    assert!(
+        keys.iter().all(|k| k["kty"] == "OKP" && k["crv"] == "Ed25519" && k.get("d").is_none()),
+        "public keys only"
+    );
+    // A verifier that only knows the published set accepts the token.
+    let verifier = platform::auth::TokenVerifier::local("shop", "shop-api");
+    verifier.set_keys(&serde_json::from_value(jwks.body.clone()).unwrap());
+    let claims = verifier.verify(&token(&body, "access_token")).await.unwrap();
+    assert_eq!(claims.sub, body["user"]["id"].as_str().unwrap());
+    assert!(claims.sid.is_some());
+    app.infra.shutdown.cancel();
+}
+
+/// An independent implementation (PyJWT) verifies a token against the JWKS served over HTTP.
+#[tokio::test]
+async fn an_independent_jwt_library_verifies_issued_tokens_against_the_published_keys() {
+    let Some(python) = platform::testing::server_env("SHOP_TEST_PYTHON") else { return };
+    let app = start(None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    tokio::spawn(
+        async move { axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await },
+    );
+    let body = app.register("ada@example.com").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/verify-jwt.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(format!("http://{address}/.well-known/jwks.json"))
+        .arg(token(&body, "access_token"))
+        .args(["shop", "shop-api"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let claims: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(claims["sub"], body["user"]["id"]);
+    assert_eq!(claims["role"], "customer");
+    // And it refuses a tampered one.
+    let tampered = format!("{}x", token(&body, "access_token"));
+    let output = tokio::process::Command::new(platform::testing::server_env("SHOP_TEST_PYTHON").unwrap())
+        .arg(script)
+        .arg(format!("http://{address}/.well-known/jwks.json"))
+        .arg(tampered)
+        .args(["shop", "shop-api"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+}

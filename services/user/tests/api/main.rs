@@ -1,0 +1,5 @@
+//! The user service's integration tests: the store conformance suites on every adapter, and the
+//! HTTP API driven through the real router on the SQLite and PostgreSQL stores.
+
+mod conformance;
+mod http;
