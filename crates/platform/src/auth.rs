@@ -32,10 +32,11 @@ const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
 const LEEWAY_SECS: u64 = 30;
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A shopper.
+    #[default]
     Customer,
     /// An operator of the shop.
     Admin,
@@ -56,7 +57,8 @@ impl Role {
 pub struct Claims {
     /// The user id.
     pub sub: String,
-    /// The user's role.
+    /// The user's role; a token without one (a Cognito token) is a customer's.
+    #[serde(default)]
     pub role: Role,
     /// Issuer.
     pub iss: String,
@@ -365,6 +367,15 @@ mod tests {
         assert_eq!(claims.sub, "u1");
         assert_eq!(claims.role, Role::Admin);
         assert!(claims.has_mfa());
+    }
+
+    #[tokio::test]
+    async fn a_token_without_a_role_is_a_customers() {
+        let issuer = Issuer::new("k1");
+        let mut c = claims("admin", &["pwd", "otp"]);
+        c.as_object_mut().unwrap().remove("role");
+        let verified = verifier(&[&issuer]).verify(&issuer.sign(&c)).await.unwrap();
+        assert_eq!(verified.role, Role::Customer);
     }
 
     #[tokio::test]
