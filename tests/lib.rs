@@ -7,6 +7,12 @@ use platform::Config;
 use platform::infra::Infra;
 use reqwest::{Client, Method, RequestBuilder};
 
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A running platform.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -47,6 +53,34 @@ impl TestApp {
     /// A request to `path` on the platform.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// The platform's infrastructure (its configuration, bus, stores' folder).
+    pub fn infra(&self) -> &Infra {
+        &self.infra
+    }
+
+    /// Makes an admin and signs it in with its TOTP code; the access token.
+    pub async fn admin_token(&self) -> String {
+        let (users, _) = shop_user::user_store(&self.infra.config).await.expect("the user store opens");
+        let email = format!("admin-{}@example.com", uuid_like());
+        let (_, uri) = shop_user::admin::create_admin(users.as_ref(), &email, "correct horse battery", "Admin")
+            .await
+            .expect("an admin is made");
+        let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).expect("a secret").to_owned();
+        let step =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("a clock").as_secs() as i64 / 30;
+        let code = shop_user::domain::totp::code_at(&secret, step).expect("a code");
+        let login: serde_json::Value = self
+            .request(Method::POST, "/v1/auth/login")
+            .json(&serde_json::json!({"email": email, "password": "correct horse battery", "totp": code}))
+            .send()
+            .await
+            .expect("login answers")
+            .json()
+            .await
+            .expect("a token response");
+        login["access_token"].as_str().expect("an access token").to_owned()
     }
 
     /// Stops the platform the way SIGTERM does and waits for it.

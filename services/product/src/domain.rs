@@ -1,3 +1,4 @@
 //! Catalog types and rules, free of I/O.
 
 pub mod category;
+pub mod product;

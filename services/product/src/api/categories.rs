@@ -2,8 +2,10 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
-use platform::http::{ApiError, Json};
+use platform::http::ApiError;
 use serde::Serialize;
 
 use crate::AppState;
@@ -18,10 +20,13 @@ pub struct CategoryList {
 
 /// The category tree.
 #[utoipa::path(get, path = "/v1/categories", tag = "catalog",
-    responses((status = 200, description = "The category tree", body = CategoryList)))]
-pub async fn list_categories(State(state): State<AppState>) -> Result<Json<CategoryList>, ApiError> {
+    responses(
+        (status = 200, description = "The category tree", body = CategoryList),
+        (status = 304, description = "Not modified since the ETag sent in If-None-Match"),
+    ))]
+pub async fn list_categories(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let items = state.categories.list().await.map_err(ApiError::internal)?;
-    Ok(Json(CategoryList { items }))
+    Ok(super::products::cached_json(&headers, &CategoryList { items }))
 }
 
 /// The routes.

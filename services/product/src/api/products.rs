@@ -1,0 +1,173 @@
+//! Products: `GET /v1/products/{id}` (with `ETag` and `Cache-Control`; `If-None-Match` gets 304) and
+//! the admin routes `POST /admin/v1/products`, `PUT, PATCH, DELETE /admin/v1/products/{id}`. Every
+//! change records `product.upserted.v1` / `product.deleted.v1` in the same transaction.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use platform::auth::AdminUser;
+use platform::events::Event;
+use platform::http::{ApiError, Json, Path, Validator};
+use platform::telemetry::trace::TraceContext;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::domain::product::{Product, ProductInput, ProductPatch, build};
+use crate::store::StoreError;
+use crate::{AppState, NAME};
+
+/// How long clients and the CDN may reuse a product answer.
+const CACHE_CONTROL: &str = "public, max-age=60";
+
+fn store_error(error: StoreError) -> ApiError {
+    let mut v = Validator::new();
+    match error {
+        StoreError::UnknownCategory(id) => {
+            v.add("category_id", format!("no category {id:?}"));
+            v.finish().unwrap_err()
+        }
+        StoreError::DuplicateSku(sku) => ApiError::conflict(format!("SKU {sku} belongs to another product")),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Answers `body` as JSON with an `ETag`, or 304 when the client's `If-None-Match` matches it.
+pub fn cached_json(headers: &HeaderMap, body: &impl serde::Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("a response body serializes");
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let cache = [(header::ETAG, etag), (header::CACHE_CONTROL, CACHE_CONTROL.to_owned())];
+    if matches {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (cache, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn upserted(product: &Product, trace: &TraceContext) -> Event {
+    Event::new("product.upserted.v1", NAME, product).with_subject(&product.id).with_trace(trace)
+}
+
+/// A product.
+#[utoipa::path(get, path = "/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The product id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 304, description = "Not modified since the ETag sent in If-None-Match"),
+        (status = 404, description = "No such product", content_type = "application/problem+json"),
+    ))]
+pub async fn get_product(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let product = state.products.get(&id).await.map_err(ApiError::internal)?;
+    let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
+    Ok(cached_json(&headers, &product))
+}
+
+/// Creates a product.
+#[utoipa::path(post, path = "/admin/v1/products", tag = "catalog", request_body = ProductInput, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new product", body = Product),
+        (status = 409, description = "A SKU belongs to another product", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (an unknown category, a negative price, …)", content_type = "application/problem+json"),
+    ))]
+pub async fn create_product(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    trace: TraceContext,
+    Json(input): Json<ProductInput>,
+) -> Result<(StatusCode, Json<Product>), ApiError> {
+    let mut v = Validator::new();
+    let id = uuid::Uuid::now_v7().to_string();
+    let product = build(input, id, Vec::new(), false, chrono::Utc::now(), &mut v);
+    v.finish()?;
+    let product = product.expect("validated");
+    state.products.insert(&product, &upserted(&product, &trace)).await.map_err(store_error)?;
+    state.outbox.notify_one();
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+async fn save(
+    state: &AppState,
+    current: Product,
+    input: ProductInput,
+    trace: &TraceContext,
+) -> Result<Json<Product>, ApiError> {
+    let mut v = Validator::new();
+    let product =
+        build(input, current.id.clone(), current.images.clone(), current.in_stock, current.created_at, &mut v);
+    v.finish()?;
+    let product = product.expect("validated");
+    if !state.products.replace(&product, &upserted(&product, trace)).await.map_err(store_error)? {
+        return Err(ApiError::not_found("no such product"));
+    }
+    state.outbox.notify_one();
+    Ok(Json(product))
+}
+
+async fn current(state: &AppState, id: &str) -> Result<Product, ApiError> {
+    state.products.get(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("no such product"))
+}
+
+/// Replaces a product.
+#[utoipa::path(put, path = "/admin/v1/products/{id}", tag = "catalog", request_body = ProductInput, security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product id")),
+    responses((status = 200, description = "The product", body = Product)))]
+pub async fn replace_product(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    trace: TraceContext,
+    Path(id): Path<String>,
+    Json(input): Json<ProductInput>,
+) -> Result<Json<Product>, ApiError> {
+    let current = current(&state, &id).await?;
+    save(&state, current, input, &trace).await
+}
+
+/// Changes some fields of a product.
+#[utoipa::path(patch, path = "/admin/v1/products/{id}", tag = "catalog", request_body = ProductPatch, security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product id")),
+    responses((status = 200, description = "The product", body = Product)))]
+pub async fn patch_product(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    trace: TraceContext,
+    Path(id): Path<String>,
+    Json(patch): Json<ProductPatch>,
+) -> Result<Json<Product>, ApiError> {
+    let current = current(&state, &id).await?;
+    let input = patch.apply(&current);
+    save(&state, current, input, &trace).await
+}
+
+/// Deletes a product.
+#[utoipa::path(delete, path = "/admin/v1/products/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such product")))]
+pub async fn delete_product(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    trace: TraceContext,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let event = Event::new("product.deleted.v1", NAME, json!({"id": id})).with_subject(&id).with_trace(&trace);
+    if !state.products.delete(&id, &event).await.map_err(ApiError::internal)? {
+        return Err(ApiError::not_found("no such product"));
+    }
+    state.outbox.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/products/{id}", get(get_product)).route("/admin/v1/products", post(create_product)).route(
+        "/admin/v1/products/{id}",
+        axum::routing::put(replace_product).patch(patch_product).delete(delete_product),
+    )
+}

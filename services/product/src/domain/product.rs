@@ -1,0 +1,245 @@
+//! Products and variants: the rules a product must satisfy, free of I/O.
+
+use std::collections::BTreeMap;
+
+use platform::http::Validator;
+use platform::money::{Money, is_currency_code};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Most variants one product has.
+pub const MAX_VARIANTS: usize = 100;
+
+/// A sellable variant of a product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Variant {
+    /// The stock-keeping unit, unique in the catalog.
+    pub sku: String,
+    /// Its price.
+    pub price: Money,
+    /// What sets it apart (size, colour, …).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+}
+
+/// A product as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Product {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Long description.
+    pub description: String,
+    /// Brand.
+    pub brand: String,
+    /// Its category.
+    pub category_id: String,
+    /// The price shown for the product (its lowest variant price).
+    pub price: Money,
+    /// Image URLs.
+    pub images: Vec<String>,
+    /// Free-form attributes.
+    pub attributes: BTreeMap<String, Value>,
+    /// The SKUs.
+    pub variants: Vec<Variant>,
+    /// Whether any variant can be bought now.
+    pub in_stock: bool,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A variant as an admin sends it; without a price it takes the product's.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantInput {
+    /// The SKU.
+    pub sku: String,
+    /// Its price (default: the product's).
+    #[serde(default)]
+    pub price: Option<Money>,
+    /// Its attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+}
+
+/// A whole product as an admin sends it (`POST`, `PUT`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    /// Display name.
+    pub name: String,
+    /// Long description.
+    #[serde(default)]
+    pub description: String,
+    /// Brand.
+    pub brand: String,
+    /// Its category.
+    pub category_id: String,
+    /// The base price.
+    pub price: Money,
+    /// Free-form attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+    /// The SKUs (at least one).
+    pub variants: Vec<VariantInput>,
+}
+
+/// The fields an admin changes (`PATCH`); absent ones stay.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Long description.
+    pub description: Option<String>,
+    /// Brand.
+    pub brand: Option<String>,
+    /// Category.
+    pub category_id: Option<String>,
+    /// Base price.
+    pub price: Option<Money>,
+    /// Attributes (replaced whole).
+    pub attributes: Option<BTreeMap<String, Value>>,
+    /// Variants (replaced whole).
+    pub variants: Option<Vec<VariantInput>>,
+}
+
+impl ProductPatch {
+    /// `current` with the patch applied, as a whole input to validate.
+    pub fn apply(self, current: &Product) -> ProductInput {
+        ProductInput {
+            name: self.name.unwrap_or_else(|| current.name.clone()),
+            description: self.description.unwrap_or_else(|| current.description.clone()),
+            brand: self.brand.unwrap_or_else(|| current.brand.clone()),
+            category_id: self.category_id.unwrap_or_else(|| current.category_id.clone()),
+            price: self.price.unwrap_or_else(|| current.price.clone()),
+            attributes: self.attributes.unwrap_or_else(|| current.attributes.clone()),
+            variants: self.variants.unwrap_or_else(|| {
+                current
+                    .variants
+                    .iter()
+                    .map(|v| VariantInput {
+                        sku: v.sku.clone(),
+                        price: Some(v.price.clone()),
+                        attributes: v.attributes.clone(),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Whether `sku` is 1–64 characters of ASCII letters, digits, `-`, `_` and `.`.
+pub fn is_valid_sku(sku: &str) -> bool {
+    !sku.is_empty()
+        && sku.len() <= 64
+        && sku.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The checked, normalised product an input describes (its id, stock and images supplied by the
+/// caller), or the field errors. Whether the category exists is the caller's to check.
+pub fn build(
+    input: ProductInput,
+    id: String,
+    images: Vec<String>,
+    in_stock: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+    v: &mut Validator,
+) -> Option<Product> {
+    let name = input.name.trim().to_owned();
+    let brand = input.brand.trim().to_owned();
+    v.check(!name.is_empty() && name.chars().count() <= 200, "name", "must be 1 to 200 characters");
+    v.check(input.description.chars().count() <= 10_000, "description", "must be at most 10000 characters");
+    v.check(!brand.is_empty() && brand.chars().count() <= 100, "brand", "must be 1 to 100 characters");
+    v.check(!input.category_id.trim().is_empty(), "category_id", "is required");
+    v.check(input.price.amount >= 0, "price.amount", "must not be negative");
+    v.check(is_currency_code(&input.price.currency), "price.currency", "must be an ISO 4217 code such as USD");
+    v.check(input.attributes.len() <= 50, "attributes", "at most 50 attributes");
+    v.check(!input.variants.is_empty(), "variants", "a product has at least one variant");
+    v.check(input.variants.len() <= MAX_VARIANTS, "variants", "at most 100 variants");
+    let mut seen = std::collections::HashSet::new();
+    let mut variants = Vec::with_capacity(input.variants.len());
+    for (i, variant) in input.variants.into_iter().enumerate() {
+        let price = variant.price.unwrap_or_else(|| input.price.clone());
+        v.check(
+            is_valid_sku(&variant.sku),
+            &format!("variants[{i}].sku"),
+            "must be 1-64 letters, digits, '-', '_' or '.'",
+        );
+        v.check(seen.insert(variant.sku.clone()), &format!("variants[{i}].sku"), "is repeated");
+        v.check(price.amount >= 0, &format!("variants[{i}].price.amount"), "must not be negative");
+        v.check(
+            price.currency == input.price.currency,
+            &format!("variants[{i}].price.currency"),
+            "must be the product's currency",
+        );
+        variants.push(Variant { sku: variant.sku, price, attributes: variant.attributes });
+    }
+    if !v.is_empty() {
+        return None;
+    }
+    let lowest = variants.iter().map(|v| v.price.amount).min().unwrap_or(input.price.amount);
+    let now = chrono::Utc::now();
+    Some(Product {
+        id,
+        name,
+        description: input.description,
+        brand,
+        category_id: input.category_id.trim().to_owned(),
+        price: Money { amount: lowest, currency: input.price.currency.clone() },
+        images,
+        attributes: input.attributes,
+        variants,
+        in_stock,
+        created_at,
+        updated_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn input() -> ProductInput {
+        serde_json::from_value(json!({
+            "name": " Trail Runner ", "brand": "Acme", "category_id": "cat-shoes",
+            "price": {"amount": 8999, "currency": "USD"},
+            "variants": [{"sku": "TR-42"}, {"sku": "TR-43", "price": {"amount": 7999, "currency": "USD"}}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_valid_input_builds_a_product_priced_at_its_lowest_variant() {
+        let mut v = Validator::new();
+        let product = build(input(), "p1".into(), vec![], false, chrono::Utc::now(), &mut v).unwrap();
+        assert_eq!(product.name, "Trail Runner");
+        assert_eq!(product.price.amount, 7999);
+        assert_eq!(product.variants[0].price.amount, 8999, "a variant without a price takes the product's");
+    }
+
+    #[test]
+    fn bad_fields_are_each_named() {
+        let mut bad = input();
+        bad.price.amount = -1;
+        bad.name = String::new();
+        bad.variants.push(VariantInput { sku: "TR-42".into(), price: None, attributes: BTreeMap::new() });
+        bad.variants.push(VariantInput {
+            sku: "bad sku".into(),
+            price: Some(Money::new(1, "EUR")),
+            attributes: BTreeMap::new(),
+        });
+        let mut v = Validator::new();
+        assert!(build(bad, "p1".into(), vec![], false, chrono::Utc::now(), &mut v).is_none());
+        let error = v.finish().unwrap_err();
+        let fields: Vec<String> = error.problem().errors.iter().map(|e| e.field.clone()).collect();
+        for field in ["name", "price.amount", "variants[2].sku", "variants[3].sku", "variants[3].price.currency"] {
+            assert!(fields.contains(&field.to_owned()), "{field} in {fields:?}");
+        }
+    }
+}
