@@ -89,9 +89,6 @@ impl Claims {
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// No token, or not a bearer token.
-    #[error("missing bearer token")]
-    Missing,
     /// The token does not verify (bad signature, expired, wrong issuer or audience, …).
     #[error("invalid token: {0}")]
     Invalid(String),

@@ -17,6 +17,7 @@ pub mod infra;
 pub mod money;
 pub mod objects;
 pub mod postgres;
+pub mod sku;
 pub mod sqlite;
 pub mod telemetry;
 pub mod testing;

@@ -100,7 +100,7 @@ pub async fn inbox_claim(tx: &mut PgConnection, consumer: &str, event_id: &str) 
 pub struct PgOutbox(pub PgPool);
 
 fn bus_error(error: sqlx::Error) -> BusError {
-    BusError::Sqs { operation: "postgres outbox", source: Box::new(error) }
+    BusError::Outbox(Box::new(error))
 }
 
 #[async_trait]

@@ -13,9 +13,12 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use platform::auth::Claims;
+use platform::http::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
+use crate::domain::Account;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +56,16 @@ pub fn router() -> Router<AppState> {
         .merge(mfa::router())
         .merge(admin::router())
         .merge(jwks::router())
+}
+
+/// The account a valid access token names; 401 when it was deleted since the token was issued.
+pub async fn signed_in_account(state: &AppState, claims: &Claims) -> Result<Account, ApiError> {
+    state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.ok_or_else(account_gone)
+}
+
+/// The answer for a valid token whose account no longer exists.
+pub fn account_gone() -> ApiError {
+    ApiError::unauthorized("the account no longer exists")
 }
 
 /// The address of the client (behind the trusted proxies), when known.

@@ -114,20 +114,33 @@ pub fn router(state: AppState) -> Router {
 /// The account store a configuration names, migrated: PostgreSQL when `SHOP_DATABASE_URL` is set,
 /// else SQLite under the data dir. Nothing is started (the CLI uses it as it is).
 pub async fn user_store(config: &platform::Config) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
-    match &config.database_url {
-        Some(url) => {
-            let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
-            platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
-            platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
-            Ok((Arc::new(PgUserStore::new(pool.clone())), UserBackend::Postgres(pool)))
-        }
+    let sqlite = match config.database_url {
+        Some(_) => None,
         None => {
             let path = config.data_dir.join(format!("{NAME}.db"));
             let db = platform::sqlite::Db::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
             db.migrate(platform::sqlite::PLATFORM_MIGRATIONS)?;
             db.migrate(MIGRATIONS)?;
-            Ok((Arc::new(SqliteUserStore::new(db.clone())), UserBackend::Sqlite(db)))
+            Some(db)
         }
+    };
+    accounts(config, sqlite).await
+}
+
+/// The account store: PostgreSQL when configured, else the (already open and migrated) `sqlite`.
+async fn accounts(
+    config: &platform::Config,
+    sqlite: Option<platform::sqlite::Db>,
+) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
+    match (&config.database_url, sqlite) {
+        (Some(url), _) => {
+            let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
+            platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
+            platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
+            Ok((Arc::new(PgUserStore::new(pool.clone())), UserBackend::Postgres(pool)))
+        }
+        (None, Some(db)) => Ok((Arc::new(SqliteUserStore::new(db.clone())), UserBackend::Sqlite(db))),
+        (None, None) => anyhow::bail!("no account store: neither SHOP_DATABASE_URL nor the embedded database"),
     }
 }
 
@@ -148,7 +161,8 @@ pub async fn open_stores(
     let config = &infra.config;
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
-    let (users, backend) = user_store(config).await?;
+    // One handle on the embedded file: accounts (without PostgreSQL) and sessions share it.
+    let (users, backend) = accounts(config, Some(db.clone())).await?;
     let outbox = match backend {
         UserBackend::Postgres(pool) => {
             checks.push(Arc::new(platform::postgres::PgReadiness(pool.clone())));
@@ -170,6 +184,9 @@ pub async fn open_stores(
 /// Wires the service into a process: stores, keys, outbox relay, the mailer, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let (users, sessions, outbox, checks) = open_stores(&infra).await?;
+    // The decoy hash that equalises failed-login timing is slow to make: make it now, not in the first
+    // login for an unknown email (whose answer would then take measurably longer).
+    tokio::task::spawn_blocking(domain::password::decoy);
     let keys = Arc::new(KeyRing::load(&infra.config)?);
     let tokens = Arc::new(TokenSettings::from_config(&infra.config));
     let verifier = Arc::new(TokenVerifier::local(&tokens.issuer, &tokens.audience));

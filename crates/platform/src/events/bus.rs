@@ -27,6 +27,9 @@ pub enum BusError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A service's outbox table could not be read or cleared.
+    #[error("outbox")]
+    Outbox(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The queue does not exist.
     #[error("no queue named {0}")]
     UnknownQueue(String),

@@ -107,9 +107,10 @@ impl OutboxRelay {
                     }
                 }
             }
+            // Counted when published (a failed delete republishes later; the inbox absorbs that).
+            metrics::counter!("outbox_published_total").increment(published.len() as u64);
             self.store.delete(&published).await?;
             total += published.len();
-            metrics::counter!("outbox_published_total").increment(published.len() as u64);
             if let Some(error) = failure {
                 return Err(error);
             }

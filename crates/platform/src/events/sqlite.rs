@@ -116,6 +116,17 @@ impl SqliteQueue {
         Ok(deliveries)
     }
 
+    async fn has_visible(&self, queue: &str) -> Result<bool, BusError> {
+        let queue = queue.to_owned();
+        Ok(self
+            .db
+            .read(move |c| {
+                Ok(c.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at <= ?2)")?
+                    .query_row(params![queue, now_ms()], |r| r.get(0))?)
+            })
+            .await?)
+    }
+
     fn message_id(delivery: &Delivery) -> Result<i64, BusError> {
         delivery.message_id.parse().map_err(|_| BusError::StaleReceipt(delivery.message_id.clone()))
     }
@@ -142,7 +153,12 @@ impl EventBus for SqliteQueue {
         loop {
             // Register interest before looking, so a publish in between is not missed.
             let published = self.published.notified();
-            let deliveries = self.claim(queue, max.max(1), visibility).await?;
+            // An idle consumer polls often: look on a reader first and take the writer only for work.
+            let deliveries = if self.has_visible(queue).await? {
+                self.claim(queue, max.max(1), visibility).await?
+            } else {
+                Vec::new()
+            };
             let now = Instant::now();
             if !deliveries.is_empty() || now >= deadline {
                 return Ok(deliveries);

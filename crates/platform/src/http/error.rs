@@ -127,6 +127,11 @@ impl ApiError {
         error
     }
 
+    /// 422: one invalid field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+
     /// 422: the request is well-formed but cannot be processed (e.g. an idempotency key reused with
     /// another body).
     pub fn unprocessable(kind: &'static str, detail: impl Into<String>) -> Self {

@@ -27,14 +27,15 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Ops {
     checks: Vec<Arc<dyn ReadinessCheck>>,
-    openapi: Arc<String>,
+    openapi: bytes::Bytes,
 }
 
 impl Ops {
     /// Operations endpoints for a service with this OpenAPI document.
     pub fn new(openapi: &utoipa::openapi::OpenApi) -> Self {
-        let document = serde_json::to_string(openapi).expect("an OpenAPI document serializes");
-        Self { checks: Vec::new(), openapi: Arc::new(document) }
+        // Serialised once; each answer shares the bytes.
+        let document = serde_json::to_vec(openapi).expect("an OpenAPI document serializes");
+        Self { checks: Vec::new(), openapi: document.into() }
     }
 
     /// Adds a dependency check to `/ready`.
@@ -102,9 +103,7 @@ impl Ops {
                 "/openapi.json",
                 get(move || {
                     let document = openapi.clone();
-                    async move {
-                        ([(header::CONTENT_TYPE, "application/json")], document.as_str().to_owned()).into_response()
-                    }
+                    async move { ([(header::CONTENT_TYPE, "application/json")], document).into_response() }
                 }),
             )
     }

@@ -45,28 +45,17 @@ fn migrate_creates_every_store_and_is_idempotent() {
 #[test]
 fn up_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = shop()
-        .args(["up", "--port", "0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    stdout.read_line(&mut banner).unwrap();
-    // "shop is up: http://localhost:PORT (listening on 127.0.0.1:PORT, …)"
-    let address = banner.split("listening on ").nth(1).and_then(|s| s.split(',').next()).unwrap().to_owned();
-    let health = http_get(&address, "/health");
+    let mut shop = Running::start(dir.path());
+    let health = http_get(&shop.address, "/health");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let categories = http_get(&address, "/v1/categories");
+    let categories = http_get(&shop.address, "/v1/categories");
     assert!(categories.contains("electronics"), "the demo catalog is seeded: {categories}");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args(["-TERM", &shop.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let started = Instant::now();
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = shop.child.try_wait().unwrap() {
             break exit;
         }
         assert!(started.elapsed() < Duration::from_secs(15), "shop did not stop on SIGTERM");
@@ -74,7 +63,7 @@ fn up_serves_and_stops_cleanly_on_sigterm() {
     };
     assert!(exit.success(), "{exit:?}");
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    std::io::Read::read_to_string(&mut shop.stdout, &mut rest).unwrap();
     assert!(rest.contains("shop stopped"), "{rest}");
 }
 
@@ -101,8 +90,10 @@ fn http(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     response
 }
 
+/// `shop up` on a free port; killed when dropped.
 struct Running {
     child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
     address: String,
 }
 
@@ -118,8 +109,9 @@ impl Running {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
         stdout.read_line(&mut banner).unwrap();
+        // "shop is up: http://localhost:PORT (listening on 127.0.0.1:PORT, …)"
         let address = banner.split("listening on ").nth(1).and_then(|s| s.split(',').next()).unwrap().to_owned();
-        Self { child, address }
+        Self { child, stdout, address }
     }
 }
 

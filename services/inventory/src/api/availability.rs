@@ -6,7 +6,7 @@ use axum::routing::get;
 use platform::http::{ApiError, Json, Path};
 
 use crate::AppState;
-use crate::domain::{AvailabilityResponse, is_valid_sku};
+use crate::domain::AvailabilityResponse;
 
 /// Units of `sku` available to buy.
 #[utoipa::path(get, path = "/v1/inventory/{sku}", tag = "inventory",
@@ -19,7 +19,7 @@ pub async fn get_availability(
     State(state): State<AppState>,
     Path(sku): Path<String>,
 ) -> Result<Json<AvailabilityResponse>, ApiError> {
-    if !is_valid_sku(&sku) {
+    if !platform::sku::is_valid(&sku) {
         return Err(ApiError::not_found(format!("no SKU {sku:?}")));
     }
     let stock = state.stock.get(&sku).await.map_err(ApiError::internal)?;

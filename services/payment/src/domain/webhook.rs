@@ -70,14 +70,16 @@ mod tests {
 
     #[test]
     fn a_known_signature_verifies() {
-        // HMAC-SHA256("whsec_test_secret", "1700000000.{}") computed independently.
-        let header = "t=1700000000,v1=ab1c85a3b7a0734f1c7e2a2fbd8a3c2f4f9a8b5d5d0e0f2e8b8c1e3c7e0a9b7f";
-        // A made-up v1 must not verify…
-        assert_eq!(verify(header, b"{}", SECRET, 1_700_000_000, 300), Err(SignatureError::Mismatch));
-        // …while the real one does, alongside an old one during a secret roll.
-        let real = sign(b"{}", SECRET, 1_700_000_000);
-        let rolled = format!("{real},v1=00ff,v0=deadbeef");
+        // HMAC-SHA256(key "whsec_test_secret", "1700000000.{}"), computed with Python's hmac module.
+        let known = "ceb8863f7208fa249a6cd8f951e993c7563412aca65866f6272283debe143ab3";
+        assert_eq!(sign(b"{}", SECRET, 1_700_000_000), format!("t=1700000000,v1={known}"));
+        assert_eq!(verify(&format!("t=1700000000,v1={known}"), b"{}", SECRET, 1_700_000_000, 300), Ok(()));
+        // During a secret roll Stripe sends several v1 signatures; one matching is enough.
+        let rolled = format!("t=1700000000,v1=00ff,v1={known},v0=deadbeef");
         assert_eq!(verify(&rolled, b"{}", SECRET, 1_700_000_100, 300), Ok(()));
+        // A made-up v1 does not verify.
+        let made_up = "t=1700000000,v1=ab1c85a3b7a0734f1c7e2a2fbd8a3c2f4f9a8b5d5d0e0f2e8b8c1e3c7e0a9b7f";
+        assert_eq!(verify(made_up, b"{}", SECRET, 1_700_000_000, 300), Err(SignatureError::Mismatch));
     }
 
     #[test]

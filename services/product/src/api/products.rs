@@ -22,12 +22,8 @@ use crate::{AppState, NAME};
 const CACHE_CONTROL: &str = "public, max-age=60";
 
 fn store_error(error: StoreError) -> ApiError {
-    let mut v = Validator::new();
     match error {
-        StoreError::UnknownCategory(id) => {
-            v.add("category_id", format!("no category {id:?}"));
-            v.finish().unwrap_err()
-        }
+        StoreError::UnknownCategory(id) => ApiError::invalid_field("category_id", format!("no category {id:?}")),
         StoreError::DuplicateSku(sku) => ApiError::conflict(format!("SKU {sku} belongs to another product")),
         other => ApiError::internal(other),
     }

@@ -1,5 +1,7 @@
 //! Categories: a tree of named nodes, each addressable by a unique slug.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 /// One node of the category tree.
@@ -39,31 +41,30 @@ pub fn slugify(name: &str) -> String {
 }
 
 /// Orders `categories` so every parent comes before its children (and siblings keep their order),
-/// dropping none: a category whose parent is missing is treated as a root.
+/// dropping none: a category whose parent is missing is treated as a root. Linear in the number of
+/// categories (it runs on every category-tree read).
 pub fn parents_first(categories: Vec<Category>) -> Vec<Category> {
-    let known: std::collections::HashSet<String> = categories.iter().map(|c| c.id.clone()).collect();
-    let mut ordered = Vec::with_capacity(categories.len());
-    let mut stack: Vec<Option<String>> = vec![None];
-    let mut placed = std::collections::HashSet::new();
-    while let Some(parent) = stack.pop() {
-        let children: Vec<&Category> = categories
-            .iter()
-            .filter(|c| {
-                let effective = c.parent_id.clone().filter(|p| known.contains(p));
-                effective == parent && !placed.contains(&c.id)
-            })
-            .collect();
-        for child in children.iter().rev() {
-            stack.push(Some(child.id.clone()));
-        }
-        for child in children {
-            placed.insert(child.id.clone());
-            ordered.push(child.clone());
-        }
+    let known: HashSet<&str> = categories.iter().map(|c| c.id.as_str()).collect();
+    let mut by_parent: HashMap<Option<&str>, Vec<usize>> = HashMap::new();
+    for (i, category) in categories.iter().enumerate() {
+        let parent = category.parent_id.as_deref().filter(|p| known.contains(p));
+        by_parent.entry(parent).or_default().push(i);
     }
-    // Cycles (not producible through the API) would leave nodes unplaced: keep them at the end.
-    ordered.extend(categories.into_iter().filter(|c| !placed.contains(&c.id)));
-    ordered
+    let mut order = Vec::with_capacity(categories.len());
+    let mut stack: Vec<Option<&str>> = vec![None];
+    while let Some(parent) = stack.pop() {
+        let Some(children) = by_parent.remove(&parent) else { continue };
+        stack.extend(children.iter().rev().map(|&i| Some(categories[i].id.as_str())));
+        order.extend(children);
+    }
+    // Cycles (not producible through the API) leave nodes unplaced: keep them at the end.
+    let mut placed = vec![false; categories.len()];
+    for &i in &order {
+        placed[i] = true;
+    }
+    order.extend((0..categories.len()).filter(|&i| !placed[i]));
+    let mut slots: Vec<Option<Category>> = categories.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 #[cfg(test)]
@@ -91,5 +92,9 @@ mod tests {
         let ordered = parents_first(vec![c("phones", Some("electronics")), c("electronics", None), c("toys", None)]);
         let ids: Vec<&str> = ordered.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["electronics", "toys", "phones"]);
+        // An orphan is a root, and a cycle is kept (at the end) rather than dropped.
+        let ordered = parents_first(vec![c("a", Some("b")), c("b", Some("a")), c("orphan", Some("gone"))]);
+        let ids: Vec<&str> = ordered.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["orphan", "a", "b"]);
     }
 }

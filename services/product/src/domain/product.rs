@@ -132,13 +132,6 @@ impl ProductPatch {
     }
 }
 
-/// Whether `sku` is 1–64 characters of ASCII letters, digits, `-`, `_` and `.`.
-pub fn is_valid_sku(sku: &str) -> bool {
-    !sku.is_empty()
-        && sku.len() <= 64
-        && sku.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// The checked, normalised product an input describes (its id, stock and images supplied by the
 /// caller), or the field errors. Whether the category exists is the caller's to check.
 pub fn build(
@@ -165,7 +158,7 @@ pub fn build(
     for (i, variant) in input.variants.into_iter().enumerate() {
         let price = variant.price.unwrap_or_else(|| input.price.clone());
         v.check(
-            is_valid_sku(&variant.sku),
+            platform::sku::is_valid(&variant.sku),
             &format!("variants[{i}].sku"),
             "must be 1-64 letters, digits, '-', '_' or '.'",
         );

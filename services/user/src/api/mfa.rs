@@ -39,8 +39,7 @@ pub async fn setup(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
 ) -> Result<Json<MfaSetupResponse>, ApiError> {
-    let account = state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?;
-    let account = account.ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    let account = super::signed_in_account(&state, &claims).await?;
     if account.mfa_confirmed {
         return Err(ApiError::conflict("a second factor is already confirmed for this account"));
     }
@@ -61,8 +60,7 @@ pub async fn verify(
     AuthUser(claims): AuthUser,
     Json(body): Json<MfaVerifyRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let account = state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?;
-    let account = account.ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    let account = super::signed_in_account(&state, &claims).await?;
     let secret = account.mfa_secret.ok_or_else(|| ApiError::conflict("start with POST /v1/auth/mfa/setup"))?;
     let step = totp::verify(&secret, &body.code, chrono::Utc::now().timestamp(), account.mfa_last_step);
     let accepted = match step {
@@ -70,9 +68,7 @@ pub async fn verify(
         None => false,
     };
     if !accepted {
-        let mut v = platform::http::Validator::new();
-        v.add("code", "is not a valid code (or was used already)");
-        return Err(v.finish().unwrap_err());
+        return Err(ApiError::invalid_field("code", "is not a valid code (or was used already)"));
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,11 +19,6 @@ pub struct UpdateProfileRequest {
     pub name: Option<String>,
 }
 
-fn gone() -> ApiError {
-    // The token is valid but its account was deleted.
-    ApiError::unauthorized("the account no longer exists")
-}
-
 /// The signed-in user's profile.
 #[utoipa::path(get, path = "/v1/users/me", tag = "auth", security(("bearer" = [])),
     responses(
@@ -31,8 +26,7 @@ fn gone() -> ApiError {
         (status = 401, description = "No valid access token", content_type = "application/problem+json"),
     ))]
 pub async fn get_me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<Json<User>, ApiError> {
-    let account = state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.ok_or_else(gone)?;
-    Ok(Json(account.user))
+    Ok(Json(super::signed_in_account(&state, &claims).await?.user))
 }
 
 /// Changes the signed-in user's profile.
@@ -55,9 +49,9 @@ pub async fn update_me(
     v.finish()?;
     let user = match name {
         Some(name) => state.users.rename(&claims.sub, &name).await.map_err(ApiError::internal)?,
-        None => state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.map(|a| a.user),
+        None => Some(super::signed_in_account(&state, &claims).await?.user),
     };
-    Ok(Json(user.ok_or_else(gone)?))
+    Ok(Json(user.ok_or_else(super::account_gone)?))
 }
 
 /// The routes.
