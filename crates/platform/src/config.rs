@@ -15,6 +15,26 @@ use url::Url;
 /// The prefix of every environment variable the platform reads.
 pub const ENV_PREFIX: &str = "SHOP_";
 
+/// Where the document stores (catalog, stock, carts, orders) keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite databases under the data dir (embedded mode).
+    Sqlite,
+    /// Amazon DynamoDB (or its API on moto/LocalStack).
+    Dynamodb,
+}
+
+/// The product search engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchBackend {
+    /// A Tantivy index under the data dir (embedded mode).
+    Tantivy,
+    /// An OpenSearch domain.
+    Opensearch,
+}
+
 /// Where events travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,6 +140,21 @@ pub struct Config {
     /// Entries the in-process cache holds at most (`SHOP_CACHE_MAX_ENTRIES`).
     pub cache_max_entries: usize,
 
+    /// Document store backend (`SHOP_STORE_BACKEND`: sqlite | dynamodb).
+    pub store_backend: StoreBackend,
+    /// Prefix of every DynamoDB table name (`SHOP_DYNAMODB_TABLE_PREFIX`).
+    pub dynamodb_table_prefix: String,
+    /// Search backend (`SHOP_SEARCH_BACKEND`: tantivy | opensearch).
+    pub search_backend: SearchBackend,
+    /// OpenSearch endpoint when the search backend is OpenSearch (`SHOP_OPENSEARCH_URL`).
+    pub opensearch_url: Option<Url>,
+    /// The OpenSearch index of products (`SHOP_OPENSEARCH_INDEX`).
+    pub opensearch_index: String,
+    /// Largest body of a bulk request (`SHOP_BULK_BODY_LIMIT_BYTES`): NDJSON imports, uploads.
+    pub bulk_body_limit_bytes: usize,
+    /// Largest product image an admin may upload, in bytes (`SHOP_IMAGE_MAX_BYTES`).
+    pub image_max_bytes: u64,
+
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
     pub database_url: Option<SecretString>,
@@ -180,6 +215,13 @@ impl Default for Config {
             aws_endpoint_url: None,
             object_store: ObjectBackend::Local,
             s3_bucket: None,
+            store_backend: StoreBackend::Sqlite,
+            dynamodb_table_prefix: "shop-".into(),
+            search_backend: SearchBackend::Tantivy,
+            opensearch_url: None,
+            opensearch_index: "products".into(),
+            image_max_bytes: 10 * 1024 * 1024,
+            bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
             url_signing_key: None,
             cache: CacheBackend::Memory,
@@ -271,6 +313,12 @@ impl Config {
         }
         if self.cache == CacheBackend::Redis && self.redis_url.is_none() {
             return Err(ConfigError::new("redis_url", "is required when SHOP_CACHE=redis"));
+        }
+        if self.search_backend == SearchBackend::Opensearch && self.opensearch_url.is_none() {
+            return Err(ConfigError::new("opensearch_url", "is required when SHOP_SEARCH_BACKEND=opensearch"));
+        }
+        if self.image_max_bytes == 0 {
+            return Err(ConfigError::new("image_max_bytes", "must be greater than 0"));
         }
         if self.body_limit_bytes == 0 {
             return Err(ConfigError::new("body_limit_bytes", "must be greater than 0"));

@@ -233,9 +233,9 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Adds `event` to the outbox inside the caller's transaction: it is published if and only if the
-/// transaction commits.
-pub fn outbox_push(tx: &Transaction<'_>, event: &Event) -> Result<(), DbError> {
+/// Adds `event` to the outbox inside the caller's transaction (or savepoint): it is published if and
+/// only if the transaction commits.
+pub fn outbox_push(tx: &rusqlite::Connection, event: &Event) -> Result<(), DbError> {
     let body = serde_json::to_string(event).expect("an event serializes");
     tx.prepare_cached("INSERT INTO outbox (event_id, body, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
         event.id,

@@ -45,5 +45,5 @@ pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
 
 /// Seeds the demo catalog into an empty catalog; the number of categories added.
 pub async fn seed_demo(infra: &Infra) -> anyhow::Result<usize> {
-    Ok(shop_product::seed::seed_demo(&shop_product::open_state(infra)?).await?)
+    Ok(shop_product::seed::seed_demo(&shop_product::open_catalog(infra).await?).await?)
 }

@@ -1,7 +1,9 @@
 //! The product service's HTTP API.
 
+pub mod admin;
 pub mod categories;
 pub mod products;
+pub mod search;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -13,12 +15,15 @@ use crate::AppState;
     paths(
         categories::list_categories,
         products::get_product, products::create_product, products::replace_product, products::patch_product,
-        products::delete_product,
+        products::delete_product, search::search_products, admin::import_products, admin::create_image,
     ),
     components(schemas(
         categories::CategoryList, crate::domain::category::Category, crate::domain::product::Product,
         crate::domain::product::Variant, crate::domain::product::ProductInput, crate::domain::product::VariantInput,
-        crate::domain::product::ProductPatch, platform::money::Money,
+        crate::domain::product::ProductPatch, platform::money::Money, search::SearchResults,
+        crate::search::ProductSummary, crate::search::Facets, crate::search::FacetCount, crate::search::PriceBucket,
+        crate::import::ImportReport, crate::import::LineError, admin::ImageRequest, admin::ImageUpload,
+        platform::objects::PresignedUpload,
     )),
     tags((name = "catalog", description = "Categories, products and search"))
 )]
@@ -31,5 +36,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(categories::router()).merge(products::router())
+    Router::new()
+        .merge(categories::router())
+        .merge(products::router())
+        .merge(search::router())
+        .merge(admin::router())
 }

@@ -5,6 +5,9 @@
 
 pub mod api;
 pub mod domain;
+pub mod import;
+pub mod indexer;
+pub mod search;
 pub mod seed;
 pub mod store;
 
@@ -15,10 +18,21 @@ use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
 
+use anyhow::Context;
 use axum::extract::FromRef;
+use platform::config::{SearchBackend, StoreBackend};
+use platform::events::Consumer;
+use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::http::ops::ReadinessCheck;
+use platform::objects::ObjectStore;
+use platform::sqlite::Db;
 use platform::auth::TokenVerifier;
 use tokio::sync::Notify;
 
+use crate::indexer::{Indexer, TreeCache};
+use crate::search::SearchIndex;
+use crate::search::opensearch::OpenSearchIndex;
+use crate::search::tantivy::TantivyIndex;
 use crate::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
 use crate::store::{CategoryStore, ProductStore};
 
@@ -39,7 +53,24 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "products",
         sql: include_str!("../../../migrations/product/sqlite/0002_products.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 3,
+        name: "stock_levels",
+        sql: include_str!("../../../migrations/product/sqlite/0003_stock_levels.sql"),
+    },
 ];
+
+/// The catalog stores and the waker of their outbox relay: what the tools (import, seed) need.
+#[derive(Clone)]
+pub struct Catalog {
+    /// The category tree.
+    pub categories: Arc<dyn CategoryStore>,
+    /// Products.
+    pub products: Arc<dyn ProductStore>,
+    /// Wakes the outbox relay after a commit that wrote events.
+    pub outbox: Arc<Notify>,
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -48,10 +79,25 @@ pub struct AppState {
     pub categories: Arc<dyn CategoryStore>,
     /// Products.
     pub products: Arc<dyn ProductStore>,
+    /// The search index.
+    pub index: Arc<dyn SearchIndex>,
+    /// The category tree, cached (category filters, the indexer's category paths).
+    pub tree: Arc<TreeCache>,
+    /// Product images.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Largest image upload in bytes.
+    pub image_max_bytes: u64,
     /// Verifies access tokens (admin routes).
     pub verifier: Arc<TokenVerifier>,
     /// Wakes the outbox relay after a commit that wrote events.
     pub outbox: Arc<Notify>,
+}
+
+impl AppState {
+    /// The stores and outbox waker, for the importer.
+    pub fn catalog(&self) -> Catalog {
+        Catalog { categories: self.categories.clone(), products: self.products.clone(), outbox: self.outbox.clone() }
+    }
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -65,28 +111,121 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// Opens the service's stores (migrating them) on `infra`, for tools that run no relay: events they
+/// Opens the catalog stores (migrating them) on `infra`, for tools that run no relay: events they
 /// write wait in the outbox for the service's relay.
-pub fn open_state(infra: &Infra) -> anyhow::Result<AppState> {
-    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    Ok(state(infra, db, Arc::new(Notify::new())))
+pub async fn open_catalog(infra: &Infra) -> anyhow::Result<Catalog> {
+    let (categories, products, _) = stores(infra).await?;
+    Ok(Catalog { categories, products, outbox: Arc::new(Notify::new()) })
 }
 
-fn state(infra: &Infra, db: platform::sqlite::Db, outbox: Arc<Notify>) -> AppState {
-    AppState {
-        categories: Arc::new(SqliteCategoryStore::new(db.clone())),
-        products: Arc::new(SqliteProductStore::new(db)),
-        verifier: infra.verifier.clone(),
-        outbox,
+type Stores = (Arc<dyn CategoryStore>, Arc<dyn ProductStore>, Arc<dyn OutboxOrCheck>);
+
+/// What a store backend adds to the process: its outbox (for the relay) and its readiness check.
+pub trait OutboxOrCheck: Send + Sync {
+    /// The outbox the relay publishes from.
+    fn outbox(&self) -> Arc<dyn OutboxStore>;
+    /// The readiness check of the backend.
+    fn check(&self) -> Arc<dyn ReadinessCheck>;
+}
+
+struct SqliteBackend(Db);
+
+impl OutboxOrCheck for SqliteBackend {
+    fn outbox(&self) -> Arc<dyn OutboxStore> {
+        Arc::new(SqliteOutbox(self.0.clone()))
+    }
+    fn check(&self) -> Arc<dyn ReadinessCheck> {
+        Arc::new(self.0.clone())
     }
 }
 
-/// Wires the service into a process: stores, outbox relay, routes, checks.
+/// The catalog stores `infra`'s configuration names.
+async fn stores(infra: &Infra) -> anyhow::Result<Stores> {
+    match infra.config.store_backend {
+        StoreBackend::Sqlite => {
+            let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+            Ok((
+                Arc::new(SqliteCategoryStore::new(db.clone())),
+                Arc::new(SqliteProductStore::new(db.clone())),
+                Arc::new(SqliteBackend(db)),
+            ))
+        }
+        StoreBackend::Dynamodb => anyhow::bail!("wired below"),
+    }
+}
+
+/// The search index `infra`'s configuration names.
+pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
+    Ok(match infra.config.search_backend {
+        SearchBackend::Tantivy => {
+            let dir = infra.config.data_dir.join("search").join("products");
+            Arc::new(TantivyIndex::open(&dir).with_context(|| format!("cannot open the search index in {}", dir.display()))?)
+        }
+        SearchBackend::Opensearch => {
+            let url = infra.config.opensearch_url.as_ref().context("SHOP_OPENSEARCH_URL is required")?;
+            Arc::new(OpenSearchIndex::new(url, &infra.config.opensearch_index).context("cannot set up OpenSearch")?)
+        }
+    })
+}
+
+/// Wires the service into a process: stores, outbox relay, search index and its indexer, routes,
+/// checks. An empty index over a non-empty catalog (a new index, a changed schema) is rebuilt in the
+/// background.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
-    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    let outbox = infra.spawn_sqlite_relay(&db);
-    let state = state(&infra, db.clone(), outbox);
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+    let (categories, products, backend) = stores(&infra).await?;
+    let outbox = infra.spawn_relay(backend.outbox());
+    let index = search_index(&infra)?;
+    index.ensure().await.context("cannot set up the search index")?;
+    let tree = Arc::new(TreeCache::new(categories.clone()));
+    let state = AppState {
+        categories,
+        products,
+        index,
+        tree,
+        objects: infra.objects.clone(),
+        image_max_bytes: infra.config.image_max_bytes,
+        verifier: infra.verifier.clone(),
+        outbox,
+    };
+    let indexer = Indexer::new(state.products.clone(), state.tree.clone(), state.index.clone());
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), indexer::QUEUE, Arc::new(indexer)).batch(indexer::BATCH));
+    let index_check = state.index.clone();
+    let rebuild = state.clone();
+    infra.tasks.spawn(async move {
+        if let Err(error) = reindex_if_empty(&rebuild).await {
+            tracing::error!(error = %platform::http::error::cause_chain(&error), "could not rebuild the search index");
+        }
+    });
+    Ok(Service {
+        name: NAME,
+        router: router(state),
+        openapi: api::openapi(),
+        checks: vec![backend.check(), Arc::new(SearchCheck(index_check))],
+    })
+}
+
+/// `/ready`: the search engine answers.
+struct SearchCheck(Arc<dyn SearchIndex>);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for SearchCheck {
+    fn name(&self) -> &str {
+        "search"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| platform::http::error::cause_chain(&e))
+    }
+}
+
+async fn reindex_if_empty(state: &AppState) -> Result<(), indexer::ReindexError> {
+    if state.index.count().await? > 0 || state.products.count().await? == 0 {
+        return Ok(());
+    }
+    tracing::info!("the search index is empty; rebuilding it from the catalog");
+    let indexed = indexer::reindex(state.products.as_ref(), state.categories.as_ref(), state.index.as_ref(), |_| {}).await?;
+    tracing::info!(products = indexed, "search index rebuilt");
+    Ok(())
 }
 
 /// Serves the service as its own process until shutdown.

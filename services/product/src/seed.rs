@@ -1,6 +1,6 @@
 //! The demo catalog `shop up` starts with, so a fresh platform has something to browse.
 
-use crate::AppState;
+use crate::Catalog;
 use crate::domain::category::{Category, slugify};
 use crate::store::StoreError;
 
@@ -20,7 +20,7 @@ const DEMO_CATEGORIES: &[(&str, Option<&str>)] = &[
 
 /// Seeds the demo catalog into an empty store; returns the number of categories added (0 when the
 /// catalog already has categories).
-pub async fn seed_demo(state: &AppState) -> Result<usize, StoreError> {
+pub async fn seed_demo(state: &Catalog) -> Result<usize, StoreError> {
     if !state.categories.list().await?.is_empty() {
         return Ok(0);
     }

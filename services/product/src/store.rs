@@ -1,5 +1,6 @@
 //! The product service's storage ports and their adapters.
 
+pub mod dynamodb;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -39,7 +40,12 @@ pub trait CategoryStore: Send + Sync {
 }
 
 /// Products and their variants. Every write also records its event (for the search index) in the
-/// same transaction.
+/// same transaction, and writes the product whole or not at all.
+///
+/// Stock: the store keeps the last known availability of every SKU (from inventory events, through
+/// [`ProductStore::set_availability`]) and sets a product's `in_stock` itself on every write: a
+/// product is in stock when any of its SKUs has availability above zero. The `in_stock` of a product
+/// passed in is ignored.
 #[async_trait]
 pub trait ProductStore: Send + Sync {
     /// The product with `id`.
@@ -50,4 +56,17 @@ pub trait ProductStore: Send + Sync {
     async fn replace(&self, product: &Product, event: &Event) -> Result<bool, StoreError>;
     /// Deletes a product; `false` when there is no such product.
     async fn delete(&self, id: &str, event: &Event) -> Result<bool, StoreError>;
+    /// Inserts or replaces (by id) each product with its event: the bulk import. Each product is
+    /// written whole or not at all; the outcome of each, in order. An `Err` of the whole call means
+    /// the store failed (what it wrote before failing stays written, each product whole).
+    async fn upsert_many(&self, items: Vec<(Product, Event)>) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+    /// At most `limit` products with ids greater than `after`, in id order: a full scan in pages
+    /// (bounded memory), for reindexing.
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError>;
+    /// Records that `available` units of `sku` can be sold now. When that changes whether the SKU's
+    /// product is in stock, returns the product as it is now; otherwise `None` (also when no product
+    /// has the SKU yet: the level is kept for when one does).
+    async fn set_availability(&self, sku: &str, available: i64) -> Result<Option<Product>, StoreError>;
+    /// The number of products.
+    async fn count(&self) -> Result<u64, StoreError>;
 }

@@ -35,6 +35,16 @@ impl HandlerError {
 pub trait EventHandler: Send + Sync {
     /// Applies one event.
     async fn handle(&self, event: &Event) -> Result<(), HandlerError>;
+
+    /// Applies a batch received together; the outcome of each, in order. A handler that gains from
+    /// batching (one index commit for many documents) overrides it; by default each is handled alone.
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(self.handle(event).await);
+        }
+        outcomes
+    }
 }
 
 /// One queue's consumer.
@@ -53,6 +63,12 @@ impl Consumer {
         Self { bus, queue: queue.into(), handler, batch: 10, visibility: Duration::from_secs(30) }
     }
 
+    /// Messages received at once (SQS takes at most 10 a receive).
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
     /// How long a received message stays hidden while its handler runs.
     pub fn visibility(mut self, visibility: Duration) -> Self {
         self.visibility = visibility;
@@ -63,42 +79,67 @@ impl Consumer {
     pub async fn poll_once(&self) -> Result<usize, BusError> {
         let deliveries = self.bus.receive(&self.queue, self.batch, self.visibility).await?;
         let received = deliveries.len();
-        for delivery in deliveries {
-            self.handle(delivery).await?;
-        }
+        self.handle_all(deliveries).await?;
         Ok(received)
     }
 
-    async fn handle(&self, delivery: Delivery) -> Result<(), BusError> {
+    /// Handles a received batch: what is not an event is dead-lettered, the events go to the
+    /// handler (one by one, or together when the batch holds several), and each is settled.
+    async fn handle_all(&self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
         let queue = self.queue.as_str();
-        let event = match delivery.event() {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::error!(queue, message.id = %delivery.message_id, %error, "not an event; dead-lettering");
-                metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => "dead")
-                    .increment(1);
-                return self.bus.dead_letter(&delivery, &error.to_string()).await;
+        let mut events = Vec::with_capacity(deliveries.len());
+        let mut received = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match delivery.event() {
+                Ok(event) => {
+                    events.push(event);
+                    received.push(delivery);
+                }
+                Err(error) => {
+                    tracing::error!(queue, message.id = %delivery.message_id, %error, "not an event; dead-lettering");
+                    metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => "dead")
+                        .increment(1);
+                    self.bus.dead_letter(&delivery, &error.to_string()).await?;
+                }
             }
-        };
-        let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
-            correlation_id = event.correlationid.as_deref().unwrap_or_default());
-        let result = tracing::Instrument::instrument(self.handler.handle(&event), span.clone()).await;
-        let _entered = span.enter();
+        }
+        if events.len() == 1 {
+            let event = &events[0];
+            let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
+                correlation_id = event.correlationid.as_deref().unwrap_or_default());
+            let result = tracing::Instrument::instrument(self.handler.handle(event), span.clone()).await;
+            return tracing::Instrument::instrument(self.settle(&received[0], result), span).await;
+        }
+        let span = tracing::info_span!("consume_batch", queue, events = events.len());
+        let outcomes = tracing::Instrument::instrument(self.handler.handle_batch(&events), span.clone()).await;
+        let mut first_error = None;
+        for ((delivery, event), result) in received.iter().zip(&events).zip(outcomes) {
+            let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
+                correlation_id = event.correlationid.as_deref().unwrap_or_default());
+            if let Err(error) = tracing::Instrument::instrument(self.settle(delivery, result), span).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn settle(&self, delivery: &Delivery, result: Result<(), HandlerError>) -> Result<(), BusError> {
+        let queue = self.queue.as_str();
         let outcome = match result {
             Ok(()) => {
-                self.bus.ack(&delivery).await?;
+                self.bus.ack(delivery).await?;
                 "ok"
             }
             Err(HandlerError::Retry(error)) => {
                 let delay = backoff(delivery.receive_count);
                 tracing::warn!(error = %crate::http::error::cause_chain(error.as_ref()), receive_count = delivery.receive_count,
                     retry_in_ms = delay.as_millis() as u64, "event handler failed; will retry");
-                self.bus.nack(&delivery, delay).await?;
+                self.bus.nack(delivery, delay).await?;
                 "retry"
             }
             Err(HandlerError::Reject(reason)) => {
                 tracing::error!(%reason, "event rejected; dead-lettering");
-                self.bus.dead_letter(&delivery, &reason).await?;
+                self.bus.dead_letter(delivery, &reason).await?;
                 "dead"
             }
         };
@@ -118,10 +159,8 @@ impl Consumer {
             };
             match deliveries {
                 Ok(deliveries) => {
-                    for delivery in deliveries {
-                        if let Err(error) = self.handle(delivery).await {
-                            tracing::warn!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "could not settle a message");
-                        }
+                    if let Err(error) = self.handle_all(deliveries).await {
+                        tracing::warn!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "could not settle a message");
                     }
                 }
                 Err(error) => {

@@ -9,6 +9,8 @@
 pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
     // The user service's mailer: password-reset emails.
     ("user-mail", &["user.password_reset_requested.v1"]),
+    // The product search indexer: catalog changes and stock status.
+    ("product-indexer", &["product.upserted.v1", "product.deleted.v1", "inventory.changed.v1"]),
 ];
 
 /// Event type patterns by consumer queue.

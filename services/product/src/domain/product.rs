@@ -7,8 +7,9 @@ use platform::money::{Money, is_currency_code};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Most variants one product has.
-pub const MAX_VARIANTS: usize = 100;
+/// Most variants one product has (a DynamoDB transaction writes the product, its event and a claim
+/// per SKU added or removed: 2 + 2 × 48 ≤ 100 items).
+pub const MAX_VARIANTS: usize = 48;
 
 /// A sellable variant of a product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -152,7 +153,7 @@ pub fn build(
     v.check(is_currency_code(&input.price.currency), "price.currency", "must be an ISO 4217 code such as USD");
     v.check(input.attributes.len() <= 50, "attributes", "at most 50 attributes");
     v.check(!input.variants.is_empty(), "variants", "a product has at least one variant");
-    v.check(input.variants.len() <= MAX_VARIANTS, "variants", "at most 100 variants");
+    v.check(input.variants.len() <= MAX_VARIANTS, "variants", "at most 48 variants");
     let mut seen = std::collections::HashSet::new();
     let mut variants = Vec::with_capacity(input.variants.len());
     for (i, variant) in input.variants.into_iter().enumerate() {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use platform::events::Event;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{CategoryStore, ProductStore, StoreError};
 use crate::domain::category::{Category, parents_first};
@@ -90,7 +90,7 @@ impl SqliteProductStore {
 }
 
 /// Fails unless the category exists and no SKU of `product` belongs to another product.
-fn check_references(tx: &Transaction<'_>, product: &Product) -> Result<Result<(), StoreError>, DbError> {
+fn check_references(tx: &Connection, product: &Product) -> Result<Result<(), StoreError>, DbError> {
     let category: Option<i64> = tx
         .prepare_cached("SELECT 1 FROM categories WHERE id = ?1")?
         .query_row(params![product.category_id], |r| r.get(0))
@@ -108,7 +108,7 @@ fn check_references(tx: &Transaction<'_>, product: &Product) -> Result<Result<()
     Ok(Ok(()))
 }
 
-fn write_product(tx: &Transaction<'_>, product: &Product) -> Result<(), DbError> {
+fn write_product(tx: &Connection, product: &Product) -> Result<(), DbError> {
     tx.prepare_cached(
         "INSERT INTO products (id, category_id, name, description, brand, price_amount, currency, attributes, images,
             in_stock, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -144,6 +144,8 @@ fn write_product(tx: &Transaction<'_>, product: &Product) -> Result<(), DbError>
             position as i64
         ])?;
     }
+    let in_stock = stocked(tx, &product.id)?;
+    tx.prepare_cached("UPDATE products SET in_stock = ?2 WHERE id = ?1")?.execute(params![product.id, in_stock])?;
     Ok(())
 }
 
@@ -156,65 +158,81 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: String, column: usize) -> ru
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+const PRODUCT_COLUMNS: &str = "id, name, description, brand, category_id, price_amount, currency, images, attributes,
+    in_stock, created_at, updated_at";
+
+fn product_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
+    Ok(Product {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        brand: r.get(3)?,
+        category_id: r.get(4)?,
+        price: platform::money::Money { amount: r.get(5)?, currency: r.get(6)? },
+        images: parse_json(r.get(7)?, 7)?,
+        attributes: parse_json(r.get(8)?, 8)?,
+        variants: Vec::new(),
+        in_stock: r.get(9)?,
+        created_at: chrono::DateTime::from_timestamp_millis(r.get(10)?).unwrap_or_default(),
+        updated_at: chrono::DateTime::from_timestamp_millis(r.get(11)?).unwrap_or_default(),
+    })
+}
+
+fn read_variants(c: &Connection, product: &mut Product) -> rusqlite::Result<()> {
+    let currency = product.price.currency.clone();
+    product.variants = c
+        .prepare_cached("SELECT sku, price_amount, attributes FROM variants WHERE product_id = ?1 ORDER BY position")?
+        .query_map(params![product.id], |r| {
+            Ok(Variant {
+                sku: r.get(0)?,
+                price: platform::money::Money { amount: r.get(1)?, currency: currency.clone() },
+                attributes: parse_json(r.get(2)?, 2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(())
+}
+
+fn read_product(c: &Connection, id: &str) -> Result<Option<Product>, DbError> {
+    let head = c
+        .prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ?1"))?
+        .query_row(params![id], product_head)
+        .optional()?;
+    let Some(mut product) = head else { return Ok(None) };
+    read_variants(c, &mut product)?;
+    Ok(Some(product))
+}
+
+/// Whether any SKU of product `id` has stock, by the recorded levels.
+fn stocked(c: &Connection, id: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM variants v JOIN stock_levels s ON s.sku = v.sku
+            WHERE v.product_id = ?1 AND s.available > 0)",
+    )?
+    .query_row(params![id], |r| r.get(0))
+}
+
+/// Writes `product` (inserting or replacing it) and its event, unless a reference is missing.
+fn upsert(tx: &Connection, product: &Product, event: &Event) -> Result<Result<(), StoreError>, DbError> {
+    if let Err(refused) = check_references(tx, product)? {
+        return Ok(Err(refused));
+    }
+    write_product(tx, product)?;
+    outbox_push(tx, event)?;
+    Ok(Ok(()))
+}
+
 #[async_trait]
 impl ProductStore for SqliteProductStore {
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
         let id = id.to_owned();
-        self.db
-            .read(move |c| {
-                let head = c
-                    .prepare_cached(
-                        "SELECT id, name, description, brand, category_id, price_amount, currency, images, attributes,
-                            in_stock, created_at, updated_at FROM products WHERE id = ?1",
-                    )?
-                    .query_row(params![id], |r| {
-                        Ok(Product {
-                            id: r.get(0)?,
-                            name: r.get(1)?,
-                            description: r.get(2)?,
-                            brand: r.get(3)?,
-                            category_id: r.get(4)?,
-                            price: platform::money::Money { amount: r.get(5)?, currency: r.get(6)? },
-                            images: parse_json(r.get(7)?, 7)?,
-                            attributes: parse_json(r.get(8)?, 8)?,
-                            variants: Vec::new(),
-                            in_stock: r.get(9)?,
-                            created_at: chrono::DateTime::from_timestamp_millis(r.get(10)?).unwrap_or_default(),
-                            updated_at: chrono::DateTime::from_timestamp_millis(r.get(11)?).unwrap_or_default(),
-                        })
-                    })
-                    .optional()?;
-                let Some(mut product) = head else { return Ok(None) };
-                let currency = product.price.currency.clone();
-                product.variants = c
-                    .prepare_cached(
-                        "SELECT sku, price_amount, attributes FROM variants WHERE product_id = ?1 ORDER BY position",
-                    )?
-                    .query_map(params![id], |r| {
-                        Ok(Variant {
-                            sku: r.get(0)?,
-                            price: platform::money::Money { amount: r.get(1)?, currency: currency.clone() },
-                            attributes: parse_json(r.get(2)?, 2)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Some(product))
-            })
-            .await
-            .map_err(backend)
+        self.db.read(move |c| read_product(c, &id)).await.map_err(backend)
     }
 
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         let (product, event) = (product.clone(), event.clone());
         self.db
-            .transaction(move |tx| {
-                if let Err(refused) = check_references(tx, &product)? {
-                    return Ok(Err(refused));
-                }
-                write_product(tx, &product)?;
-                outbox_push(tx, &event)?;
-                Ok(Ok(()))
-            })
+            .transaction(move |tx| upsert(tx, &product, &event))
             .await
             .map_err(backend)?
     }
@@ -230,12 +248,7 @@ impl ProductStore for SqliteProductStore {
                 if exists.is_none() {
                     return Ok(Ok(false));
                 }
-                if let Err(refused) = check_references(tx, &product)? {
-                    return Ok(Err(refused));
-                }
-                write_product(tx, &product)?;
-                outbox_push(tx, &event)?;
-                Ok(Ok(true))
+                Ok(upsert(tx, &product, &event)?.map(|()| true))
             })
             .await
             .map_err(backend)?
@@ -252,6 +265,83 @@ impl ProductStore for SqliteProductStore {
                 Ok(deleted)
             })
             .await
+            .map_err(backend)
+    }
+
+    async fn upsert_many(&self, items: Vec<(Product, Event)>) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        // One transaction for the batch (fast), each product behind a savepoint (whole or nothing).
+        self.db
+            .transaction(move |tx| {
+                let mut outcomes = Vec::with_capacity(items.len());
+                for (product, event) in &items {
+                    tx.execute_batch("SAVEPOINT product")?;
+                    match upsert(tx, product, event) {
+                        Ok(outcome) => {
+                            // A refused product wrote nothing; release either way.
+                            tx.execute_batch("RELEASE product")?;
+                            outcomes.push(outcome);
+                        }
+                        Err(error) => {
+                            tx.execute_batch("ROLLBACK TO product; RELEASE product")?;
+                            return Err(error);
+                        }
+                    }
+                }
+                Ok(outcomes)
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let after = after.unwrap_or_default().to_owned();
+        self.db
+            .read(move |c| {
+                let mut products = c
+                    .prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id > ?1 ORDER BY id LIMIT ?2"))?
+                    .query_map(params![after, limit as i64], product_head)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for product in &mut products {
+                    read_variants(c, product)?;
+                }
+                Ok(products)
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn set_availability(&self, sku: &str, available: i64) -> Result<Option<Product>, StoreError> {
+        let sku = sku.to_owned();
+        self.db
+            .transaction(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO stock_levels (sku, available) VALUES (?1, ?2)
+                     ON CONFLICT (sku) DO UPDATE SET available = excluded.available",
+                )?
+                .execute(params![sku, available])?;
+                let owner: Option<(String, bool)> = tx
+                    .prepare_cached(
+                        "SELECT p.id, p.in_stock FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = ?1",
+                    )?
+                    .query_row(params![sku], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((id, was)) = owner else { return Ok(None) };
+                let now = stocked(tx, &id)?;
+                if now == was {
+                    return Ok(None);
+                }
+                tx.prepare_cached("UPDATE products SET in_stock = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+                read_product(tx, &id)
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|c| Ok(c.prepare_cached("SELECT count(*) FROM products")?.query_row([], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|n| n as u64)
             .map_err(backend)
     }
 }

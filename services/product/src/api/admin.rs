@@ -1,0 +1,145 @@
+//! Admin catalog tools: `POST /admin/v1/products/import` (NDJSON bulk import) and
+//! `POST /admin/v1/products/{id}/images` (a presigned upload URL for a product image).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::routing::post;
+use futures::TryStreamExt;
+use platform::auth::AdminUser;
+use platform::events::Event;
+use platform::http::{ApiError, Json, Path, Validator};
+use platform::objects::PresignedUpload;
+use platform::telemetry::trace::TraceContext;
+use serde::{Deserialize, Serialize};
+
+use crate::import::{ImportError, ImportReport, import_ndjson};
+use crate::{AppState, NAME};
+
+/// Image types an admin may upload, with their file extensions.
+pub const IMAGE_TYPES: &[(&str, &str)] =
+    &[("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif"), ("image/avif", "avif")];
+
+/// Most images one product has.
+pub const MAX_IMAGES: usize = 20;
+
+/// How long an upload URL works.
+const UPLOAD_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// Imports products from NDJSON, one product a line.
+#[utoipa::path(post, path = "/admin/v1/products/import", tag = "catalog", security(("bearer" = [])),
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "One product a line, as for POST /admin/v1/products, optionally with `id` (create or replace under it) and `images`"),
+    responses(
+        (status = 200, description = "What was imported and which lines failed, with why", body = ImportReport),
+        (status = 413, description = "The upload is too large", content_type = "application/problem+json"),
+        (status = 415, description = "Not application/x-ndjson", content_type = "application/problem+json"),
+    ))]
+pub async fn import_products(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ImportReport>, ApiError> {
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    if !ndjson {
+        return Err(ApiError::unsupported_media_type("send the products as application/x-ndjson"));
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
+    match import_ndjson(&state.catalog(), reader, |_| {}).await {
+        Ok(report) => Ok(Json(report)),
+        Err(ImportError::Read(error)) if is_length_limit(&error) => Err(ApiError::payload_too_large(0)),
+        Err(ImportError::Read(error)) => Err(ApiError::bad_request(format!("could not read the upload: {error}"))),
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}
+
+/// The image an admin is about to upload.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRequest {
+    /// Its media type: image/jpeg, image/png, image/webp, image/gif or image/avif.
+    pub content_type: String,
+    /// Its size in bytes (at most the configured cap, 10 MiB by default).
+    pub size: u64,
+}
+
+/// Where to upload the image and where it will be served.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImageUpload {
+    /// How to upload: `PUT` the bytes to `upload.url` with `upload.headers` before `upload.expires_at`.
+    pub upload: PresignedUpload,
+    /// The image's public URL (under the CDN), now listed among the product's images.
+    pub url: String,
+}
+
+/// Prepares the upload of a product image.
+#[utoipa::path(post, path = "/admin/v1/products/{id}/images", tag = "catalog", request_body = ImageRequest,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product id")),
+    responses(
+        (status = 201, description = "A presigned upload URL and the image's public URL", body = ImageUpload),
+        (status = 404, description = "No such product", content_type = "application/problem+json"),
+        (status = 422, description = "Not an image type, too large, or the product has too many images", content_type = "application/problem+json"),
+    ))]
+pub async fn create_image(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    trace: TraceContext,
+    Path(id): Path<String>,
+    Json(request): Json<ImageRequest>,
+) -> Result<(axum::http::StatusCode, Json<ImageUpload>), ApiError> {
+    let mut v = Validator::new();
+    let content_type = request.content_type.trim().to_ascii_lowercase();
+    let extension = IMAGE_TYPES.iter().find(|(t, _)| *t == content_type).map(|(_, e)| *e);
+    v.check(extension.is_some(), "content_type", "must be image/jpeg, image/png, image/webp, image/gif or image/avif");
+    v.check(request.size > 0, "size", "must be greater than 0");
+    v.check(
+        request.size <= state.image_max_bytes,
+        "size",
+        format!("must be at most {} bytes", state.image_max_bytes).as_str(),
+    );
+    v.finish()?;
+    let mut product =
+        state.products.get(&id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("no such product"))?;
+    if product.images.len() >= MAX_IMAGES {
+        return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
+    }
+    let key = format!("products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
+    let upload =
+        state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await.map_err(ApiError::internal)?;
+    let url = upload.public_url.clone();
+    product.images.push(url.clone());
+    product.updated_at = chrono::Utc::now();
+    let event = Event::new("product.upserted.v1", NAME, &product).with_subject(&product.id).with_trace(&trace);
+    if !state.products.replace(&product, &event).await.map_err(ApiError::internal)? {
+        return Err(ApiError::not_found("no such product"));
+    }
+    state.outbox.notify_one();
+    Ok((axum::http::StatusCode::CREATED, Json(ImageUpload { upload, url })))
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/products/import", post(import_products))
+        .route("/admin/v1/products/{id}/images", post(create_image))
+}

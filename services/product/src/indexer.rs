@@ -1,0 +1,304 @@
+//! The indexer: keeps the search index following the catalog store. It consumes the catalog's own
+//! events (`product.upserted.v1`, `product.deleted.v1`) and the inventory's `inventory.changed.v1`
+//! (as a DynamoDB Streams function would on AWS), and rebuilds the whole index on demand.
+//!
+//! Events are notifications: for a product event the indexer reads the product's current state from
+//! the store and indexes that (or removes it when it is gone), so redelivered, duplicated or
+//! reordered events all end in the store's state.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use platform::events::{Event, EventHandler, HandlerError};
+use serde::Deserialize;
+
+use crate::domain::category::Category;
+use crate::domain::product::Product;
+use crate::search::{SearchDoc, SearchError, SearchIndex};
+use crate::store::{CategoryStore, ProductStore, StoreError};
+
+/// The indexer's queue.
+pub const QUEUE: &str = "product-indexer";
+
+/// Events the indexer takes from its queue at once (one index commit each batch).
+pub const BATCH: usize = 512;
+
+/// Products read from the store a page at a time during a reindex.
+pub const REINDEX_PAGE: usize = 1_000;
+
+/// How long the category tree is reused before it is read again.
+const TREE_TTL: Duration = Duration::from_secs(5);
+
+/// Each category's parent, to find a product's category path, and the slugs.
+#[derive(Debug, Clone, Default)]
+pub struct CategoryTree {
+    parents: HashMap<String, Option<String>>,
+    slugs: HashMap<String, String>,
+}
+
+impl CategoryTree {
+    /// The tree of `categories`.
+    pub fn new(categories: &[Category]) -> Self {
+        Self {
+            parents: categories.iter().map(|c| (c.id.clone(), c.parent_id.clone())).collect(),
+            slugs: categories.iter().map(|c| (c.slug.clone(), c.id.clone())).collect(),
+        }
+    }
+
+    /// The id of the category with id or slug `key`.
+    pub fn resolve(&self, key: &str) -> Option<&str> {
+        match self.parents.get_key_value(key) {
+            Some((id, _)) => Some(id.as_str()),
+            None => self.slugs.get(key).map(String::as_str),
+        }
+    }
+
+    /// `category` and its ancestors, nearest first.
+    pub fn path(&self, category: &str) -> Vec<String> {
+        let mut path = vec![category.to_owned()];
+        let mut seen: HashSet<&str> = HashSet::from([category]);
+        let mut current = category;
+        while let Some(Some(parent)) = self.parents.get(current) {
+            if !seen.insert(parent) {
+                break;
+            }
+            path.push(parent.clone());
+            current = parent;
+        }
+        path
+    }
+
+    /// The ids of `category` and all its descendants.
+    pub fn descendants(&self, category: &str) -> HashSet<String> {
+        let mut found: HashSet<String> = HashSet::from([category.to_owned()]);
+        loop {
+            let before = found.len();
+            for (id, parent) in &self.parents {
+                if parent.as_ref().is_some_and(|p| found.contains(p)) {
+                    found.insert(id.clone());
+                }
+            }
+            if found.len() == before {
+                return found;
+            }
+        }
+    }
+}
+
+/// The category tree, read from the store at most every few seconds.
+pub struct TreeCache {
+    categories: Arc<dyn CategoryStore>,
+    cached: Mutex<Option<(Instant, Arc<CategoryTree>)>>,
+}
+
+impl TreeCache {
+    /// A cache over `categories`.
+    pub fn new(categories: Arc<dyn CategoryStore>) -> Self {
+        Self { categories, cached: Mutex::new(None) }
+    }
+
+    /// The tree, at most a few seconds old.
+    pub async fn get(&self) -> Result<Arc<CategoryTree>, StoreError> {
+        if let Some((at, tree)) = self.cached.lock().expect("tree lock").as_ref()
+            && at.elapsed() < TREE_TTL
+        {
+            return Ok(tree.clone());
+        }
+        self.refresh().await
+    }
+
+    /// Reads the tree now (after a category change).
+    pub async fn refresh(&self) -> Result<Arc<CategoryTree>, StoreError> {
+        let tree = Arc::new(CategoryTree::new(&self.categories.list().await?));
+        *self.cached.lock().expect("tree lock") = Some((Instant::now(), tree.clone()));
+        Ok(tree)
+    }
+}
+
+/// Applies catalog and stock events to the index.
+pub struct Indexer {
+    products: Arc<dyn ProductStore>,
+    index: Arc<dyn SearchIndex>,
+    tree: Arc<TreeCache>,
+}
+
+#[derive(Deserialize)]
+struct StockChange {
+    sku: String,
+    available: i64,
+}
+
+#[derive(Deserialize)]
+struct ProductRef {
+    id: String,
+}
+
+fn retry(error: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
+    HandlerError::retry(error)
+}
+
+impl Indexer {
+    /// An indexer of `products` (category paths from `tree`) into `index`.
+    pub fn new(products: Arc<dyn ProductStore>, tree: Arc<TreeCache>, index: Arc<dyn SearchIndex>) -> Self {
+        Self { products, index, tree }
+    }
+
+    async fn docs(&self, products: &[Product]) -> Result<Vec<SearchDoc>, StoreError> {
+        let tree = self.tree.get().await?;
+        Ok(products.iter().map(|p| SearchDoc::of(p, tree.path(&p.category_id))).collect())
+    }
+
+    /// Brings the index entries of `ids` (products) to the store's state, and records `stock`
+    /// (SKU, available) levels, indexing the products whose stock status they change.
+    async fn apply(&self, ids: Vec<String>, stock: Vec<(String, i64)>) -> Result<(), HandlerError> {
+        let mut changed = Vec::new();
+        let mut gone = Vec::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match self.products.get(&id).await.map_err(retry)? {
+                Some(product) => changed.push(product),
+                None => gone.push(id),
+            }
+        }
+        for (sku, available) in stock {
+            if let Some(product) = self.products.set_availability(&sku, available).await.map_err(retry)? {
+                changed.retain(|p| p.id != product.id);
+                changed.push(product);
+            }
+        }
+        let docs = self.docs(&changed).await.map_err(retry)?;
+        self.index.upsert(docs).await.map_err(retry)?;
+        self.index.delete(gone).await.map_err(retry)?;
+        Ok(())
+    }
+}
+
+/// What an event asks of the index.
+enum Change {
+    Product(String),
+    Stock(String, i64),
+    Nothing,
+}
+
+fn change(event: &Event) -> Result<Change, HandlerError> {
+    match event.kind.as_str() {
+        "product.upserted.v1" | "product.deleted.v1" => {
+            let product: ProductRef = event
+                .data_as()
+                .map_err(|e| HandlerError::Reject(format!("{} without a product id: {e}", event.kind)))?;
+            Ok(Change::Product(product.id))
+        }
+        "inventory.changed.v1" => {
+            let stock: StockChange =
+                event.data_as().map_err(|e| HandlerError::Reject(format!("inventory.changed.v1 malformed: {e}")))?;
+            Ok(Change::Stock(stock.sku, stock.available))
+        }
+        _ => Ok(Change::Nothing),
+    }
+}
+
+#[async_trait]
+impl EventHandler for Indexer {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        match change(event)? {
+            Change::Product(id) => self.apply(vec![id], Vec::new()).await,
+            Change::Stock(sku, available) => self.apply(Vec::new(), vec![(sku, available)]).await,
+            Change::Nothing => Ok(()),
+        }
+    }
+
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
+        // Malformed events are rejected alone; the rest are applied together, in one index commit.
+        let mut outcomes: Vec<Option<Result<(), HandlerError>>> = Vec::with_capacity(events.len());
+        let mut ids = Vec::new();
+        let mut stock = Vec::new();
+        for event in events {
+            match change(event) {
+                Ok(Change::Product(id)) => {
+                    ids.push(id);
+                    outcomes.push(None);
+                }
+                Ok(Change::Stock(sku, available)) => {
+                    stock.push((sku, available));
+                    outcomes.push(None);
+                }
+                Ok(Change::Nothing) => outcomes.push(Some(Ok(()))),
+                Err(rejected) => outcomes.push(Some(Err(rejected))),
+            }
+        }
+        let applied = self.apply(ids, stock).await;
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| match &applied {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err(HandlerError::retry(error.to_string())),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A failure of a reindex.
+#[derive(Debug, thiserror::Error)]
+pub enum ReindexError {
+    /// Reading the store failed.
+    #[error("reading the catalog")]
+    Store(#[from] StoreError),
+    /// Writing the index failed.
+    #[error("writing the index")]
+    Search(#[from] SearchError),
+}
+
+/// Rebuilds the whole index from the store, a page at a time (memory bounded by the page size);
+/// `progress` hears the running count. The number of products indexed.
+pub async fn reindex(
+    products: &dyn ProductStore,
+    categories: &dyn CategoryStore,
+    index: &dyn SearchIndex,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ReindexError> {
+    index.ensure().await?;
+    index.clear().await?;
+    let tree = CategoryTree::new(&categories.list().await?);
+    let mut after: Option<String> = None;
+    let mut done = 0;
+    loop {
+        let page = products.scan(after.as_deref(), REINDEX_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        let docs: Vec<SearchDoc> = page.iter().map(|p| SearchDoc::of(p, tree.path(&p.category_id))).collect();
+        index.upsert(docs).await?;
+        done += page.len() as u64;
+        progress(done);
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn category(id: &str, parent: Option<&str>) -> Category {
+        Category { id: id.into(), name: id.into(), parent_id: parent.map(Into::into), slug: id.into() }
+    }
+
+    #[test]
+    fn paths_go_up_and_descendants_go_down() {
+        let tree = CategoryTree::new(&[
+            category("fashion", None),
+            category("shoes", Some("fashion")),
+            category("boots", Some("shoes")),
+            category("home", None),
+        ]);
+        assert_eq!(tree.path("boots"), ["boots", "shoes", "fashion"]);
+        assert_eq!(tree.path("unknown"), ["unknown"]);
+        let below: HashSet<String> = ["fashion", "shoes", "boots"].into_iter().map(String::from).collect();
+        assert_eq!(tree.descendants("fashion"), below);
+    }
+}

@@ -1,0 +1,315 @@
+//! The search index port: full-text relevance search over name, brand and description, filters,
+//! facet counts, sorts and cursor pagination. The index is derived data: it follows the product
+//! store through events and can be rebuilt from it at any time.
+
+pub mod opensearch;
+pub mod tantivy;
+
+use async_trait::async_trait;
+use platform::money::Money;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::product::Product;
+
+/// The price facet's bucket edges, in minor units: `[0, 25)`, `[25, 50)`, `[50, 100)`, `[100, 250)`,
+/// `[250, ∞)` in major units.
+pub const PRICE_EDGES: [i64; 4] = [2_500, 5_000, 10_000, 25_000];
+
+/// Longest page of results.
+pub const MAX_LIMIT: usize = 100;
+
+/// The facet values reported at most per facet.
+pub const MAX_FACET_VALUES: usize = 50;
+
+/// What the index holds of a product: the searched text, the filtered and sorted values, and the
+/// summary a result list shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchDoc {
+    /// The product id.
+    pub id: String,
+    /// Name (searched, boosted most).
+    pub name: String,
+    /// Brand (searched; exact-match filter and facet).
+    pub brand: String,
+    /// Description (searched).
+    pub description: String,
+    /// Its own category (the category facet).
+    pub category_id: String,
+    /// Its category and every ancestor, so filtering by a category finds its sub-categories' products.
+    pub category_path: Vec<String>,
+    /// Lowest variant price, minor units.
+    pub price: i64,
+    /// The price's currency.
+    pub currency: String,
+    /// First image, if any.
+    pub image: Option<String>,
+    /// Whether any variant can be bought.
+    pub in_stock: bool,
+    /// Creation time, milliseconds since the epoch (the `newest` sort).
+    pub created_at_ms: i64,
+}
+
+impl SearchDoc {
+    /// The document of `product`, whose category has the ancestors `category_path` (itself first).
+    pub fn of(product: &Product, category_path: Vec<String>) -> Self {
+        Self {
+            id: product.id.clone(),
+            name: product.name.clone(),
+            brand: product.brand.clone(),
+            description: product.description.clone(),
+            category_id: product.category_id.clone(),
+            category_path,
+            price: product.price.amount,
+            currency: product.price.currency.clone(),
+            image: product.images.first().cloned(),
+            in_stock: product.in_stock,
+            created_at_ms: product.created_at.timestamp_millis(),
+        }
+    }
+
+    /// The summary shown in a result list.
+    pub fn summary(&self) -> ProductSummary {
+        ProductSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            brand: self.brand.clone(),
+            category_id: self.category_id.clone(),
+            price: Money { amount: self.price, currency: self.currency.clone() },
+            image: self.image.clone(),
+            in_stock: self.in_stock,
+        }
+    }
+}
+
+/// A product in a result list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductSummary {
+    /// The product id (`GET /v1/products/{id}` has the rest).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Brand.
+    pub brand: String,
+    /// Its category.
+    pub category_id: String,
+    /// Lowest variant price.
+    pub price: Money,
+    /// First image.
+    pub image: Option<String>,
+    /// Whether any variant can be bought now.
+    pub in_stock: bool,
+}
+
+/// The order of results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Best text match first (newest first without a text query).
+    #[default]
+    Relevance,
+    /// Cheapest first.
+    PriceAsc,
+    /// Dearest first.
+    PriceDesc,
+    /// Most recently created first.
+    Newest,
+}
+
+/// Where a page ends: the last result's sort value and tie-breaker. Results strictly after it in the
+/// sort order make the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The sort value (score for relevance, price, or creation time).
+    pub value: f64,
+    /// [`tiebreak`] of the last result's id.
+    pub tiebreak: u64,
+}
+
+impl Cursor {
+    /// The opaque form clients pass back.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let mut bytes = Vec::with_capacity(16);
+        bytes.extend_from_slice(&self.value.to_be_bytes());
+        bytes.extend_from_slice(&self.tiebreak.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Parses [`Cursor::encode`]'s form; `None` when it is not one.
+    pub fn decode(text: &str) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        let bytes: [u8; 16] = bytes.try_into().ok()?;
+        let value = f64::from_be_bytes(bytes[..8].try_into().ok()?);
+        value.is_finite().then(|| Self { value, tiebreak: u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")) })
+    }
+}
+
+/// The stable tie-breaker of a product id: results with equal sort values come in this order
+/// (ascending), on every engine.
+pub fn tiebreak(id: &str) -> u64 {
+    let digest = Sha256::digest(id.as_bytes());
+    // Kept below 2^53 so engines that hold numbers as doubles (OpenSearch's JSON) compare it exactly.
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 11
+}
+
+/// A search: an optional text query, filters, a sort and a page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchQuery {
+    /// Free text (name, brand, description); `None` browses.
+    pub text: Option<String>,
+    /// Only products in this category or any of its sub-categories.
+    pub category: Option<String>,
+    /// Only this brand (exact).
+    pub brand: Option<String>,
+    /// Lowest price, minor units, inclusive.
+    pub min_price: Option<i64>,
+    /// Highest price, minor units, inclusive.
+    pub max_price: Option<i64>,
+    /// Only products in stock (`Some(true)`) or out of stock (`Some(false)`).
+    pub in_stock: Option<bool>,
+    /// The order.
+    pub sort: Sort,
+    /// Results per page (1 to [`MAX_LIMIT`]).
+    pub limit: usize,
+    /// Continue after this result.
+    pub after: Option<Cursor>,
+}
+
+/// One value of a facet and how many results have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FacetCount {
+    /// The value.
+    pub value: String,
+    /// Results with it.
+    pub count: u64,
+}
+
+/// One price bucket and how many results fall in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PriceBucket {
+    /// Lower bound, minor units, inclusive.
+    pub from: i64,
+    /// Upper bound, minor units, exclusive; `None` for the last bucket.
+    pub to: Option<i64>,
+    /// Results in it.
+    pub count: u64,
+}
+
+/// Facet counts over every result of a search (not only the page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Facets {
+    /// Brands, most frequent first (ties by value).
+    pub brand: Vec<FacetCount>,
+    /// Categories (each product's own), most frequent first (ties by value).
+    pub category: Vec<FacetCount>,
+    /// The [`PRICE_EDGES`] buckets, in order, every one present.
+    pub price: Vec<PriceBucket>,
+}
+
+impl Facets {
+    /// Facets from raw counts: sorts and caps the value lists and lays out the price buckets.
+    pub fn from_counts(
+        brand: impl IntoIterator<Item = (String, u64)>,
+        category: impl IntoIterator<Item = (String, u64)>,
+        price: [u64; PRICE_EDGES.len() + 1],
+    ) -> Self {
+        fn top(counts: impl IntoIterator<Item = (String, u64)>) -> Vec<FacetCount> {
+            let mut list: Vec<FacetCount> =
+                counts.into_iter().filter(|(_, n)| *n > 0).map(|(value, count)| FacetCount { value, count }).collect();
+            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            list.truncate(MAX_FACET_VALUES);
+            list
+        }
+        let price = price
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| PriceBucket {
+                from: if i == 0 { 0 } else { PRICE_EDGES[i - 1] },
+                to: PRICE_EDGES.get(i).copied(),
+                count,
+            })
+            .collect();
+        Self { brand: top(brand), category: top(category), price }
+    }
+}
+
+/// The bucket of [`PRICE_EDGES`] `price` falls in.
+pub fn price_bucket(price: i64) -> usize {
+    PRICE_EDGES.iter().take_while(|&&edge| price >= edge).count()
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchPage {
+    /// The results of this page, in order.
+    pub items: Vec<ProductSummary>,
+    /// How many products match in all.
+    pub total: u64,
+    /// Facet counts over every match.
+    pub facets: Facets,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A failure of the search engine.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The engine failed or is unreachable.
+    #[error("search engine")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SearchError {
+    /// A backend failure from any error.
+    pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// A search engine holding [`SearchDoc`]s by product id.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Makes the index (schema, mapping) when it does not exist.
+    async fn ensure(&self) -> Result<(), SearchError>;
+    /// Adds or replaces documents; visible to searches once this returns.
+    async fn upsert(&self, docs: Vec<SearchDoc>) -> Result<(), SearchError>;
+    /// Removes documents (unknown ids are ignored); gone from searches once this returns.
+    async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError>;
+    /// Removes every document (the start of a full reindex).
+    async fn clear(&self) -> Result<(), SearchError>;
+    /// Runs a search.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError>;
+    /// The number of documents.
+    async fn count(&self) -> Result<u64, SearchError>;
+    /// Whether the engine answers.
+    async fn ping(&self) -> Result<(), SearchError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor { value: 12.5, tiebreak: tiebreak("p-1") };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(Cursor::decode(""), None);
+        assert!(tiebreak("p-1") < 1 << 53);
+    }
+
+    #[test]
+    fn prices_fall_in_their_buckets() {
+        assert_eq!(price_bucket(0), 0);
+        assert_eq!(price_bucket(2_499), 0);
+        assert_eq!(price_bucket(2_500), 1);
+        assert_eq!(price_bucket(24_999), 3);
+        assert_eq!(price_bucket(1_000_000), 4);
+        let facets = Facets::from_counts([("b".into(), 1), ("a".into(), 1), ("c".into(), 0)], [], [1, 0, 0, 0, 2]);
+        assert_eq!(facets.brand.iter().map(|f| f.value.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(facets.price.len(), 5);
+        assert_eq!(facets.price[4], PriceBucket { from: 25_000, to: None, count: 2 });
+    }
+}

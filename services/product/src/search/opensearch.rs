@@ -1,0 +1,615 @@
+//! The OpenSearch adapter of the search index: one OpenSearch index holding each [`SearchDoc`] (plus
+//! its [`tiebreak`]) under the product id.
+//!
+//! Text search is term-centric like the embedded (Tantivy) adapter: every word of the query must
+//! match in one of name, brand or description, with typo tolerance on longer words. Pages continue
+//! with `search_after` on the sort value and the tie-breaker, so deep pages cost no more than the
+//! first.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use opensearch::auth::Credentials;
+use opensearch::http::request::JsonBody;
+use opensearch::http::response::Response;
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use opensearch::indices::{IndicesCreateParts, IndicesExistsParts};
+use opensearch::params::{Conflicts, Refresh};
+use opensearch::{BulkParts, CountParts, DeleteByQueryParts, OpenSearch, SearchParts};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    Cursor, Facets, MAX_FACET_VALUES, MAX_LIMIT, PRICE_EDGES, SearchDoc, SearchError, SearchIndex, SearchPage,
+    SearchQuery, Sort, price_bucket, tiebreak,
+};
+
+/// Typo tolerance: none below 5 characters, one edit from 5, two from 9.
+const FUZZINESS: &str = "AUTO:5,9";
+
+/// How long one request may take before it fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long emptying the index may take (it deletes every document one by one).
+const CLEAR_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The search index in an OpenSearch cluster.
+pub struct OpenSearchIndex {
+    client: OpenSearch,
+    index: String,
+}
+
+impl fmt::Debug for OpenSearchIndex {
+    // The client holds the credentials: leave it out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenSearchIndex").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+impl OpenSearchIndex {
+    /// An index named `index` on the node at `url` (`http` or `https`; a `user:password@` in it becomes
+    /// basic authentication). Connects lazily: nothing is sent until the first call.
+    pub fn new(url: &url::Url, index: &str) -> Result<Self, SearchError> {
+        if index.is_empty() || index != index.to_lowercase() || index.starts_with(['_', '-', '+']) {
+            return Err(SearchError::backend(format!("{index:?} is not an OpenSearch index name")));
+        }
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SearchError::backend("the OpenSearch URL must be http or https"));
+        }
+        let mut node = url.clone();
+        let credentials = (!node.username().is_empty() || node.password().is_some()).then(|| {
+            Credentials::Basic(percent_decoded(node.username()), percent_decoded(node.password().unwrap_or("")))
+        });
+        // Kept out of the URL so that no error message or log line can carry them.
+        if node.set_username("").is_err() || node.set_password(None).is_err() {
+            return Err(SearchError::backend("the OpenSearch URL cannot carry credentials"));
+        }
+        let mut transport =
+            TransportBuilder::new(SingleNodeConnectionPool::new(node)).disable_proxy().timeout(REQUEST_TIMEOUT);
+        if let Some(credentials) = credentials {
+            transport = transport.auth(credentials);
+        }
+        let transport = transport.build().map_err(SearchError::backend)?;
+        Ok(Self { client: OpenSearch::new(transport), index: index.to_owned() })
+    }
+
+    /// The settings and mappings the index is created with.
+    fn definition() -> Value {
+        json!({
+            "settings": {
+                // A catalog fits one shard easily, and one shard scores with one set of term statistics,
+                // so relevance does not depend on which shard a product landed in.
+                "index": { "number_of_shards": 1 }
+            },
+            "mappings": {
+                "dynamic": false,
+                "properties": {
+                    "id": { "type": "keyword" },
+                    "name": { "type": "text", "analyzer": "english" },
+                    // Brand names are words, not English: not stemmed.
+                    "brand": {
+                        "type": "text",
+                        "analyzer": "standard",
+                        "fields": { "keyword": { "type": "keyword" } }
+                    },
+                    "description": { "type": "text", "analyzer": "english" },
+                    "category_id": { "type": "keyword" },
+                    "category_path": { "type": "keyword" },
+                    "price": { "type": "long" },
+                    "currency": { "type": "keyword" },
+                    "image": { "type": "keyword", "index": false },
+                    "in_stock": { "type": "boolean" },
+                    "created_at_ms": { "type": "long" },
+                    "tiebreak": { "type": "long" }
+                }
+            }
+        })
+    }
+
+    /// Sends a bulk request (`lines` in NDJSON), visible to searches on return, and checks every item.
+    async fn bulk(&self, operation: &'static str, lines: Vec<JsonBody<Value>>) -> Result<(), SearchError> {
+        let response =
+            self.client.bulk(BulkParts::Index(&self.index)).refresh(Refresh::WaitFor).body(lines).send().await;
+        let answer: BulkResponse = parse(operation, ok(operation, response).await?)?;
+        if !answer.errors {
+            return Ok(());
+        }
+        let mut failed = answer
+            .items
+            .iter()
+            .flat_map(|item| item.iter())
+            .filter(|(action, outcome)| !outcome.succeeded(action))
+            .map(|(_, outcome)| outcome);
+        match failed.next() {
+            Some(first) => Err(SearchError::backend(OpenSearchError::Items {
+                operation,
+                failed: 1 + failed.count(),
+                first: first.describe(),
+            })),
+            None if answer.items.is_empty() => Err(SearchError::backend(OpenSearchError::Items {
+                operation,
+                failed: 0,
+                first: "errors reported without items".into(),
+            })),
+            None => Ok(()),
+        }
+    }
+
+    /// The `_search` request body of `query`, asking for `size` hits.
+    fn search_body(query: &SearchQuery, size: usize) -> Value {
+        let words: Vec<&str> = query.text.as_deref().unwrap_or("").split_whitespace().collect();
+        // One clause a word: each word must match in some field, as on the embedded engine. (A
+        // single multi_match would want every word in the same field.) Where an analyzer drops a
+        // word entirely (an English stop word), that field matches everything rather than nothing,
+        // so stop words do not empty the results.
+        let must: Vec<Value> = if words.is_empty() {
+            vec![json!({ "match_all": {} })]
+        } else {
+            words
+                .iter()
+                .map(|word| {
+                    json!({ "multi_match": {
+                        "query": word,
+                        "fields": ["name^3", "brand^2", "description"],
+                        "fuzziness": FUZZINESS,
+                        "operator": "and",
+                        "zero_terms_query": "all"
+                    }})
+                })
+                .collect()
+        };
+        let mut filter = Vec::new();
+        if let Some(category) = &query.category {
+            filter.push(json!({ "term": { "category_path": category } }));
+        }
+        if let Some(brand) = &query.brand {
+            filter.push(json!({ "term": { "brand.keyword": brand } }));
+        }
+        if query.min_price.is_some() || query.max_price.is_some() {
+            let mut range = serde_json::Map::new();
+            if let Some(min) = query.min_price {
+                range.insert("gte".into(), min.into());
+            }
+            if let Some(max) = query.max_price {
+                range.insert("lte".into(), max.into());
+            }
+            filter.push(json!({ "range": { "price": range } }));
+        }
+        if let Some(in_stock) = query.in_stock {
+            filter.push(json!({ "term": { "in_stock": in_stock } }));
+        }
+
+        let (key, order) = sort_key(query.sort, !words.is_empty());
+        let mut body = json!({
+            "query": { "bool": { "must": must, "filter": filter } },
+            "size": size,
+            "track_total_hits": true,
+            "sort": [{ key: order }, { "tiebreak": "asc" }],
+            "aggs": {
+                "brand": { "terms": {
+                    "field": "brand.keyword",
+                    "size": MAX_FACET_VALUES,
+                    "order": [{ "_count": "desc" }, { "_key": "asc" }]
+                }},
+                "category": { "terms": {
+                    "field": "category_id",
+                    "size": MAX_FACET_VALUES,
+                    "order": [{ "_count": "desc" }, { "_key": "asc" }]
+                }},
+                "price": { "range": { "field": "price", "ranges": price_ranges() } }
+            }
+        });
+        if let Some(after) = query.after {
+            // Scores are floats; prices and times are longs, sent as integers so they compare exactly.
+            let value = if key == "_score" { json!(after.value) } else { json!(after.value as i64) };
+            body["search_after"] = json!([value, after.tiebreak]);
+        }
+        body
+    }
+}
+
+/// The first sort key and its order (the tie-breaker, ascending, always follows).
+fn sort_key(sort: Sort, has_text: bool) -> (&'static str, &'static str) {
+    match sort {
+        Sort::Relevance if has_text => ("_score", "desc"),
+        Sort::Relevance | Sort::Newest => ("created_at_ms", "desc"),
+        Sort::PriceAsc => ("price", "asc"),
+        Sort::PriceDesc => ("price", "desc"),
+    }
+}
+
+/// The `range` aggregation's ranges of [`PRICE_EDGES`] (`to` is exclusive, like the buckets).
+fn price_ranges() -> Vec<Value> {
+    let mut ranges = Vec::with_capacity(PRICE_EDGES.len() + 1);
+    ranges.push(json!({ "to": PRICE_EDGES[0] }));
+    ranges.extend(PRICE_EDGES.windows(2).map(|edge| json!({ "from": edge[0], "to": edge[1] })));
+    ranges.push(json!({ "from": PRICE_EDGES[PRICE_EDGES.len() - 1] }));
+    ranges
+}
+
+/// Decodes the `%XX` escapes of a URL's user name or password.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| Some((char::from(*bytes.get(i + 1)?).to_digit(16)?, char::from(*bytes.get(i + 2)?).to_digit(16)?)))
+            .flatten();
+        match escaped {
+            Some((high, low)) => {
+                decoded.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// What went wrong talking to OpenSearch.
+#[derive(Debug, thiserror::Error)]
+enum OpenSearchError {
+    /// The request did not get an answer.
+    #[error("OpenSearch {operation}: no answer")]
+    Transport {
+        operation: &'static str,
+        #[source]
+        source: opensearch::Error,
+    },
+    /// A non-2xx answer.
+    #[error("OpenSearch {operation}: status {status}{detail}")]
+    Status { operation: &'static str, status: u16, detail: String },
+    /// A 2xx answer that is not what the API documents.
+    #[error("OpenSearch {operation}: unexpected answer")]
+    Malformed {
+        operation: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Items of a bulk request failed.
+    #[error("OpenSearch {operation}: {failed} items failed, the first: {first}")]
+    Items { operation: &'static str, failed: usize, first: String },
+}
+
+/// An error answer's body, as far as we use it.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// An error's type and reason; old versions and proxies may send a bare string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorDetail {
+    Structured {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        reason: Option<String>,
+    },
+    Text(String),
+}
+
+impl ErrorDetail {
+    fn describe(&self) -> String {
+        match self {
+            Self::Structured { kind, reason } => match (kind, reason) {
+                (Some(kind), Some(reason)) => format!("{kind}: {reason}"),
+                (Some(text), None) | (None, Some(text)) => text.clone(),
+                (None, None) => "unknown error".into(),
+            },
+            Self::Text(text) => text.clone(),
+        }
+    }
+
+    fn kind(&self) -> Option<&str> {
+        match self {
+            Self::Structured { kind, .. } => kind.as_deref(),
+            Self::Text(_) => None,
+        }
+    }
+}
+
+/// A non-2xx answer, with its error type (when the body has one).
+struct Failure {
+    status: u16,
+    kind: Option<String>,
+    error: SearchError,
+}
+
+/// The body of a 2xx answer to `operation`, or its failure.
+async fn answer(operation: &'static str, response: Result<Response, opensearch::Error>) -> Result<Vec<u8>, Failure> {
+    let transport = |source| Failure {
+        status: 0,
+        kind: None,
+        error: SearchError::backend(OpenSearchError::Transport { operation, source }),
+    };
+    let response = response.map_err(transport)?;
+    let status = response.status_code();
+    let body = response.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        return Ok(body.to_vec());
+    }
+    let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|body| body.error);
+    Err(Failure {
+        status: status.as_u16(),
+        kind: detail.as_ref().and_then(|d| d.kind()).map(str::to_owned),
+        error: SearchError::backend(OpenSearchError::Status {
+            operation,
+            status: status.as_u16(),
+            detail: detail.map(|d| format!(" ({})", d.describe())).unwrap_or_default(),
+        }),
+    })
+}
+
+/// The body of a 2xx answer to `operation`; anything else is an error.
+async fn ok(operation: &'static str, response: Result<Response, opensearch::Error>) -> Result<Vec<u8>, SearchError> {
+    answer(operation, response).await.map_err(|failure| failure.error)
+}
+
+/// `body` as the `T` the API documents.
+fn parse<T: for<'de> Deserialize<'de>>(operation: &'static str, body: Vec<u8>) -> Result<T, SearchError> {
+    serde_json::from_slice(&body)
+        .map_err(|source| SearchError::backend(OpenSearchError::Malformed { operation, source }))
+}
+
+/// A document as indexed: the search document and its tie-breaker.
+#[derive(Serialize)]
+struct Source<'a> {
+    #[serde(flatten)]
+    doc: &'a SearchDoc,
+    tiebreak: u64,
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    errors: bool,
+    #[serde(default)]
+    items: Vec<HashMap<String, BulkItem>>,
+}
+
+#[derive(Deserialize)]
+struct BulkItem {
+    #[serde(rename = "_id", default)]
+    id: Option<String>,
+    status: u16,
+    #[serde(default)]
+    error: Option<ErrorDetail>,
+}
+
+impl BulkItem {
+    /// Whether the `action` on this item did what was asked (deleting what is not there counts).
+    fn succeeded(&self, action: &str) -> bool {
+        (200..300).contains(&self.status) || (action == "delete" && self.status == 404)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} status {}: {}",
+            self.id.as_deref().unwrap_or("?"),
+            self.status,
+            self.error.as_ref().map_or_else(|| "no reason given".into(), ErrorDetail::describe)
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct CountResponse {
+    count: u64,
+}
+
+#[derive(Deserialize)]
+struct DeleteByQueryResponse {
+    #[serde(default)]
+    failures: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    hits: Hits,
+    aggregations: Option<Aggregations>,
+}
+
+#[derive(Deserialize)]
+struct Hits {
+    total: Option<Total>,
+    hits: Vec<Hit>,
+}
+
+#[derive(Deserialize)]
+struct Total {
+    value: u64,
+}
+
+#[derive(Deserialize)]
+struct Hit {
+    #[serde(rename = "_source")]
+    source: SearchDoc,
+    #[serde(default)]
+    sort: Vec<Value>,
+}
+
+impl Hit {
+    /// The cursor after this hit: its first sort value and its tie-breaker.
+    fn cursor(&self) -> Option<Cursor> {
+        match self.sort.as_slice() {
+            [value, tiebreak] => Some(Cursor { value: value.as_f64()?, tiebreak: tiebreak.as_u64()? }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Aggregations {
+    brand: Terms,
+    category: Terms,
+    price: Ranges,
+}
+
+#[derive(Deserialize)]
+struct Terms {
+    buckets: Vec<TermBucket>,
+}
+
+#[derive(Deserialize)]
+struct TermBucket {
+    key: String,
+    doc_count: u64,
+}
+
+#[derive(Deserialize)]
+struct Ranges {
+    buckets: Vec<RangeBucket>,
+}
+
+#[derive(Deserialize)]
+struct RangeBucket {
+    from: Option<f64>,
+    doc_count: u64,
+}
+
+#[async_trait]
+impl SearchIndex for OpenSearchIndex {
+    async fn ensure(&self) -> Result<(), SearchError> {
+        let response = self.client.indices().exists(IndicesExistsParts::Index(&[&self.index])).send().await;
+        match answer("index exists", response).await {
+            Ok(_) => return Ok(()),
+            Err(failure) if failure.status == 404 => {}
+            Err(failure) => return Err(failure.error),
+        }
+        let response =
+            self.client.indices().create(IndicesCreateParts::Index(&self.index)).body(Self::definition()).send().await;
+        match answer("create index", response).await {
+            Ok(_) => Ok(()),
+            // Made by someone else since we looked.
+            Err(failure) if failure.kind.as_deref() == Some("resource_already_exists_exception") => Ok(()),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    async fn upsert(&self, docs: Vec<SearchDoc>) -> Result<(), SearchError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::with_capacity(docs.len() * 2);
+        for doc in &docs {
+            let source = Source { doc, tiebreak: tiebreak(&doc.id) };
+            lines.push(JsonBody::new(json!({ "index": { "_id": doc.id } })));
+            lines.push(JsonBody::new(serde_json::to_value(source).map_err(SearchError::backend)?));
+        }
+        self.bulk("upsert", lines).await
+    }
+
+    async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let lines = ids.iter().map(|id| JsonBody::new(json!({ "delete": { "_id": id } }))).collect();
+        self.bulk("delete", lines).await
+    }
+
+    async fn clear(&self) -> Result<(), SearchError> {
+        let response = self
+            .client
+            .delete_by_query(DeleteByQueryParts::Index(&[&self.index]))
+            .refresh(true)
+            .conflicts(Conflicts::Proceed)
+            .request_timeout(CLEAR_TIMEOUT)
+            .body(json!({ "query": { "match_all": {} } }))
+            .send()
+            .await;
+        let answer: DeleteByQueryResponse = parse("clear", ok("clear", response).await?)?;
+        match answer.failures.first() {
+            Some(first) => Err(SearchError::backend(OpenSearchError::Items {
+                operation: "clear",
+                failed: answer.failures.len(),
+                first: first.to_string(),
+            })),
+            None => Ok(()),
+        }
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
+        let limit = query.limit.clamp(1, MAX_LIMIT);
+        // One hit more than the page tells whether there is a next page.
+        let body = Self::search_body(query, limit + 1);
+        let response = self.client.search(SearchParts::Index(&[&self.index])).body(body).send().await;
+        let answer: SearchResponse = parse("search", ok("search", response).await?)?;
+
+        let mut hits = answer.hits.hits;
+        let next = if hits.len() > limit {
+            hits.truncate(limit);
+            let last = hits.last().and_then(Hit::cursor);
+            Some(last.ok_or_else(|| SearchError::backend("OpenSearch search: a hit without its sort values"))?)
+        } else {
+            None
+        };
+        let total = answer.hits.total.map_or(hits.len() as u64, |total| total.value);
+        let facets = match answer.aggregations {
+            Some(aggs) => {
+                let mut price = [0; PRICE_EDGES.len() + 1];
+                for bucket in aggs.price.buckets {
+                    // Buckets are known by their lower bound; the first has none.
+                    price[bucket.from.map_or(0, |from| price_bucket(from as i64))] += bucket.doc_count;
+                }
+                Facets::from_counts(
+                    aggs.brand.buckets.into_iter().map(|b| (b.key, b.doc_count)),
+                    aggs.category.buckets.into_iter().map(|b| (b.key, b.doc_count)),
+                    price,
+                )
+            }
+            None => Facets::from_counts([], [], [0; PRICE_EDGES.len() + 1]),
+        };
+        Ok(SearchPage { items: hits.iter().map(|hit| hit.source.summary()).collect(), total, facets, next })
+    }
+
+    async fn count(&self) -> Result<u64, SearchError> {
+        let response = self.client.count(CountParts::Index(&[&self.index])).send().await;
+        let answer: CountResponse = parse("count", ok("count", response).await?)?;
+        Ok(answer.count)
+    }
+
+    async fn ping(&self) -> Result<(), SearchError> {
+        ok("ping", self.client.ping().send().await).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_percent_decoded() {
+        assert_eq!(percent_decoded("p%40ss%3Aw%2Fd"), "p@ss:w/d");
+        assert_eq!(percent_decoded("plain"), "plain");
+        assert_eq!(percent_decoded("bad%zz%4"), "bad%zz%4");
+    }
+
+    #[test]
+    fn price_ranges_follow_the_bucket_edges() {
+        assert_eq!(
+            price_ranges(),
+            [
+                json!({ "to": 2_500 }),
+                json!({ "from": 2_500, "to": 5_000 }),
+                json!({ "from": 5_000, "to": 10_000 }),
+                json!({ "from": 10_000, "to": 25_000 }),
+                json!({ "from": 25_000 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn index_names_and_schemes_are_checked() {
+        let url = url::Url::parse("http://127.0.0.1:9200").unwrap();
+        assert!(OpenSearchIndex::new(&url, "products").is_ok());
+        assert!(OpenSearchIndex::new(&url, "Products").is_err());
+        assert!(OpenSearchIndex::new(&url, "").is_err());
+        assert!(OpenSearchIndex::new(&url::Url::parse("ftp://host").unwrap(), "products").is_err());
+    }
+}

@@ -1,0 +1,626 @@
+//! The Tantivy adapter of the search index (embedded mode): an index under the data dir.
+//!
+//! Text is matched per word across name (stemmed, boosted most), brand and description (stemmed);
+//! words of five letters or more also match within one edit in the name (two from nine letters).
+//! Filters and facets are read from fast fields by one collector that counts every match and keeps
+//! the page's best `limit + 1` in a heap; a page ends with a cursor (the last sort value and the id's
+//! tie-breaker), and the next page is the results strictly after it.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader};
+use tantivy::{TantivyDocument, Term};
+
+use super::{
+    Cursor, Facets, PRICE_EDGES, ProductSummary, SearchDoc, SearchError, SearchIndex, SearchPage, SearchQuery, Sort,
+    price_bucket, tiebreak,
+};
+
+/// Memory the index writer may buffer before it flushes a segment.
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    name: Field,
+    brand_text: Field,
+    brand: Field,
+    description: Field,
+    category: Field,
+    category_path: Field,
+    price: Field,
+    in_stock: Field,
+    created: Field,
+    tiebreak: Field,
+    summary: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let stemmed = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer("en_stem").set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer("default").set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: builder.add_text_field("id", STRING),
+        name: builder.add_text_field("name", stemmed.clone()),
+        brand_text: builder.add_text_field("brand_text", words),
+        brand: builder.add_text_field("brand", STRING | FAST),
+        description: builder.add_text_field("description", stemmed),
+        category: builder.add_text_field("category", STRING | FAST),
+        category_path: builder.add_text_field("category_path", STRING),
+        price: builder.add_i64_field("price", FAST),
+        in_stock: builder.add_u64_field("in_stock", FAST),
+        created: builder.add_i64_field("created", FAST),
+        tiebreak: builder.add_u64_field("tiebreak", FAST),
+        summary: builder.add_text_field("summary", STORED),
+    };
+    (builder.build(), fields)
+}
+
+/// The product index in a folder.
+#[derive(Clone)]
+pub struct TantivyIndex {
+    reader: IndexReader,
+    writer: Arc<Mutex<IndexWriter>>,
+    fields: Fields,
+    stemmer: TextAnalyzer,
+    words: TextAnalyzer,
+}
+
+impl std::fmt::Debug for TantivyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TantivyIndex").finish_non_exhaustive()
+    }
+}
+
+fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SearchError {
+    SearchError::backend(error)
+}
+
+impl TantivyIndex {
+    /// Opens the index in `dir`, creating it when missing. An index of another schema (an older
+    /// version) is discarded and made anew: it is derived data, rebuilt by a reindex.
+    pub fn open(dir: &Path) -> Result<Self, SearchError> {
+        let (schema, fields) = schema();
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(backend)?;
+        let index = match Index::open_or_create(directory, schema.clone()) {
+            Ok(index) => index,
+            Err(tantivy::TantivyError::SchemaError(reason)) => {
+                tracing::warn!(%reason, "the search index has another schema; making it anew (reindex to fill it)");
+                std::fs::remove_dir_all(dir).map_err(backend)?;
+                std::fs::create_dir_all(dir).map_err(backend)?;
+                let directory = tantivy::directory::MmapDirectory::open(dir).map_err(backend)?;
+                Index::create(directory, schema, tantivy::IndexSettings::default()).map_err(backend)?
+            }
+            Err(error) => return Err(backend(error)),
+        };
+        Self::with_index(index, fields)
+    }
+
+    /// An index in memory (tests).
+    pub fn in_memory() -> Result<Self, SearchError> {
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields)
+    }
+
+    fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY).map_err(backend)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(backend)?;
+        let tokenizers = index.tokenizers();
+        let stemmer = tokenizers.get("en_stem").ok_or_else(|| backend("no en_stem tokenizer"))?;
+        let words = tokenizers.get("default").ok_or_else(|| backend("no default tokenizer"))?;
+        Ok(Self { reader, writer: Arc::new(Mutex::new(writer)), fields, stemmer, words })
+    }
+
+    fn document(&self, doc: &SearchDoc) -> TantivyDocument {
+        let f = &self.fields;
+        let mut document = TantivyDocument::default();
+        document.add_text(f.id, &doc.id);
+        document.add_text(f.name, &doc.name);
+        document.add_text(f.brand_text, &doc.brand);
+        document.add_text(f.brand, &doc.brand);
+        document.add_text(f.description, &doc.description);
+        document.add_text(f.category, &doc.category_id);
+        for category in &doc.category_path {
+            document.add_text(f.category_path, category);
+        }
+        document.add_i64(f.price, doc.price);
+        document.add_u64(f.in_stock, u64::from(doc.in_stock));
+        document.add_i64(f.created, doc.created_at_ms);
+        document.add_u64(f.tiebreak, tiebreak(&doc.id));
+        let summary = serde_json::to_string(&doc.summary()).expect("a summary serializes");
+        document.add_text(f.summary, summary);
+        document
+    }
+
+    /// Runs `change` on the writer, commits and makes the result visible.
+    async fn write(&self, change: impl FnOnce(&IndexWriter) + Send + 'static) -> Result<(), SearchError> {
+        let (writer, reader) = (self.writer.clone(), self.reader.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut writer = writer.lock().map_err(|_| backend("the index writer panicked"))?;
+            change(&writer);
+            writer.commit().map_err(backend)?;
+            reader.reload().map_err(backend)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    fn analyze(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
+        let mut analyzer = analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut tokens = Vec::new();
+        while let Some(token) = stream.next() {
+            tokens.push(token.text.clone());
+        }
+        tokens
+    }
+
+    /// The query of `search`: every word must match somewhere, and the filters (scoring nothing).
+    fn query(&self, search: &SearchQuery) -> Box<dyn Query> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if let Some(text) = search.text.as_deref() {
+            for word in Self::analyze(&self.words, text) {
+                let stems = Self::analyze(&self.stemmer, &word);
+                let stem = stems.first().cloned().unwrap_or_else(|| word.clone());
+                let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
+                    (Occur::Should, boosted(TermQuery::new(Term::from_field_text(f.name, &stem), freqs()), 3.0)),
+                    (Occur::Should, boosted(TermQuery::new(Term::from_field_text(f.brand_text, &word), freqs()), 2.0)),
+                    (Occur::Should, Box::new(TermQuery::new(Term::from_field_text(f.description, &stem), freqs()))),
+                ];
+                let letters = word.chars().count();
+                if letters >= 5 {
+                    let distance = if letters >= 9 { 2 } else { 1 };
+                    let fuzzy = FuzzyTermQuery::new(Term::from_field_text(f.name, &stem), distance, true);
+                    any.push((Occur::Should, boosted(fuzzy, 1.0)));
+                }
+                clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+            }
+        }
+        let filter = |term: Term| -> Box<dyn Query> {
+            Box::new(ConstScoreQuery::new(Box::new(TermQuery::new(term, IndexRecordOption::Basic)), 0.0))
+        };
+        if let Some(category) = &search.category {
+            clauses.push((Occur::Must, filter(Term::from_field_text(f.category_path, category))));
+        }
+        if let Some(brand) = &search.brand {
+            clauses.push((Occur::Must, filter(Term::from_field_text(f.brand, brand))));
+        }
+        if clauses.is_empty() { Box::new(AllQuery) } else { Box::new(BooleanQuery::new(clauses)) }
+    }
+}
+
+fn freqs() -> IndexRecordOption {
+    IndexRecordOption::WithFreqs
+}
+
+fn boosted(query: impl Query + 'static, boost: f32) -> Box<dyn Query> {
+    Box::new(BoostQuery::new(Box::new(query), boost))
+}
+
+/// Whether `search` ranks by text score.
+fn scored(search: &SearchQuery) -> bool {
+    search.sort == Sort::Relevance && search.text.as_deref().is_some_and(|t| !t.trim().is_empty())
+}
+
+/// A result's place in the order: a bigger `rank` comes first; equal ranks by ascending tie-breaker.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    rank: f64,
+    /// The sort value as reported in cursors (score, price or creation time).
+    value: f64,
+    tiebreak: u64,
+    address: DocAddress,
+}
+
+impl Hit {
+    /// `Greater` when `self` comes before `other`.
+    fn precedes(&self, other: &Self) -> Ordering {
+        self.rank.total_cmp(&other.rank).then_with(|| other.tiebreak.cmp(&self.tiebreak))
+    }
+}
+
+impl PartialEq for Hit {
+    fn eq(&self, other: &Self) -> bool {
+        self.precedes(other) == Ordering::Equal
+    }
+}
+impl Eq for Hit {}
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+/// Heap order: the worst result is the greatest, so a max-heap pops it first.
+impl Ord for Hit {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.precedes(self)
+    }
+}
+
+/// How a sort turns a document's values into its rank.
+#[derive(Debug, Clone, Copy)]
+struct Ranking {
+    sort: Sort,
+    scored: bool,
+}
+
+impl Ranking {
+    /// (rank, reported value).
+    fn of(&self, score: Score, price: i64, created: i64) -> (f64, f64) {
+        match (self.sort, self.scored) {
+            (Sort::Relevance, true) => (f64::from(score), f64::from(score)),
+            (Sort::PriceAsc, _) => (-(price as f64), price as f64),
+            (Sort::PriceDesc, _) => (price as f64, price as f64),
+            (Sort::Relevance | Sort::Newest, _) => (created as f64, created as f64),
+        }
+    }
+
+    fn rank_of_value(&self, value: f64) -> f64 {
+        if self.sort == Sort::PriceAsc { -value } else { value }
+    }
+}
+
+struct SearchCollector {
+    ranking: Ranking,
+    after: Option<(f64, u64)>,
+    keep: usize,
+    min_price: i64,
+    max_price: i64,
+    in_stock: Option<bool>,
+}
+
+struct Counts {
+    total: u64,
+    brand: HashMap<String, u64>,
+    category: HashMap<String, u64>,
+    price: [u64; PRICE_EDGES.len() + 1],
+    hits: Vec<Hit>,
+}
+
+struct SegmentSearch {
+    ranking: Ranking,
+    after: Option<(f64, u64)>,
+    keep: usize,
+    min_price: i64,
+    max_price: i64,
+    in_stock: Option<bool>,
+    segment: SegmentOrdinal,
+    price: Column<i64>,
+    created: Column<i64>,
+    stock: Column<u64>,
+    tiebreak: Column<u64>,
+    brand: Option<StrColumn>,
+    category: Option<StrColumn>,
+    brand_counts: Vec<u64>,
+    category_counts: Vec<u64>,
+    price_counts: [u64; PRICE_EDGES.len() + 1],
+    total: u64,
+    heap: BinaryHeap<Hit>,
+}
+
+impl Collector for SearchCollector {
+    type Fruit = Counts;
+    type Child = SegmentSearch;
+
+    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
+        let fast = reader.fast_fields();
+        let brand = fast.str("brand")?;
+        let category = fast.str("category")?;
+        Ok(SegmentSearch {
+            ranking: self.ranking,
+            after: self.after,
+            keep: self.keep,
+            min_price: self.min_price,
+            max_price: self.max_price,
+            in_stock: self.in_stock,
+            segment,
+            price: fast.i64("price")?,
+            created: fast.i64("created")?,
+            stock: fast.u64("in_stock")?,
+            tiebreak: fast.u64("tiebreak")?,
+            brand_counts: vec![0; brand.as_ref().map_or(0, |c| c.num_terms())],
+            category_counts: vec![0; category.as_ref().map_or(0, |c| c.num_terms())],
+            brand,
+            category,
+            price_counts: [0; PRICE_EDGES.len() + 1],
+            total: 0,
+            heap: BinaryHeap::with_capacity(self.keep + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.ranking.scored
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Counts>) -> tantivy::Result<Counts> {
+        let mut merged = Counts {
+            total: 0,
+            brand: HashMap::new(),
+            category: HashMap::new(),
+            price: [0; PRICE_EDGES.len() + 1],
+            hits: Vec::new(),
+        };
+        for fruit in fruits {
+            merged.total += fruit.total;
+            for (value, count) in fruit.brand {
+                *merged.brand.entry(value).or_default() += count;
+            }
+            for (value, count) in fruit.category {
+                *merged.category.entry(value).or_default() += count;
+            }
+            for (bucket, count) in merged.price.iter_mut().zip(fruit.price) {
+                *bucket += count;
+            }
+            merged.hits.extend(fruit.hits);
+        }
+        merged.hits.sort_by(|a, b| b.precedes(a));
+        merged.hits.truncate(self.keep);
+        Ok(merged)
+    }
+}
+
+fn ord_counts(column: Option<&StrColumn>, counts: &[u64]) -> HashMap<String, u64> {
+    let mut named = HashMap::new();
+    let Some(column) = column else { return named };
+    let mut text = String::new();
+    for (ord, &count) in counts.iter().enumerate() {
+        if count > 0 && column.ord_to_str(ord as u64, &mut text).unwrap_or(false) {
+            named.insert(std::mem::take(&mut text), count);
+        }
+    }
+    named
+}
+
+impl SegmentCollector for SegmentSearch {
+    type Fruit = Counts;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        let price = self.price.first(doc).unwrap_or_default();
+        if price < self.min_price || price > self.max_price {
+            return;
+        }
+        if let Some(wanted) = self.in_stock
+            && (self.stock.first(doc).unwrap_or_default() == 1) != wanted
+        {
+            return;
+        }
+        self.total += 1;
+        self.price_counts[price_bucket(price)] += 1;
+        if let Some(column) = &self.brand {
+            for ord in column.term_ords(doc) {
+                self.brand_counts[ord as usize] += 1;
+            }
+        }
+        if let Some(column) = &self.category {
+            for ord in column.term_ords(doc) {
+                self.category_counts[ord as usize] += 1;
+            }
+        }
+        let created = self.created.first(doc).unwrap_or_default();
+        let (rank, value) = self.ranking.of(score, price, created);
+        let tiebreak = self.tiebreak.first(doc).unwrap_or_default();
+        if let Some((after_rank, after_tiebreak)) = self.after
+            && (rank > after_rank || (rank == after_rank && tiebreak <= after_tiebreak))
+        {
+            return;
+        }
+        let hit = Hit { rank, value, tiebreak, address: DocAddress::new(self.segment, doc) };
+        if self.heap.len() < self.keep {
+            self.heap.push(hit);
+        } else if let Some(worst) = self.heap.peek()
+            && hit.precedes(worst) == Ordering::Greater
+        {
+            self.heap.pop();
+            self.heap.push(hit);
+        }
+    }
+
+    fn harvest(self) -> Counts {
+        Counts {
+            total: self.total,
+            brand: ord_counts(self.brand.as_ref(), &self.brand_counts),
+            category: ord_counts(self.category.as_ref(), &self.category_counts),
+            price: self.price_counts,
+            hits: self.heap.into_vec(),
+        }
+    }
+}
+
+#[async_trait]
+impl SearchIndex for TantivyIndex {
+    async fn ensure(&self) -> Result<(), SearchError> {
+        Ok(())
+    }
+
+    async fn upsert(&self, docs: Vec<SearchDoc>) -> Result<(), SearchError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let documents: Vec<(String, TantivyDocument)> = docs.iter().map(|d| (d.id.clone(), self.document(d))).collect();
+        let id = self.fields.id;
+        self.write(move |writer| {
+            for (key, document) in documents {
+                writer.delete_term(Term::from_field_text(id, &key));
+                // Adding only fails when the writer is gone; the commit then reports it.
+                let _ = writer.add_document(document);
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let id = self.fields.id;
+        self.write(move |writer| {
+            for key in ids {
+                writer.delete_term(Term::from_field_text(id, &key));
+            }
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<(), SearchError> {
+        self.write(|writer| {
+            let _ = writer.delete_all_documents();
+        })
+        .await
+    }
+
+    async fn search(&self, search: &SearchQuery) -> Result<SearchPage, SearchError> {
+        let ranking = Ranking { sort: search.sort, scored: scored(search) };
+        let limit = search.limit.clamp(1, super::MAX_LIMIT);
+        let collector = SearchCollector {
+            ranking,
+            after: search.after.map(|c| (ranking.rank_of_value(c.value), c.tiebreak)),
+            keep: limit + 1,
+            min_price: search.min_price.unwrap_or(i64::MIN),
+            max_price: search.max_price.unwrap_or(i64::MAX),
+            in_stock: search.in_stock,
+        };
+        let query = self.query(search);
+        // Searches are short CPU work on memory-mapped data: they run on the calling task.
+        let searcher = self.reader.searcher();
+        let counts = searcher.search(query.as_ref(), &collector).map_err(backend)?;
+        let more = counts.hits.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        let mut next = None;
+        for hit in counts.hits.iter().take(limit) {
+            let document: TantivyDocument = searcher.doc(hit.address).map_err(backend)?;
+            let summary = document.get_first(self.fields.summary).and_then(|v| v.as_str()).unwrap_or_default();
+            let summary: ProductSummary = serde_json::from_str(summary).map_err(backend)?;
+            items.push(summary);
+            next = Some(Cursor { value: hit.value, tiebreak: hit.tiebreak });
+        }
+        Ok(SearchPage {
+            items,
+            total: counts.total,
+            facets: Facets::from_counts(counts.brand, counts.category, counts.price),
+            next: if more { next } else { None },
+        })
+    }
+
+    async fn count(&self) -> Result<u64, SearchError> {
+        Ok(self.reader.searcher().num_docs())
+    }
+
+    async fn ping(&self) -> Result<(), SearchError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, name: &str, brand: &str, category: &[&str], price: i64, in_stock: bool, created: i64) -> SearchDoc {
+        SearchDoc {
+            id: id.into(),
+            name: name.into(),
+            brand: brand.into(),
+            description: format!("The {name} by {brand}, built to last."),
+            category_id: category[0].into(),
+            category_path: category.iter().map(|c| (*c).to_owned()).collect(),
+            price,
+            currency: "USD".into(),
+            image: None,
+            in_stock,
+            created_at_ms: created,
+        }
+    }
+
+    async fn catalog() -> TantivyIndex {
+        let index = TantivyIndex::in_memory().unwrap();
+        index
+            .upsert(vec![
+                doc("p1", "Trail Running Shoe", "Acme", &["cat-shoes", "cat-fashion"], 8_999, true, 1),
+                doc("p2", "Road Running Shoe", "Bolt", &["cat-shoes", "cat-fashion"], 12_000, true, 2),
+                doc("p3", "Leather Boot", "Acme", &["cat-shoes", "cat-fashion"], 15_000, false, 3),
+                doc("p4", "Wireless Headphones", "Sonic", &["cat-audio", "cat-electronics"], 19_900, true, 4),
+                doc("p5", "Espresso Machine", "Acme", &["cat-kitchen", "cat-home"], 2_000, true, 5),
+            ])
+            .await
+            .unwrap();
+        index
+    }
+
+    fn ids(page: &SearchPage) -> Vec<&str> {
+        page.items.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn text_matches_stems_and_typos_and_ranks_names_first() {
+        let index = catalog().await;
+        let query = |text: &str| SearchQuery { text: Some(text.into()), limit: 10, ..SearchQuery::default() };
+        let page = index.search(&query("running shoes")).await.unwrap();
+        assert_eq!(page.total, 2);
+        assert_eq!(page.items.len(), 2);
+        let typo = index.search(&query("hedphones")).await.unwrap();
+        assert_eq!(ids(&typo), ["p4"], "one edit away on a longer word");
+        assert_eq!(index.search(&query("bot")).await.unwrap().total, 0, "short words must match exactly");
+        let brand = index.search(&query("acme")).await.unwrap();
+        assert_eq!(brand.total, 3);
+    }
+
+    #[tokio::test]
+    async fn filters_facets_sorts_and_cursors() {
+        let index = catalog().await;
+        let browse = SearchQuery { category: Some("cat-fashion".into()), limit: 2, sort: Sort::PriceAsc, ..SearchQuery::default() };
+        let first = index.search(&browse).await.unwrap();
+        assert_eq!(first.total, 3);
+        assert_eq!(ids(&first), ["p1", "p2"]);
+        assert_eq!(first.facets.brand.len(), 2);
+        assert_eq!(first.facets.category[0].value, "cat-shoes");
+        let second = index.search(&SearchQuery { after: first.next, ..browse.clone() }).await.unwrap();
+        assert_eq!(ids(&second), ["p3"]);
+        assert!(second.next.is_none());
+
+        let filtered = SearchQuery {
+            brand: Some("Acme".into()),
+            min_price: Some(2_000),
+            max_price: Some(10_000),
+            in_stock: Some(true),
+            sort: Sort::PriceDesc,
+            limit: 10,
+            ..SearchQuery::default()
+        };
+        let page = index.search(&filtered).await.unwrap();
+        assert_eq!(ids(&page), ["p1", "p5"]);
+        assert_eq!(page.facets.price.iter().map(|b| b.count).collect::<Vec<_>>(), [1, 0, 1, 0, 0]);
+
+        let newest = index.search(&SearchQuery { limit: 10, ..SearchQuery::default() }).await.unwrap();
+        assert_eq!(ids(&newest), ["p5", "p4", "p3", "p2", "p1"]);
+    }
+
+    #[tokio::test]
+    async fn upserts_replace_and_deletes_remove() {
+        let index = catalog().await;
+        index.upsert(vec![doc("p1", "Trail Running Shoe", "Acme", &["cat-shoes"], 1_000, false, 1)]).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 5);
+        index.delete(vec!["p2".into(), "missing".into()]).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 4);
+        let page = index.search(&SearchQuery { text: Some("running".into()), limit: 5, ..SearchQuery::default() }).await.unwrap();
+        assert_eq!(ids(&page), ["p1"]);
+        assert_eq!(page.items[0].price.amount, 1_000);
+        index.clear().await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,1254 @@
+//! The DynamoDB catalog store, and the product service's outbox in DynamoDB.
+//!
+//! Tables (all on-demand, named `{prefix}…`; [`DynamoCatalog::create_tables`] makes them):
+//!
+//! | table | key | items |
+//! |---|---|---|
+//! | `products` | `CategoryID` (S), `ProductID` (S) | one per product: its fields as attributes (`Variants` and `Attributes` as JSON text), `InStockSkus` (how many of its SKUs have availability above zero; `in_stock` is `InStockSkus > 0`) and `Version` |
+//! | `product-ids` | `ProductID` (S) | one per product: its `CategoryID`, `Skus`, `CreatedAt` and `Version` |
+//! | `product-stock` | `SKU` (S) | one per SKU ever seen: its last known `Available` and the `ProductID` that claims it |
+//! | `categories` | `CategoryID` (S) | one per category (`Kind` = `category`: `Name`, `Slug`, `ParentID`, `Created`), and one per slug (`CategoryID` = `SLUG#<slug>`, `Kind` = `slug`) |
+//! | `outbox` | `Service` (S), `Seq` (N) | one per event waiting for the relay (`Body`) |
+//!
+//! Global secondary indexes of `products` (all projecting every attribute):
+//! - `by-brand`: `Brand`, `ProductID` — a brand's products;
+//! - `by-price`: `CategoryCurrency` (`<category id>#<currency>`), `Price` (the lowest variant price, in
+//!   minor units) — a category's products by price, or within a price range, as one `Query`. Prices
+//!   only compare within one currency, and keying by category keeps writes spread over many keys (a
+//!   catalog-wide key such as the currency alone would be one hot index partition);
+//! - `by-id`: `IdShard` (N, a hash of the id modulo [`ID_SHARDS`]), `ProductID` — the whole catalog in
+//!   id order, for [`ProductStore::scan`]: one `Query` per shard, merged. It also finds one product
+//!   by id with a single (eventually consistent) `Query`.
+//!
+//! Why `product-ids`: a product's key includes its category, which a replace may change, and index
+//! reads are only eventually consistent. The id item is read with a strongly consistent read and
+//! written in every product transaction under a condition on its `Version`, so ids are unique across
+//! categories, a write never acts on a stale category or SKU list, and a `get` sees the last write.
+//!
+//! Every product write is one `TransactWriteItems` (at most 100 items): the product item (and the
+//! delete of its old item when the category changed), its id item, a claim of each of its SKUs on
+//! the stock table (conditional on no other product holding it, and on the SKU's availability being
+//! as read, so the `InStockSkus` written is exact), the release of each SKU a replace drops, and the
+//! outbox event. The worst case (a category move that swaps 48 SKUs for 48 others) is exactly 100
+//! items. Categories are never deleted (the port has none), so a strongly consistent read of the
+//! category before the transaction is as good as a condition check inside it, and keeps that case
+//! within the limit. A transaction that loses a race with another write is retried from its reads.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, DeleteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TransactWriteItem, Update, WriteRequest,
+};
+use futures::StreamExt;
+use futures::future::try_join_all;
+use platform::events::outbox::OutboxStore;
+use platform::events::{BusError, Event};
+use platform::http::ops::ReadinessCheck;
+use platform::money::Money;
+
+use super::{CategoryStore, ProductStore, StoreError};
+use crate::domain::category::{Category, parents_first};
+use crate::domain::product::{Product, Variant};
+
+/// Shards of the `by-id` index: each is one index partition key, so writes spread over this many
+/// keys, and a page of [`ProductStore::scan`] costs this many queries.
+pub const ID_SHARDS: u64 = 16;
+
+/// The `Service` key of this service's outbox items.
+const OUTBOX_SERVICE: &str = crate::NAME;
+
+/// Product writes in flight at once during [`ProductStore::upsert_many`].
+const WRITE_CONCURRENCY: usize = 16;
+
+/// Tries of one write that keeps losing races with other writes before it gives up.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Items one `TransactWriteItems` may hold.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// Keys one `BatchGetItem` may ask for.
+const MAX_BATCH_GET: usize = 100;
+
+/// Requests one `BatchWriteItem` may hold.
+const MAX_BATCH_WRITE: usize = 25;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A failure of this adapter itself, kept as the source of [`StoreError::Backend`].
+#[derive(Debug, thiserror::Error)]
+enum DynamoError {
+    #[error("an item of {table} has no valid {attribute}")]
+    Malformed { table: String, attribute: &'static str },
+    #[error("stored JSON in {table}")]
+    Json {
+        table: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("gave up after {0} attempts that each lost a race with another write")]
+    Contention(u32),
+    #[error("transaction cancelled: {code}: {message}")]
+    Cancelled { code: String, message: String },
+    #[error("a write of {0} items does not fit in one transaction")]
+    TooManyItems(usize),
+    #[error("the id index query of shard {0} returned no item but more to come")]
+    NoProgress(u64),
+    #[error("{0} items stayed unprocessed after retries")]
+    Unprocessed(usize),
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Reads the attributes of one stored item, naming the table in errors.
+struct Attrs<'a> {
+    table: &'a str,
+    item: &'a Item,
+}
+
+impl<'a> Attrs<'a> {
+    fn new(table: &'a str, item: &'a Item) -> Self {
+        Self { table, item }
+    }
+
+    fn malformed(&self, attribute: &'static str) -> StoreError {
+        backend(DynamoError::Malformed { table: self.table.to_owned(), attribute })
+    }
+
+    fn opt_s(&self, name: &'static str) -> Option<&'a str> {
+        self.item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    }
+
+    fn s(&self, name: &'static str) -> Result<&'a str, StoreError> {
+        self.opt_s(name).ok_or_else(|| self.malformed(name))
+    }
+
+    fn opt_n(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_n()
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .map(Some)
+                .ok_or_else(|| self.malformed(name)),
+        }
+    }
+
+    fn n(&self, name: &'static str) -> Result<i64, StoreError> {
+        self.opt_n(name)?.ok_or_else(|| self.malformed(name))
+    }
+
+    fn strings(&self, name: &'static str) -> Result<Vec<String>, StoreError> {
+        let list = self.item.get(name).and_then(|v| v.as_l().ok()).ok_or_else(|| self.malformed(name))?;
+        list.iter().map(|v| v.as_s().cloned().map_err(|_| self.malformed(name))).collect()
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, name: &'static str) -> Result<T, StoreError> {
+        serde_json::from_str(self.s(name)?)
+            .map_err(|source| backend(DynamoError::Json { table: self.table.to_owned(), source }))
+    }
+}
+
+/// The table names of one deployment.
+#[derive(Debug, Clone)]
+struct Tables {
+    products: String,
+    product_ids: String,
+    stock: String,
+    categories: String,
+    outbox: String,
+}
+
+/// Categories and products in DynamoDB (see the module documentation for the table design).
+#[derive(Debug, Clone)]
+pub struct DynamoCatalog {
+    client: Client,
+    tables: std::sync::Arc<Tables>,
+}
+
+/// A sequence number for an outbox item or a category: the time in milliseconds shifted left 20
+/// bits with 20 random bits below, and above every number this process made before. So numbers
+/// increase within a process and are unique across processes but for a chance of one in a million
+/// per pair made in the same millisecond; the outbox put is conditional, and a collision is retried.
+fn next_seq() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let random = (uuid::Uuid::new_v4().as_u128() & 0xF_FFFF) as i64;
+    let candidate = (chrono::Utc::now().timestamp_millis() << 20) | random;
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(candidate.max(last + 1)))
+        .expect("the update always yields a value");
+    candidate.max(previous + 1)
+}
+
+/// The `by-id` shard of a product id (FNV-1a, stable across processes and releases).
+pub fn id_shard(id: &str) -> u64 {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    hash % ID_SHARDS
+}
+
+/// What the `product-ids` table says about one product.
+#[derive(Debug, Clone)]
+struct IdEntry {
+    category_id: String,
+    skus: Vec<String>,
+    created_at: i64,
+    version: i64,
+}
+
+/// What the stock table says about one SKU.
+#[derive(Debug, Clone, Default)]
+struct StockEntry {
+    available: Option<i64>,
+    owner: Option<String>,
+}
+
+impl StockEntry {
+    fn in_stock(&self) -> bool {
+        self.available.is_some_and(|a| a > 0)
+    }
+}
+
+/// The condition that a SKU's availability is still on the side of zero it was read on.
+fn positivity_condition(was_in_stock: bool) -> &'static str {
+    if was_in_stock { "Available > :zero" } else { "(attribute_not_exists(Available) OR Available <= :zero)" }
+}
+
+/// What one transaction item is, to read its cancellation reason.
+#[derive(Debug, Clone, PartialEq)]
+enum Role {
+    Other,
+    Claim(String),
+}
+
+/// One transaction being assembled.
+#[derive(Default)]
+struct Transaction {
+    items: Vec<TransactWriteItem>,
+    roles: Vec<Role>,
+}
+
+impl Transaction {
+    fn push(&mut self, role: Role, item: TransactWriteItem) {
+        self.items.push(item);
+        self.roles.push(role);
+    }
+}
+
+/// How a transaction ended, short of a failure of the service.
+enum Committed {
+    Yes,
+    /// Cancelled; the reasons, one per item in order.
+    No(Vec<CancellationReason>),
+}
+
+/// The outcome of one try of a write that is retried when it lost a race.
+enum Attempt<T> {
+    Done(T),
+    Retry,
+}
+
+/// Whether every cancellation reason is a lost race (a condition on state read before, or a
+/// conflicting transaction), rather than a request the service refused.
+fn lost_race(reasons: &[CancellationReason]) -> Result<(), StoreError> {
+    for reason in reasons {
+        match reason.code() {
+            None
+            | Some(
+                "None"
+                | "ConditionalCheckFailed"
+                | "TransactionConflict"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+                | "RequestLimitExceeded",
+            ) => {}
+            Some(code) => {
+                return Err(backend(DynamoError::Cancelled {
+                    code: code.to_owned(),
+                    message: reason.message().unwrap_or_default().to_owned(),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn failed_condition(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+async fn backoff(attempt: u32) {
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 10) as u64;
+    tokio::time::sleep(Duration::from_millis((5 << attempt.min(5)) + jitter)).await;
+}
+
+impl DynamoCatalog {
+    /// A store on the tables named `{prefix}products`, `{prefix}product-ids`, `{prefix}product-stock`,
+    /// `{prefix}categories` and `{prefix}outbox`.
+    pub fn new(client: Client, prefix: &str) -> Self {
+        let tables = Tables {
+            products: format!("{prefix}products"),
+            product_ids: format!("{prefix}product-ids"),
+            stock: format!("{prefix}product-stock"),
+            categories: format!("{prefix}categories"),
+            outbox: format!("{prefix}outbox"),
+        };
+        Self { client, tables: std::sync::Arc::new(tables) }
+    }
+
+    /// The outbox the product writes record their events in, for the relay.
+    pub fn outbox(&self) -> DynamoOutbox {
+        DynamoOutbox { client: self.client.clone(), table: self.tables.outbox.clone(), service: OUTBOX_SERVICE.into() }
+    }
+
+    /// Creates the tables (on-demand capacity) with their indexes and waits until they are active.
+    /// Tables that exist already are left as they are.
+    pub async fn create_tables(&self) -> Result<(), StoreError> {
+        use ScalarAttributeType::{N, S};
+        let t = &self.tables;
+        let gsi = |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .key_schema(key(range, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(backend)
+        };
+        let specs: Vec<(&str, Vec<(&str, ScalarAttributeType)>, Vec<(&str, KeyType)>, Vec<GlobalSecondaryIndex>)> = vec![
+            (
+                &t.products,
+                vec![
+                    ("CategoryID", S),
+                    ("ProductID", S),
+                    ("Brand", S),
+                    ("CategoryCurrency", S),
+                    ("Price", N),
+                    ("IdShard", N),
+                ],
+                vec![("CategoryID", KeyType::Hash), ("ProductID", KeyType::Range)],
+                vec![
+                    gsi("by-brand", "Brand", "ProductID")?,
+                    gsi("by-price", "CategoryCurrency", "Price")?,
+                    gsi("by-id", "IdShard", "ProductID")?,
+                ],
+            ),
+            (&t.product_ids, vec![("ProductID", S)], vec![("ProductID", KeyType::Hash)], vec![]),
+            (&t.stock, vec![("SKU", S)], vec![("SKU", KeyType::Hash)], vec![]),
+            (&t.categories, vec![("CategoryID", S)], vec![("CategoryID", KeyType::Hash)], vec![]),
+            (
+                &t.outbox,
+                vec![("Service", S), ("Seq", N)],
+                vec![("Service", KeyType::Hash), ("Seq", KeyType::Range)],
+                vec![],
+            ),
+        ];
+        try_join_all(specs.into_iter().map(|(table, attributes, keys, indexes)| async move {
+            let mut create = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+            for (name, kind) in attributes {
+                create = create.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(kind)
+                        .build()
+                        .map_err(backend)?,
+                );
+            }
+            for (name, kind) in keys {
+                create = create.key_schema(key(name, kind)?);
+            }
+            if !indexes.is_empty() {
+                create = create.set_global_secondary_indexes(Some(indexes));
+            }
+            match create.send().await {
+                Ok(_) => {}
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(error) => return Err(backend(error)),
+            }
+            self.client
+                .wait_until_table_exists()
+                .table_name(table)
+                .wait(Duration::from_secs(300))
+                .await
+                .map_err(backend)?;
+            Ok(())
+        }))
+        .await?;
+        Ok(())
+    }
+
+    async fn transact(&self, tx: &Transaction) -> Result<Committed, StoreError> {
+        if tx.items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(backend(DynamoError::TooManyItems(tx.items.len())));
+        }
+        match self.client.transact_write_items().set_transact_items(Some(tx.items.clone())).send().await {
+            Ok(_) => Ok(Committed::Yes),
+            Err(error) => match error.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    Ok(Committed::No(cancelled.cancellation_reasons().to_vec()))
+                }
+                other => Err(backend(other)),
+            },
+        }
+    }
+
+    async fn id_entry(&self, id: &str) -> Result<Option<IdEntry>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.tables.product_ids)
+            .key("ProductID", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = found.item else { return Ok(None) };
+        let attrs = Attrs::new(&self.tables.product_ids, &item);
+        Ok(Some(IdEntry {
+            category_id: attrs.s("CategoryID")?.to_owned(),
+            skus: attrs.strings("Skus")?,
+            created_at: attrs.n("CreatedAt")?,
+            version: attrs.n("Version")?,
+        }))
+    }
+
+    async fn product_item(&self, category_id: &str, id: &str) -> Result<Option<Item>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.tables.products)
+            .key("CategoryID", s(category_id))
+            .key("ProductID", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(found.item)
+    }
+
+    async fn category_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.tables.categories)
+            .key("CategoryID", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(found.item.is_some_and(|item| Attrs::new(&self.tables.categories, &item).opt_s("Kind") == Some("category")))
+    }
+
+    /// The stock entries of `skus` (strongly consistent); SKUs never seen are absent.
+    async fn stock_entries(&self, skus: &[String]) -> Result<HashMap<String, StockEntry>, StoreError> {
+        let mut entries = HashMap::with_capacity(skus.len());
+        let unique: Vec<&String> = skus.iter().collect::<HashSet<_>>().into_iter().collect();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let keys = chunk.iter().map(|sku| HashMap::from([("SKU".to_owned(), s(sku.as_str()))])).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?,
+            );
+            let mut attempt = 0;
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.stock, keys)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.tables.stock)).unwrap_or_default() {
+                    let attrs = Attrs::new(&self.tables.stock, &item);
+                    let entry =
+                        StockEntry { available: attrs.opt_n("Available")?, owner: attrs.opt_s("ProductID").map(Into::into) };
+                    entries.insert(attrs.s("SKU")?.to_owned(), entry);
+                }
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.tables.stock))
+                    .filter(|k| !k.keys().is_empty());
+                if request.is_some() {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(backend(DynamoError::Unprocessed(request.map_or(0, |k| k.keys().len()))));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn product_from_item(&self, item: &Item) -> Result<Product, StoreError> {
+        product_from_item(&self.tables.products, item)
+    }
+
+    fn outbox_put(&self, event: &Event) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.outbox)
+            .item("Service", s(OUTBOX_SERVICE))
+            .item("Seq", n(next_seq()))
+            .item("EventID", s(&event.id))
+            .item("Body", s(event.to_json()))
+            .item("CreatedAt", n(chrono::Utc::now().timestamp_millis()))
+            .condition_expression("attribute_not_exists(Seq)")
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn release(&self, sku: &str, id: &str) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.stock)
+            .key("SKU", s(sku))
+            .update_expression("REMOVE ProductID")
+            .condition_expression("ProductID = :id")
+            .expression_attribute_values(":id", s(id))
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// One try of writing `product` whole: `Done(false)` when `must_exist` and it does not.
+    async fn try_write(&self, product: &Product, event: &Event, must_exist: bool) -> Result<Attempt<bool>, StoreError> {
+        let id = product.id.as_str();
+        let skus: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
+        let (current, stock) = tokio::try_join!(self.id_entry(id), self.stock_entries(&skus))?;
+        if must_exist && current.is_none() {
+            return Ok(Attempt::Done(false));
+        }
+        let moved_from = current.as_ref().map(|c| c.category_id.as_str()).filter(|c| *c != product.category_id);
+        if (current.is_none() || moved_from.is_some()) && !self.category_exists(&product.category_id).await? {
+            return Err(StoreError::UnknownCategory(product.category_id.clone()));
+        }
+        for sku in &skus {
+            if stock.get(sku).and_then(|e| e.owner.as_deref()).is_some_and(|owner| owner != id) {
+                return Err(StoreError::DuplicateSku(sku.clone()));
+            }
+        }
+        let in_stock_skus = skus.iter().filter(|sku| stock.get(*sku).is_some_and(StockEntry::in_stock)).count() as i64;
+        let version = current.as_ref().map_or(1, |c| c.version + 1);
+        let created_at = current.as_ref().map_or(product.created_at.timestamp_millis(), |c| c.created_at);
+
+        let mut tx = Transaction::default();
+        let mut id_put = Put::builder()
+            .table_name(&self.tables.product_ids)
+            .item("ProductID", s(id))
+            .item("CategoryID", s(&product.category_id))
+            .item("Skus", AttributeValue::L(skus.iter().map(|sku| s(sku.as_str())).collect()))
+            .item("CreatedAt", n(created_at))
+            .item("Version", n(version));
+        id_put = match &current {
+            None => id_put.condition_expression("attribute_not_exists(ProductID)"),
+            Some(c) => id_put.condition_expression("Version = :version").expression_attribute_values(":version", n(c.version)),
+        };
+        tx.push(Role::Other, TransactWriteItem::builder().put(id_put.build().map_err(backend)?).build());
+        let mut item = product_to_item(product, in_stock_skus, version);
+        item.insert("CreatedAt".into(), n(created_at));
+        let put = Put::builder().table_name(&self.tables.products).set_item(Some(item)).build().map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().put(put).build());
+        if let Some(old_category) = moved_from {
+            let delete = Delete::builder()
+                .table_name(&self.tables.products)
+                .key("CategoryID", s(old_category))
+                .key("ProductID", s(id))
+                .build()
+                .map_err(backend)?;
+            tx.push(Role::Other, TransactWriteItem::builder().delete(delete).build());
+        }
+        for sku in &skus {
+            let was_in_stock = stock.get(sku).is_some_and(StockEntry::in_stock);
+            let claim = Update::builder()
+                .table_name(&self.tables.stock)
+                .key("SKU", s(sku.as_str()))
+                .update_expression("SET ProductID = :id")
+                .condition_expression(format!(
+                    "(attribute_not_exists(ProductID) OR ProductID = :id) AND {}",
+                    positivity_condition(was_in_stock)
+                ))
+                .expression_attribute_values(":id", s(id))
+                .expression_attribute_values(":zero", n(0))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(backend)?;
+            tx.push(Role::Claim(sku.clone()), TransactWriteItem::builder().update(claim).build());
+        }
+        let kept: HashSet<&String> = skus.iter().collect();
+        for dropped in current.iter().flat_map(|c| c.skus.iter()).filter(|sku| !kept.contains(sku)) {
+            tx.push(Role::Other, self.release(dropped, id)?);
+        }
+        tx.push(Role::Other, self.outbox_put(event)?);
+
+        match self.transact(&tx).await? {
+            Committed::Yes => Ok(Attempt::Done(true)),
+            Committed::No(reasons) => {
+                lost_race(&reasons)?;
+                for (role, reason) in tx.roles.iter().zip(&reasons) {
+                    let Role::Claim(sku) = role else { continue };
+                    let owner = reason.item().and_then(|item| item.get("ProductID")).and_then(|v| v.as_s().ok());
+                    if failed_condition(reason) && owner.is_some_and(|owner| owner != id) {
+                        return Err(StoreError::DuplicateSku(sku.clone()));
+                    }
+                }
+                Ok(Attempt::Retry)
+            }
+        }
+    }
+
+    /// Writes `product` whole with its event, retrying lost races; `false` when `must_exist` and it
+    /// does not.
+    async fn write(&self, product: &Product, event: &Event, must_exist: bool) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.try_write(product, event, must_exist).await? {
+                Attempt::Done(written) => return Ok(written),
+                Attempt::Retry => backoff(attempt).await,
+            }
+        }
+        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+    }
+
+    async fn try_delete(&self, id: &str, event: &Event) -> Result<Attempt<bool>, StoreError> {
+        let Some(current) = self.id_entry(id).await? else { return Ok(Attempt::Done(false)) };
+        let mut tx = Transaction::default();
+        let forget = Delete::builder()
+            .table_name(&self.tables.product_ids)
+            .key("ProductID", s(id))
+            .condition_expression("Version = :version")
+            .expression_attribute_values(":version", n(current.version))
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().delete(forget).build());
+        let delete = Delete::builder()
+            .table_name(&self.tables.products)
+            .key("CategoryID", s(&current.category_id))
+            .key("ProductID", s(id))
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().delete(delete).build());
+        for sku in &current.skus {
+            tx.push(Role::Other, self.release(sku, id)?);
+        }
+        tx.push(Role::Other, self.outbox_put(event)?);
+        match self.transact(&tx).await? {
+            Committed::Yes => Ok(Attempt::Done(true)),
+            Committed::No(reasons) => {
+                lost_race(&reasons)?;
+                Ok(Attempt::Retry)
+            }
+        }
+    }
+
+    async fn try_set_availability(&self, sku: &str, available: i64) -> Result<Attempt<Option<Product>>, StoreError> {
+        let entry = self.stock_entries(&[sku.to_owned()]).await?.remove(sku).unwrap_or_default();
+        let (was, now) = (entry.in_stock(), available > 0);
+        let update = |owner_condition: &str| {
+            Update::builder()
+                .table_name(&self.tables.stock)
+                .key("SKU", s(sku))
+                .update_expression("SET Available = :available")
+                .condition_expression(format!("{} AND {owner_condition}", positivity_condition(was)))
+                .expression_attribute_values(":available", n(available))
+                .expression_attribute_values(":zero", n(0))
+        };
+        // The plain update: no product's count changes (the side of zero is the same, or no product
+        // holds the SKU, which the condition makes sure of).
+        let plain = |owner_condition: &str| async move {
+            let request = update(owner_condition);
+            let (Some(key), Some(condition), Some(expression), values) = (
+                request.get_key().clone(),
+                request.get_condition_expression().clone(),
+                request.get_update_expression().clone(),
+                request.get_expression_attribute_values().clone(),
+            ) else {
+                unreachable!("the update is complete")
+            };
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.tables.stock)
+                .set_key(Some(key))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_values(values)
+                .set_expression_attribute_names(request.get_expression_attribute_names().clone())
+                .send()
+                .await;
+            match sent {
+                Ok(_) => Ok(Attempt::Done(None)),
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    Ok(Attempt::Retry)
+                }
+                Err(error) => Err(backend(error)),
+            }
+        };
+        let owner = match (&entry.owner, was == now) {
+            (_, true) => return plain("attribute_exists(SKU) OR attribute_not_exists(SKU)").await,
+            (None, false) => return plain("attribute_not_exists(ProductID)").await,
+            (Some(owner), false) => owner.clone(),
+        };
+        let Some(current) = self.id_entry(&owner).await? else {
+            // A claim without its product can only be one a delete is releasing right now.
+            return Ok(Attempt::Retry);
+        };
+        let Some(item) = self.product_item(&current.category_id, &owner).await? else {
+            return Ok(Attempt::Retry);
+        };
+        let attrs = Attrs::new(&self.tables.products, &item);
+        let (count, version) = (attrs.n("InStockSkus")?, attrs.n("Version")?);
+        let after = count + if now { 1 } else { -1 };
+        let mut tx = Transaction::default();
+        let stock_update = update("ProductID = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().update(stock_update).build());
+        let count_update = Update::builder()
+            .table_name(&self.tables.products)
+            .key("CategoryID", s(&current.category_id))
+            .key("ProductID", s(owner.as_str()))
+            .update_expression("SET InStockSkus = :after")
+            .condition_expression("Version = :version AND InStockSkus = :count")
+            .expression_attribute_values(":after", n(after))
+            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":count", n(count))
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().update(count_update).build());
+        match self.transact(&tx).await? {
+            Committed::Yes if (count > 0) != (after > 0) => {
+                let mut product = self.product_from_item(&item)?;
+                product.in_stock = after > 0;
+                Ok(Attempt::Done(Some(product)))
+            }
+            Committed::Yes => Ok(Attempt::Done(None)),
+            Committed::No(reasons) => {
+                lost_race(&reasons)?;
+                Ok(Attempt::Retry)
+            }
+        }
+    }
+
+    /// Up to `limit` products of one `by-id` shard with ids above `after`, in id order, and whether
+    /// the shard may hold more.
+    async fn id_shard_page(&self, shard: u64, after: Option<&str>, limit: usize) -> Result<(Vec<Product>, bool), StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.tables.products)
+            .index_name("by-id")
+            .expression_attribute_values(":shard", n(shard as i64))
+            .limit(limit.min(1000) as i32);
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("IdShard = :shard AND ProductID > :after")
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("IdShard = :shard"),
+        };
+        let out = query.send().await.map_err(backend)?;
+        let products = out.items().iter().map(|item| self.product_from_item(item)).collect::<Result<Vec<_>, _>>()?;
+        let more = out.last_evaluated_key().is_some();
+        if more && products.is_empty() {
+            return Err(backend(DynamoError::NoProgress(shard)));
+        }
+        Ok((products, more))
+    }
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(backend)
+}
+
+fn product_to_item(product: &Product, in_stock_skus: i64, version: i64) -> Item {
+    let json = |value: &dyn erased::Json| value.to_json();
+    let mut item = HashMap::from([
+        ("CategoryID".to_owned(), s(&product.category_id)),
+        ("ProductID".to_owned(), s(&product.id)),
+        ("Name".to_owned(), s(&product.name)),
+        ("Description".to_owned(), s(&product.description)),
+        ("Currency".to_owned(), s(&product.price.currency)),
+        ("Price".to_owned(), n(product.price.amount)),
+        ("CategoryCurrency".to_owned(), s(format!("{}#{}", product.category_id, product.price.currency))),
+        ("IdShard".to_owned(), n(id_shard(&product.id) as i64)),
+        ("Images".to_owned(), AttributeValue::L(product.images.iter().map(|i| s(i.as_str())).collect())),
+        ("Attributes".to_owned(), s(json(&product.attributes))),
+        ("Variants".to_owned(), s(json(&product.variants))),
+        ("InStockSkus".to_owned(), n(in_stock_skus)),
+        ("Version".to_owned(), n(version)),
+        ("CreatedAt".to_owned(), n(product.created_at.timestamp_millis())),
+        ("UpdatedAt".to_owned(), n(product.updated_at.timestamp_millis())),
+    ]);
+    // An index key may not be an empty string: a product without a brand is just not in `by-brand`.
+    if !product.brand.is_empty() {
+        item.insert("Brand".into(), s(&product.brand));
+    }
+    item
+}
+
+/// Serializing the JSON-text attributes without naming each type.
+mod erased {
+    pub(super) trait Json {
+        fn to_json(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).expect("product attributes and variants serialize")
+        }
+    }
+}
+
+fn product_from_item(table: &str, item: &Item) -> Result<Product, StoreError> {
+    let attrs = Attrs::new(table, item);
+    let millis = |name: &'static str| -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        chrono::DateTime::from_timestamp_millis(attrs.n(name)?).ok_or_else(|| attrs.malformed(name))
+    };
+    let variants: Vec<Variant> = attrs.json("Variants")?;
+    Ok(Product {
+        id: attrs.s("ProductID")?.to_owned(),
+        name: attrs.s("Name")?.to_owned(),
+        description: attrs.s("Description")?.to_owned(),
+        brand: attrs.opt_s("Brand").unwrap_or_default().to_owned(),
+        category_id: attrs.s("CategoryID")?.to_owned(),
+        price: Money { amount: attrs.n("Price")?, currency: attrs.s("Currency")?.to_owned() },
+        images: attrs.strings("Images")?,
+        attributes: attrs.json("Attributes")?,
+        variants,
+        in_stock: attrs.n("InStockSkus")? > 0,
+        created_at: millis("CreatedAt")?,
+        updated_at: millis("UpdatedAt")?,
+    })
+}
+
+#[async_trait]
+impl CategoryStore for DynamoCatalog {
+    async fn list(&self) -> Result<Vec<Category>, StoreError> {
+        let mut categories = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.tables.categories)
+                .filter_expression("Kind = :category")
+                .expression_attribute_values(":category", s("category"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items() {
+                let attrs = Attrs::new(&self.tables.categories, item);
+                let category = Category {
+                    id: attrs.s("CategoryID")?.to_owned(),
+                    name: attrs.s("Name")?.to_owned(),
+                    parent_id: attrs.opt_s("ParentID").map(Into::into),
+                    slug: attrs.s("Slug")?.to_owned(),
+                };
+                categories.push((attrs.n("Created")?, category));
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        // Siblings in the order they were added, as the embedded store keeps them.
+        categories.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)));
+        Ok(parents_first(categories.into_iter().map(|(_, c)| c).collect()))
+    }
+
+    async fn insert(&self, category: &Category) -> Result<(), StoreError> {
+        let mut tx = Transaction::default();
+        let mut put = Put::builder()
+            .table_name(&self.tables.categories)
+            .item("CategoryID", s(&category.id))
+            .item("Kind", s("category"))
+            .item("Name", s(&category.name))
+            .item("Slug", s(&category.slug))
+            .item("Created", n(next_seq()))
+            .condition_expression("attribute_not_exists(CategoryID)");
+        if let Some(parent) = &category.parent_id {
+            put = put.item("ParentID", s(parent));
+        }
+        tx.push(Role::Other, TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+        let slug = Put::builder()
+            .table_name(&self.tables.categories)
+            .item("CategoryID", s(format!("SLUG#{}", category.slug)))
+            .item("Kind", s("slug"))
+            .item("Owner", s(&category.id))
+            .condition_expression("attribute_not_exists(CategoryID)")
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().put(slug).build());
+        if let Some(parent) = &category.parent_id {
+            let check = ConditionCheck::builder()
+                .table_name(&self.tables.categories)
+                .key("CategoryID", s(parent))
+                .condition_expression("Kind = :category")
+                .expression_attribute_values(":category", s("category"))
+                .build()
+                .map_err(backend)?;
+            tx.push(Role::Other, TransactWriteItem::builder().condition_check(check).build());
+        }
+        match self.transact(&tx).await? {
+            Committed::Yes => Ok(()),
+            Committed::No(reasons) => {
+                lost_race(&reasons)?;
+                // A taken id or slug comes first, as in the embedded store (a unique key is checked
+                // before a foreign key).
+                if reasons.iter().take(2).any(failed_condition) {
+                    Err(StoreError::DuplicateSlug(category.slug.clone()))
+                } else if reasons.get(2).is_some_and(failed_condition) {
+                    Err(StoreError::UnknownParent(category.parent_id.clone().unwrap_or_default()))
+                } else {
+                    // Only a conflict with a concurrent transaction on the same items: say so.
+                    Err(backend(DynamoError::Contention(1)))
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProductStore for DynamoCatalog {
+    async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(current) = self.id_entry(id).await? else { return Ok(None) };
+            match self.product_item(&current.category_id, id).await? {
+                Some(item) => return self.product_from_item(&item).map(Some),
+                // Moved to another category between the two reads: read the id entry again.
+                None => backoff(attempt).await,
+            }
+        }
+        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+    }
+
+    async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
+        self.write(product, event, false).await.map(|_| ())
+    }
+
+    async fn replace(&self, product: &Product, event: &Event) -> Result<bool, StoreError> {
+        self.write(product, event, true).await
+    }
+
+    async fn delete(&self, id: &str, event: &Event) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.try_delete(id, event).await? {
+                Attempt::Done(deleted) => return Ok(deleted),
+                Attempt::Retry => backoff(attempt).await,
+            }
+        }
+        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+    }
+
+    /// Writes up to [`WRITE_CONCURRENCY`] products at once. Items that share an id or a SKU are
+    /// written one after another in the order given, so the outcome is the one of writing the
+    /// whole list in order (but for a SKU that one item's replace drops and another claims).
+    async fn upsert_many(&self, items: Vec<(Product, Event)>) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut outcomes: Vec<Option<Result<(), StoreError>>> = items.iter().map(|_| None).collect();
+        let items = &items;
+        let mut runs = futures::stream::iter(related_groups(items))
+            .map(|group| async move {
+                let mut done = Vec::with_capacity(group.len());
+                for i in group {
+                    let (product, event) = &items[i];
+                    match self.write(product, event, false).await {
+                        Err(failure @ StoreError::Backend(_)) => return Err(failure),
+                        outcome => done.push((i, outcome.map(|_| ()))),
+                    }
+                }
+                Ok(done)
+            })
+            .buffer_unordered(WRITE_CONCURRENCY);
+        while let Some(done) = runs.next().await {
+            for (i, outcome) in done? {
+                outcomes[i] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("every item is in one group")).collect())
+    }
+
+    /// Reads the `by-id` index (eventually consistent, as a reindex may be: the events of later
+    /// writes follow it), one query per shard, merging the shards' pages in id order.
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let mut page: Vec<Product> = Vec::with_capacity(limit.min(1000));
+        let mut cursor = after.map(str::to_owned);
+        while page.len() < limit {
+            let need = limit - page.len();
+            // About twice a shard's share of the page, so one round usually fills it.
+            let per_shard = (need.div_ceil(ID_SHARDS as usize) * 2).clamp(2, 1000);
+            let shards = try_join_all((0..ID_SHARDS).map(|shard| self.id_shard_page(shard, cursor.as_deref(), per_shard)))
+                .await?;
+            // A shard that may hold more has returned every id up to its last one; so has every
+            // other shard. Past the lowest such last id, some shard's next ids are unknown yet.
+            let bound = shards.iter().filter(|(_, more)| *more).filter_map(|(p, _)| p.last().map(|p| p.id.clone())).min();
+            let mut merged: Vec<Product> = shards
+                .into_iter()
+                .flat_map(|(products, _)| products)
+                .filter(|p| bound.as_ref().is_none_or(|bound| p.id <= *bound))
+                .collect();
+            merged.sort_by(|a, b| a.id.cmp(&b.id));
+            merged.truncate(need);
+            if let Some(last) = merged.last() {
+                cursor = Some(last.id.clone());
+            }
+            page.extend(merged);
+            if bound.is_none() {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    async fn set_availability(&self, sku: &str, available: i64) -> Result<Option<Product>, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.try_set_availability(sku, available).await? {
+                Attempt::Done(flipped) => return Ok(flipped),
+                Attempt::Retry => backoff(attempt).await,
+            }
+        }
+        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.tables.products)
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            count += u64::try_from(out.count()).unwrap_or_default();
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+}
+
+/// The items of `items` grouped so that items sharing an id or a SKU are in one group (each in the
+/// order given); the groups in the order of their first item.
+fn related_groups(items: &[(Product, Event)]) -> Vec<Vec<usize>> {
+    fn root(parents: &mut [usize], mut i: usize) -> usize {
+        while parents[i] != i {
+            parents[i] = parents[parents[i]];
+            i = parents[i];
+        }
+        i
+    }
+    let mut parents: Vec<usize> = (0..items.len()).collect();
+    let mut first_with: HashMap<(bool, &str), usize> = HashMap::new();
+    for (i, (product, _)) in items.iter().enumerate() {
+        let keys = std::iter::once((true, product.id.as_str())).chain(product.variants.iter().map(|v| (false, v.sku.as_str())));
+        for key in keys {
+            match first_with.get(&key) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parents, i), root(&mut parents, j));
+                    parents[a.max(b)] = a.min(b);
+                }
+                None => {
+                    first_with.insert(key, i);
+                }
+            }
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of_root: HashMap<usize, usize> = HashMap::new();
+    for i in 0..items.len() {
+        let r = root(&mut parents, i);
+        let g = *group_of_root.entry(r).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
+#[async_trait]
+impl ReadinessCheck for DynamoCatalog {
+    fn name(&self) -> &str {
+        "dynamodb"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.client
+            .describe_table()
+            .table_name(&self.tables.products)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| platform::http::error::cause_chain(&e))
+    }
+}
+
+/// The product service's outbox table in DynamoDB, for the platform's relay: the events its product
+/// transactions wrote, under `Service` = the service's name, ordered by `Seq`.
+#[derive(Debug, Clone)]
+pub struct DynamoOutbox {
+    client: Client,
+    table: String,
+    service: String,
+}
+
+fn outbox_error(error: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Outbox(Box::new(error))
+}
+
+#[async_trait]
+impl OutboxStore for DynamoOutbox {
+    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("Service = :service")
+            .expression_attribute_values(":service", s(&self.service))
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .limit(limit.min(i32::MAX as usize) as i32)
+            .send()
+            .await
+            .map_err(outbox_error)?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let attrs = Attrs::new(&self.table, item);
+                match (attrs.n("Seq"), attrs.s("Body")) {
+                    (Ok(seq), Ok(body)) => Ok((seq, body.to_owned())),
+                    _ => Err(outbox_error(DynamoError::Malformed { table: self.table.clone(), attribute: "Seq/Body" })),
+                }
+            })
+            .collect()
+    }
+
+    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
+        for chunk in seqs.chunks(MAX_BATCH_WRITE) {
+            let mut requests = chunk
+                .iter()
+                .map(|seq| {
+                    let delete = DeleteRequest::builder()
+                        .key("Service", s(&self.service))
+                        .key("Seq", n(*seq))
+                        .build()
+                        .map_err(outbox_error)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<Vec<_>, BusError>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(outbox_error)?;
+                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                if !requests.is_empty() {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(outbox_error(DynamoError::Unprocessed(requests.len())));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn product(id: &str, skus: &[&str]) -> Product {
+        Product {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            brand: "Acme".into(),
+            category_id: "c".into(),
+            price: Money::new(100, "USD"),
+            images: vec![],
+            attributes: BTreeMap::new(),
+            variants: skus
+                .iter()
+                .map(|sku| Variant { sku: (*sku).into(), price: Money::new(100, "USD"), attributes: BTreeMap::new() })
+                .collect(),
+            in_stock: false,
+            created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+            updated_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_456).unwrap(),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_increase_within_a_process() {
+        let seqs: Vec<i64> = (0..10_000).map(|_| next_seq()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        assert!(seqs[0] > 0);
+    }
+
+    #[test]
+    fn a_product_survives_its_item() {
+        let mut original = product("p1", &["A", "B"]);
+        original.attributes.insert("colour".into(), serde_json::json!("red"));
+        original.images.push("https://cdn/x.jpg".into());
+        let item = product_to_item(&original, 1, 3);
+        let mut back = product_from_item("t", &item).unwrap();
+        assert!(back.in_stock);
+        back.in_stock = false;
+        assert_eq!(back, original);
+        assert_eq!(item["CategoryCurrency"], s("c#USD"));
+    }
+
+    #[test]
+    fn id_shards_are_stable_and_spread() {
+        assert_eq!(id_shard("p1"), id_shard("p1"));
+        let used: HashSet<u64> = (0..1000).map(|i| id_shard(&format!("p{i}"))).collect();
+        assert_eq!(used.len() as u64, ID_SHARDS);
+    }
+
+    #[test]
+    fn items_sharing_an_id_or_a_sku_are_written_in_order_by_one_writer() {
+        let event = Event::new("t.v1", "product", serde_json::json!({}));
+        let items: Vec<(Product, Event)> = [
+            product("a", &["A1"]),
+            product("b", &["B1"]),
+            product("c", &["B1", "C1"]),
+            product("a", &["A2"]),
+            product("d", &["D1"]),
+        ]
+        .into_iter()
+        .map(|p| (p, event.clone()))
+        .collect();
+        assert_eq!(related_groups(&items), vec![vec![0, 3], vec![1, 2], vec![4]]);
+    }
+}

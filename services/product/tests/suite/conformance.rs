@@ -1,0 +1,1 @@
+//! The catalog store conformance suite, run against every adapter.

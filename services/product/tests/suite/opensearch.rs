@@ -1,0 +1,540 @@
+//! The OpenSearch adapter against a stub server: a local HTTP server that records every request and
+//! answers with scripted responses shaped as OpenSearch's REST API documents them.
+
+use std::collections::{HashMap, VecDeque};
+use std::error::Error as _;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use shop_product::search::opensearch::OpenSearchIndex;
+use shop_product::search::{
+    Cursor, Facets, SearchDoc, SearchError, SearchIndex, SearchPage, SearchQuery, Sort, tiebreak,
+};
+
+/// A request the stub received.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: Method,
+    path: String,
+    query: HashMap<String, String>,
+    authorization: Option<String>,
+    body: String,
+}
+
+impl Recorded {
+    /// The body as one JSON document.
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{} is not JSON: {e}", self.body))
+    }
+
+    /// The body as NDJSON lines.
+    fn lines(&self) -> Vec<Value> {
+        assert!(self.body.ends_with('\n'), "NDJSON ends with a newline: {:?}", self.body);
+        self.body.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    requests: Vec<Recorded>,
+    answers: VecDeque<(u16, Value)>,
+}
+
+/// The stub OpenSearch node: answers requests in order with its scripted answers.
+struct Stub {
+    url: url::Url,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Stub {
+    async fn start(answers: impl IntoIterator<Item = (u16, Value)>) -> Self {
+        let script = Arc::new(Mutex::new(Script { requests: Vec::new(), answers: answers.into_iter().collect() }));
+        let router = Router::new().fallback(answer).with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, script }
+    }
+
+    fn index(&self) -> OpenSearchIndex {
+        OpenSearchIndex::new(&self.url, "products").unwrap()
+    }
+
+    /// Every request so far, and checks that every scripted answer was used.
+    fn requests(&self) -> Vec<Recorded> {
+        let script = self.script.lock().unwrap();
+        assert!(script.answers.is_empty(), "answers left over: {:?}", script.answers);
+        script.requests.clone()
+    }
+}
+
+async fn answer(
+    State(script): State<Arc<Mutex<Script>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+    let mut script = script.lock().unwrap();
+    script.requests.push(Recorded {
+        method,
+        path: uri.path().to_owned(),
+        query: url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect(),
+        authorization: headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned()),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    });
+    let (status, body) = script
+        .answers
+        .pop_front()
+        .unwrap_or_else(|| (500, error_body(500, "stub_exception", "the stub has no answer for this request")));
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body.to_string(),
+    )
+}
+
+/// OpenSearch's error answer.
+fn error_body(status: u16, kind: &str, reason: &str) -> Value {
+    json!({
+        "error": {
+            "root_cause": [{ "type": kind, "reason": reason }],
+            "type": kind,
+            "reason": reason
+        },
+        "status": status
+    })
+}
+
+fn shards() -> Value {
+    json!({ "total": 1, "successful": 1, "skipped": 0, "failed": 0 })
+}
+
+fn doc(id: &str, name: &str, brand: &str, price: i64) -> SearchDoc {
+    SearchDoc {
+        id: id.into(),
+        name: name.into(),
+        brand: brand.into(),
+        description: format!("All about {name}."),
+        category_id: "c-running".into(),
+        category_path: vec!["c-running".into(), "c-shoes".into()],
+        price,
+        currency: "EUR".into(),
+        image: Some(format!("https://img.example/{id}.jpg")),
+        in_stock: true,
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+/// What the index holds of `doc`.
+fn source(doc: &SearchDoc) -> Value {
+    let mut source = serde_json::to_value(doc).unwrap();
+    source["tiebreak"] = json!(tiebreak(&doc.id));
+    source
+}
+
+/// A search answer with `hits` (each a document and its sort values), `total` and aggregations.
+fn search_answer(hits: &[(&SearchDoc, Value)], total: u64, aggregations: Value) -> Value {
+    json!({
+        "took": 3,
+        "timed_out": false,
+        "_shards": shards(),
+        "hits": {
+            "total": { "value": total, "relation": "eq" },
+            "max_score": null,
+            "hits": hits.iter().map(|(doc, sort)| json!({
+                "_index": "products",
+                "_id": doc.id,
+                "_score": sort[0],
+                "_source": source(doc),
+                "sort": sort
+            })).collect::<Vec<_>>()
+        },
+        "aggregations": aggregations
+    })
+}
+
+fn no_aggregations() -> Value {
+    json!({
+        "brand": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [] },
+        "category": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [] },
+        "price": { "buckets": [
+            { "key": "*-2500.0", "to": 2500.0, "doc_count": 0 },
+            { "key": "2500.0-5000.0", "from": 2500.0, "to": 5000.0, "doc_count": 0 },
+            { "key": "5000.0-10000.0", "from": 5000.0, "to": 10000.0, "doc_count": 0 },
+            { "key": "10000.0-25000.0", "from": 10000.0, "to": 25000.0, "doc_count": 0 },
+            { "key": "25000.0-*", "from": 25000.0, "doc_count": 0 }
+        ]}
+    })
+}
+
+/// The bulk answer for `items` (action, id, status).
+fn bulk_answer(items: &[(&str, &str, u16)]) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|&(action, id, status)| {
+            let mut item = json!({ "_index": "products", "_id": id, "status": status });
+            match status {
+                200 | 201 => {
+                    item["result"] = json!(if action == "delete" { "deleted" } else { "created" });
+                    item["_version"] = json!(1);
+                    item["_shards"] = json!({ "total": 1, "successful": 1, "failed": 0 });
+                    item["forced_refresh"] = json!(true);
+                }
+                404 => item["result"] = json!("not_found"),
+                _ => {
+                    item["error"] = json!({
+                        "type": "mapper_parsing_exception",
+                        "reason": "failed to parse field [price] of type [long]"
+                    });
+                }
+            }
+            json!({ action: item })
+        })
+        .collect();
+    let errors = items.iter().any(|item| item.as_object().unwrap().values().any(|i| i.get("error").is_some()));
+    json!({ "took": 12, "errors": errors, "items": items })
+}
+
+/// The message of the backend error's cause (what the service logs).
+fn backend_cause(error: SearchError) -> String {
+    assert!(matches!(error, SearchError::Backend(_)));
+    error.source().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn opensearch_ensure_creates_the_index_with_its_mapping_when_it_is_missing() {
+    let stub = Stub::start([
+        (404, json!({})),
+        (200, json!({ "acknowledged": true, "shards_acknowledged": true, "index": "products" })),
+    ])
+    .await;
+    stub.index().ensure().await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::HEAD, "/products"));
+    assert_eq!((&requests[1].method, requests[1].path.as_str()), (&Method::PUT, "/products"));
+    let body = requests[1].json();
+    assert_eq!(body["settings"]["index"]["number_of_shards"], 1);
+    assert_eq!(
+        body["mappings"]["properties"],
+        json!({
+            "id": { "type": "keyword" },
+            "name": { "type": "text", "analyzer": "english" },
+            "brand": { "type": "text", "analyzer": "standard", "fields": { "keyword": { "type": "keyword" } } },
+            "description": { "type": "text", "analyzer": "english" },
+            "category_id": { "type": "keyword" },
+            "category_path": { "type": "keyword" },
+            "price": { "type": "long" },
+            "currency": { "type": "keyword" },
+            "image": { "type": "keyword", "index": false },
+            "in_stock": { "type": "boolean" },
+            "created_at_ms": { "type": "long" },
+            "tiebreak": { "type": "long" }
+        })
+    );
+}
+
+#[tokio::test]
+async fn opensearch_ensure_leaves_an_existing_index_alone() {
+    let stub = Stub::start([(200, json!({}))]).await;
+    stub.index().ensure().await.unwrap();
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, Method::HEAD);
+}
+
+#[tokio::test]
+async fn opensearch_ensure_accepts_an_index_created_concurrently_but_not_other_errors() {
+    let exists = "index [products/abc] already exists";
+    let stub = Stub::start([
+        (404, json!({})),
+        (400, error_body(400, "resource_already_exists_exception", exists)),
+        (404, json!({})),
+        (400, error_body(400, "illegal_argument_exception", "unknown setting [index.bogus]")),
+    ])
+    .await;
+    let index = stub.index();
+    index.ensure().await.unwrap();
+    let cause = backend_cause(index.ensure().await.unwrap_err());
+    assert!(cause.contains("400") && cause.contains("illegal_argument_exception: unknown setting"), "{cause}");
+    assert_eq!(stub.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn opensearch_upsert_sends_index_actions_and_waits_for_the_refresh() {
+    let shoe = doc("p-1", "Trail runner", "Acme", 8_999);
+    let mut boot = doc("p-2", "Hiking boot", "Hillside", 14_900);
+    boot.image = None;
+    let stub = Stub::start([(200, bulk_answer(&[("index", "p-1", 201), ("index", "p-2", 201)]))]).await;
+    stub.index().upsert(vec![shoe.clone(), boot.clone()]).await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    let bulk = &requests[0];
+    assert_eq!((&bulk.method, bulk.path.as_str()), (&Method::POST, "/products/_bulk"));
+    assert_eq!(bulk.query.get("refresh").map(String::as_str), Some("wait_for"));
+    assert_eq!(
+        bulk.lines(),
+        [json!({ "index": { "_id": "p-1" } }), source(&shoe), json!({ "index": { "_id": "p-2" } }), source(&boot)]
+    );
+    assert_eq!(bulk.lines()[1]["tiebreak"], json!(tiebreak("p-1")));
+    assert_eq!(bulk.lines()[3]["image"], Value::Null);
+}
+
+#[tokio::test]
+async fn opensearch_upsert_reports_failed_items_as_a_backend_error() {
+    let stub = Stub::start([(200, bulk_answer(&[("index", "p-1", 201), ("index", "p-2", 400)]))]).await;
+    let error = stub.index().upsert(vec![doc("p-1", "A", "B", 1), doc("p-2", "C", "D", 2)]).await.unwrap_err();
+    let cause = backend_cause(error);
+    assert!(cause.contains("1 items failed") && cause.contains("p-2 status 400"), "{cause}");
+    assert!(cause.contains("mapper_parsing_exception"), "{cause}");
+}
+
+#[tokio::test]
+async fn opensearch_delete_sends_delete_actions_and_ignores_unknown_ids() {
+    let stub = Stub::start([(200, bulk_answer(&[("delete", "p-1", 200), ("delete", "p-9", 404)]))]).await;
+    stub.index().delete(vec!["p-1".into(), "p-9".into()]).await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::POST, "/products/_bulk"));
+    assert_eq!(requests[0].query.get("refresh").map(String::as_str), Some("wait_for"));
+    assert_eq!(requests[0].lines(), [json!({ "delete": { "_id": "p-1" } }), json!({ "delete": { "_id": "p-9" } })]);
+}
+
+#[tokio::test]
+async fn opensearch_delete_reports_failed_items_but_not_unknown_ids() {
+    let stub = Stub::start([(200, bulk_answer(&[("delete", "p-9", 404), ("delete", "p-2", 429)]))]).await;
+    let cause = backend_cause(stub.index().delete(vec!["p-9".into(), "p-2".into()]).await.unwrap_err());
+    assert!(cause.contains("1 items failed") && cause.contains("p-2 status 429"), "{cause}");
+}
+
+#[tokio::test]
+async fn opensearch_empty_batches_send_nothing() {
+    let stub = Stub::start([]).await;
+    let index = stub.index();
+    index.upsert(Vec::new()).await.unwrap();
+    index.delete(Vec::new()).await.unwrap();
+    assert!(stub.requests().is_empty());
+}
+
+#[tokio::test]
+async fn opensearch_search_sends_text_filters_sort_cursor_and_facets_and_reads_the_page() {
+    let docs = [
+        doc("p-1", "Trail runner", "Acme", 8_999),
+        doc("p-2", "Road runner", "Acme", 4_999),
+        doc("p-3", "Track spike", "Acme", 12_000),
+    ];
+    let aggregations = json!({
+        "brand": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
+            { "key": "Acme", "doc_count": 7 }
+        ]},
+        "category": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
+            { "key": "c-running", "doc_count": 5 },
+            { "key": "c-trail", "doc_count": 2 }
+        ]},
+        "price": { "buckets": [
+            { "key": "*-2500.0", "to": 2500.0, "doc_count": 0 },
+            { "key": "2500.0-5000.0", "from": 2500.0, "to": 5000.0, "doc_count": 3 },
+            { "key": "5000.0-10000.0", "from": 5000.0, "to": 10000.0, "doc_count": 2 },
+            { "key": "10000.0-25000.0", "from": 10000.0, "to": 25000.0, "doc_count": 2 },
+            { "key": "25000.0-*", "from": 25000.0, "doc_count": 0 }
+        ]}
+    });
+    let hits = [
+        (&docs[0], json!([3.25, tiebreak("p-1")])),
+        (&docs[1], json!([2.5, tiebreak("p-2")])),
+        (&docs[2], json!([2.5, tiebreak("p-3")])),
+    ];
+    let stub = Stub::start([(200, search_answer(&hits, 7, aggregations))]).await;
+    let query = SearchQuery {
+        text: Some("  trail  runner ".into()),
+        category: Some("c-shoes".into()),
+        brand: Some("Acme".into()),
+        min_price: Some(1_000),
+        max_price: Some(20_000),
+        in_stock: Some(true),
+        sort: Sort::Relevance,
+        limit: 2,
+        after: Some(Cursor { value: 4.5, tiebreak: 42 }),
+    };
+    let page = stub.index().search(&query).await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::POST, "/products/_search"));
+    let word = |word: &str| {
+        json!({ "multi_match": {
+            "query": word,
+            "fields": ["name^3", "brand^2", "description"],
+            "fuzziness": "AUTO:5,9",
+            "operator": "and",
+            "zero_terms_query": "all"
+        }})
+    };
+    let terms = |field: &str| json!({ "terms": { "field": field, "size": 50, "order": [{ "_count": "desc" }, { "_key": "asc" }] } });
+    assert_eq!(
+        requests[0].json(),
+        json!({
+            "query": { "bool": {
+                "must": [word("trail"), word("runner")],
+                "filter": [
+                    { "term": { "category_path": "c-shoes" } },
+                    { "term": { "brand.keyword": "Acme" } },
+                    { "range": { "price": { "gte": 1_000, "lte": 20_000 } } },
+                    { "term": { "in_stock": true } }
+                ]
+            }},
+            "size": 3,
+            "track_total_hits": true,
+            "sort": [{ "_score": "desc" }, { "tiebreak": "asc" }],
+            "search_after": [4.5, 42],
+            "aggs": {
+                "brand": terms("brand.keyword"),
+                "category": terms("category_id"),
+                "price": { "range": { "field": "price", "ranges": [
+                    { "to": 2_500 },
+                    { "from": 2_500, "to": 5_000 },
+                    { "from": 5_000, "to": 10_000 },
+                    { "from": 10_000, "to": 25_000 },
+                    { "from": 25_000 }
+                ]}}
+            }
+        })
+    );
+    assert_eq!(
+        page,
+        SearchPage {
+            items: vec![docs[0].summary(), docs[1].summary()],
+            total: 7,
+            facets: Facets::from_counts(
+                [("Acme".into(), 7)],
+                [("c-running".into(), 5), ("c-trail".into(), 2)],
+                [0, 3, 2, 2, 0]
+            ),
+            next: Some(Cursor { value: 2.5, tiebreak: tiebreak("p-2") }),
+        }
+    );
+}
+
+#[tokio::test]
+async fn opensearch_browsing_sorts_newest_first_and_the_last_page_has_no_next_cursor() {
+    let shoe = doc("p-1", "Trail runner", "Acme", 8_999);
+    let hits = [(&shoe, json!([shoe.created_at_ms, tiebreak("p-1")]))];
+    let stub = Stub::start([(200, search_answer(&hits, 1, no_aggregations()))]).await;
+    let query = SearchQuery { text: Some("   ".into()), limit: 2, ..SearchQuery::default() };
+    let page = stub.index().search(&query).await.unwrap();
+
+    let body = stub.requests()[0].json();
+    assert_eq!(body["query"], json!({ "bool": { "must": [{ "match_all": {} }], "filter": [] } }));
+    assert_eq!(body["sort"], json!([{ "created_at_ms": "desc" }, { "tiebreak": "asc" }]));
+    assert_eq!(body["size"], 3);
+    assert!(body.get("search_after").is_none());
+    assert_eq!(page.items, [shoe.summary()]);
+    assert_eq!(page.total, 1);
+    assert_eq!(page.next, None);
+    assert_eq!(page.facets, Facets::from_counts([], [], [0; 5]));
+}
+
+#[tokio::test]
+async fn opensearch_price_sorts_continue_after_an_exact_integer_price() {
+    let docs = [doc("p-1", "A", "B", 1_999), doc("p-2", "C", "D", 2_999)];
+    let hits = [(&docs[0], json!([1_999, tiebreak("p-1")])), (&docs[1], json!([2_999, tiebreak("p-2")]))];
+    let stub = Stub::start([
+        (200, search_answer(&hits, 9, no_aggregations())),
+        (200, search_answer(&[], 9, no_aggregations())),
+    ])
+    .await;
+    let index = stub.index();
+    let after = Cursor { value: 999.0, tiebreak: 7 };
+    let query = SearchQuery { sort: Sort::PriceAsc, limit: 1, after: Some(after), ..SearchQuery::default() };
+    let page = index.search(&query).await.unwrap();
+    assert_eq!(page.items, [docs[0].summary()]);
+    assert_eq!(page.next, Some(Cursor { value: 1_999.0, tiebreak: tiebreak("p-1") }));
+    index.search(&SearchQuery { sort: Sort::PriceDesc, ..query }).await.unwrap();
+
+    let requests = stub.requests();
+    let asc = requests[0].json();
+    assert_eq!(asc["sort"], json!([{ "price": "asc" }, { "tiebreak": "asc" }]));
+    assert_eq!(asc["search_after"], json!([999, 7]));
+    assert!(asc["search_after"][0].is_i64());
+    assert_eq!(asc["size"], 2);
+    assert_eq!(requests[1].json()["sort"], json!([{ "price": "desc" }, { "tiebreak": "asc" }]));
+}
+
+#[tokio::test]
+async fn opensearch_an_error_answer_becomes_a_backend_error() {
+    let reason = "[multi_match] unknown token [START_ARRAY]";
+    let stub = Stub::start([(400, error_body(400, "parsing_exception", reason)), (503, json!("unavailable"))]).await;
+    let index = stub.index();
+    let query = SearchQuery { text: Some("shoe".into()), limit: 10, ..SearchQuery::default() };
+    let cause = backend_cause(index.search(&query).await.unwrap_err());
+    assert!(cause.contains("search") && cause.contains("status 400"), "{cause}");
+    assert!(cause.contains("parsing_exception: [multi_match] unknown token"), "{cause}");
+    let cause = backend_cause(index.count().await.unwrap_err());
+    assert!(cause.contains("status 503"), "{cause}");
+}
+
+#[tokio::test]
+async fn opensearch_count_clear_and_ping_use_their_endpoints() {
+    let stub = Stub::start([
+        (200, json!({ "count": 7, "_shards": shards() })),
+        (
+            200,
+            json!({
+                "took": 5, "timed_out": false, "total": 7, "deleted": 7, "batches": 1,
+                "version_conflicts": 0, "noops": 0, "retries": { "bulk": 0, "search": 0 },
+                "throttled_millis": 0, "requests_per_second": -1.0, "throttled_until_millis": 0,
+                "failures": []
+            }),
+        ),
+        (200, json!({})),
+    ])
+    .await;
+    let index = stub.index();
+    assert_eq!(index.count().await.unwrap(), 7);
+    index.clear().await.unwrap();
+    index.ping().await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::GET, "/products/_count"));
+    assert_eq!((&requests[1].method, requests[1].path.as_str()), (&Method::POST, "/products/_delete_by_query"));
+    assert_eq!(requests[1].query.get("refresh").map(String::as_str), Some("true"));
+    assert_eq!(requests[1].query.get("conflicts").map(String::as_str), Some("proceed"));
+    assert_eq!(requests[1].json(), json!({ "query": { "match_all": {} } }));
+    assert_eq!((&requests[2].method, requests[2].path.as_str()), (&Method::HEAD, "/"));
+}
+
+#[tokio::test]
+async fn opensearch_credentials_in_the_url_become_basic_auth_and_stay_out_of_sight() {
+    let stub = Stub::start([(200, json!({}))]).await;
+    let mut url = stub.url.clone();
+    url.set_username("search").unwrap();
+    url.set_password(Some("p@ss:word")).unwrap();
+    let index = OpenSearchIndex::new(&url, "products").unwrap();
+    index.ping().await.unwrap();
+
+    let expected = base64::engine::general_purpose::STANDARD.encode("search:p@ss:word");
+    assert_eq!(stub.requests()[0].authorization, Some(format!("Basic {expected}")));
+    assert!(!format!("{index:?}").contains("p@ss") && !format!("{index:?}").contains("p%40ss"));
+    // Without credentials, none are sent.
+    let stub = Stub::start([(200, json!({}))]).await;
+    stub.index().ping().await.unwrap();
+    assert_eq!(stub.requests()[0].authorization, None);
+}
+
+#[tokio::test]
+async fn opensearch_an_unreachable_node_fails_the_ping() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    drop(listener);
+    let index = OpenSearchIndex::new(&url, "products").unwrap();
+    let cause = backend_cause(index.ping().await.unwrap_err());
+    assert!(cause.contains("ping: no answer"), "{cause}");
+}
