@@ -1,6 +1,8 @@
 //! The whole platform in one process: the five services wired onto one shared infrastructure, as
 //! `shop up` runs them and as the end-to-end tests drive them.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use platform::Config;
 use platform::infra::{Infra, Service};
@@ -46,4 +48,29 @@ pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
 /// Seeds the demo catalog into an empty catalog; the number of categories added.
 pub async fn seed_demo(infra: &Infra) -> anyhow::Result<usize> {
     Ok(shop_product::seed::seed_demo(&shop_product::open_catalog(infra).await?).await?)
+}
+
+/// The inventory as the seeder's stock sink.
+struct InventoryStock(Arc<dyn shop_inventory::store::StockStore>);
+
+#[async_trait::async_trait]
+impl shop_product::seed::StockSink for InventoryStock {
+    async fn set(&self, levels: &[(String, i64)]) -> anyhow::Result<()> {
+        for (sku, on_hand) in levels {
+            self.0.set(sku, *on_hand, None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Seeds `count` generated products with their stock (catalog and inventory); `progress` hears the
+/// running count.
+pub async fn seed_products(
+    infra: &Infra,
+    count: u64,
+    progress: impl FnMut(u64) + Send,
+) -> anyhow::Result<shop_product::import::ImportReport> {
+    let catalog = shop_product::open_catalog(infra).await?;
+    let stock = InventoryStock(shop_inventory::open_stock(infra)?);
+    shop_product::seed::seed_products(&catalog, count, &stock, progress).await
 }

@@ -26,8 +26,13 @@ enum Command {
     Up(UpArgs),
     /// Applies every service's migrations to the stores under the data dir, then exits.
     Migrate(DataArgs),
-    /// Seeds the demo catalog into an empty store, then exits.
-    Seed(DataArgs),
+    /// Seeds the demo catalog into an empty store (and, with --products N, N generated products with
+    /// stock), then exits.
+    Seed(SeedArgs),
+    /// Imports products from an NDJSON file (one product a line, as the admin API takes them).
+    Import(ImportArgs),
+    /// Rebuilds the product search index from the catalog (stop `shop up` first in the embedded mode).
+    Reindex(DataArgs),
     /// Administers accounts.
     Admin {
         #[command(subcommand)]
@@ -90,6 +95,23 @@ struct DataArgs {
 }
 
 #[derive(Args, Clone, Default)]
+struct SeedArgs {
+    /// Also generate this many products (deterministic: the same N gives the same catalog).
+    #[arg(long, default_value_t = 0)]
+    products: u64,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Clone, Default)]
+struct ImportArgs {
+    /// The NDJSON file.
+    file: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Clone, Default)]
 struct UpArgs {
     /// Port to listen on (overrides SHOP_PORT; default 8080).
     #[arg(long)]
@@ -122,7 +144,9 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Up(cli.up));
     let config = match &command {
         Command::Up(args) => load_config(&args.data, args.port),
-        Command::Migrate(data) | Command::Seed(data) => load_config(data, None),
+        Command::Migrate(data) | Command::Reindex(data) => load_config(data, None),
+        Command::Seed(args) => load_config(&args.data, None),
+        Command::Import(args) => load_config(&args.data, None),
         Command::Events { command: EventsCommand::DeadLetters { data, .. } | EventsCommand::Redrive { data, .. } } => {
             load_config(data, None)
         }
@@ -136,7 +160,9 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Up(args) => up(config, !args.no_seed).await,
         Command::Migrate(_) => shop::migrate(&config),
-        Command::Seed(_) => seed(config).await,
+        Command::Seed(args) => seed(config, args.products).await,
+        Command::Import(args) => import(config, &args.file).await,
+        Command::Reindex(_) => reindex(config).await,
         Command::Events { command } => events(config, command).await,
         Command::Admin { command } => admin(config, command).await,
     };
@@ -149,10 +175,76 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn seed(config: Config) -> anyhow::Result<()> {
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = if total > 0 { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::new_spinner() };
+    let template = format!("{{spinner}} {what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
+    bar.set_style(indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar
+}
+
+async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
     let infra = Infra::build(config).await?;
     let added = shop::seed_demo(&infra).await?;
     println!("demo catalog: {added} categories added");
+    if products > 0 {
+        let started = std::time::Instant::now();
+        let bar = progress_bar(products, "seeding");
+        let report = shop::seed_products(&infra, products, |done| bar.set_position(done)).await?;
+        bar.finish_and_clear();
+        println!(
+            "seeded {} products in {:.1} s ({} failed); `shop up` indexes them",
+            report.imported,
+            started.elapsed().as_secs_f64(),
+            report.failed_total
+        );
+    }
+    Ok(())
+}
+
+async fn import(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let infra = Infra::build(config).await?;
+    let catalog = shop_product::open_catalog(&infra).await?;
+    let size = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    let reader = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {}", file.display()))?;
+    let bar = progress_bar(0, "importing");
+    bar.set_message(format!("{size} bytes"));
+    let started = std::time::Instant::now();
+    let report = shop_product::import::import_ndjson(&catalog, tokio::io::BufReader::new(reader), |done| {
+        bar.set_position(done)
+    })
+    .await?;
+    bar.finish_and_clear();
+    for failure in &report.failed {
+        eprintln!("line {}: {}", failure.line, failure.error);
+    }
+    println!(
+        "imported {} products in {:.1} s; {} line(s) failed",
+        report.imported,
+        started.elapsed().as_secs_f64(),
+        report.failed_total
+    );
+    if report.failed_total > 0 {
+        anyhow::bail!("{} line(s) were not imported", report.failed_total);
+    }
+    Ok(())
+}
+
+async fn reindex(config: Config) -> anyhow::Result<()> {
+    let infra = Infra::build(config).await?;
+    let catalog = shop_product::open_catalog(&infra).await?;
+    let index = shop_product::search_index(&infra)?;
+    let total = catalog.products.count().await?;
+    let bar = progress_bar(total, "indexing");
+    let started = std::time::Instant::now();
+    let indexed = shop_product::indexer::reindex(
+        catalog.products.as_ref(),
+        catalog.categories.as_ref(),
+        index.as_ref(),
+        |done| bar.set_position(done),
+    )
+    .await?;
+    bar.finish_and_clear();
+    println!("indexed {indexed} products in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -41,6 +41,12 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
+/// Opens the stock store (migrating it) on `infra`, for tools (the seeder).
+pub fn open_stock(infra: &Infra) -> anyhow::Result<Arc<dyn StockStore>> {
+    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+    Ok(Arc::new(SqliteStockStore::new(db)))
+}
+
 /// Wires the service into a process: stores, outbox relay, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;

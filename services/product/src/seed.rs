@@ -35,3 +35,209 @@ pub async fn seed_demo(state: &Catalog) -> Result<usize, StoreError> {
     }
     Ok(DEMO_CATEGORIES.len())
 }
+
+/// One generated product: its id, what an admin would send, and the stock of each SKU.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The product id (`seed-000001`, …): seeding again updates the same products.
+    pub id: String,
+    /// The product.
+    pub input: crate::domain::product::ProductInput,
+    /// Units on hand per SKU.
+    pub stock: Vec<(String, i64)>,
+}
+
+/// A small deterministic generator (SplitMix64): the same seed gives the same catalog everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// What the generator knows of a leaf category: brands, nouns, price range in cents, variant axis.
+struct Kind {
+    category: &'static str,
+    brands: &'static [&'static str],
+    nouns: &'static [&'static str],
+    prices: (i64, i64),
+    axis: (&'static str, &'static [&'static str]),
+}
+
+const COLOURS: &[&str] = &["Black", "White", "Silver", "Blue", "Red", "Green", "Graphite", "Sand"];
+
+const KINDS: &[Kind] = &[
+    Kind {
+        category: "cat-phones",
+        brands: &["Nokta", "Pixelon", "Aurora", "Zentel", "Kestrel"],
+        nouns: &["Smartphone", "Phone", "Flip Phone", "Rugged Phone"],
+        prices: (9_900, 129_900),
+        axis: ("storage", &["64 GB", "128 GB", "256 GB", "512 GB"]),
+    },
+    Kind {
+        category: "cat-laptops",
+        brands: &["Lumen", "Corvid", "Aurora", "Tessel", "Brightline"],
+        nouns: &["Laptop", "Ultrabook", "Notebook", "Gaming Laptop", "Chromebook"],
+        prices: (29_900, 349_900),
+        axis: ("memory", &["8 GB", "16 GB", "32 GB", "64 GB"]),
+    },
+    Kind {
+        category: "cat-audio",
+        brands: &["Sonic", "Resona", "Pulse", "Harbor Audio", "Kestrel"],
+        nouns: &["Headphones", "Earbuds", "Speaker", "Soundbar", "Turntable", "Microphone"],
+        prices: (1_900, 79_900),
+        axis: ("colour", COLOURS),
+    },
+    Kind {
+        category: "cat-kitchen",
+        brands: &["Copperleaf", "Hearth & Co", "Mesa", "Ovenbird", "Brightline"],
+        nouns: &["Kettle", "Espresso Machine", "Chef Knife", "Skillet", "Blender", "Toaster", "Dutch Oven"],
+        prices: (1_500, 89_900),
+        axis: ("colour", COLOURS),
+    },
+    Kind {
+        category: "cat-furniture",
+        brands: &["Oakhaven", "Nordvik", "Mesa", "Loft & Line"],
+        nouns: &["Armchair", "Desk", "Bookshelf", "Sofa", "Dining Table", "Office Chair", "Bed Frame"],
+        prices: (4_900, 249_900),
+        axis: ("finish", &["Oak", "Walnut", "Ash", "Black", "White"]),
+    },
+    Kind {
+        category: "cat-shoes",
+        brands: &["Stride", "Acme", "Trailhead", "Bolt", "Cobbler & Sons"],
+        nouns: &["Running Shoe", "Trail Shoe", "Sneaker", "Leather Boot", "Sandal", "Hiking Boot", "Loafer"],
+        prices: (2_900, 24_900),
+        axis: ("size", &["38", "39", "40", "41", "42", "43", "44", "45"]),
+    },
+    Kind {
+        category: "cat-outdoor",
+        brands: &["Trailhead", "Summit", "Northwind", "Acme", "Campfire"],
+        nouns: &["Tent", "Backpack", "Sleeping Bag", "Camping Stove", "Headlamp", "Water Filter", "Trekking Poles"],
+        prices: (1_200, 69_900),
+        axis: ("colour", COLOURS),
+    },
+];
+
+const ADJECTIVES: &[&str] = &[
+    "Classic", "Pro", "Ultra", "Compact", "Lightweight", "Premium", "Everyday", "Rugged", "Eco", "Smart", "Deluxe",
+    "Essential", "Advanced", "Portable", "Wireless", "Modern", "Vintage", "Travel",
+];
+const QUALITIES: &[&str] = &[
+    "durable", "comfortable", "precise", "quiet", "energy-efficient", "water-resistant", "hand-finished", "versatile",
+    "easy to clean", "well balanced",
+];
+const USES: &[&str] = &[
+    "daily use", "long weekends", "small spaces", "busy mornings", "the whole family", "professionals", "beginners",
+    "travel", "the outdoors", "gifting",
+];
+
+/// The `n`-th product (from 0) of the generated catalog.
+pub fn generate(n: u64) -> Generated {
+    use crate::domain::product::{ProductInput, VariantInput};
+    let mut rng = Rng(n.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5EED);
+    let kind = &KINDS[rng.below(KINDS.len())];
+    let brand = rng.pick(kind.brands);
+    let noun = rng.pick(kind.nouns);
+    let adjective = rng.pick(ADJECTIVES);
+    let model = 100 + rng.below(900);
+    let name = format!("{brand} {adjective} {noun} {model}");
+    let description = format!(
+        "The {adjective} {noun} {model} from {brand} is {} and {}, made for {}. Backed by a two-year warranty.",
+        rng.pick(QUALITIES),
+        rng.pick(QUALITIES),
+        rng.pick(USES),
+    );
+    // Log-uniform prices, rounded to end in 99 cents.
+    let (low, high) = (kind.prices.0 as f64, kind.prices.1 as f64);
+    let fraction = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    let base = ((low * (high / low).powf(fraction)) as i64 / 100) * 100 + 99;
+    let id = format!("seed-{:06}", n + 1);
+    let (axis, values) = kind.axis;
+    let count = 1 + rng.below(4.min(values.len()));
+    let start = rng.below(values.len() - count + 1);
+    let mut variants = Vec::with_capacity(count);
+    let mut stock = Vec::with_capacity(count);
+    let out_of_stock = rng.below(10) == 0;
+    for (i, value) in values[start..start + count].iter().enumerate() {
+        let sku = format!("SEED-{:06}-{}", n + 1, i + 1);
+        let price = base + (i as i64) * (base / 10 / 100) * 100;
+        variants.push(VariantInput {
+            sku: sku.clone(),
+            price: Some(platform::money::Money::new(price, "USD")),
+            attributes: crate::import::attributes(&[(axis, value)]),
+        });
+        stock.push((sku, if out_of_stock { 0 } else { rng.below(200) as i64 + 1 }));
+    }
+    let input = ProductInput {
+        name,
+        description,
+        brand: brand.to_owned(),
+        category_id: kind.category.to_owned(),
+        price: platform::money::Money::new(base, "USD"),
+        attributes: crate::import::attributes(&[("model", &model.to_string())]),
+        variants,
+    };
+    Generated { id, input, stock }
+}
+
+/// Where seeded stock goes besides the catalog: the inventory.
+#[async_trait::async_trait]
+pub trait StockSink: Send + Sync {
+    /// Sets the units on hand of each SKU.
+    async fn set(&self, levels: &[(String, i64)]) -> anyhow::Result<()>;
+}
+
+/// Seeds `count` generated products (the demo categories first): each SKU's stock level is recorded
+/// with the catalog (so `in_stock` is right at once) and given to `stock` (the inventory), then the
+/// products are imported. `progress` hears the running count.
+pub async fn seed_products(
+    catalog: &Catalog,
+    count: u64,
+    stock: &dyn StockSink,
+    progress: impl FnMut(u64) + Send,
+) -> anyhow::Result<crate::import::ImportReport> {
+    seed_demo(catalog).await?;
+    let mut importer = crate::import::Importer::new(catalog).with_progress(progress);
+    for n in 0..count {
+        let generated = generate(n);
+        for (sku, on_hand) in &generated.stock {
+            catalog.products.set_availability(sku, *on_hand).await?;
+        }
+        stock.set(&generated.stock).await?;
+        importer.add(n + 1, Some(generated.id), generated.input, Vec::new()).await?;
+    }
+    Ok(importer.finish().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_catalog_is_deterministic_and_valid() {
+        for n in [0, 1, 99_999] {
+            let a = generate(n);
+            let b = generate(n);
+            assert_eq!(a.id, b.id);
+            assert_eq!(a.input.name, b.input.name);
+            assert_eq!(a.stock, b.stock);
+            let mut v = platform::http::Validator::new();
+            let product = crate::domain::product::build(a.input, a.id, vec![], false, chrono::Utc::now(), &mut v);
+            assert!(product.is_some(), "{:?}", v.finish());
+        }
+        assert_ne!(generate(1).input.name, generate(2).input.name);
+    }
+}

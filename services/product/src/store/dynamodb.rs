@@ -143,12 +143,9 @@ impl<'a> Attrs<'a> {
     fn opt_n(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
         match self.item.get(name) {
             None => Ok(None),
-            Some(value) => value
-                .as_n()
-                .ok()
-                .and_then(|text| text.parse().ok())
-                .map(Some)
-                .ok_or_else(|| self.malformed(name)),
+            Some(value) => {
+                value.as_n().ok().and_then(|text| text.parse().ok()).map(Some).ok_or_else(|| self.malformed(name))
+            }
         }
     }
 
@@ -200,7 +197,8 @@ fn next_seq() -> i64 {
 
 /// The `by-id` shard of a product id (FNV-1a, stable across processes and releases).
 pub fn id_shard(id: &str) -> u64 {
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    let hash =
+        id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
     hash % ID_SHARDS
 }
 
@@ -265,9 +263,9 @@ enum Attempt<T> {
     Retry,
 }
 
-/// Whether every cancellation reason is a lost race (a condition on state read before, or a
-/// conflicting transaction), rather than a request the service refused.
-fn lost_race(reasons: &[CancellationReason]) -> Result<(), StoreError> {
+/// `Ok` when every cancellation reason is a lost race (a condition on state read before, or a
+/// conflicting transaction) rather than a request the service refused.
+fn race_only(reasons: &[CancellationReason]) -> Result<(), StoreError> {
     for reason in reasons {
         match reason.code() {
             None
@@ -394,15 +392,17 @@ impl DynamoCatalog {
         Ok(())
     }
 
-    async fn transact(&self, tx: &Transaction) -> Result<Committed, StoreError> {
-        if tx.items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(backend(DynamoError::TooManyItems(tx.items.len())));
+    /// Runs `tx`; how it ended, with the roles of its items.
+    async fn transact(&self, tx: Transaction) -> Result<(Committed, Vec<Role>), StoreError> {
+        let Transaction { items, roles } = tx;
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(backend(DynamoError::TooManyItems(items.len())));
         }
-        match self.client.transact_write_items().set_transact_items(Some(tx.items.clone())).send().await {
-            Ok(_) => Ok(Committed::Yes),
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok((Committed::Yes, roles)),
             Err(error) => match error.into_service_error() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    Ok(Committed::No(cancelled.cancellation_reasons().to_vec()))
+                    Ok((Committed::No(cancelled.cancellation_reasons().to_vec()), roles))
                 }
                 other => Err(backend(other)),
             },
@@ -462,9 +462,8 @@ impl DynamoCatalog {
         let unique: Vec<&String> = skus.iter().collect::<HashSet<_>>().into_iter().collect();
         for chunk in unique.chunks(MAX_BATCH_GET) {
             let keys = chunk.iter().map(|sku| HashMap::from([("SKU".to_owned(), s(sku.as_str()))])).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?,
-            );
+            let mut request =
+                Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?);
             let mut attempt = 0;
             while let Some(keys) = request.take() {
                 let out = self
@@ -476,8 +475,10 @@ impl DynamoCatalog {
                     .map_err(backend)?;
                 for item in out.responses.and_then(|mut r| r.remove(&self.tables.stock)).unwrap_or_default() {
                     let attrs = Attrs::new(&self.tables.stock, &item);
-                    let entry =
-                        StockEntry { available: attrs.opt_n("Available")?, owner: attrs.opt_s("ProductID").map(Into::into) };
+                    let entry = StockEntry {
+                        available: attrs.opt_n("Available")?,
+                        owner: attrs.opt_s("ProductID").map(Into::into),
+                    };
                     entries.insert(attrs.s("SKU")?.to_owned(), entry);
                 }
                 request = out
@@ -557,11 +558,12 @@ impl DynamoCatalog {
             .item("Version", n(version));
         id_put = match &current {
             None => id_put.condition_expression("attribute_not_exists(ProductID)"),
-            Some(c) => id_put.condition_expression("Version = :version").expression_attribute_values(":version", n(c.version)),
+            Some(c) => {
+                id_put.condition_expression("Version = :version").expression_attribute_values(":version", n(c.version))
+            }
         };
         tx.push(Role::Other, TransactWriteItem::builder().put(id_put.build().map_err(backend)?).build());
-        let mut item = product_to_item(product, in_stock_skus, version);
-        item.insert("CreatedAt".into(), n(created_at));
+        let item = product_to_item(product, in_stock_skus, version, created_at);
         let put = Put::builder().table_name(&self.tables.products).set_item(Some(item)).build().map_err(backend)?;
         tx.push(Role::Other, TransactWriteItem::builder().put(put).build());
         if let Some(old_category) = moved_from {
@@ -596,11 +598,11 @@ impl DynamoCatalog {
         }
         tx.push(Role::Other, self.outbox_put(event)?);
 
-        match self.transact(&tx).await? {
-            Committed::Yes => Ok(Attempt::Done(true)),
-            Committed::No(reasons) => {
-                lost_race(&reasons)?;
-                for (role, reason) in tx.roles.iter().zip(&reasons) {
+        match self.transact(tx).await? {
+            (Committed::Yes, _) => Ok(Attempt::Done(true)),
+            (Committed::No(reasons), roles) => {
+                race_only(&reasons)?;
+                for (role, reason) in roles.iter().zip(&reasons) {
                     let Role::Claim(sku) = role else { continue };
                     let owner = reason.item().and_then(|item| item.get("ProductID")).and_then(|v| v.as_s().ok());
                     if failed_condition(reason) && owner.is_some_and(|owner| owner != id) {
@@ -646,10 +648,10 @@ impl DynamoCatalog {
             tx.push(Role::Other, self.release(sku, id)?);
         }
         tx.push(Role::Other, self.outbox_put(event)?);
-        match self.transact(&tx).await? {
-            Committed::Yes => Ok(Attempt::Done(true)),
-            Committed::No(reasons) => {
-                lost_race(&reasons)?;
+        match self.transact(tx).await? {
+            (Committed::Yes, _) => Ok(Attempt::Done(true)),
+            (Committed::No(reasons), _) => {
+                race_only(&reasons)?;
                 Ok(Attempt::Retry)
             }
         }
@@ -658,53 +660,42 @@ impl DynamoCatalog {
     async fn try_set_availability(&self, sku: &str, available: i64) -> Result<Attempt<Option<Product>>, StoreError> {
         let entry = self.stock_entries(&[sku.to_owned()]).await?.remove(sku).unwrap_or_default();
         let (was, now) = (entry.in_stock(), available > 0);
-        let update = |owner_condition: &str| {
-            Update::builder()
-                .table_name(&self.tables.stock)
-                .key("SKU", s(sku))
-                .update_expression("SET Available = :available")
-                .condition_expression(format!("{} AND {owner_condition}", positivity_condition(was)))
-                .expression_attribute_values(":available", n(available))
-                .expression_attribute_values(":zero", n(0))
-        };
-        // The plain update: no product's count changes (the side of zero is the same, or no product
-        // holds the SKU, which the condition makes sure of).
-        let plain = |owner_condition: &str| async move {
-            let request = update(owner_condition);
-            let (Some(key), Some(condition), Some(expression), values) = (
-                request.get_key().clone(),
-                request.get_condition_expression().clone(),
-                request.get_update_expression().clone(),
-                request.get_expression_attribute_values().clone(),
-            ) else {
-                unreachable!("the update is complete")
-            };
-            let sent = self
-                .client
-                .update_item()
-                .table_name(&self.tables.stock)
-                .set_key(Some(key))
-                .update_expression(expression)
-                .condition_expression(condition)
-                .set_expression_attribute_values(values)
-                .set_expression_attribute_names(request.get_expression_attribute_names().clone())
-                .send()
-                .await;
-            match sent {
-                Ok(_) => Ok(Attempt::Done(None)),
-                Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                    Ok(Attempt::Retry)
-                }
-                Err(error) => Err(backend(error)),
+        let owner = match &entry.owner {
+            Some(owner) if was != now => owner.clone(),
+            _ => {
+                // No product's count changes: the level stays on its side of zero, or no product
+                // holds the SKU (which the condition makes sure of).
+                let condition = if was == now {
+                    positivity_condition(was).to_owned()
+                } else {
+                    format!("{} AND attribute_not_exists(ProductID)", positivity_condition(was))
+                };
+                let sent = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.stock)
+                    .key("SKU", s(sku))
+                    .update_expression("SET Available = :available")
+                    .condition_expression(condition)
+                    .expression_attribute_values(":available", n(available))
+                    .expression_attribute_values(":zero", n(0))
+                    .send()
+                    .await;
+                return match sent {
+                    Ok(_) => Ok(Attempt::Done(None)),
+                    Err(error)
+                        if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(Attempt::Retry)
+                    }
+                    Err(error) => Err(backend(error)),
+                };
             }
         };
-        let owner = match (&entry.owner, was == now) {
-            (_, true) => return plain("attribute_exists(SKU) OR attribute_not_exists(SKU)").await,
-            (None, false) => return plain("attribute_not_exists(ProductID)").await,
-            (Some(owner), false) => owner.clone(),
-        };
+        // The level crosses zero on a SKU that a product holds: its count moves by one, in one
+        // transaction with the level, conditional on both being as read.
         let Some(current) = self.id_entry(&owner).await? else {
-            // A claim without its product can only be one a delete is releasing right now.
+            // A claim without its product can only be one that a delete is releasing right now.
             return Ok(Attempt::Retry);
         };
         let Some(item) = self.product_item(&current.category_id, &owner).await? else {
@@ -714,11 +705,17 @@ impl DynamoCatalog {
         let (count, version) = (attrs.n("InStockSkus")?, attrs.n("Version")?);
         let after = count + if now { 1 } else { -1 };
         let mut tx = Transaction::default();
-        let stock_update = update("ProductID = :owner")
+        let level = Update::builder()
+            .table_name(&self.tables.stock)
+            .key("SKU", s(sku))
+            .update_expression("SET Available = :available")
+            .condition_expression(format!("{} AND ProductID = :owner", positivity_condition(was)))
+            .expression_attribute_values(":available", n(available))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":owner", s(owner.as_str()))
             .build()
             .map_err(backend)?;
-        tx.push(Role::Other, TransactWriteItem::builder().update(stock_update).build());
+        tx.push(Role::Other, TransactWriteItem::builder().update(level).build());
         let count_update = Update::builder()
             .table_name(&self.tables.products)
             .key("CategoryID", s(&current.category_id))
@@ -731,15 +728,15 @@ impl DynamoCatalog {
             .build()
             .map_err(backend)?;
         tx.push(Role::Other, TransactWriteItem::builder().update(count_update).build());
-        match self.transact(&tx).await? {
-            Committed::Yes if (count > 0) != (after > 0) => {
+        match self.transact(tx).await? {
+            (Committed::Yes, _) if (count > 0) != (after > 0) => {
                 let mut product = self.product_from_item(&item)?;
                 product.in_stock = after > 0;
                 Ok(Attempt::Done(Some(product)))
             }
-            Committed::Yes => Ok(Attempt::Done(None)),
-            Committed::No(reasons) => {
-                lost_race(&reasons)?;
+            (Committed::Yes, _) => Ok(Attempt::Done(None)),
+            (Committed::No(reasons), _) => {
+                race_only(&reasons)?;
                 Ok(Attempt::Retry)
             }
         }
@@ -747,7 +744,12 @@ impl DynamoCatalog {
 
     /// Up to `limit` products of one `by-id` shard with ids above `after`, in id order, and whether
     /// the shard may hold more.
-    async fn id_shard_page(&self, shard: u64, after: Option<&str>, limit: usize) -> Result<(Vec<Product>, bool), StoreError> {
+    async fn id_shard_page(
+        &self,
+        shard: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Product>, bool), StoreError> {
         let mut query = self
             .client
             .query()
@@ -775,8 +777,13 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
     KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(backend)
 }
 
-fn product_to_item(product: &Product, in_stock_skus: i64, version: i64) -> Item {
-    let json = |value: &dyn erased::Json| value.to_json();
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("product attributes and variants serialize")
+}
+
+/// The item of `product` (its `in_stock` replaced by the count of its SKUs in stock); `created_at`
+/// in Unix milliseconds.
+fn product_to_item(product: &Product, in_stock_skus: i64, version: i64, created_at: i64) -> Item {
     let mut item = HashMap::from([
         ("CategoryID".to_owned(), s(&product.category_id)),
         ("ProductID".to_owned(), s(&product.id)),
@@ -787,11 +794,11 @@ fn product_to_item(product: &Product, in_stock_skus: i64, version: i64) -> Item 
         ("CategoryCurrency".to_owned(), s(format!("{}#{}", product.category_id, product.price.currency))),
         ("IdShard".to_owned(), n(id_shard(&product.id) as i64)),
         ("Images".to_owned(), AttributeValue::L(product.images.iter().map(|i| s(i.as_str())).collect())),
-        ("Attributes".to_owned(), s(json(&product.attributes))),
-        ("Variants".to_owned(), s(json(&product.variants))),
+        ("Attributes".to_owned(), s(to_json(&product.attributes))),
+        ("Variants".to_owned(), s(to_json(&product.variants))),
         ("InStockSkus".to_owned(), n(in_stock_skus)),
         ("Version".to_owned(), n(version)),
-        ("CreatedAt".to_owned(), n(product.created_at.timestamp_millis())),
+        ("CreatedAt".to_owned(), n(created_at)),
         ("UpdatedAt".to_owned(), n(product.updated_at.timestamp_millis())),
     ]);
     // An index key may not be an empty string: a product without a brand is just not in `by-brand`.
@@ -799,19 +806,6 @@ fn product_to_item(product: &Product, in_stock_skus: i64, version: i64) -> Item 
         item.insert("Brand".into(), s(&product.brand));
     }
     item
-}
-
-/// Serializing the JSON-text attributes without naming each type.
-mod erased {
-    pub(super) trait Json {
-        fn to_json(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).expect("product attributes and variants serialize")
-        }
-    }
 }
 
 fn product_from_item(table: &str, item: &Item) -> Result<Product, StoreError> {
@@ -874,6 +868,20 @@ impl CategoryStore for DynamoCatalog {
     }
 
     async fn insert(&self, category: &Category) -> Result<(), StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.try_insert_category(category).await? {
+                Attempt::Done(()) => return Ok(()),
+                Attempt::Retry => backoff(attempt).await,
+            }
+        }
+        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+    }
+}
+
+impl DynamoCatalog {
+    /// One try of adding a category: its item, its slug's item (both new) and a check that the
+    /// parent is a category, in one transaction.
+    async fn try_insert_category(&self, category: &Category) -> Result<Attempt<()>, StoreError> {
         let mut tx = Transaction::default();
         let mut put = Put::builder()
             .table_name(&self.tables.categories)
@@ -906,21 +914,19 @@ impl CategoryStore for DynamoCatalog {
                 .map_err(backend)?;
             tx.push(Role::Other, TransactWriteItem::builder().condition_check(check).build());
         }
-        match self.transact(&tx).await? {
-            Committed::Yes => Ok(()),
-            Committed::No(reasons) => {
-                lost_race(&reasons)?;
-                // A taken id or slug comes first, as in the embedded store (a unique key is checked
-                // before a foreign key).
-                if reasons.iter().take(2).any(failed_condition) {
-                    Err(StoreError::DuplicateSlug(category.slug.clone()))
-                } else if reasons.get(2).is_some_and(failed_condition) {
-                    Err(StoreError::UnknownParent(category.parent_id.clone().unwrap_or_default()))
-                } else {
-                    // Only a conflict with a concurrent transaction on the same items: say so.
-                    Err(backend(DynamoError::Contention(1)))
-                }
-            }
+        let reasons = match self.transact(tx).await? {
+            (Committed::Yes, _) => return Ok(Attempt::Done(())),
+            (Committed::No(reasons), _) => reasons,
+        };
+        race_only(&reasons)?;
+        // A taken id or slug comes first, as in the embedded store (where a unique key is checked
+        // before a foreign key); a taken id is reported as the embedded store does, as the slug.
+        if reasons.iter().take(2).any(failed_condition) {
+            Err(StoreError::DuplicateSlug(category.slug.clone()))
+        } else if reasons.get(2).is_some_and(failed_condition) {
+            Err(StoreError::UnknownParent(category.parent_id.clone().unwrap_or_default()))
+        } else {
+            Ok(Attempt::Retry)
         }
     }
 }
@@ -993,11 +999,13 @@ impl ProductStore for DynamoCatalog {
             let need = limit - page.len();
             // About twice a shard's share of the page, so one round usually fills it.
             let per_shard = (need.div_ceil(ID_SHARDS as usize) * 2).clamp(2, 1000);
-            let shards = try_join_all((0..ID_SHARDS).map(|shard| self.id_shard_page(shard, cursor.as_deref(), per_shard)))
-                .await?;
+            let shards =
+                try_join_all((0..ID_SHARDS).map(|shard| self.id_shard_page(shard, cursor.as_deref(), per_shard)))
+                    .await?;
             // A shard that may hold more has returned every id up to its last one; so has every
             // other shard. Past the lowest such last id, some shard's next ids are unknown yet.
-            let bound = shards.iter().filter(|(_, more)| *more).filter_map(|(p, _)| p.last().map(|p| p.id.clone())).min();
+            let bound =
+                shards.iter().filter(|(_, more)| *more).filter_map(|(p, _)| p.last().map(|p| p.id.clone())).min();
             let mut merged: Vec<Product> = shards
                 .into_iter()
                 .flat_map(|(products, _)| products)
@@ -1061,7 +1069,8 @@ fn related_groups(items: &[(Product, Event)]) -> Vec<Vec<usize>> {
     let mut parents: Vec<usize> = (0..items.len()).collect();
     let mut first_with: HashMap<(bool, &str), usize> = HashMap::new();
     for (i, (product, _)) in items.iter().enumerate() {
-        let keys = std::iter::once((true, product.id.as_str())).chain(product.variants.iter().map(|v| (false, v.sku.as_str())));
+        let keys = std::iter::once((true, product.id.as_str()))
+            .chain(product.variants.iter().map(|v| (false, v.sku.as_str())));
         for key in keys {
             match first_with.get(&key) {
                 Some(&j) => {
@@ -1221,7 +1230,7 @@ mod tests {
         let mut original = product("p1", &["A", "B"]);
         original.attributes.insert("colour".into(), serde_json::json!("red"));
         original.images.push("https://cdn/x.jpg".into());
-        let item = product_to_item(&original, 1, 3);
+        let item = product_to_item(&original, 1, 3, original.created_at.timestamp_millis());
         let mut back = product_from_item("t", &item).unwrap();
         assert!(back.in_stock);
         back.in_stock = false;
