@@ -83,6 +83,35 @@ impl TestApp {
         login["access_token"].as_str().expect("an access token").to_owned()
     }
 
+    /// Registers a shopper; the access token.
+    pub async fn customer_token(&self) -> String {
+        let email = format!("shopper-{}@example.com", uuid_like());
+        let body: serde_json::Value = self
+            .request(Method::POST, "/v1/auth/register")
+            .json(&serde_json::json!({"email": email, "password": "correct horse battery", "name": "Shopper"}))
+            .send()
+            .await
+            .expect("register answers")
+            .json()
+            .await
+            .expect("a token response");
+        body["access_token"].as_str().expect("an access token").to_owned()
+    }
+
+    /// Waits until `check` holds (polling every 20 ms, for at most 10 s); panics with `what` if it
+    /// never does.
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !check().await {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the platform the way SIGTERM does and waits for it.
     pub async fn stop(self) {
         self.infra.shutdown.cancel();

@@ -3,4 +3,5 @@
 mod catalog;
 mod conventions;
 mod operations;
+mod search;
 mod services;

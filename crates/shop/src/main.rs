@@ -177,8 +177,11 @@ async fn main() -> ExitCode {
 
 fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     let bar = if total > 0 { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::new_spinner() };
-    let template = format!("{{spinner}} {what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
-    bar.set_style(indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let template =
+        format!("{{spinner}} {what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     bar
 }
 
@@ -209,10 +212,9 @@ async fn import(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let bar = progress_bar(0, "importing");
     bar.set_message(format!("{size} bytes"));
     let started = std::time::Instant::now();
-    let report = shop_product::import::import_ndjson(&catalog, tokio::io::BufReader::new(reader), |done| {
-        bar.set_position(done)
-    })
-    .await?;
+    let report =
+        shop_product::import::import_ndjson(&catalog, tokio::io::BufReader::new(reader), |done| bar.set_position(done))
+            .await?;
     bar.finish_and_clear();
     for failure in &report.failed {
         eprintln!("line {}: {}", failure.line, failure.error);

@@ -36,9 +36,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(categories::router())
-        .merge(products::router())
-        .merge(search::router())
-        .merge(admin::router())
+    Router::new().merge(categories::router()).merge(products::router()).merge(search::router()).merge(admin::router())
 }

@@ -110,7 +110,8 @@ impl<'a> Importer<'a> {
             }
             (Err(error), _) => {
                 let problem = error.problem();
-                let errors: Vec<String> = problem.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+                let errors: Vec<String> =
+                    problem.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
                 self.fail(line, errors.join("; "));
             }
             (Ok(()), None) => self.fail(line, "invalid product".into()),
@@ -192,6 +193,7 @@ impl<'a> Importer<'a> {
     /// Writes the rest and reports.
     pub async fn finish(mut self) -> Result<ImportReport, ImportError> {
         self.flush().await?;
+        self.report.failed.sort_by_key(|f| f.line);
         Ok(self.report)
     }
 }
@@ -213,7 +215,7 @@ pub async fn import_ndjson(
         }
         number += 1;
         match std::str::from_utf8(&buffer) {
-            Ok(text) => importer.add_line(number, text).await?,
+            Ok(text) => importer.add_line(number, text.trim_end_matches(['\n', '\r'])).await?,
             Err(_) => importer.fail(number, "not UTF-8 text".into()),
         }
     }

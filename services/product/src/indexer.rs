@@ -282,7 +282,108 @@ pub async fn reindex(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::search::SearchQuery;
+    use crate::search::tantivy::TantivyIndex;
+    use crate::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
+
+    struct World {
+        products: Arc<dyn ProductStore>,
+        categories: Arc<dyn CategoryStore>,
+        index: Arc<dyn SearchIndex>,
+        indexer: Indexer,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let db = platform::sqlite::Db::open(dir.path().join("product.db")).unwrap();
+        db.migrate(platform::sqlite::PLATFORM_MIGRATIONS).unwrap();
+        db.migrate(crate::MIGRATIONS).unwrap();
+        let categories: Arc<dyn CategoryStore> = Arc::new(SqliteCategoryStore::new(db.clone()));
+        categories.insert(&category("cat-home", None)).await.unwrap();
+        categories.insert(&category("cat-kitchen", Some("cat-home"))).await.unwrap();
+        let products: Arc<dyn ProductStore> = Arc::new(SqliteProductStore::new(db));
+        let index: Arc<dyn SearchIndex> = Arc::new(TantivyIndex::in_memory().unwrap());
+        let tree = Arc::new(TreeCache::new(categories.clone()));
+        let indexer = Indexer::new(products.clone(), tree, index.clone());
+        World { products, categories, index, indexer, _dir: dir }
+    }
+
+    fn product(id: &str) -> Product {
+        let input = serde_json::from_value(json!({"name": format!("Kettle {id}"), "brand": "Copperleaf",
+            "category_id": "cat-kitchen", "price": {"amount": 3900, "currency": "USD"},
+            "variants": [{"sku": format!("SKU-{id}")}]}))
+        .unwrap();
+        let mut v = platform::http::Validator::new();
+        crate::domain::product::build(input, id.into(), vec![], false, chrono::Utc::now(), &mut v).unwrap()
+    }
+
+    fn upserted(product: &Product) -> Event {
+        Event::new("product.upserted.v1", "product", product)
+    }
+
+    async fn everything(index: &dyn SearchIndex) -> u64 {
+        index.search(&SearchQuery { limit: 1, ..SearchQuery::default() }).await.unwrap().total
+    }
+
+    #[tokio::test]
+    async fn a_reindex_rebuilds_the_whole_index_a_page_at_a_time() {
+        let w = world().await;
+        let items: Vec<(Product, Event)> = (0..2_345)
+            .map(|i| product(&format!("p{i:05}")))
+            .map(|p| {
+                let e = upserted(&p);
+                (p, e)
+            })
+            .collect();
+        assert!(w.products.upsert_many(items).await.unwrap().iter().all(Result::is_ok));
+        w.index.upsert(vec![SearchDoc::of(&product("stale"), vec![])]).await.unwrap();
+        let mut pages = Vec::new();
+        let done =
+            reindex(w.products.as_ref(), w.categories.as_ref(), w.index.as_ref(), |n| pages.push(n)).await.unwrap();
+        assert_eq!(done, 2_345);
+        assert_eq!(pages, [1_000, 2_000, 2_345], "one page of the store at a time");
+        assert_eq!(w.index.count().await.unwrap(), 2_345, "the stale entry is gone");
+        let home = SearchQuery { category: Some("cat-home".into()), limit: 1, ..SearchQuery::default() };
+        assert_eq!(w.index.search(&home).await.unwrap().total, 2_345, "category paths are indexed");
+    }
+
+    #[tokio::test]
+    async fn events_bring_the_index_to_the_store_state_whatever_their_order_or_repetition() {
+        let w = world().await;
+        let kettle = product("k1");
+        let created = upserted(&kettle);
+        w.products.insert(&kettle, &created).await.unwrap();
+        let deleted = Event::new("product.deleted.v1", "product", json!({"id": "k1"}));
+        // The delete arrives first (reordered), then the create twice (redelivered): the product
+        // exists in the store, so the index has it once.
+        let outcomes = w.indexer.handle_batch(&[deleted.clone(), created.clone(), created.clone()]).await;
+        assert!(outcomes.iter().all(Result::is_ok));
+        assert_eq!(everything(w.index.as_ref()).await, 1);
+        w.products.delete("k1", &deleted).await.unwrap();
+        w.indexer.handle(&created).await.unwrap();
+        assert_eq!(everything(w.index.as_ref()).await, 0, "a create of a deleted product removes it");
+
+        // Stock recorded before the product exists applies once it does.
+        let stock = Event::new("inventory.changed.v1", "inventory", json!({"sku": "SKU-k2", "available": 4}));
+        w.indexer.handle(&stock).await.unwrap();
+        let k2 = product("k2");
+        let event = upserted(&k2);
+        w.products.insert(&k2, &event).await.unwrap();
+        w.indexer.handle(&event).await.unwrap();
+        let in_stock = SearchQuery { in_stock: Some(true), limit: 1, ..SearchQuery::default() };
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1);
+
+        let malformed = Event::new("inventory.changed.v1", "inventory", json!({"sku": 5}));
+        let outcomes = w.indexer.handle_batch(&[malformed, stock]).await;
+        assert!(matches!(outcomes[0], Err(HandlerError::Reject(_))), "a malformed event is dead-lettered");
+        assert!(outcomes[1].is_ok(), "and does not hold back the rest");
+        let other = Event::new("order.placed.v1", "order", json!({}));
+        assert!(w.indexer.handle(&other).await.is_ok(), "other events are ignored");
+    }
 
     fn category(id: &str, parent: Option<&str>) -> Category {
         Category { id: id.into(), name: id.into(), parent_id: parent.map(Into::into), slug: id.into() }

@@ -20,13 +20,13 @@ use tokio::net::TcpListener;
 
 use anyhow::Context;
 use axum::extract::FromRef;
+use platform::auth::TokenVerifier;
 use platform::config::{SearchBackend, StoreBackend};
 use platform::events::Consumer;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
 use platform::objects::ObjectStore;
 use platform::sqlite::Db;
-use platform::auth::TokenVerifier;
 use tokio::sync::Notify;
 
 use crate::indexer::{Indexer, TreeCache};
@@ -159,7 +159,10 @@ pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
     Ok(match infra.config.search_backend {
         SearchBackend::Tantivy => {
             let dir = infra.config.data_dir.join("search").join("products");
-            Arc::new(TantivyIndex::open(&dir).with_context(|| format!("cannot open the search index in {}", dir.display()))?)
+            Arc::new(
+                TantivyIndex::open(&dir)
+                    .with_context(|| format!("cannot open the search index in {}", dir.display()))?,
+            )
         }
         SearchBackend::Opensearch => {
             let url = infra.config.opensearch_url.as_ref().context("SHOP_OPENSEARCH_URL is required")?;
@@ -223,7 +226,8 @@ async fn reindex_if_empty(state: &AppState) -> Result<(), indexer::ReindexError>
         return Ok(());
     }
     tracing::info!("the search index is empty; rebuilding it from the catalog");
-    let indexed = indexer::reindex(state.products.as_ref(), state.categories.as_ref(), state.index.as_ref(), |_| {}).await?;
+    let indexed =
+        indexer::reindex(state.products.as_ref(), state.categories.as_ref(), state.index.as_ref(), |_| {}).await?;
     tracing::info!(products = indexed, "search index rebuilt");
     Ok(())
 }

@@ -132,16 +132,48 @@ const KINDS: &[Kind] = &[
 ];
 
 const ADJECTIVES: &[&str] = &[
-    "Classic", "Pro", "Ultra", "Compact", "Lightweight", "Premium", "Everyday", "Rugged", "Eco", "Smart", "Deluxe",
-    "Essential", "Advanced", "Portable", "Wireless", "Modern", "Vintage", "Travel",
+    "Classic",
+    "Pro",
+    "Ultra",
+    "Compact",
+    "Lightweight",
+    "Premium",
+    "Everyday",
+    "Rugged",
+    "Eco",
+    "Smart",
+    "Deluxe",
+    "Essential",
+    "Advanced",
+    "Portable",
+    "Wireless",
+    "Modern",
+    "Vintage",
+    "Travel",
 ];
 const QUALITIES: &[&str] = &[
-    "durable", "comfortable", "precise", "quiet", "energy-efficient", "water-resistant", "hand-finished", "versatile",
-    "easy to clean", "well balanced",
+    "durable",
+    "comfortable",
+    "precise",
+    "quiet",
+    "energy-efficient",
+    "water-resistant",
+    "hand-finished",
+    "versatile",
+    "easy to clean",
+    "well balanced",
 ];
 const USES: &[&str] = &[
-    "daily use", "long weekends", "small spaces", "busy mornings", "the whole family", "professionals", "beginners",
-    "travel", "the outdoors", "gifting",
+    "daily use",
+    "long weekends",
+    "small spaces",
+    "busy mornings",
+    "the whole family",
+    "professionals",
+    "beginners",
+    "travel",
+    "the outdoors",
+    "gifting",
 ];
 
 /// The `n`-th product (from 0) of the generated catalog.

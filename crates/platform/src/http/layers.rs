@@ -154,11 +154,8 @@ fn is_bulk(request: &Request) -> bool {
 /// (handlers answer 413).
 async fn limit_body(request: Request, next: Next, (limit, bulk_limit): (usize, usize)) -> Response {
     let limit = if is_bulk(&request) { bulk_limit } else { limit };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return ApiError::payload_too_large(limit).into_response();
     }

@@ -20,8 +20,13 @@ use crate::import::{ImportError, ImportReport, import_ndjson};
 use crate::{AppState, NAME};
 
 /// Image types an admin may upload, with their file extensions.
-pub const IMAGE_TYPES: &[(&str, &str)] =
-    &[("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif"), ("image/avif", "avif")];
+pub const IMAGE_TYPES: &[(&str, &str)] = &[
+    ("image/jpeg", "jpg"),
+    ("image/png", "png"),
+    ("image/webp", "webp"),
+    ("image/gif", "gif"),
+    ("image/avif", "avif"),
+];
 
 /// Most images one product has.
 pub const MAX_IMAGES: usize = 20;
@@ -118,14 +123,17 @@ pub async fn create_image(
         format!("must be at most {} bytes", state.image_max_bytes).as_str(),
     );
     v.finish()?;
-    let mut product =
-        state.products.get(&id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("no such product"))?;
+    let mut product = state
+        .products
+        .get(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such product"))?;
     if product.images.len() >= MAX_IMAGES {
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
     let key = format!("products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
-    let upload =
-        state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await.map_err(ApiError::internal)?;
+    let upload = state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await.map_err(ApiError::internal)?;
     let url = upload.public_url.clone();
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();

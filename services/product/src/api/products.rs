@@ -86,7 +86,9 @@ pub async fn create_product(
     let product = product.expect("validated");
     state.products.insert(&product, &upserted(&product, &trace)).await.map_err(store_error)?;
     state.outbox.notify_one();
-    Ok((StatusCode::CREATED, Json(product)))
+    // As stored: the store sets `in_stock` from the SKUs' known stock.
+    let stored = current(&state, &product.id).await?;
+    Ok((StatusCode::CREATED, Json(stored)))
 }
 
 async fn save(
@@ -104,7 +106,7 @@ async fn save(
         return Err(ApiError::not_found("no such product"));
     }
     state.outbox.notify_one();
-    Ok(Json(product))
+    Ok(Json(self::current(state, &product.id).await?))
 }
 
 async fn current(state: &AppState, id: &str) -> Result<Product, ApiError> {

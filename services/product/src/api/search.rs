@@ -62,11 +62,7 @@ pub struct SearchResults {
 pub async fn parse(state: &AppState, params: SearchParams) -> Result<SearchQuery, ApiError> {
     let mut v = Validator::new();
     let text = params.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-    v.check(
-        text.as_ref().is_none_or(|q| q.chars().count() <= MAX_QUERY_CHARS),
-        "q",
-        "must be at most 200 characters",
-    );
+    v.check(text.as_ref().is_none_or(|q| q.chars().count() <= MAX_QUERY_CHARS), "q", "must be at most 200 characters");
     v.check(params.min_price.is_none_or(|p| p >= 0), "min_price", "must not be negative");
     v.check(params.max_price.is_none_or(|p| p >= 0), "max_price", "must not be negative");
     if let (Some(min), Some(max)) = (params.min_price, params.max_price) {

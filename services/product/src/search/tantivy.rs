@@ -15,9 +15,7 @@ use async_trait::async_trait;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
-use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
-};
+use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader};
 use tantivy::{TantivyDocument, Term};
@@ -531,7 +529,15 @@ impl SearchIndex for TantivyIndex {
 mod tests {
     use super::*;
 
-    fn doc(id: &str, name: &str, brand: &str, category: &[&str], price: i64, in_stock: bool, created: i64) -> SearchDoc {
+    fn doc(
+        id: &str,
+        name: &str,
+        brand: &str,
+        category: &[&str],
+        price: i64,
+        in_stock: bool,
+        created: i64,
+    ) -> SearchDoc {
         SearchDoc {
             id: id.into(),
             name: name.into(),
@@ -583,7 +589,12 @@ mod tests {
     #[tokio::test]
     async fn filters_facets_sorts_and_cursors() {
         let index = catalog().await;
-        let browse = SearchQuery { category: Some("cat-fashion".into()), limit: 2, sort: Sort::PriceAsc, ..SearchQuery::default() };
+        let browse = SearchQuery {
+            category: Some("cat-fashion".into()),
+            limit: 2,
+            sort: Sort::PriceAsc,
+            ..SearchQuery::default()
+        };
         let first = index.search(&browse).await.unwrap();
         assert_eq!(first.total, 3);
         assert_eq!(ids(&first), ["p1", "p2"]);
@@ -617,7 +628,10 @@ mod tests {
         assert_eq!(index.count().await.unwrap(), 5);
         index.delete(vec!["p2".into(), "missing".into()]).await.unwrap();
         assert_eq!(index.count().await.unwrap(), 4);
-        let page = index.search(&SearchQuery { text: Some("running".into()), limit: 5, ..SearchQuery::default() }).await.unwrap();
+        let page = index
+            .search(&SearchQuery { text: Some("running".into()), limit: 5, ..SearchQuery::default() })
+            .await
+            .unwrap();
         assert_eq!(ids(&page), ["p1"]);
         assert_eq!(page.items[0].price.amount, 1_000);
         index.clear().await.unwrap();

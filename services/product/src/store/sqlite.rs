@@ -231,10 +231,7 @@ impl ProductStore for SqliteProductStore {
 
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         let (product, event) = (product.clone(), event.clone());
-        self.db
-            .transaction(move |tx| upsert(tx, &product, &event))
-            .await
-            .map_err(backend)?
+        self.db.transaction(move |tx| upsert(tx, &product, &event)).await.map_err(backend)?
     }
 
     async fn replace(&self, product: &Product, event: &Event) -> Result<bool, StoreError> {
@@ -298,7 +295,9 @@ impl ProductStore for SqliteProductStore {
         self.db
             .read(move |c| {
                 let mut products = c
-                    .prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id > ?1 ORDER BY id LIMIT ?2"))?
+                    .prepare_cached(&format!(
+                        "SELECT {PRODUCT_COLUMNS} FROM products WHERE id > ?1 ORDER BY id LIMIT ?2"
+                    ))?
                     .query_map(params![after, limit as i64], product_head)?
                     .collect::<Result<Vec<_>, _>>()?;
                 for product in &mut products {

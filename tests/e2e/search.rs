@@ -1,0 +1,417 @@
+//! Catalog search, bulk import, image uploads and the index following the store, end to end.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use platform::events::Event;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shop_tests::TestApp;
+
+fn product(id: &str, name: &str, brand: &str, category: &str, price: i64, description: &str) -> Value {
+    json!({
+        "id": id, "name": name, "brand": brand, "category_id": category, "description": description,
+        "price": {"amount": price, "currency": "USD"},
+        "variants": [{"sku": format!("{id}-A")}, {"sku": format!("{id}-B"), "price": {"amount": price + 500, "currency": "USD"}}]
+    })
+}
+
+fn catalog() -> Vec<Value> {
+    vec![
+        product("p-1", "Trail Running Shoe", "Acme", "cat-shoes", 8_999, "Grippy soles for muddy trails."),
+        product("p-2", "Road Running Shoe", "Bolt", "cat-shoes", 12_000, "Cushioned for long road miles."),
+        product("p-3", "Leather Hiking Boot", "Acme", "cat-shoes", 15_000, "Waterproof full-grain leather."),
+        product("p-4", "Wireless Headphones", "Sonic", "cat-audio", 19_900, "Thirty hours of battery."),
+        product("p-5", "Espresso Machine", "Copperleaf", "cat-kitchen", 2_000, "Rich coffee at home."),
+        product("p-6", "Noise Cancelling Headphones", "Sonic", "cat-audio", 29_900, "Silence on every flight."),
+        product("p-7", "Gaming Laptop", "Lumen", "cat-laptops", 149_900, "A fast screen and a faster chip."),
+        product("p-8", "Camping Tent", "Summit", "cat-outdoor", 39_900, "Sleeps four, pitches in minutes."),
+    ]
+}
+
+fn ndjson(lines: &[Value]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+async fn import(app: &TestApp, admin: &str, body: String) -> reqwest::Response {
+    app.request(Method::POST, "/admin/v1/products/import")
+        .bearer_auth(admin)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn search(app: &TestApp, query: &str) -> Value {
+    let response = app.request(Method::GET, &format!("/v1/products?{query}")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn total(app: &TestApp, query: &str) -> u64 {
+    search(app, query).await["total"].as_u64().unwrap()
+}
+
+async fn set_stock(app: &TestApp, sku: &str, available: i64) {
+    let event = Event::new("inventory.changed.v1", "inventory", json!({"sku": sku, "available": available}));
+    app.infra().bus.publish(&event).await.unwrap();
+}
+
+/// Imports the catalog and waits until the index has it all.
+async fn imported_catalog(app: &TestApp) -> String {
+    let admin = app.admin_token().await;
+    let response = import(app, &admin, ndjson(&catalog())).await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["imported"], 8, "{report}");
+    app.eventually("the index holds the catalog", || async { total(app, "").await == 8 }).await;
+    admin
+}
+
+#[tokio::test]
+async fn search_matches_text_with_typos_filters_by_category_tree_brand_price_and_stock() {
+    let app = TestApp::start().await;
+    imported_catalog(&app).await;
+
+    let running = search(&app, "q=running").await;
+    assert_eq!(running["total"], 2);
+    assert_eq!(ids(&running).into_iter().collect::<BTreeSet<_>>(), BTreeSet::from(["p-1".into(), "p-2".into()]));
+    assert_eq!(total(&app, "q=runing").await, 2, "a typo in a longer word still matches");
+    assert_eq!(total(&app, "q=headphone").await, 2, "stemmed");
+    assert_eq!(total(&app, "q=acme").await, 2, "brand");
+    assert_eq!(ids(&search(&app, "q=coffee").await), ["p-5"], "description");
+    assert_eq!(total(&app, "q=running+leather").await, 0, "every word must match");
+    assert_eq!(ids(&search(&app, "q=running+acme").await), ["p-1"]);
+
+    assert_eq!(total(&app, "category=cat-electronics").await, 3, "a parent includes its sub-categories");
+    assert_eq!(total(&app, "category=electronics").await, 3, "by slug");
+    assert_eq!(total(&app, "category=cat-audio").await, 2);
+    assert_eq!(total(&app, "category=cat-electronics&q=headphones").await, 2);
+    assert_eq!(total(&app, "brand=Acme").await, 2);
+    assert_eq!(total(&app, "min_price=10000&max_price=19900").await, 3, "inclusive bounds");
+    assert_eq!(total(&app, "min_price=100000").await, 1);
+
+    assert_eq!(total(&app, "in_stock=true").await, 0, "nothing has stock yet");
+    for sku in ["p-1-A", "p-4-B", "p-7-A"] {
+        set_stock(&app, sku, 5).await;
+    }
+    app.eventually("stock reaches the index", || async { total(&app, "in_stock=true").await == 3 }).await;
+    assert_eq!(total(&app, "in_stock=false").await, 5);
+    let product: Value = app.request(Method::GET, "/v1/products/p-4").send().await.unwrap().json().await.unwrap();
+    assert_eq!(product["in_stock"], true, "the product itself says so too");
+    set_stock(&app, "p-4-B", 0).await;
+    app.eventually("sold out reaches the index", || async { total(&app, "in_stock=true").await == 2 }).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn search_sorts_pages_with_cursors_and_counts_facets() {
+    let app = TestApp::start().await;
+    let admin = imported_catalog(&app).await;
+
+    assert_eq!(ids(&search(&app, "sort=price_asc&limit=1").await), ["p-5"]);
+    assert_eq!(ids(&search(&app, "sort=price_desc&limit=1").await), ["p-7"]);
+
+    // Pages of three in price order visit every product once, and the last page has no cursor.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let query = match &cursor {
+            Some(c) => format!("sort=price_asc&limit=3&cursor={c}"),
+            None => "sort=price_asc&limit=3".to_owned(),
+        };
+        let page = search(&app, &query).await;
+        assert_eq!(page["total"], 8);
+        seen.extend(ids(&page));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["p-5", "p-1", "p-2", "p-3", "p-4", "p-6", "p-8", "p-7"]);
+
+    let shoes = search(&app, "category=cat-shoes").await;
+    let brands: BTreeMap<String, u64> = shoes["facets"]["brand"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["value"].as_str().unwrap().to_owned(), f["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(brands, BTreeMap::from([("Acme".into(), 2), ("Bolt".into(), 1)]));
+    assert_eq!(shoes["facets"]["category"], json!([{"value": "cat-shoes", "count": 3}]));
+    let buckets: Vec<u64> =
+        shoes["facets"]["price"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).collect();
+    assert_eq!(buckets, [0, 0, 1, 2, 0]);
+    assert_eq!(shoes["facets"]["price"][4], json!({"from": 25000, "to": null, "count": 0}));
+    let everything = search(&app, "").await;
+    assert_eq!(everything["facets"]["category"].as_array().unwrap().len(), 5);
+
+    // The newest product comes first when browsing.
+    let created = app
+        .request(Method::POST, "/admin/v1/products")
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Trail Running Sock", "brand": "Acme", "category_id": "cat-shoes",
+            "price": {"amount": 999, "currency": "USD"}, "variants": [{"sku": "SOCK-1"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let sock = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    app.eventually("the new product is indexed", || async { total(&app, "").await == 9 }).await;
+    assert_eq!(ids(&search(&app, "sort=newest&limit=1").await), [sock.clone()]);
+    assert_eq!(ids(&search(&app, "limit=1").await), [sock], "browsing without q is newest first");
+
+    // Search answers are cacheable like product pages.
+    let response = app.request(Method::GET, "/v1/products?q=shoe").send().await.unwrap();
+    assert_eq!(response.headers()["cache-control"], "public, max-age=60");
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let again = app.request(Method::GET, "/v1/products?q=shoe").header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_search_parameters_are_refused_with_problems() {
+    let app = TestApp::start().await;
+    for (query, status, field) in [
+        ("category=cat-nope", 422, Some("category")),
+        ("min_price=-1", 422, Some("min_price")),
+        ("max_price=-5", 422, Some("max_price")),
+        ("min_price=500&max_price=100", 422, Some("max_price")),
+        ("limit=0", 422, Some("limit")),
+        ("limit=101", 422, Some("limit")),
+        ("cursor=garbage", 422, Some("cursor")),
+        ("sort=cheapest", 400, None),
+        ("min_price=abc", 400, None),
+        ("colour=red", 400, None),
+    ] {
+        let response = app.request(Method::GET, &format!("/v1/products?{query}")).send().await.unwrap();
+        assert_eq!(response.status(), status, "{query}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{query}");
+        if let Some(field) = field {
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+        }
+    }
+    let long = "a".repeat(201);
+    let response = app.request(Method::GET, &format!("/v1/products?q={long}")).send().await.unwrap();
+    assert_eq!(response.status(), 422);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_reports_bad_lines_by_number_and_writes_only_whole_good_products() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let good = product("imp-1", "Kettle", "Copperleaf", "cat-kitchen", 3_900, "Boils fast.");
+    let mut unknown_category = product("imp-4", "Lamp", "Mesa", "cat-lighting", 4_900, "");
+    unknown_category["variants"] = json!([{"sku": "LAMP-1"}]);
+    let mut negative = product("imp-5", "Chair", "Mesa", "cat-furniture", -100, "");
+    negative["variants"] = json!([{"sku": "CHAIR-1"}]);
+    let mut no_id = product("x", "Skillet", "Ovenbird", "cat-kitchen", 4_500, "");
+    no_id.as_object_mut().unwrap().remove("id");
+    no_id["variants"] = json!([{"sku": "SKILLET-1"}]);
+    let mut taken_sku = product("imp-8", "Mug", "Mesa", "cat-kitchen", 900, "");
+    taken_sku["variants"] = json!([{"sku": "imp-1-A"}]);
+    let mut unknown_field = product("imp-9", "Bowl", "Mesa", "cat-kitchen", 900, "");
+    unknown_field["colour"] = json!("red");
+    let body = format!(
+        "{good}\n{{\"name\": \n[1, 2]\n{unknown_category}\n{negative}\n{no_id}\n\n{taken_sku}\n{unknown_field}\n"
+    );
+    let response = import(&app, &admin, body).await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["imported"], 2, "{report}");
+    assert_eq!(report["failed_total"], 6, "{report}");
+    let failed: Vec<u64> = report["failed"].as_array().unwrap().iter().map(|f| f["line"].as_u64().unwrap()).collect();
+    assert_eq!(failed, [2, 3, 4, 5, 8, 9], "{report}");
+    let reason = |line: u64| {
+        report["failed"].as_array().unwrap().iter().find(|f| f["line"] == line).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(reason(2).contains("invalid JSON"), "{}", reason(2));
+    assert!(reason(4).contains("category_id"), "{}", reason(4));
+    assert!(reason(5).contains("price.amount"), "{}", reason(5));
+    assert!(reason(8).contains("imp-1-A"), "{}", reason(8));
+    assert!(reason(9).contains("colour"), "{}", reason(9));
+
+    let read = |id: &str| app.request(Method::GET, &format!("/v1/products/{id}")).send();
+    assert_eq!(read("imp-1").await.unwrap().status(), 200);
+    for refused in ["imp-4", "imp-5", "imp-8", "imp-9"] {
+        assert_eq!(read(refused).await.unwrap().status(), 404, "{refused} was not half-written");
+    }
+    app.eventually("the import is indexed", || async { total(&app, "").await == 2 }).await;
+
+    // Importing a line again replaces the product under its id.
+    let mut renamed = good.clone();
+    renamed["name"] = json!("Gooseneck Kettle");
+    let report: Value = import(&app, &admin, ndjson(&[renamed])).await.json().await.unwrap();
+    assert_eq!(report["imported"], 1);
+    let kettle: Value = read("imp-1").await.unwrap().json().await.unwrap();
+    assert_eq!(kettle["name"], "Gooseneck Kettle");
+    app.eventually("the rename is indexed", || async { total(&app, "q=gooseneck").await == 1 }).await;
+    assert_eq!(total(&app, "").await, 2, "replaced, not added");
+
+    // Only NDJSON, only admins.
+    let response =
+        app.request(Method::POST, "/admin/v1/products/import").bearer_auth(&admin).json(&good).send().await.unwrap();
+    assert_eq!(response.status(), 415);
+    let customer = app.customer_token().await;
+    assert_eq!(import(&app, &customer, ndjson(&[good.clone()])).await.status(), 403);
+    let anonymous = app
+        .request(Method::POST, "/admin/v1/products/import")
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson(&[good]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served() {
+    let app = TestApp::start().await;
+    let admin = imported_catalog(&app).await;
+    let ask = |id: &str, body: Value, token: &str| {
+        app.request(Method::POST, &format!("/admin/v1/products/{id}/images")).bearer_auth(token).json(&body).send()
+    };
+    let response = ask("p-1", json!({"content_type": "image/png", "size": 4}), &admin).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let upload: Value = response.json().await.unwrap();
+    let url = upload["url"].as_str().unwrap().to_owned();
+    assert!(url.ends_with(".png"), "{url}");
+    assert_eq!(upload["upload"]["method"], "PUT");
+    assert_eq!(upload["upload"]["public_url"], url.as_str());
+
+    let put = app
+        .client
+        .put(upload["upload"]["url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(vec![0x89, b'P', b'N', b'G'])
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let served = app.client.get(&url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().as_ref(), [0x89, b'P', b'N', b'G']);
+
+    let product: Value = app.request(Method::GET, "/v1/products/p-1").send().await.unwrap().json().await.unwrap();
+    assert_eq!(product["images"], json!([url.clone()]));
+    app.eventually("the image reaches search results", || async {
+        search(&app, "q=trail").await["items"][0]["image"] == json!(url)
+    })
+    .await;
+
+    for (body, field) in [
+        (json!({"content_type": "text/html", "size": 10}), "content_type"),
+        (json!({"content_type": "image/jpeg", "size": 50 * 1024 * 1024}), "size"),
+        (json!({"content_type": "image/jpeg", "size": 0}), "size"),
+    ] {
+        let response = ask("p-1", body, &admin).await.unwrap();
+        assert_eq!(response.status(), 422);
+        assert_eq!(response.json::<Value>().await.unwrap()["errors"][0]["field"], field);
+    }
+    let response = ask("nope", json!({"content_type": "image/png", "size": 4}), &admin).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let customer = app.customer_token().await;
+    let response = ask("p-1", json!({"content_type": "image/png", "size": 4}), &customer).await.unwrap();
+    assert_eq!(response.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_index_agrees_with_the_store_after_a_burst_of_changes() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let categories = ["cat-shoes", "cat-audio", "cat-kitchen", "cat-laptops"];
+    let creates = (0..24).map(|i| {
+        let body = json!({"name": format!("Burst Item {i}"), "brand": format!("Brand {}", i % 3),
+            "category_id": categories[i % 4], "price": {"amount": 1_000 + i * 100, "currency": "USD"},
+            "variants": [{"sku": format!("BURST-{i}")}]});
+        let request = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned() }
+    });
+    let ids: Vec<String> = futures::future::join_all(creates).await;
+    let changes = ids.iter().enumerate().map(|(i, id)| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            match i % 4 {
+                0 => {
+                    let response = app
+                        .request(Method::DELETE, &format!("/admin/v1/products/{id}"))
+                        .bearer_auth(&admin)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 204);
+                }
+                1 => {
+                    let body =
+                        json!({"name": format!("Renamed {i}"), "price": {"amount": 50_000 + i, "currency": "USD"}});
+                    let response = app
+                        .request(Method::PATCH, &format!("/admin/v1/products/{id}"))
+                        .bearer_auth(&admin)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                }
+                2 => set_stock(app, &format!("BURST-{i}"), 3).await,
+                _ => {
+                    let body = json!({"category_id": "cat-outdoor", "brand": "Moved"});
+                    let response = app
+                        .request(Method::PATCH, &format!("/admin/v1/products/{id}"))
+                        .bearer_auth(&admin)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                }
+            }
+        }
+    });
+    futures::future::join_all(changes).await;
+
+    // Once the index has caught up, it holds exactly the store's products, each as the store has it
+    // (stock status included: the indexer records it in the store as it applies stock events).
+    let store_view = || async {
+        let mut products = BTreeMap::new();
+        for id in &ids {
+            let response = app.request(Method::GET, &format!("/v1/products/{id}")).send().await.unwrap();
+            if response.status() == 200 {
+                let p: Value = response.json().await.unwrap();
+                let summary = json!({"id": p["id"], "name": p["name"], "brand": p["brand"],
+                    "category_id": p["category_id"], "price": p["price"], "image": null, "in_stock": p["in_stock"]});
+                products.insert(id.clone(), summary);
+            }
+        }
+        products
+    };
+    app.eventually("the index agrees with the store", || async {
+        let expected = store_view().await;
+        let page = search(&app, "limit=100").await;
+        let indexed: BTreeMap<String, Value> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["id"].as_str().unwrap().to_owned(), i.clone()))
+            .collect();
+        expected.len() == 18 && indexed == expected
+    })
+    .await;
+    assert_eq!(total(&app, "category=cat-outdoor").await, 6);
+    assert_eq!(total(&app, "in_stock=true").await, 6);
+    assert_eq!(total(&app, "q=renamed").await, 6);
+    app.stop().await;
+}
