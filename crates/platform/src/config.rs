@@ -152,6 +152,9 @@ pub struct Config {
     pub opensearch_index: String,
     /// Largest body of a bulk request (`SHOP_BULK_BODY_LIMIT_BYTES`): NDJSON imports, uploads.
     pub bulk_body_limit_bytes: usize,
+    /// Search result pages kept per index generation (`SHOP_SEARCH_CACHE_PAGES`; 0 turns the page
+    /// cache off).
+    pub search_cache_pages: usize,
     /// Largest product image an admin may upload, in bytes (`SHOP_IMAGE_MAX_BYTES`).
     pub image_max_bytes: u64,
 
@@ -221,6 +224,7 @@ impl Default for Config {
             opensearch_url: None,
             opensearch_index: "products".into(),
             image_max_bytes: 10 * 1024 * 1024,
+            search_cache_pages: 4_096,
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
             url_signing_key: None,

@@ -99,6 +99,9 @@ struct SeedArgs {
     /// Also generate this many products (deterministic: the same N gives the same catalog).
     #[arg(long, default_value_t = 0)]
     products: u64,
+    /// Write the generated products to this NDJSON file (for `shop import`) instead of the catalog.
+    #[arg(long)]
+    ndjson: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -160,6 +163,7 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Up(args) => up(config, !args.no_seed).await,
         Command::Migrate(_) => shop::migrate(&config),
+        Command::Seed(SeedArgs { products, ndjson: Some(file), .. }) => write_ndjson(products, &file),
         Command::Seed(args) => seed(config, args.products).await,
         Command::Import(args) => import(config, &args.file).await,
         Command::Reindex(_) => reindex(config).await,
@@ -201,6 +205,15 @@ async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
             report.failed_total
         );
     }
+    Ok(())
+}
+
+fn write_ndjson(products: u64, file: &std::path::Path) -> anyhow::Result<()> {
+    let out = std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
+    let mut out = std::io::BufWriter::new(out);
+    shop_product::seed::write_ndjson(products, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    println!("wrote {products} products to {}", file.display());
     Ok(())
 }
 

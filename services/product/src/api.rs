@@ -13,12 +13,12 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        categories::list_categories,
+        categories::list_categories, categories::create_category,
         products::get_product, products::create_product, products::replace_product, products::patch_product,
         products::delete_product, search::search_products, admin::import_products, admin::create_image,
     ),
     components(schemas(
-        categories::CategoryList, crate::domain::category::Category, crate::domain::product::Product,
+        categories::CategoryList, categories::CategoryInput, crate::domain::category::Category, crate::domain::product::Product,
         crate::domain::product::Variant, crate::domain::product::ProductInput, crate::domain::product::VariantInput,
         crate::domain::product::ProductPatch, platform::money::Money, search::SearchResults,
         crate::search::ProductSummary, crate::search::Facets, crate::search::FacetCount, crate::search::PriceBucket,

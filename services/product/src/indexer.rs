@@ -122,6 +122,7 @@ pub struct Indexer {
     products: Arc<dyn ProductStore>,
     index: Arc<dyn SearchIndex>,
     tree: Arc<TreeCache>,
+    pages: Option<Arc<crate::pages::PageCache>>,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +143,13 @@ fn retry(error: impl std::error::Error + Send + Sync + 'static) -> HandlerError 
 impl Indexer {
     /// An indexer of `products` (category paths from `tree`) into `index`.
     pub fn new(products: Arc<dyn ProductStore>, tree: Arc<TreeCache>, index: Arc<dyn SearchIndex>) -> Self {
-        Self { products, index, tree }
+        Self { products, index, tree, pages: None }
+    }
+
+    /// Drops the rendered pages of the products whose stock status it changes.
+    pub fn with_pages(mut self, pages: Arc<crate::pages::PageCache>) -> Self {
+        self.pages = Some(pages);
+        self
     }
 
     async fn docs(&self, products: &[Product]) -> Result<Vec<SearchDoc>, StoreError> {
@@ -153,20 +160,16 @@ impl Indexer {
     /// Brings the index entries of `ids` (products) to the store's state, and records `stock`
     /// (SKU, available) levels, indexing the products whose stock status they change.
     async fn apply(&self, ids: Vec<String>, stock: Vec<(String, i64)>) -> Result<(), HandlerError> {
-        let mut changed = Vec::new();
-        let mut gone = Vec::new();
         let mut seen = HashSet::new();
-        for id in ids {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            match self.products.get(&id).await.map_err(retry)? {
-                Some(product) => changed.push(product),
-                None => gone.push(id),
-            }
-        }
+        let ids: Vec<String> = ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
+        let mut changed = self.products.get_many(&ids).await.map_err(retry)?;
+        let found: HashSet<&str> = changed.iter().map(|p| p.id.as_str()).collect();
+        let gone: Vec<String> = ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
         for (sku, available) in stock {
             if let Some(product) = self.products.set_availability(&sku, available).await.map_err(retry)? {
+                if let Some(pages) = &self.pages {
+                    pages.forget(&product.id);
+                }
                 changed.retain(|p| p.id != product.id);
                 changed.push(product);
             }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod domain;
 pub mod import;
 pub mod indexer;
+pub mod pages;
 pub mod search;
 pub mod seed;
 pub mod store;
@@ -30,9 +31,11 @@ use platform::sqlite::Db;
 use tokio::sync::Notify;
 
 use crate::indexer::{Indexer, TreeCache};
+use crate::pages::PageCache;
 use crate::search::SearchIndex;
 use crate::search::opensearch::OpenSearchIndex;
 use crate::search::tantivy::TantivyIndex;
+use crate::store::dynamodb::DynamoCatalog;
 use crate::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
 use crate::store::{CategoryStore, ProductStore};
 
@@ -83,6 +86,8 @@ pub struct AppState {
     pub index: Arc<dyn SearchIndex>,
     /// The category tree, cached (category filters, the indexer's category paths).
     pub tree: Arc<TreeCache>,
+    /// Rendered product pages, kept briefly.
+    pub pages: Arc<PageCache>,
     /// Product images.
     pub objects: Arc<dyn ObjectStore>,
     /// Largest image upload in bytes.
@@ -118,10 +123,10 @@ pub async fn open_catalog(infra: &Infra) -> anyhow::Result<Catalog> {
     Ok(Catalog { categories, products, outbox: Arc::new(Notify::new()) })
 }
 
-type Stores = (Arc<dyn CategoryStore>, Arc<dyn ProductStore>, Arc<dyn OutboxOrCheck>);
+type Stores = (Arc<dyn CategoryStore>, Arc<dyn ProductStore>, Arc<dyn BackendParts>);
 
 /// What a store backend adds to the process: its outbox (for the relay) and its readiness check.
-pub trait OutboxOrCheck: Send + Sync {
+trait BackendParts: Send + Sync {
     /// The outbox the relay publishes from.
     fn outbox(&self) -> Arc<dyn OutboxStore>;
     /// The readiness check of the backend.
@@ -130,12 +135,23 @@ pub trait OutboxOrCheck: Send + Sync {
 
 struct SqliteBackend(Db);
 
-impl OutboxOrCheck for SqliteBackend {
+impl BackendParts for SqliteBackend {
     fn outbox(&self) -> Arc<dyn OutboxStore> {
         Arc::new(SqliteOutbox(self.0.clone()))
     }
     fn check(&self) -> Arc<dyn ReadinessCheck> {
         Arc::new(self.0.clone())
+    }
+}
+
+struct DynamoBackend(Arc<DynamoCatalog>);
+
+impl BackendParts for DynamoBackend {
+    fn outbox(&self) -> Arc<dyn OutboxStore> {
+        Arc::new(self.0.outbox())
+    }
+    fn check(&self) -> Arc<dyn ReadinessCheck> {
+        self.0.clone()
     }
 }
 
@@ -150,7 +166,17 @@ async fn stores(infra: &Infra) -> anyhow::Result<Stores> {
                 Arc::new(SqliteBackend(db)),
             ))
         }
-        StoreBackend::Dynamodb => anyhow::bail!("wired below"),
+        StoreBackend::Dynamodb => {
+            let sdk = platform::aws::sdk_config(&infra.config).await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let catalog = DynamoCatalog::new(client, &infra.config.dynamodb_table_prefix);
+            // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
+            if infra.config.aws_endpoint_url.is_some() {
+                catalog.create_tables().await.context("cannot create the DynamoDB tables")?;
+            }
+            let catalog = Arc::new(catalog);
+            Ok((catalog.clone(), catalog.clone(), Arc::new(DynamoBackend(catalog))))
+        }
     }
 }
 
@@ -160,7 +186,7 @@ pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
         SearchBackend::Tantivy => {
             let dir = infra.config.data_dir.join("search").join("products");
             Arc::new(
-                TantivyIndex::open(&dir)
+                TantivyIndex::open(&dir, infra.config.search_cache_pages)
                     .with_context(|| format!("cannot open the search index in {}", dir.display()))?,
             )
         }
@@ -185,12 +211,14 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         products,
         index,
         tree,
+        pages: Arc::new(PageCache::new()),
         objects: infra.objects.clone(),
         image_max_bytes: infra.config.image_max_bytes,
         verifier: infra.verifier.clone(),
         outbox,
     };
-    let indexer = Indexer::new(state.products.clone(), state.tree.clone(), state.index.clone());
+    let indexer =
+        Indexer::new(state.products.clone(), state.tree.clone(), state.index.clone()).with_pages(state.pages.clone());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), indexer::QUEUE, Arc::new(indexer)).batch(indexer::BATCH));
     let index_check = state.index.clone();
     let rebuild = state.clone();

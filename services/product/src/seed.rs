@@ -225,6 +225,19 @@ pub fn generate(n: u64) -> Generated {
     Generated { id, input, stock }
 }
 
+/// Writes `count` generated products as NDJSON lines (with their ids), as `shop import` and
+/// `POST /admin/v1/products/import` take them.
+pub fn write_ndjson(count: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    for n in 0..count {
+        let generated = generate(n);
+        let mut line = serde_json::to_value(&generated.input).map_err(std::io::Error::other)?;
+        line["id"] = serde_json::Value::String(generated.id);
+        serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// Where seeded stock goes besides the catalog: the inventory.
 #[async_trait::async_trait]
 pub trait StockSink: Send + Sync {

@@ -50,6 +50,14 @@ pub trait CategoryStore: Send + Sync {
 pub trait ProductStore: Send + Sync {
     /// The product with `id`.
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError>;
+    /// The products of `ids` that exist, in no particular order (the indexer reads a batch at once).
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Product>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.get(id).await?);
+        }
+        Ok(found)
+    }
     /// Adds a product.
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError>;
     /// Replaces a product; `false` when there is no such product.

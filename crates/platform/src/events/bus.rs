@@ -84,6 +84,17 @@ pub trait EventBus: Send + Sync {
     /// Puts a copy of `event` on every queue its type is routed to.
     async fn publish(&self, event: &Event) -> Result<(), BusError>;
 
+    /// Publishes `events` in order; the number published before a failure stops it (all of them on
+    /// success). Buses that can write many at once (one transaction) override it.
+    async fn publish_batch(&self, events: &[Event]) -> (usize, Result<(), BusError>) {
+        for (i, event) in events.iter().enumerate() {
+            if let Err(error) = self.publish(event).await {
+                return (i, Err(error));
+            }
+        }
+        (events.len(), Ok(()))
+    }
+
     /// Puts `event` on `queue` alone.
     async fn send(&self, queue: &str, event: &Event) -> Result<(), BusError>;
 
@@ -93,6 +104,16 @@ pub trait EventBus: Send + Sync {
 
     /// Deletes a handled message.
     async fn ack(&self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// Deletes handled messages; each one's outcome, in order. Buses that can delete many at once
+    /// override it.
+    async fn ack_batch(&self, deliveries: &[&Delivery]) -> Vec<Result<(), BusError>> {
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            outcomes.push(self.ack(delivery).await);
+        }
+        outcomes
+    }
 
     /// Gives a message back, visible again after `delay`.
     async fn nack(&self, delivery: &Delivery, delay: Duration) -> Result<(), BusError>;

@@ -113,13 +113,30 @@ impl Consumer {
         let span = tracing::info_span!("consume_batch", queue, events = events.len());
         let outcomes = tracing::Instrument::instrument(self.handler.handle_batch(&events), span.clone()).await;
         let mut first_error = None;
+        let mut handled = Vec::with_capacity(received.len());
         for ((delivery, event), result) in received.iter().zip(&events).zip(outcomes) {
+            if result.is_ok() {
+                handled.push(delivery);
+                continue;
+            }
             let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
                 correlation_id = event.correlationid.as_deref().unwrap_or_default());
             if let Err(error) = tracing::Instrument::instrument(self.settle(delivery, result), span).await {
                 first_error.get_or_insert(error);
             }
         }
+        // What succeeded is acknowledged together (one write on the embedded queue).
+        let acked = self.bus.ack_batch(&handled).await;
+        let mut ok = 0;
+        for outcome in acked {
+            match outcome {
+                Ok(()) => ok += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => "ok").increment(ok);
         first_error.map_or(Ok(()), Err)
     }
 

@@ -15,7 +15,7 @@ use super::envelope::Event;
 use crate::sqlite::Db;
 
 /// Rows the relay moves at a time.
-const BATCH: usize = 100;
+const BATCH: usize = 500;
 
 /// A table of events waiting to be published.
 #[async_trait]
@@ -90,16 +90,14 @@ impl OutboxRelay {
                 return Ok(total);
             }
             let mut published = Vec::with_capacity(rows.len());
-            let mut failure = None;
+            let mut events = Vec::with_capacity(rows.len());
+            let mut seqs = Vec::with_capacity(rows.len());
             for (seq, body) in &rows {
                 match Event::from_json(body) {
-                    Ok(event) => match self.bus.publish(&event).await {
-                        Ok(()) => published.push(*seq),
-                        Err(error) => {
-                            failure = Some(error);
-                            break;
-                        }
-                    },
+                    Ok(event) => {
+                        events.push(event);
+                        seqs.push(*seq);
+                    }
                     Err(error) => {
                         // Only our own code writes the outbox; a bad row is a bug, kept out of the way.
                         tracing::error!(outbox.seq = seq, %error, "dropping an outbox row that is not an event");
@@ -107,6 +105,9 @@ impl OutboxRelay {
                     }
                 }
             }
+            let (sent, outcome) = self.bus.publish_batch(&events).await;
+            published.extend_from_slice(&seqs[..sent]);
+            let failure = outcome.err();
             // Counted when published (a failed delete republishes later; the inbox absorbs that).
             metrics::counter!("outbox_published_total").increment(published.len() as u64);
             self.store.delete(&published).await?;

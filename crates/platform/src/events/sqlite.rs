@@ -144,6 +144,36 @@ impl EventBus for SqliteQueue {
         self.insert(queues, event).await
     }
 
+    async fn publish_batch(&self, events: &[Event]) -> (usize, Result<(), BusError>) {
+        let rows: Vec<(Vec<String>, String, String)> = events
+            .iter()
+            .map(|e| (self.routing.queues_for(&e.kind).map(str::to_owned).collect(), e.id.clone(), e.to_json()))
+            .collect();
+        let count = rows.len();
+        let written = self
+            .db
+            .transaction(move |tx| {
+                let now = now_ms();
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO messages (queue, event_id, body, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                )?;
+                for (queues, event_id, body) in &rows {
+                    for queue in queues {
+                        insert.execute(params![queue, event_id, body, now])?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        match written {
+            Ok(()) => {
+                self.published.notify_waiters();
+                (count, Ok(()))
+            }
+            Err(error) => (0, Err(error.into())),
+        }
+    }
+
     async fn send(&self, queue: &str, event: &Event) -> Result<(), BusError> {
         self.insert(vec![queue.to_owned()], event).await
     }
@@ -164,6 +194,47 @@ impl EventBus for SqliteQueue {
                 return Ok(deliveries);
             }
             let _ = tokio::time::timeout((deadline - now).min(POLL_INTERVAL), published).await;
+        }
+    }
+
+    async fn ack_batch(&self, deliveries: &[&Delivery]) -> Vec<Result<(), BusError>> {
+        let mut keys = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match Self::message_id(delivery) {
+                Ok(id) => keys.push(Some((id, delivery.receipt.clone()))),
+                Err(_) => keys.push(None),
+            }
+        }
+        let lookup = keys;
+        let deleted = self
+            .db
+            .transaction(move |tx| {
+                let mut delete = tx.prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2")?;
+                let mut deleted = Vec::with_capacity(lookup.len());
+                for key in &lookup {
+                    deleted.push(match key {
+                        Some((id, receipt)) => delete.execute(params![id, receipt])? == 1,
+                        None => false,
+                    });
+                }
+                Ok(deleted)
+            })
+            .await;
+        match deleted {
+            Ok(deleted) => deliveries
+                .iter()
+                .zip(deleted)
+                .map(|(d, ok)| if ok { Ok(()) } else { Err(BusError::StaleReceipt(d.message_id.clone())) })
+                .collect(),
+            Err(error) => {
+                // The batch failed as a whole: settle each alone (each reports its own failure).
+                tracing::warn!(%error, "batch acknowledgement failed; acknowledging one by one");
+                let mut outcomes = Vec::with_capacity(deliveries.len());
+                for delivery in deliveries {
+                    outcomes.push(self.ack(delivery).await);
+                }
+                outcomes
+            }
         }
     }
 

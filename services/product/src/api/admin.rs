@@ -69,7 +69,10 @@ pub async fn import_products(
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
-    match import_ndjson(&state.catalog(), reader, |_| {}).await {
+    let imported = import_ndjson(&state.catalog(), reader, |_| {}).await;
+    // Imported lines may replace cached products: start the page cache afresh.
+    state.pages.clear();
+    match imported {
         Ok(report) => Ok(Json(report)),
         Err(ImportError::Read(error)) if is_length_limit(&error) => Err(ApiError::payload_too_large(0)),
         Err(ImportError::Read(error)) => Err(ApiError::bad_request(format!("could not read the upload: {error}"))),
@@ -141,6 +144,7 @@ pub async fn create_image(
     if !state.products.replace(&product, &event).await.map_err(ApiError::internal)? {
         return Err(ApiError::not_found("no such product"));
     }
+    state.pages.forget(&product.id);
     state.outbox.notify_one();
     Ok((axum::http::StatusCode::CREATED, Json(ImageUpload { upload, url })))
 }

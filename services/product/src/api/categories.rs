@@ -1,15 +1,18 @@
-//! `GET /v1/categories`: the category tree.
+//! `GET /v1/categories`: the category tree; `POST /admin/v1/categories` adds a category.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use platform::http::ApiError;
-use serde::Serialize;
+use axum::routing::{get, post};
+use platform::auth::AdminUser;
+use platform::http::{ApiError, Json, Validator};
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::domain::category::Category;
+use crate::domain::category::{Category, is_valid_slug, slugify};
+use crate::store::StoreError;
 
 /// The category tree, parents before children.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -29,7 +32,49 @@ pub async fn list_categories(State(state): State<AppState>, headers: HeaderMap) 
     Ok(super::products::cached_json(&headers, &CategoryList { items }))
 }
 
+/// A new category.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryInput {
+    /// Display name.
+    pub name: String,
+    /// URL-safe unique name (default: made from the name).
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// The parent category, if any.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
+/// Adds a category to the tree.
+#[utoipa::path(post, path = "/admin/v1/categories", tag = "catalog", request_body = CategoryInput, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new category", body = Category),
+        (status = 409, description = "The slug is taken", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or an unknown parent", content_type = "application/problem+json"),
+    ))]
+pub async fn create_category(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Json(input): Json<CategoryInput>,
+) -> Result<(StatusCode, Json<Category>), ApiError> {
+    let name = input.name.trim().to_owned();
+    let slug = input.slug.map(|s| s.trim().to_owned()).unwrap_or_else(|| slugify(&name));
+    let mut v = Validator::new();
+    v.check(!name.is_empty() && name.chars().count() <= 100, "name", "must be 1 to 100 characters");
+    v.check(is_valid_slug(&slug), "slug", "must be lowercase letters and digits joined by single hyphens");
+    v.finish()?;
+    let category = Category { id: format!("cat-{slug}"), name, parent_id: input.parent_id, slug };
+    state.categories.insert(&category).await.map_err(|error| match error {
+        StoreError::DuplicateSlug(slug) => ApiError::conflict(format!("the slug {slug} is taken")),
+        StoreError::UnknownParent(id) => ApiError::invalid_field("parent_id", format!("no category {id:?}")),
+        other => ApiError::internal(other),
+    })?;
+    state.tree.refresh().await.map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(category)))
+}
+
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/categories", get(list_categories))
+    Router::new().route("/v1/categories", get(list_categories)).route("/admin/v1/categories", post(create_category))
 }

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 use platform::auth::AdminUser;
 use platform::events::Event;
 use platform::http::{ApiError, Json, Path, Validator};
@@ -31,8 +32,19 @@ fn store_error(error: StoreError) -> ApiError {
 
 /// Answers `body` as JSON with an `ETag`, or 304 when the client's `If-None-Match` matches it.
 pub fn cached_json(headers: &HeaderMap, body: &impl serde::Serialize) -> Response {
+    let (bytes, etag) = rendered(body);
+    respond(headers, bytes, etag)
+}
+
+/// `body` as JSON bytes and their `ETag`.
+pub fn rendered(body: &impl serde::Serialize) -> (Bytes, String) {
     let bytes = serde_json::to_vec(body).expect("a response body serializes");
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
+    (Bytes::from(bytes), etag)
+}
+
+/// Answers rendered JSON with its `ETag`, or 304 when the client's `If-None-Match` matches it.
+pub fn respond(headers: &HeaderMap, bytes: Bytes, etag: String) -> Response {
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -61,9 +73,14 @@ pub async fn get_product(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some((bytes, etag)) = state.pages.get(&id) {
+        return Ok(respond(&headers, bytes, etag));
+    }
     let product = state.products.get(&id).await.map_err(ApiError::internal)?;
     let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
-    Ok(cached_json(&headers, &product))
+    let (bytes, etag) = rendered(&product);
+    state.pages.put(&id, bytes.clone(), etag.clone());
+    Ok(respond(&headers, bytes, etag))
 }
 
 /// Creates a product.
@@ -85,6 +102,7 @@ pub async fn create_product(
     v.finish()?;
     let product = product.expect("validated");
     state.products.insert(&product, &upserted(&product, &trace)).await.map_err(store_error)?;
+    state.pages.forget(&product.id);
     state.outbox.notify_one();
     // As stored: the store sets `in_stock` from the SKUs' known stock.
     let stored = current(&state, &product.id).await?;
@@ -105,6 +123,7 @@ async fn save(
     if !state.products.replace(&product, &upserted(&product, trace)).await.map_err(store_error)? {
         return Err(ApiError::not_found("no such product"));
     }
+    state.pages.forget(&product.id);
     state.outbox.notify_one();
     Ok(Json(self::current(state, &product.id).await?))
 }
@@ -158,6 +177,7 @@ pub async fn delete_product(
     if !state.products.delete(&id, &event).await.map_err(ApiError::internal)? {
         return Err(ApiError::not_found("no such product"));
     }
+    state.pages.forget(&id);
     state.outbox.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

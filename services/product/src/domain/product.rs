@@ -7,8 +7,8 @@ use platform::money::{Money, is_currency_code};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Most variants one product has (a DynamoDB transaction writes the product, its event and a claim
-/// per SKU added or removed: 2 + 2 × 48 ≤ 100 items).
+/// Most variants one product has (a DynamoDB transaction writes the product, its id record, the old
+/// item on a category move, its event and a claim per SKU added or removed: 4 + 2 × 48 = 100 items).
 pub const MAX_VARIANTS: usize = 48;
 
 /// A sellable variant of a product.
@@ -53,7 +53,7 @@ pub struct Product {
 }
 
 /// A variant as an admin sends it; without a price it takes the product's.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantInput {
     /// The SKU.
@@ -67,7 +67,7 @@ pub struct VariantInput {
 }
 
 /// A whole product as an admin sends it (`POST`, `PUT`).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     /// Display name.

@@ -9,11 +9,12 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -24,6 +25,9 @@ use super::{
     Cursor, Facets, PRICE_EDGES, ProductSummary, SearchDoc, SearchError, SearchIndex, SearchPage, SearchQuery, Sort,
     price_bucket, tiebreak,
 };
+
+/// Summaries kept in memory at most (about 300 bytes each).
+const MAX_CACHED_SUMMARIES: usize = 200_000;
 
 /// Memory the index writer may buffer before it flushes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
@@ -73,6 +77,16 @@ fn schema() -> (Schema, Fields) {
 #[derive(Clone)]
 pub struct TantivyIndex {
     reader: IndexReader,
+    /// Result summaries by segment and document, so a page needs few stored-document reads. A
+    /// segment never changes, so an entry is never stale (a replaced product is a new document).
+    summaries: SummaryCache,
+    /// Whole pages by query, valid for one index generation (like OpenSearch's request cache,
+    /// emptied by every commit): a popular search is counted once per change of the index.
+    pages: Arc<RwLock<(u64, HashMap<String, SearchPage>)>>,
+    /// Opened fast-field columns by segment.
+    columns: ColumnCache,
+    /// Pages kept per generation at most (0: none).
+    cache_pages: usize,
     writer: Arc<Mutex<IndexWriter>>,
     fields: Fields,
     stemmer: TextAnalyzer,
@@ -90,9 +104,10 @@ fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Search
 }
 
 impl TantivyIndex {
-    /// Opens the index in `dir`, creating it when missing. An index of another schema (an older
-    /// version) is discarded and made anew: it is derived data, rebuilt by a reindex.
-    pub fn open(dir: &Path) -> Result<Self, SearchError> {
+    /// Opens the index in `dir`, creating it when missing, keeping up to `cache_pages` result pages
+    /// per index generation. An index of another schema (an older version) is discarded and made
+    /// anew: it is derived data, rebuilt by a reindex.
+    pub fn open(dir: &Path, cache_pages: usize) -> Result<Self, SearchError> {
         let (schema, fields) = schema();
         std::fs::create_dir_all(dir).map_err(backend)?;
         let directory = tantivy::directory::MmapDirectory::open(dir).map_err(backend)?;
@@ -107,22 +122,32 @@ impl TantivyIndex {
             }
             Err(error) => return Err(backend(error)),
         };
-        Self::with_index(index, fields)
+        Self::with_index(index, fields, cache_pages)
     }
 
     /// An index in memory (tests).
     pub fn in_memory() -> Result<Self, SearchError> {
         let (schema, fields) = schema();
-        Self::with_index(Index::create_in_ram(schema), fields)
+        Self::with_index(Index::create_in_ram(schema), fields, 64)
     }
 
-    fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
+    fn with_index(index: Index, fields: Fields, cache_pages: usize) -> Result<Self, SearchError> {
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY).map_err(backend)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(backend)?;
         let tokenizers = index.tokenizers();
         let stemmer = tokenizers.get("en_stem").ok_or_else(|| backend("no en_stem tokenizer"))?;
         let words = tokenizers.get("default").ok_or_else(|| backend("no default tokenizer"))?;
-        Ok(Self { reader, writer: Arc::new(Mutex::new(writer)), fields, stemmer, words })
+        Ok(Self {
+            reader,
+            summaries: Arc::new(RwLock::new(HashMap::new())),
+            pages: Arc::new(RwLock::new((0, HashMap::new()))),
+            columns: Arc::new(RwLock::new(HashMap::new())),
+            cache_pages,
+            writer: Arc::new(Mutex::new(writer)),
+            fields,
+            stemmer,
+            words,
+        })
     }
 
     fn document(&self, doc: &SearchDoc) -> TantivyDocument {
@@ -159,6 +184,51 @@ impl TantivyIndex {
         .map_err(backend)?
     }
 
+    fn cached_page(&self, generation: u64, key: &str) -> Option<SearchPage> {
+        if self.cache_pages == 0 {
+            return None;
+        }
+        let pages = self.pages.read().expect("pages lock");
+        if pages.0 != generation {
+            return None;
+        }
+        pages.1.get(key).cloned()
+    }
+
+    fn cache_page(&self, generation: u64, key: String, page: &SearchPage) {
+        if self.cache_pages == 0 {
+            return;
+        }
+        let mut pages = self.pages.write().expect("pages lock");
+        if pages.0 != generation {
+            if pages.0 > generation {
+                return; // A search on an older reader than the cache's: not worth keeping.
+            }
+            *pages = (generation, HashMap::new());
+        }
+        if pages.1.len() >= self.cache_pages {
+            pages.1.clear();
+        }
+        pages.1.insert(key, page.clone());
+    }
+
+    /// The summary of the document at `address`: from memory, else from the stored document.
+    fn summary(&self, searcher: &tantivy::Searcher, address: DocAddress) -> Result<Arc<ProductSummary>, SearchError> {
+        let key = (searcher.segment_reader(address.segment_ord).segment_id(), address.doc_id);
+        if let Some(summary) = self.summaries.read().expect("summaries lock").get(&key) {
+            return Ok(summary.clone());
+        }
+        let document: TantivyDocument = searcher.doc(address).map_err(backend)?;
+        let text = document.get_first(self.fields.summary).and_then(|v| v.as_str()).unwrap_or_default();
+        let summary: Arc<ProductSummary> = Arc::new(serde_json::from_str(text).map_err(backend)?);
+        let mut summaries = self.summaries.write().expect("summaries lock");
+        if summaries.len() >= MAX_CACHED_SUMMARIES {
+            summaries.clear();
+        }
+        summaries.insert(key, summary.clone());
+        Ok(summary)
+    }
+
     fn analyze(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
         let mut analyzer = analyzer.clone();
         let mut stream = analyzer.token_stream(text);
@@ -170,7 +240,8 @@ impl TantivyIndex {
     }
 
     /// The query of `search`: every word must match somewhere, and the filters (scoring nothing).
-    fn query(&self, search: &SearchQuery) -> Box<dyn Query> {
+    /// With `fuzzy`, longer words also match names within one edit (two from nine letters).
+    fn query(&self, search: &SearchQuery, fuzzy: bool) -> Box<dyn Query> {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if let Some(text) = search.text.as_deref() {
@@ -183,7 +254,7 @@ impl TantivyIndex {
                     (Occur::Should, Box::new(TermQuery::new(Term::from_field_text(f.description, &stem), freqs()))),
                 ];
                 let letters = word.chars().count();
-                if letters >= 5 {
+                if fuzzy && letters >= 5 {
                     let distance = if letters >= 9 { 2 } else { 1 };
                     let fuzzy = FuzzyTermQuery::new(Term::from_field_text(f.name, &stem), distance, true);
                     any.push((Occur::Should, boosted(fuzzy, 1.0)));
@@ -275,7 +346,47 @@ impl Ranking {
     }
 }
 
+/// A segment's fast-field columns, opened once per segment (opening costs more than a search of a
+/// small segment).
+#[derive(Clone)]
+struct SegmentColumns {
+    price: Column<i64>,
+    created: Column<i64>,
+    stock: Column<u64>,
+    tiebreak: Column<u64>,
+    brand: Option<StrColumn>,
+    category: Option<StrColumn>,
+}
+
+/// Summaries by the document that holds them.
+type SummaryCache = Arc<RwLock<HashMap<(SegmentId, DocId), Arc<ProductSummary>>>>;
+
+type ColumnCache = Arc<RwLock<HashMap<SegmentId, Arc<SegmentColumns>>>>;
+
+fn columns(cache: &ColumnCache, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
+    let id = reader.segment_id();
+    if let Some(columns) = cache.read().expect("columns lock").get(&id) {
+        return Ok(columns.clone());
+    }
+    let fast = reader.fast_fields();
+    let columns = Arc::new(SegmentColumns {
+        price: fast.i64("price")?,
+        created: fast.i64("created")?,
+        stock: fast.u64("in_stock")?,
+        tiebreak: fast.u64("tiebreak")?,
+        brand: fast.str("brand")?,
+        category: fast.str("category")?,
+    });
+    let mut cache = cache.write().expect("columns lock");
+    if cache.len() >= 1_024 {
+        cache.clear(); // segments merged away long ago
+    }
+    cache.insert(id, columns.clone());
+    Ok(columns)
+}
+
 struct SearchCollector {
+    columns: ColumnCache,
     ranking: Ranking,
     after: Option<(f64, u64)>,
     keep: usize,
@@ -318,9 +429,8 @@ impl Collector for SearchCollector {
     type Child = SegmentSearch;
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
-        let fast = reader.fast_fields();
-        let brand = fast.str("brand")?;
-        let category = fast.str("category")?;
+        let columns = columns(&self.columns, reader)?;
+        let SegmentColumns { price, created, stock, tiebreak, brand, category } = columns.as_ref().clone();
         Ok(SegmentSearch {
             ranking: self.ranking,
             after: self.after,
@@ -329,10 +439,10 @@ impl Collector for SearchCollector {
             max_price: self.max_price,
             in_stock: self.in_stock,
             segment,
-            price: fast.i64("price")?,
-            created: fast.i64("created")?,
-            stock: fast.u64("in_stock")?,
-            tiebreak: fast.u64("tiebreak")?,
+            price,
+            created,
+            stock,
+            tiebreak,
             brand_counts: vec![0; brand.as_ref().map_or(0, |c| c.num_terms())],
             category_counts: vec![0; category.as_ref().map_or(0, |c| c.num_terms())],
             brand,
@@ -401,21 +511,33 @@ impl SegmentCollector for SegmentSearch {
         }
         self.total += 1;
         self.price_counts[price_bucket(price)] += 1;
-        if let Some(column) = &self.brand {
-            for ord in column.term_ords(doc) {
-                self.brand_counts[ord as usize] += 1;
-            }
+        if let Some(ord) = self.brand.as_ref().and_then(|c| c.ords().first(doc)) {
+            self.brand_counts[ord as usize] += 1;
         }
-        if let Some(column) = &self.category {
-            for ord in column.term_ords(doc) {
-                self.category_counts[ord as usize] += 1;
-            }
+        if let Some(ord) = self.category.as_ref().and_then(|c| c.ords().first(doc)) {
+            self.category_counts[ord as usize] += 1;
         }
-        let created = self.created.first(doc).unwrap_or_default();
+        // Rank first; the tie-breaker is read only for a result that may enter the page.
+        let created = match (self.ranking.sort, self.ranking.scored) {
+            (Sort::Relevance, false) | (Sort::Newest, _) => self.created.first(doc).unwrap_or_default(),
+            _ => 0,
+        };
         let (rank, value) = self.ranking.of(score, price, created);
+        if let Some((after_rank, _)) = self.after
+            && rank > after_rank
+        {
+            return;
+        }
+        if self.heap.len() >= self.keep
+            && let Some(worst) = self.heap.peek()
+            && rank < worst.rank
+        {
+            return;
+        }
         let tiebreak = self.tiebreak.first(doc).unwrap_or_default();
         if let Some((after_rank, after_tiebreak)) = self.after
-            && (rank > after_rank || (rank == after_rank && tiebreak <= after_tiebreak))
+            && rank == after_rank
+            && tiebreak <= after_tiebreak
         {
             return;
         }
@@ -487,6 +609,7 @@ impl SearchIndex for TantivyIndex {
         let ranking = Ranking { sort: search.sort, scored: scored(search) };
         let limit = search.limit.clamp(1, super::MAX_LIMIT);
         let collector = SearchCollector {
+            columns: self.columns.clone(),
             ranking,
             after: search.after.map(|c| (ranking.rank_of_value(c.value), c.tiebreak)),
             keep: limit + 1,
@@ -494,26 +617,33 @@ impl SearchIndex for TantivyIndex {
             max_price: search.max_price.unwrap_or(i64::MAX),
             in_stock: search.in_stock,
         };
-        let query = self.query(search);
-        // Searches are short CPU work on memory-mapped data: they run on the calling task.
         let searcher = self.reader.searcher();
-        let counts = searcher.search(query.as_ref(), &collector).map_err(backend)?;
+        let generation = searcher.generation().generation_id();
+        let key = format!("{search:?}");
+        if let Some(page) = self.cached_page(generation, &key) {
+            return Ok(page);
+        }
+        // Exact words first; typo tolerance only when they find nothing (fuzzy matching costs more,
+        // and a correctly spelled word needs none).
+        let mut counts = searcher.search(self.query(search, false).as_ref(), &collector).map_err(backend)?;
+        if counts.total == 0 && search.text.is_some() {
+            counts = searcher.search(self.query(search, true).as_ref(), &collector).map_err(backend)?;
+        }
         let more = counts.hits.len() > limit;
         let mut items = Vec::with_capacity(limit);
         let mut next = None;
         for hit in counts.hits.iter().take(limit) {
-            let document: TantivyDocument = searcher.doc(hit.address).map_err(backend)?;
-            let summary = document.get_first(self.fields.summary).and_then(|v| v.as_str()).unwrap_or_default();
-            let summary: ProductSummary = serde_json::from_str(summary).map_err(backend)?;
-            items.push(summary);
+            items.push(self.summary(&searcher, hit.address)?);
             next = Some(Cursor { value: hit.value, tiebreak: hit.tiebreak });
         }
-        Ok(SearchPage {
-            items,
+        let page = SearchPage {
+            items: items.into_iter().map(Arc::unwrap_or_clone).collect(),
             total: counts.total,
             facets: Facets::from_counts(counts.brand, counts.category, counts.price),
             next: if more { next } else { None },
-        })
+        };
+        self.cache_page(generation, key, &page);
+        Ok(page)
     }
 
     async fn count(&self) -> Result<u64, SearchError> {

@@ -28,11 +28,18 @@
 //! Every product write is one `TransactWriteItems` (at most 100 items): the product item (and the
 //! delete of its old item when the category changed), its id item, a claim of each of its SKUs on
 //! the stock table (conditional on no other product holding it, and on the SKU's availability being
-//! as read, so the `InStockSkus` written is exact), the release of each SKU a replace drops, and the
-//! outbox event. The worst case (a category move that swaps 48 SKUs for 48 others) is exactly 100
-//! items. Categories are never deleted (the port has none), so a strongly consistent read of the
-//! category before the transaction is as good as a condition check inside it, and keeps that case
-//! within the limit. A transaction that loses a race with another write is retried from its reads.
+//! on the side of zero it was read on, so the `InStockSkus` written is exact), the release of each
+//! SKU a replace drops, and the outbox event. The worst case (a category move that swaps 48 SKUs for
+//! 48 others) is exactly 100 items. Categories are never deleted (the port has no delete), so a
+//! strongly consistent read of the category before the transaction is as good as a condition check
+//! inside it, and keeps that case within the limit. [`ProductStore::set_availability`] writes the
+//! level; when it crosses zero on a SKU a product holds, the same transaction moves the product's
+//! `InStockSkus` by one, conditional on the count and the product's `Version` as read. A write that
+//! loses a race with another is retried from its reads (up to [`MAX_ATTEMPTS`] tries).
+//!
+//! The outbox keeps every event of the service under one partition key (so the relay reads them in
+//! order with one `Query`); DynamoDB serves about 1000 writes a second per partition key, which
+//! bounds the catalog's write rate, bulk imports included.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -69,7 +76,7 @@ const OUTBOX_SERVICE: &str = crate::NAME;
 const WRITE_CONCURRENCY: usize = 16;
 
 /// Tries of one write that keeps losing races with other writes before it gives up.
-const MAX_ATTEMPTS: u32 = 8;
+pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Items one `TransactWriteItems` may hold.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -165,7 +172,7 @@ impl<'a> Attrs<'a> {
 }
 
 /// The table names of one deployment.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Tables {
     products: String,
     product_ids: String,
@@ -230,7 +237,7 @@ fn positivity_condition(was_in_stock: bool) -> &'static str {
 }
 
 /// What one transaction item is, to read its cancellation reason.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 enum Role {
     Other,
     Claim(String),
@@ -321,74 +328,60 @@ impl DynamoCatalog {
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         use ScalarAttributeType::{N, S};
         let t = &self.tables;
-        let gsi = |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, StoreError> {
-            GlobalSecondaryIndex::builder()
-                .index_name(name)
-                .key_schema(key(hash, KeyType::Hash)?)
-                .key_schema(key(range, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .map_err(backend)
-        };
-        let specs: Vec<(&str, Vec<(&str, ScalarAttributeType)>, Vec<(&str, KeyType)>, Vec<GlobalSecondaryIndex>)> = vec![
-            (
-                &t.products,
-                vec![
-                    ("CategoryID", S),
-                    ("ProductID", S),
-                    ("Brand", S),
-                    ("CategoryCurrency", S),
-                    ("Price", N),
-                    ("IdShard", N),
+        let specs = [
+            TableSpec {
+                name: &t.products,
+                key: &[("CategoryID", S), ("ProductID", S)],
+                indexes: &[
+                    ("by-brand", [("Brand", S), ("ProductID", S)]),
+                    ("by-price", [("CategoryCurrency", S), ("Price", N)]),
+                    ("by-id", [("IdShard", N), ("ProductID", S)]),
                 ],
-                vec![("CategoryID", KeyType::Hash), ("ProductID", KeyType::Range)],
-                vec![
-                    gsi("by-brand", "Brand", "ProductID")?,
-                    gsi("by-price", "CategoryCurrency", "Price")?,
-                    gsi("by-id", "IdShard", "ProductID")?,
-                ],
-            ),
-            (&t.product_ids, vec![("ProductID", S)], vec![("ProductID", KeyType::Hash)], vec![]),
-            (&t.stock, vec![("SKU", S)], vec![("SKU", KeyType::Hash)], vec![]),
-            (&t.categories, vec![("CategoryID", S)], vec![("CategoryID", KeyType::Hash)], vec![]),
-            (
-                &t.outbox,
-                vec![("Service", S), ("Seq", N)],
-                vec![("Service", KeyType::Hash), ("Seq", KeyType::Range)],
-                vec![],
-            ),
+            },
+            TableSpec { name: &t.product_ids, key: &[("ProductID", S)], indexes: &[] },
+            TableSpec { name: &t.stock, key: &[("SKU", S)], indexes: &[] },
+            TableSpec { name: &t.categories, key: &[("CategoryID", S)], indexes: &[] },
+            TableSpec { name: &t.outbox, key: &[("Service", S), ("Seq", N)], indexes: &[] },
         ];
-        try_join_all(specs.into_iter().map(|(table, attributes, keys, indexes)| async move {
-            let mut create = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
-            for (name, kind) in attributes {
-                create = create.attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(kind)
-                        .build()
-                        .map_err(backend)?,
-                );
+        try_join_all(specs.iter().map(|spec| self.create_table(spec))).await?;
+        Ok(())
+    }
+
+    async fn create_table(&self, spec: &TableSpec<'_>) -> Result<(), StoreError> {
+        let mut create = self.client.create_table().table_name(spec.name).billing_mode(BillingMode::PayPerRequest);
+        let mut defined = HashSet::new();
+        let index_keys = spec.indexes.iter().flat_map(|(_, keys)| keys.iter());
+        for (name, kind) in spec.key.iter().chain(index_keys) {
+            if defined.insert(*name) {
+                let definition =
+                    AttributeDefinition::builder().attribute_name(*name).attribute_type(kind.clone()).build();
+                create = create.attribute_definitions(definition.map_err(backend)?);
             }
-            for (name, kind) in keys {
-                create = create.key_schema(key(name, kind)?);
-            }
-            if !indexes.is_empty() {
-                create = create.set_global_secondary_indexes(Some(indexes));
-            }
-            match create.send().await {
-                Ok(_) => {}
-                Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
-                Err(error) => return Err(backend(error)),
-            }
-            self.client
-                .wait_until_table_exists()
-                .table_name(table)
-                .wait(Duration::from_secs(300))
-                .await
+        }
+        for key in key_schema(spec.key)? {
+            create = create.key_schema(key);
+        }
+        for (name, keys) in spec.indexes {
+            let projection = Projection::builder().projection_type(ProjectionType::All).build();
+            let index = GlobalSecondaryIndex::builder()
+                .index_name(*name)
+                .set_key_schema(Some(key_schema(keys)?))
+                .projection(projection)
+                .build()
                 .map_err(backend)?;
-            Ok(())
-        }))
-        .await?;
+            create = create.global_secondary_indexes(index);
+        }
+        match create.send().await {
+            Ok(_) => {}
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(error) => return Err(backend(error)),
+        }
+        self.client
+            .wait_until_table_exists()
+            .table_name(spec.name)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -531,14 +524,17 @@ impl DynamoCatalog {
     async fn try_write(&self, product: &Product, event: &Event, must_exist: bool) -> Result<Attempt<bool>, StoreError> {
         let id = product.id.as_str();
         let skus: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
-        let (current, stock) = tokio::try_join!(self.id_entry(id), self.stock_entries(&skus))?;
+        // The category is read even when it is the product's already (unchanged by a replace): one
+        // round of reads instead of two.
+        let (current, stock, category_exists) =
+            tokio::try_join!(self.id_entry(id), self.stock_entries(&skus), self.category_exists(&product.category_id))?;
         if must_exist && current.is_none() {
             return Ok(Attempt::Done(false));
         }
-        let moved_from = current.as_ref().map(|c| c.category_id.as_str()).filter(|c| *c != product.category_id);
-        if (current.is_none() || moved_from.is_some()) && !self.category_exists(&product.category_id).await? {
+        if !category_exists {
             return Err(StoreError::UnknownCategory(product.category_id.clone()));
         }
+        let moved_from = current.as_ref().map(|c| c.category_id.as_str()).filter(|c| *c != product.category_id);
         for sku in &skus {
             if stock.get(sku).and_then(|e| e.owner.as_deref()).is_some_and(|owner| owner != id) {
                 return Err(StoreError::DuplicateSku(sku.clone()));
@@ -742,6 +738,57 @@ impl DynamoCatalog {
         }
     }
 
+    /// One try of adding a category: its item, its slug's item (both new) and a check that the
+    /// parent is a category, in one transaction.
+    async fn try_insert_category(&self, category: &Category) -> Result<Attempt<()>, StoreError> {
+        let mut tx = Transaction::default();
+        let mut put = Put::builder()
+            .table_name(&self.tables.categories)
+            .item("CategoryID", s(&category.id))
+            .item("Kind", s("category"))
+            .item("Name", s(&category.name))
+            .item("Slug", s(&category.slug))
+            .item("Created", n(next_seq()))
+            .condition_expression("attribute_not_exists(CategoryID)");
+        if let Some(parent) = &category.parent_id {
+            put = put.item("ParentID", s(parent));
+        }
+        tx.push(Role::Other, TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+        let slug = Put::builder()
+            .table_name(&self.tables.categories)
+            .item("CategoryID", s(format!("SLUG#{}", category.slug)))
+            .item("Kind", s("slug"))
+            .item("Owner", s(&category.id))
+            .condition_expression("attribute_not_exists(CategoryID)")
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().put(slug).build());
+        if let Some(parent) = &category.parent_id {
+            let check = ConditionCheck::builder()
+                .table_name(&self.tables.categories)
+                .key("CategoryID", s(parent))
+                .condition_expression("Kind = :category")
+                .expression_attribute_values(":category", s("category"))
+                .build()
+                .map_err(backend)?;
+            tx.push(Role::Other, TransactWriteItem::builder().condition_check(check).build());
+        }
+        let reasons = match self.transact(tx).await? {
+            (Committed::Yes, _) => return Ok(Attempt::Done(())),
+            (Committed::No(reasons), _) => reasons,
+        };
+        race_only(&reasons)?;
+        // A taken id or slug comes first, as in the embedded store (where a unique key is checked
+        // before a foreign key); a taken id is reported as the embedded store does, as the slug.
+        if reasons.iter().take(2).any(failed_condition) {
+            Err(StoreError::DuplicateSlug(category.slug.clone()))
+        } else if reasons.get(2).is_some_and(failed_condition) {
+            Err(StoreError::UnknownParent(category.parent_id.clone().unwrap_or_default()))
+        } else {
+            Ok(Attempt::Retry)
+        }
+    }
+
     /// Up to `limit` products of one `by-id` shard with ids above `after`, in id order, and whether
     /// the shard may hold more.
     async fn id_shard_page(
@@ -773,8 +820,21 @@ impl DynamoCatalog {
     }
 }
 
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(backend)
+/// One table to create: its key (partition, then sort if any) and its global secondary indexes.
+struct TableSpec<'a> {
+    name: &'a str,
+    key: &'a [(&'static str, ScalarAttributeType)],
+    indexes: &'a [(&'static str, [(&'static str, ScalarAttributeType); 2])],
+}
+
+/// The key schema of `key`: the partition key, then the sort key if any.
+fn key_schema(key: &[(&str, ScalarAttributeType)]) -> Result<Vec<KeySchemaElement>, StoreError> {
+    key.iter()
+        .zip([KeyType::Hash, KeyType::Range])
+        .map(|((name, _), kind)| {
+            KeySchemaElement::builder().attribute_name(*name).key_type(kind).build().map_err(backend)
+        })
+        .collect()
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {
@@ -878,59 +938,6 @@ impl CategoryStore for DynamoCatalog {
     }
 }
 
-impl DynamoCatalog {
-    /// One try of adding a category: its item, its slug's item (both new) and a check that the
-    /// parent is a category, in one transaction.
-    async fn try_insert_category(&self, category: &Category) -> Result<Attempt<()>, StoreError> {
-        let mut tx = Transaction::default();
-        let mut put = Put::builder()
-            .table_name(&self.tables.categories)
-            .item("CategoryID", s(&category.id))
-            .item("Kind", s("category"))
-            .item("Name", s(&category.name))
-            .item("Slug", s(&category.slug))
-            .item("Created", n(next_seq()))
-            .condition_expression("attribute_not_exists(CategoryID)");
-        if let Some(parent) = &category.parent_id {
-            put = put.item("ParentID", s(parent));
-        }
-        tx.push(Role::Other, TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
-        let slug = Put::builder()
-            .table_name(&self.tables.categories)
-            .item("CategoryID", s(format!("SLUG#{}", category.slug)))
-            .item("Kind", s("slug"))
-            .item("Owner", s(&category.id))
-            .condition_expression("attribute_not_exists(CategoryID)")
-            .build()
-            .map_err(backend)?;
-        tx.push(Role::Other, TransactWriteItem::builder().put(slug).build());
-        if let Some(parent) = &category.parent_id {
-            let check = ConditionCheck::builder()
-                .table_name(&self.tables.categories)
-                .key("CategoryID", s(parent))
-                .condition_expression("Kind = :category")
-                .expression_attribute_values(":category", s("category"))
-                .build()
-                .map_err(backend)?;
-            tx.push(Role::Other, TransactWriteItem::builder().condition_check(check).build());
-        }
-        let reasons = match self.transact(tx).await? {
-            (Committed::Yes, _) => return Ok(Attempt::Done(())),
-            (Committed::No(reasons), _) => reasons,
-        };
-        race_only(&reasons)?;
-        // A taken id or slug comes first, as in the embedded store (where a unique key is checked
-        // before a foreign key); a taken id is reported as the embedded store does, as the slug.
-        if reasons.iter().take(2).any(failed_condition) {
-            Err(StoreError::DuplicateSlug(category.slug.clone()))
-        } else if reasons.get(2).is_some_and(failed_condition) {
-            Err(StoreError::UnknownParent(category.parent_id.clone().unwrap_or_default()))
-        } else {
-            Ok(Attempt::Retry)
-        }
-    }
-}
-
 #[async_trait]
 impl ProductStore for DynamoCatalog {
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
@@ -945,6 +952,7 @@ impl ProductStore for DynamoCatalog {
         Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
     }
 
+    /// Adds a product, or replaces the one with its id (as the embedded store does).
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         self.write(product, event, false).await.map(|_| ())
     }
@@ -1043,6 +1051,7 @@ impl ProductStore for DynamoCatalog {
                 .scan()
                 .table_name(&self.tables.products)
                 .select(Select::Count)
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

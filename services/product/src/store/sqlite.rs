@@ -229,6 +229,20 @@ impl ProductStore for SqliteProductStore {
         self.db.read(move |c| read_product(c, &id)).await.map_err(backend)
     }
 
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Product>, StoreError> {
+        let ids = ids.to_vec();
+        self.db
+            .read(move |c| {
+                let mut found = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    found.extend(read_product(c, id)?);
+                }
+                Ok(found)
+            })
+            .await
+            .map_err(backend)
+    }
+
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         let (product, event) = (product.clone(), event.clone());
         self.db.transaction(move |tx| upsert(tx, &product, &event)).await.map_err(backend)?

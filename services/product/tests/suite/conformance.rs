@@ -1,1 +1,452 @@
 //! The catalog store conformance suite, run against every adapter.
+//!
+//! Each test is one generic async function over [`Stores`] (the category and product ports and the
+//! outbox their writes record events in); `conformance_suite!` instantiates it once per adapter, as
+//! `conformance::sqlite::<test>` (a fresh database file) and `conformance::dynamodb::<test>` (fresh
+//! tables with a unique prefix on the moto server that `eval "$(scripts/dev-deps)"` starts; without
+//! `SHOP_TEST_AWS_ENDPOINT` these skip on a laptop and fail under `CI=true`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use platform::events::Event;
+use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::money::Money;
+use serde_json::json;
+use shop_product::domain::category::Category;
+use shop_product::domain::product::{Product, Variant};
+use shop_product::store::dynamodb::DynamoCatalog;
+use shop_product::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
+use shop_product::store::{CategoryStore, ProductStore, StoreError};
+
+/// One adapter's stores, and the outbox their writes record events in.
+struct Stores {
+    categories: Arc<dyn CategoryStore>,
+    products: Arc<dyn ProductStore>,
+    outbox: Arc<dyn OutboxStore>,
+    /// Keeps the SQLite database's directory alive for the test.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Instantiates each generic test for each adapter.
+macro_rules! conformance_suite {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::sqlite_stores()).await;
+                }
+            )+
+        }
+
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(stores) = super::dynamodb_stores().await else { return };
+                    super::$test(stores).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance_suite!(
+    categories_come_parents_first_and_a_taken_slug_or_an_unknown_parent_is_refused,
+    a_product_round_trips_through_insert_replace_and_delete_with_an_event_for_each,
+    a_product_in_an_unknown_category_is_refused_and_changes_nothing,
+    a_sku_of_another_product_is_refused_and_the_refused_write_changes_nothing,
+    upsert_many_writes_each_good_product_whole_and_refuses_each_bad_one,
+    scan_visits_every_product_once_in_id_order,
+    availability_flips_in_stock_both_ways_even_when_recorded_before_the_product,
+    count_follows_inserts_moves_and_deletes,
+);
+
+fn sqlite_stores() -> Stores {
+    let dir = tempfile::tempdir().unwrap();
+    let db = platform::sqlite::Db::open(dir.path().join("product.db")).unwrap();
+    db.migrate(platform::sqlite::PLATFORM_MIGRATIONS).unwrap();
+    db.migrate(shop_product::MIGRATIONS).unwrap();
+    Stores {
+        categories: Arc::new(SqliteCategoryStore::new(db.clone())),
+        products: Arc::new(SqliteProductStore::new(db.clone())),
+        outbox: Arc::new(SqliteOutbox(db)),
+        _dir: Some(dir),
+    }
+}
+
+async fn dynamodb_stores() -> Option<Stores> {
+    let endpoint = platform::testing::server_env("SHOP_TEST_AWS_ENDPOINT")?;
+    platform::install_crypto_provider();
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(env("AWS_REGION", "us-east-1")))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            env("AWS_ACCESS_KEY_ID", "test"),
+            env("AWS_SECRET_ACCESS_KEY", "test"),
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    let prefix = format!("t-{}-", uuid::Uuid::new_v4().simple());
+    let catalog = DynamoCatalog::new(aws_sdk_dynamodb::Client::from_conf(config), &prefix);
+    catalog.create_tables().await.unwrap();
+    let outbox = Arc::new(catalog.outbox());
+    let catalog = Arc::new(catalog);
+    Some(Stores { categories: catalog.clone(), products: catalog, outbox, _dir: None })
+}
+
+fn category(id: &str, parent: Option<&str>) -> Category {
+    Category { id: id.into(), name: id.to_uppercase(), parent_id: parent.map(Into::into), slug: id.into() }
+}
+
+/// The tree most tests start from: `electronics` > `phones`, and `books`.
+async fn seed_categories(stores: &Stores) {
+    for c in [category("electronics", None), category("phones", Some("electronics")), category("books", None)] {
+        stores.categories.insert(&c).await.unwrap();
+    }
+}
+
+/// A product with one variant per SKU, stamped to the millisecond (what the stores keep), out of
+/// stock as the stores report a product whose SKUs have no recorded availability.
+fn product(id: &str, category_id: &str, skus: &[&str]) -> Product {
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(1_750_000_000_000 + ms).unwrap();
+    Product {
+        id: id.into(),
+        name: format!("Product {id}"),
+        description: "A thing.".into(),
+        brand: "Acme".into(),
+        category_id: category_id.into(),
+        price: Money::new(1999, "USD"),
+        images: vec![format!("https://cdn.example/{id}.jpg")],
+        attributes: BTreeMap::from([("material".to_owned(), json!("steel")), ("weight_g".to_owned(), json!(120))]),
+        variants: skus
+            .iter()
+            .enumerate()
+            .map(|(i, sku)| Variant {
+                sku: (*sku).into(),
+                price: Money::new(1999 + 100 * i as i64, "USD"),
+                attributes: BTreeMap::from([("size".to_owned(), json!(i))]),
+            })
+            .collect(),
+        in_stock: false,
+        created_at: at(1),
+        updated_at: at(2),
+    }
+}
+
+fn upserted(product: &Product) -> Event {
+    Event::new("product.upserted.v1", "product", product).with_subject(&product.id)
+}
+
+fn deleted(id: &str) -> Event {
+    Event::new("product.deleted.v1", "product", json!({ "id": id })).with_subject(id)
+}
+
+/// The ids of the events waiting in the outbox, oldest first.
+async fn outbox_ids(stores: &Stores) -> Vec<String> {
+    let rows = stores.outbox.fetch(1000).await.unwrap();
+    rows.into_iter().map(|(_, body)| Event::from_json(&body).unwrap().id).collect()
+}
+
+fn ids(events: &[&Event]) -> Vec<String> {
+    events.iter().map(|e| e.id.clone()).collect()
+}
+
+async fn category_ids(stores: &Stores) -> Vec<String> {
+    stores.categories.list().await.unwrap().into_iter().map(|c| c.id).collect()
+}
+
+async fn categories_come_parents_first_and_a_taken_slug_or_an_unknown_parent_is_refused(stores: Stores) {
+    assert!(stores.categories.list().await.unwrap().is_empty());
+    seed_categories(&stores).await;
+    stores.categories.insert(&category("cases", Some("phones"))).await.unwrap();
+    let listed = stores.categories.list().await.unwrap();
+    assert_eq!(listed[2], category("phones", Some("electronics")), "categories come back as written");
+    assert_eq!(category_ids(&stores).await, ["electronics", "books", "phones", "cases"]);
+
+    let mut taken = category("other", None);
+    taken.slug = "phones".into();
+    assert!(matches!(stores.categories.insert(&taken).await, Err(StoreError::DuplicateSlug(s)) if s == "phones"));
+    let mut orphan = category("orphan", Some("missing"));
+    orphan.slug = "orphan-slug".into();
+    assert!(matches!(
+        stores.categories.insert(&orphan).await,
+        Err(StoreError::UnknownParent(p)) if p == "missing"
+    ));
+    assert_eq!(category_ids(&stores).await, ["electronics", "books", "phones", "cases"], "refusals add nothing");
+
+    // The refused category took neither its id nor its slug.
+    let mut again = category("orphan", None);
+    again.slug = "orphan-slug".into();
+    stores.categories.insert(&again).await.unwrap();
+    assert_eq!(category_ids(&stores).await, ["electronics", "books", "orphan", "phones", "cases"]);
+}
+
+async fn a_product_round_trips_through_insert_replace_and_delete_with_an_event_for_each(stores: Stores) {
+    seed_categories(&stores).await;
+    let p = product("p1", "phones", &["P1-A", "P1-B"]);
+    let inserted = upserted(&p);
+    stores.products.insert(&p, &inserted).await.unwrap();
+    assert_eq!(stores.products.get("p1").await.unwrap(), Some(p.clone()));
+    assert_eq!(stores.products.get("p2").await.unwrap(), None);
+    assert_eq!(outbox_ids(&stores).await, ids(&[&inserted]));
+
+    // A replace that moves the product to another category, renames it and swaps a SKU.
+    let mut moved = product("p1", "books", &["P1-A", "P1-C"]);
+    moved.name = "Renamed".into();
+    moved.brand = "Other".into();
+    moved.updated_at = chrono::DateTime::from_timestamp_millis(1_760_000_000_000).unwrap();
+    let replaced = upserted(&moved);
+    assert!(stores.products.replace(&moved, &replaced).await.unwrap());
+    assert_eq!(stores.products.get("p1").await.unwrap(), Some(moved.clone()));
+    assert_eq!(stores.products.count().await.unwrap(), 1, "the move leaves no copy behind");
+    assert_eq!(stores.products.scan(None, 10).await.unwrap(), [moved.clone()]);
+    assert_eq!(outbox_ids(&stores).await, ids(&[&inserted, &replaced]));
+
+    // The SKU the replace dropped is free; the one it kept is not.
+    let other = product("p2", "phones", &["P1-B"]);
+    let other_event = upserted(&other);
+    stores.products.insert(&other, &other_event).await.unwrap();
+    let taken = product("p3", "phones", &["P1-C"]);
+    assert!(matches!(
+        stores.products.insert(&taken, &upserted(&taken)).await,
+        Err(StoreError::DuplicateSku(s)) if s == "P1-C"
+    ));
+
+    let missing = product("nope", "phones", &["NOPE-1"]);
+    assert!(!stores.products.replace(&missing, &upserted(&missing)).await.unwrap());
+    assert_eq!(stores.products.get("nope").await.unwrap(), None, "a replace adds nothing");
+
+    let gone = deleted("p1");
+    assert!(stores.products.delete("p1", &gone).await.unwrap());
+    assert_eq!(stores.products.get("p1").await.unwrap(), None);
+    assert!(!stores.products.delete("p1", &deleted("p1")).await.unwrap());
+    assert_eq!(outbox_ids(&stores).await, ids(&[&inserted, &replaced, &other_event, &gone]));
+
+    // A deleted product's SKUs are free again.
+    let reuse = product("p4", "books", &["P1-A", "P1-C"]);
+    stores.products.insert(&reuse, &upserted(&reuse)).await.unwrap();
+    assert_eq!(stores.products.get("p4").await.unwrap(), Some(reuse));
+}
+
+async fn a_product_in_an_unknown_category_is_refused_and_changes_nothing(stores: Stores) {
+    seed_categories(&stores).await;
+    let lost = product("p1", "missing", &["P1-A"]);
+    assert!(matches!(
+        stores.products.insert(&lost, &upserted(&lost)).await,
+        Err(StoreError::UnknownCategory(c)) if c == "missing"
+    ));
+    assert_eq!(stores.products.get("p1").await.unwrap(), None);
+    assert_eq!(stores.products.count().await.unwrap(), 0);
+    assert!(outbox_ids(&stores).await.is_empty(), "a refused write records no event");
+
+    let p = product("p1", "phones", &["P1-A"]);
+    let inserted = upserted(&p);
+    stores.products.insert(&p, &inserted).await.unwrap();
+    let mut moved = p.clone();
+    moved.category_id = "missing".into();
+    moved.variants[0].sku = "P1-B".into();
+    assert!(matches!(
+        stores.products.replace(&moved, &upserted(&moved)).await,
+        Err(StoreError::UnknownCategory(c)) if c == "missing"
+    ));
+    assert_eq!(stores.products.get("p1").await.unwrap(), Some(p));
+    assert_eq!(outbox_ids(&stores).await, ids(&[&inserted]));
+    // The refused replace claimed nothing.
+    let q = product("q", "books", &["P1-B"]);
+    stores.products.insert(&q, &upserted(&q)).await.unwrap();
+}
+
+async fn a_sku_of_another_product_is_refused_and_the_refused_write_changes_nothing(stores: Stores) {
+    seed_categories(&stores).await;
+    let a = product("a", "phones", &["A-1", "SHARED"]);
+    let a_event = upserted(&a);
+    stores.products.insert(&a, &a_event).await.unwrap();
+
+    let b = product("b", "phones", &["B-1", "SHARED"]);
+    assert!(matches!(
+        stores.products.insert(&b, &upserted(&b)).await,
+        Err(StoreError::DuplicateSku(s)) if s == "SHARED"
+    ));
+    assert_eq!(stores.products.get("b").await.unwrap(), None);
+    assert_eq!(outbox_ids(&stores).await, ids(&[&a_event]));
+
+    // The refused insert claimed none of its other SKUs.
+    let c = product("c", "books", &["B-1"]);
+    let c_event = upserted(&c);
+    stores.products.insert(&c, &c_event).await.unwrap();
+
+    // A replace that reaches for another product's SKU (while moving) changes nothing either.
+    let mut greedy = product("a", "books", &["A-1", "SHARED", "A-2", "B-1"]);
+    greedy.name = "Greedy".into();
+    assert!(matches!(
+        stores.products.replace(&greedy, &upserted(&greedy)).await,
+        Err(StoreError::DuplicateSku(s)) if s == "B-1"
+    ));
+    assert_eq!(stores.products.get("a").await.unwrap(), Some(a.clone()));
+    assert_eq!(outbox_ids(&stores).await, ids(&[&a_event, &c_event]));
+    let d = product("d", "books", &["A-2"]);
+    stores.products.insert(&d, &upserted(&d)).await.unwrap();
+
+    // Once `a` lets go of SHARED, another product may have it.
+    let modest = product("a", "phones", &["A-1"]);
+    assert!(stores.products.replace(&modest, &upserted(&modest)).await.unwrap());
+    let e = product("e", "phones", &["SHARED"]);
+    stores.products.insert(&e, &upserted(&e)).await.unwrap();
+    assert_eq!(stores.products.get("e").await.unwrap(), Some(e));
+}
+
+async fn upsert_many_writes_each_good_product_whole_and_refuses_each_bad_one(stores: Stores) {
+    seed_categories(&stores).await;
+    let existing = product("x", "phones", &["X-1"]);
+    let existing_event = upserted(&existing);
+    stores.products.insert(&existing, &existing_event).await.unwrap();
+
+    let mut renamed = product("x", "books", &["X-1", "X-2"]);
+    renamed.name = "Renamed".into();
+    let mut items: Vec<Product> =
+        (0..20).map(|i| product(&format!("g{i:02}"), "phones", &[&format!("G{i}")])).collect();
+    items.insert(3, product("bad-category", "missing", &["BC-1"]));
+    items.insert(7, product("bad-sku", "phones", &["BS-1", "X-1"]));
+    items.insert(10, renamed.clone());
+    // Two items naming one SKU: the first has it, the second is refused, as in a write in order.
+    items.push(product("first", "books", &["TWICE"]));
+    items.push(product("second", "books", &["TWICE"]));
+    let batch: Vec<(Product, Event)> = items.iter().map(|p| (p.clone(), upserted(p))).collect();
+    let outcomes = stores.products.upsert_many(batch.clone()).await.unwrap();
+
+    assert_eq!(outcomes.len(), batch.len());
+    let mut expected_events = vec![existing_event.id.clone()];
+    for ((product, event), outcome) in batch.iter().zip(&outcomes) {
+        match product.id.as_str() {
+            "bad-category" => assert!(matches!(outcome, Err(StoreError::UnknownCategory(c)) if c == "missing")),
+            "bad-sku" => assert!(matches!(outcome, Err(StoreError::DuplicateSku(s)) if s == "X-1")),
+            "second" => assert!(matches!(outcome, Err(StoreError::DuplicateSku(s)) if s == "TWICE")),
+            id => {
+                assert!(outcome.is_ok(), "{id}: {outcome:?}");
+                expected_events.push(event.id.clone());
+            }
+        }
+        let stored = stores.products.get(&product.id).await.unwrap();
+        match outcome {
+            Ok(()) => assert_eq!(stored.as_ref(), Some(product)),
+            Err(_) => assert_eq!(stored, None, "{} was refused and wrote nothing", product.id),
+        }
+    }
+    assert_eq!(stores.products.count().await.unwrap(), 22);
+    // Concurrent writers may record events out of the batch's order; each good item's, once.
+    let mut recorded = outbox_ids(&stores).await;
+    recorded.sort();
+    expected_events.sort();
+    assert_eq!(recorded, expected_events);
+    // The refused items claimed none of their other SKUs.
+    let free = product("free", "books", &["BC-1", "BS-1"]);
+    stores.products.insert(&free, &upserted(&free)).await.unwrap();
+}
+
+async fn scan_visits_every_product_once_in_id_order(stores: Stores) {
+    seed_categories(&stores).await;
+    assert!(stores.products.scan(None, 10).await.unwrap().is_empty());
+    let categories = ["electronics", "phones", "books"];
+    let mut all: Vec<Product> = (0..25)
+        .map(|i| {
+            let id = uuid::Uuid::new_v4().to_string();
+            let sku = format!("S-{i}");
+            product(&id, categories[i % 3], &[&sku])
+        })
+        .collect();
+    let batch = all.iter().map(|p| (p.clone(), upserted(p))).collect();
+    assert!(stores.products.upsert_many(batch).await.unwrap().iter().all(Result::is_ok));
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+
+    for limit in [1, 6, 25, 100] {
+        let mut seen: Vec<Product> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = stores.products.scan(after.as_deref(), limit).await.unwrap();
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let full = page.len() == limit;
+            seen.extend(page);
+            if !full {
+                break;
+            }
+        }
+        assert_eq!(seen, all, "pages of {limit}");
+    }
+    let from_middle = stores.products.scan(Some(&all[10].id), 3).await.unwrap();
+    assert_eq!(from_middle, all[11..14]);
+    assert!(stores.products.scan(Some(&all[24].id), 5).await.unwrap().is_empty());
+}
+
+async fn availability_flips_in_stock_both_ways_even_when_recorded_before_the_product(stores: Stores) {
+    seed_categories(&stores).await;
+    assert_eq!(stores.products.set_availability("EARLY", 5).await.unwrap(), None, "no product has it yet");
+
+    // The passed-in `in_stock` is ignored; the recorded level decides.
+    let mut p = product("p", "phones", &["EARLY", "LATE"]);
+    p.in_stock = false;
+    stores.products.insert(&p, &upserted(&p)).await.unwrap();
+    let mut expected = p.clone();
+    expected.in_stock = true;
+    assert_eq!(stores.products.get("p").await.unwrap(), Some(expected.clone()));
+    let mut claimed = product("q", "books", &["Q-1"]);
+    claimed.in_stock = true;
+    stores.products.insert(&claimed, &upserted(&claimed)).await.unwrap();
+    assert!(!stores.products.get("q").await.unwrap().unwrap().in_stock);
+
+    assert_eq!(stores.products.set_availability("LATE", 3).await.unwrap(), None, "still in stock");
+    assert_eq!(stores.products.set_availability("EARLY", 0).await.unwrap(), None, "LATE still has stock");
+    let out = stores.products.set_availability("LATE", 0).await.unwrap().expect("the product went out of stock");
+    expected.in_stock = false;
+    assert_eq!(out, expected);
+    assert_eq!(stores.products.get("p").await.unwrap(), Some(expected.clone()));
+    assert_eq!(stores.products.set_availability("LATE", 0).await.unwrap(), None);
+    assert_eq!(stores.products.set_availability("LATE", -2).await.unwrap(), None, "oversold is not in stock");
+    let back = stores.products.set_availability("LATE", 2).await.unwrap().expect("the product is back in stock");
+    expected.in_stock = true;
+    assert_eq!(back, expected);
+    assert_eq!(stores.products.set_availability("LATE", 7).await.unwrap(), None);
+
+    // A replace that drops LATE: only EARLY (at 0) counts, and LATE no longer moves the product.
+    let narrowed = product("p", "books", &["EARLY"]);
+    assert!(stores.products.replace(&narrowed, &upserted(&narrowed)).await.unwrap());
+    assert!(!stores.products.get("p").await.unwrap().unwrap().in_stock);
+    assert_eq!(stores.products.set_availability("LATE", 0).await.unwrap(), None);
+    assert_eq!(stores.products.set_availability("LATE", 9).await.unwrap(), None);
+    let restocked = stores.products.set_availability("EARLY", 1).await.unwrap().expect("EARLY restocks p");
+    assert_eq!(restocked.id, "p");
+    assert!(restocked.in_stock);
+
+    // A delete keeps the recorded levels for the SKUs' next product.
+    assert!(stores.products.delete("p", &deleted("p")).await.unwrap());
+    let r = product("r", "phones", &["LATE"]);
+    stores.products.insert(&r, &upserted(&r)).await.unwrap();
+    assert!(stores.products.get("r").await.unwrap().unwrap().in_stock);
+}
+
+async fn count_follows_inserts_moves_and_deletes(stores: Stores) {
+    seed_categories(&stores).await;
+    assert_eq!(stores.products.count().await.unwrap(), 0);
+    for (i, category) in ["phones", "books", "electronics"].into_iter().enumerate() {
+        let p = product(&format!("p{i}"), category, &[&format!("P{i}")]);
+        stores.products.insert(&p, &upserted(&p)).await.unwrap();
+    }
+    assert_eq!(stores.products.count().await.unwrap(), 3);
+    let moved = product("p0", "books", &["P0"]);
+    assert!(stores.products.replace(&moved, &upserted(&moved)).await.unwrap());
+    // Inserting an existing id replaces it.
+    let again = product("p1", "phones", &["P1"]);
+    stores.products.insert(&again, &upserted(&again)).await.unwrap();
+    assert_eq!(stores.products.get("p1").await.unwrap(), Some(again));
+    assert_eq!(stores.products.count().await.unwrap(), 3);
+    assert!(stores.products.delete("p2", &deleted("p2")).await.unwrap());
+    assert_eq!(stores.products.count().await.unwrap(), 2);
+}
