@@ -411,12 +411,7 @@ struct SegmentSearch {
     max_price: i64,
     in_stock: Option<bool>,
     segment: SegmentOrdinal,
-    price: Column<i64>,
-    created: Column<i64>,
-    stock: Column<u64>,
-    tiebreak: Column<u64>,
-    brand: Option<StrColumn>,
-    category: Option<StrColumn>,
+    columns: SegmentColumns,
     brand_counts: Vec<u64>,
     category_counts: Vec<u64>,
     price_counts: [u64; PRICE_EDGES.len() + 1],
@@ -429,8 +424,7 @@ impl Collector for SearchCollector {
     type Child = SegmentSearch;
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
-        let columns = columns(&self.columns, reader)?;
-        let SegmentColumns { price, created, stock, tiebreak, brand, category } = columns.as_ref().clone();
+        let columns = columns(&self.columns, reader)?.as_ref().clone();
         Ok(SegmentSearch {
             ranking: self.ranking,
             after: self.after,
@@ -439,14 +433,9 @@ impl Collector for SearchCollector {
             max_price: self.max_price,
             in_stock: self.in_stock,
             segment,
-            price,
-            created,
-            stock,
-            tiebreak,
-            brand_counts: vec![0; brand.as_ref().map_or(0, |c| c.num_terms())],
-            category_counts: vec![0; category.as_ref().map_or(0, |c| c.num_terms())],
-            brand,
-            category,
+            brand_counts: vec![0; columns.brand.as_ref().map_or(0, |c| c.num_terms())],
+            category_counts: vec![0; columns.category.as_ref().map_or(0, |c| c.num_terms())],
+            columns,
             price_counts: [0; PRICE_EDGES.len() + 1],
             total: 0,
             heap: BinaryHeap::with_capacity(self.keep + 1),
@@ -500,26 +489,26 @@ impl SegmentCollector for SegmentSearch {
     type Fruit = Counts;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let price = self.price.first(doc).unwrap_or_default();
+        let price = self.columns.price.first(doc).unwrap_or_default();
         if price < self.min_price || price > self.max_price {
             return;
         }
         if let Some(wanted) = self.in_stock
-            && (self.stock.first(doc).unwrap_or_default() == 1) != wanted
+            && (self.columns.stock.first(doc).unwrap_or_default() == 1) != wanted
         {
             return;
         }
         self.total += 1;
         self.price_counts[price_bucket(price)] += 1;
-        if let Some(ord) = self.brand.as_ref().and_then(|c| c.ords().first(doc)) {
+        if let Some(ord) = self.columns.brand.as_ref().and_then(|c| c.ords().first(doc)) {
             self.brand_counts[ord as usize] += 1;
         }
-        if let Some(ord) = self.category.as_ref().and_then(|c| c.ords().first(doc)) {
+        if let Some(ord) = self.columns.category.as_ref().and_then(|c| c.ords().first(doc)) {
             self.category_counts[ord as usize] += 1;
         }
         // Rank first; the tie-breaker is read only for a result that may enter the page.
         let created = match (self.ranking.sort, self.ranking.scored) {
-            (Sort::Relevance, false) | (Sort::Newest, _) => self.created.first(doc).unwrap_or_default(),
+            (Sort::Relevance, false) | (Sort::Newest, _) => self.columns.created.first(doc).unwrap_or_default(),
             _ => 0,
         };
         let (rank, value) = self.ranking.of(score, price, created);
@@ -534,7 +523,7 @@ impl SegmentCollector for SegmentSearch {
         {
             return;
         }
-        let tiebreak = self.tiebreak.first(doc).unwrap_or_default();
+        let tiebreak = self.columns.tiebreak.first(doc).unwrap_or_default();
         if let Some((after_rank, after_tiebreak)) = self.after
             && rank == after_rank
             && tiebreak <= after_tiebreak
@@ -555,8 +544,8 @@ impl SegmentCollector for SegmentSearch {
     fn harvest(self) -> Counts {
         Counts {
             total: self.total,
-            brand: ord_counts(self.brand.as_ref(), &self.brand_counts),
-            category: ord_counts(self.category.as_ref(), &self.category_counts),
+            brand: ord_counts(self.columns.brand.as_ref(), &self.brand_counts),
+            category: ord_counts(self.columns.category.as_ref(), &self.category_counts),
             price: self.price_counts,
             hits: self.heap.into_vec(),
         }
