@@ -119,7 +119,7 @@ struct UpArgs {
     /// Port to listen on (overrides SHOP_PORT; default 8080).
     #[arg(long)]
     port: Option<u16>,
-    /// Don't seed the demo catalog into an empty store.
+    /// Don't seed the demo catalog (categories and 1,000 generated products) into an empty store.
     #[arg(long)]
     no_seed: bool,
     #[command(flatten)]
@@ -299,6 +299,9 @@ async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Products `shop up` generates on a first start.
+const DEMO_PRODUCTS: u64 = 1_000;
+
 async fn up(config: Config, seed_demo: bool) -> anyhow::Result<()> {
     let address = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
@@ -310,7 +313,9 @@ async fn up(config: Config, seed_demo: bool) -> anyhow::Result<()> {
     if seed_demo {
         let added = shop::seed_demo(&infra).await?;
         if added > 0 {
-            tracing::info!(categories = added, "seeded the demo catalog");
+            // A first start: a browsable demo catalog of generated products with stock.
+            let report = shop::seed_products(&infra, DEMO_PRODUCTS, |_| {}).await?;
+            tracing::info!(categories = added, products = report.imported, "seeded the demo catalog");
         }
     }
     let local = listener.local_addr()?;

@@ -50,6 +50,18 @@ fn up_serves_and_stops_cleanly_on_sigterm() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let categories = http_get(&shop.address, "/v1/categories");
     assert!(categories.contains("electronics"), "the demo catalog is seeded: {categories}");
+    // … with generated products, which the indexer makes searchable.
+    let started = Instant::now();
+    loop {
+        let search = http_get(&shop.address, "/v1/products?limit=1&in_stock=true");
+        if search.contains("\"total\":") && !search.contains("\"total\":0") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the demo products were not indexed: {search}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let product = http_get(&shop.address, "/v1/products/seed-000001");
+    assert!(product.starts_with("HTTP/1.1 200"), "{product}");
 
     let status = Command::new("kill").args(["-TERM", &shop.child.id().to_string()]).status().unwrap();
     assert!(status.success());
