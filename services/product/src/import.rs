@@ -3,17 +3,15 @@
 //! under it: re-importing a file updates the catalog) and `images`; without an `id` the product is
 //! new. Bad lines are reported with their number and the reason, and write nothing.
 
-use std::collections::BTreeMap;
-
 use platform::events::Event;
 use platform::http::Validator;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+use crate::Catalog;
 use crate::domain::product::{Product, ProductInput, build};
 use crate::store::StoreError;
-use crate::{Catalog, NAME};
 
 /// Products written per store batch.
 pub const BATCH: usize = 1_000;
@@ -97,12 +95,11 @@ impl<'a> Importer<'a> {
         if let Some(id) = &id {
             v.check(platform::sku::is_valid(id), "id", "must be 1-64 letters, digits, '-', '_' or '.'");
         }
-        v.check(images.len() <= 20, "images", "at most 20 images");
         let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let product = build(input, id, images, false, chrono::Utc::now(), &mut v);
         match (v.finish(), product) {
             (Ok(()), Some(product)) => {
-                let event = Event::new("product.upserted.v1", NAME, &product).with_subject(&product.id);
+                let event = crate::domain::product::upserted(&product);
                 self.pending.push((line, product, event));
                 if self.pending.len() >= BATCH {
                     self.flush().await?;
@@ -220,9 +217,4 @@ pub async fn import_ndjson(
         }
     }
     importer.finish().await
-}
-
-/// The attributes of a generated product (used by the seeder).
-pub fn attributes(pairs: &[(&str, &str)]) -> BTreeMap<String, Value> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned()))).collect()
 }

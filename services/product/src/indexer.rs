@@ -69,22 +69,6 @@ impl CategoryTree {
         }
         path
     }
-
-    /// The ids of `category` and all its descendants.
-    pub fn descendants(&self, category: &str) -> HashSet<String> {
-        let mut found: HashSet<String> = HashSet::from([category.to_owned()]);
-        loop {
-            let before = found.len();
-            for (id, parent) in &self.parents {
-                if parent.as_ref().is_some_and(|p| found.contains(p)) {
-                    found.insert(id.clone());
-                }
-            }
-            if found.len() == before {
-                return found;
-            }
-        }
-    }
 }
 
 /// The category tree, read from the store at most every few seconds.
@@ -190,7 +174,7 @@ enum Change {
 
 fn change(event: &Event) -> Result<Change, HandlerError> {
     match event.kind.as_str() {
-        "product.upserted.v1" | "product.deleted.v1" => {
+        crate::domain::product::UPSERTED | crate::domain::product::DELETED => {
             let product: ProductRef = event
                 .data_as()
                 .map_err(|e| HandlerError::Reject(format!("{} without a product id: {e}", event.kind)))?;
@@ -325,7 +309,7 @@ mod tests {
     }
 
     fn upserted(product: &Product) -> Event {
-        Event::new("product.upserted.v1", "product", product)
+        crate::domain::product::upserted(product)
     }
 
     async fn everything(index: &dyn SearchIndex) -> u64 {
@@ -393,7 +377,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_go_up_and_descendants_go_down() {
+    fn paths_go_up_and_keys_resolve_by_id_or_slug() {
         let tree = CategoryTree::new(&[
             category("fashion", None),
             category("shoes", Some("fashion")),
@@ -402,7 +386,9 @@ mod tests {
         ]);
         assert_eq!(tree.path("boots"), ["boots", "shoes", "fashion"]);
         assert_eq!(tree.path("unknown"), ["unknown"]);
-        let below: HashSet<String> = ["fashion", "shoes", "boots"].into_iter().map(String::from).collect();
-        assert_eq!(tree.descendants("fashion"), below);
+        assert_eq!(tree.resolve("boots"), Some("boots"));
+        let hats = Category { id: "cat-hats".into(), name: "Hats".into(), parent_id: None, slug: "hats".into() };
+        assert_eq!(CategoryTree::new(&[hats]).resolve("hats"), Some("cat-hats"));
+        assert_eq!(tree.resolve("unknown"), None);
     }
 }

@@ -78,10 +78,8 @@ pub struct Catalog {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The category tree.
-    pub categories: Arc<dyn CategoryStore>,
-    /// Products.
-    pub products: Arc<dyn ProductStore>,
+    /// The stores and their outbox waker.
+    pub catalog: Catalog,
     /// The search index.
     pub index: Arc<dyn SearchIndex>,
     /// The category tree, cached (category filters, the indexer's category paths).
@@ -92,17 +90,10 @@ pub struct AppState {
     pub objects: Arc<dyn ObjectStore>,
     /// Largest image upload in bytes.
     pub image_max_bytes: u64,
+    /// Largest NDJSON import body in bytes.
+    pub bulk_body_limit: usize,
     /// Verifies access tokens (admin routes).
     pub verifier: Arc<TokenVerifier>,
-    /// Wakes the outbox relay after a commit that wrote events.
-    pub outbox: Arc<Notify>,
-}
-
-impl AppState {
-    /// The stores and outbox waker, for the importer.
-    pub fn catalog(&self) -> Catalog {
-        Catalog { categories: self.categories.clone(), products: self.products.clone(), outbox: self.outbox.clone() }
-    }
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -207,18 +198,17 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     index.ensure().await.context("cannot set up the search index")?;
     let tree = Arc::new(TreeCache::new(categories.clone()));
     let state = AppState {
-        categories,
-        products,
+        catalog: Catalog { categories, products, outbox },
         index,
         tree,
         pages: Arc::new(PageCache::new()),
         objects: infra.objects.clone(),
         image_max_bytes: infra.config.image_max_bytes,
+        bulk_body_limit: infra.config.bulk_body_limit_bytes,
         verifier: infra.verifier.clone(),
-        outbox,
     };
-    let indexer =
-        Indexer::new(state.products.clone(), state.tree.clone(), state.index.clone()).with_pages(state.pages.clone());
+    let indexer = Indexer::new(state.catalog.products.clone(), state.tree.clone(), state.index.clone())
+        .with_pages(state.pages.clone());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), indexer::QUEUE, Arc::new(indexer)).batch(indexer::BATCH));
     let index_check = state.index.clone();
     let rebuild = state.clone();
@@ -250,12 +240,17 @@ impl ReadinessCheck for SearchCheck {
 }
 
 async fn reindex_if_empty(state: &AppState) -> Result<(), indexer::ReindexError> {
-    if state.index.count().await? > 0 || state.products.count().await? == 0 {
+    if state.index.count().await? > 0 || state.catalog.products.count().await? == 0 {
         return Ok(());
     }
     tracing::info!("the search index is empty; rebuilding it from the catalog");
-    let indexed =
-        indexer::reindex(state.products.as_ref(), state.categories.as_ref(), state.index.as_ref(), |_| {}).await?;
+    let indexed = indexer::reindex(
+        state.catalog.products.as_ref(),
+        state.catalog.categories.as_ref(),
+        state.index.as_ref(),
+        |_| {},
+    )
+    .await?;
     tracing::info!(products = indexed, "search index rebuilt");
     Ok(())
 }

@@ -20,8 +20,8 @@ const DEMO_CATEGORIES: &[(&str, Option<&str>)] = &[
 
 /// Seeds the demo catalog into an empty store; returns the number of categories added (0 when the
 /// catalog already has categories).
-pub async fn seed_demo(state: &Catalog) -> Result<usize, StoreError> {
-    if !state.categories.list().await?.is_empty() {
+pub async fn seed_demo(catalog: &Catalog) -> Result<usize, StoreError> {
+    if !catalog.categories.list().await?.is_empty() {
         return Ok(0);
     }
     for (name, parent) in DEMO_CATEGORIES {
@@ -31,7 +31,7 @@ pub async fn seed_demo(state: &Catalog) -> Result<usize, StoreError> {
             parent_id: parent.map(|p| format!("cat-{}", slugify(p))),
             slug: slugify(name),
         };
-        state.categories.insert(&category).await?;
+        catalog.categories.insert(&category).await?;
     }
     Ok(DEMO_CATEGORIES.len())
 }
@@ -176,6 +176,10 @@ const USES: &[&str] = &[
     "gifting",
 ];
 
+fn attributes(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, serde_json::Value> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned()))).collect()
+}
+
 /// The `n`-th product (from 0) of the generated catalog.
 pub fn generate(n: u64) -> Generated {
     use crate::domain::product::{ProductInput, VariantInput};
@@ -209,7 +213,7 @@ pub fn generate(n: u64) -> Generated {
         variants.push(VariantInput {
             sku: sku.clone(),
             price: Some(platform::money::Money::new(price, "USD")),
-            attributes: crate::import::attributes(&[(axis, value)]),
+            attributes: attributes(&[(axis, value)]),
         });
         stock.push((sku, if out_of_stock { 0 } else { rng.below(200) as i64 + 1 }));
     }
@@ -219,7 +223,7 @@ pub fn generate(n: u64) -> Generated {
         brand: brand.to_owned(),
         category_id: kind.category.to_owned(),
         price: platform::money::Money::new(base, "USD"),
-        attributes: crate::import::attributes(&[("model", &model.to_string())]),
+        attributes: attributes(&[("model", &model.to_string())]),
         variants,
     };
     Generated { id, input, stock }

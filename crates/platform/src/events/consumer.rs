@@ -41,10 +41,16 @@ pub trait EventHandler: Send + Sync {
     async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            outcomes.push(self.handle(event).await);
+            outcomes.push(tracing::Instrument::instrument(self.handle(event), event_span(event)).await);
         }
         outcomes
     }
+}
+
+/// The span of one event's handling (inside its batch's span, which names the queue).
+fn event_span(event: &Event) -> tracing::Span {
+    tracing::info_span!("consume", event.id = %event.id, event.kind = %event.kind,
+        correlation_id = event.correlationid.as_deref().unwrap_or_default())
 }
 
 /// One queue's consumer.
@@ -84,7 +90,7 @@ impl Consumer {
     }
 
     /// Handles a received batch: what is not an event is dead-lettered, the events go to the
-    /// handler (one by one, or together when the batch holds several), and each is settled.
+    /// handler together, and each is settled (what succeeded acknowledged at once).
     async fn handle_all(&self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
         let queue = self.queue.as_str();
         let mut events = Vec::with_capacity(deliveries.len());
@@ -103,15 +109,11 @@ impl Consumer {
                 }
             }
         }
-        if events.len() == 1 {
-            let event = &events[0];
-            let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
-                correlation_id = event.correlationid.as_deref().unwrap_or_default());
-            let result = tracing::Instrument::instrument(self.handler.handle(event), span.clone()).await;
-            return tracing::Instrument::instrument(self.settle(&received[0], result), span).await;
+        if events.is_empty() {
+            return Ok(());
         }
-        let span = tracing::info_span!("consume_batch", queue, events = events.len());
-        let outcomes = tracing::Instrument::instrument(self.handler.handle_batch(&events), span.clone()).await;
+        let batch = tracing::info_span!("consume_batch", queue, events = events.len());
+        let outcomes = tracing::Instrument::instrument(self.handler.handle_batch(&events), batch.clone()).await;
         let mut first_error = None;
         let mut handled = Vec::with_capacity(received.len());
         for ((delivery, event), result) in received.iter().zip(&events).zip(outcomes) {
@@ -119,8 +121,7 @@ impl Consumer {
                 handled.push(delivery);
                 continue;
             }
-            let span = tracing::info_span!("consume", queue, event.id = %event.id, event.kind = %event.kind,
-                correlation_id = event.correlationid.as_deref().unwrap_or_default());
+            let span = tracing::info_span!(parent: &batch, "consume", event.id = %event.id, event.kind = %event.kind);
             if let Err(error) = tracing::Instrument::instrument(self.settle(delivery, result), span).await {
                 first_error.get_or_insert(error);
             }

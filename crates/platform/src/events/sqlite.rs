@@ -51,27 +51,41 @@ impl SqliteQueue {
         Ok(Self { db, routing: Arc::new(routing), published: Arc::new(Notify::new()), wait })
     }
 
-    async fn insert(&self, queues: Vec<String>, event: &Event) -> Result<(), BusError> {
-        if queues.is_empty() {
-            tracing::debug!(event.kind = %event.kind, "no queue subscribes to this event type");
+    /// Puts each event on its queues, all in one transaction.
+    async fn insert(&self, rows: Vec<(Vec<String>, &Event)>) -> Result<(), BusError> {
+        let rows: Vec<(Vec<String>, String, String)> = rows
+            .into_iter()
+            .filter(|(queues, event)| {
+                if queues.is_empty() {
+                    tracing::debug!(event.kind = %event.kind, "no queue subscribes to this event type");
+                }
+                !queues.is_empty()
+            })
+            .map(|(queues, event)| (queues, event.id.clone(), event.to_json()))
+            .collect();
+        if rows.is_empty() {
             return Ok(());
         }
-        let body = event.to_json();
-        let event_id = event.id.clone();
         self.db
             .transaction(move |tx| {
                 let now = now_ms();
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (queue, event_id, body, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 )?;
-                for queue in &queues {
-                    insert.execute(params![queue, event_id, body, now])?;
+                for (queues, event_id, body) in &rows {
+                    for queue in queues {
+                        insert.execute(params![queue, event_id, body, now])?;
+                    }
                 }
                 Ok(())
             })
             .await?;
         self.published.notify_waiters();
         Ok(())
+    }
+
+    fn routed<'a>(&self, event: &'a Event) -> (Vec<String>, &'a Event) {
+        (self.routing.queues_for(&event.kind).map(str::to_owned).collect(), event)
     }
 
     async fn claim(&self, queue: &str, max: usize, visibility: Duration) -> Result<Vec<Delivery>, BusError> {
@@ -140,42 +154,18 @@ impl EventBus for SqliteQueue {
     }
 
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let queues = self.routing.queues_for(&event.kind).map(str::to_owned).collect();
-        self.insert(queues, event).await
+        self.insert(vec![self.routed(event)]).await
     }
 
     async fn publish_batch(&self, events: &[Event]) -> (usize, Result<(), BusError>) {
-        let rows: Vec<(Vec<String>, String, String)> = events
-            .iter()
-            .map(|e| (self.routing.queues_for(&e.kind).map(str::to_owned).collect(), e.id.clone(), e.to_json()))
-            .collect();
-        let count = rows.len();
-        let written = self
-            .db
-            .transaction(move |tx| {
-                let now = now_ms();
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (queue, event_id, body, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-                )?;
-                for (queues, event_id, body) in &rows {
-                    for queue in queues {
-                        insert.execute(params![queue, event_id, body, now])?;
-                    }
-                }
-                Ok(())
-            })
-            .await;
-        match written {
-            Ok(()) => {
-                self.published.notify_waiters();
-                (count, Ok(()))
-            }
-            Err(error) => (0, Err(error.into())),
+        match self.insert(events.iter().map(|e| self.routed(e)).collect()).await {
+            Ok(()) => (events.len(), Ok(())),
+            Err(error) => (0, Err(error)),
         }
     }
 
     async fn send(&self, queue: &str, event: &Event) -> Result<(), BusError> {
-        self.insert(vec![queue.to_owned()], event).await
+        self.insert(vec![(vec![queue.to_owned()], event)]).await
     }
 
     async fn receive(&self, queue: &str, max: usize, visibility: Duration) -> Result<Vec<Delivery>, BusError> {

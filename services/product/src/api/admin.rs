@@ -10,14 +10,13 @@ use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use futures::TryStreamExt;
 use platform::auth::AdminUser;
-use platform::events::Event;
 use platform::http::{ApiError, Json, Path, Validator};
 use platform::objects::PresignedUpload;
 use platform::telemetry::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 
+use crate::AppState;
 use crate::import::{ImportError, ImportReport, import_ndjson};
-use crate::{AppState, NAME};
 
 /// Image types an admin may upload, with their file extensions.
 pub const IMAGE_TYPES: &[(&str, &str)] = &[
@@ -27,9 +26,6 @@ pub const IMAGE_TYPES: &[(&str, &str)] = &[
     ("image/gif", "gif"),
     ("image/avif", "avif"),
 ];
-
-/// Most images one product has.
-pub const MAX_IMAGES: usize = 20;
 
 /// How long an upload URL works.
 const UPLOAD_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -69,12 +65,14 @@ pub async fn import_products(
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
-    let imported = import_ndjson(&state.catalog(), reader, |_| {}).await;
+    let imported = import_ndjson(&state.catalog, reader, |_| {}).await;
     // Imported lines may replace cached products: start the page cache afresh.
     state.pages.clear();
     match imported {
         Ok(report) => Ok(Json(report)),
-        Err(ImportError::Read(error)) if is_length_limit(&error) => Err(ApiError::payload_too_large(0)),
+        Err(ImportError::Read(error)) if is_length_limit(&error) => {
+            Err(ApiError::payload_too_large(state.bulk_body_limit))
+        }
         Err(ImportError::Read(error)) => Err(ApiError::bad_request(format!("could not read the upload: {error}"))),
         Err(error) => Err(ApiError::internal(error)),
     }
@@ -127,12 +125,13 @@ pub async fn create_image(
     );
     v.finish()?;
     let mut product = state
+        .catalog
         .products
         .get(&id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("no such product"))?;
-    if product.images.len() >= MAX_IMAGES {
+    if product.images.len() >= crate::domain::product::MAX_IMAGES {
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
     let key = format!("products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
@@ -140,12 +139,12 @@ pub async fn create_image(
     let url = upload.public_url.clone();
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();
-    let event = Event::new("product.upserted.v1", NAME, &product).with_subject(&product.id).with_trace(&trace);
-    if !state.products.replace(&product, &event).await.map_err(ApiError::internal)? {
+    let event = crate::domain::product::upserted(&product).with_trace(&trace);
+    if !state.catalog.products.replace(&product, &event).await.map_err(ApiError::internal)? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);
-    state.outbox.notify_one();
+    state.catalog.outbox.notify_one();
     Ok((axum::http::StatusCode::CREATED, Json(ImageUpload { upload, url })))
 }
 

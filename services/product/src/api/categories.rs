@@ -28,7 +28,7 @@ pub struct CategoryList {
         (status = 304, description = "Not modified since the ETag sent in If-None-Match"),
     ))]
 pub async fn list_categories(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let items = state.categories.list().await.map_err(ApiError::internal)?;
+    let items = state.catalog.categories.list().await.map_err(ApiError::internal)?;
     Ok(super::products::cached_json(&headers, &CategoryList { items }))
 }
 
@@ -65,7 +65,7 @@ pub async fn create_category(
     v.check(is_valid_slug(&slug), "slug", "must be lowercase letters and digits joined by single hyphens");
     v.finish()?;
     let category = Category { id: format!("cat-{slug}"), name, parent_id: input.parent_id, slug };
-    state.categories.insert(&category).await.map_err(|error| match error {
+    state.catalog.categories.insert(&category).await.map_err(|error| match error {
         StoreError::DuplicateSlug(slug) => ApiError::conflict(format!("the slug {slug} is taken")),
         StoreError::UnknownParent(id) => ApiError::invalid_field("parent_id", format!("no category {id:?}")),
         other => ApiError::internal(other),

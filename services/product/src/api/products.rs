@@ -12,12 +12,11 @@ use platform::auth::AdminUser;
 use platform::events::Event;
 use platform::http::{ApiError, Json, Path, Validator};
 use platform::telemetry::trace::TraceContext;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::AppState;
 use crate::domain::product::{Product, ProductInput, ProductPatch, build};
 use crate::store::StoreError;
-use crate::{AppState, NAME};
 
 /// How long clients and the CDN may reuse a product answer.
 const CACHE_CONTROL: &str = "public, max-age=60";
@@ -57,7 +56,7 @@ pub fn respond(headers: &HeaderMap, bytes: Bytes, etag: String) -> Response {
 }
 
 fn upserted(product: &Product, trace: &TraceContext) -> Event {
-    Event::new("product.upserted.v1", NAME, product).with_subject(&product.id).with_trace(trace)
+    crate::domain::product::upserted(product).with_trace(trace)
 }
 
 /// A product.
@@ -76,7 +75,7 @@ pub async fn get_product(
     if let Some((bytes, etag)) = state.pages.get(&id) {
         return Ok(respond(&headers, bytes, etag));
     }
-    let product = state.products.get(&id).await.map_err(ApiError::internal)?;
+    let product = state.catalog.products.get(&id).await.map_err(ApiError::internal)?;
     let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
     let (bytes, etag) = rendered(&product);
     state.pages.put(&id, bytes.clone(), etag.clone());
@@ -101,9 +100,9 @@ pub async fn create_product(
     let product = build(input, id, Vec::new(), false, chrono::Utc::now(), &mut v);
     v.finish()?;
     let product = product.expect("validated");
-    state.products.insert(&product, &upserted(&product, &trace)).await.map_err(store_error)?;
+    state.catalog.products.insert(&product, &upserted(&product, &trace)).await.map_err(store_error)?;
     state.pages.forget(&product.id);
-    state.outbox.notify_one();
+    state.catalog.outbox.notify_one();
     // As stored: the store sets `in_stock` from the SKUs' known stock.
     let stored = current(&state, &product.id).await?;
     Ok((StatusCode::CREATED, Json(stored)))
@@ -120,16 +119,22 @@ async fn save(
         build(input, current.id.clone(), current.images.clone(), current.in_stock, current.created_at, &mut v);
     v.finish()?;
     let product = product.expect("validated");
-    if !state.products.replace(&product, &upserted(&product, trace)).await.map_err(store_error)? {
+    if !state.catalog.products.replace(&product, &upserted(&product, trace)).await.map_err(store_error)? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);
-    state.outbox.notify_one();
+    state.catalog.outbox.notify_one();
     Ok(Json(self::current(state, &product.id).await?))
 }
 
 async fn current(state: &AppState, id: &str) -> Result<Product, ApiError> {
-    state.products.get(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("no such product"))
+    state
+        .catalog
+        .products
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such product"))
 }
 
 /// Replaces a product.
@@ -173,12 +178,12 @@ pub async fn delete_product(
     trace: TraceContext,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let event = Event::new("product.deleted.v1", NAME, json!({"id": id})).with_subject(&id).with_trace(&trace);
-    if !state.products.delete(&id, &event).await.map_err(ApiError::internal)? {
+    let event = crate::domain::product::deleted(&id).with_trace(&trace);
+    if !state.catalog.products.delete(&id, &event).await.map_err(ApiError::internal)? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&id);
-    state.outbox.notify_one();
+    state.catalog.outbox.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,6 +11,25 @@ use serde_json::Value;
 /// item on a category move, its event and a claim per SKU added or removed: 4 + 2 × 48 = 100 items).
 pub const MAX_VARIANTS: usize = 48;
 
+/// Most images one product has.
+pub const MAX_IMAGES: usize = 20;
+
+/// The event every write of a product records (its payload: the product as written).
+pub const UPSERTED: &str = "product.upserted.v1";
+
+/// The event a deleted product records (its payload: `{"id": …}`).
+pub const DELETED: &str = "product.deleted.v1";
+
+/// The `product.upserted.v1` event of `product`.
+pub fn upserted(product: &Product) -> platform::events::Event {
+    platform::events::Event::new(UPSERTED, crate::NAME, product).with_subject(&product.id)
+}
+
+/// The `product.deleted.v1` event of product `id`.
+pub fn deleted(id: &str) -> platform::events::Event {
+    platform::events::Event::new(DELETED, crate::NAME, serde_json::json!({ "id": id })).with_subject(id)
+}
+
 /// A sellable variant of a product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Variant {
@@ -152,6 +171,7 @@ pub fn build(
     v.check(input.price.amount >= 0, "price.amount", "must not be negative");
     v.check(is_currency_code(&input.price.currency), "price.currency", "must be an ISO 4217 code such as USD");
     v.check(input.attributes.len() <= 50, "attributes", "at most 50 attributes");
+    v.check(images.len() <= MAX_IMAGES, "images", "at most 20 images");
     v.check(!input.variants.is_empty(), "variants", "a product has at least one variant");
     v.check(input.variants.len() <= MAX_VARIANTS, "variants", "at most 48 variants");
     let mut seen = std::collections::HashSet::new();

@@ -385,14 +385,22 @@ fn columns(cache: &ColumnCache, reader: &SegmentReader) -> tantivy::Result<Arc<S
     Ok(columns)
 }
 
-struct SearchCollector {
-    columns: ColumnCache,
+/// What every segment's collection needs of the search.
+#[derive(Debug, Clone, Copy)]
+struct Criteria {
     ranking: Ranking,
+    /// The cursor as (rank, tie-breaker).
     after: Option<(f64, u64)>,
+    /// Results to keep (a page and one more, to know whether another page follows).
     keep: usize,
     min_price: i64,
     max_price: i64,
     in_stock: Option<bool>,
+}
+
+struct SearchCollector {
+    columns: ColumnCache,
+    criteria: Criteria,
 }
 
 struct Counts {
@@ -404,12 +412,7 @@ struct Counts {
 }
 
 struct SegmentSearch {
-    ranking: Ranking,
-    after: Option<(f64, u64)>,
-    keep: usize,
-    min_price: i64,
-    max_price: i64,
-    in_stock: Option<bool>,
+    criteria: Criteria,
     segment: SegmentOrdinal,
     columns: SegmentColumns,
     brand_counts: Vec<u64>,
@@ -426,24 +429,19 @@ impl Collector for SearchCollector {
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
         let columns = columns(&self.columns, reader)?.as_ref().clone();
         Ok(SegmentSearch {
-            ranking: self.ranking,
-            after: self.after,
-            keep: self.keep,
-            min_price: self.min_price,
-            max_price: self.max_price,
-            in_stock: self.in_stock,
+            criteria: self.criteria,
             segment,
             brand_counts: vec![0; columns.brand.as_ref().map_or(0, |c| c.num_terms())],
             category_counts: vec![0; columns.category.as_ref().map_or(0, |c| c.num_terms())],
             columns,
             price_counts: [0; PRICE_EDGES.len() + 1],
             total: 0,
-            heap: BinaryHeap::with_capacity(self.keep + 1),
+            heap: BinaryHeap::with_capacity(self.criteria.keep + 1),
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        self.ranking.scored
+        self.criteria.ranking.scored
     }
 
     fn merge_fruits(&self, fruits: Vec<Counts>) -> tantivy::Result<Counts> {
@@ -468,7 +466,7 @@ impl Collector for SearchCollector {
             merged.hits.extend(fruit.hits);
         }
         merged.hits.sort_by(|a, b| b.precedes(a));
-        merged.hits.truncate(self.keep);
+        merged.hits.truncate(self.criteria.keep);
         Ok(merged)
     }
 }
@@ -490,10 +488,10 @@ impl SegmentCollector for SegmentSearch {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         let price = self.columns.price.first(doc).unwrap_or_default();
-        if price < self.min_price || price > self.max_price {
+        if price < self.criteria.min_price || price > self.criteria.max_price {
             return;
         }
-        if let Some(wanted) = self.in_stock
+        if let Some(wanted) = self.criteria.in_stock
             && (self.columns.stock.first(doc).unwrap_or_default() == 1) != wanted
         {
             return;
@@ -507,31 +505,31 @@ impl SegmentCollector for SegmentSearch {
             self.category_counts[ord as usize] += 1;
         }
         // Rank first; the tie-breaker is read only for a result that may enter the page.
-        let created = match (self.ranking.sort, self.ranking.scored) {
+        let created = match (self.criteria.ranking.sort, self.criteria.ranking.scored) {
             (Sort::Relevance, false) | (Sort::Newest, _) => self.columns.created.first(doc).unwrap_or_default(),
             _ => 0,
         };
-        let (rank, value) = self.ranking.of(score, price, created);
-        if let Some((after_rank, _)) = self.after
+        let (rank, value) = self.criteria.ranking.of(score, price, created);
+        if let Some((after_rank, _)) = self.criteria.after
             && rank > after_rank
         {
             return;
         }
-        if self.heap.len() >= self.keep
+        if self.heap.len() >= self.criteria.keep
             && let Some(worst) = self.heap.peek()
             && rank < worst.rank
         {
             return;
         }
         let tiebreak = self.columns.tiebreak.first(doc).unwrap_or_default();
-        if let Some((after_rank, after_tiebreak)) = self.after
+        if let Some((after_rank, after_tiebreak)) = self.criteria.after
             && rank == after_rank
             && tiebreak <= after_tiebreak
         {
             return;
         }
         let hit = Hit { rank, value, tiebreak, address: DocAddress::new(self.segment, doc) };
-        if self.heap.len() < self.keep {
+        if self.heap.len() < self.criteria.keep {
             self.heap.push(hit);
         } else if let Some(worst) = self.heap.peek()
             && hit.precedes(worst) == Ordering::Greater
@@ -599,12 +597,14 @@ impl SearchIndex for TantivyIndex {
         let limit = search.limit.clamp(1, super::MAX_LIMIT);
         let collector = SearchCollector {
             columns: self.columns.clone(),
-            ranking,
-            after: search.after.map(|c| (ranking.rank_of_value(c.value), c.tiebreak)),
-            keep: limit + 1,
-            min_price: search.min_price.unwrap_or(i64::MIN),
-            max_price: search.max_price.unwrap_or(i64::MAX),
-            in_stock: search.in_stock,
+            criteria: Criteria {
+                ranking,
+                after: search.after.map(|c| (ranking.rank_of_value(c.value), c.tiebreak)),
+                keep: limit + 1,
+                min_price: search.min_price.unwrap_or(i64::MIN),
+                max_price: search.max_price.unwrap_or(i64::MAX),
+                in_stock: search.in_stock,
+            },
         };
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
