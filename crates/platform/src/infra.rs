@@ -29,7 +29,7 @@ use crate::http::ops::{Ops, ReadinessCheck};
 use crate::objects::ObjectStore;
 use crate::objects::local::{LocalObjectStore, upload_router};
 use crate::objects::s3::S3ObjectStore;
-use crate::sqlite::{Db, PLATFORM_MIGRATIONS};
+use crate::sqlite::Db;
 
 /// How long an embedded-queue receive waits for a message before the consumer loops.
 const QUEUE_WAIT: Duration = Duration::from_secs(1);
@@ -157,9 +157,8 @@ impl Infra {
     /// outbox and inbox tables and then `migrations`.
     pub fn open_sqlite(&self, name: &str, migrations: &[crate::sqlite::Migration]) -> anyhow::Result<Db> {
         let path: PathBuf = self.config.data_dir.join(format!("{name}.db"));
-        let db = Db::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        db.migrate(PLATFORM_MIGRATIONS).with_context(|| format!("cannot migrate {}", path.display()))?;
-        db.migrate(migrations).with_context(|| format!("cannot migrate {}", path.display()))?;
+        let (db, _) =
+            Db::open_migrated(&path, migrations).with_context(|| format!("cannot open and migrate {}", path.display()))?;
         Ok(db)
     }
 

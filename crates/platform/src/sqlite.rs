@@ -109,6 +109,14 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Db {
+    /// Opens a service's database at `path` with the platform's tables (outbox, inbox) and then
+    /// `migrations` applied; the number of migrations applied now.
+    pub fn open_migrated(path: impl AsRef<Path>, migrations: &[Migration]) -> Result<(Self, usize), DbError> {
+        let db = Self::open(path)?;
+        let applied = db.migrate(PLATFORM_MIGRATIONS)? + db.migrate(migrations)?;
+        Ok((db, applied))
+    }
+
     /// Opens (creating it and its folder when missing) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
         let path = path.as_ref().to_path_buf();

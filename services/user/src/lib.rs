@@ -118,9 +118,8 @@ pub async fn user_store(config: &platform::Config) -> anyhow::Result<(Arc<dyn Us
         Some(_) => None,
         None => {
             let path = config.data_dir.join(format!("{NAME}.db"));
-            let db = platform::sqlite::Db::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-            db.migrate(platform::sqlite::PLATFORM_MIGRATIONS)?;
-            db.migrate(MIGRATIONS)?;
+            let (db, _) = platform::sqlite::Db::open_migrated(&path, MIGRATIONS)
+                .with_context(|| format!("cannot open and migrate {}", path.display()))?;
             Some(db)
         }
     };
