@@ -310,6 +310,20 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     })
     .await;
 
+    // Images larger than the API's JSON body limit upload too (the upload route sets its own).
+    let big = 2 * 1024 * 1024;
+    let response = ask("p-2", json!({"content_type": "image/jpeg", "size": big}), &admin).await.unwrap();
+    let upload: Value = response.json().await.unwrap();
+    let put = app
+        .client
+        .put(upload["upload"]["url"].as_str().unwrap())
+        .header("content-type", "image/jpeg")
+        .body(vec![7u8; big])
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+
     for (body, field) in [
         (json!({"content_type": "text/html", "size": 10}), "content_type"),
         (json!({"content_type": "image/jpeg", "size": 50 * 1024 * 1024}), "size"),
@@ -491,5 +505,19 @@ async fn the_catalog_runs_on_dynamodb_with_the_same_behaviour() {
     assert_eq!(moved.status(), 200);
     assert_eq!(moved.json::<Value>().await.unwrap()["in_stock"], true);
     app.eventually("the move reaches the index", || async { total(&app, "category=outdoor").await == 2 }).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_over_the_bulk_limit_is_refused_whole() {
+    let app = TestApp::start_with(|config| config.bulk_body_limit_bytes = 2_000).await;
+    let admin = app.admin_token().await;
+    let body = ndjson(&catalog());
+    assert!(body.len() > 2_000);
+    let response = import(&app, &admin, body).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert!(response.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("2000"));
+    assert_eq!(total(&app, "").await, 0, "nothing was imported");
     app.stop().await;
 }

@@ -150,7 +150,7 @@ pub struct Config {
     pub opensearch_url: Option<Url>,
     /// The OpenSearch index of products (`SHOP_OPENSEARCH_INDEX`).
     pub opensearch_index: String,
-    /// Largest body of a bulk request (`SHOP_BULK_BODY_LIMIT_BYTES`): NDJSON imports, uploads.
+    /// Largest body of a bulk request (`SHOP_BULK_BODY_LIMIT_BYTES`): NDJSON imports.
     pub bulk_body_limit_bytes: usize,
     /// Search result pages kept per index generation (`SHOP_SEARCH_CACHE_PAGES`; 0 turns the page
     /// cache off).

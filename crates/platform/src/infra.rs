@@ -157,8 +157,8 @@ impl Infra {
     /// outbox and inbox tables and then `migrations`.
     pub fn open_sqlite(&self, name: &str, migrations: &[crate::sqlite::Migration]) -> anyhow::Result<Db> {
         let path: PathBuf = self.config.data_dir.join(format!("{name}.db"));
-        let (db, _) =
-            Db::open_migrated(&path, migrations).with_context(|| format!("cannot open and migrate {}", path.display()))?;
+        let (db, _) = Db::open_migrated(&path, migrations)
+            .with_context(|| format!("cannot open and migrate {}", path.display()))?;
         Ok(db)
     }
 

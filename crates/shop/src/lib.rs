@@ -21,8 +21,8 @@ pub const SERVICES: &[(&str, &[sqlite::Migration])] = &[
 pub fn migrate(config: &Config) -> anyhow::Result<()> {
     for (name, migrations) in SERVICES {
         let path = config.data_dir.join(format!("{name}.db"));
-        let (_, applied) =
-            sqlite::Db::open_migrated(&path, migrations).with_context(|| format!("cannot migrate {}", path.display()))?;
+        let (_, applied) = sqlite::Db::open_migrated(&path, migrations)
+            .with_context(|| format!("cannot migrate {}", path.display()))?;
         println!("{name}: {applied} migration(s) applied ({})", path.display());
     }
     let queue = config.data_dir.join("events.db");

@@ -95,6 +95,7 @@ impl Consumer {
         let queue = self.queue.as_str();
         let mut events = Vec::with_capacity(deliveries.len());
         let mut received = Vec::with_capacity(deliveries.len());
+        let mut first_error = None;
         for delivery in deliveries {
             match delivery.event() {
                 Ok(event) => {
@@ -105,29 +106,30 @@ impl Consumer {
                     tracing::error!(queue, message.id = %delivery.message_id, %error, "not an event; dead-lettering");
                     metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => "dead")
                         .increment(1);
-                    self.bus.dead_letter(&delivery, &error.to_string()).await?;
+                    if let Err(error) = self.bus.dead_letter(&delivery, &error.to_string()).await {
+                        first_error.get_or_insert(error);
+                    }
                 }
             }
         }
         if events.is_empty() {
-            return Ok(());
+            return first_error.map_or(Ok(()), Err);
         }
         let batch = tracing::info_span!("consume_batch", queue, events = events.len());
         let outcomes = tracing::Instrument::instrument(self.handler.handle_batch(&events), batch.clone()).await;
-        let mut first_error = None;
         let mut handled = Vec::with_capacity(received.len());
         for ((delivery, event), result) in received.iter().zip(&events).zip(outcomes) {
             if result.is_ok() {
                 handled.push(delivery);
                 continue;
             }
-            let span = tracing::info_span!(parent: &batch, "consume", event.id = %event.id, event.kind = %event.kind);
+            let span = batch.in_scope(|| event_span(event));
             if let Err(error) = tracing::Instrument::instrument(self.settle(delivery, result), span).await {
                 first_error.get_or_insert(error);
             }
         }
         // What succeeded is acknowledged together (one write on the embedded queue).
-        let acked = self.bus.ack_batch(&handled).await;
+        let acked = if handled.is_empty() { Vec::new() } else { self.bus.ack_batch(&handled).await };
         let mut ok = 0;
         for outcome in acked {
             match outcome {

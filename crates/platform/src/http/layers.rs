@@ -27,10 +27,8 @@ use crate::telemetry::trace::TraceContext;
 /// The settings of the stack, taken from [`Config`].
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Largest request body in bytes.
+    /// Largest request body in bytes (routes that take more set their own limit).
     pub body_limit_bytes: usize,
-    /// Largest body of a bulk request (NDJSON uploads, object uploads), in bytes.
-    pub bulk_body_limit_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
     /// Allowed CORS origins (`*` for any); empty turns CORS off.
@@ -44,7 +42,6 @@ impl HttpSettings {
     pub fn from_config(config: &Config) -> Self {
         Self {
             body_limit_bytes: config.body_limit_bytes,
-            bulk_body_limit_bytes: config.bulk_body_limit_bytes,
             request_timeout: config.request_timeout(),
             cors_origins: config.cors_origin_list().map(str::to_owned).collect(),
             rate_limits: config.rate_limit_enabled.then_some(RateLimits {
@@ -69,11 +66,7 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
     let inner = ServiceBuilder::new()
         .layer(middleware::from_fn(move |request: Request, next: Next| problem_for_errors(request, next, limit)))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
-        .layer(middleware::from_fn({
-            let limits = (settings.body_limit_bytes, settings.bulk_body_limit_bytes);
-            move |request: Request, next: Next| limit_body(request, next, limits)
-        }));
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout));
     let router = router.layer(inner);
 
     let router = match cors_layer(&settings.cors_origins) {
@@ -139,30 +132,6 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Whether `request` is a bulk upload: an NDJSON body or an object upload.
-fn is_bulk(request: &Request) -> bool {
-    let ndjson = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-ndjson"));
-    ndjson || request.uri().path().starts_with("/uploads/")
-}
-
-/// Caps the request body: bulk uploads at the bulk limit, everything else at the body limit. A
-/// declared length over the cap is refused before reading; a body that grows past it fails to read
-/// (handlers answer 413).
-async fn limit_body(request: Request, next: Next, (limit, bulk_limit): (usize, usize)) -> Response {
-    let limit = if is_bulk(&request) { bulk_limit } else { limit };
-    let declared =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return ApiError::payload_too_large(limit).into_response();
-    }
-    let request = request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(request).await
-}
-
 /// Turns every error answer that is not already JSON (those made by layers and by axum itself: 404,
 /// 405, 408, 413, …) into problem+json with the same status and headers.
 async fn problem_for_errors(request: Request, next: Next, body_limit: usize) -> Response {
@@ -207,7 +176,6 @@ mod tests {
     fn settings() -> HttpSettings {
         HttpSettings {
             body_limit_bytes: 64,
-            bulk_body_limit_bytes: 1024,
             request_timeout: Duration::from_millis(200),
             cors_origins: vec!["https://shop.example".into()],
             rate_limits: None,

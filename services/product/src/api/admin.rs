@@ -63,6 +63,12 @@ pub async fn import_products(
     if !ndjson {
         return Err(ApiError::unsupported_media_type("send the products as application/x-ndjson"));
     }
+    // This route takes more than the platform's body limit: it sets its own, the bulk limit.
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.bulk_body_limit as u64) {
+        return Err(ApiError::payload_too_large(state.bulk_body_limit));
+    }
+    let body = Body::new(http_body_util::Limited::new(body, state.bulk_body_limit));
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
     let imported = import_ndjson(&state.catalog, reader, |_| {}).await;
