@@ -30,10 +30,7 @@ pub async fn create_admin(
 ) -> Result<(User, String), CreateAdminError> {
     let email = normalize_email(email).ok_or_else(|| CreateAdminError::BadEmail(email.to_owned()))?;
     check_password(password_text, &email).map_err(CreateAdminError::WeakPassword)?;
-    let hash = {
-        let text = password_text.to_owned();
-        tokio::task::spawn_blocking(move || password::hash(&text)).await.expect("hashing does not panic")
-    };
+    let hash = password::hash_async(password_text.to_owned()).await.expect("hashing does not panic");
     let secret = totp::new_secret();
     let user = User {
         id: uuid::Uuid::now_v7().to_string(),

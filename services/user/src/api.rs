@@ -18,7 +18,7 @@ use platform::http::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::domain::Account;
+use crate::domain::{Account, totp};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,17 @@ pub fn router() -> Router<AppState> {
 /// The account a valid access token names; 401 when it was deleted since the token was issued.
 pub async fn signed_in_account(state: &AppState, claims: &Claims) -> Result<Account, ApiError> {
     state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.ok_or_else(account_gone)
+}
+
+/// Whether `code` is a valid TOTP code of `account`'s secret now, in a time step later than the last
+/// one accepted; an accepted step is recorded (confirming enrolment), so a code works once. `false`
+/// when the account has no secret.
+pub async fn accept_totp(state: &AppState, account: &Account, code: &str) -> Result<bool, ApiError> {
+    let Some(secret) = account.mfa_secret.as_deref() else { return Ok(false) };
+    match totp::verify(secret, code, chrono::Utc::now().timestamp(), account.mfa_last_step) {
+        Some(step) => state.users.use_mfa_step(&account.user.id, step).await.map_err(ApiError::internal),
+        None => Ok(false),
+    }
 }
 
 /// The answer for a valid token whose account no longer exists.

@@ -104,6 +104,19 @@ impl AddressInput {
     }
 }
 
+/// The longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A display name, trimmed; records in `v` under `name` when it is empty (with `if_empty`: a
+/// required field "is required", an optional one "must not be empty") or longer than
+/// [`MAX_NAME_CHARS`].
+pub fn validated_name(name: &str, if_empty: &str, v: &mut Validator) -> String {
+    let name = name.trim().to_owned();
+    v.check(!name.is_empty(), "name", if_empty);
+    v.check(name.chars().count() <= MAX_NAME_CHARS, "name", "must be at most 100 characters");
+    name
+}
+
 /// The normal form of an email address (trimmed, lower-case), or `None` when it is not one.
 pub fn normalize_email(email: &str) -> Option<String> {
     let email = email.trim().to_lowercase();
@@ -223,6 +236,19 @@ mod tests {
         let mut v = Validator::new();
         AddressInput { name: String::new(), country: "USA".into(), ..address }.validated(&mut v);
         assert!(v.finish().is_err());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_limited_to_100_characters() {
+        let mut v = Validator::new();
+        assert_eq!(validated_name("  Ada Lovelace ", "is required", &mut v), "Ada Lovelace");
+        assert_eq!(validated_name(&"é".repeat(MAX_NAME_CHARS), "is required", &mut v).chars().count(), 100);
+        assert!(v.is_empty());
+        for bad in ["   ", &"a".repeat(MAX_NAME_CHARS + 1)] {
+            let mut v = Validator::new();
+            validated_name(bad, "is required", &mut v);
+            assert!(!v.is_empty(), "{bad:?}");
+        }
     }
 
     #[test]

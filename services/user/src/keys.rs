@@ -39,6 +39,8 @@ impl SigningKey {
 /// The signing keys of the user service.
 pub struct KeyRing {
     keys: Vec<SigningKey>,
+    /// The public keys, made once: every verifier and `GET /.well-known/jwks.json` serve it.
+    jwks: JwkSet,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -71,7 +73,7 @@ impl KeyRing {
             .map(|encoded| SigningKey::from_pkcs8(&STANDARD.decode(encoded).context("not base64")?))
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(!keys.is_empty(), "no key given");
-        Ok(Self { keys })
+        Ok(Self::new(keys))
     }
 
     /// Keys from a folder of `*.key` files (base64 PKCS#8), oldest first by name; a first key is made
@@ -90,7 +92,21 @@ impl KeyRing {
                     .with_context(|| path.display().to_string())
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { keys })
+        Ok(Self::new(keys))
+    }
+
+    fn new(keys: Vec<SigningKey>) -> Self {
+        let jwks: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|key| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
+                    "kid": key.kid, "x": URL_SAFE_NO_PAD.encode(&key.public),
+                })
+            })
+            .collect();
+        let jwks = serde_json::from_value(serde_json::json!({ "keys": jwks })).expect("a JWK set of OKP keys");
+        Self { keys, jwks }
     }
 
     /// Adds a new signing key to the folder. The previous one stays published; older ones retire.
@@ -108,18 +124,8 @@ impl KeyRing {
     }
 
     /// The public keys as a JWK set.
-    pub fn jwks(&self) -> JwkSet {
-        let keys: Vec<serde_json::Value> = self
-            .keys
-            .iter()
-            .map(|key| {
-                serde_json::json!({
-                    "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
-                    "kid": key.kid, "x": URL_SAFE_NO_PAD.encode(&key.public),
-                })
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({ "keys": keys })).expect("a JWK set of OKP keys")
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
     }
 
     /// Signs an access token with the newest key.
@@ -192,13 +198,13 @@ mod tests {
         assert_ne!(second.current_kid(), first.current_kid());
         assert_eq!(second.jwks().keys.len(), 2);
         let verifier = TokenVerifier::local("shop", "shop-api");
-        verifier.set_keys(&second.jwks());
+        verifier.set_keys(second.jwks());
         assert!(verifier.verify(&old_token).await.is_ok(), "the previous key still verifies");
         assert!(verifier.verify(&second.sign(&claims())).await.is_ok());
 
         KeyRing::rotate_dir(dir.path()).unwrap();
         let third = KeyRing::from_dir(dir.path()).unwrap();
-        verifier.set_keys(&third.jwks());
+        verifier.set_keys(third.jwks());
         assert!(verifier.verify(&old_token).await.is_err(), "a retired key no longer verifies");
     }
 

@@ -114,32 +114,32 @@ pub fn router(state: AppState) -> Router {
 /// The account store a configuration names, migrated: PostgreSQL when `SHOP_DATABASE_URL` is set,
 /// else SQLite under the data dir. Nothing is started (the CLI uses it as it is).
 pub async fn user_store(config: &platform::Config) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
-    let sqlite = match config.database_url {
-        Some(_) => None,
-        None => {
-            let path = config.data_dir.join(format!("{NAME}.db"));
-            let (db, _) = platform::sqlite::Db::open_migrated(&path, MIGRATIONS)
-                .with_context(|| format!("cannot open and migrate {}", path.display()))?;
-            Some(db)
-        }
-    };
-    accounts(config, sqlite).await
+    accounts(config, || {
+        let path = config.data_dir.join(format!("{NAME}.db"));
+        let (db, _) = platform::sqlite::Db::open_migrated(&path, MIGRATIONS)
+            .with_context(|| format!("cannot open and migrate {}", path.display()))?;
+        Ok(db)
+    })
+    .await
 }
 
-/// The account store: PostgreSQL when configured, else the (already open and migrated) `sqlite`.
+/// The account store: PostgreSQL when configured, else the open and migrated database `embedded`
+/// gives (called only then).
 async fn accounts(
     config: &platform::Config,
-    sqlite: Option<platform::sqlite::Db>,
+    embedded: impl FnOnce() -> anyhow::Result<platform::sqlite::Db>,
 ) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
-    match (&config.database_url, sqlite) {
-        (Some(url), _) => {
+    match &config.database_url {
+        Some(url) => {
             let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
             platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
             platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
             Ok((Arc::new(PgUserStore::new(pool.clone())), UserBackend::Postgres(pool)))
         }
-        (None, Some(db)) => Ok((Arc::new(SqliteUserStore::new(db.clone())), UserBackend::Sqlite(db))),
-        (None, None) => anyhow::bail!("no account store: neither SHOP_DATABASE_URL nor the embedded database"),
+        None => {
+            let db = embedded()?;
+            Ok((Arc::new(SqliteUserStore::new(db.clone())), UserBackend::Sqlite(db)))
+        }
     }
 }
 
@@ -161,7 +161,7 @@ pub async fn open_stores(
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     // One handle on the embedded file: accounts (without PostgreSQL) and sessions share it.
-    let (users, backend) = accounts(config, Some(db.clone())).await?;
+    let (users, backend) = accounts(config, || Ok(db.clone())).await?;
     let outbox = match backend {
         UserBackend::Postgres(pool) => {
             checks.push(Arc::new(platform::postgres::PgReadiness(pool.clone())));
@@ -189,9 +189,9 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let keys = Arc::new(KeyRing::load(&infra.config)?);
     let tokens = Arc::new(TokenSettings::from_config(&infra.config));
     let verifier = Arc::new(TokenVerifier::local(&tokens.issuer, &tokens.audience));
-    verifier.set_keys(&keys.jwks());
+    verifier.set_keys(keys.jwks());
     // Services in this process verify with the same keys without a round trip.
-    infra.verifier.set_keys(&keys.jwks());
+    infra.verifier.set_keys(keys.jwks());
     infra.spawn_consumer(Consumer::new(
         infra.bus.clone(),
         mail::QUEUE,

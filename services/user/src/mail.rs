@@ -89,6 +89,13 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn the_platform_routes_reset_requests_to_this_queue() {
+        let routing = platform::events::Routing::platform();
+        let queues: Vec<&str> = routing.queues_for("user.password_reset_requested.v1").collect();
+        assert_eq!(queues, [QUEUE]);
+    }
+
     #[tokio::test]
     async fn a_reset_email_is_written_once() {
         let dir = tempfile::tempdir().unwrap();

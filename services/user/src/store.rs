@@ -93,6 +93,18 @@ pub struct Session {
     pub amr: Vec<String>,
 }
 
+impl Session {
+    /// [`amr`](Self::amr) as the session stores keep it: the methods separated by spaces.
+    pub fn amr_text(&self) -> String {
+        self.amr.join(" ")
+    }
+
+    /// The methods of a stored [`amr_text`](Self::amr_text).
+    pub fn parse_amr(text: &str) -> Vec<String> {
+        text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+}
+
 /// What presenting a refresh token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {

@@ -26,15 +26,20 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A reconnecting connection to the Redis at `url`, with the platform's connect and response
+/// timeouts (5 s each), for every Redis adapter.
+pub async fn connection_manager(url: &str) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    ConnectionManager::new_with_config(client, config).await
+}
+
 impl RedisCache {
     /// Connects to `url`; every key is stored under `prefix`.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let connection = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { connection, prefix: prefix.into() })
+        Ok(Self { connection: connection_manager(url).await?, prefix: prefix.into() })
     }
 
     fn key(&self, key: &str) -> String {

@@ -45,18 +45,14 @@ impl StockStore for SqliteStockStore {
     async fn set(&self, sku: &str, on_hand: i64, low_stock_threshold: Option<i64>) -> Result<Stock, StoreError> {
         let sku = sku.to_owned();
         self.db
-            .transaction(move |tx| {
-                tx.execute(
+            .call(move |c| {
+                Ok(c.prepare_cached(
                     "INSERT INTO stock (sku, on_hand, low_stock_threshold, updated_at) VALUES (?1, ?2, coalesce(?3, 0), ?4)
                      ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand,
-                        low_stock_threshold = coalesce(?3, stock.low_stock_threshold), updated_at = excluded.updated_at",
-                    params![sku, on_hand, low_stock_threshold, now_ms()],
-                )?;
-                Ok(tx.query_row(
-                    "SELECT on_hand, reserved, low_stock_threshold FROM stock WHERE sku = ?1",
-                    params![sku],
-                    read_stock,
-                )?)
+                        low_stock_threshold = coalesce(?3, stock.low_stock_threshold), updated_at = excluded.updated_at
+                     RETURNING on_hand, reserved, low_stock_threshold",
+                )?
+                .query_row(params![sku, on_hand, low_stock_threshold, now_ms()], read_stock)?)
             })
             .await
             .map_err(backend)

@@ -15,9 +15,11 @@ use platform::auth::{Claims, Role};
 use platform::http::{ApiError, Json, Validator};
 use serde::{Deserialize, Serialize};
 
-use super::ClientIp;
+use super::{ClientIp, accept_totp};
 use crate::AppState;
-use crate::domain::{Account, User, check_password, hash_token, new_secret_token, normalize_email, password, totp};
+use crate::domain::{
+    Account, User, check_password, hash_token, new_secret_token, normalize_email, password, validated_name,
+};
 use crate::store::{Rotation, Session, StoreError};
 
 /// Failed logins an account may have in a window before it is throttled.
@@ -94,26 +96,24 @@ fn refresh_expiry(state: &AppState) -> i64 {
     (chrono::Utc::now() + state.tokens.refresh_ttl).timestamp_millis()
 }
 
-/// Starts a session for `user` and returns its first token pair.
-pub async fn sign_in(state: &AppState, user: User, amr: Vec<String>) -> Result<TokenResponse, ApiError> {
-    let (refresh_token, refresh_hash) = new_secret_token();
-    let session = Session { family_id: uuid::Uuid::now_v7().to_string(), user_id: user.id.clone(), amr: amr.clone() };
-    state.sessions.start(&session, &refresh_hash, refresh_expiry(state)).await.map_err(ApiError::internal)?;
-    Ok(TokenResponse {
-        access_token: access_token(state, &user, amr, &session.family_id),
+/// The answer that hands `user` a new access token for `session` and the session's live
+/// `refresh_token`.
+fn token_response(state: &AppState, user: User, session: Session, refresh_token: String) -> TokenResponse {
+    TokenResponse {
+        access_token: access_token(state, &user, session.amr, &session.family_id),
         refresh_token,
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl.as_secs(),
         user,
-    })
+    }
 }
 
-async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(ApiError::internal)
-}
-
-async fn verify_password(password: String, stored: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || password::verify(&password, &stored)).await.map_err(ApiError::internal)
+/// Starts a session for `user` and returns its first token pair.
+pub async fn sign_in(state: &AppState, user: User, amr: Vec<String>) -> Result<TokenResponse, ApiError> {
+    let (refresh_token, refresh_hash) = new_secret_token();
+    let session = Session { family_id: uuid::Uuid::now_v7().to_string(), user_id: user.id.clone(), amr };
+    state.sessions.start(&session, &refresh_hash, refresh_expiry(state)).await.map_err(ApiError::internal)?;
+    Ok(token_response(state, user, session, refresh_token))
 }
 
 /// Creates a customer account and signs it in.
@@ -128,14 +128,12 @@ pub async fn register(
     Json(body): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let email = normalize_email(&body.email);
-    let name = body.name.trim().to_owned();
     let mut v = Validator::new();
     v.check(email.is_some(), "email", "must be an email address");
     if let Err(message) = check_password(&body.password, email.as_deref().unwrap_or_default()) {
         v.add("password", message);
     }
-    v.check(!name.is_empty(), "name", "is required");
-    v.check(name.chars().count() <= 100, "name", "must be at most 100 characters");
+    let name = validated_name(&body.name, "is required", &mut v);
     v.finish()?;
     let user = User {
         id: uuid::Uuid::now_v7().to_string(),
@@ -146,7 +144,7 @@ pub async fn register(
     };
     let account = Account {
         user: user.clone(),
-        password_hash: hash_password(body.password).await?,
+        password_hash: password::hash_async(body.password).await.map_err(ApiError::internal)?,
         mfa_secret: None,
         mfa_confirmed: false,
         mfa_last_step: 0,
@@ -224,7 +222,7 @@ pub async fn login(
     let account = state.users.by_email(&email).await.map_err(ApiError::internal)?;
     // Verify against a decoy when there is no account, so both answers take as long.
     let stored = account.as_ref().map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
-    let password_ok = verify_password(body.password, stored).await?;
+    let password_ok = password::verify_async(body.password, stored).await.map_err(ApiError::internal)?;
     let Some(account) = account.filter(|_| password_ok) else {
         throttle.failed(&state).await?;
         return Err(bad_credentials());
@@ -232,17 +230,11 @@ pub async fn login(
     let mut amr = vec!["pwd".to_owned()];
     let needs_totp = account.mfa_confirmed || (account.user.role == Role::Admin && account.mfa_secret.is_some());
     if needs_totp {
-        let secret = account.mfa_secret.as_deref().unwrap_or_default();
         let Some(code) = body.totp.as_deref().filter(|c| !c.trim().is_empty()) else {
             return Err(ApiError::custom(StatusCode::UNAUTHORIZED, "mfa-required", "Second factor required")
                 .with_detail("this account signs in with a TOTP code: send it as `totp`"));
         };
-        let step = totp::verify(secret, code, chrono::Utc::now().timestamp(), account.mfa_last_step);
-        let accepted = match step {
-            Some(step) => state.users.use_mfa_step(&account.user.id, step).await.map_err(ApiError::internal)?,
-            None => false,
-        };
-        if !accepted {
+        if !accept_totp(&state, &account, code).await? {
             throttle.failed(&state).await?;
             return Err(ApiError::custom(StatusCode::UNAUTHORIZED, "mfa-invalid", "Invalid second factor")
                 .with_detail("the TOTP code is not valid (or was used already)"));
@@ -283,13 +275,7 @@ pub async fn refresh(
     };
     // The account may have gone or changed role since the session began.
     let account = state.users.by_id(&session.user_id).await.map_err(ApiError::internal)?.ok_or_else(refused)?;
-    Ok(Json(TokenResponse {
-        access_token: access_token(&state, &account.user, session.amr, &session.family_id),
-        refresh_token: next_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.access_ttl.as_secs(),
-        user: account.user,
-    }))
+    Ok(Json(token_response(&state, account.user, session, next_token)))
 }
 
 /// Ends the session of a refresh token (and of the access token presented with it, if any).

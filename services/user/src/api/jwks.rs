@@ -12,7 +12,7 @@ use crate::AppState;
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The JWK set (RFC 7517)", content_type = "application/json")))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(state.keys.jwks()))
+    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(state.keys.jwks().clone()))
 }
 
 /// The routes.

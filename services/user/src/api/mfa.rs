@@ -61,13 +61,10 @@ pub async fn verify(
     Json(body): Json<MfaVerifyRequest>,
 ) -> Result<StatusCode, ApiError> {
     let account = super::signed_in_account(&state, &claims).await?;
-    let secret = account.mfa_secret.ok_or_else(|| ApiError::conflict("start with POST /v1/auth/mfa/setup"))?;
-    let step = totp::verify(&secret, &body.code, chrono::Utc::now().timestamp(), account.mfa_last_step);
-    let accepted = match step {
-        Some(step) => state.users.use_mfa_step(&claims.sub, step).await.map_err(ApiError::internal)?,
-        None => false,
-    };
-    if !accepted {
+    if account.mfa_secret.is_none() {
+        return Err(ApiError::conflict("start with POST /v1/auth/mfa/setup"));
+    }
+    if !super::accept_totp(&state, &account, &body.code).await? {
         return Err(ApiError::invalid_field("code", "is not a valid code (or was used already)"));
     }
     Ok(StatusCode::NO_CONTENT)

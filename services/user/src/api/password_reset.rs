@@ -91,8 +91,7 @@ pub async fn confirm_password_reset(
         v.add("new_password", message);
     }
     v.finish()?;
-    let new_password = body.new_password;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&new_password)).await.map_err(ApiError::internal)?;
+    let hash = password::hash_async(body.new_password).await.map_err(ApiError::internal)?;
     let now = chrono::Utc::now().timestamp_millis();
     let user_id = state
         .users

@@ -8,7 +8,7 @@ use platform::http::{ApiError, Json, Validator};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::domain::User;
+use crate::domain::{User, validated_name};
 
 /// `PATCH /v1/users/me`: the fields to change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -41,11 +41,7 @@ pub async fn update_me(
     Json(body): Json<UpdateProfileRequest>,
 ) -> Result<Json<User>, ApiError> {
     let mut v = Validator::new();
-    let name = body.name.map(|n| n.trim().to_owned());
-    if let Some(name) = &name {
-        v.check(!name.is_empty(), "name", "must not be empty");
-        v.check(name.chars().count() <= 100, "name", "must be at most 100 characters");
-    }
+    let name = body.name.map(|name| validated_name(&name, "must not be empty", &mut v));
     v.finish()?;
     let user = match name {
         Some(name) => state.users.rename(&claims.sub, &name).await.map_err(ApiError::internal)?,

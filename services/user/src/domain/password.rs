@@ -16,6 +16,17 @@ pub fn verify(password: &str, stored: &str) -> bool {
         .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// [`hash`] on the blocking pool: argon2 takes tens of milliseconds of CPU, too long for an async
+/// worker. Fails only when the hashing task panicked or was cancelled.
+pub async fn hash_async(password: String) -> Result<String, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || hash(&password)).await
+}
+
+/// [`verify`] on the blocking pool (see [`hash_async`]).
+pub async fn verify_async(password: String, stored: String) -> Result<bool, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || verify(&password, &stored)).await
+}
+
 /// A hash to verify against when the account does not exist, so a login takes as long either way.
 pub fn decoy() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -31,7 +31,9 @@ impl PgUserStore {
     }
 }
 
-fn backend(error: sqlx::Error) -> StoreError {
+/// A failed insert of an account: the email is the only key a new account can collide on (its id
+/// is a fresh UUID).
+fn create_error(error: sqlx::Error) -> StoreError {
     if error.as_database_error().is_some_and(|e| e.is_unique_violation()) {
         StoreError::EmailTaken
     } else {
@@ -90,18 +92,19 @@ impl UserStore for PgUserStore {
         .bind(a.user.created_at.timestamp_millis())
         .execute(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(create_error)?;
         Ok(())
     }
 
     async fn by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(ACCOUNT_BY_EMAIL).bind(email).fetch_optional(&self.pool).await.map_err(backend)?;
-        row.as_ref().map(read_account).transpose().map_err(backend)
+        let row =
+            sqlx::query(ACCOUNT_BY_EMAIL).bind(email).fetch_optional(&self.pool).await.map_err(StoreError::backend)?;
+        row.as_ref().map(read_account).transpose().map_err(StoreError::backend)
     }
 
     async fn by_id(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(ACCOUNT_BY_ID).bind(id).fetch_optional(&self.pool).await.map_err(backend)?;
-        row.as_ref().map(read_account).transpose().map_err(backend)
+        let row = sqlx::query(ACCOUNT_BY_ID).bind(id).fetch_optional(&self.pool).await.map_err(StoreError::backend)?;
+        row.as_ref().map(read_account).transpose().map_err(StoreError::backend)
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<Option<User>, StoreError> {
@@ -113,8 +116,8 @@ impl UserStore for PgUserStore {
         .bind(chrono::Utc::now().timestamp_millis())
         .fetch_optional(&self.pool)
         .await
-        .map_err(backend)?;
-        row.as_ref().map(read_user).transpose().map_err(backend)
+        .map_err(StoreError::backend)?;
+        row.as_ref().map(read_user).transpose().map_err(StoreError::backend)
     }
 
     async fn set_mfa_secret(&self, id: &str, secret: &str) -> Result<(), StoreError> {
@@ -126,7 +129,7 @@ impl UserStore for PgUserStore {
         .bind(chrono::Utc::now().timestamp_millis())
             .execute(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(StoreError::backend)?;
         Ok(())
     }
 
@@ -140,7 +143,7 @@ impl UserStore for PgUserStore {
         .bind(chrono::Utc::now().timestamp_millis())
         .execute(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(StoreError::backend)?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -152,7 +155,7 @@ impl UserStore for PgUserStore {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(StoreError::backend)?;
         rows.iter()
             .map(|row| {
                 Ok(Address {
@@ -169,7 +172,7 @@ impl UserStore for PgUserStore {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn add_address(&self, user_id: &str, a: &Address) -> Result<(), StoreError> {
@@ -189,7 +192,7 @@ impl UserStore for PgUserStore {
         .bind(chrono::Utc::now().timestamp_millis())
         .execute(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(StoreError::backend)?;
         Ok(())
     }
 
@@ -199,7 +202,7 @@ impl UserStore for PgUserStore {
             .bind(user_id)
             .execute(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(StoreError::backend)?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -208,12 +211,12 @@ impl UserStore for PgUserStore {
         request: ResetRequest,
         make_event: EventFactory,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
             .bind(&request.email)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(StoreError::backend)?;
         let Some(user_id) = user else { return Ok(false) };
         sqlx::query("INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
             .bind(&request.token_hash)
@@ -221,9 +224,9 @@ impl UserStore for PgUserStore {
             .bind(request.expires_at)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
-        outbox_push(&mut tx, &make_event(&user_id)).await.map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+            .map_err(StoreError::backend)?;
+        outbox_push(&mut tx, &make_event(&user_id)).await.map_err(StoreError::backend)?;
+        tx.commit().await.map_err(StoreError::backend)?;
         Ok(true)
     }
 
@@ -233,7 +236,7 @@ impl UserStore for PgUserStore {
         password_hash: &str,
         now_ms: i64,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         let user: Option<String> = sqlx::query_scalar(
             "UPDATE password_resets SET used_at = $2
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
@@ -242,7 +245,7 @@ impl UserStore for PgUserStore {
         .bind(now_ms)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(StoreError::backend)?;
         if let Some(user_id) = &user {
             sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(user_id)
@@ -250,15 +253,15 @@ impl UserStore for PgUserStore {
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await
-                .map_err(backend)?;
+                .map_err(StoreError::backend)?;
             sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
                 .bind(user_id)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await
-                .map_err(backend)?;
+                .map_err(StoreError::backend)?;
         }
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(StoreError::backend)?;
         Ok(user)
     }
 
@@ -274,7 +277,7 @@ impl UserStore for PgUserStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
-        rows.iter().map(read_user).collect::<Result<Vec<_>, _>>().map_err(backend)
+        .map_err(StoreError::backend)?;
+        rows.iter().map(read_user).collect::<Result<Vec<_>, _>>().map_err(StoreError::backend)
     }
 }

@@ -47,8 +47,7 @@ impl std::fmt::Debug for RedisSessionStore {
 impl RedisSessionStore {
     /// Connects to `url`; keys start with `prefix`.
     pub async fn connect(url: &str, prefix: impl Into<String>, refresh_ttl_secs: u64) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::backend)?;
-        let connection = ConnectionManager::new(client).await.map_err(StoreError::backend)?;
+        let connection = platform::cache::redis::connection_manager(url).await.map_err(StoreError::backend)?;
         Ok(Self { connection, prefix: prefix.into(), revocation_ttl_ms: refresh_ttl_secs.saturating_mul(1000) })
     }
 
@@ -79,7 +78,7 @@ impl SessionStore for RedisSessionStore {
             .arg("user")
             .arg(&session.user_id)
             .arg("amr")
-            .arg(session.amr.join(" "))
+            .arg(session.amr_text())
             .arg("exp")
             .arg(expires_at)
             .arg("spent")
@@ -123,7 +122,7 @@ impl SessionStore for RedisSessionStore {
             [kind, family, user, amr] if kind == "rotated" => Rotation::Rotated(Session {
                 family_id: family.clone(),
                 user_id: user.clone(),
-                amr: amr.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                amr: Session::parse_amr(amr),
             }),
             [kind, family] if kind == "reused" => Rotation::Reused { family_id: family.clone() },
             _ => Rotation::Invalid,

@@ -21,7 +21,9 @@ impl SqliteUserStore {
     }
 }
 
-fn backend(error: DbError) -> StoreError {
+/// A failed insert of an account: the email is the only key a new account can collide on (its id
+/// is a fresh UUID).
+fn create_error(error: DbError) -> StoreError {
     if error.is_unique_violation() { StoreError::EmailTaken } else { StoreError::backend(error) }
 }
 
@@ -105,7 +107,7 @@ impl UserStore for SqliteUserStore {
                 Ok(())
             })
             .await
-            .map_err(backend)
+            .map_err(create_error)
     }
 
     async fn by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
@@ -117,7 +119,7 @@ impl UserStore for SqliteUserStore {
                     .optional()?)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn by_id(&self, id: &str) -> Result<Option<Account>, StoreError> {
@@ -129,7 +131,7 @@ impl UserStore for SqliteUserStore {
                     .optional()?)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<Option<User>, StoreError> {
@@ -144,7 +146,7 @@ impl UserStore for SqliteUserStore {
                 .optional()?)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn set_mfa_secret(&self, id: &str, secret: &str) -> Result<(), StoreError> {
@@ -158,7 +160,7 @@ impl UserStore for SqliteUserStore {
                 Ok(())
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn use_mfa_step(&self, id: &str, step: i64) -> Result<bool, StoreError> {
@@ -173,7 +175,7 @@ impl UserStore for SqliteUserStore {
                     == 1)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn addresses(&self, user_id: &str) -> Result<Vec<Address>, StoreError> {
@@ -188,7 +190,7 @@ impl UserStore for SqliteUserStore {
                 .collect::<Result<Vec<_>, _>>()?)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn add_address(&self, user_id: &str, address: &Address) -> Result<(), StoreError> {
@@ -214,7 +216,7 @@ impl UserStore for SqliteUserStore {
                 Ok(())
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn delete_address(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
@@ -226,7 +228,7 @@ impl UserStore for SqliteUserStore {
                     == 1)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn request_password_reset(
@@ -247,7 +249,7 @@ impl UserStore for SqliteUserStore {
                 Ok(true)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn reset_password(
@@ -278,7 +280,7 @@ impl UserStore for SqliteUserStore {
                 Ok(user)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 
     async fn search(&self, query: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>, StoreError> {
@@ -301,7 +303,7 @@ impl UserStore for SqliteUserStore {
                 Ok(found)
             })
             .await
-            .map_err(backend)
+            .map_err(StoreError::backend)
     }
 }
 
@@ -327,7 +329,7 @@ impl SessionStore for SqliteSessionStore {
                 c.prepare_cached(
                     "INSERT INTO refresh_tokens (token_hash, family_id, user_id, amr, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![token_hash, s.family_id, s.user_id, s.amr.join(" "), expires_at])?;
+                .execute(params![token_hash, s.family_id, s.user_id, s.amr_text(), expires_at])?;
                 Ok(())
             })
             .await
@@ -372,8 +374,7 @@ impl SessionStore for SqliteSessionStore {
                     "INSERT INTO refresh_tokens (token_hash, family_id, user_id, amr, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
                 .execute(params![next, family_id, user_id, amr, next_expires_at])?;
-                let amr = amr.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-                Ok(Rotation::Rotated(Session { family_id, user_id, amr }))
+                Ok(Rotation::Rotated(Session { family_id, user_id, amr: Session::parse_amr(&amr) }))
             })
             .await
             .map_err(StoreError::backend)

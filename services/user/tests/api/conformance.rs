@@ -16,31 +16,26 @@
 /// Instantiates suite tests for one adapter: for each `$test`, a `#[tokio::test]` that opens the
 /// adapter with `$fixture()` (skipping when it returns `None`), runs the suite's `super::$test` on
 /// it in a task of its own, then cleans the fixture up with its `finish` method before passing on
-/// the test's panic, if any. A single test may carry an attribute (`#[ignore = "why"]`). Used inside
-/// a per-adapter module that has `use super::*`.
+/// the test's panic, if any. Used inside a per-adapter module that has `use super::*` (here and by
+/// the HTTP suite).
 macro_rules! instantiate {
-    (@test [$($attribute:tt)*] $fixture:ident $test:ident) => {
-        $($attribute)*
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $test() {
-            let Some(fixture) = $fixture().await else { return };
-            let fixture = std::sync::Arc::new(fixture);
-            let run = tokio::spawn({
-                let fixture = fixture.clone();
-                async move { super::$test(&fixture).await }
-            })
-            .await;
-            fixture.finish().await;
-            if let Err(failure) = run {
-                std::panic::resume_unwind(failure.into_panic());
-            }
-        }
-    };
-    (#[$meta:meta] $fixture:ident: $test:ident) => {
-        instantiate!(@test [#[$meta]] $fixture $test);
-    };
     ($fixture:ident: $($test:ident),+ $(,)?) => {
-        $(instantiate!(@test [] $fixture $test);)+
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let Some(fixture) = $fixture().await else { return };
+                let fixture = std::sync::Arc::new(fixture);
+                let run = tokio::spawn({
+                    let fixture = fixture.clone();
+                    async move { super::$test(&fixture).await }
+                })
+                .await;
+                fixture.finish().await;
+                if let Err(failure) = run {
+                    std::panic::resume_unwind(failure.into_panic());
+                }
+            }
+        )+
     };
 }
 
@@ -56,14 +51,11 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// A fresh schema of the test database, and a pool whose connections use it.
 pub struct PgSchema {
     name: String,
+    /// The test database's URL with the schema as `search_path`.
+    pub url: String,
     /// Connections whose `search_path` is the schema.
     pub pool: PgPool,
     admin: PgPool,
@@ -79,8 +71,9 @@ impl PgSchema {
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&admin).await.unwrap();
         let mut scoped = url::Url::parse(&url).unwrap();
         scoped.query_pairs_mut().append_pair("options", &format!("-c search_path={name}"));
-        let pool = platform::postgres::connect(&SecretString::from(scoped.to_string()), 5).await.unwrap();
-        Some(Self { name, pool, admin })
+        let url = scoped.to_string();
+        let pool = platform::postgres::connect(&SecretString::from(url.clone()), 5).await.unwrap();
+        Some(Self { name, url, pool, admin })
     }
 
     /// Closes the pool and drops the schema with everything in it.

@@ -20,12 +20,16 @@ use shop_user::store::postgres::PgUserStore;
 use shop_user::store::sqlite::SqliteUserStore;
 use tower::ServiceExt;
 
+use crate::conformance::PgSchema;
+
 const PASSWORD: &str = "correct horse battery";
 
 struct App {
     router: Router,
     users: Arc<dyn UserStore>,
     dir: tempfile::TempDir,
+    /// The PostgreSQL schema the accounts live in, dropped by [`App::finish`].
+    schema: Option<PgSchema>,
 }
 
 struct Reply {
@@ -34,18 +38,19 @@ struct Reply {
     body: Value,
 }
 
-async fn start(database_url: Option<String>) -> App {
+/// The service on SQLite, or on PostgreSQL in `schema`.
+async fn start(schema: Option<PgSchema>) -> App {
     platform::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.database_url = database_url.clone().map(Into::into);
+    config.database_url = schema.as_ref().map(|schema| schema.url.clone().into());
     let infra = Infra::build(config).await.unwrap();
     let service = shop_user::build(infra.clone()).await.unwrap();
-    let users: Arc<dyn UserStore> = match database_url {
-        Some(url) => Arc::new(PgUserStore::new(sqlx::PgPool::connect(&url).await.unwrap())),
+    let users: Arc<dyn UserStore> = match &schema {
+        Some(schema) => Arc::new(PgUserStore::new(schema.pool.clone())),
         None => Arc::new(SqliteUserStore::new(platform::sqlite::Db::open(dir.path().join("user.db")).unwrap())),
     };
-    App { router: infra.app(vec![service]), users, dir }
+    App { router: infra.app(vec![service]), users, dir, schema }
 }
 
 async fn sqlite_app() -> Option<App> {
@@ -53,15 +58,17 @@ async fn sqlite_app() -> Option<App> {
 }
 
 async fn postgres_app() -> Option<App> {
-    let base = platform::testing::server_env("SHOP_TEST_DATABASE_URL")?;
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(start(Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))).await)
+    Some(start(Some(PgSchema::create().await?)).await)
 }
 
 impl App {
+    /// Drops the test's PostgreSQL schema, if any.
+    async fn finish(&self) {
+        if let Some(schema) = &self.schema {
+            schema.drop().await;
+        }
+    }
+
     async fn send(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>, peer: [u8; 4]) -> Reply {
         let mut request = axum::http::Request::builder().method(method).uri(path);
         if let Some(token) = token {
@@ -134,13 +141,18 @@ fn code_now(secret: &str) -> String {
     totp::code_at(secret, chrono::Utc::now().timestamp() / totp::STEP_SECS).unwrap()
 }
 
+/// The suite on SQLite and on PostgreSQL (a fresh schema per test, dropped afterwards).
 macro_rules! api_suite {
     ($($test:ident),+ $(,)?) => {
         mod sqlite {
-            $( #[tokio::test] async fn $test() { let Some(app) = super::sqlite_app().await else { return }; super::$test(&app).await; } )+
+            use super::*;
+
+            instantiate!(sqlite_app: $($test),+);
         }
         mod postgres {
-            $( #[tokio::test] async fn $test() { let Some(app) = super::postgres_app().await else { return }; super::$test(&app).await; } )+
+            use super::*;
+
+            instantiate!(postgres_app: $($test),+);
         }
     };
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::sqlite::Db;
+use platform::sqlite::{Db, now_ms};
 use shop_user::domain::{Account, User};
 use shop_user::store::redis::RedisSessionStore;
 use shop_user::store::sqlite::{SqliteSessionStore, SqliteUserStore};
@@ -11,7 +11,7 @@ use shop_user::store::{Rotation, Session, SessionStore, UserStore};
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 
-use super::{now_ms, unique};
+use super::unique;
 
 /// The refresh-token lifetime the Redis store is opened with (its revocation markers live as long).
 const REFRESH_TTL_SECS: u64 = 3600;
@@ -97,9 +97,9 @@ async fn open_redis() -> Option<SessionFixture> {
     Some(SessionFixture { store: Arc::new(store), backend: Backend::Redis { url, prefix } })
 }
 
-/// The suite for one adapter; after `;`, tests for that adapter only or with an attribute.
+/// The suite for one adapter.
 macro_rules! session_suite {
-    ($adapter:ident, $fixture:ident $(; $(#[$meta:meta])? $extra:ident)*) => {
+    ($adapter:ident, $fixture:ident) => {
         mod $adapter {
             use super::*;
 
@@ -112,18 +112,15 @@ macro_rules! session_suite {
                 revoke_makes_the_familys_live_token_invalid,
                 revoking_an_unknown_token_is_ok,
                 revoke_user_revokes_every_family_of_that_user_and_no_other,
+                revoke_user_of_a_user_without_sessions_is_ok,
+                a_family_kept_alive_by_rotation_past_the_refresh_lifetime_is_still_revoked_by_revoke_user,
             );
-            $(instantiate!($(#[$meta])? $fixture: $extra);)*
         }
     };
 }
 
-session_suite!(sqlite, open_sqlite;
-    revoke_user_of_a_user_without_sessions_is_ok;
-    a_family_kept_alive_by_rotation_past_the_refresh_lifetime_is_still_revoked_by_revoke_user);
-session_suite!(redis, open_redis;
-    revoke_user_of_a_user_without_sessions_is_ok;
-    a_family_kept_alive_by_rotation_past_the_refresh_lifetime_is_still_revoked_by_revoke_user);
+session_suite!(sqlite, open_sqlite);
+session_suite!(redis, open_redis);
 
 // ---- helpers ----------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use platform::auth::Role;
 use platform::events::Event;
-use platform::sqlite::Db;
+use platform::sqlite::{Db, now_ms};
 use serde_json::json;
 use shop_user::domain::{Account, Address, AddressInput, User};
 use shop_user::store::postgres::{PG_MIGRATIONS, PgUserStore};
@@ -14,7 +14,7 @@ use shop_user::store::sqlite::SqliteUserStore;
 use shop_user::store::{EventFactory, ResetRequest, StoreError, UserStore};
 use tempfile::TempDir;
 
-use super::{PgSchema, now_ms, unique};
+use super::{PgSchema, unique};
 
 /// One adapter under test, and a way to look at the outbox its transactions write to.
 struct UserFixture {
@@ -67,9 +67,9 @@ async fn open_postgres() -> Option<UserFixture> {
     Some(UserFixture { store: Box::new(PgUserStore::new(schema.pool.clone())), backend: Backend::Postgres(schema) })
 }
 
-/// The suite for one adapter; after `;`, tests for that adapter only or with an attribute.
+/// The suite for one adapter.
 macro_rules! user_suite {
-    ($adapter:ident, $fixture:ident $(; $(#[$meta:meta])? $extra:ident)*) => {
+    ($adapter:ident, $fixture:ident) => {
         mod $adapter {
             use super::*;
 
@@ -91,15 +91,14 @@ macro_rules! user_suite {
                 search_matches_email_or_name_case_insensitively,
                 search_treats_percent_underscore_and_backslash_literally,
                 search_pages_by_id_in_disjoint_ordered_pages_covering_every_match,
+                search_folds_case_beyond_ascii,
             );
-            $(instantiate!($(#[$meta])? $fixture: $extra);)*
         }
     };
 }
 
-user_suite!(sqlite, open_sqlite;
-    search_folds_case_beyond_ascii);
-user_suite!(postgres, open_postgres; search_folds_case_beyond_ascii);
+user_suite!(sqlite, open_sqlite);
+user_suite!(postgres, open_postgres);
 
 // ---- helpers ----------------------------------------------------------------------------------
 
