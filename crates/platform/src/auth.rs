@@ -108,7 +108,7 @@ enum Source {
 }
 
 struct Keys {
-    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    by_kid: HashMap<String, (Arc<DecodingKey>, Algorithm)>,
     fetched_at: Option<Instant>,
 }
 
@@ -116,6 +116,8 @@ struct Keys {
 pub struct TokenVerifier {
     issuer: String,
     audience: String,
+    /// The checks of a token, by accepted algorithm (made once: they do not change).
+    validations: [(Algorithm, Validation); 2],
     source: Source,
     keys: RwLock<Keys>,
     fetch: tokio::sync::Mutex<()>,
@@ -140,8 +142,25 @@ fn decoding_key(jwk: &Jwk) -> Option<(DecodingKey, Algorithm)> {
     }
 }
 
-fn index(set: &JwkSet) -> HashMap<String, (DecodingKey, Algorithm)> {
-    set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, decoding_key(jwk)?))).collect()
+fn index(set: &JwkSet) -> HashMap<String, (Arc<DecodingKey>, Algorithm)> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let (key, algorithm) = decoding_key(jwk)?;
+            Some((jwk.common.key_id.clone()?, (Arc::new(key), algorithm)))
+        })
+        .collect()
+}
+
+/// What a token signed with `algorithm` must satisfy.
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation
 }
 
 impl TokenVerifier {
@@ -157,9 +176,12 @@ impl TokenVerifier {
     }
 
     fn with_source(issuer: impl Into<String>, audience: impl Into<String>, source: Source) -> Self {
+        let (issuer, audience) = (issuer.into(), audience.into());
+        let validations = [Algorithm::EdDSA, Algorithm::RS256].map(|a| (a, validation(a, &issuer, &audience)));
         Self {
-            issuer: issuer.into(),
-            audience: audience.into(),
+            issuer,
+            audience,
+            validations,
             source,
             keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched_at: None }),
             fetch: tokio::sync::Mutex::new(()),
@@ -173,7 +195,7 @@ impl TokenVerifier {
         keys.fetched_at = Some(Instant::now());
     }
 
-    fn lookup(&self, kid: &str) -> (Option<(DecodingKey, Algorithm)>, Option<Instant>) {
+    fn lookup(&self, kid: &str) -> (Option<(Arc<DecodingKey>, Algorithm)>, Option<Instant>) {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         (keys.by_kid.get(kid).cloned(), keys.fetched_at)
     }
@@ -198,7 +220,7 @@ impl TokenVerifier {
         Ok(())
     }
 
-    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
+    async fn key(&self, kid: &str) -> Result<(Arc<DecodingKey>, Algorithm), AuthError> {
         let (found, fetched_at) = self.lookup(kid);
         match &self.source {
             Source::Local => found.ok_or(AuthError::UnknownKey),
@@ -220,22 +242,16 @@ impl TokenVerifier {
     /// Verifies `token` and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        if !matches!(header.alg, Algorithm::EdDSA | Algorithm::RS256) {
+        let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg) else {
             return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
-        }
+        };
         let kid = header.kid.ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
         let (key, algorithm) = self.key(&kid).await?;
         if algorithm != header.alg {
             return Err(AuthError::Invalid("the algorithm does not match the key".into()));
         }
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         let data =
-            jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
+            jsonwebtoken::decode::<Claims>(token, &key, validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let now = chrono::Utc::now().timestamp();
         if data.claims.iat > now + LEEWAY_SECS as i64 {
             return Err(AuthError::Invalid("the token is issued in the future".into()));
@@ -254,7 +270,7 @@ impl TokenVerifier {
 }
 
 /// The bearer token of a request, or a 401 problem when there is none.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

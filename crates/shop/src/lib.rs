@@ -45,9 +45,38 @@ pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
     ])
 }
 
-/// Seeds the demo catalog into an empty catalog; the number of categories added.
+/// Seeds the catalog: the demo categories, and generated products with their stock (catalog and
+/// inventory). It opens the stores once for everything it seeds.
+pub struct Seeder {
+    catalog: shop_product::Catalog,
+    infra: Infra,
+}
+
+impl Seeder {
+    /// A seeder of `infra`'s stores.
+    pub async fn open(infra: &Infra) -> anyhow::Result<Self> {
+        Ok(Self { catalog: shop_product::open_catalog(infra).await?, infra: infra.clone() })
+    }
+
+    /// Seeds the demo categories into an empty catalog; the number added (0 when it had some).
+    pub async fn demo(&self) -> anyhow::Result<usize> {
+        Ok(shop_product::seed::seed_demo(&self.catalog).await?)
+    }
+
+    /// Seeds `count` generated products with their stock; `progress` hears the running count.
+    pub async fn products(
+        &self,
+        count: u64,
+        progress: impl FnMut(u64) + Send,
+    ) -> anyhow::Result<shop_product::import::ImportReport> {
+        let stock = InventoryStock(shop_inventory::open_stock(&self.infra)?);
+        shop_product::seed::seed_products(&self.catalog, count, &stock, progress).await
+    }
+}
+
+/// Seeds the demo categories into an empty catalog; the number added.
 pub async fn seed_demo(infra: &Infra) -> anyhow::Result<usize> {
-    Ok(shop_product::seed::seed_demo(&shop_product::open_catalog(infra).await?).await?)
+    Seeder::open(infra).await?.demo().await
 }
 
 /// The inventory as the seeder's stock sink.
@@ -61,16 +90,4 @@ impl shop_product::seed::StockSink for InventoryStock {
         }
         Ok(())
     }
-}
-
-/// Seeds `count` generated products with their stock (catalog and inventory); `progress` hears the
-/// running count.
-pub async fn seed_products(
-    infra: &Infra,
-    count: u64,
-    progress: impl FnMut(u64) + Send,
-) -> anyhow::Result<shop_product::import::ImportReport> {
-    let catalog = shop_product::open_catalog(infra).await?;
-    let stock = InventoryStock(shop_inventory::open_stock(infra)?);
-    shop_product::seed::seed_products(&catalog, count, &stock, progress).await
 }

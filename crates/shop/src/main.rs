@@ -191,12 +191,13 @@ fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
 
 async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
     let infra = Infra::build(config).await?;
-    let added = shop::seed_demo(&infra).await?;
+    let seeder = shop::Seeder::open(&infra).await?;
+    let added = seeder.demo().await?;
     println!("demo catalog: {added} categories added");
     if products > 0 {
         let started = std::time::Instant::now();
         let bar = progress_bar(products, "seeding");
-        let report = shop::seed_products(&infra, products, |done| bar.set_position(done)).await?;
+        let report = seeder.products(products, |done| bar.set_position(done)).await?;
         bar.finish_and_clear();
         println!(
             "seeded {} products in {:.1} s ({} failed); `shop up` indexes them",
@@ -311,10 +312,11 @@ async fn up(config: Config, seed_demo: bool) -> anyhow::Result<()> {
     platform::http::serve::cancel_on_signal(infra.shutdown.clone());
     let services = shop::services(&infra).await?;
     if seed_demo {
-        let added = shop::seed_demo(&infra).await?;
+        let seeder = shop::Seeder::open(&infra).await?;
+        let added = seeder.demo().await?;
         if added > 0 {
             // A first start: a browsable demo catalog of generated products with stock.
-            let report = shop::seed_products(&infra, DEMO_PRODUCTS, |_| {}).await?;
+            let report = seeder.products(DEMO_PRODUCTS, |_| {}).await?;
             tracing::info!(categories = added, products = report.imported, "seeded the demo catalog");
         }
     }

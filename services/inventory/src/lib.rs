@@ -47,10 +47,9 @@ pub fn open_stock(infra: &Infra) -> anyhow::Result<Arc<dyn StockStore>> {
     Ok(Arc::new(SqliteStockStore::new(db)))
 }
 
-/// Wires the service into a process: stores, outbox relay, routes, checks.
+/// Wires the service into a process: stores, routes, checks (no outbox relay yet: it writes no events).
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    infra.spawn_sqlite_relay(&db);
     let state = AppState { stock: Arc::new(SqliteStockStore::new(db.clone())) };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
 }

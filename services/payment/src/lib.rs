@@ -45,10 +45,9 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// Wires the service into a process: stores, outbox relay, routes, checks.
+/// Wires the service into a process: stores, routes, checks (no outbox relay yet: it writes no events).
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    infra.spawn_sqlite_relay(&db);
     let state = AppState {
         webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
         stripe_webhook_secret: infra.config.stripe_webhook_secret.clone(),

@@ -316,6 +316,14 @@ mod tests {
         index.search(&SearchQuery { limit: 1, ..SearchQuery::default() }).await.unwrap().total
     }
 
+    #[test]
+    fn the_platform_routes_catalog_and_stock_events_to_this_queue() {
+        let routing = platform::events::Routing::platform();
+        for kind in [crate::domain::product::UPSERTED, crate::domain::product::DELETED, "inventory.changed.v1"] {
+            assert_eq!(routing.queues_for(kind).collect::<Vec<_>>(), [QUEUE], "{kind}");
+        }
+    }
+
     #[tokio::test]
     async fn a_reindex_rebuilds_the_whole_index_a_page_at_a_time() {
         let w = world().await;

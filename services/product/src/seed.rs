@@ -249,16 +249,15 @@ pub trait StockSink: Send + Sync {
     async fn set(&self, levels: &[(String, i64)]) -> anyhow::Result<()>;
 }
 
-/// Seeds `count` generated products (the demo categories first): each SKU's stock level is recorded
-/// with the catalog (so `in_stock` is right at once) and given to `stock` (the inventory), then the
-/// products are imported. `progress` hears the running count.
+/// Seeds `count` generated products into the demo categories (seed those first): each SKU's stock
+/// level is recorded with the catalog (so `in_stock` is right at once) and given to `stock` (the
+/// inventory), then the products are imported. `progress` hears the running count.
 pub async fn seed_products(
     catalog: &Catalog,
     count: u64,
     stock: &dyn StockSink,
     progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<crate::import::ImportReport> {
-    seed_demo(catalog).await?;
     let mut importer = crate::import::Importer::new(catalog).with_progress(progress);
     for n in 0..count {
         let generated = generate(n);

@@ -33,16 +33,27 @@ where
                 ApiError::bad_request("the request body could not be read")
             }
         })?;
-        // Syntax first, so a malformed body is always a 400, whatever its fields.
-        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-            return Err(ApiError::malformed_json(error.to_string()));
+        // A malformed body is always a 400, whatever its fields: the typed pass reports syntax errors
+        // itself, and only when it fails on a field is the whole body checked for syntax (a syntax
+        // error later in the body still wins).
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(value) => {
+                deserializer.end().map_err(|error| ApiError::malformed_json(error.to_string()))?;
+                Ok(Json(value))
+            }
+            Err(error) if error.inner().classify() != serde_json::error::Category::Data => {
+                Err(ApiError::malformed_json(error.into_inner().to_string()))
+            }
+            Err(error) => {
+                if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                    return Err(ApiError::malformed_json(syntax.to_string()));
+                }
+                let field = error.path().to_string();
+                let field = if field.is_empty() || field == "." { ".".to_owned() } else { field };
+                Err(ApiError::validation(vec![FieldError { field, message: error.inner().to_string() }]))
+            }
         }
-        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(deserializer).map(Json).map_err(|error| {
-            let field = error.path().to_string();
-            let field = if field.is_empty() || field == "." { ".".to_owned() } else { field };
-            ApiError::validation(vec![FieldError { field, message: error.inner().to_string() }])
-        })
     }
 }
 
@@ -165,6 +176,9 @@ mod tests {
     async fn a_malformed_body_is_a_400_even_when_a_field_is_wrong_before_the_break() {
         let (status, _, json) = call(Some("application/json"), r#"{"name": 1, "quantity": "#).await;
         assert_eq!(status, 400);
+        assert_eq!(json["type"], "/problems/malformed-json");
+        let (status, _, json) = call(Some("application/json"), r#"{"name":"a","quantity":1} trailing"#).await;
+        assert_eq!(status, 400, "trailing characters after a good body");
         assert_eq!(json["type"], "/problems/malformed-json");
     }
 

@@ -84,6 +84,8 @@ macro_rules! bus_suite {
                 messages_are_received_in_publication_order_where_the_bus_promises_it,
                 a_consumer_acks_an_event_once_its_failing_handler_succeeds,
                 a_consumer_dead_letters_a_rejected_event_at_once,
+                a_consumer_settles_each_event_of_a_batch_by_its_own_outcome,
+                a_published_batch_reaches_every_subscribed_queue_and_acks_settle_each,
                 the_bus_answers_a_ping,
                 $($extra),*
             );
@@ -475,6 +477,64 @@ async fn a_consumer_dead_letters_a_rejected_event_at_once(fx: &BusFixture) {
     }
     assert_nothing_for(fx.bus.as_ref(), "work", past_visibility(fx)).await;
     assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A handler that fails the first attempt at one event and applies every other.
+struct FailsOnce {
+    id: String,
+    failed: AtomicU32,
+    applied: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl EventHandler for FailsOnce {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.id == self.id && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(HandlerError::retry("the dependency is down"));
+        }
+        self.applied.lock().unwrap().push(event.id.clone());
+        Ok(())
+    }
+}
+
+async fn a_consumer_settles_each_event_of_a_batch_by_its_own_outcome(fx: &BusFixture) {
+    ensure(fx.bus.as_ref(), &["work"]).await;
+    let sent = send_events(fx.bus.as_ref(), "work", 3).await;
+    let handler =
+        Arc::new(FailsOnce { id: sent[1].id.clone(), failed: AtomicU32::new(0), applied: Mutex::new(Vec::new()) });
+    let consumer = Consumer::new(fx.bus.clone(), "work", handler.clone()).visibility(fx.visibility);
+    // The retry backs off a second before the failed event is visible again.
+    let deadline = Instant::now() + PATIENCE * 2;
+    while handler.applied.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "applied {:?}", handler.applied.lock().unwrap());
+        if consumer.poll_once().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    let applied: BTreeSet<String> = handler.applied.lock().unwrap().iter().cloned().collect();
+    assert_eq!(applied, ids(&sent).into_iter().collect(), "each event applied once");
+    assert_eq!(handler.applied.lock().unwrap().len(), 3, "the two that succeeded were acknowledged, not redelivered");
+    assert_eq!(handler.failed.load(Ordering::SeqCst), 2, "the failed one came back once");
+    assert!(fx.bus.dead_letters("work", 10).await.unwrap().is_empty());
+    assert_nothing_for(fx.bus.as_ref(), "work", past_visibility(fx)).await;
+}
+
+async fn a_published_batch_reaches_every_subscribed_queue_and_acks_settle_each(fx: &BusFixture) {
+    let bus = fx.bus.as_ref();
+    ensure(bus, &["billing", "shipping", "audit"]).await;
+    let events: Vec<Event> = (0..3).map(|n| event("order.placed.v1", n)).collect();
+    let (published, outcome) = bus.publish_batch(&events).await;
+    outcome.unwrap();
+    assert_eq!(published, 3);
+    for queue in ["billing", "shipping"] {
+        let deliveries = receive_n(bus, queue, 3, fx.visibility).await;
+        let received: BTreeSet<_> = deliveries.iter().map(event_id).collect();
+        assert_eq!(received, ids(&events).into_iter().collect(), "{queue}");
+        let refs: Vec<&Delivery> = deliveries.iter().collect();
+        assert!(bus.ack_batch(&refs).await.iter().all(Result::is_ok), "{queue}");
+        assert_nothing_for(bus, queue, past_visibility(fx)).await;
+    }
+    assert_nothing_for(bus, "audit", Duration::ZERO).await;
 }
 
 async fn the_bus_answers_a_ping(fx: &BusFixture) {

@@ -33,12 +33,24 @@ fn a_bad_setting_stops_the_process_and_names_the_variable() {
 #[test]
 fn migrate_creates_every_store_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
     for _ in 0..2 {
         let output = shop().arg("migrate").arg("--data-dir").arg(dir.path()).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        runs.push(String::from_utf8(output.stdout).unwrap());
     }
     for name in ["user", "product", "order", "payment", "inventory", "events"] {
         assert!(dir.path().join(format!("{name}.db")).exists(), "{name}.db");
+        let line = |run: &str| {
+            let line = run.lines().find(|l| l.starts_with(&format!("{name}: ")));
+            line.unwrap_or_else(|| panic!("no line for {name} in {run}")).to_owned()
+        };
+        assert!(!line(&runs[0]).starts_with(&format!("{name}: 0 ")), "the first run migrates {name}: {}", runs[0]);
+        assert!(
+            line(&runs[1]).starts_with(&format!("{name}: 0 migration(s)")),
+            "the second changes nothing: {}",
+            runs[1]
+        );
     }
 }
 
