@@ -157,6 +157,12 @@ pub struct Config {
     pub search_cache_pages: usize,
     /// Largest product image an admin may upload, in bytes (`SHOP_IMAGE_MAX_BYTES`).
     pub image_max_bytes: u64,
+    /// How long a stock reservation holds when the saga's command names no time
+    /// (`SHOP_RESERVATION_TTL_SECS`).
+    pub reservation_ttl_secs: u64,
+    /// How often the inventory looks for expired reservations, in milliseconds
+    /// (`SHOP_RESERVATION_SWEEP_MS`).
+    pub reservation_sweep_ms: u64,
 
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
@@ -224,6 +230,8 @@ impl Default for Config {
             opensearch_url: None,
             opensearch_index: "products".into(),
             image_max_bytes: 10 * 1024 * 1024,
+            reservation_ttl_secs: 15 * 60,
+            reservation_sweep_ms: 1_000,
             search_cache_pages: 4_096,
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
@@ -323,6 +331,12 @@ impl Config {
         }
         if self.image_max_bytes == 0 {
             return Err(ConfigError::new("image_max_bytes", "must be greater than 0"));
+        }
+        if !(1..=crate::contracts::inventory::MAX_TTL_SECONDS).contains(&self.reservation_ttl_secs) {
+            return Err(ConfigError::new("reservation_ttl_secs", "must be between 1 second and a day"));
+        }
+        if !(10..=60 * 60 * 1000).contains(&self.reservation_sweep_ms) {
+            return Err(ConfigError::new("reservation_sweep_ms", "must be between 10 ms and an hour"));
         }
         if self.body_limit_bytes == 0 {
             return Err(ConfigError::new("body_limit_bytes", "must be greater than 0"));

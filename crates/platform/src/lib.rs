@@ -11,6 +11,8 @@ pub mod aws;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod contracts;
+pub mod dynamodb;
 pub mod events;
 pub mod http;
 pub mod infra;

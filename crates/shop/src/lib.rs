@@ -69,7 +69,7 @@ impl Seeder {
         count: u64,
         progress: impl FnMut(u64) + Send,
     ) -> anyhow::Result<shop_product::import::ImportReport> {
-        let stock = InventoryStock(shop_inventory::open_stock(&self.infra)?);
+        let stock = InventoryStock(shop_inventory::open(&self.infra).await?.store);
         shop_product::seed::seed_products(&self.catalog, count, &stock, progress).await
     }
 }
@@ -80,14 +80,11 @@ pub async fn seed_demo(infra: &Infra) -> anyhow::Result<usize> {
 }
 
 /// The inventory as the seeder's stock sink.
-struct InventoryStock(Arc<dyn shop_inventory::store::StockStore>);
+struct InventoryStock(Arc<dyn shop_inventory::store::InventoryStore>);
 
 #[async_trait::async_trait]
 impl shop_product::seed::StockSink for InventoryStock {
     async fn set(&self, levels: &[(String, i64)]) -> anyhow::Result<()> {
-        for (sku, on_hand) in levels {
-            self.0.set(sku, *on_hand, None).await?;
-        }
-        Ok(())
+        Ok(self.0.set_many(levels, "seeded stock", "seed").await?)
     }
 }

@@ -1,5 +1,6 @@
 //! The inventory service's HTTP API.
 
+pub mod admin;
 pub mod availability;
 
 use axum::Router;
@@ -9,9 +10,30 @@ use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(availability::get_availability),
-    components(schemas(crate::domain::AvailabilityResponse)),
-    tags((name = "inventory", description = "Stock and availability"))
+    paths(
+        availability::get_availability,
+        admin::list_stock,
+        admin::get_stock,
+        admin::set_stock,
+        admin::adjust_stock,
+        admin::get_ledger,
+        admin::get_reservation,
+    ),
+    components(schemas(
+        crate::domain::AvailabilityResponse,
+        crate::domain::Reservation,
+        crate::domain::ReservationStatus,
+        crate::domain::LedgerEntry,
+        crate::domain::LedgerKind,
+        platform::contracts::inventory::Line,
+        platform::contracts::inventory::Shortage,
+        admin::StockView,
+        admin::StockList,
+        admin::LedgerPage,
+        admin::SetStockRequest,
+        admin::AdjustRequest,
+    )),
+    tags((name = "inventory", description = "Stock, availability, reservations and the ledger"))
 )]
 struct ApiDoc;
 
@@ -22,5 +44,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(availability::router())
+    Router::new().merge(availability::router()).merge(admin::router())
 }

@@ -1,39 +1,70 @@
 //! The inventory service: stock per SKU, reservations for the checkout saga, and the adjustment
 //! ledger.
 //!
-//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
-//! `run` serves it as its own process (the `inventory-service` binary).
+//! `router(state)` is the service's API; `build` wires it to the process's infrastructure (its
+//! store, outbox relay, saga command consumer and expiry sweeper) and `run` serves it as its own
+//! process (the `inventory-service` binary).
 
 pub mod api;
+pub mod consumers;
 pub mod domain;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
+use axum::extract::FromRef;
+use platform::auth::TokenVerifier;
+use platform::config::StoreBackend;
+use platform::events::Consumer;
+use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
-use crate::store::StockStore;
-use crate::store::sqlite::SqliteStockStore;
+use crate::consumers::Commands;
+use crate::store::InventoryStore;
+use crate::store::dynamodb::DynamoInventory;
+use crate::store::sqlite::SqliteInventory;
 
 /// The service's name.
 pub const NAME: &str = "inventory";
 
 /// The service's SQLite schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    scope: NAME,
-    version: 1,
-    name: "stock",
-    sql: include_str!("../../../migrations/inventory/sqlite/0001_stock.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: NAME,
+        version: 1,
+        name: "stock",
+        sql: include_str!("../../../migrations/inventory/sqlite/0001_stock.sql"),
+    },
+    Migration {
+        scope: NAME,
+        version: 2,
+        name: "reservations_ledger",
+        sql: include_str!("../../../migrations/inventory/sqlite/0002_reservations_ledger.sql"),
+    },
+];
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// Stock levels.
-    pub stock: Arc<dyn StockStore>,
+    /// Stock, reservations and the ledger.
+    pub store: Arc<dyn InventoryStore>,
+    /// Wakes the outbox relay after a write.
+    pub outbox: Arc<Notify>,
+    /// Verifies access tokens (admin routes).
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 /// The service's API routes.
@@ -41,17 +72,66 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// Opens the stock store (migrating it) on `infra`, for tools (the seeder).
-pub fn open_stock(infra: &Infra) -> anyhow::Result<Arc<dyn StockStore>> {
-    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    Ok(Arc::new(SqliteStockStore::new(db)))
+/// The store a configuration names, with its outbox (for the relay) and readiness check.
+pub struct Backend {
+    /// The store.
+    pub store: Arc<dyn InventoryStore>,
+    /// Its outbox.
+    pub outbox: Arc<dyn OutboxStore>,
+    /// Its readiness check.
+    pub check: Arc<dyn ReadinessCheck>,
 }
 
-/// Wires the service into a process: stores, routes, checks (no outbox relay yet: it writes no events).
+/// Opens the store `infra`'s configuration names (migrating it, or making its tables against an
+/// emulator).
+pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
+    match infra.config.store_backend {
+        StoreBackend::Sqlite => {
+            let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+            Ok(Backend {
+                store: Arc::new(SqliteInventory::new(db.clone())),
+                outbox: Arc::new(SqliteOutbox(db.clone())),
+                check: Arc::new(db),
+            })
+        }
+        StoreBackend::Dynamodb => {
+            let sdk = platform::aws::sdk_config(&infra.config).await;
+            let inventory =
+                DynamoInventory::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+            // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
+            if infra.config.aws_endpoint_url.is_some() {
+                inventory.create_tables().await.context("cannot create the inventory's DynamoDB tables")?;
+            }
+            Ok(Backend {
+                outbox: Arc::new(inventory.outbox()),
+                check: Arc::new(inventory.clone()),
+                store: Arc::new(inventory),
+            })
+        }
+    }
+}
+
+/// Wires the service into a process: store, outbox relay, saga command consumer, expiry sweeper,
+/// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
-    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    let state = AppState { stock: Arc::new(SqliteStockStore::new(db.clone())) };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+    let backend = open(&infra).await?;
+    let outbox = infra.spawn_relay(backend.outbox);
+    let config = &infra.config;
+    let commands = Commands::new(
+        backend.store.clone(),
+        infra.bus.clone(),
+        outbox.clone(),
+        Duration::from_secs(config.reservation_ttl_secs),
+    );
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)));
+    infra.tasks.spawn(consumers::sweep(
+        backend.store.clone(),
+        outbox.clone(),
+        Duration::from_millis(config.reservation_sweep_ms),
+        infra.shutdown.clone(),
+    ));
+    let state = AppState { store: backend.store, outbox, verifier: infra.verifier.clone() };
+    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
 }
 
 /// Serves the service as its own process until shutdown.

@@ -30,6 +30,12 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl From<platform::dynamodb::DynamoError> for StoreError {
+    fn from(error: platform::dynamodb::DynamoError) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
 /// The category tree.
 #[async_trait]
 pub trait CategoryStore: Send + Sync {

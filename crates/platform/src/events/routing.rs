@@ -11,6 +11,8 @@ pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
     ("user-mail", &["user.password_reset_requested.v1"]),
     // The product search indexer: catalog changes and stock status.
     ("product-indexer", &["product.upserted.v1", "product.deleted.v1", "inventory.changed.v1"]),
+    // The inventory's saga commands from the order service.
+    ("inventory-commands", &["inventory.reserve.v1", "inventory.commit.v1", "inventory.release.v1"]),
 ];
 
 /// Event type patterns by consumer queue.

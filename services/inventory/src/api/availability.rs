@@ -19,11 +19,7 @@ pub async fn get_availability(
     State(state): State<AppState>,
     Path(sku): Path<String>,
 ) -> Result<Json<AvailabilityResponse>, ApiError> {
-    if !platform::sku::is_valid(&sku) {
-        return Err(ApiError::not_found(format!("no SKU {sku:?}")));
-    }
-    let stock = state.stock.get(&sku).await.map_err(ApiError::internal)?;
-    let stock = stock.ok_or_else(|| ApiError::not_found(format!("no SKU {sku:?}")))?;
+    let stock = super::admin::known_stock(&state, &sku).await?;
     Ok(Json(AvailabilityResponse { sku, available: stock.available() }))
 }
 

@@ -42,22 +42,20 @@
 //! bounds the catalog's write rate, bulk imports included.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::client::Waiters;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, DeleteRequest,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TransactWriteItem, Update,
 };
 use futures::StreamExt;
 use futures::future::try_join_all;
-use platform::events::outbox::OutboxStore;
-use platform::events::{BusError, Event};
+use platform::dynamodb::{
+    self, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_ATTEMPTS, MAX_BATCH_GET, TableSpec, Transaction,
+    backoff, failed_condition, n, next_seq, race_only, s, transact,
+};
+use platform::events::Event;
 use platform::http::ops::ReadinessCheck;
 use platform::money::Money;
 
@@ -75,100 +73,15 @@ const OUTBOX_SERVICE: &str = crate::NAME;
 /// Product writes in flight at once during [`ProductStore::upsert_many`].
 const WRITE_CONCURRENCY: usize = 16;
 
-/// Tries of one write that keeps losing races with other writes before it gives up.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Items one `TransactWriteItems` may hold.
-const MAX_TRANSACTION_ITEMS: usize = 100;
-
-/// Keys one `BatchGetItem` may ask for.
-const MAX_BATCH_GET: usize = 100;
-
-/// Requests one `BatchWriteItem` may hold.
-const MAX_BATCH_WRITE: usize = 25;
-
-type Item = HashMap<String, AttributeValue>;
-
-/// A failure of this adapter itself, kept as the source of [`StoreError::Backend`].
+/// A failure of this adapter that the platform's DynamoDB errors do not name.
 #[derive(Debug, thiserror::Error)]
-enum DynamoError {
-    #[error("an item of {table} has no valid {attribute}")]
-    Malformed { table: String, attribute: &'static str },
-    #[error("stored JSON in {table}")]
-    Json {
-        table: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("gave up after {0} attempts that each lost a race with another write")]
-    Contention(u32),
-    #[error("transaction cancelled: {code}: {message}")]
-    Cancelled { code: String, message: String },
-    #[error("a write of {0} items does not fit in one transaction")]
-    TooManyItems(usize),
+enum CatalogError {
     #[error("the id index query of shard {0} returned no item but more to come")]
     NoProgress(u64),
-    #[error("{0} items stayed unprocessed after retries")]
-    Unprocessed(usize),
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(error))
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-/// Reads the attributes of one stored item, naming the table in errors.
-struct Attrs<'a> {
-    table: &'a str,
-    item: &'a Item,
-}
-
-impl<'a> Attrs<'a> {
-    fn new(table: &'a str, item: &'a Item) -> Self {
-        Self { table, item }
-    }
-
-    fn malformed(&self, attribute: &'static str) -> StoreError {
-        backend(DynamoError::Malformed { table: self.table.to_owned(), attribute })
-    }
-
-    fn opt_s(&self, name: &'static str) -> Option<&'a str> {
-        self.item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
-    }
-
-    fn s(&self, name: &'static str) -> Result<&'a str, StoreError> {
-        self.opt_s(name).ok_or_else(|| self.malformed(name))
-    }
-
-    fn opt_n(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
-        match self.item.get(name) {
-            None => Ok(None),
-            Some(value) => {
-                value.as_n().ok().and_then(|text| text.parse().ok()).map(Some).ok_or_else(|| self.malformed(name))
-            }
-        }
-    }
-
-    fn n(&self, name: &'static str) -> Result<i64, StoreError> {
-        self.opt_n(name)?.ok_or_else(|| self.malformed(name))
-    }
-
-    fn strings(&self, name: &'static str) -> Result<Vec<String>, StoreError> {
-        let list = self.item.get(name).and_then(|v| v.as_l().ok()).ok_or_else(|| self.malformed(name))?;
-        list.iter().map(|v| v.as_s().cloned().map_err(|_| self.malformed(name))).collect()
-    }
-
-    fn json<T: serde::de::DeserializeOwned>(&self, name: &'static str) -> Result<T, StoreError> {
-        serde_json::from_str(self.s(name)?)
-            .map_err(|source| backend(DynamoError::Json { table: self.table.to_owned(), source }))
-    }
 }
 
 /// The table names of one deployment.
@@ -186,20 +99,6 @@ struct Tables {
 pub struct DynamoCatalog {
     client: Client,
     tables: std::sync::Arc<Tables>,
-}
-
-/// A sequence number for an outbox item or a category: the time in milliseconds shifted left 20
-/// bits with 20 random bits below, and above every number this process made before. So numbers
-/// increase within a process and are unique across processes but for a chance of one in a million
-/// per pair made in the same millisecond; the outbox put is conditional, and a collision is retried.
-fn next_seq() -> i64 {
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let random = (uuid::Uuid::new_v4().as_u128() & 0xF_FFFF) as i64;
-    let candidate = (chrono::Utc::now().timestamp_millis() << 20) | random;
-    let previous = LAST
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(candidate.max(last + 1)))
-        .expect("the update always yields a value");
-    candidate.max(previous + 1)
 }
 
 /// The `by-id` shard of a product id (FNV-1a, stable across processes and releases).
@@ -243,65 +142,10 @@ enum Role {
     Claim(String),
 }
 
-/// One transaction being assembled.
-#[derive(Default)]
-struct Transaction {
-    items: Vec<TransactWriteItem>,
-    roles: Vec<Role>,
-}
-
-impl Transaction {
-    fn push(&mut self, role: Role, item: TransactWriteItem) {
-        self.items.push(item);
-        self.roles.push(role);
-    }
-}
-
-/// How a transaction ended, short of a failure of the service.
-enum Committed {
-    Yes,
-    /// Cancelled; the reasons, one per item in order.
-    No(Vec<CancellationReason>),
-}
-
 /// The outcome of one try of a write that is retried when it lost a race.
 enum Attempt<T> {
     Done(T),
     Retry,
-}
-
-/// `Ok` when every cancellation reason is a lost race (a condition on state read before, or a
-/// conflicting transaction) rather than a request the service refused.
-fn race_only(reasons: &[CancellationReason]) -> Result<(), StoreError> {
-    for reason in reasons {
-        match reason.code() {
-            None
-            | Some(
-                "None"
-                | "ConditionalCheckFailed"
-                | "TransactionConflict"
-                | "ThrottlingError"
-                | "ProvisionedThroughputExceeded"
-                | "RequestLimitExceeded",
-            ) => {}
-            Some(code) => {
-                return Err(backend(DynamoError::Cancelled {
-                    code: code.to_owned(),
-                    message: reason.message().unwrap_or_default().to_owned(),
-                }));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn failed_condition(reason: &CancellationReason) -> bool {
-    reason.code() == Some("ConditionalCheckFailed")
-}
-
-async fn backoff(attempt: u32) {
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 10) as u64;
-    tokio::time::sleep(Duration::from_millis((5 << attempt.min(5)) + jitter)).await;
 }
 
 impl DynamoCatalog {
@@ -320,7 +164,7 @@ impl DynamoCatalog {
 
     /// The outbox the product writes record their events in, for the relay.
     pub fn outbox(&self) -> DynamoOutbox {
-        DynamoOutbox { client: self.client.clone(), table: self.tables.outbox.clone(), service: OUTBOX_SERVICE.into() }
+        DynamoOutbox::new(self.client.clone(), self.tables.outbox.clone(), OUTBOX_SERVICE)
     }
 
     /// Creates the tables (on-demand capacity) with their indexes and waits until they are active.
@@ -341,65 +185,9 @@ impl DynamoCatalog {
             TableSpec { name: &t.product_ids, key: &[("ProductID", S)], indexes: &[] },
             TableSpec { name: &t.stock, key: &[("SKU", S)], indexes: &[] },
             TableSpec { name: &t.categories, key: &[("CategoryID", S)], indexes: &[] },
-            TableSpec { name: &t.outbox, key: &[("Service", S), ("Seq", N)], indexes: &[] },
+            dynamodb::outbox_table(&t.outbox),
         ];
-        try_join_all(specs.iter().map(|spec| self.create_table(spec))).await?;
-        Ok(())
-    }
-
-    async fn create_table(&self, spec: &TableSpec<'_>) -> Result<(), StoreError> {
-        let mut create = self.client.create_table().table_name(spec.name).billing_mode(BillingMode::PayPerRequest);
-        let mut defined = HashSet::new();
-        let index_keys = spec.indexes.iter().flat_map(|(_, keys)| keys.iter());
-        for (name, kind) in spec.key.iter().chain(index_keys) {
-            if defined.insert(*name) {
-                let definition =
-                    AttributeDefinition::builder().attribute_name(*name).attribute_type(kind.clone()).build();
-                create = create.attribute_definitions(definition.map_err(backend)?);
-            }
-        }
-        for key in key_schema(spec.key)? {
-            create = create.key_schema(key);
-        }
-        for (name, keys) in spec.indexes {
-            let projection = Projection::builder().projection_type(ProjectionType::All).build();
-            let index = GlobalSecondaryIndex::builder()
-                .index_name(*name)
-                .set_key_schema(Some(key_schema(keys)?))
-                .projection(projection)
-                .build()
-                .map_err(backend)?;
-            create = create.global_secondary_indexes(index);
-        }
-        match create.send().await {
-            Ok(_) => {}
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
-            Err(error) => return Err(backend(error)),
-        }
-        self.client
-            .wait_until_table_exists()
-            .table_name(spec.name)
-            .wait(Duration::from_secs(300))
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    /// Runs `tx`; how it ended, with the roles of its items.
-    async fn transact(&self, tx: Transaction) -> Result<(Committed, Vec<Role>), StoreError> {
-        let Transaction { items, roles } = tx;
-        if items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(backend(DynamoError::TooManyItems(items.len())));
-        }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok((Committed::Yes, roles)),
-            Err(error) => match error.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    Ok((Committed::No(cancelled.cancellation_reasons().to_vec()), roles))
-                }
-                other => Err(backend(other)),
-            },
-        }
+        Ok(dynamodb::create_tables(&self.client, &specs).await?)
     }
 
     async fn id_entry(&self, id: &str) -> Result<Option<IdEntry>, StoreError> {
@@ -494,20 +282,6 @@ impl DynamoCatalog {
         product_from_item(&self.tables.products, item)
     }
 
-    fn outbox_put(&self, event: &Event) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.tables.outbox)
-            .item("Service", s(OUTBOX_SERVICE))
-            .item("Seq", n(next_seq()))
-            .item("EventID", s(&event.id))
-            .item("Body", s(event.to_json()))
-            .item("CreatedAt", n(chrono::Utc::now().timestamp_millis()))
-            .condition_expression("attribute_not_exists(Seq)")
-            .build()
-            .map_err(backend)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
     fn release(&self, sku: &str, id: &str) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.tables.stock)
@@ -592,13 +366,13 @@ impl DynamoCatalog {
         for dropped in current.iter().flat_map(|c| c.skus.iter()).filter(|sku| !kept.contains(sku)) {
             tx.push(Role::Other, self.release(dropped, id)?);
         }
-        tx.push(Role::Other, self.outbox_put(event)?);
+        tx.push(Role::Other, self.outbox().put(event)?);
 
-        match self.transact(tx).await? {
-            (Committed::Yes, _) => Ok(Attempt::Done(true)),
-            (Committed::No(reasons), roles) => {
-                race_only(&reasons)?;
-                for (role, reason) in roles.iter().zip(&reasons) {
+        match transact(&self.client, tx).await? {
+            Committed::Yes => Ok(Attempt::Done(true)),
+            Committed::No(reasons) => {
+                race_only(reasons.iter().map(|(_, reason)| reason))?;
+                for (role, reason) in &reasons {
                     let Role::Claim(sku) = role else { continue };
                     let owner = reason.item().and_then(|item| item.get("ProductID")).and_then(|v| v.as_s().ok());
                     if failed_condition(reason) && owner.is_some_and(|owner| owner != id) {
@@ -643,11 +417,11 @@ impl DynamoCatalog {
         for sku in &current.skus {
             tx.push(Role::Other, self.release(sku, id)?);
         }
-        tx.push(Role::Other, self.outbox_put(event)?);
-        match self.transact(tx).await? {
-            (Committed::Yes, _) => Ok(Attempt::Done(true)),
-            (Committed::No(reasons), _) => {
-                race_only(&reasons)?;
+        tx.push(Role::Other, self.outbox().put(event)?);
+        match transact(&self.client, tx).await? {
+            Committed::Yes => Ok(Attempt::Done(true)),
+            Committed::No(reasons) => {
+                race_only(reasons.iter().map(|(_, reason)| reason))?;
                 Ok(Attempt::Retry)
             }
         }
@@ -724,15 +498,15 @@ impl DynamoCatalog {
             .build()
             .map_err(backend)?;
         tx.push(Role::Other, TransactWriteItem::builder().update(count_update).build());
-        match self.transact(tx).await? {
-            (Committed::Yes, _) if (count > 0) != (after > 0) => {
+        match transact(&self.client, tx).await? {
+            Committed::Yes if (count > 0) != (after > 0) => {
                 let mut product = self.product_from_item(&item)?;
                 product.in_stock = after > 0;
                 Ok(Attempt::Done(Some(product)))
             }
-            (Committed::Yes, _) => Ok(Attempt::Done(None)),
-            (Committed::No(reasons), _) => {
-                race_only(&reasons)?;
+            Committed::Yes => Ok(Attempt::Done(None)),
+            Committed::No(reasons) => {
+                race_only(reasons.iter().map(|(_, reason)| reason))?;
                 Ok(Attempt::Retry)
             }
         }
@@ -773,9 +547,9 @@ impl DynamoCatalog {
                 .map_err(backend)?;
             tx.push(Role::Other, TransactWriteItem::builder().condition_check(check).build());
         }
-        let reasons = match self.transact(tx).await? {
-            (Committed::Yes, _) => return Ok(Attempt::Done(())),
-            (Committed::No(reasons), _) => reasons,
+        let reasons: Vec<CancellationReason> = match transact(&self.client, tx).await? {
+            Committed::Yes => return Ok(Attempt::Done(())),
+            Committed::No(reasons) => reasons.into_iter().map(|(_, reason)| reason).collect(),
         };
         race_only(&reasons)?;
         // A taken id or slug comes first, as in the embedded store (where a unique key is checked
@@ -814,29 +588,13 @@ impl DynamoCatalog {
         let products = out.items().iter().map(|item| self.product_from_item(item)).collect::<Result<Vec<_>, _>>()?;
         let more = out.last_evaluated_key().is_some();
         if more && products.is_empty() {
-            return Err(backend(DynamoError::NoProgress(shard)));
+            return Err(backend(CatalogError::NoProgress(shard)));
         }
         Ok((products, more))
     }
 }
 
 /// One table to create: its key (partition, then sort if any) and its global secondary indexes.
-struct TableSpec<'a> {
-    name: &'a str,
-    key: &'a [(&'static str, ScalarAttributeType)],
-    indexes: &'a [(&'static str, [(&'static str, ScalarAttributeType); 2])],
-}
-
-/// The key schema of `key`: the partition key, then the sort key if any.
-fn key_schema(key: &[(&str, ScalarAttributeType)]) -> Result<Vec<KeySchemaElement>, StoreError> {
-    key.iter()
-        .zip([KeyType::Hash, KeyType::Range])
-        .map(|((name, _), kind)| {
-            KeySchemaElement::builder().attribute_name(*name).key_type(kind).build().map_err(backend)
-        })
-        .collect()
-}
-
 fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("product attributes and variants serialize")
 }
@@ -871,7 +629,7 @@ fn product_to_item(product: &Product, in_stock_skus: i64, version: i64, created_
 fn product_from_item(table: &str, item: &Item) -> Result<Product, StoreError> {
     let attrs = Attrs::new(table, item);
     let millis = |name: &'static str| -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
-        chrono::DateTime::from_timestamp_millis(attrs.n(name)?).ok_or_else(|| attrs.malformed(name))
+        chrono::DateTime::from_timestamp_millis(attrs.n(name)?).ok_or_else(|| attrs.malformed(name).into())
     };
     let variants: Vec<Variant> = attrs.json("Variants")?;
     Ok(Product {
@@ -1122,85 +880,6 @@ impl ReadinessCheck for DynamoCatalog {
     }
 }
 
-/// The product service's outbox table in DynamoDB, for the platform's relay: the events its product
-/// transactions wrote, under `Service` = the service's name, ordered by `Seq`.
-#[derive(Debug, Clone)]
-pub struct DynamoOutbox {
-    client: Client,
-    table: String,
-    service: String,
-}
-
-fn outbox_error(error: impl std::error::Error + Send + Sync + 'static) -> BusError {
-    BusError::Outbox(Box::new(error))
-}
-
-#[async_trait]
-impl OutboxStore for DynamoOutbox {
-    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("Service = :service")
-            .expression_attribute_values(":service", s(&self.service))
-            .consistent_read(true)
-            .scan_index_forward(true)
-            .limit(limit.min(i32::MAX as usize) as i32)
-            .send()
-            .await
-            .map_err(outbox_error)?;
-        out.items()
-            .iter()
-            .map(|item| {
-                let attrs = Attrs::new(&self.table, item);
-                match (attrs.n("Seq"), attrs.s("Body")) {
-                    (Ok(seq), Ok(body)) => Ok((seq, body.to_owned())),
-                    _ => Err(outbox_error(DynamoError::Malformed { table: self.table.clone(), attribute: "Seq/Body" })),
-                }
-            })
-            .collect()
-    }
-
-    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
-        for chunk in seqs.chunks(MAX_BATCH_WRITE) {
-            let mut requests = chunk
-                .iter()
-                .map(|seq| {
-                    let delete = DeleteRequest::builder()
-                        .key("Service", s(&self.service))
-                        .key("Seq", n(*seq))
-                        .build()
-                        .map_err(outbox_error)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<Vec<_>, BusError>>()?;
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(outbox_error)?;
-                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-                if !requests.is_empty() {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(outbox_error(DynamoError::Unprocessed(requests.len())));
-                    }
-                    backoff(attempt).await;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -1225,13 +904,6 @@ mod tests {
             created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
             updated_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_456).unwrap(),
         }
-    }
-
-    #[test]
-    fn sequence_numbers_increase_within_a_process() {
-        let seqs: Vec<i64> = (0..10_000).map(|_| next_seq()).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-        assert!(seqs[0] > 0);
     }
 
     #[test]

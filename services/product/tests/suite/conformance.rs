@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use platform::events::Event;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use platform::money::Money;
@@ -78,23 +77,9 @@ fn sqlite_stores() -> Stores {
 }
 
 async fn dynamodb_stores() -> Option<Stores> {
-    let endpoint = platform::testing::server_env("SHOP_TEST_AWS_ENDPOINT")?;
-    platform::install_crypto_provider();
-    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(env("AWS_REGION", "us-east-1")))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            env("AWS_ACCESS_KEY_ID", "test"),
-            env("AWS_SECRET_ACCESS_KEY", "test"),
-            None,
-            None,
-            "test",
-        ))
-        .build();
+    let client = platform::testing::dynamodb_client()?;
     let prefix = format!("t-{}-", uuid::Uuid::new_v4().simple());
-    let catalog = DynamoCatalog::new(aws_sdk_dynamodb::Client::from_conf(config), &prefix);
+    let catalog = DynamoCatalog::new(client, &prefix);
     catalog.create_tables().await.unwrap();
     let outbox = Arc::new(catalog.outbox());
     let catalog = Arc::new(catalog);

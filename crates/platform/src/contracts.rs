@@ -1,0 +1,203 @@
+//! The payloads of the commands and events services exchange, shared so producer and consumer agree
+//! on one type. Each type's `KIND` is its CloudEvents `type`.
+
+/// The inventory's half of the checkout saga, and its stock notifications.
+pub mod inventory {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    /// Lines one reservation may hold (each line is two items of a DynamoDB transaction, which holds
+    /// at most 100).
+    pub const MAX_LINES: usize = 48;
+
+    /// Units of one SKU one line may ask for.
+    pub const MAX_QUANTITY: i64 = 10_000;
+
+    /// Longest reservation a command may ask for, in seconds (a day).
+    pub const MAX_TTL_SECONDS: u64 = 86_400;
+
+    /// Units of one SKU.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Line {
+        /// The SKU.
+        pub sku: String,
+        /// Units, 1 or more.
+        pub quantity: i64,
+    }
+
+    /// Command: hold every line for the order, or none (`inventory.reserved.v1` or
+    /// `inventory.rejected.v1` answers). Idempotent per order id.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Reserve {
+        /// The order.
+        pub order_id: String,
+        /// What to hold.
+        pub lines: Vec<Line>,
+        /// How long to hold it, in seconds; the service's default when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ttl_seconds: Option<u64>,
+    }
+
+    impl Reserve {
+        /// The type of the command.
+        pub const KIND: &'static str = "inventory.reserve.v1";
+    }
+
+    /// Command: the order is confirmed; the held units leave the warehouse
+    /// (`inventory.committed.v1` or `inventory.commit_failed.v1` answers).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Commit {
+        /// The order.
+        pub order_id: String,
+    }
+
+    impl Commit {
+        /// The type of the command.
+        pub const KIND: &'static str = "inventory.commit.v1";
+    }
+
+    /// Command: give the order's units back (payment failed, order cancelled, saga timed out). Held
+    /// units become available again; committed units return to stock (`inventory.released.v1`
+    /// answers). A release of an order never reserved is remembered, so a late reserve holds nothing.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Release {
+        /// The order.
+        pub order_id: String,
+        /// Why, for the ledger and the answer (`payment_failed`, `cancelled`, `timed_out`…).
+        pub reason: String,
+    }
+
+    impl Release {
+        /// The type of the command.
+        pub const KIND: &'static str = "inventory.release.v1";
+    }
+
+    /// Every line of the order is held until `expires_at`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Reserved {
+        /// The order.
+        pub order_id: String,
+        /// What is held.
+        pub lines: Vec<Line>,
+        /// When the hold lapses unless committed.
+        pub expires_at: DateTime<Utc>,
+    }
+
+    impl Reserved {
+        /// The type of the event.
+        pub const KIND: &'static str = "inventory.reserved.v1";
+    }
+
+    /// A SKU that had too few units for a line.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct Shortage {
+        /// The SKU.
+        pub sku: String,
+        /// Units asked for.
+        pub requested: i64,
+        /// Units available then (0 for a SKU the inventory does not know).
+        pub available: i64,
+    }
+
+    /// Nothing was held: the named SKUs are short.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Rejected {
+        /// The order.
+        pub order_id: String,
+        /// The short SKUs.
+        pub short: Vec<Shortage>,
+    }
+
+    impl Rejected {
+        /// The type of the event.
+        pub const KIND: &'static str = "inventory.rejected.v1";
+    }
+
+    /// The order's held units have left stock.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Committed {
+        /// The order.
+        pub order_id: String,
+        /// What left stock.
+        pub lines: Vec<Line>,
+    }
+
+    impl Committed {
+        /// The type of the event.
+        pub const KIND: &'static str = "inventory.committed.v1";
+    }
+
+    /// A commit found nothing held: the reservation expired or was released (or never existed).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CommitFailed {
+        /// The order.
+        pub order_id: String,
+        /// `expired`, `released`, `rejected` or `unknown`.
+        pub reason: String,
+    }
+
+    impl CommitFailed {
+        /// The type of the event.
+        pub const KIND: &'static str = "inventory.commit_failed.v1";
+    }
+
+    /// The order's units are available again: released when held, returned to stock when committed.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Released {
+        /// The order.
+        pub order_id: String,
+        /// The units given back (none when nothing was held).
+        pub lines: Vec<Line>,
+        /// `expired`, or the reason of the release command.
+        pub reason: String,
+        /// Whether the units had been committed (and so went back on hand).
+        pub returned: bool,
+    }
+
+    impl Released {
+        /// The type of the event.
+        pub const KIND: &'static str = "inventory.released.v1";
+    }
+
+    /// A SKU's stock changed. `version` grows with every change, so a consumer can drop an event
+    /// older than one it has applied.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Changed {
+        /// The SKU.
+        pub sku: String,
+        /// Units that can be sold.
+        pub available: i64,
+        /// Units in the warehouse.
+        pub on_hand: i64,
+        /// Units held for orders.
+        pub reserved: i64,
+        /// The SKU's change counter.
+        pub version: i64,
+    }
+
+    impl Changed {
+        /// The type of the event.
+        pub const KIND: &'static str = "inventory.changed.v1";
+    }
+
+    /// A SKU's available units dropped to its low-stock threshold or under (`low_stock.v1`), or
+    /// came back above it (`restocked.v1`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ThresholdCrossed {
+        /// The SKU.
+        pub sku: String,
+        /// The threshold crossed.
+        pub threshold: i64,
+    }
+
+    impl ThresholdCrossed {
+        /// The type of the event when available units fell to the threshold or under.
+        pub const LOW_STOCK: &'static str = "inventory.low_stock.v1";
+        /// The type of the event when available units rose above the threshold.
+        pub const RESTOCKED: &'static str = "inventory.restocked.v1";
+    }
+}

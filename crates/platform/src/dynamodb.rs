@@ -1,0 +1,457 @@
+//! Helpers every DynamoDB adapter shares: attribute values and their reading ([`Attrs`]), table
+//! creation against an emulator ([`create_tables`]), transactions whose cancellation reasons are
+//! read per item ([`Transaction`], [`transact`]), the retry of writes that lost a race
+//! ([`backoff`], [`MAX_ATTEMPTS`]), sortable sequence numbers ([`next_seq`]) and a service's
+//! outbox table for the platform's relay ([`DynamoOutbox`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, WriteRequest,
+};
+use futures::future::try_join_all;
+
+use crate::events::outbox::OutboxStore;
+use crate::events::{BusError, Event};
+
+/// Tries of one write that keeps losing races with other writes before it gives up.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Items one `TransactWriteItems` may hold.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// Keys one `BatchGetItem` may ask for.
+pub const MAX_BATCH_GET: usize = 100;
+
+/// Requests one `BatchWriteItem` may hold.
+pub const MAX_BATCH_WRITE: usize = 25;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A failure of a DynamoDB adapter itself (the services wrap it in their store errors).
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoError {
+    /// A call to DynamoDB failed.
+    #[error("dynamodb")]
+    Sdk(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored item lacks an attribute or holds one of the wrong type.
+    #[error("an item of {table} has no valid {attribute}")]
+    Malformed {
+        /// The table.
+        table: String,
+        /// The attribute.
+        attribute: &'static str,
+    },
+    /// A stored JSON attribute does not parse.
+    #[error("stored JSON in {table}")]
+    Json {
+        /// The table.
+        table: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A write kept losing races.
+    #[error("gave up after {0} attempts that each lost a race with another write")]
+    Contention(u32),
+    /// A transaction was cancelled for a reason other than a lost race.
+    #[error("transaction cancelled: {code}: {message}")]
+    Cancelled {
+        /// DynamoDB's reason code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// A write needs more items than one transaction holds.
+    #[error("a write of {0} items does not fit in one transaction")]
+    TooManyItems(usize),
+    /// Batch requests stayed unprocessed.
+    #[error("{0} items stayed unprocessed after retries")]
+    Unprocessed(usize),
+}
+
+impl DynamoError {
+    /// Wraps an SDK (or builder) error.
+    pub fn sdk(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Sdk(Box::new(error))
+    }
+}
+
+/// A string attribute.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Reads the attributes of one stored item, naming the table in errors.
+pub struct Attrs<'a> {
+    table: &'a str,
+    item: &'a Item,
+}
+
+impl<'a> Attrs<'a> {
+    /// The attributes of `item`, read from `table`.
+    pub fn new(table: &'a str, item: &'a Item) -> Self {
+        Self { table, item }
+    }
+
+    /// The error of a missing or mistyped attribute.
+    pub fn malformed(&self, attribute: &'static str) -> DynamoError {
+        DynamoError::Malformed { table: self.table.to_owned(), attribute }
+    }
+
+    /// A string attribute, if present.
+    pub fn opt_s(&self, name: &'static str) -> Option<&'a str> {
+        self.item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    }
+
+    /// A string attribute.
+    pub fn s(&self, name: &'static str) -> Result<&'a str, DynamoError> {
+        self.opt_s(name).ok_or_else(|| self.malformed(name))
+    }
+
+    /// A number attribute, if present.
+    pub fn opt_n(&self, name: &'static str) -> Result<Option<i64>, DynamoError> {
+        match self.item.get(name) {
+            None => Ok(None),
+            Some(value) => {
+                value.as_n().ok().and_then(|text| text.parse().ok()).map(Some).ok_or_else(|| self.malformed(name))
+            }
+        }
+    }
+
+    /// A number attribute.
+    pub fn n(&self, name: &'static str) -> Result<i64, DynamoError> {
+        self.opt_n(name)?.ok_or_else(|| self.malformed(name))
+    }
+
+    /// A list of strings.
+    pub fn strings(&self, name: &'static str) -> Result<Vec<String>, DynamoError> {
+        let list = self.item.get(name).and_then(|v| v.as_l().ok()).ok_or_else(|| self.malformed(name))?;
+        list.iter().map(|v| v.as_s().cloned().map_err(|_| self.malformed(name))).collect()
+    }
+
+    /// A string attribute holding JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &'static str) -> Result<T, DynamoError> {
+        serde_json::from_str(self.s(name)?).map_err(|source| DynamoError::Json { table: self.table.to_owned(), source })
+    }
+}
+
+/// A sequence number (for an outbox item, a ledger entry): the time in milliseconds shifted left 20
+/// bits with 20 random bits below, and above every number this process made before. So numbers
+/// increase within a process and are unique across processes but for a chance of one in a million
+/// per pair made in the same millisecond; puts keyed by them are conditional, and a collision is
+/// retried.
+pub fn next_seq() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let random = (uuid::Uuid::new_v4().as_u128() & 0xF_FFFF) as i64;
+    let candidate = (chrono::Utc::now().timestamp_millis() << 20) | random;
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(candidate.max(last + 1)))
+        .expect("the update always yields a value");
+    candidate.max(previous + 1)
+}
+
+/// Waits before try `attempt + 1` of a write that lost a race: exponential, with jitter.
+pub async fn backoff(attempt: u32) {
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 10) as u64;
+    tokio::time::sleep(Duration::from_millis((5 << attempt.min(5)) + jitter)).await;
+}
+
+/// A table to create: its name, key (partition, then sort) and global secondary indexes (each
+/// projecting every attribute).
+pub struct TableSpec<'a> {
+    /// The table's name.
+    pub name: &'a str,
+    /// The key attributes.
+    pub key: &'a [(&'static str, ScalarAttributeType)],
+    /// Index name and key attributes.
+    pub indexes: &'a [(&'static str, [(&'static str, ScalarAttributeType); 2])],
+}
+
+/// Creates the tables (on-demand capacity) with their indexes and waits until they are active.
+/// Tables that exist already are left as they are. Meant for emulators: on AWS the tables come
+/// from the infrastructure code.
+pub async fn create_tables(client: &Client, specs: &[TableSpec<'_>]) -> Result<(), DynamoError> {
+    try_join_all(specs.iter().map(|spec| create_table(client, spec))).await?;
+    Ok(())
+}
+
+async fn create_table(client: &Client, spec: &TableSpec<'_>) -> Result<(), DynamoError> {
+    let mut create = client.create_table().table_name(spec.name).billing_mode(BillingMode::PayPerRequest);
+    let mut defined = HashSet::new();
+    let index_keys = spec.indexes.iter().flat_map(|(_, keys)| keys.iter());
+    for (name, kind) in spec.key.iter().chain(index_keys) {
+        if defined.insert(*name) {
+            let definition = AttributeDefinition::builder().attribute_name(*name).attribute_type(kind.clone()).build();
+            create = create.attribute_definitions(definition.map_err(DynamoError::sdk)?);
+        }
+    }
+    for key in key_schema(spec.key)? {
+        create = create.key_schema(key);
+    }
+    for (name, keys) in spec.indexes {
+        let projection = Projection::builder().projection_type(ProjectionType::All).build();
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(*name)
+            .set_key_schema(Some(key_schema(keys)?))
+            .projection(projection)
+            .build()
+            .map_err(DynamoError::sdk)?;
+        create = create.global_secondary_indexes(index);
+    }
+    match create.send().await {
+        Ok(_) => {}
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(error) => return Err(DynamoError::sdk(error)),
+    }
+    client
+        .wait_until_table_exists()
+        .table_name(spec.name)
+        .wait(Duration::from_secs(300))
+        .await
+        .map_err(DynamoError::sdk)?;
+    Ok(())
+}
+
+/// The key schema of `key`: the partition key, then the sort key if any.
+fn key_schema(key: &[(&str, ScalarAttributeType)]) -> Result<Vec<KeySchemaElement>, DynamoError> {
+    key.iter()
+        .zip([KeyType::Hash, KeyType::Range])
+        .map(|((name, _), kind)| {
+            KeySchemaElement::builder().attribute_name(*name).key_type(kind).build().map_err(DynamoError::sdk)
+        })
+        .collect()
+}
+
+/// One transaction being assembled, each item with a role (`R`) to read its cancellation reason by.
+pub struct Transaction<R> {
+    items: Vec<TransactWriteItem>,
+    roles: Vec<R>,
+}
+
+impl<R> Default for Transaction<R> {
+    fn default() -> Self {
+        Self { items: Vec::new(), roles: Vec::new() }
+    }
+}
+
+impl<R> Transaction<R> {
+    /// Adds an item.
+    pub fn push(&mut self, role: R, item: TransactWriteItem) {
+        self.items.push(item);
+        self.roles.push(role);
+    }
+
+    /// Items so far.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it has no item.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// How a transaction ended, short of a failure of the service.
+pub enum Committed<R> {
+    /// Applied.
+    Yes,
+    /// Cancelled; each item's role with its cancellation reason, in order.
+    No(Vec<(R, CancellationReason)>),
+}
+
+/// Runs `tx`.
+pub async fn transact<R>(client: &Client, tx: Transaction<R>) -> Result<Committed<R>, DynamoError> {
+    let Transaction { items, roles } = tx;
+    if items.len() > MAX_TRANSACTION_ITEMS {
+        return Err(DynamoError::TooManyItems(items.len()));
+    }
+    match client.transact_write_items().set_transact_items(Some(items)).send().await {
+        Ok(_) => Ok(Committed::Yes),
+        Err(error) => match error.into_service_error() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                Ok(Committed::No(roles.into_iter().zip(cancelled.cancellation_reasons().iter().cloned()).collect()))
+            }
+            other => Err(DynamoError::sdk(other)),
+        },
+    }
+}
+
+/// `Ok` when every cancellation reason is a lost race (a condition on state read before, or a
+/// conflicting transaction) rather than a request the service refused.
+pub fn race_only<'a>(reasons: impl IntoIterator<Item = &'a CancellationReason>) -> Result<(), DynamoError> {
+    for reason in reasons {
+        match reason.code() {
+            None
+            | Some(
+                "None"
+                | "ConditionalCheckFailed"
+                | "TransactionConflict"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+                | "RequestLimitExceeded",
+            ) => {}
+            Some(code) => {
+                return Err(DynamoError::Cancelled {
+                    code: code.to_owned(),
+                    message: reason.message().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an item of a cancelled transaction failed its condition.
+pub fn failed_condition(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+/// The outbox table's spec: `Service` (S) and `Seq` (N).
+pub fn outbox_table(name: &str) -> TableSpec<'_> {
+    TableSpec { name, key: &[("Service", ScalarAttributeType::S), ("Seq", ScalarAttributeType::N)], indexes: &[] }
+}
+
+/// A service's outbox in DynamoDB, for the platform's relay: the events its transactions wrote
+/// (with [`DynamoOutbox::put`]) under `Service` = the service's name, ordered by `Seq`. Every event
+/// of a service is under one partition key, so the relay reads them in order with one `Query`;
+/// DynamoDB serves about 1000 writes a second per partition key, which bounds the service's event
+/// rate.
+#[derive(Debug, Clone)]
+pub struct DynamoOutbox {
+    client: Client,
+    table: String,
+    service: String,
+}
+
+fn outbox_error(error: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Outbox(Box::new(error))
+}
+
+impl DynamoOutbox {
+    /// The outbox of `service` in `table`.
+    pub fn new(client: Client, table: impl Into<String>, service: impl Into<String>) -> Self {
+        Self { client, table: table.into(), service: service.into() }
+    }
+
+    /// The transaction item that records `event` in the outbox.
+    pub fn put(&self, event: &Event) -> Result<TransactWriteItem, DynamoError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("Service", s(&self.service))
+            .item("Seq", n(next_seq()))
+            .item("EventID", s(&event.id))
+            .item("Body", s(event.to_json()))
+            .item("CreatedAt", n(chrono::Utc::now().timestamp_millis()))
+            .condition_expression("attribute_not_exists(Seq)")
+            .build()
+            .map_err(DynamoError::sdk)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for DynamoOutbox {
+    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("Service = :service")
+            .expression_attribute_values(":service", s(&self.service))
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .limit(limit.min(i32::MAX as usize) as i32)
+            .send()
+            .await
+            .map_err(outbox_error)?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let attrs = Attrs::new(&self.table, item);
+                Ok((attrs.n("Seq").map_err(outbox_error)?, attrs.s("Body").map_err(outbox_error)?.to_owned()))
+            })
+            .collect()
+    }
+
+    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
+        for chunk in seqs.chunks(MAX_BATCH_WRITE) {
+            let mut requests = chunk
+                .iter()
+                .map(|seq| {
+                    let delete = DeleteRequest::builder()
+                        .key("Service", s(&self.service))
+                        .key("Seq", n(*seq))
+                        .build()
+                        .map_err(outbox_error)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<Vec<_>, BusError>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(outbox_error)?;
+                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                if !requests.is_empty() {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(outbox_error(DynamoError::Unprocessed(requests.len())));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_increase_within_a_process() {
+        let seqs: Vec<i64> = (0..10_000).map(|_| next_seq()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        assert!(seqs[0] > 0);
+    }
+
+    #[test]
+    fn attributes_are_read_with_their_types() {
+        let item: Item = HashMap::from([
+            ("A".to_owned(), s("x")),
+            ("B".to_owned(), n(7)),
+            ("C".to_owned(), AttributeValue::L(vec![s("p"), s("q")])),
+            ("D".to_owned(), s("{\"k\":1}")),
+        ]);
+        let attrs = Attrs::new("t", &item);
+        assert_eq!(attrs.s("A").unwrap(), "x");
+        assert_eq!(attrs.n("B").unwrap(), 7);
+        assert_eq!(attrs.opt_n("Z").unwrap(), None);
+        assert_eq!(attrs.strings("C").unwrap(), ["p", "q"]);
+        assert_eq!(attrs.json::<serde_json::Value>("D").unwrap()["k"], 1);
+        assert!(matches!(attrs.n("A"), Err(DynamoError::Malformed { attribute: "A", .. })));
+    }
+}

@@ -1,0 +1,172 @@
+//! The inventory's half of the checkout saga: the handler of the order service's commands
+//! (`inventory-commands` queue) and the sweeper that releases expired reservations.
+//!
+//! Every command is idempotent through the reservation it acts on (keyed by order id): a command
+//! delivered again finds its work done and changes nothing. The answers of state changes leave
+//! through the outbox with the change; `inventory.commit_failed.v1` changes nothing and is
+//! published directly (again on a redelivery, which the saga ignores).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use platform::contracts::inventory::{CommitFailed, MAX_TTL_SECONDS, Release, Reserve};
+use platform::events::{Event, EventBus, EventHandler, HandlerError};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::NAME;
+use crate::domain::{EXPIRED, ReservationStatus, normalize_lines};
+use crate::store::{InventoryStore, StoreError};
+
+/// The queue of the saga's commands.
+pub const QUEUE: &str = "inventory-commands";
+
+/// Longest order id the inventory accepts.
+const MAX_ORDER_ID: usize = 128;
+
+/// Reservations the sweeper releases per store call.
+const SWEEP_BATCH: usize = 100;
+
+/// Applies the saga's commands.
+pub struct Commands {
+    store: Arc<dyn InventoryStore>,
+    bus: Arc<dyn EventBus>,
+    outbox: Arc<Notify>,
+    default_ttl: Duration,
+}
+
+impl Commands {
+    /// A handler over `store`, answering on `bus` (and waking the outbox relay after changes);
+    /// reservations hold for `default_ttl` unless the command says otherwise.
+    pub fn new(
+        store: Arc<dyn InventoryStore>,
+        bus: Arc<dyn EventBus>,
+        outbox: Arc<Notify>,
+        default_ttl: Duration,
+    ) -> Self {
+        Self { store, bus, outbox, default_ttl }
+    }
+
+    async fn reserve(&self, event: &Event, command: Reserve) -> Result<bool, HandlerError> {
+        let lines = normalize_lines(&command.lines).map_err(|e| HandlerError::Reject(e.to_string()))?;
+        let ttl = match command.ttl_seconds {
+            Some(seconds) if (1..=MAX_TTL_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => return Err(HandlerError::Reject(format!("ttl_seconds {seconds} is out of range"))),
+            None => self.default_ttl,
+        };
+        let expires_at = Utc::now() + ttl;
+        let outcome = self.store.reserve(&command.order_id, &lines, expires_at, Some(event)).await.map_err(retry)?;
+        Ok(outcome.changed)
+    }
+
+    async fn commit(&self, event: &Event, order_id: &str) -> Result<bool, HandlerError> {
+        let outcome = self.store.commit(order_id, Some(event)).await.map_err(retry)?;
+        let reason = match &outcome {
+            None => "unknown",
+            Some(outcome) => match outcome.reservation.status {
+                ReservationStatus::Committed => return Ok(outcome.changed),
+                ReservationStatus::Held => unreachable!("a commit leaves no reservation held"),
+                ReservationStatus::Rejected => "rejected",
+                ReservationStatus::Released if outcome.reservation.release_reason.as_deref() == Some(EXPIRED) => {
+                    EXPIRED
+                }
+                ReservationStatus::Released | ReservationStatus::Returned => "released",
+            },
+        };
+        let answer = Event::new(
+            CommitFailed::KIND,
+            NAME,
+            CommitFailed { order_id: order_id.to_owned(), reason: reason.to_owned() },
+        )
+        .with_subject(order_id.to_owned())
+        .caused_by(event);
+        self.bus.publish(&answer).await.map_err(HandlerError::retry)?;
+        Ok(false)
+    }
+}
+
+fn retry(error: StoreError) -> HandlerError {
+    HandlerError::retry(error)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, HandlerError> {
+    event.data_as().map_err(|e| HandlerError::Reject(format!("{}: {e}", event.kind)))
+}
+
+fn check_order_id(order_id: &str) -> Result<(), HandlerError> {
+    if order_id.is_empty() || order_id.len() > MAX_ORDER_ID {
+        return Err(HandlerError::Reject(format!("order_id must be 1 to {MAX_ORDER_ID} characters")));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventHandler for Commands {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        let changed = match event.kind.as_str() {
+            Reserve::KIND => {
+                let command: Reserve = parse(event)?;
+                check_order_id(&command.order_id)?;
+                self.reserve(event, command).await?
+            }
+            platform::contracts::inventory::Commit::KIND => {
+                let command: platform::contracts::inventory::Commit = parse(event)?;
+                check_order_id(&command.order_id)?;
+                self.commit(event, &command.order_id).await?
+            }
+            Release::KIND => {
+                let command: Release = parse(event)?;
+                check_order_id(&command.order_id)?;
+                if command.reason.is_empty() || command.reason.len() > 200 {
+                    return Err(HandlerError::Reject("reason must be 1 to 200 characters".into()));
+                }
+                self.store.release(&command.order_id, &command.reason, Some(event)).await.map_err(retry)?.changed
+            }
+            other => return Err(HandlerError::Reject(format!("the inventory takes no {other}"))),
+        };
+        if changed {
+            self.outbox.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Releases expired reservations every `interval` until `shutdown`.
+pub async fn sweep(
+    store: Arc<dyn InventoryStore>,
+    outbox: Arc<Notify>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match sweep_once(store.as_ref()).await {
+            Ok(0) => {}
+            Ok(expired) => {
+                tracing::info!(expired, "released expired reservations");
+                outbox.notify_one();
+            }
+            Err(error) => {
+                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not release expired reservations; will retry");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Releases every reservation expired by now; how many.
+pub async fn sweep_once(store: &dyn InventoryStore) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let expired = store.expire(Utc::now(), SWEEP_BATCH).await?;
+        total += expired.len();
+        metrics::counter!("inventory_reservations_expired_total").increment(expired.len() as u64);
+        if expired.len() < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
+}
