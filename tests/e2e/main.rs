@@ -2,6 +2,7 @@
 
 mod catalog;
 mod conventions;
+mod inventory;
 mod operations;
 mod search;
 mod services;
