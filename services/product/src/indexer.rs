@@ -109,10 +109,14 @@ pub struct Indexer {
     pages: Option<Arc<crate::pages::PageCache>>,
 }
 
-#[derive(Deserialize)]
+/// The part of `inventory.changed.v1` the index needs.
+#[derive(Debug, Deserialize)]
 struct StockChange {
     sku: String,
     available: i64,
+    /// The SKU's change counter (0 when an event carries none).
+    #[serde(default)]
+    version: i64,
 }
 
 #[derive(Deserialize)]
@@ -142,15 +146,23 @@ impl Indexer {
     }
 
     /// Brings the index entries of `ids` (products) to the store's state, and records `stock`
-    /// (SKU, available) levels, indexing the products whose stock status they change.
-    async fn apply(&self, ids: Vec<String>, stock: Vec<(String, i64)>) -> Result<(), HandlerError> {
+    /// levels (the newest of each SKU's), indexing the products whose stock status they change.
+    async fn apply(&self, ids: Vec<String>, stock: Vec<StockChange>) -> Result<(), HandlerError> {
         let mut seen = HashSet::new();
         let ids: Vec<String> = ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
         let mut changed = self.products.get_many(&ids).await.map_err(retry)?;
         let found: HashSet<&str> = changed.iter().map(|p| p.id.as_str()).collect();
         let gone: Vec<String> = ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
-        for (sku, available) in stock {
-            if let Some(product) = self.products.set_availability(&sku, available).await.map_err(retry)? {
+        let mut newest: Vec<StockChange> = Vec::with_capacity(stock.len());
+        for level in stock {
+            match newest.iter_mut().find(|n| n.sku == level.sku) {
+                Some(known) if known.version <= level.version => *known = level,
+                Some(_) => {}
+                None => newest.push(level),
+            }
+        }
+        for StockChange { sku, available, version } in newest {
+            if let Some(product) = self.products.set_availability(&sku, available, version).await.map_err(retry)? {
                 if let Some(pages) = &self.pages {
                     pages.forget(&product.id);
                 }
@@ -168,7 +180,7 @@ impl Indexer {
 /// What an event asks of the index.
 enum Change {
     Product(String),
-    Stock(String, i64),
+    Stock(StockChange),
     Nothing,
 }
 
@@ -183,7 +195,7 @@ fn change(event: &Event) -> Result<Change, HandlerError> {
         "inventory.changed.v1" => {
             let stock: StockChange =
                 event.data_as().map_err(|e| HandlerError::Reject(format!("inventory.changed.v1 malformed: {e}")))?;
-            Ok(Change::Stock(stock.sku, stock.available))
+            Ok(Change::Stock(stock))
         }
         _ => Ok(Change::Nothing),
     }
@@ -194,7 +206,7 @@ impl EventHandler for Indexer {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
         match change(event)? {
             Change::Product(id) => self.apply(vec![id], Vec::new()).await,
-            Change::Stock(sku, available) => self.apply(Vec::new(), vec![(sku, available)]).await,
+            Change::Stock(level) => self.apply(Vec::new(), vec![level]).await,
             Change::Nothing => Ok(()),
         }
     }
@@ -210,8 +222,8 @@ impl EventHandler for Indexer {
                     ids.push(id);
                     outcomes.push(None);
                 }
-                Ok(Change::Stock(sku, available)) => {
-                    stock.push((sku, available));
+                Ok(Change::Stock(level)) => {
+                    stock.push(level);
                     outcomes.push(None);
                 }
                 Ok(Change::Nothing) => outcomes.push(Some(Ok(()))),
@@ -378,6 +390,32 @@ mod tests {
         assert!(outcomes[1].is_ok(), "and does not hold back the rest");
         let other = Event::new("order.placed.v1", "order", json!({}));
         assert!(w.indexer.handle(&other).await.is_ok(), "other events are ignored");
+    }
+
+    #[tokio::test]
+    async fn stock_levels_that_arrive_out_of_order_never_replace_newer_ones() {
+        let w = world().await;
+        let k = product("k1");
+        let event = upserted(&k);
+        w.products.insert(&k, &event).await.unwrap();
+        w.indexer.handle(&event).await.unwrap();
+        let level = |available: i64, version: i64| {
+            Event::new(
+                "inventory.changed.v1",
+                "inventory",
+                json!({"sku": "SKU-k1", "available": available, "on_hand": available, "reserved": 0, "version": version}),
+            )
+        };
+        let in_stock = SearchQuery { in_stock: Some(true), limit: 1, ..SearchQuery::default() };
+        // In one batch, newest first: the older level is dropped.
+        let outcomes = w.indexer.handle_batch(&[level(3, 2), level(0, 1)]).await;
+        assert!(outcomes.iter().all(Result::is_ok));
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1);
+        // Across batches: a late, older "out of stock" changes nothing.
+        w.indexer.handle(&level(0, 1)).await.unwrap();
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1);
+        w.indexer.handle(&level(0, 3)).await.unwrap();
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 0);
     }
 
     fn category(id: &str, parent: Option<&str>) -> Category {

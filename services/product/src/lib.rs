@@ -62,6 +62,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stock_levels",
         sql: include_str!("../../../migrations/product/sqlite/0003_stock_levels.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 4,
+        name: "stock_level_versions",
+        sql: include_str!("../../../migrations/product/sqlite/0004_stock_level_versions.sql"),
+    },
 ];
 
 /// The catalog stores and the waker of their outbox relay: what the tools (import, seed) need.

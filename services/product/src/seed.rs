@@ -262,7 +262,7 @@ pub async fn seed_products(
     for n in 0..count {
         let generated = generate(n);
         for (sku, on_hand) in &generated.stock {
-            catalog.products.set_availability(sku, *on_hand).await?;
+            catalog.products.set_availability(sku, *on_hand, 0).await?;
         }
         stock.set(&generated.stock).await?;
         importer.add(n + 1, Some(generated.id), generated.input, Vec::new()).await?;

@@ -79,8 +79,10 @@ pub trait ProductStore: Send + Sync {
     async fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError>;
     /// Records that `available` units of `sku` can be sold now. When that changes whether the SKU's
     /// product is in stock, returns the product as it is now; otherwise `None` (also when no product
-    /// has the SKU yet: the level is kept for when one does).
-    async fn set_availability(&self, sku: &str, available: i64) -> Result<Option<Product>, StoreError>;
+    /// has the SKU yet: the level is kept for when one does). `version` orders the levels of a SKU
+    /// (the inventory's change counter): events may arrive out of order, and a level older than the
+    /// one recorded is ignored. 0 is an unversioned level (the seeder's), replaced by any other.
+    async fn set_availability(&self, sku: &str, available: i64, version: i64) -> Result<Option<Product>, StoreError>;
     /// The number of products.
     async fn count(&self) -> Result<u64, StoreError>;
 }

@@ -122,6 +122,8 @@ struct IdEntry {
 struct StockEntry {
     available: Option<i64>,
     owner: Option<String>,
+    /// The inventory's change counter of `available` (0: unversioned).
+    version: i64,
 }
 
 impl StockEntry {
@@ -129,6 +131,9 @@ impl StockEntry {
         self.available.is_some_and(|a| a > 0)
     }
 }
+
+/// The condition that the level recorded is not newer than the one being written.
+const NOT_NEWER: &str = "(attribute_not_exists(StockVersion) OR StockVersion <= :stock_version)";
 
 /// The condition that a SKU's availability is still on the side of zero it was read on.
 fn positivity_condition(was_in_stock: bool) -> &'static str {
@@ -259,6 +264,7 @@ impl DynamoCatalog {
                     let entry = StockEntry {
                         available: attrs.opt_n("Available")?,
                         owner: attrs.opt_s("ProductID").map(Into::into),
+                        version: attrs.opt_n("StockVersion")?.unwrap_or(0),
                     };
                     entries.insert(attrs.s("SKU")?.to_owned(), entry);
                 }
@@ -427,8 +433,17 @@ impl DynamoCatalog {
         }
     }
 
-    async fn try_set_availability(&self, sku: &str, available: i64) -> Result<Attempt<Option<Product>>, StoreError> {
+    async fn try_set_availability(
+        &self,
+        sku: &str,
+        available: i64,
+        version: i64,
+    ) -> Result<Attempt<Option<Product>>, StoreError> {
         let entry = self.stock_entries(&[sku.to_owned()]).await?.remove(sku).unwrap_or_default();
+        if entry.version > version {
+            // An older level than the one recorded: nothing changes.
+            return Ok(Attempt::Done(None));
+        }
         let (was, now) = (entry.in_stock(), available > 0);
         let owner = match &entry.owner {
             Some(owner) if was != now => owner.clone(),
@@ -436,18 +451,19 @@ impl DynamoCatalog {
                 // No product's count changes: the level stays on its side of zero, or no product
                 // holds the SKU (which the condition makes sure of).
                 let condition = if was == now {
-                    positivity_condition(was).to_owned()
+                    format!("{} AND {NOT_NEWER}", positivity_condition(was))
                 } else {
-                    format!("{} AND attribute_not_exists(ProductID)", positivity_condition(was))
+                    format!("{} AND attribute_not_exists(ProductID) AND {NOT_NEWER}", positivity_condition(was))
                 };
                 let sent = self
                     .client
                     .update_item()
                     .table_name(&self.tables.stock)
                     .key("SKU", s(sku))
-                    .update_expression("SET Available = :available")
+                    .update_expression("SET Available = :available, StockVersion = :stock_version")
                     .condition_expression(condition)
                     .expression_attribute_values(":available", n(available))
+                    .expression_attribute_values(":stock_version", n(version))
                     .expression_attribute_values(":zero", n(0))
                     .send()
                     .await;
@@ -472,15 +488,16 @@ impl DynamoCatalog {
             return Ok(Attempt::Retry);
         };
         let attrs = Attrs::new(&self.tables.products, &item);
-        let (count, version) = (attrs.n("InStockSkus")?, attrs.n("Version")?);
+        let (count, product_version) = (attrs.n("InStockSkus")?, attrs.n("Version")?);
         let after = count + if now { 1 } else { -1 };
         let mut tx = Transaction::default();
         let level = Update::builder()
             .table_name(&self.tables.stock)
             .key("SKU", s(sku))
-            .update_expression("SET Available = :available")
-            .condition_expression(format!("{} AND ProductID = :owner", positivity_condition(was)))
+            .update_expression("SET Available = :available, StockVersion = :stock_version")
+            .condition_expression(format!("{} AND ProductID = :owner AND {NOT_NEWER}", positivity_condition(was)))
             .expression_attribute_values(":available", n(available))
+            .expression_attribute_values(":stock_version", n(version))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":owner", s(owner.as_str()))
             .build()
@@ -493,7 +510,7 @@ impl DynamoCatalog {
             .update_expression("SET InStockSkus = :after")
             .condition_expression("Version = :version AND InStockSkus = :count")
             .expression_attribute_values(":after", n(after))
-            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":version", n(product_version))
             .expression_attribute_values(":count", n(count))
             .build()
             .map_err(backend)?;
@@ -790,9 +807,9 @@ impl ProductStore for DynamoCatalog {
         Ok(page)
     }
 
-    async fn set_availability(&self, sku: &str, available: i64) -> Result<Option<Product>, StoreError> {
+    async fn set_availability(&self, sku: &str, available: i64, version: i64) -> Result<Option<Product>, StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
-            match self.try_set_availability(sku, available).await? {
+            match self.try_set_availability(sku, available, version).await? {
                 Attempt::Done(flipped) => return Ok(flipped),
                 Attempt::Retry => backoff(attempt).await,
             }

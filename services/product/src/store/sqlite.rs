@@ -323,15 +323,21 @@ impl ProductStore for SqliteProductStore {
             .map_err(backend)
     }
 
-    async fn set_availability(&self, sku: &str, available: i64) -> Result<Option<Product>, StoreError> {
+    async fn set_availability(&self, sku: &str, available: i64, version: i64) -> Result<Option<Product>, StoreError> {
         let sku = sku.to_owned();
         self.db
             .transaction(move |tx| {
-                tx.prepare_cached(
-                    "INSERT INTO stock_levels (sku, available) VALUES (?1, ?2)
-                     ON CONFLICT (sku) DO UPDATE SET available = excluded.available",
-                )?
-                .execute(params![sku, available])?;
+                let recorded = tx
+                    .prepare_cached(
+                        "INSERT INTO stock_levels (sku, available, version) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (sku) DO UPDATE SET available = excluded.available, version = excluded.version
+                         WHERE excluded.version >= stock_levels.version",
+                    )?
+                    .execute(params![sku, available, version])?;
+                if recorded == 0 {
+                    // An older level than the one recorded: nothing changes.
+                    return Ok(None);
+                }
                 let owner: Option<(String, bool)> = tx
                     .prepare_cached(
                         "SELECT p.id, p.in_stock FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = ?1",

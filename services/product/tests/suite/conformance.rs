@@ -60,6 +60,7 @@ conformance_suite!(
     upsert_many_writes_each_good_product_whole_and_refuses_each_bad_one,
     scan_visits_every_product_once_in_id_order,
     availability_flips_in_stock_both_ways_even_when_recorded_before_the_product,
+    a_level_older_than_the_one_recorded_is_ignored,
     count_follows_inserts_moves_and_deletes,
 );
 
@@ -373,7 +374,7 @@ async fn scan_visits_every_product_once_in_id_order(stores: Stores) {
 
 async fn availability_flips_in_stock_both_ways_even_when_recorded_before_the_product(stores: Stores) {
     seed_categories(&stores).await;
-    assert_eq!(stores.products.set_availability("EARLY", 5).await.unwrap(), None, "no product has it yet");
+    assert_eq!(stores.products.set_availability("EARLY", 5, 1).await.unwrap(), None, "no product has it yet");
 
     // The passed-in `in_stock` is ignored; the recorded level decides.
     let mut p = product("p", "phones", &["EARLY", "LATE"]);
@@ -387,26 +388,26 @@ async fn availability_flips_in_stock_both_ways_even_when_recorded_before_the_pro
     stores.products.insert(&claimed, &upserted(&claimed)).await.unwrap();
     assert!(!stores.products.get("q").await.unwrap().unwrap().in_stock);
 
-    assert_eq!(stores.products.set_availability("LATE", 3).await.unwrap(), None, "still in stock");
-    assert_eq!(stores.products.set_availability("EARLY", 0).await.unwrap(), None, "LATE still has stock");
-    let out = stores.products.set_availability("LATE", 0).await.unwrap().expect("the product went out of stock");
+    assert_eq!(stores.products.set_availability("LATE", 3, 2).await.unwrap(), None, "still in stock");
+    assert_eq!(stores.products.set_availability("EARLY", 0, 3).await.unwrap(), None, "LATE still has stock");
+    let out = stores.products.set_availability("LATE", 0, 4).await.unwrap().expect("the product went out of stock");
     expected.in_stock = false;
     assert_eq!(out, expected);
     assert_eq!(stores.products.get("p").await.unwrap(), Some(expected.clone()));
-    assert_eq!(stores.products.set_availability("LATE", 0).await.unwrap(), None);
-    assert_eq!(stores.products.set_availability("LATE", -2).await.unwrap(), None, "oversold is not in stock");
-    let back = stores.products.set_availability("LATE", 2).await.unwrap().expect("the product is back in stock");
+    assert_eq!(stores.products.set_availability("LATE", 0, 5).await.unwrap(), None);
+    assert_eq!(stores.products.set_availability("LATE", -2, 6).await.unwrap(), None, "oversold is not in stock");
+    let back = stores.products.set_availability("LATE", 2, 7).await.unwrap().expect("the product is back in stock");
     expected.in_stock = true;
     assert_eq!(back, expected);
-    assert_eq!(stores.products.set_availability("LATE", 7).await.unwrap(), None);
+    assert_eq!(stores.products.set_availability("LATE", 7, 8).await.unwrap(), None);
 
     // A replace that drops LATE: only EARLY (at 0) counts, and LATE no longer moves the product.
     let narrowed = product("p", "books", &["EARLY"]);
     assert!(stores.products.replace(&narrowed, &upserted(&narrowed)).await.unwrap());
     assert!(!stores.products.get("p").await.unwrap().unwrap().in_stock);
-    assert_eq!(stores.products.set_availability("LATE", 0).await.unwrap(), None);
-    assert_eq!(stores.products.set_availability("LATE", 9).await.unwrap(), None);
-    let restocked = stores.products.set_availability("EARLY", 1).await.unwrap().expect("EARLY restocks p");
+    assert_eq!(stores.products.set_availability("LATE", 0, 9).await.unwrap(), None);
+    assert_eq!(stores.products.set_availability("LATE", 9, 10).await.unwrap(), None);
+    let restocked = stores.products.set_availability("EARLY", 1, 11).await.unwrap().expect("EARLY restocks p");
     assert_eq!(restocked.id, "p");
     assert!(restocked.in_stock);
 
@@ -415,6 +416,22 @@ async fn availability_flips_in_stock_both_ways_even_when_recorded_before_the_pro
     let r = product("r", "phones", &["LATE"]);
     stores.products.insert(&r, &upserted(&r)).await.unwrap();
     assert!(stores.products.get("r").await.unwrap().unwrap().in_stock);
+}
+
+async fn a_level_older_than_the_one_recorded_is_ignored(stores: Stores) {
+    seed_categories(&stores).await;
+    let p = product("p", "phones", &["SKU-1"]);
+    stores.products.insert(&p, &upserted(&p)).await.unwrap();
+    assert!(stores.products.set_availability("SKU-1", 4, 7).await.unwrap().is_some_and(|p| p.in_stock));
+    // Version 5 (out of stock) arrives after version 7 (in stock): it is stale.
+    assert_eq!(stores.products.set_availability("SKU-1", 0, 5).await.unwrap(), None);
+    assert!(stores.products.get("p").await.unwrap().unwrap().in_stock);
+    // An unversioned level never replaces a versioned one; the same version again is harmless.
+    assert_eq!(stores.products.set_availability("SKU-1", 0, 0).await.unwrap(), None);
+    assert_eq!(stores.products.set_availability("SKU-1", 4, 7).await.unwrap(), None);
+    assert!(stores.products.get("p").await.unwrap().unwrap().in_stock);
+    let out = stores.products.set_availability("SKU-1", 0, 8).await.unwrap().expect("a newer level applies");
+    assert!(!out.in_stock);
 }
 
 async fn count_follows_inserts_moves_and_deletes(stores: Stores) {
