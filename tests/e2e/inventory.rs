@@ -239,6 +239,11 @@ async fn admin_stock_routes_refuse_customers_anonymous_callers_and_bad_input() {
     problem(adjust("CUP-1", json!({"delta": 0, "reason": "nothing"})).await.unwrap(), 422).await;
     problem(adjust("CUP-1", json!({"delta": 1, "reason": "  "})).await.unwrap(), 422).await;
     problem(adjust("CUP-1", json!({"delta": 1})).await.unwrap(), 422).await;
+    problem(adjust("CUP-1", json!({"delta": i64::MIN, "reason": "oops"})).await.unwrap(), 422).await;
+    let too_many =
+        problem(adjust("CUP-1", json!({"delta": 999_999_999, "reason": "a miscount"})).await.unwrap(), 422).await;
+    assert_eq!(too_many["errors"][0]["field"], "delta");
+    problem(adjust("not%20a%20sku", json!({"delta": 1, "reason": "found"})).await.unwrap(), 404).await;
     let below = problem(adjust("CUP-1", json!({"delta": -6, "reason": "lost"})).await.unwrap(), 409).await;
     assert!(below["detail"].as_str().unwrap().contains("CUP-1"), "{below}");
 
@@ -256,6 +261,8 @@ async fn admin_stock_routes_refuse_customers_anonymous_callers_and_bad_input() {
         .await;
     problem(app.request(Method::GET, "/admin/v1/reservations/o-none").bearer_auth(&admin).send().await.unwrap(), 404)
         .await;
+    let long = format!("/admin/v1/reservations/{}", "o".repeat(3000));
+    problem(app.request(Method::GET, &long).bearer_auth(&admin).send().await.unwrap(), 404).await;
 
     // Nothing refused changed anything.
     let stock = admin_stock(&app, &admin, "CUP-1").await;

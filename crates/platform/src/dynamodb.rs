@@ -170,6 +170,40 @@ pub async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis((5 << attempt.min(5)) + jitter)).await;
 }
 
+/// The outcome of one try of a write that is retried when it lost a race.
+pub enum Attempt<T> {
+    /// Finished with this result.
+    Done(T),
+    /// Lost a race: try again from fresh reads.
+    Retry,
+}
+
+/// Runs `attempt` until it is done, backing off between tries, at most `tries` times
+/// ([`DynamoError::Contention`] then).
+pub async fn retrying<T, E, F, Fut>(tries: u32, mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Attempt<T>, E>>,
+    E: From<DynamoError>,
+{
+    for n in 0..tries {
+        match attempt().await? {
+            Attempt::Done(done) => return Ok(done),
+            Attempt::Retry => backoff(n).await,
+        }
+    }
+    Err(DynamoError::Contention(tries).into())
+}
+
+/// The shard (of `shards`) of `key`: FNV-1a, stable across processes and releases, so a sharded
+/// index key spreads writes over that many partitions.
+pub fn shard_of(key: &str, shards: u64) -> u64 {
+    let hash = key
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    hash % shards
+}
+
 /// A table to create: its name, key (partition, then sort) and global secondary indexes (each
 /// projecting every attribute).
 pub struct TableSpec<'a> {
@@ -237,14 +271,20 @@ fn key_schema(key: &[(&str, ScalarAttributeType)]) -> Result<Vec<KeySchemaElemen
 }
 
 /// One transaction being assembled, each item with a role (`R`) to read its cancellation reason by.
+///
+/// Every transaction carries a fresh client request token, so the SDK's own retry of a request
+/// whose answer was lost (a timeout, a 5xx after the commit) is applied once: DynamoDB answers a
+/// repeated token with the first outcome instead of running the items again against their
+/// conditions (which would read as a lost race and be retried as a new write).
 pub struct Transaction<R> {
     items: Vec<TransactWriteItem>,
     roles: Vec<R>,
+    token: String,
 }
 
 impl<R> Default for Transaction<R> {
     fn default() -> Self {
-        Self { items: Vec::new(), roles: Vec::new() }
+        Self { items: Vec::new(), roles: Vec::new(), token: uuid::Uuid::new_v4().simple().to_string() }
     }
 }
 
@@ -276,11 +316,11 @@ pub enum Committed<R> {
 
 /// Runs `tx`.
 pub async fn transact<R>(client: &Client, tx: Transaction<R>) -> Result<Committed<R>, DynamoError> {
-    let Transaction { items, roles } = tx;
+    let Transaction { items, roles, token } = tx;
     if items.len() > MAX_TRANSACTION_ITEMS {
         return Err(DynamoError::TooManyItems(items.len()));
     }
-    match client.transact_write_items().set_transact_items(Some(items)).send().await {
+    match client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await {
         Ok(_) => Ok(Committed::Yes),
         Err(error) => match error.into_service_error() {
             TransactWriteItemsError::TransactionCanceledException(cancelled) => {
@@ -436,6 +476,27 @@ mod tests {
         let seqs: Vec<i64> = (0..10_000).map(|_| next_seq()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         assert!(seqs[0] > 0);
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(shard_of("p1", 16), shard_of("p1", 16));
+        let used: HashSet<u64> = (0..1000).map(|i| shard_of(&format!("p{i}"), 16)).collect();
+        assert_eq!(used.len(), 16);
+    }
+
+    #[tokio::test]
+    async fn a_write_is_retried_until_done_and_gives_up_after_its_tries() {
+        let mut tries = 0;
+        let done: Result<u32, DynamoError> = retrying(5, || {
+            tries += 1;
+            let outcome = if tries < 3 { Attempt::Retry } else { Attempt::Done(tries) };
+            async move { Ok(outcome) }
+        })
+        .await;
+        assert_eq!(done.unwrap(), 3);
+        let never: Result<(), DynamoError> = retrying(2, || async { Ok(Attempt::Retry) }).await;
+        assert!(matches!(never, Err(DynamoError::Contention(2))));
     }
 
     #[test]

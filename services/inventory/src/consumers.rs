@@ -17,14 +17,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
-use crate::domain::{EXPIRED, ReservationStatus, normalize_lines};
+use crate::domain::{EXPIRED, MAX_ORDER_ID, ReservationStatus, normalize_lines};
 use crate::store::{InventoryStore, StoreError};
 
 /// The queue of the saga's commands.
 pub const QUEUE: &str = "inventory-commands";
-
-/// Longest order id the inventory accepts.
-const MAX_ORDER_ID: usize = 128;
 
 /// Reservations the sweeper releases per store call.
 const SWEEP_BATCH: usize = 100;

@@ -88,6 +88,9 @@ pub fn stamp(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
 }
 
+/// Longest order id the inventory accepts.
+pub const MAX_ORDER_ID: usize = 128;
+
 /// Why a reservation's units came back.
 pub const EXPIRED: &str = "expired";
 

@@ -32,6 +32,14 @@ pub enum StoreError {
         /// The units reserved.
         reserved: i64,
     },
+    /// The change would leave more units on hand than a SKU may have ([`MAX_ON_HAND`]).
+    #[error("{sku} cannot have {on_hand} units on hand (at most {MAX_ON_HAND})")]
+    TooMany {
+        /// The SKU.
+        sku: String,
+        /// The units on hand the change would leave.
+        on_hand: i64,
+    },
     /// The store itself failed.
     #[error("inventory store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -47,6 +55,20 @@ impl From<platform::sqlite::DbError> for StoreError {
     fn from(error: platform::sqlite::DbError) -> Self {
         Self::Backend(Box::new(error))
     }
+}
+
+/// Most units on hand a SKU may have (a billion: far from overflowing any sum of them).
+pub const MAX_ON_HAND: i64 = 1_000_000_000;
+
+/// Whether `sku` may have `on_hand` units with `reserved` of them reserved.
+pub fn check_level(sku: &str, on_hand: i64, reserved: i64) -> Result<(), StoreError> {
+    if on_hand < reserved || on_hand < 0 {
+        return Err(StoreError::BelowReserved { sku: sku.to_owned(), on_hand, reserved });
+    }
+    if on_hand > MAX_ON_HAND {
+        return Err(StoreError::TooMany { sku: sku.to_owned(), on_hand });
+    }
+    Ok(())
 }
 
 /// A saga command's effect on an order's reservation.
@@ -65,12 +87,14 @@ pub trait InventoryStore: Send + Sync {
     /// The stock of `sku`, if the SKU is known.
     async fn get(&self, sku: &str) -> Result<Option<Stock>, StoreError>;
 
-    /// SKUs in SKU order after `after`, at most `limit`; only those at or under their threshold
-    /// when `low_only`.
+    /// A page of at most `limit` SKUs, after `after` (the last SKU of the previous page), in the
+    /// store's order (SKU order on SQLite, the table's on DynamoDB); only those at or under their
+    /// threshold when `low_only`. A page shorter than `limit` is the last.
     async fn list(&self, low_only: bool, after: Option<&str>, limit: usize) -> Result<Vec<Stock>, StoreError>;
 
     /// Sets the units on hand of `sku` (creating it) and, when given, its threshold. The ledger
-    /// records the difference. [`StoreError::BelowReserved`] when fewer than are reserved.
+    /// records the difference. [`StoreError::BelowReserved`] when fewer than are reserved,
+    /// [`StoreError::TooMany`] above [`MAX_ON_HAND`].
     async fn set(
         &self,
         sku: &str,
@@ -91,7 +115,7 @@ pub trait InventoryStore: Send + Sync {
 
     /// Adds `delta` units on hand (negative: removes) with a reason for the ledger.
     /// [`StoreError::UnknownSku`] for a SKU never set; [`StoreError::BelowReserved`] when it would
-    /// leave fewer than are reserved.
+    /// leave fewer than are reserved; [`StoreError::TooMany`] above [`MAX_ON_HAND`].
     async fn adjust(&self, sku: &str, delta: i64, reason: &str, actor: &str) -> Result<Stock, StoreError>;
 
     /// The ledger of `sku`, newest first, entries before `before` (a `seq`), at most `limit`.

@@ -9,11 +9,11 @@ use platform::http::{ApiError, Json, Path, Query, Validator};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::domain::{LedgerEntry, Reservation, Stock};
+use crate::domain::{LedgerEntry, MAX_ORDER_ID, Reservation, Stock};
 use crate::store::StoreError;
 
-/// Largest units on hand an admin may set (a billion).
-const MAX_UNITS: i64 = 1_000_000_000;
+/// Largest units on hand an admin may set, or adjust by.
+const MAX_UNITS: i64 = crate::store::MAX_ON_HAND;
 
 /// Longest adjustment reason.
 const MAX_REASON: usize = 200;
@@ -146,6 +146,7 @@ fn store_error(error: StoreError) -> ApiError {
         StoreError::BelowReserved { sku, on_hand, reserved } => ApiError::conflict(format!(
             "{sku} has {reserved} units reserved for orders; it cannot have {on_hand} on hand"
         )),
+        StoreError::TooMany { .. } => ApiError::invalid_field("delta", error.to_string()),
         other => ApiError::internal(other),
     }
 }
@@ -242,7 +243,7 @@ pub async fn adjust_stock(
 ) -> Result<Json<StockView>, ApiError> {
     let mut v = Validator::new();
     v.check(
-        input.delta != 0 && input.delta.abs() <= MAX_UNITS,
+        input.delta != 0 && (-MAX_UNITS..=MAX_UNITS).contains(&input.delta),
         "delta",
         "must be non-zero, at most 1,000,000,000 either way",
     );
@@ -253,6 +254,9 @@ pub async fn adjust_stock(
         "must be 1 to 200 characters of text",
     );
     v.finish()?;
+    if !platform::sku::is_valid(&sku) {
+        return Err(ApiError::not_found(format!("no SKU {sku:?}")));
+    }
     let stock = state.store.adjust(&sku, input.delta, reason, &admin.sub).await.map_err(store_error)?;
     state.outbox.notify_one();
     Ok(Json(stock.into()))
@@ -300,6 +304,9 @@ pub async fn get_reservation(
     AdminUser(_admin): AdminUser,
     Path(order_id): Path<String>,
 ) -> Result<Json<Reservation>, ApiError> {
+    if order_id.is_empty() || order_id.len() > MAX_ORDER_ID {
+        return Err(ApiError::not_found(format!("no reservation for order {order_id:?}")));
+    }
     let reservation = state.store.reservation(&order_id).await.map_err(ApiError::internal)?;
     Ok(Json(reservation.ok_or_else(|| ApiError::not_found(format!("no reservation for order {order_id:?}")))?))
 }

@@ -45,15 +45,15 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use platform::contracts::inventory::Line;
 use platform::dynamodb::{
-    self, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_BATCH_GET, TableSpec, Transaction, backoff, n,
-    next_seq, race_only, s, transact,
+    self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_BATCH_GET, TableSpec, Transaction, backoff,
+    n, next_seq, race_only, retrying, s, transact,
 };
 use platform::events::outbox::OutboxStore;
 use platform::events::{BusError, Event};
 use platform::http::ops::ReadinessCheck;
 use serde::{Deserialize, Serialize};
 
-use super::{InventoryStore, Outcome, StoreError};
+use super::{InventoryStore, Outcome, StoreError, check_level};
 use crate::domain::{
     Crossing, EXPIRED, LedgerEntry, LedgerKind, Reservation, ReservationStatus, Stock, caused, changed_event,
     normalize_lines, reservation_event, shortages, stamp, stock_events,
@@ -96,12 +96,9 @@ pub struct DynamoInventory {
     tables: Arc<Tables>,
 }
 
-/// The `held-by-expiry` shard of an order id (FNV-1a, stable across processes and releases).
+/// The `held-by-expiry` shard of an order id.
 pub fn held_shard(order_id: &str) -> u64 {
-    let hash = order_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
-    hash % HELD_SHARDS
+    dynamodb::shard_of(order_id, HELD_SHARDS)
 }
 
 /// The bounds `Available` must be within for a change of `delta` to keep it non-negative and to
@@ -135,10 +132,15 @@ enum Role {
     Other,
 }
 
-/// The outcome of one try of a write that is retried when it lost a race.
-enum Attempt<T> {
-    Done(T),
-    Retry,
+/// Where a saga write moves a reservation.
+#[derive(Debug, Clone, Copy)]
+enum Move<'a> {
+    /// Held → committed.
+    Commit,
+    /// Held → released, committed → returned, with this reason.
+    Release(&'a str),
+    /// Held and expired by this time → released (`expired`); nothing else.
+    Expire(DateTime<Utc>),
 }
 
 /// One transaction's events, as one outbox item.
@@ -451,26 +453,29 @@ impl DynamoInventory {
         })
     }
 
-    /// One try of moving the reservation of `order_id` on: `commit` (held → committed) or a
-    /// release (held → released, committed → returned).
+    /// One try of moving the reservation of `order_id` on (see [`Move`]); unchanged when its
+    /// status (read strongly consistent) is not one the move applies to.
     async fn try_move(
         &self,
         order_id: &str,
-        commit: bool,
-        reason: &str,
+        to: Move<'_>,
         cause: Option<&Event>,
     ) -> Result<Attempt<Option<Outcome>>, StoreError> {
         let Some(mut reservation) = self.read_reservation(order_id).await? else { return Ok(Attempt::Done(None)) };
-        let (to, kind) = match (commit, reservation.status) {
-            (true, ReservationStatus::Held) => (ReservationStatus::Committed, Some(LedgerKind::Sale)),
-            (false, ReservationStatus::Held) => (ReservationStatus::Released, None),
-            (false, ReservationStatus::Committed) => (ReservationStatus::Returned, Some(LedgerKind::Return)),
+        let (to, kind, release_reason) = match (to, reservation.status) {
+            (Move::Commit, ReservationStatus::Held) => (ReservationStatus::Committed, Some(LedgerKind::Sale), None),
+            (Move::Release(reason), ReservationStatus::Held) => (ReservationStatus::Released, None, Some(reason)),
+            (Move::Release(reason), ReservationStatus::Committed) => {
+                (ReservationStatus::Returned, Some(LedgerKind::Return), Some(reason))
+            }
+            (Move::Expire(now), ReservationStatus::Held) if reservation.expires_at <= now => {
+                (ReservationStatus::Released, None, Some(EXPIRED))
+            }
             _ => return Ok(Attempt::Done(Some(Outcome { reservation, changed: false }))),
         };
         let skus: Vec<&str> = reservation.lines.iter().map(|l| l.sku.as_str()).collect();
         let stock = self.stocks(&skus).await?;
         let now = stamp(Utc::now());
-        let release_reason = (!commit).then_some(reason);
         let mut tx = Transaction::default();
         let mut doc = OutboxDoc::default();
         tx.push(Role::Reservation, self.reservation_move(&reservation, to, release_reason, now)?);
@@ -487,7 +492,7 @@ impl DynamoInventory {
             let (update, crossing) = self.stock_move(level, on_hand, available)?;
             tx.push(Role::Stock, update);
             if let Some(kind) = kind {
-                let reason = if commit { "order confirmed" } else { reason };
+                let reason = release_reason.unwrap_or("order confirmed");
                 tx.push(Role::Other, self.ledger_put(&line.sku, on_hand, kind, reason, order_id)?);
             }
             doc.touch(&line.sku, cause);
@@ -508,8 +513,13 @@ impl DynamoInventory {
         })
     }
 
-    /// Records a release of an order that has no reservation: `None` when one appeared meanwhile.
-    async fn try_tombstone(&self, order_id: &str, reason: &str, cause: Option<&Event>) -> Result<bool, StoreError> {
+    /// Records a release of an order that has no reservation; `None` when one appeared meanwhile.
+    async fn try_tombstone(
+        &self,
+        order_id: &str,
+        reason: &str,
+        cause: Option<&Event>,
+    ) -> Result<Option<Reservation>, StoreError> {
         let now = stamp(Utc::now());
         let reservation = Reservation {
             order_id: order_id.to_owned(),
@@ -525,13 +535,10 @@ impl DynamoInventory {
         tx.push(Role::Reservation, self.reservation_put(&reservation)?);
         let doc = OutboxDoc { events: vec![caused(reservation_event(&reservation), cause)], changed: Vec::new() };
         tx.push(Role::Other, self.outbox_put(&doc)?);
-        match transact(&self.client, tx).await? {
-            Committed::Yes => Ok(true),
-            Committed::No(reasons) => {
-                race_only(reasons.iter().map(|(_, reason)| reason))?;
-                Ok(false)
-            }
-        }
+        Ok(match self.run(tx).await? {
+            Attempt::Done(()) => Some(reservation),
+            Attempt::Retry => None,
+        })
     }
 
     /// One try of setting `sku` to `on_hand` (`delta` of the current when `adjust`).
@@ -547,13 +554,11 @@ impl DynamoInventory {
         let before = self.stocks(&[sku]).await?.remove(sku);
         let on_hand = match (level, &before) {
             (Level::To(on_hand), _) => on_hand,
-            (Level::By(delta), Some(before)) => before.on_hand.checked_add(delta).unwrap_or(i64::MAX),
+            (Level::By(delta), Some(before)) => before.on_hand.saturating_add(delta),
             (Level::By(_), None) => return Err(StoreError::UnknownSku(sku.to_owned())),
         };
+        check_level(sku, on_hand, before.as_ref().map_or(0, |s| s.reserved))?;
         let reserved = before.as_ref().map_or(0, |s| s.reserved);
-        if on_hand < reserved || on_hand < 0 {
-            return Err(StoreError::BelowReserved { sku: sku.to_owned(), on_hand, reserved });
-        }
         let after = Stock {
             sku: sku.to_owned(),
             on_hand,
@@ -600,29 +605,26 @@ impl DynamoInventory {
         reason: &str,
         actor: &str,
     ) -> Result<Stock, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_set(sku, level, threshold, kind, reason, actor).await? {
-                Attempt::Done(stock) => return Ok(stock),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(DynamoError::Contention(MAX_ATTEMPTS).into())
+        retrying(MAX_ATTEMPTS, || self.try_set(sku, level, threshold, kind, reason, actor)).await
     }
 
     async fn move_reservation(
         &self,
         order_id: &str,
-        commit: bool,
-        reason: &str,
+        to: Move<'_>,
         cause: Option<&Event>,
     ) -> Result<Option<Outcome>, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_move(order_id, commit, reason, cause).await? {
-                Attempt::Done(outcome) => return Ok(outcome),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(DynamoError::Contention(MAX_ATTEMPTS).into())
+        retrying(MAX_ATTEMPTS, || self.try_move(order_id, to, cause)).await
+    }
+
+    /// The sweeper's step for one order: releases its reservation if it is held and expired by
+    /// `now` (read strongly consistent, so a reservation committed or released since the index
+    /// listed it is left alone); the reservation it released.
+    pub async fn expire_order(&self, order_id: &str, now: DateTime<Utc>) -> Result<Option<Reservation>, StoreError> {
+        Ok(match self.move_reservation(order_id, Move::Expire(now), None).await? {
+            Some(Outcome { reservation, changed: true }) => Some(reservation),
+            _ => None,
+        })
     }
 }
 
@@ -736,36 +738,30 @@ impl InventoryStore for DynamoInventory {
         cause: Option<&Event>,
     ) -> Result<Outcome, StoreError> {
         let lines = normalize_lines(lines).map_err(|e| backend(BadLines(e)))?;
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_reserve(order_id, &lines, expires_at, cause).await? {
-                Attempt::Done(outcome) => return Ok(outcome),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(DynamoError::Contention(MAX_ATTEMPTS).into())
+        retrying(MAX_ATTEMPTS, || self.try_reserve(order_id, &lines, expires_at, cause)).await
     }
 
     async fn commit(&self, order_id: &str, cause: Option<&Event>) -> Result<Option<Outcome>, StoreError> {
-        self.move_reservation(order_id, true, "", cause).await
+        self.move_reservation(order_id, Move::Commit, cause).await
     }
 
     async fn release(&self, order_id: &str, reason: &str, cause: Option<&Event>) -> Result<Outcome, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if let Some(outcome) = self.move_reservation(order_id, false, reason, cause).await? {
-                return Ok(outcome);
+        retrying(MAX_ATTEMPTS, || async move {
+            if let Some(outcome) = self.move_reservation(order_id, Move::Release(reason), cause).await? {
+                return Ok(Attempt::Done(outcome));
             }
-            if self.try_tombstone(order_id, reason, cause).await? {
-                let reservation = self.read_reservation(order_id).await?;
-                let reservation = reservation.ok_or_else(|| DynamoError::Contention(attempt + 1))?;
-                return Ok(Outcome { reservation, changed: true });
-            }
-            backoff(attempt).await;
-        }
-        Err(DynamoError::Contention(MAX_ATTEMPTS).into())
+            // No reservation: remember the release, unless a reserve made one meanwhile.
+            Ok(match self.try_tombstone(order_id, reason, cause).await? {
+                Some(reservation) => Attempt::Done(Outcome { reservation, changed: true }),
+                None => Attempt::Retry,
+            })
+        })
+        .await
     }
 
     /// Queries every shard of `held-by-expiry` (eventually consistent: a reservation it lists may
-    /// have moved on, and its release's condition on `Status` then leaves it alone).
+    /// have moved on since, and [`DynamoInventory::expire_order`] then leaves it alone). A
+    /// reservation that cannot be released now is logged and left for the next sweep.
     async fn expire(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Reservation>, StoreError> {
         let mut due = Vec::new();
         for shard in 0..HELD_SHARDS {
@@ -790,11 +786,11 @@ impl InventoryStore for DynamoInventory {
         }
         let mut expired = Vec::new();
         for order_id in due {
-            let outcome = self.move_reservation(&order_id, false, EXPIRED, None).await?;
-            if let Some(Outcome { reservation, changed: true }) = outcome
-                && reservation.status == ReservationStatus::Released
-            {
-                expired.push(reservation);
+            match self.expire_order(&order_id, now).await {
+                Ok(Some(reservation)) => expired.push(reservation),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(order_id, error = %platform::http::error::cause_chain(&error),
+                    "could not release an expired reservation; the next sweep tries again"),
             }
         }
         Ok(expired)
@@ -857,14 +853,17 @@ impl OutboxStore for StockOutbox {
         let mut rows = Vec::new();
         let mut fetched = HashMap::new();
         for (seq, doc) in &docs {
-            let count = doc.events.len() + doc.changed.len();
+            // A template whose SKU has no stock row (never the case: SKUs are not deleted) is
+            // dropped rather than left to hold its item in the outbox forever.
             let changed = doc.changed.iter().filter_map(|template| {
                 let level = stock.get(template.subject.as_deref()?)?;
                 let mut event = template.clone();
                 event.data = changed_event(level).data;
                 Some(event)
             });
-            for event in doc.events.iter().cloned().chain(changed) {
+            let events: Vec<Event> = doc.events.iter().cloned().chain(changed).collect();
+            let count = events.len();
+            for event in events {
                 let id = rows.len() as i64;
                 fetched.insert(id, (*seq, count));
                 rows.push((id, event.to_json()));

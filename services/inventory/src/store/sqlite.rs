@@ -9,7 +9,7 @@ use platform::events::Event;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{InventoryStore, Outcome, StoreError};
+use super::{InventoryStore, Outcome, StoreError, check_level};
 use crate::domain::{
     EXPIRED, LedgerEntry, LedgerKind, Reservation, ReservationStatus, Stock, caused, normalize_lines,
     reservation_event, shortages, stamp, stock_events,
@@ -192,8 +192,8 @@ fn set_in(
 ) -> Result<Result<Stock, StoreError>, DbError> {
     let before = stock_of(tx, sku)?;
     let reserved = before.as_ref().map_or(0, |s| s.reserved);
-    if on_hand < reserved || on_hand < 0 {
-        return Ok(Err(StoreError::BelowReserved { sku: sku.to_owned(), on_hand, reserved }));
+    if let Err(refused) = check_level(sku, on_hand, reserved) {
+        return Ok(Err(refused));
     }
     let after = tx
         .prepare_cached(&format!(
@@ -311,10 +311,7 @@ impl InventoryStore for SqliteInventory {
         self.db
             .transaction(move |tx| {
                 let Some(before) = stock_of(tx, &sku)? else { return Ok(Err(StoreError::UnknownSku(sku))) };
-                let Some(on_hand) = before.on_hand.checked_add(delta) else {
-                    return Ok(Err(StoreError::BelowReserved { sku, on_hand: i64::MAX, reserved: before.reserved }));
-                };
-                set_in(tx, &sku, on_hand, None, LedgerKind::Adjust, &reason, &actor)
+                set_in(tx, &sku, before.on_hand.saturating_add(delta), None, LedgerKind::Adjust, &reason, &actor)
             })
             .await?
     }
@@ -471,7 +468,16 @@ impl InventoryStore for SqliteInventory {
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut expired = Vec::with_capacity(rows.len());
                 for row in rows {
-                    let mut reservation = reservation_from(row)?;
+                    let order_id = row.0.clone();
+                    let mut reservation = match reservation_from(row) {
+                        Ok(reservation) => reservation,
+                        Err(error) => {
+                            // Left held (and logged) rather than holding back every other expiry.
+                            tracing::error!(order_id, error = %platform::http::error::cause_chain(&error),
+                                "a held reservation does not read back; it is not released");
+                            continue;
+                        }
+                    };
                     if release_in(tx, &mut reservation, EXPIRED, None)? {
                         expired.push(reservation);
                     }

@@ -16,7 +16,7 @@ use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use shop_inventory::domain::{LedgerKind, ReservationStatus, Stock};
 use shop_inventory::store::dynamodb::DynamoInventory;
 use shop_inventory::store::sqlite::SqliteInventory;
-use shop_inventory::store::{InventoryStore, StoreError};
+use shop_inventory::store::{InventoryStore, MAX_ON_HAND, StoreError};
 
 /// One adapter's store and the outbox its writes record events in.
 pub struct Stores {
@@ -166,6 +166,12 @@ async fn refused_admin_writes_change_nothing(stores: Stores) {
     let below = s.adjust("SKU-A", -7, "lost", "a").await;
     assert!(matches!(below, Err(StoreError::BelowReserved { on_hand: 3, reserved: 4, .. })), "{below:?}");
     assert!(matches!(s.set("SKU-B", -1, None, "count", "a").await, Err(StoreError::BelowReserved { .. })));
+    let too_many = s.set("SKU-A", MAX_ON_HAND + 1, None, "count", "a").await;
+    assert!(matches!(too_many, Err(StoreError::TooMany { .. })), "{too_many:?}");
+    let too_many = s.adjust("SKU-A", MAX_ON_HAND, "found a warehouse", "a").await;
+    assert!(matches!(too_many, Err(StoreError::TooMany { .. })), "{too_many:?}");
+    let overflow = s.adjust("SKU-A", i64::MAX, "found a warehouse", "a").await;
+    assert!(matches!(overflow, Err(StoreError::TooMany { .. })), "{overflow:?}");
 
     assert_eq!(stock(&stores, "SKU-A").await, before);
     assert!(s.get("SKU-B").await.unwrap().is_none());
@@ -452,4 +458,32 @@ async fn the_listing_pages_through_every_sku_and_the_low_stock_ones(stores: Stor
     let (all, _) = collect(s.as_ref(), false, 3).await;
     assert_eq!(all.len(), 7);
     assert_eq!(collect(s.as_ref(), false, 100).await.0, all);
+}
+
+/// The sweeper lists expired holds from an eventually consistent index, so it may act on a
+/// reservation that was committed (or released) after the index listed it: that one is left alone.
+#[tokio::test]
+async fn dynamodb_the_sweeper_leaves_a_reservation_that_moved_on_after_it_was_listed() {
+    let Some(client) = platform::testing::dynamodb_client() else { return };
+    let inventory = DynamoInventory::new(client, &format!("t-{}-", uuid::Uuid::new_v4().simple()));
+    inventory.create_tables().await.unwrap();
+    let stores = Stores { store: Arc::new(inventory.clone()), outbox: Arc::new(inventory.outbox()), _dir: None };
+    let s = &stores.store;
+    s.set("SKU-A", 5, None, "count", "a").await.unwrap();
+    let past = Utc::now() - Duration::seconds(1);
+    s.reserve("o-committed", &[line("SKU-A", 2)], past, None).await.unwrap();
+    s.reserve("o-released", &[line("SKU-A", 1)], past, None).await.unwrap();
+    s.reserve("o-current", &[line("SKU-A", 1)], later(), None).await.unwrap();
+    s.commit("o-committed", None).await.unwrap();
+    s.release("o-released", "payment_failed", None).await.unwrap();
+    let before = stock(&stores, "SKU-A").await;
+    let ledger = s.ledger("SKU-A", None, 100).await.unwrap();
+
+    for order in ["o-committed", "o-released", "o-current", "o-none"] {
+        assert_eq!(inventory.expire_order(order, Utc::now()).await.unwrap(), None, "{order}");
+    }
+    assert_eq!(stock(&stores, "SKU-A").await, before, "no units moved");
+    assert_eq!(s.ledger("SKU-A", None, 100).await.unwrap(), ledger, "no return was booked");
+    assert_eq!(s.reservation("o-committed").await.unwrap().unwrap().status, ReservationStatus::Committed);
+    assert_eq!(s.reservation("o-current").await.unwrap().unwrap().status, ReservationStatus::Held);
 }

@@ -52,8 +52,8 @@ use aws_sdk_dynamodb::types::{
 use futures::StreamExt;
 use futures::future::try_join_all;
 use platform::dynamodb::{
-    self, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_ATTEMPTS, MAX_BATCH_GET, TableSpec, Transaction,
-    backoff, failed_condition, n, next_seq, race_only, s, transact,
+    self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_ATTEMPTS, MAX_BATCH_GET, TableSpec,
+    Transaction, backoff, failed_condition, n, next_seq, race_only, retrying, s, transact,
 };
 use platform::events::Event;
 use platform::http::ops::ReadinessCheck;
@@ -101,11 +101,9 @@ pub struct DynamoCatalog {
     tables: std::sync::Arc<Tables>,
 }
 
-/// The `by-id` shard of a product id (FNV-1a, stable across processes and releases).
+/// The `by-id` shard of a product id.
 pub fn id_shard(id: &str) -> u64 {
-    let hash =
-        id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
-    hash % ID_SHARDS
+    dynamodb::shard_of(id, ID_SHARDS)
 }
 
 /// What the `product-ids` table says about one product.
@@ -145,12 +143,6 @@ fn positivity_condition(was_in_stock: bool) -> &'static str {
 enum Role {
     Other,
     Claim(String),
-}
-
-/// The outcome of one try of a write that is retried when it lost a race.
-enum Attempt<T> {
-    Done(T),
-    Retry,
 }
 
 impl DynamoCatalog {
@@ -393,13 +385,7 @@ impl DynamoCatalog {
     /// Writes `product` whole with its event, retrying lost races; `false` when `must_exist` and it
     /// does not.
     async fn write(&self, product: &Product, event: &Event, must_exist: bool) -> Result<bool, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_write(product, event, must_exist).await? {
-                Attempt::Done(written) => return Ok(written),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+        retrying(MAX_ATTEMPTS, || self.try_write(product, event, must_exist)).await
     }
 
     async fn try_delete(&self, id: &str, event: &Event) -> Result<Attempt<bool>, StoreError> {
@@ -703,13 +689,7 @@ impl CategoryStore for DynamoCatalog {
     }
 
     async fn insert(&self, category: &Category) -> Result<(), StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_insert_category(category).await? {
-                Attempt::Done(()) => return Ok(()),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+        retrying(MAX_ATTEMPTS, || self.try_insert_category(category)).await
     }
 }
 
@@ -737,13 +717,7 @@ impl ProductStore for DynamoCatalog {
     }
 
     async fn delete(&self, id: &str, event: &Event) -> Result<bool, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_delete(id, event).await? {
-                Attempt::Done(deleted) => return Ok(deleted),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+        retrying(MAX_ATTEMPTS, || self.try_delete(id, event)).await
     }
 
     /// Writes up to [`WRITE_CONCURRENCY`] products at once. Items that share an id or a SKU are
@@ -808,13 +782,7 @@ impl ProductStore for DynamoCatalog {
     }
 
     async fn set_availability(&self, sku: &str, available: i64, version: i64) -> Result<Option<Product>, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_set_availability(sku, available, version).await? {
-                Attempt::Done(flipped) => return Ok(flipped),
-                Attempt::Retry => backoff(attempt).await,
-            }
-        }
-        Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
+        retrying(MAX_ATTEMPTS, || self.try_set_availability(sku, available, version)).await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
