@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -33,6 +33,16 @@ pub enum SearchBackend {
     Tantivy,
     /// An OpenSearch domain.
     Opensearch,
+}
+
+/// Who takes the payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentProvider {
+    /// The simulated provider (honours Stripe's test payment methods; embedded mode, tests).
+    Simulated,
+    /// Stripe.
+    Stripe,
 }
 
 /// Where events travel.
@@ -187,6 +197,20 @@ pub struct Config {
     /// The signing secret of the Stripe webhook endpoint (`SHOP_STRIPE_WEBHOOK_SECRET`); without it
     /// every webhook is refused.
     pub stripe_webhook_secret: Option<SecretString>,
+    /// Who takes the payments (`SHOP_PAYMENT_PROVIDER`: simulated | stripe).
+    pub payment_provider: PaymentProvider,
+    /// Stripe's secret API key (`SHOP_STRIPE_SECRET_KEY`), required with the Stripe provider.
+    pub stripe_secret_key: Option<SecretString>,
+    /// Stripe's API (`SHOP_STRIPE_API_BASE`).
+    pub stripe_api_base: Url,
+    /// How long one call to the payment provider may take, in milliseconds
+    /// (`SHOP_PAYMENT_TIMEOUT_MS`).
+    pub payment_timeout_ms: u64,
+    /// The simulated provider's latency per call, in milliseconds (`SHOP_SIMULATED_LATENCY_MS`).
+    pub simulated_latency_ms: u64,
+    /// The share of the simulated provider's calls that fail as if it were down, 0 to 1
+    /// (`SHOP_SIMULATED_FAILURE_RATE`).
+    pub simulated_failure_rate: f64,
 
     /// Base URLs of the other services (`SHOP_USER_URL`, …); unset means in-process (embedded).
     pub user_url: Option<Url>,
@@ -241,6 +265,12 @@ impl Default for Config {
             cache_max_entries: 100_000,
             database_url: None,
             stripe_webhook_secret: None,
+            payment_provider: PaymentProvider::Simulated,
+            stripe_secret_key: None,
+            stripe_api_base: Url::parse("https://api.stripe.com").expect("a URL"),
+            payment_timeout_ms: 10_000,
+            simulated_latency_ms: 0,
+            simulated_failure_rate: 0.0,
             jwt_issuer: "shop".into(),
             jwt_audience: "shop-api".into(),
             jwks_url: None,
@@ -328,6 +358,17 @@ impl Config {
         }
         if self.search_backend == SearchBackend::Opensearch && self.opensearch_url.is_none() {
             return Err(ConfigError::new("opensearch_url", "is required when SHOP_SEARCH_BACKEND=opensearch"));
+        }
+        if self.payment_provider == PaymentProvider::Stripe
+            && self.stripe_secret_key.as_ref().is_none_or(|k| k.expose_secret().is_empty())
+        {
+            return Err(ConfigError::new("stripe_secret_key", "is required when SHOP_PAYMENT_PROVIDER=stripe"));
+        }
+        if !(0.0..=1.0).contains(&self.simulated_failure_rate) {
+            return Err(ConfigError::new("simulated_failure_rate", "must be between 0 and 1"));
+        }
+        if !(100..=120_000).contains(&self.payment_timeout_ms) {
+            return Err(ConfigError::new("payment_timeout_ms", "must be between 100 ms and 2 minutes"));
         }
         if self.image_max_bytes == 0 {
             return Err(ConfigError::new("image_max_bytes", "must be greater than 0"));

@@ -201,3 +201,126 @@ pub mod inventory {
         pub const RESTOCKED: &'static str = "inventory.restocked.v1";
     }
 }
+
+/// The payment's half of the checkout saga.
+pub mod payment {
+    use serde::{Deserialize, Serialize};
+
+    use crate::money::Money;
+
+    /// Command: authorize `amount` with the order's payment method (a provider token such as
+    /// `pm_card_visa`; never card data). Idempotent per order: a redelivery never charges twice
+    /// (`payment.authorized.v1` or `payment.failed.v1` answers).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Authorize {
+        /// The order.
+        pub order_id: String,
+        /// The shopper (the payment's owner).
+        pub customer_id: String,
+        /// What to authorize.
+        pub amount: Money,
+        /// The provider's payment method token.
+        pub payment_method: String,
+    }
+
+    impl Authorize {
+        /// The type of the command.
+        pub const KIND: &'static str = "payment.authorize.v1";
+    }
+
+    /// Command: capture the order's authorized payment (`payment.captured.v1` answers).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Capture {
+        /// The order.
+        pub order_id: String,
+    }
+
+    impl Capture {
+        /// The type of the command.
+        pub const KIND: &'static str = "payment.capture.v1";
+    }
+
+    /// Command: release the order's money: an authorization is cancelled, a capture refunded
+    /// (`payment.voided.v1` or `payment.refunded.v1` answers). A void that overtakes its
+    /// authorize is remembered, so the late authorize charges nothing.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Void {
+        /// The order.
+        pub order_id: String,
+        /// Why (`cancelled`, `out_of_stock`, `timed_out`…).
+        pub reason: String,
+    }
+
+    impl Void {
+        /// The type of the command.
+        pub const KIND: &'static str = "payment.void.v1";
+    }
+
+    /// Command: refund (part of) the order's captured payment (`payment.refunded.v1` answers).
+    /// Idempotent per command: a redelivery refunds once.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RefundCommand {
+        /// The order.
+        pub order_id: String,
+        /// Minor units to refund; all that is left when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub amount: Option<i64>,
+        /// Why.
+        pub reason: String,
+    }
+
+    impl RefundCommand {
+        /// The type of the command.
+        pub const KIND: &'static str = "payment.refund.v1";
+    }
+
+    /// An order's payment event: authorized, captured, voided or refunded.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PaymentEvent {
+        /// The order.
+        pub order_id: String,
+        /// The payment.
+        pub payment_id: String,
+        /// The amount the event is about (authorized, captured, refunded).
+        pub amount: Money,
+        /// The provider's reference (a PaymentIntent id).
+        pub provider_ref: Option<String>,
+    }
+
+    impl PaymentEvent {
+        /// The amount is authorized.
+        pub const AUTHORIZED: &'static str = "payment.authorized.v1";
+        /// The amount is captured.
+        pub const CAPTURED: &'static str = "payment.captured.v1";
+        /// The authorization is cancelled: nothing will be charged.
+        pub const VOIDED: &'static str = "payment.voided.v1";
+        /// The amount went back to the shopper.
+        pub const REFUNDED: &'static str = "payment.refunded.v1";
+        /// The shopper's bank disputes the charge.
+        pub const DISPUTED: &'static str = "payment.disputed.v1";
+    }
+
+    /// The authorization was refused.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Failed {
+        /// The order.
+        pub order_id: String,
+        /// The payment.
+        pub payment_id: String,
+        /// The provider's error code (`card_declined`, `payment_method_invalid`…).
+        pub code: String,
+        /// The bank's reason, when declined (`generic_decline`, `insufficient_funds`…).
+        pub decline_code: Option<String>,
+        /// A message for the shopper.
+        pub message: String,
+    }
+
+    impl Failed {
+        /// The type of the event.
+        pub const KIND: &'static str = "payment.failed.v1";
+    }
+}

@@ -18,6 +18,7 @@ pub mod http;
 pub mod infra;
 pub mod money;
 pub mod objects;
+pub mod pci;
 pub mod postgres;
 pub mod sku;
 pub mod sqlite;

@@ -1,5 +1,7 @@
 //! The payment service's HTTP API.
 
+pub mod admin;
+pub mod payments;
 pub mod webhooks;
 
 use axum::Router;
@@ -9,8 +11,27 @@ use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(webhooks::stripe_webhook),
-    components(schemas(webhooks::WebhookAck)),
+    paths(
+        payments::get_payment,
+        admin::list_payments,
+        admin::get_payment,
+        admin::refund_payment,
+        webhooks::stripe_webhook,
+    ),
+    components(schemas(
+        webhooks::WebhookAck,
+        payments::PaymentView,
+        admin::PaymentList,
+        admin::PaymentDetail,
+        admin::RefundRequest,
+        admin::RefundResponse,
+        crate::domain::payment::Payment,
+        crate::domain::payment::PaymentStatus,
+        crate::domain::payment::Failure,
+        crate::domain::payment::LogEntry,
+        crate::domain::payment::Refund,
+        crate::domain::payment::RefundStatus,
+    )),
     tags((name = "payments", description = "Payments, refunds and provider webhooks"))
 )]
 struct ApiDoc;
@@ -22,5 +43,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(webhooks::router())
+    Router::new().merge(payments::router()).merge(admin::router()).merge(webhooks::router())
 }

@@ -1,3 +1,4 @@
 //! Payment rules, free of I/O.
 
+pub mod payment;
 pub mod webhook;

@@ -1,43 +1,76 @@
-//! The payment service: payment intents with the provider (Stripe, or the simulated provider), the
-//! transaction log, refunds and webhooks. No card data ever reaches it: it holds provider tokens and
-//! references only.
+//! The payment service: payments through the provider (Stripe, or the simulated provider), the
+//! transaction log, refunds and webhooks, and the payment half of the checkout saga. No card data
+//! ever reaches it: it holds provider tokens and references only.
 //!
 //! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
 //! `run` serves it as its own process (the `payment-service` binary).
 
 pub mod api;
+pub mod consumers;
 pub mod domain;
+pub mod payments;
+pub mod provider;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
+use axum::extract::FromRef;
+use platform::auth::TokenVerifier;
+use platform::config::PaymentProvider as ProviderChoice;
+use platform::events::Consumer;
+use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::store::WebhookStore;
-use crate::store::sqlite::SqliteWebhookStore;
+use crate::consumers::Commands;
+use crate::payments::Payments;
+use crate::provider::PaymentProvider;
+use crate::provider::simulated::SimulatedProvider;
+use crate::provider::stripe::StripeProvider;
+use crate::store::PaymentStore;
+use crate::store::postgres::PgPaymentStore;
+use crate::store::sqlite::SqlitePaymentStore;
 
 /// The service's name.
 pub const NAME: &str = "payment";
 
 /// The service's SQLite schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    scope: NAME,
-    version: 1,
-    name: "webhooks",
-    sql: include_str!("../../../migrations/payment/sqlite/0001_webhooks.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: NAME,
+        version: 1,
+        name: "webhooks",
+        sql: include_str!("../../../migrations/payment/sqlite/0001_webhooks.sql"),
+    },
+    Migration {
+        scope: NAME,
+        version: 2,
+        name: "payments",
+        sql: include_str!("../../../migrations/payment/sqlite/0002_payments.sql"),
+    },
+];
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// Webhook events received.
-    pub webhooks: Arc<dyn WebhookStore>,
+    /// The payment steps (and their store).
+    pub payments: Payments,
     /// The Stripe webhook signing secret; `None` refuses every webhook.
     pub stripe_webhook_secret: Option<SecretString>,
+    /// Verifies access tokens.
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 /// The service's API routes.
@@ -45,14 +78,63 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// Wires the service into a process: stores, routes, checks (no outbox relay yet: it writes no events).
+/// The store `infra`'s configuration names (PostgreSQL when `SHOP_DATABASE_URL` is set, else the
+/// service's SQLite file), with its outbox and readiness check.
+pub async fn open_store(
+    infra: &Infra,
+) -> anyhow::Result<(Arc<dyn PaymentStore>, Arc<dyn OutboxStore>, Arc<dyn ReadinessCheck>)> {
+    match &infra.config.database_url {
+        Some(url) => {
+            let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
+            platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
+            platform::postgres::migrate(&pool, store::postgres::MIGRATIONS).await?;
+            Ok((
+                Arc::new(PgPaymentStore::new(pool.clone())),
+                Arc::new(platform::postgres::PgOutbox(pool.clone())),
+                Arc::new(platform::postgres::PgReadiness(pool)),
+            ))
+        }
+        None => {
+            let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+            Ok((Arc::new(SqlitePaymentStore::new(db.clone())), Arc::new(SqliteOutbox(db.clone())), Arc::new(db)))
+        }
+    }
+}
+
+/// The provider `config` names.
+pub fn provider(config: &platform::Config) -> anyhow::Result<Arc<dyn PaymentProvider>> {
+    Ok(match config.payment_provider {
+        ProviderChoice::Simulated => Arc::new(SimulatedProvider::new(
+            Duration::from_millis(config.simulated_latency_ms),
+            config.simulated_failure_rate,
+        )),
+        ProviderChoice::Stripe => {
+            let key = config.stripe_secret_key.clone().context("SHOP_STRIPE_SECRET_KEY is required")?;
+            Arc::new(
+                StripeProvider::new(
+                    config.stripe_api_base.clone(),
+                    key,
+                    Duration::from_millis(config.payment_timeout_ms),
+                )
+                .context("cannot set up the Stripe client")?,
+            )
+        }
+    })
+}
+
+/// Wires the service into a process: store, outbox relay, provider, saga command consumer,
+/// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
-    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+    let (store, outbox, check) = open_store(&infra).await?;
+    let waker = infra.spawn_relay(outbox);
+    let payments = Payments::new(store, provider(&infra.config)?, waker);
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(Commands::new(payments.clone()))));
     let state = AppState {
-        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
+        payments,
         stripe_webhook_secret: infra.config.stripe_webhook_secret.clone(),
+        verifier: infra.verifier.clone(),
     };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![check] })
 }
 
 /// Serves the service as its own process until shutdown.

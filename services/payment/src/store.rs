@@ -1,20 +1,129 @@
-//! The payment service's storage ports and their adapters.
+//! The payment service's storage port and its adapters ([`sqlite`], [`postgres`]).
+//!
+//! Payments (one per order), their transaction log (every state change, append-only), refunds,
+//! the idempotency records of the admin API and the provider webhook events received. Every
+//! change of a payment is one transaction with its log entry and its events (outbox), conditional
+//! on the status it moves from, so two writers never both move a payment.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use platform::events::Event;
+
+use crate::domain::payment::{LogEntry, NewPayment, Payment, PaymentStatus, Refund, Transition};
+
+/// The status of a charged payment with `refunded` of its `captured` units refunded.
+pub fn refunded_status(captured: i64, refunded: i64) -> PaymentStatus {
+    match refunded {
+        0 => PaymentStatus::Captured,
+        r if r >= captured => PaymentStatus::Refunded,
+        _ => PaymentStatus::PartiallyRefunded,
+    }
+}
 
 /// A failure of the payment store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A refund larger than what may still be refunded (or of a payment not charged).
+    #[error("at most {refundable} may be refunded")]
+    NotRefundable {
+        /// Minor units that may still be refunded.
+        refundable: i64,
+    },
+    /// No such payment.
+    #[error("no payment {0}")]
+    UnknownPayment(String),
     /// The store itself failed.
     #[error("payment store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Provider webhook events received.
+impl From<platform::sqlite::DbError> for StoreError {
+    fn from(error: platform::sqlite::DbError) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+/// What an idempotency key stands for when a request claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The key is new: it is now this request's; complete or release it.
+    New,
+    /// A request with the key is being served right now.
+    InProgress,
+    /// The key was used with the same request: its answer (status and JSON body).
+    Done(u16, String),
+    /// The key was used with another request.
+    Mismatch,
+}
+
+/// Payments and their log.
 #[async_trait]
-pub trait WebhookStore: Send + Sync {
-    /// Records `event_id` of `provider`; `false` when it was recorded before (a redelivery).
-    async fn record(&self, provider: &str, event_id: &str, event_type: &str) -> Result<bool, StoreError>;
+pub trait PaymentStore: Send + Sync {
+    /// The order's payment: made with `status` (`pending`, or `voided` for a void that came
+    /// before its authorize) if the order has none (`true`), or the one it has (`false`).
+    async fn open(&self, new: &NewPayment, status: PaymentStatus) -> Result<(Payment, bool), StoreError>;
+
+    /// A payment by id.
+    async fn get(&self, id: &str) -> Result<Option<Payment>, StoreError>;
+
+    /// The payment of an order.
+    async fn by_order(&self, order_id: &str) -> Result<Option<Payment>, StoreError>;
+
+    /// The payment the provider knows as `provider_ref`.
+    async fn by_provider_ref(&self, provider_ref: &str) -> Result<Option<Payment>, StoreError>;
+
+    /// Applies `transition` when the payment's status is one of `from`, with its log entry and
+    /// `events`, in one transaction; the payment after it, or `None` when its status is not (it
+    /// moved on, or it does not exist).
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[PaymentStatus],
+        transition: &Transition,
+        events: &[Event],
+    ) -> Result<Option<Payment>, StoreError>;
+
+    /// Records `refund` (pending) of a charged payment, counting its amount as refunded
+    /// (`partially_refunded`, or `refunded` once all of the capture is), with its log entry;
+    /// [`StoreError::NotRefundable`] when it exceeds what may still be refunded.
+    async fn refund(&self, refund: &Refund) -> Result<Payment, StoreError>;
+
+    /// Settles a pending refund with the provider's answer: its refund id (with `events`), or why
+    /// it refused (the amount becomes refundable again). A settled refund is left as it is; the
+    /// payment after it.
+    async fn settle_refund(
+        &self,
+        refund_id: &str,
+        outcome: Result<String, String>,
+        events: &[Event],
+    ) -> Result<Payment, StoreError>;
+
+    /// A refund by id.
+    async fn get_refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError>;
+
+    /// The refunds of a payment, oldest first.
+    async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError>;
+
+    /// The transaction log of a payment, oldest first.
+    async fn log(&self, payment_id: &str) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Claims idempotency key `key` in `scope` for a request hashed `request_hash`.
+    async fn claim_key(&self, scope: &str, key: &str, request_hash: &str) -> Result<KeyClaim, StoreError>;
+
+    /// Stores the answer of the request that claimed `key`.
+    async fn complete_key(&self, scope: &str, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
+
+    /// Gives up a claim whose request failed without an answer to keep (the client may retry).
+    async fn release_key(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Records webhook event `event_id` of `provider`; `false` when it was recorded before.
+    async fn record_webhook(&self, provider: &str, event_id: &str, event_type: &str) -> Result<bool, StoreError>;
 }

@@ -13,6 +13,8 @@ pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
     ("product-indexer", &["product.upserted.v1", "product.deleted.v1", "inventory.changed.v1"]),
     // The inventory's saga commands from the order service.
     ("inventory-commands", &["inventory.reserve.v1", "inventory.commit.v1", "inventory.release.v1"]),
+    // The payment's saga commands from the order service.
+    ("payment-commands", &["payment.authorize.v1", "payment.capture.v1", "payment.void.v1", "payment.refund.v1"]),
 ];
 
 /// Event type patterns by consumer queue.

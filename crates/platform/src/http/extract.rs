@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, FieldError};
 
 /// A JSON request or response body. Malformed JSON is a 400, a body of the wrong shape a 422 naming
-/// the field, a missing `Content-Type: application/json` a 415, and a body over the limit a 413.
+/// the field, a missing `Content-Type: application/json` a 415, and a body over the limit a 413. A
+/// body carrying card data ([`crate::pci`]) is a 422 and goes no further.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -33,6 +34,12 @@ where
                 ApiError::bad_request("the request body could not be read")
             }
         })?;
+        if let Some(found) = crate::pci::find_card_data(&bytes) {
+            return Err(ApiError::unprocessable(
+                "card-data",
+                format!("the request carries {found}: card data is never accepted; send the payment provider's token"),
+            ));
+        }
         // A malformed body is always a 400, whatever its fields: the typed pass reports syntax errors
         // itself, and only when it fails on a field is the whole body checked for syntax (a syntax
         // error later in the body still wins).

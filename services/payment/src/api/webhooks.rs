@@ -1,5 +1,7 @@
 //! `POST /v1/payments/webhooks/stripe`: Stripe's webhook. The raw body's `Stripe-Signature` is
-//! verified before anything is parsed; each event id is recorded once so a redelivery is a no-op.
+//! verified before anything is parsed; the event is applied to the payment it is about (each
+//! change conditional on the payment's state, so a redelivery changes nothing) and its id
+//! recorded.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -8,10 +10,11 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use platform::http::{ApiError, Json};
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::domain::webhook::{DEFAULT_TOLERANCE_SECS, verify};
+use crate::payments::{PaymentError, StripeEvent};
 
 /// The acknowledgement Stripe gets.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -22,19 +25,13 @@ pub struct WebhookAck {
     pub duplicate: bool,
 }
 
-#[derive(Deserialize)]
-struct StripeEvent {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// Receives a Stripe event.
 #[utoipa::path(post, path = "/v1/payments/webhooks/stripe", tag = "payments",
     request_body(content = String, content_type = "application/json", description = "A Stripe event, signed"),
     responses(
         (status = 200, description = "Received", body = WebhookAck),
         (status = 400, description = "Missing or bad signature, or not an event", content_type = "application/problem+json"),
+        (status = 503, description = "Not applied now; Stripe retries", content_type = "application/problem+json"),
     ))]
 pub async fn stripe_webhook(
     State(state): State<AppState>,
@@ -53,8 +50,17 @@ pub async fn stripe_webhook(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let event: StripeEvent =
         serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("the body is not a Stripe event"))?;
-    let new = state.webhooks.record("stripe", &event.id, &event.kind).await.map_err(ApiError::internal)?;
-    tracing::info!(stripe.event_id = %event.id, stripe.event_type = %event.kind, duplicate = !new, "stripe webhook received");
+    if event.id.is_empty() || event.id.len() > 255 {
+        return Err(ApiError::bad_request("the event has no valid id"));
+    }
+    let applied = state.payments.apply_stripe_event(&event).await.map_err(|error| match error {
+        PaymentError::Store(_) => ApiError::unavailable("the event could not be applied now"),
+        other => ApiError::internal(other),
+    })?;
+    let new =
+        state.payments.store().record_webhook("stripe", &event.id, &event.kind).await.map_err(ApiError::internal)?;
+    tracing::info!(stripe.event_id = %event.id, stripe.event_type = %event.kind, applied, duplicate = !new,
+        "stripe webhook received");
     Ok(Json(WebhookAck { received: true, duplicate: !new }))
 }
 

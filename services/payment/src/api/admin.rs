@@ -1,0 +1,233 @@
+//! Admin payment tools: an order's payments, one payment with its transaction log and refunds, and
+//! refunds (`Idempotency-Key` required: the same key and body answer the first response again;
+//! the same key with another body is a 422).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use platform::auth::AdminUser;
+use platform::http::{ApiError, Json, Path, Query};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::domain::payment::{LogEntry, Payment, Refund};
+use crate::payments::PaymentError;
+use crate::store::{KeyClaim, StoreError};
+
+/// The idempotency scope of refunds.
+const REFUND_SCOPE: &str = "admin-refund";
+
+/// Longest idempotency key.
+const MAX_KEY: usize = 255;
+
+/// `GET /admin/v1/payments` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// The order.
+    pub order_id: String,
+}
+
+/// An order's payments.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PaymentList {
+    /// The payments (one per order).
+    pub items: Vec<Payment>,
+    /// Always `null`: an order has one payment.
+    pub next_cursor: Option<String>,
+}
+
+/// A payment with its transaction log and refunds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PaymentDetail {
+    /// The payment.
+    #[serde(flatten)]
+    pub payment: Payment,
+    /// Every state change, oldest first.
+    pub log: Vec<LogEntry>,
+    /// Its refunds, oldest first.
+    pub refunds: Vec<Refund>,
+}
+
+/// `POST /admin/v1/payments/{id}/refund`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Minor units to refund; all that is left when absent.
+    #[serde(default)]
+    pub amount: Option<i64>,
+    /// Why (1–200 characters; `requested by customer` when absent).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The answer of a refund.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefundResponse {
+    /// The refund.
+    pub refund: Refund,
+    /// The payment after it.
+    pub payment: Payment,
+}
+
+/// The payments of an order.
+#[utoipa::path(get, path = "/admin/v1/payments", tag = "payments", security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The order's payments", body = PaymentList),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+    ))]
+pub async fn list_payments(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<PaymentList>, ApiError> {
+    if params.order_id.is_empty() || params.order_id.len() > 128 {
+        return Err(ApiError::invalid_field("order_id", "must be 1 to 128 characters"));
+    }
+    let payment = state.payments.store().by_order(&params.order_id).await.map_err(ApiError::internal)?;
+    Ok(Json(PaymentList { items: payment.into_iter().collect(), next_cursor: None }))
+}
+
+/// A payment with its transaction log and refunds.
+#[utoipa::path(get, path = "/admin/v1/payments/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The payment")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDetail),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", content_type = "application/problem+json"),
+    ))]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentDetail>, ApiError> {
+    let store = state.payments.store();
+    let not_found = || ApiError::not_found(format!("no payment {id:?}"));
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let payment = store.get(&id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    let log = store.log(&id).await.map_err(ApiError::internal)?;
+    let refunds = store.refunds(&id).await.map_err(ApiError::internal)?;
+    Ok(Json(PaymentDetail { payment, log, refunds }))
+}
+
+/// Refunds (part of) a captured payment, at most what is left of the capture.
+#[utoipa::path(post, path = "/admin/v1/payments/{id}/refund", tag = "payments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The payment"),
+        ("Idempotency-Key" = String, Header, description = "Names this refund: the same key and body answer the same response")),
+    request_body = RefundRequest,
+    responses(
+        (status = 200, description = "Refunded", body = RefundResponse),
+        (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", content_type = "application/problem+json"),
+        (status = 409, description = "Not captured, or the same key in flight", content_type = "application/problem+json"),
+        (status = 422, description = "More than is left, a bad amount, or the key used with another body", content_type = "application/problem+json"),
+        (status = 503, description = "The provider is unavailable; retry with the same key", content_type = "application/problem+json"),
+    ))]
+pub async fn refund_payment(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(input): Json<RefundRequest>,
+) -> Result<Response, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is required"))?;
+    if key.len() > MAX_KEY {
+        return Err(ApiError::bad_request(format!("the Idempotency-Key header is at most {MAX_KEY} characters")));
+    }
+    let canonical = serde_json::to_string(&input).expect("a request serializes");
+    let hash = hex::encode(Sha256::digest(format!("{id}\n{canonical}").as_bytes()));
+    let store = state.payments.store();
+    match store.claim_key(REFUND_SCOPE, key, &hash).await.map_err(ApiError::internal)? {
+        KeyClaim::New => {}
+        KeyClaim::Done(status, body) => return Ok(stored_response(status, body)),
+        KeyClaim::Mismatch => {
+            return Err(ApiError::unprocessable(
+                "idempotency-key-reused",
+                "this Idempotency-Key was used with another request",
+            ));
+        }
+        KeyClaim::InProgress => return Err(ApiError::conflict("a request with this Idempotency-Key is in progress")),
+    }
+    let answer = refund(&state, &id, key, &input).await;
+    match &answer {
+        // Kept: the same request gets the same answer.
+        Ok(body) => {
+            let body = serde_json::to_string(body).expect("a response serializes");
+            store.complete_key(REFUND_SCOPE, key, 200, &body).await.map_err(ApiError::internal)?;
+        }
+        Err(error) if error.status().is_client_error() => {
+            let body = serde_json::to_string(&error.problem()).expect("a problem serializes");
+            store.complete_key(REFUND_SCOPE, key, error.status().as_u16(), &body).await.map_err(ApiError::internal)?;
+        }
+        // Not kept: the client may retry with the same key (and the refund carries on).
+        Err(_) => store.release_key(REFUND_SCOPE, key).await.map_err(ApiError::internal)?,
+    }
+    answer.map(|body| Json(body).into_response())
+}
+
+async fn refund(state: &AppState, id: &str, key: &str, input: &RefundRequest) -> Result<RefundResponse, ApiError> {
+    let reason = input.reason.as_deref().map(str::trim).unwrap_or("requested by customer");
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(ApiError::invalid_field("reason", "must be 1 to 200 characters"));
+    }
+    if input.amount.is_some_and(|a| a <= 0) {
+        return Err(ApiError::invalid_field("amount", "must be positive"));
+    }
+    let store = state.payments.store();
+    let payment = store.get(id).await.map_err(ApiError::internal)?;
+    let payment = payment.ok_or_else(|| ApiError::not_found(format!("no payment {id:?}")))?;
+    let first_time =
+        store.get_refund(&crate::payments::refund_id(&payment.id, key)).await.map_err(ApiError::internal)?.is_none();
+    if first_time {
+        if !payment.status.is_charged() && payment.refunded == 0 {
+            return Err(ApiError::conflict(format!("a {} payment has nothing to refund", payment.status.as_str())));
+        }
+        if let Some(amount) = input.amount
+            && amount > payment.refundable()
+        {
+            return Err(over_refund(payment.refundable()));
+        }
+    }
+    match state.payments.refund(&payment, input.amount, reason, key, None).await {
+        Ok((payment, refund)) => Ok(RefundResponse { refund, payment }),
+        Err(PaymentError::Store(StoreError::NotRefundable { refundable })) => Err(over_refund(refundable)),
+        Err(PaymentError::Unavailable(_)) => {
+            Err(ApiError::unavailable("the payment provider is unavailable; retry with the same Idempotency-Key"))
+        }
+        Err(PaymentError::Provider(message)) => Err(ApiError::unprocessable(
+            "refund-refused",
+            format!("the payment provider refused the refund: {message}"),
+        )),
+        Err(other) => Err(ApiError::internal(other)),
+    }
+}
+
+fn over_refund(refundable: i64) -> ApiError {
+    ApiError::invalid_field("amount", format!("at most {refundable} may still be refunded"))
+}
+
+fn stored_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
+    (status, [(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/payments", get(list_payments))
+        .route("/admin/v1/payments/{id}", get(get_payment))
+        .route("/admin/v1/payments/{id}/refund", post(refund_payment))
+}

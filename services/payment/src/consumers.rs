@@ -1,0 +1,95 @@
+//! The payment's half of the checkout saga: the handler of the order service's commands
+//! (`payment-commands` queue). Each command is idempotent per order (and a refund per command):
+//! a redelivered command never charges, captures or refunds twice.
+
+use async_trait::async_trait;
+use platform::contracts::payment::{Authorize, Capture, RefundCommand, Void};
+use platform::events::{Event, EventHandler, HandlerError};
+
+use crate::payments::{PaymentError, Payments};
+
+/// The queue of the saga's commands.
+pub const QUEUE: &str = "payment-commands";
+
+/// Longest order id the payment service accepts.
+const MAX_ORDER_ID: usize = 128;
+
+/// Applies the saga's commands.
+pub struct Commands {
+    payments: Payments,
+}
+
+impl Commands {
+    /// A handler taking its steps with `payments`.
+    pub fn new(payments: Payments) -> Self {
+        Self { payments }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, HandlerError> {
+    event.data_as().map_err(|e| HandlerError::Reject(format!("{}: {e}", event.kind)))
+}
+
+fn check(order_id: &str, reason: Option<&str>) -> Result<(), HandlerError> {
+    if order_id.is_empty() || order_id.len() > MAX_ORDER_ID {
+        return Err(HandlerError::Reject(format!("order_id must be 1 to {MAX_ORDER_ID} characters")));
+    }
+    if reason.is_some_and(|r| r.is_empty() || r.len() > 200) {
+        return Err(HandlerError::Reject("reason must be 1 to 200 characters".into()));
+    }
+    Ok(())
+}
+
+fn outcome<T>(result: Result<T, PaymentError>) -> Result<(), HandlerError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error @ (PaymentError::Unavailable(_) | PaymentError::Store(_))) => Err(HandlerError::retry(error)),
+        // A step that can never apply (a capture of a voided payment): the saga is told by the
+        // dead-letter queue, not by retries.
+        Err(error) => Err(HandlerError::Reject(error.to_string())),
+    }
+}
+
+#[async_trait]
+impl EventHandler for Commands {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        match event.kind.as_str() {
+            Authorize::KIND => {
+                let command: Authorize = parse(event)?;
+                check(&command.order_id, None)?;
+                if command.customer_id.is_empty() || command.customer_id.len() > MAX_ORDER_ID {
+                    return Err(HandlerError::Reject("customer_id must be 1 to 128 characters".into()));
+                }
+                outcome(self.payments.authorize(&command, Some(event)).await)
+            }
+            Capture::KIND => {
+                let command: Capture = parse(event)?;
+                check(&command.order_id, None)?;
+                outcome(self.payments.capture(&command.order_id, Some(event)).await)
+            }
+            Void::KIND => {
+                let command: Void = parse(event)?;
+                check(&command.order_id, Some(&command.reason))?;
+                outcome(self.payments.void(&command.order_id, &command.reason, Some(event)).await)
+            }
+            RefundCommand::KIND => {
+                let command: RefundCommand = parse(event)?;
+                check(&command.order_id, Some(&command.reason))?;
+                if command.amount.is_some_and(|a| a <= 0) {
+                    return Err(HandlerError::Reject("amount must be positive".into()));
+                }
+                let store = self.payments.store();
+                let payment = match store.by_order(&command.order_id).await {
+                    Ok(Some(payment)) => payment,
+                    Ok(None) => return Err(HandlerError::Reject(format!("no payment for order {}", command.order_id))),
+                    Err(error) => return Err(HandlerError::retry(error)),
+                };
+                // The command's id is the refund's key: a redelivery refunds once.
+                let refunded =
+                    self.payments.refund(&payment, command.amount, &command.reason, &event.id, Some(event)).await;
+                outcome(refunded)
+            }
+            other => Err(HandlerError::Reject(format!("the payment service takes no {other}"))),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! What the payment service does with a payment: authorize, capture, void and refund through the
+//! provider, recording every step in the store with its event. Used by the saga's command
+//! consumer, the admin API and the webhook.
+//!
+//! The provider is always called with an idempotency key derived from our ids and the store is
+//! always moved conditionally on the status read, so a step repeated (a redelivered command, a
+//! retried request, a crash between the provider's answer and our commit) never charges twice.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use platform::contracts::payment::{Authorize, Failed, PaymentEvent};
+use platform::events::Event;
+use platform::money::{Money, is_currency_code};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::NAME;
+use crate::domain::payment::{
+    Failure, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, is_payment_method_token, stamp,
+};
+use crate::provider::{PaymentProvider, ProviderError};
+use crate::store::{PaymentStore, StoreError};
+
+/// Why a payment step did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The provider is unavailable: try again later (with the same keys).
+    #[error("the payment provider is unavailable")]
+    Unavailable(#[source] ProviderError),
+    /// The provider refused the request.
+    #[error("the payment provider refused the request: {0}")]
+    Provider(String),
+    /// The step does not apply to the payment as it stands.
+    #[error("{0}")]
+    State(String),
+    /// No payment.
+    #[error("no payment for {0}")]
+    Unknown(String),
+}
+
+fn provider_error(error: ProviderError) -> PaymentError {
+    match error {
+        ProviderError::Unavailable(_) => PaymentError::Unavailable(error),
+        ProviderError::Refused(failure) => PaymentError::Provider(format!("{}: {}", failure.code, failure.message)),
+        ProviderError::Invalid(message) => PaymentError::Provider(message),
+    }
+}
+
+/// The event `kind` about `payment` and `amount`, tied to its cause.
+pub fn payment_event(kind: &str, payment: &Payment, amount: i64, cause: Option<&Event>) -> Event {
+    let data = PaymentEvent {
+        order_id: payment.order_id.clone(),
+        payment_id: payment.id.clone(),
+        amount: Money { amount, currency: payment.amount.currency.clone() },
+        provider_ref: payment.provider_ref.clone(),
+    };
+    caused(Event::new(kind, NAME, data).with_subject(payment.order_id.clone()), cause)
+}
+
+fn caused(event: Event, cause: Option<&Event>) -> Event {
+    match cause {
+        Some(cause) => event.caused_by(cause),
+        None => event,
+    }
+}
+
+fn failed_event(payment: &Payment, failure: &Failure, cause: Option<&Event>) -> Event {
+    let data = Failed {
+        order_id: payment.order_id.clone(),
+        payment_id: payment.id.clone(),
+        code: failure.code.clone(),
+        decline_code: failure.decline_code.clone(),
+        message: failure.message.clone(),
+    };
+    caused(Event::new(Failed::KIND, NAME, data).with_subject(payment.order_id.clone()), cause)
+}
+
+/// The id of a refund asked for with `key`: the same key always names the same refund (and is
+/// the provider's idempotency key).
+pub fn refund_id(payment_id: &str, key: &str) -> String {
+    let digest = Sha256::digest(format!("{payment_id}\n{key}").as_bytes());
+    format!("re_{}", &hex::encode(digest)[..28])
+}
+
+/// The payment steps.
+#[derive(Clone)]
+pub struct Payments {
+    store: Arc<dyn PaymentStore>,
+    provider: Arc<dyn PaymentProvider>,
+    outbox: Arc<Notify>,
+}
+
+impl Payments {
+    /// Steps recorded in `store`, taken with `provider`, waking the outbox relay after each.
+    pub fn new(store: Arc<dyn PaymentStore>, provider: Arc<dyn PaymentProvider>, outbox: Arc<Notify>) -> Self {
+        Self { store, provider, outbox }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn PaymentStore> {
+        &self.store
+    }
+
+    async fn move_to(
+        &self,
+        payment: &Payment,
+        from: &[PaymentStatus],
+        transition: Transition,
+        events: &[Event],
+    ) -> Result<Option<Payment>, PaymentError> {
+        let moved = self.store.transition(&payment.id, from, &transition, events).await?;
+        if moved.is_some() && !events.is_empty() {
+            self.outbox.notify_one();
+        }
+        Ok(moved)
+    }
+
+    async fn fail(&self, payment: &Payment, failure: Failure, cause: Option<&Event>) -> Result<Payment, PaymentError> {
+        let mut transition = Transition::new(PaymentStatus::Failed, "failed", payment.amount.amount);
+        transition.detail = failure.decline_code.clone().unwrap_or_else(|| failure.code.clone());
+        let event = failed_event(payment, &failure, cause);
+        transition.failure = Some(failure);
+        let moved = self.move_to(payment, &[PaymentStatus::Pending], transition, &[event]).await?;
+        self.current(payment, moved).await
+    }
+
+    /// The payment as it is now: `moved` when this step moved it, else read again.
+    async fn current(&self, payment: &Payment, moved: Option<Payment>) -> Result<Payment, PaymentError> {
+        match moved {
+            Some(payment) => Ok(payment),
+            None => self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone())),
+        }
+    }
+
+    /// Authorizes the order's amount (once per order, whatever the redeliveries): `authorized` or
+    /// `failed`, each answered with its event. A payment method that is not a provider token is
+    /// refused without being stored.
+    pub async fn authorize(&self, command: &Authorize, cause: Option<&Event>) -> Result<Payment, PaymentError> {
+        let token = is_payment_method_token(&command.payment_method);
+        let new = NewPayment {
+            order_id: command.order_id.clone(),
+            customer_id: command.customer_id.clone(),
+            amount: command.amount.clone(),
+            payment_method: if token { command.payment_method.clone() } else { "(not a token)".into() },
+            provider: self.provider.name().to_owned(),
+        };
+        let (payment, _) = self.store.open(&new, PaymentStatus::Pending).await?;
+        if payment.status != PaymentStatus::Pending {
+            // Decided before (a redelivery), or voided before it was authorized.
+            return Ok(payment);
+        }
+        if !token {
+            let failure = Failure {
+                code: "payment_method_invalid".into(),
+                decline_code: None,
+                message: "the payment method must be a token from the payment provider".into(),
+            };
+            return self.fail(&payment, failure, cause).await;
+        }
+        if payment.amount.amount <= 0 || !is_currency_code(&payment.amount.currency) {
+            let failure = Failure {
+                code: "amount_invalid".into(),
+                decline_code: None,
+                message: "the amount is not valid".into(),
+            };
+            return self.fail(&payment, failure, cause).await;
+        }
+        let authorized = self
+            .provider
+            .authorize(&payment.amount, &payment.payment_method, &payment.order_id, &payment.key("authorize"))
+            .await;
+        match authorized {
+            Ok(authorization) => {
+                let mut transition = Transition::new(PaymentStatus::Authorized, "authorized", payment.amount.amount);
+                transition.provider_ref = Some(authorization.provider_ref.clone());
+                let mut event_payment = payment.clone();
+                event_payment.provider_ref = Some(authorization.provider_ref.clone());
+                let event = payment_event(PaymentEvent::AUTHORIZED, &event_payment, payment.amount.amount, cause);
+                let moved = self.move_to(&payment, &[PaymentStatus::Pending], transition, &[event]).await?;
+                if moved.is_none() {
+                    // Voided while the provider was authorizing: let the hold go.
+                    self.provider
+                        .cancel(&authorization.provider_ref, &payment.key("void"))
+                        .await
+                        .map_err(provider_error)?;
+                    let mut transition = Transition::new(PaymentStatus::Voided, "authorization_cancelled", 0);
+                    transition.provider_ref = Some(authorization.provider_ref);
+                    self.move_to(&payment, &[PaymentStatus::Voided], transition, &[]).await?;
+                }
+                self.current(&payment, moved).await
+            }
+            Err(ProviderError::Refused(failure)) => self.fail(&payment, failure, cause).await,
+            Err(ProviderError::Invalid(message)) => {
+                let failure = Failure { code: "provider_error".into(), decline_code: None, message };
+                self.fail(&payment, failure, cause).await
+            }
+            Err(unavailable @ ProviderError::Unavailable(_)) => Err(PaymentError::Unavailable(unavailable)),
+        }
+    }
+
+    /// Captures the order's authorized payment (once).
+    pub async fn capture(&self, order_id: &str, cause: Option<&Event>) -> Result<Payment, PaymentError> {
+        let payment = self.store.by_order(order_id).await?.ok_or_else(|| PaymentError::Unknown(order_id.to_owned()))?;
+        match payment.status {
+            PaymentStatus::Authorized => {}
+            PaymentStatus::Captured | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded => return Ok(payment),
+            other => return Err(PaymentError::State(format!("a {} payment cannot be captured", other.as_str()))),
+        }
+        let provider_ref = payment.provider_ref.clone().unwrap_or_default();
+        self.provider.capture(&provider_ref, &payment.amount, &payment.key("capture")).await.map_err(provider_error)?;
+        let mut transition = Transition::new(PaymentStatus::Captured, "captured", payment.amount.amount);
+        transition.captured = payment.amount.amount;
+        let event = payment_event(PaymentEvent::CAPTURED, &payment, payment.amount.amount, cause);
+        let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
+        self.current(&payment, moved).await
+    }
+
+    /// Releases the order's money: a pending payment is voided (the authorization in flight will
+    /// be cancelled), an authorization cancelled, a capture refunded; an order with no payment
+    /// gets a voided one, so a late authorize charges nothing.
+    pub async fn void(&self, order_id: &str, reason: &str, cause: Option<&Event>) -> Result<Payment, PaymentError> {
+        let Some(payment) = self.store.by_order(order_id).await? else {
+            let placeholder = NewPayment {
+                order_id: order_id.to_owned(),
+                customer_id: String::new(),
+                amount: Money::zero("XXX"),
+                payment_method: "(none)".into(),
+                provider: self.provider.name().to_owned(),
+            };
+            let (payment, created) = self.store.open(&placeholder, PaymentStatus::Voided).await?;
+            if !created {
+                // An authorize got there first.
+                return Box::pin(self.void(order_id, reason, cause)).await;
+            }
+            let event = payment_event(PaymentEvent::VOIDED, &payment, 0, cause);
+            let mut transition = Transition::new(PaymentStatus::Voided, "void_requested", 0);
+            transition.detail = reason.to_owned();
+            let moved = self.move_to(&payment, &[PaymentStatus::Voided], transition, &[event]).await?;
+            return self.current(&payment, moved).await;
+        };
+        let mut transition = Transition::new(PaymentStatus::Voided, "voided", payment.amount.amount);
+        transition.detail = reason.to_owned();
+        match payment.status {
+            PaymentStatus::Pending => {
+                let event = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause);
+                let moved = self.move_to(&payment, &[PaymentStatus::Pending], transition, &[event]).await?;
+                match moved {
+                    Some(voided) => Ok(voided),
+                    // Authorized (or failed) meanwhile: void what it became.
+                    None => Box::pin(self.void(order_id, reason, cause)).await,
+                }
+            }
+            PaymentStatus::Authorized => {
+                let provider_ref = payment.provider_ref.clone().unwrap_or_default();
+                self.provider.cancel(&provider_ref, &payment.key("void")).await.map_err(provider_error)?;
+                let event = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause);
+                let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
+                self.current(&payment, moved).await
+            }
+            PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
+                let key = format!("{}-void", payment.id);
+                Ok(self.refund(&payment, None, reason, &key, cause).await?.0)
+            }
+            PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => Ok(payment),
+        }
+    }
+
+    /// Refunds `amount` (all that is left when `None`) of a charged payment, once per `key`: the
+    /// refund is recorded first (so refunds together never exceed the capture), then the provider
+    /// is asked with the refund's id as its idempotency key, then the refund is settled. Asked
+    /// again with the same key (after a provider outage), it carries on where it stopped.
+    pub async fn refund(
+        &self,
+        payment: &Payment,
+        amount: Option<i64>,
+        reason: &str,
+        key: &str,
+        cause: Option<&Event>,
+    ) -> Result<(Payment, Refund), PaymentError> {
+        let id = refund_id(&payment.id, key);
+        let refund = match self.store.get_refund(&id).await? {
+            Some(existing) => existing,
+            None => {
+                let amount = amount.unwrap_or_else(|| payment.refundable());
+                let refund = Refund {
+                    id: id.clone(),
+                    payment_id: payment.id.clone(),
+                    amount: Money { amount, currency: payment.amount.currency.clone() },
+                    status: RefundStatus::Pending,
+                    provider_ref: None,
+                    reason: reason.to_owned(),
+                    created_at: stamp(Utc::now()),
+                };
+                self.store.refund(&refund).await?;
+                refund
+            }
+        };
+        if refund.status != RefundStatus::Pending {
+            let payment =
+                self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone()))?;
+            return Ok((payment, refund));
+        }
+        let provider_ref = payment.provider_ref.clone().unwrap_or_default();
+        let outcome = match self.provider.refund(&provider_ref, &refund.amount, &refund.id).await {
+            Ok(provider_refund) => Ok(provider_refund),
+            Err(unavailable @ ProviderError::Unavailable(_)) => return Err(PaymentError::Unavailable(unavailable)),
+            Err(ProviderError::Refused(failure)) => Err(failure.message),
+            Err(ProviderError::Invalid(message)) => Err(message),
+        };
+        let refused = outcome.as_ref().err().cloned();
+        let event = payment_event(PaymentEvent::REFUNDED, payment, refund.amount.amount, cause);
+        let payment = self.store.settle_refund(&refund.id, outcome, &[event]).await?;
+        self.outbox.notify_one();
+        let refund = self.store.get_refund(&refund.id).await?.unwrap_or(refund);
+        match refused {
+            Some(message) => Err(PaymentError::Provider(message)),
+            None => Ok((payment, refund)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refund_key_names_one_refund_per_payment() {
+        assert_eq!(refund_id("pay_1", "k"), refund_id("pay_1", "k"));
+        assert_ne!(refund_id("pay_1", "k"), refund_id("pay_2", "k"));
+        assert_ne!(refund_id("pay_1", "k"), refund_id("pay_1", "k2"));
+        assert!(refund_id("pay_1", "k").starts_with("re_"));
+    }
+}
+
+/// The parts of a Stripe event the webhook applies.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StripeEvent {
+    /// `evt_…`.
+    pub id: String,
+    /// `payment_intent.succeeded`, `charge.refunded`…
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The object the event is about.
+    pub data: StripeEventData,
+}
+
+/// A Stripe event's `data`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StripeEventData {
+    /// The object (a PaymentIntent, a Charge, a Dispute) as Stripe sent it.
+    pub object: serde_json::Value,
+}
+
+impl Payments {
+    /// Applies a (verified) Stripe event to the payment it is about: a capture, cancellation,
+    /// failure, refund or dispute that happened at Stripe (asynchronously, or from its
+    /// dashboard). Applying an event twice changes nothing: each change is conditional on the
+    /// payment's state. `false` when the event is about nothing we hold.
+    pub async fn apply_stripe_event(&self, event: &StripeEvent) -> Result<bool, PaymentError> {
+        let object = &event.data.object;
+        let text = |name: &str| object.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let number = |name: &str| object.get(name).and_then(serde_json::Value::as_i64);
+        let intent = match event.kind.as_str() {
+            kind if kind.starts_with("payment_intent.") => text("id"),
+            _ => text("payment_intent"),
+        };
+        let Some(intent) = intent else { return Ok(false) };
+        let Some(payment) = self.store.by_provider_ref(&intent).await? else { return Ok(false) };
+        let kind = format!("webhook:{}", event.kind);
+        match event.kind.as_str() {
+            "payment_intent.succeeded" => {
+                let amount = number("amount_received").unwrap_or(payment.amount.amount).min(payment.amount.amount);
+                let mut transition = Transition::new(PaymentStatus::Captured, kind, amount);
+                transition.captured = amount;
+                transition.detail = event.id.clone();
+                let published = payment_event(PaymentEvent::CAPTURED, &payment, amount, None);
+                self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[published]).await?;
+            }
+            "payment_intent.canceled" => {
+                let mut transition = Transition::new(PaymentStatus::Voided, kind, payment.amount.amount);
+                transition.detail = event.id.clone();
+                let published = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, None);
+                let from = [PaymentStatus::Pending, PaymentStatus::Authorized];
+                self.move_to(&payment, &from, transition, &[published]).await?;
+            }
+            "payment_intent.payment_failed" => {
+                let error = object.get("last_payment_error");
+                let field = |name: &str| error.and_then(|e| e.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
+                let failure = Failure {
+                    code: field("code").unwrap_or_else(|| "card_declined".into()),
+                    decline_code: field("decline_code"),
+                    message: field("message").unwrap_or_else(|| "The payment failed.".into()),
+                };
+                let mut transition = Transition::new(PaymentStatus::Failed, kind, payment.amount.amount);
+                transition.detail = event.id.clone();
+                let published = failed_event(&payment, &failure, None);
+                transition.failure = Some(failure);
+                let from = [PaymentStatus::Pending, PaymentStatus::Authorized];
+                self.move_to(&payment, &from, transition, &[published]).await?;
+            }
+            "charge.refunded" => {
+                // Stripe's running total: what it adds to ours is a refund made at Stripe.
+                let total = number("amount_refunded").unwrap_or(0);
+                let missing = total - payment.refunded;
+                if missing > 0 && payment.status.is_charged() {
+                    let id = refund_id(&payment.id, &format!("webhook:{}", event.id));
+                    if self.store.get_refund(&id).await?.is_none() {
+                        let refund = Refund {
+                            id: id.clone(),
+                            payment_id: payment.id.clone(),
+                            amount: Money {
+                                amount: missing.min(payment.refundable()),
+                                currency: payment.amount.currency.clone(),
+                            },
+                            status: RefundStatus::Pending,
+                            provider_ref: None,
+                            reason: "refunded at the provider".into(),
+                            created_at: stamp(Utc::now()),
+                        };
+                        self.store.refund(&refund).await?;
+                    }
+                    let published = payment_event(PaymentEvent::REFUNDED, &payment, missing, None);
+                    self.store
+                        .settle_refund(&id, Ok(text("id").unwrap_or_else(|| event.id.clone())), &[published])
+                        .await?;
+                    self.outbox.notify_one();
+                }
+            }
+            "charge.dispute.created" => {
+                // The status stays; a redelivered event finds its log entry and adds none.
+                let seen = self
+                    .store
+                    .log(&payment.id)
+                    .await?
+                    .iter()
+                    .any(|e| e.kind == kind && e.detail.starts_with(&event.id));
+                if seen {
+                    return Ok(true);
+                }
+                let amount = number("amount").unwrap_or(payment.captured);
+                let mut transition = Transition::new(payment.status, kind, amount);
+                transition.detail = format!("{} {}", event.id, text("reason").unwrap_or_default()).trim().to_owned();
+                let published = payment_event(PaymentEvent::DISPUTED, &payment, amount, None);
+                self.move_to(&payment, &[payment.status], transition, &[published]).await?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,60 @@
+//! The payment provider port and its adapters: [`stripe`] (PaymentIntents over Stripe's HTTP API)
+//! and [`simulated`] (the embedded default, honouring Stripe's test payment methods).
+//!
+//! Every call carries an idempotency key derived from our own ids (see
+//! [`Payment::key`](crate::domain::payment::Payment::key)), so a call retried after a timeout, or
+//! made again for a redelivered command, is applied once by the provider.
+
+pub mod simulated;
+pub mod stripe;
+
+use async_trait::async_trait;
+use platform::money::Money;
+
+use crate::domain::payment::Failure;
+
+/// Why a provider call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The card was declined, or the payment method cannot be used: final for this payment.
+    #[error("refused: {}: {}", .0.code, .0.message)]
+    Refused(Failure),
+    /// A passing failure (a timeout, a 5xx, a rate limit): try again later with the same key.
+    #[error("the provider is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The provider refused the request itself (a bug, or a state the provider disagrees with).
+    #[error("the provider refused the request: {0}")]
+    Invalid(String),
+}
+
+/// An authorization the provider holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The provider's reference (a PaymentIntent id).
+    pub provider_ref: String,
+}
+
+/// A payment provider.
+#[async_trait]
+pub trait PaymentProvider: Send + Sync {
+    /// The provider's name (`stripe`, `simulated`), recorded with each payment.
+    fn name(&self) -> &'static str;
+
+    /// Authorizes `amount` with `payment_method` for later capture.
+    async fn authorize(
+        &self,
+        amount: &Money,
+        payment_method: &str,
+        order_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Authorization, ProviderError>;
+
+    /// Captures `amount` of an authorization.
+    async fn capture(&self, provider_ref: &str, amount: &Money, idempotency_key: &str) -> Result<(), ProviderError>;
+
+    /// Cancels an authorization: nothing will be charged.
+    async fn cancel(&self, provider_ref: &str, idempotency_key: &str) -> Result<(), ProviderError>;
+
+    /// Refunds `amount` of a capture; the provider's refund id.
+    async fn refund(&self, provider_ref: &str, amount: &Money, idempotency_key: &str) -> Result<String, ProviderError>;
+}
