@@ -39,3 +39,54 @@ pub fn dynamodb_client() -> Option<aws_sdk_dynamodb::Client> {
         .build();
     Some(aws_sdk_dynamodb::Client::from_conf(config))
 }
+
+/// A fresh schema of the test database (`SHOP_TEST_DATABASE_URL`), and a pool whose connections
+/// use it, so tests run side by side without seeing each other's tables.
+pub struct PgSchema {
+    name: String,
+    /// The test database's URL with the schema as `search_path`.
+    pub url: String,
+    /// Connections whose `search_path` is the schema.
+    pub pool: sqlx::PgPool,
+    admin: sqlx::PgPool,
+}
+
+impl PgSchema {
+    /// Creates the schema, or `None` (skip) when there is no test database (see [`server_env`]).
+    pub async fn create() -> Option<Self> {
+        use secrecy::SecretString;
+        let url = server_env("SHOP_TEST_DATABASE_URL")?;
+        crate::install_crypto_provider();
+        let admin = crate::postgres::connect(&SecretString::from(url.clone()), 1).await.expect("the test database");
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .expect("a test schema");
+        let mut scoped = url::Url::parse(&url).expect("a database URL");
+        scoped.query_pairs_mut().append_pair("options", &format!("-c search_path={name}"));
+        let url = scoped.to_string();
+        let pool = crate::postgres::connect(&SecretString::from(url.clone()), 5).await.expect("the test schema");
+        Some(Self { name, url, pool, admin })
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A pool of the whole database (not scoped to the schema).
+    pub fn admin(&self) -> &sqlx::PgPool {
+        &self.admin
+    }
+
+    /// Closes the pool and drops the schema with everything in it.
+    pub async fn drop(&self) {
+        self.pool.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))
+            .execute(&self.admin)
+            .await
+            .expect("the test schema drops");
+        self.admin.close().await;
+    }
+}

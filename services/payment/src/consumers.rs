@@ -43,6 +43,9 @@ fn check(order_id: &str, reason: Option<&str>) -> Result<(), HandlerError> {
 fn outcome<T>(result: Result<T, PaymentError>) -> Result<(), HandlerError> {
     match result {
         Ok(_) => Ok(()),
+        Err(error @ PaymentError::Store(crate::store::StoreError::NotRefundable { .. })) => {
+            Err(HandlerError::Reject(error.to_string()))
+        }
         Err(error @ (PaymentError::Unavailable(_) | PaymentError::Store(_))) => Err(HandlerError::retry(error)),
         // A step that can never apply (a capture of a voided payment): the saga is told by the
         // dead-letter queue, not by retries.

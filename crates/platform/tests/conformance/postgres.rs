@@ -7,57 +7,26 @@ use std::time::Duration;
 use platform::events::outbox::OutboxRelay;
 use platform::events::sqlite::SqliteQueue;
 use platform::events::{Event, EventBus, Routing};
-use platform::postgres::{PLATFORM_MIGRATIONS, PgOutbox, connect, inbox_claim, migrate, outbox_push};
-use secrecy::SecretString;
+use platform::postgres::{PLATFORM_MIGRATIONS, PgOutbox, inbox_claim, migrate, outbox_push};
+use platform::testing::PgSchema;
 use serde_json::json;
-use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgPool;
-use url::Url;
 
-use crate::unique;
-
-/// A fresh schema, and a pool whose connections use it.
-struct Schema {
-    name: String,
-    pool: PgPool,
-    admin: PgPool,
-}
-
-impl Schema {
-    async fn create() -> Option<Self> {
-        let url = platform::testing::server_env("SHOP_TEST_DATABASE_URL")?;
-        platform::install_crypto_provider();
-        let admin = connect(&SecretString::from(url.clone()), 1).await.unwrap();
-        let name = unique("t_");
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&admin).await.unwrap();
-        let mut scoped = Url::parse(&url).unwrap();
-        scoped.query_pairs_mut().append_pair("options", &format!("-c search_path={name}"));
-        let pool = connect(&SecretString::from(scoped.to_string()), 5).await.unwrap();
-        Some(Self { name, pool, admin })
-    }
-
-    async fn drop(self) {
-        self.pool.close().await;
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name))).execute(&self.admin).await.unwrap();
-    }
-
-    async fn tables(&self) -> Vec<String> {
-        sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
-        )
-        .bind(&self.name)
-        .fetch_all(&self.admin)
-        .await
-        .unwrap()
-    }
+async fn tables(schema: &PgSchema) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+    )
+    .bind(schema.name())
+    .fetch_all(schema.admin())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
 async fn migrate_applies_each_migration_once_into_the_connections_schema() {
-    let Some(schema) = Schema::create().await else { return };
+    let Some(schema) = PgSchema::create().await else { return };
     assert_eq!(migrate(&schema.pool, PLATFORM_MIGRATIONS).await.unwrap(), PLATFORM_MIGRATIONS.len());
     assert_eq!(migrate(&schema.pool, PLATFORM_MIGRATIONS).await.unwrap(), 0, "a second run applies nothing");
-    assert_eq!(schema.tables().await, ["_migrations", "inbox", "outbox"]);
+    assert_eq!(tables(&schema).await, ["_migrations", "inbox", "outbox"]);
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM _migrations").fetch_one(&schema.pool).await.unwrap();
     assert_eq!(recorded, PLATFORM_MIGRATIONS.len() as i64);
     schema.drop().await;
@@ -65,7 +34,7 @@ async fn migrate_applies_each_migration_once_into_the_connections_schema() {
 
 #[tokio::test]
 async fn concurrent_migrations_apply_each_migration_once() {
-    let Some(schema) = Schema::create().await else { return };
+    let Some(schema) = PgSchema::create().await else { return };
     let runs = (0..4).map(|_| {
         let pool = schema.pool.clone();
         tokio::spawn(async move { migrate(&pool, PLATFORM_MIGRATIONS).await })
@@ -75,13 +44,13 @@ async fn concurrent_migrations_apply_each_migration_once() {
         applied += run.unwrap().expect("a migration run beside others succeeds");
     }
     assert_eq!(applied, PLATFORM_MIGRATIONS.len());
-    assert_eq!(schema.tables().await, ["_migrations", "inbox", "outbox"]);
+    assert_eq!(tables(&schema).await, ["_migrations", "inbox", "outbox"]);
     schema.drop().await;
 }
 
 #[tokio::test]
 async fn the_outbox_relay_publishes_committed_events_in_order_and_never_rolled_back_ones() {
-    let Some(schema) = Schema::create().await else { return };
+    let Some(schema) = PgSchema::create().await else { return };
     migrate(&schema.pool, PLATFORM_MIGRATIONS).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bus = Arc::new(
@@ -118,7 +87,7 @@ async fn the_outbox_relay_publishes_committed_events_in_order_and_never_rolled_b
 
 #[tokio::test]
 async fn an_inbox_claim_succeeds_once_per_consumer_and_event() {
-    let Some(schema) = Schema::create().await else { return };
+    let Some(schema) = PgSchema::create().await else { return };
     migrate(&schema.pool, PLATFORM_MIGRATIONS).await.unwrap();
     let claim = |consumer: &'static str, event_id: &'static str, commit: bool| {
         let pool = schema.pool.clone();

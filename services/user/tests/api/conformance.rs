@@ -42,44 +42,9 @@ macro_rules! instantiate {
 mod sessions;
 mod users;
 
-use secrecy::SecretString;
-use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgPool;
-
 /// A name no other test uses: `prefix` and a fresh UUID.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A fresh schema of the test database, and a pool whose connections use it.
-pub struct PgSchema {
-    name: String,
-    /// The test database's URL with the schema as `search_path`.
-    pub url: String,
-    /// Connections whose `search_path` is the schema.
-    pub pool: PgPool,
-    admin: PgPool,
-}
-
-impl PgSchema {
-    /// Creates the schema, or `None` (skip) when there is no test database.
-    pub async fn create() -> Option<Self> {
-        let url = platform::testing::server_env("SHOP_TEST_DATABASE_URL")?;
-        platform::install_crypto_provider();
-        let admin = platform::postgres::connect(&SecretString::from(url.clone()), 1).await.unwrap();
-        let name = unique("t_");
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&admin).await.unwrap();
-        let mut scoped = url::Url::parse(&url).unwrap();
-        scoped.query_pairs_mut().append_pair("options", &format!("-c search_path={name}"));
-        let url = scoped.to_string();
-        let pool = platform::postgres::connect(&SecretString::from(url.clone()), 5).await.unwrap();
-        Some(Self { name, url, pool, admin })
-    }
-
-    /// Closes the pool and drops the schema with everything in it.
-    pub async fn drop(&self) {
-        self.pool.close().await;
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name))).execute(&self.admin).await.unwrap();
-        self.admin.close().await;
-    }
-}
+pub use platform::testing::PgSchema;

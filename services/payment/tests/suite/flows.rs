@@ -1,0 +1,228 @@
+//! The saga's payment steps as the command consumer takes them, with the simulated provider and
+//! the embedded store: success, each decline, a provider outage retried with the same key,
+//! redelivered commands, voids before and after authorization, refunds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::contracts::payment::{Authorize, Capture, Failed, PaymentEvent, RefundCommand, Void};
+use platform::events::{Event, EventHandler, HandlerError};
+use platform::money::Money;
+use shop_payment::consumers::Commands;
+use shop_payment::domain::payment::PaymentStatus;
+use shop_payment::payments::Payments;
+use shop_payment::provider::simulated::SimulatedProvider;
+use tokio::sync::Notify;
+
+use crate::conformance::{Stores, drain, sqlite_stores};
+
+struct World {
+    stores: Stores,
+    provider: Arc<SimulatedProvider>,
+    commands: Commands,
+}
+
+fn world() -> World {
+    let stores = sqlite_stores();
+    let provider = Arc::new(SimulatedProvider::default());
+    let payments = Payments::new(stores.store.clone(), provider.clone(), Arc::new(Notify::new()));
+    World { commands: Commands::new(payments), stores, provider }
+}
+
+fn authorize(order_id: &str, method: &str) -> Event {
+    let command = Authorize {
+        order_id: order_id.into(),
+        customer_id: "user-1".into(),
+        amount: Money::new(2500, "USD"),
+        payment_method: method.into(),
+    };
+    Event::new(Authorize::KIND, "order", command)
+}
+
+fn capture(order_id: &str) -> Event {
+    Event::new(Capture::KIND, "order", Capture { order_id: order_id.into() })
+}
+
+fn void(order_id: &str) -> Event {
+    Event::new(Void::KIND, "order", Void { order_id: order_id.into(), reason: "cancelled".into() })
+}
+
+impl World {
+    async fn status(&self, order_id: &str) -> PaymentStatus {
+        self.stores.store.by_order(order_id).await.unwrap().unwrap().status
+    }
+
+    async fn events(&self) -> Vec<Event> {
+        drain(self.stores.outbox.as_ref()).await
+    }
+}
+
+fn kinds(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+#[tokio::test]
+async fn an_authorized_payment_is_captured_once_however_often_the_commands_come() {
+    let w = world();
+    let command = authorize("o1", "pm_card_visa");
+    w.commands.handle(&command).await.unwrap();
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!(payment.status, PaymentStatus::Authorized);
+    assert!(payment.provider_ref.as_deref().is_some_and(|r| r.starts_with("pi_sim_")));
+    let events = w.events().await;
+    assert_eq!(kinds(&events), [PaymentEvent::AUTHORIZED]);
+    assert_eq!(events[0].correlationid.as_deref(), Some(command.id.as_str()));
+    let authorized: PaymentEvent = events[0].data_as().unwrap();
+    assert_eq!((authorized.amount.amount, authorized.provider_ref), (2500, payment.provider_ref.clone()));
+
+    // Redelivered: no second call to the provider, no second answer.
+    let calls = w.provider.calls();
+    w.commands.handle(&command).await.unwrap();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls);
+    assert!(w.events().await.is_empty());
+
+    w.commands.handle(&capture("o1")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    let captured = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((captured.status, captured.captured), (PaymentStatus::Captured, 2500));
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::CAPTURED]);
+    let log: Vec<String> = w.stores.store.log(&captured.id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(log, ["created", "authorized", "captured"]);
+}
+
+#[tokio::test]
+async fn each_decline_fails_the_payment_with_stripes_codes() {
+    let w = world();
+    for (order, method, code, decline) in [
+        ("o1", "pm_card_chargeDeclined", "card_declined", Some("generic_decline")),
+        ("o2", "pm_card_chargeDeclinedInsufficientFunds", "card_declined", Some("insufficient_funds")),
+        ("o3", "pm_card_chargeDeclinedExpiredCard", "expired_card", None),
+        ("o4", "pm_card_unknown", "resource_missing", None),
+        ("o5", "4242424242424242", "payment_method_invalid", None),
+    ] {
+        w.commands.handle(&authorize(order, method)).await.unwrap();
+        let payment = w.stores.store.by_order(order).await.unwrap().unwrap();
+        assert_eq!(payment.status, PaymentStatus::Failed, "{method}");
+        let failure = payment.failure.clone().unwrap();
+        assert_eq!((failure.code.as_str(), failure.decline_code.as_deref()), (code, decline), "{method}");
+        let events = w.events().await;
+        assert_eq!(kinds(&events), [Failed::KIND]);
+        let failed: Failed = events[0].data_as().unwrap();
+        assert_eq!((failed.order_id.as_str(), failed.code.as_str()), (order, code));
+        assert!(!payment.payment_method.contains("4242"), "card data is never stored");
+    }
+    // A failed payment is final: a redelivery does not try again.
+    let calls = w.provider.calls();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    assert_eq!((w.provider.calls(), w.status("o1").await), (calls, PaymentStatus::Failed));
+}
+
+#[tokio::test]
+async fn a_provider_outage_is_retried_with_the_same_key_and_charges_once() {
+    let w = world();
+    w.provider.fail_next(2);
+    let command = authorize("o1", "pm_card_visa");
+    for _ in 0..2 {
+        let outcome = w.commands.handle(&command).await;
+        assert!(matches!(outcome, Err(HandlerError::Retry(_))), "{outcome:?}");
+        assert_eq!(w.status("o1").await, PaymentStatus::Pending);
+    }
+    w.commands.handle(&command).await.unwrap();
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!(payment.status, PaymentStatus::Authorized);
+    // The intent is the one the key names: the same as a first, successful try would have made.
+    let fresh = SimulatedProvider::default();
+    use shop_payment::provider::PaymentProvider;
+    let same = fresh.authorize(&payment.amount, "pm_card_visa", "o1", &payment.key("authorize")).await.unwrap();
+    assert_eq!(payment.provider_ref, Some(same.provider_ref));
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::AUTHORIZED]);
+
+    w.provider.fail_next(1);
+    assert!(matches!(w.commands.handle(&capture("o1")).await, Err(HandlerError::Retry(_))));
+    assert_eq!(w.status("o1").await, PaymentStatus::Authorized);
+    w.commands.handle(&capture("o1")).await.unwrap();
+    assert_eq!(w.status("o1").await, PaymentStatus::Captured);
+}
+
+#[tokio::test]
+async fn a_void_cancels_an_authorization_refunds_a_capture_and_outruns_a_late_authorize() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&void("o1")).await.unwrap();
+    assert_eq!(w.status("o1").await, PaymentStatus::Voided);
+    w.commands.handle(&void("o1")).await.unwrap();
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::AUTHORIZED, PaymentEvent::VOIDED]);
+
+    w.commands.handle(&authorize("o2", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o2")).await.unwrap();
+    w.commands.handle(&void("o2")).await.unwrap();
+    let refunded = w.stores.store.by_order("o2").await.unwrap().unwrap();
+    assert_eq!((refunded.status, refunded.refunded), (PaymentStatus::Refunded, 2500));
+    let events = w.events().await;
+    assert_eq!(kinds(&events)[2..], [PaymentEvent::REFUNDED]);
+
+    // The void arrives first (the saga timed out): the late authorize charges nothing.
+    w.commands.handle(&void("o3")).await.unwrap();
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::VOIDED]);
+    let calls = w.provider.calls();
+    w.commands.handle(&authorize("o3", "pm_card_visa")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls, "the provider is never asked");
+    assert_eq!(w.status("o3").await, PaymentStatus::Voided);
+    assert!(w.events().await.is_empty());
+
+    // A capture of a voided payment can never apply: dead-lettered, not retried.
+    assert!(matches!(w.commands.handle(&capture("o1")).await, Err(HandlerError::Reject(_))));
+}
+
+#[tokio::test]
+async fn a_redelivered_refund_command_refunds_once() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    w.events().await;
+    let refund = Event::new(
+        RefundCommand::KIND,
+        "order",
+        RefundCommand { order_id: "o1".into(), amount: Some(1000), reason: "returned item".into() },
+    );
+    w.commands.handle(&refund).await.unwrap();
+    w.commands.handle(&refund).await.unwrap();
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((payment.status, payment.refunded), (PaymentStatus::PartiallyRefunded, 1000));
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::REFUNDED]);
+    // Another refund command: another refund, up to what is left.
+    let rest = Event::new(
+        RefundCommand::KIND,
+        "order",
+        RefundCommand { order_id: "o1".into(), amount: None, reason: "goodwill".into() },
+    );
+    w.commands.handle(&rest).await.unwrap();
+    assert_eq!(w.stores.store.by_order("o1").await.unwrap().unwrap().refunded, 2500);
+    let over = Event::new(
+        RefundCommand::KIND,
+        "order",
+        RefundCommand { order_id: "o1".into(), amount: Some(1), reason: "again".into() },
+    );
+    assert!(matches!(w.commands.handle(&over).await, Err(HandlerError::Reject(_))), "over-refund is refused");
+}
+
+#[tokio::test]
+async fn malformed_commands_are_dead_lettered() {
+    let w = world();
+    for event in [
+        Event::new(Authorize::KIND, "order", serde_json::json!({"order_id": "o1"})),
+        Event::new(
+            Authorize::KIND,
+            "order",
+            serde_json::json!({"order_id": "", "customer_id": "u",
+            "amount": {"amount": 1, "currency": "USD"}, "payment_method": "pm_card_visa"}),
+        ),
+        Event::new(Void::KIND, "order", serde_json::json!({"order_id": "o1", "reason": ""})),
+        Event::new("payment.teleport.v1", "order", serde_json::json!({})),
+    ] {
+        assert!(matches!(w.commands.handle(&event).await, Err(HandlerError::Reject(_))), "{event:?}");
+    }
+    assert!(w.stores.store.by_order("o1").await.unwrap().is_none());
+    tokio::time::sleep(Duration::ZERO).await;
+}
