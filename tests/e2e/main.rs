@@ -4,5 +4,6 @@ mod catalog;
 mod conventions;
 mod inventory;
 mod operations;
+mod payments;
 mod search;
 mod services;
