@@ -5,6 +5,7 @@ Usage: python stripe-sign.py PAYLOAD_FILE SECRET [TIMESTAMP]
 """
 
 import sys
+import time
 
 import stripe
 
@@ -14,7 +15,12 @@ def main() -> None:
         payload = payload_file.read()
     secret = sys.argv[2]
     timestamp = int(sys.argv[3]) if len(sys.argv) > 3 else None
-    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+    signature = stripe.WebhookSignature
+    if hasattr(signature, "generate_signature_header"):
+        header = signature.generate_signature_header(payload, secret, timestamp)
+    else:  # older releases: the library's own HMAC over "{timestamp}.{payload}"
+        timestamp = timestamp if timestamp is not None else int(time.time())
+        header = f"t={timestamp},v1={signature._compute_signature(f'{timestamp}.{payload}', secret)}"
     # The library's own verifier accepts what it signed.
     stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=None)
     print(header)

@@ -1,8 +1,12 @@
 //! Keeping card data out (PCI DSS): the platform holds provider tokens only. [`find_card_data`]
 //! spots what looks like a primary account number (15–19 digits, optionally grouped by spaces or
-//! dashes, starting 2–6, passing the Luhn check) or a field named like a card's security code,
+//! dashes, in a card network's number range, passing the Luhn check; also with a security code
+//! or an expiry written right after or before it) or a field named like a card's security code,
 //! number or expiry, so a request carrying them is refused before anything stores or logs it.
 //! Every JSON body the platform's [`Json`](crate::http::Json) extractor reads is checked.
+//!
+//! Ordinary numbers stay welcome: 15-digit numbers count only in American Express's range (so
+//! IMEIs, also Luhn-checked, pass), and runs of more than 23 digits are not card data.
 
 /// What card data a body carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +32,9 @@ const CARD_FIELDS: &[&str] = &[
     "cvv",
     "cvc2",
     "cvv2",
-    "cid",
     "securitycode",
     "cardnumber",
     "cardno",
-    "pan",
     "primaryaccountnumber",
     "expmonth",
     "expyear",
@@ -45,7 +47,59 @@ const CARD_FIELDS: &[&str] = &[
 
 /// The first card data in `body`, if any.
 pub fn find_card_data(body: &[u8]) -> Option<CardData> {
-    find_number(body).or_else(|| find_field(body))
+    find_number(body).or_else(|| {
+        if body.contains(&b'\\') {
+            // Escapes could spell a key in disguise: read the keys as JSON reads them.
+            serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|value| find_key(&value))
+        } else {
+            find_field(body)
+        }
+    })
+}
+
+fn find_key(value: &serde_json::Value) -> Option<CardData> {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.iter().find_map(|(key, value)| card_field(key.as_bytes()).or_else(|| find_key(value)))
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(find_key),
+        _ => None,
+    }
+}
+
+fn card_field(key: &[u8]) -> Option<CardData> {
+    if key.len() > 40 {
+        return None;
+    }
+    let normalized: Vec<u8> = key.iter().filter(|b| !matches!(b, b'_' | b'-')).map(u8::to_ascii_lowercase).collect();
+    CARD_FIELDS.iter().find(|f| f.as_bytes() == normalized.as_slice()).map(|field| CardData::Field(field))
+}
+
+/// Whether `digits` (15–19 of them) are in a card network's number range.
+fn plausible_pan(digits: &[u8]) -> bool {
+    let prefix = |n: usize| digits[..n].iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d));
+    match digits.len() {
+        15 => matches!(prefix(2), 34 | 37),
+        16..=19 => {
+            digits[0] == 4
+                || matches!(prefix(2), 51..=55 | 62 | 65 | 30 | 36 | 38 | 39)
+                || matches!(prefix(4), 2221..=2720 | 6011 | 3528..=3589)
+                || matches!(prefix(3), 644..=649)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a run of digits holds a card number: the whole run, or a card number at its start or
+/// end with a security code or an expiry (up to 4 digits) written next to it.
+fn holds_pan(run: &[u8]) -> bool {
+    if run.len() < 15 || run.len() > 23 {
+        return false;
+    }
+    (15..=19.min(run.len())).any(|n| {
+        let (head, tail) = (&run[..n], &run[run.len() - n..]);
+        (plausible_pan(head) && luhn(head)) || (plausible_pan(tail) && luhn(tail))
+    })
 }
 
 fn find_number(body: &[u8]) -> Option<CardData> {
@@ -56,7 +110,7 @@ fn find_number(body: &[u8]) -> Option<CardData> {
             continue;
         }
         // A run of digits, single spaces or dashes allowed between them.
-        let mut digits: Vec<u8> = Vec::with_capacity(19);
+        let mut digits: Vec<u8> = Vec::with_capacity(24);
         let mut j = i;
         while j < body.len() {
             match body[j] {
@@ -67,12 +121,9 @@ fn find_number(body: &[u8]) -> Option<CardData> {
                 b' ' | b'-' if j + 1 < body.len() && body[j + 1].is_ascii_digit() => j += 1,
                 _ => break,
             }
-            if digits.len() > 19 {
-                break;
-            }
         }
         let bounded = j >= body.len() || !is_word(body[j]);
-        if bounded && (15..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn(&digits) {
+        if bounded && holds_pan(&digits) {
             return Some(CardData::Number);
         }
         i = j.max(i + 1);
@@ -105,12 +156,8 @@ fn find_field(body: &[u8]) -> Option<CardData> {
         let key = &body[start + 1..end];
         let rest = &body[end + 1..];
         let is_key = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
-        if is_key && key.len() <= 40 {
-            let normalized: Vec<u8> =
-                key.iter().filter(|b| !matches!(b, b'_' | b'-')).map(u8::to_ascii_lowercase).collect();
-            if let Some(field) = CARD_FIELDS.iter().find(|f| f.as_bytes() == normalized.as_slice()) {
-                return Some(CardData::Field(field));
-            }
+        if is_key && let Some(found) = card_field(key) {
+            return Some(found);
         }
         i = end + 1;
     }
@@ -129,6 +176,9 @@ mod tests {
             r#"{"n": 4000-0566-5566-5556}"#,
             r#"{"amex": "378282246310005"}"#,
             r#"{"x": ["5555555555554444"]}"#,
+            r#"{"card": "4242 4242 4242 4242 123"}"#,
+            r#"{"card": "4242424242424242 12 26"}"#,
+            r#"{"card": "1226 4242424242424242"}"#,
         ] {
             assert_eq!(find_card_data(body.as_bytes()), Some(CardData::Number), "{body}");
         }
@@ -144,6 +194,10 @@ mod tests {
             r#"{"n": "4242424242424241"}"#,
             r#"{"id": "ord_4242424242424242"}"#,
             r#"{"ts": 17640000000000000000}"#,
+            r#"{"imei": "490154203237518"}"#,
+            r#"{"micros": 1764000000000000, "nanos": 1764000000000000000}"#,
+            r#"{"big": "123456789012345678901234567890"}"#,
+            r#"{"cid": "c-1", "pan": "ABCDE1234F"}"#,
         ] {
             assert_eq!(find_card_data(body.as_bytes()), None, "{body}");
         }
@@ -156,5 +210,7 @@ mod tests {
         assert_eq!(find_card_data(br#"{"card-number": "x"}"#), Some(CardData::Field("cardnumber")));
         assert_eq!(find_card_data(br#"{"note": "cvc"}"#), None, "a value is not a key");
         assert_eq!(find_card_data(br#"{"description": "exp_month: soon"}"#), None);
+        // A key spelled with escapes is still read as the key it is.
+        assert_eq!(find_card_data(br#"{"a": "x\"", "c\u0076c": "123"}"#), Some(CardData::Field("cvc")));
     }
 }

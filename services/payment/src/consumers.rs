@@ -63,6 +63,9 @@ impl EventHandler for Commands {
                 if command.customer_id.is_empty() || command.customer_id.len() > MAX_ORDER_ID {
                     return Err(HandlerError::Reject("customer_id must be 1 to 128 characters".into()));
                 }
+                if command.amount.amount <= 0 || !platform::money::is_currency_code(&command.amount.currency) {
+                    return Err(HandlerError::Reject("the amount must be positive, in an ISO 4217 currency".into()));
+                }
                 outcome(self.payments.authorize(&command, Some(event)).await)
             }
             Capture::KIND => {

@@ -129,12 +129,35 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let waker = infra.spawn_relay(outbox);
     let payments = Payments::new(store, provider(&infra.config)?, waker);
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(Commands::new(payments.clone()))));
+    infra.tasks.spawn(retry_refunds(payments.clone(), infra.shutdown.clone()));
     let state = AppState {
         payments,
         stripe_webhook_secret: infra.config.stripe_webhook_secret.clone(),
         verifier: infra.verifier.clone(),
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![check] })
+}
+
+/// How often (and after how long) refunds the provider has not confirmed are asked for again.
+const REFUND_RETRY: Duration = Duration::from_secs(30);
+
+/// Asks the provider again, every [`REFUND_RETRY`], for the refunds it has not confirmed (its
+/// answer was lost, or it was down), with their own ids as idempotency keys, until shutdown.
+async fn retry_refunds(payments: Payments, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(REFUND_RETRY) => {}
+        }
+        let before = chrono::Utc::now() - REFUND_RETRY;
+        match payments.retry_pending_refunds(before).await {
+            Ok(0) => {}
+            Ok(settled) => tracing::info!(settled, "settled refunds the provider had not confirmed"),
+            Err(error) => {
+                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not retry pending refunds")
+            }
+        }
+    }
 }
 
 /// Serves the service as its own process until shutdown.

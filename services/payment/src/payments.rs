@@ -16,6 +16,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::NAME;
+
+/// The log entry of a hold placed by an authorization that lost the race with a void, before it
+/// is released.
+const HOLD_TO_CANCEL: &str = "authorization_to_cancel";
+
+/// The log entry of that hold released.
+const HOLD_CANCELLED: &str = "authorization_cancelled";
 use crate::domain::payment::{
     Failure, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, is_payment_method_token, stamp,
 };
@@ -92,12 +99,14 @@ pub struct Payments {
     store: Arc<dyn PaymentStore>,
     provider: Arc<dyn PaymentProvider>,
     outbox: Arc<Notify>,
+    /// Webhook events are applied one at a time (in this process).
+    webhooks: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Payments {
     /// Steps recorded in `store`, taken with `provider`, waking the outbox relay after each.
     pub fn new(store: Arc<dyn PaymentStore>, provider: Arc<dyn PaymentProvider>, outbox: Arc<Notify>) -> Self {
-        Self { store, provider, outbox }
+        Self { store, provider, outbox, webhooks: Arc::default() }
     }
 
     /// The store.
@@ -149,6 +158,10 @@ impl Payments {
             provider: self.provider.name().to_owned(),
         };
         let (payment, _) = self.store.open(&new, PaymentStatus::Pending).await?;
+        if payment.status == PaymentStatus::Voided && payment.provider_ref.is_some() {
+            // Voided while the provider was authorizing: the hold it placed may not be released yet.
+            return self.cancel_stray_hold(&payment).await;
+        }
         if payment.status != PaymentStatus::Pending {
             // Decided before (a redelivery), or voided before it was authorized.
             return Ok(payment);
@@ -182,14 +195,14 @@ impl Payments {
                 let event = payment_event(PaymentEvent::AUTHORIZED, &event_payment, payment.amount.amount, cause);
                 let moved = self.move_to(&payment, &[PaymentStatus::Pending], transition, &[event]).await?;
                 if moved.is_none() {
-                    // Voided while the provider was authorizing: let the hold go.
-                    self.provider
-                        .cancel(&authorization.provider_ref, &payment.key("void"))
-                        .await
-                        .map_err(provider_error)?;
-                    let mut transition = Transition::new(PaymentStatus::Voided, "authorization_cancelled", 0);
+                    // Voided while the provider was authorizing: record the hold first (so a crash
+                    // or an outage before it is released leaves it to be released on redelivery),
+                    // then let it go.
+                    let mut transition = Transition::new(PaymentStatus::Voided, HOLD_TO_CANCEL, 0);
                     transition.provider_ref = Some(authorization.provider_ref);
-                    self.move_to(&payment, &[PaymentStatus::Voided], transition, &[]).await?;
+                    if let Some(voided) = self.move_to(&payment, &[PaymentStatus::Voided], transition, &[]).await? {
+                        return self.cancel_stray_hold(&voided).await;
+                    }
                 }
                 self.current(&payment, moved).await
             }
@@ -200,6 +213,22 @@ impl Payments {
             }
             Err(unavailable @ ProviderError::Unavailable(_)) => Err(PaymentError::Unavailable(unavailable)),
         }
+    }
+
+    /// Releases the hold of a payment voided while the provider authorized it, unless that was
+    /// done before.
+    async fn cancel_stray_hold(&self, payment: &Payment) -> Result<Payment, PaymentError> {
+        let log = self.store.log(&payment.id).await?;
+        let pending = log.iter().rposition(|e| e.kind == HOLD_TO_CANCEL);
+        let done = log.iter().rposition(|e| e.kind == HOLD_CANCELLED);
+        if pending.is_none() || done > pending {
+            return Ok(payment.clone());
+        }
+        let provider_ref = payment.provider_ref.clone().unwrap_or_default();
+        self.provider.cancel(&provider_ref, &payment.key("void")).await.map_err(provider_error)?;
+        let transition = Transition::new(PaymentStatus::Voided, HOLD_CANCELLED, 0);
+        let moved = self.move_to(payment, &[PaymentStatus::Voided], transition, &[]).await?;
+        self.current(payment, moved).await
     }
 
     /// Captures the order's authorized payment (once).
@@ -265,8 +294,36 @@ impl Payments {
                 let key = format!("{}-void", payment.id);
                 Ok(self.refund(&payment, None, reason, &key, cause).await?.0)
             }
-            PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => Ok(payment),
+            PaymentStatus::Refunded => {
+                // The void's refund may be recorded but not yet made (the provider was down).
+                let key = format!("{}-void", payment.id);
+                match self.store.get_refund(&refund_id(&payment.id, &key)).await? {
+                    Some(refund) if refund.status == RefundStatus::Pending => {
+                        Ok(self.refund(&payment, None, reason, &key, cause).await?.0)
+                    }
+                    _ => Ok(payment),
+                }
+            }
+            PaymentStatus::Voided if payment.provider_ref.is_some() => self.cancel_stray_hold(&payment).await,
+            PaymentStatus::Failed | PaymentStatus::Voided => Ok(payment),
         }
+    }
+
+    /// Asks the provider again for every refund still pending since before `before` (its answer
+    /// was lost, or it was down), with the refund's id as the idempotency key, and settles them;
+    /// how many were settled.
+    pub async fn retry_pending_refunds(&self, before: chrono::DateTime<Utc>) -> Result<usize, PaymentError> {
+        let mut settled = 0;
+        for refund in self.store.pending_refunds(before, 100).await? {
+            let Some(payment) = self.store.get(&refund.payment_id).await? else { continue };
+            match self.settle_pending(&payment, &refund, None).await {
+                Ok(_) => settled += 1,
+                // Still down: the next round tries again.
+                Err(PaymentError::Unavailable(_)) => break,
+                Err(error) => tracing::warn!(refund = %refund.id, %error, "a pending refund was refused"),
+            }
+        }
+        Ok(settled)
     }
 
     /// Refunds `amount` (all that is left when `None`) of a charged payment, once per `key`: the
@@ -304,6 +361,17 @@ impl Payments {
                 self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone()))?;
             return Ok((payment, refund));
         }
+        self.settle_pending(payment, &refund, cause).await
+    }
+
+    /// Asks the provider for a pending refund (its id is the idempotency key, so asking again
+    /// never refunds twice) and settles it with the answer.
+    async fn settle_pending(
+        &self,
+        payment: &Payment,
+        refund: &Refund,
+        cause: Option<&Event>,
+    ) -> Result<(Payment, Refund), PaymentError> {
         let provider_ref = payment.provider_ref.clone().unwrap_or_default();
         let outcome = match self.provider.refund(&provider_ref, &refund.amount, &refund.id).await {
             Ok(provider_refund) => Ok(provider_refund),
@@ -315,7 +383,7 @@ impl Payments {
         let event = payment_event(PaymentEvent::REFUNDED, payment, refund.amount.amount, cause);
         let payment = self.store.settle_refund(&refund.id, outcome, &[event]).await?;
         self.outbox.notify_one();
-        let refund = self.store.get_refund(&refund.id).await?.unwrap_or(refund);
+        let refund = self.store.get_refund(&refund.id).await?.unwrap_or_else(|| refund.clone());
         match refused {
             Some(message) => Err(PaymentError::Provider(message)),
             None => Ok((payment, refund)),
@@ -361,6 +429,8 @@ impl Payments {
     /// dashboard). Applying an event twice changes nothing: each change is conditional on the
     /// payment's state. `false` when the event is about nothing we hold.
     pub async fn apply_stripe_event(&self, event: &StripeEvent) -> Result<bool, PaymentError> {
+        // One event at a time: their effects are computed from the payment as read.
+        let _turn = self.webhooks.lock().await;
         let object = &event.data.object;
         let text = |name: &str| object.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         let number = |name: &str| object.get(name).and_then(serde_json::Value::as_i64);
@@ -403,19 +473,35 @@ impl Payments {
                 self.move_to(&payment, &from, transition, &[published]).await?;
             }
             "charge.refunded" => {
-                // Stripe's running total: what it adds to ours is a refund made at Stripe.
-                let total = number("amount_refunded").unwrap_or(0);
-                let missing = total - payment.refunded;
-                if missing > 0 && payment.status.is_charged() {
+                // Stripe's running total. Our pending refunds first: Stripe may have made them
+                // (their answer was lost); asking again with their keys settles them.
+                for refund in self.store.refunds(&payment.id).await? {
+                    if refund.status == RefundStatus::Pending {
+                        match self.settle_pending(&payment, &refund, None).await {
+                            Ok(_) | Err(PaymentError::Provider(_)) => {}
+                            Err(other) => return Err(other),
+                        }
+                    }
+                }
+                let payment =
+                    self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone()))?;
+                let succeeded: i64 = self
+                    .store
+                    .refunds(&payment.id)
+                    .await?
+                    .iter()
+                    .filter(|r| r.status == RefundStatus::Succeeded)
+                    .map(|r| r.amount.amount)
+                    .sum();
+                // What the total adds to ours is a refund made at Stripe (its dashboard).
+                let missing = (number("amount_refunded").unwrap_or(0) - succeeded).min(payment.refundable());
+                if missing > 0 {
                     let id = refund_id(&payment.id, &format!("webhook:{}", event.id));
                     if self.store.get_refund(&id).await?.is_none() {
                         let refund = Refund {
                             id: id.clone(),
                             payment_id: payment.id.clone(),
-                            amount: Money {
-                                amount: missing.min(payment.refundable()),
-                                currency: payment.amount.currency.clone(),
-                            },
+                            amount: Money { amount: missing, currency: payment.amount.currency.clone() },
                             status: RefundStatus::Pending,
                             provider_ref: None,
                             reason: "refunded at the provider".into(),
@@ -424,28 +510,30 @@ impl Payments {
                         self.store.refund(&refund).await?;
                     }
                     let published = payment_event(PaymentEvent::REFUNDED, &payment, missing, None);
-                    self.store
-                        .settle_refund(&id, Ok(text("id").unwrap_or_else(|| event.id.clone())), &[published])
-                        .await?;
+                    let reference = text("id").unwrap_or_else(|| event.id.clone());
+                    self.store.settle_refund(&id, Ok(reference), &[published]).await?;
                     self.outbox.notify_one();
                 }
             }
             "charge.dispute.created" => {
                 // The status stays; a redelivered event finds its log entry and adds none.
-                let seen = self
-                    .store
-                    .log(&payment.id)
-                    .await?
-                    .iter()
-                    .any(|e| e.kind == kind && e.detail.starts_with(&event.id));
-                if seen {
-                    return Ok(true);
+                for _ in 0..3 {
+                    let payment =
+                        self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone()))?;
+                    let log = self.store.log(&payment.id).await?;
+                    if log.iter().any(|e| e.kind == kind && e.detail.split(' ').next() == Some(event.id.as_str())) {
+                        return Ok(true);
+                    }
+                    let amount = number("amount").unwrap_or(payment.captured);
+                    let mut transition = Transition::new(payment.status, kind.clone(), amount);
+                    transition.detail =
+                        format!("{} {}", event.id, text("reason").unwrap_or_default()).trim().to_owned();
+                    let published = payment_event(PaymentEvent::DISPUTED, &payment, amount, None);
+                    if self.move_to(&payment, &[payment.status], transition, &[published]).await?.is_some() {
+                        return Ok(true);
+                    }
                 }
-                let amount = number("amount").unwrap_or(payment.captured);
-                let mut transition = Transition::new(payment.status, kind, amount);
-                transition.detail = format!("{} {}", event.id, text("reason").unwrap_or_default()).trim().to_owned();
-                let published = payment_event(PaymentEvent::DISPUTED, &payment, amount, None);
-                self.move_to(&payment, &[payment.status], transition, &[published]).await?;
+                return Err(PaymentError::State("the payment kept changing while the dispute was recorded".into()));
             }
             _ => return Ok(false),
         }

@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use platform::events::Event;
 
 use crate::domain::payment::{LogEntry, NewPayment, Payment, PaymentStatus, Refund, Transition};
@@ -50,6 +51,9 @@ impl From<sqlx::Error> for StoreError {
         Self::Backend(Box::new(error))
     }
 }
+
+/// How long a claimed idempotency key stays with the request serving it.
+pub const KEY_LEASE_SECS: i64 = 60;
 
 /// What an idempotency key stands for when a request claims it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +110,9 @@ pub trait PaymentStore: Send + Sync {
         events: &[Event],
     ) -> Result<Payment, StoreError>;
 
+    /// Refunds still pending since before `before`, oldest first, at most `limit`.
+    async fn pending_refunds(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Refund>, StoreError>;
+
     /// A refund by id.
     async fn get_refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError>;
 
@@ -115,13 +122,16 @@ pub trait PaymentStore: Send + Sync {
     /// The transaction log of a payment, oldest first.
     async fn log(&self, payment_id: &str) -> Result<Vec<LogEntry>, StoreError>;
 
-    /// Claims idempotency key `key` in `scope` for a request hashed `request_hash`.
+    /// Claims idempotency key `key` in `scope` for a request hashed `request_hash`. A claim whose
+    /// request is still being served is held for [`KEY_LEASE_SECS`]; after that (the server
+    /// died mid-request) the same request may claim it again.
     async fn claim_key(&self, scope: &str, key: &str, request_hash: &str) -> Result<KeyClaim, StoreError>;
 
     /// Stores the answer of the request that claimed `key`.
     async fn complete_key(&self, scope: &str, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
 
-    /// Gives up a claim whose request failed without an answer to keep (the client may retry).
+    /// Gives up a claim whose request failed without an answer to keep: the same request may
+    /// claim it again at once (another request with the key is still refused).
     async fn release_key(&self, scope: &str, key: &str) -> Result<(), StoreError>;
 
     /// Records webhook event `event_id` of `provider`; `false` when it was recorded before.

@@ -167,7 +167,8 @@ pub async fn refund_payment(
             let body = serde_json::to_string(body).expect("a response serializes");
             store.complete_key(REFUND_SCOPE, key, 200, &body).await.map_err(ApiError::internal)?;
         }
-        Err(error) if error.status().is_client_error() => {
+        // A conflict (nothing captured yet) may pass; every other refusal is the request's own.
+        Err(error) if error.status().is_client_error() && error.status() != StatusCode::CONFLICT => {
             let body = serde_json::to_string(&error.problem()).expect("a problem serializes");
             store.complete_key(REFUND_SCOPE, key, error.status().as_u16(), &body).await.map_err(ApiError::internal)?;
         }

@@ -88,6 +88,9 @@ enum CallError {
     Stripe(StatusCode, StripeError),
     /// Anything else.
     Other(String),
+    /// What happened is unknown, or cannot be fixed by this request: report unavailable, so the
+    /// step is tried again later (with the same key) rather than given up as refused.
+    Unreadable(String),
 }
 
 fn failure(error: &StripeError, fallback: &str) -> Failure {
@@ -168,14 +171,23 @@ impl StripeProvider {
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| CallError::Transient(Box::new(e)))?;
         if status.is_success() {
+            // Not knowing what happened is not a refusal: the caller asks again (same key) later.
             return serde_json::from_slice(&bytes)
-                .map_err(|e| CallError::Other(format!("an answer Stripe never gives: {e}")));
+                .map_err(|e| CallError::Unreadable(format!("an answer Stripe never gives: {e}")));
         }
         let error = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error).ok();
         match (status, error) {
             (StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS, _) => {
                 Err(CallError::Transient(format!("stripe answered {status}").into()))
             }
+            // Our key was refused (revoked, rotated): nothing was done; fixable without us.
+            (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => {
+                Err(CallError::Unreadable(format!("stripe refused the API key ({status})")))
+            }
+            (_, Some(error)) if error.kind == "idempotency_error" => Err(CallError::Unreadable(format!(
+                "stripe refused the idempotency key: {}",
+                error.message.unwrap_or_default()
+            ))),
             (status, _) if status.is_server_error() => {
                 Err(CallError::Transient(format!("stripe answered {status}").into()))
             }
@@ -192,6 +204,7 @@ fn provider_error(error: CallError) -> ProviderError {
             ProviderError::Invalid(format!("{status}: {}: {}", error.kind, error.message.unwrap_or_default()))
         }
         CallError::Other(message) => ProviderError::Invalid(message),
+        CallError::Unreadable(message) => ProviderError::Unavailable(message.into()),
     }
 }
 
@@ -267,7 +280,9 @@ impl PaymentProvider for StripeProvider {
         let refund: RefundObject = self.post("/v1/refunds", &form, idempotency_key).await.map_err(provider_error)?;
         match refund.status.as_str() {
             "succeeded" | "pending" => Ok(refund.id),
-            other => Err(ProviderError::Invalid(format!("the refund is {other}"))),
+            "failed" | "canceled" => Err(ProviderError::Invalid(format!("the refund is {}", refund.status))),
+            // `requires_action` and anything newer: not settled either way; ask again later.
+            other => Err(ProviderError::Unavailable(format!("the refund is {other}").into())),
         }
     }
 }

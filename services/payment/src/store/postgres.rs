@@ -9,7 +9,7 @@ use platform::postgres::outbox_push;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
-use super::{KeyClaim, PaymentStore, StoreError, refunded_status};
+use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, StoreError, refunded_status};
 use crate::domain::payment::{
     Failure, LogEntry, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, stamp,
 };
@@ -308,6 +308,14 @@ impl PaymentStore for PgPaymentStore {
         Ok(payment)
     }
 
+    async fn pending_refunds(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Refund>, StoreError> {
+        let sql = format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).bind(limit as i64).fetch_all(&self.pool).await?;
+        rows.iter().map(read_refund).collect()
+    }
+
     async fn get_refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
         let mut c = self.pool.acquire().await?;
         refund_where(&mut c, refund_id, false).await
@@ -359,20 +367,39 @@ impl PaymentStore for PgPaymentStore {
         if inserted {
             return Ok(KeyClaim::New);
         }
-        let row =
-            sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2")
-                .bind(scope)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT request_hash, status, response, created_at < now() - make_interval(secs => $3) AS expired
+             FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(KEY_LEASE_SECS as f64)
+        .fetch_optional(&self.pool)
+        .await?;
         // Released between the two statements: claim it again.
         let Some(row) = row else { return Box::pin(self.claim_key(scope, key, request_hash)).await };
         let stored: String = row.try_get("request_hash")?;
         let status: Option<i32> = row.try_get("status")?;
         let response: Option<String> = row.try_get("response")?;
+        let expired: bool = row.try_get("expired")?;
         Ok(match (stored == request_hash, status, response) {
             (false, ..) => KeyClaim::Mismatch,
             (true, Some(status), Some(body)) => KeyClaim::Done(status as u16, body),
+            _ if expired => {
+                // The request that claimed it died: the same request takes it over (once).
+                let taken = sqlx::query(
+                    "UPDATE idempotency_keys SET created_at = now()
+                     WHERE scope = $1 AND key = $2 AND status IS NULL AND created_at < now() - make_interval(secs => $3)",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(KEY_LEASE_SECS as f64)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1;
+                if taken { KeyClaim::New } else { KeyClaim::InProgress }
+            }
             _ => KeyClaim::InProgress,
         })
     }
@@ -389,11 +416,13 @@ impl PaymentStore for PgPaymentStore {
     }
 
     async fn release_key(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET created_at = 'epoch' WHERE scope = $1 AND key = $2 AND status IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

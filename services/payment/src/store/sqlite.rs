@@ -8,7 +8,7 @@ use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KeyClaim, PaymentStore, StoreError, refunded_status};
+use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, StoreError, refunded_status};
 use crate::domain::payment::{
     Failure, LogEntry, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, stamp,
 };
@@ -313,6 +313,22 @@ impl PaymentStore for SqlitePaymentStore {
             .await?
     }
 
+    async fn pending_refunds(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Refund>, StoreError> {
+        Ok(self
+            .db
+            .read(move |c| {
+                let rows = c
+                    .prepare_cached(&format!(
+                        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'pending' AND created_at < ?1
+                         ORDER BY created_at LIMIT ?2"
+                    ))?
+                    .query_map(params![micros(before), limit as i64], read_refund)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
     async fn get_refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
         let refund_id = refund_id.to_owned();
         Ok(self.db.read(move |c| refund_where(c, &refund_id)).await?)
@@ -367,22 +383,29 @@ impl PaymentStore for SqlitePaymentStore {
         Ok(self
             .db
             .transaction(move |tx| {
-                let existing: Option<(String, Option<u16>, Option<String>)> = tx
+                let existing: Option<(String, Option<u16>, Option<String>, i64)> = tx
                     .prepare_cached(
-                        "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+                        "SELECT request_hash, status, response, created_at FROM idempotency_keys
+                         WHERE scope = ?1 AND key = ?2",
                     )?
-                    .query_row(params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .query_row(params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .optional()?;
+                let now = micros(Utc::now());
                 Ok(match existing {
                     None => {
                         tx.prepare_cached(
                             "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
                         )?
-                        .execute(params![scope, key, hash, micros(Utc::now())])?;
+                        .execute(params![scope, key, hash, now])?;
                         KeyClaim::New
                     }
-                    Some((stored, _, _)) if stored != hash => KeyClaim::Mismatch,
-                    Some((_, Some(status), Some(body))) => KeyClaim::Done(status, body),
+                    Some((stored, ..)) if stored != hash => KeyClaim::Mismatch,
+                    Some((_, Some(status), Some(body), _)) => KeyClaim::Done(status, body),
+                    Some((.., claimed)) if claimed < now - KEY_LEASE_SECS * 1_000_000 => {
+                        tx.prepare_cached("UPDATE idempotency_keys SET created_at = ?3 WHERE scope = ?1 AND key = ?2")?
+                            .execute(params![scope, key, now])?;
+                        KeyClaim::New
+                    }
                     Some(_) => KeyClaim::InProgress,
                 })
             })
@@ -407,8 +430,10 @@ impl PaymentStore for SqlitePaymentStore {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.db
             .call(move |c| {
-                c.prepare_cached("DELETE FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND status IS NULL")?
-                    .execute(params![scope, key])?;
+                c.prepare_cached(
+                    "UPDATE idempotency_keys SET created_at = 0 WHERE scope = ?1 AND key = ?2 AND status IS NULL",
+                )?
+                .execute(params![scope, key])?;
                 Ok(())
             })
             .await?;

@@ -293,10 +293,13 @@ async fn idempotency_keys_answer_the_same_request_and_refuse_another(stores: &St
     assert_eq!(s.claim_key("refund", "k1", "h1").await.unwrap(), KeyClaim::Done(200, "{\"ok\":true}".into()));
     s.release_key("refund", "k1").await.unwrap();
     assert!(matches!(s.claim_key("refund", "k1", "h1").await.unwrap(), KeyClaim::Done(200, _)), "a kept answer stays");
-    // A released claim (the request failed without an answer) can be claimed again.
+    // A released claim (the request failed without an answer) can be claimed again by the same
+    // request, and is still refused to another.
     assert_eq!(s.claim_key("refund", "k2", "h").await.unwrap(), KeyClaim::New);
     s.release_key("refund", "k2").await.unwrap();
+    assert_eq!(s.claim_key("refund", "k2", "other").await.unwrap(), KeyClaim::Mismatch);
     assert_eq!(s.claim_key("refund", "k2", "h").await.unwrap(), KeyClaim::New);
+    assert_eq!(s.claim_key("refund", "k2", "h").await.unwrap(), KeyClaim::InProgress, "taken again: held again");
 }
 
 async fn webhook_events_are_recorded_once(stores: &Stores) {

@@ -219,10 +219,88 @@ async fn malformed_commands_are_dead_lettered() {
             "amount": {"amount": 1, "currency": "USD"}, "payment_method": "pm_card_visa"}),
         ),
         Event::new(Void::KIND, "order", serde_json::json!({"order_id": "o1", "reason": ""})),
+        Event::new(
+            Authorize::KIND,
+            "order",
+            serde_json::json!({"order_id": "o1", "customer_id": "u",
+            "amount": {"amount": -5, "currency": "USD"}, "payment_method": "pm_card_visa"}),
+        ),
         Event::new("payment.teleport.v1", "order", serde_json::json!({})),
     ] {
         assert!(matches!(w.commands.handle(&event).await, Err(HandlerError::Reject(_))), "{event:?}");
     }
     assert!(w.stores.store.by_order("o1").await.unwrap().is_none());
     tokio::time::sleep(Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn a_refund_the_provider_did_not_confirm_is_asked_again_and_made_once() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    w.events().await;
+    // The void's refund is recorded, but the provider is down.
+    w.provider.fail_next(1);
+    assert!(matches!(w.commands.handle(&void("o1")).await, Err(HandlerError::Retry(_))));
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!(payment.status, PaymentStatus::Refunded, "the amount is spoken for");
+    let refunds = w.stores.store.refunds(&payment.id).await.unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].status, shop_payment::domain::payment::RefundStatus::Pending);
+    assert!(w.events().await.is_empty(), "nothing is announced before the provider confirms");
+    // The redelivered void carries on with the same refund.
+    w.commands.handle(&void("o1")).await.unwrap();
+    let refunds = w.stores.store.refunds(&payment.id).await.unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].status, shop_payment::domain::payment::RefundStatus::Succeeded);
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::REFUNDED]);
+
+    // A refund left pending (nobody asked again) is settled by the retry job.
+    w.commands.handle(&authorize("o2", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o2")).await.unwrap();
+    w.events().await;
+    let payments = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
+    let payment = w.stores.store.by_order("o2").await.unwrap().unwrap();
+    w.provider.fail_next(1);
+    assert!(payments.refund(&payment, Some(700), "damaged", "admin-key", None).await.is_err());
+    assert_eq!(
+        payments.retry_pending_refunds(chrono::Utc::now() - chrono::Duration::hours(1)).await.unwrap(),
+        0,
+        "too young"
+    );
+    assert_eq!(payments.retry_pending_refunds(chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap(), 1);
+    assert_eq!(payments.retry_pending_refunds(chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap(), 0);
+    let payment = w.stores.store.by_order("o2").await.unwrap().unwrap();
+    assert_eq!((payment.status, payment.refunded), (PaymentStatus::PartiallyRefunded, 700));
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::REFUNDED]);
+}
+
+#[tokio::test]
+async fn a_hold_placed_after_its_payment_was_voided_is_released_on_redelivery() {
+    use shop_payment::domain::payment::{NewPayment, Transition};
+    let w = world();
+    // The state a void that won the race leaves when the release of the hold failed.
+    let new = NewPayment {
+        order_id: "o1".into(),
+        customer_id: "user-1".into(),
+        amount: Money::new(2500, "USD"),
+        payment_method: "pm_card_visa".into(),
+        provider: "simulated".into(),
+    };
+    let (payment, _) = w.stores.store.open(&new, PaymentStatus::Pending).await.unwrap();
+    let voided = Transition::new(PaymentStatus::Voided, "voided", 2500);
+    w.stores.store.transition(&payment.id, &[PaymentStatus::Pending], &voided, &[]).await.unwrap().unwrap();
+    let mut hold = Transition::new(PaymentStatus::Voided, "authorization_to_cancel", 0);
+    hold.provider_ref = Some("pi_sim_0123456789abcdef01234567".into());
+    w.stores.store.transition(&payment.id, &[PaymentStatus::Voided], &hold, &[]).await.unwrap().unwrap();
+
+    let calls = w.provider.calls();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls + 1, "the hold is released");
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&void("o1")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls + 1, "once");
+    let log: Vec<String> = w.stores.store.log(&payment.id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(log, ["created", "voided", "authorization_to_cancel", "authorization_cancelled"]);
+    assert_eq!(w.status("o1").await, PaymentStatus::Voided);
 }
