@@ -1,5 +1,6 @@
 //! End-to-end tests: the whole platform driven over HTTP.
 
+mod carts;
 mod catalog;
 mod conventions;
 mod inventory;

@@ -324,3 +324,38 @@ pub mod payment {
         pub const KIND: &'static str = "payment.failed.v1";
     }
 }
+
+/// What the catalog tells other services about the SKUs it sells (`GET /v1/skus`).
+pub mod catalog {
+    use serde::{Deserialize, Serialize};
+
+    use crate::money::Money;
+
+    /// One SKU as the catalog sells it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct SkuInfo {
+        /// The SKU.
+        pub sku: String,
+        /// Its product.
+        pub product_id: String,
+        /// The product's name.
+        pub name: String,
+        /// The SKU's price now.
+        pub price: Money,
+        /// The variant's attributes (size, colour…).
+        #[serde(default)]
+        pub attributes: serde_json::Map<String, serde_json::Value>,
+        /// The product's first image.
+        #[serde(default)]
+        pub image: Option<String>,
+        /// Whether the product is in stock.
+        pub in_stock: bool,
+    }
+
+    /// The SKUs found (unknown ones are left out), in the order asked.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+    pub struct SkuList {
+        /// The SKUs the catalog has.
+        pub items: Vec<SkuInfo>,
+    }
+}

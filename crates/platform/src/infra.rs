@@ -19,6 +19,7 @@ use crate::auth::TokenVerifier;
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
+use crate::client::{InProcessHandle, ServiceClient};
 use crate::config::{BusBackend, CacheBackend, Config, ObjectBackend};
 use crate::events::outbox::{OutboxRelay, OutboxStore, SqliteOutbox};
 use crate::events::sqlite::SqliteQueue;
@@ -66,6 +67,8 @@ pub struct Infra {
     /// The background tasks to drain on shutdown.
     pub tasks: TaskTracker,
     local_objects: Option<LocalObjectStore>,
+    /// In-process clients waiting for their service's router ([`Infra::app`] wires them).
+    clients: Arc<std::sync::Mutex<Vec<(&'static str, InProcessHandle)>>>,
 }
 
 impl std::fmt::Debug for Infra {
@@ -150,7 +153,30 @@ impl Infra {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             local_objects,
+            clients: Arc::default(),
         })
+    }
+
+    /// A client of another service: over HTTP when its URL is configured (`SHOP_PRODUCT_URL`, …),
+    /// otherwise through its router in this process (wired when the process's app is built).
+    pub fn client(&self, service: &'static str) -> ServiceClient {
+        let config = &self.config;
+        let url = match service {
+            "user" => config.user_url.as_ref(),
+            "product" => config.product_url.as_ref(),
+            "order" => config.order_url.as_ref(),
+            "payment" => config.payment_url.as_ref(),
+            "inventory" => config.inventory_url.as_ref(),
+            _ => None,
+        };
+        match url {
+            Some(base) => ServiceClient::http(service, base.clone()),
+            None => {
+                let (client, handle) = ServiceClient::in_process(service);
+                self.clients.lock().unwrap_or_else(|e| e.into_inner()).push((service, handle));
+                client
+            }
+        }
     }
 
     /// Opens (creating and migrating) the SQLite database `{data_dir}/{name}.db`, with the platform's
@@ -212,7 +238,11 @@ impl Infra {
             )
             .build();
         let mut checks = self.readiness_checks();
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for service in services {
+            for (_, handle) in clients.iter().filter(|(name, _)| *name == service.name) {
+                handle.wire(service.router.clone());
+            }
             api = api.merge(service.router);
             document.merge(service.openapi);
             checks.extend(service.checks);

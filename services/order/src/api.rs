@@ -9,8 +9,22 @@ use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(carts::create_cart, carts::get_cart),
-    components(schemas(crate::domain::CartResponse, crate::domain::CartItem, platform::money::Money)),
+    paths(
+        carts::create_cart,
+        carts::get_cart,
+        carts::put_guest_item,
+        carts::get_my_cart,
+        carts::put_my_item,
+        carts::merge_cart,
+    ),
+    components(schemas(
+        crate::domain::CartResponse,
+        crate::domain::CartItem,
+        crate::domain::UnavailableItem,
+        carts::QuantityRequest,
+        carts::MergeRequest,
+        platform::money::Money,
+    )),
     tags((name = "carts", description = "Guest and persistent carts"))
 )]
 struct ApiDoc;

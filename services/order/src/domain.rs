@@ -1,7 +1,16 @@
 //! Cart and order types and rules, free of I/O.
 
+use std::collections::HashMap;
+
+use platform::contracts::catalog::SkuInfo;
 use platform::money::Money;
 use serde::Serialize;
+
+/// SKUs one cart (and so one order) may hold: as many as one stock reservation holds.
+pub const MAX_LINES: usize = platform::contracts::inventory::MAX_LINES;
+
+/// Units of one SKU one cart may hold.
+pub const MAX_QUANTITY: i64 = 999;
 
 /// A cart as stored: who owns it and what is in it (prices are looked up at read time).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +42,18 @@ pub struct CartItem {
     pub line_total: Money,
 }
 
+/// A line the catalog no longer sells (its SKU was deleted, or is priced in another currency):
+/// shown so the shopper can remove it, left out of the subtotal and of checkout.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnavailableItem {
+    /// The SKU.
+    pub sku: String,
+    /// Units in the cart.
+    pub quantity: i64,
+    /// `not_sold` (unknown or deleted SKU) or `other_currency`.
+    pub reason: String,
+}
+
 /// A cart as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CartResponse {
@@ -42,6 +63,38 @@ pub struct CartResponse {
     pub items: Vec<CartItem>,
     /// Sum of the line totals.
     pub subtotal: Money,
+    /// Lines that cannot be bought now.
+    pub unavailable: Vec<UnavailableItem>,
+}
+
+/// Prices `cart` with the catalog's SKUs, now.
+pub fn price(cart: &Cart, skus: &HashMap<String, SkuInfo>) -> CartResponse {
+    let mut items = Vec::with_capacity(cart.lines.len());
+    let mut unavailable = Vec::new();
+    let mut subtotal = Money::zero(&cart.currency);
+    for (sku, quantity) in &cart.lines {
+        let refuse = |reason: &str| UnavailableItem { sku: sku.clone(), quantity: *quantity, reason: reason.into() };
+        let Some(info) = skus.get(sku) else {
+            unavailable.push(refuse("not_sold"));
+            continue;
+        };
+        let line_total = info.price.checked_mul(*quantity);
+        match line_total.as_ref().and_then(|total| subtotal.checked_add(total)) {
+            Some(sum) if info.price.currency == cart.currency => {
+                subtotal = sum;
+                items.push(CartItem {
+                    sku: sku.clone(),
+                    product_id: info.product_id.clone(),
+                    name: info.name.clone(),
+                    quantity: *quantity,
+                    unit_price: info.price.clone(),
+                    line_total: line_total.expect("checked above"),
+                });
+            }
+            _ => unavailable.push(refuse("other_currency")),
+        }
+    }
+    CartResponse { id: cart.id.clone(), items, subtotal, unavailable }
 }
 
 /// A new guest cart's id: 128 random bits, so it can serve as the cart's bearer secret.
@@ -57,6 +110,42 @@ pub fn is_cart_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(sku: &str, amount: i64, currency: &str) -> SkuInfo {
+        SkuInfo {
+            sku: sku.into(),
+            product_id: format!("p-{sku}"),
+            name: format!("Product {sku}"),
+            price: Money::new(amount, currency),
+            attributes: Default::default(),
+            image: None,
+            in_stock: true,
+        }
+    }
+
+    #[test]
+    fn a_cart_is_priced_from_the_catalog_and_reports_what_it_cannot_sell() {
+        let cart = Cart {
+            id: "c".into(),
+            owner_id: None,
+            currency: "USD".into(),
+            lines: vec![("A".into(), 2), ("GONE".into(), 1), ("B".into(), 3), ("EUR".into(), 1)],
+        };
+        let skus = HashMap::from([
+            ("A".to_owned(), info("A", 1999, "USD")),
+            ("B".to_owned(), info("B", 500, "USD")),
+            ("EUR".to_owned(), info("EUR", 100, "EUR")),
+        ]);
+        let priced = price(&cart, &skus);
+        assert_eq!(
+            priced.items.iter().map(|i| (i.sku.as_str(), i.line_total.amount)).collect::<Vec<_>>(),
+            [("A", 3998), ("B", 1500)]
+        );
+        assert_eq!(priced.subtotal, Money::new(5498, "USD"));
+        let refused: Vec<(&str, &str)> =
+            priced.unavailable.iter().map(|u| (u.sku.as_str(), u.reason.as_str())).collect();
+        assert_eq!(refused, [("GONE", "not_sold"), ("EUR", "other_currency")]);
+    }
 
     #[test]
     fn cart_ids_are_unguessable_and_recognisable() {

@@ -4,16 +4,20 @@
 //! `run` serves it as its own process (the `order-service` binary).
 
 pub mod api;
+pub mod catalog;
 pub mod domain;
 pub mod store;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
+use platform::auth::TokenVerifier;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
 
+use crate::catalog::{Catalog, ServiceCatalog};
 use crate::store::CartStore;
 use crate::store::sqlite::SqliteCartStore;
 
@@ -36,6 +40,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 pub struct AppState {
     /// Carts.
     pub carts: Arc<dyn CartStore>,
+    /// The catalog (prices) and stock.
+    pub catalog: Arc<dyn Catalog>,
+    /// Verifies access tokens.
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 /// The service's API routes.
@@ -46,7 +60,12 @@ pub fn router(state: AppState) -> Router {
 /// Wires the service into a process: stores, routes, checks (no outbox relay yet: it writes no events).
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-    let state = AppState { carts: Arc::new(SqliteCartStore::new(db.clone())) };
+    let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
+    let state = AppState {
+        carts: Arc::new(SqliteCartStore::new(db.clone())),
+        catalog: Arc::new(catalog),
+        verifier: infra.verifier.clone(),
+    };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
 }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod categories;
 pub mod products;
 pub mod search;
+pub mod skus;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -15,7 +16,7 @@ use crate::AppState;
     paths(
         categories::list_categories, categories::create_category,
         products::get_product, products::create_product, products::replace_product, products::patch_product,
-        products::delete_product, search::search_products, admin::import_products, admin::create_image,
+        products::delete_product, search::search_products, skus::get_skus, admin::import_products, admin::create_image,
     ),
     components(schemas(
         categories::CategoryList, categories::CategoryInput, crate::domain::category::Category, crate::domain::product::Product,
@@ -23,7 +24,7 @@ use crate::AppState;
         crate::domain::product::ProductPatch, platform::money::Money, search::SearchResults,
         crate::search::ProductSummary, crate::search::Facets, crate::search::FacetCount, crate::search::PriceBucket,
         crate::import::ImportReport, crate::import::LineError, admin::ImageRequest, admin::ImageUpload,
-        platform::objects::PresignedUpload,
+        platform::objects::PresignedUpload, skus::SkuInfo, skus::SkuList,
     )),
     tags((name = "catalog", description = "Categories, products and search"))
 )]
@@ -36,5 +37,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(categories::router()).merge(products::router()).merge(search::router()).merge(admin::router())
+    Router::new()
+        .merge(categories::router())
+        .merge(products::router())
+        .merge(search::router())
+        .merge(skus::router())
+        .merge(admin::router())
 }

@@ -64,6 +64,8 @@ pub trait ProductStore: Send + Sync {
         }
         Ok(found)
     }
+    /// The product id of each of `skus` that a product has (SKUs no product has are absent).
+    async fn product_ids_of(&self, skus: &[String]) -> Result<std::collections::HashMap<String, String>, StoreError>;
     /// Adds a product.
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError>;
     /// Replaces a product; `false` when there is no such product.

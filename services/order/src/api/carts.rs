@@ -1,18 +1,88 @@
-//! Guest carts: `POST /v1/carts`, `GET /v1/carts/{id}`.
+//! Carts. Guest carts: `POST /v1/carts`, `GET /v1/carts/{id}`, `PUT /v1/carts/{id}/items/{sku}`
+//! (the id is the cart's bearer secret). The signed-in shopper's persistent cart: `GET /v1/cart`,
+//! `PUT /v1/cart/items/{sku}`, and `POST /v1/cart/merge` to bring a guest cart into it at login.
+//! Every answer is priced from the catalog now, never from the client.
+
+use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
+use platform::auth::AuthUser;
 use platform::http::{ApiError, Json, Path};
-use platform::money::Money;
+use serde::Deserialize;
 
-use crate::domain::{Cart, CartResponse, is_cart_id, new_cart_id};
+use crate::domain::{Cart, CartResponse, MAX_LINES, MAX_QUANTITY, is_cart_id, new_cart_id, price};
+use crate::store::StoreError;
 use crate::{AppState, CURRENCY};
 
-fn respond(cart: Cart) -> CartResponse {
-    // Lines are priced from the catalog at read time; the catalog client arrives with checkout.
-    CartResponse { id: cart.id, items: Vec::new(), subtotal: Money::zero(&cart.currency) }
+/// `PUT …/items/{sku}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuantityRequest {
+    /// Units, 0 (removes the line) to 999.
+    pub quantity: i64,
+}
+
+/// `POST /v1/cart/merge`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The guest cart to bring in (it goes away).
+    pub cart_id: String,
+}
+
+fn catalog_unavailable(error: platform::client::ClientError) -> ApiError {
+    tracing::warn!(%error, "the catalog did not answer");
+    ApiError::unavailable("the catalog is not answering; try again shortly")
+}
+
+/// `cart`, priced from the catalog now.
+async fn respond(state: &AppState, cart: Cart) -> Result<Json<CartResponse>, ApiError> {
+    let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
+    let catalog =
+        if skus.is_empty() { HashMap::new() } else { state.catalog.skus(&skus).await.map_err(catalog_unavailable)? };
+    Ok(Json(price(&cart, &catalog)))
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::TooManyLines(max) => {
+            ApiError::invalid_field("sku", format!("a cart holds at most {max} different SKUs"))
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// Checks a line change: a sold SKU (when adding) and a quantity in range.
+async fn check_line(state: &AppState, sku: &str, quantity: i64) -> Result<(), ApiError> {
+    if !(0..=MAX_QUANTITY).contains(&quantity) {
+        return Err(ApiError::invalid_field("quantity", format!("must be 0 to {MAX_QUANTITY}")));
+    }
+    if !platform::sku::is_valid(sku) {
+        return Err(ApiError::invalid_field("sku", "is not a SKU"));
+    }
+    if quantity > 0 {
+        let sold = state.catalog.skus(&[sku.to_owned()]).await.map_err(catalog_unavailable)?;
+        if !sold.contains_key(sku) {
+            return Err(ApiError::invalid_field("sku", format!("the catalog does not sell {sku:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// A guest cart by id, refusing a user's cart (reached only through `/v1/cart`).
+async fn guest_cart(state: &AppState, id: &str) -> Result<Cart, ApiError> {
+    let not_found = || ApiError::not_found("no such cart");
+    if !is_cart_id(id) {
+        return Err(not_found());
+    }
+    let cart = state.carts.get(id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    if cart.owner_id.is_some() {
+        return Err(not_found());
+    }
+    Ok(cart)
 }
 
 /// Creates an empty guest cart. Its id is its bearer secret: keep it private.
@@ -21,7 +91,7 @@ fn respond(cart: Cart) -> CartResponse {
 pub async fn create_cart(State(state): State<AppState>) -> Result<(StatusCode, Json<CartResponse>), ApiError> {
     let cart = Cart { id: new_cart_id(), owner_id: None, currency: CURRENCY.into(), lines: Vec::new() };
     state.carts.create(&cart).await.map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(respond(cart))))
+    Ok((StatusCode::CREATED, respond(&state, cart).await?))
 }
 
 /// A guest cart, priced now.
@@ -32,19 +102,98 @@ pub async fn create_cart(State(state): State<AppState>) -> Result<(StatusCode, J
         (status = 404, description = "No such cart", content_type = "application/problem+json"),
     ))]
 pub async fn get_cart(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CartResponse>, ApiError> {
-    let not_found = || ApiError::not_found("no such cart");
-    if !is_cart_id(&id) {
-        return Err(not_found());
-    }
-    let cart = state.carts.get(&id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
-    // A persistent cart is reached through /v1/cart with its owner's token, never by id.
-    if cart.owner_id.is_some() {
-        return Err(not_found());
-    }
-    Ok(Json(respond(cart)))
+    let cart = guest_cart(&state, &id).await?;
+    respond(&state, cart).await
+}
+
+/// Sets the units of a SKU in a guest cart (0 removes it).
+#[utoipa::path(put, path = "/v1/carts/{id}/items/{sku}", tag = "carts", request_body = QuantityRequest,
+    params(("id" = String, Path, description = "The cart id"), ("sku" = String, Path, description = "The SKU")),
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 404, description = "No such cart", content_type = "application/problem+json"),
+        (status = 422, description = "An unsold SKU, a quantity out of range, or too many SKUs", content_type = "application/problem+json"),
+    ))]
+pub async fn put_guest_item(
+    State(state): State<AppState>,
+    Path((id, sku)): Path<(String, String)>,
+    Json(input): Json<QuantityRequest>,
+) -> Result<Json<CartResponse>, ApiError> {
+    guest_cart(&state, &id).await?;
+    check_line(&state, &sku, input.quantity).await?;
+    let cart = state.carts.set_quantity(&id, &sku, input.quantity, MAX_LINES).await.map_err(store_error)?;
+    respond(&state, cart.ok_or_else(|| ApiError::not_found("no such cart"))?).await
+}
+
+/// The signed-in shopper's cart, priced now (made, empty, on first use).
+#[utoipa::path(get, path = "/v1/cart", tag = "carts", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+    ))]
+pub async fn get_my_cart(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<CartResponse>, ApiError> {
+    let cart = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
+    respond(&state, cart).await
+}
+
+/// Sets the units of a SKU in the signed-in shopper's cart (0 removes it).
+#[utoipa::path(put, path = "/v1/cart/items/{sku}", tag = "carts", security(("bearer" = [])), request_body = QuantityRequest,
+    params(("sku" = String, Path, description = "The SKU")),
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        (status = 422, description = "An unsold SKU, a quantity out of range, or too many SKUs", content_type = "application/problem+json"),
+    ))]
+pub async fn put_my_item(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(sku): Path<String>,
+    Json(input): Json<QuantityRequest>,
+) -> Result<Json<CartResponse>, ApiError> {
+    check_line(&state, &sku, input.quantity).await?;
+    let cart = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
+    let cart = state.carts.set_quantity(&cart.id, &sku, input.quantity, MAX_LINES).await.map_err(store_error)?;
+    respond(&state, cart.ok_or_else(|| ApiError::not_found("no such cart"))?).await
+}
+
+/// Brings a guest cart into the signed-in shopper's cart: units of a SKU in both are added, then
+/// capped by the units available; the guest cart goes away.
+#[utoipa::path(post, path = "/v1/cart/merge", tag = "carts", security(("bearer" = [])), request_body = MergeRequest,
+    responses(
+        (status = 200, description = "The shopper's cart after the merge", body = CartResponse),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        (status = 404, description = "No such guest cart", content_type = "application/problem+json"),
+    ))]
+pub async fn merge_cart(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(input): Json<MergeRequest>,
+) -> Result<Json<CartResponse>, ApiError> {
+    let guest = guest_cart(&state, &input.cart_id).await?;
+    let mine = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
+    let mut skus: Vec<String> = guest.lines.iter().chain(&mine.lines).map(|(sku, _)| sku.clone()).collect();
+    skus.sort_unstable();
+    skus.dedup();
+    let caps = state.catalog.available(&skus).await.map_err(catalog_unavailable)?;
+    let merged = state
+        .carts
+        .merge(&guest.id, &user.sub, CURRENCY, &caps, MAX_LINES)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found("no such cart"))?;
+    respond(&state, merged).await
 }
 
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/carts", post(create_cart)).route("/v1/carts/{id}", get(get_cart))
+    Router::new()
+        .route("/v1/carts", post(create_cart))
+        .route("/v1/carts/{id}", get(get_cart))
+        .route("/v1/carts/{id}/items/{sku}", put(put_guest_item))
+        .route("/v1/cart", get(get_my_cart))
+        .route("/v1/cart/items/{sku}", put(put_my_item))
+        .route("/v1/cart/merge", post(merge_cart))
 }

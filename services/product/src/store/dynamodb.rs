@@ -707,6 +707,12 @@ impl ProductStore for DynamoCatalog {
         Err(backend(DynamoError::Contention(MAX_ATTEMPTS)))
     }
 
+    /// Reads the stock table's claims (strongly consistent).
+    async fn product_ids_of(&self, skus: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let entries = self.stock_entries(skus).await?;
+        Ok(entries.into_iter().filter_map(|(sku, entry)| entry.owner.map(|owner| (sku, owner))).collect())
+    }
+
     /// Adds a product, or replaces the one with its id (as the embedded store does).
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         self.write(product, event, false).await.map(|_| ())

@@ -243,6 +243,23 @@ impl ProductStore for SqliteProductStore {
             .map_err(backend)
     }
 
+    async fn product_ids_of(&self, skus: &[String]) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let skus = skus.to_vec();
+        self.db
+            .read(move |c| {
+                let mut select = c.prepare_cached("SELECT product_id FROM variants WHERE sku = ?1")?;
+                let mut found = std::collections::HashMap::with_capacity(skus.len());
+                for sku in skus {
+                    if let Some(id) = select.query_row(params![sku], |r| r.get::<_, String>(0)).optional()? {
+                        found.insert(sku, id);
+                    }
+                }
+                Ok(found)
+            })
+            .await
+            .map_err(backend)
+    }
+
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         let (product, event) = (product.clone(), event.clone());
         self.db.transaction(move |tx| upsert(tx, &product, &event)).await.map_err(backend)?

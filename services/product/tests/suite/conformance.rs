@@ -62,6 +62,7 @@ conformance_suite!(
     availability_flips_in_stock_both_ways_even_when_recorded_before_the_product,
     a_level_older_than_the_one_recorded_is_ignored,
     count_follows_inserts_moves_and_deletes,
+    skus_lead_to_their_products_until_deleted,
 );
 
 fn sqlite_stores() -> Stores {
@@ -432,6 +433,25 @@ async fn a_level_older_than_the_one_recorded_is_ignored(stores: Stores) {
     assert!(stores.products.get("p").await.unwrap().unwrap().in_stock);
     let out = stores.products.set_availability("SKU-1", 0, 8).await.unwrap().expect("a newer level applies");
     assert!(!out.in_stock);
+}
+
+async fn skus_lead_to_their_products_until_deleted(stores: Stores) {
+    seed_categories(&stores).await;
+    let p = product("p", "phones", &["P-1", "P-2"]);
+    let q = product("q", "books", &["Q-1"]);
+    for item in [&p, &q] {
+        stores.products.insert(item, &upserted(item)).await.unwrap();
+    }
+    let skus: Vec<String> = ["P-2", "Q-1", "NONE"].map(String::from).to_vec();
+    let owners = stores.products.product_ids_of(&skus).await.unwrap();
+    assert_eq!(owners.len(), 2);
+    assert_eq!((owners["P-2"].as_str(), owners["Q-1"].as_str()), ("p", "q"));
+    // A replace that drops a SKU lets it go; a delete lets them all go.
+    let narrowed = product("p", "phones", &["P-1"]);
+    stores.products.replace(&narrowed, &upserted(&narrowed)).await.unwrap();
+    assert!(!stores.products.product_ids_of(&skus).await.unwrap().contains_key("P-2"));
+    stores.products.delete("q", &deleted("q")).await.unwrap();
+    assert!(stores.products.product_ids_of(&skus).await.unwrap().is_empty());
 }
 
 async fn count_follows_inserts_moves_and_deletes(stores: Stores) {
