@@ -2,6 +2,7 @@
 
 mod carts;
 mod catalog;
+mod checkout;
 mod conventions;
 mod inventory;
 mod operations;

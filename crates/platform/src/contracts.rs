@@ -359,3 +359,46 @@ pub mod catalog {
         pub items: Vec<SkuInfo>,
     }
 }
+
+/// The order's events: every customer-facing step of an order (notifications, analytics).
+pub mod order {
+    use serde::{Deserialize, Serialize};
+
+    use crate::money::Money;
+
+    /// An order reached a status.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderEvent {
+        /// The order.
+        pub order_id: String,
+        /// The shopper.
+        pub customer_id: String,
+        /// The status reached.
+        pub status: String,
+        /// The order's total.
+        pub total: Money,
+        /// Why, when it says more than the status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+        /// The tracking number, once shipped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tracking_number: Option<String>,
+    }
+
+    impl OrderEvent {
+        /// Placed.
+        pub const PLACED: &'static str = "order.placed.v1";
+        /// Confirmed: stock held and payment authorized.
+        pub const CONFIRMED: &'static str = "order.confirmed.v1";
+        /// Out of stock.
+        pub const REJECTED: &'static str = "order.rejected.v1";
+        /// The payment was refused.
+        pub const PAYMENT_FAILED: &'static str = "order.payment_failed.v1";
+        /// Shipped.
+        pub const SHIPPED: &'static str = "order.shipped.v1";
+        /// Delivered.
+        pub const DELIVERED: &'static str = "order.delivered.v1";
+        /// Cancelled.
+        pub const CANCELLED: &'static str = "order.cancelled.v1";
+    }
+}

@@ -6,6 +6,7 @@
 //! PostgreSQL data access ([`sqlite`], [`postgres`]), and the internal service client ([`client`]).
 //! No module here depends on a service; services depend only on this crate.
 
+pub mod address;
 pub mod auth;
 pub mod aws;
 pub mod cache;

@@ -1,6 +1,7 @@
 //! The order service's HTTP API.
 
 pub mod carts;
+pub mod orders;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -16,6 +17,12 @@ use crate::AppState;
         carts::get_my_cart,
         carts::put_my_item,
         carts::merge_cart,
+        orders::place_order,
+        orders::get_order,
+        orders::list_orders,
+        orders::cancel_order,
+        orders::admin_list_orders,
+        orders::deliver_order,
     ),
     components(schemas(
         crate::domain::CartResponse,
@@ -23,9 +30,20 @@ use crate::AppState;
         crate::domain::UnavailableItem,
         carts::QuantityRequest,
         carts::MergeRequest,
+        orders::PlaceOrder,
+        orders::Placement,
+        orders::OrderList,
+        crate::domain::order::Order,
+        crate::domain::order::OrderItem,
+        crate::domain::order::OrderStatus,
+        crate::domain::order::HistoryEntry,
+        platform::address::AddressInput,
         platform::money::Money,
     )),
-    tags((name = "carts", description = "Guest and persistent carts"))
+    tags(
+        (name = "carts", description = "Guest and persistent carts"),
+        (name = "orders", description = "Checkout, orders and fulfillment")
+    )
 )]
 struct ApiDoc;
 
@@ -36,5 +54,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(carts::router())
+    Router::new().merge(carts::router()).merge(orders::router())
 }

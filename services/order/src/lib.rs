@@ -6,6 +6,8 @@
 pub mod api;
 pub mod catalog;
 pub mod domain;
+pub mod label;
+pub mod saga;
 pub mod store;
 
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use platform::sqlite::Migration;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, ServiceCatalog};
-use crate::store::CartStore;
+use crate::store::orders::SqliteOrderStore;
 use crate::store::sqlite::SqliteCartStore;
+use crate::store::{CartStore, OrderStore};
 
 /// The service's name.
 pub const NAME: &str = "order";
@@ -28,18 +31,30 @@ pub const NAME: &str = "order";
 pub const CURRENCY: &str = "USD";
 
 /// The service's SQLite schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    scope: NAME,
-    version: 1,
-    name: "carts",
-    sql: include_str!("../../../migrations/order/sqlite/0001_carts.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: NAME,
+        version: 1,
+        name: "carts",
+        sql: include_str!("../../../migrations/order/sqlite/0001_carts.sql"),
+    },
+    Migration {
+        scope: NAME,
+        version: 2,
+        name: "orders",
+        sql: include_str!("../../../migrations/order/sqlite/0002_orders.sql"),
+    },
+];
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Carts.
     pub carts: Arc<dyn CartStore>,
+    /// Orders.
+    pub orders: Arc<dyn OrderStore>,
+    /// Wakes the outbox relay after a write.
+    pub outbox: Arc<tokio::sync::Notify>,
     /// The catalog (prices) and stock.
     pub catalog: Arc<dyn Catalog>,
     /// Verifies access tokens.
@@ -61,8 +76,20 @@ pub fn router(state: AppState) -> Router {
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
+    let outbox = infra.spawn_sqlite_relay(&db);
+    let orders: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(db.clone()));
+    let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone());
+    infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)));
+    infra.tasks.spawn(saga::sweep(
+        orders.clone(),
+        outbox.clone(),
+        std::time::Duration::from_millis(infra.config.reservation_sweep_ms),
+        infra.shutdown.clone(),
+    ));
     let state = AppState {
         carts: Arc::new(SqliteCartStore::new(db.clone())),
+        orders,
+        outbox,
         catalog: Arc::new(catalog),
         verifier: infra.verifier.clone(),
     };

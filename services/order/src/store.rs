@@ -1,5 +1,6 @@
 //! The order service's storage ports and their adapters.
 
+pub mod orders;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -53,4 +54,79 @@ pub trait CartStore: Send + Sync {
         caps: &HashMap<String, i64>,
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError>;
+}
+
+use chrono::{DateTime, Utc};
+use platform::events::Event;
+
+use crate::domain::order::{Order, OrderStatus};
+
+/// What placing an order found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// Placed now.
+    New(Order),
+    /// The same request placed it before: that order.
+    Existing(Order),
+    /// The key was used by the shopper with another request.
+    KeyReused,
+}
+
+/// A move of an order: history entries to append (the last is the new status; none keeps the
+/// status and only sets the deadline), the label once shipped, and the next deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advance {
+    /// Statuses reached, with their reasons.
+    pub steps: Vec<(OrderStatus, Option<String>)>,
+    /// The label URL and tracking number.
+    pub label: Option<(String, String)>,
+    /// When the step the order now waits for gives up.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// Orders.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Places `order` (with `events`, and emptying cart `clear_cart`) unless the shopper used
+    /// `key` before: then the order that request placed, or [`Placed::KeyReused`] when it was
+    /// another request (`request_hash` differs).
+    async fn place(
+        &self,
+        order: &Order,
+        key: &str,
+        request_hash: &str,
+        clear_cart: Option<&str>,
+        events: &[Event],
+    ) -> Result<Placed, StoreError>;
+
+    /// An order.
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError>;
+
+    /// The order a shopper placed with idempotency key `key`, with the hash of that request.
+    async fn by_key(&self, customer_id: &str, key: &str) -> Result<Option<(Order, String)>, StoreError>;
+
+    /// A shopper's orders, newest first, older than `before` (an order id), at most `limit`.
+    async fn by_customer(
+        &self,
+        customer_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// Orders in `status`, oldest first, after `after` (an order id), at most `limit`.
+    async fn by_status(&self, status: OrderStatus, after: Option<&str>, limit: usize)
+    -> Result<Vec<Order>, StoreError>;
+
+    /// Moves an order whose status is one of `from`, with `events`, in one transaction; the order
+    /// after it, or `None` when its status is not (it moved on).
+    async fn advance(
+        &self,
+        id: &str,
+        from: &[OrderStatus],
+        advance: &Advance,
+        events: &[Event],
+    ) -> Result<Option<Order>, StoreError>;
+
+    /// Orders whose waiting step's deadline passed by `now`, at most `limit`.
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError>;
 }

@@ -13,6 +13,22 @@ pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
     ("product-indexer", &["product.upserted.v1", "product.deleted.v1", "inventory.changed.v1"]),
     // The inventory's saga commands from the order service.
     ("inventory-commands", &["inventory.reserve.v1", "inventory.commit.v1", "inventory.release.v1"]),
+    // The order service's checkout saga: the answers of the inventory and the payment.
+    (
+        "order-saga",
+        &[
+            "inventory.reserved.v1",
+            "inventory.rejected.v1",
+            "inventory.committed.v1",
+            "inventory.commit_failed.v1",
+            "inventory.released.v1",
+            "payment.authorized.v1",
+            "payment.failed.v1",
+            "payment.captured.v1",
+            "payment.voided.v1",
+            "payment.refunded.v1",
+        ],
+    ),
     // The payment's saga commands from the order service.
     ("payment-commands", &["payment.authorize.v1", "payment.capture.v1", "payment.void.v1", "payment.refund.v1"]),
 ];

@@ -1,0 +1,369 @@
+//! Orders: `POST /v1/orders` (checkout; `Idempotency-Key` required), `GET /v1/orders/{id}`,
+//! `GET /v1/orders`, `POST /v1/orders/{id}/cancel`; admins: `GET /admin/v1/orders?status=` (the
+//! fulfillment queue) and `POST /admin/v1/orders/{id}/deliver`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use chrono::Utc;
+use platform::address::AddressInput;
+use platform::auth::{AdminUser, AuthUser, Claims, Role};
+use platform::contracts::order::OrderEvent;
+use platform::http::{ApiError, Json, Path, Query, Validator};
+use platform::money::Money;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, stamp, step_timeout};
+use crate::domain::{MAX_LINES, is_cart_id, price};
+use crate::saga::{cancellation, order_event, reserve};
+use crate::store::{Advance, Placed};
+
+/// Longest idempotency key.
+const MAX_KEY: usize = 255;
+
+/// Default and largest page.
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+
+/// `POST /v1/orders`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    /// The cart to check out: the shopper's persistent cart, or a guest cart (by its id).
+    pub cart_id: String,
+    /// Where the parcel goes.
+    pub shipping_address: AddressInput,
+    /// The payment provider's token of the shopper's payment method (`pm_…`; never card data).
+    pub payment_method: String,
+}
+
+/// The answer to a checkout.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Placement {
+    /// The order.
+    pub id: String,
+    /// `pending`: the saga has started.
+    pub status: OrderStatus,
+    /// What it costs.
+    pub total: Money,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderList {
+    /// The orders.
+    pub items: Vec<Order>,
+    /// Where the next page starts; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/orders` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    /// Page size, 1–100 (20).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `GET /admin/v1/orders` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    /// The status (`confirmed`, `shipped`…).
+    pub status: String,
+    /// Page size, 1–100 (20).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}")));
+    }
+    Ok(limit)
+}
+
+fn cursor(cursor: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match cursor {
+        Some(c) if !is_order_id(c) => Err(ApiError::invalid_field("cursor", "is not a cursor this endpoint gave")),
+        other => Ok(other),
+    }
+}
+
+fn is_order_id(id: &str) -> bool {
+    id.len() == 36 && id.starts_with("ord_") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn page(items: Vec<Order>, limit: usize) -> OrderList {
+    let next_cursor = (items.len() == limit).then(|| items.last().map(|o| o.id.clone())).flatten();
+    OrderList { items, next_cursor }
+}
+
+/// An order the caller may see (its owner, or an admin); 404 otherwise.
+async fn visible(state: &AppState, user: &Claims, id: &str) -> Result<Order, ApiError> {
+    let not_found = || ApiError::not_found(format!("no order {id:?}"));
+    if !is_order_id(id) {
+        return Err(not_found());
+    }
+    let order = state.orders.get(id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    if order.customer_id != user.sub && user.role != Role::Admin {
+        return Err(not_found());
+    }
+    Ok(order)
+}
+
+fn catalog_unavailable(error: platform::client::ClientError) -> ApiError {
+    tracing::warn!(%error, "the catalog did not answer");
+    ApiError::unavailable("the catalog is not answering; try again shortly")
+}
+
+/// Checks out a cart: its lines priced from the catalog now, the order written `pending` with
+/// `order.placed.v1` and the stock reservation in one transaction, the cart emptied. The saga
+/// takes it from there.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = [])), request_body = PlaceOrder,
+    params(("Idempotency-Key" = String, Header, description = "Names this checkout: the same key and body answer the same order")),
+    responses(
+        (status = 202, description = "Placed; the saga runs", body = Placement),
+        (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        (status = 404, description = "No such cart of the caller's", content_type = "application/problem+json"),
+        (status = 422, description = "A bad address or payment method, an empty cart, lines not sold, or the key used with another body", content_type = "application/problem+json"),
+    ))]
+pub async fn place_order(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    Json(input): Json<PlaceOrder>,
+) -> Result<(StatusCode, Json<Placement>), ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is required"))?;
+    if key.len() > MAX_KEY {
+        return Err(ApiError::bad_request(format!("the Idempotency-Key header is at most {MAX_KEY} characters")));
+    }
+    let hash = hex::encode(Sha256::digest(serde_json::to_string(&input).expect("a request serializes").as_bytes()));
+    let answer = |order: &Order| {
+        (
+            StatusCode::ACCEPTED,
+            Json(Placement { id: order.id.clone(), status: order.status, total: order.total.clone() }),
+        )
+    };
+    if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await.map_err(ApiError::internal)? {
+        if stored != hash {
+            return Err(reused());
+        }
+        return Ok(answer(&order));
+    }
+
+    let mut v = Validator::new();
+    let address = input.shipping_address.clone().validated(&mut v);
+    v.check(
+        crate::domain::is_payment_method_token(&input.payment_method),
+        "payment_method",
+        "must be a payment method token from the payment provider (pm_…)",
+    );
+    v.finish()?;
+    let not_found = || ApiError::not_found("no such cart");
+    if !is_cart_id(&input.cart_id) {
+        return Err(not_found());
+    }
+    let cart = state.carts.get(&input.cart_id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    if cart.owner_id.as_ref().is_some_and(|owner| *owner != user.sub) {
+        return Err(not_found());
+    }
+    let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
+    if skus.is_empty() {
+        return Err(ApiError::invalid_field("cart_id", "the cart is empty"));
+    }
+    if skus.len() > MAX_LINES {
+        return Err(ApiError::invalid_field("cart_id", format!("an order holds at most {MAX_LINES} different SKUs")));
+    }
+    let catalog = state.catalog.skus(&skus).await.map_err(catalog_unavailable)?;
+    let priced = price(&cart, &catalog);
+    if !priced.unavailable.is_empty() {
+        let skus: Vec<&str> = priced.unavailable.iter().map(|u| u.sku.as_str()).collect();
+        return Err(ApiError::invalid_field("cart_id", format!("the catalog does not sell {} now", skus.join(", "))));
+    }
+    let now = stamp(Utc::now());
+    let order = Order {
+        id: format!("ord_{}", uuid::Uuid::now_v7().simple()),
+        customer_id: user.sub.clone(),
+        status: OrderStatus::Pending,
+        items: priced
+            .items
+            .into_iter()
+            .map(|i| OrderItem {
+                sku: i.sku,
+                product_id: i.product_id,
+                name: i.name,
+                quantity: i.quantity,
+                unit_price: i.unit_price,
+                line_total: i.line_total,
+            })
+            .collect(),
+        total: priced.subtotal,
+        shipping_address: address,
+        payment_method: input.payment_method.clone(),
+        label_url: None,
+        tracking_number: None,
+        history: vec![HistoryEntry { status: OrderStatus::Pending, at: now, reason: None }],
+        deadline: step_timeout(OrderStatus::Pending).map(|t| now + t),
+        created_at: now,
+        updated_at: now,
+    };
+    let events = vec![order_event(OrderEvent::PLACED, &order, OrderStatus::Pending, None, None), reserve(&order, None)];
+    match state.orders.place(&order, key, &hash, Some(&cart.id), &events).await.map_err(ApiError::internal)? {
+        Placed::New(order) => {
+            state.outbox.notify_one();
+            metrics::counter!("orders_placed_total").increment(1);
+            Ok(answer(&order))
+        }
+        Placed::Existing(order) => Ok(answer(&order)),
+        Placed::KeyReused => Err(reused()),
+    }
+}
+
+fn reused() -> ApiError {
+    ApiError::unprocessable("idempotency-key-reused", "this Idempotency-Key was used with another request")
+}
+
+/// An order of the caller's (any, for an admin), with its history.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        (status = 404, description = "No such order of the caller's", content_type = "application/problem+json"),
+    ))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    Ok(Json(visible(&state, &user, &id).await?))
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])), params(PageParams),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderList),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+    ))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<Json<OrderList>, ApiError> {
+    let limit = limit(params.limit)?;
+    let cursor = cursor(params.cursor.as_deref())?;
+    let items = state.orders.by_customer(&user.sub, cursor, limit).await.map_err(ApiError::internal)?;
+    Ok(Json(page(items, limit)))
+}
+
+/// Cancels an order that has not left: its stock is released and its payment voided (or
+/// refunded, when already captured).
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order")),
+    responses(
+        (status = 200, description = "Cancelled", body = Order),
+        (status = 404, description = "No such order of the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "It has shipped, or is over", content_type = "application/problem+json"),
+    ))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let order = visible(&state, &user, &id).await?;
+    if order.status == OrderStatus::Cancelled {
+        return Ok(Json(order));
+    }
+    let from = [OrderStatus::Pending, OrderStatus::Reserved, OrderStatus::Paid, OrderStatus::Confirmed];
+    let reason = "cancelled";
+    let advance = Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+    let moved = state.orders.advance(&order.id, &from, &advance, &cancellation(&order, reason, None)).await;
+    match moved.map_err(ApiError::internal)? {
+        Some(cancelled) => {
+            state.outbox.notify_one();
+            Ok(Json(cancelled))
+        }
+        None => {
+            let now = state.orders.get(&order.id).await.map_err(ApiError::internal)?.unwrap_or(order);
+            Err(ApiError::conflict(format!("a {} order can no longer be cancelled", now.status.as_str())))
+        }
+    }
+}
+
+/// Orders in a status, oldest first: the fulfillment queue.
+#[utoipa::path(get, path = "/admin/v1/orders", tag = "orders", security(("bearer" = [])), params(StatusParams),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderList),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 422, description = "An unknown status", content_type = "application/problem+json"),
+    ))]
+pub async fn admin_list_orders(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Query(params): Query<StatusParams>,
+) -> Result<Json<OrderList>, ApiError> {
+    let status = OrderStatus::parse(&params.status)
+        .ok_or_else(|| ApiError::invalid_field("status", format!("{:?} is not an order status", params.status)))?;
+    let limit = limit(params.limit)?;
+    let cursor = cursor(params.cursor.as_deref())?;
+    let items = state.orders.by_status(status, cursor, limit).await.map_err(ApiError::internal)?;
+    Ok(Json(page(items, limit)))
+}
+
+/// Marks a shipped order delivered.
+#[utoipa::path(post, path = "/admin/v1/orders/{id}/deliver", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order")),
+    responses(
+        (status = 200, description = "Delivered", body = Order),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 404, description = "No such order", content_type = "application/problem+json"),
+        (status = 409, description = "Not shipped", content_type = "application/problem+json"),
+    ))]
+pub async fn deliver_order(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let order = visible(&state, &admin, &id).await?;
+    if order.status == OrderStatus::Delivered {
+        return Ok(Json(order));
+    }
+    let advance = Advance { steps: vec![(OrderStatus::Delivered, None)], ..Advance::default() };
+    let told = order_event(OrderEvent::DELIVERED, &order, OrderStatus::Delivered, None, None);
+    match state
+        .orders
+        .advance(&order.id, &[OrderStatus::Shipped], &advance, &[told])
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(delivered) => {
+            state.outbox.notify_one();
+            Ok(Json(delivered))
+        }
+        None => Err(ApiError::conflict(format!("a {} order cannot be delivered", order.status.as_str()))),
+    }
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", post(place_order).get(list_orders))
+        .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/admin/v1/orders", get(admin_list_orders))
+        .route("/admin/v1/orders/{id}/deliver", post(deliver_order))
+}

@@ -1,0 +1,180 @@
+//! Orders: their states, the moves of the checkout saga between them, and their history.
+
+use chrono::{DateTime, Utc};
+use platform::address::AddressInput;
+use platform::money::Money;
+use serde::{Deserialize, Serialize};
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Placed; the stock is being reserved.
+    Pending,
+    /// The stock is held; the payment is being authorized.
+    Reserved,
+    /// The payment is authorized.
+    Paid,
+    /// The stock is committed and the payment being captured.
+    Confirmed,
+    /// The parcel has left, with its label.
+    Shipped,
+    /// The parcel arrived.
+    Delivered,
+    /// Some items were out of stock: nothing was charged.
+    Rejected,
+    /// The payment was refused: the stock went back.
+    PaymentFailed,
+    /// Cancelled (by the shopper, or by the saga when a step timed out): stock and money went back.
+    Cancelled,
+    /// The money went back after delivery.
+    Refunded,
+}
+
+impl OrderStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Reserved => "reserved",
+            Self::Paid => "paid",
+            Self::Confirmed => "confirmed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Rejected => "rejected",
+            Self::PaymentFailed => "payment_failed",
+            Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    /// The status of a stored (or query) name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => Self::Pending,
+            "reserved" => Self::Reserved,
+            "paid" => Self::Paid,
+            "confirmed" => Self::Confirmed,
+            "shipped" => Self::Shipped,
+            "delivered" => Self::Delivered,
+            "rejected" => Self::Rejected,
+            "payment_failed" => Self::PaymentFailed,
+            "cancelled" => Self::Cancelled,
+            "refunded" => Self::Refunded,
+            _ => return None,
+        })
+    }
+
+    /// Whether the saga is done with it (nothing will move it but an admin).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Delivered | Self::Rejected | Self::PaymentFailed | Self::Cancelled | Self::Refunded)
+    }
+
+    /// Whether the shopper may still cancel it (it has not left).
+    pub fn is_cancellable(self) -> bool {
+        matches!(self, Self::Pending | Self::Reserved | Self::Paid | Self::Confirmed)
+    }
+}
+
+/// A line of an order: the catalog's price when it was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderItem {
+    /// The SKU.
+    pub sku: String,
+    /// Its product.
+    pub product_id: String,
+    /// The product's name then.
+    pub name: String,
+    /// Units.
+    pub quantity: i64,
+    /// The price of one unit then.
+    pub unit_price: Money,
+    /// `unit_price × quantity`.
+    pub line_total: Money,
+}
+
+/// A moment of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    /// The status it reached.
+    pub status: OrderStatus,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, when it says more than the status (`out_of_stock`, `timed_out`, a decline code…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Order {
+    /// `ord_…` (time-ordered).
+    pub id: String,
+    /// The shopper.
+    pub customer_id: String,
+    /// Where it stands.
+    pub status: OrderStatus,
+    /// What was bought.
+    pub items: Vec<OrderItem>,
+    /// The sum of the lines.
+    pub total: Money,
+    /// Where it goes.
+    pub shipping_address: AddressInput,
+    /// The payment provider's token the shopper pays with.
+    #[serde(skip)]
+    pub payment_method: String,
+    /// The shipping label, once shipped.
+    pub label_url: Option<String>,
+    /// The tracking number, once shipped.
+    pub tracking_number: Option<String>,
+    /// Every status it reached, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// When the current saga step gives up (`None` when no step is waiting).
+    #[serde(skip)]
+    pub deadline: Option<DateTime<Utc>>,
+    /// When it was placed.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How long each waiting step of the saga may take before it is compensated (or, once the
+/// money is authorized, asked again).
+pub fn step_timeout(status: OrderStatus) -> Option<chrono::Duration> {
+    match status {
+        OrderStatus::Pending => Some(chrono::Duration::seconds(30)),
+        OrderStatus::Reserved | OrderStatus::Paid => Some(chrono::Duration::seconds(60)),
+        OrderStatus::Confirmed => Some(chrono::Duration::seconds(120)),
+        _ => None,
+    }
+}
+
+/// `time` to the millisecond, as the stores keep times.
+pub fn stamp(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_know_where_they_stand() {
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::Reserved,
+            OrderStatus::Paid,
+            OrderStatus::Confirmed,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+            OrderStatus::Rejected,
+            OrderStatus::PaymentFailed,
+            OrderStatus::Cancelled,
+            OrderStatus::Refunded,
+        ] {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+            assert!(!(status.is_terminal() && status.is_cancellable()), "{status:?}");
+            assert_eq!(step_timeout(status).is_some(), status.is_cancellable(), "{status:?}");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The checkout saga, orchestrated here (ARCHITECTURE.md): reserve the stock → authorize the
+//! payment → confirm (commit the stock, capture the payment) → ship (label) — with compensations on
+//! every failure (release the stock, void the payment) and a timeout per waiting step.
+//!
+//! Every move of an order is one transaction conditional on the status it moves from, with the
+//! commands it sends (outbox), so a redelivered answer finds the order moved on and does nothing,
+//! and a crash between steps loses nothing: the saga state is the order's status and deadline,
+//! and [`sweep`] picks up every order whose step is overdue after a restart too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use platform::contracts::inventory::{Commit, CommitFailed, Line, Rejected, Release, Reserve};
+use platform::contracts::order::OrderEvent;
+use platform::contracts::payment::{Authorize, Capture, Failed, PaymentEvent, Void};
+use platform::events::{Event, EventHandler, HandlerError};
+use platform::objects::ObjectStore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::NAME;
+use crate::domain::order::{Order, OrderStatus, step_timeout};
+use crate::store::{Advance, OrderStore, StoreError};
+
+/// The saga's queue: the inventory's and the payment's answers.
+pub const QUEUE: &str = "order-saga";
+
+/// How long a stock reservation holds: longer than the steps that follow it may take.
+pub const RESERVATION_TTL_SECONDS: u64 = 15 * 60;
+
+/// Orders the sweeper handles per round.
+const SWEEP_BATCH: usize = 100;
+
+fn command(kind: &str, order: &Order, data: impl serde::Serialize, cause: Option<&Event>) -> Event {
+    let event = Event::new(kind, NAME, data).with_subject(order.id.clone());
+    match cause {
+        Some(cause) => event.caused_by(cause),
+        None => event,
+    }
+}
+
+/// `inventory.reserve.v1` for `order`.
+pub fn reserve(order: &Order, cause: Option<&Event>) -> Event {
+    let lines = order.items.iter().map(|i| Line { sku: i.sku.clone(), quantity: i.quantity }).collect();
+    let data = Reserve { order_id: order.id.clone(), lines, ttl_seconds: Some(RESERVATION_TTL_SECONDS) };
+    command(Reserve::KIND, order, data, cause)
+}
+
+fn authorize(order: &Order, cause: Option<&Event>) -> Event {
+    let data = Authorize {
+        order_id: order.id.clone(),
+        customer_id: order.customer_id.clone(),
+        amount: order.total.clone(),
+        payment_method: order.payment_method.clone(),
+    };
+    command(Authorize::KIND, order, data, cause)
+}
+
+fn commit(order: &Order, cause: Option<&Event>) -> Event {
+    command(Commit::KIND, order, Commit { order_id: order.id.clone() }, cause)
+}
+
+fn capture(order: &Order, cause: Option<&Event>) -> Event {
+    command(Capture::KIND, order, Capture { order_id: order.id.clone() }, cause)
+}
+
+fn release(order: &Order, reason: &str, cause: Option<&Event>) -> Event {
+    command(Release::KIND, order, Release { order_id: order.id.clone(), reason: reason.into() }, cause)
+}
+
+fn void(order: &Order, reason: &str, cause: Option<&Event>) -> Event {
+    command(Void::KIND, order, Void { order_id: order.id.clone(), reason: reason.into() }, cause)
+}
+
+/// The order event of `order` reaching `status`.
+pub fn order_event(
+    kind: &str,
+    order: &Order,
+    status: OrderStatus,
+    reason: Option<&str>,
+    cause: Option<&Event>,
+) -> Event {
+    let data = OrderEvent {
+        order_id: order.id.clone(),
+        customer_id: order.customer_id.clone(),
+        status: status.as_str().to_owned(),
+        total: order.total.clone(),
+        reason: reason.map(str::to_owned),
+        tracking_number: order.tracking_number.clone(),
+    };
+    command(kind, order, data, cause)
+}
+
+/// The compensation of an order cancelled in `from`: its stock released, its payment voided (or
+/// refunded, when captured), and the shopper told.
+pub fn cancellation(order: &Order, reason: &str, cause: Option<&Event>) -> Vec<Event> {
+    vec![
+        release(order, reason, cause),
+        void(order, reason, cause),
+        order_event(OrderEvent::CANCELLED, order, OrderStatus::Cancelled, Some(reason), cause),
+    ]
+}
+
+fn deadline(status: OrderStatus) -> Option<chrono::DateTime<Utc>> {
+    step_timeout(status).map(|timeout| Utc::now() + timeout)
+}
+
+/// The part of every answer the saga reads.
+#[derive(Deserialize)]
+struct About {
+    order_id: String,
+}
+
+/// The saga's handler of the inventory's and the payment's answers.
+pub struct Saga {
+    orders: Arc<dyn OrderStore>,
+    objects: Arc<dyn ObjectStore>,
+    outbox: Arc<Notify>,
+}
+
+impl Saga {
+    /// A saga moving `orders`, keeping labels in `objects`, waking the outbox relay after moves.
+    pub fn new(orders: Arc<dyn OrderStore>, objects: Arc<dyn ObjectStore>, outbox: Arc<Notify>) -> Self {
+        Self { orders, objects, outbox }
+    }
+
+    async fn advance(
+        &self,
+        order: &Order,
+        from: &[OrderStatus],
+        advance: Advance,
+        events: Vec<Event>,
+    ) -> Result<Option<Order>, StoreError> {
+        let moved = self.orders.advance(&order.id, from, &advance, &events).await?;
+        if moved.is_some() {
+            self.outbox.notify_one();
+        }
+        Ok(moved)
+    }
+
+    async fn on_answer(&self, event: &Event, order: Order) -> Result<(), HandlerError> {
+        let cause = Some(event);
+        let moved = match event.kind.as_str() {
+            "inventory.reserved.v1" => {
+                let advance = Advance {
+                    steps: vec![(OrderStatus::Reserved, None)],
+                    deadline: deadline(OrderStatus::Reserved),
+                    label: None,
+                };
+                self.advance(&order, &[OrderStatus::Pending], advance, vec![authorize(&order, cause)]).await
+            }
+            Rejected::KIND => {
+                let reason = Some("out_of_stock".to_owned());
+                let advance = Advance { steps: vec![(OrderStatus::Rejected, reason)], ..Advance::default() };
+                let told =
+                    order_event(OrderEvent::REJECTED, &order, OrderStatus::Rejected, Some("out_of_stock"), cause);
+                self.advance(&order, &[OrderStatus::Pending], advance, vec![told]).await
+            }
+            PaymentEvent::AUTHORIZED => {
+                let advance = Advance {
+                    steps: vec![(OrderStatus::Paid, None), (OrderStatus::Confirmed, None)],
+                    deadline: deadline(OrderStatus::Confirmed),
+                    label: None,
+                };
+                let events = vec![
+                    commit(&order, cause),
+                    capture(&order, cause),
+                    order_event(OrderEvent::CONFIRMED, &order, OrderStatus::Confirmed, None, cause),
+                ];
+                self.advance(&order, &[OrderStatus::Reserved], advance, events).await
+            }
+            Failed::KIND => {
+                let failed: Failed = event.data_as().map_err(|e| HandlerError::Reject(e.to_string()))?;
+                let reason = failed.decline_code.unwrap_or(failed.code);
+                let advance =
+                    Advance { steps: vec![(OrderStatus::PaymentFailed, Some(reason.clone()))], ..Advance::default() };
+                let events = vec![
+                    release(&order, "payment_failed", cause),
+                    order_event(OrderEvent::PAYMENT_FAILED, &order, OrderStatus::PaymentFailed, Some(&reason), cause),
+                ];
+                self.advance(&order, &[OrderStatus::Pending, OrderStatus::Reserved], advance, events).await
+            }
+            PaymentEvent::CAPTURED => {
+                if order.status != OrderStatus::Confirmed {
+                    return Ok(());
+                }
+                let (url, tracking) = self.label(&order).await.map_err(HandlerError::retry)?;
+                let mut shipped = order.clone();
+                shipped.tracking_number = Some(tracking.clone());
+                let advance =
+                    Advance { steps: vec![(OrderStatus::Shipped, None)], label: Some((url, tracking)), deadline: None };
+                let told = order_event(OrderEvent::SHIPPED, &shipped, OrderStatus::Shipped, None, cause);
+                self.advance(&order, &[OrderStatus::Confirmed], advance, vec![told]).await
+            }
+            CommitFailed::KIND => {
+                // The hold lapsed before the commit: the units may be sold; give the money back.
+                let reason = "reservation_lapsed";
+                let advance =
+                    Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+                self.advance(&order, &[OrderStatus::Confirmed], advance, cancellation(&order, reason, cause)).await
+            }
+            // Confirmations of compensations and commits: nothing more to do.
+            _ => return Ok(()),
+        };
+        moved.map_err(HandlerError::retry)?;
+        Ok(())
+    }
+
+    /// Makes the order's shipping label (a PDF with the addresses, the items and a tracking
+    /// number) in the object store; its URL and the tracking number. Made again it is the same.
+    async fn label(&self, order: &Order) -> Result<(String, String), platform::objects::ObjectError> {
+        let tracking = tracking_number(&order.id);
+        let key = format!("labels/{}.pdf", order.id);
+        self.objects.put(&key, Bytes::from(crate::label::render(order, &tracking)), "application/pdf").await?;
+        Ok((self.objects.public_url(&key).to_string(), tracking))
+    }
+}
+
+/// The tracking number of an order: 12 digits derived from its id.
+pub fn tracking_number(order_id: &str) -> String {
+    let digest = Sha256::digest(order_id.as_bytes());
+    let number = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) % 1_000_000_000_000;
+    format!("SHP{number:012}")
+}
+
+#[async_trait]
+impl EventHandler for Saga {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if !(event.kind.starts_with("inventory.") || event.kind.starts_with("payment.")) {
+            return Ok(());
+        }
+        let about: About = event.data_as().map_err(|e| HandlerError::Reject(format!("{}: {e}", event.kind)))?;
+        let Some(order) = self.orders.get(&about.order_id).await.map_err(HandlerError::retry)? else {
+            // Not one of ours (a payment or a reservation made for another purpose).
+            return Ok(());
+        };
+        self.on_answer(event, order).await
+    }
+}
+
+/// Gives up on, or asks again for, every order whose waiting step is overdue, every `interval`,
+/// until `shutdown`: an order still waiting for its stock or its payment is cancelled (stock
+/// released, payment voided); a confirmed one has its commit and capture sent again.
+pub async fn sweep(orders: Arc<dyn OrderStore>, outbox: Arc<Notify>, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        match sweep_once(orders.as_ref()).await {
+            Ok(0) => {}
+            Ok(moved) => {
+                tracing::info!(moved, "moved orders whose saga step timed out");
+                outbox.notify_one();
+            }
+            Err(error) => {
+                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not sweep overdue orders")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One round of [`sweep`]; the orders moved.
+pub async fn sweep_once(orders: &dyn OrderStore) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    for order in orders.due(Utc::now(), SWEEP_BATCH).await? {
+        let status = order.status;
+        let result = match status {
+            OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::Paid => {
+                let reason = "timed_out";
+                let advance =
+                    Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+                orders.advance(&order.id, &[status], &advance, &cancellation(&order, reason, None)).await?
+            }
+            OrderStatus::Confirmed => {
+                let advance = Advance { steps: Vec::new(), deadline: deadline(status), label: None };
+                orders.advance(&order.id, &[status], &advance, &[commit(&order, None), capture(&order, None)]).await?
+            }
+            _ => {
+                let advance = Advance::default();
+                orders.advance(&order.id, &[status], &advance, &[]).await?
+            }
+        };
+        moved += usize::from(result.is_some());
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_numbers_are_stable_per_order() {
+        assert_eq!(tracking_number("ord_1"), tracking_number("ord_1"));
+        assert_ne!(tracking_number("ord_1"), tracking_number("ord_2"));
+        assert_eq!(tracking_number("ord_1").len(), 15);
+    }
+}

@@ -1,0 +1,250 @@
+//! The embedded (SQLite) order store: orders and their saga state in the service's database (the
+//! carts' too, so placing an order empties its cart in the same transaction).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform::events::Event;
+use platform::money::Money;
+use platform::sqlite::{Db, DbError, outbox_push};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Advance, OrderStore, Placed, StoreError};
+use crate::domain::order::{HistoryEntry, Order, OrderStatus, stamp};
+
+/// Orders in the service's SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteOrderStore {
+    db: Db,
+}
+
+impl SqliteOrderStore {
+    /// A store on `db` (migrated with the service's migrations).
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+fn backend(error: DbError) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("stored {0} is not valid")]
+struct Corrupt(&'static str);
+
+fn corrupt(what: &'static str) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(Corrupt(what)))
+}
+
+const COLUMNS: &str = "id, customer_id, status, items, total_amount, currency, shipping_address, payment_method, \
+                       label_url, tracking_number, history, deadline, created_at, updated_at";
+
+fn time(ms: i64) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| corrupt("time"))
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, what: &'static str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|_| corrupt(what))
+}
+
+fn read_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+    Ok(Order {
+        id: row.get(0)?,
+        customer_id: row.get(1)?,
+        status: OrderStatus::parse(&row.get::<_, String>(2)?).ok_or_else(|| corrupt("status"))?,
+        items: json(&row.get::<_, String>(3)?, "items")?,
+        total: Money { amount: row.get(4)?, currency: row.get(5)? },
+        shipping_address: json(&row.get::<_, String>(6)?, "shipping address")?,
+        payment_method: row.get(7)?,
+        label_url: row.get(8)?,
+        tracking_number: row.get(9)?,
+        history: json(&row.get::<_, String>(10)?, "history")?,
+        deadline: row.get::<_, Option<i64>>(11)?.map(time).transpose()?,
+        created_at: time(row.get(12)?)?,
+        updated_at: time(row.get(13)?)?,
+    })
+}
+
+fn order_where(c: &Connection, id: &str) -> Result<Option<Order>, DbError> {
+    Ok(c.prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))?
+        .query_row(params![id], read_order)
+        .optional()?)
+}
+
+fn text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("order parts serialize")
+}
+
+fn push_all(c: &Connection, events: &[Event]) -> Result<(), DbError> {
+    for event in events {
+        outbox_push(c, event)?;
+    }
+    Ok(())
+}
+
+fn list(c: &Connection, sql: &str, key: &str, cursor: &str, limit: usize) -> Result<Vec<Order>, DbError> {
+    Ok(c.prepare_cached(sql)?
+        .query_map(params![key, cursor, limit as i64], read_order)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+#[async_trait]
+impl OrderStore for SqliteOrderStore {
+    async fn place(
+        &self,
+        order: &Order,
+        key: &str,
+        request_hash: &str,
+        clear_cart: Option<&str>,
+        events: &[Event],
+    ) -> Result<Placed, StoreError> {
+        let (order, key, hash) = (order.clone(), key.to_owned(), request_hash.to_owned());
+        let (clear_cart, events) = (clear_cart.map(str::to_owned), events.to_vec());
+        self.db
+            .transaction(move |tx| {
+                let existing: Option<(String, String)> = tx
+                    .prepare_cached(
+                        "SELECT id, request_hash FROM orders WHERE customer_id = ?1 AND idempotency_key = ?2",
+                    )?
+                    .query_row(params![order.customer_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((id, stored)) = existing {
+                    if stored != hash {
+                        return Ok(Placed::KeyReused);
+                    }
+                    let order = order_where(tx, &id)?.ok_or_else(|| DbError::Sqlite(corrupt("order")))?;
+                    return Ok(Placed::Existing(order));
+                }
+                tx.prepare_cached(
+                    "INSERT INTO orders (id, customer_id, status, items, total_amount, currency, shipping_address,
+                        payment_method, history, deadline, idempotency_key, request_hash, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+                )?
+                .execute(params![
+                    order.id,
+                    order.customer_id,
+                    order.status.as_str(),
+                    text(&order.items),
+                    order.total.amount,
+                    order.total.currency,
+                    text(&order.shipping_address),
+                    order.payment_method,
+                    text(&order.history),
+                    order.deadline.map(|d| d.timestamp_millis()),
+                    key,
+                    hash,
+                    order.created_at.timestamp_millis(),
+                ])?;
+                if let Some(cart) = clear_cart {
+                    tx.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?.execute(params![cart])?;
+                }
+                push_all(tx, &events)?;
+                Ok(Placed::New(order))
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        let id = id.to_owned();
+        self.db.read(move |c| order_where(c, &id)).await.map_err(backend)
+    }
+
+    async fn by_key(&self, customer_id: &str, key: &str) -> Result<Option<(Order, String)>, StoreError> {
+        let (customer, key) = (customer_id.to_owned(), key.to_owned());
+        self.db
+            .read(move |c| {
+                let found: Option<(String, String)> = c
+                    .prepare_cached(
+                        "SELECT id, request_hash FROM orders WHERE customer_id = ?1 AND idempotency_key = ?2",
+                    )?
+                    .query_row(params![customer, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((id, hash)) = found else { return Ok(None) };
+                Ok(order_where(c, &id)?.map(|order| (order, hash)))
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn by_customer(
+        &self,
+        customer_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (customer, before) = (customer_id.to_owned(), before.unwrap_or("\u{10FFFF}").to_owned());
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE customer_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3");
+        self.db.read(move |c| list(c, &sql, &customer, &before, limit)).await.map_err(backend)
+    }
+
+    async fn by_status(
+        &self,
+        status: OrderStatus,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let after = after.unwrap_or_default().to_owned();
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE status = ?1 AND id > ?2 ORDER BY id LIMIT ?3");
+        self.db.read(move |c| list(c, &sql, status.as_str(), &after, limit)).await.map_err(backend)
+    }
+
+    async fn advance(
+        &self,
+        id: &str,
+        from: &[OrderStatus],
+        advance: &Advance,
+        events: &[Event],
+    ) -> Result<Option<Order>, StoreError> {
+        let (id, from, advance, events) = (id.to_owned(), from.to_vec(), advance.clone(), events.to_vec());
+        self.db
+            .transaction(move |tx| {
+                let Some(mut order) = order_where(tx, &id)? else { return Ok(None) };
+                if !from.contains(&order.status) {
+                    return Ok(None);
+                }
+                let now = stamp(Utc::now());
+                for (status, reason) in &advance.steps {
+                    order.status = *status;
+                    order.history.push(HistoryEntry { status: *status, at: now, reason: reason.clone() });
+                }
+                if let Some((url, tracking)) = &advance.label {
+                    order.label_url = Some(url.clone());
+                    order.tracking_number = Some(tracking.clone());
+                }
+                order.deadline = advance.deadline.map(stamp);
+                order.updated_at = now;
+                tx.prepare_cached(
+                    "UPDATE orders SET status = ?2, history = ?3, label_url = ?4, tracking_number = ?5, deadline = ?6,
+                        updated_at = ?7 WHERE id = ?1",
+                )?
+                .execute(params![
+                    order.id,
+                    order.status.as_str(),
+                    text(&order.history),
+                    order.label_url,
+                    order.tracking_number,
+                    order.deadline.map(|d| d.timestamp_millis()),
+                    now.timestamp_millis(),
+                ])?;
+                push_all(tx, &events)?;
+                Ok(Some(order))
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders WHERE deadline IS NOT NULL AND deadline <= ?1 ORDER BY deadline LIMIT ?2"
+        );
+        self.db
+            .read(move |c| {
+                Ok(c.prepare_cached(&sql)?
+                    .query_map(params![now.timestamp_millis(), limit as i64], read_order)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .map_err(backend)
+    }
+}

@@ -1,0 +1,333 @@
+//! Checkout end to end over HTTP: cart → order → the saga across inventory and payment → shipped
+//! with a label; and the failure paths: out of stock, declined card, cancellation, duplicate
+//! submissions, shoppers racing for the last units, and other shoppers' orders.
+
+use std::time::Duration;
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use shop_tests::TestApp;
+
+async fn problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "{:?}", response.url());
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json().await.unwrap()
+}
+
+fn address() -> Value {
+    json!({"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"})
+}
+
+/// A product with SKU `sku` at 2500 and `on_hand` units.
+async fn stocked(app: &TestApp, admin: &str, sku: &str, on_hand: i64) {
+    let body = json!({"name": format!("Lamp {sku}"), "brand": "Acme", "category_id": "cat-furniture",
+        "price": {"amount": 2500, "currency": "USD"}, "variants": [{"sku": sku}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(admin).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let set = app
+        .request(Method::PUT, &format!("/admin/v1/inventory/{sku}"))
+        .bearer_auth(admin)
+        .json(&json!({"on_hand": on_hand}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+}
+
+/// The shopper's cart with `quantity` of `sku`; its id.
+async fn cart_with(app: &TestApp, token: &str, sku: &str, quantity: i64) -> String {
+    let cart: Value = app
+        .request(Method::PUT, &format!("/v1/cart/items/{sku}"))
+        .bearer_auth(token)
+        .json(&json!({"quantity": quantity}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cart["id"].as_str().unwrap().to_owned()
+}
+
+async fn checkout(app: &TestApp, token: &str, cart_id: &str, method: &str, key: &str) -> Response {
+    app.request(Method::POST, "/v1/orders")
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"cart_id": cart_id, "shipping_address": address(), "payment_method": method}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn order(app: &TestApp, token: &str, id: &str) -> Value {
+    app.request(Method::GET, &format!("/v1/orders/{id}")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..500 {
+        last = order(app, token, id).await;
+        if matches!(last["status"].as_str(), Some("shipped" | "rejected" | "payment_failed" | "cancelled")) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the order never settled: {last}");
+}
+
+async fn stock(app: &TestApp, admin: &str, sku: &str) -> (i64, i64) {
+    let s: Value = app
+        .request(Method::GET, &format!("/admin/v1/inventory/{sku}"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (s["on_hand"].as_i64().unwrap(), s["reserved"].as_i64().unwrap())
+}
+
+async fn payments(app: &TestApp, admin: &str, order_id: &str) -> Vec<Value> {
+    let list: Value = app
+        .request(Method::GET, &format!("/admin/v1/payments?order_id={order_id}"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+fn statuses(order: &Value) -> Vec<&str> {
+    order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_shopper_checks_out_and_the_order_ships_with_stock_taken_and_payment_captured() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "LAMP-1", 5).await;
+    let cart = cart_with(&app, &shopper, "LAMP-1", 2).await;
+    let placed = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!((placed["status"].as_str(), placed["total"]["amount"].as_i64()), (Some("pending"), Some(5000)));
+    let id = placed["id"].as_str().unwrap();
+
+    let done = settled(&app, &shopper, id).await;
+    assert_eq!(done["status"], "shipped", "{done}");
+    assert_eq!(statuses(&done), ["pending", "reserved", "paid", "confirmed", "shipped"]);
+    assert_eq!(done["items"][0]["unit_price"]["amount"], 2500);
+    assert!(done["tracking_number"].as_str().is_some_and(|t| t.starts_with("SHP")));
+    app.eventually("the stock is committed", || async { stock(&app, &admin, "LAMP-1").await == (3, 0) }).await;
+    let paid = payments(&app, &admin, id).await;
+    assert_eq!(
+        (paid.len(), paid[0]["status"].as_str(), paid[0]["captured"].as_i64()),
+        (1, Some("captured"), Some(5000))
+    );
+    let label = app.client.get(done["label_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(label.status(), 200);
+    let pdf = label.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-1.4") && String::from_utf8_lossy(&pdf).contains("Ada Lovelace"));
+    let cart: Value =
+        app.request(Method::GET, "/v1/cart").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
+    assert!(cart["items"].as_array().unwrap().is_empty(), "the cart was emptied");
+    let mine: Value =
+        app.request(Method::GET, "/v1/orders").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mine["items"][0]["id"], id);
+    // Admins mark it delivered.
+    let delivered =
+        app.request(Method::POST, &format!("/admin/v1/orders/{id}/deliver")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(delivered.status(), 200);
+    assert_eq!(order(&app, &shopper, id).await["status"], "delivered");
+    problem(
+        app.request(Method::POST, &format!("/v1/orders/{id}/cancel")).bearer_auth(&shopper).send().await.unwrap(),
+        409,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "RARE-1", 1).await;
+    let cart = cart_with(&app, &shopper, "RARE-1", 2).await;
+    let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await.json().await.unwrap();
+    let rejected = settled(&app, &shopper, placed["id"].as_str().unwrap()).await;
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["history"].as_array().unwrap().last().unwrap()["reason"], "out_of_stock");
+    assert!(payments(&app, &admin, placed["id"].as_str().unwrap()).await.is_empty(), "nothing charged");
+
+    stocked(&app, &admin, "LAMP-2", 5).await;
+    let cart = cart_with(&app, &shopper, "LAMP-2", 2).await;
+    let placed: Value = checkout(&app, &shopper, &cart, "pm_card_chargeDeclined", "k-2").await.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap();
+    let failed = settled(&app, &shopper, id).await;
+    assert_eq!(failed["status"], "payment_failed");
+    assert_eq!(failed["history"].as_array().unwrap().last().unwrap()["reason"], "generic_decline");
+    app.eventually("the stock comes back", || async { stock(&app, &admin, "LAMP-2").await == (5, 0) }).await;
+    assert_eq!(payments(&app, &admin, id).await[0]["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_cancelled_order_returns_its_stock_and_voids_its_payment() {
+    // A slow payment provider keeps the order waiting long enough to cancel it.
+    let app = TestApp::start_with(|config| config.simulated_latency_ms = 800).await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "LAMP-3", 5).await;
+    let cart = cart_with(&app, &shopper, "LAMP-3", 3).await;
+    let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    app.eventually("the stock is held", || async { order(&app, &shopper, &id).await["status"] == "reserved" }).await;
+    let cancelled =
+        app.request(Method::POST, &format!("/v1/orders/{id}/cancel")).bearer_auth(&shopper).send().await.unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    app.eventually("the stock comes back", || async { stock(&app, &admin, "LAMP-3").await == (5, 0) }).await;
+    app.eventually("the payment is voided", || async {
+        payments(&app, &admin, &id).await.first().is_some_and(|p| p["status"] == "voided")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(order(&app, &shopper, &id).await["status"], "cancelled", "the late authorization moves nothing");
+    assert_eq!(payments(&app, &admin, &id).await[0]["captured"], 0);
+}
+
+#[tokio::test]
+async fn the_same_checkout_posted_ten_times_makes_one_order_and_one_charge() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "LAMP-4", 10).await;
+    let cart = cart_with(&app, &shopper, "LAMP-4", 1).await;
+    let posts: Vec<_> = (0..10).map(|_| checkout(&app, &shopper, &cart, "pm_card_visa", "same-key")).collect();
+    let mut ids = std::collections::HashSet::new();
+    for response in futures::future::join_all(posts).await {
+        assert_eq!(response.status(), 202);
+        ids.insert(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "one order");
+    let id = ids.into_iter().next().unwrap();
+    assert_eq!(settled(&app, &shopper, &id).await["status"], "shipped");
+    assert_eq!(payments(&app, &admin, &id).await.len(), 1, "one charge");
+    let mine: Value =
+        app.request(Method::GET, "/v1/orders").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    app.eventually("one unit left stock", || async { stock(&app, &admin, "LAMP-4").await == (9, 0) }).await;
+    // The same key with another request: refused.
+    let other = app
+        .request(Method::POST, "/v1/orders")
+        .bearer_auth(&shopper)
+        .header("idempotency-key", "same-key")
+        .json(&json!({"cart_id": cart, "shipping_address": address(), "payment_method": "pm_card_mastercard"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(other, 422).await["type"], "/problems/idempotency-key-reused");
+}
+
+#[tokio::test]
+async fn fifty_shoppers_racing_for_the_last_five_units_make_five_orders() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    stocked(&app, &admin, "LAST-1", 5).await;
+    let shoppers: Vec<String> = futures::future::join_all((0..50).map(|_| app.customer_token())).await;
+    let mut placed = Vec::new();
+    for shopper in &shoppers {
+        let cart = cart_with(&app, shopper, "LAST-1", 1).await;
+        placed.push((shopper.clone(), cart));
+    }
+    let app = &app;
+    let orders = futures::future::join_all(placed.iter().map(|(shopper, cart)| async move {
+        let response = checkout(app, shopper, cart, "pm_card_visa", "race").await;
+        assert_eq!(response.status(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        settled(app, shopper, &id).await["status"].as_str().unwrap().to_owned()
+    }))
+    .await;
+    let shipped = orders.iter().filter(|s| *s == "shipped").count();
+    let rejected = orders.iter().filter(|s| *s == "rejected").count();
+    assert_eq!((shipped, rejected), (5, 45), "{orders:?}");
+    app.eventually("the stock is gone", || async { stock(app, &admin, "LAST-1").await == (0, 0) }).await;
+}
+
+#[tokio::test]
+async fn shoppers_reach_only_their_own_orders_and_bad_checkouts_are_refused() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let ada = app.customer_token().await;
+    let bob = app.customer_token().await;
+    stocked(&app, &admin, "LAMP-5", 5).await;
+    let cart = cart_with(&app, &ada, "LAMP-5", 1).await;
+
+    problem(
+        app.request(Method::POST, "/v1/orders")
+            .bearer_auth(&ada)
+            .json(&json!({"cart_id": cart, "shipping_address": address(), "payment_method": "pm_card_visa"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    let bad_address = json!({"cart_id": cart, "shipping_address": {"name": "", "line1": "x", "city": "y", "postal_code": "1", "country": "Britain"}, "payment_method": "pm_card_visa"});
+    let refused = app
+        .request(Method::POST, "/v1/orders")
+        .bearer_auth(&ada)
+        .header("idempotency-key", "a")
+        .json(&bad_address)
+        .send()
+        .await
+        .unwrap();
+    let fields: Vec<String> = problem(refused, 422).await["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(fields.contains(&"name".to_owned()) && fields.contains(&"country".to_owned()), "{fields:?}");
+    let card = problem(checkout(&app, &ada, &cart, "4242424242424242", "b").await, 422).await;
+    assert_eq!(card["type"], "/problems/card-data");
+    problem(checkout(&app, &ada, &cart, "card_visa", "c").await, 422).await;
+    // Bob cannot check out Ada's cart, nor see her order.
+    problem(checkout(&app, &bob, &cart, "pm_card_visa", "d").await, 404).await;
+    let placed: Value = checkout(&app, &ada, &cart, "pm_card_visa", "e").await.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap();
+    problem(app.request(Method::GET, &format!("/v1/orders/{id}")).bearer_auth(&bob).send().await.unwrap(), 404).await;
+    problem(app.request(Method::POST, &format!("/v1/orders/{id}/cancel")).bearer_auth(&bob).send().await.unwrap(), 404)
+        .await;
+    problem(app.request(Method::GET, &format!("/v1/orders/{id}")).send().await.unwrap(), 401).await;
+    assert_eq!(
+        app.request(Method::GET, &format!("/v1/orders/{id}")).bearer_auth(&admin).send().await.unwrap().status(),
+        200
+    );
+    let bobs: Value =
+        app.request(Method::GET, "/v1/orders").bearer_auth(&bob).send().await.unwrap().json().await.unwrap();
+    assert!(bobs["items"].as_array().unwrap().is_empty());
+    // The emptied cart cannot be checked out again.
+    problem(checkout(&app, &ada, &cart, "pm_card_visa", "f").await, 422).await;
+    // Admins see the fulfillment queue; shoppers do not.
+    settled(&app, &ada, id).await;
+    let queue: Value = app
+        .request(Method::GET, "/admin/v1/orders?status=shipped")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(queue["items"].as_array().unwrap().iter().any(|o| o["id"] == id));
+    problem(app.request(Method::GET, "/admin/v1/orders?status=shipped").bearer_auth(&ada).send().await.unwrap(), 403)
+        .await;
+    problem(app.request(Method::GET, "/admin/v1/orders?status=lost").bearer_auth(&admin).send().await.unwrap(), 422)
+        .await;
+}
