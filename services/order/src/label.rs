@@ -131,7 +131,7 @@ mod tests {
         let text = String::from_utf8_lossy(&pdf);
         assert!(text.starts_with("%PDF-1.4\n") && text.ends_with("%%EOF\n"));
         for expected in
-            ["(Ada Lovelace)", "(SW1Y 4JH)", "(TRACKING SHP000000000042)", "(2 x MUG-1  Mug \\(large\\) ? blue)"]
+            ["(Ada Lovelace)", "(London SW1Y 4JH)", "(TRACKING SHP000000000042)", "(2 x MUG-1  Mug \\(large\\) ? blue)"]
         {
             assert!(text.contains(expected), "{expected} in {text}");
         }
