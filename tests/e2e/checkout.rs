@@ -101,6 +101,22 @@ async fn payments(app: &TestApp, admin: &str, order_id: &str) -> Vec<Value> {
     list["items"].as_array().unwrap().clone()
 }
 
+/// The emails written to `to` so far (the embedded mode's mail folder).
+fn mails_to(app: &TestApp, to: &str) -> Vec<String> {
+    let dir = app.infra().config.data_dir.join("mail");
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter(|text| text.contains(&format!("To: {to}\r\n")))
+        .collect()
+}
+
+async fn email_of(app: &TestApp, token: &str) -> String {
+    let me: Value =
+        app.request(Method::GET, "/v1/users/me").bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    me["email"].as_str().unwrap().to_owned()
+}
+
 fn statuses(order: &Value) -> Vec<&str> {
     order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect()
 }
@@ -139,6 +155,15 @@ async fn a_shopper_checks_out_and_the_order_ships_with_stock_taken_and_payment_c
     let mine: Value =
         app.request(Method::GET, "/v1/orders").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
     assert_eq!(mine["items"][0]["id"], id);
+    // The shopper was told, in text and HTML.
+    let email = email_of(&app, &shopper).await;
+    app.eventually("the confirmation and shipping emails are written", || async { mails_to(&app, &email).len() == 2 })
+        .await;
+    let mails = mails_to(&app, &email);
+    assert!(mails.iter().any(|m| m.contains(&format!("Subject: Your order {id} is confirmed"))), "{mails:?}");
+    let shipped = mails.iter().find(|m| m.contains("is on its way")).unwrap();
+    assert!(shipped.contains(done["tracking_number"].as_str().unwrap()));
+    assert!(shipped.contains("Content-Type: text/html") && shipped.contains("Content-Type: text/plain"));
     // Admins mark it delivered.
     let delivered =
         app.request(Method::POST, &format!("/admin/v1/orders/{id}/deliver")).bearer_auth(&admin).send().await.unwrap();
@@ -173,6 +198,11 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     assert_eq!(failed["history"].as_array().unwrap().last().unwrap()["reason"], "generic_decline");
     app.eventually("the stock comes back", || async { stock(&app, &admin, "LAMP-2").await == (5, 0) }).await;
     assert_eq!(payments(&app, &admin, id).await[0]["status"], "failed");
+    let email = email_of(&app, &shopper).await;
+    app.eventually("the shopper is told", || async {
+        mails_to(&app, &email).iter().any(|m| m.contains("did not go through") && m.contains("generic_decline"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -198,6 +228,11 @@ async fn a_cancelled_order_returns_its_stock_and_voids_its_payment() {
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(order(&app, &shopper, &id).await["status"], "cancelled", "the late authorization moves nothing");
+    let email = email_of(&app, &shopper).await;
+    app.eventually("the shopper is told", || async {
+        mails_to(&app, &email).iter().any(|m| m.contains("is cancelled"))
+    })
+    .await;
     assert_eq!(payments(&app, &admin, &id).await[0]["captured"], 0);
 }
 

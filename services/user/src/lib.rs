@@ -195,7 +195,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     infra.spawn_consumer(Consumer::new(
         infra.bus.clone(),
         mail::QUEUE,
-        Arc::new(mail::Mailer::new(infra.config.data_dir.join("mail"))),
+        Arc::new(mail::Mailer::new(infra.config.data_dir.join("mail")).with_users(users.clone())),
     ));
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })

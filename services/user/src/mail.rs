@@ -1,6 +1,8 @@
-//! The mailer: turns notification events into emails. In the embedded mode (and until an email
-//! provider is configured) each email is written as an `.eml` file to a folder, where a developer can
-//! open it. Writing is idempotent by event id, so a redelivered event sends nothing twice.
+//! The mailer: turns notification events into emails: password resets, and the customer-facing
+//! steps of an order (confirmed, payment failed, shipped, cancelled; text and HTML). In the
+//! embedded mode (and until an email provider is configured) each email is written as an `.eml`
+//! file to a folder, where a developer can open it. Writing is idempotent by event id, so a
+//! redelivered event sends nothing twice.
 
 use std::path::PathBuf;
 
@@ -12,9 +14,64 @@ use serde::Deserialize;
 pub const QUEUE: &str = "user-mail";
 
 /// Writes emails to a folder.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mailer {
     dir: PathBuf,
+    /// Where order notifications find their shopper's address.
+    users: Option<std::sync::Arc<dyn crate::store::UserStore>>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// One email to write.
+struct Mail {
+    to: String,
+    subject: String,
+    text: String,
+    html: Option<String>,
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The subject and paragraphs of an order notification, or `None` for an event that is not one.
+fn order_mail(event: &platform::contracts::order::OrderEvent, kind: &str) -> Option<(String, Vec<String>)> {
+    use platform::contracts::order::OrderEvent as E;
+    let total = format!("{}.{:02} {}", event.total.amount / 100, event.total.amount % 100, event.total.currency);
+    let order = &event.order_id;
+    Some(match kind {
+        E::CONFIRMED => (
+            format!("Your order {order} is confirmed"),
+            vec![format!("Thank you! We have your payment of {total} and are packing your order {order}.")],
+        ),
+        E::PAYMENT_FAILED => (
+            format!("The payment for your order {order} did not go through"),
+            vec![
+                format!(
+                    "Your bank declined the payment of {total} ({}). Nothing was charged.",
+                    event.reason.as_deref().unwrap_or("declined")
+                ),
+                "You can place the order again with another payment method.".to_owned(),
+            ],
+        ),
+        E::SHIPPED => (
+            format!("Your order {order} is on its way"),
+            vec![format!(
+                "Your parcel has left our warehouse. Its tracking number is {}.",
+                event.tracking_number.as_deref().unwrap_or("on its way")
+            )],
+        ),
+        E::CANCELLED => (
+            format!("Your order {order} is cancelled"),
+            vec![format!("Your order {order} is cancelled; any payment of {total} is released or refunded.")],
+        ),
+        _ => return None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -27,10 +84,37 @@ struct PasswordResetRequested {
 impl Mailer {
     /// A mailer writing to `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self { dir, users: None }
     }
 
-    fn render(event: &Event) -> Result<Option<(String, String, String)>, HandlerError> {
+    /// Also sends order notifications, to the addresses `users` holds.
+    pub fn with_users(mut self, users: std::sync::Arc<dyn crate::store::UserStore>) -> Self {
+        self.users = Some(users);
+        self
+    }
+
+    async fn render(&self, event: &Event) -> Result<Option<Mail>, HandlerError> {
+        if event.kind.starts_with("order.") {
+            let Some(users) = &self.users else { return Ok(None) };
+            let order: platform::contracts::order::OrderEvent =
+                event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
+            let Some((subject, paragraphs)) = order_mail(&order, &event.kind) else { return Ok(None) };
+            let Some(account) = users.by_id(&order.customer_id).await.map_err(HandlerError::retry)? else {
+                return Ok(None);
+            };
+            let name = account.user.name.clone();
+            let text = format!("Hello {name},\r\n\r\n{}\r\n\r\nShop\r\n", paragraphs.join("\r\n\r\n"));
+            let html = format!(
+                "<!doctype html><html><body><p>Hello {},</p>{}<p>Shop</p></body></html>",
+                escape_html(&name),
+                paragraphs.iter().map(|p| format!("<p>{}</p>", escape_html(p))).collect::<String>()
+            );
+            return Ok(Some(Mail { to: account.user.email, subject, text, html: Some(html) }));
+        }
+        Ok(Self::render_account(event)?.map(|(to, subject, text)| Mail { to, subject, text, html: None }))
+    }
+
+    fn render_account(event: &Event) -> Result<Option<(String, String, String)>, HandlerError> {
         match event.kind.as_str() {
             "user.password_reset_requested.v1" => {
                 let data: PasswordResetRequested =
@@ -52,13 +136,26 @@ impl Mailer {
 #[async_trait]
 impl EventHandler for Mailer {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        let Some((to, subject, body)) = Self::render(event)? else { return Ok(()) };
-        if to.contains(['\r', '\n']) {
-            return Err(HandlerError::Reject("a recipient with a line break".into()));
+        let Some(Mail { to, subject, text, html }) = self.render(event).await? else { return Ok(()) };
+        if to.contains(['\r', '\n']) || subject.contains(['\r', '\n']) {
+            return Err(HandlerError::Reject("a recipient or subject with a line break".into()));
         }
+        let (content_type, body) = match html {
+            None => ("text/plain; charset=utf-8".to_owned(), text),
+            Some(html) => {
+                let boundary = format!("b-{}", event.id);
+                (
+                    format!("multipart/alternative; boundary=\"{boundary}\""),
+                    format!(
+                        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
+                         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n"
+                    ),
+                )
+            }
+        };
         let message = format!(
             "Message-ID: <{id}@shop>\r\nDate: {date}\r\nFrom: Shop <no-reply@shop.local>\r\nTo: {to}\r\n\
-             Subject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+             Subject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n{body}",
             id = event.id,
             date = event.time.to_rfc2822(),
         );

@@ -7,8 +7,17 @@
 /// The subscriptions of the platform's consumers: queue name → event type patterns. A pattern is an
 /// exact type or a prefix ending in `*`. Each service adds its lines as it gains consumers.
 pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
-    // The user service's mailer: password-reset emails.
-    ("user-mail", &["user.password_reset_requested.v1"]),
+    // Password-reset emails and the customer-facing steps of orders.
+    (
+        "user-mail",
+        &[
+            "user.password_reset_requested.v1",
+            "order.confirmed.v1",
+            "order.payment_failed.v1",
+            "order.shipped.v1",
+            "order.cancelled.v1",
+        ],
+    ),
     // The product search indexer: catalog changes and stock status.
     ("product-indexer", &["product.upserted.v1", "product.deleted.v1", "inventory.changed.v1"]),
     // The inventory's saga commands from the order service.
