@@ -28,8 +28,22 @@ impl TestApp {
     /// Starts the platform with the test configuration (embedded backends, rate limiting off),
     /// adjusted by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_in(tempfile::tempdir().expect("a temporary dir"), configure).await
+    }
+
+    /// Stops the platform the way SIGTERM does and starts it again on the same data (a new port),
+    /// adjusted by `configure`: what a deploy or a crash-restart does.
+    pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Self {
+        let Self { infra, server, _data: data, .. } = self;
+        infra.shutdown.cancel();
+        server.await.expect("the server task").expect("the server stops cleanly");
+        // Everything of the old process goes first (its search index writer holds a lock).
+        drop(infra);
+        Self::start_in(data, configure).await
+    }
+
+    async fn start_in(data: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> Self {
         platform::install_crypto_provider();
-        let data = tempfile::tempdir().expect("a temporary dir");
         let mut config = Config::for_tests(data.path());
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a free port");

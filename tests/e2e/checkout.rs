@@ -366,3 +366,65 @@ async fn shoppers_reach_only_their_own_orders_and_bad_checkouts_are_refused() {
     problem(app.request(Method::GET, "/admin/v1/orders?status=lost").bearer_auth(&admin).send().await.unwrap(), 422)
         .await;
 }
+
+#[tokio::test]
+async fn a_step_that_never_answers_times_out_and_the_order_is_compensated() {
+    // The payment provider answers after 3 s; the saga gives the payment step 2 × 300 ms.
+    let app = TestApp::start_with(|config| {
+        config.simulated_latency_ms = 3_000;
+        config.saga_step_timeout_ms = 300;
+        config.reservation_sweep_ms = 50;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "SLOW-1", 5).await;
+    let cart = cart_with(&app, &shopper, "SLOW-1", 2).await;
+    let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k").await.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let done = settled(&app, &shopper, &id).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(done["history"].as_array().unwrap().last().unwrap()["reason"], "timed_out");
+    app.eventually("the stock comes back", || async { stock(&app, &admin, "SLOW-1").await == (5, 0) }).await;
+    // The authorization that arrives late is voided, never captured.
+    for _ in 0..250 {
+        if payments(&app, &admin, &id).await.first().is_some_and(|p| p["status"] == "voided") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let payment = &payments(&app, &admin, &id).await[0];
+    assert_eq!((payment["status"].as_str(), payment["captured"].as_i64()), (Some("voided"), Some(0)));
+    assert_eq!(order(&app, &shopper, &id).await["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn orders_in_flight_when_the_platform_restarts_all_finish_once() {
+    let app = TestApp::start_with(|config| config.simulated_latency_ms = 150).await;
+    let admin = app.admin_token().await;
+    stocked(&app, &admin, "BUSY-1", 100).await;
+    let mut placed = Vec::new();
+    for i in 0..12 {
+        let shopper = app.customer_token().await;
+        let cart = cart_with(&app, &shopper, "BUSY-1", 1).await;
+        let method = if i % 4 == 3 { "pm_card_chargeDeclined" } else { "pm_card_visa" };
+        let response: Value = checkout(&app, &shopper, &cart, method, "k").await.json().await.unwrap();
+        placed.push((shopper, response["id"].as_str().unwrap().to_owned(), method));
+    }
+    // Stopped with orders at every step, then started again on the same data.
+    let app = app.restart(|_| {}).await;
+    let mut shipped = 0;
+    for (shopper, id, method) in &placed {
+        let done = settled(&app, shopper, id).await;
+        let expected = if *method == "pm_card_visa" { "shipped" } else { "payment_failed" };
+        assert_eq!(done["status"], expected, "{done}");
+        shipped += usize::from(expected == "shipped");
+        let charges = payments(&app, &admin, id).await;
+        assert_eq!(charges.len(), 1, "one payment per order");
+        if expected == "shipped" {
+            assert_eq!(charges[0]["captured"], 2500, "captured once");
+        }
+    }
+    let shipped = shipped as i64;
+    app.eventually("the stock adds up", || async { stock(&app, &admin, "BUSY-1").await == (100 - shipped, 0) }).await;
+}

@@ -170,9 +170,12 @@ pub struct Config {
     /// How long a stock reservation holds when the saga's command names no time
     /// (`SHOP_RESERVATION_TTL_SECS`).
     pub reservation_ttl_secs: u64,
-    /// How often the inventory looks for expired reservations, in milliseconds
-    /// (`SHOP_RESERVATION_SWEEP_MS`).
+    /// How often the inventory looks for expired reservations (and the order service for overdue
+    /// saga steps), in milliseconds (`SHOP_RESERVATION_SWEEP_MS`).
     pub reservation_sweep_ms: u64,
+    /// How long the checkout saga waits for the stock reservation, in milliseconds; the payment
+    /// gets twice as long and the capture four times (`SHOP_SAGA_STEP_TIMEOUT_MS`).
+    pub saga_step_timeout_ms: u64,
 
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
@@ -256,6 +259,7 @@ impl Default for Config {
             image_max_bytes: 10 * 1024 * 1024,
             reservation_ttl_secs: 15 * 60,
             reservation_sweep_ms: 1_000,
+            saga_step_timeout_ms: 30_000,
             search_cache_pages: 4_096,
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
@@ -375,6 +379,9 @@ impl Config {
         }
         if !(1..=crate::contracts::inventory::MAX_TTL_SECONDS).contains(&self.reservation_ttl_secs) {
             return Err(ConfigError::new("reservation_ttl_secs", "must be between 1 second and a day"));
+        }
+        if !(100..=60 * 60 * 1000).contains(&self.saga_step_timeout_ms) {
+            return Err(ConfigError::new("saga_step_timeout_ms", "must be between 100 ms and an hour"));
         }
         if !(10..=60 * 60 * 1000).contains(&self.reservation_sweep_ms) {
             return Err(ConfigError::new("reservation_sweep_ms", "must be between 10 ms and an hour"));

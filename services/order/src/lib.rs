@@ -55,6 +55,8 @@ pub struct AppState {
     pub orders: Arc<dyn OrderStore>,
     /// Wakes the outbox relay after a write.
     pub outbox: Arc<tokio::sync::Notify>,
+    /// The saga's base step timeout.
+    pub step_timeout: chrono::Duration,
     /// The catalog (prices) and stock.
     pub catalog: Arc<dyn Catalog>,
     /// Verifies access tokens.
@@ -78,11 +80,13 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
     let outbox = infra.spawn_sqlite_relay(&db);
     let orders: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(db.clone()));
-    let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone());
+    let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
+    let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step);
     infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)));
     infra.tasks.spawn(saga::sweep(
         orders.clone(),
         outbox.clone(),
+        step,
         std::time::Duration::from_millis(infra.config.reservation_sweep_ms),
         infra.shutdown.clone(),
     ));
@@ -90,6 +94,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         carts: Arc::new(SqliteCartStore::new(db.clone())),
         orders,
         outbox,
+        step_timeout: step,
         catalog: Arc::new(catalog),
         verifier: infra.verifier.clone(),
     };

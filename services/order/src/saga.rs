@@ -106,8 +106,8 @@ pub fn cancellation(order: &Order, reason: &str, cause: Option<&Event>) -> Vec<E
     ]
 }
 
-fn deadline(status: OrderStatus) -> Option<chrono::DateTime<Utc>> {
-    step_timeout(status).map(|timeout| Utc::now() + timeout)
+fn deadline(status: OrderStatus, base: chrono::Duration) -> Option<chrono::DateTime<Utc>> {
+    step_timeout(status, base).map(|timeout| Utc::now() + timeout)
 }
 
 /// The part of every answer the saga reads.
@@ -121,12 +121,19 @@ pub struct Saga {
     orders: Arc<dyn OrderStore>,
     objects: Arc<dyn ObjectStore>,
     outbox: Arc<Notify>,
+    step: chrono::Duration,
 }
 
 impl Saga {
-    /// A saga moving `orders`, keeping labels in `objects`, waking the outbox relay after moves.
-    pub fn new(orders: Arc<dyn OrderStore>, objects: Arc<dyn ObjectStore>, outbox: Arc<Notify>) -> Self {
-        Self { orders, objects, outbox }
+    /// A saga moving `orders`, keeping labels in `objects`, waking the outbox relay after moves,
+    /// giving each waiting step a multiple of `step` (see [`step_timeout`]).
+    pub fn new(
+        orders: Arc<dyn OrderStore>,
+        objects: Arc<dyn ObjectStore>,
+        outbox: Arc<Notify>,
+        step: chrono::Duration,
+    ) -> Self {
+        Self { orders, objects, outbox, step }
     }
 
     async fn advance(
@@ -149,7 +156,7 @@ impl Saga {
             "inventory.reserved.v1" => {
                 let advance = Advance {
                     steps: vec![(OrderStatus::Reserved, None)],
-                    deadline: deadline(OrderStatus::Reserved),
+                    deadline: deadline(OrderStatus::Reserved, self.step),
                     label: None,
                 };
                 self.advance(&order, &[OrderStatus::Pending], advance, vec![authorize(&order, cause)]).await
@@ -164,7 +171,7 @@ impl Saga {
             PaymentEvent::AUTHORIZED => {
                 let advance = Advance {
                     steps: vec![(OrderStatus::Paid, None), (OrderStatus::Confirmed, None)],
-                    deadline: deadline(OrderStatus::Confirmed),
+                    deadline: deadline(OrderStatus::Confirmed, self.step),
                     label: None,
                 };
                 let events = vec![
@@ -246,9 +253,15 @@ impl EventHandler for Saga {
 /// Gives up on, or asks again for, every order whose waiting step is overdue, every `interval`,
 /// until `shutdown`: an order still waiting for its stock or its payment is cancelled (stock
 /// released, payment voided); a confirmed one has its commit and capture sent again.
-pub async fn sweep(orders: Arc<dyn OrderStore>, outbox: Arc<Notify>, interval: Duration, shutdown: CancellationToken) {
+pub async fn sweep(
+    orders: Arc<dyn OrderStore>,
+    outbox: Arc<Notify>,
+    step: chrono::Duration,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
-        match sweep_once(orders.as_ref()).await {
+        match sweep_once(orders.as_ref(), step).await {
             Ok(0) => {}
             Ok(moved) => {
                 tracing::info!(moved, "moved orders whose saga step timed out");
@@ -266,7 +279,7 @@ pub async fn sweep(orders: Arc<dyn OrderStore>, outbox: Arc<Notify>, interval: D
 }
 
 /// One round of [`sweep`]; the orders moved.
-pub async fn sweep_once(orders: &dyn OrderStore) -> Result<usize, StoreError> {
+pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Result<usize, StoreError> {
     let mut moved = 0;
     for order in orders.due(Utc::now(), SWEEP_BATCH).await? {
         let status = order.status;
@@ -278,7 +291,7 @@ pub async fn sweep_once(orders: &dyn OrderStore) -> Result<usize, StoreError> {
                 orders.advance(&order.id, &[status], &advance, &cancellation(&order, reason, None)).await?
             }
             OrderStatus::Confirmed => {
-                let advance = Advance { steps: Vec::new(), deadline: deadline(status), label: None };
+                let advance = Advance { steps: Vec::new(), deadline: deadline(status, step), label: None };
                 orders.advance(&order.id, &[status], &advance, &[commit(&order, None), capture(&order, None)]).await?
             }
             _ => {

@@ -217,7 +217,7 @@ pub async fn place_order(
         label_url: None,
         tracking_number: None,
         history: vec![HistoryEntry { status: OrderStatus::Pending, at: now, reason: None }],
-        deadline: step_timeout(OrderStatus::Pending).map(|t| now + t),
+        deadline: step_timeout(OrderStatus::Pending, state.step_timeout).map(|t| now + t),
         created_at: now,
         updated_at: now,
     };

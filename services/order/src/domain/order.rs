@@ -139,12 +139,13 @@ pub struct Order {
 }
 
 /// How long each waiting step of the saga may take before it is compensated (or, once the
-/// money is authorized, asked again).
-pub fn step_timeout(status: OrderStatus) -> Option<chrono::Duration> {
+/// money is authorized, asked again): `base` for the stock reservation, twice that for the
+/// payment, four times for the capture.
+pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chrono::Duration> {
     match status {
-        OrderStatus::Pending => Some(chrono::Duration::seconds(30)),
-        OrderStatus::Reserved | OrderStatus::Paid => Some(chrono::Duration::seconds(60)),
-        OrderStatus::Confirmed => Some(chrono::Duration::seconds(120)),
+        OrderStatus::Pending => Some(base),
+        OrderStatus::Reserved | OrderStatus::Paid => Some(base * 2),
+        OrderStatus::Confirmed => Some(base * 4),
         _ => None,
     }
 }
@@ -174,7 +175,11 @@ mod tests {
         ] {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
             assert!(!(status.is_terminal() && status.is_cancellable()), "{status:?}");
-            assert_eq!(step_timeout(status).is_some(), status.is_cancellable(), "{status:?}");
+            assert_eq!(
+                step_timeout(status, chrono::Duration::seconds(30)).is_some(),
+                status.is_cancellable(),
+                "{status:?}"
+            );
         }
     }
 }
