@@ -13,6 +13,6 @@ pub mod sqlite;
 pub mod sqs;
 
 pub use bus::{BusError, DeadLetter, Delivery, EventBus};
-pub use consumer::{Consumer, EventHandler, HandlerError};
+pub use consumer::{Consumer, EventHandler, HandlerError, handle_by_subject};
 pub use envelope::Event;
 pub use routing::Routing;

@@ -128,6 +128,11 @@ impl EventHandler for Commands {
         }
         Ok(())
     }
+
+    /// Many orders at once; one order's commands in the order received.
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
+        platform::events::handle_by_subject(self, events).await
+    }
 }
 
 /// Releases expired reservations every `interval` until `shutdown`.

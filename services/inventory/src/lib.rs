@@ -123,7 +123,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         outbox.clone(),
         Duration::from_secs(config.reservation_ttl_secs),
     );
-    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)));
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)).batch(64));
     infra.tasks.spawn(consumers::sweep(
         backend.store.clone(),
         outbox.clone(),

@@ -82,7 +82,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let orders: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(db.clone()));
     let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
     let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step);
-    infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)));
+    infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)).batch(64));
     infra.tasks.spawn(saga::sweep(
         orders.clone(),
         outbox.clone(),

@@ -248,6 +248,11 @@ impl EventHandler for Saga {
         };
         self.on_answer(event, order).await
     }
+
+    /// Many orders at once; one order's answers in the order received.
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
+        platform::events::handle_by_subject(self, events).await
+    }
 }
 
 /// Gives up on, or asks again for, every order whose waiting step is overdue, every `interval`,

@@ -98,4 +98,9 @@ impl EventHandler for Commands {
             other => Err(HandlerError::Reject(format!("the payment service takes no {other}"))),
         }
     }
+
+    /// Many orders at once; one order's commands in the order received.
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
+        platform::events::handle_by_subject(self, events).await
+    }
 }

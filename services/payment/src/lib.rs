@@ -128,7 +128,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let (store, outbox, check) = open_store(&infra).await?;
     let waker = infra.spawn_relay(outbox);
     let payments = Payments::new(store, provider(&infra.config)?, waker);
-    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(Commands::new(payments.clone()))));
+    let commands = Arc::new(Commands::new(payments.clone()));
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64));
     infra.tasks.spawn(retry_refunds(payments.clone(), infra.shutdown.clone()));
     let state = AppState {
         payments,

@@ -47,6 +47,37 @@ pub trait EventHandler: Send + Sync {
     }
 }
 
+/// Handles `events` with `handler`, those about different subjects (orders, SKUs) at once and
+/// those about one subject one after another in the order received; the outcome of each, in
+/// order. For handlers whose work for one subject must not interleave but that gain from
+/// overlapping the rest (the saga's steps for many orders).
+pub async fn handle_by_subject<H: EventHandler + ?Sized>(
+    handler: &H,
+    events: &[Event],
+) -> Vec<Result<(), HandlerError>> {
+    let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let subject = event.subject.as_deref();
+        match groups.iter_mut().find(|(s, _)| subject.is_some() && *s == subject) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((subject, vec![i])),
+        }
+    }
+    let runs = groups.into_iter().map(|(_, members)| async move {
+        let mut done = Vec::with_capacity(members.len());
+        for i in members {
+            let event = &events[i];
+            done.push((i, tracing::Instrument::instrument(handler.handle(event), event_span(event)).await));
+        }
+        done
+    });
+    let mut outcomes: Vec<Option<Result<(), HandlerError>>> = events.iter().map(|_| None).collect();
+    for (i, outcome) in futures::future::join_all(runs).await.into_iter().flatten() {
+        outcomes[i] = Some(outcome);
+    }
+    outcomes.into_iter().map(|o| o.expect("every event is in one group")).collect()
+}
+
 /// The span of one event's handling (inside its batch's span, which names the queue).
 fn event_span(event: &Event) -> tracing::Span {
     tracing::info_span!("consume", event.id = %event.id, event.kind = %event.kind,
@@ -173,9 +204,17 @@ impl Consumer {
             tracing::error!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "cannot make the queue");
         }
         loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            // A receive is never dropped half-way: messages it has claimed would stay hidden for
+            // the visibility timeout. On shutdown the receive in hand finishes (at most its long
+            // poll), its messages are handled, and the loop stops.
+            let receive = self.bus.receive(&self.queue, self.batch, self.visibility);
+            tokio::pin!(receive);
             let deliveries = tokio::select! {
-                () = shutdown.cancelled() => break,
-                result = self.bus.receive(&self.queue, self.batch, self.visibility) => result,
+                result = &mut receive => result,
+                () = shutdown.cancelled() => receive.await,
             };
             match deliveries {
                 Ok(deliveries) => {

@@ -183,6 +183,10 @@ pub async fn place_order(
     }
     let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
     if skus.is_empty() {
+        // A request with the same key may have placed the order (and emptied the cart) since.
+        if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await.map_err(ApiError::internal)? {
+            return if stored == hash { Ok(answer(&order)) } else { Err(reused()) };
+        }
         return Err(ApiError::invalid_field("cart_id", "the cart is empty"));
     }
     if skus.len() > MAX_LINES {
