@@ -182,3 +182,35 @@ async fn the_catalog_answers_what_it_sells_by_sku() {
     problem(app.request(Method::GET, &format!("/v1/skus?skus={many}")).send().await.unwrap(), 422).await;
     problem(app.request(Method::GET, "/v1/skus").send().await.unwrap(), 400).await;
 }
+
+#[tokio::test]
+async fn a_cart_left_idle_is_reported_once_and_its_shopper_reminded() {
+    let app = TestApp::start_with(|config| config.cart_abandon_secs = 1).await;
+    let admin = app.admin_token().await;
+    product(&app, &admin, "TEA").await;
+    let shopper = app.customer_token().await;
+    put(&app, "/v1/cart/items/TEA-A", Some(&shopper), json!(3)).await;
+    let guest: Value = app.request(Method::POST, "/v1/carts").send().await.unwrap().json().await.unwrap();
+    put(&app, &format!("/v1/carts/{}/items/TEA-B", guest["id"].as_str().unwrap()), None, json!(1)).await;
+    // An empty cart is never reported.
+    app.request(Method::POST, "/v1/carts").send().await.unwrap();
+    let me: Value =
+        app.request(Method::GET, "/v1/users/me").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
+    let email = me["email"].as_str().unwrap().to_owned();
+    let reminders = || {
+        let dir = app.infra().config.data_dir.join("mail");
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .filter(|m| {
+                        m.contains(&format!("To: {email}\r\n")) && m.contains("You left 3 item(s) in your cart")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    app.eventually("the shopper is reminded", || async { reminders() == 1 }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(reminders(), 1, "once per idle spell");
+}

@@ -176,6 +176,9 @@ pub struct Config {
     /// How long the checkout saga waits for the stock reservation, in milliseconds; the payment
     /// gets twice as long and the capture four times (`SHOP_SAGA_STEP_TIMEOUT_MS`).
     pub saga_step_timeout_ms: u64,
+    /// After how long without a change a cart with lines is reported abandoned, in seconds
+    /// (`SHOP_CART_ABANDON_SECS`).
+    pub cart_abandon_secs: u64,
 
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
@@ -260,6 +263,7 @@ impl Default for Config {
             reservation_ttl_secs: 15 * 60,
             reservation_sweep_ms: 1_000,
             saga_step_timeout_ms: 30_000,
+            cart_abandon_secs: 24 * 60 * 60,
             search_cache_pages: 4_096,
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
@@ -379,6 +383,9 @@ impl Config {
         }
         if !(1..=crate::contracts::inventory::MAX_TTL_SECONDS).contains(&self.reservation_ttl_secs) {
             return Err(ConfigError::new("reservation_ttl_secs", "must be between 1 second and a day"));
+        }
+        if !(1..=90 * 24 * 60 * 60).contains(&self.cart_abandon_secs) {
+            return Err(ConfigError::new("cart_abandon_secs", "must be between 1 second and 90 days"));
         }
         if !(100..=60 * 60 * 1000).contains(&self.saga_step_timeout_ms) {
             return Err(ConfigError::new("saga_step_timeout_ms", "must be between 100 ms and an hour"));

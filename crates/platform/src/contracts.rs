@@ -385,6 +385,24 @@ pub mod order {
         pub tracking_number: Option<String>,
     }
 
+    /// A cart with lines was left idle: the source of reminders.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CartAbandoned {
+        /// The cart.
+        pub cart_id: String,
+        /// Its shopper, for a persistent cart (`None`: a guest cart, which nobody can be reminded of).
+        pub owner_id: Option<String>,
+        /// What is in it.
+        pub lines: Vec<crate::contracts::inventory::Line>,
+        /// When it last changed.
+        pub idle_since: chrono::DateTime<chrono::Utc>,
+    }
+
+    impl CartAbandoned {
+        /// The type of the event.
+        pub const KIND: &'static str = "cart.abandoned.v1";
+    }
+
     impl OrderEvent {
         /// Placed.
         pub const PLACED: &'static str = "order.placed.v1";

@@ -44,6 +44,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "orders",
         sql: include_str!("../../../migrations/order/sqlite/0002_orders.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 3,
+        name: "cart_abandonment",
+        sql: include_str!("../../../migrations/order/sqlite/0003_cart_abandonment.sql"),
+    },
 ];
 
 /// What the handlers share.
@@ -79,10 +85,17 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
     let outbox = infra.spawn_sqlite_relay(&db);
+    let carts: Arc<dyn CartStore> = Arc::new(SqliteCartStore::new(db.clone()));
     let orders: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(db.clone()));
     let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
     let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step);
     infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)).batch(64));
+    infra.tasks.spawn(abandoned_carts(
+        carts.clone(),
+        outbox.clone(),
+        std::time::Duration::from_secs(infra.config.cart_abandon_secs),
+        infra.shutdown.clone(),
+    ));
     infra.tasks.spawn(saga::sweep(
         orders.clone(),
         outbox.clone(),
@@ -91,7 +104,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         infra.shutdown.clone(),
     ));
     let state = AppState {
-        carts: Arc::new(SqliteCartStore::new(db.clone())),
+        carts,
         orders,
         outbox,
         step_timeout: step,
@@ -99,6 +112,34 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         verifier: infra.verifier.clone(),
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+}
+
+/// Reports carts left idle for `idle` (`cart.abandoned.v1`, once per idle spell), checking every
+/// tenth of that (at most a minute), until shutdown.
+async fn abandoned_carts(
+    carts: Arc<dyn CartStore>,
+    outbox: Arc<tokio::sync::Notify>,
+    idle: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let every = (idle / 10).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let before = chrono::Utc::now() - chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::days(1));
+        match carts.abandon(before, 500).await {
+            Ok(0) => {}
+            Ok(reported) => {
+                tracing::info!(reported, "reported abandoned carts");
+                outbox.notify_one();
+            }
+            Err(error) => {
+                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not look for abandoned carts")
+            }
+        }
+    }
 }
 
 /// Serves the service as its own process until shutdown.

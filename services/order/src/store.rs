@@ -43,6 +43,10 @@ pub trait CartStore: Send + Sync {
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError>;
 
+    /// Reports every cart with lines that has not changed since `before` and was not reported
+    /// since it last changed: `cart.abandoned.v1` for each (outbox), in one transaction; how many.
+    async fn abandon(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<usize, StoreError>;
+
     /// Moves guest cart `guest_id`'s lines into `owner_id`'s cart (units of a SKU in both are
     /// added, then capped by `caps` where given) and deletes the guest cart, in one transaction;
     /// the user's cart after it, or `None` when the guest cart does not exist (or is a user's).

@@ -94,6 +94,25 @@ impl Mailer {
     }
 
     async fn render(&self, event: &Event) -> Result<Option<Mail>, HandlerError> {
+        if event.kind == platform::contracts::order::CartAbandoned::KIND {
+            let Some(users) = &self.users else { return Ok(None) };
+            let cart: platform::contracts::order::CartAbandoned =
+                event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
+            // A guest cart has nobody to remind.
+            let Some(owner) = &cart.owner_id else { return Ok(None) };
+            let Some(account) = users.by_id(owner).await.map_err(HandlerError::retry)? else { return Ok(None) };
+            let units: i64 = cart.lines.iter().map(|l| l.quantity).sum();
+            let name = account.user.name.clone();
+            let line = format!("You left {units} item(s) in your cart. They are waiting for you, at today's prices.");
+            let text = format!("Hello {name},\r\n\r\n{line}\r\n\r\nShop\r\n");
+            let html = format!(
+                "<!doctype html><html><body><p>Hello {},</p><p>{}</p><p>Shop</p></body></html>",
+                escape_html(&name),
+                escape_html(&line)
+            );
+            let subject = "You left something in your cart".to_owned();
+            return Ok(Some(Mail { to: account.user.email, subject, text, html: Some(html) }));
+        }
         if event.kind.starts_with("order.") {
             let Some(users) = &self.users else { return Ok(None) };
             let order: platform::contracts::order::OrderEvent =

@@ -16,6 +16,7 @@ pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             "order.payment_failed.v1",
             "order.shipped.v1",
             "order.cancelled.v1",
+            "cart.abandoned.v1",
         ],
     ),
     // The product search indexer: catalog changes and stock status.

@@ -74,7 +74,8 @@ fn put_line(c: &Connection, id: &str, sku: &str, quantity: i64, max_lines: usize
                 .execute(params![id, sku, quantity, now])?;
         }
     }
-    c.prepare_cached("UPDATE carts SET updated_at = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+    c.prepare_cached("UPDATE carts SET updated_at = ?2, abandoned_at = NULL WHERE id = ?1")?
+        .execute(params![id, now])?;
     Ok(true)
 }
 
@@ -125,6 +126,47 @@ impl CartStore for SqliteCartStore {
             })
             .await
             .map_err(backend)?
+    }
+
+    async fn abandon(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<usize, StoreError> {
+        self.db
+            .transaction(move |tx| {
+                let idle: Vec<(String, i64)> = tx
+                    .prepare_cached(
+                        "SELECT c.id, c.updated_at FROM carts c WHERE c.abandoned_at IS NULL AND c.updated_at < ?1
+                         AND EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = c.id) ORDER BY c.updated_at LIMIT ?2",
+                    )?
+                    .query_map(params![before.timestamp_millis(), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let now = now_ms();
+                for (id, updated_at) in &idle {
+                    let cart = read_cart(tx, "id", id)?.expect("selected just now");
+                    let data = platform::contracts::order::CartAbandoned {
+                        cart_id: cart.id.clone(),
+                        owner_id: cart.owner_id.clone(),
+                        lines: cart
+                            .lines
+                            .iter()
+                            .map(|(sku, quantity)| platform::contracts::inventory::Line {
+                                sku: sku.clone(),
+                                quantity: *quantity,
+                            })
+                            .collect(),
+                        idle_since: chrono::DateTime::from_timestamp_millis(*updated_at).unwrap_or_default(),
+                    };
+                    let event = platform::events::Event::new(
+                        platform::contracts::order::CartAbandoned::KIND,
+                        crate::NAME,
+                        data,
+                    )
+                    .with_subject(cart.id.clone());
+                    platform::sqlite::outbox_push(tx, &event)?;
+                    tx.prepare_cached("UPDATE carts SET abandoned_at = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+                }
+                Ok(idle.len())
+            })
+            .await
+            .map_err(backend)
     }
 
     async fn merge(

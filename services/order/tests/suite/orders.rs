@@ -171,7 +171,7 @@ async fn overdue_orders_are_found_by_their_deadline(s: Stores) {
         s.orders.place(o, k, "h", None, &[]).await.unwrap();
     }
     let due: Vec<String> = s.orders.due(Utc::now(), 10).await.unwrap().into_iter().map(|o| o.id).collect();
-    assert_eq!(due, [late.id.clone()]);
+    assert_eq!(due, std::slice::from_ref(&late.id));
     let settle = Advance { steps: vec![(OrderStatus::Cancelled, Some("timed_out".into()))], ..Advance::default() };
     s.orders.advance(&late.id, &[OrderStatus::Pending], &settle, &[]).await.unwrap().unwrap();
     assert!(s.orders.due(Utc::now(), 10).await.unwrap().is_empty(), "a settled order has no deadline");
