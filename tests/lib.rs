@@ -132,3 +132,10 @@ impl TestApp {
         self.server.await.expect("the server task").expect("the server stops cleanly");
     }
 }
+
+/// Asserts that `response` is a problem+json answer with `status`; its body.
+pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status, "{:?}", response.url());
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json().await.expect("a problem+json body")
+}

@@ -3,13 +3,7 @@
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use shop_tests::TestApp;
-
-async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    response.json().await.unwrap()
-}
+use shop_tests::{TestApp, problem};
 
 /// A product with SKUs `{prefix}-A` (1999) and `{prefix}-B` (500); its id.
 async fn product(app: &TestApp, admin: &str, prefix: &str) -> String {

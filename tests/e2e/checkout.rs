@@ -6,13 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use shop_tests::TestApp;
-
-async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status, "{:?}", response.url());
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    response.json().await.unwrap()
-}
+use shop_tests::{TestApp, problem};
 
 fn address() -> Value {
     json!({"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"})

@@ -3,15 +3,9 @@
 
 use platform::contracts::inventory::{Commit, Line, Release, Reserve};
 use platform::events::Event;
-use reqwest::{Method, Response};
+use reqwest::Method;
 use serde_json::{Value, json};
-use shop_tests::TestApp;
-
-async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    response.json().await.unwrap()
-}
+use shop_tests::{TestApp, problem};
 
 async fn available(app: &TestApp, sku: &str) -> i64 {
     let body: Value =

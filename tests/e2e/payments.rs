@@ -6,7 +6,7 @@ use platform::events::Event;
 use platform::money::Money;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use shop_tests::TestApp;
+use shop_tests::{TestApp, problem};
 
 const SECRET: &str = "whsec_e2e_payments";
 
@@ -25,12 +25,6 @@ pub fn sign(body: &str, secret: &str, timestamp: i64) -> String {
 
 async fn start() -> TestApp {
     TestApp::start_with(|config| config.stripe_webhook_secret = Some(SECRET.to_owned().into())).await
-}
-
-async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    response.json().await.unwrap()
 }
 
 async fn me(app: &TestApp, token: &str) -> String {

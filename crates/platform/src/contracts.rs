@@ -1,6 +1,9 @@
 //! The payloads of the commands and events services exchange, shared so producer and consumer agree
 //! on one type. Each type's `KIND` is its CloudEvents `type`.
 
+/// Longest order id the saga's commands carry.
+pub const MAX_ORDER_ID: usize = 128;
+
 /// The inventory's half of the checkout saga, and its stock notifications.
 pub mod inventory {
     use chrono::{DateTime, Utc};
@@ -227,6 +230,14 @@ pub mod payment {
     impl Authorize {
         /// The type of the command.
         pub const KIND: &'static str = "payment.authorize.v1";
+    }
+
+    /// Whether `method` is a payment provider token: `pm_` and 1–200 letters, digits or `_`.
+    pub fn is_payment_method_token(method: &str) -> bool {
+        method.len() <= 203
+            && method
+                .strip_prefix("pm_")
+                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
     }
 
     /// Command: capture the order's authorized payment (`payment.captured.v1` answers).

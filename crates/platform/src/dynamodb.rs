@@ -14,7 +14,8 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, WriteRequest,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
+    TransactWriteItem, WriteRequest,
 };
 use futures::future::try_join_all;
 
@@ -202,6 +203,38 @@ pub fn shard_of(key: &str, shards: u64) -> u64 {
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
     hash % shards
+}
+
+/// The items of `table` whose single-attribute key `key` is one of `values` (each asked once),
+/// strongly consistent, in batches of [`MAX_BATCH_GET`], retrying unprocessed keys; items not
+/// found are absent.
+pub async fn batch_get(client: &Client, table: &str, key: &str, values: &[&str]) -> Result<Vec<Item>, DynamoError> {
+    let unique: Vec<&str> = values.iter().copied().collect::<HashSet<_>>().into_iter().collect();
+    let mut found = Vec::with_capacity(unique.len());
+    for chunk in unique.chunks(MAX_BATCH_GET) {
+        let keys = chunk.iter().map(|value| HashMap::from([(key.to_owned(), s(*value))])).collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(DynamoError::sdk)?,
+        );
+        let mut attempt = 0;
+        while let Some(keys) = request.take() {
+            let out = client.batch_get_item().request_items(table, keys).send().await.map_err(DynamoError::sdk)?;
+            found.extend(out.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
+            request = out.unprocessed_keys.and_then(|mut u| u.remove(table)).filter(|k| !k.keys().is_empty());
+            if request.is_some() {
+                attempt += 1;
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(DynamoError::Unprocessed(request.map_or(0, |k| k.keys().len())));
+                }
+                backoff(attempt).await;
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// A table to create: its name, key (partition, then sort) and global secondary indexes (each

@@ -3,6 +3,7 @@
 //! ([`rate_limit`]), the operations endpoints ([`ops`]) and serving with graceful shutdown
 //! ([`serve`]).
 
+pub mod conventions;
 pub mod error;
 pub mod extract;
 pub mod layers;
@@ -10,5 +11,6 @@ pub mod ops;
 pub mod rate_limit;
 pub mod serve;
 
+pub use conventions::{idempotency_key, idempotency_key_reused, page_limit};
 pub use error::{ApiError, FieldError, Validator};
 pub use extract::{Json, Path, Query};

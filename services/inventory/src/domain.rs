@@ -88,8 +88,7 @@ pub fn stamp(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
 }
 
-/// Longest order id the inventory accepts.
-pub const MAX_ORDER_ID: usize = 128;
+pub use platform::contracts::MAX_ORDER_ID;
 
 /// Why a reservation's units came back.
 pub const EXPIRED: &str = "expired";
@@ -287,10 +286,7 @@ pub fn stock_events(before: Option<&Stock>, after: &Stock) -> Vec<Event> {
 
 /// `event`, tied to its `cause` (the command it answers) if any.
 pub fn caused(event: Event, cause: Option<&Event>) -> Event {
-    match cause {
-        Some(cause) => event.caused_by(cause),
-        None => event,
-    }
+    event.with_cause(cause)
 }
 
 /// The saga's answer for `reservation` in its new state: `reserved`, `rejected`, `committed` or

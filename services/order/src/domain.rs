@@ -99,13 +99,7 @@ pub fn price(cart: &Cart, skus: &HashMap<String, SkuInfo>) -> CartResponse {
     CartResponse { id: cart.id.clone(), items, subtotal, unavailable }
 }
 
-/// Whether `method` is a payment provider token: `pm_` and 1–200 letters, digits or `_`.
-pub fn is_payment_method_token(method: &str) -> bool {
-    method.len() <= 203
-        && method
-            .strip_prefix("pm_")
-            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-}
+pub use platform::contracts::payment::is_payment_method_token;
 
 /// A new guest cart's id: 128 random bits, so it can serve as the cart's bearer secret.
 pub fn new_cart_id() -> String {

@@ -37,11 +37,7 @@ pub const RESERVATION_TTL_SECONDS: u64 = 15 * 60;
 const SWEEP_BATCH: usize = 100;
 
 fn command(kind: &str, order: &Order, data: impl serde::Serialize, cause: Option<&Event>) -> Event {
-    let event = Event::new(kind, NAME, data).with_subject(order.id.clone());
-    match cause {
-        Some(cause) => event.caused_by(cause),
-        None => event,
-    }
+    Event::new(kind, NAME, data).with_subject(order.id.clone()).with_cause(cause)
 }
 
 /// `inventory.reserve.v1` for `order`.

@@ -11,8 +11,7 @@ use crate::payments::{PaymentError, Payments};
 /// The queue of the saga's commands.
 pub const QUEUE: &str = "payment-commands";
 
-/// Longest order id the payment service accepts.
-const MAX_ORDER_ID: usize = 128;
+use platform::contracts::MAX_ORDER_ID;
 
 /// Applies the saga's commands.
 pub struct Commands {

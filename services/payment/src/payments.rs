@@ -65,14 +65,7 @@ pub fn payment_event(kind: &str, payment: &Payment, amount: i64, cause: Option<&
         amount: Money { amount, currency: payment.amount.currency.clone() },
         provider_ref: payment.provider_ref.clone(),
     };
-    caused(Event::new(kind, NAME, data).with_subject(payment.order_id.clone()), cause)
-}
-
-fn caused(event: Event, cause: Option<&Event>) -> Event {
-    match cause {
-        Some(cause) => event.caused_by(cause),
-        None => event,
-    }
+    Event::new(kind, NAME, data).with_subject(payment.order_id.clone()).with_cause(cause)
 }
 
 fn failed_event(payment: &Payment, failure: &Failure, cause: Option<&Event>) -> Event {
@@ -83,7 +76,7 @@ fn failed_event(payment: &Payment, failure: &Failure, cause: Option<&Event>) -> 
         decline_code: failure.decline_code.clone(),
         message: failure.message.clone(),
     };
-    caused(Event::new(Failed::KIND, NAME, data).with_subject(payment.order_id.clone()), cause)
+    Event::new(Failed::KIND, NAME, data).with_subject(payment.order_id.clone()).with_cause(cause)
 }
 
 /// The id of a refund asked for with `key`: the same key always names the same refund (and is

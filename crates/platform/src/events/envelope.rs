@@ -84,6 +84,14 @@ impl Event {
         self
     }
 
+    /// [`caused_by`](Self::caused_by) `cause` when there is one.
+    pub fn with_cause(self, cause: Option<&Event>) -> Self {
+        match cause {
+            Some(cause) => self.caused_by(cause),
+            None => self,
+        }
+    }
+
     /// The payload as a typed value.
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.data)

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Path, Query, Validator};
+use platform::http::{ApiError, Json, Path, Query, Validator, page_limit};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -17,10 +17,6 @@ const MAX_UNITS: i64 = crate::store::MAX_ON_HAND;
 
 /// Longest adjustment reason.
 const MAX_REASON: usize = 200;
-
-/// Default and largest page.
-const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
 
 /// A SKU's stock as admins see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -116,14 +112,6 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
-fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}")));
-    }
-    Ok(limit)
-}
-
 fn check_sku(sku: &str) -> Result<(), ApiError> {
     if !platform::sku::is_valid(sku) {
         return Err(ApiError::invalid_field("sku", "must be 1-64 letters, digits, '-', '_' or '.'"));
@@ -164,7 +152,7 @@ pub async fn list_stock(
     AdminUser(_admin): AdminUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<StockList>, ApiError> {
-    let limit = limit(params.limit)?;
+    let limit = page_limit(params.limit)?;
     if params.cursor.as_deref().is_some_and(|cursor| !platform::sku::is_valid(cursor)) {
         return Err(ApiError::invalid_field("cursor", "is not a cursor this endpoint gave"));
     }
@@ -276,7 +264,7 @@ pub async fn get_ledger(
     Path(sku): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<LedgerPage>, ApiError> {
-    let limit = limit(params.limit)?;
+    let limit = page_limit(params.limit)?;
     let before = match &params.cursor {
         None => None,
         Some(cursor) => Some(

@@ -40,13 +40,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, ScalarAttributeType, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ScalarAttributeType, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use platform::contracts::inventory::Line;
 use platform::dynamodb::{
-    self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_BATCH_GET, TableSpec, Transaction, backoff,
-    n, next_seq, race_only, retrying, s, transact,
+    self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, TableSpec, Transaction, n, next_seq, race_only,
+    retrying, s, transact,
 };
 use platform::events::outbox::OutboxStore;
 use platform::events::{BusError, Event};
@@ -244,30 +244,9 @@ impl DynamoInventory {
     /// The stock of `skus`, strongly consistent; SKUs never set are absent.
     async fn stocks(&self, skus: &[&str]) -> Result<HashMap<String, Stock>, StoreError> {
         let mut found = HashMap::with_capacity(skus.len());
-        for chunk in skus.chunks(MAX_BATCH_GET) {
-            let keys = chunk.iter().map(|sku| HashMap::from([("SKU".to_owned(), s(*sku))])).collect();
-            let mut request =
-                Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(sdk)?);
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                let out =
-                    self.client.batch_get_item().request_items(&self.tables.stock, keys).send().await.map_err(sdk)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.tables.stock)).unwrap_or_default() {
-                    let stock = self.stock_from(&item)?;
-                    found.insert(stock.sku.clone(), stock);
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.tables.stock))
-                    .filter(|k| !k.keys().is_empty());
-                if request.is_some() {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(DynamoError::Unprocessed(request.map_or(0, |k| k.keys().len())).into());
-                    }
-                    backoff(attempt).await;
-                }
-            }
+        for item in dynamodb::batch_get(&self.client, &self.tables.stock, "SKU", skus).await? {
+            let stock = self.stock_from(&item)?;
+            found.insert(stock.sku.clone(), stock);
         }
         Ok(found)
     }

@@ -55,21 +55,30 @@ fn store_error(error: StoreError) -> ApiError {
     }
 }
 
-/// Checks a line change: a sold SKU (when adding) and a quantity in range.
-async fn check_line(state: &AppState, sku: &str, quantity: i64) -> Result<(), ApiError> {
+/// Checks a line change's quantity and SKU, before anything is read or written.
+fn check_line(sku: &str, quantity: i64) -> Result<(), ApiError> {
     if !(0..=MAX_QUANTITY).contains(&quantity) {
         return Err(ApiError::invalid_field("quantity", format!("must be 0 to {MAX_QUANTITY}")));
     }
     if !platform::sku::is_valid(sku) {
         return Err(ApiError::invalid_field("sku", "is not a SKU"));
     }
-    if quantity > 0 {
-        let sold = state.catalog.skus(&[sku.to_owned()]).await.map_err(catalog_unavailable)?;
-        if !sold.contains_key(sku) {
-            return Err(ApiError::invalid_field("sku", format!("the catalog does not sell {sku:?}")));
-        }
-    }
     Ok(())
+}
+
+/// Sets `sku` to `quantity` in `cart` and answers the cart priced. The catalog is asked once, for
+/// the cart's SKUs and the new one: to refuse a SKU it does not sell (when adding) and to price.
+async fn set_line(state: &AppState, cart: &Cart, sku: &str, quantity: i64) -> Result<Json<CartResponse>, ApiError> {
+    let mut skus: Vec<String> = cart.lines.iter().map(|(s, _)| s.clone()).collect();
+    if !skus.iter().any(|s| s == sku) {
+        skus.push(sku.to_owned());
+    }
+    let catalog = state.catalog.skus(&skus).await.map_err(catalog_unavailable)?;
+    if quantity > 0 && !catalog.contains_key(sku) {
+        return Err(ApiError::invalid_field("sku", format!("the catalog does not sell {sku:?}")));
+    }
+    let cart = state.carts.set_quantity(&cart.id, sku, quantity, MAX_LINES).await.map_err(store_error)?;
+    Ok(Json(price(&cart.ok_or_else(|| ApiError::not_found("no such cart"))?, &catalog)))
 }
 
 /// A guest cart by id, refusing a user's cart (reached only through `/v1/cart`).
@@ -119,10 +128,9 @@ pub async fn put_guest_item(
     Path((id, sku)): Path<(String, String)>,
     Json(input): Json<QuantityRequest>,
 ) -> Result<Json<CartResponse>, ApiError> {
-    guest_cart(&state, &id).await?;
-    check_line(&state, &sku, input.quantity).await?;
-    let cart = state.carts.set_quantity(&id, &sku, input.quantity, MAX_LINES).await.map_err(store_error)?;
-    respond(&state, cart.ok_or_else(|| ApiError::not_found("no such cart"))?).await
+    let cart = guest_cart(&state, &id).await?;
+    check_line(&sku, input.quantity)?;
+    set_line(&state, &cart, &sku, input.quantity).await
 }
 
 /// The signed-in shopper's cart, priced now (made, empty, on first use).
@@ -153,10 +161,9 @@ pub async fn put_my_item(
     Path(sku): Path<String>,
     Json(input): Json<QuantityRequest>,
 ) -> Result<Json<CartResponse>, ApiError> {
-    check_line(&state, &sku, input.quantity).await?;
+    check_line(&sku, input.quantity)?;
     let cart = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
-    let cart = state.carts.set_quantity(&cart.id, &sku, input.quantity, MAX_LINES).await.map_err(store_error)?;
-    respond(&state, cart.ok_or_else(|| ApiError::not_found("no such cart"))?).await
+    set_line(&state, &cart, &sku, input.quantity).await
 }
 
 /// Brings a guest cart into the signed-in shopper's cart: units of a SKU in both are added, then

@@ -10,7 +10,7 @@ use chrono::Utc;
 use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
 use platform::contracts::order::OrderEvent;
-use platform::http::{ApiError, Json, Path, Query, Validator};
+use platform::http::{ApiError, Json, Path, Query, Validator, idempotency_key, idempotency_key_reused, page_limit};
 use platform::money::Money;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,13 +20,6 @@ use crate::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, stamp, s
 use crate::domain::{MAX_LINES, is_cart_id, price};
 use crate::saga::{cancellation, order_event, reserve};
 use crate::store::{Advance, Placed};
-
-/// Longest idempotency key.
-const MAX_KEY: usize = 255;
-
-/// Default and largest page.
-const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
 
 /// `POST /v1/orders`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,14 +75,6 @@ pub struct StatusParams {
     pub cursor: Option<String>,
 }
 
-fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}")));
-    }
-    Ok(limit)
-}
-
 fn cursor(cursor: Option<&str>) -> Result<Option<&str>, ApiError> {
     match cursor {
         Some(c) if !is_order_id(c) => Err(ApiError::invalid_field("cursor", "is not a cursor this endpoint gave")),
@@ -142,15 +127,7 @@ pub async fn place_order(
     headers: HeaderMap,
     Json(input): Json<PlaceOrder>,
 ) -> Result<(StatusCode, Json<Placement>), ApiError> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is required"))?;
-    if key.len() > MAX_KEY {
-        return Err(ApiError::bad_request(format!("the Idempotency-Key header is at most {MAX_KEY} characters")));
-    }
+    let key = idempotency_key(&headers)?;
     let hash = hex::encode(Sha256::digest(serde_json::to_string(&input).expect("a request serializes").as_bytes()));
     let answer = |order: &Order| {
         (
@@ -160,7 +137,7 @@ pub async fn place_order(
     };
     if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await.map_err(ApiError::internal)? {
         if stored != hash {
-            return Err(reused());
+            return Err(idempotency_key_reused());
         }
         return Ok(answer(&order));
     }
@@ -185,7 +162,7 @@ pub async fn place_order(
     if skus.is_empty() {
         // A request with the same key may have placed the order (and emptied the cart) since.
         if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await.map_err(ApiError::internal)? {
-            return if stored == hash { Ok(answer(&order)) } else { Err(reused()) };
+            return if stored == hash { Ok(answer(&order)) } else { Err(idempotency_key_reused()) };
         }
         return Err(ApiError::invalid_field("cart_id", "the cart is empty"));
     }
@@ -233,12 +210,8 @@ pub async fn place_order(
             Ok(answer(&order))
         }
         Placed::Existing(order) => Ok(answer(&order)),
-        Placed::KeyReused => Err(reused()),
+        Placed::KeyReused => Err(idempotency_key_reused()),
     }
-}
-
-fn reused() -> ApiError {
-    ApiError::unprocessable("idempotency-key-reused", "this Idempotency-Key was used with another request")
 }
 
 /// An order of the caller's (any, for an admin), with its history.
@@ -268,7 +241,7 @@ pub async fn list_orders(
     AuthUser(user): AuthUser,
     Query(params): Query<PageParams>,
 ) -> Result<Json<OrderList>, ApiError> {
-    let limit = limit(params.limit)?;
+    let limit = page_limit(params.limit)?;
     let cursor = cursor(params.cursor.as_deref())?;
     let items = state.orders.by_customer(&user.sub, cursor, limit).await.map_err(ApiError::internal)?;
     Ok(Json(page(items, limit)))
@@ -322,7 +295,7 @@ pub async fn admin_list_orders(
 ) -> Result<Json<OrderList>, ApiError> {
     let status = OrderStatus::parse(&params.status)
         .ok_or_else(|| ApiError::invalid_field("status", format!("{:?} is not an order status", params.status)))?;
-    let limit = limit(params.limit)?;
+    let limit = page_limit(params.limit)?;
     let cursor = cursor(params.cursor.as_deref())?;
     let items = state.orders.by_status(status, cursor, limit).await.map_err(ApiError::internal)?;
     Ok(Json(page(items, limit)))

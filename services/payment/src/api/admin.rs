@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Path, Query};
+use platform::http::{ApiError, Json, Path, Query, idempotency_key, idempotency_key_reused};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -19,9 +19,6 @@ use crate::store::{KeyClaim, StoreError};
 
 /// The idempotency scope of refunds.
 const REFUND_SCOPE: &str = "admin-refund";
-
-/// Longest idempotency key.
-const MAX_KEY: usize = 255;
 
 /// `GET /admin/v1/payments` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -137,27 +134,14 @@ pub async fn refund_payment(
     headers: HeaderMap,
     Json(input): Json<RefundRequest>,
 ) -> Result<Response, ApiError> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is required"))?;
-    if key.len() > MAX_KEY {
-        return Err(ApiError::bad_request(format!("the Idempotency-Key header is at most {MAX_KEY} characters")));
-    }
+    let key = idempotency_key(&headers)?;
     let canonical = serde_json::to_string(&input).expect("a request serializes");
     let hash = hex::encode(Sha256::digest(format!("{id}\n{canonical}").as_bytes()));
     let store = state.payments.store();
     match store.claim_key(REFUND_SCOPE, key, &hash).await.map_err(ApiError::internal)? {
         KeyClaim::New => {}
         KeyClaim::Done(status, body) => return Ok(stored_response(status, body)),
-        KeyClaim::Mismatch => {
-            return Err(ApiError::unprocessable(
-                "idempotency-key-reused",
-                "this Idempotency-Key was used with another request",
-            ));
-        }
+        KeyClaim::Mismatch => return Err(idempotency_key_reused()),
         KeyClaim::InProgress => return Err(ApiError::conflict("a request with this Idempotency-Key is in progress")),
     }
     let answer = refund(&state, &id, key, &input).await;

@@ -245,13 +245,7 @@ pub fn stamp(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
 }
 
-/// Whether `method` is a provider payment method token: `pm_` and 1–200 letters, digits or `_`.
-pub fn is_payment_method_token(method: &str) -> bool {
-    method.len() <= 203
-        && method
-            .strip_prefix("pm_")
-            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-}
+pub use platform::contracts::payment::is_payment_method_token;
 
 #[cfg(test)]
 mod tests {

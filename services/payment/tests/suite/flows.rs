@@ -3,7 +3,6 @@
 //! redelivered commands, voids before and after authorization, refunds.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use platform::contracts::payment::{Authorize, Capture, Failed, PaymentEvent, RefundCommand, Void};
 use platform::events::{Event, EventHandler, HandlerError};
@@ -230,7 +229,6 @@ async fn malformed_commands_are_dead_lettered() {
         assert!(matches!(w.commands.handle(&event).await, Err(HandlerError::Reject(_))), "{event:?}");
     }
     assert!(w.stores.store.by_order("o1").await.unwrap().is_none());
-    tokio::time::sleep(Duration::ZERO).await;
 }
 
 #[tokio::test]

@@ -46,14 +46,14 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, Select, TransactWriteItem, Update,
 };
 use futures::StreamExt;
 use futures::future::try_join_all;
 use platform::dynamodb::{
-    self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_ATTEMPTS, MAX_BATCH_GET, TableSpec,
-    Transaction, backoff, failed_condition, n, next_seq, race_only, retrying, s, transact,
+    self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_ATTEMPTS, TableSpec, Transaction, backoff,
+    failed_condition, n, next_seq, race_only, retrying, s, transact,
 };
 use platform::events::Event;
 use platform::http::ops::ReadinessCheck;
@@ -236,42 +236,16 @@ impl DynamoCatalog {
 
     /// The stock entries of `skus` (strongly consistent); SKUs never seen are absent.
     async fn stock_entries(&self, skus: &[String]) -> Result<HashMap<String, StockEntry>, StoreError> {
+        let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
         let mut entries = HashMap::with_capacity(skus.len());
-        let unique: Vec<&String> = skus.iter().collect::<HashSet<_>>().into_iter().collect();
-        for chunk in unique.chunks(MAX_BATCH_GET) {
-            let keys = chunk.iter().map(|sku| HashMap::from([("SKU".to_owned(), s(sku.as_str()))])).collect();
-            let mut request =
-                Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?);
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.stock, keys)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.tables.stock)).unwrap_or_default() {
-                    let attrs = Attrs::new(&self.tables.stock, &item);
-                    let entry = StockEntry {
-                        available: attrs.opt_n("Available")?,
-                        owner: attrs.opt_s("ProductID").map(Into::into),
-                        version: attrs.opt_n("StockVersion")?.unwrap_or(0),
-                    };
-                    entries.insert(attrs.s("SKU")?.to_owned(), entry);
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.tables.stock))
-                    .filter(|k| !k.keys().is_empty());
-                if request.is_some() {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(backend(DynamoError::Unprocessed(request.map_or(0, |k| k.keys().len()))));
-                    }
-                    backoff(attempt).await;
-                }
-            }
+        for item in dynamodb::batch_get(&self.client, &self.tables.stock, "SKU", &skus).await? {
+            let attrs = Attrs::new(&self.tables.stock, &item);
+            let entry = StockEntry {
+                available: attrs.opt_n("Available")?,
+                owner: attrs.opt_s("ProductID").map(Into::into),
+                version: attrs.opt_n("StockVersion")?.unwrap_or(0),
+            };
+            entries.insert(attrs.s("SKU")?.to_owned(), entry);
         }
         Ok(entries)
     }
