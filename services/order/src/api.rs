@@ -34,7 +34,6 @@ use crate::AppState;
         orders::Placement,
         orders::OrderList,
         crate::domain::order::Order,
-        crate::domain::order::OrderItem,
         crate::domain::order::OrderStatus,
         crate::domain::order::HistoryEntry,
         platform::address::AddressInput,

@@ -27,8 +27,8 @@ pub struct Cart {
     pub lines: Vec<(String, i64)>,
 }
 
-/// A line of a priced cart.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A line of a priced cart (and of an order: the catalog's price when it was placed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CartItem {
     /// The SKU.
     pub sku: String,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, stamp, step_timeout};
+use crate::domain::order::{HistoryEntry, Order, OrderStatus, stamp, step_timeout};
 use crate::domain::{MAX_LINES, is_cart_id, price};
 use crate::saga::{cancellation, order_event, reserve};
 use crate::store::{Advance, Placed};
@@ -180,18 +180,7 @@ pub async fn place_order(
         id: format!("ord_{}", uuid::Uuid::now_v7().simple()),
         customer_id: user.sub.clone(),
         status: OrderStatus::Pending,
-        items: priced
-            .items
-            .into_iter()
-            .map(|i| OrderItem {
-                sku: i.sku,
-                product_id: i.product_id,
-                name: i.name,
-                quantity: i.quantity,
-                unit_price: i.unit_price,
-                line_total: i.line_total,
-            })
-            .collect(),
+        items: priced.items,
         total: priced.subtotal,
         shipping_address: address,
         payment_method: input.payment_method.clone(),

@@ -76,22 +76,8 @@ impl OrderStatus {
     }
 }
 
-/// A line of an order: the catalog's price when it was placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OrderItem {
-    /// The SKU.
-    pub sku: String,
-    /// Its product.
-    pub product_id: String,
-    /// The product's name then.
-    pub name: String,
-    /// Units.
-    pub quantity: i64,
-    /// The price of one unit then.
-    pub unit_price: Money,
-    /// `unit_price × quantity`.
-    pub line_total: Money,
-}
+/// A line of an order: a cart's line, priced by the catalog when the order was placed.
+pub type OrderItem = super::CartItem;
 
 /// A moment of an order's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
