@@ -24,6 +24,20 @@ pub struct TestApp {
     _data: tempfile::TempDir,
 }
 
+/// A configuration change that puts every DynamoDB-backed store on the moto server
+/// (`SHOP_TEST_AWS_ENDPOINT`), in fresh tables named `{prefix}-{unique}-…`; the same change on a
+/// restart finds the same tables. `None` when there is no server: a skip on a laptop, a failure
+/// under `CI=true`.
+pub fn on_dynamodb(prefix: &str) -> Option<impl Fn(&mut Config) + use<>> {
+    let endpoint = platform::testing::server_env("SHOP_TEST_AWS_ENDPOINT")?;
+    let prefix = format!("{prefix}-{}-", uuid::Uuid::new_v4().simple());
+    Some(move |config: &mut Config| {
+        config.store_backend = platform::config::StoreBackend::Dynamodb;
+        config.aws_endpoint_url = Some(endpoint.parse().expect("SHOP_TEST_AWS_ENDPOINT is a URL"));
+        config.dynamodb_table_prefix.clone_from(&prefix);
+    })
+}
+
 impl TestApp {
     /// Starts the platform with the test configuration (embedded backends, rate limiting off),
     /// adjusted by `configure`.

@@ -4,9 +4,15 @@
 
 use std::time::Duration;
 
+use platform::Config;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use shop_tests::{TestApp, problem};
+
+/// The platform on the DynamoDB stores (the moto server).
+async fn on_dynamodb() -> Option<TestApp> {
+    Some(TestApp::start_with(shop_tests::on_dynamodb("e2e-order")?).await)
+}
 
 fn address() -> Value {
     json!({"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"})
@@ -117,7 +123,16 @@ fn statuses(order: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_shopper_checks_out_and_the_order_ships_with_stock_taken_and_payment_captured() {
-    let app = TestApp::start().await;
+    ships(TestApp::start().await).await;
+}
+
+#[tokio::test]
+async fn a_shopper_checks_out_and_the_order_ships_with_stock_taken_and_payment_captured_on_dynamodb() {
+    let Some(app) = on_dynamodb().await else { return };
+    ships(app).await;
+}
+
+async fn ships(app: TestApp) {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-1", 5).await;
@@ -232,7 +247,16 @@ async fn a_cancelled_order_returns_its_stock_and_voids_its_payment() {
 
 #[tokio::test]
 async fn the_same_checkout_posted_ten_times_makes_one_order_and_one_charge() {
-    let app = TestApp::start().await;
+    one_order_per_key(TestApp::start().await).await;
+}
+
+#[tokio::test]
+async fn the_same_checkout_posted_ten_times_makes_one_order_and_one_charge_on_dynamodb() {
+    let Some(app) = on_dynamodb().await else { return };
+    one_order_per_key(app).await;
+}
+
+async fn one_order_per_key(app: TestApp) {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-4", 10).await;
@@ -265,7 +289,16 @@ async fn the_same_checkout_posted_ten_times_makes_one_order_and_one_charge() {
 
 #[tokio::test]
 async fn fifty_shoppers_racing_for_the_last_five_units_make_five_orders() {
-    let app = TestApp::start().await;
+    last_five_units(TestApp::start().await).await;
+}
+
+#[tokio::test]
+async fn fifty_shoppers_racing_for_the_last_five_units_make_five_orders_on_dynamodb() {
+    let Some(app) = on_dynamodb().await else { return };
+    last_five_units(app).await;
+}
+
+async fn last_five_units(app: TestApp) {
     let admin = app.admin_token().await;
     stocked(&app, &admin, "LAST-1", 5).await;
     let shoppers: Vec<String> = futures::future::join_all((0..50).map(|_| app.customer_token())).await;
@@ -394,7 +427,22 @@ async fn a_step_that_never_answers_times_out_and_the_order_is_compensated() {
 
 #[tokio::test]
 async fn orders_in_flight_when_the_platform_restarts_all_finish_once() {
-    let app = TestApp::start_with(|config| config.simulated_latency_ms = 150).await;
+    in_flight_through_a_restart(|_: &mut Config| {}).await;
+}
+
+#[tokio::test]
+async fn orders_in_flight_when_the_platform_restarts_all_finish_once_on_dynamodb() {
+    let Some(dynamodb) = shop_tests::on_dynamodb("e2e-order") else { return };
+    in_flight_through_a_restart(dynamodb).await;
+}
+
+/// Orders at every step when the platform on `backend` stops and starts again.
+async fn in_flight_through_a_restart(backend: impl Fn(&mut Config)) {
+    let app = TestApp::start_with(|config| {
+        backend(config);
+        config.simulated_latency_ms = 150;
+    })
+    .await;
     let admin = app.admin_token().await;
     stocked(&app, &admin, "BUSY-1", 100).await;
     let mut placed = Vec::new();
@@ -406,7 +454,7 @@ async fn orders_in_flight_when_the_platform_restarts_all_finish_once() {
         placed.push((shopper, response["id"].as_str().unwrap().to_owned(), method));
     }
     // Stopped with orders at every step, then started again on the same data.
-    let app = app.restart(|_| {}).await;
+    let app = app.restart(&backend).await;
     let mut shipped = 0;
     for (shopper, id, method) in &placed {
         let done = settled(&app, shopper, id).await;

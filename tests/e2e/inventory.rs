@@ -116,13 +116,10 @@ async fn admins_set_adjust_and_audit_stock_and_shoppers_see_what_is_available() 
 
 /// The platform on the DynamoDB stores (the moto server), sweeping reservations every 200 ms.
 async fn on_dynamodb() -> Option<TestApp> {
-    let endpoint = platform::testing::server_env("SHOP_TEST_AWS_ENDPOINT")?;
-    let prefix = format!("e2e-inv-{}-", uuid::Uuid::new_v4().simple());
+    let dynamodb = shop_tests::on_dynamodb("e2e-inv")?;
     Some(
         TestApp::start_with(|config| {
-            config.store_backend = platform::config::StoreBackend::Dynamodb;
-            config.aws_endpoint_url = Some(endpoint.parse().unwrap());
-            config.dynamodb_table_prefix = prefix;
+            dynamodb(config);
             config.reservation_sweep_ms = 200;
         })
         .await,

@@ -35,4 +35,38 @@ pub trait Cache: Send + Sync {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError>;
     /// Whether the cache answers (for `/ready`).
     async fn ping(&self) -> Result<(), CacheError>;
+
+    /// Sets `key` to `value` at `version`, expiring after `ttl`, unless it holds a live value at
+    /// `version` or a later one; whether it was set. So copies written out of order (two writers
+    /// racing, or a reader filling the cache with what it read before a write) never replace a
+    /// newer one. Read it back with [`Cache::get_versioned`].
+    async fn set_newer(&self, key: &str, version: u64, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
+
+    /// The value under `key` and its version, if it was set with [`Cache::set_newer`] and is live.
+    async fn get_versioned(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, CacheError> {
+        Ok(self.get(key).await?.and_then(|stored| {
+            let (version, value) = split_versioned(&stored)?;
+            Some((version, value.to_vec()))
+        }))
+    }
+}
+
+/// Width of the decimal version that prefixes a value set with [`Cache::set_newer`], then `|`.
+const VERSION_WIDTH: usize = 20;
+
+/// `value` stored at `version`: the version in fixed-width decimal (so Redis's Lua reads it with
+/// `tonumber`), `|`, then the value.
+fn versioned(version: u64, value: &[u8]) -> Vec<u8> {
+    let mut stored = format!("{version:0VERSION_WIDTH$}|").into_bytes();
+    stored.extend_from_slice(value);
+    stored
+}
+
+/// The version and value of what [`versioned`] stored.
+fn split_versioned(stored: &[u8]) -> Option<(u64, &[u8])> {
+    if stored.len() <= VERSION_WIDTH || stored[VERSION_WIDTH] != b'|' {
+        return None;
+    }
+    let version = std::str::from_utf8(&stored[..VERSION_WIDTH]).ok()?.parse().ok()?;
+    Some((version, &stored[VERSION_WIDTH + 1..]))
 }

@@ -25,6 +25,54 @@ pub struct Cart {
     pub currency: String,
     /// SKUs and quantities, in the order they were added.
     pub lines: Vec<(String, i64)>,
+    /// Counts the changes of its lines (0 when made), so a copy can tell which of two is newer.
+    pub version: u64,
+}
+
+impl Cart {
+    /// A new, empty cart.
+    pub fn new(id: String, owner_id: Option<String>, currency: &str) -> Self {
+        Self { id, owner_id, currency: currency.to_owned(), lines: Vec::new(), version: 0 }
+    }
+
+    /// The units of `sku` in it (0 when it has no such line).
+    pub fn quantity(&self, sku: &str) -> i64 {
+        self.lines.iter().find(|(s, _)| s == sku).map_or(0, |(_, q)| *q)
+    }
+
+    /// Sets the units of `sku` (0 or less removes the line; a new line goes last); `false`, with
+    /// nothing changed, when a new line would take it over `max_lines`.
+    pub fn set_line(&mut self, sku: &str, quantity: i64, max_lines: usize) -> bool {
+        match self.lines.iter().position(|(s, _)| s == sku) {
+            Some(at) if quantity <= 0 => {
+                self.lines.remove(at);
+            }
+            Some(at) => self.lines[at].1 = quantity,
+            None if quantity <= 0 => {}
+            None if self.lines.len() >= max_lines => return false,
+            None => self.lines.push((sku.to_owned(), quantity)),
+        }
+        true
+    }
+
+    /// Adds the lines of a guest cart at login: units of a SKU in both are added, then capped by
+    /// `caps` where given (never below what this cart had, nor above the cap); `false`, with this
+    /// cart as it was, when it would take it over `max_lines`.
+    pub fn absorb(&mut self, guest: &[(String, i64)], caps: &HashMap<String, i64>, max_lines: usize) -> bool {
+        let before = self.lines.clone();
+        for (sku, quantity) in guest {
+            let had = self.quantity(sku);
+            let mut total = had.saturating_add(*quantity);
+            if let Some(cap) = caps.get(sku) {
+                total = total.min(*cap).max(had.min(*cap));
+            }
+            if total != had && !self.set_line(sku, total, max_lines) {
+                self.lines = before;
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// A line of a priced cart (and of an order: the catalog's price when it was placed).
@@ -134,6 +182,7 @@ mod tests {
             owner_id: None,
             currency: "USD".into(),
             lines: vec![("A".into(), 2), ("GONE".into(), 1), ("B".into(), 3), ("EUR".into(), 1)],
+            version: 0,
         };
         let skus = HashMap::from([
             ("A".to_owned(), info("A", 1999, "USD")),

@@ -19,7 +19,12 @@ use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
 
+use anyhow::Context;
+use platform::config::StoreBackend;
+
 use crate::catalog::{Catalog, ServiceCatalog};
+use crate::store::cached::CachedCarts;
+use crate::store::dynamodb::DynamoOrders;
 use crate::store::orders::SqliteOrderStore;
 use crate::store::sqlite::SqliteCartStore;
 use crate::store::{CartStore, OrderStore};
@@ -49,6 +54,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "cart_abandonment",
         sql: include_str!("../../../migrations/order/sqlite/0003_cart_abandonment.sql"),
+    },
+    Migration {
+        scope: NAME,
+        version: 4,
+        name: "cart_version",
+        sql: include_str!("../../../migrations/order/sqlite/0004_cart_version.sql"),
     },
 ];
 
@@ -80,13 +91,56 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// Wires the service into a process: stores, routes, checks (no outbox relay yet: it writes no events).
+/// The stores a process uses, with the outbox their writes record events in and the readiness
+/// check of what holds them.
+pub struct Backend {
+    /// Carts (not yet cached).
+    pub carts: Arc<dyn CartStore>,
+    /// Orders.
+    pub orders: Arc<dyn OrderStore>,
+    /// The outbox, for the relay.
+    pub outbox: Arc<dyn platform::events::outbox::OutboxStore>,
+    /// The readiness check.
+    pub check: Arc<dyn platform::http::ops::ReadinessCheck>,
+}
+
+/// Opens the configured stores: SQLite (embedded), or DynamoDB (the local stack and AWS).
+pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
+    match infra.config.store_backend {
+        StoreBackend::Sqlite => {
+            let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+            Ok(Backend {
+                carts: Arc::new(SqliteCartStore::new(db.clone())),
+                orders: Arc::new(SqliteOrderStore::new(db.clone())),
+                outbox: Arc::new(platform::events::outbox::SqliteOutbox(db.clone())),
+                check: Arc::new(db),
+            })
+        }
+        StoreBackend::Dynamodb => {
+            let sdk = platform::aws::sdk_config(&infra.config).await;
+            let store = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+            // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
+            if infra.config.aws_endpoint_url.is_some() {
+                store.create_tables().await.context("cannot create the order service's DynamoDB tables")?;
+            }
+            Ok(Backend {
+                outbox: Arc::new(store.outbox()),
+                carts: Arc::new(store.clone()),
+                orders: Arc::new(store.clone()),
+                check: Arc::new(store),
+            })
+        }
+    }
+}
+
+/// Wires the service into a process: stores (carts cached), outbox relay, saga consumer,
+/// timeout sweeper, abandoned-cart reporter, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
-    let db = infra.open_sqlite(NAME, MIGRATIONS)?;
+    let backend = open(&infra).await?;
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
-    let outbox = infra.spawn_sqlite_relay(&db);
-    let carts: Arc<dyn CartStore> = Arc::new(SqliteCartStore::new(db.clone()));
-    let orders: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(db.clone()));
+    let outbox = infra.spawn_relay(backend.outbox);
+    let carts: Arc<dyn CartStore> = Arc::new(CachedCarts::new(backend.carts, infra.cache.clone()));
+    let orders = backend.orders;
     let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
     let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step);
     infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)).batch(64));
@@ -111,7 +165,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         catalog: Arc::new(catalog),
         verifier: infra.verifier.clone(),
     };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![Arc::new(db)] })
+    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
 }
 
 /// Reports carts left idle for `idle` (`cart.abandoned.v1`, once per idle spell), checking every

@@ -1,5 +1,7 @@
 //! The order service's storage ports and their adapters.
 
+pub mod cached;
+pub mod dynamodb;
 pub mod orders;
 pub mod sqlite;
 
@@ -18,6 +20,12 @@ pub enum StoreError {
     /// The store itself failed.
     #[error("cart store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<platform::dynamodb::DynamoError> for StoreError {
+    fn from(error: platform::dynamodb::DynamoError) -> Self {
+        Self::Backend(Box::new(error))
+    }
 }
 
 /// Carts: guest carts (found by id, the bearer secret) and each user's persistent cart.
@@ -58,12 +66,28 @@ pub trait CartStore: Send + Sync {
         caps: &HashMap<String, i64>,
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError>;
+
+    /// Cart `id` was changed by another writer (placing an order empties it, through the
+    /// [`OrderStore`]): a store that keeps copies forgets or renews its copy. Nothing to do for a
+    /// store without copies.
+    async fn refresh(&self, id: &str) -> Result<(), StoreError> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 use chrono::{DateTime, Utc};
 use platform::events::Event;
 
-use crate::domain::order::{Order, OrderStatus};
+/// `cart.abandoned.v1` for `cart`, idle since `idle_since`.
+pub(crate) fn abandoned(cart: &Cart, idle_since: DateTime<Utc>) -> Event {
+    use platform::contracts::{inventory::Line, order::CartAbandoned};
+    let lines = cart.lines.iter().map(|(sku, quantity)| Line { sku: sku.clone(), quantity: *quantity }).collect();
+    let data = CartAbandoned { cart_id: cart.id.clone(), owner_id: cart.owner_id.clone(), lines, idle_since };
+    Event::new(CartAbandoned::KIND, crate::NAME, data).with_subject(cart.id.clone())
+}
+
+use crate::domain::order::{HistoryEntry, Order, OrderStatus, stamp};
 
 /// What placing an order found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +98,9 @@ pub enum Placed {
     Existing(Order),
     /// The key was used by the shopper with another request.
     KeyReused,
+    /// The cart to empty is not at the version the order was priced from (it changed, or is
+    /// gone): nothing was written; read it again.
+    CartChanged,
 }
 
 /// A move of an order: history entries to append (the last is the new status; none keeps the
@@ -88,18 +115,35 @@ pub struct Advance {
     pub deadline: Option<DateTime<Utc>>,
 }
 
+impl Advance {
+    /// `order` after this move, made at `now`: the steps appended to its history (the last one its
+    /// status), the label set, the deadline replaced.
+    pub fn apply(&self, order: &mut Order, now: DateTime<Utc>) {
+        for (status, reason) in &self.steps {
+            order.status = *status;
+            order.history.push(HistoryEntry { status: *status, at: now, reason: reason.clone() });
+        }
+        if let Some((url, tracking)) = &self.label {
+            order.label_url = Some(url.clone());
+            order.tracking_number = Some(tracking.clone());
+        }
+        order.deadline = self.deadline.map(stamp);
+        order.updated_at = now;
+    }
+}
+
 /// Orders.
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Places `order` (with `events`, and emptying cart `clear_cart`) unless the shopper used
-    /// `key` before: then the order that request placed, or [`Placed::KeyReused`] when it was
-    /// another request (`request_hash` differs).
+    /// Places `order` (with `events`, and emptying cart `clear_cart`, given by id and the version
+    /// the order was made from) unless the shopper used `key` before: then the order that request
+    /// placed, or [`Placed::KeyReused`] when it was another request (`request_hash` differs).
     async fn place(
         &self,
         order: &Order,
         key: &str,
         request_hash: &str,
-        clear_cart: Option<&str>,
+        clear_cart: Option<(&str, u64)>,
         events: &[Event],
     ) -> Result<Placed, StoreError>;
 

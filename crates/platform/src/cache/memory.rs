@@ -132,4 +132,16 @@ impl Cache for MemoryCache {
     async fn ping(&self) -> Result<(), CacheError> {
         Ok(())
     }
+
+    async fn set_newer(&self, key: &str, version: u64, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        let held = shard.get(key).filter(|e| e.live(now)).and_then(|e| super::split_versioned(&e.value));
+        if held.is_some_and(|(held, _)| held >= version) {
+            return Ok(false);
+        }
+        self.make_room(&mut shard, now);
+        shard.insert(key.to_owned(), Entry { value: super::versioned(version, value), expires_at: Some(now + ttl) });
+        Ok(true)
+    }
 }

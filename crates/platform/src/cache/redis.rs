@@ -103,4 +103,28 @@ impl Cache for RedisCache {
         let _: String = redis::cmd("PING").query_async(&mut self.connection.clone()).await?;
         Ok(())
     }
+
+    async fn set_newer(&self, key: &str, version: u64, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        // Compare and set in one step on the server: the held version is the value's fixed-width
+        // decimal prefix.
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                r"local held = redis.call('GET', KEYS[1])
+                  if held then
+                    local version = tonumber(string.sub(held, 1, 20))
+                    if version and version >= tonumber(ARGV[1]) then return 0 end
+                  end
+                  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+                  return 1",
+            )
+        });
+        let set: i64 = SCRIPT
+            .key(self.key(key))
+            .arg(version.to_string())
+            .arg(super::versioned(version, value))
+            .arg(millis(ttl))
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(set == 1)
+    }
 }

@@ -43,6 +43,7 @@ macro_rules! cache_suite {
                 increment_counts_within_a_fixed_window,
                 ttl_reports_the_remaining_time_to_live,
                 the_cache_answers_a_ping,
+                a_versioned_value_is_replaced_only_by_a_newer_one,
             );
         }
     };
@@ -162,4 +163,23 @@ async fn ttl_reports_the_remaining_time_to_live(fx: &CacheFixture) {
 
 async fn the_cache_answers_a_ping(fx: &CacheFixture) {
     fx.cache.ping().await.unwrap();
+}
+
+async fn a_versioned_value_is_replaced_only_by_a_newer_one(fx: &CacheFixture) {
+    let cache = fx.cache.as_ref();
+    let minute = Duration::from_secs(60);
+    assert!(cache.set_newer("cart", 2, b"second", minute).await.unwrap());
+    assert!(!cache.set_newer("cart", 1, b"first", minute).await.unwrap(), "an older copy arriving late");
+    assert!(!cache.set_newer("cart", 2, b"again", minute).await.unwrap(), "the same version");
+    assert_eq!(cache.get_versioned("cart").await.unwrap(), Some((2, b"second".to_vec())));
+    assert!(cache.set_newer("cart", 3, b"", minute).await.unwrap());
+    assert_eq!(cache.get_versioned("cart").await.unwrap(), Some((3, Vec::new())), "an empty value is a value");
+    assert!(cache.set_newer("cart", u64::MAX, b"gone", minute).await.unwrap());
+    assert!(!cache.set_newer("cart", u64::MAX - 1, b"back", minute).await.unwrap());
+    cache.set("plain", b"not versioned", None).await.unwrap();
+    assert_eq!(cache.get_versioned("plain").await.unwrap(), None);
+    assert!(cache.set_newer("plain", 0, b"now versioned", minute).await.unwrap(), "a plain value is replaced");
+    assert!(cache.set_newer("short", 5, b"x", SHORT).await.unwrap());
+    gone(cache, "short").await;
+    assert!(cache.set_newer("short", 1, b"y", minute).await.unwrap(), "an expired copy holds nothing back");
 }

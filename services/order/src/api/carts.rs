@@ -98,7 +98,7 @@ async fn guest_cart(state: &AppState, id: &str) -> Result<Cart, ApiError> {
 #[utoipa::path(post, path = "/v1/carts", tag = "carts",
     responses((status = 201, description = "The new cart", body = CartResponse)))]
 pub async fn create_cart(State(state): State<AppState>) -> Result<(StatusCode, Json<CartResponse>), ApiError> {
-    let cart = Cart { id: new_cart_id(), owner_id: None, currency: CURRENCY.into(), lines: Vec::new() };
+    let cart = Cart::new(new_cart_id(), None, CURRENCY);
     state.carts.create(&cart).await.map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, respond(&state, cart).await?))
 }

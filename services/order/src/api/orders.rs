@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::domain::order::{HistoryEntry, Order, OrderStatus, stamp, step_timeout};
+use crate::domain::order::{HistoryEntry, Order, OrderStatus, is_order_id, new_order_id, stamp, step_timeout};
 use crate::domain::{MAX_LINES, is_cart_id, price};
 use crate::saga::{cancellation, order_event, reserve};
 use crate::store::{Advance, Placed};
@@ -82,10 +82,6 @@ fn cursor(cursor: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn is_order_id(id: &str) -> bool {
-    id.len() == 36 && id.starts_with("ord_") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 fn page(items: Vec<Order>, limit: usize) -> OrderList {
     let next_cursor = (items.len() == limit).then(|| items.last().map(|o| o.id.clone())).flatten();
     OrderList { items, next_cursor }
@@ -119,6 +115,7 @@ fn catalog_unavailable(error: platform::client::ClientError) -> ApiError {
         (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", content_type = "application/problem+json"),
         (status = 404, description = "No such cart of the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "The cart kept changing during checkout", content_type = "application/problem+json"),
         (status = 422, description = "A bad address or payment method, an empty cart, lines not sold, or the key used with another body", content_type = "application/problem+json"),
     ))]
 pub async fn place_order(
@@ -150,19 +147,66 @@ pub async fn place_order(
         "must be a payment method token from the payment provider (pm_…)",
     );
     v.finish()?;
-    let not_found = || ApiError::not_found("no such cart");
     if !is_cart_id(&input.cart_id) {
-        return Err(not_found());
+        return Err(ApiError::not_found("no such cart"));
     }
+    // A cart that changes between its read and the placement (another tab, or a stale cached
+    // copy) places nothing: read it again, a few times.
+    for _ in 0..PLACE_ATTEMPTS {
+        let (order, version) = match checkout(&state, &user.sub, &input, &address, key, &hash).await? {
+            Checkout::Answer(order) => return Ok(answer(&order)),
+            Checkout::Order(order, version) => (order, version),
+        };
+        let events =
+            vec![order_event(OrderEvent::PLACED, &order, OrderStatus::Pending, None, None), reserve(&order, None)];
+        let cart = Some((input.cart_id.as_str(), version));
+        match state.orders.place(&order, key, &hash, cart, &events).await.map_err(ApiError::internal)? {
+            Placed::New(order) => {
+                state.outbox.notify_one();
+                metrics::counter!("orders_placed_total").increment(1);
+                if let Err(error) = state.carts.refresh(&input.cart_id).await {
+                    tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not renew an emptied cart's copy");
+                }
+                return Ok(answer(&order));
+            }
+            Placed::Existing(order) => return Ok(answer(&order)),
+            Placed::KeyReused => return Err(idempotency_key_reused()),
+            Placed::CartChanged => state.carts.refresh(&input.cart_id).await.map_err(ApiError::internal)?,
+        }
+    }
+    Err(ApiError::conflict("the cart kept changing during checkout; try again"))
+}
+
+/// Tries of a checkout whose cart changed under it.
+const PLACE_ATTEMPTS: usize = 3;
+
+/// What reading and pricing the cart found.
+enum Checkout {
+    /// The order to answer with (the same key placed it meanwhile).
+    Answer(Order),
+    /// The order to place, and the version of the cart it was made from.
+    Order(Order, u64),
+}
+
+/// Reads and prices the cart to check out, and makes the order.
+async fn checkout(
+    state: &AppState,
+    customer_id: &str,
+    input: &PlaceOrder,
+    address: &AddressInput,
+    key: &str,
+    hash: &str,
+) -> Result<Checkout, ApiError> {
+    let not_found = || ApiError::not_found("no such cart");
     let cart = state.carts.get(&input.cart_id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
-    if cart.owner_id.as_ref().is_some_and(|owner| *owner != user.sub) {
+    if cart.owner_id.as_ref().is_some_and(|owner| owner != customer_id) {
         return Err(not_found());
     }
     let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
     if skus.is_empty() {
         // A request with the same key may have placed the order (and emptied the cart) since.
-        if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await.map_err(ApiError::internal)? {
-            return if stored == hash { Ok(answer(&order)) } else { Err(idempotency_key_reused()) };
+        if let Some((order, stored)) = state.orders.by_key(customer_id, key).await.map_err(ApiError::internal)? {
+            return if stored == hash { Ok(Checkout::Answer(order)) } else { Err(idempotency_key_reused()) };
         }
         return Err(ApiError::invalid_field("cart_id", "the cart is empty"));
     }
@@ -177,12 +221,12 @@ pub async fn place_order(
     }
     let now = stamp(Utc::now());
     let order = Order {
-        id: format!("ord_{}", uuid::Uuid::now_v7().simple()),
-        customer_id: user.sub.clone(),
+        id: new_order_id(),
+        customer_id: customer_id.to_owned(),
         status: OrderStatus::Pending,
         items: priced.items,
         total: priced.subtotal,
-        shipping_address: address,
+        shipping_address: address.clone(),
         payment_method: input.payment_method.clone(),
         label_url: None,
         tracking_number: None,
@@ -191,16 +235,7 @@ pub async fn place_order(
         created_at: now,
         updated_at: now,
     };
-    let events = vec![order_event(OrderEvent::PLACED, &order, OrderStatus::Pending, None, None), reserve(&order, None)];
-    match state.orders.place(&order, key, &hash, Some(&cart.id), &events).await.map_err(ApiError::internal)? {
-        Placed::New(order) => {
-            state.outbox.notify_one();
-            metrics::counter!("orders_placed_total").increment(1);
-            Ok(answer(&order))
-        }
-        Placed::Existing(order) => Ok(answer(&order)),
-        Placed::KeyReused => Err(idempotency_key_reused()),
-    }
+    Ok(Checkout::Order(order, cart.version))
 }
 
 /// An order of the caller's (any, for an admin), with its history.

@@ -136,6 +136,25 @@ pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chron
     }
 }
 
+/// A new order id: `ord_` and a UUIDv7 in hex, so ids sort by the time they were made.
+pub fn new_order_id() -> String {
+    format!("ord_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Whether `id` has the shape of an order id (so junk never reaches the store).
+pub fn is_order_id(id: &str) -> bool {
+    id.len() == 36 && id.starts_with("ord_") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// When the order id was made (the UUIDv7's millisecond timestamp), if it is one of ours.
+pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
+    if !is_order_id(id) {
+        return None;
+    }
+    let (seconds, nanos) = uuid::Uuid::parse_str(&id[4..]).ok()?.get_timestamp()?.to_unix();
+    DateTime::from_timestamp(i64::try_from(seconds).ok()?, nanos)
+}
+
 /// `time` to the millisecond, as the stores keep times.
 pub fn stamp(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
@@ -144,6 +163,18 @@ pub fn stamp(time: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_ids_carry_the_time_they_were_made_and_sort_by_it() {
+        let before = stamp(Utc::now());
+        let first = new_order_id();
+        let second = new_order_id();
+        assert!(is_order_id(&first) && first < second);
+        let made = id_time(&first).unwrap();
+        assert!(made >= before && made <= Utc::now(), "{made} after {before}");
+        assert_eq!(id_time("ord_none"), None);
+        assert!(!is_order_id(&format!("ord_{}", "g".repeat(32))));
+    }
 
     #[test]
     fn statuses_round_trip_and_know_where_they_stand() {

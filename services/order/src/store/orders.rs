@@ -9,7 +9,7 @@ use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Advance, OrderStore, Placed, StoreError};
-use crate::domain::order::{HistoryEntry, Order, OrderStatus, stamp};
+use crate::domain::order::{Order, OrderStatus, stamp};
 
 /// Orders in the service's SQLite database.
 #[derive(Debug, Clone)]
@@ -95,11 +95,11 @@ impl OrderStore for SqliteOrderStore {
         order: &Order,
         key: &str,
         request_hash: &str,
-        clear_cart: Option<&str>,
+        clear_cart: Option<(&str, u64)>,
         events: &[Event],
     ) -> Result<Placed, StoreError> {
         let (order, key, hash) = (order.clone(), key.to_owned(), request_hash.to_owned());
-        let (clear_cart, events) = (clear_cart.map(str::to_owned), events.to_vec());
+        let (clear_cart, events) = (clear_cart.map(|(id, version)| (id.to_owned(), version)), events.to_vec());
         self.db
             .transaction(move |tx| {
                 let existing: Option<(String, String)> = tx
@@ -114,6 +114,15 @@ impl OrderStore for SqliteOrderStore {
                     }
                     let order = order_where(tx, &id)?.ok_or_else(|| DbError::Sqlite(corrupt("order")))?;
                     return Ok(Placed::Existing(order));
+                }
+                if let Some((cart, version)) = &clear_cart {
+                    let stored: Option<i64> = tx
+                        .prepare_cached("SELECT version FROM carts WHERE id = ?1")?
+                        .query_row(params![cart], |r| r.get(0))
+                        .optional()?;
+                    if stored != Some(*version as i64) {
+                        return Ok(Placed::CartChanged);
+                    }
                 }
                 tx.prepare_cached(
                     "INSERT INTO orders (id, customer_id, status, items, total_amount, currency, shipping_address,
@@ -135,8 +144,10 @@ impl OrderStore for SqliteOrderStore {
                     hash,
                     order.created_at.timestamp_millis(),
                 ])?;
-                if let Some(cart) = clear_cart {
+                if let Some((cart, _)) = clear_cart {
                     tx.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?.execute(params![cart])?;
+                    tx.prepare_cached("UPDATE carts SET version = version + 1 WHERE id = ?1")?
+                        .execute(params![cart])?;
                 }
                 push_all(tx, &events)?;
                 Ok(Placed::New(order))
@@ -204,16 +215,7 @@ impl OrderStore for SqliteOrderStore {
                     return Ok(None);
                 }
                 let now = stamp(Utc::now());
-                for (status, reason) in &advance.steps {
-                    order.status = *status;
-                    order.history.push(HistoryEntry { status: *status, at: now, reason: reason.clone() });
-                }
-                if let Some((url, tracking)) = &advance.label {
-                    order.label_url = Some(url.clone());
-                    order.tracking_number = Some(tracking.clone());
-                }
-                order.deadline = advance.deadline.map(stamp);
-                order.updated_at = now;
+                advance.apply(&mut order, now);
                 tx.prepare_cached(
                     "UPDATE orders SET status = ?2, history = ?3, label_url = ?4, tracking_number = ?5, deadline = ?6,
                         updated_at = ?7 WHERE id = ?1",

@@ -1,53 +1,29 @@
-//! The order store conformance suite. Each test is a generic function over the port;
-//! `conformance_suite!` instantiates it per adapter (the embedded SQLite store here).
-
-use std::sync::Arc;
+//! The order store conformance suite: each test is a generic function over the stores, run on
+//! every adapter by `conformance_suite!`.
 
 use chrono::{Duration, Utc};
 use platform::address::AddressInput;
 use platform::events::Event;
-use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use platform::money::Money;
-use shop_order::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, stamp};
-use shop_order::store::orders::SqliteOrderStore;
-use shop_order::store::{Advance, OrderStore, Placed};
+use shop_order::domain::Cart;
+use shop_order::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, new_order_id, stamp};
+use shop_order::store::{Advance, Placed};
 
-struct Stores {
-    orders: Arc<dyn OrderStore>,
-    outbox: Arc<dyn OutboxStore>,
-    _dir: tempfile::TempDir,
-}
+use crate::{Stores, drained};
 
-macro_rules! conformance_suite {
-    ($($test:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(super::sqlite_stores()).await;
-                }
-            )+
-        }
-    };
-}
-
-conformance_suite!(
+crate::conformance_suite!(
     an_order_is_placed_once_per_key_with_its_events,
+    placing_empties_the_cart_it_was_made_from_and_only_at_that_version,
     an_order_moves_only_from_the_statuses_named_and_keeps_its_history,
+    concurrent_moves_of_one_order_apply_once,
     a_shoppers_orders_page_newest_first_and_the_queue_oldest_first,
     overdue_orders_are_found_by_their_deadline,
 );
 
-fn sqlite_stores() -> Stores {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, _) = platform::sqlite::Db::open_migrated(dir.path().join("order.db"), shop_order::MIGRATIONS).unwrap();
-    Stores { orders: Arc::new(SqliteOrderStore::new(db.clone())), outbox: Arc::new(SqliteOutbox(db)), _dir: dir }
-}
-
 fn order(customer: &str, deadline_in: Option<i64>) -> Order {
     let now = stamp(Utc::now());
     Order {
-        id: format!("ord_{}", uuid::Uuid::now_v7().simple()),
+        id: new_order_id(),
         customer_id: customer.into(),
         status: OrderStatus::Pending,
         items: vec![OrderItem {
@@ -78,13 +54,6 @@ fn order(customer: &str, deadline_in: Option<i64>) -> Order {
     }
 }
 
-async fn drained(outbox: &dyn OutboxStore) -> Vec<String> {
-    let rows = outbox.fetch(100).await.unwrap();
-    let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
-    outbox.delete(&seqs).await.unwrap();
-    rows.iter().map(|(_, body)| Event::from_json(body).unwrap().kind).collect()
-}
-
 async fn an_order_is_placed_once_per_key_with_its_events(s: Stores) {
     let first = order("u1", Some(30));
     let events = [Event::new("order.placed.v1", "order", serde_json::json!({}))];
@@ -105,6 +74,62 @@ async fn an_order_is_placed_once_per_key_with_its_events(s: Stores) {
         Some((first.id.clone(), "h1".into()))
     );
     assert!(s.orders.by_key("u2", "k2").await.unwrap().is_none());
+}
+
+async fn placing_empties_the_cart_it_was_made_from_and_only_at_that_version(s: Stores) {
+    let cart = s.carts.user_cart("u1", "USD").await.unwrap();
+    let cart = s.carts.set_quantity(&cart.id, "A", 2, 10).await.unwrap().unwrap();
+    let stale = cart.version;
+    let cart = s.carts.set_quantity(&cart.id, "B", 1, 10).await.unwrap().unwrap();
+    let first = order("u1", Some(30));
+    let events = [Event::new("order.placed.v1", "order", serde_json::json!({}))];
+    assert_eq!(
+        s.orders.place(&first, "k1", "h1", Some((&cart.id, stale)), &events).await.unwrap(),
+        Placed::CartChanged,
+        "priced from a cart that has changed since"
+    );
+    assert_eq!(s.orders.get(&first.id).await.unwrap(), None, "nothing written");
+    assert!(drained(s.outbox.as_ref()).await.is_empty());
+    assert_eq!(s.carts.get(&cart.id).await.unwrap().unwrap().lines.len(), 2);
+    assert_eq!(
+        s.orders.place(&first, "k1", "h1", Some(("f".repeat(32).as_str(), 0)), &events).await.unwrap(),
+        Placed::CartChanged,
+        "a cart that is gone"
+    );
+
+    let placed = s.orders.place(&first, "k1", "h1", Some((&cart.id, cart.version)), &events).await.unwrap();
+    assert_eq!(placed, Placed::New(first.clone()));
+    s.carts.refresh(&cart.id).await.unwrap();
+    let emptied = s.carts.get(&cart.id).await.unwrap().unwrap();
+    assert!(emptied.lines.is_empty());
+    assert!(emptied.version > cart.version, "emptying is a change");
+    assert_eq!(
+        s.orders.place(&order("u1", None), "k1", "h1", Some((&cart.id, cart.version)), &events).await.unwrap(),
+        Placed::Existing(first),
+        "a repeat of the same request finds its order before looking at the cart"
+    );
+    assert_eq!(drained(s.outbox.as_ref()).await, ["order.placed.v1"]);
+    let again: Cart = s.carts.set_quantity(&cart.id, "A", 1, 10).await.unwrap().unwrap();
+    assert_eq!(again.lines, vec![("A".to_owned(), 1)], "the emptied cart takes lines again");
+}
+
+async fn concurrent_moves_of_one_order_apply_once(s: Stores) {
+    let placed = order("u1", Some(30));
+    s.orders.place(&placed, "k", "h", None, &[]).await.unwrap();
+    let reserve = Advance { steps: vec![(OrderStatus::Reserved, None)], ..Advance::default() };
+    let cancel = Advance { steps: vec![(OrderStatus::Cancelled, Some("by_customer".into()))], ..Advance::default() };
+    let event = |kind: &str| [Event::new(kind, "order", serde_json::json!({}))];
+    let (authorize, release) = (event("payment.authorize.v1"), event("inventory.release.v1"));
+    let (reserved, cancelled) = tokio::join!(
+        s.orders.advance(&placed.id, &[OrderStatus::Pending], &reserve, &authorize),
+        s.orders.advance(&placed.id, &[OrderStatus::Pending], &cancel, &release),
+    );
+    let (reserved, cancelled) = (reserved.unwrap(), cancelled.unwrap());
+    assert!(reserved.is_some() != cancelled.is_some(), "exactly one of two moves from pending applies");
+    let stored = s.orders.get(&placed.id).await.unwrap().unwrap();
+    assert_eq!(stored.history.len(), 2);
+    let winner = if reserved.is_some() { "payment.authorize.v1" } else { "inventory.release.v1" };
+    assert_eq!(drained(s.outbox.as_ref()).await, [winner], "only the move that applied sent its event");
 }
 
 async fn an_order_moves_only_from_the_statuses_named_and_keeps_its_history(s: Stores) {
