@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use platform::contracts::inventory::{Line, Shortage};
 use platform::events::Event;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{InventoryStore, Outcome, StoreError, check_level};
 use crate::domain::{
@@ -93,7 +93,7 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("lines and shortages serialize")
 }
 
-fn insert_reservation(tx: &Transaction<'_>, reservation: &Reservation) -> Result<(), DbError> {
+fn insert_reservation(tx: &Connection, reservation: &Reservation) -> Result<(), DbError> {
     tx.prepare_cached(
         "INSERT INTO reservations (order_id, status, lines, short, release_reason, expires_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -113,7 +113,7 @@ fn insert_reservation(tx: &Transaction<'_>, reservation: &Reservation) -> Result
 /// Moves `reservation` to `status` (with `reason` for a release), conditional on its status being
 /// still the one it has: `false` when it is not.
 fn move_reservation(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     reservation: &mut Reservation,
     status: ReservationStatus,
     reason: Option<&str>,
@@ -144,7 +144,7 @@ fn move_reservation(
 /// Applies `on_hand` and `reserved` deltas to `sku` (which must exist), writes its events, and
 /// returns the new stock.
 fn move_stock(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sku: &str,
     on_hand: i64,
     reserved: i64,
@@ -164,7 +164,7 @@ fn move_stock(
 }
 
 fn append_ledger(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sku: &str,
     delta: i64,
     kind: LedgerKind,
@@ -182,7 +182,7 @@ fn append_ledger(
 
 /// Sets `sku`'s units on hand (and threshold) in `tx`, with its ledger entry and events.
 fn set_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sku: &str,
     on_hand: i64,
     threshold: Option<i64>,
@@ -214,7 +214,7 @@ fn set_in(
 /// Gives back the units of `reservation` (held or committed) in `tx`: `false` when it was in
 /// neither state any more.
 fn release_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     reservation: &mut Reservation,
     reason: &str,
     cause: Option<&Event>,
