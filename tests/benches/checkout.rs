@@ -3,7 +3,9 @@
 //! HTTP: shoppers fill their carts and check out, the saga runs across inventory and payment
 //! (simulated provider) through the durable embedded queue, orders ship with their labels.
 //!
-//! `cargo bench -p shop-tests --bench checkout` (`ORDERS`, `SHOPPERS` change the load). The
+//! `cargo bench -p shop-tests --bench checkout` (`ORDERS`, `SHOPPERS` change the load; `RATE`
+//! offers that many checkouts a second, spread evenly, instead of as many as the shoppers can
+//! place — the latency at a given load rather than at saturation). The
 //! latencies come from each order's own history (placed → confirmed, placed → shipped), so
 //! measuring adds no polling load while the orders run.
 
@@ -30,6 +32,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let orders = env("ORDERS", 3_000);
     let shoppers = env("SHOPPERS", 32);
+    let rate = env("RATE", 0);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let app = TestApp::start().await;
@@ -50,7 +53,8 @@ fn main() {
         }
         let tokens: Vec<String> = futures::future::join_all((0..shoppers).map(|_| app.customer_token())).await;
         let address = json!({"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"});
-        println!("checkout benchmark: {orders} orders from {shoppers} shoppers at once (embedded mode)");
+        let offered = if rate == 0 { "as fast as they can".to_owned() } else { format!("at {rate} checkouts/s") };
+        println!("checkout benchmark: {orders} orders from {shoppers} shoppers, {offered} (embedded mode)");
 
         let next = std::sync::atomic::AtomicUsize::new(0);
         let started = Instant::now();
@@ -62,6 +66,10 @@ fn main() {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= orders {
                         return mine;
+                    }
+                    if rate > 0 {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     let sku = &skus[(i + n) % skus.len()];
                     let cart: Value = app
