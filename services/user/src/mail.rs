@@ -1,10 +1,13 @@
-//! The mailer: turns notification events into emails: password resets, and the customer-facing
-//! steps of an order (confirmed, payment failed, shipped, cancelled; text and HTML). In the
-//! embedded mode (and until an email provider is configured) each email is written as an `.eml`
-//! file to a folder, where a developer can open it. Writing is idempotent by event id, so a
-//! redelivered event sends nothing twice.
+//! The mailer: turns notification events into emails: password resets, the customer-facing
+//! steps of an order (confirmed, payment failed, shipped, cancelled) and abandoned-cart reminders
+//! (text and HTML). Each rendered message goes to a [`MailSink`]: in the embedded mode (and until
+//! an email provider is configured) [`FolderSink`] writes it as an `.eml` file to a folder, where a
+//! developer can open it; a provider adapter (Amazon SES's raw `SendEmail` takes the message as it
+//! is) plugs in behind the same port. Delivery is idempotent by event id, so a redelivered event
+//! sends nothing twice.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use platform::events::{Event, EventHandler, HandlerError};
@@ -13,17 +16,64 @@ use serde::Deserialize;
 /// The mailer's queue.
 pub const QUEUE: &str = "user-mail";
 
-/// Writes emails to a folder.
+/// A delivery that failed; the event is tried again later.
+#[derive(Debug, thiserror::Error)]
+#[error("mail delivery")]
+pub struct MailError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Where rendered emails go.
+#[async_trait]
+pub trait MailSink: Send + Sync {
+    /// Delivers `message` (RFC 5322 with CRLF line ends, its headers included) to `to`. `id` names
+    /// the message: delivering an id again sends nothing twice.
+    async fn deliver(&self, id: &str, to: &str, message: &str) -> Result<(), MailError>;
+}
+
+/// The embedded mode's sink: each email an `<id>.eml` file in a folder.
+#[derive(Debug, Clone)]
+pub struct FolderSink {
+    dir: PathBuf,
+}
+
+impl FolderSink {
+    /// Writes to `dir` (made when missing).
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+}
+
+#[async_trait]
+impl MailSink for FolderSink {
+    async fn deliver(&self, id: &str, _to: &str, message: &str) -> Result<(), MailError> {
+        let (dir, name, message) = (self.dir.clone(), format!("{id}.eml"), message.to_owned());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(&name);
+            if path.exists() {
+                return Ok(());
+            }
+            // Write then rename, so a reader never sees half an email.
+            let partial = dir.join(format!(".{name}.partial"));
+            std::fs::write(&partial, message)?;
+            std::fs::rename(partial, path)
+        })
+        .await
+        .map_err(|e| MailError(Box::new(e)))?
+        .map_err(|e| MailError(Box::new(e)))
+    }
+}
+
+/// Renders notification events into emails for a sink.
 #[derive(Clone)]
 pub struct Mailer {
-    dir: PathBuf,
+    sink: Arc<dyn MailSink>,
     /// Where order notifications find their shopper's address.
-    users: Option<std::sync::Arc<dyn crate::store::UserStore>>,
+    users: Option<Arc<dyn crate::store::UserStore>>,
 }
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailer").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Mailer").finish_non_exhaustive()
     }
 }
 
@@ -82,13 +132,18 @@ struct PasswordResetRequested {
 }
 
 impl Mailer {
-    /// A mailer writing to `dir`.
+    /// A mailer writing to the folder `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, users: None }
+        Self::with_sink(Arc::new(FolderSink::new(dir)))
+    }
+
+    /// A mailer delivering to `sink`.
+    pub fn with_sink(sink: Arc<dyn MailSink>) -> Self {
+        Self { sink, users: None }
     }
 
     /// Also sends order notifications, to the addresses `users` holds.
-    pub fn with_users(mut self, users: std::sync::Arc<dyn crate::store::UserStore>) -> Self {
+    pub fn with_users(mut self, users: Arc<dyn crate::store::UserStore>) -> Self {
         self.users = Some(users);
         self
     }
@@ -178,23 +233,8 @@ impl EventHandler for Mailer {
             id = event.id,
             date = event.time.to_rfc2822(),
         );
-        let dir = self.dir.clone();
-        let name = format!("{}.eml", event.id);
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join(&name);
-            if path.exists() {
-                return Ok(());
-            }
-            // Write then rename, so a reader never sees half an email.
-            let partial = dir.join(format!(".{name}.partial"));
-            std::fs::write(&partial, message)?;
-            std::fs::rename(partial, path)
-        })
-        .await
-        .map_err(HandlerError::retry)?
-        .map_err(HandlerError::retry)?;
-        tracing::info!(event.id = %event.id, "email written to the mail folder");
+        self.sink.deliver(&event.id, &to, &message).await.map_err(HandlerError::retry)?;
+        tracing::info!(event.id = %event.id, "email delivered");
         Ok(())
     }
 }
@@ -231,5 +271,43 @@ mod tests {
         mailer.handle(&Event::new("user.other.v1", "user", json!({}))).await.unwrap();
         let bad = Event::new("user.password_reset_requested.v1", "user", json!({"email": 1}));
         assert!(matches!(mailer.handle(&bad).await, Err(HandlerError::Reject(_))));
+    }
+
+    /// A provider stand-in: records what it was given, and fails when asked to.
+    #[derive(Default)]
+    struct Recording {
+        sent: std::sync::Mutex<Vec<(String, String, String)>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl MailSink for Recording {
+        async fn deliver(&self, id: &str, to: &str, message: &str) -> Result<(), MailError> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(MailError("the provider is down".into()));
+            }
+            self.sent.lock().unwrap().push((id.to_owned(), to.to_owned(), message.to_owned()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_provider_gets_the_whole_message_and_its_outage_is_retried() {
+        let sink = Arc::new(Recording::default());
+        let mailer = Mailer::with_sink(sink.clone());
+        let event = Event::new(
+            "user.password_reset_requested.v1",
+            "user",
+            json!({"user_id": "u1", "email": "ada@example.com", "token": "tok-9", "expires_at": "2030-01-01T00:00:00Z"}),
+        );
+        sink.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(mailer.handle(&event).await, Err(HandlerError::Retry(_))), "tried again later");
+        sink.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        mailer.handle(&event).await.unwrap();
+        let sent = sink.sent.lock().unwrap();
+        let (id, to, message) = &sent[0];
+        assert_eq!((id.as_str(), to.as_str()), (event.id.as_str(), "ada@example.com"));
+        assert!(message.starts_with(&format!("Message-ID: <{}@shop>\r\n", event.id)), "{message}");
+        assert!(message.contains("\r\nSubject: Reset your password\r\n") && message.contains("tok-9"));
     }
 }

@@ -1,14 +1,18 @@
 //! The order service's integration tests: the cart and order store conformance suites, each run
 //! on SQLite (a fresh database file), on DynamoDB (fresh tables with a unique prefix on the moto
 //! server that `eval "$(scripts/dev-deps)"` starts; without `SHOP_TEST_AWS_ENDPOINT` these skip
-//! on a laptop and fail under `CI=true`), and, for carts, through the cache in front of each.
+//! on a laptop and fail under `CI=true`), and, for carts, through the cache in front of each: the
+//! in-process cache before SQLite (the embedded mode), Redis (`SHOP_TEST_REDIS_URL`) before
+//! DynamoDB (the local stack and AWS).
 
 mod carts;
 mod orders;
 
 use std::sync::Arc;
 
+use platform::cache::Cache;
 use platform::cache::memory::MemoryCache;
+use platform::cache::redis::RedisCache;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use shop_order::store::cached::CachedCarts;
 use shop_order::store::dynamodb::DynamoOrders;
@@ -26,15 +30,27 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// The same stores, with the carts read through an in-process cache.
-    pub fn cached(self) -> Self {
-        let carts = Arc::new(CachedCarts::new(self.carts, Arc::new(MemoryCache::new(10_000))));
-        Self { carts, ..self }
+    /// The same stores, with the carts read through `cache`.
+    pub fn cached(self, cache: Arc<dyn Cache>) -> Self {
+        Self { carts: Arc::new(CachedCarts::new(self.carts, cache)), ..self }
     }
 }
 
+/// The in-process cache.
+pub fn memory_cache() -> Arc<dyn Cache> {
+    Arc::new(MemoryCache::new(10_000))
+}
+
+/// A fresh namespace of the test Redis.
+pub async fn redis_cache() -> Option<Arc<dyn Cache>> {
+    let url = platform::testing::server_env("SHOP_TEST_REDIS_URL")?;
+    let prefix = format!("order-test:{}:", uuid::Uuid::new_v4().simple());
+    Some(Arc::new(RedisCache::connect(&url, prefix).await.unwrap()))
+}
+
 /// Instantiates each generic test `$test(stores)` for each adapter: `sqlite::$test`,
-/// `dynamodb::$test`, and with `cached`, `cached_sqlite::$test` and `cached_dynamodb::$test`.
+/// `dynamodb::$test`, and with `cached:`, `cached_sqlite::$test` (in-process cache) and
+/// `cached_dynamodb::$test` (Redis).
 #[macro_export]
 macro_rules! conformance_suite {
     (@adapters $($test:ident),+) => {
@@ -64,7 +80,7 @@ macro_rules! conformance_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    super::$test($crate::sqlite_stores().cached()).await;
+                    super::$test($crate::sqlite_stores().cached($crate::memory_cache())).await;
                 }
             )+
         }
@@ -74,7 +90,8 @@ macro_rules! conformance_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
                     let Some(stores) = $crate::dynamodb_stores().await else { return };
-                    super::$test(stores.cached()).await;
+                    let Some(cache) = $crate::redis_cache().await else { return };
+                    super::$test(stores.cached(cache)).await;
                 }
             )+
         }
