@@ -470,3 +470,36 @@ async fn in_flight_through_a_restart(backend: impl Fn(&mut Config)) {
     let shipped = shipped as i64;
     app.eventually("the stock adds up", || async { stock(&app, &admin, "BUSY-1").await == (100 - shipped, 0) }).await;
 }
+
+#[tokio::test]
+async fn a_line_added_where_the_cached_copy_missed_it_is_checked_out_not_lost() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "LAMP-7", 5).await;
+    stocked(&app, &admin, "LAMP-8", 5).await;
+    let cart = cart_with(&app, &shopper, "LAMP-7", 1).await;
+    // Another writer (another node whose cache write was lost) adds a line in the store only: the
+    // cached copy of the cart is now one version behind.
+    let db = platform::sqlite::Db::open(app.infra().config.data_dir.join("order.db")).unwrap();
+    let store = shop_order::store::sqlite::SqliteCartStore::new(db);
+    let stored = shop_order::store::CartStore::set_quantity(&store, &cart, "LAMP-8", 2, 48).await.unwrap().unwrap();
+    assert_eq!(stored.lines.len(), 2);
+
+    // Checkout priced the copy, found the cart moved on, and placed what the store holds.
+    let placed = checkout(&app, &shopper, &cart, "pm_card_visa", "k-stale").await;
+    assert_eq!(placed.status(), 202);
+    let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let done = settled(&app, &shopper, &id).await;
+    let items: Vec<(&str, i64)> = done["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["sku"].as_str().unwrap(), i["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(items, [("LAMP-7", 1), ("LAMP-8", 2)], "{done}");
+    assert_eq!(done["total"]["amount"], 7500);
+    let mine: Value =
+        app.request(Method::GET, "/v1/cart").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
+    assert!(mine["items"].as_array().unwrap().is_empty(), "the emptied cart's copy was renewed: {mine}");
+}

@@ -165,10 +165,12 @@ pub fn next_seq() -> i64 {
     candidate.max(previous + 1)
 }
 
-/// Waits before try `attempt + 1` of a write that lost a race: exponential, with jitter.
+/// Waits before try `attempt + 1` of a write that lost a race: exponential (5 ms doubling, at most
+/// 160 ms), half of it random, so writers that collided spread out instead of colliding again.
 pub async fn backoff(attempt: u32) {
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 10) as u64;
-    tokio::time::sleep(Duration::from_millis((5 << attempt.min(5)) + jitter)).await;
+    let base = 5_u64 << attempt.min(5);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(base / 2 + 1)) as u64;
+    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
 }
 
 /// The outcome of one try of a write that is retried when it lost a race.

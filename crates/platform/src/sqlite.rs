@@ -5,8 +5,10 @@
 //!
 //! **Group commit.** Transactions queue for the writer thread, which runs those waiting together
 //! in one SQLite transaction, each in its own savepoint: a transaction that fails is rolled back to
-//! its savepoint alone, and every caller hears back only once the shared commit is durable (or
-//! that it failed). Under load this turns many small commits (each a WAL write and a thread
+//! its savepoint alone, and every caller hears back only once the shared commit is done (or that
+//! it failed; a commit is as durable as any in WAL with `synchronous=NORMAL`: it survives a killed
+//! process, and a power cut may take back the last ones). Transactions must not run transaction
+//! statements of their own (`COMMIT` is refused). Under load this turns many small commits (each a WAL write and a thread
 //! handoff) into a few large ones, without changing what any caller sees.
 
 use std::panic::AssertUnwindSafe;
@@ -43,6 +45,9 @@ pub enum DbError {
     /// The writer is gone (the database was closed), or the work given to it panicked.
     #[error("the database writer stopped")]
     WriterGone,
+    /// Database work asked the database for more work (it would wait for itself).
+    #[error("database work may not wait for the database's writer")]
+    Reentered,
     /// The transaction's own statements succeeded, but the commit it shared with others failed.
     #[error("the shared commit failed: {0}")]
     Commit(String),
@@ -149,12 +154,28 @@ enum Job {
 struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
+    /// Group commits the writer made.
+    groups: Arc<std::sync::atomic::AtomicU64>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
 
+thread_local! {
+    /// Whether this thread is a database's writer: work on it must not wait for a writer.
+    static ON_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The savepoint each transaction of a group runs in.
+const SAVEPOINT: &str = "_group_commit";
+
 /// The writer thread: runs jobs in order until every handle to the database is gone.
-fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>) {
+fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>, groups: Arc<std::sync::atomic::AtomicU64>) {
+    ON_WRITER.set(true);
+    // While a transaction of a group runs, a COMMIT of its own (a bug) would commit the others
+    // early: refuse it (SQLite turns it into a rollback of the group, and every caller is told).
+    let in_group = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let veto = in_group.clone();
+    connection.commit_hook(Some(move || veto.load(Ordering::Relaxed)));
     let mut next = None;
     loop {
         let job = match next.take() {
@@ -169,6 +190,7 @@ fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>) {
                 if std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut connection))).is_err() {
                     tracing::error!("database work panicked");
                 }
+                settle(&connection);
             }
             Job::Transaction(first) => {
                 let mut group = vec![first];
@@ -182,14 +204,26 @@ fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>) {
                         Err(_) => break,
                     }
                 }
-                commit_group(&connection, group);
+                commit_group(&connection, group, &in_group);
+                groups.fetch_add(1, Ordering::Relaxed);
+                settle(&connection);
             }
         }
     }
 }
 
+/// Rolls back a transaction left open (by work that failed half-way, or a failed rollback), so
+/// the next job starts clean.
+fn settle(connection: &Connection) {
+    if !connection.is_autocommit() {
+        tracing::error!("the database writer was left inside a transaction; rolling it back");
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+}
+
 /// Runs `group` in one transaction, each in its own savepoint, and answers each.
-fn commit_group(connection: &Connection, mut group: Vec<Box<dyn Pending>>) {
+fn commit_group(connection: &Connection, mut group: Vec<Box<dyn Pending>>, in_group: &std::sync::atomic::AtomicBool) {
+    metrics::histogram!("sqlite_group_commit_size").record(group.len() as f64);
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let why = error.to_string();
         group.into_iter().for_each(|pending| pending.answer(Err(why.clone())));
@@ -197,20 +231,24 @@ fn commit_group(connection: &Connection, mut group: Vec<Box<dyn Pending>>) {
     }
     let mut aborted = None;
     for pending in &mut group {
-        if let Err(error) = connection.execute_batch("SAVEPOINT one") {
+        if let Err(error) = connection.execute_batch(&format!("SAVEPOINT {SAVEPOINT}")) {
             aborted = Some(error.to_string());
             break;
         }
-        let ended = if pending.run(connection) {
-            connection.execute_batch("RELEASE one")
-        } else {
-            connection.execute_batch("ROLLBACK TO one; RELEASE one")
-        };
+        in_group.store(true, Ordering::Relaxed);
+        let ok = pending.run(connection);
+        in_group.store(false, Ordering::Relaxed);
         if connection.is_autocommit() {
-            // SQLite itself rolled the whole transaction back (a full disk, an I/O error).
+            // The whole transaction is gone: SQLite rolled it back (a full disk, an I/O error),
+            // or the transaction's own COMMIT or ROLLBACK ended it.
             aborted = Some("the transaction was rolled back by the database".into());
             break;
         }
+        let ended = if ok {
+            connection.execute_batch(&format!("RELEASE {SAVEPOINT}"))
+        } else {
+            connection.execute_batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"))
+        };
         if let Err(error) = ended {
             aborted = Some(error.to_string());
             break;
@@ -277,16 +315,24 @@ impl Db {
         }
         let (jobs, queue) = mpsc::channel();
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("db");
+        let groups = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = groups.clone();
         std::thread::Builder::new()
             .name(format!("sqlite-{name}"))
-            .spawn(move || write_loop(writer, queue))
+            .spawn(move || write_loop(writer, queue, counted))
             .map_err(|source| DbError::Io { path: path.clone(), source })?;
-        Ok(Self { inner: Arc::new(Inner { path, writer: jobs, readers, next_reader: AtomicUsize::new(0) }) })
+        let inner = Inner { path, writer: jobs, groups, readers, next_reader: AtomicUsize::new(0) };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The commits the writer made for transactions so far (each holding one or more).
+    pub fn group_commits(&self) -> u64 {
+        self.inner.groups.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the writer connection alone (for work with its own transactions).
@@ -295,6 +341,7 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
         R: Send + 'static,
     {
+        refuse_reentry()?;
         let (reply, answer) = oneshot::channel();
         let job = Job::Alone(Box::new(move |connection| {
             let _ = reply.send(f(connection));
@@ -311,6 +358,7 @@ impl Db {
         F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
         R: Send + 'static,
     {
+        refuse_reentry()?;
         let (reply, answer) = oneshot::channel();
         let pending = Transaction { work: Some(f), result: None, reply };
         self.inner.writer.send(Job::Transaction(Box::new(pending))).map_err(|_| DbError::WriterGone)?;
@@ -340,6 +388,7 @@ impl Db {
 
     /// Applies every migration not applied yet, in order, each in its own transaction.
     pub fn migrate(&self, migrations: &[Migration]) -> Result<usize, DbError> {
+        refuse_reentry()?;
         let migrations = migrations.to_vec();
         let (reply, answer) = mpsc::channel();
         let job = Job::Alone(Box::new(move |connection| {
@@ -348,6 +397,14 @@ impl Db {
         self.inner.writer.send(job).map_err(|_| DbError::WriterGone)?;
         answer.recv().map_err(|_| DbError::WriterGone)?
     }
+}
+
+/// Work running on a writer thread waiting for a writer would wait for itself.
+fn refuse_reentry() -> Result<(), DbError> {
+    if ON_WRITER.get() {
+        return Err(DbError::Reentered);
+    }
+    Ok(())
 }
 
 /// Applies every migration of `migrations` not applied yet, in order, each in its own transaction.
@@ -496,13 +553,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("group.db")).unwrap();
         db.call(|c| Ok(c.execute_batch("CREATE TABLE n (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)")?)).await.unwrap();
-        // Many at once, so they share commits: every third fails half-way, one panics.
+        // The writer busy, so the transactions queue and are committed in groups.
+        let busy = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.call(|_| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let before = db.group_commits();
+        // Every third fails half-way (a unique violation), one panics, one tries to commit alone.
         let outcomes = futures::future::join_all((0..300_i64).map(|k| {
             let db = db.clone();
             async move {
                 db.transaction(move |tx| {
                     tx.execute("INSERT INTO n (k, v) VALUES (?1, 1)", params![k])?;
-                    if k == 150 {
+                    if k == 151 {
                         panic!("a bug in one transaction");
                     }
                     if k % 3 == 0 {
@@ -514,9 +584,12 @@ mod tests {
             }
         }))
         .await;
+        busy.await.unwrap().unwrap();
+        let groups = db.group_commits() - before;
+        assert!(groups <= 10, "300 queued transactions took {groups} commits");
         let kept: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().copied()).collect();
-        assert_eq!(kept.len(), 200, "each failure took only its own transaction");
-        assert!(outcomes.iter().enumerate().all(|(k, o)| o.is_ok() == (k % 3 != 0)));
+        assert_eq!(kept.len(), 199, "each failure took only its own transaction");
+        assert!(outcomes.iter().enumerate().all(|(k, o)| o.is_ok() == (k % 3 != 0 && k != 151)));
         let stored: Vec<i64> = db
             .read(|c| {
                 Ok(c.prepare("SELECT k FROM n ORDER BY k")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
@@ -524,14 +597,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, kept, "exactly the answered ones are stored");
-        assert!(
-            db.read(|c| Ok(c.query_row("SELECT count(*) FROM n WHERE v != 1", [], |r| r.get::<_, i64>(0))?))
-                .await
-                .unwrap()
-                == 0
-        );
+
+        // A transaction that commits on its own is refused, and takes its group with it.
+        let rogue = db.transaction(|tx| Ok(tx.execute_batch("INSERT INTO n (k, v) VALUES (1000, 1); COMMIT")?)).await;
+        assert!(rogue.is_err());
+        let count = || db.read(|c| Ok(c.query_row("SELECT count(*) FROM n", [], |r| r.get::<_, i64>(0))?));
+        assert_eq!(count().await.unwrap(), 199, "nothing of it stayed");
         // The writer goes on after all that, alone or grouped.
-        db.call(|c| Ok(c.execute("INSERT INTO n (k, v) VALUES (1000, 1)", [])?)).await.unwrap();
-        db.transaction(|tx| Ok(tx.execute("INSERT INTO n (k, v) VALUES (1001, 1)", [])?)).await.unwrap();
+        db.call(|c| Ok(c.execute("INSERT INTO n (k, v) VALUES (1001, 1)", [])?)).await.unwrap();
+        db.transaction(|tx| Ok(tx.execute("INSERT INTO n (k, v) VALUES (1002, 1)", [])?)).await.unwrap();
+        assert_eq!(count().await.unwrap(), 201);
+    }
+
+    #[tokio::test]
+    async fn database_work_cannot_wait_for_its_own_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("reentry.db")).unwrap();
+        let inner = db.clone();
+        let nested = db.call(move |_| Ok(inner.migrate(&[]))).await.unwrap();
+        assert!(matches!(nested, Err(DbError::Reentered)));
     }
 }

@@ -67,12 +67,11 @@ pub trait CartStore: Send + Sync {
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError>;
 
-    /// Cart `id` was changed by another writer (placing an order empties it, through the
-    /// [`OrderStore`]): a store that keeps copies forgets or renews its copy. Nothing to do for a
-    /// store without copies.
-    async fn refresh(&self, id: &str) -> Result<(), StoreError> {
-        let _ = id;
-        Ok(())
+    /// Cart `id` as stored now, read past any copy; a store that keeps copies renews its copy
+    /// with it. For a cart another writer changed (placing an order empties it, through the
+    /// [`OrderStore`]), or whose copy may be stale.
+    async fn refresh(&self, id: &str) -> Result<Option<Cart>, StoreError> {
+        self.get(id).await
     }
 }
 

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::domain::order::{HistoryEntry, Order, OrderStatus, is_order_id, new_order_id, stamp, step_timeout};
-use crate::domain::{MAX_LINES, is_cart_id, price};
+use crate::domain::{Cart, MAX_LINES, is_cart_id, price};
 use crate::saga::{cancellation, order_event, reserve};
 use crate::store::{Advance, Placed};
 
@@ -151,28 +151,43 @@ pub async fn place_order(
         return Err(ApiError::not_found("no such cart"));
     }
     // A cart that changes between its read and the placement (another tab, or a stale cached
-    // copy) places nothing: read it again, a few times.
+    // copy) places nothing: read it again from the store, a few times.
+    let mut from_store = false;
     for _ in 0..PLACE_ATTEMPTS {
-        let (order, version) = match checkout(&state, &user.sub, &input, &address, key, &hash).await? {
+        let cart =
+            if from_store { state.carts.refresh(&input.cart_id).await } else { state.carts.get(&input.cart_id).await };
+        let cart = cart.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("no such cart"))?;
+        if cart.lines.is_empty() && !from_store {
+            // An empty copy may be stale: the store decides.
+            from_store = true;
+            continue;
+        }
+        let (order, version) = match checkout(&state, &user.sub, &input, cart, &address, key, &hash).await? {
             Checkout::Answer(order) => return Ok(answer(&order)),
             Checkout::Order(order, version) => (order, version),
         };
         let events =
             vec![order_event(OrderEvent::PLACED, &order, OrderStatus::Pending, None, None), reserve(&order, None)];
         let cart = Some((input.cart_id.as_str(), version));
-        match state.orders.place(&order, key, &hash, cart, &events).await.map_err(ApiError::internal)? {
+        let placed = match state.orders.place(&order, key, &hash, cart, &events).await.map_err(ApiError::internal)? {
             Placed::New(order) => {
                 state.outbox.notify_one();
                 metrics::counter!("orders_placed_total").increment(1);
-                if let Err(error) = state.carts.refresh(&input.cart_id).await {
-                    tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not renew an emptied cart's copy");
-                }
-                return Ok(answer(&order));
+                order
             }
-            Placed::Existing(order) => return Ok(answer(&order)),
+            Placed::Existing(order) => order,
             Placed::KeyReused => return Err(idempotency_key_reused()),
-            Placed::CartChanged => state.carts.refresh(&input.cart_id).await.map_err(ApiError::internal)?,
+            Placed::CartChanged => {
+                from_store = true;
+                continue;
+            }
+        };
+        // The order emptied the cart: renew its copy (again, for a repeat whose first try stopped
+        // short of it).
+        if let Err(error) = state.carts.refresh(&input.cart_id).await {
+            tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not renew an emptied cart's copy");
         }
+        return Ok(answer(&placed));
     }
     Err(ApiError::conflict("the cart kept changing during checkout; try again"))
 }
@@ -188,19 +203,18 @@ enum Checkout {
     Order(Order, u64),
 }
 
-/// Reads and prices the cart to check out, and makes the order.
+/// Prices `cart` to check out, and makes the order.
 async fn checkout(
     state: &AppState,
     customer_id: &str,
     input: &PlaceOrder,
+    cart: Cart,
     address: &AddressInput,
     key: &str,
     hash: &str,
 ) -> Result<Checkout, ApiError> {
-    let not_found = || ApiError::not_found("no such cart");
-    let cart = state.carts.get(&input.cart_id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
     if cart.owner_id.as_ref().is_some_and(|owner| owner != customer_id) {
-        return Err(not_found());
+        return Err(ApiError::not_found("no such cart"));
     }
     let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
     if skus.is_empty() {

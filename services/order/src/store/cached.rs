@@ -98,7 +98,9 @@ impl CachedCarts {
     async fn put(&self, id: &str, version: u64, copy: &Copy) {
         let bytes = serde_json::to_vec(copy).expect("a cart serializes");
         if let Err(error) = self.cache.set_newer(&cart_key(id), version, &bytes, TTL).await {
+            // An older copy may stay behind: drop it if the cache lets us.
             tracing::warn!(%error, "could not keep a cart in the cache");
+            let _ = self.cache.delete(&cart_key(id)).await;
         }
     }
 
@@ -178,12 +180,13 @@ impl CartStore for CachedCarts {
         Ok(merged)
     }
 
-    async fn refresh(&self, id: &str) -> Result<(), StoreError> {
-        match self.inner.get(id).await? {
-            Some(cart) => self.keep(&cart).await,
+    async fn refresh(&self, id: &str) -> Result<Option<Cart>, StoreError> {
+        let cart = self.inner.get(id).await?;
+        match &cart {
+            Some(cart) => self.keep(cart).await,
             None => self.forget(id).await,
         }
-        Ok(())
+        Ok(cart)
     }
 }
 
@@ -210,7 +213,7 @@ mod tests {
         // Another writer (an order emptying the cart) goes to the store, not through the cache.
         let behind = inner.set_quantity(&cart.id, "A", 0, 10).await.unwrap().unwrap();
         assert_eq!(cached.get(&cart.id).await.unwrap().unwrap().lines.len(), 1, "served from the copy");
-        cached.refresh(&cart.id).await.unwrap();
+        assert_eq!(cached.refresh(&cart.id).await.unwrap(), Some(behind.clone()));
         assert_eq!(cached.get(&cart.id).await.unwrap(), Some(behind.clone()));
         assert_eq!(cached.user_cart("u1", "USD").await.unwrap(), behind);
     }

@@ -666,18 +666,27 @@ impl OrderStore for DynamoOrders {
 #[async_trait]
 impl CartStore for DynamoOrders {
     async fn create(&self, cart: &Cart) -> Result<(), StoreError> {
-        let mut tx = Transaction::default();
-        if let Some(owner) = &cart.owner_id {
-            tx.push(Role::Other, self.owner_put(cart, owner)?);
-        }
-        tx.push(Role::Cart, self.cart_put(&Cart { version: 0, ..cart.clone() })?);
-        match transact(&self.client, tx).await? {
-            Committed::Yes => Ok(()),
-            Committed::No(reasons) => Err(StoreError::Backend(Box::new(DynamoError::Cancelled {
-                code: "ConditionalCheckFailed".into(),
-                message: format!("cart {} exists ({} items cancelled)", cart.id, reasons.len()),
-            }))),
-        }
+        retrying(MAX_ATTEMPTS, || async {
+            let mut tx = Transaction::default();
+            if let Some(owner) = &cart.owner_id {
+                tx.push(Role::Other, self.owner_put(cart, owner)?);
+            }
+            tx.push(Role::Cart, self.cart_put(&Cart { version: 0, ..cart.clone() })?);
+            match transact(&self.client, tx).await? {
+                Committed::Yes => Ok(Attempt::Done(())),
+                Committed::No(reasons) if reasons.iter().any(|(_, reason)| failed_condition(reason)) => {
+                    Err(StoreError::Backend(Box::new(DynamoError::Cancelled {
+                        code: "ConditionalCheckFailed".into(),
+                        message: format!("cart {} (or its owner's cart) exists", cart.id),
+                    })))
+                }
+                Committed::No(reasons) => {
+                    race_only(reasons.iter().map(|(_, reason)| reason))?;
+                    Ok(Attempt::Retry)
+                }
+            }
+        })
+        .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Cart>, StoreError> {
@@ -705,8 +714,13 @@ impl CartStore for DynamoOrders {
         let mut reported = 0;
         for item in &listed {
             let id = Attrs::new(&self.tables.carts, item).s("CartID")?;
-            if self.abandon_one(id, before).await? {
-                reported += 1;
+            // One cart that cannot be reported now does not hold up the others.
+            match self.abandon_one(id, before).await {
+                Ok(true) => reported += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(cart = id, error = %platform::http::error::cause_chain(&error), "could not report an idle cart")
+                }
             }
         }
         Ok(reported)
