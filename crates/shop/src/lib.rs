@@ -32,6 +32,51 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes, on an AWS emulator (moto or LocalStack at `SHOP_AWS_ENDPOINT_URL`), every resource the
+/// AWS adapters expect to find: the DynamoDB tables and indexes of the catalog, the inventory and
+/// the order service; each consumer's SQS queue with its dead-letter queue; the S3 bucket. What
+/// exists is left as it is, so it can run on every start of the local stack. On AWS the CDK app
+/// makes all of these, and this refuses to run.
+pub async fn provision(config: &Config) -> anyhow::Result<()> {
+    let endpoint = config.aws_endpoint_url.clone().context(
+        "provision makes resources on an emulator only (SHOP_AWS_ENDPOINT_URL); on AWS the CDK app makes them",
+    )?;
+    let sdk = platform::aws::sdk_config(config).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let prefix = &config.dynamodb_table_prefix;
+    shop_product::store::dynamodb::DynamoCatalog::new(dynamodb.clone(), prefix)
+        .create_tables()
+        .await
+        .context("the catalog's tables")?;
+    shop_inventory::store::dynamodb::DynamoInventory::new(dynamodb.clone(), prefix)
+        .create_tables()
+        .await
+        .context("the inventory's tables")?;
+    shop_order::store::dynamodb::DynamoOrders::new(dynamodb, prefix)
+        .create_tables()
+        .await
+        .context("the order service's tables")?;
+    println!("dynamodb: tables ready (prefix {prefix})");
+    let bus = platform::events::sqs::SqsBus::new(
+        platform::aws::sqs_client(&sdk),
+        config.sqs_queue_prefix.clone(),
+        platform::events::Routing::platform(),
+        config.sqs_wait_seconds,
+    );
+    for (queue, _) in platform::events::routing::PLATFORM_SUBSCRIPTIONS {
+        platform::events::EventBus::ensure_queue(&bus, queue).await.with_context(|| format!("queue {queue}"))?;
+    }
+    println!(
+        "sqs: {} queues ready, each with its dead-letter queue",
+        platform::events::routing::PLATFORM_SUBSCRIPTIONS.len()
+    );
+    if let Some(bucket) = &config.s3_bucket {
+        platform::objects::s3::create_bucket_on_emulator(&endpoint, bucket).await?;
+        println!("s3: bucket {bucket} ready");
+    }
+    Ok(())
+}
+
 /// Builds all five services on `infra` (opening and migrating their stores, starting their relays
 /// and consumers). Their routes are disjoint, so merged they route by path prefix exactly as the
 /// edge does.

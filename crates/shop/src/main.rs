@@ -26,6 +26,9 @@ enum Command {
     Up(UpArgs),
     /// Applies every service's migrations to the stores under the data dir, then exits.
     Migrate(DataArgs),
+    /// Makes the DynamoDB tables, SQS queues and S3 bucket on an AWS emulator (the local stack's
+    /// one-shot init), then exits.
+    Provision(DataArgs),
     /// Seeds the demo catalog into an empty store (and, with --products N, N generated products with
     /// stock), then exits.
     Seed(SeedArgs),
@@ -147,7 +150,7 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Up(cli.up));
     let config = match &command {
         Command::Up(args) => load_config(&args.data, args.port),
-        Command::Migrate(data) | Command::Reindex(data) => load_config(data, None),
+        Command::Migrate(data) | Command::Reindex(data) | Command::Provision(data) => load_config(data, None),
         Command::Seed(args) => load_config(&args.data, None),
         Command::Import(args) => load_config(&args.data, None),
         Command::Events { command: EventsCommand::DeadLetters { data, .. } | EventsCommand::Redrive { data, .. } } => {
@@ -163,6 +166,7 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Up(args) => up(config, !args.no_seed).await,
         Command::Migrate(_) => shop::migrate(&config),
+        Command::Provision(_) => shop::provision(&config).await,
         Command::Seed(SeedArgs { products, ndjson: Some(file), .. }) => write_ndjson(products, &file),
         Command::Seed(args) => seed(config, args.products).await,
         Command::Import(args) => import(config, &args.file).await,

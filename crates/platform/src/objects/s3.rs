@@ -27,6 +27,20 @@ impl std::fmt::Debug for S3ObjectStore {
     }
 }
 
+/// Makes `bucket` on an emulator (moto, LocalStack) at `endpoint`, which take an unsigned
+/// `PUT /{bucket}`; a bucket that exists is left as it is. On AWS the CDK app makes the bucket.
+pub async fn create_bucket_on_emulator(endpoint: &Url, bucket: &str) -> Result<(), ObjectError> {
+    let url = format!("{}/{bucket}", endpoint.as_str().trim_end_matches('/'));
+    let response =
+        reqwest::Client::new().put(&url).send().await.map_err(|e| ObjectError::Config(format!("{url}: {e}")))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() || body.contains("BucketAlreadyOwnedByYou") || body.contains("BucketAlreadyExists") {
+        return Ok(());
+    }
+    Err(ObjectError::Config(format!("creating bucket {bucket}: {status}: {body}")))
+}
+
 impl S3ObjectStore {
     /// A store on `bucket`. Credentials come from the environment (the ECS task role on AWS);
     /// `endpoint` points at moto or LocalStack locally (path-style, plain HTTP allowed).

@@ -180,3 +180,58 @@ fn an_admin_created_on_the_command_line_signs_in_with_totp() {
     assert!(users.starts_with("HTTP/1.1 200"), "{users}");
     assert!(users.contains("root@example.com"));
 }
+
+#[test]
+fn provision_makes_the_tables_queues_and_bucket_on_an_emulator_and_is_idempotent() {
+    let Some(endpoint) = platform::testing::server_env("SHOP_TEST_AWS_ENDPOINT") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let unique = uuid_like();
+    let (prefix, queues, bucket) = (format!("prov-{unique}-"), format!("prov-{unique}-"), format!("prov-{unique}"));
+    let provision = || {
+        shop()
+            .arg("provision")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("SHOP_AWS_ENDPOINT_URL", &endpoint)
+            .env("SHOP_DYNAMODB_TABLE_PREFIX", &prefix)
+            .env("SHOP_SQS_QUEUE_PREFIX", &queues)
+            .env("SHOP_S3_BUCKET", &bucket)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap()
+    };
+    for run in 0..2 {
+        let output = provision();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "run {run}: {}{stdout}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            stdout.contains("sqs: 5 queues ready") && stdout.contains(&format!("s3: bucket {bucket} ready")),
+            "{stdout}"
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = platform::testing::dynamodb_client().unwrap();
+        for table in ["products", "inventory-reservations", "orders", "carts", "order-outbox"] {
+            let found = client.describe_table().table_name(format!("{prefix}{table}")).send().await;
+            assert!(found.is_ok(), "{prefix}{table}: {found:?}");
+        }
+        let orders = client.describe_table().table_name(format!("{prefix}orders")).send().await.unwrap();
+        let indexes: Vec<&str> =
+            orders.table().unwrap().global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+        assert!(indexes.contains(&"by-status") && indexes.contains(&"by-deadline"), "{indexes:?}");
+    });
+    // Not on AWS: there the CDK app makes everything.
+    let refused = shop().arg("provision").arg("--data-dir").arg(dir.path()).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SHOP_AWS_ENDPOINT_URL"));
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
+}
