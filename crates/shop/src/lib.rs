@@ -133,3 +133,47 @@ impl shop_product::seed::StockSink for InventoryStock {
         Ok(self.0.set_many(levels, "seeded stock", "seed").await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The local stack's nginx (`docker/nginx.conf`): `(location prefix, upstream)` pairs.
+    fn nginx_routes() -> Vec<(String, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker/nginx.conf");
+        let conf = std::fs::read_to_string(path).expect("docker/nginx.conf");
+        conf.lines()
+            .filter_map(|line| {
+                let rest = line.trim().strip_prefix("location ")?;
+                let (prefix, body) = rest.split_once(" {")?;
+                let upstream = body.split("proxy_pass http://").nth(1)?.split(';').next()?;
+                Some((prefix.trim().to_owned(), upstream.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_local_stack_routes_every_documented_path_to_the_service_that_serves_it() {
+        let routes = nginx_routes();
+        assert!(routes.len() >= 5, "{routes:?}");
+        let services = [
+            (shop_user::NAME, shop_user::api::openapi()),
+            (shop_product::NAME, shop_product::api::openapi()),
+            (shop_order::NAME, shop_order::api::openapi()),
+            (shop_payment::NAME, shop_payment::api::openapi()),
+            (shop_inventory::NAME, shop_inventory::api::openapi()),
+        ];
+        let mut checked = 0;
+        for (service, openapi) in &services {
+            for path in openapi.paths.paths.keys() {
+                // nginx picks the longest matching prefix.
+                let routed = routes
+                    .iter()
+                    .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+                    .max_by_key(|(prefix, _)| prefix.len())
+                    .map(|(_, upstream)| upstream.as_str());
+                assert_eq!(routed, Some(*service), "{path} of the {service} service");
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "only {checked} paths");
+    }
+}
