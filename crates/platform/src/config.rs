@@ -102,6 +102,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`SHOP_LOG`).
     pub log: String,
+    /// Whether business metrics are written to stdout as CloudWatch Embedded Metric Format records
+    /// (`SHOP_METRICS_EMF`; on in the ECS tasks, where the log driver turns them into metrics).
+    pub metrics_emf: bool,
 
     /// Largest accepted request body in bytes (`SHOP_BODY_LIMIT_BYTES`).
     pub body_limit_bytes: usize,
@@ -239,6 +242,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Json,
             log: "info".into(),
+            metrics_emf: false,
             body_limit_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
             cors_origins: String::new(),

@@ -80,6 +80,9 @@ impl std::fmt::Debug for Infra {
 impl Infra {
     /// Builds the infrastructure `config` names.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.metrics_emf {
+            crate::telemetry::emf::enable();
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let needs_aws = config.event_bus == BusBackend::Sqs || config.object_store == ObjectBackend::S3;

@@ -176,4 +176,32 @@ mod tests {
         }
         assert!(checked > 40, "only {checked} paths");
     }
+
+    #[test]
+    fn the_dashboards_read_the_business_metrics_the_services_write() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/lib/observability-stack.ts");
+        let stack = std::fs::read_to_string(path).expect("infra/lib/observability-stack.ts");
+        let contract = stack.split("export const BUSINESS_METRICS").nth(1).expect("BUSINESS_METRICS in the stack");
+        let contract = contract.split("} as const").next().unwrap();
+        let mut read: Vec<(String, String)> = contract
+            .split("service: '")
+            .skip(1)
+            .map(|entry| {
+                let service = entry.split('\'').next().unwrap().to_owned();
+                let name = entry.split("name: '").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+                (service, name)
+            })
+            .collect();
+        let mut written: Vec<(String, String)> = platform::telemetry::emf::BUSINESS_METRICS
+            .iter()
+            .map(|(service, name)| ((*service).to_owned(), (*name).to_owned()))
+            .collect();
+        read.sort();
+        written.sort();
+        assert_eq!(read, written);
+        let config =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/lib/config.ts")).unwrap();
+        let namespace = format!("export const METRIC_NAMESPACE = '{}';", platform::telemetry::emf::NAMESPACE);
+        assert!(config.contains(&namespace), "{namespace}");
+    }
 }

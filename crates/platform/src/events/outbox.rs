@@ -107,6 +107,10 @@ impl OutboxRelay {
             }
             let (sent, outcome) = self.bus.publish_batch(&events).await;
             published.extend_from_slice(&seqs[..sent]);
+            if crate::telemetry::emf::enabled() {
+                // Business metrics count what was published (at least once, as the events go).
+                events[..sent].iter().filter_map(crate::telemetry::emf::of_event).for_each(|set| set.emit());
+            }
             let failure = outcome.err();
             // Counted when published (a failed delete republishes later; the inbox absorbs that).
             metrics::counter!("outbox_published_total").increment(published.len() as u64);

@@ -11,8 +11,63 @@
 //! ```
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value, json};
+
+use crate::events::Event;
+
+/// The namespace of the platform's business metrics (the dashboards and alarms read it).
+pub const NAMESPACE: &str = "Shop";
+
+/// The business metrics, as `(service, metric)`: the contract with the CloudWatch dashboards and
+/// alarms of the CDK app (`infra/lib/observability-stack.ts`, `BUSINESS_METRICS`). Each record
+/// carries the dimension `Service`.
+pub const BUSINESS_METRICS: &[(&str, &str)] = &[
+    ("order", "OrdersPlaced"),
+    ("order", "OrderRevenue"),
+    ("order", "CartsCreated"),
+    ("order", "CartsAbandoned"),
+    ("payment", "PaymentsAuthorized"),
+    ("payment", "PaymentsFailed"),
+    ("inventory", "LowStockEvents"),
+];
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns business-metric records on for this process (`SHOP_METRICS_EMF`).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether business-metric records are written.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// One business metric of `service` (`value` in `unit`), as a record.
+pub fn business(service: &str, metric: &str, value: f64, unit: Unit) -> MetricSet {
+    MetricSet::new(NAMESPACE).dimension("Service", service).metric(metric, value, unit)
+}
+
+/// The business metrics an event published by a service stands for: an order placed (count and
+/// revenue in minor units), a cart abandoned, a payment authorized or failed, a SKU low on stock.
+pub fn of_event(event: &Event) -> Option<MetricSet> {
+    Some(match event.kind.as_str() {
+        "order.placed.v1" => {
+            let total = event.data.pointer("/total/amount").and_then(Value::as_i64).unwrap_or(0);
+            let currency = event.data.pointer("/total/currency").and_then(Value::as_str).unwrap_or_default();
+            business("order", "OrdersPlaced", 1.0, Unit::Count)
+                .metric("OrderRevenue", total as f64, Unit::None)
+                .property("Currency", currency)
+        }
+        "cart.abandoned.v1" => business("order", "CartsAbandoned", 1.0, Unit::Count),
+        "payment.authorized.v1" => business("payment", "PaymentsAuthorized", 1.0, Unit::Count),
+        "payment.failed.v1" => business("payment", "PaymentsFailed", 1.0, Unit::Count),
+        "inventory.low_stock.v1" => business("inventory", "LowStockEvents", 1.0, Unit::Count),
+        _ => return None,
+    })
+}
 
 /// A CloudWatch metric unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +161,13 @@ impl MetricSet {
         writeln!(out, "{line}")
     }
 
+    /// Writes the record to standard output when business metrics are on ([`enable`]).
+    pub fn record(&self) {
+        if enabled() {
+            self.emit();
+        }
+    }
+
     /// Writes the record to standard output, where the ECS log driver picks it up.
     pub fn emit(&self) {
         let stdout = std::io::stdout();
@@ -147,5 +209,39 @@ mod tests {
         let mut out = Vec::new();
         MetricSet::new("N").metric("M", 1.0, Unit::Count).write_to(&mut out).unwrap();
         assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn published_events_stand_for_the_business_metrics_the_dashboards_read() {
+        let placed = Event::new(
+            "order.placed.v1",
+            "order",
+            json!({"order_id": "o", "total": {"amount": 2599, "currency": "USD"}}),
+        );
+        let line: Value = serde_json::from_str(&of_event(&placed).unwrap().to_json_line_at(1)).unwrap();
+        assert_eq!((line["OrdersPlaced"].as_f64(), line["OrderRevenue"].as_f64()), (Some(1.0), Some(2599.0)));
+        assert_eq!((line["Service"].as_str(), line["Currency"].as_str()), (Some("order"), Some("USD")));
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        let mut named = vec![];
+        for kind in [
+            "order.placed.v1",
+            "cart.abandoned.v1",
+            "payment.authorized.v1",
+            "payment.failed.v1",
+            "inventory.low_stock.v1",
+        ] {
+            let set = of_event(&Event::new(kind, "x", json!({}))).unwrap();
+            let line: Value = serde_json::from_str(&set.to_json_line_at(1)).unwrap();
+            for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+                named.push((line["Service"].as_str().unwrap().to_owned(), metric["Name"].as_str().unwrap().to_owned()));
+            }
+        }
+        named.push(("order".into(), "CartsCreated".into()));
+        let mut expected: Vec<(String, String)> =
+            BUSINESS_METRICS.iter().map(|(s, m)| ((*s).to_owned(), (*m).to_owned())).collect();
+        named.sort();
+        expected.sort();
+        assert_eq!(named, expected, "every business metric has its source");
+        assert!(of_event(&Event::new("order.shipped.v1", "order", json!({}))).is_none());
     }
 }

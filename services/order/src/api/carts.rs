@@ -77,7 +77,12 @@ async fn set_line(state: &AppState, cart: &Cart, sku: &str, quantity: i64) -> Re
     if quantity > 0 && !catalog.contains_key(sku) {
         return Err(ApiError::invalid_field("sku", format!("the catalog does not sell {sku:?}")));
     }
+    let first_line = cart.lines.is_empty() && quantity > 0;
     let cart = state.carts.set_quantity(&cart.id, sku, quantity, MAX_LINES).await.map_err(store_error)?;
+    if first_line {
+        platform::telemetry::emf::business(crate::NAME, "CartsCreated", 1.0, platform::telemetry::emf::Unit::Count)
+            .record();
+    }
     Ok(Json(price(&cart.ok_or_else(|| ApiError::not_found("no such cart"))?, &catalog)))
 }
 

@@ -1,0 +1,382 @@
+import * as cdk from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
+import { Construct } from 'constructs';
+import {
+  ECR_REPOSITORY,
+  EnvConfig,
+  HEALTH_CHECK,
+  SCALING,
+  SERVICES,
+  SERVICE_PORT,
+  ServiceName,
+  ServiceSpec,
+} from './config';
+import { DataStack } from './data-stack';
+import { GATEWAY_HEADER } from './edge-stack';
+import { SecurityGroups } from './network-stack';
+import { logGroup, title } from './util';
+
+export interface ServicesStackProps extends cdk.StackProps {
+  readonly cfg: EnvConfig;
+  readonly imageTag: string;
+  readonly vpc: ec2.IVpc;
+  readonly securityGroups: SecurityGroups;
+  readonly logsKey: kms.IKey;
+  readonly data: DataStack;
+  readonly listener: elbv2.IApplicationListener;
+  readonly assetsBucket: s3.IBucket;
+  readonly assetsKey: kms.IKey;
+  readonly gatewayToken: secretsmanager.ISecret;
+  /** `api.<domain>` (the ALB) and `https://<domain>` (CloudFront). */
+  readonly apiHostname: string;
+  readonly cdnBaseUrl: string;
+}
+
+/** What the Observability stack needs of one running service. */
+export interface RunningService {
+  readonly spec: ServiceSpec;
+  readonly service: ecs.FargateService;
+  readonly targetGroup: elbv2.ApplicationTargetGroup;
+  readonly logGroup: logs.LogGroup;
+}
+
+/**
+ * Services: the ECS cluster and one Fargate service per platform service.
+ *
+ * Each service runs its own binary from the one `shop` image (tag from `-c imageTag=…`) with its
+ * reference-design task size and task counts, behind its own ALB target group (`/health` every
+ * 30 s, 5 s timeout) and listener rules for its paths, and scales on CPU 70 %, memory 80 % and
+ * 1,000 ALB requests per target (plus a scheduled floor over Black Friday / Cyber Monday). Its task
+ * role may touch only what the service owns: its DynamoDB tables, its queue (consume), every queue
+ * (send: the routing table is in code), its S3 prefix. Secrets reach the task as ECS secrets.
+ */
+export class ServicesStack extends cdk.Stack {
+  readonly running = {} as Record<ServiceName, RunningService>;
+  readonly cluster: ecs.Cluster;
+
+  constructor(scope: Construct, id: string, props: ServicesStackProps) {
+    super(scope, id, props);
+    const env = props.cfg.envName;
+
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      clusterName: `shop-${env}`,
+      vpc: props.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      enableFargateCapacityProviders: true,
+      // Service-to-service calls (order → product, inventory) stay inside the VPC.
+      defaultCloudMapNamespace: {
+        name: `${env}.shop.internal`,
+        type: servicediscovery.NamespaceType.DNS_PRIVATE,
+        vpc: props.vpc,
+        useForServiceConnect: false,
+      },
+    });
+    const repository = ecr.Repository.fromRepositoryName(this, 'Repository', ECR_REPOSITORY);
+
+    SERVICES.forEach((spec, index) => {
+      this.running[spec.name] = this.addService(spec, index, repository, props);
+    });
+  }
+
+  private addService(spec: ServiceSpec, index: number, repository: ecr.IRepository, props: ServicesStackProps): RunningService {
+    const { cfg, data } = props;
+    const env = cfg.envName;
+    const id = title(spec.name);
+    const namespace = `${env}.shop.internal`;
+
+    // ------------------------------------------------------------ roles
+    const ecsTasks = () =>
+      new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
+        conditions: {
+          ArnLike: { 'aws:SourceArn': `arn:aws:ecs:${cfg.region}:${cfg.account}:*` },
+          StringEquals: { 'aws:SourceAccount': cfg.account },
+        },
+      });
+    const taskRole = new iam.Role(this, `${id}TaskRole`, {
+      assumedBy: ecsTasks(),
+      description: `shop ${env} ${spec.name} service: what the running service may do`,
+    });
+    const executionRole = new iam.Role(this, `${id}ExecutionRole`, {
+      assumedBy: ecsTasks(),
+      description: `shop ${env} ${spec.name} service: image pull, logs, secrets at task start`,
+    });
+
+    // Queues: send to all five (the event routing table lives in the code), consume only its own
+    // (and its dead letters, which the admin endpoint lists and redrives).
+    const allQueues = Object.values(data.queues).map((q) => q.queue.queueArn);
+    taskRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'SendToEveryQueue',
+        actions: ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
+        resources: allQueues,
+      }),
+    );
+    const own = data.queues[spec.name];
+    taskRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ConsumeOwnQueue',
+        actions: [
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:GetQueueUrl',
+          'sqs:GetQueueAttributes',
+        ],
+        resources: [own.queue.queueArn, own.dlq.queueArn],
+      }),
+    );
+    taskRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RedriveOwnDeadLetters',
+        actions: ['sqs:SendMessage'],
+        resources: [own.dlq.queueArn],
+      }),
+    );
+    data.messagingKey.grantEncryptDecrypt(taskRole);
+    for (const table of data.tables[spec.name]) {
+      table.grantReadWriteData(taskRole);
+    }
+    // S3: objects under its own prefix of the assets bucket (presigned image uploads, labels), with
+    // the bucket's key only through S3.
+    for (const prefix of spec.assetPrefixes) {
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: `Objects${title(prefix.replace(/\W/g, ''))}`,
+          actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+          resources: [props.assetsBucket.arnForObjects(`${prefix}*`)],
+        }),
+      );
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: `List${title(prefix.replace(/\W/g, ''))}`,
+          actions: ['s3:ListBucket'],
+          resources: [props.assetsBucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+        }),
+      );
+    }
+    if (spec.assetPrefixes.length > 0) {
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'AssetsKeyThroughS3',
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [props.assetsKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${cfg.region}.amazonaws.com` } },
+        }),
+      );
+    }
+
+    // ------------------------------------------------------------ task
+    const logs = logGroup(this, `${id}Logs`, `/shop/${env}/${spec.name}`, props.logsKey);
+    cdk.Tags.of(logs).add('Service', spec.name);
+    const taskDefinition = new ecs.FargateTaskDefinition(this, `${id}Task`, {
+      family: `shop-${env}-${spec.name}`,
+      cpu: spec.cpu,
+      memoryLimitMiB: spec.memoryMiB,
+      taskRole,
+      executionRole,
+      runtimePlatform: {
+        cpuArchitecture: ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+      // Writable scratch space on a read-only root filesystem.
+      volumes: [{ name: 'data' }, { name: 'tmp' }],
+    });
+
+    const environment: Record<string, string> = {
+      SHOP_BIND: '0.0.0.0',
+      SHOP_PORT: String(SERVICE_PORT),
+      SHOP_DATA_DIR: '/data',
+      SHOP_LOG_FORMAT: 'json',
+      // Business metrics as Embedded Metric Format records: the dashboards' and alarms' source.
+      SHOP_METRICS_EMF: 'true',
+      SHOP_TRUSTED_PROXY_HOPS: '1',
+      SHOP_EVENT_BUS: 'sqs',
+      SHOP_SQS_QUEUE_PREFIX: 'shop-',
+      SHOP_AWS_REGION: cfg.region,
+      SHOP_OBJECT_STORE: 's3',
+      SHOP_S3_BUCKET: props.assetsBucket.bucketName,
+      SHOP_CDN_BASE_URL: props.cdnBaseUrl,
+      SHOP_CACHE: 'redis',
+      SHOP_STORE_BACKEND: 'dynamodb',
+      SHOP_DYNAMODB_TABLE_PREFIX: 'shop-',
+      SHOP_JWKS_URL: `https://${props.apiHostname}/.well-known/jwks.json`,
+    };
+    // Secrets are referenced by ARN (not the Data stack's objects) so that the read grant lands
+    // in this stack's execution-role policy instead of the Data stack's key policy; the execution
+    // role may decrypt with the secrets key only through Secrets Manager.
+    const secretRef = (name: string, secret: secretsmanager.ISecret) =>
+      ecs.Secret.fromSecretsManager(secretsmanager.Secret.fromSecretCompleteArn(this, `${id}${name}`, secret.secretArn));
+    executionRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DecryptSecretsAtTaskStart',
+        actions: ['kms:Decrypt'],
+        resources: [data.secretsKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${cfg.region}.amazonaws.com` } },
+      }),
+    );
+    const secrets: Record<string, ecs.Secret> = {
+      SHOP_REDIS_URL: secretRef('RedisUrl', data.secrets.redisUrl),
+    };
+    for (const callee of spec.calls) {
+      environment[`SHOP_${callee.toUpperCase()}_URL`] = `http://${callee}.${namespace}:${SERVICE_PORT}`;
+    }
+    if (spec.usesDatabase) {
+      secrets.SHOP_DATABASE_URL = secretRef('DatabaseUrl', data.secrets.databaseUrl);
+    }
+    switch (spec.name) {
+      case 'user':
+        secrets.SHOP_JWT_PRIVATE_KEYS = secretRef('JwtPrivateKeys', data.secrets.jwtPrivateKeys);
+        break;
+      case 'product':
+        environment.SHOP_SEARCH_BACKEND = 'opensearch';
+        secrets.SHOP_OPENSEARCH_URL = secretRef('OpenSearchUrl', data.secrets.openSearchUrl);
+        break;
+      case 'payment':
+        environment.SHOP_PAYMENT_PROVIDER = 'stripe';
+        secrets.SHOP_STRIPE_SECRET_KEY = secretRef('StripeSecretKey', data.secrets.stripeSecretKey);
+        secrets.SHOP_STRIPE_WEBHOOK_SECRET = secretRef('StripeWebhookSecret', data.secrets.stripeWebhookSecret);
+        break;
+      default:
+        break;
+    }
+    // Every SHOP_* variable set here goes through the services' own configuration loader after
+    // synth (scripts/lint/cdk_env.py, run by scripts/check-deploy): an unknown one fails there.
+
+    const container = taskDefinition.addContainer('app', {
+      containerName: spec.name,
+      image: ecs.ContainerImage.fromEcrRepository(repository, props.imageTag),
+      entryPoint: [`/usr/local/bin/${spec.name}-service`],
+      environment,
+      secrets,
+      portMappings: [{ containerPort: SERVICE_PORT, protocol: ecs.Protocol.TCP, name: 'http' }],
+      logging: ecs.LogDrivers.awsLogs({ logGroup: logs, streamPrefix: spec.name }),
+      readonlyRootFilesystem: true,
+      essential: true,
+      // SHOP_SHUTDOWN_GRACE_MS is 20 s: give SIGTERM that long, and then some.
+      stopTimeout: cdk.Duration.seconds(30),
+      ulimits: [{ name: ecs.UlimitName.NOFILE, softLimit: 65536, hardLimit: 65536 }],
+    });
+    container.addMountPoints(
+      { sourceVolume: 'data', containerPath: '/data', readOnly: false },
+      { sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false },
+    );
+
+    // ------------------------------------------------------------ service
+    // The SGs (and every rule between them) belong to the Network stack; imported read-only here so
+    // that no automatic rule lands in another stack.
+    const securityGroup = ec2.SecurityGroup.fromSecurityGroupId(
+      this,
+      `${id}SgRef`,
+      props.securityGroups.services[spec.name].securityGroupId,
+      { mutable: false, allowAllOutbound: false },
+    );
+    const service = new ecs.FargateService(this, `${id}Service`, {
+      serviceName: `shop-${spec.name}`,
+      cluster: this.cluster,
+      taskDefinition,
+      desiredCount: spec.minTasks,
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      circuitBreaker: { enable: true, rollback: true },
+      securityGroups: [securityGroup],
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      assignPublicIp: false,
+      platformVersion: ecs.FargatePlatformVersion.LATEST,
+      propagateTags: ecs.PropagatedTagSource.SERVICE,
+      enableECSManagedTags: true,
+      healthCheckGracePeriod: cdk.Duration.seconds(60),
+      cloudMapOptions: { name: spec.name, dnsRecordType: servicediscovery.DnsRecordType.A, dnsTtl: cdk.Duration.seconds(10) },
+    });
+
+    // ------------------------------------------------------------ load balancing
+    const targetGroup = new elbv2.ApplicationTargetGroup(this, `${id}Targets`, {
+      targetGroupName: `shop-${env}-${spec.name}`,
+      vpc: props.vpc,
+      port: SERVICE_PORT,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targetType: elbv2.TargetType.IP,
+      deregistrationDelay: cdk.Duration.seconds(30),
+      healthCheck: {
+        path: HEALTH_CHECK.path,
+        interval: cdk.Duration.seconds(HEALTH_CHECK.intervalSeconds),
+        timeout: cdk.Duration.seconds(HEALTH_CHECK.timeoutSeconds),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 3,
+        healthyHttpCodes: '200',
+      },
+    });
+    service.attachToApplicationTargetGroup(targetGroup);
+
+    const priority = 100 * (index + 1);
+    new elbv2.ApplicationListenerRule(this, `${id}PublicRule`, {
+      listener: props.listener,
+      priority,
+      conditions: [elbv2.ListenerCondition.pathPatterns(spec.publicPaths)],
+      targetGroups: [targetGroup],
+    });
+    // Admin routes only with the token API Gateway adds (the IAM-authorized path); without it the
+    // request falls through to the listener's 404.
+    new elbv2.ApplicationListenerRule(this, `${id}AdminRule`, {
+      listener: props.listener,
+      priority: priority + 1,
+      conditions: [
+        elbv2.ListenerCondition.pathPatterns(spec.adminPaths),
+        elbv2.ListenerCondition.httpHeader(GATEWAY_HEADER, [props.gatewayToken.secretValue.unsafeUnwrap()]),
+      ],
+      targetGroups: [targetGroup],
+    });
+    // `/_ready/<service>` → the service's `/ready`: what the Route 53 health checks call.
+    const readyRule = new elbv2.ApplicationListenerRule(this, `${id}ReadyRule`, {
+      listener: props.listener,
+      priority: priority + 2,
+      conditions: [elbv2.ListenerCondition.pathPatterns([`/_ready/${spec.name}`])],
+      targetGroups: [targetGroup],
+    });
+    (readyRule.node.defaultChild as elbv2.CfnListenerRule).addPropertyOverride('Transforms', [
+      { Type: 'url-rewrite', UrlRewriteConfig: { Rewrites: [{ Regex: `^/_ready/${spec.name}$`, Replace: '/ready' }] } },
+    ]);
+
+    // ------------------------------------------------------------ auto scaling
+    const scaling = service.autoScaleTaskCount({ minCapacity: spec.minTasks, maxCapacity: spec.maxTasks });
+    const cooldowns = { scaleInCooldown: cdk.Duration.minutes(5), scaleOutCooldown: cdk.Duration.minutes(1) };
+    scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: SCALING.cpuPercent, ...cooldowns });
+    scaling.scaleOnMemoryUtilization('Memory', { targetUtilizationPercent: SCALING.memoryPercent, ...cooldowns });
+    scaling.scaleOnRequestCount('AlbRequests', {
+      requestsPerTarget: SCALING.albRequestsPerTarget,
+      targetGroup,
+      ...cooldowns,
+    });
+    // Scheduled floor for the year's peak (reference: "Scale up before known traffic peaks, Black
+    // Friday preparation"): from Thanksgiving evening to the first Tuesday of December, at least
+    // half the maximum.
+    const peakFloor = Math.max(spec.minTasks, Math.ceil(spec.maxTasks / 2));
+    scaling.scaleOnSchedule('BlackFridayFloor', {
+      schedule: appscaling.Schedule.cron({ minute: '0', hour: '18', month: '11', weekDay: 'THU#4' }),
+      timeZone: cdk.TimeZone.AMERICA_NEW_YORK,
+      minCapacity: peakFloor,
+      maxCapacity: spec.maxTasks,
+    });
+    scaling.scaleOnSchedule('BlackFridayEnd', {
+      schedule: appscaling.Schedule.cron({ minute: '0', hour: '6', month: '12', weekDay: 'TUE#1' }),
+      timeZone: cdk.TimeZone.AMERICA_NEW_YORK,
+      minCapacity: spec.minTasks,
+      maxCapacity: spec.maxTasks,
+    });
+
+    for (const c of [taskDefinition, service, targetGroup, taskRole, executionRole]) {
+      cdk.Tags.of(c).add('Service', spec.name);
+    }
+    return { spec, service, targetGroup, logGroup: logs };
+  }
+}

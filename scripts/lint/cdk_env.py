@@ -1,0 +1,77 @@
+"""Checks the SHOP_* settings of every ECS container in the synthesized CloudFormation templates
+against the platform's own configuration loader, as compose_env.py does for the local stack.
+
+Values CloudFormation fills in at deploy time (a `Fn::GetAtt`, `Fn::Join`, `Ref`…) and secrets
+injected from Secrets Manager become placeholders of the right shape (a URL for `*_URL`, text
+otherwise), so what is checked is that every variable is one the platform knows and every literal
+value is one it takes.
+
+    python cdk_env.py SHOP_BINARY CDK_OUT_DIR...
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def placeholder(name: str) -> str:
+    if name.endswith("_URL"):
+        # A scheme the setting accepts: Redis takes redis(s)://, PostgreSQL postgres://.
+        if "REDIS" in name:
+            return "rediss://cache.internal:6379"
+        if "DATABASE" in name:
+            return "postgres://user:password@db.internal:5432/shop"
+        return "https://placeholder.internal/"
+    if name == "SHOP_JWT_PRIVATE_KEYS":
+        return ""
+    return "placeholder"
+
+
+def containers(template_path: str):
+    with open(template_path) as f:
+        template = json.load(f)
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::ECS::TaskDefinition":
+            continue
+        for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
+            env = {}
+            for entry in container.get("Environment", []):
+                name, value = entry["Name"], entry.get("Value")
+                env[name] = value if isinstance(value, str) else placeholder(name)
+            for entry in container.get("Secrets", []):
+                env[entry["Name"]] = placeholder(entry["Name"])
+            yield f"{os.path.basename(template_path)}:{logical_id}:{container.get('Name', '?')}", env
+
+
+def main() -> int:
+    shop, out_dirs = sys.argv[1], sys.argv[2:]
+    checked = failures = 0
+    for out_dir in out_dirs:
+        for template in sorted(glob.glob(os.path.join(out_dir, "*.template.json"))):
+            for where, env in containers(template):
+                shop_env = {k: v for k, v in env.items() if k.startswith("SHOP_") and v != ""}
+                if not shop_env:
+                    continue
+                checked += 1
+                with tempfile.TemporaryDirectory() as data_dir:
+                    run = subprocess.run(
+                        [shop, "migrate", "--data-dir", data_dir],
+                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SHOP_LOG": "warn", **shop_env},
+                        capture_output=True,
+                        text=True,
+                    )
+                if run.returncode != 0:
+                    failures += 1
+                    print(f"{where}: the platform refuses its settings: {run.stderr.strip()}")
+    print(f"ECS task settings: {checked} container(s) checked, {failures} refused")
+    if checked == 0:
+        print("no ECS container with SHOP_* settings found: nothing was checked")
+        return 1
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
