@@ -63,7 +63,6 @@ const services = new ServicesStack(app, name('Services'), {
   assetsBucket: edge.assetsBucket,
   assetsKey: edge.contentKey,
   gatewayToken: edge.gatewayToken,
-  apiHostname: edge.apiHostname,
   cdnBaseUrl: edge.cdnBaseUrl,
 });
 

@@ -49,7 +49,11 @@ export interface EnvConfig {
   readonly billingAlarmUsd: number;
   /** Requests per 5 minutes one client IP may send to `/api/*` before WAF blocks it. */
   readonly wafApiRateLimitPer5Min: number;
-  /** Passive region for Route 53 failover of `api.<domain>`. */
+  /**
+   * The passive region's ALB, the Route 53 failover target of `api.<domain>`. The values here are
+   * placeholders: set them to the DR region's ALB before the first deploy (Route 53 refuses an
+   * alias to a load balancer that does not exist).
+   */
   readonly dr: DisasterRecoveryTarget;
 }
 
@@ -135,7 +139,7 @@ export interface ServiceSpec {
   readonly usesDatabase: boolean;
   /** DynamoDB tables it owns (names exactly as the services use them). */
   readonly tables: string[];
-  /** Other services it calls over HTTP (service discovery names). */
+  /** Other services it calls over HTTP (service discovery names; every service but user calls user for its JWKS). */
   readonly calls: ServiceName[];
   /** S3 prefixes of the assets bucket it writes (presigned uploads, labels). */
   readonly assetPrefixes: string[];
@@ -169,7 +173,7 @@ export const SERVICES: ServiceSpec[] = [
     queue: 'shop-product-indexer',
     usesDatabase: false,
     tables: ['shop-products', 'shop-product-ids', 'shop-product-stock', 'shop-categories', 'shop-outbox'],
-    calls: [],
+    calls: ['user'],
     assetPrefixes: ['images/'],
   },
   {
@@ -184,7 +188,7 @@ export const SERVICES: ServiceSpec[] = [
     queue: 'shop-order-saga',
     usesDatabase: false,
     tables: ['shop-orders', 'shop-order-keys', 'shop-carts', 'shop-order-outbox'],
-    calls: ['product', 'inventory'],
+    calls: ['user', 'product', 'inventory'],
     assetPrefixes: ['labels/'],
   },
   {
@@ -199,7 +203,7 @@ export const SERVICES: ServiceSpec[] = [
     queue: 'shop-payment-commands',
     usesDatabase: true,
     tables: [],
-    calls: [],
+    calls: ['user'],
     assetPrefixes: [],
   },
   {
@@ -214,7 +218,7 @@ export const SERVICES: ServiceSpec[] = [
     queue: 'shop-inventory-commands',
     usesDatabase: false,
     tables: ['shop-inventory-stock', 'shop-inventory-reservations', 'shop-inventory-ledger', 'shop-inventory-outbox'],
-    calls: [],
+    calls: ['user'],
     assetPrefixes: [],
   },
 ];

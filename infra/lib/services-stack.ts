@@ -37,8 +37,7 @@ export interface ServicesStackProps extends cdk.StackProps {
   readonly assetsBucket: s3.IBucket;
   readonly assetsKey: kms.IKey;
   readonly gatewayToken: secretsmanager.ISecret;
-  /** `api.<domain>` (the ALB) and `https://<domain>` (CloudFront). */
-  readonly apiHostname: string;
+  /** `https://<domain>` (CloudFront). */
   readonly cdnBaseUrl: string;
 }
 
@@ -146,6 +145,30 @@ export class ServicesStack extends cdk.Stack {
     for (const table of data.tables[spec.name]) {
       table.grantReadWriteData(taskRole);
     }
+    // Readiness (`/ready`): the object store's check reads the key `_ready` (absent: a 404 needs
+    // ListBucket), and the queue's check lists the account's queues.
+    taskRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadinessObject',
+        actions: ['s3:GetObject'],
+        resources: [props.assetsBucket.arnForObjects('_ready')],
+      }),
+    );
+    taskRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadinessList',
+        actions: ['s3:ListBucket'],
+        resources: [props.assetsBucket.bucketArn],
+        conditions: { StringEquals: { 's3:prefix': ['_ready'] } },
+      }),
+    );
+    taskRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadinessQueues',
+        actions: ['sqs:ListQueues'],
+        resources: [`arn:aws:sqs:${cfg.region}:${cfg.account}:*`],
+      }),
+    );
     // S3: objects under its own prefix of the assets bucket (presigned image uploads, labels), with
     // the bucket's key only through S3.
     for (const prefix of spec.assetPrefixes) {
@@ -196,7 +219,9 @@ export class ServicesStack extends cdk.Stack {
     const environment: Record<string, string> = {
       SHOP_BIND: '0.0.0.0',
       SHOP_PORT: String(SERVICE_PORT),
-      SHOP_DATA_DIR: '/data',
+      // The image's data dir (owned by its unprivileged user), on a task volume: the root
+      // filesystem is read-only.
+      SHOP_DATA_DIR: '/var/lib/shop',
       SHOP_LOG_FORMAT: 'json',
       // Business metrics as Embedded Metric Format records: the dashboards' and alarms' source.
       SHOP_METRICS_EMF: 'true',
@@ -210,7 +235,9 @@ export class ServicesStack extends cdk.Stack {
       SHOP_CACHE: 'redis',
       SHOP_STORE_BACKEND: 'dynamodb',
       SHOP_DYNAMODB_TABLE_PREFIX: 'shop-',
-      SHOP_JWKS_URL: `https://${props.apiHostname}/.well-known/jwks.json`,
+      // Per-client limits are WAF's and API Gateway's: behind CloudFront, API Gateway and the ALB
+      // the services would see the proxies, not the shoppers.
+      SHOP_RATE_LIMIT_ENABLED: 'false',
     };
     // Secrets are referenced by ARN (not the Data stack's objects) so that the read grant lands
     // in this stack's execution-role policy instead of the Data stack's key policy; the execution
@@ -228,6 +255,8 @@ export class ServicesStack extends cdk.Stack {
     const secrets: Record<string, ecs.Secret> = {
       SHOP_REDIS_URL: secretRef('RedisUrl', data.secrets.redisUrl),
     };
+    // Service discovery; the user service's URL also gives the others its JWKS
+    // (`/.well-known/jwks.json`) inside the VPC.
     for (const callee of spec.calls) {
       environment[`SHOP_${callee.toUpperCase()}_URL`] = `http://${callee}.${namespace}:${SERVICE_PORT}`;
     }
@@ -268,7 +297,7 @@ export class ServicesStack extends cdk.Stack {
       ulimits: [{ name: ecs.UlimitName.NOFILE, softLimit: 65536, hardLimit: 65536 }],
     });
     container.addMountPoints(
-      { sourceVolume: 'data', containerPath: '/data', readOnly: false },
+      { sourceVolume: 'data', containerPath: '/var/lib/shop', readOnly: false },
       { sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false },
     );
 
