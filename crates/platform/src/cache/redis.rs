@@ -128,3 +128,14 @@ impl Cache for RedisCache {
         Ok(set == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_tls_url_is_taken() {
+        // ElastiCache with encryption in transit is reached over `rediss://`.
+        crate::install_crypto_provider();
+        assert!(redis::Client::open("rediss://cache.internal:6379").is_ok());
+        assert!(redis::Client::open("redis://cache.internal:6379").is_ok());
+    }
+}

@@ -140,7 +140,8 @@ pub async fn create_image(
     if product.images.len() >= crate::domain::product::MAX_IMAGES {
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
-    let key = format!("products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
+    // Under `images/`: the prefix the CDN serves and the product service may write on AWS.
+    let key = format!("images/products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
     let upload = state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await.map_err(ApiError::internal)?;
     let url = upload.public_url.clone();
     product.images.push(url.clone());
