@@ -29,8 +29,11 @@ export interface ServiceQueue {
 
 /** The secrets the services read, injected into their tasks as ECS secrets. */
 export interface ServiceSecrets {
-  /** `SHOP_DATABASE_URL`: postgres://… of the RDS instance (user, payment). */
-  readonly databaseUrl: secretsmanager.ISecret;
+  /**
+   * `SHOP_DATABASE_URL` of each service that keeps its data in PostgreSQL: its own database on
+   * the RDS instance (`shop_user`, `shop_payment`; a service makes its database on first start).
+   */
+  readonly databaseUrls: Partial<Record<ServiceName, secretsmanager.ISecret>>;
   /** `SHOP_REDIS_URL`: rediss://:token@primary:6379 (every service). */
   readonly redisUrl: secretsmanager.ISecret;
   /** `SHOP_OPENSEARCH_URL`: https://user:password@domain (product). */
@@ -351,24 +354,28 @@ export class DataStack extends cdk.Stack {
 
     // ---------------------------------------------------------------- Secrets
     const master = this.database.secret!;
-    const databaseUrl = new secretsmanager.Secret(this, 'DatabaseUrl', {
-      secretName: `shop/${env}/database-url`,
-      description: 'SHOP_DATABASE_URL of the user and payment services (RDS PostgreSQL, TLS required)',
-      encryptionKey: this.secretsKey,
-      secretStringValue: cdk.SecretValue.unsafePlainText(
-        cdk.Fn.join('', [
-          'postgres://',
-          master.secretValueFromJson('username').unsafeUnwrap(),
-          ':',
-          master.secretValueFromJson('password').unsafeUnwrap(),
-          '@',
-          this.database.dbInstanceEndpointAddress,
-          ':',
-          this.database.dbInstanceEndpointPort,
-          '/shop?sslmode=require',
-        ]),
-      ),
-    });
+    const databaseUrl = (service: ServiceName) =>
+      new secretsmanager.Secret(this, `${title(service)}DatabaseUrl`, {
+        secretName: `shop/${env}/${service}-database-url`,
+        description: `SHOP_DATABASE_URL of the ${service} service: its own database on RDS PostgreSQL, TLS required`,
+        encryptionKey: this.secretsKey,
+        secretStringValue: cdk.SecretValue.unsafePlainText(
+          cdk.Fn.join('', [
+            'postgres://',
+            master.secretValueFromJson('username').unsafeUnwrap(),
+            ':',
+            master.secretValueFromJson('password').unsafeUnwrap(),
+            '@',
+            this.database.dbInstanceEndpointAddress,
+            ':',
+            this.database.dbInstanceEndpointPort,
+            `/shop_${service}?sslmode=require`,
+          ]),
+        ),
+      });
+    const databaseUrls: Partial<Record<ServiceName, secretsmanager.ISecret>> = Object.fromEntries(
+      SERVICES.filter((spec) => spec.usesDatabase).map((spec) => [spec.name, databaseUrl(spec.name)]),
+    );
     const redisUrl = new secretsmanager.Secret(this, 'RedisUrl', {
       secretName: `shop/${env}/redis-url`,
       description: 'SHOP_REDIS_URL of every service (TLS, AUTH token)',
@@ -409,7 +416,7 @@ export class DataStack extends cdk.Stack {
         generateSecretString: { excludePunctuation: true, passwordLength: 48 },
       });
     this.secrets = {
-      databaseUrl,
+      databaseUrls,
       redisUrl,
       openSearchUrl,
       stripeSecretKey: placeholder('StripeSecretKey', 'stripe-secret-key', 'SHOP_STRIPE_SECRET_KEY: Stripe secret API key'),

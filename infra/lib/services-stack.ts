@@ -261,7 +261,9 @@ export class ServicesStack extends cdk.Stack {
       environment[`SHOP_${callee.toUpperCase()}_URL`] = `http://${callee}.${namespace}:${SERVICE_PORT}`;
     }
     if (spec.usesDatabase) {
-      secrets.SHOP_DATABASE_URL = secretRef('DatabaseUrl', data.secrets.databaseUrl);
+      const own = data.secrets.databaseUrls[spec.name];
+      if (!own) throw new Error(`${spec.name} uses the database but has no database URL secret`);
+      secrets.SHOP_DATABASE_URL = secretRef('DatabaseUrl', own);
     }
     switch (spec.name) {
       case 'user':

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::events::Event;
 use crate::events::bus::BusError;
@@ -22,13 +25,46 @@ pub const PLATFORM_MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../../../migrations/platform/postgres/0001_outbox_inbox.sql"),
 }];
 
-/// Connects a pool of at most `max_connections` to `url`.
+/// Connects a pool of at most `max_connections` to `url`. A database that does not exist yet is
+/// made first (each service keeps its own database on a shared server, and the first start of a
+/// service makes it), when the URL's user may create databases.
 pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url.expose_secret())
-        .await
+    let options = PgConnectOptions::from_str(url.expose_secret())?;
+    let pool = || {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+    };
+    match pool().await {
+        Err(error) if is_code(&error, "3D000") => {
+            create_database(&options).await?;
+            pool().await
+        }
+        other => other,
+    }
+}
+
+fn is_code(error: &sqlx::Error, code: &str) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|c| c == code)
+}
+
+/// Makes the database `options` names, from the server's `postgres` database; one made meanwhile
+/// by another task is fine.
+async fn create_database(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let name = options.get_database().unwrap_or_default().to_owned();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        // Only plain names are made: anything else is the operator's to create.
+        return Err(sqlx::Error::Configuration(format!("database {name:?} does not exist").into()));
+    }
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    tracing::info!(database = %name, "making the service's database");
+    // Identifiers cannot be bound; the name was checked to be plain lowercase letters, digits and `_`.
+    let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
+    match sqlx::query(create).execute(&mut admin).await {
+        Err(error) if !is_code(&error, "42P04") => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Applies every migration not applied yet, in order, each in its own transaction, holding an
@@ -131,5 +167,33 @@ impl ReadinessCheck for PgReadiness {
 
     async fn check(&self) -> Result<(), String> {
         sqlx::query("SELECT 1").execute(&self.0).await.map(drop).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_services_database_is_made_on_its_first_connection() {
+        let Some(url) = crate::testing::server_env("SHOP_TEST_DATABASE_URL") else { return };
+        let name = format!("shop_made_{}", uuid::Uuid::new_v4().simple());
+        let mut own = url::Url::parse(&url).unwrap();
+        own.set_path(&format!("/{name}"));
+        let own = SecretString::from(own.to_string());
+        for _ in 0..2 {
+            // Made once, then found.
+            let pool = connect(&own, 2).await.unwrap();
+            let current: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.unwrap();
+            assert_eq!(current, name);
+            pool.close().await;
+        }
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\""))).execute(&mut admin).await.unwrap();
+
+        let mut odd = url::Url::parse(&url).unwrap();
+        odd.set_path("/Not-Plain");
+        let refused = connect(&SecretString::from(odd.to_string()), 1).await.unwrap_err();
+        assert!(refused.to_string().contains("does not exist"), "{refused}");
     }
 }
