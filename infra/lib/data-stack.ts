@@ -41,8 +41,6 @@ export interface ServiceSecrets {
   /** `SHOP_STRIPE_SECRET_KEY`, `SHOP_STRIPE_WEBHOOK_SECRET` (payment). */
   readonly stripeSecretKey: secretsmanager.ISecret;
   readonly stripeWebhookSecret: secretsmanager.ISecret;
-  /** `SHOP_JWT_PRIVATE_KEYS` (user). */
-  readonly jwtPrivateKeys: secretsmanager.ISecret;
 }
 
 /**
@@ -424,11 +422,6 @@ export class DataStack extends cdk.Stack {
         'StripeWebhookSecret',
         'stripe-webhook-secret',
         'SHOP_STRIPE_WEBHOOK_SECRET: Stripe webhook signing secret',
-      ),
-      jwtPrivateKeys: placeholder(
-        'JwtPrivateKeys',
-        'jwt-private-keys',
-        'SHOP_JWT_PRIVATE_KEYS: Ed25519 keys of the user service, base64 PKCS#8, comma-separated, last signs',
       ),
     };
   }

@@ -266,9 +266,8 @@ export class ServicesStack extends cdk.Stack {
       secrets.SHOP_DATABASE_URL = secretRef('DatabaseUrl', own);
     }
     switch (spec.name) {
-      case 'user':
-        secrets.SHOP_JWT_PRIVATE_KEYS = secretRef('JwtPrivateKeys', data.secrets.jwtPrivateKeys);
-        break;
+      // The user service keeps its token signing keys in its own database (the first task makes
+      // the first key); SHOP_JWT_PRIVATE_KEYS stays for keys set by hand.
       case 'product':
         environment.SHOP_SEARCH_BACKEND = 'opensearch';
         secrets.SHOP_OPENSEARCH_URL = secretRef('OpenSearchUrl', data.secrets.openSearchUrl);

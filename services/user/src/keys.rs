@@ -1,7 +1,9 @@
 //! The access-token signing keys: Ed25519 key pairs, the newest signing, each published in the JWK
 //! set under its `kid` so a token signed before a rotation still verifies until the key is retired.
 //!
-//! On AWS the keys come from Secrets Manager through `SHOP_JWT_PRIVATE_KEYS`; in the embedded mode
+//! They come from `SHOP_JWT_PRIVATE_KEYS` when it is set (Secrets Manager, for rotation by hand).
+//! Otherwise, with PostgreSQL (the local stack, AWS), they are kept in the service's database,
+//! shared by all its tasks, the first task to start making the first key; in the embedded mode
 //! they are made on first start and kept under `{data_dir}/secrets/jwt/`.
 
 use std::path::{Path, PathBuf};
@@ -62,6 +64,30 @@ impl KeyRing {
             Some(keys) => Self::from_base64_list(keys.expose_secret()).context("SHOP_JWT_PRIVATE_KEYS"),
             None => Self::from_dir(&config.data_dir.join("secrets/jwt")),
         }
+    }
+
+    /// The keys in the service's PostgreSQL database (a first key is made when there is none, once
+    /// however many tasks start together), oldest first.
+    pub async fn from_postgres(pool: &sqlx::PgPool) -> anyhow::Result<Self> {
+        // A fixed id: tasks starting together all try the same first key, and one insert wins.
+        sqlx::query(
+            "INSERT INTO signing_keys (id, pkcs8, created_at) VALUES ('initial', $1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(STANDARD.encode(generate_pkcs8()))
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(pool)
+        .await
+        .context("cannot make the first signing key")?;
+        let stored: Vec<String> = sqlx::query_scalar("SELECT pkcs8 FROM signing_keys ORDER BY created_at, id")
+            .fetch_all(pool)
+            .await
+            .context("cannot read the signing keys")?;
+        let keys = stored[stored.len().saturating_sub(PUBLISHED_KEYS)..]
+            .iter()
+            .map(|encoded| SigningKey::from_pkcs8(&STANDARD.decode(encoded).context("not base64")?))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("a stored signing key")?;
+        Ok(Self::new(keys))
     }
 
     /// Keys from comma-separated base64 PKCS#8; the last one signs.
@@ -217,5 +243,18 @@ mod tests {
         assert_eq!(ring.current_kid(), only_b.current_kid());
         assert!(KeyRing::from_base64_list("not-base64!").is_err());
         assert!(KeyRing::from_base64_list("").is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tasks_starting_together_share_one_key_kept_in_the_database() {
+        let Some(schema) = platform::testing::PgSchema::create().await else { return };
+        platform::postgres::migrate(&schema.pool, crate::store::postgres::PG_MIGRATIONS).await.unwrap();
+        let rings = futures::future::join_all((0..4).map(|_| KeyRing::from_postgres(&schema.pool))).await;
+        let kids: Vec<String> = rings.into_iter().map(|ring| ring.unwrap().current_kid().to_owned()).collect();
+        assert!(kids.iter().all(|kid| *kid == kids[0]), "{kids:?}");
+        let again = KeyRing::from_postgres(&schema.pool).await.unwrap();
+        assert_eq!(again.current_kid(), kids[0], "a restart finds the same key");
+        assert_eq!(again.jwks().keys.len(), 1);
+        schema.drop().await;
     }
 }

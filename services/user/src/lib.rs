@@ -186,7 +186,16 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     // The decoy hash that equalises failed-login timing is slow to make: make it now, not in the first
     // login for an unknown email (whose answer would then take measurably longer).
     tokio::task::spawn_blocking(domain::password::decoy);
-    let keys = Arc::new(KeyRing::load(&infra.config)?);
+    let keys = Arc::new(match (&infra.config.jwt_private_keys, &infra.config.database_url) {
+        (None, Some(url)) => {
+            // Shared by every task of the service, in its database (migrated by `open_stores`).
+            let pool = platform::postgres::connect(url, 1).await.context("cannot connect to SHOP_DATABASE_URL")?;
+            let keys = KeyRing::from_postgres(&pool).await?;
+            pool.close().await;
+            keys
+        }
+        _ => KeyRing::load(&infra.config)?,
+    });
     let tokens = Arc::new(TokenSettings::from_config(&infra.config));
     let verifier = Arc::new(TokenVerifier::local(&tokens.issuer, &tokens.audience));
     verifier.set_keys(keys.jwks());

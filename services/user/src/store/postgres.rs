@@ -11,12 +11,20 @@ use super::{EventFactory, ResetRequest, StoreError, UserStore};
 use crate::domain::{Account, Address, AddressInput, User};
 
 /// The user service's PostgreSQL schema.
-pub const PG_MIGRATIONS: &[Migration] = &[Migration {
-    scope: crate::NAME,
-    version: 1,
-    name: "accounts",
-    sql: include_str!("../../../../migrations/user/postgres/0001_accounts.sql"),
-}];
+pub const PG_MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: crate::NAME,
+        version: 1,
+        name: "accounts",
+        sql: include_str!("../../../../migrations/user/postgres/0001_accounts.sql"),
+    },
+    Migration {
+        scope: crate::NAME,
+        version: 2,
+        name: "signing_keys",
+        sql: include_str!("../../../../migrations/user/postgres/0002_signing_keys.sql"),
+    },
+];
 
 /// Accounts in PostgreSQL.
 #[derive(Debug, Clone)]
