@@ -3,7 +3,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 /**
  * Everything the stacks need to know about an environment and about the platform, in one place.
  *
- * The numbers here come from /work/shared/REFERENCE-DESIGN.md (task sizes, task counts, instance
+ * The numbers here come from the reference architecture (task sizes, task counts, instance
  * classes, retention periods) and from the services themselves (paths, tables, queues, variables).
  * Both environments get the reference design's shape (Multi-AZ, 2 read replicas, 3 cache nodes, …):
  * staging is a full-size rehearsal of prod, in its own account.
