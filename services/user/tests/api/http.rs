@@ -113,8 +113,12 @@ impl App {
         self.call("POST", "/v1/auth/login", Some(body), None).await
     }
 
-    fn keys(&self) -> KeyRing {
-        KeyRing::from_dir(&self.dir.path().join("secrets/jwt")).unwrap()
+    /// The keys the service signs with: in its database on PostgreSQL, else in its key folder.
+    async fn keys(&self) -> KeyRing {
+        match &self.schema {
+            Some(schema) => KeyRing::from_postgres(&schema.pool).await.unwrap(),
+            None => KeyRing::from_dir(&self.dir.path().join("secrets/jwt")).unwrap(),
+        }
     }
 
     fn claims(&self, sub: &str, role: Role, amr: &[&str]) -> Claims {
@@ -429,7 +433,7 @@ async fn admin_routes_need_an_admin_with_a_second_factor(app: &App) {
     assert_ne!(next.body["items"][0]["id"], page.body["items"][0]["id"]);
     assert_eq!(app.call("GET", "/admin/v1/users?limit=1000", None, Some(&admin_token)).await.status, 422);
     // An admin token without the second factor (signed with the real key) is refused.
-    let no_mfa = app.keys().sign(&app.claims(&admin.id, Role::Admin, &["pwd"]));
+    let no_mfa = app.keys().await.sign(&app.claims(&admin.id, Role::Admin, &["pwd"]));
     assert_eq!(app.call("GET", "/admin/v1/users", None, Some(&no_mfa)).await.status, 403);
 }
 
@@ -437,7 +441,7 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(app: &App) {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let user = app.register("ada@example.com").await["user"]["id"].as_str().unwrap().to_owned();
-    let keys = app.keys();
+    let keys = app.keys().await;
     let good = keys.sign(&app.claims(&user, Role::Customer, &["pwd"]));
     assert_eq!(app.call("GET", "/v1/users/me", None, Some(&good)).await.status, 200);
 
