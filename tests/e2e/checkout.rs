@@ -154,10 +154,19 @@ async fn ships(app: TestApp) {
         (paid.len(), paid[0]["status"].as_str(), paid[0]["captured"].as_i64()),
         (1, Some("captured"), Some(5000))
     );
-    let label = app.client.get(done["label_url"].as_str().unwrap()).send().await.unwrap();
+    let label_path = done["label_url"].as_str().unwrap();
+    assert_eq!(label_path, format!("/v1/orders/{id}/label"));
+    let label = app.request(Method::GET, label_path).bearer_auth(&shopper).send().await.unwrap();
     assert_eq!(label.status(), 200);
+    assert_eq!(label.headers()["content-type"], "application/pdf");
     let pdf = label.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-1.4") && String::from_utf8_lossy(&pdf).contains("Ada Lovelace"));
+    // It carries addresses: nobody else gets it, nor anyone without a token.
+    let stranger = app.customer_token().await;
+    problem(app.request(Method::GET, label_path).bearer_auth(&stranger).send().await.unwrap(), 404).await;
+    problem(app.request(Method::GET, label_path).send().await.unwrap(), 401).await;
+    let by_admin = app.request(Method::GET, label_path).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(by_admin.status(), 200);
     let cart: Value =
         app.request(Method::GET, "/v1/cart").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
     assert!(cart["items"].as_array().unwrap().is_empty(), "the cart was emptied");
@@ -197,6 +206,8 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["history"].as_array().unwrap().last().unwrap()["reason"], "out_of_stock");
     assert!(payments(&app, &admin, placed["id"].as_str().unwrap()).await.is_empty(), "nothing charged");
+    let label = format!("/v1/orders/{}/label", placed["id"].as_str().unwrap());
+    problem(app.request(Method::GET, &label).bearer_auth(&shopper).send().await.unwrap(), 404).await;
 
     stocked(&app, &admin, "LAMP-2", 5).await;
     let cart = cart_with(&app, &shopper, "LAMP-2", 2).await;

@@ -19,6 +19,7 @@ use crate::AppState;
         carts::merge_cart,
         orders::place_order,
         orders::get_order,
+        orders::get_label,
         orders::list_orders,
         orders::cancel_order,
         orders::admin_list_orders,

@@ -78,6 +78,8 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     /// Verifies access tokens.
     pub verifier: Arc<TokenVerifier>,
+    /// Where shipping labels are kept.
+    pub objects: Arc<dyn platform::objects::ObjectStore>,
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -164,6 +166,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         step_timeout: step,
         catalog: Arc::new(catalog),
         verifier: infra.verifier.clone(),
+        objects: infra.objects.clone(),
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
 }

@@ -215,13 +215,19 @@ impl Saga {
     }
 
     /// Makes the order's shipping label (a PDF with the addresses, the items and a tracking
-    /// number) in the object store; its URL and the tracking number. Made again it is the same.
+    /// number) in the object store; where the API serves it (to the order's owner and admins only:
+    /// it carries addresses) and the tracking number. Made again it is the same.
     async fn label(&self, order: &Order) -> Result<(String, String), platform::objects::ObjectError> {
         let tracking = tracking_number(&order.id);
-        let key = format!("labels/{}.pdf", order.id);
-        self.objects.put(&key, Bytes::from(crate::label::render(order, &tracking)), "application/pdf").await?;
-        Ok((self.objects.public_url(&key).to_string(), tracking))
+        let pdf = Bytes::from(crate::label::render(order, &tracking));
+        self.objects.put(&label_key(&order.id), pdf, "application/pdf").await?;
+        Ok((format!("/v1/orders/{}/label", order.id), tracking))
     }
+}
+
+/// The object-store key of an order's shipping label.
+pub fn label_key(order_id: &str) -> String {
+    format!("labels/{order_id}.pdf")
 }
 
 /// The tracking number of an order: 12 digits derived from its id.

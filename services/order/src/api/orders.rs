@@ -5,6 +5,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::Utc;
 use platform::address::AddressInput;
@@ -268,6 +269,41 @@ pub async fn get_order(
     Ok(Json(visible(&state, &user, &id).await?))
 }
 
+/// The shipping label of an order of the caller's (any, for an admin): a PDF with the addresses,
+/// so it is served only here, never from a public URL.
+#[utoipa::path(get, path = "/v1/orders/{id}/label", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The label", content_type = "application/pdf"),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        (status = 404, description = "No such order of the caller's, or not shipped yet", content_type = "application/problem+json"),
+    ))]
+pub async fn get_label(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let order = visible(&state, &user, &id).await?;
+    if order.label_url.is_none() {
+        return Err(ApiError::not_found("the order has no label yet"));
+    }
+    let label = state
+        .objects
+        .get(&crate::saga::label_key(&order.id))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("the order has no label yet"))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("inline; filename=\"label-{}.pdf\"", order.id)),
+            (axum::http::header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        label.bytes,
+    )
+        .into_response())
+}
+
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])), params(PageParams),
     responses(
@@ -378,6 +414,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/orders", post(place_order).get(list_orders))
         .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders/{id}/label", get(get_label))
         .route("/v1/orders/{id}/cancel", post(cancel_order))
         .route("/admin/v1/orders", get(admin_list_orders))
         .route("/admin/v1/orders/{id}/deliver", post(deliver_order))
