@@ -111,6 +111,26 @@ impl TestApp {
         login["access_token"].as_str().expect("an access token").to_owned()
     }
 
+    /// `GET path` as the holder of `token`; the JSON answer.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self.request(Method::GET, path).bearer_auth(token).send().await.expect("a response");
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// Sets `quantity` of `sku` in the signed-in shopper's cart; the cart's id.
+    pub async fn cart_with(&self, token: &str, sku: &str, quantity: i64) -> String {
+        let response = self
+            .request(Method::PUT, &format!("/v1/cart/items/{sku}"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"quantity": quantity}))
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), 200, "setting {sku} in the cart");
+        let cart: serde_json::Value = response.json().await.expect("a JSON answer");
+        cart["id"].as_str().expect("the cart's id").to_owned()
+    }
+
     /// Registers a shopper; the access token.
     pub async fn customer_token(&self) -> String {
         let email = format!("shopper-{}@example.com", uuid_like());

@@ -12,9 +12,9 @@ value is one it takes.
 import glob
 import json
 import os
-import subprocess
 import sys
-import tempfile
+
+from shop_settings import refused
 
 
 def placeholder(name: str) -> str:
@@ -56,16 +56,10 @@ def main() -> int:
                 if not shop_env:
                     continue
                 checked += 1
-                with tempfile.TemporaryDirectory() as data_dir:
-                    run = subprocess.run(
-                        [shop, "migrate", "--data-dir", data_dir],
-                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SHOP_LOG": "warn", **shop_env},
-                        capture_output=True,
-                        text=True,
-                    )
-                if run.returncode != 0:
+                complaint = refused(shop, shop_env)
+                if complaint:
                     failures += 1
-                    print(f"{where}: the platform refuses its settings: {run.stderr.strip()}")
+                    print(f"{where}: the platform refuses its settings: {complaint}")
     print(f"ECS task settings: {checked} container(s) checked, {failures} refused")
     if checked == 0:
         print("no ECS container with SHOP_* settings found: nothing was checked")

@@ -72,21 +72,12 @@ fn main() {
                         tokio::time::sleep_until(due.into()).await;
                     }
                     let sku = &skus[(i + n) % skus.len()];
-                    let cart: Value = app
-                        .request(Method::PUT, &format!("/v1/cart/items/{sku}"))
-                        .bearer_auth(token)
-                        .json(&json!({"quantity": 1}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    let cart = app.cart_with(token, sku, 1).await;
                     let response = app
                         .request(Method::POST, "/v1/orders")
                         .bearer_auth(token)
                         .header("idempotency-key", format!("bench-{i}"))
-                        .json(&json!({"cart_id": cart["id"], "shipping_address": address, "payment_method": "pm_card_visa"}))
+                        .json(&json!({"cart_id": cart, "shipping_address": address, "payment_method": "pm_card_visa"}))
                         .send()
                         .await
                         .unwrap();
@@ -104,15 +95,7 @@ fn main() {
         let mut done = Vec::with_capacity(placed.len());
         for (token, id) in &placed {
             loop {
-                let order: Value = app
-                    .request(Method::GET, &format!("/v1/orders/{id}"))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let order = app.get_json(&format!("/v1/orders/{id}"), token).await;
                 match order["status"].as_str() {
                     Some("shipped") => {
                         done.push(order);

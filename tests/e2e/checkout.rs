@@ -34,21 +34,6 @@ async fn stocked(app: &TestApp, admin: &str, sku: &str, on_hand: i64) {
     assert_eq!(set.status(), 200);
 }
 
-/// The shopper's cart with `quantity` of `sku`; its id.
-async fn cart_with(app: &TestApp, token: &str, sku: &str, quantity: i64) -> String {
-    let cart: Value = app
-        .request(Method::PUT, &format!("/v1/cart/items/{sku}"))
-        .bearer_auth(token)
-        .json(&json!({"quantity": quantity}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    cart["id"].as_str().unwrap().to_owned()
-}
-
 async fn checkout(app: &TestApp, token: &str, cart_id: &str, method: &str, key: &str) -> Response {
     app.request(Method::POST, "/v1/orders")
         .bearer_auth(token)
@@ -60,7 +45,7 @@ async fn checkout(app: &TestApp, token: &str, cart_id: &str, method: &str, key: 
 }
 
 async fn order(app: &TestApp, token: &str, id: &str) -> Value {
-    app.request(Method::GET, &format!("/v1/orders/{id}")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    app.get_json(&format!("/v1/orders/{id}"), token).await
 }
 
 async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
@@ -136,7 +121,7 @@ async fn ships(app: TestApp) {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-1", 5).await;
-    let cart = cart_with(&app, &shopper, "LAMP-1", 2).await;
+    let cart = app.cart_with(&shopper, "LAMP-1", 2).await;
     let placed = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await;
     assert_eq!(placed.status(), 202);
     let placed: Value = placed.json().await.unwrap();
@@ -200,7 +185,7 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "RARE-1", 1).await;
-    let cart = cart_with(&app, &shopper, "RARE-1", 2).await;
+    let cart = app.cart_with(&shopper, "RARE-1", 2).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await.json().await.unwrap();
     let rejected = settled(&app, &shopper, placed["id"].as_str().unwrap()).await;
     assert_eq!(rejected["status"], "rejected");
@@ -210,7 +195,7 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     problem(app.request(Method::GET, &label).bearer_auth(&shopper).send().await.unwrap(), 404).await;
 
     stocked(&app, &admin, "LAMP-2", 5).await;
-    let cart = cart_with(&app, &shopper, "LAMP-2", 2).await;
+    let cart = app.cart_with(&shopper, "LAMP-2", 2).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_chargeDeclined", "k-2").await.json().await.unwrap();
     let id = placed["id"].as_str().unwrap();
     let failed = settled(&app, &shopper, id).await;
@@ -232,7 +217,7 @@ async fn a_cancelled_order_returns_its_stock_and_voids_its_payment() {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-3", 5).await;
-    let cart = cart_with(&app, &shopper, "LAMP-3", 3).await;
+    let cart = app.cart_with(&shopper, "LAMP-3", 3).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await.json().await.unwrap();
     let id = placed["id"].as_str().unwrap().to_owned();
     app.eventually("the stock is held", || async { order(&app, &shopper, &id).await["status"] == "reserved" }).await;
@@ -271,7 +256,7 @@ async fn one_order_per_key(app: TestApp) {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-4", 10).await;
-    let cart = cart_with(&app, &shopper, "LAMP-4", 1).await;
+    let cart = app.cart_with(&shopper, "LAMP-4", 1).await;
     let posts: Vec<_> = (0..10).map(|_| checkout(&app, &shopper, &cart, "pm_card_visa", "same-key")).collect();
     let mut ids = std::collections::HashSet::new();
     for response in futures::future::join_all(posts).await {
@@ -315,7 +300,7 @@ async fn last_five_units(app: TestApp) {
     let shoppers: Vec<String> = futures::future::join_all((0..50).map(|_| app.customer_token())).await;
     let mut placed = Vec::new();
     for shopper in &shoppers {
-        let cart = cart_with(&app, shopper, "LAST-1", 1).await;
+        let cart = app.cart_with(shopper, "LAST-1", 1).await;
         placed.push((shopper.clone(), cart));
     }
     let app = &app;
@@ -339,7 +324,7 @@ async fn shoppers_reach_only_their_own_orders_and_bad_checkouts_are_refused() {
     let ada = app.customer_token().await;
     let bob = app.customer_token().await;
     stocked(&app, &admin, "LAMP-5", 5).await;
-    let cart = cart_with(&app, &ada, "LAMP-5", 1).await;
+    let cart = app.cart_with(&ada, "LAMP-5", 1).await;
 
     problem(
         app.request(Method::POST, "/v1/orders")
@@ -417,7 +402,7 @@ async fn a_step_that_never_answers_times_out_and_the_order_is_compensated() {
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "SLOW-1", 5).await;
-    let cart = cart_with(&app, &shopper, "SLOW-1", 2).await;
+    let cart = app.cart_with(&shopper, "SLOW-1", 2).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k").await.json().await.unwrap();
     let id = placed["id"].as_str().unwrap().to_owned();
     let done = settled(&app, &shopper, &id).await;
@@ -459,7 +444,7 @@ async fn in_flight_through_a_restart(backend: impl Fn(&mut Config)) {
     let mut placed = Vec::new();
     for i in 0..12 {
         let shopper = app.customer_token().await;
-        let cart = cart_with(&app, &shopper, "BUSY-1", 1).await;
+        let cart = app.cart_with(&shopper, "BUSY-1", 1).await;
         let method = if i % 4 == 3 { "pm_card_chargeDeclined" } else { "pm_card_visa" };
         let response: Value = checkout(&app, &shopper, &cart, method, "k").await.json().await.unwrap();
         placed.push((shopper, response["id"].as_str().unwrap().to_owned(), method));
@@ -489,7 +474,7 @@ async fn a_line_added_where_the_cached_copy_missed_it_is_checked_out_not_lost() 
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-7", 5).await;
     stocked(&app, &admin, "LAMP-8", 5).await;
-    let cart = cart_with(&app, &shopper, "LAMP-7", 1).await;
+    let cart = app.cart_with(&shopper, "LAMP-7", 1).await;
     // Another writer (another node whose cache write was lost) adds a line in the store only: the
     // cached copy of the cart is now one version behind.
     let db = platform::sqlite::Db::open(app.infra().config.data_dir.join("order.db")).unwrap();

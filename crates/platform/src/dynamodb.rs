@@ -396,6 +396,37 @@ pub fn failed_condition(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
+/// A store's readiness (`/ready`): whether DynamoDB answers for `table`.
+#[derive(Debug, Clone)]
+pub struct TableCheck {
+    client: Client,
+    table: String,
+}
+
+impl TableCheck {
+    /// Checks `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+#[async_trait]
+impl crate::http::ops::ReadinessCheck for TableCheck {
+    fn name(&self) -> &str {
+        "dynamodb"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::http::error::cause_chain(&e))
+    }
+}
+
 /// The outbox table's spec: `Service` (S) and `Seq` (N).
 pub fn outbox_table(name: &str) -> TableSpec<'_> {
     TableSpec { name, key: &[("Service", ScalarAttributeType::S), ("Seq", ScalarAttributeType::N)], indexes: &[] }

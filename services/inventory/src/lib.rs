@@ -104,7 +104,7 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
             }
             Ok(Backend {
                 outbox: Arc::new(inventory.outbox()),
-                check: Arc::new(inventory.clone()),
+                check: Arc::new(inventory.readiness()),
                 store: Arc::new(inventory),
             })
         }

@@ -128,8 +128,8 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
             Ok(Backend {
                 outbox: Arc::new(store.outbox()),
                 carts: Arc::new(store.clone()),
-                orders: Arc::new(store.clone()),
-                check: Arc::new(store),
+                check: Arc::new(store.readiness()),
+                orders: Arc::new(store),
             })
         }
     }

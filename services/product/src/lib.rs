@@ -148,7 +148,7 @@ impl BackendParts for DynamoBackend {
         Arc::new(self.0.outbox())
     }
     fn check(&self) -> Arc<dyn ReadinessCheck> {
-        self.0.clone()
+        Arc::new(self.0.readiness())
     }
 }
 

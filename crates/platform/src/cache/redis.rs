@@ -108,15 +108,16 @@ impl Cache for RedisCache {
         // Compare and set in one step on the server: the held version is the value's fixed-width
         // decimal prefix.
         static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-            redis::Script::new(
-                r"local held = redis.call('GET', KEYS[1])
-                  if held then
-                    local version = tonumber(string.sub(held, 1, 20))
-                    if version and version >= tonumber(ARGV[1]) then return 0 end
-                  end
-                  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-                  return 1",
-            )
+            redis::Script::new(&format!(
+                "local held = redis.call('GET', KEYS[1])
+                 if held then
+                   local version = tonumber(string.sub(held, 1, {width}))
+                   if version and version >= tonumber(ARGV[1]) then return 0 end
+                 end
+                 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+                 return 1",
+                width = super::VERSION_WIDTH
+            ))
         });
         let set: i64 = SCRIPT
             .key(self.key(key))

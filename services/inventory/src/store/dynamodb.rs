@@ -50,7 +50,6 @@ use platform::dynamodb::{
 };
 use platform::events::outbox::OutboxStore;
 use platform::events::{BusError, Event};
-use platform::http::ops::ReadinessCheck;
 use serde::{Deserialize, Serialize};
 
 use super::{InventoryStore, Outcome, StoreError, check_level};
@@ -165,6 +164,11 @@ impl OutboxDoc {
 struct BadLines(#[from] crate::domain::LinesError);
 
 impl DynamoInventory {
+    /// The store's readiness check (`/ready`).
+    pub fn readiness(&self) -> dynamodb::TableCheck {
+        dynamodb::TableCheck::new(self.client.clone(), self.tables.stock.clone())
+    }
+
     /// A store on the tables named `{prefix}inventory-stock`, `{prefix}inventory-reservations`,
     /// `{prefix}inventory-ledger` and `{prefix}inventory-outbox`.
     pub fn new(client: Client, prefix: &str) -> Self {
@@ -773,23 +777,6 @@ impl InventoryStore for DynamoInventory {
             }
         }
         Ok(expired)
-    }
-}
-
-#[async_trait]
-impl ReadinessCheck for DynamoInventory {
-    fn name(&self) -> &str {
-        "dynamodb"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.client
-            .describe_table()
-            .table_name(&self.tables.stock)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| platform::http::error::cause_chain(&e))
     }
 }
 

@@ -30,9 +30,9 @@ pub struct CachedCarts {
     cache: Arc<dyn Cache>,
 }
 
-/// A cart as cached (`None` for a cart that is gone).
+/// A cart as kept in the cache (`None` for a cart that is gone).
 #[derive(Serialize, Deserialize)]
-struct Copy {
+struct Kept {
     cart: Option<CachedCart>,
 }
 
@@ -67,7 +67,7 @@ impl CachedCarts {
                 return None;
             }
         };
-        let copy: Copy = serde_json::from_slice(&bytes).ok()?;
+        let copy: Kept = serde_json::from_slice(&bytes).ok()?;
         metrics::counter!("cart_cache_hits_total").increment(1);
         Some(copy.cart.map(|c| Cart {
             id: id.to_owned(),
@@ -80,7 +80,7 @@ impl CachedCarts {
 
     /// Keeps `cart` as the copy of its id, unless a newer one is kept.
     async fn keep(&self, cart: &Cart) {
-        let copy = Copy {
+        let copy = Kept {
             cart: Some(CachedCart {
                 owner_id: cart.owner_id.clone(),
                 currency: cart.currency.clone(),
@@ -92,10 +92,10 @@ impl CachedCarts {
 
     /// Marks cart `id` gone for good.
     async fn forget(&self, id: &str) {
-        self.put(id, u64::MAX, &Copy { cart: None }).await;
+        self.put(id, u64::MAX, &Kept { cart: None }).await;
     }
 
-    async fn put(&self, id: &str, version: u64, copy: &Copy) {
+    async fn put(&self, id: &str, version: u64, copy: &Kept) {
         let bytes = serde_json::to_vec(copy).expect("a cart serializes");
         if let Err(error) = self.cache.set_newer(&cart_key(id), version, &bytes, TTL).await {
             // An older copy may stay behind: drop it if the cache lets us.

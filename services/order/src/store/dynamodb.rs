@@ -37,7 +37,6 @@ use platform::dynamodb::{
     failed_condition, n, race_only, retrying, s, transact,
 };
 use platform::events::Event;
-use platform::http::ops::ReadinessCheck;
 use platform::money::Money;
 
 use super::{Advance, CartStore, OrderStore, Placed, StoreError};
@@ -110,6 +109,11 @@ struct StoredCart {
 }
 
 impl DynamoOrders {
+    /// The store's readiness check (`/ready`).
+    pub fn readiness(&self) -> dynamodb::TableCheck {
+        dynamodb::TableCheck::new(self.client.clone(), self.tables.orders.clone())
+    }
+
     /// A store on the tables named `{prefix}orders`, `{prefix}order-keys`, `{prefix}carts` and
     /// `{prefix}order-outbox`.
     pub fn new(client: Client, prefix: &str) -> Self {
@@ -204,7 +208,8 @@ impl DynamoOrders {
 
     /// The put of `order` at `version`, conditional on the stored version being `version − 1`
     /// (or on there being none, for version 0).
-    fn order_put(&self, order: &Order, order_key: &str, version: i64) -> Result<TransactWriteItem, StoreError> {
+    fn order_put(&self, order: &Order, version: i64) -> Result<TransactWriteItem, StoreError> {
+        let order_key = self.key_of(&order.id)?;
         let mut put = Put::builder()
             .table_name(&self.tables.orders)
             .item("CustomerID", s(&order.customer_id))
@@ -237,6 +242,12 @@ impl DynamoOrders {
             put.condition_expression("Version = :v").expression_attribute_values(":v", n(version - 1))
         };
         Ok(TransactWriteItem::builder().put(put.build().map_err(sdk)?).build())
+    }
+
+    /// The sort key of order `order_id` (an id not of ours is a bug: refused, never stored).
+    fn key_of(&self, order_id: &str) -> Result<String, StoreError> {
+        Ok(order_key(order_id)
+            .ok_or_else(|| DynamoError::Malformed { table: self.tables.orders.clone(), attribute: "OrderID" })?)
     }
 
     fn key_put(&self, key: String, attributes: Vec<(&str, String)>) -> Result<TransactWriteItem, StoreError> {
@@ -281,15 +292,14 @@ impl DynamoOrders {
         clear_cart: Option<(&str, u64)>,
         events: &[Event],
     ) -> Result<Attempt<Placed>, StoreError> {
-        let order_key = order_key(&order.id)
-            .ok_or_else(|| DynamoError::Malformed { table: self.tables.orders.clone(), attribute: "OrderID" })?;
+        let order_key = self.key_of(&order.id)?;
         let located = || vec![("CustomerID", order.customer_id.clone()), ("OrderKey", order_key.clone())];
         let mut idempotency = located();
         idempotency.extend([("OrderID", order.id.clone()), ("RequestHash", request_hash.to_owned())]);
         let mut tx = Transaction::default();
         tx.push(Role::IdempotencyKey, self.key_put(idempotency_item_key(&order.customer_id, key), idempotency)?);
         tx.push(Role::Other, self.key_put(id_item_key(&order.id), located())?);
-        tx.push(Role::Other, self.order_put(order, &order_key, 0)?);
+        tx.push(Role::Other, self.order_put(order, 0)?);
         if let Some((cart, version)) = clear_cart {
             let update = Update::builder()
                 .table_name(&self.tables.carts)
@@ -338,20 +348,12 @@ impl DynamoOrders {
             return Ok(Attempt::Done(None));
         }
         advance.apply(&mut order, stamp(Utc::now()));
-        let order_key = order_key(&order.id)
-            .ok_or_else(|| DynamoError::Malformed { table: self.tables.orders.clone(), attribute: "OrderID" })?;
         let mut tx = Transaction::default();
-        tx.push(Role::Other, self.order_put(&order, &order_key, version + 1)?);
+        tx.push(Role::Other, self.order_put(&order, version + 1)?);
         for event in events {
             tx.push(Role::Other, self.outbox.put(event)?);
         }
-        match transact(&self.client, tx).await? {
-            Committed::Yes => Ok(Attempt::Done(Some(order))),
-            Committed::No(reasons) => {
-                race_only(reasons.iter().map(|(_, reason)| reason))?;
-                Ok(Attempt::Retry)
-            }
-        }
+        self.commit(tx, Some(order)).await
     }
 
     // Carts.
@@ -735,23 +737,6 @@ impl CartStore for DynamoOrders {
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError> {
         retrying(MAX_ATTEMPTS, || self.try_merge(guest_id, owner_id, currency, caps, max_lines)).await
-    }
-}
-
-#[async_trait]
-impl ReadinessCheck for DynamoOrders {
-    fn name(&self) -> &str {
-        "dynamodb"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.client
-            .describe_table()
-            .table_name(&self.tables.orders)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| platform::http::error::cause_chain(&e))
     }
 }
 

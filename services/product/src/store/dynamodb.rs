@@ -56,7 +56,6 @@ use platform::dynamodb::{
     failed_condition, n, next_seq, race_only, retrying, s, transact,
 };
 use platform::events::Event;
-use platform::http::ops::ReadinessCheck;
 use platform::money::Money;
 
 use super::{CategoryStore, ProductStore, StoreError};
@@ -146,6 +145,11 @@ enum Role {
 }
 
 impl DynamoCatalog {
+    /// The store's readiness check (`/ready`).
+    pub fn readiness(&self) -> dynamodb::TableCheck {
+        dynamodb::TableCheck::new(self.client.clone(), self.tables.products.clone())
+    }
+
     /// A store on the tables named `{prefix}products`, `{prefix}product-ids`, `{prefix}product-stock`,
     /// `{prefix}categories` and `{prefix}outbox`.
     pub fn new(client: Client, prefix: &str) -> Self {
@@ -826,23 +830,6 @@ fn related_groups(items: &[(Product, Event)]) -> Vec<Vec<usize>> {
         groups[g].push(i);
     }
     groups
-}
-
-#[async_trait]
-impl ReadinessCheck for DynamoCatalog {
-    fn name(&self) -> &str {
-        "dynamodb"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.client
-            .describe_table()
-            .table_name(&self.tables.products)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| platform::http::error::cause_chain(&e))
-    }
 }
 
 #[cfg(test)]
