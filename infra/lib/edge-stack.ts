@@ -12,6 +12,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as ses from 'aws-cdk-lib/aws-ses';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { EnvConfig, SERVICES, ServiceName } from './config';
@@ -86,9 +87,15 @@ export class EdgeStack extends cdk.Stack {
     this.apiHostname = `api.${domain}`;
     this.cdnBaseUrl = `https://${domain}`;
 
-    const zone = route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', {
+    const zone = route53.PublicHostedZone.fromPublicHostedZoneAttributes(this, 'Zone', {
       hostedZoneId: cfg.hostedZoneId,
       zoneName: domain,
+    });
+    // The shop's emails (password resets, order updates) go out through SES from this domain,
+    // verified and DKIM-signed through the zone's records.
+    new ses.EmailIdentity(this, 'MailIdentity', {
+      identity: ses.Identity.publicHostedZone(zone),
+      mailFromDomain: `mail.${domain}`,
     });
     // One certificate naming each host (no wildcard) for the site, the ALB and the API Gateway
     // domain (all in us-east-1, where CloudFront requires its certificate), validated through the zone.

@@ -199,6 +199,18 @@ export class ServicesStack extends cdk.Stack {
       );
     }
 
+    if (spec.name === 'user') {
+      // The mailer: send from the shop's verified domain, and only as its own address.
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'SendMail',
+          actions: ['ses:SendEmail', 'ses:SendRawEmail'],
+          resources: [`arn:aws:ses:${cfg.region}:${cfg.account}:identity/${cfg.domainName}`],
+          conditions: { StringEquals: { 'ses:FromAddress': mailFrom(cfg) } },
+        }),
+      );
+    }
+
     // ------------------------------------------------------------ task
     const logs = logGroup(this, `${id}Logs`, `/shop/${env}/${spec.name}`, props.logsKey);
     cdk.Tags.of(logs).add('Service', spec.name);
@@ -268,6 +280,11 @@ export class ServicesStack extends cdk.Stack {
     switch (spec.name) {
       // The user service keeps its token signing keys in its own database (the first task makes
       // the first key); SHOP_JWT_PRIVATE_KEYS stays for keys set by hand.
+      case 'user':
+        // Emails through SES, from the domain the edge stack verifies there.
+        environment.SHOP_MAIL_SINK = 'ses';
+        environment.SHOP_MAIL_FROM = `Shop <${mailFrom(cfg)}>`;
+        break;
       case 'product':
         environment.SHOP_SEARCH_BACKEND = 'opensearch';
         secrets.SHOP_OPENSEARCH_URL = secretRef('OpenSearchUrl', data.secrets.openSearchUrl);
@@ -409,4 +426,9 @@ export class ServicesStack extends cdk.Stack {
     }
     return { spec, service, targetGroup, logGroup: logs };
   }
+}
+
+/** The address the shop's emails come from. */
+export function mailFrom(cfg: EnvConfig): string {
+  return `no-reply@${cfg.domainName}`;
 }

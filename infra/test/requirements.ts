@@ -140,6 +140,14 @@ function check(env: string): number {
   }
   ok(of('AWS::SecretsManager::Secret').length >= 6, 'secrets');
 
+  // Mail: the user service sends through SES from a verified identity, and may send only as it.
+  ok(of('AWS::SES::EmailIdentity').length === 1, 'SES identity of the shop domain');
+  const user = taskDefs.find((t) => t.Properties?.Family === `shop-${env}-user`)!.Properties!.ContainerDefinitions[0];
+  const userEnv = (name: string) => user.Environment.find((e: any) => e.Name === name)?.Value;
+  ok(userEnv('SHOP_MAIL_SINK') === 'ses' && /^Shop <no-reply@[^>]+>$/.test(userEnv('SHOP_MAIL_FROM')), 'user mails through SES');
+  const sendMail = of('AWS::IAM::Policy').flatMap((p) => p.Properties!.PolicyDocument.Statement).filter((st: any) => st.Sid === 'SendMail');
+  ok(sendMail.length === 1 && sendMail[0].Condition.StringEquals['ses:FromAddress'], 'only the user service sends mail, as itself');
+
   // Observability: dashboard, the listed alarms, billing.
   ok(of('AWS::CloudWatch::Dashboard').length === 1, 'dashboard');
   const alarms = [...of('AWS::CloudWatch::Alarm'), ...of('AWS::CloudWatch::CompositeAlarm')].map((a) => a.Properties!.AlarmName);

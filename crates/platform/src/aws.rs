@@ -2,7 +2,8 @@
 //! (the ECS task role on AWS; environment variables locally) and an optional endpoint override for
 //! the moto server or LocalStack.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+pub use aws_config::SdkConfig;
+use aws_config::{BehaviorVersion, Region};
 
 use crate::config::Config;
 

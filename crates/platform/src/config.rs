@@ -65,6 +65,16 @@ pub enum ObjectBackend {
     S3,
 }
 
+/// Where the user service's emails go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailBackend {
+    /// `.eml` files in the data dir's `mail` folder, for a developer to open (embedded mode).
+    Folder,
+    /// Amazon SES's v2 API (its raw `SendEmail`).
+    Ses,
+}
+
 /// Which cache holds sessions, hot carts and hot reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -183,6 +193,11 @@ pub struct Config {
     /// (`SHOP_CART_ABANDON_SECS`).
     pub cart_abandon_secs: u64,
 
+    /// Where emails are delivered (`SHOP_MAIL_SINK`: folder | ses).
+    pub mail_sink: MailBackend,
+    /// The `From` of every email (`SHOP_MAIL_FROM`); with SES, an identity verified there.
+    pub mail_from: String,
+
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
     pub database_url: Option<SecretString>,
@@ -268,6 +283,8 @@ impl Default for Config {
             reservation_sweep_ms: 1_000,
             saga_step_timeout_ms: 30_000,
             cart_abandon_secs: 24 * 60 * 60,
+            mail_sink: MailBackend::Folder,
+            mail_from: "Shop <no-reply@shop.local>".into(),
             search_cache_pages: 4_096,
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
@@ -420,6 +437,9 @@ impl Config {
         }
         if self.sqs_wait_seconds > 20 {
             return Err(ConfigError::new("sqs_wait_seconds", "must be between 0 and 20"));
+        }
+        if !self.mail_from.contains('@') || self.mail_from.contains(['\r', '\n']) {
+            return Err(ConfigError::new("mail_from", "must be an email address, such as Shop <shop@example.com>"));
         }
         if self.aws_region.trim().is_empty() {
             return Err(ConfigError::new("aws_region", "must not be empty"));

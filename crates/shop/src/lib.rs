@@ -34,7 +34,8 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
 
 /// Makes, on an AWS emulator (moto or LocalStack at `SHOP_AWS_ENDPOINT_URL`), every resource the
 /// AWS adapters expect to find: the DynamoDB tables and indexes of the catalog, the inventory and
-/// the order service; each consumer's SQS queue with its dead-letter queue; the S3 bucket. What
+/// the order service; each consumer's SQS queue with its dead-letter queue; the S3 bucket; the SES
+/// identity of `SHOP_MAIL_FROM` when mail goes through SES. What
 /// exists is left as it is, so it can run on every start of the local stack. On AWS the CDK app
 /// makes all of these, and this refuses to run.
 pub async fn provision(config: &Config) -> anyhow::Result<()> {
@@ -73,6 +74,10 @@ pub async fn provision(config: &Config) -> anyhow::Result<()> {
     if let Some(bucket) = &config.s3_bucket {
         platform::objects::s3::create_bucket_on_emulator(&endpoint, bucket).await?;
         println!("s3: bucket {bucket} ready");
+    }
+    if config.mail_sink == platform::config::MailBackend::Ses {
+        shop_user::mail::SesSink::verify_on_emulator(&sdk, &config.mail_from).await?;
+        println!("ses: {} verified", shop_user::mail::address_of(&config.mail_from));
     }
     Ok(())
 }

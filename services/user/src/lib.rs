@@ -20,6 +20,7 @@ use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
 use platform::cache::Cache;
 use platform::config::CacheBackend;
+use platform::config::MailBackend;
 use platform::events::Consumer;
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
@@ -201,11 +202,16 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     verifier.set_keys(keys.jwks());
     // Services in this process verify with the same keys without a round trip.
     infra.verifier.set_keys(keys.jwks());
-    infra.spawn_consumer(Consumer::new(
-        infra.bus.clone(),
-        mail::QUEUE,
-        Arc::new(mail::Mailer::new(infra.config.data_dir.join("mail")).with_users(users.clone())),
-    ));
+    let sink: Arc<dyn mail::MailSink> = match infra.config.mail_sink {
+        MailBackend::Folder => Arc::new(mail::FolderSink::new(infra.config.data_dir.join("mail"))),
+        MailBackend::Ses => {
+            let sdk = platform::aws::sdk_config(&infra.config).await;
+            let client = aws_sdk_sesv2::Client::new(&sdk);
+            Arc::new(mail::SesSink::new(client, infra.config.mail_from.clone(), infra.cache.clone()))
+        }
+    };
+    let mailer = mail::Mailer::with_sink(sink).from_address(infra.config.mail_from.clone()).with_users(users.clone());
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), mail::QUEUE, Arc::new(mailer)));
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
 }

@@ -1,10 +1,9 @@
 //! The mailer: turns notification events into emails: password resets, the customer-facing
 //! steps of an order (confirmed, payment failed, shipped, cancelled) and abandoned-cart reminders
-//! (text and HTML). Each rendered message goes to a [`MailSink`]: in the embedded mode (and until
-//! an email provider is configured) [`FolderSink`] writes it as an `.eml` file to a folder, where a
-//! developer can open it; a provider adapter (Amazon SES's raw `SendEmail` takes the message as it
-//! is) plugs in behind the same port. Delivery is idempotent by event id, so a redelivered event
-//! sends nothing twice.
+//! (text and HTML). Each rendered message goes to a [`MailSink`] (`SHOP_MAIL_SINK`): in the embedded
+//! mode [`FolderSink`] writes it as an `.eml` file to a folder, where a developer can open it; on
+//! AWS [`SesSink`] sends it through Amazon SES as it is. Delivery is idempotent by event id, so a
+//! redelivered event sends nothing twice.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,10 +62,111 @@ impl MailSink for FolderSink {
     }
 }
 
+/// Amazon SES (its v2 API): each message sent as it is with the raw `SendEmail`, from the
+/// configured `From` identity. SES has no idempotency key of its own, so the sink remembers
+/// delivered ids in the cache: an id is claimed for [`SesSink::CLAIM`] before the call (a second
+/// delivery of it meanwhile is told to try again later, and a failed call gives the claim back),
+/// then marked sent for [`SesSink::REMEMBER`], longer than any event stays in a queue.
+pub struct SesSink {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+    cache: Arc<dyn platform::cache::Cache>,
+}
+
+impl std::fmt::Debug for SesSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SesSink").field("from", &self.from).finish_non_exhaustive()
+    }
+}
+
+const SENDING: &[u8] = b"sending";
+const SENT: &[u8] = b"sent";
+
+impl SesSink {
+    /// How long one delivery holds its id: past it, a delivery that died mid-call is tried again.
+    pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(120);
+    /// How long a sent id is remembered.
+    pub const REMEMBER: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 60 * 60);
+
+    /// A sink sending with `client` from `from`, remembering ids in `cache`.
+    pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>, cache: Arc<dyn platform::cache::Cache>) -> Self {
+        Self { client, from: from.into(), cache }
+    }
+
+    fn key(id: &str) -> String {
+        format!("mail:{id}")
+    }
+
+    /// Makes `from`'s address a verified identity on an AWS emulator (moto verifies at once), for
+    /// the local stack; on AWS the CDK app verifies the shop's domain. An existing one is kept.
+    pub async fn verify_on_emulator(sdk: &platform::aws::SdkConfig, from: &str) -> anyhow::Result<()> {
+        let client = aws_sdk_sesv2::Client::new(sdk);
+        let address = address_of(from);
+        match client.create_email_identity().email_identity(address).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => Ok(()),
+            Err(e) => {
+                Err(anyhow::anyhow!("cannot verify {address} on SES: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))
+            }
+        }
+    }
+}
+
+/// The bare address of an RFC 5322 mailbox: `Shop <shop@example.com>` → `shop@example.com`.
+pub fn address_of(mailbox: &str) -> &str {
+    match (mailbox.rfind('<'), mailbox.rfind('>')) {
+        (Some(open), Some(close)) if open < close => mailbox[open + 1..close].trim(),
+        _ => mailbox.trim(),
+    }
+}
+
+#[async_trait]
+impl MailSink for SesSink {
+    async fn deliver(&self, id: &str, to: &str, message: &str) -> Result<(), MailError> {
+        use aws_sdk_sesv2::primitives::Blob;
+        use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+
+        let key = Self::key(id);
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| MailError(e);
+        if !self.cache.set_if_absent(&key, SENDING, Some(Self::CLAIM)).await.map_err(|e| err(Box::new(e)))? {
+            return match self.cache.get(&key).await.map_err(|e| err(Box::new(e)))? {
+                Some(state) if state == SENT => Ok(()),
+                // Another delivery of this id is under way (or its claim just lapsed): later.
+                _ => Err(err(format!("email {id} is being delivered by another attempt").into())),
+            };
+        }
+        let raw = RawMessage::builder().data(Blob::new(message.as_bytes())).build().map_err(|e| err(Box::new(e)))?;
+        let sent = self
+            .client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().raw(raw).build())
+            .send()
+            .await;
+        match sent {
+            Ok(answer) => {
+                tracing::debug!(ses.message_id = answer.message_id().unwrap_or_default(), "sent through SES");
+                // Were this lost, a redelivery would send the email again: log it, it is sent.
+                if let Err(e) = self.cache.set(&key, SENT, Some(Self::REMEMBER)).await {
+                    tracing::warn!(error = %e, "could not remember a sent email");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.cache.delete(&key).await;
+                Err(err(format!("SES refused the email: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)).into()))
+            }
+        }
+    }
+}
+
 /// Renders notification events into emails for a sink.
 #[derive(Clone)]
 pub struct Mailer {
     sink: Arc<dyn MailSink>,
+    /// The `From` header.
+    from: String,
     /// Where order notifications find their shopper's address.
     users: Option<Arc<dyn crate::store::UserStore>>,
 }
@@ -139,7 +239,13 @@ impl Mailer {
 
     /// A mailer delivering to `sink`.
     pub fn with_sink(sink: Arc<dyn MailSink>) -> Self {
-        Self { sink, users: None }
+        Self { sink, from: platform::Config::default().mail_from, users: None }
+    }
+
+    /// Sends from `from` (an RFC 5322 address, such as `Shop <shop@example.com>`).
+    pub fn from_address(mut self, from: impl Into<String>) -> Self {
+        self.from = from.into();
+        self
     }
 
     /// Also sends order notifications, to the addresses `users` holds.
@@ -228,10 +334,11 @@ impl EventHandler for Mailer {
             }
         };
         let message = format!(
-            "Message-ID: <{id}@shop>\r\nDate: {date}\r\nFrom: Shop <no-reply@shop.local>\r\nTo: {to}\r\n\
+            "Message-ID: <{id}@shop>\r\nDate: {date}\r\nFrom: {from}\r\nTo: {to}\r\n\
              Subject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n{body}",
             id = event.id,
             date = event.time.to_rfc2822(),
+            from = self.from,
         );
         self.sink.deliver(&event.id, &to, &message).await.map_err(HandlerError::retry)?;
         tracing::info!(event.id = %event.id, "email delivered");
@@ -246,6 +353,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bare_address_is_taken_from_a_mailbox() {
+        assert_eq!(address_of("Shop <shop@example.com>"), "shop@example.com");
+        assert_eq!(address_of("shop@example.com"), "shop@example.com");
+        assert_eq!(address_of(" \"A <b>\" < shop@example.com > "), "shop@example.com");
+    }
+
+    #[test]
     fn the_platform_routes_reset_requests_to_this_queue() {
         let routing = platform::events::Routing::platform();
         let queues: Vec<&str> = routing.queues_for("user.password_reset_requested.v1").collect();
@@ -255,7 +369,7 @@ mod tests {
     #[tokio::test]
     async fn a_reset_email_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mailer = Mailer::new(dir.path().join("mail"));
+        let mailer = Mailer::new(dir.path().join("mail")).from_address("Acme Shop <hello@acme.example>");
         let event = Event::new(
             "user.password_reset_requested.v1",
             "user",
@@ -267,6 +381,7 @@ mod tests {
         assert_eq!(files.len(), 1);
         let text = std::fs::read_to_string(dir.path().join("mail").join(format!("{}.eml", event.id))).unwrap();
         assert!(text.contains("To: ada@example.com") && text.contains("tok-123"), "{text}");
+        assert!(text.contains("\r\nFrom: Acme Shop <hello@acme.example>\r\n"), "the configured sender: {text}");
         // Other events are not mail.
         mailer.handle(&Event::new("user.other.v1", "user", json!({}))).await.unwrap();
         let bad = Event::new("user.password_reset_requested.v1", "user", json!({"email": 1}));

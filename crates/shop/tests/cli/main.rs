@@ -196,6 +196,8 @@ fn provision_makes_the_tables_queues_and_bucket_on_an_emulator_and_is_idempotent
             .env("SHOP_DYNAMODB_TABLE_PREFIX", &prefix)
             .env("SHOP_SQS_QUEUE_PREFIX", &queues)
             .env("SHOP_S3_BUCKET", &bucket)
+            .env("SHOP_MAIL_SINK", "ses")
+            .env("SHOP_MAIL_FROM", format!("Shop <shop-{unique}@example.com>"))
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .output()
@@ -206,7 +208,9 @@ fn provision_makes_the_tables_queues_and_bucket_on_an_emulator_and_is_idempotent
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "run {run}: {}{stdout}", String::from_utf8_lossy(&output.stderr));
         assert!(
-            stdout.contains("sqs: 5 queues ready") && stdout.contains(&format!("s3: bucket {bucket} ready")),
+            stdout.contains("sqs: 5 queues ready")
+                && stdout.contains(&format!("s3: bucket {bucket} ready"))
+                && stdout.contains(&format!("ses: shop-{unique}@example.com verified")),
             "{stdout}"
         );
     }

@@ -5,3 +5,4 @@
 #[macro_use]
 mod conformance;
 mod http;
+mod mail;
