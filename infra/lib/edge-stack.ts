@@ -200,11 +200,11 @@ export class EdgeStack extends cdk.Stack {
     });
 
     // ------------------------------------------------------------------ WAF
-    const regionalAcl = this.webAcl('RegionalAcl', cfg, 'REGIONAL', logsKey);
-    const cloudFrontAcl = this.webAcl('CloudFrontAcl', cfg, 'CLOUDFRONT', logsKey);
+    const albAcl = this.webAcl('AlbAcl', cfg, 'alb', logsKey);
+    const cloudFrontAcl = this.webAcl('CloudFrontAcl', cfg, 'cloudfront', logsKey);
     new wafv2.CfnWebACLAssociation(this, 'AlbWaf', {
       resourceArn: this.alb.loadBalancerArn,
-      webAclArn: regionalAcl.attrArn,
+      webAclArn: albAcl.attrArn,
     });
 
     // ------------------------------------------------------------------ CloudFront
@@ -303,7 +303,7 @@ function handler(event) {
       encryptionKey: secretsKey,
       generateSecretString: { excludePunctuation: true, passwordLength: 48 },
     });
-    this.api = this.makeApi(cfg, certificate, zone, logsKey, regionalAcl);
+    this.api = this.makeApi(cfg, certificate, zone, logsKey, this.webAcl('GatewayAcl', cfg, 'gateway', logsKey));
 
     // ------------------------------------------------------------------ Route 53
     const cdnTarget = route53.RecordTarget.fromAlias(new targets.CloudFrontTarget(this.distribution));
@@ -528,8 +528,9 @@ function handler(event) {
    * A WAF web ACL: AWS managed rules (common, known bad inputs incl. Log4j, SQL injection, IP
    * reputation) and a per-client rate limit on the API, with its logs in CloudWatch Logs.
    */
-  private webAcl(id: string, cfg: EnvConfig, scope: 'REGIONAL' | 'CLOUDFRONT', logsKey: kms.IKey): wafv2.CfnWebACL {
-    const name = `shop-${cfg.envName}-${scope.toLowerCase()}`;
+  private webAcl(id: string, cfg: EnvConfig, kind: 'cloudfront' | 'alb' | 'gateway', logsKey: kms.IKey): wafv2.CfnWebACL {
+    const scope = kind === 'cloudfront' ? 'CLOUDFRONT' : 'REGIONAL';
+    const name = `shop-${cfg.envName}-${kind}`;
     const visibility = (metric: string) => ({
       cloudWatchMetricsEnabled: true,
       sampledRequestsEnabled: true,
@@ -548,34 +549,56 @@ function handler(event) {
       },
       visibilityConfig: visibility(ruleGroup),
     });
-    // Behind CloudFront and API Gateway the client is the first X-Forwarded-For address; at the
-    // edge it is the connecting address. Only the API is rate limited (static files are cheap).
-    const rateStatement: wafv2.CfnWebACL.RateBasedStatementProperty =
-      scope === 'CLOUDFRONT'
-        ? {
-            limit: cfg.wafApiRateLimitPer5Min,
-            aggregateKeyType: 'IP',
-            scopeDownStatement: {
-              byteMatchStatement: {
-                fieldToMatch: { uriPath: {} },
-                positionalConstraint: 'STARTS_WITH',
-                searchString: '/api/',
-                textTransformations: [{ priority: 0, type: 'NONE' }],
-              },
-            },
-          }
-        : {
-            limit: cfg.wafApiRateLimitPer5Min,
-            aggregateKeyType: 'FORWARDED_IP',
-            forwardedIpConfig: { headerName: 'X-Forwarded-For', fallbackBehavior: 'NO_MATCH' },
-          };
+    // Only the API is rate limited (static files are cheap), per client. CloudFront and API Gateway
+    // see the client's own connection, so they key on it. The ALB sees CloudFront and API Gateway
+    // (each already limiting per client) and clients calling `api.<domain>` directly: those without
+    // `X-Forwarded-For` are keyed on their connection, the others on its first address.
+    const onApi: wafv2.CfnWebACL.StatementProperty = {
+      byteMatchStatement: {
+        fieldToMatch: { uriPath: {} },
+        positionalConstraint: 'STARTS_WITH',
+        searchString: '/api/',
+        textTransformations: [{ priority: 0, type: 'NONE' }],
+      },
+    };
+    const forwarded: wafv2.CfnWebACL.StatementProperty = {
+      sizeConstraintStatement: {
+        fieldToMatch: { singleHeader: { Name: 'x-forwarded-for' } },
+        comparisonOperator: 'GT',
+        size: 0,
+        textTransformations: [{ priority: 0, type: 'NONE' }],
+      },
+    };
+    const limit = cfg.wafApiRateLimitPer5Min;
+    const rates: Array<[string, wafv2.CfnWebACL.RateBasedStatementProperty]> =
+      kind === 'cloudfront'
+        ? [['api-rate-limit', { limit, aggregateKeyType: 'IP', scopeDownStatement: onApi }]]
+        : kind === 'gateway'
+          ? [['api-rate-limit', { limit, aggregateKeyType: 'IP' }]]
+          : [
+              ['direct-rate-limit', { limit, aggregateKeyType: 'IP', scopeDownStatement: { notStatement: { statement: forwarded } } }],
+              [
+                'forwarded-rate-limit',
+                {
+                  limit,
+                  aggregateKeyType: 'FORWARDED_IP',
+                  forwardedIpConfig: { headerName: 'X-Forwarded-For', fallbackBehavior: 'NO_MATCH' },
+                },
+              ],
+            ];
     const acl = new wafv2.CfnWebACL(this, id, {
       name,
       scope,
       defaultAction: { allow: {} },
       visibilityConfig: visibility('acl'),
       rules: [
-        { name: 'api-rate-limit', priority: 0, action: { block: {} }, statement: { rateBasedStatement: rateStatement }, visibilityConfig: visibility('rate') },
+        ...rates.map(([rule, statement], i): wafv2.CfnWebACL.RuleProperty => ({
+          name: rule,
+          priority: i === 0 ? 0 : 10 + i,
+          action: { block: {} },
+          statement: { rateBasedStatement: statement },
+          visibilityConfig: visibility(rule === 'api-rate-limit' ? 'rate' : rule),
+        })),
         managed('AWSManagedRulesAmazonIpReputationList', 1),
         // Large bodies are legitimate on the regional side (admin NDJSON imports through the gateway).
         managed('AWSManagedRulesCommonRuleSet', 2, scope === 'REGIONAL' ? ['SizeRestrictions_BODY'] : []),

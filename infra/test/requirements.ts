@@ -95,6 +95,14 @@ function check(env: string): number {
   ok(dist.Origins.filter((o: any) => o.S3OriginConfig).every((o: any) => o.OriginAccessControlId), 'S3 origins use OAC');
   ok(dist.WebACLId, 'WAF on CloudFront');
   ok(of('AWS::WAFv2::WebACLAssociation').length === 2, 'WAF on ALB and API Gateway');
+  // Per-client rate limits: never keyed only on a header a client writes, and none a client
+  // escapes by leaving the header out.
+  const rateRules = of('AWS::WAFv2::WebACL').flatMap((a) => a.Properties!.Rules).filter((r: any) => r.Statement.RateBasedStatement);
+  const keys = (acl: string) => of('AWS::WAFv2::WebACL').find((a) => a.Properties!.Name === `shop-${env}-${acl}`)!
+    .Properties!.Rules.filter((r: any) => r.Statement.RateBasedStatement).map((r: any) => r.Statement.RateBasedStatement.AggregateKeyType).sort();
+  ok(rateRules.every((r: any) => r.Statement.RateBasedStatement.Limit > 0), 'rate limits set');
+  ok(JSON.stringify(keys('cloudfront')) === '["IP"]' && JSON.stringify(keys('gateway')) === '["IP"]', 'edge limits key on the connection');
+  ok(JSON.stringify(keys('alb')) === '["FORWARDED_IP","IP"]', 'the ALB limits direct callers on their connection');
   const bucketPolicies = JSON.stringify(of('AWS::S3::BucketPolicy').map((p) => p.Properties!.PolicyDocument));
   ok(bucketPolicies.includes('/images/*') && !bucketPolicies.includes('/labels/'), 'CloudFront reads images/, never labels/');
 
