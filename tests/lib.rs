@@ -88,20 +88,43 @@ impl TestApp {
         &self.infra
     }
 
-    /// Makes an admin and signs it in with its TOTP code; the access token.
-    pub async fn admin_token(&self) -> String {
+    /// Seeds `count` generated products with their stock (as `shop up` does on a first start), and
+    /// waits until search finds them all.
+    pub async fn seed_products(&self, count: u64) {
+        let seeder = shop::Seeder::open(&self.infra).await.expect("the seeder opens");
+        let report = seeder.products(count, |_| {}).await.expect("the products seed");
+        assert_eq!(report.imported, count, "every generated product is imported");
+        for _ in 0..600 {
+            let response = self.request(Method::GET, "/v1/products?limit=1").send().await.expect("a response");
+            let listing: serde_json::Value = response.json().await.expect("a JSON answer");
+            if listing["total"].as_u64() == Some(count) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("search did not find the {count} seeded products within a minute");
+    }
+
+    /// Makes an admin; its email, password and TOTP secret.
+    pub async fn create_admin(&self) -> (String, String, String) {
         let (users, _) = shop_user::user_store(&self.infra.config).await.expect("the user store opens");
         let email = format!("admin-{}@example.com", uuid_like());
-        let (_, uri) = shop_user::admin::create_admin(users.as_ref(), &email, "correct horse battery", "Admin")
-            .await
-            .expect("an admin is made");
+        let password = "correct horse battery".to_owned();
+        let (_, uri) =
+            shop_user::admin::create_admin(users.as_ref(), &email, &password, "Admin").await.expect("an admin is made");
         let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).expect("a secret").to_owned();
+        (email, password, secret)
+    }
+
+    /// Makes an admin and signs it in with its TOTP code; the access token.
+    pub async fn admin_token(&self) -> String {
+        let (email, password, secret) = self.create_admin().await;
         let step =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("a clock").as_secs() as i64 / 30;
         let code = shop_user::domain::totp::code_at(&secret, step).expect("a code");
         let login: serde_json::Value = self
             .request(Method::POST, "/v1/auth/login")
-            .json(&serde_json::json!({"email": email, "password": "correct horse battery", "totp": code}))
+            .json(&serde_json::json!({"email": email, "password": password, "totp": code}))
             .send()
             .await
             .expect("login answers")
