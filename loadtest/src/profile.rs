@@ -30,11 +30,11 @@ impl Profile {
     /// Every profile, by name.
     pub const NAMES: [&'static str; 3] = ["smoke", "normal", "black-friday"];
 
-    /// An ordinary day: 100 shoppers, ramped up over 15 s, held 60 s.
+    /// An ordinary day: 300 shoppers (about 130 requests/s), ramped up over 15 s, held 60 s.
     pub fn normal() -> Self {
         Self {
             name: "normal",
-            users: 100,
+            users: 300,
             ramp_up: Duration::from_secs(15),
             hold: Duration::from_secs(60),
             ramp_down: Duration::from_secs(5),
@@ -114,7 +114,7 @@ mod tests {
             assert_eq!(Profile::named(name).unwrap().name, name);
         }
         assert!(Profile::named("cyber-monday").is_none());
-        assert_eq!(Profile::normal().test_plan(), "100,15s;100,60s;0,5s");
+        assert_eq!(Profile::normal().test_plan(), "300,15s;300,60s;0,5s");
         assert_eq!(Profile::smoke().duration(), Duration::from_secs(23));
     }
 }

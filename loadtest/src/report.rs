@@ -40,6 +40,8 @@ pub struct Report {
     pub users: usize,
     /// Seconds the run lasted, ramps included.
     pub seconds: usize,
+    /// Journeys completed, by journey, and per minute (the arrival rate the profile reached).
+    pub journeys: Vec<(String, usize, f64)>,
     /// Every step, by name.
     pub steps: Vec<Line>,
     /// The shopper pages together (the p99 target's subject).
@@ -128,6 +130,14 @@ impl Report {
             all.add(&aggregate.raw_data);
             all_errors += errors;
         }
+        let journeys = metrics
+            .scenarios
+            .iter()
+            .map(|s| {
+                let done = s.run_times.counter;
+                (s.name.to_string(), done, ((done as f64 * 60.0 / seconds.max(1) as f64) * 10.0).round() / 10.0)
+            })
+            .collect();
         let mut error_kinds: Vec<(String, usize)> =
             metrics.errors.values().map(|e| (format!("{} {}: {}", e.method, e.name, e.error), e.occurrences)).collect();
         error_kinds.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
@@ -135,6 +145,7 @@ impl Report {
             profile: profile.to_owned(),
             users: metrics.maximum_users,
             seconds,
+            journeys,
             shopper_pages: pages.line("shopper pages", page_errors, seconds),
             total: all.line("all requests", all_errors, seconds),
             steps,
@@ -155,6 +166,9 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "profile {}: {} users, {} s", self.profile, self.users, self.seconds);
+        let journeys: Vec<String> =
+            self.journeys.iter().map(|(name, done, per_minute)| format!("{name} {done} ({per_minute}/min)")).collect();
+        let _ = writeln!(out, "journeys: {}", journeys.join(", "));
         let _ = writeln!(
             out,
             "{:<18} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}",
