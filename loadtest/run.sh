@@ -15,7 +15,10 @@ SHOP="$ROOT/target/release/shop"
 LOADTEST="$ROOT/target/release/loadtest"
 WORK=$(mktemp -d)
 DATA=${DATA:-$WORK/data}
-trap 'kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SERVER=
+trap 'if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+# Thousands of simulated users, each with its own connections, and the shop's end of each.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 (cd "$ROOT" && cargo build --release -p shop -p shop-loadtest --quiet)
 
@@ -30,9 +33,20 @@ EMAIL="loadtest-$(date +%s)@example.com"
 URI=$("$SHOP" admin create --email "$EMAIL" --password "$PASSWORD" --data-dir "$DATA" | grep otpauth)
 "$SHOP" up --data-dir "$DATA" --port "$PORT" --no-seed >"$WORK/server.log" 2>&1 &
 SERVER=$!
-until curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null; do sleep 0.2; done
+# Ready, then the search index holds the catalog; fail rather than wait forever.
+wait_for() {
+  local what=$1 limit=$2 since=$SECONDS
+  shift 2
+  until "$@"; do
+    kill -0 "$SERVER" 2>/dev/null || { echo "run: shop up stopped:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
+    [ $((SECONDS - since)) -lt "$limit" ] || { echo "run: $what after $limit s" >&2; exit 1; }
+    sleep 0.5
+  done
+}
 total() { curl -sf "http://127.0.0.1:$PORT/v1/products?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
-until [ "$(total)" -ge "$PRODUCTS" ]; do sleep 1; done   # the search index holds the catalog
+indexed() { [ "$(total 2>/dev/null || echo 0)" -ge "$PRODUCTS" ]; }
+wait_for "not ready" 120 curl -sf -o /dev/null "http://127.0.0.1:$PORT/ready"
+wait_for "search does not hold all $PRODUCTS products (a reused DATA with fewer?)" 600 indexed
 echo "shop up on :$PORT with $(total) products; $(nproc) cores"
 
 status=0

@@ -582,7 +582,8 @@ function handler(event) {
                 {
                   limit,
                   aggregateKeyType: 'FORWARDED_IP',
-                  forwardedIpConfig: { headerName: 'X-Forwarded-For', fallbackBehavior: 'NO_MATCH' },
+                  // A header that is not an address counts too (all such requests together).
+                  forwardedIpConfig: { headerName: 'X-Forwarded-For', fallbackBehavior: 'MATCH' },
                 },
               ],
             ];

@@ -1,11 +1,14 @@
 //! The check after a run: the platform must account for everything the journeys did.
 //!
-//! - Every order settles (`shipped`, `rejected`, `payment_failed`, …), and no order anywhere in the
-//!   shop is left mid-saga.
-//! - Payments captured = orders confirmed: an order that was confirmed and kept has exactly one
-//!   captured payment; any other order has none.
+//! - Every order settles, and no order anywhere in the shop is left mid-saga.
+//! - Every order ended as its payment method and stock say it must: paid with `pm_card_visa`, it
+//!   ships (or, holding a doorbuster that sold out, is rejected); paid with a declining method, it
+//!   fails its payment (or is rejected first). None is cancelled: nothing in the journeys cancels.
+//! - Payments captured = orders confirmed: an order that was confirmed and kept has a captured
+//!   payment; any other order's payment, if it has one, failed, was voided or refunded.
 //! - Stock is conserved: for each SKU the shoppers bought, on hand now = the stock it started with +
-//!   the admin's restocks − the units of kept orders; nothing stays reserved.
+//!   the admin's restocks − the units of kept orders; nothing stays reserved. (Stock commands
+//!   trail the order's own status, so a SKU is read again until it balances or time is up.)
 //! - No stock anywhere is negative (every SKU of the catalog is read).
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +19,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::journeys::{SETTLED, Shared};
+use crate::shop::Catalog;
 
 /// Statuses of an order that was confirmed and kept (its stock committed, its payment captured).
 pub const KEPT: [&str; 3] = ["confirmed", "shipped", "delivered"];
@@ -59,7 +63,13 @@ const PARALLEL: usize = 8;
 pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
     let mut findings = Findings::default();
     findings.problems.extend(shared.tally.problems.lock().expect("not poisoned").iter().cloned());
-    let ids = shared.tally.orders.lock().expect("not poisoned").clone();
+    let placed = shared.tally.orders.lock().expect("not poisoned").clone();
+    if placed.is_empty() {
+        findings.problems.push("no order was placed: the buy journey never reached checkout".to_owned());
+    }
+    let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
+    let methods: HashMap<&str, &str> = placed.iter().map(|(id, method)| (id.as_str(), *method)).collect();
+    let doorbusters: Vec<&str> = shared.catalog.hot.iter().take(Catalog::DOORBUSTERS).map(|h| h.sku.as_str()).collect();
 
     // 1. Every order settles.
     let deadline = Instant::now() + settle;
@@ -114,8 +124,31 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
             Err(e) => findings.problems.push(format!("the {status} orders cannot be listed: {e:#}")),
         }
     }
-    for order in orders.values() {
-        *findings.orders.entry(order["status"].as_str().unwrap_or("unknown").to_owned()).or_default() += 1;
+    for (id, order) in &orders {
+        let status = order["status"].as_str().unwrap_or("unknown");
+        *findings.orders.entry(status.to_owned()).or_default() += 1;
+        if pending.contains(id) {
+            continue;
+        }
+        let method = methods.get(id.as_str()).copied().unwrap_or("unknown");
+        let doorbuster = order["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|line| line["sku"].as_str().is_some_and(|sku| doorbusters.contains(&sku)));
+        let allowed: &[&str] = match (method == "pm_card_visa", doorbuster) {
+            (true, false) => &KEPT,
+            (true, true) => &["confirmed", "shipped", "delivered", "rejected"],
+            (false, false) => &["payment_failed"],
+            (false, true) => &["payment_failed", "rejected"],
+        };
+        if !allowed.contains(&status) {
+            let reason = order["history"].as_array().and_then(|h| h.last()).map(|h| h.to_string()).unwrap_or_default();
+            findings.problems.push(format!(
+                "order {id} paid with {method}{} ended {status} (last step {reason}); expected one of {allowed:?}",
+                if doorbuster { " with a doorbuster" } else { "" }
+            ));
+        }
     }
 
     // 2. Payments captured = orders confirmed.
@@ -136,16 +169,17 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
                 continue;
             }
         };
-        let captured = listed["items"]
-            .as_array()
-            .map(|items| items.iter().filter(|p| p["status"] == "captured").count())
-            .unwrap_or(0);
+        let statuses: Vec<&str> =
+            listed["items"].as_array().into_iter().flatten().filter_map(|p| p["status"].as_str()).collect();
+        let captured = statuses.iter().filter(|s| **s == "captured").count();
         let status = orders[&id]["status"].as_str().unwrap_or("unknown");
         let kept = KEPT.contains(&status);
         findings.captured += captured;
         findings.confirmed += usize::from(kept);
-        if captured != usize::from(kept) {
-            findings.problems.push(format!("order {id} is {status} with {captured} captured payment(s)"));
+        let settled_payment = |p: &&str| ["failed", "voided", "refunded"].contains(p);
+        let fine = if kept { captured == 1 && statuses.len() == 1 } else { statuses.iter().all(settled_payment) };
+        if !fine {
+            findings.problems.push(format!("order {id} is {status} with payment(s) {statuses:?}"));
         }
     }
 
@@ -159,37 +193,55 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
         }
     }
     let adjustments = shared.tally.adjustments.lock().expect("not poisoned").clone();
-    let skus: Vec<String> = shared.catalog.initial.keys().cloned().collect();
-    let levels: Vec<(String, anyhow::Result<Value>)> = futures::stream::iter(skus)
-        .map(|sku| async move {
-            let level = shared.admin.get(&format!("/admin/v1/inventory/{sku}")).await;
-            (sku, level)
-        })
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
-    for (sku, level) in levels {
-        let level = match level {
-            Ok(level) => level,
-            Err(e) => {
-                findings.problems.push(format!("the stock of {sku} cannot be read: {e:#}"));
-                continue;
+    let mut unbalanced: Vec<String> = shared.catalog.initial.keys().cloned().collect();
+    let stock_deadline = deadline.max(Instant::now() + Duration::from_secs(10));
+    let mut last: HashMap<String, String> = HashMap::new();
+    loop {
+        let levels: Vec<(String, anyhow::Result<Value>)> = futures::stream::iter(unbalanced.clone())
+            .map(|sku| async move {
+                let level = shared.admin.get(&format!("/admin/v1/inventory/{sku}")).await;
+                (sku, level)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        unbalanced.clear();
+        for (sku, level) in levels {
+            let level = match level {
+                Ok(level) => level,
+                Err(e) => {
+                    findings.problems.push(format!("the stock of {sku} cannot be read: {e:#}"));
+                    continue;
+                }
+            };
+            let initial = shared.catalog.initial[&sku];
+            let added = adjustments.get(&sku).copied().unwrap_or(0);
+            let committed = sold.get(sku.as_str()).copied().unwrap_or(0);
+            let expected = initial + added - committed;
+            let (on_hand, reserved) = (level["on_hand"].as_i64(), level["reserved"].as_i64());
+            let mut wrong = Vec::new();
+            if on_hand != Some(expected) {
+                wrong.push(format!(
+                    "on hand {on_hand:?}, expected {expected} (started {initial}, restocked {added}, sold {committed})"
+                ));
             }
-        };
-        let initial = shared.catalog.initial[&sku];
-        let added = adjustments.get(&sku).copied().unwrap_or(0);
-        let committed = sold.get(sku.as_str()).copied().unwrap_or(0);
-        let expected = initial + added - committed;
-        let (on_hand, reserved) = (level["on_hand"].as_i64(), level["reserved"].as_i64());
-        if on_hand != Some(expected) {
-            findings.problems.push(format!(
-                "{sku}: on hand {on_hand:?}, expected {expected} (started {initial}, restocked {added}, sold {committed})"
-            ));
+            if reserved != Some(0) {
+                wrong.push(format!("{reserved:?} unit(s) still reserved after every order settled"));
+            }
+            if wrong.is_empty() {
+                findings.skus_balanced += 1;
+            } else {
+                last.insert(sku.clone(), wrong.join("; "));
+                unbalanced.push(sku);
+            }
         }
-        if reserved != Some(0) {
-            findings.problems.push(format!("{sku}: {reserved:?} unit(s) still reserved after every order settled"));
+        if unbalanced.is_empty() || Instant::now() >= stock_deadline {
+            break;
         }
-        findings.skus_balanced += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for sku in unbalanced {
+        findings.problems.push(format!("{sku}: {}", last.remove(&sku).unwrap_or_default()));
     }
 
     // 4. No negative stock anywhere.

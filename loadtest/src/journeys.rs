@@ -63,8 +63,8 @@ pub struct Shared {
 /// What the journeys did that the platform must account for.
 #[derive(Debug, Default)]
 pub struct Tally {
-    /// Every order placed (its id), in order.
-    pub orders: Mutex<Vec<String>>,
+    /// Every order placed: its id and the payment method it was placed with.
+    pub orders: Mutex<Vec<(String, &'static str)>>,
     /// Stock the admin added, by SKU.
     pub adjustments: Mutex<HashMap<String, i64>>,
     /// Checkouts whose order did not settle while the shopper watched.
@@ -77,6 +77,17 @@ impl Tally {
     fn problem(&self, what: String) {
         self.problems.lock().expect("not poisoned").push(what);
     }
+}
+
+/// The string field `name` of a successful answer to `step`; a missing one is a problem of the
+/// run (the journey cannot go on, and would otherwise skip its next steps unnoticed).
+fn field(shared: &Shared, step: &str, answer: Option<Value>, name: &str) -> Option<String> {
+    let answer = answer?;
+    let found = answer[name].as_str().map(str::to_owned);
+    if found.is_none() {
+        shared.tally.problem(format!("{step} answered without `{name}`: {answer}"));
+    }
+    found
 }
 
 /// The scenarios of the run, each with its weight and think time.
@@ -180,7 +191,13 @@ async fn send(
     if !response.status().is_success() {
         return Ok(None);
     }
-    let text = response.text().await.unwrap_or_default();
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(e) => {
+            let _ = user.set_failure(&format!("{step}: the body did not arrive: {e}"), &mut goose.request, None, None);
+            return Ok(None);
+        }
+    };
     if text.is_empty() {
         return Ok(Some(Value::Null));
     }
@@ -287,10 +304,10 @@ fn search_filtered(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
     })
 }
 
-fn guest_cart_new(_: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
+fn guest_cart_new(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
     Box::pin(async move {
         let cart = send(user, "guest cart new", GooseMethod::Post, "/v1/carts", None, None).await?;
-        shopper(user).cart = cart.and_then(|c| c["id"].as_str().map(str::to_owned));
+        shopper(user).cart = field(&shared, "guest cart new", cart, "id");
         Ok(())
     })
 }
@@ -324,14 +341,15 @@ fn register(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
         let email = format!("lt-{}-{}@example.com", shared.run_id, uuid::Uuid::new_v4().simple());
         let body = json!({"email": email, "password": PASSWORD, "name": "Load Test Shopper"});
         let registered = send(user, "register", GooseMethod::Post, "/v1/auth/register", None, Some(body)).await?;
+        let token = field(&shared, "register", registered, "access_token");
         let s = shopper(user);
         s.email = email;
-        s.token = registered.and_then(|r| r["access_token"].as_str().map(str::to_owned));
+        s.token = token;
         Ok(())
     })
 }
 
-fn sign_in(_: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
+fn sign_in(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
     Box::pin(async move {
         let email = shopper(user).email.clone();
         if email.is_empty() {
@@ -339,7 +357,7 @@ fn sign_in(_: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
         }
         let body = json!({"email": email, "password": PASSWORD});
         let tokens = send(user, "sign in", GooseMethod::Post, "/v1/auth/login", None, Some(body)).await?;
-        shopper(user).token = tokens.and_then(|t| t["access_token"].as_str().map(str::to_owned));
+        shopper(user).token = field(&shared, "sign in", tokens, "access_token");
         Ok(())
     })
 }
@@ -356,17 +374,17 @@ fn cart_add(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
         let path = format!("/v1/cart/items/{sku}");
         let cart =
             send(user, "cart add", GooseMethod::Put, &path, Some(&token), Some(json!({"quantity": quantity}))).await?;
-        shopper(user).cart_id = cart.and_then(|c| c["id"].as_str().map(str::to_owned));
+        shopper(user).cart_id = field(&shared, "cart add", cart, "id");
         Ok(())
     })
 }
 
-fn cart_view(_: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
+fn cart_view(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
     Box::pin(async move {
         let Some(token) = shopper(user).token.clone() else { return Ok(()) };
         let cart = send(user, "cart view", GooseMethod::Get, "/v1/cart", Some(&token), None).await?;
-        if let Some(id) = cart.as_ref().and_then(|c| c["id"].as_str()) {
-            shopper(user).cart_id = Some(id.to_owned());
+        if let Some(id) = field(&shared, "cart view", cart, "id") {
+            shopper(user).cart_id = Some(id);
         }
         Ok(())
     })
@@ -388,15 +406,9 @@ fn checkout(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
             "payment_method": method,
             "shipping_address": {"name": "Load Test Shopper", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"},
         });
-        let Some(order) = send(user, "checkout", GooseMethod::Post, "/v1/orders", Some(&token), Some(body)).await?
-        else {
-            return Ok(());
-        };
-        let Some(id) = order["id"].as_str().map(str::to_owned) else {
-            shared.tally.problem(format!("checkout answered without an order id: {order}"));
-            return Ok(());
-        };
-        shared.tally.orders.lock().expect("not poisoned").push(id.clone());
+        let order = send(user, "checkout", GooseMethod::Post, "/v1/orders", Some(&token), Some(body)).await?;
+        let Some(id) = field(&shared, "checkout", order, "id") else { return Ok(()) };
+        shared.tally.orders.lock().expect("not poisoned").push((id.clone(), method));
         // The shopper watches the order page until the order settles.
         let path = format!("/v1/orders/{id}");
         for _ in 0..100 {

@@ -74,8 +74,10 @@ pub async fn run_keeping(options: Options) -> anyhow::Result<(Report, Arc<journe
         .set_default(GooseDefault::NoTelnet, true)?
         .set_default(GooseDefault::Timeout, "30")?
         .set_default(GooseDefault::NoPrintMetrics, !options.verbose)?
-        .set_default(GooseDefault::NoErrorSummary, !options.verbose)?
         .set_default(GooseDefault::Quiet, usize::from(!options.verbose))?;
+    // Round robin: users are spread over the journeys by weight, and each journey's steps run in
+    // the order they were registered.
+    attack = attack.set_scheduler(GooseScheduler::RoundRobin);
     for scenario in journeys::scenarios(&shared)? {
         attack = attack.register_scenario(scenario);
     }

@@ -60,6 +60,13 @@ pub struct Report {
     pub consistency: Findings,
 }
 
+/// The first time past goose's bucket that starts at `floor`: below 128 µs a bucket is 1 µs wide;
+/// above, each power of two is split into 64 buckets.
+fn bucket_end(floor: u64) -> u64 {
+    let bits = if floor < 128 { 0 } else { 63 - floor.leading_zeros() - 6 };
+    floor + (1 << bits)
+}
+
 /// Response times of one or more steps, in goose's buckets (each at most 1/64 of its time wide).
 #[derive(Debug, Default, Clone)]
 struct Times {
@@ -85,7 +92,7 @@ impl Times {
         for (floor, count) in &self.buckets {
             seen += count;
             if seen >= rank {
-                return (floor + floor / 64).min(self.max_us);
+                return (bucket_end(*floor) - 1).min(self.max_us);
             }
         }
         self.max_us
@@ -220,13 +227,15 @@ mod tests {
     #[test]
     fn percentiles_come_from_the_merged_buckets_and_never_flatter() {
         let mut times = Times::default();
-        // 98 fast requests (1 ms) and 2 slow ones (640 ms).
+        // Goose's buckets: [100, 101), [1,000, 1,008), [638,976, 647,168).
+        assert_eq!((bucket_end(100), bucket_end(1_000), bucket_end(638_976)), (101, 1_008, 647_168));
+        // 98 fast requests (about 1 ms) and 2 slow ones (about 640 ms).
         times.buckets.insert(1_000, 98);
-        times.buckets.insert(640_000, 2);
+        times.buckets.insert(638_976, 2);
         times.count = 100;
         times.max_us = 645_000;
-        assert_eq!(times.percentile_us(0.50), 1_015);
-        assert_eq!(times.percentile_us(0.98), 1_015);
+        assert_eq!(times.percentile_us(0.50), 1_007);
+        assert_eq!(times.percentile_us(0.98), 1_007);
         assert_eq!(times.percentile_us(0.99), 645_000, "the slow bucket's upper end, within the slowest");
         let line = times.line("x", 0, 10);
         assert_eq!((line.requests, line.rps, line.p50_ms, line.p99_ms), (100, 10.0, 1.0, 645.0));

@@ -3,7 +3,6 @@
 //! with).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -38,10 +37,12 @@ impl AdminLogin {
 pub struct Admin {
     base: String,
     http: reqwest::Client,
-    session: Mutex<Session>,
+    /// Held across a renewal, so one caller renews and the others wait for its token: a refresh
+    /// token works once, and presenting it twice revokes the session.
+    session: tokio::sync::Mutex<Session>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Session {
     access: String,
     refresh: String,
@@ -70,16 +71,16 @@ impl Admin {
             }
             let tokens = expect_json(answer, "admin sign-in").await?;
             let session = Session::from_tokens(&tokens)?;
-            return Ok(Self { base: base.to_owned(), http, session: Mutex::new(session) });
+            return Ok(Self { base: base.to_owned(), http, session: tokio::sync::Mutex::new(session) });
         }
         bail!("the admin could not sign in")
     }
 
     /// A current access token.
     pub async fn token(&self) -> anyhow::Result<String> {
-        let session = self.session.lock().expect("not poisoned").clone();
+        let mut session = self.session.lock().await;
         if Instant::now() < session.renew_at {
-            return Ok(session.access);
+            return Ok(session.access.clone());
         }
         let answer = self
             .http
@@ -87,10 +88,8 @@ impl Admin {
             .json(&json!({"refresh_token": session.refresh}))
             .send()
             .await?;
-        let renewed = Session::from_tokens(&expect_json(answer, "admin token refresh").await?)?;
-        let access = renewed.access.clone();
-        *self.session.lock().expect("not poisoned") = renewed;
-        Ok(access)
+        *session = Session::from_tokens(&expect_json(answer, "admin token refresh").await?)?;
+        Ok(session.access.clone())
     }
 
     /// `method path` with `body` as the admin; the JSON answer, or an error naming the status.

@@ -85,6 +85,8 @@ const SENT: &[u8] = b"sent";
 impl SesSink {
     /// How long one delivery holds its id: past it, a delivery that died mid-call is tried again.
     pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(120);
+    /// The longest one SES call may take.
+    pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
     /// How long a sent id is remembered.
     pub const REMEMBER: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 60 * 60);
 
@@ -136,14 +138,20 @@ impl MailSink for SesSink {
             };
         }
         let raw = RawMessage::builder().data(Blob::new(message.as_bytes())).build().map_err(|e| err(Box::new(e)))?;
-        let sent = self
+        let call = self
             .client
             .send_email()
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(to).build())
             .content(EmailContent::builder().raw(raw).build())
-            .send()
-            .await;
+            .send();
+        // Well inside the claim, so a redelivery never sends while this call may still.
+        let sent = match tokio::time::timeout(Self::CALL_TIMEOUT, call).await {
+            Ok(sent) => {
+                sent.map_err(|e| format!("SES refused the email: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))
+            }
+            Err(_) => Err(format!("SES did not answer within {:?}", Self::CALL_TIMEOUT)),
+        };
         match sent {
             Ok(answer) => {
                 tracing::debug!(ses.message_id = answer.message_id().unwrap_or_default(), "sent through SES");
@@ -155,7 +163,7 @@ impl MailSink for SesSink {
             }
             Err(e) => {
                 let _ = self.cache.delete(&key).await;
-                Err(err(format!("SES refused the email: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)).into()))
+                Err(err(e.into()))
             }
         }
     }
