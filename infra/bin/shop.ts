@@ -64,6 +64,7 @@ const services = new ServicesStack(app, name('Services'), {
   assetsKey: edge.contentKey,
   gatewayToken: edge.gatewayToken,
   cdnBaseUrl: edge.cdnBaseUrl,
+  shopperPool: edge.shopperPool,
 });
 
 new ObservabilityStack(app, name('Observability'), {

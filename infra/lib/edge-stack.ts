@@ -78,6 +78,8 @@ export class EdgeStack extends cdk.Stack {
   readonly apiHostname: string;
   /** `https://<domain>`: the CloudFront distribution's public name. */
   readonly cdnBaseUrl: string;
+  /** The shoppers' Cognito user pool, whose ID tokens the user service trades for the shop's own. */
+  readonly shopperPool = {} as { issuer: string; clientId: string };
 
   constructor(scope: Construct, id: string, props: EdgeStackProps) {
     super(scope, id, props);
@@ -427,7 +429,7 @@ function handler(event) {
       deletionProtection: true,
       removalPolicy: cdk.RemovalPolicy.RETAIN,
     });
-    shopperPool.addClient('MobileClient', {
+    const mobileClient = shopperPool.addClient('MobileClient', {
       userPoolClientName: 'shop-mobile',
       generateSecret: false,
       authFlows: { userSrp: true },
@@ -521,6 +523,8 @@ function handler(event) {
       target: route53.RecordTarget.fromAlias(new targets.ApiGatewayDomain(gatewayDomain)),
     });
     new cdk.CfnOutput(this, 'ShopperUserPoolId', { value: shopperPool.userPoolId });
+    this.shopperPool.issuer = `https://cognito-idp.${cfg.region}.amazonaws.com/${shopperPool.userPoolId}`;
+    this.shopperPool.clientId = mobileClient.userPoolClientId;
     return api;
   }
 

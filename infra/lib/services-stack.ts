@@ -39,6 +39,8 @@ export interface ServicesStackProps extends cdk.StackProps {
   readonly gatewayToken: secretsmanager.ISecret;
   /** `https://<domain>` (CloudFront). */
   readonly cdnBaseUrl: string;
+  /** The shoppers' Cognito user pool (issuer URL and app client), for sign-in with its ID tokens. */
+  readonly shopperPool: { issuer: string; clientId: string };
 }
 
 /** What the Observability stack needs of one running service. */
@@ -284,6 +286,10 @@ export class ServicesStack extends cdk.Stack {
         // Emails through SES, from the domain the edge stack verifies there.
         environment.SHOP_MAIL_SINK = 'ses';
         environment.SHOP_MAIL_FROM = `Shop <${mailFrom(cfg)}>`;
+        // Mobile shoppers sign in to the pool (API Gateway wants its tokens), then trade its ID
+        // token for the shop's at POST /v1/auth/cognito.
+        environment.SHOP_COGNITO_ISSUER = props.shopperPool.issuer;
+        environment.SHOP_COGNITO_CLIENT_ID = props.shopperPool.clientId;
         break;
       case 'product':
         environment.SHOP_SEARCH_BACKEND = 'opensearch';

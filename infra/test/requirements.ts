@@ -152,6 +152,7 @@ function check(env: string): number {
   ok(of('AWS::SES::EmailIdentity').length === 1, 'SES identity of the shop domain');
   const user = taskDefs.find((t) => t.Properties?.Family === `shop-${env}-user`)!.Properties!.ContainerDefinitions[0];
   const userEnv = (name: string) => user.Environment.find((e: any) => e.Name === name)?.Value;
+  ok(JSON.stringify(userEnv('SHOP_COGNITO_ISSUER')).includes('cognito-idp') && userEnv('SHOP_COGNITO_CLIENT_ID'), 'user trades Cognito ID tokens');
   ok(userEnv('SHOP_MAIL_SINK') === 'ses' && /^Shop <no-reply@[^>]+>$/.test(userEnv('SHOP_MAIL_FROM')), 'user mails through SES');
   const sendMail = of('AWS::IAM::Policy').flatMap((p) => p.Properties!.PolicyDocument.Statement).filter((st: any) => st.Sid === 'SendMail');
   ok(sendMail.length === 1 && sendMail[0].Condition.StringEquals['ses:FromAddress'], 'only the user service sends mail, as itself');

@@ -25,6 +25,8 @@ def placeholder(name: str) -> str:
         if "DATABASE" in name:
             return "postgres://user:password@db.internal:5432/shop"
         return "https://placeholder.internal/"
+    if name == "SHOP_COGNITO_ISSUER":
+        return "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_placeholder"
     if name == "SHOP_JWT_PRIVATE_KEYS":
         return ""
     return "placeholder"

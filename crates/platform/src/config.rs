@@ -218,6 +218,12 @@ pub struct Config {
     /// Lifetime of a refresh token in seconds (`SHOP_REFRESH_TOKEN_TTL_SECS`).
     pub refresh_token_ttl_secs: u64,
 
+    /// The Cognito user pool whose shoppers may sign in with its ID tokens (`SHOP_COGNITO_ISSUER`:
+    /// `https://cognito-idp.<region>.amazonaws.com/<pool id>`); unset turns that sign-in off.
+    pub cognito_issuer: Option<Url>,
+    /// The pool's app client the ID tokens are issued to (`SHOP_COGNITO_CLIENT_ID`, their `aud`).
+    pub cognito_client_id: Option<String>,
+
     /// The signing secret of the Stripe webhook endpoint (`SHOP_STRIPE_WEBHOOK_SECRET`); without it
     /// every webhook is refused.
     pub stripe_webhook_secret: Option<SecretString>,
@@ -283,6 +289,8 @@ impl Default for Config {
             reservation_sweep_ms: 1_000,
             saga_step_timeout_ms: 30_000,
             cart_abandon_secs: 24 * 60 * 60,
+            cognito_issuer: None,
+            cognito_client_id: None,
             mail_sink: MailBackend::Folder,
             mail_from: "Shop <no-reply@shop.local>".into(),
             search_cache_pages: 4_096,
@@ -437,6 +445,12 @@ impl Config {
         }
         if self.sqs_wait_seconds > 20 {
             return Err(ConfigError::new("sqs_wait_seconds", "must be between 0 and 20"));
+        }
+        if self.cognito_issuer.is_some() != self.cognito_client_id.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+            return Err(ConfigError::new(
+                "cognito_issuer",
+                "SHOP_COGNITO_ISSUER and SHOP_COGNITO_CLIENT_ID go together (both set, or neither)",
+            ));
         }
         if !self.mail_from.contains('@') || self.mail_from.contains(['\r', '\n']) {
             return Err(ConfigError::new("mail_from", "must be an email address, such as Shop <shop@example.com>"));

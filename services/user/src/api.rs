@@ -3,6 +3,7 @@
 pub mod addresses;
 pub mod admin;
 pub mod auth;
+pub mod cognito;
 pub mod jwks;
 pub mod mfa;
 pub mod password_reset;
@@ -23,7 +24,7 @@ use crate::domain::{Account, totp};
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        auth::register, auth::login, auth::refresh, auth::logout,
+        auth::register, auth::login, auth::refresh, auth::logout, cognito::cognito_sign_in,
         profile::get_me, profile::update_me,
         addresses::list_addresses, addresses::add_address, addresses::delete_address,
         password_reset::request_password_reset, password_reset::confirm_password_reset,
@@ -32,7 +33,7 @@ use crate::domain::{Account, totp};
         jwks::jwks,
     ),
     components(schemas(
-        auth::RegisterRequest, auth::LoginRequest, auth::RefreshRequest, auth::TokenResponse,
+        auth::RegisterRequest, auth::LoginRequest, auth::RefreshRequest, auth::TokenResponse, cognito::CognitoSignIn,
         profile::UpdateProfileRequest, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
         addresses::AddressList, password_reset::PasswordResetRequest, password_reset::PasswordResetConfirm,
         mfa::MfaSetupResponse, mfa::MfaVerifyRequest, admin::UserList, platform::auth::Role,
@@ -50,6 +51,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
+        .merge(cognito::router())
         .merge(profile::router())
         .merge(addresses::router())
         .merge(password_reset::router())

@@ -99,6 +99,8 @@ pub struct AppState {
     pub outbox: Arc<Notify>,
     /// Token settings.
     pub tokens: Arc<TokenSettings>,
+    /// Verifies the Cognito user pool's ID tokens, when sign-in with the pool is on.
+    pub cognito: Option<Arc<TokenVerifier>>,
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -212,8 +214,18 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     };
     let mailer = mail::Mailer::with_sink(sink).from_address(infra.config.mail_from.clone()).with_users(users.clone());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), mail::QUEUE, Arc::new(mailer)));
-    let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens };
+    let cognito = cognito_verifier(&infra.config)?;
+    let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens, cognito };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
+}
+
+/// The verifier of the Cognito user pool's ID tokens (`SHOP_COGNITO_ISSUER`), keys fetched from the
+/// pool's JWKS.
+fn cognito_verifier(config: &platform::Config) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
+    let (Some(issuer), Some(client)) = (&config.cognito_issuer, &config.cognito_client_id) else { return Ok(None) };
+    let issuer = issuer.as_str().trim_end_matches('/');
+    let jwks = format!("{issuer}/.well-known/jwks.json").parse().context("the Cognito JWKS URL")?;
+    Ok(Some(Arc::new(TokenVerifier::remote(issuer, client.trim(), jwks))))
 }
 
 /// Serves the service as its own process until shutdown.

@@ -24,26 +24,32 @@ use crate::conformance::PgSchema;
 
 const PASSWORD: &str = "correct horse battery";
 
-struct App {
+pub(crate) struct App {
     router: Router,
-    users: Arc<dyn UserStore>,
+    pub(crate) users: Arc<dyn UserStore>,
     dir: tempfile::TempDir,
     /// The PostgreSQL schema the accounts live in, dropped by [`App::finish`].
     schema: Option<PgSchema>,
 }
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: axum::http::HeaderMap,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 /// The service on SQLite, or on PostgreSQL in `schema`.
 async fn start(schema: Option<PgSchema>) -> App {
+    start_with(schema, |_| {}).await
+}
+
+/// [`start`], with the configuration changed by `configure`.
+pub(crate) async fn start_with(schema: Option<PgSchema>, configure: impl FnOnce(&mut Config)) -> App {
     platform::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
     config.database_url = schema.as_ref().map(|schema| schema.url.clone().into());
+    configure(&mut config);
     let infra = Infra::build(config).await.unwrap();
     let service = shop_user::build(infra.clone()).await.unwrap();
     let users: Arc<dyn UserStore> = match &schema {
@@ -93,11 +99,11 @@ impl App {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
         self.send(method, path, body, token, [127, 0, 0, 1]).await
     }
 
-    async fn register(&self, email: &str) -> Value {
+    pub(crate) async fn register(&self, email: &str) -> Value {
         let reply = self
             .call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "name": "Ada"})), None)
             .await;

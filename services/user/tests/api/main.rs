@@ -4,5 +4,6 @@
 // `instantiate!` (from `conformance`) runs the HTTP suite too.
 #[macro_use]
 mod conformance;
+mod cognito;
 mod http;
 mod mail;

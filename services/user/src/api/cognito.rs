@@ -1,0 +1,141 @@
+//! Sign-in with a Cognito user pool (`POST /v1/auth/cognito`): the mobile app signs its shopper in
+//! to the pool (API Gateway's shopper routes require the pool's tokens), then trades the pool's ID
+//! token here for the shop's own tokens, which the services accept.
+//!
+//! The ID token must verify against the pool's published keys, be issued to the configured app
+//! client, and carry a verified email. The shop account with that email is signed in, or made on
+//! first use (with a random password nobody knows: a password can be set later by a reset). Admins
+//! and accounts with a second factor sign in with their password and TOTP code only.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use platform::auth::Role;
+use platform::http::{ApiError, Json};
+use serde::Deserialize;
+
+use super::auth::{TokenResponse, sign_in};
+use crate::AppState;
+use crate::domain::{Account, User, new_secret_token, normalize_email, password};
+use crate::store::StoreError;
+
+/// `POST /v1/auth/cognito`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoSignIn {
+    /// The pool's ID token for the shopper.
+    pub id_token: String,
+}
+
+/// The claims of a Cognito ID token that sign-in reads.
+#[derive(Debug, Deserialize)]
+struct IdToken {
+    /// `id` for an ID token (an access token says `access`).
+    token_use: String,
+    email: Option<String>,
+    /// A boolean, or the string `"true"` in older pools.
+    #[serde(default)]
+    email_verified: serde_json::Value,
+    name: Option<String>,
+}
+
+/// Trades a Cognito ID token for the shop's tokens.
+#[utoipa::path(post, path = "/v1/auth/cognito", tag = "auth", request_body = CognitoSignIn,
+    responses(
+        (status = 200, description = "Signed in (the account is made on first use)", body = TokenResponse),
+        (status = 401, description = "The ID token does not verify, is not an ID token, or its email is not verified", content_type = "application/problem+json"),
+        (status = 403, description = "An admin or an account with a second factor: sign in with the password", content_type = "application/problem+json"),
+        (status = 404, description = "Sign-in with Cognito is not enabled", content_type = "application/problem+json"),
+    ))]
+pub async fn cognito_sign_in(
+    State(state): State<AppState>,
+    Json(body): Json<CognitoSignIn>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let Some(pool) = &state.cognito else {
+        return Err(ApiError::not_found("sign-in with a Cognito user pool is not enabled"));
+    };
+    let refused = || ApiError::unauthorized("the ID token is not valid");
+    let claims: IdToken = pool.verify_as(&body.id_token).await.map_err(|error| {
+        tracing::debug!(%error, "Cognito ID token refused");
+        refused()
+    })?;
+    if claims.token_use != "id" {
+        return Err(refused());
+    }
+    let verified = claims.email_verified == serde_json::Value::Bool(true) || claims.email_verified == "true";
+    let Some(email) = claims.email.as_deref().and_then(normalize_email).filter(|_| verified) else {
+        return Err(ApiError::unauthorized("the Cognito account has no verified email"));
+    };
+    let account = match state.users.by_email(&email).await.map_err(ApiError::internal)? {
+        Some(account) => account,
+        None => match create(&state, &email, claims.name.as_deref()).await? {
+            Some(account) => account,
+            // Made meanwhile by a concurrent sign-in (or a registration): sign in to that one.
+            None => state.users.by_email(&email).await.map_err(ApiError::internal)?.ok_or_else(refused)?,
+        },
+    };
+    if account.user.role == Role::Admin || account.mfa_confirmed {
+        return Err(ApiError::forbidden("this account signs in with its password and second factor"));
+    }
+    tracing::info!(user.id = %account.user.id, "signed in with Cognito");
+    Ok(Json(sign_in(&state, account.user, vec!["fed".into()]).await?))
+}
+
+/// Makes the account of a first Cognito sign-in; `None` when the email was taken meanwhile.
+async fn create(state: &AppState, email: &str, name: Option<&str>) -> Result<Option<Account>, ApiError> {
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| n.chars().take(crate::domain::MAX_NAME_CHARS).collect())
+        .unwrap_or_else(|| email.split('@').next().unwrap_or(email).to_owned());
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: email.to_owned(),
+        name,
+        role: Role::Customer,
+        created_at: chrono::Utc::now(),
+    };
+    // A password nobody knows; the shopper may set one with a password reset.
+    let (unknown, _) = new_secret_token();
+    let account = Account {
+        user: user.clone(),
+        password_hash: password::hash_async(unknown).await.map_err(ApiError::internal)?,
+        mfa_secret: None,
+        mfa_confirmed: false,
+        mfa_last_step: 0,
+    };
+    match state.users.create(&account).await {
+        Ok(()) => {
+            tracing::info!(user.id = %user.id, "account made at a first Cognito sign-in");
+            Ok(Some(account))
+        }
+        Err(StoreError::EmailTaken) => Ok(None),
+        Err(other) => Err(ApiError::internal(other)),
+    }
+}
+
+/// The route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/auth/cognito", post(cognito_sign_in))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verified_email_is_a_boolean_or_the_string_true() {
+        let token = |verified: serde_json::Value| -> IdToken {
+            serde_json::from_value(
+                serde_json::json!({"token_use": "id", "email": "a@b.co", "email_verified": verified}),
+            )
+            .unwrap()
+        };
+        for (value, verified) in
+            [(serde_json::json!(true), true), (serde_json::json!("true"), true), (serde_json::json!(false), false)]
+        {
+            let t = token(value);
+            assert_eq!(t.email_verified == serde_json::Value::Bool(true) || t.email_verified == "true", verified);
+        }
+    }
+}
