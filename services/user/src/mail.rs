@@ -15,10 +15,37 @@ use serde::Deserialize;
 /// The mailer's queue.
 pub const QUEUE: &str = "user-mail";
 
-/// A delivery that failed; the event is tried again later.
+/// A delivery that failed: tried again later, unless the provider refused this message for good.
 #[derive(Debug, thiserror::Error)]
 #[error("mail delivery")]
-pub struct MailError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+pub struct MailError {
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+    permanent: bool,
+}
+
+impl MailError {
+    /// A passing failure (the provider unreachable, a timeout): the event is tried again later.
+    pub fn failed(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { source: source.into(), permanent: false }
+    }
+
+    /// The provider refused this message and would refuse it again (an unverified sender, a
+    /// malformed message): the event is dead-lettered at once, to be redriven once it is fixed.
+    pub fn refused(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { source: source.into(), permanent: true }
+    }
+
+    /// Whether trying again cannot help.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// What went wrong.
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
+    }
+}
 
 /// Where rendered emails go.
 #[async_trait]
@@ -57,8 +84,8 @@ impl MailSink for FolderSink {
             std::fs::rename(partial, path)
         })
         .await
-        .map_err(|e| MailError(Box::new(e)))?
-        .map_err(|e| MailError(Box::new(e)))
+        .map_err(MailError::failed)?
+        .map_err(MailError::failed)
     }
 }
 
@@ -129,15 +156,14 @@ impl MailSink for SesSink {
         use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 
         let key = Self::key(id);
-        let err = |e: Box<dyn std::error::Error + Send + Sync>| MailError(e);
-        if !self.cache.set_if_absent(&key, SENDING, Some(Self::CLAIM)).await.map_err(|e| err(Box::new(e)))? {
-            return match self.cache.get(&key).await.map_err(|e| err(Box::new(e)))? {
+        if !self.cache.set_if_absent(&key, SENDING, Some(Self::CLAIM)).await.map_err(MailError::failed)? {
+            return match self.cache.get(&key).await.map_err(MailError::failed)? {
                 Some(state) if state == SENT => Ok(()),
                 // Another delivery of this id is under way (or its claim just lapsed): later.
-                _ => Err(err(format!("email {id} is being delivered by another attempt").into())),
+                _ => Err(MailError::failed(format!("email {id} is being delivered by another attempt"))),
             };
         }
-        let raw = RawMessage::builder().data(Blob::new(message.as_bytes())).build().map_err(|e| err(Box::new(e)))?;
+        let raw = RawMessage::builder().data(Blob::new(message.as_bytes())).build().map_err(MailError::failed)?;
         let call = self
             .client
             .send_email()
@@ -147,10 +173,20 @@ impl MailSink for SesSink {
             .send();
         // Well inside the claim, so a redelivery never sends while this call may still.
         let sent = match tokio::time::timeout(Self::CALL_TIMEOUT, call).await {
-            Ok(sent) => {
-                sent.map_err(|e| format!("SES refused the email: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => {
+                use aws_sdk_sesv2::operation::send_email::SendEmailError as E;
+                // Refusals of this message that a retry would meet again.
+                let permanent = e.as_service_error().is_some_and(|e| {
+                    matches!(
+                        e,
+                        E::MessageRejected(_) | E::MailFromDomainNotVerifiedException(_) | E::BadRequestException(_)
+                    )
+                });
+                let why = format!("SES refused the email: {}", aws_sdk_sesv2::error::DisplayErrorContext(e));
+                Err(if permanent { MailError::refused(why) } else { MailError::failed(why) })
             }
-            Err(_) => Err(format!("SES did not answer within {:?}", Self::CALL_TIMEOUT)),
+            Err(_) => Err(MailError::failed(format!("SES did not answer within {:?}", Self::CALL_TIMEOUT))),
         };
         match sent {
             Ok(answer) => {
@@ -163,7 +199,7 @@ impl MailSink for SesSink {
             }
             Err(e) => {
                 let _ = self.cache.delete(&key).await;
-                Err(err(e.into()))
+                Err(e)
             }
         }
     }
@@ -348,7 +384,13 @@ impl EventHandler for Mailer {
             date = event.time.to_rfc2822(),
             from = self.from,
         );
-        self.sink.deliver(&event.id, &to, &message).await.map_err(HandlerError::retry)?;
+        self.sink.deliver(&event.id, &to, &message).await.map_err(|e| {
+            if e.is_permanent() {
+                HandlerError::Reject(platform::http::error::cause_chain(&e))
+            } else {
+                HandlerError::retry(e)
+            }
+        })?;
         tracing::info!(event.id = %event.id, "email delivered");
         Ok(())
     }
@@ -407,7 +449,7 @@ mod tests {
     impl MailSink for Recording {
         async fn deliver(&self, id: &str, to: &str, message: &str) -> Result<(), MailError> {
             if self.down.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(MailError("the provider is down".into()));
+                return Err(MailError::failed("the provider is down"));
             }
             self.sent.lock().unwrap().push((id.to_owned(), to.to_owned(), message.to_owned()));
             Ok(())
@@ -432,5 +474,26 @@ mod tests {
         assert_eq!((id.as_str(), to.as_str()), (event.id.as_str(), "ada@example.com"));
         assert!(message.starts_with(&format!("Message-ID: <{}@shop>\r\n", event.id)), "{message}");
         assert!(message.contains("\r\nSubject: Reset your password\r\n") && message.contains("tok-9"));
+    }
+
+    #[tokio::test]
+    async fn a_message_the_provider_refuses_for_good_is_dead_lettered() {
+        struct Refusing;
+        #[async_trait]
+        impl MailSink for Refusing {
+            async fn deliver(&self, _: &str, _: &str, _: &str) -> Result<(), MailError> {
+                Err(MailError::refused("MessageRejected: Email address is not verified"))
+            }
+        }
+        let mailer = Mailer::with_sink(Arc::new(Refusing));
+        let event = Event::new(
+            "user.password_reset_requested.v1",
+            "user",
+            json!({"user_id": "u1", "email": "ada@example.com", "token": "tok-9", "expires_at": "2030-01-01T00:00:00Z"}),
+        );
+        match mailer.handle(&event).await {
+            Err(HandlerError::Reject(reason)) => assert!(reason.contains("not verified"), "{reason}"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
     }
 }

@@ -70,7 +70,8 @@ async fn a_refused_email_is_not_remembered_and_is_tried_again() {
 
     // SES refuses an identity it has not verified.
     let refused = sink.deliver(&id, "ada@example.com", &message).await.unwrap_err();
-    assert!(format!("{:?}", refused.0).contains("MessageRejected"), "{:?}", refused.0);
+    assert!(format!("{:?}", refused.cause()).contains("MessageRejected"), "{:?}", refused.cause());
+    assert!(refused.is_permanent(), "a refusal a retry would meet again: dead-lettered, redriven once fixed");
     assert_eq!(cache.get(&format!("mail:{id}")).await.unwrap(), None, "the claim is given back");
     assert!(sent_with(&endpoint, &run).await.is_empty());
 
@@ -93,6 +94,7 @@ async fn a_delivery_under_way_elsewhere_is_tried_again_later() {
     // Another task holds the claim: this delivery neither sends nor reports success.
     assert!(cache.set_if_absent(&format!("mail:{id}"), b"sending", None).await.unwrap());
     let message = format!("From: {from_address}\r\nTo: ada@example.com\r\nSubject: x\r\n\r\n{run}\r\n");
-    assert!(sink.deliver(&id, "ada@example.com", &message).await.is_err());
+    let later = sink.deliver(&id, "ada@example.com", &message).await.unwrap_err();
+    assert!(!later.is_permanent(), "tried again later");
     assert!(sent_with(&endpoint, &run).await.is_empty());
 }
