@@ -448,7 +448,8 @@ fn low_stock(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
         let Some(token) = admin_token(&shared).await else { return Ok(()) };
         let path = "/admin/v1/inventory?low_stock=true&limit=100";
         let listing = send(user, "admin low stock", GooseMethod::Get, path, Some(&token), None).await?;
-        // Restock one of the products shoppers buy that runs low, else any of them.
+        // Restock one of the products shoppers buy that the list shows running low; the list pages
+        // by SKU, so when none is on its first page, one of the doorbusters (which sell out).
         let low: Vec<String> = listing
             .map(|l| {
                 l["items"]
@@ -464,7 +465,10 @@ fn low_stock(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
                     .unwrap_or_default()
             })
             .unwrap_or_default();
-        let sku = low.choose(&mut rand::rng()).cloned().unwrap_or_else(|| pick_hot(&shared.catalog).sku);
+        let sku = low.choose(&mut rand::rng()).cloned().unwrap_or_else(|| {
+            let doorbusters = &shared.catalog.hot[..Catalog::DOORBUSTERS.min(shared.catalog.hot.len())];
+            doorbusters.choose(&mut rand::rng()).map_or_else(|| pick_hot(&shared.catalog).sku, |h| h.sku.clone())
+        });
         shopper(user).sku = Some(sku);
         Ok(())
     })
