@@ -28,6 +28,9 @@ pub trait Cache: Send + Sync {
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError>;
     /// Deletes `key`; whether it was there.
     async fn delete(&self, key: &str) -> Result<bool, CacheError>;
+    /// Deletes `key` only while it holds `expected` (a lock or claim given back by its holder
+    /// alone); whether it was deleted.
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError>;
     /// Adds `by` to the counter under `key` and returns the new value. A new counter starts at 0 and
     /// expires after `ttl` (a fixed window: later increments keep the first expiry).
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError>;

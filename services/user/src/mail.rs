@@ -106,7 +106,8 @@ impl std::fmt::Debug for SesSink {
     }
 }
 
-const SENDING: &[u8] = b"sending";
+/// A claim's value: this, then the attempt's id.
+const SENDING: &[u8] = b"sending:";
 const SENT: &[u8] = b"sent";
 
 impl SesSink {
@@ -156,7 +157,9 @@ impl MailSink for SesSink {
         use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 
         let key = Self::key(id);
-        if !self.cache.set_if_absent(&key, SENDING, Some(Self::CLAIM)).await.map_err(MailError::failed)? {
+        // This attempt's own claim, so a failure gives back only its own.
+        let claim = format!("{}{}", String::from_utf8_lossy(SENDING), uuid::Uuid::new_v4().simple()).into_bytes();
+        if !self.cache.set_if_absent(&key, &claim, Some(Self::CLAIM)).await.map_err(MailError::failed)? {
             return match self.cache.get(&key).await.map_err(MailError::failed)? {
                 Some(state) if state == SENT => Ok(()),
                 // Another delivery of this id is under way (or its claim just lapsed): later.
@@ -198,7 +201,7 @@ impl MailSink for SesSink {
                 Ok(())
             }
             Err(e) => {
-                let _ = self.cache.delete(&key).await;
+                let _ = self.cache.delete_if(&key, &claim).await;
                 Err(e)
             }
         }

@@ -103,6 +103,16 @@ impl Cache for MemoryCache {
         Ok(self.shard(key).remove(key).is_some_and(|e| e.live(now)))
     }
 
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        if !shard.get(key).is_some_and(|e| e.live(now) && e.value == expected) {
+            return Ok(false);
+        }
+        shard.remove(key);
+        Ok(true)
+    }
+
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
         let now = Instant::now();
         let mut shard = self.shard(key);

@@ -77,6 +77,18 @@ impl Cache for RedisCache {
         Ok(removed > 0)
     }
 
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+        // Compare and delete in one step on the server.
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+                 return 0",
+            )
+        });
+        let removed: i64 = SCRIPT.key(self.key(key)).arg(expected).invoke_async(&mut self.connection.clone()).await?;
+        Ok(removed > 0)
+    }
+
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
         // INCRBY and a first-write-only expiry in one round trip; PEXPIRE NX keeps a window fixed.
         let key = self.key(key);

@@ -40,6 +40,7 @@ macro_rules! cache_suite {
                 delete_removes_a_key_and_says_whether_it_was_there,
                 a_key_expires_after_its_ttl,
                 set_if_absent_sets_only_once,
+                delete_if_deletes_only_the_expected_value,
                 increment_counts_within_a_fixed_window,
                 ttl_reports_the_remaining_time_to_live,
                 the_cache_answers_a_ping,
@@ -124,6 +125,16 @@ async fn set_if_absent_sets_only_once(fx: &CacheFixture) {
     }
     gone(cache, "lease").await;
     assert!(cache.set_if_absent("lease", b"third", Some(SHORT)).await.unwrap());
+}
+
+async fn delete_if_deletes_only_the_expected_value(fx: &CacheFixture) {
+    let cache = fx.cache.as_ref();
+    assert!(cache.set_if_absent("claim", b"holder-1", Some(Duration::from_secs(60))).await.unwrap());
+    assert!(!cache.delete_if("claim", b"holder-2").await.unwrap(), "another holder's claim stays");
+    assert_eq!(cache.get("claim").await.unwrap().as_deref(), Some(&b"holder-1"[..]));
+    assert!(cache.delete_if("claim", b"holder-1").await.unwrap(), "its holder gives it back");
+    assert_eq!(cache.get("claim").await.unwrap(), None);
+    assert!(!cache.delete_if("claim", b"holder-1").await.unwrap(), "nothing left to delete");
 }
 
 async fn increment_counts_within_a_fixed_window(fx: &CacheFixture) {

@@ -92,9 +92,11 @@ async fn a_delivery_under_way_elsewhere_is_tried_again_later() {
     let sink = SesSink::new(client, from_address.clone(), cache.clone());
     let id = format!("evt-{run}");
     // Another task holds the claim: this delivery neither sends nor reports success.
-    assert!(cache.set_if_absent(&format!("mail:{id}"), b"sending", None).await.unwrap());
+    assert!(cache.set_if_absent(&format!("mail:{id}"), b"sending:another-attempt", None).await.unwrap());
     let message = format!("From: {from_address}\r\nTo: ada@example.com\r\nSubject: x\r\n\r\n{run}\r\n");
     let later = sink.deliver(&id, "ada@example.com", &message).await.unwrap_err();
     assert!(!later.is_permanent(), "tried again later");
+    let held = cache.get(&format!("mail:{id}")).await.unwrap();
+    assert_eq!(held.as_deref(), Some(&b"sending:another-attempt"[..]), "the other attempt's claim stays");
     assert!(sent_with(&endpoint, &run).await.is_empty());
 }
