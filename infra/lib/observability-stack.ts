@@ -327,55 +327,39 @@ export class ObservabilityStack extends cdk.Stack {
       critical,
     );
 
+    // Sustained: above the threshold in 3 of 5 one-minute periods; no data is no alarm.
+    const sustained = (metric: cloudwatch.Metric | cloudwatch.MathExpression, id: string, name: string, description: string, threshold: number) =>
+      alarm(
+        metric.createAlarm(this, id, {
+          alarmName: `shop-${env}-${name}`,
+          alarmDescription: `${description} (3 of 5 minutes)`,
+          threshold,
+          evaluationPeriods: 5,
+          datapointsToAlarm: 3,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+        critical,
+      );
     for (const r of list) {
-      alarm(
-        errorRate(r).createAlarm(this, `${title(r.spec.name)}ErrorRate`, {
-          alarmName: `shop-${env}-${r.spec.name}-error-rate`,
-          alarmDescription: `${r.spec.name}: more than 5 % of requests answered 5xx (3 of 5 minutes)`,
-          threshold: 5,
-          evaluationPeriods: 5,
-          datapointsToAlarm: 3,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-        critical,
-      );
-      alarm(
-        latency(r, 'p95').createAlarm(this, `${title(r.spec.name)}Latency`, {
-          alarmName: `shop-${env}-${r.spec.name}-latency`,
-          alarmDescription: `${r.spec.name}: p95 response time above 2 s (3 of 5 minutes)`,
-          threshold: 2,
-          evaluationPeriods: 5,
-          datapointsToAlarm: 3,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-        critical,
-      );
+      const name = r.spec.name;
+      sustained(errorRate(r), `${title(name)}ErrorRate`, `${name}-error-rate`, `${name}: more than 5 % of requests answered 5xx`, 5);
+      sustained(latency(r, 'p95'), `${title(name)}Latency`, `${name}-latency`, `${name}: p95 response time above 2 s`, 2);
     }
-    alarm(
-      api.metricServerError({ statistic: 'Average', period: cdk.Duration.minutes(1) }).createAlarm(this, 'ApiErrorRate', {
-        alarmName: `shop-${env}-api-gateway-error-rate`,
-        alarmDescription: 'API Gateway: more than 5 % of requests answered 5xx (3 of 5 minutes)',
-        threshold: 0.05,
-        evaluationPeriods: 5,
-        datapointsToAlarm: 3,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      critical,
+    const minute = cdk.Duration.minutes(1);
+    sustained(
+      api.metricServerError({ statistic: 'Average', period: minute }),
+      'ApiErrorRate',
+      'api-gateway-error-rate',
+      'API Gateway: more than 5 % of requests answered 5xx',
+      0.05,
     );
-    alarm(
-      api.metricLatency({ statistic: 'p95', period: cdk.Duration.minutes(1) }).createAlarm(this, 'ApiLatency', {
-        alarmName: `shop-${env}-api-gateway-latency`,
-        alarmDescription: 'API Gateway: p95 latency above 2 s (3 of 5 minutes)',
-        threshold: 2000,
-        evaluationPeriods: 5,
-        datapointsToAlarm: 3,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      critical,
+    sustained(
+      api.metricLatency({ statistic: 'p95', period: minute }),
+      'ApiLatency',
+      'api-gateway-latency',
+      'API Gateway: p95 latency above 2 s',
+      2000,
     );
 
     // ------------------------------------------------------------------ business alarms

@@ -59,6 +59,25 @@ impl Findings {
 /// How many admin reads run at once.
 const PARALLEL: usize = 8;
 
+/// `GET`s the path of each of `keys` as the admin, [`PARALLEL`] at a time; each key with its answer.
+async fn read_all(
+    shared: &Shared,
+    keys: Vec<String>,
+    path: impl Fn(&str) -> String,
+) -> Vec<(String, anyhow::Result<Value>)> {
+    futures::stream::iter(keys)
+        .map(|key| {
+            let path = path(&key);
+            async move {
+                let answer = shared.admin.get(&path).await;
+                (key, answer)
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await
+}
+
 /// Checks the platform after the journeys stopped, giving orders up to `settle` to settle.
 pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
     let mut findings = Findings::default();
@@ -67,24 +86,16 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
     if placed.is_empty() {
         findings.problems.push("no order was placed: the buy journey never reached checkout".to_owned());
     }
-    let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
     let methods: HashMap<&str, &str> = placed.iter().map(|(id, method)| (id.as_str(), *method)).collect();
     let doorbusters: Vec<&str> = shared.catalog.hot.iter().take(Catalog::DOORBUSTERS).map(|h| h.sku.as_str()).collect();
 
     // 1. Every order settles.
     let deadline = Instant::now() + settle;
     let mut orders: HashMap<String, Value> = HashMap::new();
-    let mut pending: Vec<String> = ids.clone();
+    let mut pending: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
     loop {
-        let read: Vec<(String, anyhow::Result<Value>)> = futures::stream::iter(pending.clone())
-            .map(|id| async move {
-                let order = shared.admin.get(&format!("/v1/orders/{id}")).await;
-                (id, order)
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
-        pending.clear();
+        let read: Vec<(String, anyhow::Result<Value>)> =
+            read_all(shared, std::mem::take(&mut pending), |id| format!("/v1/orders/{id}")).await;
         for (id, order) in read {
             match order {
                 Ok(order) => {
@@ -153,13 +164,7 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
 
     // 2. Payments captured = orders confirmed.
     let payments: Vec<(String, anyhow::Result<Value>)> =
-        futures::stream::iter(orders.keys().cloned().collect::<Vec<_>>())
-            .map(|id| async move {
-                let listed = shared.admin.get(&format!("/admin/v1/payments?order_id={id}")).await;
-                (id, listed)
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
+        read_all(shared, orders.keys().cloned().collect::<Vec<_>>(), |id| format!("/admin/v1/payments?order_id={id}"))
             .await;
     for (id, listed) in payments {
         let listed = match listed {
@@ -197,15 +202,8 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
     let stock_deadline = deadline.max(Instant::now() + Duration::from_secs(10));
     let mut last: HashMap<String, String> = HashMap::new();
     loop {
-        let levels: Vec<(String, anyhow::Result<Value>)> = futures::stream::iter(unbalanced.clone())
-            .map(|sku| async move {
-                let level = shared.admin.get(&format!("/admin/v1/inventory/{sku}")).await;
-                (sku, level)
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
-        unbalanced.clear();
+        let levels: Vec<(String, anyhow::Result<Value>)> =
+            read_all(shared, std::mem::take(&mut unbalanced), |sku| format!("/admin/v1/inventory/{sku}")).await;
         for (sku, level) in levels {
             let level = match level {
                 Ok(level) => level,

@@ -175,12 +175,25 @@ async fn send(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Result<Option<Value>, Box<TransactionError>> {
+    send_keyed(user, step, method, path, token, body, None).await
+}
+
+/// [`send`], with an `Idempotency-Key` header when `key` is given.
+async fn send_keyed(
+    user: &mut GooseUser,
+    step: &str,
+    method: GooseMethod,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    key: Option<String>,
+) -> Result<Option<Value>, Box<TransactionError>> {
     let mut builder = user.get_request_builder(&method, path)?;
     if let Some(token) = token {
         builder = builder.bearer_auth(token);
     }
-    if method == GooseMethod::Post && path == "/v1/orders" {
-        builder = builder.header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+    if let Some(key) = key {
+        builder = builder.header("Idempotency-Key", key);
     }
     if let Some(body) = body {
         builder = builder.json(&body);
@@ -406,7 +419,10 @@ fn checkout(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
             "payment_method": method,
             "shipping_address": {"name": "Load Test Shopper", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"},
         });
-        let order = send(user, "checkout", GooseMethod::Post, "/v1/orders", Some(&token), Some(body)).await?;
+        // A fresh key per checkout: each is a new purchase.
+        let key = Some(uuid::Uuid::new_v4().to_string());
+        let order =
+            send_keyed(user, "checkout", GooseMethod::Post, "/v1/orders", Some(&token), Some(body), key).await?;
         let Some(id) = field(&shared, "checkout", order, "id") else { return Ok(()) };
         shared.tally.orders.lock().expect("not poisoned").push((id.clone(), method));
         // The shopper watches the order page until the order settles.

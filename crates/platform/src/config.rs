@@ -65,6 +65,9 @@ pub enum ObjectBackend {
     S3,
 }
 
+/// The `From` of emails when `SHOP_MAIL_FROM` is unset.
+pub const DEFAULT_MAIL_FROM: &str = "Shop <no-reply@shop.local>";
+
 /// Where the user service's emails go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -292,7 +295,7 @@ impl Default for Config {
             cognito_issuer: None,
             cognito_client_id: None,
             mail_sink: MailBackend::Folder,
-            mail_from: "Shop <no-reply@shop.local>".into(),
+            mail_from: DEFAULT_MAIL_FROM.into(),
             search_cache_pages: 4_096,
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,

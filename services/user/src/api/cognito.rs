@@ -39,6 +39,13 @@ struct IdToken {
     name: Option<String>,
 }
 
+impl IdToken {
+    /// Whether the pool verified the email.
+    fn email_is_verified(&self) -> bool {
+        self.email_verified == serde_json::Value::Bool(true) || self.email_verified == "true"
+    }
+}
+
 /// Trades a Cognito ID token for the shop's tokens.
 #[utoipa::path(post, path = "/v1/auth/cognito", tag = "auth", request_body = CognitoSignIn,
     responses(
@@ -62,8 +69,7 @@ pub async fn cognito_sign_in(
     if claims.token_use != "id" {
         return Err(refused());
     }
-    let verified = claims.email_verified == serde_json::Value::Bool(true) || claims.email_verified == "true";
-    let Some(email) = claims.email.as_deref().and_then(normalize_email).filter(|_| verified) else {
+    let Some(email) = claims.email.as_deref().and_then(normalize_email).filter(|_| claims.email_is_verified()) else {
         return Err(ApiError::unauthorized("the Cognito account has no verified email"));
     };
     let account = match state.users.by_email(&email).await.map_err(ApiError::internal)? {
@@ -121,21 +127,25 @@ pub fn router() -> Router<AppState> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn a_verified_email_is_a_boolean_or_the_string_true() {
         let token = |verified: serde_json::Value| -> IdToken {
-            serde_json::from_value(
-                serde_json::json!({"token_use": "id", "email": "a@b.co", "email_verified": verified}),
-            )
-            .unwrap()
+            serde_json::from_value(json!({"token_use": "id", "email": "a@b.co", "email_verified": verified})).unwrap()
         };
-        for (value, verified) in
-            [(serde_json::json!(true), true), (serde_json::json!("true"), true), (serde_json::json!(false), false)]
-        {
-            let t = token(value);
-            assert_eq!(t.email_verified == serde_json::Value::Bool(true) || t.email_verified == "true", verified);
+        for (value, verified) in [
+            (json!(true), true),
+            (json!("true"), true),
+            (json!(false), false),
+            (json!("false"), false),
+            (json!(null), false),
+        ] {
+            assert_eq!(token(value.clone()).email_is_verified(), verified, "{value}");
         }
+        let missing: IdToken = serde_json::from_value(json!({"token_use": "id", "email": "a@b.co"})).unwrap();
+        assert!(!missing.email_is_verified(), "a token that does not say is not verified");
     }
 }
