@@ -130,7 +130,10 @@ async fn ships(app: TestApp) {
 
     let done = settled(&app, &shopper, id).await;
     assert_eq!(done["status"], "shipped", "{done}");
-    assert_eq!(statuses(&done), ["pending", "reserved", "paid", "confirmed", "shipped"]);
+    // Confirmed, then each half marked as it answers (the second one ships it).
+    assert_eq!(statuses(&done), ["pending", "reserved", "paid", "confirmed", "confirmed", "shipped"]);
+    let marked = done["history"][4]["reason"].as_str();
+    assert!(matches!(marked, Some("stock_committed" | "payment_captured")), "{done}");
     assert_eq!(done["items"][0]["unit_price"]["amount"], 2500);
     assert!(done["tracking_number"].as_str().is_some_and(|t| t.starts_with("SHP")));
     app.eventually("the stock is committed", || async { stock(&app, &admin, "LAMP-1").await == (3, 0) }).await;

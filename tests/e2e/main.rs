@@ -7,5 +7,6 @@ mod conventions;
 mod inventory;
 mod operations;
 mod payments;
+mod saga;
 mod search;
 mod services;

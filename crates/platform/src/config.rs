@@ -419,8 +419,12 @@ impl Config {
         if !(1..=90 * 24 * 60 * 60).contains(&self.cart_abandon_secs) {
             return Err(ConfigError::new("cart_abandon_secs", "must be between 1 second and 90 days"));
         }
-        if !(100..=60 * 60 * 1000).contains(&self.saga_step_timeout_ms) {
-            return Err(ConfigError::new("saga_step_timeout_ms", "must be between 100 ms and an hour"));
+        if !(100..=crate::contracts::order::MAX_SAGA_STEP_MS).contains(&self.saga_step_timeout_ms) {
+            return Err(ConfigError::new(
+                "saga_step_timeout_ms",
+                "must be between 100 ms and 112.5 s (112500): the checkout's 15-minute stock hold must outlast \
+                 the seven step timeouts before a commit is asked for again",
+            ));
         }
         if !(10..=60 * 60 * 1000).contains(&self.reservation_sweep_ms) {
             return Err(ConfigError::new("reservation_sweep_ms", "must be between 10 ms and an hour"));

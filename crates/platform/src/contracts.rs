@@ -315,6 +315,23 @@ pub mod payment {
         pub const DISPUTED: &'static str = "payment.disputed.v1";
     }
 
+    /// A capture that can never succeed (the authorization was cancelled or has lapsed at the
+    /// provider, the payment was voided or refunded, or there is none): the saga compensates the
+    /// order instead of waiting for a capture.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CaptureFailed {
+        /// The order.
+        pub order_id: String,
+        /// Why (`authorization_cancelled`, `voided`, `refunded`, `no_payment`, the provider's
+        /// message…).
+        pub reason: String,
+    }
+
+    impl CaptureFailed {
+        /// The type of the event.
+        pub const KIND: &'static str = "payment.capture_failed.v1";
+    }
+
     /// The authorization was refused.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Failed {
@@ -413,6 +430,15 @@ pub mod order {
         /// The type of the event.
         pub const KIND: &'static str = "cart.abandoned.v1";
     }
+
+    /// How long the checkout saga holds an order's stock (the reservation it asks for).
+    pub const CHECKOUT_HOLD_SECONDS: u64 = 15 * 60;
+
+    /// The longest saga step timeout (`SHOP_SAGA_STEP_TIMEOUT_MS`): seven step timeouts pass at
+    /// most before a confirmed order's commit is asked for again (reserve 1, authorize 2, confirm
+    /// 4), and the hold must outlast them with room to spare, so a commit never finds its stock
+    /// gone because the saga was slow.
+    pub const MAX_SAGA_STEP_MS: u64 = CHECKOUT_HOLD_SECONDS * 1000 / 8;
 
     impl OrderEvent {
         /// Placed.

@@ -4,14 +4,16 @@
 //! Every command is idempotent through the reservation it acts on (keyed by order id): a command
 //! delivered again finds its work done and changes nothing. The answers of state changes leave
 //! through the outbox with the change; `inventory.commit_failed.v1` changes nothing and is
-//! published directly (again on a redelivery, which the saga ignores).
+//! published directly (again on a redelivery, which the saga ignores), and so is the
+//! `inventory.committed.v1` that answers a commit made before (the saga re-sends a commit whose
+//! answer it never got, and waits for it before it ships).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use platform::contracts::inventory::{CommitFailed, MAX_TTL_SECONDS, Release, Reserve};
+use platform::contracts::inventory::{CommitFailed, Committed, MAX_TTL_SECONDS, Release, Reserve};
 use platform::events::{Event, EventBus, EventHandler, HandlerError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +65,16 @@ impl Commands {
         let reason = match &outcome {
             None => "unknown",
             Some(outcome) => match outcome.reservation.status {
-                ReservationStatus::Committed => return Ok(outcome.changed),
+                ReservationStatus::Committed if outcome.changed => return Ok(true),
+                ReservationStatus::Committed => {
+                    // Committed before: answer again, so the saga that asked again moves on.
+                    let lines = outcome.reservation.lines.clone();
+                    let answer = Event::new(Committed::KIND, NAME, Committed { order_id: order_id.to_owned(), lines })
+                        .with_subject(order_id.to_owned())
+                        .caused_by(event);
+                    self.bus.publish(&answer).await.map_err(HandlerError::retry)?;
+                    return Ok(false);
+                }
                 ReservationStatus::Held => unreachable!("a commit leaves no reservation held"),
                 ReservationStatus::Rejected => "rejected",
                 ReservationStatus::Released if outcome.reservation.release_reason.as_deref() == Some(EXPIRED) => {

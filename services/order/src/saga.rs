@@ -2,6 +2,14 @@
 //! payment → confirm (commit the stock, capture the payment) → ship (label) — with compensations on
 //! every failure (release the stock, void the payment) and a timeout per waiting step.
 //!
+//! What must hold whatever the faults: an order ships only once its payment is captured *and* its
+//! stock committed (each answer is marked in the history until the other comes; an order with
+//! nothing to pay needs no payment); an order cancelled, rejected or failed keeps no money (a late
+//! capture is refunded) and no stock; and every order that is not final has a deadline, at which
+//! the sweeper asks again for what is missing, or compensates. A command that can never succeed is
+//! answered with a failure (`inventory.commit_failed.v1`, `payment.capture_failed.v1`) that
+//! cancels the order, never left in a dead-letter queue for the order to wait on.
+//!
 //! Every move of an order is one transaction conditional on the status it moves from, with the
 //! commands it sends (outbox), so a redelivered answer finds the order moved on and does nothing,
 //! and a crash between steps loses nothing: the saga state is the order's status and deadline,
@@ -13,9 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
-use platform::contracts::inventory::{Commit, CommitFailed, Line, Rejected, Release, Reserve};
+use platform::contracts::inventory::{Commit, CommitFailed, Committed, Line, Rejected, Release, Reserve};
 use platform::contracts::order::OrderEvent;
-use platform::contracts::payment::{Authorize, Capture, Failed, PaymentEvent, Void};
+use platform::contracts::payment::{Authorize, Capture, CaptureFailed, Failed, PaymentEvent, Void};
 use platform::events::{Event, EventHandler, HandlerError};
 use platform::objects::ObjectStore;
 use serde::Deserialize;
@@ -24,14 +32,23 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
-use crate::domain::order::{Order, OrderStatus, step_timeout};
+use crate::domain::order::{
+    MAX_STEPS_BEFORE_COMMIT, NOTHING_TO_PAY, Order, OrderStatus, PAYMENT_CAPTURED, STOCK_COMMITTED, step_timeout,
+};
 use crate::store::{Advance, OrderStore, StoreError};
 
 /// The saga's queue: the inventory's and the payment's answers.
 pub const QUEUE: &str = "order-saga";
 
-/// How long a stock reservation holds: longer than the steps that follow it may take.
-pub const RESERVATION_TTL_SECONDS: u64 = 15 * 60;
+/// How long a stock reservation holds: longer than the steps that follow it may take (see
+/// [`step_fits_reservation`]).
+pub const RESERVATION_TTL_SECONDS: u64 = platform::contracts::order::CHECKOUT_HOLD_SECONDS;
+
+/// Whether a saga whose steps take `step` at most fits in a stock reservation: the hold must outlast
+/// every step until a commit asked for again arrives. Checked when the service starts.
+pub fn step_fits_reservation(step: chrono::Duration) -> bool {
+    step * MAX_STEPS_BEFORE_COMMIT < chrono::Duration::seconds(RESERVATION_TTL_SECONDS as i64)
+}
 
 /// Orders the sweeper handles per round.
 const SWEEP_BATCH: usize = 100;
@@ -149,6 +166,23 @@ impl Saga {
     async fn on_answer(&self, event: &Event, order: Order) -> Result<(), HandlerError> {
         let cause = Some(event);
         let moved = match event.kind.as_str() {
+            "inventory.reserved.v1" if !order.needs_payment() => {
+                // Nothing to pay: confirmed without a payment; only the stock is committed.
+                let advance = Advance {
+                    steps: vec![
+                        (OrderStatus::Reserved, None),
+                        (OrderStatus::Paid, Some(NOTHING_TO_PAY.into())),
+                        (OrderStatus::Confirmed, None),
+                    ],
+                    deadline: deadline(OrderStatus::Confirmed, self.step),
+                    label: None,
+                };
+                let events = vec![
+                    commit(&order, cause),
+                    order_event(OrderEvent::CONFIRMED, &order, OrderStatus::Confirmed, None, cause),
+                ];
+                self.advance(&order, &[OrderStatus::Pending], advance, events).await
+            }
             "inventory.reserved.v1" => {
                 let advance = Advance {
                     steps: vec![(OrderStatus::Reserved, None)],
@@ -188,30 +222,78 @@ impl Saga {
                 ];
                 self.advance(&order, &[OrderStatus::Pending, OrderStatus::Reserved], advance, events).await
             }
-            PaymentEvent::CAPTURED => {
-                if order.status != OrderStatus::Confirmed {
-                    return Ok(());
+            PaymentEvent::CAPTURED => match order.status {
+                OrderStatus::Confirmed if order.is_committed() => self.ship(&order, cause).await?,
+                OrderStatus::Confirmed if order.is_captured() => return Ok(()),
+                OrderStatus::Confirmed => self.mark(&order, PAYMENT_CAPTURED).await,
+                // Money taken for an order that will not ship: give it back (a void of a captured
+                // payment refunds it; asked again, it refunds once).
+                OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::PaymentFailed => {
+                    let advance = Advance { deadline: order.deadline, ..Advance::default() };
+                    let events = vec![void(&order, "captured_after_cancel", cause)];
+                    self.advance(&order, &[order.status], advance, events).await
                 }
-                let (url, tracking) = self.label(&order).await.map_err(HandlerError::retry)?;
-                let mut shipped = order.clone();
-                shipped.tracking_number = Some(tracking.clone());
-                let advance =
-                    Advance { steps: vec![(OrderStatus::Shipped, None)], label: Some((url, tracking)), deadline: None };
-                let told = order_event(OrderEvent::SHIPPED, &shipped, OrderStatus::Shipped, None, cause);
-                self.advance(&order, &[OrderStatus::Confirmed], advance, vec![told]).await
-            }
+                _ => return Ok(()),
+            },
+            Committed::KIND => match order.status {
+                OrderStatus::Confirmed if order.is_captured() => self.ship(&order, cause).await?,
+                OrderStatus::Confirmed if order.is_committed() => return Ok(()),
+                OrderStatus::Confirmed => self.mark(&order, STOCK_COMMITTED).await,
+                // Stock taken for an order that will not ship: it goes back (a release of
+                // committed units returns them; asked again, it returns them once).
+                OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::PaymentFailed => {
+                    let advance = Advance { deadline: order.deadline, ..Advance::default() };
+                    let events = vec![release(&order, "committed_after_cancel", cause)];
+                    self.advance(&order, &[order.status], advance, events).await
+                }
+                _ => return Ok(()),
+            },
             CommitFailed::KIND => {
                 // The hold lapsed before the commit: the units may be sold; give the money back.
-                let reason = "reservation_lapsed";
-                let advance =
-                    Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
-                self.advance(&order, &[OrderStatus::Confirmed], advance, cancellation(&order, reason, cause)).await
+                self.cancel(&order, "reservation_lapsed", cause).await
             }
-            // Confirmations of compensations and commits: nothing more to do.
+            CaptureFailed::KIND => {
+                // The money can never be taken: give the stock back.
+                self.cancel(&order, "payment_capture_failed", cause).await
+            }
+            // Confirmations of compensations: nothing more to do.
             _ => return Ok(()),
         };
         moved.map_err(HandlerError::retry)?;
         Ok(())
+    }
+
+    /// Cancels a confirmed order whose commit or capture can never succeed: stock released, money
+    /// voided or refunded, the shopper told.
+    async fn cancel(&self, order: &Order, reason: &str, cause: Option<&Event>) -> Result<Option<Order>, StoreError> {
+        let advance = Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+        self.advance(order, &[OrderStatus::Confirmed], advance, cancellation(order, reason, cause)).await
+    }
+
+    /// Marks one half of a confirmed order done (its history), keeping its deadline.
+    async fn mark(&self, order: &Order, reason: &str) -> Result<Option<Order>, StoreError> {
+        let advance = Advance {
+            steps: vec![(OrderStatus::Confirmed, Some(reason.into()))],
+            deadline: order.deadline,
+            label: None,
+        };
+        self.advance(order, &[OrderStatus::Confirmed], advance, Vec::new()).await
+    }
+
+    /// Ships a confirmed order whose payment is captured and stock committed: its label made, the
+    /// shopper told. A label that cannot be stored now is retried with the answer.
+    async fn ship(
+        &self,
+        order: &Order,
+        cause: Option<&Event>,
+    ) -> Result<Result<Option<Order>, StoreError>, HandlerError> {
+        let (url, tracking) = self.label(order).await.map_err(HandlerError::retry)?;
+        let mut shipped = order.clone();
+        shipped.tracking_number = Some(tracking.clone());
+        let advance =
+            Advance { steps: vec![(OrderStatus::Shipped, None)], label: Some((url, tracking)), deadline: None };
+        let told = order_event(OrderEvent::SHIPPED, &shipped, OrderStatus::Shipped, None, cause);
+        Ok(self.advance(order, &[OrderStatus::Confirmed], advance, vec![told]).await)
     }
 
     /// Makes the order's shipping label (a PDF with the addresses, the items and a tracking
@@ -259,7 +341,8 @@ impl EventHandler for Saga {
 
 /// Gives up on, or asks again for, every order whose waiting step is overdue, every `interval`,
 /// until `shutdown`: an order still waiting for its stock or its payment is cancelled (stock
-/// released, payment voided); a confirmed one has its commit and capture sent again.
+/// released, payment voided); a confirmed one has its commit or capture, whichever has not
+/// answered, sent again.
 pub async fn sweep(
     orders: Arc<dyn OrderStore>,
     outbox: Arc<Notify>,
@@ -285,6 +368,24 @@ pub async fn sweep(
     }
 }
 
+/// The commands that move a confirmed order on: what has not answered yet. When both halves are
+/// marked (two answers handled at once, each before the other was recorded) the capture is asked
+/// for again, and its answer ships the order.
+pub fn missing_halves(order: &Order, cause: Option<&Event>) -> Vec<Event> {
+    let mut commands = Vec::with_capacity(2);
+    if !order.is_committed() {
+        commands.push(commit(order, cause));
+    }
+    if !order.is_captured() || (order.is_committed() && order.needs_payment()) {
+        commands.push(capture(order, cause));
+    }
+    if commands.is_empty() {
+        // Nothing to pay and the stock committed: the commit's answer (given again) ships it.
+        commands.push(commit(order, cause));
+    }
+    commands
+}
+
 /// One round of [`sweep`]; the orders moved.
 pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Result<usize, StoreError> {
     let mut moved = 0;
@@ -299,7 +400,7 @@ pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Resu
             }
             OrderStatus::Confirmed => {
                 let advance = Advance { steps: Vec::new(), deadline: deadline(status, step), label: None };
-                orders.advance(&order.id, &[status], &advance, &[commit(&order, None), capture(&order, None)]).await?
+                orders.advance(&order.id, &[status], &advance, &missing_halves(&order, None)).await?
             }
             _ => {
                 let advance = Advance::default();
@@ -314,6 +415,13 @@ pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_step_timeout_allowed_fits_in_the_stock_hold() {
+        let longest = chrono::Duration::milliseconds(platform::contracts::order::MAX_SAGA_STEP_MS as i64);
+        assert!(step_fits_reservation(longest));
+        assert!(!step_fits_reservation(chrono::Duration::seconds(130)));
+    }
 
     #[test]
     fn tracking_numbers_are_stable_per_order() {

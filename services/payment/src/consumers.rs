@@ -46,8 +46,9 @@ fn outcome<T>(result: Result<T, PaymentError>) -> Result<(), HandlerError> {
             Err(HandlerError::Reject(error.to_string()))
         }
         Err(error @ (PaymentError::Unavailable(_) | PaymentError::Store(_))) => Err(HandlerError::retry(error)),
-        // A step that can never apply (a capture of a voided payment): the saga is told by the
-        // dead-letter queue, not by retries.
+        // A step the provider refuses for good (a void of an authorization it will not cancel):
+        // for operators, through the dead-letter queue. A capture that can never succeed is
+        // answered with `payment.capture_failed.v1` instead, which the saga acts on.
         Err(error) => Err(HandlerError::Reject(error.to_string())),
     }
 }

@@ -129,7 +129,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let waker = infra.spawn_relay(outbox);
     let payments = Payments::new(store, provider(&infra.config)?, waker);
     let commands = Arc::new(Commands::new(payments.clone()));
-    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64));
+    let visibility = command_visibility(Duration::from_millis(infra.config.payment_timeout_ms));
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64).visibility(visibility));
     infra.tasks.spawn(retry_refunds(payments.clone(), infra.shutdown.clone()));
     let state = AppState {
         payments,
@@ -137,6 +138,18 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         verifier: infra.verifier.clone(),
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![check] })
+}
+
+/// Provider calls one command may make, at most (a void that finds a capture: cancel, retrieve,
+/// refund, and one more for good measure).
+const CALLS_PER_COMMAND: u32 = 4;
+
+/// How long a received command stays hidden from other replicas: longer than the slowest handling
+/// of it (each provider call tried three times, `timeout` each, with its backoff), so no second
+/// replica takes the same command while the first is still at the provider.
+pub fn command_visibility(timeout: Duration) -> Duration {
+    let per_call = timeout * 3 + Duration::from_secs(2);
+    (per_call * CALLS_PER_COMMAND + Duration::from_secs(30)).min(Duration::from_secs(12 * 60 * 60))
 }
 
 /// How often (and after how long) refunds the provider has not confirmed are asked for again.
@@ -164,4 +177,17 @@ async fn retry_refunds(payments: Payments, shutdown: tokio_util::sync::Cancellat
 /// Serves the service as its own process until shutdown.
 pub async fn run(config: platform::Config, listener: TcpListener) -> anyhow::Result<()> {
     platform::infra::run_single(config, listener, build).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_stays_hidden_longer_than_its_slowest_provider_calls() {
+        // Stripe's adapter: three tries of 10 s with 0.2 s and 0.4 s between them, per call.
+        let slowest_call = Duration::from_millis(3 * 10_000 + 600);
+        assert!(command_visibility(Duration::from_secs(10)) > slowest_call * CALLS_PER_COMMAND);
+        assert!(command_visibility(Duration::from_secs(120)) <= Duration::from_secs(12 * 60 * 60));
+    }
 }

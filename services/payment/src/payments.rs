@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use platform::contracts::payment::{Authorize, Failed, PaymentEvent};
+use platform::contracts::payment::{Authorize, CaptureFailed, Failed, PaymentEvent};
 use platform::events::Event;
 use platform::money::{Money, is_currency_code};
 use sha2::{Digest, Sha256};
@@ -23,10 +23,20 @@ const HOLD_TO_CANCEL: &str = "authorization_to_cancel";
 
 /// The log entry of that hold released.
 const HOLD_CANCELLED: &str = "authorization_cancelled";
+
+/// The log entry of a payment voided before the provider answered its authorization.
+const VOIDED_UNANSWERED: &str = "voided";
+
+/// The log entry of the provider asked, after such a void, whether it holds anything.
+const PROVIDER_CHECKED: &str = "provider_checked";
+
+/// The log entry of a capture the provider made although our call seemed to fail.
+const CAPTURED_AT_PROVIDER: &str = "captured_at_provider";
+
 use crate::domain::payment::{
     Failure, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, is_payment_method_token, stamp,
 };
-use crate::provider::{PaymentProvider, ProviderError};
+use crate::provider::{IntentState, PaymentProvider, ProviderError};
 use crate::store::{PaymentStore, StoreError};
 
 /// Why a payment step did not happen.
@@ -77,6 +87,11 @@ fn failed_event(payment: &Payment, failure: &Failure, cause: Option<&Event>) -> 
         message: failure.message.clone(),
     };
     Event::new(Failed::KIND, NAME, data).with_subject(payment.order_id.clone()).with_cause(cause)
+}
+
+fn capture_failed_event(payment: &Payment, reason: &str, cause: Option<&Event>) -> Event {
+    let data = CaptureFailed { order_id: payment.order_id.clone(), reason: reason.to_owned() };
+    Event::new(CaptureFailed::KIND, NAME, data).with_subject(payment.order_id.clone()).with_cause(cause)
 }
 
 /// The id of a refund asked for with `key`: the same key always names the same refund (and is
@@ -224,21 +239,114 @@ impl Payments {
         self.current(payment, moved).await
     }
 
-    /// Captures the order's authorized payment (once).
+    /// Captures the order's authorized payment (once), answering `captured` every time it is asked
+    /// while the money is charged (so a re-sent command moves the order on), and
+    /// `capture_failed` when it never can be: the authorization was cancelled or lapsed at the
+    /// provider, or the payment was voided, refunded, refused or never made.
     pub async fn capture(&self, order_id: &str, cause: Option<&Event>) -> Result<Payment, PaymentError> {
-        let payment = self.store.by_order(order_id).await?.ok_or_else(|| PaymentError::Unknown(order_id.to_owned()))?;
+        let payment = match self.store.by_order(order_id).await? {
+            Some(payment) => payment,
+            None => {
+                // Nothing to capture: a voided placeholder, so a late authorize charges nothing.
+                let payment = self.placeholder(order_id).await?;
+                if payment.status != PaymentStatus::Voided {
+                    return Box::pin(self.capture(order_id, cause)).await;
+                }
+                return self.refuse_capture(&payment, "no_payment", cause).await;
+            }
+        };
         match payment.status {
             PaymentStatus::Authorized => {}
-            PaymentStatus::Captured | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded => return Ok(payment),
-            other => return Err(PaymentError::State(format!("a {} payment cannot be captured", other.as_str()))),
+            PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
+                let mut transition = Transition::new(payment.status, "capture_confirmed", payment.captured);
+                transition.detail = "the capture was asked for again".into();
+                let event = payment_event(PaymentEvent::CAPTURED, &payment, payment.captured, cause);
+                return match self.move_to(&payment, &[payment.status], transition, &[event]).await? {
+                    Some(payment) => Ok(payment),
+                    None => Box::pin(self.capture(order_id, cause)).await,
+                };
+            }
+            PaymentStatus::Refunded => return self.refuse_capture(&payment, "refunded", cause).await,
+            PaymentStatus::Voided => return self.refuse_capture(&payment, "voided", cause).await,
+            PaymentStatus::Failed => return self.refuse_capture(&payment, "authorization_failed", cause).await,
+            PaymentStatus::Pending => return self.refuse_capture(&payment, "not_authorized", cause).await,
         }
         let provider_ref = payment.provider_ref.clone().unwrap_or_default();
-        self.provider.capture(&provider_ref, &payment.amount, &payment.key("capture")).await.map_err(provider_error)?;
-        let mut transition = Transition::new(PaymentStatus::Captured, "captured", payment.amount.amount);
+        match self.provider.capture(&provider_ref, &payment.amount, &payment.key("capture")).await {
+            Ok(()) => self.record_capture(&payment, "captured", cause).await,
+            Err(unavailable @ ProviderError::Unavailable(_)) => Err(PaymentError::Unavailable(unavailable)),
+            Err(refused) => {
+                // Find out what the provider did before giving up on the money.
+                match self.provider.retrieve(&provider_ref).await.map_err(provider_error)? {
+                    IntentState::Captured => self.record_capture(&payment, CAPTURED_AT_PROVIDER, cause).await,
+                    IntentState::Authorized => {
+                        // Still held, but the provider will not capture it: the saga voids it.
+                        let reason = refused.to_string();
+                        let mut transition = Transition::new(PaymentStatus::Authorized, "capture_refused", 0);
+                        transition.detail.clone_from(&reason);
+                        let event = capture_failed_event(&payment, &reason, cause);
+                        let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
+                        self.current(&payment, moved).await
+                    }
+                    state => {
+                        // Cancelled (a lapsed authorization, or cancelled at the provider): nothing
+                        // is held any more.
+                        let mut transition = Transition::new(PaymentStatus::Voided, "capture_refused", 0);
+                        transition.detail = format!("{refused} ({state:?} at the provider)");
+                        let event = capture_failed_event(&payment, "authorization_cancelled", cause);
+                        let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
+                        match moved {
+                            Some(payment) => Ok(payment),
+                            None => Box::pin(self.capture(order_id, cause)).await,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the capture of an authorized payment with its `captured` answer.
+    async fn record_capture(
+        &self,
+        payment: &Payment,
+        kind: &str,
+        cause: Option<&Event>,
+    ) -> Result<Payment, PaymentError> {
+        let mut transition = Transition::new(PaymentStatus::Captured, kind, payment.amount.amount);
         transition.captured = payment.amount.amount;
-        let event = payment_event(PaymentEvent::CAPTURED, &payment, payment.amount.amount, cause);
-        let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
-        self.current(&payment, moved).await
+        let event = payment_event(PaymentEvent::CAPTURED, payment, payment.amount.amount, cause);
+        let moved = self.move_to(payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
+        self.current(payment, moved).await
+    }
+
+    /// Answers `capture_failed` for a payment that can never be captured, logging the refusal.
+    async fn refuse_capture(
+        &self,
+        payment: &Payment,
+        reason: &str,
+        cause: Option<&Event>,
+    ) -> Result<Payment, PaymentError> {
+        let mut transition = Transition::new(payment.status, "capture_refused", 0);
+        transition.detail = reason.to_owned();
+        let event = capture_failed_event(payment, reason, cause);
+        match self.move_to(payment, &[payment.status], transition, &[event]).await? {
+            Some(payment) => Ok(payment),
+            // It changed meanwhile: decide again.
+            None => Box::pin(self.capture(&payment.order_id, cause)).await,
+        }
+    }
+
+    /// The voided payment that stands for an order's missing one (a void or capture that came
+    /// before any authorize), or the payment an authorize made meanwhile.
+    async fn placeholder(&self, order_id: &str) -> Result<Payment, PaymentError> {
+        let placeholder = NewPayment {
+            order_id: order_id.to_owned(),
+            customer_id: String::new(),
+            amount: Money::zero("XXX"),
+            payment_method: "(none)".into(),
+            provider: self.provider.name().to_owned(),
+        };
+        Ok(self.store.open(&placeholder, PaymentStatus::Voided).await?.0)
     }
 
     /// Releases the order's money: a pending payment is voided (the authorization in flight will
@@ -264,24 +372,45 @@ impl Payments {
             let moved = self.move_to(&payment, &[PaymentStatus::Voided], transition, &[event]).await?;
             return self.current(&payment, moved).await;
         };
-        let mut transition = Transition::new(PaymentStatus::Voided, "voided", payment.amount.amount);
+        let mut transition = Transition::new(PaymentStatus::Voided, VOIDED_UNANSWERED, payment.amount.amount);
         transition.detail = reason.to_owned();
         match payment.status {
             PaymentStatus::Pending => {
                 let event = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause);
                 let moved = self.move_to(&payment, &[PaymentStatus::Pending], transition, &[event]).await?;
                 match moved {
-                    Some(voided) => Ok(voided),
+                    // The authorize may have reached the provider with its answer lost.
+                    Some(voided) => self.check_provider(&voided, reason, cause).await,
                     // Authorized (or failed) meanwhile: void what it became.
                     None => Box::pin(self.void(order_id, reason, cause)).await,
                 }
             }
             PaymentStatus::Authorized => {
                 let provider_ref = payment.provider_ref.clone().unwrap_or_default();
-                self.provider.cancel(&provider_ref, &payment.key("void")).await.map_err(provider_error)?;
+                let mut transition = Transition::new(PaymentStatus::Voided, "voided", payment.amount.amount);
+                transition.detail = reason.to_owned();
+                match self.provider.cancel(&provider_ref, &payment.key("void")).await {
+                    Ok(()) => {}
+                    Err(unavailable @ ProviderError::Unavailable(_)) => {
+                        return Err(PaymentError::Unavailable(unavailable));
+                    }
+                    Err(refused) => match self.provider.retrieve(&provider_ref).await.map_err(provider_error)? {
+                        // Captured by a capture whose answer we lost: give the money back.
+                        IntentState::Captured => {
+                            let captured = self.captured_at_provider(&payment, &[PaymentStatus::Authorized]).await?;
+                            return Box::pin(self.void(&captured.order_id, reason, cause)).await;
+                        }
+                        IntentState::Authorized => return Err(provider_error(refused)),
+                        // Cancelled (or never held): nothing to release.
+                        state => transition.detail = format!("{reason} ({state:?} at the provider)"),
+                    },
+                }
                 let event = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause);
                 let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
-                self.current(&payment, moved).await
+                match moved {
+                    Some(voided) => Ok(voided),
+                    None => Box::pin(self.void(order_id, reason, cause)).await,
+                }
             }
             PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
                 let key = format!("{}-void", payment.id);
@@ -298,8 +427,78 @@ impl Payments {
                 }
             }
             PaymentStatus::Voided if payment.provider_ref.is_some() => self.cancel_stray_hold(&payment).await,
-            PaymentStatus::Failed | PaymentStatus::Voided => Ok(payment),
+            PaymentStatus::Voided => self.check_provider(&payment, reason, cause).await,
+            PaymentStatus::Failed => Ok(payment),
         }
+    }
+
+    /// Records as captured a payment the provider captured although our call seemed to fail.
+    async fn captured_at_provider(&self, payment: &Payment, from: &[PaymentStatus]) -> Result<Payment, PaymentError> {
+        let mut transition = Transition::new(PaymentStatus::Captured, CAPTURED_AT_PROVIDER, payment.amount.amount);
+        transition.captured = payment.amount.amount;
+        let moved = self.move_to(payment, from, transition, &[]).await?;
+        self.current(payment, moved).await
+    }
+
+    /// After a payment was voided before the provider answered its authorization (the answer
+    /// lost, the step timed out): asks the provider whether it holds a payment for the order, and
+    /// releases what it finds, so no hold stays open on the shopper's card. Done once per
+    /// payment; a provider outage is retried with the command.
+    async fn check_provider(
+        &self,
+        payment: &Payment,
+        reason: &str,
+        cause: Option<&Event>,
+    ) -> Result<Payment, PaymentError> {
+        let log = self.store.log(&payment.id).await?;
+        let voided = log.iter().rposition(|e| e.kind == VOIDED_UNANSWERED);
+        let checked = log.iter().rposition(|e| e.kind == PROVIDER_CHECKED);
+        if voided.is_none() || checked > voided {
+            return Ok(payment.clone());
+        }
+        let found = self.provider.find(&payment.order_id).await.map_err(provider_error)?;
+        match found {
+            Some(intent) if intent.state == IntentState::Authorized => {
+                let mut transition = Transition::new(PaymentStatus::Voided, HOLD_TO_CANCEL, 0);
+                transition.provider_ref = Some(intent.provider_ref);
+                match self.move_to(payment, &[PaymentStatus::Voided], transition, &[]).await? {
+                    Some(held) => {
+                        let released = self.cancel_stray_hold(&held).await?;
+                        self.mark_checked(&released, "a hold found and released").await
+                    }
+                    None => Box::pin(self.void(&payment.order_id, reason, cause)).await,
+                }
+            }
+            Some(intent) if intent.state == IntentState::Captured => {
+                // Charged although we gave up on it: record the charge, then refund it in full.
+                let mut transition =
+                    Transition::new(PaymentStatus::Captured, CAPTURED_AT_PROVIDER, payment.amount.amount);
+                transition.captured = payment.amount.amount;
+                transition.provider_ref = Some(intent.provider_ref);
+                match self.move_to(payment, &[PaymentStatus::Voided], transition, &[]).await? {
+                    Some(captured) => {
+                        let captured = self.mark_checked(&captured, "a capture found; refunding it").await?;
+                        Box::pin(self.void(&captured.order_id, reason, cause)).await
+                    }
+                    None => Box::pin(self.void(&payment.order_id, reason, cause)).await,
+                }
+            }
+            other => {
+                let detail = match other {
+                    Some(intent) => format!("{} is {:?}: nothing held", intent.provider_ref, intent.state),
+                    None => "nothing held".to_owned(),
+                };
+                self.mark_checked(payment, &detail).await
+            }
+        }
+    }
+
+    /// Logs that the provider was asked after a void (so it is not asked again).
+    async fn mark_checked(&self, payment: &Payment, detail: &str) -> Result<Payment, PaymentError> {
+        let mut transition = Transition::new(payment.status, PROVIDER_CHECKED, 0);
+        transition.detail = detail.to_owned();
+        let moved = self.move_to(payment, &[payment.status], transition, &[]).await?;
+        self.current(payment, moved).await
     }
 
     /// Asks the provider again for every refund still pending since before `before` (its answer

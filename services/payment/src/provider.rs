@@ -34,6 +34,28 @@ pub struct Authorization {
     pub provider_ref: String,
 }
 
+/// Where a payment stands at the provider, as it says when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntentState {
+    /// Authorized and not captured: the amount is held on the card.
+    Authorized,
+    /// Captured: the amount is charged.
+    Captured,
+    /// Cancelled: nothing is held or charged.
+    Cancelled,
+    /// Anything else (declined, waiting for the shopper, processing): nothing is held.
+    Other(String),
+}
+
+/// A payment the provider holds for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// The provider's reference (a PaymentIntent id).
+    pub provider_ref: String,
+    /// Where it stands.
+    pub state: IntentState,
+}
+
 /// A payment provider.
 #[async_trait]
 pub trait PaymentProvider: Send + Sync {
@@ -57,4 +79,12 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Refunds `amount` of a capture; the provider's refund id.
     async fn refund(&self, provider_ref: &str, amount: &Money, idempotency_key: &str) -> Result<String, ProviderError>;
+
+    /// Where the payment `provider_ref` stands at the provider: asked when one of our calls was
+    /// refused or its answer lost, so we record what the provider did rather than guess.
+    async fn retrieve(&self, provider_ref: &str) -> Result<IntentState, ProviderError>;
+
+    /// The payment the provider holds for `order_id` (made by an authorize whose answer we never
+    /// got), if any: asked before a payment with no reference is given up.
+    async fn find(&self, order_id: &str) -> Result<Option<Intent>, ProviderError>;
 }

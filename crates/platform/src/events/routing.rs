@@ -35,6 +35,7 @@ pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             "payment.authorized.v1",
             "payment.failed.v1",
             "payment.captured.v1",
+            "payment.capture_failed.v1",
             "payment.voided.v1",
             "payment.refunded.v1",
         ],

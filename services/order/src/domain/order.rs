@@ -124,9 +124,42 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The history reason that marks a confirmed order's payment captured (its stock may still be
+/// being committed).
+pub const PAYMENT_CAPTURED: &str = "payment_captured";
+
+/// The history reason that marks a confirmed order's stock committed (its payment may still be
+/// being captured).
+pub const STOCK_COMMITTED: &str = "stock_committed";
+
+/// The history reason of an order with nothing to pay: paid without a payment authorization.
+pub const NOTHING_TO_PAY: &str = "nothing_to_pay";
+
+impl Order {
+    fn marked(&self, reasons: &[&str]) -> bool {
+        self.history.iter().any(|entry| entry.reason.as_deref().is_some_and(|r| reasons.contains(&r)))
+    }
+
+    /// Whether there is money to take: an order whose total is zero completes without a payment.
+    pub fn needs_payment(&self) -> bool {
+        self.total.amount > 0
+    }
+
+    /// Whether its payment is captured (or there was none to take).
+    pub fn is_captured(&self) -> bool {
+        !self.needs_payment() || self.marked(&[PAYMENT_CAPTURED, NOTHING_TO_PAY])
+    }
+
+    /// Whether its stock is committed.
+    pub fn is_committed(&self) -> bool {
+        self.marked(&[STOCK_COMMITTED])
+    }
+}
+
 /// How long each waiting step of the saga may take before it is compensated (or, once the
 /// money is authorized, asked again): `base` for the stock reservation, twice that for the
-/// payment, four times for the capture.
+/// payment, four times for the commit and the capture. The stock reservation holds for
+/// [`MAX_STEPS_BEFORE_COMMIT`] of them and more, so a commit asked for again finds it held.
 pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chrono::Duration> {
     match status {
         OrderStatus::Pending => Some(base),
@@ -135,6 +168,10 @@ pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chron
         _ => None,
     }
 }
+
+/// Step timeouts that pass, at most, from placing an order until its commit has been asked for
+/// twice (reserve, authorize, and one confirmed step): a reservation must outlast them.
+pub const MAX_STEPS_BEFORE_COMMIT: i32 = 1 + 2 + 4;
 
 /// A new order id: `ord_` and a UUIDv7 in hex, so ids sort by the time they were made.
 pub fn new_order_id() -> String {

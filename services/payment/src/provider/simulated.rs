@@ -1,18 +1,29 @@
 //! The simulated provider: the embedded mode's default and the test workhorse. It honours Stripe's
 //! test payment methods (`pm_card_visa` and the other `pm_card_<brand>` succeed;
 //! `pm_card_chargeDeclined…` decline with Stripe's codes), answers an idempotency key with the same
-//! result every time (its references are derived from the key), and can be slowed down or made to
-//! fail for fault tests.
+//! result every time (its references are derived from the key), keeps the state of the payments it
+//! holds (so a cancel of a captured payment is refused as Stripe refuses it, and it can be asked
+//! what it did), and can be slowed down or made to fail for fault tests: before a call takes
+//! effect, after it took effect (the answer lost), or by refusing captures as an authorization that
+//! lapsed.
+//!
+//! Its memory is the process's: after a restart a well-formed reference it no longer knows is taken
+//! for an authorization made before, so orders placed before a restart still complete.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use platform::money::Money;
 use sha2::{Digest, Sha256};
 
-use super::{Authorization, PaymentProvider, ProviderError};
+use super::{Authorization, Intent, IntentState, PaymentProvider, ProviderError};
 use crate::domain::payment::Failure;
+
+/// Payments the simulated provider remembers; the oldest are forgotten past it.
+const REMEMBERED: usize = 200_000;
 
 /// Brands Stripe's `pm_card_<brand>` test methods name, all of which succeed.
 const SUCCEEDING: &[&str] = &[
@@ -51,10 +62,48 @@ pub struct SimulatedProvider {
     latency: Duration,
     /// Calls out of 1,000,000 that fail as if the provider were down.
     failure_ppm: u32,
-    /// Calls still to fail, whatever the rate (set by tests).
+    /// Calls still to fail before they take effect, whatever the rate (set by tests).
     fail_next: AtomicU32,
+    /// Calls still to take effect and then fail as if the answer was lost (set by tests).
+    lose_answers: AtomicU32,
+    /// Whether captures are refused as for a lapsed authorization (set by tests).
+    refuse_captures: AtomicBool,
     /// Calls made, for tests.
     calls: AtomicU64,
+    /// The payments it holds.
+    intents: Mutex<Intents>,
+}
+
+/// The payments the simulated provider holds, by reference, and the reference of each order's.
+#[derive(Debug, Default)]
+struct Intents {
+    states: HashMap<String, IntentState>,
+    by_order: HashMap<String, String>,
+    made: VecDeque<(String, String)>,
+}
+
+impl Intents {
+    fn state(&self, provider_ref: &str) -> IntentState {
+        // A reference it made but no longer knows (a restart): an authorization from before.
+        self.states.get(provider_ref).cloned().unwrap_or(IntentState::Authorized)
+    }
+
+    fn insert(&mut self, provider_ref: &str, order_id: &str) {
+        if self.states.contains_key(provider_ref) {
+            return;
+        }
+        if self.made.len() >= REMEMBERED
+            && let Some((old_ref, old_order)) = self.made.pop_front()
+        {
+            self.states.remove(&old_ref);
+            if self.by_order.get(&old_order) == Some(&old_ref) {
+                self.by_order.remove(&old_order);
+            }
+        }
+        self.states.insert(provider_ref.to_owned(), IntentState::Authorized);
+        self.by_order.insert(order_id.to_owned(), provider_ref.to_owned());
+        self.made.push_back((provider_ref.to_owned(), order_id.to_owned()));
+    }
 }
 
 impl SimulatedProvider {
@@ -64,14 +113,41 @@ impl SimulatedProvider {
         Self { latency, failure_ppm: (failure_rate.clamp(0.0, 1.0) * 1e6) as u32, ..Self::default() }
     }
 
-    /// Makes the next `calls` calls fail as if the provider were down.
+    /// Makes the next `calls` calls fail as if the provider were down, before they take effect.
     pub fn fail_next(&self, calls: u32) {
         self.fail_next.store(calls, Ordering::SeqCst);
+    }
+
+    /// Makes the next `calls` calls take effect and then fail as if their answer was lost (a
+    /// timeout after the provider acted).
+    pub fn lose_next_answers(&self, calls: u32) {
+        self.lose_answers.store(calls, Ordering::SeqCst);
+    }
+
+    /// Refuses every capture from now on as a lapsed authorization (the provider cancels it), or
+    /// stops refusing.
+    pub fn refuse_captures(&self, refuse: bool) {
+        self.refuse_captures.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Where the payment `provider_ref` stands, for tests.
+    pub fn state_of(&self, provider_ref: &str) -> IntentState {
+        self.intents().state(provider_ref)
+    }
+
+    /// Where the payment made for `order_id` stands, if one was made, for tests.
+    pub fn state_for_order(&self, order_id: &str) -> Option<IntentState> {
+        let intents = self.intents();
+        intents.by_order.get(order_id).map(|provider_ref| intents.state(provider_ref))
     }
 
     /// Calls made so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    fn intents(&self) -> std::sync::MutexGuard<'_, Intents> {
+        self.intents.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn call(&self) -> Result<(), ProviderError> {
@@ -85,6 +161,15 @@ impl SimulatedProvider {
             return Err(ProviderError::Unavailable("the simulated provider is failing on purpose".into()));
         }
         Ok(())
+    }
+
+    /// `outcome` as the caller sees it: lost (after taking effect) when told to lose answers.
+    fn answer<T>(&self, outcome: Result<T, ProviderError>) -> Result<T, ProviderError> {
+        let lost = self.lose_answers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if lost {
+            return Err(ProviderError::Unavailable("the simulated provider's answer was lost on purpose".into()));
+        }
+        outcome
     }
 }
 
@@ -128,6 +213,18 @@ pub fn outcome(payment_method: &str) -> Result<(), Failure> {
     }
 }
 
+fn status_refusal(provider_ref: &str, state: &IntentState, action: &str) -> ProviderError {
+    let status = match state {
+        IntentState::Authorized => "requires_capture",
+        IntentState::Captured => "succeeded",
+        IntentState::Cancelled => "canceled",
+        IntentState::Other(other) => other.as_str(),
+    };
+    ProviderError::Invalid(format!(
+        "You cannot {action} this PaymentIntent ({provider_ref}) because it has a status of {status}."
+    ))
+}
+
 #[async_trait]
 impl PaymentProvider for SimulatedProvider {
     fn name(&self) -> &'static str {
@@ -138,25 +235,56 @@ impl PaymentProvider for SimulatedProvider {
         &self,
         amount: &Money,
         payment_method: &str,
-        _order_id: &str,
+        order_id: &str,
         idempotency_key: &str,
     ) -> Result<Authorization, ProviderError> {
         self.call().await?;
         if amount.amount <= 0 {
-            return Err(ProviderError::Invalid("amount must be positive".into()));
+            return self.answer(Err(ProviderError::Invalid("amount must be positive".into())));
         }
-        outcome(payment_method).map_err(ProviderError::Refused)?;
-        Ok(Authorization { provider_ref: reference("pi", idempotency_key) })
+        if let Err(failure) = outcome(payment_method) {
+            return self.answer(Err(ProviderError::Refused(failure)));
+        }
+        let provider_ref = reference("pi", idempotency_key);
+        self.intents().insert(&provider_ref, order_id);
+        self.answer(Ok(Authorization { provider_ref }))
     }
 
     async fn capture(&self, provider_ref: &str, _amount: &Money, _idempotency_key: &str) -> Result<(), ProviderError> {
         self.call().await?;
-        invalid_ref(provider_ref)
+        invalid_ref(provider_ref)?;
+        let outcome = {
+            let mut intents = self.intents();
+            match intents.state(provider_ref) {
+                IntentState::Authorized if self.refuse_captures.load(Ordering::SeqCst) => {
+                    // Stripe cancels an authorization that lapsed uncaptured.
+                    intents.states.insert(provider_ref.to_owned(), IntentState::Cancelled);
+                    Err(status_refusal(provider_ref, &IntentState::Cancelled, "capture"))
+                }
+                IntentState::Authorized | IntentState::Captured => {
+                    intents.states.insert(provider_ref.to_owned(), IntentState::Captured);
+                    Ok(())
+                }
+                other => Err(status_refusal(provider_ref, &other, "capture")),
+            }
+        };
+        self.answer(outcome)
     }
 
     async fn cancel(&self, provider_ref: &str, _idempotency_key: &str) -> Result<(), ProviderError> {
         self.call().await?;
-        invalid_ref(provider_ref)
+        invalid_ref(provider_ref)?;
+        let outcome = {
+            let mut intents = self.intents();
+            match intents.state(provider_ref) {
+                IntentState::Authorized | IntentState::Cancelled => {
+                    intents.states.insert(provider_ref.to_owned(), IntentState::Cancelled);
+                    Ok(())
+                }
+                other => Err(status_refusal(provider_ref, &other, "cancel")),
+            }
+        };
+        self.answer(outcome)
     }
 
     async fn refund(
@@ -167,7 +295,32 @@ impl PaymentProvider for SimulatedProvider {
     ) -> Result<String, ProviderError> {
         self.call().await?;
         invalid_ref(provider_ref)?;
-        Ok(reference("re", idempotency_key))
+        let outcome = match self.intents().states.get(provider_ref) {
+            Some(state @ (IntentState::Cancelled | IntentState::Other(_))) => {
+                Err(status_refusal(provider_ref, state, "refund"))
+            }
+            _ => Ok(reference("re", idempotency_key)),
+        };
+        self.answer(outcome)
+    }
+
+    async fn retrieve(&self, provider_ref: &str) -> Result<IntentState, ProviderError> {
+        self.call().await?;
+        invalid_ref(provider_ref)?;
+        let state = self.intents().state(provider_ref);
+        self.answer(Ok(state))
+    }
+
+    async fn find(&self, order_id: &str) -> Result<Option<Intent>, ProviderError> {
+        self.call().await?;
+        let found = {
+            let intents = self.intents();
+            intents
+                .by_order
+                .get(order_id)
+                .map(|provider_ref| Intent { provider_ref: provider_ref.clone(), state: intents.state(provider_ref) })
+        };
+        self.answer(Ok(found))
     }
 }
 
@@ -197,6 +350,36 @@ mod tests {
         let refund = provider.refund(&first.provider_ref, &usd, "r1").await.unwrap();
         assert!(refund.starts_with("re_sim_"));
         assert!(matches!(provider.capture("pi_real", &usd, "c").await, Err(ProviderError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn it_keeps_each_payments_state_and_refuses_as_stripe_does() {
+        let provider = SimulatedProvider::default();
+        let usd = Money::new(500, "USD");
+        let held = provider.authorize(&usd, "pm_card_visa", "o1", "k1").await.unwrap().provider_ref;
+        assert_eq!(
+            provider.find("o1").await.unwrap(),
+            Some(Intent { provider_ref: held.clone(), state: IntentState::Authorized })
+        );
+        assert_eq!(provider.find("o2").await.unwrap(), None);
+        provider.capture(&held, &usd, "c1").await.unwrap();
+        assert_eq!(provider.retrieve(&held).await.unwrap(), IntentState::Captured);
+        let refused = provider.cancel(&held, "v1").await;
+        assert!(matches!(&refused, Err(ProviderError::Invalid(m)) if m.contains("succeeded")), "{refused:?}");
+
+        // An answer lost after the provider acted: the payment is captured all the same.
+        let other = provider.authorize(&usd, "pm_card_visa", "o3", "k3").await.unwrap().provider_ref;
+        provider.lose_next_answers(1);
+        assert!(matches!(provider.capture(&other, &usd, "c3").await, Err(ProviderError::Unavailable(_))));
+        assert_eq!(provider.state_of(&other), IntentState::Captured);
+
+        // A lapsed authorization: the capture is refused and the payment cancelled.
+        let lapsed = provider.authorize(&usd, "pm_card_visa", "o4", "k4").await.unwrap().provider_ref;
+        provider.refuse_captures(true);
+        assert!(matches!(provider.capture(&lapsed, &usd, "c4").await, Err(ProviderError::Invalid(_))));
+        assert_eq!(provider.retrieve(&lapsed).await.unwrap(), IntentState::Cancelled);
+        // A reference from before a restart is taken for an authorization.
+        assert_eq!(SimulatedProvider::default().retrieve(&held).await.unwrap(), IntentState::Authorized);
     }
 
     #[tokio::test]

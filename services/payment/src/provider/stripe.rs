@@ -7,7 +7,10 @@
 //!   `requires_payment_method`) is a decline with Stripe's `code` and `decline_code`;
 //! - capture: `POST /v1/payment_intents/{id}/capture` (`amount_to_capture`);
 //! - cancel: `POST /v1/payment_intents/{id}/cancel`;
-//! - refund: `POST /v1/refunds` (`payment_intent`, `amount`).
+//! - refund: `POST /v1/refunds` (`payment_intent`, `amount`);
+//! - retrieve: `GET /v1/payment_intents/{id}`, when a call was refused or its answer lost;
+//! - find: `GET /v1/payment_intents/search` by `metadata['order_id']`, for an authorize whose
+//!   answer never came (Stripe's search index trails writes by seconds, up to a minute).
 //!
 //! A timeout, a connection failure, a 409 (the same key in flight), a 429 or a 5xx is retried a
 //! few times with the same idempotency key (Stripe answers a repeated key with the first result,
@@ -23,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Authorization, PaymentProvider, ProviderError};
+use super::{Authorization, Intent, IntentState, PaymentProvider, ProviderError};
 use crate::domain::payment::Failure;
 
 /// The API version the adapter speaks.
@@ -134,15 +137,34 @@ impl StripeProvider {
             }
             encoder.finish()
         };
+        self.call(path, url, Some((body, idempotency_key))).await
+    }
+
+    /// GETs `path` with `query`, retrying passing failures; the JSON answer.
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, CallError> {
+        let mut url = self.base.join(path).map_err(|e| CallError::Other(e.to_string()))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.call(path, url, None).await
+    }
+
+    /// Sends a request (a POST when `post` gives its body and key), retrying passing failures.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        url: Url,
+        post: Option<(String, &str)>,
+    ) -> Result<T, CallError> {
         let mut last = None;
         for attempt in 0..TRIES {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
             }
-            match self.post_once(url.clone(), body.clone(), idempotency_key).await {
+            match self.send_once(url.clone(), post.as_ref().map(|(body, key)| (body.clone(), *key))).await {
                 Err(CallError::Transient(error)) => {
                     tracing::warn!(stripe.path = path, attempt = attempt + 1, error = %error,
-                        "stripe call failed; retrying with the same idempotency key");
+                        "stripe call failed; retrying (a POST with the same idempotency key)");
                     last = Some(error);
                 }
                 outcome => return outcome,
@@ -151,20 +173,23 @@ impl StripeProvider {
         Err(CallError::Transient(last.unwrap_or_else(|| "no attempt made".into())))
     }
 
-    async fn post_once<T: serde::de::DeserializeOwned>(
+    async fn send_once<T: serde::de::DeserializeOwned>(
         &self,
         url: Url,
-        body: String,
-        idempotency_key: &str,
+        post: Option<(String, &str)>,
     ) -> Result<T, CallError> {
-        let response = self
-            .client
-            .post(url)
+        let request = match post {
+            Some((body, idempotency_key)) => self
+                .client
+                .post(url)
+                .header("Idempotency-Key", idempotency_key)
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body),
+            None => self.client.get(url),
+        };
+        let response = request
             .bearer_auth(self.secret_key.expose_secret())
             .header("Stripe-Version", API_VERSION)
-            .header("Idempotency-Key", idempotency_key)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
             .send()
             .await
             .map_err(|e| CallError::Transient(Box::new(e)))?;
@@ -206,6 +231,22 @@ fn provider_error(error: CallError) -> ProviderError {
         CallError::Other(message) => ProviderError::Invalid(message),
         CallError::Unreadable(message) => ProviderError::Unavailable(message.into()),
     }
+}
+
+/// Where a PaymentIntent of `status` stands.
+fn intent_state(status: &str) -> IntentState {
+    match status {
+        "requires_capture" => IntentState::Authorized,
+        "succeeded" => IntentState::Captured,
+        "canceled" => IntentState::Cancelled,
+        other => IntentState::Other(other.to_owned()),
+    }
+}
+
+/// A page of search results.
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    data: Vec<PaymentIntent>,
 }
 
 #[async_trait]
@@ -284,5 +325,35 @@ impl PaymentProvider for StripeProvider {
             // `requires_action` and anything newer: not settled either way; ask again later.
             other => Err(ProviderError::Unavailable(format!("the refund is {other}").into())),
         }
+    }
+
+    async fn retrieve(&self, provider_ref: &str) -> Result<IntentState, ProviderError> {
+        let path = format!("/v1/payment_intents/{provider_ref}");
+        let intent: PaymentIntent = self.get(&path, &[]).await.map_err(provider_error)?;
+        Ok(intent_state(&intent.status))
+    }
+
+    async fn find(&self, order_id: &str) -> Result<Option<Intent>, ProviderError> {
+        // Our order ids are `ord_` and hex, so they need no escaping in a search query.
+        if !order_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(ProviderError::Invalid(format!("an order id Stripe cannot be searched by: {order_id:?}")));
+        }
+        let query = format!("metadata['order_id']:'{order_id}'");
+        let found: SearchResult = self
+            .get("/v1/payment_intents/search", &[("query", query.as_str()), ("limit", "10")])
+            .await
+            .map_err(provider_error)?;
+        // One authorize per order; were there more, the one still holding money matters most.
+        let mut intents: Vec<Intent> = found
+            .data
+            .into_iter()
+            .map(|intent| Intent { state: intent_state(&intent.status), provider_ref: intent.id })
+            .collect();
+        intents.sort_by_key(|intent| match intent.state {
+            IntentState::Captured => 0,
+            IntentState::Authorized => 1,
+            _ => 2,
+        });
+        Ok(intents.into_iter().next())
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use platform::contracts::payment::{Authorize, Capture, Failed, PaymentEvent, RefundCommand, Void};
+use platform::contracts::payment::{Authorize, Capture, CaptureFailed, Failed, PaymentEvent, RefundCommand, Void};
 use platform::events::{Event, EventHandler, HandlerError};
 use platform::money::Money;
 use shop_payment::consumers::Commands;
@@ -82,12 +82,15 @@ async fn an_authorized_payment_is_captured_once_however_often_the_commands_come(
     assert!(w.events().await.is_empty());
 
     w.commands.handle(&capture("o1")).await.unwrap();
+    let calls = w.provider.calls();
     w.commands.handle(&capture("o1")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls, "captured once");
     let captured = w.stores.store.by_order("o1").await.unwrap().unwrap();
     assert_eq!((captured.status, captured.captured), (PaymentStatus::Captured, 2500));
-    assert_eq!(kinds(&w.events().await), [PaymentEvent::CAPTURED]);
+    // Asked again, it answers again: the saga that re-sent the capture moves on.
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::CAPTURED, PaymentEvent::CAPTURED]);
     let log: Vec<String> = w.stores.store.log(&captured.id).await.unwrap().into_iter().map(|e| e.kind).collect();
-    assert_eq!(log, ["created", "authorized", "captured"]);
+    assert_eq!(log, ["created", "authorized", "captured", "capture_confirmed"]);
 }
 
 #[tokio::test]
@@ -170,8 +173,15 @@ async fn a_void_cancels_an_authorization_refunds_a_capture_and_outruns_a_late_au
     assert_eq!(w.status("o3").await, PaymentStatus::Voided);
     assert!(w.events().await.is_empty());
 
-    // A capture of a voided payment can never apply: dead-lettered, not retried.
-    assert!(matches!(w.commands.handle(&capture("o1")).await, Err(HandlerError::Reject(_))));
+    // A capture of a voided payment can never apply: answered with a failure the saga acts on.
+    let calls = w.provider.calls();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls);
+    let events = w.events().await;
+    assert_eq!(kinds(&events), [CaptureFailed::KIND]);
+    let failed: CaptureFailed = events[0].data_as().unwrap();
+    assert_eq!((failed.order_id.as_str(), failed.reason.as_str()), ("o1", "voided"));
+    assert_eq!(w.status("o1").await, PaymentStatus::Voided);
 }
 
 #[tokio::test]
@@ -301,4 +311,44 @@ async fn a_hold_placed_after_its_payment_was_voided_is_released_on_redelivery() 
     let log: Vec<String> = w.stores.store.log(&payment.id).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(log, ["created", "voided", "authorization_to_cancel", "authorization_cancelled"]);
     assert_eq!(w.status("o1").await, PaymentStatus::Voided);
+}
+
+#[tokio::test]
+async fn when_an_answer_was_lost_the_provider_is_asked_what_it_did() {
+    let w = world();
+    // A capture made at the provider with its answer lost; then a void: refunded, not refused.
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.provider.lose_next_answers(1);
+    assert!(matches!(w.commands.handle(&capture("o1")).await, Err(HandlerError::Retry(_))));
+    assert_eq!(w.status("o1").await, PaymentStatus::Authorized);
+    w.commands.handle(&void("o1")).await.unwrap();
+    let refunded = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((refunded.status, refunded.captured, refunded.refunded), (PaymentStatus::Refunded, 2500, 2500));
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::AUTHORIZED, PaymentEvent::REFUNDED]);
+    // The capture retried now is refused: the money went back.
+    w.commands.handle(&capture("o1")).await.unwrap();
+    assert_eq!(kinds(&w.events().await), [CaptureFailed::KIND]);
+
+    // An authorization placed with every answer lost; the void finds the hold and releases it.
+    w.provider.lose_next_answers(1);
+    assert!(matches!(w.commands.handle(&authorize("o2", "pm_card_visa")).await, Err(HandlerError::Retry(_))));
+    assert_eq!(w.status("o2").await, PaymentStatus::Pending);
+    w.provider.fail_next(1);
+    assert!(matches!(w.commands.handle(&void("o2")).await, Err(HandlerError::Retry(_))), "asked again later");
+    w.commands.handle(&void("o2")).await.unwrap();
+    assert_eq!(w.provider.state_for_order("o2"), Some(shop_payment::provider::IntentState::Cancelled));
+    let calls = w.provider.calls();
+    w.commands.handle(&void("o2")).await.unwrap();
+    w.commands.handle(&authorize("o2", "pm_card_visa")).await.unwrap();
+    assert_eq!(w.provider.calls(), calls, "the provider is asked once");
+    assert_eq!(w.status("o2").await, PaymentStatus::Voided);
+
+    // A capture the provider refuses for good (a lapsed authorization): a failure the saga acts on.
+    w.commands.handle(&authorize("o3", "pm_card_visa")).await.unwrap();
+    w.events().await;
+    w.provider.refuse_captures(true);
+    w.commands.handle(&capture("o3")).await.unwrap();
+    let events = w.events().await;
+    assert_eq!(kinds(&events), [CaptureFailed::KIND]);
+    assert_eq!(w.status("o3").await, PaymentStatus::Voided, "nothing is held any more");
 }

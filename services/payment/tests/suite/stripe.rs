@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,7 @@ use platform::money::Money;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shop_payment::provider::stripe::{API_VERSION, StripeProvider};
-use shop_payment::provider::{PaymentProvider, ProviderError};
+use shop_payment::provider::{Intent, IntentState, PaymentProvider, ProviderError};
 
 const SECRET: &str = "sk_test_stub_0123456789";
 
@@ -40,6 +41,8 @@ struct Stub {
     slow: usize,
     /// Requests still to fail with a 500 (before doing any work).
     failing: usize,
+    /// POSTs still to answer too late, first tries and repeats alike (their work done once).
+    stalled: usize,
 }
 
 type Shared = Arc<Mutex<Stub>>;
@@ -190,11 +193,55 @@ async fn handle(State(stub): State<Shared>, Path(rest): Path<String>, headers: H
             (status, body, slow)
         }
     };
-    if slow {
+    let stalled = {
+        let mut stub = stub.lock().unwrap();
+        let stalled = stub.stalled > 0;
+        stub.stalled = stub.stalled.saturating_sub(1);
+        stalled
+    };
+    if slow || stalled {
         // The work is done, but the answer comes too late for the client.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+/// `GET /v1/payment_intents/{id}` and `GET /v1/payment_intents/search?query=metadata['order_id']:'…'`.
+async fn read(
+    State(stub): State<Shared>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {SECRET}"));
+    assert!(authorized, "every request carries the secret key");
+    assert!(headers.get("idempotency-key").is_none(), "a GET carries no idempotency key");
+    let stub = stub.lock().unwrap();
+    if rest == "payment_intents/search" {
+        let wanted = query.get("query").expect("a search query");
+        let order = wanted
+            .strip_prefix("metadata['order_id']:'")
+            .and_then(|q| q.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("a query Stripe's search syntax takes: {wanted}"));
+        let data: Vec<Value> =
+            stub.intents.values().filter(|intent| intent["metadata"]["order_id"] == order).cloned().collect();
+        let page = json!({"object": "search_result", "data": data, "has_more": false, "next_page": null});
+        return axum::Json(page).into_response();
+    }
+    let id = rest.trim_start_matches("payment_intents/");
+    match stub.intents.get(id) {
+        Some(intent) => axum::Json(intent.clone()).into_response(),
+        None => {
+            let (status, body) = stripe_error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "resource_missing",
+                None,
+                "No such payment_intent",
+            );
+            (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+        }
+    }
 }
 
 async fn stub() -> (Shared, StripeProvider) {
@@ -205,7 +252,7 @@ async fn stub() -> (Shared, StripeProvider) {
 async fn stub_at() -> (Shared, StripeProvider, url::Url) {
     platform::install_crypto_provider();
     let shared: Shared = Arc::default();
-    let app = Router::new().route("/v1/{*rest}", post(handle)).with_state(shared.clone());
+    let app = Router::new().route("/v1/{*rest}", post(handle).get(read)).with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -263,6 +310,31 @@ async fn a_payment_intent_is_authorized_captured_and_refunded_with_the_documente
         stripe.capture(&intent.provider_ref, &usd(100), "pay_2-capture").await,
         Err(ProviderError::Invalid(_))
     ));
+}
+
+#[tokio::test]
+async fn stripe_is_asked_what_it_did_when_an_answer_was_lost() {
+    let (stub, stripe) = stub().await;
+    // An authorization whose answer never came back: found by the order id in its metadata.
+    stub.lock().unwrap().stalled = 3;
+    let lost = stripe.authorize(&usd(700), "pm_card_visa", "ord_lost", "pay_5-authorize").await;
+    assert!(matches!(lost, Err(ProviderError::Unavailable(_))), "{lost:?}");
+    let found = stripe.find("ord_lost").await.unwrap();
+    assert_eq!(found, Some(Intent { provider_ref: "pi_stub_1".into(), state: IntentState::Authorized }));
+    assert_eq!(stripe.find("ord_never").await.unwrap(), None);
+
+    // A capture made although its answer was lost: a cancel is refused, and retrieving tells why.
+    stub.lock().unwrap().stalled = 3;
+    let capture = stripe.capture("pi_stub_1", &usd(700), "pay_5-capture").await;
+    assert!(matches!(capture, Err(ProviderError::Unavailable(_))), "{capture:?}");
+    let cancel = stripe.cancel("pi_stub_1", "pay_5-void").await;
+    assert!(matches!(cancel, Err(ProviderError::Invalid(_))), "{cancel:?}");
+    assert_eq!(stripe.retrieve("pi_stub_1").await.unwrap(), IntentState::Captured);
+    let other = stripe.authorize(&usd(100), "pm_card_visa", "ord_2", "pay_6-authorize").await.unwrap();
+    stripe.cancel(&other.provider_ref, "pay_6-void").await.unwrap();
+    assert_eq!(stripe.retrieve(&other.provider_ref).await.unwrap(), IntentState::Cancelled);
+    assert!(matches!(stripe.retrieve("pi_nope").await, Err(ProviderError::Invalid(_))));
+    assert!(matches!(stripe.find("ord' OR 'x").await, Err(ProviderError::Invalid(_))));
 }
 
 #[tokio::test]
