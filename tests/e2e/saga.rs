@@ -29,7 +29,7 @@ use shop_inventory::domain::ReservationStatus;
 use shop_inventory::store::InventoryStore;
 use shop_order::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, new_order_id, stamp, step_timeout};
 use shop_order::saga::{self, Saga};
-use shop_order::store::{Advance, OrderStore, Placed};
+use shop_order::store::{OrderStore, Placed};
 use shop_payment::domain::payment::PaymentStatus;
 use shop_payment::payments::Payments;
 use shop_payment::provider::IntentState;
@@ -255,7 +255,7 @@ impl World {
         if !order.status.is_cancellable() {
             return false;
         }
-        let advance = Advance { steps: vec![(OrderStatus::Cancelled, Some("cancelled".into()))], ..Advance::default() };
+        let advance = saga::compensating(OrderStatus::Cancelled, "cancelled", self.step);
         let events = saga::cancellation(&order, "cancelled", None);
         self.orders.advance(order_id, &[order.status], &advance, &events).await.unwrap().is_some()
     }
@@ -351,8 +351,7 @@ impl World {
             self.settle().await;
             let mut waiting = false;
             for id in ids {
-                waiting |=
-                    !self.order(id).await.status.is_terminal() && self.order(id).await.status != OrderStatus::Shipped;
+                waiting |= self.order(id).await.deadline.is_some();
             }
             if !waiting {
                 return;
@@ -361,7 +360,7 @@ impl World {
         }
         for id in ids {
             let order = self.order(id).await;
-            assert!(order.status.is_terminal() || order.status == OrderStatus::Shipped, "{id} is stuck: {order:?}");
+            assert!(order.deadline.is_none(), "{id} is stuck: {order:?}");
         }
     }
 
@@ -396,6 +395,7 @@ impl World {
                     }
                 }
                 OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::PaymentFailed => {
+                    assert!(order.is_compensated(), "{what}: every compensation answered");
                     if let Some(payment) = &payment {
                         assert_eq!(payment.refundable(), 0, "{what}");
                         assert_eq!(payment.captured, payment.refunded, "{what}");
@@ -481,7 +481,7 @@ async fn a_commit_that_fails_until_the_hold_lapses_cancels_the_order_and_refunds
     w.until_final(std::slice::from_ref(&id), 5).await;
     let order = w.order(&id).await;
     assert_eq!(order.status, OrderStatus::Cancelled, "{order:?}");
-    assert_eq!(order.history.last().unwrap().reason.as_deref(), Some("reservation_lapsed"));
+    assert_eq!(order.status_reason(), Some("reservation_lapsed"));
     let payment = w.payments.by_order(&id).await.unwrap().unwrap();
     assert_eq!((payment.status, payment.refunded), (PaymentStatus::Refunded, 3000));
     w.assert_money_and_stock_agree(&[id]).await;
@@ -577,7 +577,7 @@ async fn a_capture_the_provider_refuses_for_good_cancels_the_order_and_returns_t
     w.until_final(std::slice::from_ref(&id), 5).await;
     let order = w.order(&id).await;
     assert_eq!(order.status, OrderStatus::Cancelled, "{order:?}");
-    assert_eq!(order.history.last().unwrap().reason.as_deref(), Some("payment_capture_failed"));
+    assert_eq!(order.status_reason(), Some("payment_capture_failed"));
     assert!(w.told(OrderEvent::CANCELLED, &id));
     let reservation = w.inventory.reservation(&id).await.unwrap().unwrap();
     assert_eq!(reservation.status, ReservationStatus::Returned, "the committed units went back");
@@ -597,7 +597,7 @@ async fn an_authorization_whose_answers_were_all_lost_is_found_and_released_when
     w.until_final(std::slice::from_ref(&id), 5).await;
     let order = w.order(&id).await;
     assert_eq!(order.status, OrderStatus::Cancelled);
-    assert_eq!(order.history.last().unwrap().reason.as_deref(), Some("timed_out"));
+    assert_eq!(order.status_reason(), Some("timed_out"));
     let held = w.provider.state_for_order(&id);
     assert_eq!(held, Some(IntentState::Cancelled), "the hold the provider placed was found and released");
     w.assert_money_and_stock_agree(&[id]).await;
@@ -668,11 +668,16 @@ async fn any_interleaving_of_answers_duplicates_and_timeouts_leaves_money_and_st
                         w.queue.push_back(again);
                     }
                 }
-                // A receive that timed out before it was handled: delivered again later (never
-                // so often that it is dead-lettered: see the tests above for those).
+                // A receive that timed out before it was handled: delivered again later, or
+                // dead-lettered after the fifth, as on the queues.
                 Turn::Transient => {
-                    let message = &mut w.queue[index];
-                    message.receives = (message.receives + 1).min(MAX_RECEIVES - 3);
+                    let mut message = w.queue.remove(index).unwrap();
+                    message.receives += 1;
+                    if message.receives >= MAX_RECEIVES {
+                        w.dead.push(message.event);
+                    } else {
+                        w.queue.push_back(message);
+                    }
                 }
                 Turn::Cancel => {
                     let id = ids[rng.random_range(0..ids.len())].clone();
@@ -694,4 +699,39 @@ async fn any_interleaving_of_answers_duplicates_and_timeouts_leaves_money_and_st
         w.dead.clear();
         w.assert_money_and_stock_agree(&ids).await;
     }
+}
+
+#[tokio::test]
+async fn a_compensation_lost_to_the_dead_letter_queue_is_sent_again_until_answered() {
+    let mut w = World::new(&[("SKU-A", 5)]).await;
+    let id = w.place(&[("SKU-A", 2, 1200)]).await;
+    // Up to the confirmed order's commit and capture, both answered.
+    w.settle().await;
+    let order = w.order(&id).await;
+    assert_eq!(order.status, OrderStatus::Shipped, "{order:?}");
+
+    // Another order, cancelled once its stock is committed; its release and void are lost.
+    let other = w.place(&[("SKU-A", 1, 800)]).await;
+    loop {
+        w.collect().await;
+        let Some(message) = w.queue.pop_front() else { break };
+        if message.event.kind == Capture::KIND {
+            continue;
+        }
+        if let Some(again) = w.deliver(message).await {
+            w.queue.push_back(again);
+        }
+    }
+    assert!(w.order(&other).await.is_committed());
+    assert!(w.cancel(&other).await);
+    w.collect().await;
+    let lost: Vec<String> = w.queue.drain(..).map(|m| m.event.kind).collect();
+    assert!(lost.iter().any(|k| k == "inventory.release.v1") && lost.iter().any(|k| k == Void::KIND), "{lost:?}");
+    assert_eq!(w.inventory.get("SKU-A").await.unwrap().unwrap().on_hand, 2, "the units are still out");
+
+    // The compensation deadline passes: what has not answered is sent again, and answered.
+    w.until_final(&[id.clone(), other.clone()], 5).await;
+    let cancelled = w.order(&other).await;
+    assert!(cancelled.is_stock_released() && cancelled.is_money_released(), "{cancelled:?}");
+    w.assert_money_and_stock_agree(&[id, other]).await;
 }

@@ -5,7 +5,7 @@
 //! delivered again finds its work done and changes nothing. The answers of state changes leave
 //! through the outbox with the change; `inventory.commit_failed.v1` changes nothing and is
 //! published directly (again on a redelivery, which the saga ignores), and so is the
-//! `inventory.committed.v1` that answers a commit made before (the saga re-sends a commit whose
+//! `inventory.committed.v1` or `inventory.released.v1` that answers a commit or release made before (the saga re-sends a commit whose
 //! answer it never got, and waits for it before it ships).
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use platform::contracts::inventory::{CommitFailed, Committed, MAX_TTL_SECONDS, Release, Reserve};
+use platform::contracts::inventory::{CommitFailed, Committed, MAX_TTL_SECONDS, Release, Released, Reserve};
 use platform::events::{Event, EventBus, EventHandler, HandlerError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -130,7 +130,27 @@ impl EventHandler for Commands {
                 if command.reason.is_empty() || command.reason.len() > 200 {
                     return Err(HandlerError::Reject("reason must be 1 to 200 characters".into()));
                 }
-                self.store.release(&command.order_id, &command.reason, Some(event)).await.map_err(retry)?.changed
+                let outcome =
+                    self.store.release(&command.order_id, &command.reason, Some(event)).await.map_err(retry)?;
+                if !outcome.changed {
+                    // Given back before (or nothing held): answer again, so the saga that asked
+                    // again knows nothing of the order's is held.
+                    let reservation = outcome.reservation;
+                    let answer = Event::new(
+                        Released::KIND,
+                        NAME,
+                        Released {
+                            order_id: command.order_id.clone(),
+                            lines: Vec::new(),
+                            reason: reservation.release_reason.unwrap_or(command.reason),
+                            returned: reservation.status == ReservationStatus::Returned,
+                        },
+                    )
+                    .with_subject(command.order_id.clone())
+                    .caused_by(event);
+                    self.bus.publish(&answer).await.map_err(HandlerError::retry)?;
+                }
+                outcome.changed
             }
             other => return Err(HandlerError::Reject(format!("the inventory takes no {other}"))),
         };

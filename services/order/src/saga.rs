@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
-use platform::contracts::inventory::{Commit, CommitFailed, Committed, Line, Rejected, Release, Reserve};
+use platform::contracts::inventory::{Commit, CommitFailed, Committed, Line, Rejected, Release, Released, Reserve};
 use platform::contracts::order::OrderEvent;
 use platform::contracts::payment::{Authorize, Capture, CaptureFailed, Failed, PaymentEvent, Void};
 use platform::events::{Event, EventHandler, HandlerError};
@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
 use crate::domain::order::{
-    MAX_STEPS_BEFORE_COMMIT, NOTHING_TO_PAY, Order, OrderStatus, PAYMENT_CAPTURED, STOCK_COMMITTED, step_timeout,
+    MAX_STEPS_BEFORE_COMMIT, MONEY_RELEASED, NOTHING_TO_PAY, Order, OrderStatus, PAYMENT_CAPTURED, STOCK_COMMITTED,
+    STOCK_RELEASED, step_timeout,
 };
 use crate::store::{Advance, OrderStore, StoreError};
 
@@ -121,6 +122,34 @@ pub fn cancellation(order: &Order, reason: &str, cause: Option<&Event>) -> Vec<E
 
 fn deadline(status: OrderStatus, base: chrono::Duration) -> Option<chrono::DateTime<Utc>> {
     step_timeout(status, base).map(|timeout| Utc::now() + timeout)
+}
+
+/// Step timeouts a compensation (a release, a void) may take to be answered before it is sent
+/// again.
+const COMPENSATION_STEPS: i32 = 4;
+
+/// The move of an order to `status` (cancelled or payment failed) for `reason`, with the deadline by
+/// which its compensations must have answered (else the sweeper sends them again).
+pub fn compensating(status: OrderStatus, reason: &str, step: chrono::Duration) -> Advance {
+    Advance {
+        steps: vec![(status, Some(reason.to_owned()))],
+        deadline: Some(Utc::now() + step * COMPENSATION_STEPS),
+        label: None,
+    }
+}
+
+/// The compensations of an order that will not ship that have not answered yet.
+pub fn missing_compensations(order: &Order, cause: Option<&Event>) -> Vec<Event> {
+    let reason = order.history.iter().rev().find_map(|e| (e.status == order.status).then_some(e.reason.as_deref()));
+    let reason = reason.flatten().unwrap_or("cancelled");
+    let mut commands = Vec::with_capacity(2);
+    if matches!(order.status, OrderStatus::Cancelled | OrderStatus::PaymentFailed) && !order.is_stock_released() {
+        commands.push(release(order, reason, cause));
+    }
+    if order.status == OrderStatus::Cancelled && !order.is_money_released() {
+        commands.push(void(order, reason, cause));
+    }
+    commands
 }
 
 /// The part of every answer the saga reads.
@@ -214,8 +243,7 @@ impl Saga {
             Failed::KIND => {
                 let failed: Failed = event.data_as().map_err(|e| HandlerError::Reject(e.to_string()))?;
                 let reason = failed.decline_code.unwrap_or(failed.code);
-                let advance =
-                    Advance { steps: vec![(OrderStatus::PaymentFailed, Some(reason.clone()))], ..Advance::default() };
+                let advance = compensating(OrderStatus::PaymentFailed, &reason, self.step);
                 let events = vec![
                     release(&order, "payment_failed", cause),
                     order_event(OrderEvent::PAYMENT_FAILED, &order, OrderStatus::PaymentFailed, Some(&reason), cause),
@@ -248,6 +276,10 @@ impl Saga {
                 }
                 _ => return Ok(()),
             },
+            Released::KIND => self.compensated(&order, STOCK_RELEASED).await,
+            PaymentEvent::VOIDED | PaymentEvent::REFUNDED if order.status == OrderStatus::Cancelled => {
+                self.compensated(&order, MONEY_RELEASED).await
+            }
             CommitFailed::KIND => {
                 // The hold lapsed before the commit: the units may be sold; give the money back.
                 self.cancel(&order, "reservation_lapsed", cause).await
@@ -266,8 +298,29 @@ impl Saga {
     /// Cancels a confirmed order whose commit or capture can never succeed: stock released, money
     /// voided or refunded, the shopper told.
     async fn cancel(&self, order: &Order, reason: &str, cause: Option<&Event>) -> Result<Option<Order>, StoreError> {
-        let advance = Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+        let advance = compensating(OrderStatus::Cancelled, reason, self.step);
         self.advance(order, &[OrderStatus::Confirmed], advance, cancellation(order, reason, cause)).await
+    }
+
+    /// Marks a compensation of an order that will not ship answered; once all are, it waits for
+    /// nothing more (no deadline).
+    async fn compensated(&self, order: &Order, mark: &str) -> Result<Option<Order>, StoreError> {
+        let wanted = match mark {
+            STOCK_RELEASED => matches!(order.status, OrderStatus::Cancelled | OrderStatus::PaymentFailed),
+            _ => order.status == OrderStatus::Cancelled,
+        };
+        if !wanted || order.history.iter().any(|e| e.reason.as_deref() == Some(mark)) {
+            return Ok(None);
+        }
+        let mut marked = order.clone();
+        marked.history.push(crate::domain::order::HistoryEntry {
+            status: order.status,
+            at: Utc::now(),
+            reason: Some(mark.into()),
+        });
+        let deadline = if marked.is_compensated() { None } else { order.deadline };
+        let advance = Advance { steps: vec![(order.status, Some(mark.into()))], deadline, label: None };
+        self.advance(order, &[order.status], advance, Vec::new()).await
     }
 
     /// Marks one half of a confirmed order done (its history), keeping its deadline.
@@ -394,9 +447,15 @@ pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Resu
         let result = match status {
             OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::Paid => {
                 let reason = "timed_out";
-                let advance =
-                    Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+                let advance = compensating(OrderStatus::Cancelled, reason, step);
                 orders.advance(&order.id, &[status], &advance, &cancellation(&order, reason, None)).await?
+            }
+            // A compensation not answered (its command dead-lettered, the service down): sent again
+            // until it is, so no stock or money stays with an order that will not ship.
+            OrderStatus::Cancelled | OrderStatus::PaymentFailed if !order.is_compensated() => {
+                let advance =
+                    Advance { steps: Vec::new(), deadline: Some(Utc::now() + step * COMPENSATION_STEPS), label: None };
+                orders.advance(&order.id, &[status], &advance, &missing_compensations(&order, None)).await?
             }
             OrderStatus::Confirmed => {
                 let advance = Advance { steps: Vec::new(), deadline: deadline(status, step), label: None };

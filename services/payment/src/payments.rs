@@ -423,13 +423,35 @@ impl Payments {
                     Some(refund) if refund.status == RefundStatus::Pending => {
                         Ok(self.refund(&payment, None, reason, &key, cause).await?.0)
                     }
-                    _ => Ok(payment),
+                    _ => self.confirm_release(&payment, cause).await,
                 }
             }
-            PaymentStatus::Voided if payment.provider_ref.is_some() => self.cancel_stray_hold(&payment).await,
-            PaymentStatus::Voided => self.check_provider(&payment, reason, cause).await,
-            PaymentStatus::Failed => Ok(payment),
+            PaymentStatus::Voided if payment.provider_ref.is_some() => {
+                let payment = self.cancel_stray_hold(&payment).await?;
+                self.confirm_release(&payment, cause).await
+            }
+            PaymentStatus::Voided => {
+                let payment = self.check_provider(&payment, reason, cause).await?;
+                self.confirm_release(&payment, cause).await
+            }
+            PaymentStatus::Failed => self.confirm_release(&payment, cause).await,
         }
+    }
+
+    /// Answers a void again for a payment that holds nothing any more (voided, failed, or
+    /// refunded in full), so the saga that asked again knows its money went back.
+    async fn confirm_release(&self, payment: &Payment, cause: Option<&Event>) -> Result<Payment, PaymentError> {
+        let (kind, amount) = match payment.status {
+            PaymentStatus::Refunded => (PaymentEvent::REFUNDED, payment.refunded),
+            PaymentStatus::Voided | PaymentStatus::Failed => (PaymentEvent::VOIDED, payment.amount.amount),
+            // It holds money again (found captured at the provider): the void goes on.
+            _ => return Box::pin(self.void(&payment.order_id, "void asked again", cause)).await,
+        };
+        let mut transition = Transition::new(payment.status, "release_confirmed", 0);
+        transition.detail = "the void was asked for again".into();
+        let event = payment_event(kind, payment, amount, cause);
+        let moved = self.move_to(payment, &[payment.status], transition, &[event]).await?;
+        self.current(payment, moved).await
     }
 
     /// Records as captured a payment the provider captured although our call seemed to fail.

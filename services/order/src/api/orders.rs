@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::domain::order::{HistoryEntry, Order, OrderStatus, is_order_id, new_order_id, stamp, step_timeout};
 use crate::domain::{Cart, MAX_LINES, is_cart_id, price};
-use crate::saga::{cancellation, order_event, reserve};
+use crate::saga::{cancellation, compensating, order_event, reserve};
 use crate::store::{Advance, Placed};
 
 /// `POST /v1/orders`.
@@ -341,7 +341,7 @@ pub async fn cancel_order(
     }
     let from = [OrderStatus::Pending, OrderStatus::Reserved, OrderStatus::Paid, OrderStatus::Confirmed];
     let reason = "cancelled";
-    let advance = Advance { steps: vec![(OrderStatus::Cancelled, Some(reason.into()))], ..Advance::default() };
+    let advance = compensating(OrderStatus::Cancelled, reason, state.step_timeout);
     let moved = state.orders.advance(&order.id, &from, &advance, &cancellation(&order, reason, None)).await;
     match moved.map_err(ApiError::internal)? {
         Some(cancelled) => {

@@ -132,12 +132,26 @@ pub const PAYMENT_CAPTURED: &str = "payment_captured";
 /// being captured).
 pub const STOCK_COMMITTED: &str = "stock_committed";
 
+/// The history reason that marks a cancelled or failed order's stock given back (the inventory
+/// answered its release).
+pub const STOCK_RELEASED: &str = "stock_released";
+
+/// The history reason that marks a cancelled order's money given back (the payment answered its
+/// void: the authorization cancelled, or the capture refunded).
+pub const MONEY_RELEASED: &str = "money_released";
+
 /// The history reason of an order with nothing to pay: paid without a payment authorization.
 pub const NOTHING_TO_PAY: &str = "nothing_to_pay";
 
 impl Order {
     fn marked(&self, reasons: &[&str]) -> bool {
         self.history.iter().any(|entry| entry.reason.as_deref().is_some_and(|r| reasons.contains(&r)))
+    }
+
+    /// Why it reached its status: the reason of the history entry that reached it (later entries
+    /// of the same status mark the saga's progress: `payment_captured`, `stock_released`…).
+    pub fn status_reason(&self) -> Option<&str> {
+        self.history.iter().find(|entry| entry.status == self.status).and_then(|entry| entry.reason.as_deref())
     }
 
     /// Whether there is money to take: an order whose total is zero completes without a payment.
@@ -153,6 +167,27 @@ impl Order {
     /// Whether its stock is committed.
     pub fn is_committed(&self) -> bool {
         self.marked(&[STOCK_COMMITTED])
+    }
+
+    /// Whether its stock was given back (its release answered).
+    pub fn is_stock_released(&self) -> bool {
+        self.marked(&[STOCK_RELEASED])
+    }
+
+    /// Whether its money was given back (its void answered).
+    pub fn is_money_released(&self) -> bool {
+        self.marked(&[MONEY_RELEASED])
+    }
+
+    /// Whether an order that will not ship has had every compensation answered: a cancelled one
+    /// its stock and its money, a failed one its stock (nothing was charged); a rejected one held
+    /// nothing. `true` for an order that is not compensated at all.
+    pub fn is_compensated(&self) -> bool {
+        match self.status {
+            OrderStatus::Cancelled => self.is_stock_released() && self.is_money_released(),
+            OrderStatus::PaymentFailed => self.is_stock_released(),
+            _ => true,
+        }
     }
 }
 
