@@ -434,11 +434,14 @@ pub mod order {
     /// How long the checkout saga holds an order's stock (the reservation it asks for).
     pub const CHECKOUT_HOLD_SECONDS: u64 = 15 * 60;
 
-    /// The longest saga step timeout (`SHOP_SAGA_STEP_TIMEOUT_MS`): seven step timeouts pass at
-    /// most before a confirmed order's commit is asked for again (reserve 1, authorize 2, confirm
-    /// 4), and the hold must outlast them with room to spare, so a commit never finds its stock
-    /// gone because the saga was slow.
-    pub const MAX_SAGA_STEP_MS: u64 = CHECKOUT_HOLD_SECONDS * 1000 / 8;
+    /// Step timeouts that pass, at most, from placing an order until its commit is asked for
+    /// again: reserve 1, authorize 2, confirm 4 (the order service's step timeouts).
+    pub const SAGA_STEPS_BEFORE_COMMIT: u64 = 1 + 2 + 4;
+
+    /// The longest saga step timeout (`SHOP_SAGA_STEP_TIMEOUT_MS`): the hold must outlast
+    /// [`SAGA_STEPS_BEFORE_COMMIT`] of them with one to spare, so a commit asked for again never
+    /// finds its stock gone because the saga was slow.
+    pub const MAX_SAGA_STEP_MS: u64 = CHECKOUT_HOLD_SECONDS * 1000 / (SAGA_STEPS_BEFORE_COMMIT + 1);
 
     impl OrderEvent {
         /// Placed.

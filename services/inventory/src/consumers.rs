@@ -5,8 +5,8 @@
 //! delivered again finds its work done and changes nothing. The answers of state changes leave
 //! through the outbox with the change; `inventory.commit_failed.v1` changes nothing and is
 //! published directly (again on a redelivery, which the saga ignores), and so is the
-//! `inventory.committed.v1` or `inventory.released.v1` that answers a commit or release made before (the saga re-sends a commit whose
-//! answer it never got, and waits for it before it ships).
+//! `inventory.committed.v1` or `inventory.released.v1` that answers a commit or release made
+//! before (the saga re-sends a commit or release whose answer it never got, and waits for it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,10 +69,8 @@ impl Commands {
                 ReservationStatus::Committed => {
                     // Committed before: answer again, so the saga that asked again moves on.
                     let lines = outcome.reservation.lines.clone();
-                    let answer = Event::new(Committed::KIND, NAME, Committed { order_id: order_id.to_owned(), lines })
-                        .with_subject(order_id.to_owned())
-                        .caused_by(event);
-                    self.bus.publish(&answer).await.map_err(HandlerError::retry)?;
+                    let data = Committed { order_id: order_id.to_owned(), lines };
+                    self.answer(event, order_id, Committed::KIND, data).await?;
                     return Ok(false);
                 }
                 ReservationStatus::Held => unreachable!("a commit leaves no reservation held"),
@@ -83,15 +81,39 @@ impl Commands {
                 ReservationStatus::Released | ReservationStatus::Returned => "released",
             },
         };
-        let answer = Event::new(
-            CommitFailed::KIND,
-            NAME,
-            CommitFailed { order_id: order_id.to_owned(), reason: reason.to_owned() },
-        )
-        .with_subject(order_id.to_owned())
-        .caused_by(event);
-        self.bus.publish(&answer).await.map_err(HandlerError::retry)?;
+        let data = CommitFailed { order_id: order_id.to_owned(), reason: reason.to_owned() };
+        self.answer(event, order_id, CommitFailed::KIND, data).await?;
         Ok(false)
+    }
+
+    async fn release(&self, event: &Event, command: Release) -> Result<bool, HandlerError> {
+        let outcome = self.store.release(&command.order_id, &command.reason, Some(event)).await.map_err(retry)?;
+        if !outcome.changed {
+            // Given back before (or nothing held): answer again, so the saga that asked again
+            // knows nothing of the order's is held.
+            let reservation = outcome.reservation;
+            let data = Released {
+                order_id: command.order_id.clone(),
+                lines: Vec::new(),
+                reason: reservation.release_reason.unwrap_or(command.reason),
+                returned: reservation.status == ReservationStatus::Returned,
+            };
+            self.answer(event, &command.order_id, Released::KIND, data).await?;
+        }
+        Ok(outcome.changed)
+    }
+
+    /// Publishes `data` as `kind`, the answer to `cause` about `order_id`, straight to the bus: it
+    /// changes nothing, so there is no transaction for it to leave with through the outbox.
+    async fn answer(
+        &self,
+        cause: &Event,
+        order_id: &str,
+        kind: &str,
+        data: impl serde::Serialize,
+    ) -> Result<(), HandlerError> {
+        let answer = Event::new(kind, NAME, data).with_subject(order_id.to_owned()).caused_by(cause);
+        self.bus.publish(&answer).await.map_err(HandlerError::retry)
     }
 }
 
@@ -130,27 +152,7 @@ impl EventHandler for Commands {
                 if command.reason.is_empty() || command.reason.len() > 200 {
                     return Err(HandlerError::Reject("reason must be 1 to 200 characters".into()));
                 }
-                let outcome =
-                    self.store.release(&command.order_id, &command.reason, Some(event)).await.map_err(retry)?;
-                if !outcome.changed {
-                    // Given back before (or nothing held): answer again, so the saga that asked
-                    // again knows nothing of the order's is held.
-                    let reservation = outcome.reservation;
-                    let answer = Event::new(
-                        Released::KIND,
-                        NAME,
-                        Released {
-                            order_id: command.order_id.clone(),
-                            lines: Vec::new(),
-                            reason: reservation.release_reason.unwrap_or(command.reason),
-                            returned: reservation.status == ReservationStatus::Returned,
-                        },
-                    )
-                    .with_subject(command.order_id.clone())
-                    .caused_by(event);
-                    self.bus.publish(&answer).await.map_err(HandlerError::retry)?;
-                }
-                outcome.changed
+                self.release(event, command).await?
             }
             other => return Err(HandlerError::Reject(format!("the inventory takes no {other}"))),
         };

@@ -33,29 +33,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
 use crate::domain::order::{
-    MAX_STEPS_BEFORE_COMMIT, MONEY_RELEASED, NOTHING_TO_PAY, Order, OrderStatus, PAYMENT_CAPTURED, STOCK_COMMITTED,
-    STOCK_RELEASED, step_timeout,
+    MONEY_RELEASED, NOTHING_TO_PAY, Order, OrderStatus, PAYMENT_CAPTURED, STOCK_COMMITTED, STOCK_RELEASED, step_timeout,
 };
 use crate::store::{Advance, OrderStore, StoreError};
 
 /// The saga's queue: the inventory's and the payment's answers.
 pub const QUEUE: &str = "order-saga";
 
-/// How long a stock reservation holds: longer than the steps that follow it may take (see
-/// [`step_fits_reservation`]).
+/// How long a stock reservation holds: longer than the steps that follow it may take (the
+/// configuration refuses a step timeout too long for it).
 pub const RESERVATION_TTL_SECONDS: u64 = platform::contracts::order::CHECKOUT_HOLD_SECONDS;
-
-/// Whether a saga whose steps take `step` at most fits in a stock reservation: the hold must outlast
-/// every step until a commit asked for again arrives. Checked when the service starts.
-pub fn step_fits_reservation(step: chrono::Duration) -> bool {
-    step * MAX_STEPS_BEFORE_COMMIT < chrono::Duration::seconds(RESERVATION_TTL_SECONDS as i64)
-}
 
 /// Orders the sweeper handles per round.
 const SWEEP_BATCH: usize = 100;
 
 fn command(kind: &str, order: &Order, data: impl serde::Serialize, cause: Option<&Event>) -> Event {
     Event::new(kind, NAME, data).with_subject(order.id.clone()).with_cause(cause)
+}
+
+/// What placing `order` sends, with the order in one transaction: `order.placed.v1` and its stock
+/// reservation.
+pub fn placing(order: &Order) -> Vec<Event> {
+    vec![order_event(OrderEvent::PLACED, order, OrderStatus::Pending, None, None), reserve(order, None)]
 }
 
 /// `inventory.reserve.v1` for `order`.
@@ -128,28 +127,28 @@ fn deadline(status: OrderStatus, base: chrono::Duration) -> Option<chrono::DateT
 /// again.
 const COMPENSATION_STEPS: i32 = 4;
 
+/// When compensations sent now must have answered.
+fn compensation_deadline(step: chrono::Duration) -> Option<chrono::DateTime<Utc>> {
+    Some(Utc::now() + step * COMPENSATION_STEPS)
+}
+
 /// The move of an order to `status` (cancelled or payment failed) for `reason`, with the deadline by
 /// which its compensations must have answered (else the sweeper sends them again).
 pub fn compensating(status: OrderStatus, reason: &str, step: chrono::Duration) -> Advance {
-    Advance {
-        steps: vec![(status, Some(reason.to_owned()))],
-        deadline: Some(Utc::now() + step * COMPENSATION_STEPS),
-        label: None,
-    }
+    Advance { steps: vec![(status, Some(reason.to_owned()))], deadline: compensation_deadline(step), label: None }
 }
 
-/// The compensations of an order that will not ship that have not answered yet.
+/// The compensations of an order that will not ship that have not answered yet, sent again with
+/// the reason they were first sent with.
 pub fn missing_compensations(order: &Order, cause: Option<&Event>) -> Vec<Event> {
-    let reason = order.history.iter().rev().find_map(|e| (e.status == order.status).then_some(e.reason.as_deref()));
-    let reason = reason.flatten().unwrap_or("cancelled");
-    let mut commands = Vec::with_capacity(2);
-    if matches!(order.status, OrderStatus::Cancelled | OrderStatus::PaymentFailed) && !order.is_stock_released() {
-        commands.push(release(order, reason, cause));
-    }
-    if order.status == OrderStatus::Cancelled && !order.is_money_released() {
-        commands.push(void(order, reason, cause));
-    }
+    let reason = match order.status {
+        OrderStatus::PaymentFailed => "payment_failed",
+        _ => order.status_reason().unwrap_or("cancelled"),
+    };
+    let commands = order.unanswered_compensations().into_iter();
     commands
+        .map(|mark| if mark == STOCK_RELEASED { release(order, reason, cause) } else { void(order, reason, cause) })
+        .collect()
 }
 
 /// The part of every answer the saga reads.
@@ -257,9 +256,7 @@ impl Saga {
                 // Money taken for an order that will not ship: give it back (a void of a captured
                 // payment refunds it; asked again, it refunds once).
                 OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::PaymentFailed => {
-                    let advance = Advance { deadline: order.deadline, ..Advance::default() };
-                    let events = vec![void(&order, "captured_after_cancel", cause)];
-                    self.advance(&order, &[order.status], advance, events).await
+                    self.send(&order, vec![void(&order, "captured_after_cancel", cause)]).await
                 }
                 _ => return Ok(()),
             },
@@ -270,16 +267,12 @@ impl Saga {
                 // Stock taken for an order that will not ship: it goes back (a release of
                 // committed units returns them; asked again, it returns them once).
                 OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::PaymentFailed => {
-                    let advance = Advance { deadline: order.deadline, ..Advance::default() };
-                    let events = vec![release(&order, "committed_after_cancel", cause)];
-                    self.advance(&order, &[order.status], advance, events).await
+                    self.send(&order, vec![release(&order, "committed_after_cancel", cause)]).await
                 }
                 _ => return Ok(()),
             },
             Released::KIND => self.compensated(&order, STOCK_RELEASED).await,
-            PaymentEvent::VOIDED | PaymentEvent::REFUNDED if order.status == OrderStatus::Cancelled => {
-                self.compensated(&order, MONEY_RELEASED).await
-            }
+            PaymentEvent::VOIDED | PaymentEvent::REFUNDED => self.compensated(&order, MONEY_RELEASED).await,
             CommitFailed::KIND => {
                 // The hold lapsed before the commit: the units may be sold; give the money back.
                 self.cancel(&order, "reservation_lapsed", cause).await
@@ -302,35 +295,27 @@ impl Saga {
         self.advance(order, &[OrderStatus::Confirmed], advance, cancellation(order, reason, cause)).await
     }
 
-    /// Marks a compensation of an order that will not ship answered; once all are, it waits for
-    /// nothing more (no deadline).
-    async fn compensated(&self, order: &Order, mark: &str) -> Result<Option<Order>, StoreError> {
-        let wanted = match mark {
-            STOCK_RELEASED => matches!(order.status, OrderStatus::Cancelled | OrderStatus::PaymentFailed),
-            _ => order.status == OrderStatus::Cancelled,
-        };
-        if !wanted || order.history.iter().any(|e| e.reason.as_deref() == Some(mark)) {
+    /// Marks a compensation of an order that will not ship answered, if it was awaited.
+    async fn compensated(&self, order: &Order, mark: &'static str) -> Result<Option<Order>, StoreError> {
+        if !order.unanswered_compensations().contains(&mark) {
             return Ok(None);
         }
-        let mut marked = order.clone();
-        marked.history.push(crate::domain::order::HistoryEntry {
-            status: order.status,
-            at: Utc::now(),
-            reason: Some(mark.into()),
-        });
-        let deadline = if marked.is_compensated() { None } else { order.deadline };
+        self.mark(order, mark).await
+    }
+
+    /// Records `mark` in an order's history, its status kept: one half of a confirmed order
+    /// answered, or one compensation of an order that will not ship. The deadline stays, unless
+    /// the mark was the last compensation awaited.
+    async fn mark(&self, order: &Order, mark: &'static str) -> Result<Option<Order>, StoreError> {
+        let deadline = if order.unanswered_compensations() == [mark] { None } else { order.deadline };
         let advance = Advance { steps: vec![(order.status, Some(mark.into()))], deadline, label: None };
         self.advance(order, &[order.status], advance, Vec::new()).await
     }
 
-    /// Marks one half of a confirmed order done (its history), keeping its deadline.
-    async fn mark(&self, order: &Order, reason: &str) -> Result<Option<Order>, StoreError> {
-        let advance = Advance {
-            steps: vec![(OrderStatus::Confirmed, Some(reason.into()))],
-            deadline: order.deadline,
-            label: None,
-        };
-        self.advance(order, &[OrderStatus::Confirmed], advance, Vec::new()).await
+    /// Sends `commands` about an order without moving it (its deadline kept).
+    async fn send(&self, order: &Order, commands: Vec<Event>) -> Result<Option<Order>, StoreError> {
+        let advance = Advance { deadline: order.deadline, ..Advance::default() };
+        self.advance(order, &[order.status], advance, commands).await
     }
 
     /// Ships a confirmed order whose payment is captured and stock committed: its label made, the
@@ -425,18 +410,14 @@ pub async fn sweep(
 /// marked (two answers handled at once, each before the other was recorded) the capture is asked
 /// for again, and its answer ships the order.
 pub fn missing_halves(order: &Order, cause: Option<&Event>) -> Vec<Event> {
-    let mut commands = Vec::with_capacity(2);
-    if !order.is_committed() {
-        commands.push(commit(order, cause));
+    match (order.is_committed(), order.is_captured()) {
+        (false, false) => vec![commit(order, cause), capture(order, cause)],
+        (false, true) => vec![commit(order, cause)],
+        (true, false) => vec![capture(order, cause)],
+        // Both answered, yet not shipped: ask again for the one whose answer ships it.
+        (true, true) if order.needs_payment() => vec![capture(order, cause)],
+        (true, true) => vec![commit(order, cause)],
     }
-    if !order.is_captured() || (order.is_committed() && order.needs_payment()) {
-        commands.push(capture(order, cause));
-    }
-    if commands.is_empty() {
-        // Nothing to pay and the stock committed: the commit's answer (given again) ships it.
-        commands.push(commit(order, cause));
-    }
-    commands
 }
 
 /// One round of [`sweep`]; the orders moved.
@@ -453,8 +434,7 @@ pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Resu
             // A compensation not answered (its command dead-lettered, the service down): sent again
             // until it is, so no stock or money stays with an order that will not ship.
             OrderStatus::Cancelled | OrderStatus::PaymentFailed if !order.is_compensated() => {
-                let advance =
-                    Advance { steps: Vec::new(), deadline: Some(Utc::now() + step * COMPENSATION_STEPS), label: None };
+                let advance = Advance { steps: Vec::new(), deadline: compensation_deadline(step), label: None };
                 orders.advance(&order.id, &[status], &advance, &missing_compensations(&order, None)).await?
             }
             OrderStatus::Confirmed => {
@@ -474,13 +454,6 @@ pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_longest_step_timeout_allowed_fits_in_the_stock_hold() {
-        let longest = chrono::Duration::milliseconds(platform::contracts::order::MAX_SAGA_STEP_MS as i64);
-        assert!(step_fits_reservation(longest));
-        assert!(!step_fits_reservation(chrono::Duration::seconds(130)));
-    }
 
     #[test]
     fn tracking_numbers_are_stable_per_order() {

@@ -24,8 +24,9 @@ const HOLD_TO_CANCEL: &str = "authorization_to_cancel";
 /// The log entry of that hold released.
 const HOLD_CANCELLED: &str = "authorization_cancelled";
 
-/// The log entry of a payment voided before the provider answered its authorization.
-const VOIDED_UNANSWERED: &str = "voided";
+/// The log entry of a payment voided: its authorization cancelled, or voided before the provider
+/// answered its authorization (then the provider is asked once whether it holds anything).
+const VOIDED: &str = "voided";
 
 /// The log entry of the provider asked, after such a void, whether it holds anything.
 const PROVIDER_CHECKED: &str = "provider_checked";
@@ -203,13 +204,9 @@ impl Payments {
                 let event = payment_event(PaymentEvent::AUTHORIZED, &event_payment, payment.amount.amount, cause);
                 let moved = self.move_to(&payment, &[PaymentStatus::Pending], transition, &[event]).await?;
                 if moved.is_none() {
-                    // Voided while the provider was authorizing: record the hold first (so a crash
-                    // or an outage before it is released leaves it to be released on redelivery),
-                    // then let it go.
-                    let mut transition = Transition::new(PaymentStatus::Voided, HOLD_TO_CANCEL, 0);
-                    transition.provider_ref = Some(authorization.provider_ref);
-                    if let Some(voided) = self.move_to(&payment, &[PaymentStatus::Voided], transition, &[]).await? {
-                        return self.cancel_stray_hold(&voided).await;
+                    // Voided while the provider was authorizing: let the hold it placed go.
+                    if let Some(released) = self.release_stray_hold(&payment, authorization.provider_ref).await? {
+                        return Ok(released);
                     }
                 }
                 self.current(&payment, moved).await
@@ -220,6 +217,22 @@ impl Payments {
                 self.fail(&payment, failure, cause).await
             }
             Err(unavailable @ ProviderError::Unavailable(_)) => Err(PaymentError::Unavailable(unavailable)),
+        }
+    }
+
+    /// Records the hold `provider_ref` the provider placed for a payment already voided (so a crash
+    /// or an outage before it is released leaves it to be released on redelivery), then releases
+    /// it; `None` when the payment is no longer voided.
+    async fn release_stray_hold(
+        &self,
+        payment: &Payment,
+        provider_ref: String,
+    ) -> Result<Option<Payment>, PaymentError> {
+        let mut transition = Transition::new(PaymentStatus::Voided, HOLD_TO_CANCEL, 0);
+        transition.provider_ref = Some(provider_ref);
+        match self.move_to(payment, &[PaymentStatus::Voided], transition, &[]).await? {
+            Some(held) => Ok(Some(self.cancel_stray_hold(&held).await?)),
+            None => Ok(None),
         }
     }
 
@@ -239,6 +252,20 @@ impl Payments {
         self.current(payment, moved).await
     }
 
+    /// Logs `kind` about `amount` (with `detail` and `events`) on a payment without moving it;
+    /// `None` when its status changed meanwhile (the caller decides again).
+    async fn note(
+        &self,
+        payment: &Payment,
+        (kind, amount): (&str, i64),
+        detail: &str,
+        events: &[Event],
+    ) -> Result<Option<Payment>, PaymentError> {
+        let mut transition = Transition::new(payment.status, kind, amount);
+        transition.detail = detail.to_owned();
+        self.move_to(payment, &[payment.status], transition, events).await
+    }
+
     /// Captures the order's authorized payment (once), answering `captured` every time it is asked
     /// while the money is charged (so a re-sent command moves the order on), and
     /// `capture_failed` when it never can be: the authorization was cancelled or lapsed at the
@@ -248,74 +275,76 @@ impl Payments {
             Some(payment) => payment,
             None => {
                 // Nothing to capture: a voided placeholder, so a late authorize charges nothing.
-                let payment = self.placeholder(order_id).await?;
+                let (payment, _) = self.placeholder(order_id).await?;
                 if payment.status != PaymentStatus::Voided {
                     return Box::pin(self.capture(order_id, cause)).await;
                 }
                 return self.refuse_capture(&payment, "no_payment", cause).await;
             }
         };
-        match payment.status {
-            PaymentStatus::Authorized => {}
+        let refusal = match payment.status {
+            PaymentStatus::Authorized => None,
             PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
-                let mut transition = Transition::new(payment.status, "capture_confirmed", payment.captured);
-                transition.detail = "the capture was asked for again".into();
                 let event = payment_event(PaymentEvent::CAPTURED, &payment, payment.captured, cause);
-                return match self.move_to(&payment, &[payment.status], transition, &[event]).await? {
+                let detail = "the capture was asked for again";
+                return match self.note(&payment, ("capture_confirmed", payment.captured), detail, &[event]).await? {
                     Some(payment) => Ok(payment),
                     None => Box::pin(self.capture(order_id, cause)).await,
                 };
             }
-            PaymentStatus::Refunded => return self.refuse_capture(&payment, "refunded", cause).await,
-            PaymentStatus::Voided => return self.refuse_capture(&payment, "voided", cause).await,
-            PaymentStatus::Failed => return self.refuse_capture(&payment, "authorization_failed", cause).await,
-            PaymentStatus::Pending => return self.refuse_capture(&payment, "not_authorized", cause).await,
+            PaymentStatus::Refunded => Some("refunded"),
+            PaymentStatus::Voided => Some("voided"),
+            PaymentStatus::Failed => Some("authorization_failed"),
+            PaymentStatus::Pending => Some("not_authorized"),
+        };
+        if let Some(reason) = refusal {
+            return self.refuse_capture(&payment, reason, cause).await;
         }
         let provider_ref = payment.provider_ref.clone().unwrap_or_default();
-        match self.provider.capture(&provider_ref, &payment.amount, &payment.key("capture")).await {
-            Ok(()) => self.record_capture(&payment, "captured", cause).await,
-            Err(unavailable @ ProviderError::Unavailable(_)) => Err(PaymentError::Unavailable(unavailable)),
-            Err(refused) => {
-                // Find out what the provider did before giving up on the money.
-                match self.provider.retrieve(&provider_ref).await.map_err(provider_error)? {
-                    IntentState::Captured => self.record_capture(&payment, CAPTURED_AT_PROVIDER, cause).await,
-                    IntentState::Authorized => {
-                        // Still held, but the provider will not capture it: the saga voids it.
-                        let reason = refused.to_string();
-                        let mut transition = Transition::new(PaymentStatus::Authorized, "capture_refused", 0);
-                        transition.detail.clone_from(&reason);
-                        let event = capture_failed_event(&payment, &reason, cause);
-                        let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
-                        self.current(&payment, moved).await
-                    }
-                    state => {
-                        // Cancelled (a lapsed authorization, or cancelled at the provider): nothing
-                        // is held any more.
-                        let mut transition = Transition::new(PaymentStatus::Voided, "capture_refused", 0);
-                        transition.detail = format!("{refused} ({state:?} at the provider)");
-                        let event = capture_failed_event(&payment, "authorization_cancelled", cause);
-                        let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
-                        match moved {
-                            Some(payment) => Ok(payment),
-                            None => Box::pin(self.capture(order_id, cause)).await,
-                        }
-                    }
+        let refused = match self.provider.capture(&provider_ref, &payment.amount, &payment.key("capture")).await {
+            Ok(()) => return self.record_capture(&payment, "captured", None, Some(cause)).await,
+            Err(unavailable @ ProviderError::Unavailable(_)) => return Err(PaymentError::Unavailable(unavailable)),
+            Err(refused) => refused,
+        };
+        // Find out what the provider did before giving up on the money.
+        match self.provider.retrieve(&provider_ref).await.map_err(provider_error)? {
+            IntentState::Captured => self.record_capture(&payment, CAPTURED_AT_PROVIDER, None, Some(cause)).await,
+            // Still held, but the provider will not capture it: the saga voids it.
+            IntentState::Authorized => self.refuse_capture(&payment, &refused.to_string(), cause).await,
+            state => {
+                // Cancelled (a lapsed authorization, or cancelled at the provider): nothing is
+                // held any more.
+                let mut transition = Transition::new(PaymentStatus::Voided, "capture_refused", 0);
+                transition.detail = format!("{refused} ({state:?} at the provider)");
+                let event = capture_failed_event(&payment, "authorization_cancelled", cause);
+                match self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await? {
+                    Some(payment) => Ok(payment),
+                    None => Box::pin(self.capture(order_id, cause)).await,
                 }
             }
         }
     }
 
-    /// Records the capture of an authorized payment with its `captured` answer.
+    /// Records the capture the provider made of `payment` (authorized, or voided when we gave up
+    /// on it before its answer came), as `kind`, with `provider_ref` when we learn it only now.
+    /// `answer` is `Some(cause)` to answer `captured`; a capture found while voiding is not
+    /// answered, since the void refunds it next.
     async fn record_capture(
         &self,
         payment: &Payment,
         kind: &str,
-        cause: Option<&Event>,
+        provider_ref: Option<String>,
+        answer: Option<Option<&Event>>,
     ) -> Result<Payment, PaymentError> {
         let mut transition = Transition::new(PaymentStatus::Captured, kind, payment.amount.amount);
         transition.captured = payment.amount.amount;
-        let event = payment_event(PaymentEvent::CAPTURED, payment, payment.amount.amount, cause);
-        let moved = self.move_to(payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
+        transition.provider_ref = provider_ref;
+        let events: Vec<Event> = answer
+            .map(|cause| payment_event(PaymentEvent::CAPTURED, payment, payment.amount.amount, cause))
+            .into_iter()
+            .collect();
+        let from = [PaymentStatus::Authorized, PaymentStatus::Voided];
+        let moved = self.move_to(payment, &from, transition, &events).await?;
         self.current(payment, moved).await
     }
 
@@ -326,10 +355,8 @@ impl Payments {
         reason: &str,
         cause: Option<&Event>,
     ) -> Result<Payment, PaymentError> {
-        let mut transition = Transition::new(payment.status, "capture_refused", 0);
-        transition.detail = reason.to_owned();
         let event = capture_failed_event(payment, reason, cause);
-        match self.move_to(payment, &[payment.status], transition, &[event]).await? {
+        match self.note(payment, ("capture_refused", 0), reason, &[event]).await? {
             Some(payment) => Ok(payment),
             // It changed meanwhile: decide again.
             None => Box::pin(self.capture(&payment.order_id, cause)).await,
@@ -337,8 +364,9 @@ impl Payments {
     }
 
     /// The voided payment that stands for an order's missing one (a void or capture that came
-    /// before any authorize), or the payment an authorize made meanwhile.
-    async fn placeholder(&self, order_id: &str) -> Result<Payment, PaymentError> {
+    /// before any authorize), and whether it was made now; or the payment an authorize made
+    /// meanwhile.
+    async fn placeholder(&self, order_id: &str) -> Result<(Payment, bool), PaymentError> {
         let placeholder = NewPayment {
             order_id: order_id.to_owned(),
             customer_id: String::new(),
@@ -346,7 +374,7 @@ impl Payments {
             payment_method: "(none)".into(),
             provider: self.provider.name().to_owned(),
         };
-        Ok(self.store.open(&placeholder, PaymentStatus::Voided).await?.0)
+        Ok(self.store.open(&placeholder, PaymentStatus::Voided).await?)
     }
 
     /// Releases the order's money: a pending payment is voided (the authorization in flight will
@@ -354,14 +382,7 @@ impl Payments {
     /// gets a voided one, so a late authorize charges nothing.
     pub async fn void(&self, order_id: &str, reason: &str, cause: Option<&Event>) -> Result<Payment, PaymentError> {
         let Some(payment) = self.store.by_order(order_id).await? else {
-            let placeholder = NewPayment {
-                order_id: order_id.to_owned(),
-                customer_id: String::new(),
-                amount: Money::zero("XXX"),
-                payment_method: "(none)".into(),
-                provider: self.provider.name().to_owned(),
-            };
-            let (payment, created) = self.store.open(&placeholder, PaymentStatus::Voided).await?;
+            let (payment, created) = self.placeholder(order_id).await?;
             if !created {
                 // An authorize got there first.
                 return Box::pin(self.void(order_id, reason, cause)).await;
@@ -372,13 +393,12 @@ impl Payments {
             let moved = self.move_to(&payment, &[PaymentStatus::Voided], transition, &[event]).await?;
             return self.current(&payment, moved).await;
         };
-        let mut transition = Transition::new(PaymentStatus::Voided, VOIDED_UNANSWERED, payment.amount.amount);
+        let mut transition = Transition::new(PaymentStatus::Voided, VOIDED, payment.amount.amount);
         transition.detail = reason.to_owned();
+        let voided = || [payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause)];
         match payment.status {
             PaymentStatus::Pending => {
-                let event = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause);
-                let moved = self.move_to(&payment, &[PaymentStatus::Pending], transition, &[event]).await?;
-                match moved {
+                match self.move_to(&payment, &[PaymentStatus::Pending], transition, &voided()).await? {
                     // The authorize may have reached the provider with its answer lost.
                     Some(voided) => self.check_provider(&voided, reason, cause).await,
                     // Authorized (or failed) meanwhile: void what it became.
@@ -387,8 +407,6 @@ impl Payments {
             }
             PaymentStatus::Authorized => {
                 let provider_ref = payment.provider_ref.clone().unwrap_or_default();
-                let mut transition = Transition::new(PaymentStatus::Voided, "voided", payment.amount.amount);
-                transition.detail = reason.to_owned();
                 match self.provider.cancel(&provider_ref, &payment.key("void")).await {
                     Ok(()) => {}
                     Err(unavailable @ ProviderError::Unavailable(_)) => {
@@ -397,17 +415,15 @@ impl Payments {
                     Err(refused) => match self.provider.retrieve(&provider_ref).await.map_err(provider_error)? {
                         // Captured by a capture whose answer we lost: give the money back.
                         IntentState::Captured => {
-                            let captured = self.captured_at_provider(&payment, &[PaymentStatus::Authorized]).await?;
-                            return Box::pin(self.void(&captured.order_id, reason, cause)).await;
+                            self.record_capture(&payment, CAPTURED_AT_PROVIDER, None, None).await?;
+                            return Box::pin(self.void(order_id, reason, cause)).await;
                         }
                         IntentState::Authorized => return Err(provider_error(refused)),
                         // Cancelled (or never held): nothing to release.
                         state => transition.detail = format!("{reason} ({state:?} at the provider)"),
                     },
                 }
-                let event = payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause);
-                let moved = self.move_to(&payment, &[PaymentStatus::Authorized], transition, &[event]).await?;
-                match moved {
+                match self.move_to(&payment, &[PaymentStatus::Authorized], transition, &voided()).await? {
                     Some(voided) => Ok(voided),
                     None => Box::pin(self.void(order_id, reason, cause)).await,
                 }
@@ -447,18 +463,8 @@ impl Payments {
             // It holds money again (found captured at the provider): the void goes on.
             _ => return Box::pin(self.void(&payment.order_id, "void asked again", cause)).await,
         };
-        let mut transition = Transition::new(payment.status, "release_confirmed", 0);
-        transition.detail = "the void was asked for again".into();
         let event = payment_event(kind, payment, amount, cause);
-        let moved = self.move_to(payment, &[payment.status], transition, &[event]).await?;
-        self.current(payment, moved).await
-    }
-
-    /// Records as captured a payment the provider captured although our call seemed to fail.
-    async fn captured_at_provider(&self, payment: &Payment, from: &[PaymentStatus]) -> Result<Payment, PaymentError> {
-        let mut transition = Transition::new(PaymentStatus::Captured, CAPTURED_AT_PROVIDER, payment.amount.amount);
-        transition.captured = payment.amount.amount;
-        let moved = self.move_to(payment, from, transition, &[]).await?;
+        let moved = self.note(payment, ("release_confirmed", 0), "the void was asked for again", &[event]).await?;
         self.current(payment, moved).await
     }
 
@@ -473,54 +479,43 @@ impl Payments {
         cause: Option<&Event>,
     ) -> Result<Payment, PaymentError> {
         let log = self.store.log(&payment.id).await?;
-        let voided = log.iter().rposition(|e| e.kind == VOIDED_UNANSWERED);
+        let voided = log.iter().rposition(|e| e.kind == VOIDED);
         let checked = log.iter().rposition(|e| e.kind == PROVIDER_CHECKED);
         if voided.is_none() || checked > voided {
             return Ok(payment.clone());
         }
         let found = self.provider.find(&payment.order_id).await.map_err(provider_error)?;
-        match found {
+        let (moved, detail) = match found {
             Some(intent) if intent.state == IntentState::Authorized => {
-                let mut transition = Transition::new(PaymentStatus::Voided, HOLD_TO_CANCEL, 0);
-                transition.provider_ref = Some(intent.provider_ref);
-                match self.move_to(payment, &[PaymentStatus::Voided], transition, &[]).await? {
-                    Some(held) => {
-                        let released = self.cancel_stray_hold(&held).await?;
-                        self.mark_checked(&released, "a hold found and released").await
-                    }
-                    None => Box::pin(self.void(&payment.order_id, reason, cause)).await,
-                }
+                (self.release_stray_hold(payment, intent.provider_ref).await?, "a hold found and released")
             }
             Some(intent) if intent.state == IntentState::Captured => {
-                // Charged although we gave up on it: record the charge, then refund it in full.
-                let mut transition =
-                    Transition::new(PaymentStatus::Captured, CAPTURED_AT_PROVIDER, payment.amount.amount);
-                transition.captured = payment.amount.amount;
-                transition.provider_ref = Some(intent.provider_ref);
-                match self.move_to(payment, &[PaymentStatus::Voided], transition, &[]).await? {
-                    Some(captured) => {
-                        let captured = self.mark_checked(&captured, "a capture found; refunding it").await?;
-                        Box::pin(self.void(&captured.order_id, reason, cause)).await
-                    }
-                    None => Box::pin(self.void(&payment.order_id, reason, cause)).await,
-                }
+                // Charged although we gave up on it: recorded, then refunded in full below.
+                let captured =
+                    self.record_capture(payment, CAPTURED_AT_PROVIDER, Some(intent.provider_ref), None).await?;
+                let moved = (captured.status == PaymentStatus::Captured).then_some(captured);
+                (moved, "a capture found; refunding it")
             }
             other => {
                 let detail = match other {
                     Some(intent) => format!("{} is {:?}: nothing held", intent.provider_ref, intent.state),
                     None => "nothing held".to_owned(),
                 };
-                self.mark_checked(payment, &detail).await
+                let moved = self.note(payment, (PROVIDER_CHECKED, 0), &detail, &[]).await?;
+                return self.current(payment, moved).await;
             }
+        };
+        let Some(moved) = moved else {
+            // It changed meanwhile: void what it became.
+            return Box::pin(self.void(&payment.order_id, reason, cause)).await;
+        };
+        let checked = self.note(&moved, (PROVIDER_CHECKED, 0), detail, &[]).await?;
+        let checked = self.current(&moved, checked).await?;
+        if checked.status.is_charged() {
+            Box::pin(self.void(&checked.order_id, reason, cause)).await
+        } else {
+            Ok(checked)
         }
-    }
-
-    /// Logs that the provider was asked after a void (so it is not asked again).
-    async fn mark_checked(&self, payment: &Payment, detail: &str) -> Result<Payment, PaymentError> {
-        let mut transition = Transition::new(payment.status, PROVIDER_CHECKED, 0);
-        transition.detail = detail.to_owned();
-        let moved = self.move_to(payment, &[payment.status], transition, &[]).await?;
-        self.current(payment, moved).await
     }
 
     /// Asks the provider again for every refund still pending since before `before` (its answer

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use chrono::Utc;
 use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
 use platform::contracts::order::OrderEvent;
@@ -17,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::domain::order::{HistoryEntry, Order, OrderStatus, is_order_id, new_order_id, stamp, step_timeout};
+use crate::domain::order::{Order, OrderStatus, is_order_id};
 use crate::domain::{Cart, MAX_LINES, is_cart_id, price};
-use crate::saga::{cancellation, compensating, order_event, reserve};
+use crate::saga::{cancellation, compensating, order_event, placing};
 use crate::store::{Advance, Placed};
 
 /// `POST /v1/orders`.
@@ -167,8 +166,7 @@ pub async fn place_order(
             Checkout::Answer(order) => return Ok(answer(&order)),
             Checkout::Order(order, version) => (order, version),
         };
-        let events =
-            vec![order_event(OrderEvent::PLACED, &order, OrderStatus::Pending, None, None), reserve(&order, None)];
+        let events = placing(&order);
         let cart = Some((input.cart_id.as_str(), version));
         let placed = match state.orders.place(&order, key, &hash, cart, &events).await.map_err(ApiError::internal)? {
             Placed::New(order) => {
@@ -234,22 +232,14 @@ async fn checkout(
         let skus: Vec<&str> = priced.unavailable.iter().map(|u| u.sku.as_str()).collect();
         return Err(ApiError::invalid_field("cart_id", format!("the catalog does not sell {} now", skus.join(", "))));
     }
-    let now = stamp(Utc::now());
-    let order = Order {
-        id: new_order_id(),
-        customer_id: customer_id.to_owned(),
-        status: OrderStatus::Pending,
-        items: priced.items,
-        total: priced.subtotal,
-        shipping_address: address.clone(),
-        payment_method: input.payment_method.clone(),
-        label_url: None,
-        tracking_number: None,
-        history: vec![HistoryEntry { status: OrderStatus::Pending, at: now, reason: None }],
-        deadline: step_timeout(OrderStatus::Pending, state.step_timeout).map(|t| now + t),
-        created_at: now,
-        updated_at: now,
-    };
+    let order = Order::pending(
+        customer_id.to_owned(),
+        priced.items,
+        priced.subtotal,
+        address.clone(),
+        input.payment_method.clone(),
+        state.step_timeout,
+    );
     Ok(Checkout::Order(order, cart.version))
 }
 

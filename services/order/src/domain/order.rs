@@ -144,8 +144,36 @@ pub const MONEY_RELEASED: &str = "money_released";
 pub const NOTHING_TO_PAY: &str = "nothing_to_pay";
 
 impl Order {
-    fn marked(&self, reasons: &[&str]) -> bool {
-        self.history.iter().any(|entry| entry.reason.as_deref().is_some_and(|r| reasons.contains(&r)))
+    /// A new order, `pending`, placed now: its stock reservation is the step it waits for, due
+    /// after `step` (see [`step_timeout`]).
+    pub fn pending(
+        customer_id: String,
+        items: Vec<OrderItem>,
+        total: Money,
+        shipping_address: AddressInput,
+        payment_method: String,
+        step: chrono::Duration,
+    ) -> Self {
+        let now = stamp(Utc::now());
+        Self {
+            id: new_order_id(),
+            customer_id,
+            status: OrderStatus::Pending,
+            items,
+            total,
+            shipping_address,
+            payment_method,
+            label_url: None,
+            tracking_number: None,
+            history: vec![HistoryEntry { status: OrderStatus::Pending, at: now, reason: None }],
+            deadline: step_timeout(OrderStatus::Pending, step).map(|t| now + t),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn marked(&self, mark: &str) -> bool {
+        self.history.iter().any(|entry| entry.reason.as_deref() == Some(mark))
     }
 
     /// Why it reached its status: the reason of the history entry that reached it (later entries
@@ -161,40 +189,37 @@ impl Order {
 
     /// Whether its payment is captured (or there was none to take).
     pub fn is_captured(&self) -> bool {
-        !self.needs_payment() || self.marked(&[PAYMENT_CAPTURED, NOTHING_TO_PAY])
+        !self.needs_payment() || self.marked(PAYMENT_CAPTURED)
     }
 
     /// Whether its stock is committed.
     pub fn is_committed(&self) -> bool {
-        self.marked(&[STOCK_COMMITTED])
+        self.marked(STOCK_COMMITTED)
     }
 
-    /// Whether its stock was given back (its release answered).
-    pub fn is_stock_released(&self) -> bool {
-        self.marked(&[STOCK_RELEASED])
+    /// The compensations ([`STOCK_RELEASED`], [`MONEY_RELEASED`]) an order that will not ship
+    /// still waits to hear answered: a cancelled one its stock and its money, a failed one its
+    /// stock (nothing was charged); none for any other order.
+    pub fn unanswered_compensations(&self) -> Vec<&'static str> {
+        let owed: &[&'static str] = match self.status {
+            OrderStatus::Cancelled => &[STOCK_RELEASED, MONEY_RELEASED],
+            OrderStatus::PaymentFailed => &[STOCK_RELEASED],
+            _ => &[],
+        };
+        owed.iter().copied().filter(|mark| !self.marked(mark)).collect()
     }
 
-    /// Whether its money was given back (its void answered).
-    pub fn is_money_released(&self) -> bool {
-        self.marked(&[MONEY_RELEASED])
-    }
-
-    /// Whether an order that will not ship has had every compensation answered: a cancelled one
-    /// its stock and its money, a failed one its stock (nothing was charged); a rejected one held
-    /// nothing. `true` for an order that is not compensated at all.
+    /// Whether every compensation it owes has been answered (`true` for an order that owes none).
     pub fn is_compensated(&self) -> bool {
-        match self.status {
-            OrderStatus::Cancelled => self.is_stock_released() && self.is_money_released(),
-            OrderStatus::PaymentFailed => self.is_stock_released(),
-            _ => true,
-        }
+        self.unanswered_compensations().is_empty()
     }
 }
 
 /// How long each waiting step of the saga may take before it is compensated (or, once the
 /// money is authorized, asked again): `base` for the stock reservation, twice that for the
 /// payment, four times for the commit and the capture. The stock reservation holds for
-/// [`MAX_STEPS_BEFORE_COMMIT`] of them and more, so a commit asked for again finds it held.
+/// [`SAGA_STEPS_BEFORE_COMMIT`](platform::contracts::order::SAGA_STEPS_BEFORE_COMMIT) of them
+/// and more, so a commit asked for again finds it held.
 pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chrono::Duration> {
     match status {
         OrderStatus::Pending => Some(base),
@@ -203,10 +228,6 @@ pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chron
         _ => None,
     }
 }
-
-/// Step timeouts that pass, at most, from placing an order until its commit has been asked for
-/// twice (reserve, authorize, and one confirmed step): a reservation must outlast them.
-pub const MAX_STEPS_BEFORE_COMMIT: i32 = 1 + 2 + 4;
 
 /// A new order id: `ord_` and a UUIDv7 in hex, so ids sort by the time they were made.
 pub fn new_order_id() -> String {
@@ -246,6 +267,18 @@ mod tests {
         assert!(made >= before && made <= Utc::now(), "{made} after {before}");
         assert_eq!(id_time("ord_none"), None);
         assert!(!is_order_id(&format!("ord_{}", "g".repeat(32))));
+    }
+
+    #[test]
+    fn the_steps_before_a_commit_is_asked_again_are_the_ones_the_stock_hold_is_sized_for() {
+        let base = chrono::Duration::seconds(1);
+        let steps = [OrderStatus::Pending, OrderStatus::Reserved, OrderStatus::Confirmed];
+        let total: chrono::Duration = steps.iter().map(|s| step_timeout(*s, base).unwrap()).sum();
+        let counted = platform::contracts::order::SAGA_STEPS_BEFORE_COMMIT as i32;
+        assert_eq!(total, base * counted);
+        let longest = chrono::Duration::milliseconds(platform::contracts::order::MAX_SAGA_STEP_MS as i64);
+        let hold = chrono::Duration::seconds(platform::contracts::order::CHECKOUT_HOLD_SECONDS as i64);
+        assert!(longest * counted < hold);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use platform::address::AddressInput;
 use platform::events::Event;
 use platform::money::Money;
 use shop_order::domain::Cart;
-use shop_order::domain::order::{HistoryEntry, Order, OrderItem, OrderStatus, new_order_id, stamp};
+use shop_order::domain::order::{Order, OrderItem, OrderStatus};
 use shop_order::store::{Advance, Placed};
 
 use crate::{Stores, drained};
@@ -21,37 +21,28 @@ crate::conformance_suite!(cached:
 );
 
 fn order(customer: &str, deadline_in: Option<i64>) -> Order {
-    let now = stamp(Utc::now());
-    Order {
-        id: new_order_id(),
-        customer_id: customer.into(),
-        status: OrderStatus::Pending,
-        items: vec![OrderItem {
-            sku: "A".into(),
-            product_id: "p".into(),
-            name: "A thing".into(),
-            quantity: 2,
-            unit_price: Money::new(500, "USD"),
-            line_total: Money::new(1000, "USD"),
-        }],
-        total: Money::new(1000, "USD"),
-        shipping_address: AddressInput {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            line2: None,
-            city: "Springfield".into(),
-            region: None,
-            postal_code: "12345".into(),
-            country: "US".into(),
-        },
-        payment_method: "pm_card_visa".into(),
-        label_url: None,
-        tracking_number: None,
-        history: vec![HistoryEntry { status: OrderStatus::Pending, at: now, reason: None }],
-        deadline: deadline_in.map(|s| now + Duration::seconds(s)),
-        created_at: now,
-        updated_at: now,
-    }
+    let item = OrderItem {
+        sku: "A".into(),
+        product_id: "p".into(),
+        name: "A thing".into(),
+        quantity: 2,
+        unit_price: Money::new(500, "USD"),
+        line_total: Money::new(1000, "USD"),
+    };
+    let address = AddressInput {
+        name: "Ada".into(),
+        line1: "1 Main St".into(),
+        line2: None,
+        city: "Springfield".into(),
+        region: None,
+        postal_code: "12345".into(),
+        country: "US".into(),
+    };
+    let total = Money::new(1000, "USD");
+    let mut order =
+        Order::pending(customer.into(), vec![item], total, address, "pm_card_visa".into(), Duration::seconds(30));
+    order.deadline = deadline_in.map(|s| order.created_at + Duration::seconds(s));
+    order
 }
 
 async fn an_order_is_placed_once_per_key_with_its_events(s: Stores) {

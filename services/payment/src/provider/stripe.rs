@@ -344,16 +344,15 @@ impl PaymentProvider for StripeProvider {
             .await
             .map_err(provider_error)?;
         // One authorize per order; were there more, the one still holding money matters most.
-        let mut intents: Vec<Intent> = found
-            .data
-            .into_iter()
-            .map(|intent| Intent { state: intent_state(&intent.status), provider_ref: intent.id })
-            .collect();
-        intents.sort_by_key(|intent| match intent.state {
+        let rank = |state: &IntentState| match state {
             IntentState::Captured => 0,
             IntentState::Authorized => 1,
             _ => 2,
-        });
-        Ok(intents.into_iter().next())
+        };
+        let intents = found
+            .data
+            .into_iter()
+            .map(|intent| Intent { state: intent_state(&intent.status), provider_ref: intent.id });
+        Ok(intents.min_by_key(|intent| rank(&intent.state)))
     }
 }
