@@ -37,6 +37,10 @@ export const BUSINESS_METRICS = {
   paymentsAuthorized: { service: 'payment', name: 'PaymentsAuthorized', meaning: 'payment.authorized.v1' },
   paymentsFailed: { service: 'payment', name: 'PaymentsFailed', meaning: 'payment.failed.v1 (declines and provider errors)' },
   lowStock: { service: 'inventory', name: 'LowStockEvents', meaning: 'inventory.low_stock.v1 (a SKU fell to its threshold)' },
+  orderReconcileRepaired: { service: 'order', name: 'ReconcileRepaired', meaning: 'the order reconciler set an order right (a dead end given a deadline)' },
+  orderReconcileUnrepaired: { service: 'order', name: 'ReconcileUnrepaired', meaning: "a settled order's audit found money or stock no command can set right" },
+  paymentReconcileRepaired: { service: 'payment', name: 'ReconcileRepaired', meaning: 'the payment reconciler recorded what the provider did (a capture, a lapsed hold, an abandoned authorize)' },
+  paymentReconcileUnrepaired: { service: 'payment', name: 'ReconcileUnrepaired', meaning: 'an authorization left open at the provider long after its checkout' },
 } as const;
 
 /**
@@ -177,6 +181,13 @@ export class ObservabilityStack extends cdk.Stack {
       graph('Low-stock events', [shop(m.lowStock, 'Sum', fiveMin)]),
       graph('Carts', [shop(m.cartsCreated), shop(m.cartsAbandoned)]),
     );
+    dashboard.addWidgets(
+      graph(
+        'Reconcile: set right / for people (5 min)',
+        [shop(m.orderReconcileRepaired, 'Sum', fiveMin), shop(m.paymentReconcileRepaired, 'Sum', fiveMin)],
+        { right: [shop(m.orderReconcileUnrepaired, 'Sum', fiveMin), shop(m.paymentReconcileUnrepaired, 'Sum', fiveMin)] },
+      ),
+    );
     dashboard.addWidgets(new cloudwatch.TextWidget({ markdown: `# shop ${env}: technical`, width: 24, height: 1 }));
     dashboard.addWidgets(
       graph('API response time p95 (ALB, s)', list.map((r) => latency(r, 'p95'))),
@@ -261,6 +272,27 @@ export class ObservabilityStack extends cdk.Stack {
       data.queues.payment.dlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }).createAlarm(this, 'PaymentCommandsDead', {
         alarmName: `shop-${env}-payment-commands-dead-letters`,
         alarmDescription: 'Payment commands failed 5 times and sit in shop-payment-commands-dlq',
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      critical,
+    );
+    // Money and stock that disagree and that no saga command could set right: people must look
+    // (the order's history carries `audit:<rule>`, the log line the rule and the detail).
+    alarm(
+      new cloudwatch.MathExpression({
+        expression: 'FILL(orders, 0) + FILL(payments, 0)',
+        usingMetrics: {
+          orders: shop(m.orderReconcileUnrepaired, 'Sum', fiveMin),
+          payments: shop(m.paymentReconcileUnrepaired, 'Sum', fiveMin),
+        },
+        label: 'Unrepaired reconcile findings / 5 min',
+        period: fiveMin,
+      }).createAlarm(this, 'ReconcileUnrepaired', {
+        alarmName: `shop-${env}-reconcile-unrepaired`,
+        alarmDescription: 'The reconcilers found an order whose money or stock disagree and that no command could set right',
         threshold: 0,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

@@ -160,7 +160,7 @@ function check(env: string): number {
   // Observability: dashboard, the listed alarms, billing.
   ok(of('AWS::CloudWatch::Dashboard').length === 1, 'dashboard');
   const alarms = [...of('AWS::CloudWatch::Alarm'), ...of('AWS::CloudWatch::CompositeAlarm')].map((a) => a.Properties!.AlarmName);
-  for (const name of ['payment-failures', 'database-connectivity', 'order-error-rate', 'order-latency', 'orders-dropped', 'inventory-low-stock', 'billing']) {
+  for (const name of ['payment-failures', 'database-connectivity', 'order-error-rate', 'order-latency', 'orders-dropped', 'inventory-low-stock', 'reconcile-unrepaired', 'billing']) {
     ok(alarms.includes(`shop-${env}-${name}`), `alarm ${name}`);
   }
   return n;

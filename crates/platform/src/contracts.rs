@@ -460,3 +460,5 @@ pub mod order {
         pub const CANCELLED: &'static str = "order.cancelled.v1";
     }
 }
+
+pub mod reconcile;

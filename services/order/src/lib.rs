@@ -7,6 +7,7 @@ pub mod api;
 pub mod catalog;
 pub mod domain;
 pub mod label;
+pub mod reconcile;
 pub mod saga;
 pub mod store;
 
@@ -136,7 +137,8 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 }
 
 /// Wires the service into a process: stores (carts cached), outbox relay, saga consumer,
-/// timeout sweeper, abandoned-cart reporter, routes, checks.
+/// timeout sweeper (which also audits settled orders), dead-end search, abandoned-cart reporter,
+/// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let backend = open(&infra).await?;
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
@@ -157,6 +159,12 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         outbox.clone(),
         step,
         std::time::Duration::from_millis(infra.config.reservation_sweep_ms),
+        infra.shutdown.clone(),
+    ));
+    infra.tasks.spawn(reconcile::run(
+        orders.clone(),
+        outbox.clone(),
+        reconcile::DEAD_END_INTERVAL,
         infra.shutdown.clone(),
     ));
     let state = AppState {

@@ -24,6 +24,7 @@ use chrono::Utc;
 use platform::contracts::inventory::{Commit, CommitFailed, Committed, Line, Rejected, Release, Released, Reserve};
 use platform::contracts::order::OrderEvent;
 use platform::contracts::payment::{Authorize, Capture, CaptureFailed, Failed, PaymentEvent, Void};
+use platform::contracts::reconcile::Finding;
 use platform::events::{Event, EventHandler, HandlerError};
 use platform::objects::ObjectStore;
 use serde::Deserialize;
@@ -35,6 +36,7 @@ use crate::NAME;
 use crate::domain::order::{
     MONEY_RELEASED, NOTHING_TO_PAY, Order, OrderStatus, PAYMENT_CAPTURED, STOCK_COMMITTED, STOCK_RELEASED, step_timeout,
 };
+use crate::reconcile;
 use crate::store::{Advance, OrderStore, StoreError};
 
 /// The saga's queue: the inventory's and the payment's answers.
@@ -74,19 +76,19 @@ fn authorize(order: &Order, cause: Option<&Event>) -> Event {
     command(Authorize::KIND, order, data, cause)
 }
 
-fn commit(order: &Order, cause: Option<&Event>) -> Event {
+pub(crate) fn commit(order: &Order, cause: Option<&Event>) -> Event {
     command(Commit::KIND, order, Commit { order_id: order.id.clone() }, cause)
 }
 
-fn capture(order: &Order, cause: Option<&Event>) -> Event {
+pub(crate) fn capture(order: &Order, cause: Option<&Event>) -> Event {
     command(Capture::KIND, order, Capture { order_id: order.id.clone() }, cause)
 }
 
-fn release(order: &Order, reason: &str, cause: Option<&Event>) -> Event {
+pub(crate) fn release(order: &Order, reason: &str, cause: Option<&Event>) -> Event {
     command(Release::KIND, order, Release { order_id: order.id.clone(), reason: reason.into() }, cause)
 }
 
-fn void(order: &Order, reason: &str, cause: Option<&Event>) -> Event {
+pub(crate) fn void(order: &Order, reason: &str, cause: Option<&Event>) -> Event {
     command(Void::KIND, order, Void { order_id: order.id.clone(), reason: reason.into() }, cause)
 }
 
@@ -221,7 +223,11 @@ impl Saga {
             }
             Rejected::KIND => {
                 let reason = Some("out_of_stock".to_owned());
-                let advance = Advance { steps: vec![(OrderStatus::Rejected, reason)], ..Advance::default() };
+                let advance = Advance {
+                    steps: vec![(OrderStatus::Rejected, reason)],
+                    deadline: reconcile::audit_deadline(self.step),
+                    label: None,
+                };
                 let told =
                     order_event(OrderEvent::REJECTED, &order, OrderStatus::Rejected, Some("out_of_stock"), cause);
                 self.advance(&order, &[OrderStatus::Pending], advance, vec![told]).await
@@ -273,14 +279,23 @@ impl Saga {
             },
             Released::KIND => self.compensated(&order, STOCK_RELEASED).await,
             PaymentEvent::VOIDED | PaymentEvent::REFUNDED => self.compensated(&order, MONEY_RELEASED).await,
-            CommitFailed::KIND => {
+            CommitFailed::KIND => match order.status {
                 // The hold lapsed before the commit: the units may be sold; give the money back.
-                self.cancel(&order, "reservation_lapsed", cause).await
-            }
-            CaptureFailed::KIND => {
+                OrderStatus::Confirmed => self.cancel(&order, "reservation_lapsed", cause).await,
+                // The audit of a settled order: its stock is not where the rules want it.
+                _ => {
+                    let failed: CommitFailed = event.data_as().map_err(|e| HandlerError::Reject(e.to_string()))?;
+                    self.found(&order, reconcile::commit_refused(&order, &failed.reason)).await
+                }
+            },
+            CaptureFailed::KIND => match order.status {
                 // The money can never be taken: give the stock back.
-                self.cancel(&order, "payment_capture_failed", cause).await
-            }
+                OrderStatus::Confirmed => self.cancel(&order, "payment_capture_failed", cause).await,
+                _ => {
+                    let failed: CaptureFailed = event.data_as().map_err(|e| HandlerError::Reject(e.to_string()))?;
+                    self.found(&order, reconcile::capture_refused(&order, &failed.reason)).await
+                }
+            },
             // Confirmations of compensations: nothing more to do.
             _ => return Ok(()),
         };
@@ -295,6 +310,22 @@ impl Saga {
         self.advance(order, &[OrderStatus::Confirmed], advance, cancellation(order, reason, cause)).await
     }
 
+    /// Marks what the audit of a settled order found that no command sets right (once per rule),
+    /// and reports it.
+    async fn found(&self, order: &Order, finding: Option<Finding>) -> Result<Option<Order>, StoreError> {
+        let Some(finding) = finding else { return Ok(None) };
+        let mark = reconcile::audit_mark(finding.rule);
+        if order.history.iter().any(|entry| entry.reason.as_deref() == Some(mark.as_str())) {
+            return Ok(None);
+        }
+        let advance = Advance { steps: vec![(order.status, Some(mark))], deadline: order.deadline, label: None };
+        let marked = self.advance(order, &[order.status], advance, Vec::new()).await?;
+        if marked.is_some() {
+            reconcile::report(order, &finding);
+        }
+        Ok(marked)
+    }
+
     /// Marks a compensation of an order that will not ship answered, if it was awaited.
     async fn compensated(&self, order: &Order, mark: &'static str) -> Result<Option<Order>, StoreError> {
         if !order.unanswered_compensations().contains(&mark) {
@@ -305,9 +336,10 @@ impl Saga {
 
     /// Records `mark` in an order's history, its status kept: one half of a confirmed order
     /// answered, or one compensation of an order that will not ship. The deadline stays, unless
-    /// the mark was the last compensation awaited.
+    /// the mark was the last compensation awaited: then the order is settled, and audited later.
     async fn mark(&self, order: &Order, mark: &'static str) -> Result<Option<Order>, StoreError> {
-        let deadline = if order.unanswered_compensations() == [mark] { None } else { order.deadline };
+        let last = order.unanswered_compensations() == [mark];
+        let deadline = if last { reconcile::audit_deadline(self.step) } else { order.deadline };
         let advance = Advance { steps: vec![(order.status, Some(mark.into()))], deadline, label: None };
         self.advance(order, &[order.status], advance, Vec::new()).await
     }
@@ -328,8 +360,11 @@ impl Saga {
         let (url, tracking) = self.label(order).await.map_err(HandlerError::retry)?;
         let mut shipped = order.clone();
         shipped.tracking_number = Some(tracking.clone());
-        let advance =
-            Advance { steps: vec![(OrderStatus::Shipped, None)], label: Some((url, tracking)), deadline: None };
+        let advance = Advance {
+            steps: vec![(OrderStatus::Shipped, None)],
+            label: Some((url, tracking)),
+            deadline: reconcile::audit_deadline(self.step),
+        };
         let told = order_event(OrderEvent::SHIPPED, &shipped, OrderStatus::Shipped, None, cause);
         Ok(self.advance(order, &[OrderStatus::Confirmed], advance, vec![told]).await)
     }
@@ -441,9 +476,14 @@ pub async fn sweep_once(orders: &dyn OrderStore, step: chrono::Duration) -> Resu
                 let advance = Advance { steps: Vec::new(), deadline: deadline(status, step), label: None };
                 orders.advance(&order.id, &[status], &advance, &missing_halves(&order, None)).await?
             }
+            // Settled, and its audit is due: the commands that set it right if the world disagrees.
             _ => {
-                let advance = Advance::default();
-                orders.advance(&order.id, &[status], &advance, &[]).await?
+                let commands = reconcile::audit(&order);
+                let audited = orders.advance(&order.id, &[status], &Advance::default(), &commands).await?;
+                if audited.is_some() && !commands.is_empty() {
+                    metrics::counter!("reconcile_audited_total", "service" => NAME).increment(1);
+                }
+                audited
             }
         };
         moved += usize::from(result.is_some());

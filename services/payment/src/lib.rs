@@ -54,6 +54,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payments",
         sql: include_str!("../../../migrations/payment/sqlite/0002_payments.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 3,
+        name: "payments_by_status",
+        sql: include_str!("../../../migrations/payment/sqlite/0003_payments_by_status.sql"),
+    },
 ];
 
 /// What the handlers share.
@@ -123,7 +129,7 @@ pub fn provider(config: &platform::Config) -> anyhow::Result<Arc<dyn PaymentProv
 }
 
 /// Wires the service into a process: store, outbox relay, provider, saga command consumer,
-/// routes, checks.
+/// refund retries, reconciler, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let (store, outbox, check) = open_store(&infra).await?;
     let waker = infra.spawn_relay(outbox);
@@ -132,6 +138,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let visibility = command_visibility(Duration::from_millis(infra.config.payment_timeout_ms));
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64).visibility(visibility));
     infra.tasks.spawn(retry_refunds(payments.clone(), infra.shutdown.clone()));
+    infra.tasks.spawn(reconcile(payments.clone(), infra.shutdown.clone()));
     let state = AppState {
         payments,
         stripe_webhook_secret: infra.config.stripe_webhook_secret.clone(),
@@ -169,6 +176,26 @@ async fn retry_refunds(payments: Payments, shutdown: tokio_util::sync::Cancellat
             Ok(settled) => tracing::info!(settled, "settled refunds the provider had not confirmed"),
             Err(error) => {
                 tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not retry pending refunds")
+            }
+        }
+    }
+}
+
+/// Reconciles the payments left waiting with the provider every
+/// [`RECONCILE_EVERY`](payments::reconcile::RECONCILE_EVERY), until shutdown.
+async fn reconcile(payments: Payments, shutdown: tokio_util::sync::CancellationToken) {
+    use payments::reconcile::{RECONCILE_EVERY, WAITING_LIMIT};
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+        let before = chrono::Utc::now() - WAITING_LIMIT;
+        match payments.reconcile_once(before).await {
+            Ok(done) if done == Default::default() => {}
+            Ok(done) => tracing::info!(repaired = done.repaired, reported = done.reported, "reconciled payments"),
+            Err(error) => {
+                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not reconcile payments")
             }
         }
     }

@@ -17,6 +17,8 @@ use tokio::sync::Notify;
 
 use crate::NAME;
 
+pub mod reconcile;
+
 /// The log entry of a hold placed by an authorization that lost the race with a void, before it
 /// is released.
 const HOLD_TO_CANCEL: &str = "authorization_to_cancel";
@@ -108,14 +110,12 @@ pub struct Payments {
     store: Arc<dyn PaymentStore>,
     provider: Arc<dyn PaymentProvider>,
     outbox: Arc<Notify>,
-    /// Webhook events are applied one at a time (in this process).
-    webhooks: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Payments {
     /// Steps recorded in `store`, taken with `provider`, waking the outbox relay after each.
     pub fn new(store: Arc<dyn PaymentStore>, provider: Arc<dyn PaymentProvider>, outbox: Arc<Notify>) -> Self {
-        Self { store, provider, outbox, webhooks: Arc::default() }
+        Self { store, provider, outbox }
     }
 
     /// The store.
@@ -561,7 +561,7 @@ impl Payments {
                     reason: reason.to_owned(),
                     created_at: stamp(Utc::now()),
                 };
-                self.store.refund(&refund).await?;
+                self.store.refund(&refund, None).await?;
                 refund
             }
         };
@@ -582,7 +582,12 @@ impl Payments {
         cause: Option<&Event>,
     ) -> Result<(Payment, Refund), PaymentError> {
         let provider_ref = payment.provider_ref.clone().unwrap_or_default();
-        let outcome = match self.provider.refund(&provider_ref, &refund.amount, &refund.id).await {
+        let asked = match &refund.provider_ref {
+            // Made at the provider (its dashboard) before we recorded it: nothing to ask for.
+            Some(made) => Ok(made.clone()),
+            None => self.provider.refund(&provider_ref, &refund.amount, &refund.id).await,
+        };
+        let outcome = match asked {
             Ok(provider_refund) => Ok(provider_refund),
             Err(unavailable @ ProviderError::Unavailable(_)) => return Err(PaymentError::Unavailable(unavailable)),
             Err(ProviderError::Refused(failure)) => Err(failure.message),
@@ -638,8 +643,6 @@ impl Payments {
     /// dashboard). Applying an event twice changes nothing: each change is conditional on the
     /// payment's state. `false` when the event is about nothing we hold.
     pub async fn apply_stripe_event(&self, event: &StripeEvent) -> Result<bool, PaymentError> {
-        // One event at a time: their effects are computed from the payment as read.
-        let _turn = self.webhooks.lock().await;
         let object = &event.data.object;
         let text = |name: &str| object.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         let number = |name: &str| object.get(name).and_then(serde_json::Value::as_i64);
@@ -692,37 +695,42 @@ impl Payments {
                         }
                     }
                 }
-                let payment =
-                    self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone()))?;
-                let succeeded: i64 = self
-                    .store
-                    .refunds(&payment.id)
-                    .await?
-                    .iter()
-                    .filter(|r| r.status == RefundStatus::Succeeded)
-                    .map(|r| r.amount.amount)
-                    .sum();
-                // What the total adds to ours is a refund made at Stripe (its dashboard).
-                let missing = (number("amount_refunded").unwrap_or(0) - succeeded).min(payment.refundable());
-                if missing > 0 {
-                    let id = refund_id(&payment.id, &format!("webhook:{}", event.id));
-                    if self.store.get_refund(&id).await?.is_none() {
-                        let refund = Refund {
-                            id: id.clone(),
-                            payment_id: payment.id.clone(),
-                            amount: Money { amount: missing, currency: payment.amount.currency.clone() },
-                            status: RefundStatus::Pending,
-                            provider_ref: None,
-                            reason: "refunded at the provider".into(),
-                            created_at: stamp(Utc::now()),
-                        };
-                        self.store.refund(&refund).await?;
+                // What Stripe's running total adds to ours is a refund made at Stripe (its
+                // dashboard). Ours counts the refunds still pending too (they are not at Stripe
+                // yet, or this event would have settled them). It is recorded on condition that
+                // ours did not move since it was read, so replicas applying this event (or
+                // another with the same total) at once record it once.
+                let total = number("amount_refunded").unwrap_or(0);
+                let reference = text("id").unwrap_or_else(|| event.id.clone());
+                for _ in 0..5 {
+                    let payment =
+                        self.store.get(&payment.id).await?.ok_or_else(|| PaymentError::Unknown(payment.id.clone()))?;
+                    let missing = (total - payment.refunded).min(payment.refundable());
+                    if missing <= 0 {
+                        return Ok(true);
+                    }
+                    let id = refund_id(&payment.id, &format!("provider-total:{total}:{}", payment.refunded));
+                    let refund = Refund {
+                        id: id.clone(),
+                        payment_id: payment.id.clone(),
+                        amount: Money { amount: missing, currency: payment.amount.currency.clone() },
+                        status: RefundStatus::Pending,
+                        // Made at the provider already: never asked for again.
+                        provider_ref: Some(reference.clone()),
+                        reason: "refunded at the provider".into(),
+                        created_at: stamp(Utc::now()),
+                    };
+                    match self.store.refund(&refund, Some(payment.refunded)).await {
+                        Ok(_) => {}
+                        Err(StoreError::RefundedMoved { .. }) => continue,
+                        Err(other) => return Err(other.into()),
                     }
                     let published = payment_event(PaymentEvent::REFUNDED, &payment, missing, None);
-                    let reference = text("id").unwrap_or_else(|| event.id.clone());
                     self.store.settle_refund(&id, Ok(reference), &[published]).await?;
                     self.outbox.notify_one();
+                    return Ok(true);
                 }
+                return Err(PaymentError::State("the payment kept changing while the refund was recorded".into()));
             }
             "charge.dispute.created" => {
                 // The status stays; a redelivered event finds its log entry and adds none.

@@ -32,6 +32,13 @@ pub enum StoreError {
         /// Minor units that may still be refunded.
         refundable: i64,
     },
+    /// A refund conditional on what had been refunded found another amount (a refund recorded
+    /// meanwhile, by another replica): read the payment again.
+    #[error("the payment's refunded amount is {refunded} now")]
+    RefundedMoved {
+        /// Minor units refunded now.
+        refunded: i64,
+    },
     /// No such payment.
     #[error("no payment {0}")]
     UnknownPayment(String),
@@ -84,6 +91,15 @@ pub trait PaymentStore: Send + Sync {
     /// The payment the provider knows as `provider_ref`.
     async fn by_provider_ref(&self, provider_ref: &str) -> Result<Option<Payment>, StoreError>;
 
+    /// Payments in `status` unchanged since before `before`, the longest unchanged first, at most
+    /// `limit`: what the reconciler asks the provider about.
+    async fn stale(
+        &self,
+        status: PaymentStatus,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError>;
+
     /// Applies `transition` when the payment's status is one of `from`, with its log entry and
     /// `events`, in one transaction; the payment after it, or `None` when its status is not (it
     /// moved on, or it does not exist).
@@ -97,8 +113,11 @@ pub trait PaymentStore: Send + Sync {
 
     /// Records `refund` (pending) of a charged payment, counting its amount as refunded
     /// (`partially_refunded`, or `refunded` once all of the capture is), with its log entry;
-    /// [`StoreError::NotRefundable`] when it exceeds what may still be refunded.
-    async fn refund(&self, refund: &Refund) -> Result<Payment, StoreError>;
+    /// [`StoreError::NotRefundable`] when it exceeds what may still be refunded. With
+    /// `refunded_before`, only if the payment's refunded amount is still that
+    /// ([`StoreError::RefundedMoved`] otherwise): a refund computed from the payment as read is
+    /// recorded once, however many replicas compute it at once.
+    async fn refund(&self, refund: &Refund, refunded_before: Option<i64>) -> Result<Payment, StoreError>;
 
     /// Settles a pending refund with the provider's answer: its refund id (with `events`), or why
     /// it refused (the amount becomes refundable again). A settled refund is left as it is; the

@@ -31,6 +31,10 @@ pub const BUSINESS_METRICS: &[(&str, &str)] = &[
     ("payment", "PaymentsAuthorized"),
     ("payment", "PaymentsFailed"),
     ("inventory", "LowStockEvents"),
+    ("order", "ReconcileRepaired"),
+    ("order", "ReconcileUnrepaired"),
+    ("payment", "ReconcileRepaired"),
+    ("payment", "ReconcileUnrepaired"),
 ];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -237,6 +241,12 @@ mod tests {
             }
         }
         named.push(("order".into(), "CartsCreated".into()));
+        // The reconcilers' counts (`contracts::reconcile::count`).
+        for service in ["order", "payment"] {
+            for metric in ["ReconcileRepaired", "ReconcileUnrepaired"] {
+                named.push((service.into(), metric.into()));
+            }
+        }
         let mut expected: Vec<(String, String)> =
             BUSINESS_METRICS.iter().map(|(s, m)| ((*s).to_owned(), (*m).to_owned())).collect();
         named.sort();

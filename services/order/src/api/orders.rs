@@ -383,7 +383,8 @@ pub async fn deliver_order(
     if order.status == OrderStatus::Delivered {
         return Ok(Json(order));
     }
-    let advance = Advance { steps: vec![(OrderStatus::Delivered, None)], ..Advance::default() };
+    // The audit still due keeps its deadline.
+    let advance = Advance { steps: vec![(OrderStatus::Delivered, None)], deadline: order.deadline, label: None };
     let told = order_event(OrderEvent::DELIVERED, &order, OrderStatus::Delivered, None, None);
     match state
         .orders

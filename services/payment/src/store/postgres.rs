@@ -15,12 +15,20 @@ use crate::domain::payment::{
 };
 
 /// The service's PostgreSQL schema.
-pub const MIGRATIONS: &[platform::sqlite::Migration] = &[platform::sqlite::Migration {
-    scope: crate::NAME,
-    version: 1,
-    name: "payments",
-    sql: include_str!("../../../../migrations/payment/postgres/0001_payments.sql"),
-}];
+pub const MIGRATIONS: &[platform::sqlite::Migration] = &[
+    platform::sqlite::Migration {
+        scope: crate::NAME,
+        version: 1,
+        name: "payments",
+        sql: include_str!("../../../../migrations/payment/postgres/0001_payments.sql"),
+    },
+    platform::sqlite::Migration {
+        scope: crate::NAME,
+        version: 2,
+        name: "payments_by_status",
+        sql: include_str!("../../../../migrations/payment/postgres/0002_payments_by_status.sql"),
+    },
+];
 
 /// Payments in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -193,6 +201,24 @@ impl PaymentStore for PgPaymentStore {
         payment_where(&mut c, "provider_ref", provider_ref, false).await
     }
 
+    async fn stale(
+        &self,
+        status: PaymentStatus,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = $1 AND updated_at < $2 ORDER BY updated_at LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(before)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(read_payment).collect()
+    }
+
     async fn transition(
         &self,
         id: &str,
@@ -233,11 +259,14 @@ impl PaymentStore for PgPaymentStore {
         Ok(Some(payment))
     }
 
-    async fn refund(&self, refund: &Refund) -> Result<Payment, StoreError> {
+    async fn refund(&self, refund: &Refund, refunded_before: Option<i64>) -> Result<Payment, StoreError> {
         let mut tx = self.pool.begin().await?;
         let Some(mut payment) = payment_where(&mut tx, "id", &refund.payment_id, true).await? else {
             return Err(StoreError::UnknownPayment(refund.payment_id.clone()));
         };
+        if refunded_before.is_some_and(|before| before != payment.refunded) {
+            return Err(StoreError::RefundedMoved { refunded: payment.refunded });
+        }
         let refundable = payment.refundable();
         if refund.amount.amount <= 0 || refund.amount.amount > refundable {
             return Err(StoreError::NotRefundable { refundable });

@@ -188,6 +188,27 @@ impl PaymentStore for SqlitePaymentStore {
         Ok(self.db.read(move |c| payment_where(c, "provider_ref", &provider_ref)).await?)
     }
 
+    async fn stale(
+        &self,
+        status: PaymentStatus,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        Ok(self
+            .db
+            .read(move |c| {
+                let rows = c
+                    .prepare_cached(&format!(
+                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = ?1 AND updated_at < ?2
+                         ORDER BY updated_at LIMIT ?3"
+                    ))?
+                    .query_map(params![status.as_str(), micros(before), limit as i64], read_payment)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
     async fn transition(
         &self,
         id: &str,
@@ -232,13 +253,16 @@ impl PaymentStore for SqlitePaymentStore {
             .await?)
     }
 
-    async fn refund(&self, refund: &Refund) -> Result<Payment, StoreError> {
+    async fn refund(&self, refund: &Refund, refunded_before: Option<i64>) -> Result<Payment, StoreError> {
         let refund = refund.clone();
         self.db
             .transaction(move |tx| {
                 let Some(mut payment) = payment_where(tx, "id", &refund.payment_id)? else {
                     return Ok(Err(StoreError::UnknownPayment(refund.payment_id)));
                 };
+                if refunded_before.is_some_and(|before| before != payment.refunded) {
+                    return Ok(Err(StoreError::RefundedMoved { refunded: payment.refunded }));
+                }
                 let refundable = payment.refundable();
                 if refund.amount.amount <= 0 || refund.amount.amount > refundable {
                     return Ok(Err(StoreError::NotRefundable { refundable }));

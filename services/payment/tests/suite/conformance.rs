@@ -62,6 +62,8 @@ conformance_suite!(
     a_transition_applies_only_from_the_states_named_with_its_log_entry_and_events,
     refunds_never_exceed_the_capture_and_a_refused_one_gives_its_amount_back,
     concurrent_refunds_together_never_exceed_the_capture,
+    a_refund_computed_from_the_payment_as_read_is_recorded_once_across_replicas,
+    payments_left_waiting_are_found_the_longest_waiting_first,
     idempotency_keys_answer_the_same_request_and_refuse_another,
     webhook_events_are_recorded_once,
 );
@@ -225,11 +227,14 @@ async fn refunds_never_exceed_the_capture_and_a_refused_one_gives_its_amount_bac
     let s = &stores.store;
     let id = captured(stores, "o1", 1000).await;
     drain(stores.outbox.as_ref()).await;
-    let after = s.refund(&refund(&id, "re_1", 600)).await.unwrap();
+    let after = s.refund(&refund(&id, "re_1", 600), None).await.unwrap();
     assert_eq!((after.status, after.refunded, after.refundable()), (PaymentStatus::PartiallyRefunded, 600, 400));
-    assert!(matches!(s.refund(&refund(&id, "re_2", 401)).await, Err(StoreError::NotRefundable { refundable: 400 })));
-    assert!(matches!(s.refund(&refund(&id, "re_3", 0)).await, Err(StoreError::NotRefundable { .. })));
-    assert!(matches!(s.refund(&refund("pay_none", "re_4", 1)).await, Err(StoreError::UnknownPayment(_))));
+    assert!(matches!(
+        s.refund(&refund(&id, "re_2", 401), None).await,
+        Err(StoreError::NotRefundable { refundable: 400 })
+    ));
+    assert!(matches!(s.refund(&refund(&id, "re_3", 0), None).await, Err(StoreError::NotRefundable { .. })));
+    assert!(matches!(s.refund(&refund("pay_none", "re_4", 1), None).await, Err(StoreError::UnknownPayment(_))));
     assert!(drain(stores.outbox.as_ref()).await.is_empty(), "a pending refund publishes nothing yet");
 
     let settled = s.settle_refund("re_1", Ok("re_stripe_1".into()), &[event("payment.refunded.v1")]).await.unwrap();
@@ -238,7 +243,7 @@ async fn refunds_never_exceed_the_capture_and_a_refused_one_gives_its_amount_bac
     assert_eq!((stored.status, stored.provider_ref.as_deref()), (RefundStatus::Succeeded, Some("re_stripe_1")));
     assert_eq!(drain(stores.outbox.as_ref()).await.len(), 1);
 
-    let full = s.refund(&refund(&id, "re_5", 400)).await.unwrap();
+    let full = s.refund(&refund(&id, "re_5", 400), None).await.unwrap();
     assert_eq!((full.status, full.refundable()), (PaymentStatus::Refunded, 0));
     let back = s.settle_refund("re_5", Err("the charge is disputed".into()), &[event("x.v1")]).await.unwrap();
     assert_eq!((back.status, back.refunded, back.refundable()), (PaymentStatus::PartiallyRefunded, 600, 400));
@@ -257,7 +262,7 @@ async fn refunds_never_exceed_the_capture_and_a_refused_one_gives_its_amount_bac
     // Only a charged payment is refundable.
     let (pending, _) = s.open(&new_payment("o2", 100), PaymentStatus::Pending).await.unwrap();
     assert!(matches!(
-        s.refund(&refund(&pending.id, "re_6", 1)).await,
+        s.refund(&refund(&pending.id, "re_6", 1), None).await,
         Err(StoreError::NotRefundable { refundable: 0 })
     ));
 }
@@ -267,7 +272,7 @@ async fn concurrent_refunds_together_never_exceed_the_capture(stores: &Stores) {
     let refunds: Vec<_> = (0..10)
         .map(|i| {
             let (store, id) = (stores.store.clone(), id.clone());
-            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300)).await })
+            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300), None).await })
         })
         .collect();
     let mut accepted = 0;
@@ -281,6 +286,51 @@ async fn concurrent_refunds_together_never_exceed_the_capture(stores: &Stores) {
     assert_eq!(accepted, 3);
     let payment = stores.store.get(&id).await.unwrap().unwrap();
     assert_eq!((payment.refunded, payment.refundable()), (900, 100));
+}
+
+async fn a_refund_computed_from_the_payment_as_read_is_recorded_once_across_replicas(stores: &Stores) {
+    let id = captured(stores, "o1", 1000).await;
+    // Ten replicas read the payment (nothing refunded) and each records the 300 it computed
+    // missing, on condition that nothing was refunded meanwhile: one is recorded.
+    let refunds: Vec<_> = (0..10)
+        .map(|i| {
+            let (store, id) = (stores.store.clone(), id.clone());
+            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300), Some(0)).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for outcome in refunds {
+        match outcome.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(StoreError::RefundedMoved { refunded }) => assert_eq!(refunded, 300),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    let payment = stores.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(payment.refunded, 300);
+    assert_eq!(stores.store.refunds(&id).await.unwrap().len(), 1, "a refused one records nothing");
+    // Read again, the condition holds.
+    stores.store.refund(&refund(&id, "re_next", 100), Some(300)).await.unwrap();
+    assert_eq!(stores.store.get(&id).await.unwrap().unwrap().refunded, 400);
+}
+
+async fn payments_left_waiting_are_found_the_longest_waiting_first(stores: &Stores) {
+    let s = &stores.store;
+    let (first, _) = s.open(&new_payment("o1", 100), PaymentStatus::Pending).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (second, _) = s.open(&new_payment("o2", 100), PaymentStatus::Pending).await.unwrap();
+    let authorized = captured(stores, "o3", 100).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let now = Utc::now();
+    let ids = |payments: Vec<shop_payment::domain::payment::Payment>| -> Vec<String> {
+        payments.into_iter().map(|p| p.id).collect()
+    };
+    assert_eq!(ids(s.stale(PaymentStatus::Pending, now, 10).await.unwrap()), [first.id.clone(), second.id]);
+    assert_eq!(ids(s.stale(PaymentStatus::Pending, now, 1).await.unwrap()), [first.id]);
+    assert!(s.stale(PaymentStatus::Pending, first.created_at, 10).await.unwrap().is_empty(), "none older");
+    assert_eq!(ids(s.stale(PaymentStatus::Captured, now, 10).await.unwrap()), [authorized]);
+    assert!(s.stale(PaymentStatus::Authorized, now, 10).await.unwrap().is_empty());
 }
 
 async fn idempotency_keys_answer_the_same_request_and_refuse_another(stores: &Stores) {

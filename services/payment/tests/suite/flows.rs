@@ -354,3 +354,43 @@ async fn when_an_answer_was_lost_the_provider_is_asked_what_it_did() {
     assert_eq!(kinds(&events), [CaptureFailed::KIND]);
     assert_eq!(w.status("o3").await, PaymentStatus::Voided, "nothing is held any more");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_made_at_the_provider_is_counted_once_however_many_replicas_apply_its_events() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    w.events().await;
+    // Stripe's dashboard refunds 1,000 of the 2,500; its event comes to eight replicas at once,
+    // twice (a redelivery under another id carries the same running total).
+    let event = |id: &str| -> shop_payment::payments::StripeEvent {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "type": "charge.refunded",
+            "data": {"object": {"id": "ch_1", "payment_intent": payment.provider_ref, "amount_refunded": 1000}}
+        }))
+        .unwrap()
+    };
+    let replicas: Vec<_> = (0..8)
+        .map(|n| {
+            let replica = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
+            let event = event(if n % 2 == 0 { "evt_1" } else { "evt_2" });
+            tokio::spawn(async move { replica.apply_stripe_event(&event).await })
+        })
+        .collect();
+    for replica in replicas {
+        assert!(replica.await.unwrap().unwrap());
+    }
+    let after = w.stores.store.get(&payment.id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.refunded), (PaymentStatus::PartiallyRefunded, 1000));
+    let refunds = w.stores.store.refunds(&payment.id).await.unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0].provider_ref.as_deref(), Some("ch_1"));
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::REFUNDED]);
+    // The next refund at Stripe (its total now 1,500) adds its 500.
+    let mut later = event("evt_3");
+    later.data.object["amount_refunded"] = serde_json::json!(1500);
+    let replica = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
+    replica.apply_stripe_event(&later).await.unwrap();
+    assert_eq!(w.stores.store.get(&payment.id).await.unwrap().unwrap().refunded, 1500);
+}
