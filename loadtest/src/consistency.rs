@@ -4,8 +4,9 @@
 //! - Every order ended as its payment method and stock say it must: paid with `pm_card_visa`, it
 //!   ships (or, holding a doorbuster that sold out, is rejected); paid with a declining method, it
 //!   fails its payment (or is rejected first). None is cancelled: nothing in the journeys cancels.
-//! - Payments captured = orders confirmed: an order that was confirmed and kept has a captured
-//!   payment; any other order's payment, if it has one, failed, was voided or refunded.
+//! - Payments captured = orders confirmed: an order that was confirmed and kept has one captured
+//!   payment; any other order's payment, if it has one, failed, was voided or refunded (the
+//!   platform's own rules, `platform::contracts::reconcile`, as `shop reconcile` applies them).
 //! - Stock is conserved: for each SKU the shoppers bought, on hand now = the stock it started with +
 //!   the admin's restocks − the units of kept orders; nothing stays reserved. (Stock commands
 //!   trail the order's own status, so a SKU is read again until it balances or time is up.)
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use platform::contracts::reconcile::{Expectation, judge_payments};
 use serde_json::Value;
 
 use crate::journeys::{SETTLED, Shared};
@@ -181,10 +183,12 @@ pub async fn check(shared: &Arc<Shared>, settle: Duration) -> Findings {
         let kept = KEPT.contains(&status);
         findings.captured += captured;
         findings.confirmed += usize::from(kept);
-        let settled_payment = |p: &&str| ["failed", "voided", "refunded"].contains(p);
-        let fine = if kept { captured == 1 && statuses.len() == 1 } else { statuses.iter().all(settled_payment) };
-        if !fine {
-            findings.problems.push(format!("order {id} is {status} with payment(s) {statuses:?}"));
+        // The platform's own rules (`shop reconcile`, the order service's audit); a confirmed order
+        // is kept too here, since the run has settled.
+        let expect = if kept { Some(Expectation::Kept) } else { Expectation::of(status) };
+        let total = orders[&id]["total"]["amount"].as_i64().unwrap_or(0);
+        if let Some(finding) = expect.and_then(|expect| judge_payments(expect, total, &statuses)) {
+            findings.problems.push(format!("order {id} is {status} with payment(s) {statuses:?}: {}", finding.rule));
         }
     }
 

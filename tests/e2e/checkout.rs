@@ -20,8 +20,13 @@ fn address() -> Value {
 
 /// A product with SKU `sku` at 2500 and `on_hand` units.
 async fn stocked(app: &TestApp, admin: &str, sku: &str, on_hand: i64) {
+    priced(app, admin, sku, 2500, on_hand).await;
+}
+
+/// A product with SKU `sku` at `price` cents and `on_hand` units.
+async fn priced(app: &TestApp, admin: &str, sku: &str, price: i64, on_hand: i64) {
     let body = json!({"name": format!("Lamp {sku}"), "brand": "Acme", "category_id": "cat-furniture",
-        "price": {"amount": 2500, "currency": "USD"}, "variants": [{"sku": sku}]});
+        "price": {"amount": price, "currency": "USD"}, "variants": [{"sku": sku}]});
     let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(admin).json(&body).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let set = app
@@ -508,4 +513,81 @@ async fn a_line_added_where_the_cached_copy_missed_it_is_checked_out_not_lost() 
     let mine: Value =
         app.request(Method::GET, "/v1/cart").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
     assert!(mine["items"].as_array().unwrap().is_empty(), "the emptied cart's copy was renewed: {mine}");
+}
+
+#[tokio::test]
+async fn an_order_of_free_items_ships_without_a_payment() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    priced(&app, &admin, "SAMPLE-1", 0, 5).await;
+    let cart = app.cart_with(&shopper, "SAMPLE-1", 2).await;
+    let placed = checkout(&app, &shopper, &cart, "pm_card_visa", "k-free").await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["total"]["amount"], 0);
+    let done = settled(&app, &shopper, placed["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "shipped", "{done}");
+    assert!(payments(&app, &admin, placed["id"].as_str().unwrap()).await.is_empty(), "nothing to authorize");
+    app.eventually("the stock is taken", || async { stock(&app, &admin, "SAMPLE-1").await == (3, 0) }).await;
+}
+
+#[tokio::test]
+async fn shop_reconcile_finds_what_disagrees_and_sends_what_sets_it_right() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    let mut ids = Vec::new();
+    for (n, sku) in ["LAMP-R1", "LAMP-R2"].into_iter().enumerate() {
+        stocked(&app, &admin, sku, 5).await;
+        let cart = app.cart_with(&shopper, sku, 1).await;
+        let placed: Value =
+            checkout(&app, &shopper, &cart, "pm_card_visa", &format!("k-r{n}")).await.json().await.unwrap();
+        let id = placed["id"].as_str().unwrap().to_owned();
+        assert_eq!(settled(&app, &shopper, &id).await["status"], "shipped");
+        ids.push(id);
+    }
+    let (restored, released) = (ids[0].clone(), ids[1].clone());
+    let clean = shop::reconcile::run(app.infra(), false).await.unwrap();
+    assert_eq!(clean.findings, [], "{}", shop::reconcile::render(&clean));
+    assert!(shop::reconcile::settles(&clean));
+
+    // Behind the services' backs: the payment database is restored from a backup taken before the
+    // first order's capture, and the second order's shipped units are put back by hand.
+    let payment_db = platform::sqlite::Db::open(app.infra().config.data_dir.join("payment.db")).unwrap();
+    let order_id = restored.clone();
+    payment_db
+        .transaction(move |tx| {
+            tx.execute("UPDATE payments SET status = 'authorized', captured = 0 WHERE order_id = ?1", [&order_id])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    shop_inventory::open(app.infra()).await.unwrap().store.release(&released, "by hand", None).await.unwrap();
+
+    let found = shop::reconcile::run(app.infra(), false).await.unwrap();
+    let rules: Vec<(&str, &str, Option<&str>, bool)> =
+        found.findings.iter().map(|f| (f.order_id.as_str(), f.rule, f.repair, f.repaired)).collect();
+    assert_eq!(
+        rules,
+        [(restored.as_str(), "not_captured", Some("capture"), false), (released.as_str(), "no_stock", None, false)]
+    );
+    assert!(!shop::reconcile::settles(&found));
+    let text = shop::reconcile::render(&found);
+    assert!(text.contains("capture would set it right (--repair)") && text.contains("for people to look at"), "{text}");
+
+    // With --repair the capture is sent; the payment service takes it (the provider, asked with
+    // the same key, charges once) and the money agrees again.
+    let repaired = shop::reconcile::run(app.infra(), true).await.unwrap();
+    assert!(repaired.findings.iter().any(|f| f.rule == "not_captured" && f.repaired));
+    app.eventually("the capture is recorded again", || async {
+        payments(&app, &admin, &restored)
+            .await
+            .first()
+            .is_some_and(|p| p["status"] == "captured" && p["captured"] == 2500)
+    })
+    .await;
+    let after = shop::reconcile::run(app.infra(), false).await.unwrap();
+    let left: Vec<&str> = after.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(left, ["no_stock"], "what no command can set right stays for people");
 }

@@ -8,6 +8,8 @@ use platform::Config;
 use platform::infra::{Infra, Service};
 use platform::sqlite;
 
+pub mod reconcile;
+
 /// Every service's embedded schema, by database name.
 pub const SERVICES: &[(&str, &[sqlite::Migration])] = &[
     (shop_user::NAME, shop_user::MIGRATIONS),

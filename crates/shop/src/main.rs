@@ -1,5 +1,5 @@
 //! `shop`: the whole platform in one process (`shop up`, what `cargo run --release` runs), and the
-//! operator's commands (`migrate`, `seed`, `events`).
+//! operator's commands (`migrate`, `seed`, `reconcile`, `events`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,10 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Checks every order against its payment and its stock reservation (the rules of the order
+    /// service's audit); with --repair, sends the saga commands that set what it can right. Exits
+    /// 1 when something is left for people to look at (or to repair).
+    Reconcile(ReconcileArgs),
     /// Inspects and redrives dead-lettered events.
     Events {
         #[command(subcommand)]
@@ -110,6 +114,19 @@ struct SeedArgs {
 }
 
 #[derive(Args, Clone, Default)]
+struct ReconcileArgs {
+    /// Send the commands that set the repairable findings right (the running services carry them
+    /// out).
+    #[arg(long)]
+    repair: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Clone, Default)]
 struct ImportArgs {
     /// The NDJSON file.
     file: PathBuf,
@@ -153,6 +170,7 @@ async fn main() -> ExitCode {
         Command::Migrate(data) | Command::Reindex(data) | Command::Provision(data) => load_config(data, None),
         Command::Seed(args) => load_config(&args.data, None),
         Command::Import(args) => load_config(&args.data, None),
+        Command::Reconcile(args) => load_config(&args.data, None),
         Command::Events { command: EventsCommand::DeadLetters { data, .. } | EventsCommand::Redrive { data, .. } } => {
             load_config(data, None)
         }
@@ -171,6 +189,11 @@ async fn main() -> ExitCode {
         Command::Seed(args) => seed(config, args.products).await,
         Command::Import(args) => import(config, &args.file).await,
         Command::Reindex(_) => reindex(config).await,
+        Command::Reconcile(args) => match reconcile(config, &args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(error) => Err(error),
+        },
         Command::Events { command } => events(config, command).await,
         Command::Admin { command } => admin(config, command).await,
     };
@@ -266,6 +289,19 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
     bar.finish_and_clear();
     println!("indexed {indexed} products in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Runs `shop reconcile`; whether the shop is consistent (or will be, once the commands sent are
+/// carried out).
+async fn reconcile(config: Config, args: &ReconcileArgs) -> anyhow::Result<bool> {
+    let infra = Infra::build(config).await?;
+    let report = shop::reconcile::run(&infra, args.repair).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", shop::reconcile::render(&report));
+    }
+    Ok(shop::reconcile::settles(&report))
 }
 
 async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use platform::contracts::reconcile::{Expectation, Finding, judge_payments, judge_reservation};
+use platform::contracts::reconcile::{Expectation, Finding, Repair, judge_payments, judge_reservation};
 use platform::events::Event;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -60,21 +60,26 @@ pub fn expectation(order: &Order) -> Option<Expectation> {
 /// The commands the audit of a settled order sends: those that set it right if the world
 /// disagrees, each answered from the receiving service's records.
 pub fn audit(order: &Order) -> Vec<Event> {
-    let reason = order.status_reason().unwrap_or(order.status.as_str()).to_owned();
-    match expectation(order) {
-        Some(Expectation::Kept | Expectation::RefundedAfterDelivery) => {
-            let mut commands = vec![saga::commit(order, None)];
-            if order.needs_payment() && order.status != OrderStatus::Refunded {
-                commands.push(saga::capture(order, None));
-            }
-            commands
-        }
+    let repairs: &[Repair] = match expectation(order) {
+        Some(Expectation::Kept) if order.needs_payment() => &[Repair::Commit, Repair::Capture],
+        Some(Expectation::Kept | Expectation::RefundedAfterDelivery) => &[Repair::Commit],
         // A rejected order was never sent to the payment: only its stock is asked about.
-        Some(Expectation::Nothing) if order.status == OrderStatus::Rejected => {
-            vec![saga::release(order, &reason, None)]
-        }
-        Some(Expectation::Nothing) => vec![saga::release(order, &reason, None), saga::void(order, &reason, None)],
-        None => Vec::new(),
+        Some(Expectation::Nothing) if order.status == OrderStatus::Rejected => &[Repair::Release],
+        Some(Expectation::Nothing) => &[Repair::Release, Repair::Void],
+        None => &[],
+    };
+    repairs.iter().map(|repair| command(order, *repair)).collect()
+}
+
+/// The saga command that makes `repair` for `order` (a release or void carries the reason the
+/// order reached its status).
+pub fn command(order: &Order, repair: Repair) -> Event {
+    let reason = order.status_reason().unwrap_or(order.status.as_str());
+    match repair {
+        Repair::Capture => saga::capture(order, None),
+        Repair::Commit => saga::commit(order, None),
+        Repair::Void => saga::void(order, reason, None),
+        Repair::Release => saga::release(order, reason, None),
     }
 }
 
@@ -139,7 +144,7 @@ pub fn count(rule: &'static str, repaired: bool) {
 }
 
 /// Statuses in which the saga works on an order, each of which has a deadline.
-const WAITING: [OrderStatus; 4] =
+pub const WAITING: [OrderStatus; 4] =
     [OrderStatus::Pending, OrderStatus::Reserved, OrderStatus::Paid, OrderStatus::Confirmed];
 
 /// One round of the dead-end search: every order the saga is working on that has no deadline is

@@ -1,5 +1,5 @@
 //! The `shop` binary as an operator runs it: configuration errors, `up` and a clean stop on SIGTERM,
-//! `migrate`.
+//! `migrate`, `reconcile`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -28,6 +28,18 @@ fn a_bad_setting_stops_the_process_and_names_the_variable() {
         assert!(stderr.contains(named), "{var}={value}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[test]
+fn reconcile_checks_the_shop_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = shop().arg("reconcile").arg("--data-dir").arg(dir.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("checked 0 order(s)") && text.contains("every order agrees"), "{text}");
+    let output = shop().args(["reconcile", "--json", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["findings"], serde_json::json!([]));
 }
 
 #[test]
