@@ -39,8 +39,8 @@ const CAPTURED_AT_PROVIDER: &str = "captured_at_provider";
 use crate::domain::payment::{
     Failure, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, is_payment_method_token, stamp,
 };
-use crate::provider::{IntentState, PaymentProvider, ProviderError};
-use crate::store::{PaymentStore, StoreError};
+use crate::provider::{IntentState, PaymentProvider, ProviderError, ProviderRefund, RefundState};
+use crate::store::{PaymentStore, RefundOutcome, StoreError};
 
 /// Why a payment step did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -398,9 +398,22 @@ impl Payments {
         let voided = || [payment_event(PaymentEvent::VOIDED, &payment, payment.amount.amount, cause)];
         match payment.status {
             PaymentStatus::Pending => {
-                match self.move_to(&payment, &[PaymentStatus::Pending], transition, &voided()).await? {
-                    // The authorize may have reached the provider with its answer lost.
-                    Some(voided) => self.check_provider(&voided, reason, cause).await,
+                match self.move_to(&payment, &[PaymentStatus::Pending], transition, &[]).await? {
+                    // The authorize may have reached the provider with its answer lost: the void
+                    // is answered only once the provider was asked (a hold it placed released, a
+                    // capture refunded), so the saga never hears "voided" while a hold stands.
+                    Some(voided) => {
+                        let checked = self.check_provider(&voided, reason, cause).await?;
+                        match checked.status {
+                            PaymentStatus::Voided | PaymentStatus::Failed => {
+                                let event = payment_event(PaymentEvent::VOIDED, &checked, checked.amount.amount, cause);
+                                let answered = self.note(&checked, ("void_answered", 0), reason, &[event]).await?;
+                                self.current(&checked, answered).await
+                            }
+                            // Refunded: the refund answered.
+                            _ => Ok(checked),
+                        }
+                    }
                     // Authorized (or failed) meanwhile: void what it became.
                     None => Box::pin(self.void(order_id, reason, cause)).await,
                 }
@@ -429,12 +442,13 @@ impl Payments {
                 }
             }
             PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
-                let key = format!("{}-void", payment.id);
+                let key = self.void_refund_key(&payment).await?;
                 Ok(self.refund(&payment, None, reason, &key, cause).await?.0)
             }
             PaymentStatus::Refunded => {
-                // The void's refund may be recorded but not yet made (the provider was down).
-                let key = format!("{}-void", payment.id);
+                // The void's refund may be recorded but not yet made (the provider was down), or
+                // pending at the provider.
+                let key = self.void_refund_key(&payment).await?;
                 match self.store.get_refund(&refund_id(&payment.id, &key)).await? {
                     Some(refund) if refund.status == RefundStatus::Pending => {
                         Ok(self.refund(&payment, None, reason, &key, cause).await?.0)
@@ -519,13 +533,14 @@ impl Payments {
     }
 
     /// Asks the provider again for every refund still pending since before `before` (its answer
-    /// was lost, or it was down), with the refund's id as the idempotency key, and settles them;
-    /// how many were settled.
+    /// was lost, or it was down: asked again with the refund's id as the idempotency key; or it
+    /// holds the refund pending: asked where it stands), and settles them; how many were settled.
     pub async fn retry_pending_refunds(&self, before: chrono::DateTime<Utc>) -> Result<usize, PaymentError> {
         let mut settled = 0;
         for refund in self.store.pending_refunds(before, 100).await? {
             let Some(payment) = self.store.get(&refund.payment_id).await? else { continue };
             match self.settle_pending(&payment, &refund, None).await {
+                Ok((_, refund)) if refund.status == RefundStatus::Pending => {}
                 Ok(_) => settled += 1,
                 // Still down: the next round tries again.
                 Err(PaymentError::Unavailable(_)) => break,
@@ -561,7 +576,7 @@ impl Payments {
                     reason: reason.to_owned(),
                     created_at: stamp(Utc::now()),
                 };
-                self.store.refund(&refund, None).await?;
+                self.store.refund(&refund, None, &[]).await?;
                 refund
             }
         };
@@ -574,26 +589,41 @@ impl Payments {
     }
 
     /// Asks the provider for a pending refund (its id is the idempotency key, so asking again
-    /// never refunds twice) and settles it with the answer.
+    /// never refunds twice), or, once the provider has it pending, where it stands; and settles
+    /// it with the answer. A refund still pending at the provider stays pending here, and
+    /// answers nothing yet.
     async fn settle_pending(
         &self,
         payment: &Payment,
         refund: &Refund,
         cause: Option<&Event>,
     ) -> Result<(Payment, Refund), PaymentError> {
-        let provider_ref = payment.provider_ref.clone().unwrap_or_default();
-        let asked = match &refund.provider_ref {
-            // Made at the provider (its dashboard) before we recorded it: nothing to ask for.
-            Some(made) => Ok(made.clone()),
-            None => self.provider.refund(&provider_ref, &refund.amount, &refund.id).await,
+        let outcome = match &refund.provider_ref {
+            Some(at_provider) => match self.provider.refund_state(at_provider).await {
+                Ok(RefundState::Succeeded) => Ok(RefundOutcome::Succeeded(at_provider.clone())),
+                Ok(RefundState::Pending) => Ok(RefundOutcome::Pending(at_provider.clone())),
+                Ok(RefundState::Failed(why)) => Ok(RefundOutcome::Failed(why)),
+                Err(error) => Err(error),
+            },
+            None => {
+                let provider_ref = payment.provider_ref.clone().unwrap_or_default();
+                match self.provider.refund(&provider_ref, &refund.amount, &refund.id).await {
+                    Ok(ProviderRefund { id, state: RefundState::Pending }) => Ok(RefundOutcome::Pending(id)),
+                    Ok(ProviderRefund { id, .. }) => Ok(RefundOutcome::Succeeded(id)),
+                    Err(error) => Err(error),
+                }
+            }
         };
-        let outcome = match asked {
-            Ok(provider_refund) => Ok(provider_refund),
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
             Err(unavailable @ ProviderError::Unavailable(_)) => return Err(PaymentError::Unavailable(unavailable)),
-            Err(ProviderError::Refused(failure)) => Err(failure.message),
-            Err(ProviderError::Invalid(message)) => Err(message),
+            Err(ProviderError::Refused(failure)) => RefundOutcome::Failed(failure.message),
+            Err(ProviderError::Invalid(message)) => RefundOutcome::Failed(message),
         };
-        let refused = outcome.as_ref().err().cloned();
+        let refused = match &outcome {
+            RefundOutcome::Failed(why) => Some(why.clone()),
+            _ => None,
+        };
         let event = payment_event(PaymentEvent::REFUNDED, payment, refund.amount.amount, cause);
         let payment = self.store.settle_refund(&refund.id, outcome, &[event]).await?;
         self.outbox.notify_one();
@@ -603,7 +633,30 @@ impl Payments {
             None => Ok((payment, refund)),
         }
     }
+
+    /// The key of the refund a void of `payment` makes: its first, unless the provider refused
+    /// that one, then the next, up to [`VOID_REFUNDS`] (a refund the provider refuses that often
+    /// is for people: the void is refused, and dead-lettered for operators).
+    async fn void_refund_key(&self, payment: &Payment) -> Result<String, PaymentError> {
+        for attempt in 0..VOID_REFUNDS {
+            let key = match attempt {
+                0 => format!("{}-void", payment.id),
+                n => format!("{}-void-{n}", payment.id),
+            };
+            match self.store.get_refund(&refund_id(&payment.id, &key)).await? {
+                Some(refund) if refund.status == RefundStatus::Failed => continue,
+                _ => return Ok(key),
+            }
+        }
+        platform::contracts::reconcile::count(NAME, "refund_refused", false);
+        tracing::error!(payment_id = %payment.id, order_id = %payment.order_id,
+            "the provider refused every refund of a void: the money stays charged until someone looks");
+        Err(PaymentError::Provider(format!("the provider refused {VOID_REFUNDS} refunds of this payment")))
+    }
 }
+
+/// Refunds a void tries before it gives up on a payment the provider will not refund.
+const VOID_REFUNDS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -711,26 +764,40 @@ impl Payments {
                     }
                     let id = refund_id(&payment.id, &format!("provider-total:{total}:{}", payment.refunded));
                     let refund = Refund {
-                        id: id.clone(),
+                        id,
                         payment_id: payment.id.clone(),
                         amount: Money { amount: missing, currency: payment.amount.currency.clone() },
-                        status: RefundStatus::Pending,
-                        // Made at the provider already: never asked for again.
+                        // Made at the provider already: recorded settled, never asked for.
+                        status: RefundStatus::Succeeded,
                         provider_ref: Some(reference.clone()),
                         reason: "refunded at the provider".into(),
                         created_at: stamp(Utc::now()),
                     };
-                    match self.store.refund(&refund, Some(payment.refunded)).await {
-                        Ok(_) => {}
+                    let published = payment_event(PaymentEvent::REFUNDED, &payment, missing, None);
+                    match self.store.refund(&refund, Some(payment.refunded), &[published]).await {
+                        Ok(_) => {
+                            self.outbox.notify_one();
+                            return Ok(true);
+                        }
                         Err(StoreError::RefundedMoved { .. }) => continue,
                         Err(other) => return Err(other.into()),
                     }
-                    let published = payment_event(PaymentEvent::REFUNDED, &payment, missing, None);
-                    self.store.settle_refund(&id, Ok(reference), &[published]).await?;
-                    self.outbox.notify_one();
-                    return Ok(true);
                 }
                 return Err(PaymentError::State("the payment kept changing while the refund was recorded".into()));
+            }
+            "charge.refund.updated" | "refund.updated" => {
+                // A refund left pending at the provider has ended (or moved): ours settles with
+                // where the provider says it stands now (events may come out of order).
+                let Some(at_provider) = text("id") else { return Ok(false) };
+                let refunds = self.store.refunds(&payment.id).await?;
+                let pending = refunds
+                    .iter()
+                    .find(|r| r.status == RefundStatus::Pending && r.provider_ref.as_deref() == Some(&at_provider));
+                let Some(refund) = pending else { return Ok(false) };
+                match self.settle_pending(&payment, refund, None).await {
+                    Ok(_) | Err(PaymentError::Provider(_)) => {}
+                    Err(other) => return Err(other),
+                }
             }
             "charge.dispute.created" => {
                 // The status stays; a redelivered event finds its log entry and adds none.

@@ -47,6 +47,27 @@ pub enum IntentState {
     Other(String),
 }
 
+/// Where a refund stands at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundState {
+    /// The money went back.
+    Succeeded,
+    /// Not settled yet (some payment methods take days; Stripe's `pending`, `requires_action`):
+    /// asked again later, or told by `charge.refund.updated`.
+    Pending,
+    /// It did not go through (Stripe's `failed`, `canceled`), with why.
+    Failed(String),
+}
+
+/// A refund the provider made (or is making).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRefund {
+    /// The provider's refund id.
+    pub id: String,
+    /// Succeeded or pending (a refund refused at once is an error).
+    pub state: RefundState,
+}
+
 /// A payment the provider holds for an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
@@ -77,8 +98,16 @@ pub trait PaymentProvider: Send + Sync {
     /// Cancels an authorization: nothing will be charged.
     async fn cancel(&self, provider_ref: &str, idempotency_key: &str) -> Result<(), ProviderError>;
 
-    /// Refunds `amount` of a capture; the provider's refund id.
-    async fn refund(&self, provider_ref: &str, amount: &Money, idempotency_key: &str) -> Result<String, ProviderError>;
+    /// Refunds `amount` of a capture: the provider's refund, succeeded or still pending.
+    async fn refund(
+        &self,
+        provider_ref: &str,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<ProviderRefund, ProviderError>;
+
+    /// Where the refund `refund_id` (the provider's) stands: asked for one left pending.
+    async fn refund_state(&self, refund_id: &str) -> Result<RefundState, ProviderError>;
 
     /// Where the payment `provider_ref` stands at the provider: asked when one of our calls was
     /// refused or its answer lost, so we record what the provider did rather than guess.

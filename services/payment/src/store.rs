@@ -75,6 +75,17 @@ pub enum KeyClaim {
     Mismatch,
 }
 
+/// What the provider answered about a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// Made: the provider's refund id.
+    Succeeded(String),
+    /// Accepted, not settled yet: the provider's refund id.
+    Pending(String),
+    /// Refused, with why.
+    Failed(String),
+}
+
 /// Payments and their log.
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
@@ -111,21 +122,28 @@ pub trait PaymentStore: Send + Sync {
         events: &[Event],
     ) -> Result<Option<Payment>, StoreError>;
 
-    /// Records `refund` (pending) of a charged payment, counting its amount as refunded
-    /// (`partially_refunded`, or `refunded` once all of the capture is), with its log entry;
+    /// Records `refund` of a charged payment, counting its amount as refunded
+    /// (`partially_refunded`, or `refunded` once all of the capture is), with its log entry:
+    /// pending (the provider is asked next), or, when its status is `succeeded` (made at the
+    /// provider already, from its dashboard), settled at once with `events`.
     /// [`StoreError::NotRefundable`] when it exceeds what may still be refunded. With
     /// `refunded_before`, only if the payment's refunded amount is still that
     /// ([`StoreError::RefundedMoved`] otherwise): a refund computed from the payment as read is
     /// recorded once, however many replicas compute it at once.
-    async fn refund(&self, refund: &Refund, refunded_before: Option<i64>) -> Result<Payment, StoreError>;
+    async fn refund(
+        &self,
+        refund: &Refund,
+        refunded_before: Option<i64>,
+        events: &[Event],
+    ) -> Result<Payment, StoreError>;
 
-    /// Settles a pending refund with the provider's answer: its refund id (with `events`), or why
-    /// it refused (the amount becomes refundable again). A settled refund is left as it is; the
-    /// payment after it.
+    /// Settles a pending refund with the provider's answer: made (its refund id, with `events`),
+    /// still pending there (its refund id kept, to ask about later), or refused (the amount
+    /// becomes refundable again). A settled refund is left as it is; the payment after it.
     async fn settle_refund(
         &self,
         refund_id: &str,
-        outcome: Result<String, String>,
+        outcome: RefundOutcome,
         events: &[Event],
     ) -> Result<Payment, StoreError>;
 

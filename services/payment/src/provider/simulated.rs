@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use platform::money::Money;
 use sha2::{Digest, Sha256};
 
-use super::{Authorization, Intent, IntentState, PaymentProvider, ProviderError};
+use super::{Authorization, Intent, IntentState, PaymentProvider, ProviderError, ProviderRefund, RefundState};
 use crate::domain::payment::Failure;
 
 /// Payments the simulated provider remembers; the oldest are forgotten past it.
@@ -68,6 +68,8 @@ pub struct SimulatedProvider {
     lose_answers: AtomicU32,
     /// Whether captures are refused as for a lapsed authorization (set by tests).
     refuse_captures: AtomicBool,
+    /// Whether refunds stay pending until told how they end (set by tests).
+    pending_refunds: AtomicBool,
     /// Calls made, for tests.
     calls: AtomicU64,
     /// The payments it holds.
@@ -79,6 +81,8 @@ pub struct SimulatedProvider {
 struct Intents {
     states: HashMap<String, IntentState>,
     by_order: HashMap<String, String>,
+    /// Refunds made pending, by id, and how they stand.
+    refunds: HashMap<String, RefundState>,
     made: VecDeque<(String, String)>,
 }
 
@@ -128,6 +132,23 @@ impl SimulatedProvider {
     /// stops refusing.
     pub fn refuse_captures(&self, refuse: bool) {
         self.refuse_captures.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Makes refunds from now on stay pending until [`end_pending_refunds`](Self::end_pending_refunds)
+    /// (as bank transfers do), or settle at once again.
+    pub fn hold_refunds_pending(&self, pending: bool) {
+        self.pending_refunds.store(pending, Ordering::SeqCst);
+    }
+
+    /// Ends every pending refund as `state` (succeeded or failed), for tests; the ids ended.
+    pub fn end_pending_refunds(&self, state: RefundState) -> Vec<String> {
+        let mut intents = self.intents();
+        let pending: Vec<String> =
+            intents.refunds.iter().filter(|(_, s)| **s == RefundState::Pending).map(|(id, _)| id.clone()).collect();
+        for id in &pending {
+            intents.refunds.insert(id.clone(), state.clone());
+        }
+        pending
     }
 
     /// Where the payment `provider_ref` stands, for tests.
@@ -292,16 +313,39 @@ impl PaymentProvider for SimulatedProvider {
         provider_ref: &str,
         _amount: &Money,
         idempotency_key: &str,
-    ) -> Result<String, ProviderError> {
+    ) -> Result<ProviderRefund, ProviderError> {
         self.call().await?;
         invalid_ref(provider_ref)?;
-        let outcome = match self.intents().states.get(provider_ref) {
-            Some(state @ (IntentState::Cancelled | IntentState::Other(_))) => {
-                Err(status_refusal(provider_ref, state, "refund"))
+        let outcome = {
+            let mut intents = self.intents();
+            match intents.states.get(provider_ref) {
+                Some(state @ (IntentState::Cancelled | IntentState::Other(_))) => {
+                    Err(status_refusal(provider_ref, state, "refund"))
+                }
+                _ => {
+                    let id = reference("re", idempotency_key);
+                    let state = match intents.refunds.get(&id) {
+                        // The same key answers the same refund, as it stands.
+                        Some(RefundState::Failed(why)) => Err(ProviderError::Invalid(why.clone())),
+                        Some(state) => Ok(state.clone()),
+                        None if self.pending_refunds.load(Ordering::SeqCst) => {
+                            intents.refunds.insert(id.clone(), RefundState::Pending);
+                            Ok(RefundState::Pending)
+                        }
+                        None => Ok(RefundState::Succeeded),
+                    };
+                    state.map(|state| ProviderRefund { id, state })
+                }
             }
-            _ => Ok(reference("re", idempotency_key)),
         };
         self.answer(outcome)
+    }
+
+    async fn refund_state(&self, refund_id: &str) -> Result<RefundState, ProviderError> {
+        self.call().await?;
+        // One it never held pending (or from before a restart) went through at once.
+        let state = self.intents().refunds.get(refund_id).cloned().unwrap_or(RefundState::Succeeded);
+        self.answer(Ok(state))
     }
 
     async fn retrieve(&self, provider_ref: &str) -> Result<IntentState, ProviderError> {
@@ -348,7 +392,7 @@ mod tests {
         );
         assert_eq!(declined("pm_card_nope").await.0, "resource_missing");
         let refund = provider.refund(&first.provider_ref, &usd, "r1").await.unwrap();
-        assert!(refund.starts_with("re_sim_"));
+        assert!(refund.id.starts_with("re_sim_") && refund.state == RefundState::Succeeded);
         assert!(matches!(provider.capture("pi_real", &usd, "c").await, Err(ProviderError::Invalid(_))));
     }
 

@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Authorization, Intent, IntentState, PaymentProvider, ProviderError};
+use super::{Authorization, Intent, IntentState, PaymentProvider, ProviderError, ProviderRefund, RefundState};
 use crate::domain::payment::Failure;
 
 /// The API version the adapter speaks.
@@ -81,6 +81,21 @@ struct PaymentIntent {
 struct RefundObject {
     id: String,
     status: String,
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+/// What a Refund's `status` says, `failure_reason` giving why it failed.
+fn refund_state(refund: &RefundObject) -> RefundState {
+    match refund.status.as_str() {
+        "succeeded" => RefundState::Succeeded,
+        "failed" | "canceled" => RefundState::Failed(match &refund.failure_reason {
+            Some(reason) => format!("the refund is {} ({reason})", refund.status),
+            None => format!("the refund is {}", refund.status),
+        }),
+        // `pending`, `requires_action` and anything newer: not settled either way.
+        _ => RefundState::Pending,
+    }
 }
 
 /// A failed call, before it is mapped to a [`ProviderError`].
@@ -316,15 +331,26 @@ impl PaymentProvider for StripeProvider {
         }
     }
 
-    async fn refund(&self, provider_ref: &str, amount: &Money, idempotency_key: &str) -> Result<String, ProviderError> {
+    async fn refund(
+        &self,
+        provider_ref: &str,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<ProviderRefund, ProviderError> {
         let form = [("payment_intent", provider_ref.to_owned()), ("amount", amount.amount.to_string())];
         let refund: RefundObject = self.post("/v1/refunds", &form, idempotency_key).await.map_err(provider_error)?;
-        match refund.status.as_str() {
-            "succeeded" | "pending" => Ok(refund.id),
-            "failed" | "canceled" => Err(ProviderError::Invalid(format!("the refund is {}", refund.status))),
-            // `requires_action` and anything newer: not settled either way; ask again later.
-            other => Err(ProviderError::Unavailable(format!("the refund is {other}").into())),
+        match refund_state(&refund) {
+            RefundState::Failed(why) => Err(ProviderError::Invalid(why)),
+            state => Ok(ProviderRefund { id: refund.id, state }),
         }
+    }
+
+    async fn refund_state(&self, refund_id: &str) -> Result<RefundState, ProviderError> {
+        if refund_id.is_empty() || !refund_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ProviderError::Invalid(format!("not a Stripe refund id: {refund_id:?}")));
+        }
+        let refund: RefundObject = self.get(&format!("/v1/refunds/{refund_id}"), &[]).await.map_err(provider_error)?;
+        Ok(refund_state(&refund))
     }
 
     async fn retrieve(&self, provider_ref: &str) -> Result<IntentState, ProviderError> {

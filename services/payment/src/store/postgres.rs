@@ -9,7 +9,7 @@ use platform::postgres::outbox_push;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
-use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, StoreError, refunded_status};
+use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, RefundOutcome, StoreError, refunded_status};
 use crate::domain::payment::{
     Failure, LogEntry, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, stamp,
 };
@@ -259,7 +259,13 @@ impl PaymentStore for PgPaymentStore {
         Ok(Some(payment))
     }
 
-    async fn refund(&self, refund: &Refund, refunded_before: Option<i64>) -> Result<Payment, StoreError> {
+    async fn refund(
+        &self,
+        refund: &Refund,
+        refunded_before: Option<i64>,
+        events: &[Event],
+    ) -> Result<Payment, StoreError> {
+        let settled = refund.status == RefundStatus::Succeeded;
         let mut tx = self.pool.begin().await?;
         let Some(mut payment) = payment_where(&mut tx, "id", &refund.payment_id, true).await? else {
             return Err(StoreError::UnknownPayment(refund.payment_id.clone()));
@@ -283,13 +289,17 @@ impl PaymentStore for PgPaymentStore {
         .bind(&refund.payment_id)
         .bind(refund.amount.amount)
         .bind(&refund.amount.currency)
-        .bind(RefundStatus::Pending.as_str())
+        .bind(if settled { RefundStatus::Succeeded } else { RefundStatus::Pending }.as_str())
         .bind(&refund.provider_ref)
         .bind(&refund.reason)
         .bind(refund.created_at)
         .execute(&mut *tx)
         .await?;
         append_log(&mut tx, &payment, "refund_requested", refund.amount.amount, &refund.id).await?;
+        if settled {
+            append_log(&mut tx, &payment, "refunded", refund.amount.amount, &refund.id).await?;
+            push_all(&mut tx, events).await?;
+        }
         tx.commit().await?;
         Ok(payment)
     }
@@ -297,7 +307,7 @@ impl PaymentStore for PgPaymentStore {
     async fn settle_refund(
         &self,
         refund_id: &str,
-        outcome: Result<String, String>,
+        outcome: RefundOutcome,
         events: &[Event],
     ) -> Result<Payment, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -312,7 +322,7 @@ impl PaymentStore for PgPaymentStore {
         }
         payment.updated_at = stamp(Utc::now());
         match outcome {
-            Ok(provider_ref) => {
+            RefundOutcome::Succeeded(provider_ref) => {
                 sqlx::query("UPDATE refunds SET status = 'succeeded', provider_ref = $2 WHERE id = $1")
                     .bind(&refund.id)
                     .bind(provider_ref)
@@ -321,7 +331,19 @@ impl PaymentStore for PgPaymentStore {
                 append_log(&mut tx, &payment, "refunded", refund.amount.amount, &refund.id).await?;
                 push_all(&mut tx, events).await?;
             }
-            Err(reason) => {
+            RefundOutcome::Pending(provider_ref) => {
+                if refund.provider_ref.as_deref() == Some(provider_ref.as_str()) {
+                    return Ok(payment);
+                }
+                sqlx::query("UPDATE refunds SET provider_ref = $2 WHERE id = $1")
+                    .bind(&refund.id)
+                    .bind(&provider_ref)
+                    .execute(&mut *tx)
+                    .await?;
+                let detail = format!("{} ({provider_ref} pending at the provider)", refund.id);
+                append_log(&mut tx, &payment, "refund_pending", refund.amount.amount, &detail).await?;
+            }
+            RefundOutcome::Failed(reason) => {
                 sqlx::query("UPDATE refunds SET status = 'failed' WHERE id = $1")
                     .bind(&refund.id)
                     .execute(&mut *tx)

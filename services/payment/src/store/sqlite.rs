@@ -8,7 +8,7 @@ use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, StoreError, refunded_status};
+use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, RefundOutcome, StoreError, refunded_status};
 use crate::domain::payment::{
     Failure, LogEntry, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, stamp,
 };
@@ -253,8 +253,14 @@ impl PaymentStore for SqlitePaymentStore {
             .await?)
     }
 
-    async fn refund(&self, refund: &Refund, refunded_before: Option<i64>) -> Result<Payment, StoreError> {
-        let refund = refund.clone();
+    async fn refund(
+        &self,
+        refund: &Refund,
+        refunded_before: Option<i64>,
+        events: &[Event],
+    ) -> Result<Payment, StoreError> {
+        let (refund, events) = (refund.clone(), events.to_vec());
+        let settled = refund.status == RefundStatus::Succeeded;
         self.db
             .transaction(move |tx| {
                 let Some(mut payment) = payment_where(tx, "id", &refund.payment_id)? else {
@@ -280,12 +286,16 @@ impl PaymentStore for SqlitePaymentStore {
                     refund.payment_id,
                     refund.amount.amount,
                     refund.amount.currency,
-                    RefundStatus::Pending.as_str(),
+                    if settled { RefundStatus::Succeeded } else { RefundStatus::Pending }.as_str(),
                     refund.provider_ref,
                     refund.reason,
                     micros(refund.created_at)
                 ])?;
                 append_log(tx, &payment, "refund_requested", refund.amount.amount, &refund.id)?;
+                if settled {
+                    append_log(tx, &payment, "refunded", refund.amount.amount, &refund.id)?;
+                    push_all(tx, &events)?;
+                }
                 Ok(Ok(payment))
             })
             .await?
@@ -294,7 +304,7 @@ impl PaymentStore for SqlitePaymentStore {
     async fn settle_refund(
         &self,
         refund_id: &str,
-        outcome: Result<String, String>,
+        outcome: RefundOutcome,
         events: &[Event],
     ) -> Result<Payment, StoreError> {
         let (refund_id, events) = (refund_id.to_owned(), events.to_vec());
@@ -311,13 +321,22 @@ impl PaymentStore for SqlitePaymentStore {
                 }
                 payment.updated_at = stamp(Utc::now());
                 match outcome {
-                    Ok(provider_ref) => {
+                    RefundOutcome::Succeeded(provider_ref) => {
                         tx.prepare_cached("UPDATE refunds SET status = 'succeeded', provider_ref = ?2 WHERE id = ?1")?
                             .execute(params![refund.id, provider_ref])?;
                         append_log(tx, &payment, "refunded", refund.amount.amount, &refund.id)?;
                         push_all(tx, &events)?;
                     }
-                    Err(reason) => {
+                    RefundOutcome::Pending(provider_ref) => {
+                        if refund.provider_ref.as_deref() == Some(provider_ref.as_str()) {
+                            return Ok(Ok(payment));
+                        }
+                        tx.prepare_cached("UPDATE refunds SET provider_ref = ?2 WHERE id = ?1")?
+                            .execute(params![refund.id, provider_ref])?;
+                        let detail = format!("{} ({provider_ref} pending at the provider)", refund.id);
+                        append_log(tx, &payment, "refund_pending", refund.amount.amount, &detail)?;
+                    }
+                    RefundOutcome::Failed(reason) => {
                         tx.prepare_cached("UPDATE refunds SET status = 'failed' WHERE id = ?1")?
                             .execute(params![refund.id])?;
                         payment.refunded -= refund.amount.amount;

@@ -13,7 +13,7 @@ use platform::testing::PgSchema;
 use shop_payment::domain::payment::{Failure, NewPayment, PaymentStatus, Refund, RefundStatus, Transition, stamp};
 use shop_payment::store::postgres::PgPaymentStore;
 use shop_payment::store::sqlite::SqlitePaymentStore;
-use shop_payment::store::{KeyClaim, PaymentStore, StoreError};
+use shop_payment::store::{KeyClaim, PaymentStore, RefundOutcome, StoreError};
 
 /// One adapter's store and its outbox.
 pub struct Stores {
@@ -227,30 +227,36 @@ async fn refunds_never_exceed_the_capture_and_a_refused_one_gives_its_amount_bac
     let s = &stores.store;
     let id = captured(stores, "o1", 1000).await;
     drain(stores.outbox.as_ref()).await;
-    let after = s.refund(&refund(&id, "re_1", 600), None).await.unwrap();
+    let after = s.refund(&refund(&id, "re_1", 600), None, &[]).await.unwrap();
     assert_eq!((after.status, after.refunded, after.refundable()), (PaymentStatus::PartiallyRefunded, 600, 400));
     assert!(matches!(
-        s.refund(&refund(&id, "re_2", 401), None).await,
+        s.refund(&refund(&id, "re_2", 401), None, &[]).await,
         Err(StoreError::NotRefundable { refundable: 400 })
     ));
-    assert!(matches!(s.refund(&refund(&id, "re_3", 0), None).await, Err(StoreError::NotRefundable { .. })));
-    assert!(matches!(s.refund(&refund("pay_none", "re_4", 1), None).await, Err(StoreError::UnknownPayment(_))));
+    assert!(matches!(s.refund(&refund(&id, "re_3", 0), None, &[]).await, Err(StoreError::NotRefundable { .. })));
+    assert!(matches!(s.refund(&refund("pay_none", "re_4", 1), None, &[]).await, Err(StoreError::UnknownPayment(_))));
     assert!(drain(stores.outbox.as_ref()).await.is_empty(), "a pending refund publishes nothing yet");
 
-    let settled = s.settle_refund("re_1", Ok("re_stripe_1".into()), &[event("payment.refunded.v1")]).await.unwrap();
+    let settled = s
+        .settle_refund("re_1", RefundOutcome::Succeeded("re_stripe_1".into()), &[event("payment.refunded.v1")])
+        .await
+        .unwrap();
     assert_eq!(settled.refunded, 600);
     let stored = s.get_refund("re_1").await.unwrap().unwrap();
     assert_eq!((stored.status, stored.provider_ref.as_deref()), (RefundStatus::Succeeded, Some("re_stripe_1")));
     assert_eq!(drain(stores.outbox.as_ref()).await.len(), 1);
 
-    let full = s.refund(&refund(&id, "re_5", 400), None).await.unwrap();
+    let full = s.refund(&refund(&id, "re_5", 400), None, &[]).await.unwrap();
     assert_eq!((full.status, full.refundable()), (PaymentStatus::Refunded, 0));
-    let back = s.settle_refund("re_5", Err("the charge is disputed".into()), &[event("x.v1")]).await.unwrap();
+    let back = s
+        .settle_refund("re_5", RefundOutcome::Failed("the charge is disputed".into()), &[event("x.v1")])
+        .await
+        .unwrap();
     assert_eq!((back.status, back.refunded, back.refundable()), (PaymentStatus::PartiallyRefunded, 600, 400));
     assert_eq!(s.get_refund("re_5").await.unwrap().unwrap().status, RefundStatus::Failed);
     assert!(drain(stores.outbox.as_ref()).await.is_empty(), "a refused refund publishes nothing");
     // Settling again changes nothing.
-    let again = s.settle_refund("re_5", Ok("late".into()), &[event("x.v1")]).await.unwrap();
+    let again = s.settle_refund("re_5", RefundOutcome::Succeeded("late".into()), &[event("x.v1")]).await.unwrap();
     assert_eq!(again.refunded, 600);
     assert!(drain(stores.outbox.as_ref()).await.is_empty());
 
@@ -259,10 +265,36 @@ async fn refunds_never_exceed_the_capture_and_a_refused_one_gives_its_amount_bac
     let kinds: Vec<String> = s.log(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds[3..], ["refund_requested", "refunded", "refund_requested", "refund_failed"]);
 
+    // A refund the provider holds pending keeps its reference and its amount counted, publishes
+    // nothing, and settles later.
+    let pending = s.refund(&refund(&id, "re_7", 100), None, &[]).await.unwrap();
+    assert_eq!(pending.refunded, 700);
+    let held = s.settle_refund("re_7", RefundOutcome::Pending("re_stripe_7".into()), &[event("x.v1")]).await.unwrap();
+    assert_eq!(held.refunded, 700);
+    let stored = s.get_refund("re_7").await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.provider_ref.as_deref()), (RefundStatus::Pending, Some("re_stripe_7")));
+    s.settle_refund("re_7", RefundOutcome::Pending("re_stripe_7".into()), &[]).await.unwrap();
+    assert!(drain(stores.outbox.as_ref()).await.is_empty(), "pending publishes nothing");
+    s.settle_refund("re_7", RefundOutcome::Succeeded("re_stripe_7".into()), &[event("payment.refunded.v1")])
+        .await
+        .unwrap();
+    assert_eq!(s.get_refund("re_7").await.unwrap().unwrap().status, RefundStatus::Succeeded);
+    assert_eq!(drain(stores.outbox.as_ref()).await.len(), 1);
+    // A refund made at the provider already is recorded settled, with its event, at once.
+    let mut made = refund(&id, "re_8", 50);
+    made.status = RefundStatus::Succeeded;
+    made.provider_ref = Some("ch_1".into());
+    let after = s.refund(&made, Some(700), &[event("payment.refunded.v1")]).await.unwrap();
+    assert_eq!(after.refunded, 750);
+    assert_eq!(s.get_refund("re_8").await.unwrap().unwrap().status, RefundStatus::Succeeded);
+    assert_eq!(drain(stores.outbox.as_ref()).await.len(), 1);
+    let kinds: Vec<String> = s.log(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds[7..], ["refund_requested", "refund_pending", "refunded", "refund_requested", "refunded"]);
+
     // Only a charged payment is refundable.
     let (pending, _) = s.open(&new_payment("o2", 100), PaymentStatus::Pending).await.unwrap();
     assert!(matches!(
-        s.refund(&refund(&pending.id, "re_6", 1), None).await,
+        s.refund(&refund(&pending.id, "re_6", 1), None, &[]).await,
         Err(StoreError::NotRefundable { refundable: 0 })
     ));
 }
@@ -272,7 +304,7 @@ async fn concurrent_refunds_together_never_exceed_the_capture(stores: &Stores) {
     let refunds: Vec<_> = (0..10)
         .map(|i| {
             let (store, id) = (stores.store.clone(), id.clone());
-            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300), None).await })
+            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300), None, &[]).await })
         })
         .collect();
     let mut accepted = 0;
@@ -295,7 +327,7 @@ async fn a_refund_computed_from_the_payment_as_read_is_recorded_once_across_repl
     let refunds: Vec<_> = (0..10)
         .map(|i| {
             let (store, id) = (stores.store.clone(), id.clone());
-            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300), Some(0)).await })
+            tokio::spawn(async move { store.refund(&refund(&id, &format!("re_{i}"), 300), Some(0), &[]).await })
         })
         .collect();
     let mut accepted = 0;
@@ -311,7 +343,7 @@ async fn a_refund_computed_from_the_payment_as_read_is_recorded_once_across_repl
     assert_eq!(payment.refunded, 300);
     assert_eq!(stores.store.refunds(&id).await.unwrap().len(), 1, "a refused one records nothing");
     // Read again, the condition holds.
-    stores.store.refund(&refund(&id, "re_next", 100), Some(300)).await.unwrap();
+    stores.store.refund(&refund(&id, "re_next", 100), Some(300), &[]).await.unwrap();
     assert_eq!(stores.store.get(&id).await.unwrap().unwrap().refunded, 400);
 }
 

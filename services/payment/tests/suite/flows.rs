@@ -8,8 +8,9 @@ use platform::contracts::payment::{Authorize, Capture, CaptureFailed, Failed, Pa
 use platform::events::{Event, EventHandler, HandlerError};
 use platform::money::Money;
 use shop_payment::consumers::Commands;
-use shop_payment::domain::payment::PaymentStatus;
+use shop_payment::domain::payment::{PaymentStatus, RefundStatus};
 use shop_payment::payments::Payments;
+use shop_payment::provider::RefundState;
 use shop_payment::provider::simulated::SimulatedProvider;
 use tokio::sync::Notify;
 
@@ -18,6 +19,7 @@ use crate::conformance::{Stores, drain, sqlite_stores};
 struct World {
     stores: Stores,
     provider: Arc<SimulatedProvider>,
+    payments: Payments,
     commands: Commands,
 }
 
@@ -25,7 +27,7 @@ fn world() -> World {
     let stores = sqlite_stores();
     let provider = Arc::new(SimulatedProvider::default());
     let payments = Payments::new(stores.store.clone(), provider.clone(), Arc::new(Notify::new()));
-    World { commands: Commands::new(payments), stores, provider }
+    World { commands: Commands::new(payments.clone()), payments, stores, provider }
 }
 
 fn authorize(order_id: &str, method: &str) -> Event {
@@ -393,4 +395,95 @@ async fn a_refund_made_at_the_provider_is_counted_once_however_many_replicas_app
     let replica = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
     replica.apply_stripe_event(&later).await.unwrap();
     assert_eq!(w.stores.store.get(&payment.id).await.unwrap().unwrap().refunded, 1500);
+}
+
+#[tokio::test]
+async fn a_refund_left_pending_at_the_provider_answers_the_void_only_once_it_ends() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    w.events().await;
+    let later = || chrono::Utc::now() + chrono::Duration::seconds(1);
+    // The provider takes the void's refund but holds it pending (a bank transfer): counted, not
+    // answered.
+    w.provider.hold_refunds_pending(true);
+    w.commands.handle(&void("o1")).await.unwrap();
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((payment.status, payment.refunded), (PaymentStatus::Refunded, 2500));
+    let refunds = w.stores.store.refunds(&payment.id).await.unwrap();
+    assert_eq!(refunds[0].status, RefundStatus::Pending);
+    assert!(refunds[0].provider_ref.as_deref().is_some_and(|r| r.starts_with("re_sim_")));
+    assert!(w.events().await.is_empty(), "nothing is answered while the refund is pending");
+    w.commands.handle(&void("o1")).await.unwrap();
+    assert_eq!(w.payments.retry_pending_refunds(later()).await.unwrap(), 0, "still pending");
+    assert!(w.events().await.is_empty());
+
+    // It fails at the provider: the money is charged again, and the void asked again makes a new
+    // refund under its next key, which succeeds.
+    assert_eq!(w.provider.end_pending_refunds(RefundState::Failed("the card was closed".into())).len(), 1);
+    w.payments.retry_pending_refunds(later()).await.unwrap();
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((payment.status, payment.refunded), (PaymentStatus::Captured, 0));
+    assert!(w.events().await.is_empty(), "a failed refund answers nothing");
+    w.commands.handle(&void("o1")).await.unwrap();
+    assert!(w.events().await.is_empty());
+    assert_eq!(w.provider.end_pending_refunds(RefundState::Succeeded).len(), 1);
+    assert_eq!(w.payments.retry_pending_refunds(later()).await.unwrap(), 1);
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((payment.status, payment.refunded), (PaymentStatus::Refunded, 2500));
+    let refunds = w.stores.store.refunds(&payment.id).await.unwrap();
+    let statuses: Vec<RefundStatus> = refunds.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [RefundStatus::Failed, RefundStatus::Succeeded]);
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::REFUNDED]);
+}
+
+#[tokio::test]
+async fn a_void_whose_refunds_the_provider_keeps_refusing_is_left_for_operators() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    w.provider.hold_refunds_pending(true);
+    let later = || chrono::Utc::now() + chrono::Duration::seconds(1);
+    for _ in 0..3 {
+        w.commands.handle(&void("o1")).await.unwrap();
+        w.provider.end_pending_refunds(RefundState::Failed("the charge is disputed".into()));
+        w.payments.retry_pending_refunds(later()).await.unwrap();
+    }
+    // Three refunds refused: the void is refused for good (dead-lettered for operators), not
+    // answered as if the money went back.
+    let refused = w.commands.handle(&void("o1")).await;
+    assert!(matches!(refused, Err(HandlerError::Reject(ref why)) if why.contains("refused 3 refunds")), "{refused:?}");
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    assert_eq!((payment.status, payment.refunded), (PaymentStatus::Captured, 0));
+    assert_eq!(w.stores.store.refunds(&payment.id).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn stripe_telling_a_pending_refund_ended_settles_it() {
+    let w = world();
+    w.commands.handle(&authorize("o1", "pm_card_visa")).await.unwrap();
+    w.commands.handle(&capture("o1")).await.unwrap();
+    w.provider.hold_refunds_pending(true);
+    w.commands.handle(&void("o1")).await.unwrap();
+    w.events().await;
+    let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
+    let at_provider = w.stores.store.refunds(&payment.id).await.unwrap()[0].provider_ref.clone().unwrap();
+    let updated = |status: &str| -> shop_payment::payments::StripeEvent {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("evt_{status}"), "type": "charge.refund.updated",
+            "data": {"object": {"id": at_provider, "object": "refund", "payment_intent": payment.provider_ref,
+                "status": status, "amount": 2500}}
+        }))
+        .unwrap()
+    };
+    // An event that says more than the provider does (out of order) changes nothing: the provider
+    // is asked where the refund stands.
+    assert!(w.payments.apply_stripe_event(&updated("succeeded")).await.unwrap());
+    assert_eq!(w.stores.store.refunds(&payment.id).await.unwrap()[0].status, RefundStatus::Pending);
+    w.provider.end_pending_refunds(RefundState::Succeeded);
+    assert!(w.payments.apply_stripe_event(&updated("succeeded")).await.unwrap());
+    assert_eq!(w.stores.store.refunds(&payment.id).await.unwrap()[0].status, RefundStatus::Succeeded);
+    assert_eq!(kinds(&w.events().await), [PaymentEvent::REFUNDED]);
+    // About a refund we do not hold pending: nothing.
+    assert!(!w.payments.apply_stripe_event(&updated("succeeded")).await.unwrap());
 }

@@ -19,7 +19,7 @@ use platform::money::Money;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shop_payment::provider::stripe::{API_VERSION, StripeProvider};
-use shop_payment::provider::{Intent, IntentState, PaymentProvider, ProviderError};
+use shop_payment::provider::{Intent, IntentState, PaymentProvider, ProviderError, RefundState};
 
 const SECRET: &str = "sk_test_stub_0123456789";
 
@@ -43,6 +43,10 @@ struct Stub {
     failing: usize,
     /// POSTs still to answer too late, first tries and repeats alike (their work done once).
     stalled: usize,
+    /// Whether refunds are answered `pending` (as for bank transfers).
+    pending_refunds: bool,
+    /// Refunds made, by id.
+    refunds: HashMap<String, Value>,
 }
 
 type Shared = Arc<Mutex<Stub>>;
@@ -107,10 +111,11 @@ fn answer(stub: &mut Stub, path: &str, form: &HashMap<String, String>) -> (u16, 
             );
         }
         let id = format!("re_stub_{}", stub.seen.len());
-        return (
-            200,
-            json!({"id": id, "object": "refund", "amount": field("amount").parse::<i64>().unwrap_or(0), "status": "succeeded"}),
-        );
+        let status = if stub.pending_refunds { "pending" } else { "succeeded" };
+        let refund = json!({"id": id, "object": "refund", "amount": field("amount").parse::<i64>().unwrap_or(0),
+            "payment_intent": field("payment_intent"), "status": status});
+        stub.refunds.insert(id, refund.clone());
+        return (200, refund);
     }
     let parts: Vec<&str> = path.trim_start_matches("/v1/payment_intents/").split('/').collect();
     let (id, action) = (parts[0].to_owned(), parts.get(1).copied().unwrap_or_default());
@@ -228,6 +233,21 @@ async fn read(
         let page = json!({"object": "search_result", "data": data, "has_more": false, "next_page": null});
         return axum::Json(page).into_response();
     }
+    if let Some(id) = rest.strip_prefix("refunds/") {
+        return match stub.refunds.get(id) {
+            Some(refund) => axum::Json(refund.clone()).into_response(),
+            None => {
+                let (status, body) = stripe_error(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "resource_missing",
+                    None,
+                    "No such refund",
+                );
+                (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+            }
+        };
+    }
     let id = rest.trim_start_matches("payment_intents/");
     match stub.intents.get(id) {
         Some(intent) => axum::Json(intent.clone()).into_response(),
@@ -274,7 +294,8 @@ async fn a_payment_intent_is_authorized_captured_and_refunded_with_the_documente
     assert_eq!(authorized.provider_ref, "pi_stub_1");
     stripe.capture("pi_stub_1", &usd(2599), "pay_1-capture").await.unwrap();
     let refund = stripe.refund("pi_stub_1", &usd(599), "re_abc").await.unwrap();
-    assert!(refund.starts_with("re_stub_"));
+    assert!(refund.id.starts_with("re_stub_"));
+    assert_eq!(refund.state, RefundState::Succeeded);
 
     let seen = stub.lock().unwrap().seen.clone();
     let paths: Vec<(&str, &str)> = seen.iter().map(|s| (s.path.as_str(), s.key.as_str())).collect();
@@ -386,4 +407,31 @@ async fn a_bad_key_is_refused_and_the_secret_never_shows_in_debug_output() {
     let outcome = wrong.authorize(&usd(100), "pm_card_visa", "o", "k").await;
     // Nothing was done, and it is not the shopper's fault: the step is retried later.
     assert!(matches!(outcome, Err(ProviderError::Unavailable(ref e)) if e.to_string().contains("401")), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_refund_stripe_holds_pending_is_asked_about_until_it_ends() {
+    let (stub, stripe) = stub().await;
+    stripe.authorize(&usd(2599), "pm_card_visa", "order-9", "pay_9-authorize").await.unwrap();
+    stripe.capture("pi_stub_1", &usd(2599), "pay_9-capture").await.unwrap();
+    stub.lock().unwrap().pending_refunds = true;
+    let refund = stripe.refund("pi_stub_1", &usd(2599), "re_pending").await.unwrap();
+    assert_eq!(refund.state, RefundState::Pending);
+    assert_eq!(stripe.refund_state(&refund.id).await.unwrap(), RefundState::Pending);
+    stub.lock().unwrap().refunds.get_mut(&refund.id).unwrap()["status"] = json!("succeeded");
+    assert_eq!(stripe.refund_state(&refund.id).await.unwrap(), RefundState::Succeeded);
+    let failed = stripe.refund("pi_stub_1", &usd(1), "re_other").await.unwrap();
+    let object = json!("failed");
+    {
+        let mut stub = stub.lock().unwrap();
+        let stored = stub.refunds.get_mut(&failed.id).unwrap();
+        stored["status"] = object;
+        stored["failure_reason"] = json!("expired_or_canceled_card");
+    }
+    match stripe.refund_state(&failed.id).await.unwrap() {
+        RefundState::Failed(why) => assert!(why.contains("expired_or_canceled_card"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(stripe.refund_state("re_x/../../v1/charges").await, Err(ProviderError::Invalid(_))));
+    assert!(matches!(stripe.refund_state("re_missing").await, Err(ProviderError::Invalid(_))));
 }
