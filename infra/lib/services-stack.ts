@@ -239,7 +239,11 @@ export class ServicesStack extends cdk.Stack {
       SHOP_LOG_FORMAT: 'json',
       // Business metrics as Embedded Metric Format records: the dashboards' and alarms' source.
       SHOP_METRICS_EMF: 'true',
-      SHOP_TRUSTED_PROXY_HOPS: '1',
+      // Every request reaches a task through two proxies that append to X-Forwarded-For: CloudFront
+      // (the viewer) or API Gateway (the caller), then the ALB (the edge's own address). The viewer
+      // is the second entry from the right; anything further left is the client's to write. One
+      // hop would count every shopper behind one edge as one client (login throttling, rate limits).
+      SHOP_TRUSTED_PROXY_HOPS: '2',
       SHOP_EVENT_BUS: 'sqs',
       SHOP_SQS_QUEUE_PREFIX: 'shop-',
       SHOP_AWS_REGION: cfg.region,

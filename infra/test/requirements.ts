@@ -157,6 +157,11 @@ function check(env: string): number {
   const sendMail = of('AWS::IAM::Policy').flatMap((p) => p.Properties!.PolicyDocument.Statement).filter((st: any) => st.Sid === 'SendMail');
   ok(sendMail.length === 1 && sendMail[0].Condition.StringEquals['ses:FromAddress'], 'only the user service sends mail, as itself');
 
+  // Throttles and rate limits count the viewer, not the edge in front of the ALB.
+  const orderTask = taskDefs.find((t) => t.Properties?.Family === `shop-${env}-order`)!.Properties!.ContainerDefinitions[0];
+  const hops = orderTask.Environment.find((e: any) => e.Name === 'SHOP_TRUSTED_PROXY_HOPS')?.Value;
+  ok(userEnv('SHOP_TRUSTED_PROXY_HOPS') === '2' && hops === '2', 'the viewer address is read past CloudFront/API Gateway and the ALB');
+
   // Observability: dashboard, the listed alarms, billing.
   ok(of('AWS::CloudWatch::Dashboard').length === 1, 'dashboard');
   const alarms = [...of('AWS::CloudWatch::Alarm'), ...of('AWS::CloudWatch::CompositeAlarm')].map((a) => a.Properties!.AlarmName);

@@ -134,6 +134,9 @@ pub struct Config {
     /// Proxies in front of the service that append to `X-Forwarded-For` (`SHOP_TRUSTED_PROXY_HOPS`);
     /// 0 limits by the peer address.
     pub trusted_proxy_hops: u8,
+    /// A header a trusted edge sets to the viewer's own address (`SHOP_CLIENT_ADDRESS_HEADER`, e.g.
+    /// `cloudfront-viewer-address`), preferred over `X-Forwarded-For` when a request carries it.
+    pub client_address_header: Option<String>,
     /// How long shutdown waits for in-flight requests and consumers (`SHOP_SHUTDOWN_GRACE_MS`).
     pub shutdown_grace_ms: u64,
 
@@ -274,6 +277,7 @@ impl Default for Config {
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
             trusted_proxy_hops: 0,
+            client_address_header: None,
             shutdown_grace_ms: 20_000,
             event_bus: BusBackend::Sqlite,
             sqs_queue_prefix: "shop-".into(),

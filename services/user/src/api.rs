@@ -90,6 +90,7 @@ impl FromRequestParts<AppState> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(ClientIp(platform::http::rate_limit::client_ip(&parts.headers, peer, state.tokens.trusted_proxy_hops)))
+        let address = state.tokens.client.of(&parts.headers, peer);
+        Ok(ClientIp(address.map(platform::http::rate_limit::bucket)))
     }
 }

@@ -65,8 +65,8 @@ pub struct TokenSettings {
     pub access_ttl: Duration,
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
-    /// Proxies in front that append to `X-Forwarded-For` (for login throttling by address).
-    pub trusted_proxy_hops: u8,
+    /// How the client's address is read (for login throttling by address).
+    pub client: platform::http::rate_limit::ClientAddress,
 }
 
 impl TokenSettings {
@@ -77,7 +77,7 @@ impl TokenSettings {
             audience: config.jwt_audience.clone(),
             access_ttl: Duration::from_secs(config.access_token_ttl_secs),
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
-            trusted_proxy_hops: config.trusted_proxy_hops,
+            client: platform::http::rate_limit::ClientAddress::from_config(config),
         }
     }
 }

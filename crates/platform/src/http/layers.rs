@@ -47,7 +47,7 @@ impl HttpSettings {
             rate_limits: config.rate_limit_enabled.then_some(RateLimits {
                 per_second: config.rate_limit_per_second,
                 burst: config.rate_limit_burst,
-                trusted_proxy_hops: config.trusted_proxy_hops,
+                client: crate::http::rate_limit::ClientAddress::from_config(config),
             }),
         }
     }

@@ -24,8 +24,63 @@ pub struct RateLimits {
     pub per_second: u32,
     /// Largest number of tokens a bucket holds.
     pub burst: u32,
-    /// How many proxies in front of us append to `X-Forwarded-For` (0: use the peer address).
+    /// How the client's address is read.
+    pub client: ClientAddress,
+}
+
+/// How a service reads its client's address: the peer's; the one a trusted edge writes in a header
+/// of its own (CloudFront's `CloudFront-Viewer-Address`: `ip:port`); or, behind proxies that each
+/// append the address they saw to `X-Forwarded-For`, the entry that many from the right (entries
+/// further left are the client's own to write, so never trusted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// Proxies that append to `X-Forwarded-For` (0: the peer address).
     pub trusted_proxy_hops: u8,
+    /// The edge's header naming the viewer, preferred when present.
+    pub header: Option<String>,
+}
+
+impl ClientAddress {
+    /// The rule a configuration names.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            trusted_proxy_hops: config.trusted_proxy_hops,
+            header: config.client_address_header.as_ref().map(|h| h.to_ascii_lowercase()),
+        }
+    }
+
+    /// The client's address of a request from `peer` with `headers`.
+    pub fn of(&self, headers: &axum::http::HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let named = self.header.as_deref().and_then(|name| headers.get(name)).and_then(|v| v.to_str().ok());
+        if let Some(address) = named.and_then(parse_viewer_address) {
+            return Some(address);
+        }
+        client_ip(headers, peer, self.trusted_proxy_hops)
+    }
+}
+
+/// An address as an edge writes it: `ip`, `ip:port`, `[v6]:port` or CloudFront's `v6:port`.
+fn parse_viewer_address(value: &str) -> Option<IpAddr> {
+    let value = value.trim();
+    if let Ok(ip) = value.parse() {
+        return Some(ip);
+    }
+    if let Ok(socket) = value.parse::<SocketAddr>() {
+        return Some(socket.ip());
+    }
+    // CloudFront writes an IPv6 viewer as `2001:db8::1:46532`: the address, then the port.
+    let (address, port) = value.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    address.parse().ok()
+}
+
+/// The bucket a client's address counts in: the address itself, or for IPv6 its /64 (one
+/// subscriber's network, which hands its devices any address inside it).
+pub fn bucket(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +127,7 @@ impl RateLimiter {
     /// The address the limit applies to: the peer, or the client a trusted proxy reports.
     fn client(&self, request: &Request) -> Option<IpAddr> {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        client_ip(request.headers(), peer, self.limits.trusted_proxy_hops)
+        self.limits.client.of(request.headers(), peer).map(bucket)
     }
 
     /// Middleware: answers 429 with `Retry-After` when the client's bucket is empty.
@@ -110,8 +165,37 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn an_edge_header_names_the_viewer_and_ipv6_counts_by_its_64() {
+        let rule = ClientAddress { trusted_proxy_hops: 1, header: Some("cloudfront-viewer-address".into()) };
+        let peer: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
+        assert_eq!(rule.of(&headers, peer), Some("203.0.113.7".parse().unwrap()), "no header: the trusted hop");
+        for (written, viewer) in [
+            ("198.51.100.10:46532", "198.51.100.10"),
+            ("2001:db8::1:46532", "2001:db8::1"),
+            ("[2001:db8::2]:443", "2001:db8::2"),
+            ("192.0.2.1", "192.0.2.1"),
+        ] {
+            headers.insert("cloudfront-viewer-address", written.parse().unwrap());
+            assert_eq!(rule.of(&headers, peer), Some(viewer.parse().unwrap()), "{written}");
+        }
+        headers.insert("cloudfront-viewer-address", "not an address".parse().unwrap());
+        assert_eq!(rule.of(&headers, peer), Some("203.0.113.7".parse().unwrap()), "unreadable: the trusted hop");
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(bucket(a), bucket(b));
+        assert_ne!(bucket(a), bucket("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(bucket("192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
     fn limiter(hops: u8) -> RateLimiter {
-        RateLimiter::new(RateLimits { per_second: 2, burst: 3, trusted_proxy_hops: hops })
+        RateLimiter::new(RateLimits {
+            per_second: 2,
+            burst: 3,
+            client: ClientAddress { trusted_proxy_hops: hops, header: None },
+        })
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! A login starts a session: a family of refresh tokens. Each refresh spends the presented token
 //! and returns a new pair; presenting a spent token again (a stolen token replayed) revokes the
-//! whole family. Repeated failed logins are throttled per account and per client address, and a
-//! failed login says nothing about whether the email exists.
+//! whole family. Sign-in attempts are counted before they are checked, per account and address,
+//! per address and per account (see `Throttle`), and a failed login says nothing about whether
+//! the email exists.
 
 use std::time::Duration;
 
@@ -22,9 +23,10 @@ use crate::domain::{
 };
 use crate::store::{Rotation, Session, StoreError};
 
-/// Failed logins an account may have in a window before it is throttled.
+/// Sign-in attempts one address may make at one account in a window (and an account may have from
+/// anywhere before its guesses are slowed).
 pub const MAX_ACCOUNT_FAILURES: i64 = 5;
-/// Failed logins a client address may have in a window before it is throttled.
+/// Failed sign-ins one client address may have in a window, at any accounts.
 pub const MAX_ADDRESS_FAILURES: i64 = 20;
 /// The throttling window.
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -157,45 +159,83 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(sign_in(&state, user, vec!["pwd".into()]).await?)))
 }
 
-struct Throttle {
+/// The sign-in throttle. Every attempt is counted *before* its password is checked, atomically in
+/// the cache, so guesses sent in parallel cannot pass a limit while the slow checks run:
+/// - one address may try one account [`MAX_ACCOUNT_FAILURES`] times a window (then it is refused:
+///   the owner at another address is not), and any accounts [`MAX_ADDRESS_FAILURES`] times (a
+///   success gives its count back);
+/// - an account tried more than [`MAX_ACCOUNT_FAILURES`] times from anywhere is slowed, not locked:
+///   one guess may pass every growing delay (2ⁿ s, at most [`MAX_GUESS_DELAY`]), so a botnet guesses
+///   slowly and the owner's right password gets through after a short wait. A success resets it.
+///
+/// Addresses are the viewer's (see `ClientAddress`), IPv6 counted by its /64.
+pub(crate) struct Throttle {
+    pair_key: String,
     account_key: String,
+    gate_key: String,
     address_key: Option<String>,
 }
 
+/// Counts one more attempt under `key` (for the window); the count.
+async fn count(state: &AppState, key: &str) -> Result<i64, ApiError> {
+    state.cache.increment(key, 1, THROTTLE_WINDOW).await.map_err(ApiError::internal)
+}
+
+/// How long until `key` lets attempts through again.
+async fn wait(state: &AppState, key: &str) -> Result<Duration, ApiError> {
+    Ok(state.cache.ttl(key).await.map_err(ApiError::internal)?.unwrap_or(THROTTLE_WINDOW))
+}
+
+/// The longest wait between two guesses at one account.
+pub const MAX_GUESS_DELAY: Duration = Duration::from_secs(30);
+
 impl Throttle {
-    fn new(email: &str, client: ClientIp) -> Self {
+    /// The throttle of attempts in `scope` (`login`, `mfa`) at `subject` (an email, a user id).
+    pub(crate) fn new(scope: &str, subject: &str, client: ClientIp) -> Self {
+        let account = hash_token(subject);
+        let address = client.0.map(|ip| ip.to_string());
         Self {
-            account_key: format!("login:account:{}", hash_token(email)),
-            address_key: client.0.map(|ip| format!("login:address:{ip}")),
+            pair_key: format!("{scope}:pair:{account}:{}", address.as_deref().unwrap_or("unknown")),
+            account_key: format!("{scope}:account:{account}"),
+            gate_key: format!("{scope}:gate:{account}"),
+            address_key: address.map(|ip| format!("{scope}:address:{ip}")),
         }
     }
 
-    async fn check(&self, state: &AppState) -> Result<(), ApiError> {
-        let limits =
-            [(Some(&self.account_key), MAX_ACCOUNT_FAILURES), (self.address_key.as_ref(), MAX_ADDRESS_FAILURES)];
-        for (key, limit) in limits {
-            let Some(key) = key else { continue };
-            let count = state.cache.get(key).await.map_err(ApiError::internal)?;
-            let count = count.and_then(|v| String::from_utf8(v).ok()?.parse::<i64>().ok()).unwrap_or(0);
-            if count >= limit {
-                let retry = state.cache.ttl(key).await.map_err(ApiError::internal)?.unwrap_or(THROTTLE_WINDOW);
-                tracing::warn!(throttle = %key.split(':').nth(1).unwrap_or_default(), "login throttled");
-                return Err(ApiError::too_many_requests(retry.as_secs().max(1)));
+    fn refused(&self, why: &str, retry: Duration) -> ApiError {
+        tracing::warn!(throttle = why, "sign-in throttled");
+        ApiError::too_many_requests(retry.as_secs().max(1))
+    }
+
+    /// Counts this attempt, or refuses it.
+    pub(crate) async fn admit(&self, state: &AppState) -> Result<(), ApiError> {
+        if let Some(key) = &self.address_key
+            && count(state, key).await? > MAX_ADDRESS_FAILURES
+        {
+            return Err(self.refused("address", wait(state, key).await?));
+        }
+        if count(state, &self.pair_key).await? > MAX_ACCOUNT_FAILURES {
+            return Err(self.refused("account from this address", wait(state, &self.pair_key).await?));
+        }
+        let attempts = count(state, &self.account_key).await?;
+        if attempts > MAX_ACCOUNT_FAILURES {
+            let doublings = (attempts - MAX_ACCOUNT_FAILURES - 1).clamp(0, 16) as u32;
+            let delay = Duration::from_secs(1u64 << doublings).min(MAX_GUESS_DELAY);
+            if !state.cache.set_if_absent(&self.gate_key, b"1", Some(delay)).await.map_err(ApiError::internal)? {
+                return Err(self.refused("account", wait(state, &self.gate_key).await?));
             }
         }
         Ok(())
     }
 
-    async fn failed(&self, state: &AppState) -> Result<(), ApiError> {
-        state.cache.increment(&self.account_key, 1, THROTTLE_WINDOW).await.map_err(ApiError::internal)?;
-        if let Some(key) = &self.address_key {
-            state.cache.increment(key, 1, THROTTLE_WINDOW).await.map_err(ApiError::internal)?;
+    /// The attempt succeeded: the account's counts are reset, and the address's gets this one back.
+    pub(crate) async fn succeeded(&self, state: &AppState) -> Result<(), ApiError> {
+        for key in [&self.pair_key, &self.account_key] {
+            state.cache.delete(key).await.map_err(ApiError::internal)?;
         }
-        Ok(())
-    }
-
-    async fn succeeded(&self, state: &AppState) -> Result<(), ApiError> {
-        state.cache.delete(&self.account_key).await.map_err(ApiError::internal)?;
+        if let Some(key) = &self.address_key {
+            state.cache.increment(key, -1, THROTTLE_WINDOW).await.map_err(ApiError::internal)?;
+        }
         Ok(())
     }
 }
@@ -217,14 +257,13 @@ pub async fn login(
     Json(body): Json<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let email = normalize_email(&body.email).unwrap_or_else(|| body.email.trim().to_lowercase());
-    let throttle = Throttle::new(&email, client);
-    throttle.check(&state).await?;
+    let throttle = Throttle::new("login", &email, client);
+    throttle.admit(&state).await?;
     let account = state.users.by_email(&email).await.map_err(ApiError::internal)?;
     // Verify against a decoy when there is no account, so both answers take as long.
     let stored = account.as_ref().map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
     let password_ok = password::verify_async(body.password, stored).await.map_err(ApiError::internal)?;
     let Some(account) = account.filter(|_| password_ok) else {
-        throttle.failed(&state).await?;
         return Err(bad_credentials());
     };
     let mut amr = vec!["pwd".to_owned()];
@@ -235,7 +274,6 @@ pub async fn login(
                 .with_detail("this account signs in with a TOTP code: send it as `totp`"));
         };
         if !accept_totp(&state, &account, code).await? {
-            throttle.failed(&state).await?;
             return Err(ApiError::custom(StatusCode::UNAUTHORIZED, "mfa-invalid", "Invalid second factor")
                 .with_detail("the TOTP code is not valid (or was used already)"));
         }

@@ -54,19 +54,25 @@ pub async fn setup(
         (status = 204, description = "The second factor is confirmed"),
         (status = 409, description = "No enrolment was started", content_type = "application/problem+json"),
         (status = 422, description = "The code is not valid", content_type = "application/problem+json"),
+        (status = 429, description = "Too many codes tried (throttled as sign-in is)", content_type = "application/problem+json"),
     ))]
 pub async fn verify(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: super::ClientIp,
     Json(body): Json<MfaVerifyRequest>,
 ) -> Result<StatusCode, ApiError> {
     let account = super::signed_in_account(&state, &claims).await?;
     if account.mfa_secret.is_none() {
         return Err(ApiError::conflict("start with POST /v1/auth/mfa/setup"));
     }
+    // Six digits are guessable: codes are throttled as passwords are.
+    let throttle = super::auth::Throttle::new("mfa", &account.user.id, client);
+    throttle.admit(&state).await?;
     if !super::accept_totp(&state, &account, &body.code).await? {
         return Err(ApiError::invalid_field("code", "is not a valid code (or was used already)"));
     }
+    throttle.succeeded(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -172,6 +172,8 @@ api_suite!(
     registration_refuses_weak_passwords_and_bad_emails_naming_the_field,
     a_bad_login_answers_the_same_whether_or_not_the_email_exists,
     repeated_failed_logins_are_throttled_per_account_and_per_address,
+    parallel_guesses_never_pass_the_limits,
+    a_guessed_at_account_slows_guesses_but_lets_its_owner_in,
     refresh_rotates_and_replaying_a_spent_token_revokes_the_session,
     logout_revokes_the_session,
     the_profile_is_read_and_changed_by_its_owner,
@@ -253,6 +255,53 @@ async fn repeated_failed_logins_are_throttled_per_account_and_per_address(app: &
     let body = json!({"email": "bob@example.com", "password": PASSWORD});
     assert_eq!(app.send("POST", "/v1/auth/login", Some(body.clone()), None, attacker).await.status, 429);
     assert_eq!(app.send("POST", "/v1/auth/login", Some(body), None, [10, 0, 0, 2]).await.status, 200);
+}
+
+/// Sends `count` wrong-password logins to `email` at once, the n-th from `peer(n)`; the statuses.
+async fn guesses(app: &App, email: &str, count: u8, peer: impl Fn(u8) -> [u8; 4]) -> Vec<u16> {
+    let body = json!({"email": email, "password": "wrong password!"});
+    let sends = (0..count).map(|n| app.send("POST", "/v1/auth/login", Some(body.clone()), None, peer(n)));
+    futures::future::join_all(sends).await.into_iter().map(|reply| reply.status).collect()
+}
+
+async fn parallel_guesses_never_pass_the_limits(app: &App) {
+    app.register("ada@example.com").await;
+    app.register("bob@example.com").await;
+    // Fifty at once from one address: each is counted before its (slow) check, so at most the
+    // limit reaches the password check; the rest are refused unchecked.
+    let statuses = guesses(app, "ada@example.com", 50, |_| [10, 1, 1, 1]).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 5, "{checked} guesses were checked: {statuses:?}");
+    assert_eq!(checked + statuses.iter().filter(|s| **s == 429).count(), 50);
+    // Fifty at once from fifty addresses: the account lets its share through, then one guess per
+    // delay.
+    let statuses = guesses(app, "bob@example.com", 50, |n| [10, 2, 0, n]).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 6, "{checked} guesses were checked: {statuses:?}");
+}
+
+async fn a_guessed_at_account_slows_guesses_but_lets_its_owner_in(app: &App) {
+    app.register("ada@example.com").await;
+    // Six addresses guess once each: the sixth takes the account's first delay.
+    let statuses = guesses(app, "ada@example.com", 6, |n| [10, 3, 0, n]).await;
+    assert_eq!(statuses, [401; 6]);
+    let body = |password: &str| json!({"email": "ada@example.com", "password": password});
+    let slowed = app.send("POST", "/v1/auth/login", Some(body("wrong password!")), None, [10, 3, 1, 0]).await;
+    assert_eq!(slowed.status, 429, "a guess inside the delay waits");
+    // The owner, at an address of their own, is slowed too, but never refused for the window.
+    let mut owner = app.send("POST", "/v1/auth/login", Some(body(PASSWORD)), None, [192, 0, 2, 1]).await;
+    for _ in 0..3 {
+        if owner.status != 429 {
+            break;
+        }
+        let wait = owner.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap();
+        assert!(wait <= 30, "the delay is at most half a minute: {wait}");
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        owner = app.send("POST", "/v1/auth/login", Some(body(PASSWORD)), None, [192, 0, 2, 1]).await;
+    }
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    // Signed in, the account's count starts again.
+    assert_eq!(guesses(app, "ada@example.com", 1, |_| [10, 3, 2, 0]).await, [401]);
 }
 
 async fn refresh_rotates_and_replaying_a_spent_token_revokes_the_session(app: &App) {
@@ -400,8 +449,19 @@ async fn an_enrolled_second_factor_is_required_at_login(app: &App) {
     assert_eq!(app.login("ada@example.com", PASSWORD, None).await.status, 200);
     let wrong = app.call("POST", "/v1/auth/mfa/verify", Some(json!({"code": "000000"})), Some(&access)).await;
     assert_eq!(wrong.status, 422);
+    // Codes are throttled as passwords are: guessing the six digits stops at the limit.
+    let guesses = (0..20).map(|n| {
+        app.call("POST", "/v1/auth/mfa/verify", Some(json!({"code": format!("{:06}", 100 + n)})), Some(&access))
+    });
+    let statuses: Vec<u16> = futures::future::join_all(guesses).await.into_iter().map(|r| r.status).collect();
+    assert!(statuses.iter().filter(|s| **s == 422).count() <= 4, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // The owner at another address, with the right code, gets through.
     let code = code_now(&secret);
-    assert_eq!(app.call("POST", "/v1/auth/mfa/verify", Some(json!({"code": code})), Some(&access)).await.status, 204);
+    let confirmed = app
+        .send("POST", "/v1/auth/mfa/verify", Some(json!({"code": code.clone()})), Some(&access), [192, 0, 2, 9])
+        .await;
+    assert_eq!(confirmed.status, 204, "{}", confirmed.body);
     assert_eq!(app.call("POST", "/v1/auth/mfa/setup", None, Some(&access)).await.status, 409);
     let without = app.login("ada@example.com", PASSWORD, None).await;
     assert_eq!(without.status, 401);
