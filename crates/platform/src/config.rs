@@ -223,6 +223,9 @@ pub struct Config {
     pub access_token_ttl_secs: u64,
     /// Lifetime of a refresh token in seconds (`SHOP_REFRESH_TOKEN_TTL_SECS`).
     pub refresh_token_ttl_secs: u64,
+    /// How long a spent refresh token still answers with its successor (`SHOP_REFRESH_GRACE_MS`):
+    /// two tabs refreshing at once, a retry after a lost answer. Later, it is a replay.
+    pub refresh_grace_ms: u64,
 
     /// The Cognito user pool whose shoppers may sign in with its ID tokens (`SHOP_COGNITO_ISSUER`:
     /// `https://cognito-idp.<region>.amazonaws.com/<pool id>`); unset turns that sign-in off.
@@ -321,6 +324,7 @@ impl Default for Config {
             jwt_private_keys: None,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
+            refresh_grace_ms: 10_000,
             user_url: None,
             product_url: None,
             order_url: None,
@@ -453,6 +457,9 @@ impl Config {
                 "refresh_token_ttl_secs",
                 "must not be shorter than the access-token lifetime",
             ));
+        }
+        if self.refresh_grace_ms > 60_000 {
+            return Err(ConfigError::new("refresh_grace_ms", "must be at most a minute (0 turns the grace off)"));
         }
         if self.sqs_wait_seconds > 20 {
             return Err(ConfigError::new("sqs_wait_seconds", "must be between 0 and 20"));

@@ -26,6 +26,8 @@ struct SigningKey {
     kid: String,
     encoding: EncodingKey,
     public: Vec<u8>,
+    /// The key refresh-token successors are derived with (from the private key, never published).
+    successors: aws_lc_rs::hmac::Key,
 }
 
 impl SigningKey {
@@ -34,7 +36,11 @@ impl SigningKey {
         let public = pair.public_key().as_ref().to_vec();
         // The kid is a thumbprint of the public key: stable across restarts and processes.
         let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(&public)[..12]);
-        Ok(Self { kid, encoding: EncodingKey::from_ed_der(pkcs8), public })
+        let mut derivation = Sha256::new();
+        derivation.update(b"shop refresh-token successors v1\n");
+        derivation.update(pkcs8);
+        let successors = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &derivation.finalize());
+        Ok(Self { kid, encoding: EncodingKey::from_ed_der(pkcs8), public, successors })
     }
 }
 
@@ -133,6 +139,15 @@ impl KeyRing {
             .collect();
         let jwks = serde_json::from_value(serde_json::json!({ "keys": jwks })).expect("a JWK set of OKP keys");
         Self { keys, jwks }
+    }
+
+    /// The refresh token that succeeds `presented`: derived from it with a secret only this
+    /// service holds, so two tabs (or a retry) refreshing with one token get the same successor,
+    /// and nobody holding a spent token can work out its successor.
+    pub fn successor(&self, presented: &str) -> String {
+        let key = &self.keys.last().expect("a key ring has a key").successors;
+        let tag = aws_lc_rs::hmac::sign(key, presented.as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
     /// Adds a new signing key to the folder. The previous one stays published; older ones retire.

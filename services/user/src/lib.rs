@@ -65,6 +65,8 @@ pub struct TokenSettings {
     pub access_ttl: Duration,
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
+    /// How long a spent refresh token still answers with its successor.
+    pub refresh_grace: Duration,
     /// How the client's address is read (for login throttling by address).
     pub client: platform::http::rate_limit::ClientAddress,
 }
@@ -77,6 +79,7 @@ impl TokenSettings {
             audience: config.jwt_audience.clone(),
             access_ttl: Duration::from_secs(config.access_token_ttl_secs),
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
+            refresh_grace: Duration::from_millis(config.refresh_grace_ms),
             client: platform::http::rate_limit::ClientAddress::from_config(config),
         }
     }

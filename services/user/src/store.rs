@@ -126,9 +126,18 @@ pub trait SessionStore: Send + Sync {
     /// Starts `session` with its first token, expiring at `expires_at` (Unix ms).
     async fn start(&self, session: &Session, token_hash: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Spends the token `presented` and makes `next` its live successor (expiring at
-    /// `next_expires_at`), atomically: of two concurrent presentations only one rotates.
-    async fn rotate(&self, presented: &str, next: &str, next_expires_at: i64, now: i64)
-    -> Result<Rotation, StoreError>;
+    /// `next_expires_at`), atomically: of two concurrent presentations only one rotates. A token
+    /// spent less than `grace_ms` ago whose live successor is `next` answers `Rotated` again
+    /// (the caller derives `next` from `presented`, so a second tab or a retry gets the same
+    /// pair); spent any longer, or with another successor, it is a replay and revokes the family.
+    async fn rotate(
+        &self,
+        presented: &str,
+        next: &str,
+        next_expires_at: i64,
+        now: i64,
+        grace_ms: i64,
+    ) -> Result<Rotation, StoreError>;
     /// Revokes the family of the token `presented` (logout); nothing when it is unknown.
     async fn revoke(&self, presented: &str) -> Result<(), StoreError>;
     /// Revokes every session of a user (after a password reset).

@@ -284,8 +284,9 @@ pub async fn login(
     Ok(Json(sign_in(&state, account.user, amr).await?))
 }
 
-/// Trades a refresh token for a new pair. The old token stops working; replaying a spent token
-/// revokes the session.
+/// Trades a refresh token for a new pair. The old token stops working: presented again within the
+/// grace window (`SHOP_REFRESH_GRACE_MS`, 10 s) it answers the same pair again (two tabs, a retry
+/// after a lost answer); later it is a replay and revokes the session.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
@@ -296,11 +297,14 @@ pub async fn refresh(
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let refused = || ApiError::unauthorized("the refresh token is not valid");
-    let (next_token, next_hash) = new_secret_token();
+    // The successor is derived from the token, so a second presentation within the grace window
+    // (another tab, a retry after a lost answer) is answered with the same pair.
+    let next_token = state.keys.successor(&body.refresh_token);
     let now = chrono::Utc::now().timestamp_millis();
+    let grace = state.tokens.refresh_grace.as_millis() as i64;
     let rotation = state
         .sessions
-        .rotate(&hash_token(&body.refresh_token), &next_hash, refresh_expiry(&state), now)
+        .rotate(&hash_token(&body.refresh_token), &hash_token(&next_token), refresh_expiry(&state), now, grace)
         .await
         .map_err(ApiError::internal)?;
     let session = match rotation {

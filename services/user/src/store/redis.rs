@@ -15,11 +15,19 @@ for i = 1, #token, 2 do t[token[i]] = token[i + 1] end
 local revoked = ARGV[1] .. 'revoked:' .. t.family
 if redis.call('EXISTS', revoked) == 1 then return {'invalid'} end
 if t.spent == '1' then
+  -- Presented again within the grace window, with the same successor (two tabs, a retry after a
+  -- lost answer): that successor again, if it is still live.
+  if t.spent_at and tonumber(ARGV[3]) - tonumber(t.spent_at) <= tonumber(ARGV[5]) then
+    local next = redis.call('HMGET', KEYS[2], 'family', 'spent')
+    if next[1] == t.family and next[2] == '0' then
+      return {'rotated', t.family, t.user, t.amr}
+    end
+  end
   redis.call('SET', revoked, '1', 'PX', ARGV[4])
   return {'reused', t.family}
 end
 if tonumber(t.exp) <= tonumber(ARGV[3]) then return {'invalid'} end
-redis.call('HSET', KEYS[1], 'spent', '1')
+redis.call('HSET', KEYS[1], 'spent', '1', 'spent_at', ARGV[3])
 redis.call('HSET', KEYS[2], 'family', t.family, 'user', t.user, 'amr', t.amr, 'exp', ARGV[2], 'spent', '0')
 redis.call('PEXPIREAT', KEYS[2], ARGV[2])
 -- A family kept alive by refreshing stays findable for revoke_user.
@@ -107,6 +115,7 @@ impl SessionStore for RedisSessionStore {
         next: &str,
         next_expires_at: i64,
         now: i64,
+        grace_ms: i64,
     ) -> Result<Rotation, StoreError> {
         let reply: Vec<String> = redis::Script::new(ROTATE)
             .key(self.token_key(presented))
@@ -115,6 +124,7 @@ impl SessionStore for RedisSessionStore {
             .arg(next_expires_at)
             .arg(now)
             .arg(self.revocation_ttl_ms)
+            .arg(grace_ms)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(StoreError::backend)?;

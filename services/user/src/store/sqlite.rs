@@ -342,6 +342,7 @@ impl SessionStore for SqliteSessionStore {
         next: &str,
         next_expires_at: i64,
         now: i64,
+        grace_ms: i64,
     ) -> Result<Rotation, StoreError> {
         let (presented, next) = (presented.to_owned(), next.to_owned());
         self.db
@@ -360,7 +361,21 @@ impl SessionStore for SqliteSessionStore {
                 if revoked {
                     return Ok(Rotation::Invalid);
                 }
-                if spent_at.is_some() {
+                if let Some(spent_at) = spent_at {
+                    // Presented again within the grace window, with the same successor (two tabs,
+                    // a retry after a lost answer): that successor again, if it is still live.
+                    if now - spent_at <= grace_ms {
+                        let live: Option<i64> = tx
+                            .prepare_cached(
+                                "SELECT 1 FROM refresh_tokens
+                                 WHERE token_hash = ?1 AND family_id = ?2 AND spent_at IS NULL AND expires_at > ?3",
+                            )?
+                            .query_row(params![next, family_id, now], |r| r.get(0))
+                            .optional()?;
+                        if live.is_some() {
+                            return Ok(Rotation::Rotated(Session { family_id, user_id, amr: Session::parse_amr(&amr) }));
+                        }
+                    }
                     tx.prepare_cached("INSERT OR IGNORE INTO revoked_families (family_id, revoked_at) VALUES (?1, ?2)")?
                         .execute(params![family_id, now])?;
                     return Ok(Rotation::Reused { family_id });

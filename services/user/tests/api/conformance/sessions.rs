@@ -13,6 +13,9 @@ use tokio::sync::Barrier;
 
 use super::unique;
 
+/// The grace window the service gives a spent token with its own successor.
+const GRACE_MS: i64 = 10_000;
+
 /// The refresh-token lifetime the Redis store is opened with (its revocation markers live as long).
 const REFRESH_TTL_SECS: u64 = 3600;
 
@@ -107,6 +110,8 @@ macro_rules! session_suite {
                 each_rotation_spends_the_token_and_makes_its_successor_live,
                 presenting_a_spent_token_revokes_the_whole_family,
                 of_concurrent_presentations_of_one_token_exactly_one_rotates,
+                a_token_presented_again_with_its_successor_within_the_grace_gets_it_again,
+                concurrent_presentations_with_one_successor_all_get_it,
                 an_expired_token_is_invalid,
                 an_unknown_token_is_invalid,
                 revoke_makes_the_familys_live_token_invalid,
@@ -149,7 +154,7 @@ async fn login(fx: &SessionFixture, user_id: &str, amr: &[&str]) -> (Session, St
 /// Presents `presented` with a fresh successor; what it did, and the successor.
 async fn rotate(fx: &SessionFixture, presented: &str) -> (Rotation, String) {
     let next = token();
-    let rotation = fx.store.rotate(presented, &next, in_an_hour(), now_ms()).await.unwrap();
+    let rotation = fx.store.rotate(presented, &next, in_an_hour(), now_ms(), GRACE_MS).await.unwrap();
     (rotation, next)
 }
 
@@ -186,6 +191,51 @@ async fn presenting_a_spent_token_revokes_the_whole_family(fx: &SessionFixture) 
     assert!(is_live(fx, &other_first).await, "another family of the user lives on");
 }
 
+async fn a_token_presented_again_with_its_successor_within_the_grace_gets_it_again(fx: &SessionFixture) {
+    let user = fx.user().await;
+    let (session, first) = login(fx, &user, &["pwd"]).await;
+    let next = token();
+    let now = now_ms();
+    assert_eq!(
+        fx.store.rotate(&first, &next, in_an_hour(), now, GRACE_MS).await.unwrap(),
+        Rotation::Rotated(session.clone())
+    );
+    // Again (another tab, a retry after a lost answer): the same successor, still live.
+    let again = fx.store.rotate(&first, &next, in_an_hour(), now + 1_000, GRACE_MS).await.unwrap();
+    assert_eq!(again, Rotation::Rotated(session.clone()));
+    // With another successor it is a replay; so is the same one past the grace.
+    let replayed = fx.store.rotate(&first, &next, in_an_hour(), now + GRACE_MS + 1, GRACE_MS).await.unwrap();
+    assert_eq!(replayed, Rotation::Reused { family_id: session.family_id.clone() });
+    assert!(!is_live(fx, &next).await, "the family is revoked");
+
+    let (session, first) = login(fx, &user, &["pwd"]).await;
+    let live = token();
+    fx.store.rotate(&first, &live, in_an_hour(), now_ms(), GRACE_MS).await.unwrap();
+    let stolen = fx.store.rotate(&first, &token(), in_an_hour(), now_ms(), GRACE_MS).await.unwrap();
+    assert_eq!(stolen, Rotation::Reused { family_id: session.family_id }, "another successor is a replay");
+}
+
+async fn concurrent_presentations_with_one_successor_all_get_it(fx: &SessionFixture) {
+    const TASKS: usize = 10;
+    let user = fx.user().await;
+    let (session, first) = login(fx, &user, &["pwd"]).await;
+    let next = token();
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (store, barrier, first, next) = (fx.store.clone(), barrier.clone(), first.clone(), next.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.rotate(&first, &next, in_an_hour(), now_ms(), GRACE_MS).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Rotation::Rotated(session.clone()));
+    }
+    assert!(is_live(fx, &next).await, "one successor, live");
+}
+
 async fn of_concurrent_presentations_of_one_token_exactly_one_rotates(fx: &SessionFixture) {
     const TASKS: usize = 10;
     let user = fx.user().await;
@@ -198,7 +248,7 @@ async fn of_concurrent_presentations_of_one_token_exactly_one_rotates(fx: &Sessi
                 tokio::spawn(async move {
                     let next = token();
                     barrier.wait().await;
-                    let rotation = store.rotate(&first, &next, in_an_hour(), now_ms()).await.unwrap();
+                    let rotation = store.rotate(&first, &next, in_an_hour(), now_ms(), GRACE_MS).await.unwrap();
                     (rotation, next)
                 })
             })
@@ -226,9 +276,9 @@ async fn an_expired_token_is_invalid(fx: &SessionFixture) {
         Session { family_id: uuid::Uuid::now_v7().to_string(), user_id: user.clone(), amr: vec!["pwd".into()] };
     let expires_at = now_ms() + 60_000;
     fx.store.start(&session, "expiring", expires_at).await.unwrap();
-    let rotation = fx.store.rotate("expiring", &token(), in_an_hour(), expires_at).await.unwrap();
+    let rotation = fx.store.rotate("expiring", &token(), in_an_hour(), expires_at, GRACE_MS).await.unwrap();
     assert_eq!(rotation, Rotation::Invalid, "a token is dead at its expires_at");
-    let rotation = fx.store.rotate("expiring", &token(), in_an_hour(), expires_at + 1).await.unwrap();
+    let rotation = fx.store.rotate("expiring", &token(), in_an_hour(), expires_at + 1, GRACE_MS).await.unwrap();
     assert_eq!(rotation, Rotation::Invalid);
 
     let expired = Session { family_id: uuid::Uuid::now_v7().to_string(), ..session };
@@ -315,12 +365,12 @@ async fn a_family_kept_alive_by_rotation_past_the_refresh_lifetime_is_still_revo
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let next = token();
-        let rotation = store.rotate(&live, &next, lifetime(), now_ms()).await.unwrap();
+        let rotation = store.rotate(&live, &next, lifetime(), now_ms(), GRACE_MS).await.unwrap();
         assert_eq!(rotation, Rotation::Rotated(session.clone()));
         live = next;
     }
     // 1.5 s after the login, with a token live for another second.
     store.revoke_user(&user).await.unwrap();
-    let rotation = store.rotate(&live, &token(), lifetime(), now_ms()).await.unwrap();
+    let rotation = store.rotate(&live, &token(), lifetime(), now_ms(), GRACE_MS).await.unwrap();
     assert_eq!(rotation, Rotation::Invalid, "revoke_user missed a live family");
 }
