@@ -165,6 +165,9 @@ async fn ships(app: TestApp) {
     let stranger = app.customer_token().await;
     problem(app.request(Method::GET, label_path).bearer_auth(&stranger).send().await.unwrap(), 404).await;
     problem(app.request(Method::GET, label_path).send().await.unwrap(), 401).await;
+    // The object store's public route serves images only: never the label behind the owner's back.
+    let public = app.request(Method::GET, &format!("/files/labels/{id}.pdf")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
     let by_admin = app.request(Method::GET, label_path).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(by_admin.status(), 200);
     let cart: Value =

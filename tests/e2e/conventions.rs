@@ -116,3 +116,16 @@ async fn every_answer_carries_a_request_id() {
     assert!(!response.headers()["x-request-id"].is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = TestApp::start().await;
+    for path in ["/v1/categories", "/nope", "/health", "/ready", "/.well-known/jwks.json"] {
+        let response = app.request(Method::GET, path).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "strict-origin-when-cross-origin", "{path}");
+        assert_eq!(headers["content-security-policy"], "frame-ancestors 'none'", "{path}");
+    }
+    app.stop().await;
+}

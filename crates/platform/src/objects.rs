@@ -74,6 +74,16 @@ pub trait ObjectStore: Send + Sync {
     async fn ping(&self) -> Result<(), ObjectError>;
 }
 
+/// The key prefixes anyone may read (the CDN's `/images/*` on AWS, `GET /files/…` embedded);
+/// everything else (shipping labels: names and addresses) is read only through routes that check
+/// who asks.
+pub const PUBLIC_PREFIXES: &[&str] = &["images/"];
+
+/// Whether `key` may be served to anyone.
+pub fn is_public(key: &str) -> bool {
+    PUBLIC_PREFIXES.iter().any(|prefix| key.starts_with(prefix)) && !key.split('/').any(|part| part == "..")
+}
+
 /// Checks that `key` is a relative path of safe segments (no `..`, no empty segment, no control
 /// characters), so it cannot escape the store.
 pub fn validate_key(key: &str) -> Result<object_store::path::Path, ObjectError> {

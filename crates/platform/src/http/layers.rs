@@ -85,6 +85,7 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
     };
     router.layer(
         ServiceBuilder::new()
+            .layer(middleware::from_fn(security_headers))
             .layer(middleware::from_fn(crate::telemetry::trace::middleware))
             .layer(
                 TraceLayer::new_for_http()
@@ -106,6 +107,24 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
                 ApiError::internal(std::io::Error::other("handler panicked")).into_response()
             })),
     )
+}
+
+/// Headers every answer carries unless it set its own: no MIME sniffing (an upload served as what
+/// it claims, never run as HTML), no referrer beyond the origin to other sites, and no framing
+/// (clickjacking). A page that sets its own `Content-Security-Policy` keeps it (and must say
+/// `frame-ancestors` itself).
+async fn security_headers(request: Request, next: Next) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

@@ -84,10 +84,16 @@ impl Ops {
             .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
             .route(
                 "/ready",
-                get(move || {
+                get(move |headers: axum::http::HeaderMap| {
                     let ops = ready.clone();
                     async move {
-                        let (ok, body) = ops.readiness().await;
+                        let (ok, mut body) = ops.readiness().await;
+                        // Why a dependency fails (hosts, driver errors) is for internal callers:
+                        // the load balancer's and the orchestrator's checks reach the service
+                        // directly; a request through a proxy (the edge) carries X-Forwarded-For.
+                        if headers.contains_key("x-forwarded-for") {
+                            hide_errors(&mut body);
+                        }
                         let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                         (status, axum::Json(body))
                     }
@@ -106,6 +112,17 @@ impl Ops {
                     async move { ([(header::CONTENT_TYPE, "application/json")], document).into_response() }
                 }),
             )
+    }
+}
+
+/// Drops the `error` of every check of a `/ready` answer.
+fn hide_errors(body: &mut Value) {
+    if let Some(checks) = body.get_mut("checks").and_then(Value::as_object_mut) {
+        for check in checks.values_mut() {
+            if let Some(check) = check.as_object_mut() {
+                check.remove("error");
+            }
+        }
     }
 }
 
@@ -148,5 +165,16 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["status"], "not_ready");
         assert_eq!(body["checks"]["queue"]["error"], "refused");
+    }
+
+    #[tokio::test]
+    async fn ready_tells_why_only_to_internal_callers() {
+        let doc = utoipa::openapi::OpenApi::default();
+        let ops = Ops::new(&doc).check(Arc::new(Fixed("db", Err("connection refused at 10.0.3.7:5432".into()))));
+        let request = axum::http::Request::get("/ready").header("x-forwarded-for", "203.0.113.9").body(Body::empty());
+        let response = ops.router().oneshot(request.unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["checks"]["db"], json!({"status": "failing"}));
     }
 }

@@ -183,6 +183,10 @@ async fn upload(
 }
 
 async fn download(State(store): State<LocalObjectStore>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    // Only what the CDN would serve on AWS: labels and anything else private are never public.
+    if !super::is_public(&key) {
+        return Err(ApiError::not_found("no such file"));
+    }
     let object = store.get(&key).await.map_err(|e| match e {
         ObjectError::InvalidKey(_) => ApiError::not_found("no such file"),
         other => ApiError::internal(other),
@@ -190,13 +194,18 @@ async fn download(State(store): State<LocalObjectStore>, Path(key): Path<String>
     let object = object.ok_or_else(|| ApiError::not_found("no such file"))?;
     let content_type = object.content_type.unwrap_or_else(|| "application/octet-stream".into());
     Ok((
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=31536000, immutable".into())],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable".into()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        ],
         object.bytes,
     )
         .into_response())
 }
 
-/// The routes of the embedded store: `PUT /uploads/{key}` (signed) and `GET /files/{key}`.
+/// The routes of the embedded store: `PUT /uploads/{key}` (signed) and `GET /files/{key}` (public
+/// prefixes only, as the CDN serves on AWS).
 pub fn upload_router(store: LocalObjectStore) -> Router {
     Router::new()
         .route("/uploads/{*key}", put(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))

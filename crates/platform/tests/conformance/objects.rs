@@ -240,7 +240,7 @@ async fn an_upload_of_another_content_type_is_refused(fx: &ObjectsFixture) {
 }
 
 async fn an_uploaded_file_is_served_at_its_public_url(fx: &ObjectsFixture) {
-    let key = "uploads/u-1/photo.png";
+    let key = "images/u-1/photo.png";
     let presigned = fx.store.presign_upload(key, "image/png", Duration::from_secs(300)).await.unwrap();
     assert!(fx.upload(&presigned, "image/png", BYTES).await.is_success());
 
@@ -252,6 +252,13 @@ async fn an_uploaded_file_is_served_at_its_public_url(fx: &ObjectsFixture) {
     assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), BYTES);
 
     let missing =
-        fx.router().oneshot(Request::builder().uri("/files/uploads/none.png").body(Body::empty()).unwrap()).await;
+        fx.router().oneshot(Request::builder().uri("/files/images/none.png").body(Body::empty()).unwrap()).await;
     assert_eq!(missing.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // Only public prefixes are served: a shipping label (names, addresses) is not, whoever asks.
+    fx.store.put("labels/ord_1.pdf", Bytes::from_static(b"%PDF label"), "application/pdf").await.unwrap();
+    for path in ["/files/labels/ord_1.pdf", "/files/images/../labels/ord_1.pdf", "/files/uploads/u-1/photo.png"] {
+        let response = fx.router().oneshot(Request::builder().uri(path).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
 }
