@@ -46,6 +46,7 @@ pub async fn create_admin(
             mfa_secret: Some(secret.clone()),
             mfa_confirmed: false,
             mfa_last_step: 0,
+            credentials_changed_at: 0,
         })
         .await?;
     Ok((user, totp::otpauth_uri("Shop", &email, &secret)))

@@ -25,7 +25,7 @@ use crate::domain::{Account, totp};
 #[openapi(
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, cognito::cognito_sign_in,
-        profile::get_me, profile::update_me,
+        profile::get_me, profile::update_me, profile::change_password,
         addresses::list_addresses, addresses::add_address, addresses::delete_address,
         password_reset::request_password_reset, password_reset::confirm_password_reset,
         mfa::setup, mfa::verify,
@@ -34,7 +34,7 @@ use crate::domain::{Account, totp};
     ),
     components(schemas(
         auth::RegisterRequest, auth::LoginRequest, auth::RefreshRequest, auth::TokenResponse, cognito::CognitoSignIn,
-        profile::UpdateProfileRequest, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
+        profile::UpdateProfileRequest, profile::ChangePasswordRequest, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
         addresses::AddressList, password_reset::PasswordResetRequest, password_reset::PasswordResetConfirm,
         mfa::MfaSetupResponse, mfa::MfaVerifyRequest, admin::UserList, platform::auth::Role,
     )),

@@ -36,6 +36,9 @@ pub struct Account {
     pub mfa_confirmed: bool,
     /// The last TOTP time step accepted (a code is never accepted twice).
     pub mfa_last_step: i64,
+    /// When the password last changed (ms since the epoch; 0: never): sessions that began before
+    /// are over.
+    pub credentials_changed_at: i64,
 }
 
 pub use platform::address::AddressInput;

@@ -52,6 +52,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "accounts",
         sql: include_str!("../../../migrations/user/sqlite/0002_accounts.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 3,
+        name: "credentials_changed",
+        sql: include_str!("../../../migrations/user/sqlite/0003_credentials_changed.sql"),
+    },
 ];
 
 /// Token lifetimes and naming, from the configuration.

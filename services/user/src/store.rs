@@ -70,7 +70,9 @@ pub trait UserStore: Send + Sync {
     async fn request_password_reset(&self, request: ResetRequest, make_event: EventFactory)
     -> Result<bool, StoreError>;
     /// Spends the reset token with `token_hash` (unused, unexpired at `now_ms`) and sets the
-    /// account's password hash, in one transaction; the account's id, or `None` for a bad token.
+    /// account's password hash, marking the credentials changed at `now_ms` (which ends every
+    /// session that began before), in one transaction; the account's id, or `None` for a bad
+    /// token.
     async fn reset_password(
         &self,
         token_hash: &str,
@@ -80,6 +82,17 @@ pub trait UserStore: Send + Sync {
     /// Users whose email or name contains `query` (case-insensitive), ordered by id, after the id
     /// `after`, at most `limit`.
     async fn search(&self, query: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>, StoreError>;
+    /// Sets the password hash of `user_id` to `new_hash` if it is still `current_hash` (the one the
+    /// caller checked the current password against), marking the credentials changed at `now_ms`
+    /// (which ends every session that began before) and spending outstanding reset tokens, in
+    /// one transaction; `false` when the hash changed meanwhile or there is no such user.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A session: one login's refresh-token family.

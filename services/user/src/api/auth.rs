@@ -112,8 +112,19 @@ fn token_response(state: &AppState, user: User, session: Session, refresh_token:
 
 /// Starts a session for `user` and returns its first token pair.
 pub async fn sign_in(state: &AppState, user: User, amr: Vec<String>) -> Result<TokenResponse, ApiError> {
+    sign_in_as_of(state, user, amr, uuid::Uuid::now_v7()).await
+}
+
+/// Starts a session for `user` whose id `family` (a UUIDv7) was taken before its credentials were
+/// read: a session began then, so a password changed since ends it.
+pub(crate) async fn sign_in_as_of(
+    state: &AppState,
+    user: User,
+    amr: Vec<String>,
+    family: uuid::Uuid,
+) -> Result<TokenResponse, ApiError> {
     let (refresh_token, refresh_hash) = new_secret_token();
-    let session = Session { family_id: uuid::Uuid::now_v7().to_string(), user_id: user.id.clone(), amr };
+    let session = Session { family_id: family.to_string(), user_id: user.id.clone(), amr };
     state.sessions.start(&session, &refresh_hash, refresh_expiry(state)).await.map_err(ApiError::internal)?;
     Ok(token_response(state, user, session, refresh_token))
 }
@@ -150,6 +161,7 @@ pub async fn register(
         mfa_secret: None,
         mfa_confirmed: false,
         mfa_last_step: 0,
+        credentials_changed_at: 0,
     };
     state.users.create(&account).await.map_err(|e| match e {
         StoreError::EmailTaken => ApiError::conflict("an account with this email exists"),
@@ -240,6 +252,15 @@ impl Throttle {
     }
 }
 
+/// When a session whose id is the UUIDv7 `family` began (ms since the epoch; 0 for another id).
+pub(crate) fn started_ms(family: &uuid::Uuid) -> i64 {
+    family
+        .get_timestamp()
+        .map(|ts| ts.to_unix())
+        .map(|(secs, nanos)| secs as i64 * 1000 + i64::from(nanos / 1_000_000))
+        .unwrap_or(0)
+}
+
 fn bad_credentials() -> ApiError {
     ApiError::unauthorized("the email or password is not right")
 }
@@ -259,6 +280,9 @@ pub async fn login(
     let email = normalize_email(&body.email).unwrap_or_else(|| body.email.trim().to_lowercase());
     let throttle = Throttle::new("login", &email, client);
     throttle.admit(&state).await?;
+    // The session begins before the password is read: if the password changes while this login
+    // checks the old one, the session is over at once.
+    let family = uuid::Uuid::now_v7();
     let account = state.users.by_email(&email).await.map_err(ApiError::internal)?;
     // Verify against a decoy when there is no account, so both answers take as long.
     let stored = account.as_ref().map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
@@ -280,8 +304,13 @@ pub async fn login(
         amr.push("otp".into());
     }
     throttle.succeeded(&state).await?;
+    // A password changed while this login checked the old one: no session from it.
+    let now = state.users.by_id(&account.user.id).await.map_err(ApiError::internal)?;
+    if now.is_none_or(|now| now.credentials_changed_at >= started_ms(&family)) {
+        return Err(bad_credentials());
+    }
     tracing::info!(user.id = %account.user.id, mfa = amr.len() > 1, "signed in");
-    Ok(Json(sign_in(&state, account.user, amr).await?))
+    Ok(Json(sign_in_as_of(&state, account.user, amr, family).await?))
 }
 
 /// Trades a refresh token for a new pair. The old token stops working: presented again within the
@@ -315,8 +344,15 @@ pub async fn refresh(
         }
         Rotation::Invalid => return Err(refused()),
     };
-    // The account may have gone or changed role since the session began.
+    // The account may have gone or changed role since the session began, or its password changed
+    // (a reset, a change): then every session that began before is over.
     let account = state.users.by_id(&session.user_id).await.map_err(ApiError::internal)?.ok_or_else(refused)?;
+    let started = uuid::Uuid::parse_str(&session.family_id).map(|id| started_ms(&id)).unwrap_or(0);
+    if account.credentials_changed_at >= started {
+        state.sessions.revoke(&hash_token(&next_token)).await.map_err(ApiError::internal)?;
+        tracing::info!(session.id = %session.family_id, "a session from before a password change ended");
+        return Err(refused());
+    }
     Ok(Json(token_response(&state, account.user, session, next_token)))
 }
 

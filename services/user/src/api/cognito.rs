@@ -109,6 +109,7 @@ async fn create(state: &AppState, email: &str, name: Option<&str>) -> Result<Opt
         mfa_secret: None,
         mfa_confirmed: false,
         mfa_last_step: 0,
+        credentials_changed_at: 0,
     };
     match state.users.create(&account).await {
         Ok(()) => {

@@ -1,14 +1,17 @@
-//! `GET, PATCH /v1/users/me`: the signed-in user's profile.
+//! `GET, PATCH /v1/users/me`: the signed-in user's profile; `POST /v1/users/me/password`: a new
+//! password.
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use platform::auth::AuthUser;
 use platform::http::{ApiError, Json, Validator};
 use serde::Deserialize;
 
+use super::ClientIp;
+use super::auth::{Throttle, TokenResponse};
 use crate::AppState;
-use crate::domain::{User, validated_name};
+use crate::domain::{User, check_password, password, validated_name};
 
 /// `PATCH /v1/users/me`: the fields to change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -50,7 +53,69 @@ pub async fn update_me(
     Ok(Json(user.ok_or_else(super::account_gone)?))
 }
 
+/// `POST /v1/users/me/password`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    pub current_password: String,
+    /// The new one: at least 10 characters, not a common password.
+    pub new_password: String,
+}
+
+/// Changes the signed-in user's password. Every session that began before (this one included) is
+/// over in the same write; the answer is a new session's tokens for the caller.
+#[utoipa::path(post, path = "/v1/users/me/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed: a new session's tokens (every other session is signed out)", body = TokenResponse),
+        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        (status = 409, description = "The password changed meanwhile", content_type = "application/problem+json"),
+        (status = 422, description = "The current password is not right, or the new one is weak", content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords (throttled as sign-in is)", content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    client: ClientIp,
+    Json(body): Json<ChangePasswordRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let account = super::signed_in_account(&state, &claims).await?;
+    let mut v = Validator::new();
+    if let Err(message) = check_password(&body.new_password, &account.user.email) {
+        v.add("new_password", message);
+    }
+    v.finish()?;
+    // A stolen access token must not make the current password guessable.
+    let throttle = Throttle::new("password", &account.user.id, client);
+    throttle.admit(&state).await?;
+    let checked = account.password_hash.clone();
+    if !password::verify_async(body.current_password, checked.clone()).await.map_err(ApiError::internal)? {
+        return Err(ApiError::invalid_field("current_password", "is not right"));
+    }
+    throttle.succeeded(&state).await?;
+    let new_hash = password::hash_async(body.new_password).await.map_err(ApiError::internal)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    if !state.users.change_password(&account.user.id, &checked, &new_hash, now).await.map_err(ApiError::internal)? {
+        return Err(ApiError::conflict("the password changed meanwhile: sign in again"));
+    }
+    if let Err(error) = state.sessions.revoke_user(&account.user.id).await {
+        // The sessions are over already (they began before the change); this only tidies.
+        tracing::warn!(user.id = %account.user.id, %error, "could not tidy the sessions after a password change");
+    }
+    tracing::info!(user.id = %account.user.id, "password changed; every other session signed out");
+    // The caller's new session begins after the change.
+    let after = chrono::DateTime::from_timestamp_millis(now + 1).unwrap_or_default();
+    let family = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        after.timestamp() as u64,
+        after.timestamp_subsec_nanos(),
+    ));
+    Ok(Json(super::auth::sign_in_as_of(&state, account.user, claims.amr, family).await?))
+}
+
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/users/me", get(get_me).patch(update_me))
+    Router::new()
+        .route("/v1/users/me", get(get_me).patch(update_me))
+        .route("/v1/users/me/password", post(change_password))
 }

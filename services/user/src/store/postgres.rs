@@ -24,6 +24,12 @@ pub const PG_MIGRATIONS: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("../../../../migrations/user/postgres/0002_signing_keys.sql"),
     },
+    Migration {
+        scope: crate::NAME,
+        version: 3,
+        name: "credentials_changed",
+        sql: include_str!("../../../../migrations/user/postgres/0003_credentials_changed.sql"),
+    },
 ];
 
 /// Accounts in PostgreSQL.
@@ -74,13 +80,14 @@ fn read_account(row: &PgRow) -> Result<Account, sqlx::Error> {
         mfa_secret: row.try_get("mfa_secret")?,
         mfa_confirmed: row.try_get("mfa_confirmed")?,
         mfa_last_step: row.try_get("mfa_last_step")?,
+        credentials_changed_at: row.try_get("credentials_changed_at")?,
     })
 }
 
 const ACCOUNT_BY_EMAIL: &str = "SELECT id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed,
-    mfa_last_step FROM users WHERE email = $1";
+    mfa_last_step, credentials_changed_at FROM users WHERE email = $1";
 const ACCOUNT_BY_ID: &str = "SELECT id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed,
-    mfa_last_step FROM users WHERE id = $1";
+    mfa_last_step, credentials_changed_at FROM users WHERE id = $1";
 
 #[async_trait]
 impl UserStore for PgUserStore {
@@ -255,13 +262,15 @@ impl UserStore for PgUserStore {
         .await
         .map_err(StoreError::backend)?;
         if let Some(user_id) = &user {
-            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(user_id)
-                .bind(password_hash)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::backend)?;
+            sqlx::query(
+                "UPDATE users SET password_hash = $2, credentials_changed_at = $3, updated_at = $3 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(password_hash)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
             sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
                 .bind(user_id)
                 .bind(now_ms)
@@ -271,6 +280,39 @@ impl UserStore for PgUserStore {
         }
         tx.commit().await.map_err(StoreError::backend)?;
         Ok(user)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $3, credentials_changed_at = $4, updated_at = $4
+             WHERE id = $1 AND password_hash = $2",
+        )
+        .bind(user_id)
+        .bind(current_hash)
+        .bind(new_hash)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?
+        .rows_affected()
+            == 1;
+        if changed {
+            sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(changed)
     }
 
     async fn search(&self, query: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>, StoreError> {

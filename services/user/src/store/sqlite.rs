@@ -39,8 +39,7 @@ fn timestamp(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-const ACCOUNT_COLUMNS: &str =
-    "id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed, mfa_last_step";
+const ACCOUNT_COLUMNS: &str = "id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed, mfa_last_step, credentials_changed_at";
 
 fn read_account(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -55,6 +54,7 @@ fn read_account(row: &Row<'_>) -> rusqlite::Result<Account> {
         mfa_secret: row.get(6)?,
         mfa_confirmed: row.get(7)?,
         mfa_last_step: row.get(8)?,
+        credentials_changed_at: row.get(9)?,
     })
 }
 
@@ -269,8 +269,10 @@ impl UserStore for SqliteUserStore {
                     .query_row(params![token_hash, now_ms], |r| r.get(0))
                     .optional()?;
                 if let Some(user_id) = &user {
-                    tx.prepare_cached("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?
-                        .execute(params![user_id, password_hash, now_ms])?;
+                    tx.prepare_cached(
+                        "UPDATE users SET password_hash = ?2, credentials_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![user_id, password_hash, now_ms])?;
                     // Every other outstanding reset token of the account dies with this one.
                     tx.prepare_cached(
                         "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
@@ -278,6 +280,34 @@ impl UserStore for SqliteUserStore {
                     .execute(params![user_id, now_ms])?;
                 }
                 Ok(user)
+            })
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (user_id, current_hash, new_hash) = (user_id.to_owned(), current_hash.to_owned(), new_hash.to_owned());
+        self.db
+            .transaction(move |tx| {
+                let changed = tx
+                    .prepare_cached(
+                        "UPDATE users SET password_hash = ?3, credentials_changed_at = ?4, updated_at = ?4
+                         WHERE id = ?1 AND password_hash = ?2",
+                    )?
+                    .execute(params![user_id, current_hash, new_hash, now_ms])?;
+                if changed == 1 {
+                    tx.prepare_cached(
+                        "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+                    )?
+                    .execute(params![user_id, now_ms])?;
+                }
+                Ok(changed == 1)
             })
             .await
             .map_err(StoreError::backend)

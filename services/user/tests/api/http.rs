@@ -180,6 +180,8 @@ api_suite!(
     a_guessed_at_account_slows_guesses_but_lets_its_owner_in,
     refresh_rotates_and_replaying_a_spent_token_revokes_the_session,
     two_tabs_refreshing_at_once_both_stay_signed_in,
+    a_password_change_signs_out_every_other_session,
+    a_password_changed_in_the_store_alone_ends_older_sessions,
     logout_revokes_the_session,
     the_profile_is_read_and_changed_by_its_owner,
     the_address_book_belongs_to_its_owner,
@@ -347,6 +349,47 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in(app: &App) {
     let next = app.call("POST", "/v1/auth/refresh", Some(json!({"refresh_token": ra})), None).await;
     assert_eq!(next.status, 200, "{}", next.body);
     assert_eq!(app.call("GET", "/v1/users/me", None, Some(&token(&next.body, "access_token"))).await.status, 200);
+}
+
+async fn a_password_change_signs_out_every_other_session(app: &App) {
+    let first = app.register("ada@example.com").await;
+    let second = app.login("ada@example.com", PASSWORD, None).await.body;
+    let access = token(&first, "access_token");
+    let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let path = "/v1/users/me/password";
+    let wrong = app.call("POST", path, Some(change("not it at all", "a brand new secret")), Some(&access)).await;
+    assert_eq!(wrong.status, 422);
+    assert_eq!(wrong.body["errors"][0]["field"], "current_password", "{}", wrong.body);
+    let weak = app.call("POST", path, Some(change(PASSWORD, "password")), Some(&access)).await;
+    assert_eq!((weak.status, weak.body["errors"][0]["field"].as_str()), (422, Some("new_password")));
+    assert_eq!(app.call("POST", path, Some(change(PASSWORD, "x")), None).await.status, 401);
+
+    let changed = app.call("POST", path, Some(change(PASSWORD, "a brand new secret")), Some(&access)).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    // Every session that began before is over; the caller's new one lives.
+    for old in [&first, &second] {
+        let refresh = json!({"refresh_token": token(old, "refresh_token")});
+        assert_eq!(app.call("POST", "/v1/auth/refresh", Some(refresh), None).await.status, 401);
+    }
+    let refresh = json!({"refresh_token": token(&changed.body, "refresh_token")});
+    assert_eq!(app.call("POST", "/v1/auth/refresh", Some(refresh), None).await.status, 200);
+    assert_eq!(app.login("ada@example.com", PASSWORD, None).await.status, 401);
+    assert_eq!(app.login("ada@example.com", "a brand new secret", None).await.status, 200);
+}
+
+async fn a_password_changed_in_the_store_alone_ends_older_sessions(app: &App) {
+    let first = app.register("ada@example.com").await;
+    let account = app.users.by_email("ada@example.com").await.unwrap().unwrap();
+    // The password write alone (as if revoking the sessions afterwards failed) ends them.
+    let now = chrono::Utc::now().timestamp_millis() + 5;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(app.users.change_password(&account.user.id, &account.password_hash, "new-hash", now).await.unwrap());
+    assert!(
+        !app.users.change_password(&account.user.id, &account.password_hash, "other", now).await.unwrap(),
+        "only from the hash checked"
+    );
+    let refresh = json!({"refresh_token": token(&first, "refresh_token")});
+    assert_eq!(app.call("POST", "/v1/auth/refresh", Some(refresh), None).await.status, 401);
 }
 
 async fn logout_revokes_the_session(app: &App) {

@@ -49,6 +49,7 @@ impl SessionFixture {
                 mfa_secret: None,
                 mfa_confirmed: false,
                 mfa_last_step: 0,
+                credentials_changed_at: 0,
             };
             users.create(&account).await.unwrap();
         }

@@ -116,6 +116,7 @@ fn account(email: &str, name: &str) -> Account {
         mfa_secret: None,
         mfa_confirmed: false,
         mfa_last_step: 0,
+        credentials_changed_at: 0,
     }
 }
 
@@ -199,6 +200,7 @@ async fn create_then_by_email_and_by_id_return_the_same_account(fx: &UserFixture
         mfa_secret: None,
         mfa_confirmed: false,
         mfa_last_step: 0,
+        credentials_changed_at: 0,
     };
     let root = Account {
         user: User {
@@ -212,6 +214,7 @@ async fn create_then_by_email_and_by_id_return_the_same_account(fx: &UserFixture
         mfa_secret: Some("JBSWY3DPEHPK3PXP".to_owned()),
         mfa_confirmed: true,
         mfa_last_step: 57_000_123,
+        credentials_changed_at: 0,
     };
     for account in [&ada, &root] {
         store.create(account).await.unwrap();
@@ -385,11 +388,28 @@ async fn a_reset_token_sets_the_password_once(fx: &UserFixture) {
     assert_eq!(store.reset_password("wrong-hash", "new-hash", now_ms()).await.unwrap(), None);
     assert_eq!(store.by_id(&ada.user.id).await.unwrap().unwrap().password_hash, ada.password_hash);
 
-    assert_eq!(store.reset_password("hash-1", "new-hash", now_ms()).await.unwrap(), Some(ada.user.id.clone()));
-    assert_eq!(store.by_id(&ada.user.id).await.unwrap().unwrap().password_hash, "new-hash");
+    assert_eq!(ada.credentials_changed_at, 0);
+    let at = now_ms();
+    assert_eq!(store.reset_password("hash-1", "new-hash", at).await.unwrap(), Some(ada.user.id.clone()));
+    let reset = store.by_id(&ada.user.id).await.unwrap().unwrap();
+    assert_eq!(
+        (reset.password_hash.as_str(), reset.credentials_changed_at),
+        ("new-hash", at),
+        "sessions before it end"
+    );
 
     assert_eq!(store.reset_password("hash-1", "newer-hash", now_ms()).await.unwrap(), None, "a token is single-use");
     assert_eq!(store.by_id(&ada.user.id).await.unwrap().unwrap().password_hash, "new-hash");
+
+    // A change is conditional on the hash the current password was checked against, and spends
+    // the reset tokens still out.
+    assert!(request_reset(store, "ada@example.com", "hash-2", in_an_hour()).await);
+    assert!(!store.change_password(&ada.user.id, "stale-hash", "changed", at + 10).await.unwrap());
+    assert!(store.change_password(&ada.user.id, "new-hash", "changed", at + 10).await.unwrap());
+    let changed = store.by_id(&ada.user.id).await.unwrap().unwrap();
+    assert_eq!((changed.password_hash.as_str(), changed.credentials_changed_at), ("changed", at + 10));
+    assert_eq!(store.reset_password("hash-2", "reset-again", now_ms()).await.unwrap(), None);
+    assert!(!store.change_password("nobody", "changed", "x", at + 20).await.unwrap());
 }
 
 async fn an_expired_reset_token_is_refused(fx: &UserFixture) {
