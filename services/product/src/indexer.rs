@@ -161,6 +161,7 @@ impl Indexer {
                 None => newest.push(level),
             }
         }
+        let skus: Vec<String> = newest.iter().map(|level| level.sku.clone()).collect();
         for StockChange { sku, available, version } in newest {
             if let Some(product) = self.products.set_availability(&sku, available, version).await.map_err(retry)? {
                 if let Some(pages) = &self.pages {
@@ -169,6 +170,18 @@ impl Indexer {
                 changed.retain(|p| p.id != product.id);
                 changed.push(product);
             }
+        }
+        // Whether or not this delivery changed the store, the products whose stock it is about are
+        // indexed as the store has them now: an index write that failed after the store committed
+        // (the engine down, a crash between the two) is made good by the redelivery, which finds
+        // the store changed already.
+        if !skus.is_empty() {
+            let owners = self.products.product_ids_of(&skus).await.map_err(retry)?;
+            let mut missing: Vec<String> =
+                owners.into_values().filter(|id| !changed.iter().any(|p| &p.id == id)).collect();
+            missing.sort();
+            missing.dedup();
+            changed.extend(self.products.get_many(&missing).await.map_err(retry)?);
         }
         let docs = self.docs(&changed).await.map_err(retry)?;
         self.index.upsert(docs).await.map_err(retry)?;
@@ -390,6 +403,63 @@ mod tests {
         assert!(outcomes[1].is_ok(), "and does not hold back the rest");
         let other = Event::new("order.placed.v1", "order", json!({}));
         assert!(w.indexer.handle(&other).await.is_ok(), "other events are ignored");
+    }
+
+    /// An index whose next writes fail (the engine down), then work.
+    struct Failing {
+        inner: Arc<dyn SearchIndex>,
+        failures: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl SearchIndex for Failing {
+        async fn ensure(&self) -> Result<(), SearchError> {
+            self.inner.ensure().await
+        }
+        async fn upsert(&self, docs: Vec<SearchDoc>) -> Result<(), SearchError> {
+            use std::sync::atomic::Ordering;
+            if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(SearchError::backend("the engine is down on purpose"));
+            }
+            self.inner.upsert(docs).await
+        }
+        async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError> {
+            self.inner.delete(ids).await
+        }
+        async fn clear(&self) -> Result<(), SearchError> {
+            self.inner.clear().await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<crate::search::SearchPage, SearchError> {
+            self.inner.search(query).await
+        }
+        async fn count(&self) -> Result<u64, SearchError> {
+            self.inner.count().await
+        }
+        async fn ping(&self) -> Result<(), SearchError> {
+            self.inner.ping().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stock_change_whose_index_write_failed_is_indexed_on_redelivery() {
+        let w = world().await;
+        let failing = Arc::new(Failing { inner: w.index.clone(), failures: Default::default() });
+        let indexer = Indexer::new(w.products.clone(), Arc::new(TreeCache::new(w.categories.clone())), failing.clone());
+        let k = product("k1");
+        let event = upserted(&k);
+        w.products.insert(&k, &event).await.unwrap();
+        indexer.handle(&event).await.unwrap();
+        let in_stock = SearchQuery { in_stock: Some(true), limit: 1, ..SearchQuery::default() };
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 0);
+        // The store records the stock; the index write fails: the event is retried.
+        let stock =
+            Event::new("inventory.changed.v1", "inventory", json!({"sku": "SKU-k1", "available": 4, "version": 1}));
+        failing.failures.store(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(indexer.handle(&stock).await, Err(HandlerError::Retry(_))));
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 0, "not indexed yet");
+        // Redelivered, it finds the store changed already, and indexes the product anyway.
+        indexer.handle(&stock).await.unwrap();
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1, "search shows it in stock");
     }
 
     #[tokio::test]

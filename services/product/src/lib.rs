@@ -215,13 +215,18 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     };
     let indexer = Indexer::new(state.catalog.products.clone(), state.tree.clone(), state.index.clone())
         .with_pages(state.pages.clone());
-    infra.spawn_consumer(Consumer::new(infra.bus.clone(), indexer::QUEUE, Arc::new(indexer)).batch(indexer::BATCH));
+    let consumer = Consumer::new(infra.bus.clone(), indexer::QUEUE, Arc::new(indexer)).batch(indexer::BATCH);
     let index_check = state.index.clone();
     let rebuild = state.clone();
+    let shutdown = infra.shutdown.clone();
+    // The live indexer waits for a rebuild: a page the rebuild read before a delete or a price
+    // change and wrote after it would bring the old state back. Its events wait in the queue and
+    // are applied after (each re-reads the store), so the index ends in the store's state.
     infra.tasks.spawn(async move {
         if let Err(error) = reindex_if_empty(&rebuild).await {
             tracing::error!(error = %platform::http::error::cause_chain(&error), "could not rebuild the search index");
         }
+        consumer.run(shutdown).await;
     });
     Ok(Service {
         name: NAME,
