@@ -56,8 +56,9 @@ impl Cart {
     }
 
     /// Adds the lines of a guest cart at login: units of a SKU in both are added, then capped by
-    /// `caps` where given (never below what this cart had, nor above the cap); `false`, with this
-    /// cart as it was, when it would take it over `max_lines`.
+    /// `caps` where given (the stock: never below what this cart had, nor above the cap) and by the
+    /// line limit [`MAX_QUANTITY`], as a cart's own change is; `false`, with this cart as it was,
+    /// when it would take it over `max_lines`.
     pub fn absorb(&mut self, guest: &[(String, i64)], caps: &HashMap<String, i64>, max_lines: usize) -> bool {
         let before = self.lines.clone();
         for (sku, quantity) in guest {
@@ -66,6 +67,7 @@ impl Cart {
             if let Some(cap) = caps.get(sku) {
                 total = total.min(*cap).max(had.min(*cap));
             }
+            total = total.min(MAX_QUANTITY.max(had));
             if total != had && !self.set_line(sku, total, max_lines) {
                 self.lines = before;
                 return false;
@@ -198,6 +200,24 @@ mod tests {
         let refused: Vec<(&str, &str)> =
             priced.unavailable.iter().map(|u| (u.sku.as_str(), u.reason.as_str())).collect();
         assert_eq!(refused, [("GONE", "not_sold"), ("EUR", "other_currency")]);
+    }
+
+    #[test]
+    fn a_merged_line_keeps_the_line_limit() {
+        let mut mine = Cart {
+            id: "c".into(),
+            owner_id: Some("u".into()),
+            currency: "USD".into(),
+            lines: vec![("A".into(), 600)],
+            version: 0,
+        };
+        // No stock cap known (or a big one): the merge still stops at the line limit.
+        assert!(mine.absorb(&[("A".into(), 600), ("B".into(), 5_000)], &HashMap::new(), 10));
+        assert_eq!(mine.lines, [("A".to_owned(), MAX_QUANTITY), ("B".to_owned(), MAX_QUANTITY)]);
+        let caps = HashMap::from([("A".to_owned(), 10_000)]);
+        let mut mine = Cart { lines: vec![("A".into(), 2)], ..mine };
+        assert!(mine.absorb(&[("A".into(), 3)], &caps, 10));
+        assert_eq!(mine.lines, [("A".to_owned(), 5)]);
     }
 
     #[test]

@@ -28,6 +28,17 @@ struct SigningKey {
     public: Vec<u8>,
     /// The key refresh-token successors are derived with (from the private key, never published).
     successors: aws_lc_rs::hmac::Key,
+    /// The key secrets sealed for this service's own consumers are encrypted with (AES-256-GCM).
+    sealing: aws_lc_rs::aead::LessSafeKey,
+}
+
+/// A key of `purpose` derived from a private key.
+fn derived(purpose: &str, pkcs8: &[u8]) -> [u8; 32] {
+    let mut derivation = Sha256::new();
+    derivation.update(purpose.as_bytes());
+    derivation.update(b"\n");
+    derivation.update(pkcs8);
+    derivation.finalize().into()
 }
 
 impl SigningKey {
@@ -36,11 +47,15 @@ impl SigningKey {
         let public = pair.public_key().as_ref().to_vec();
         // The kid is a thumbprint of the public key: stable across restarts and processes.
         let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(&public)[..12]);
-        let mut derivation = Sha256::new();
-        derivation.update(b"shop refresh-token successors v1\n");
-        derivation.update(pkcs8);
-        let successors = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &derivation.finalize());
-        Ok(Self { kid, encoding: EncodingKey::from_ed_der(pkcs8), public, successors })
+        let successors = aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &derived("shop refresh-token successors v1", pkcs8),
+        );
+        let sealing =
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &derived("shop sealed v1", pkcs8))
+                .map(aws_lc_rs::aead::LessSafeKey::new)
+                .map_err(|_| anyhow::anyhow!("cannot make a sealing key"))?;
+        Ok(Self { kid, encoding: EncodingKey::from_ed_der(pkcs8), public, successors, sealing })
     }
 }
 
@@ -150,6 +165,39 @@ impl KeyRing {
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
+    /// `secret` encrypted for this service's own consumers (a reset token on its way to the mailer
+    /// through the event store and queues, where it must not be readable): `v1.` and base64 of a
+    /// random nonce and the AES-256-GCM ciphertext, under the newest key.
+    pub fn seal(&self, secret: &str) -> String {
+        let key = &self.keys.last().expect("a key ring has a key").sealing;
+        let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).expect("the system RNG works");
+        let mut sealed = secret.as_bytes().to_vec();
+        key.seal_in_place_append_tag(
+            aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+            aws_lc_rs::aead::Aad::empty(),
+            &mut sealed,
+        )
+        .expect("sealing a short secret works");
+        format!("v1.{}", URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat()))
+    }
+
+    /// What [`seal`](Self::seal) sealed, under any key of the ring; `None` if it was not sealed
+    /// by this service (or was tampered with).
+    pub fn open(&self, sealed: &str) -> Option<String> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed.strip_prefix("v1.")?).ok()?;
+        if bytes.len() < aws_lc_rs::aead::NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(aws_lc_rs::aead::NONCE_LEN);
+        self.keys.iter().rev().find_map(|key| {
+            let nonce = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let mut buffer = ciphertext.to_vec();
+            let plain = key.sealing.open_in_place(nonce, aws_lc_rs::aead::Aad::empty(), &mut buffer).ok()?;
+            String::from_utf8(plain.to_vec()).ok()
+        })
+    }
+
     /// Adds a new signing key to the folder. The previous one stays published; older ones retire.
     pub fn rotate_dir(dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -210,6 +258,30 @@ mod tests {
     use platform::auth::{Role, TokenVerifier};
 
     use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_with_the_ring_only_and_after_a_rotation() {
+        let old = STANDARD.encode(generate_pkcs8());
+        let ring = KeyRing::from_base64_list(&old).unwrap();
+        let sealed = ring.seal("reset-token-123");
+        assert!(sealed.starts_with("v1.") && !sealed.contains("reset-token-123"));
+        assert_ne!(ring.seal("reset-token-123"), sealed, "a fresh nonce each time");
+        assert_eq!(ring.open(&sealed).as_deref(), Some("reset-token-123"));
+        let rotated = KeyRing::from_base64_list(&format!("{old},{}", STANDARD.encode(generate_pkcs8()))).unwrap();
+        assert_eq!(rotated.open(&sealed).as_deref(), Some("reset-token-123"), "the older key still opens it");
+        let stranger = KeyRing::from_base64_list(&STANDARD.encode(generate_pkcs8())).unwrap();
+        assert_eq!(stranger.open(&sealed), None);
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(ring.open(&String::from_utf8(tampered).unwrap()), None);
+        assert_eq!(ring.open("v1.!!"), None);
+        assert_eq!(ring.open("plain"), None);
+        // Refresh successors: the same token, the same successor; another token, another.
+        assert_eq!(ring.successor("t1"), ring.successor("t1"));
+        assert_ne!(ring.successor("t1"), ring.successor("t2"));
+        assert_ne!(ring.successor("t1"), stranger.successor("t1"));
+    }
 
     fn claims() -> Claims {
         let now = chrono::Utc::now().timestamp();

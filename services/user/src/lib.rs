@@ -221,7 +221,10 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
             Arc::new(mail::SesSink::new(client, infra.config.mail_from.clone(), infra.cache.clone()))
         }
     };
-    let mailer = mail::Mailer::with_sink(sink).from_address(infra.config.mail_from.clone()).with_users(users.clone());
+    let mailer = mail::Mailer::with_sink(sink)
+        .from_address(infra.config.mail_from.clone())
+        .with_users(users.clone())
+        .with_keys(keys.clone());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), mail::QUEUE, Arc::new(mailer)));
     let cognito = cognito_verifier(&infra.config)?;
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens, cognito };

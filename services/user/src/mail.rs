@@ -216,6 +216,8 @@ pub struct Mailer {
     from: String,
     /// Where order notifications find their shopper's address.
     users: Option<Arc<dyn crate::store::UserStore>>,
+    /// Opens the reset tokens sealed for the mailer.
+    keys: Option<Arc<crate::keys::KeyRing>>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -274,7 +276,12 @@ fn order_mail(event: &platform::contracts::order::OrderEvent, kind: &str) -> Opt
 #[derive(Deserialize)]
 struct PasswordResetRequested {
     email: String,
-    token: String,
+    /// The token sealed for the mailer (`KeyRing::seal`).
+    #[serde(default)]
+    token_sealed: Option<String>,
+    /// The token in the clear (events made before sealing).
+    #[serde(default)]
+    token: Option<String>,
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -286,7 +293,7 @@ impl Mailer {
 
     /// A mailer delivering to `sink`.
     pub fn with_sink(sink: Arc<dyn MailSink>) -> Self {
-        Self { sink, from: platform::config::DEFAULT_MAIL_FROM.to_owned(), users: None }
+        Self { sink, from: platform::config::DEFAULT_MAIL_FROM.to_owned(), users: None, keys: None }
     }
 
     /// Sends from `from` (an RFC 5322 address, such as `Shop <shop@example.com>`).
@@ -298,6 +305,12 @@ impl Mailer {
     /// Also sends order notifications, to the addresses `users` holds.
     pub fn with_users(mut self, users: Arc<dyn crate::store::UserStore>) -> Self {
         self.users = Some(users);
+        self
+    }
+
+    /// Opens the reset tokens the user service seals for it with `keys`.
+    pub fn with_keys(mut self, keys: Arc<crate::keys::KeyRing>) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -338,19 +351,32 @@ impl Mailer {
             );
             return Ok(Some(Mail { to: account.user.email, subject, text, html: Some(html) }));
         }
-        Ok(Self::render_account(event)?.map(|(to, subject, text)| Mail { to, subject, text, html: None }))
+        Ok(self.render_account(event)?.map(|(to, subject, text)| Mail { to, subject, text, html: None }))
     }
 
-    fn render_account(event: &Event) -> Result<Option<(String, String, String)>, HandlerError> {
+    fn render_account(&self, event: &Event) -> Result<Option<(String, String, String)>, HandlerError> {
         match event.kind.as_str() {
             "user.password_reset_requested.v1" => {
                 let data: PasswordResetRequested =
                     event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
+                // The token travels sealed (events and dead letters keep no usable token); an
+                // event from before sealing carries it plain.
+                let token = match (&data.token_sealed, &data.token, &self.keys) {
+                    (Some(sealed), _, Some(keys)) => keys
+                        .open(sealed)
+                        .ok_or_else(|| HandlerError::Reject("the sealed token does not open with our keys".into()))?,
+                    (None, Some(plain), _) => plain.clone(),
+                    _ => {
+                        return Err(HandlerError::Reject(
+                            "the reset event carries no token this mailer can read".into(),
+                        ));
+                    }
+                };
                 let body = format!(
                     "Someone asked to reset the password of your account.\r\n\r\n\
                      To choose a new password, send this token to POST /v1/auth/password-reset/confirm:\r\n\r\n\
                      {}\r\n\r\nIt works once, until {}. If it was not you, ignore this email.\r\n",
-                    data.token,
+                    token,
                     data.expires_at.to_rfc3339()
                 );
                 Ok(Some((data.email, "Reset your password".to_owned(), body)))

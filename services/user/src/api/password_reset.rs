@@ -58,13 +58,16 @@ pub async fn request_password_reset(
     v.finish()?;
     let email = email.expect("validated");
     let (token, token_hash) = new_secret_token();
+    // Sealed for the mailer: the event store, the queues and their dead letters never hold a
+    // token that resets the password.
+    let token_sealed = state.keys.seal(&token);
     let expires_at = chrono::Utc::now() + RESET_TOKEN_LIFETIME;
     let request = ResetRequest { email: email.clone(), token_hash, expires_at: expires_at.timestamp_millis() };
     let make_event = Box::new(move |user_id: &str| {
         Event::new(
             "user.password_reset_requested.v1",
             NAME,
-            json!({"user_id": user_id, "email": email, "token": token, "expires_at": expires_at}),
+            json!({"user_id": user_id, "email": email, "token_sealed": token_sealed, "expires_at": expires_at}),
         )
         .with_subject(user_id)
         .with_trace(&trace)

@@ -470,6 +470,20 @@ async fn a_password_reset_mails_a_single_use_token_and_signs_out_everywhere(app:
         .find(|l| l.len() == 43 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         .expect("the token is in the email")
         .to_owned();
+    // The token reached the mailer sealed: no database, queue or dead letter holds it in the clear.
+    let mut stores = vec![app.dir.path().to_path_buf()];
+    while let Some(path) = stores.pop() {
+        if path.is_dir() {
+            stores.extend(std::fs::read_dir(&path).unwrap().filter_map(Result::ok).map(|e| e.path()));
+        } else if !path.starts_with(&mail_dir) {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !bytes.windows(reset_token.len()).any(|w| w == reset_token.as_bytes()),
+                "{} holds the token",
+                path.display()
+            );
+        }
+    }
 
     let weak = app
         .call(
