@@ -40,14 +40,20 @@ pub async fn create_admin(
         created_at: chrono::Utc::now(),
     };
     users
-        .create(&Account {
-            user: user.clone(),
-            password_hash: hash,
-            mfa_secret: Some(secret.clone()),
-            mfa_confirmed: false,
-            mfa_last_step: 0,
-            credentials_changed_at: 0,
-        })
+        .create(
+            &Account {
+                user: user.clone(),
+                password_hash: hash,
+                mfa_secret: Some(secret.clone()),
+                mfa_confirmed: false,
+                mfa_last_step: 0,
+                credentials_changed_at: 0,
+                // The operator who makes an admin vouches for the address.
+                email_verified: true,
+                cognito_sub: None,
+            },
+            &[],
+        )
         .await?;
     Ok((user, totp::otpauth_uri("Shop", &email, &secret)))
 }

@@ -39,6 +39,11 @@ pub struct Account {
     /// When the password last changed (ms since the epoch; 0: never): sessions that began before
     /// are over.
     pub credentials_changed_at: i64,
+    /// Whether the email was shown to be the account owner's (the verification link, or a pool
+    /// that verified it): only then may another sign-in method claim the account by its email.
+    pub email_verified: bool,
+    /// The Cognito identity (`sub`) bound to the account, once one signed in to it.
+    pub cognito_sub: Option<String>,
 }
 
 pub use platform::address::AddressInput;

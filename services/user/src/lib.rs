@@ -58,6 +58,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "credentials_changed",
         sql: include_str!("../../../migrations/user/sqlite/0003_credentials_changed.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 4,
+        name: "identity",
+        sql: include_str!("../../../migrations/user/sqlite/0004_identity.sql"),
+    },
 ];
 
 /// Token lifetimes and naming, from the configuration.

@@ -274,6 +274,13 @@ fn order_mail(event: &platform::contracts::order::OrderEvent, kind: &str) -> Opt
 }
 
 #[derive(Deserialize)]
+struct VerificationRequested {
+    email: String,
+    token: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Deserialize)]
 struct PasswordResetRequested {
     email: String,
     /// The token sealed for the mailer (`KeyRing::seal`).
@@ -380,6 +387,18 @@ impl Mailer {
                     data.expires_at.to_rfc3339()
                 );
                 Ok(Some((data.email, "Reset your password".to_owned(), body)))
+            }
+            crate::api::verify_email::REQUESTED => {
+                let data: VerificationRequested =
+                    event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
+                let body = format!(
+                    "Welcome. To confirm that this address is yours, send this token to POST /v1/auth/verify-email:\r\n\r\n\
+                     {}\r\n\r\nIt works until {}. If you did not open an account, ignore this email: nothing \
+                     else can sign in with this address until it is confirmed.\r\n",
+                    data.token,
+                    data.expires_at.to_rfc3339()
+                );
+                Ok(Some((data.email, "Confirm your email address".to_owned(), body)))
             }
             _ => Ok(None),
         }

@@ -45,8 +45,25 @@ pub struct ResetRequest {
 /// Accounts and their credentials, addresses and reset tokens.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Stores a new account; [`StoreError::EmailTaken`] when its email is.
-    async fn create(&self, account: &Account) -> Result<(), StoreError>;
+    /// Stores a new account with `events` (its outbox, one transaction); [`StoreError::EmailTaken`]
+    /// when its email is (or its Cognito identity is bound already).
+    async fn create(&self, account: &Account, events: &[platform::events::Event]) -> Result<(), StoreError>;
+    /// The account the Cognito identity `sub` is bound to.
+    async fn by_cognito_sub(&self, sub: &str) -> Result<Option<Account>, StoreError>;
+    /// Marks the email of `user_id` verified, if it is still `email`; `false` otherwise.
+    async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError>;
+    /// Binds the Cognito identity `sub` to `user_id` (unless another is bound) and marks its email
+    /// verified; with `replace_password`, in the same transaction the password becomes that hash
+    /// (one nobody knows), the second factor is dropped and every session ends (credentials
+    /// changed at `now_ms`): what someone who registered the email before its owner set up goes.
+    /// `false` when another identity is bound or there is no such user.
+    async fn link_cognito(
+        &self,
+        user_id: &str,
+        sub: &str,
+        replace_password: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// The account with this (normalised) email.
     async fn by_email(&self, email: &str) -> Result<Option<Account>, StoreError>;
     /// The account with this id.

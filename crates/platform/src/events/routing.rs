@@ -7,11 +7,12 @@
 /// The subscriptions of the platform's consumers: queue name → event type patterns. A pattern is an
 /// exact type or a prefix ending in `*`. Each service adds its lines as it gains consumers.
 pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
-    // Password-reset emails and the customer-facing steps of orders.
+    // Password-reset and verification emails, and the customer-facing steps of orders.
     (
         "user-mail",
         &[
             "user.password_reset_requested.v1",
+            "user.email_verification_requested.v1",
             "order.confirmed.v1",
             "order.payment_failed.v1",
             "order.shipped.v1",

@@ -162,11 +162,17 @@ pub async fn register(
         mfa_confirmed: false,
         mfa_last_step: 0,
         credentials_changed_at: 0,
+        // Until its owner follows the link mailed now, nothing else may claim the account by
+        // this email (a Cognito sign-in replaces the password and sessions first).
+        email_verified: false,
+        cognito_sub: None,
     };
-    state.users.create(&account).await.map_err(|e| match e {
+    let verification = super::verify_email::request(&state, &user);
+    state.users.create(&account, &[verification]).await.map_err(|e| match e {
         StoreError::EmailTaken => ApiError::conflict("an account with this email exists"),
         other => ApiError::internal(other),
     })?;
+    state.outbox.notify_one();
     tracing::info!(user.id = %user.id, "account registered");
     Ok((StatusCode::CREATED, Json(sign_in(&state, user, vec!["pwd".into()]).await?)))
 }
@@ -250,6 +256,14 @@ impl Throttle {
         }
         Ok(())
     }
+}
+
+/// A session id (UUIDv7) that begins just after `ms`: the session of a caller whose credentials
+/// changed at `ms` (a password change, a Cognito link) lives on.
+pub(crate) fn family_after(ms: i64) -> uuid::Uuid {
+    let after = chrono::DateTime::from_timestamp_millis(ms + 1).unwrap_or_default();
+    let at = uuid::Timestamp::from_unix(uuid::NoContext, after.timestamp() as u64, after.timestamp_subsec_nanos());
+    uuid::Uuid::new_v7(at)
 }
 
 /// When a session whose id is the UUIDv7 `family` began (ms since the epoch; 0 for another id).

@@ -14,7 +14,7 @@ use platform::auth::Role;
 use platform::http::{ApiError, Json};
 use serde::Deserialize;
 
-use super::auth::{TokenResponse, sign_in};
+use super::auth::TokenResponse;
 use crate::AppState;
 use crate::domain::{Account, User, new_secret_token, normalize_email, password};
 use crate::store::StoreError;
@@ -32,6 +32,9 @@ pub struct CognitoSignIn {
 struct IdToken {
     /// `id` for an ID token (an access token says `access`).
     token_use: String,
+    /// The pool's identity of the user: what an account is bound to.
+    #[serde(default)]
+    sub: String,
     email: Option<String>,
     /// A boolean, or the string `"true"` in older pools.
     #[serde(default)]
@@ -72,23 +75,69 @@ pub async fn cognito_sign_in(
     let Some(email) = claims.email.as_deref().and_then(normalize_email).filter(|_| claims.email_is_verified()) else {
         return Err(ApiError::unauthorized("the Cognito account has no verified email"));
     };
-    let account = match state.users.by_email(&email).await.map_err(ApiError::internal)? {
-        Some(account) => account,
-        None => match create(&state, &email, claims.name.as_deref()).await? {
-            Some(account) => account,
-            // Made meanwhile by a concurrent sign-in (or a registration): sign in to that one.
-            None => state.users.by_email(&email).await.map_err(ApiError::internal)?.ok_or_else(refused)?,
+    if claims.sub.is_empty() || claims.sub.len() > 128 {
+        return Err(refused());
+    }
+    let sub = claims.sub.as_str();
+    // The identity's own account first: bound by `sub`, whatever its email is now.
+    let (account, family) = match state.users.by_cognito_sub(sub).await.map_err(ApiError::internal)? {
+        Some(account) => (account, uuid::Uuid::now_v7()),
+        None => match state.users.by_email(&email).await.map_err(ApiError::internal)? {
+            Some(account) => link(&state, account, sub).await?,
+            None => match create(&state, &email, sub, claims.name.as_deref()).await? {
+                Some(account) => (account, uuid::Uuid::now_v7()),
+                // Made meanwhile by a concurrent sign-in (or a registration): link that one.
+                None => {
+                    let made = state.users.by_email(&email).await.map_err(ApiError::internal)?.ok_or_else(refused)?;
+                    link(&state, made, sub).await?
+                }
+            },
         },
     };
     if account.user.role == Role::Admin || account.mfa_confirmed {
         return Err(ApiError::forbidden("this account signs in with its password and second factor"));
     }
     tracing::info!(user.id = %account.user.id, "signed in with Cognito");
-    Ok(Json(sign_in(&state, account.user, vec!["fed".into()]).await?))
+    Ok(Json(super::auth::sign_in_as_of(&state, account.user, vec!["fed".into()], family).await?))
+}
+
+/// Binds the Cognito identity `sub` (whose pool verified the email) to the password account with
+/// that email, and the account to sign in to with the session id to use. An account whose email
+/// nobody proved may have been registered by someone else before its owner came (a pre-hijack):
+/// its password, second factor and sessions end in the same write, so only the owner is left.
+async fn link(state: &AppState, account: Account, sub: &str) -> Result<(Account, uuid::Uuid), ApiError> {
+    if account.user.role == Role::Admin {
+        return Err(ApiError::forbidden("this account signs in with its password and second factor"));
+    }
+    if account.cognito_sub.as_deref().is_some_and(|bound| bound != sub) {
+        return Err(ApiError::conflict("the account with this email is bound to another Cognito identity"));
+    }
+    let replace = match account.email_verified {
+        true => None,
+        false => {
+            let (unknown, _) = new_secret_token();
+            Some(password::hash_async(unknown).await.map_err(ApiError::internal)?)
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    if !state.users.link_cognito(&account.user.id, sub, replace.as_deref(), now).await.map_err(ApiError::internal)? {
+        return Err(ApiError::conflict("the account with this email is bound to another Cognito identity"));
+    }
+    if replace.is_some() {
+        tracing::warn!(user.id = %account.user.id,
+            "a Cognito identity claimed an account whose email was never verified: its password and sessions ended");
+        if let Err(error) = state.sessions.revoke_user(&account.user.id).await {
+            // They are over already (the credentials changed); this only tidies.
+            tracing::warn!(user.id = %account.user.id, %error, "could not tidy the sessions of a linked account");
+        }
+    }
+    let linked =
+        state.users.by_id(&account.user.id).await.map_err(ApiError::internal)?.ok_or_else(super::account_gone)?;
+    Ok((linked, super::auth::family_after(now)))
 }
 
 /// Makes the account of a first Cognito sign-in; `None` when the email was taken meanwhile.
-async fn create(state: &AppState, email: &str, name: Option<&str>) -> Result<Option<Account>, ApiError> {
+async fn create(state: &AppState, email: &str, sub: &str, name: Option<&str>) -> Result<Option<Account>, ApiError> {
     let name = name
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -110,8 +159,11 @@ async fn create(state: &AppState, email: &str, name: Option<&str>) -> Result<Opt
         mfa_confirmed: false,
         mfa_last_step: 0,
         credentials_changed_at: 0,
+        // The pool verified it.
+        email_verified: true,
+        cognito_sub: Some(sub.to_owned()),
     };
-    match state.users.create(&account).await {
+    match state.users.create(&account, &[]).await {
         Ok(()) => {
             tracing::info!(user.id = %user.id, "account made at a first Cognito sign-in");
             Ok(Some(account))

@@ -104,12 +104,7 @@ pub async fn change_password(
     }
     tracing::info!(user.id = %account.user.id, "password changed; every other session signed out");
     // The caller's new session begins after the change.
-    let after = chrono::DateTime::from_timestamp_millis(now + 1).unwrap_or_default();
-    let family = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        after.timestamp() as u64,
-        after.timestamp_subsec_nanos(),
-    ));
+    let family = super::auth::family_after(now);
     Ok(Json(super::auth::sign_in_as_of(&state, account.user, claims.amr, family).await?))
 }
 

@@ -30,6 +30,12 @@ pub const PG_MIGRATIONS: &[Migration] = &[
         name: "credentials_changed",
         sql: include_str!("../../../../migrations/user/postgres/0003_credentials_changed.sql"),
     },
+    Migration {
+        scope: crate::NAME,
+        version: 4,
+        name: "identity",
+        sql: include_str!("../../../../migrations/user/postgres/0004_identity.sql"),
+    },
 ];
 
 /// Accounts in PostgreSQL.
@@ -81,20 +87,26 @@ fn read_account(row: &PgRow) -> Result<Account, sqlx::Error> {
         mfa_confirmed: row.try_get("mfa_confirmed")?,
         mfa_last_step: row.try_get("mfa_last_step")?,
         credentials_changed_at: row.try_get("credentials_changed_at")?,
+        email_verified: row.try_get("email_verified")?,
+        cognito_sub: row.try_get("cognito_sub")?,
     })
 }
 
 const ACCOUNT_BY_EMAIL: &str = "SELECT id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed,
-    mfa_last_step, credentials_changed_at FROM users WHERE email = $1";
+    mfa_last_step, credentials_changed_at, email_verified, cognito_sub FROM users WHERE email = $1";
+const ACCOUNT_BY_COGNITO_SUB: &str = "SELECT id, email, name, role, created_at, password_hash, mfa_secret,
+    mfa_confirmed, mfa_last_step, credentials_changed_at, email_verified, cognito_sub FROM users WHERE cognito_sub = $1";
 const ACCOUNT_BY_ID: &str = "SELECT id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed,
-    mfa_last_step, credentials_changed_at FROM users WHERE id = $1";
+    mfa_last_step, credentials_changed_at, email_verified, cognito_sub FROM users WHERE id = $1";
 
 #[async_trait]
 impl UserStore for PgUserStore {
-    async fn create(&self, a: &Account) -> Result<(), StoreError> {
+    async fn create(&self, a: &Account, events: &[platform::events::Event]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         sqlx::query(
             "INSERT INTO users (id, email, name, role, password_hash, mfa_secret, mfa_confirmed, mfa_last_step,
-                created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                email_verified, cognito_sub, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
         )
         .bind(&a.user.id)
         .bind(&a.user.email)
@@ -104,11 +116,76 @@ impl UserStore for PgUserStore {
         .bind(&a.mfa_secret)
         .bind(a.mfa_confirmed)
         .bind(a.mfa_last_step)
+        .bind(a.email_verified)
+        .bind(&a.cognito_sub)
         .bind(a.user.created_at.timestamp_millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(create_error)?;
+        for event in events {
+            outbox_push(&mut tx, event).await.map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
         Ok(())
+    }
+
+    async fn by_cognito_sub(&self, sub: &str) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(ACCOUNT_BY_COGNITO_SUB)
+            .bind(sub)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_account).transpose().map_err(StoreError::backend)
+    }
+
+    async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2")
+            .bind(user_id)
+            .bind(email)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn link_cognito(
+        &self,
+        user_id: &str,
+        sub: &str,
+        replace_password: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let query = match replace_password {
+            Some(hash) => sqlx::query(
+                "UPDATE users SET cognito_sub = $2, email_verified = TRUE, password_hash = $3, mfa_secret = NULL,
+                    mfa_confirmed = FALSE, credentials_changed_at = $4, updated_at = $4
+                 WHERE id = $1 AND (cognito_sub IS NULL OR cognito_sub = $2)",
+            )
+            .bind(user_id)
+            .bind(sub)
+            .bind(hash)
+            .bind(now_ms),
+            None => sqlx::query(
+                "UPDATE users SET cognito_sub = $2, email_verified = TRUE, updated_at = $3
+                 WHERE id = $1 AND (cognito_sub IS NULL OR cognito_sub = $2)",
+            )
+            .bind(user_id)
+            .bind(sub)
+            .bind(now_ms),
+        };
+        let linked = query.execute(&mut *tx).await.map_err(create_error)?.rows_affected() == 1;
+        if linked && replace_password.is_some() {
+            sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(linked)
     }
 
     async fn by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {

@@ -39,7 +39,8 @@ fn timestamp(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-const ACCOUNT_COLUMNS: &str = "id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed, mfa_last_step, credentials_changed_at";
+const ACCOUNT_COLUMNS: &str = "id, email, name, role, created_at, password_hash, mfa_secret, mfa_confirmed, mfa_last_step, credentials_changed_at, \
+     email_verified, cognito_sub";
 
 fn read_account(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -55,6 +56,8 @@ fn read_account(row: &Row<'_>) -> rusqlite::Result<Account> {
         mfa_confirmed: row.get(7)?,
         mfa_last_step: row.get(8)?,
         credentials_changed_at: row.get(9)?,
+        email_verified: row.get(10)?,
+        cognito_sub: row.get(11)?,
     })
 }
 
@@ -85,13 +88,14 @@ fn read_address(row: &Row<'_>) -> rusqlite::Result<Address> {
 
 #[async_trait]
 impl UserStore for SqliteUserStore {
-    async fn create(&self, account: &Account) -> Result<(), StoreError> {
-        let a = account.clone();
+    async fn create(&self, account: &Account, events: &[platform::events::Event]) -> Result<(), StoreError> {
+        let (a, events) = (account.clone(), events.to_vec());
         self.db
-            .call(move |c| {
-                c.prepare_cached(
+            .transaction(move |tx| {
+                tx.prepare_cached(
                     "INSERT INTO users (id, email, name, role, password_hash, mfa_secret, mfa_confirmed, mfa_last_step,
-                        created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                        email_verified, cognito_sub, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
                 )?
                 .execute(params![
                     a.user.id,
@@ -102,9 +106,78 @@ impl UserStore for SqliteUserStore {
                     a.mfa_secret,
                     a.mfa_confirmed,
                     a.mfa_last_step,
+                    a.email_verified,
+                    a.cognito_sub,
                     a.user.created_at.timestamp_millis()
                 ])?;
+                for event in &events {
+                    outbox_push(tx, event)?;
+                }
                 Ok(())
+            })
+            .await
+            .map_err(create_error)
+    }
+
+    async fn by_cognito_sub(&self, sub: &str) -> Result<Option<Account>, StoreError> {
+        let sub = sub.to_owned();
+        self.db
+            .read(move |c| {
+                Ok(c.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE cognito_sub = ?1"))?
+                    .query_row(params![sub], read_account)
+                    .optional()?)
+            })
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError> {
+        let (user_id, email) = (user_id.to_owned(), email.to_owned());
+        self.db
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE users SET email_verified = 1, updated_at = ?3 WHERE id = ?1 AND email = ?2",
+                    )?
+                    .execute(params![user_id, email, now_ms()])?;
+                Ok(changed == 1)
+            })
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    async fn link_cognito(
+        &self,
+        user_id: &str,
+        sub: &str,
+        replace_password: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (user_id, sub, replace) = (user_id.to_owned(), sub.to_owned(), replace_password.map(str::to_owned));
+        self.db
+            .transaction(move |tx| {
+                let changed = match &replace {
+                    Some(hash) => tx
+                        .prepare_cached(
+                            "UPDATE users SET cognito_sub = ?2, email_verified = 1, password_hash = ?3,
+                                mfa_secret = NULL, mfa_confirmed = 0, credentials_changed_at = ?4, updated_at = ?4
+                             WHERE id = ?1 AND (cognito_sub IS NULL OR cognito_sub = ?2)",
+                        )?
+                        .execute(params![user_id, sub, hash, now_ms])?,
+                    None => tx
+                        .prepare_cached(
+                            "UPDATE users SET cognito_sub = ?2, email_verified = 1, updated_at = ?3
+                             WHERE id = ?1 AND (cognito_sub IS NULL OR cognito_sub = ?2)",
+                        )?
+                        .execute(params![user_id, sub, now_ms])?,
+                };
+                if changed == 1 && replace.is_some() {
+                    tx.prepare_cached(
+                        "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+                    )?
+                    .execute(params![user_id, now_ms])?;
+                }
+                Ok(changed == 1)
             })
             .await
             .map_err(create_error)

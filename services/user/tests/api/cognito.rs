@@ -102,8 +102,9 @@ async fn a_first_sign_in_makes_the_account_and_later_ones_find_it() {
     let pool = Pool::start().await;
     let app = app(&pool).await;
     let email = email();
-    let first =
-        app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": pool.id_token(&email, json!({}))})), None).await;
+    let sub = uuid::Uuid::new_v4().to_string();
+    let first = pool.id_token(&email, json!({"sub": sub}));
+    let first = app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": first})), None).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["user"]["email"], email.as_str());
     assert_eq!(first.body["user"]["name"], "Grace Hopper");
@@ -113,8 +114,8 @@ async fn a_first_sign_in_makes_the_account_and_later_ones_find_it() {
     let me = app.call("GET", "/v1/users/me", None, Some(token)).await;
     assert_eq!((me.status, me.body["email"].as_str()), (200, Some(email.as_str())));
 
-    // Another sign-in (another token, same verified email; older pools say "true") finds it.
-    let again = pool.id_token(&email.to_uppercase(), json!({"email_verified": "true"}));
+    // Another sign-in (another token of the same identity; older pools say "true") finds it.
+    let again = pool.id_token(&email.to_uppercase(), json!({"email_verified": "true", "sub": sub}));
     let second = app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": again})), None).await;
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.body["user"]["id"], first.body["user"]["id"]);
@@ -131,6 +132,62 @@ async fn an_account_registered_with_a_password_is_signed_in_by_its_verified_emai
         app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": pool.id_token(&email, json!({}))})), None).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["user"]["id"], registered["user"]["id"]);
+}
+
+#[tokio::test]
+async fn an_identity_claiming_an_unproven_account_ends_the_registrants_password_sessions_and_second_factor() {
+    use crate::http::{code_now, token};
+    let pool = Pool::start().await;
+    let app = app(&pool).await;
+    let victim = email();
+    // An attacker registers the victim's address first, and even confirms a second factor.
+    let attacker = app.register(&victim).await;
+    let access = token(&attacker, "access_token");
+    let setup = app.call("POST", "/v1/auth/mfa/setup", None, Some(&access)).await;
+    let code = code_now(setup.body["secret"].as_str().unwrap());
+    assert_eq!(app.call("POST", "/v1/auth/mfa/verify", Some(json!({"code": code})), Some(&access)).await.status, 204);
+    // The owner signs in through the pool, which verified the address: the account is theirs now.
+    let owner =
+        app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": pool.id_token(&victim, json!({}))})), None).await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    assert_eq!(owner.body["user"]["id"], attacker["user"]["id"]);
+    let refresh = json!({"refresh_token": token(&attacker, "refresh_token")});
+    assert_eq!(
+        app.call("POST", "/v1/auth/refresh", Some(refresh), None).await.status,
+        401,
+        "the attacker's session ended"
+    );
+    let login = json!({"email": victim, "password": "correct horse battery"});
+    assert_eq!(app.call("POST", "/v1/auth/login", Some(login), None).await.status, 401, "and their password");
+    let account = app.users.by_email(&victim).await.unwrap().unwrap();
+    assert!(account.email_verified && !account.mfa_confirmed && account.mfa_secret.is_none());
+    let me = app.call("GET", "/v1/users/me", None, Some(&token(&owner.body, "access_token"))).await;
+    assert_eq!(me.status, 200);
+    let refresh = json!({"refresh_token": token(&owner.body, "refresh_token")});
+    assert_eq!(
+        app.call("POST", "/v1/auth/refresh", Some(refresh), None).await.status,
+        200,
+        "the owner's session lives"
+    );
+}
+
+#[tokio::test]
+async fn a_verified_account_keeps_its_password_and_binds_one_identity() {
+    let pool = Pool::start().await;
+    let app = app(&pool).await;
+    let email = email();
+    app.register(&email).await;
+    let verification = app.mailed_token(&email, "Confirm your email address").await;
+    assert_eq!(app.call("POST", "/v1/auth/verify-email", Some(json!({"token": verification})), None).await.status, 204);
+    let sub = uuid::Uuid::new_v4().to_string();
+    let signed_in = pool.id_token(&email, json!({"sub": sub}));
+    assert_eq!(app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": signed_in})), None).await.status, 200);
+    let login = json!({"email": email, "password": "correct horse battery"});
+    assert_eq!(app.call("POST", "/v1/auth/login", Some(login), None).await.status, 200, "the owner's password stays");
+    // Another identity of the pool with the same address does not take the account.
+    let other = pool.id_token(&email, json!({"sub": uuid::Uuid::new_v4().to_string()}));
+    assert_eq!(app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": other})), None).await.status, 409);
+    assert_eq!(app.users.by_email(&email).await.unwrap().unwrap().cognito_sub.as_deref(), Some(sub.as_str()));
 }
 
 #[tokio::test]

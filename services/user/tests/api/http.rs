@@ -103,6 +103,28 @@ impl App {
         }
     }
 
+    /// The token of the newest email to `to` whose subject is `subject` (the embedded mail
+    /// folder), waiting for the mailer.
+    pub(crate) async fn mailed_token(&self, to: &str, subject: &str) -> String {
+        for _ in 0..200 {
+            let dir = self.dir.path().join("mail");
+            let mut mails: Vec<String> = std::fs::read_dir(&dir)
+                .map(|d| d.filter_map(Result::ok).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+                .unwrap_or_default();
+            mails.retain(|m| m.contains(&format!("To: {to}")) && m.contains(subject));
+            if let Some(mail) = mails.first() {
+                return mail
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.starts_with("v1.") || (l.len() == 43 && !l.contains(' ')))
+                    .expect("a token in the email")
+                    .to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no email to {to} about {subject}");
+    }
+
     pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
         self.send(method, path, body, token, [127, 0, 0, 1]).await
     }
@@ -147,11 +169,11 @@ impl App {
     }
 }
 
-fn token(body: &Value, name: &str) -> String {
+pub(crate) fn token(body: &Value, name: &str) -> String {
     body[name].as_str().unwrap_or_else(|| panic!("no {name} in {body}")).to_owned()
 }
 
-fn code_now(secret: &str) -> String {
+pub(crate) fn code_now(secret: &str) -> String {
     totp::code_at(secret, chrono::Utc::now().timestamp() / totp::STEP_SECS).unwrap()
 }
 
@@ -182,6 +204,7 @@ api_suite!(
     two_tabs_refreshing_at_once_both_stay_signed_in,
     a_password_change_signs_out_every_other_session,
     a_password_changed_in_the_store_alone_ends_older_sessions,
+    registration_mails_a_link_that_verifies_the_email,
     logout_revokes_the_session,
     the_profile_is_read_and_changed_by_its_owner,
     the_address_book_belongs_to_its_owner,
@@ -392,6 +415,24 @@ async fn a_password_changed_in_the_store_alone_ends_older_sessions(app: &App) {
     assert_eq!(app.call("POST", "/v1/auth/refresh", Some(refresh), None).await.status, 401);
 }
 
+async fn registration_mails_a_link_that_verifies_the_email(app: &App) {
+    app.register("ada@example.com").await;
+    assert!(!app.users.by_email("ada@example.com").await.unwrap().unwrap().email_verified);
+    let token = app.mailed_token("ada@example.com", "Confirm your email address").await;
+    let verify = |token: &str| json!({"token": token});
+    for junk in ["junk", "v1.AAAA", &format!("{token}x")] {
+        assert_eq!(app.call("POST", "/v1/auth/verify-email", Some(verify(junk)), None).await.status, 400, "{junk}");
+    }
+    assert!(!app.users.by_email("ada@example.com").await.unwrap().unwrap().email_verified);
+    assert_eq!(app.call("POST", "/v1/auth/verify-email", Some(verify(&token)), None).await.status, 204);
+    assert!(app.users.by_email("ada@example.com").await.unwrap().unwrap().email_verified);
+    assert_eq!(
+        app.call("POST", "/v1/auth/verify-email", Some(verify(&token)), None).await.status,
+        204,
+        "again: still verified"
+    );
+}
+
 async fn logout_revokes_the_session(app: &App) {
     let body = app.register("ada@example.com").await;
     let refresh = token(&body, "refresh_token");
@@ -449,27 +490,17 @@ async fn a_password_reset_mails_a_single_use_token_and_signs_out_everywhere(app:
         let reply = app.call("POST", "/v1/auth/password-reset", Some(json!({"email": email})), None).await;
         assert_eq!(reply.status, 202);
     }
-    // The mailer writes exactly one email (for the real account) to the mail folder.
+    // The mailer writes exactly one reset email (for the real account) to the mail folder.
     let mail_dir = app.dir.path().join("mail");
-    let mut mail = None;
-    for _ in 0..200 {
-        let files: Vec<_> =
-            std::fs::read_dir(&mail_dir).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
-        if let Some(file) = files.iter().find(|f| f.path().extension().is_some_and(|e| e == "eml")) {
-            assert_eq!(files.len(), 1);
-            mail = Some(std::fs::read_to_string(file.path()).unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mail = mail.expect("the reset email is written to the mail folder");
-    assert!(mail.contains("To: ada@example.com"), "{mail}");
-    let reset_token = mail
-        .lines()
-        .map(str::trim)
-        .find(|l| l.len() == 43 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .expect("the token is in the email")
-        .to_owned();
+    let reset_token = app.mailed_token("ada@example.com", "Reset your password").await;
+    let resets = std::fs::read_dir(&mail_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|m| m.contains("Reset your password"))
+        .count();
+    assert_eq!(resets, 1, "nothing is mailed about an address with no account");
+    assert_eq!(reset_token.len(), 43);
     // The token reached the mailer sealed: no database, queue or dead letter holds it in the clear.
     let mut stores = vec![app.dir.path().to_path_buf()];
     while let Some(path) = stores.pop() {

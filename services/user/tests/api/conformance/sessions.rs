@@ -50,8 +50,10 @@ impl SessionFixture {
                 mfa_confirmed: false,
                 mfa_last_step: 0,
                 credentials_changed_at: 0,
+                email_verified: false,
+                cognito_sub: None,
             };
-            users.create(&account).await.unwrap();
+            users.create(&account, &[]).await.unwrap();
         }
         id
     }

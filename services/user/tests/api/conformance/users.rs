@@ -86,6 +86,7 @@ macro_rules! user_suite {
                 a_password_reset_for_an_unknown_email_writes_nothing_and_builds_no_event,
                 a_password_reset_for_a_known_email_records_its_event_in_the_outbox,
                 a_reset_token_sets_the_password_once,
+                an_identity_is_bound_once_and_claiming_an_unproven_account_ends_its_credentials,
                 an_expired_reset_token_is_refused,
                 using_one_reset_token_spends_the_accounts_other_tokens,
                 search_matches_email_or_name_case_insensitively,
@@ -117,13 +118,15 @@ fn account(email: &str, name: &str) -> Account {
         mfa_confirmed: false,
         mfa_last_step: 0,
         credentials_changed_at: 0,
+        email_verified: false,
+        cognito_sub: None,
     }
 }
 
 /// Stores a customer account.
 async fn register(store: &dyn UserStore, email: &str, name: &str) -> Account {
     let account = account(email, name);
-    store.create(&account).await.unwrap();
+    store.create(&account, &[]).await.unwrap();
     account
 }
 
@@ -131,7 +134,7 @@ async fn register(store: &dyn UserStore, email: &str, name: &str) -> Account {
 async fn register_as(store: &dyn UserStore, id: &str, email: &str, name: &str) {
     let mut account = account(email, name);
     account.user.id = id.to_owned();
-    store.create(&account).await.unwrap();
+    store.create(&account, &[]).await.unwrap();
 }
 
 /// `time`, truncated to the millisecond (what the stores keep).
@@ -201,6 +204,8 @@ async fn create_then_by_email_and_by_id_return_the_same_account(fx: &UserFixture
         mfa_confirmed: false,
         mfa_last_step: 0,
         credentials_changed_at: 0,
+        email_verified: false,
+        cognito_sub: None,
     };
     let root = Account {
         user: User {
@@ -215,9 +220,11 @@ async fn create_then_by_email_and_by_id_return_the_same_account(fx: &UserFixture
         mfa_confirmed: true,
         mfa_last_step: 57_000_123,
         credentials_changed_at: 0,
+        email_verified: false,
+        cognito_sub: None,
     };
     for account in [&ada, &root] {
-        store.create(account).await.unwrap();
+        store.create(account, &[]).await.unwrap();
     }
     for account in [&ada, &root] {
         let mut expected = account.clone();
@@ -235,7 +242,7 @@ async fn a_second_account_with_a_taken_email_is_refused(fx: &UserFixture) {
     let store = fx.store.as_ref();
     let first = register(store, "ada@example.com", "Ada").await;
     let second = account("ada@example.com", "Impostor");
-    let result = store.create(&second).await;
+    let result = store.create(&second, &[]).await;
     assert!(matches!(result, Err(StoreError::EmailTaken)), "{result:?}");
     assert_eq!(store.by_email("ada@example.com").await.unwrap().map(|a| a.user), Some(first.user));
     assert_eq!(store.by_id(&second.user.id).await.unwrap(), None, "nothing of the refused account is stored");
@@ -410,6 +417,43 @@ async fn a_reset_token_sets_the_password_once(fx: &UserFixture) {
     assert_eq!((changed.password_hash.as_str(), changed.credentials_changed_at), ("changed", at + 10));
     assert_eq!(store.reset_password("hash-2", "reset-again", now_ms()).await.unwrap(), None);
     assert!(!store.change_password("nobody", "changed", "x", at + 20).await.unwrap());
+}
+
+async fn an_identity_is_bound_once_and_claiming_an_unproven_account_ends_its_credentials(fx: &UserFixture) {
+    let store = fx.store.as_ref();
+    let ada = register(store, "ada@example.com", "Ada").await;
+    assert!(store.by_cognito_sub("sub-1").await.unwrap().is_none());
+    assert!(!store.verify_email(&ada.user.id, "other@example.com").await.unwrap(), "only the email it was sent to");
+    assert!(store.verify_email(&ada.user.id, "ada@example.com").await.unwrap());
+    assert!(store.by_id(&ada.user.id).await.unwrap().unwrap().email_verified);
+
+    // A verified account keeps its password when an identity is bound.
+    assert!(store.link_cognito(&ada.user.id, "sub-1", None, 1_000).await.unwrap());
+    let linked = store.by_cognito_sub("sub-1").await.unwrap().unwrap();
+    assert_eq!(
+        (linked.user.id.as_str(), linked.password_hash.as_str()),
+        (ada.user.id.as_str(), ada.password_hash.as_str())
+    );
+    assert!(store.link_cognito(&ada.user.id, "sub-1", None, 1_001).await.unwrap(), "the same identity again");
+    assert!(!store.link_cognito(&ada.user.id, "sub-2", None, 1_002).await.unwrap(), "one identity per account");
+
+    // An unproven account claimed by an identity loses what its registrant set.
+    let mut bob = account("bob@example.com", "Bob");
+    bob.mfa_secret = Some("SECRET".into());
+    bob.mfa_confirmed = true;
+    store.create(&bob, &[]).await.unwrap();
+    assert!(request_reset(store, "bob@example.com", "bob-reset", in_an_hour()).await);
+    assert!(store.link_cognito(&bob.user.id, "sub-3", Some("unknown-hash"), 5_000).await.unwrap());
+    let claimed = store.by_id(&bob.user.id).await.unwrap().unwrap();
+    assert_eq!(claimed.password_hash, "unknown-hash");
+    assert_eq!((claimed.mfa_secret, claimed.mfa_confirmed), (None, false));
+    assert_eq!((claimed.credentials_changed_at, claimed.email_verified), (5_000, true));
+    assert_eq!(claimed.cognito_sub.as_deref(), Some("sub-3"));
+    assert_eq!(store.reset_password("bob-reset", "x", now_ms()).await.unwrap(), None, "its reset tokens are spent");
+    // An identity bound to one account cannot be bound to another.
+    let mut carol = account("carol@example.com", "Carol");
+    carol.cognito_sub = Some("sub-3".into());
+    assert!(matches!(store.create(&carol, &[]).await, Err(StoreError::EmailTaken)));
 }
 
 async fn an_expired_reset_token_is_refused(fx: &UserFixture) {
