@@ -99,7 +99,7 @@ bus_suite!(
     an_ack_with_a_stale_receipt_fails,
     a_restart_loses_neither_published_nor_in_flight_messages
 );
-bus_suite!(sqs, open_sqs);
+bus_suite!(sqs, open_sqs, a_dead_letter_whose_delete_failed_leaves_a_copy_that_the_inbox_applies_once);
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -584,4 +584,47 @@ async fn a_restart_loses_neither_published_nor_in_flight_messages(fx: &BusFixtur
     assert!(received_at + CLOCK_SLACK >= hidden_from + fx.visibility, "back only after its visibility timeout");
     let (shipping, _) = receive_one(&bus, "shipping", IN_FLIGHT).await;
     assert_eq!(shipping.event().unwrap(), in_flight, "the other queue's copy survived too");
+}
+
+/// SQS dead-letters by sending to the dead-letter queue, then deleting from the queue: a failure
+/// between the two leaves the event in both. That is at-least-once delivery like any other: a
+/// consumer that records the events it applied (the inbox) applies it once however many copies
+/// come back, from the queue or redriven from the dead letters.
+async fn a_dead_letter_whose_delete_failed_leaves_a_copy_that_the_inbox_applies_once(fx: &BusFixture) {
+    let bus = fx.bus.as_ref();
+    ensure(bus, &["work"]).await;
+    let sent = send_events(bus, "work", 1).await;
+    let (delivery, _) = receive_one(bus, "work", fx.visibility).await;
+    // The send reaches the dead-letter queue; the delete fails (its receipt is no longer good).
+    let broken = Delivery { receipt: format!("{}-no-longer-valid", delivery.receipt), ..delivery.clone() };
+    assert!(bus.dead_letter(&broken, "a handler that gave up").await.is_err(), "the failure is reported");
+    assert_eq!(bus.dead_letters("work", 10).await.unwrap().len(), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = platform::sqlite::Db::open(dir.path().join("service.db")).unwrap();
+    db.migrate(platform::sqlite::PLATFORM_MIGRATIONS).unwrap();
+    let applied = Arc::new(AtomicU32::new(0));
+    let apply = |delivery: Delivery| {
+        let (db, applied) = (db.clone(), applied.clone());
+        async move {
+            let id = delivery.event().unwrap().id;
+            let first = db.transaction(move |tx| platform::sqlite::inbox_claim(tx, "conformance", &id)).await.unwrap();
+            if first {
+                applied.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    };
+    // The copy left on the queue comes back and is applied…
+    let (again, _) = receive_one(bus, "work", IN_FLIGHT).await;
+    assert_eq!(event_id(&again), sent[0].id);
+    apply(again.clone()).await;
+    bus.ack(&again).await.unwrap();
+    // …and the dead letter, redriven by an operator, is the same event: applied already.
+    assert_eq!(bus.redrive("work").await.unwrap(), 1);
+    let (redriven, _) = receive_one(bus, "work", IN_FLIGHT).await;
+    assert_eq!(event_id(&redriven), sent[0].id);
+    apply(redriven.clone()).await;
+    bus.ack(&redriven).await.unwrap();
+    assert_eq!(applied.load(Ordering::SeqCst), 1, "two copies, applied once");
+    assert_nothing_for(bus, "work", Duration::ZERO).await;
 }
