@@ -74,7 +74,7 @@ pub async fn run(infra: &Infra, repair: bool) -> anyhow::Result<Report> {
     let (payments, _, _) = shop_payment::open_store(infra).await?;
     let inventory = shop_inventory::open(infra).await?.store;
     let mut report = Report::default();
-    for status in ALL {
+    for status in OrderStatus::ALL {
         let mut after: Option<String> = None;
         loop {
             let page = orders.by_status(status, after.as_deref(), PAGE).await?;
@@ -103,20 +103,6 @@ pub async fn run(infra: &Infra, repair: bool) -> anyhow::Result<Report> {
     }
     Ok(report)
 }
-
-/// Every status, the saga's first.
-const ALL: [OrderStatus; 10] = [
-    OrderStatus::Pending,
-    OrderStatus::Reserved,
-    OrderStatus::Paid,
-    OrderStatus::Confirmed,
-    OrderStatus::Shipped,
-    OrderStatus::Delivered,
-    OrderStatus::Rejected,
-    OrderStatus::PaymentFailed,
-    OrderStatus::Cancelled,
-    OrderStatus::Refunded,
-];
 
 /// A finding about a settled order, its command sent with `repair`.
 async fn settled(infra: &Infra, order: &Order, finding: Finding, repair: bool) -> anyhow::Result<Line> {

@@ -32,6 +32,20 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, the saga's first.
+    pub const ALL: [Self; 10] = [
+        Self::Pending,
+        Self::Reserved,
+        Self::Paid,
+        Self::Confirmed,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Rejected,
+        Self::PaymentFailed,
+        Self::Cancelled,
+        Self::Refunded,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -283,18 +297,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_know_where_they_stand() {
-        for status in [
-            OrderStatus::Pending,
-            OrderStatus::Reserved,
-            OrderStatus::Paid,
-            OrderStatus::Confirmed,
-            OrderStatus::Shipped,
-            OrderStatus::Delivered,
-            OrderStatus::Rejected,
-            OrderStatus::PaymentFailed,
-            OrderStatus::Cancelled,
-            OrderStatus::Refunded,
-        ] {
+        for status in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
             assert!(!(status.is_terminal() && status.is_cancellable()), "{status:?}");
             assert_eq!(

@@ -69,6 +69,18 @@ fn role(value: &str) -> Result<Role, sqlx::Error> {
     }
 }
 
+/// Spends every outstanding reset token of `user_id` (its password changed, or its account was
+/// claimed).
+async fn spend_resets(c: &mut sqlx::PgConnection, user_id: &str, now_ms: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&mut *c)
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(())
+}
+
 fn read_user(row: &PgRow) -> Result<User, sqlx::Error> {
     Ok(User {
         id: row.try_get("id")?,
@@ -177,12 +189,7 @@ impl UserStore for PgUserStore {
         };
         let linked = query.execute(&mut *tx).await.map_err(create_error)?.rows_affected() == 1;
         if linked && replace_password.is_some() {
-            sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
-                .bind(user_id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::backend)?;
+            spend_resets(&mut tx, user_id, now_ms).await?;
         }
         tx.commit().await.map_err(StoreError::backend)?;
         Ok(linked)
@@ -348,12 +355,7 @@ impl UserStore for PgUserStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::backend)?;
-            sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
-                .bind(user_id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::backend)?;
+            spend_resets(&mut tx, user_id, now_ms).await?;
         }
         tx.commit().await.map_err(StoreError::backend)?;
         Ok(user)
@@ -381,12 +383,7 @@ impl UserStore for PgUserStore {
         .rows_affected()
             == 1;
         if changed {
-            sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
-                .bind(user_id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::backend)?;
+            spend_resets(&mut tx, user_id, now_ms).await?;
         }
         tx.commit().await.map_err(StoreError::backend)?;
         Ok(changed)

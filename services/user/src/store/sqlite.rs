@@ -61,6 +61,14 @@ fn read_account(row: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
+/// Spends every outstanding reset token of `user_id` (its password changed, or its account was
+/// claimed).
+fn spend_resets(tx: &rusqlite::Connection, user_id: &str, now_ms: i64) -> Result<(), DbError> {
+    tx.prepare_cached("UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL")?
+        .execute(params![user_id, now_ms])?;
+    Ok(())
+}
+
 fn read_user(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
@@ -172,10 +180,7 @@ impl UserStore for SqliteUserStore {
                         .execute(params![user_id, sub, now_ms])?,
                 };
                 if changed == 1 && replace.is_some() {
-                    tx.prepare_cached(
-                        "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
-                    )?
-                    .execute(params![user_id, now_ms])?;
+                    spend_resets(tx, &user_id, now_ms)?;
                 }
                 Ok(changed == 1)
             })
@@ -347,10 +352,7 @@ impl UserStore for SqliteUserStore {
                     )?
                     .execute(params![user_id, password_hash, now_ms])?;
                     // Every other outstanding reset token of the account dies with this one.
-                    tx.prepare_cached(
-                        "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
-                    )?
-                    .execute(params![user_id, now_ms])?;
+                    spend_resets(tx, user_id, now_ms)?;
                 }
                 Ok(user)
             })
@@ -375,10 +377,7 @@ impl UserStore for SqliteUserStore {
                     )?
                     .execute(params![user_id, current_hash, new_hash, now_ms])?;
                 if changed == 1 {
-                    tx.prepare_cached(
-                        "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
-                    )?
-                    .execute(params![user_id, now_ms])?;
+                    spend_resets(tx, &user_id, now_ms)?;
                 }
                 Ok(changed == 1)
             })
