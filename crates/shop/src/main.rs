@@ -283,6 +283,7 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
         catalog.products.as_ref(),
         catalog.categories.as_ref(),
         index.as_ref(),
+        shop_product::indexer::SWEEP_MARGIN,
         |done| bar.set_position(done),
     )
     .await?;

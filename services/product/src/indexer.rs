@@ -31,6 +31,10 @@ pub const REINDEX_PAGE: usize = 1_000;
 /// How long the category tree is reused before it is read again.
 const TREE_TTL: Duration = Duration::from_secs(5);
 
+/// How far a rebuild's sweep stays behind its start: writers on other machines stamp with their own
+/// clocks, and a document they wrote after the rebuild began must not be taken for a stray.
+pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
+
 /// Each category's parent, to find a product's category path, and the slugs.
 #[derive(Debug, Clone, Default)]
 pub struct CategoryTree {
@@ -148,6 +152,9 @@ impl Indexer {
     /// Brings the index entries of `ids` (products) to the store's state, and records `stock`
     /// levels (the newest of each SKU's), indexing the products whose stock status they change.
     async fn apply(&self, ids: Vec<String>, stock: Vec<StockChange>) -> Result<(), HandlerError> {
+        // Taken before the store is read: a product found gone was gone at this time, so any copy
+        // of it the index is given later (older than this) is refused.
+        let read_at = crate::search::stamp();
         let mut seen = HashSet::new();
         let ids: Vec<String> = ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
         let mut changed = self.products.get_many(&ids).await.map_err(retry)?;
@@ -185,7 +192,7 @@ impl Indexer {
         }
         let docs = self.docs(&changed).await.map_err(retry)?;
         self.index.upsert(docs).await.map_err(retry)?;
-        self.index.delete(gone).await.map_err(retry)?;
+        self.index.delete(gone, read_at).await.map_err(retry)?;
         Ok(())
     }
 }
@@ -267,16 +274,21 @@ pub enum ReindexError {
     Search(#[from] SearchError),
 }
 
-/// Rebuilds the whole index from the store, a page at a time (memory bounded by the page size);
-/// `progress` hears the running count. The number of products indexed.
+/// Rebuilds the whole index from the store, a page at a time (memory bounded by the page size),
+/// while the index keeps serving and the live indexer keeps writing: each page is written at the
+/// revisions read, which the index refuses where it holds newer state (a product changed or
+/// deleted since its page was read), and what the rebuild did not write or see written since it
+/// began, less `sweep_margin` for other writers' clocks ([`SWEEP_MARGIN`]), is swept away at the
+/// end. `progress` hears the running count. The number of products indexed.
 pub async fn reindex(
     products: &dyn ProductStore,
     categories: &dyn CategoryStore,
     index: &dyn SearchIndex,
+    sweep_margin: Duration,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, ReindexError> {
     index.ensure().await?;
-    index.clear().await?;
+    let started = crate::search::stamp();
     let tree = CategoryTree::new(&categories.list().await?);
     let mut after: Option<String> = None;
     let mut done = 0;
@@ -289,6 +301,8 @@ pub async fn reindex(
         done += page.len() as u64;
         progress(done);
     }
+    let margin = i64::try_from(sweep_margin.as_micros()).unwrap_or(i64::MAX);
+    index.sweep(started.saturating_sub(margin)).await?;
     Ok(done)
 }
 
@@ -363,7 +377,9 @@ mod tests {
         w.index.upsert(vec![SearchDoc::of(&product("stale"), vec![])]).await.unwrap();
         let mut pages = Vec::new();
         let done =
-            reindex(w.products.as_ref(), w.categories.as_ref(), w.index.as_ref(), |n| pages.push(n)).await.unwrap();
+            reindex(w.products.as_ref(), w.categories.as_ref(), w.index.as_ref(), Duration::ZERO, |n| pages.push(n))
+                .await
+                .unwrap();
         assert_eq!(done, 2_345);
         assert_eq!(pages, [1_000, 2_000, 2_345], "one page of the store at a time");
         assert_eq!(w.index.count().await.unwrap(), 2_345, "the stale entry is gone");
@@ -423,11 +439,11 @@ mod tests {
             }
             self.inner.upsert(docs).await
         }
-        async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError> {
-            self.inner.delete(ids).await
+        async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
+            self.inner.delete(ids, at).await
         }
-        async fn clear(&self) -> Result<(), SearchError> {
-            self.inner.clear().await
+        async fn sweep(&self, before: i64) -> Result<(), SearchError> {
+            self.inner.sweep(before).await
         }
         async fn search(&self, query: &SearchQuery) -> Result<crate::search::SearchPage, SearchError> {
             self.inner.search(query).await
@@ -486,6 +502,106 @@ mod tests {
         assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1);
         w.indexer.handle(&level(0, 3)).await.unwrap();
         assert_eq!(w.index.search(&in_stock).await.unwrap().total, 0);
+    }
+
+    /// A store whose next scan, once armed, stops after reading its page until let go: a rebuild
+    /// whose page is read before live changes and written after them.
+    struct PausedScan {
+        inner: Arc<dyn ProductStore>,
+        armed: std::sync::atomic::AtomicBool,
+        read: tokio::sync::Notify,
+        go: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl ProductStore for PausedScan {
+        async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn product_ids_of(&self, skus: &[String]) -> Result<HashMap<String, String>, StoreError> {
+            self.inner.product_ids_of(skus).await
+        }
+        async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
+            self.inner.insert(product, event).await
+        }
+        async fn replace(&self, product: &Product, event: &Event) -> Result<bool, StoreError> {
+            self.inner.replace(product, event).await
+        }
+        async fn delete(&self, id: &str, event: &Event) -> Result<bool, StoreError> {
+            self.inner.delete(id, event).await
+        }
+        async fn upsert_many(&self, items: Vec<(Product, Event)>) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+            self.inner.upsert_many(items).await
+        }
+        async fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+            let page = self.inner.scan(after, limit).await?;
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.read.notify_one();
+                self.go.notified().await;
+            }
+            Ok(page)
+        }
+        async fn set_availability(
+            &self,
+            sku: &str,
+            available: i64,
+            version: i64,
+        ) -> Result<Option<Product>, StoreError> {
+            self.inner.set_availability(sku, available, version).await
+        }
+        async fn count(&self) -> Result<u64, StoreError> {
+            self.inner.count().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_racing_live_deletes_and_price_changes_never_brings_old_state_back() {
+        let w = world().await;
+        for id in ["a", "b", "c"] {
+            let p = product(id);
+            let event = upserted(&p);
+            w.products.insert(&p, &event).await.unwrap();
+            w.indexer.handle(&event).await.unwrap();
+        }
+        // A document no product of the store has (a lost delete, long ago).
+        w.index.upsert(vec![SearchDoc::of(&product("ghost"), vec![])]).await.unwrap();
+        let paused = Arc::new(PausedScan {
+            inner: w.products.clone(),
+            armed: true.into(),
+            read: Default::default(),
+            go: Default::default(),
+        });
+        let rebuild = tokio::spawn({
+            let (paused, categories, index) = (paused.clone(), w.categories.clone(), w.index.clone());
+            async move { reindex(paused.as_ref(), categories.as_ref(), index.as_ref(), Duration::ZERO, |_| {}).await }
+        });
+        // The rebuild has read its page (a, b, c as they were); the live indexer applies a delete,
+        // a price change and a stock change before the page is written.
+        paused.read.notified().await;
+        let gone = crate::domain::product::deleted("b");
+        assert!(w.products.delete("b", &gone).await.unwrap());
+        w.indexer.handle(&gone).await.unwrap();
+        let mut dearer = product("c");
+        dearer.price.amount = 5_000;
+        dearer.variants[0].price.amount = 5_000;
+        let changed = upserted(&dearer);
+        assert!(w.products.replace(&dearer, &changed).await.unwrap());
+        w.indexer.handle(&changed).await.unwrap();
+        let stock =
+            Event::new("inventory.changed.v1", "inventory", json!({"sku": "SKU-a", "available": 2, "version": 1}));
+        w.indexer.handle(&stock).await.unwrap();
+        paused.go.notify_one();
+        assert_eq!(rebuild.await.unwrap().unwrap(), 3, "the page had three products");
+
+        let all = w.index.search(&SearchQuery { limit: 10, ..SearchQuery::default() }).await.unwrap();
+        let mut found: Vec<(&str, i64, bool)> =
+            all.items.iter().map(|item| (item.id.as_str(), item.price.amount, item.in_stock)).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [("a", 3_900, true), ("c", 5_000, false)],
+            "b stays deleted, c keeps its new price, a its stock; the stray is swept"
+        );
     }
 
     fn category(id: &str, parent: Option<&str>) -> Category {

@@ -68,6 +68,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stock_level_versions",
         sql: include_str!("../../../migrations/product/sqlite/0004_stock_level_versions.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 5,
+        name: "product_revisions",
+        sql: include_str!("../../../migrations/product/sqlite/0005_product_revisions.sql"),
+    },
 ];
 
 /// The catalog stores and the waker of their outbox relay: what the tools (import, seed) need.
@@ -259,6 +265,7 @@ async fn reindex_if_empty(state: &AppState) -> Result<(), indexer::ReindexError>
         state.catalog.products.as_ref(),
         state.catalog.categories.as_ref(),
         state.index.as_ref(),
+        indexer::SWEEP_MARGIN,
         |_| {},
     )
     .await?;

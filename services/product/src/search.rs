@@ -22,6 +22,16 @@ pub const MAX_LIMIT: usize = 100;
 /// The facet values reported at most per facet.
 pub const MAX_FACET_VALUES: usize = 50;
 
+/// How long an index remembers a deletion at least, refusing older copies of the deleted product
+/// (a rebuild writes a page within seconds of reading it from the store).
+pub const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The current time as the index stamps its writes and deletions: microseconds since the epoch,
+/// the unit of [`Product::revision`].
+pub fn stamp() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// What the index holds of a product: the searched text, the filtered and sorted values, and the
 /// summary a result list shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +58,9 @@ pub struct SearchDoc {
     pub in_stock: bool,
     /// Creation time, milliseconds since the epoch (the `newest` sort).
     pub created_at_ms: i64,
+    /// The product's revision in the store: the index keeps the newest it was given.
+    #[serde(default)]
+    pub revision: i64,
 }
 
 impl SearchDoc {
@@ -65,6 +78,7 @@ impl SearchDoc {
             image: product.images.first().cloned(),
             in_stock: product.in_stock,
             created_at_ms: product.created_at.timestamp_millis(),
+            revision: product.revision,
         }
     }
 
@@ -273,12 +287,21 @@ impl SearchError {
 pub trait SearchIndex: Send + Sync {
     /// Makes the index (schema, mapping) when it does not exist.
     async fn ensure(&self) -> Result<(), SearchError>;
-    /// Adds or replaces documents; visible to searches once this returns.
+    /// Adds or replaces documents; visible to searches once this returns. A document is written
+    /// only when the index holds no newer revision of its product and no deletion stamped after its
+    /// revision (an equal revision is written again: a category path may have changed), so a slow
+    /// writer (a rebuild's page read before a change, a lagging replica) cannot bring an older state
+    /// back. Each written document is stamped with the time of the write (see [`SearchIndex::sweep`]).
     async fn upsert(&self, docs: Vec<SearchDoc>) -> Result<(), SearchError>;
-    /// Removes documents (unknown ids are ignored); gone from searches once this returns.
-    async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError>;
-    /// Removes every document (the start of a full reindex).
-    async fn clear(&self) -> Result<(), SearchError>;
+    /// Removes documents as of `at` (a [`stamp`] taken before the store was seen without them):
+    /// a document of a newer revision stays, and for [`TOMBSTONE_TTL`] at least an older copy is
+    /// refused. Unknown ids are ignored (their deletion is remembered all the same); gone from
+    /// searches once this returns.
+    async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError>;
+    /// Removes every document last written before `before` (a [`stamp`]): once a rebuild has
+    /// written every product of the store, what was not written since it began is no product of
+    /// the store. `i64::MAX` empties the index.
+    async fn sweep(&self, before: i64) -> Result<(), SearchError>;
     /// Runs a search.
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError>;
     /// The number of documents.

@@ -43,7 +43,7 @@ pub struct Variant {
 }
 
 /// A product as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Product {
     /// Stable id.
     pub id: String,
@@ -69,6 +69,71 @@ pub struct Product {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When it last changed.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// The store's stamp of its last change, stock status included: rises with every write
+    /// ([`next_revision`]). The search index keeps a product's newest revision only, so a slow or
+    /// stale writer cannot bring an older state back. Bookkeeping, not content: not served, and
+    /// not compared by `==`.
+    #[serde(skip)]
+    pub revision: i64,
+}
+
+impl PartialEq for Product {
+    fn eq(&self, other: &Self) -> bool {
+        type Content<'a> = (
+            &'a String,
+            &'a String,
+            &'a String,
+            &'a String,
+            &'a String,
+            &'a Money,
+            &'a Vec<String>,
+            &'a BTreeMap<String, Value>,
+            &'a Vec<Variant>,
+            &'a bool,
+            &'a chrono::DateTime<chrono::Utc>,
+            &'a chrono::DateTime<chrono::Utc>,
+        );
+        fn content(p: &Product) -> Content<'_> {
+            let Product {
+                id,
+                name,
+                description,
+                brand,
+                category_id,
+                price,
+                images,
+                attributes,
+                variants,
+                in_stock,
+                created_at,
+                updated_at,
+                revision: _,
+            } = p;
+            (
+                id,
+                name,
+                description,
+                brand,
+                category_id,
+                price,
+                images,
+                attributes,
+                variants,
+                in_stock,
+                created_at,
+                updated_at,
+            )
+        }
+        content(self) == content(other)
+    }
+}
+
+/// The revision a write gives a product whose last revision was `previous` (0: none, or deleted):
+/// the current time in microseconds, or one more than `previous` when the clock reads no later.
+/// Time-based so that a product deleted and made again under its id (an import) outranks what the
+/// index remembers of the deletion; never lower than before, whatever the clock does.
+pub fn next_revision(previous: i64) -> i64 {
+    chrono::Utc::now().timestamp_micros().max(previous.saturating_add(1))
 }
 
 /// A variant as an admin sends it; without a price it takes the product's.
@@ -210,6 +275,7 @@ pub fn build(
         in_stock,
         created_at,
         updated_at: now,
+        revision: 0,
     })
 }
 

@@ -15,7 +15,7 @@ use opensearch::auth::Credentials;
 use opensearch::http::request::JsonBody;
 use opensearch::http::response::Response;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use opensearch::indices::{IndicesCreateParts, IndicesExistsParts};
+use opensearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesPutMappingParts, IndicesPutSettingsParts};
 use opensearch::params::{Conflicts, Refresh};
 use opensearch::{BulkParts, CountParts, DeleteByQueryParts, OpenSearch, SearchParts};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::{
     Cursor, Facets, MAX_FACET_VALUES, MAX_LIMIT, PRICE_EDGES, SearchDoc, SearchError, SearchIndex, SearchPage,
-    SearchQuery, Sort, price_bucket, tiebreak,
+    SearchQuery, Sort, TOMBSTONE_TTL, price_bucket, stamp, tiebreak,
 };
 
 /// Typo tolerance: none below 5 characters, one edit from 5, two from 9.
@@ -32,8 +32,8 @@ const FUZZINESS: &str = "AUTO:5,9";
 /// How long one request may take before it fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long emptying the index may take (it deletes every document one by one).
-const CLEAR_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a sweep may take (it deletes documents one by one).
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The search index in an OpenSearch cluster.
 pub struct OpenSearchIndex {
@@ -75,14 +75,28 @@ impl OpenSearchIndex {
         Ok(Self { client: OpenSearch::new(transport), index: index.to_owned() })
     }
 
+    /// The settings an index keeps up to date (made with, and set again on an index made before).
+    fn kept_settings() -> Value {
+        // A deletion's version is remembered this long, refusing older copies of the product.
+        json!({ "gc_deletes": format!("{}s", TOMBSTONE_TTL.as_secs()) })
+    }
+
+    /// The fields added since the first mapping (added to an index made before them).
+    fn added_fields() -> Value {
+        json!({
+            "revision": { "type": "long" },
+            "indexed_at": { "type": "long" }
+        })
+    }
+
     /// The settings and mappings the index is created with.
     fn definition() -> Value {
-        json!({
-            "settings": {
-                // A catalog fits one shard easily, and one shard scores with one set of term statistics,
-                // so relevance does not depend on which shard a product landed in.
-                "index": { "number_of_shards": 1 }
-            },
+        let mut settings = Self::kept_settings();
+        // A catalog fits one shard easily, and one shard scores with one set of term statistics,
+        // so relevance does not depend on which shard a product landed in.
+        settings["number_of_shards"] = json!(1);
+        let mut definition = json!({
+            "settings": { "index": settings },
             "mappings": {
                 "dynamic": false,
                 "properties": {
@@ -105,7 +119,32 @@ impl OpenSearchIndex {
                     "tiebreak": { "type": "long" }
                 }
             }
-        })
+        });
+        let properties = definition["mappings"]["properties"].as_object_mut().expect("properties");
+        properties.extend(Self::added_fields().as_object().expect("fields").clone());
+        definition
+    }
+
+    /// Gives an index made by an earlier version the fields and settings added since (both
+    /// requests are idempotent).
+    async fn bring_up_to_date(&self) -> Result<(), SearchError> {
+        let response = self
+            .client
+            .indices()
+            .put_mapping(IndicesPutMappingParts::Index(&[&self.index]))
+            .body(json!({ "properties": Self::added_fields() }))
+            .send()
+            .await;
+        ok("add fields", response).await?;
+        let response = self
+            .client
+            .indices()
+            .put_settings(IndicesPutSettingsParts::Index(&[&self.index]))
+            .body(json!({ "index": Self::kept_settings() }))
+            .send()
+            .await;
+        ok("index settings", response).await?;
+        Ok(())
     }
 
     /// Sends a bulk request (`lines` in NDJSON), visible to searches on return, and checks every item.
@@ -364,6 +403,8 @@ struct Source<'a> {
     #[serde(flatten)]
     doc: &'a SearchDoc,
     tiebreak: u64,
+    /// When it was written ([`super::stamp`]).
+    indexed_at: i64,
 }
 
 #[derive(Deserialize)]
@@ -383,9 +424,13 @@ struct BulkItem {
 }
 
 impl BulkItem {
-    /// Whether the `action` on this item did what was asked (deleting what is not there counts).
+    /// Whether the `action` on this item did what was asked: deleting what is not there counts, and
+    /// so does a write refused for its version (the index holds a newer state of the product).
     fn succeeded(&self, action: &str) -> bool {
-        (200..300).contains(&self.status) || (action == "delete" && self.status == 404)
+        (200..300).contains(&self.status)
+            || (action == "delete" && self.status == 404)
+            || (self.status == 409
+                && self.error.as_ref().and_then(|e| e.kind()) == Some("version_conflict_engine_exception"))
     }
 
     fn describe(&self) -> String {
@@ -478,7 +523,7 @@ impl SearchIndex for OpenSearchIndex {
     async fn ensure(&self) -> Result<(), SearchError> {
         let response = self.client.indices().exists(IndicesExistsParts::Index(&[&self.index])).send().await;
         match answer("index exists", response).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return self.bring_up_to_date().await,
             Err(failure) if failure.status == 404 => {}
             Err(failure) => return Err(failure.error),
         }
@@ -496,37 +541,55 @@ impl SearchIndex for OpenSearchIndex {
         if docs.is_empty() {
             return Ok(());
         }
+        let indexed_at = stamp();
         let mut lines = Vec::with_capacity(docs.len() * 2);
         for doc in &docs {
-            let source = Source { doc, tiebreak: tiebreak(&doc.id) };
-            lines.push(JsonBody::new(json!({ "index": { "_id": doc.id } })));
+            let source = Source { doc, tiebreak: tiebreak(&doc.id), indexed_at };
+            // The engine keeps the newest revision: an older one is refused (409), an equal one
+            // written again.
+            lines.push(JsonBody::new(
+                json!({ "index": { "_id": doc.id, "version": doc.revision.max(0), "version_type": "external_gte" } }),
+            ));
             lines.push(JsonBody::new(serde_json::to_value(source).map_err(SearchError::backend)?));
         }
         self.bulk("upsert", lines).await
     }
 
-    async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError> {
+    async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let lines = ids.iter().map(|id| JsonBody::new(json!({ "delete": { "_id": id } }))).collect();
+        // Versioned: a newer document stays, and the deletion's version is kept (`gc_deletes`) so
+        // that an older copy is refused.
+        let lines = ids
+            .iter()
+            .map(|id| {
+                JsonBody::new(json!({ "delete": { "_id": id, "version": at.max(0), "version_type": "external_gte" } }))
+            })
+            .collect();
         self.bulk("delete", lines).await
     }
 
-    async fn clear(&self) -> Result<(), SearchError> {
+    async fn sweep(&self, before: i64) -> Result<(), SearchError> {
+        let query = if before == i64::MAX {
+            json!({ "match_all": {} })
+        } else {
+            json!({ "range": { "indexed_at": { "lt": before } } })
+        };
         let response = self
             .client
             .delete_by_query(DeleteByQueryParts::Index(&[&self.index]))
             .refresh(true)
+            // A document written while the sweep runs is newer than `before`: it is skipped.
             .conflicts(Conflicts::Proceed)
-            .request_timeout(CLEAR_TIMEOUT)
-            .body(json!({ "query": { "match_all": {} } }))
+            .request_timeout(SWEEP_TIMEOUT)
+            .body(json!({ "query": query }))
             .send()
             .await;
-        let answer: DeleteByQueryResponse = parse("clear", ok("clear", response).await?)?;
+        let answer: DeleteByQueryResponse = parse("sweep", ok("sweep", response).await?)?;
         match answer.failures.first() {
             Some(first) => Err(SearchError::backend(OpenSearchError::Items {
-                operation: "clear",
+                operation: "sweep",
                 failed: answer.failures.len(),
                 first: first.to_string(),
             })),

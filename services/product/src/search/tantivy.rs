@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -15,15 +16,22 @@ use async_trait::async_trait;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
-use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader};
+use tantivy::{
+    DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal,
+    SegmentReader, TERMINATED,
+};
 use tantivy::{TantivyDocument, Term};
 
 use super::{
     Cursor, Facets, PRICE_EDGES, ProductSummary, SearchDoc, SearchError, SearchIndex, SearchPage, SearchQuery, Sort,
-    price_bucket, tiebreak,
+    TOMBSTONE_TTL, price_bucket, stamp, tiebreak,
 };
 
 /// Summaries kept in memory at most (about 300 bytes each).
@@ -46,6 +54,8 @@ struct Fields {
     created: Field,
     tiebreak: Field,
     summary: Field,
+    revision: Field,
+    indexed_at: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -69,6 +79,8 @@ fn schema() -> (Schema, Fields) {
         created: builder.add_i64_field("created", FAST),
         tiebreak: builder.add_u64_field("tiebreak", FAST),
         summary: builder.add_text_field("summary", STORED),
+        revision: builder.add_i64_field("revision", FAST),
+        indexed_at: builder.add_i64_field("indexed_at", FAST | INDEXED),
     };
     (builder.build(), fields)
 }
@@ -87,10 +99,49 @@ pub struct TantivyIndex {
     columns: ColumnCache,
     /// Pages kept per generation at most (0: none).
     cache_pages: usize,
-    writer: Arc<Mutex<IndexWriter>>,
+    writer: Arc<Mutex<Writer>>,
     fields: Fields,
     stemmer: TextAnalyzer,
     words: TextAnalyzer,
+}
+
+/// The index writer and what only writes read: the deletions remembered.
+struct Writer {
+    index: IndexWriter,
+    /// Deleted products: the stamp of the deletion and when it was made (kept [`TOMBSTONE_TTL`]).
+    tombstones: HashMap<String, (i64, std::time::Instant)>,
+}
+
+impl Writer {
+    /// The deletion stamp remembered for `id`.
+    fn tombstone(&self, id: &str) -> Option<i64> {
+        self.tombstones.get(id).map(|(at, _)| *at)
+    }
+
+    fn forget_old_tombstones(&mut self) {
+        self.tombstones.retain(|_, (_, made)| made.elapsed() < TOMBSTONE_TTL);
+    }
+}
+
+/// The revisions the index holds now (as of `searcher`, the last commit) of the products `ids`.
+fn revisions(searcher: &Searcher, fields: &Fields, ids: &[&str]) -> tantivy::Result<HashMap<String, i64>> {
+    let mut found = HashMap::new();
+    for segment in searcher.segment_readers() {
+        let postings = segment.inverted_index(fields.id)?;
+        let column = segment.fast_fields().i64("revision")?;
+        for id in ids {
+            let term = Term::from_field_text(fields.id, id);
+            let Some(mut docs) = postings.read_postings(&term, IndexRecordOption::Basic)? else { continue };
+            let mut doc = docs.doc();
+            while doc != TERMINATED {
+                if segment.alive_bitset().is_none_or(|alive| alive.is_alive(doc)) {
+                    found.insert((*id).to_owned(), column.first(doc).unwrap_or(0));
+                }
+                doc = docs.advance();
+            }
+        }
+    }
+    Ok(found)
 }
 
 impl std::fmt::Debug for TantivyIndex {
@@ -143,7 +194,7 @@ impl TantivyIndex {
             pages: Arc::new(RwLock::new((0, HashMap::new()))),
             columns: Arc::new(RwLock::new(HashMap::new())),
             cache_pages,
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(Mutex::new(Writer { index: writer, tombstones: HashMap::new() })),
             fields,
             stemmer,
             words,
@@ -166,18 +217,28 @@ impl TantivyIndex {
         document.add_u64(f.in_stock, u64::from(doc.in_stock));
         document.add_i64(f.created, doc.created_at_ms);
         document.add_u64(f.tiebreak, tiebreak(&doc.id));
+        document.add_i64(f.revision, doc.revision);
         let summary = serde_json::to_string(&doc.summary()).expect("a summary serializes");
         document.add_text(f.summary, summary);
         document
     }
 
-    /// Runs `change` on the writer, commits and makes the result visible.
-    async fn write(&self, change: impl FnOnce(&IndexWriter) + Send + 'static) -> Result<(), SearchError> {
+    /// Runs `change` on the writer, with a searcher of the last commit (every write goes through
+    /// here, holding the writer: what it reads is what the index holds), commits and makes the
+    /// result visible.
+    async fn write(
+        &self,
+        change: impl FnOnce(&mut Writer, &Searcher) -> tantivy::Result<()> + Send + 'static,
+    ) -> Result<(), SearchError> {
         let (writer, reader) = (self.writer.clone(), self.reader.clone());
         tokio::task::spawn_blocking(move || {
             let mut writer = writer.lock().map_err(|_| backend("the index writer panicked"))?;
-            change(&writer);
-            writer.commit().map_err(backend)?;
+            if let Err(error) = change(&mut writer, &reader.searcher()) {
+                // Nothing of a failed change is kept.
+                writer.index.rollback().map_err(backend)?;
+                return Err(backend(error));
+            }
+            writer.index.commit().map_err(backend)?;
             reader.reload().map_err(backend)
         })
         .await
@@ -560,34 +621,68 @@ impl SearchIndex for TantivyIndex {
         if docs.is_empty() {
             return Ok(());
         }
-        let documents: Vec<(String, TantivyDocument)> = docs.iter().map(|d| (d.id.clone(), self.document(d))).collect();
-        let id = self.fields.id;
-        self.write(move |writer| {
-            for (key, document) in documents {
-                writer.delete_term(Term::from_field_text(id, &key));
-                // Adding only fails when the writer is gone; the commit then reports it.
-                let _ = writer.add_document(document);
+        // The newest of each product's documents in the batch (the later of equals).
+        let mut newest: HashMap<String, (i64, TantivyDocument)> = HashMap::with_capacity(docs.len());
+        for doc in &docs {
+            if newest.get(&doc.id).is_none_or(|(revision, _)| *revision <= doc.revision) {
+                newest.insert(doc.id.clone(), (doc.revision, self.document(doc)));
             }
+        }
+        let fields = self.fields;
+        self.write(move |writer, searcher| {
+            let ids: Vec<&str> = newest.keys().map(String::as_str).collect();
+            let held = revisions(searcher, &fields, &ids)?;
+            let now = stamp();
+            writer.forget_old_tombstones();
+            for (key, (revision, mut document)) in newest {
+                let stale = held.get(&key).is_some_and(|held| *held > revision)
+                    || writer.tombstone(&key).is_some_and(|deleted| deleted > revision);
+                if stale {
+                    continue;
+                }
+                document.add_i64(fields.indexed_at, now);
+                writer.index.delete_term(Term::from_field_text(fields.id, &key));
+                writer.index.add_document(document)?;
+            }
+            Ok(())
         })
         .await
     }
 
-    async fn delete(&self, ids: Vec<String>) -> Result<(), SearchError> {
+    async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let id = self.fields.id;
-        self.write(move |writer| {
+        let fields = self.fields;
+        self.write(move |writer, searcher| {
+            let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let held = revisions(searcher, &fields, &keys)?;
+            writer.forget_old_tombstones();
+            let made = std::time::Instant::now();
             for key in ids {
-                writer.delete_term(Term::from_field_text(id, &key));
+                if held.get(&key).is_some_and(|held| *held > at) {
+                    // Written from a newer state of the store than the one that found it gone.
+                    continue;
+                }
+                writer.index.delete_term(Term::from_field_text(fields.id, &key));
+                let remembered = writer.tombstone(&key).unwrap_or(i64::MIN).max(at);
+                writer.tombstones.insert(key, (remembered, made));
             }
+            Ok(())
         })
         .await
     }
 
-    async fn clear(&self) -> Result<(), SearchError> {
-        self.write(|writer| {
-            let _ = writer.delete_all_documents();
+    async fn sweep(&self, before: i64) -> Result<(), SearchError> {
+        let field = self.fields.indexed_at;
+        self.write(move |writer, _| {
+            if before == i64::MAX {
+                writer.index.delete_all_documents()?;
+            } else {
+                let older = RangeQuery::new(Bound::Unbounded, Bound::Excluded(Term::from_field_i64(field, before)));
+                writer.index.delete_query(Box::new(older))?;
+            }
+            Ok(())
         })
         .await
     }
@@ -669,6 +764,7 @@ mod tests {
             image: None,
             in_stock,
             created_at_ms: created,
+            revision: 0,
         }
     }
 
@@ -745,7 +841,7 @@ mod tests {
         let index = catalog().await;
         index.upsert(vec![doc("p1", "Trail Running Shoe", "Acme", &["cat-shoes"], 1_000, false, 1)]).await.unwrap();
         assert_eq!(index.count().await.unwrap(), 5);
-        index.delete(vec!["p2".into(), "missing".into()]).await.unwrap();
+        index.delete(vec!["p2".into(), "missing".into()], stamp()).await.unwrap();
         assert_eq!(index.count().await.unwrap(), 4);
         let page = index
             .search(&SearchQuery { text: Some("running".into()), limit: 5, ..SearchQuery::default() })
@@ -753,7 +849,53 @@ mod tests {
             .unwrap();
         assert_eq!(ids(&page), ["p1"]);
         assert_eq!(page.items[0].price.amount, 1_000);
-        index.clear().await.unwrap();
+        index.sweep(i64::MAX).await.unwrap();
         assert_eq!(index.count().await.unwrap(), 0);
+    }
+
+    fn revised(id: &str, price: i64, revision: i64) -> SearchDoc {
+        SearchDoc { revision, ..doc(id, "Kettle", "Copperleaf", &["cat-kitchen"], price, true, 1) }
+    }
+
+    async fn price_of(index: &TantivyIndex, id: &str) -> Option<i64> {
+        let page = index.search(&SearchQuery { limit: 100, ..SearchQuery::default() }).await.unwrap();
+        page.items.iter().find(|item| item.id == id).map(|item| item.price.amount)
+    }
+
+    #[tokio::test]
+    async fn only_newer_revisions_replace_and_deletions_refuse_older_copies() {
+        let index = TantivyIndex::in_memory().unwrap();
+        index.upsert(vec![revised("k", 100, 10)]).await.unwrap();
+        index.upsert(vec![revised("k", 90, 9)]).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, Some(100), "an older revision does not replace a newer one");
+        index.upsert(vec![revised("k", 110, 10)]).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, Some(110), "an equal revision is written again");
+        index.upsert(vec![revised("k", 120, 12), revised("k", 130, 11)]).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, Some(120), "within a batch, the newest wins");
+
+        index.delete(vec!["k".into()], 11).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, Some(120), "a deletion older than the document keeps it");
+        index.delete(vec!["k".into()], 20).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, None);
+        index.upsert(vec![revised("k", 120, 12)]).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, None, "a copy older than its deletion stays out");
+        index.delete(vec!["never-indexed".into()], 20).await.unwrap();
+        index.upsert(vec![revised("never-indexed", 1, 19)]).await.unwrap();
+        assert_eq!(price_of(&index, "never-indexed").await, None, "deleting the unknown is remembered too");
+        index.upsert(vec![revised("k", 140, 21)]).await.unwrap();
+        assert_eq!(price_of(&index, "k").await, Some(140), "made again after its deletion, it comes back");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_removes_what_was_written_before_it_and_keeps_the_rest() {
+        let index = TantivyIndex::in_memory().unwrap();
+        index.upsert(vec![revised("old", 1, 1), revised("kept", 1, 1)]).await.unwrap();
+        let between = stamp();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        index.upsert(vec![revised("kept", 2, 1), revised("new", 3, 1)]).await.unwrap();
+        index.sweep(between).await.unwrap();
+        assert_eq!(price_of(&index, "old").await, None);
+        assert_eq!(price_of(&index, "kept").await, Some(2), "rewritten since: kept");
+        assert_eq!(price_of(&index, "new").await, Some(3));
     }
 }

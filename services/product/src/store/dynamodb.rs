@@ -60,7 +60,7 @@ use platform::money::Money;
 
 use super::{CategoryStore, ProductStore, StoreError};
 use crate::domain::category::{Category, parents_first};
-use crate::domain::product::{Product, Variant};
+use crate::domain::product::{Product, Variant, next_revision};
 
 /// Shards of the `by-id` index: each is one index partition key, so writes spread over this many
 /// keys, and a page of [`ProductStore::scan`] costs this many queries.
@@ -112,6 +112,8 @@ struct IdEntry {
     skus: Vec<String>,
     created_at: i64,
     version: i64,
+    /// The product's revision (0: written before revisions existed).
+    revision: i64,
 }
 
 /// What the stock table says about one SKU.
@@ -208,6 +210,7 @@ impl DynamoCatalog {
             skus: attrs.strings("Skus")?,
             created_at: attrs.n("CreatedAt")?,
             version: attrs.n("Version")?,
+            revision: attrs.opt_n("Revision")?.unwrap_or(0),
         }))
     }
 
@@ -292,6 +295,7 @@ impl DynamoCatalog {
         }
         let in_stock_skus = skus.iter().filter(|sku| stock.get(*sku).is_some_and(StockEntry::in_stock)).count() as i64;
         let version = current.as_ref().map_or(1, |c| c.version + 1);
+        let revision = next_revision(current.as_ref().map_or(0, |c| c.revision));
         let created_at = current.as_ref().map_or(product.created_at.timestamp_millis(), |c| c.created_at);
 
         let mut tx = Transaction::default();
@@ -301,7 +305,8 @@ impl DynamoCatalog {
             .item("CategoryID", s(&product.category_id))
             .item("Skus", AttributeValue::L(skus.iter().map(|sku| s(sku.as_str())).collect()))
             .item("CreatedAt", n(created_at))
-            .item("Version", n(version));
+            .item("Version", n(version))
+            .item("Revision", n(revision));
         id_put = match &current {
             None => id_put.condition_expression("attribute_not_exists(ProductID)"),
             Some(c) => {
@@ -309,7 +314,7 @@ impl DynamoCatalog {
             }
         };
         tx.push(Role::Other, TransactWriteItem::builder().put(id_put.build().map_err(backend)?).build());
-        let item = product_to_item(product, in_stock_skus, version, created_at);
+        let item = product_to_item(product, in_stock_skus, version, revision, created_at);
         let put = Put::builder().table_name(&self.tables.products).set_item(Some(item)).build().map_err(backend)?;
         tx.push(Role::Other, TransactWriteItem::builder().put(put).build());
         if let Some(old_category) = moved_from {
@@ -454,6 +459,9 @@ impl DynamoCatalog {
         let attrs = Attrs::new(&self.tables.products, &item);
         let (count, product_version) = (attrs.n("InStockSkus")?, attrs.n("Version")?);
         let after = count + if now { 1 } else { -1 };
+        // The stock status is part of what the index shows: the product's revision rises with it,
+        // on its item and on its id entry (what the next write of the product reads).
+        let revision = next_revision(attrs.opt_n("Revision")?.unwrap_or(0).max(current.revision));
         let mut tx = Transaction::default();
         let level = Update::builder()
             .table_name(&self.tables.stock)
@@ -471,18 +479,30 @@ impl DynamoCatalog {
             .table_name(&self.tables.products)
             .key("CategoryID", s(&current.category_id))
             .key("ProductID", s(owner.as_str()))
-            .update_expression("SET InStockSkus = :after")
+            .update_expression("SET InStockSkus = :after, Revision = :revision")
             .condition_expression("Version = :version AND InStockSkus = :count")
             .expression_attribute_values(":after", n(after))
+            .expression_attribute_values(":revision", n(revision))
             .expression_attribute_values(":version", n(product_version))
             .expression_attribute_values(":count", n(count))
             .build()
             .map_err(backend)?;
         tx.push(Role::Other, TransactWriteItem::builder().update(count_update).build());
+        let id_update = Update::builder()
+            .table_name(&self.tables.product_ids)
+            .key("ProductID", s(owner.as_str()))
+            .update_expression("SET Revision = :revision")
+            .condition_expression("Version = :version")
+            .expression_attribute_values(":revision", n(revision))
+            .expression_attribute_values(":version", n(current.version))
+            .build()
+            .map_err(backend)?;
+        tx.push(Role::Other, TransactWriteItem::builder().update(id_update).build());
         match transact(&self.client, tx).await? {
             Committed::Yes if (count > 0) != (after > 0) => {
                 let mut product = self.product_from_item(&item)?;
                 product.in_stock = after > 0;
+                product.revision = revision;
                 Ok(Attempt::Done(Some(product)))
             }
             Committed::Yes => Ok(Attempt::Done(None)),
@@ -582,7 +602,7 @@ fn to_json(value: &impl serde::Serialize) -> String {
 
 /// The item of `product` (its `in_stock` replaced by the count of its SKUs in stock); `created_at`
 /// in Unix milliseconds.
-fn product_to_item(product: &Product, in_stock_skus: i64, version: i64, created_at: i64) -> Item {
+fn product_to_item(product: &Product, in_stock_skus: i64, version: i64, revision: i64, created_at: i64) -> Item {
     let mut item = HashMap::from([
         ("CategoryID".to_owned(), s(&product.category_id)),
         ("ProductID".to_owned(), s(&product.id)),
@@ -597,6 +617,7 @@ fn product_to_item(product: &Product, in_stock_skus: i64, version: i64, created_
         ("Variants".to_owned(), s(to_json(&product.variants))),
         ("InStockSkus".to_owned(), n(in_stock_skus)),
         ("Version".to_owned(), n(version)),
+        ("Revision".to_owned(), n(revision)),
         ("CreatedAt".to_owned(), n(created_at)),
         ("UpdatedAt".to_owned(), n(product.updated_at.timestamp_millis())),
     ]);
@@ -626,6 +647,7 @@ fn product_from_item(table: &str, item: &Item) -> Result<Product, StoreError> {
         in_stock: attrs.n("InStockSkus")? > 0,
         created_at: millis("CreatedAt")?,
         updated_at: millis("UpdatedAt")?,
+        revision: attrs.opt_n("Revision")?.unwrap_or(0),
     })
 }
 
@@ -855,6 +877,7 @@ mod tests {
             in_stock: false,
             created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
             updated_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_456).unwrap(),
+            revision: 0,
         }
     }
 
@@ -863,7 +886,7 @@ mod tests {
         let mut original = product("p1", &["A", "B"]);
         original.attributes.insert("colour".into(), serde_json::json!("red"));
         original.images.push("https://cdn/x.jpg".into());
-        let item = product_to_item(&original, 1, 3, original.created_at.timestamp_millis());
+        let item = product_to_item(&original, 1, 3, 7, original.created_at.timestamp_millis());
         let mut back = product_from_item("t", &item).unwrap();
         assert!(back.in_stock);
         back.in_stock = false;

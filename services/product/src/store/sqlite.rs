@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{CategoryStore, ProductStore, StoreError};
 use crate::domain::category::{Category, parents_first};
-use crate::domain::product::{Product, Variant};
+use crate::domain::product::{Product, Variant, next_revision};
 
 /// Categories in the service's SQLite database.
 #[derive(Debug, Clone)]
@@ -108,14 +108,24 @@ fn check_references(tx: &Connection, product: &Product) -> Result<Result<(), Sto
     Ok(Ok(()))
 }
 
+/// The revision product `id` has now (0 when it does not exist).
+fn revision_of(tx: &Connection, id: &str) -> rusqlite::Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT revision FROM products WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
 fn write_product(tx: &Connection, product: &Product) -> Result<(), DbError> {
+    let revision = next_revision(revision_of(tx, &product.id)?);
     tx.prepare_cached(
         "INSERT INTO products (id, category_id, name, description, brand, price_amount, currency, attributes, images,
-            in_stock, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            in_stock, created_at, updated_at, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (id) DO UPDATE SET category_id = excluded.category_id, name = excluded.name,
             description = excluded.description, brand = excluded.brand, price_amount = excluded.price_amount,
             currency = excluded.currency, attributes = excluded.attributes, images = excluded.images,
-            updated_at = excluded.updated_at",
+            updated_at = excluded.updated_at, revision = excluded.revision",
     )?
     .execute(params![
         product.id,
@@ -129,7 +139,8 @@ fn write_product(tx: &Connection, product: &Product) -> Result<(), DbError> {
         json(&product.images),
         product.in_stock,
         product.created_at.timestamp_millis(),
-        product.updated_at.timestamp_millis()
+        product.updated_at.timestamp_millis(),
+        revision
     ])?;
     tx.prepare_cached("DELETE FROM variants WHERE product_id = ?1")?.execute(params![product.id])?;
     let mut insert = tx.prepare_cached(
@@ -159,7 +170,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: String, column: usize) -> ru
 }
 
 const PRODUCT_COLUMNS: &str = "id, name, description, brand, category_id, price_amount, currency, images, attributes,
-    in_stock, created_at, updated_at";
+    in_stock, created_at, updated_at, revision";
 
 fn product_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
@@ -175,6 +186,7 @@ fn product_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
         in_stock: r.get(9)?,
         created_at: chrono::DateTime::from_timestamp_millis(r.get(10)?).unwrap_or_default(),
         updated_at: chrono::DateTime::from_timestamp_millis(r.get(11)?).unwrap_or_default(),
+        revision: r.get(12)?,
     })
 }
 
@@ -366,7 +378,9 @@ impl ProductStore for SqliteProductStore {
                 if now == was {
                     return Ok(None);
                 }
-                tx.prepare_cached("UPDATE products SET in_stock = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+                let revision = next_revision(revision_of(tx, &id)?);
+                tx.prepare_cached("UPDATE products SET in_stock = ?2, revision = ?3 WHERE id = ?1")?
+                    .execute(params![id, now, revision])?;
                 read_product(tx, &id)
             })
             .await

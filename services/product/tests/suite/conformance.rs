@@ -63,6 +63,7 @@ conformance_suite!(
     a_level_older_than_the_one_recorded_is_ignored,
     count_follows_inserts_moves_and_deletes,
     skus_lead_to_their_products_until_deleted,
+    every_write_raises_the_revision_the_index_orders_by,
 );
 
 fn sqlite_stores() -> Stores {
@@ -124,6 +125,7 @@ fn product(id: &str, category_id: &str, skus: &[&str]) -> Product {
         in_stock: false,
         created_at: at(1),
         updated_at: at(2),
+        revision: 0,
     }
 }
 
@@ -471,4 +473,36 @@ async fn count_follows_inserts_moves_and_deletes(stores: Stores) {
     assert_eq!(stores.products.count().await.unwrap(), 3);
     assert!(stores.products.delete("p2", &deleted("p2")).await.unwrap());
     assert_eq!(stores.products.count().await.unwrap(), 2);
+}
+
+/// The search index keeps a product's newest revision only: every write that changes what the
+/// index shows (a replace, a stock status flip, a product made again after its delete) must give a
+/// higher revision than any before, whichever way it is read.
+async fn every_write_raises_the_revision_the_index_orders_by(stores: Stores) {
+    seed_categories(&stores).await;
+    let p = product("p", "phones", &["P-1"]);
+    stores.products.insert(&p, &upserted(&p)).await.unwrap();
+    let revision = |product: Option<Product>| product.expect("the product").revision;
+    let first = revision(stores.products.get("p").await.unwrap());
+    assert!(first > 0, "a write stamps a revision");
+    let mut renamed = p.clone();
+    renamed.name = "Renamed".into();
+    assert!(stores.products.replace(&renamed, &upserted(&renamed)).await.unwrap());
+    let second = revision(stores.products.get("p").await.unwrap());
+    assert!(second > first, "a replace raises it: {first} then {second}");
+    let flipped = stores.products.set_availability("P-1", 3, 1).await.unwrap().expect("in stock now");
+    assert!(flipped.revision > second, "a stock status change raises it");
+    assert_eq!(revision(stores.products.get("p").await.unwrap()), flipped.revision, "as stored");
+    let scanned = stores.products.scan(None, 10).await.unwrap();
+    assert_eq!(scanned.iter().find(|x| x.id == "p").map(|x| x.revision), Some(flipped.revision), "scans read it");
+    assert_eq!(stores.products.set_availability("P-1", 5, 2).await.unwrap(), None, "no flip, no change");
+    assert_eq!(revision(stores.products.get("p").await.unwrap()), flipped.revision);
+    let third = {
+        assert!(stores.products.replace(&renamed, &upserted(&renamed)).await.unwrap());
+        revision(stores.products.get("p").await.unwrap())
+    };
+    assert!(third > flipped.revision, "a write after a flip is newer than the flip");
+    assert!(stores.products.delete("p", &deleted("p")).await.unwrap());
+    stores.products.insert(&p, &upserted(&p)).await.unwrap();
+    assert!(revision(stores.products.get("p").await.unwrap()) > third, "made again, it outranks its old self");
 }

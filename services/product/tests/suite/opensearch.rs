@@ -128,14 +128,31 @@ fn doc(id: &str, name: &str, brand: &str, price: i64) -> SearchDoc {
         image: Some(format!("https://img.example/{id}.jpg")),
         in_stock: true,
         created_at_ms: 1_700_000_000_000,
+        revision: 1_750_000_000_000_000 + price,
     }
 }
 
-/// What the index holds of `doc`.
+/// What the index holds of `doc` (but the time of the write).
 fn source(doc: &SearchDoc) -> Value {
     let mut source = serde_json::to_value(doc).unwrap();
     source["tiebreak"] = json!(tiebreak(&doc.id));
     source
+}
+
+/// A bulk request's lines, each document's write time checked (between `from` and now) and left out.
+fn lines_without_write_times(request: &Recorded, from: i64) -> Vec<Value> {
+    let now = shop_product::search::stamp();
+    request
+        .lines()
+        .into_iter()
+        .map(|mut line| {
+            if let Some(at) = line.as_object_mut().unwrap().remove("indexed_at") {
+                let at = at.as_i64().expect("a write time in microseconds");
+                assert!((from..=now).contains(&at), "written at {at}, between {from} and {now}");
+            }
+            line
+        })
+        .collect()
 }
 
 /// A search answer with `hits` (each a document and its sort values), `total` and aggregations.
@@ -221,7 +238,7 @@ async fn opensearch_ensure_creates_the_index_with_its_mapping_when_it_is_missing
     assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::HEAD, "/products"));
     assert_eq!((&requests[1].method, requests[1].path.as_str()), (&Method::PUT, "/products"));
     let body = requests[1].json();
-    assert_eq!(body["settings"]["index"]["number_of_shards"], 1);
+    assert_eq!(body["settings"]["index"], json!({ "number_of_shards": 1, "gc_deletes": "600s" }));
     assert_eq!(
         body["mappings"]["properties"],
         json!({
@@ -236,18 +253,29 @@ async fn opensearch_ensure_creates_the_index_with_its_mapping_when_it_is_missing
             "image": { "type": "keyword", "index": false },
             "in_stock": { "type": "boolean" },
             "created_at_ms": { "type": "long" },
-            "tiebreak": { "type": "long" }
+            "tiebreak": { "type": "long" },
+            "revision": { "type": "long" },
+            "indexed_at": { "type": "long" }
         })
     );
 }
 
 #[tokio::test]
-async fn opensearch_ensure_leaves_an_existing_index_alone() {
-    let stub = Stub::start([(200, json!({}))]).await;
+async fn opensearch_ensure_gives_an_existing_index_the_fields_and_settings_added_since() {
+    let stub =
+        Stub::start([(200, json!({})), (200, json!({ "acknowledged": true })), (200, json!({ "acknowledged": true }))])
+            .await;
     stub.index().ensure().await.unwrap();
     let requests = stub.requests();
-    assert_eq!(requests.len(), 1);
+    assert_eq!(requests.len(), 3);
     assert_eq!(requests[0].method, Method::HEAD);
+    assert_eq!((&requests[1].method, requests[1].path.as_str()), (&Method::PUT, "/products/_mapping"));
+    assert_eq!(
+        requests[1].json(),
+        json!({ "properties": { "revision": { "type": "long" }, "indexed_at": { "type": "long" } } })
+    );
+    assert_eq!((&requests[2].method, requests[2].path.as_str()), (&Method::PUT, "/products/_settings"));
+    assert_eq!(requests[2].json(), json!({ "index": { "gc_deletes": "600s" } }));
 }
 
 #[tokio::test]
@@ -273,6 +301,7 @@ async fn opensearch_upsert_sends_index_actions_and_waits_for_the_refresh() {
     let mut boot = doc("p-2", "Hiking boot", "Hillside", 14_900);
     boot.image = None;
     let stub = Stub::start([(200, bulk_answer(&[("index", "p-1", 201), ("index", "p-2", 201)]))]).await;
+    let from = shop_product::search::stamp();
     stub.index().upsert(vec![shoe.clone(), boot.clone()]).await.unwrap();
 
     let requests = stub.requests();
@@ -280,10 +309,9 @@ async fn opensearch_upsert_sends_index_actions_and_waits_for_the_refresh() {
     let bulk = &requests[0];
     assert_eq!((&bulk.method, bulk.path.as_str()), (&Method::POST, "/products/_bulk"));
     assert_eq!(bulk.query.get("refresh").map(String::as_str), Some("wait_for"));
-    assert_eq!(
-        bulk.lines(),
-        [json!({ "index": { "_id": "p-1" } }), source(&shoe), json!({ "index": { "_id": "p-2" } }), source(&boot)]
-    );
+    // Versioned by the products' revisions: the engine refuses an older one than it holds.
+    let action = |doc: &SearchDoc| json!({ "index": { "_id": doc.id, "version": doc.revision, "version_type": "external_gte" } });
+    assert_eq!(lines_without_write_times(bulk, from), [action(&shoe), source(&shoe), action(&boot), source(&boot)]);
     assert_eq!(bulk.lines()[1]["tiebreak"], json!(tiebreak("p-1")));
     assert_eq!(bulk.lines()[3]["image"], Value::Null);
 }
@@ -297,21 +325,48 @@ async fn opensearch_upsert_reports_failed_items_as_a_backend_error() {
     assert!(cause.contains("mapper_parsing_exception"), "{cause}");
 }
 
+/// The bulk answer's item for a write refused because the index holds a newer version.
+fn version_conflict(action: &str, id: &str, held: i64, given: i64) -> Value {
+    let reason =
+        format!("[{id}]: version conflict, current version [{held}] is higher than the one provided [{given}]");
+    json!({ action: {
+        "_index": "products", "_id": id, "status": 409,
+        "error": { "type": "version_conflict_engine_exception", "reason": reason, "index": "products", "shard": "0" }
+    }})
+}
+
 #[tokio::test]
-async fn opensearch_delete_sends_delete_actions_and_ignores_unknown_ids() {
+async fn opensearch_a_write_older_than_the_index_holds_is_refused_by_the_engine_and_not_an_error() {
+    let stale = doc("p-1", "Trail runner", "Acme", 8_999);
+    let answer = json!({ "took": 3, "errors": true, "items": [
+        version_conflict("index", "p-1", stale.revision + 5, stale.revision),
+        { "index": { "_index": "products", "_id": "p-2", "status": 201, "result": "created", "_version": 9 } }
+    ]});
+    let deleted = json!({ "took": 3, "errors": true, "items": [version_conflict("delete", "p-1", 90, 80)] });
+    let stub = Stub::start([(200, answer), (200, deleted)]).await;
+    let index = stub.index();
+    index.upsert(vec![stale, doc("p-2", "Hiking boot", "Hillside", 14_900)]).await.unwrap();
+    index.delete(vec!["p-1".into()], 80).await.unwrap();
+    assert_eq!(stub.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn opensearch_delete_sends_versioned_delete_actions_and_ignores_unknown_ids() {
     let stub = Stub::start([(200, bulk_answer(&[("delete", "p-1", 200), ("delete", "p-9", 404)]))]).await;
-    stub.index().delete(vec!["p-1".into(), "p-9".into()]).await.unwrap();
+    stub.index().delete(vec!["p-1".into(), "p-9".into()], 1_750_000_000_000_123).await.unwrap();
 
     let requests = stub.requests();
     assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::POST, "/products/_bulk"));
     assert_eq!(requests[0].query.get("refresh").map(String::as_str), Some("wait_for"));
-    assert_eq!(requests[0].lines(), [json!({ "delete": { "_id": "p-1" } }), json!({ "delete": { "_id": "p-9" } })]);
+    // The deletion's version stays with the engine, refusing copies older than it.
+    let delete = |id: &str| json!({ "delete": { "_id": id, "version": 1_750_000_000_000_123_i64, "version_type": "external_gte" } });
+    assert_eq!(requests[0].lines(), [delete("p-1"), delete("p-9")]);
 }
 
 #[tokio::test]
 async fn opensearch_delete_reports_failed_items_but_not_unknown_ids() {
     let stub = Stub::start([(200, bulk_answer(&[("delete", "p-9", 404), ("delete", "p-2", 429)]))]).await;
-    let cause = backend_cause(stub.index().delete(vec!["p-9".into(), "p-2".into()]).await.unwrap_err());
+    let cause = backend_cause(stub.index().delete(vec!["p-9".into(), "p-2".into()], 1).await.unwrap_err());
     assert!(cause.contains("1 items failed") && cause.contains("p-2 status 429"), "{cause}");
 }
 
@@ -320,7 +375,7 @@ async fn opensearch_empty_batches_send_nothing() {
     let stub = Stub::start([]).await;
     let index = stub.index();
     index.upsert(Vec::new()).await.unwrap();
-    index.delete(Vec::new()).await.unwrap();
+    index.delete(Vec::new(), 1).await.unwrap();
     assert!(stub.requests().is_empty());
 }
 
@@ -482,7 +537,7 @@ async fn opensearch_an_error_answer_becomes_a_backend_error() {
 }
 
 #[tokio::test]
-async fn opensearch_count_clear_and_ping_use_their_endpoints() {
+async fn opensearch_count_sweep_and_ping_use_their_endpoints() {
     let stub = Stub::start([
         (200, json!({ "count": 7, "_shards": shards() })),
         (
@@ -499,7 +554,7 @@ async fn opensearch_count_clear_and_ping_use_their_endpoints() {
     .await;
     let index = stub.index();
     assert_eq!(index.count().await.unwrap(), 7);
-    index.clear().await.unwrap();
+    index.sweep(1_750_000_000_000_000).await.unwrap();
     index.ping().await.unwrap();
 
     let requests = stub.requests();
@@ -507,7 +562,10 @@ async fn opensearch_count_clear_and_ping_use_their_endpoints() {
     assert_eq!((&requests[1].method, requests[1].path.as_str()), (&Method::POST, "/products/_delete_by_query"));
     assert_eq!(requests[1].query.get("refresh").map(String::as_str), Some("true"));
     assert_eq!(requests[1].query.get("conflicts").map(String::as_str), Some("proceed"));
-    assert_eq!(requests[1].json(), json!({ "query": { "match_all": {} } }));
+    assert_eq!(
+        requests[1].json(),
+        json!({ "query": { "range": { "indexed_at": { "lt": 1_750_000_000_000_000_i64 } } } })
+    );
     assert_eq!((&requests[2].method, requests[2].path.as_str()), (&Method::HEAD, "/"));
 }
 
@@ -537,4 +595,56 @@ async fn opensearch_an_unreachable_node_fails_the_ping() {
     let index = OpenSearchIndex::new(&url, "products").unwrap();
     let cause = backend_cause(index.ping().await.unwrap_err());
     assert!(cause.contains("ping: no answer"), "{cause}");
+}
+
+#[tokio::test]
+async fn opensearch_a_stock_change_whose_index_write_failed_is_indexed_on_redelivery() {
+    use platform::events::{Event, EventHandler, HandlerError};
+    use shop_product::indexer::{Indexer, TreeCache};
+    use shop_product::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
+    use shop_product::store::{CategoryStore, ProductStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = platform::sqlite::Db::open(dir.path().join("product.db")).unwrap();
+    db.migrate(platform::sqlite::PLATFORM_MIGRATIONS).unwrap();
+    db.migrate(shop_product::MIGRATIONS).unwrap();
+    let categories: Arc<dyn CategoryStore> = Arc::new(SqliteCategoryStore::new(db.clone()));
+    let kitchen = shop_product::domain::category::Category {
+        id: "c-kitchen".into(),
+        name: "Kitchen".into(),
+        parent_id: None,
+        slug: "kitchen".into(),
+    };
+    categories.insert(&kitchen).await.unwrap();
+    let products: Arc<dyn ProductStore> = Arc::new(SqliteProductStore::new(db));
+    let input = serde_json::from_value(json!({"name": "Kettle", "brand": "Copperleaf", "category_id": "c-kitchen",
+        "price": {"amount": 3900, "currency": "USD"}, "variants": [{"sku": "K-1"}]}))
+    .unwrap();
+    let mut v = platform::http::Validator::new();
+    let kettle =
+        shop_product::domain::product::build(input, "k1".into(), vec![], false, chrono::Utc::now(), &mut v).unwrap();
+    products.insert(&kettle, &shop_product::domain::product::upserted(&kettle)).await.unwrap();
+
+    // The engine is down for the first write, then answers.
+    let stub = Stub::start([
+        (503, error_body(503, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master]")),
+        (200, bulk_answer(&[("index", "k1", 200)])),
+    ])
+    .await;
+    let indexer = Indexer::new(products.clone(), Arc::new(TreeCache::new(categories)), Arc::new(stub.index()));
+    let stock = Event::new("inventory.changed.v1", "inventory", json!({"sku": "K-1", "available": 4, "version": 1}));
+    assert!(matches!(indexer.handle(&stock).await, Err(HandlerError::Retry(_))), "the event is retried");
+    assert!(products.get("k1").await.unwrap().unwrap().in_stock, "the store committed the stock status");
+    // Redelivered, the store has nothing new to record: the product is indexed as it stands anyway.
+    indexer.handle(&stock).await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 2);
+    for bulk in &requests {
+        let lines = bulk.lines();
+        assert_eq!(lines[0]["index"]["_id"], "k1");
+        assert_eq!(lines[1]["in_stock"], true, "{lines:?}");
+    }
+    let revision = products.get("k1").await.unwrap().unwrap().revision;
+    assert_eq!(requests[1].lines()[0]["index"]["version"], revision, "at the store's revision");
 }
