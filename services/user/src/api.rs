@@ -26,7 +26,7 @@ use crate::domain::{Account, totp};
 #[openapi(
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, cognito::cognito_sign_in,
-        profile::get_me, profile::update_me, profile::change_password, verify_email::verify_email,
+        profile::get_me, profile::update_me, profile::change_password, verify_email::verify_email, verify_email::resend,
         addresses::list_addresses, addresses::add_address, addresses::delete_address,
         password_reset::request_password_reset, password_reset::confirm_password_reset,
         mfa::setup, mfa::verify,
@@ -35,7 +35,7 @@ use crate::domain::{Account, totp};
     ),
     components(schemas(
         auth::RegisterRequest, auth::LoginRequest, auth::RefreshRequest, auth::TokenResponse, cognito::CognitoSignIn,
-        profile::UpdateProfileRequest, profile::ChangePasswordRequest, verify_email::VerifyEmailRequest, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
+        profile::UpdateProfileRequest, profile::ChangePasswordRequest, verify_email::VerifyEmailRequest, profile::Profile, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
         addresses::AddressList, password_reset::PasswordResetRequest, password_reset::PasswordResetConfirm,
         mfa::MfaSetupResponse, mfa::MfaVerifyRequest, admin::UserList, platform::auth::Role,
     )),

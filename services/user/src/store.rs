@@ -52,6 +52,9 @@ pub trait UserStore: Send + Sync {
     async fn by_cognito_sub(&self, sub: &str) -> Result<Option<Account>, StoreError>;
     /// Marks the email of `user_id` verified, if it is still `email`; `false` otherwise.
     async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError>;
+    /// Writes `event` (a new verification email) to the outbox if `user_id` exists and its email is
+    /// not verified, in one transaction; `false` otherwise (nothing written).
+    async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError>;
     /// Binds the Cognito identity `sub` to `user_id` (unless another is bound) and marks its email
     /// verified; with `replace_password`, in the same transaction the password becomes that hash
     /// (one nobody knows), the second factor is dropped and every session ends (credentials

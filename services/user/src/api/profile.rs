@@ -6,12 +6,30 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use platform::auth::AuthUser;
 use platform::http::{ApiError, Json, Validator};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ClientIp;
 use super::auth::{Throttle, TokenResponse};
 use crate::AppState;
-use crate::domain::{User, check_password, password, validated_name};
+use crate::domain::{Account, User, check_password, password, validated_name};
+
+/// The signed-in user's profile: the user, and whether its email is proven.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Profile {
+    /// The user.
+    #[serde(flatten)]
+    pub user: User,
+    /// Whether the email was shown to be the owner's (the link of the verification email, or a
+    /// sign-in through a pool that verified it). Until then `POST /v1/users/me/verify-email` mails
+    /// a new link.
+    pub email_verified: bool,
+}
+
+impl From<Account> for Profile {
+    fn from(account: Account) -> Self {
+        Self { email_verified: account.email_verified, user: account.user }
+    }
+}
 
 /// `PATCH /v1/users/me`: the fields to change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -25,32 +43,32 @@ pub struct UpdateProfileRequest {
 /// The signed-in user's profile.
 #[utoipa::path(get, path = "/v1/users/me", tag = "auth", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The profile", body = User),
+        (status = 200, description = "The profile", body = Profile),
         (status = 401, description = "No valid access token", content_type = "application/problem+json"),
     ))]
-pub async fn get_me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<Json<User>, ApiError> {
-    Ok(Json(super::signed_in_account(&state, &claims).await?.user))
+pub async fn get_me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<Json<Profile>, ApiError> {
+    Ok(Json(super::signed_in_account(&state, &claims).await?.into()))
 }
 
 /// Changes the signed-in user's profile.
 #[utoipa::path(patch, path = "/v1/users/me", tag = "auth", request_body = UpdateProfileRequest, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The updated profile", body = User),
+        (status = 200, description = "The updated profile", body = Profile),
         (status = 422, description = "Invalid fields", content_type = "application/problem+json"),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     Json(body): Json<UpdateProfileRequest>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<Profile>, ApiError> {
     let mut v = Validator::new();
     let name = body.name.map(|name| validated_name(&name, "must not be empty", &mut v));
     v.finish()?;
-    let user = match name {
-        Some(name) => state.users.rename(&claims.sub, &name).await.map_err(ApiError::internal)?,
-        None => Some(super::signed_in_account(&state, &claims).await?.user),
-    };
-    Ok(Json(user.ok_or_else(super::account_gone)?))
+    if let Some(name) = name {
+        let renamed: Option<User> = state.users.rename(&claims.sub, &name).await.map_err(ApiError::internal)?;
+        renamed.ok_or_else(super::account_gone)?;
+    }
+    Ok(Json(super::signed_in_account(&state, &claims).await?.into()))
 }
 
 /// `POST /v1/users/me/password`.

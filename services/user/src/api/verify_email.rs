@@ -6,10 +6,13 @@
 //! (`KeyRing::seal`): only this service makes one, it opens with no store read, and it carries
 //! nothing a reader of the event store could use but to verify that email.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use platform::auth::AuthUser;
 use platform::events::Event;
 use platform::http::{ApiError, Json};
 use serde::Deserialize;
@@ -25,6 +28,12 @@ pub const VERIFY_LIFETIME: chrono::Duration = chrono::Duration::days(7);
 pub const REQUESTED: &str = "user.email_verification_requested.v1";
 
 const PURPOSE: &str = "verify-email";
+
+/// Verification emails one account may ask for again in [`RESEND_WINDOW`].
+pub const MAX_RESENDS: i64 = 5;
+
+/// The window of [`MAX_RESENDS`].
+pub const RESEND_WINDOW: Duration = Duration::from_secs(3600);
 
 /// `POST /v1/auth/verify-email`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -77,7 +86,37 @@ pub async fn verify_email(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The route.
+/// Mails the signed-in user a new verification link (the first one lost, or expired).
+#[utoipa::path(post, path = "/v1/users/me/verify-email", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A new link is on its way to the account's email"),
+        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        (status = 409, description = "The email is verified already", content_type = "application/problem+json"),
+        (status = 429, description = "Too many links asked for; try again later", content_type = "application/problem+json"),
+    ))]
+pub async fn resend(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<StatusCode, ApiError> {
+    let account = super::signed_in_account(&state, &claims).await?;
+    if account.email_verified {
+        return Err(ApiError::conflict("the email is verified already"));
+    }
+    // Counted before sending, so parallel requests cannot pass the limit: a mailbox is not flooded.
+    let key = format!("verify-mail:{}", account.user.id);
+    let sent = state.cache.increment(&key, 1, RESEND_WINDOW).await.map_err(ApiError::internal)?;
+    if sent > MAX_RESENDS {
+        let wait = state.cache.ttl(&key).await.map_err(ApiError::internal)?.unwrap_or(RESEND_WINDOW);
+        return Err(ApiError::too_many_requests(wait.as_secs()));
+    }
+    let event = request(&state, &account.user);
+    if !state.users.request_verification(&account.user.id, &event).await.map_err(ApiError::internal)? {
+        // Verified meanwhile (or the account is gone, which the sign-in check just saw it was not).
+        return Err(ApiError::conflict("the email is verified already"));
+    }
+    state.outbox.notify_one();
+    tracing::info!(user.id = %account.user.id, "verification email requested again");
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/auth/verify-email", post(verify_email))
+    Router::new().route("/v1/auth/verify-email", post(verify_email)).route("/v1/users/me/verify-email", post(resend))
 }

@@ -161,6 +161,22 @@ impl UserStore for PgUserStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        // Locked, so a verification committing meanwhile is seen.
+        let unverified = sqlx::query("SELECT 1 FROM users WHERE id = $1 AND NOT email_verified FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?
+            .is_some();
+        if unverified {
+            outbox_push(&mut tx, event).await.map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(unverified)
+    }
+
     async fn link_cognito(
         &self,
         user_id: &str,

@@ -154,6 +154,24 @@ impl UserStore for SqliteUserStore {
             .map_err(StoreError::backend)
     }
 
+    async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError> {
+        let (user_id, event) = (user_id.to_owned(), event.clone());
+        self.db
+            .transaction(move |tx| {
+                let unverified = tx
+                    .prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND NOT email_verified")?
+                    .query_row(params![user_id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if unverified {
+                    outbox_push(tx, &event)?;
+                }
+                Ok(unverified)
+            })
+            .await
+            .map_err(StoreError::backend)
+    }
+
     async fn link_cognito(
         &self,
         user_id: &str,

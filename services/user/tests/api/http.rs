@@ -105,6 +105,22 @@ impl App {
 
     /// The token of the newest email to `to` whose subject is `subject` (the embedded mail
     /// folder), waiting for the mailer.
+    /// The tokens of every email to `to` about `subject` so far.
+    pub(crate) fn mailed_tokens(&self, to: &str, subject: &str) -> std::collections::HashSet<String> {
+        let dir = self.dir.path().join("mail");
+        let mails: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+            .unwrap_or_default();
+        mails
+            .iter()
+            .filter(|m| m.contains(&format!("To: {to}")) && m.contains(subject))
+            .filter_map(|m| {
+                m.lines().map(str::trim).find(|l| l.starts_with("v1.") || (l.len() == 43 && !l.contains(' ')))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub(crate) async fn mailed_token(&self, to: &str, subject: &str) -> String {
         for _ in 0..200 {
             let dir = self.dir.path().join("mail");
@@ -205,6 +221,7 @@ api_suite!(
     a_password_change_signs_out_every_other_session,
     a_password_changed_in_the_store_alone_ends_older_sessions,
     registration_mails_a_link_that_verifies_the_email,
+    a_lost_verification_link_is_mailed_again_a_few_times_an_hour,
     logout_revokes_the_session,
     the_profile_is_read_and_changed_by_its_owner,
     the_address_book_belongs_to_its_owner,
@@ -416,8 +433,12 @@ async fn a_password_changed_in_the_store_alone_ends_older_sessions(app: &App) {
 }
 
 async fn registration_mails_a_link_that_verifies_the_email(app: &App) {
-    app.register("ada@example.com").await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
     assert!(!app.users.by_email("ada@example.com").await.unwrap().unwrap().email_verified);
+    let me = app.call("GET", "/v1/users/me", None, Some(&access)).await;
+    assert_eq!((me.status, &me.body["email_verified"]), (200, &json!(false)), "the profile says so");
+    assert_eq!(me.body["email"], "ada@example.com");
     let token = app.mailed_token("ada@example.com", "Confirm your email address").await;
     let verify = |token: &str| json!({"token": token});
     for junk in ["junk", "v1.AAAA", &format!("{token}x")] {
@@ -431,6 +452,43 @@ async fn registration_mails_a_link_that_verifies_the_email(app: &App) {
         204,
         "again: still verified"
     );
+    let me = app.call("GET", "/v1/users/me", None, Some(&access)).await;
+    assert_eq!(me.body["email_verified"], true);
+    let resend = app.call("POST", "/v1/users/me/verify-email", None, Some(&access)).await;
+    assert_eq!(resend.status, 409, "verified: no new link");
+    assert_eq!(
+        app.call("PATCH", "/v1/users/me", Some(json!({"name": "Ada L."})), Some(&access)).await.body["email_verified"],
+        true
+    );
+}
+
+async fn a_lost_verification_link_is_mailed_again_a_few_times_an_hour(app: &App) {
+    let registered = app.register("bob@example.com").await;
+    let access = token(&registered, "access_token");
+    let first = app.mailed_token("bob@example.com", "Confirm your email address").await;
+    assert_eq!(app.call("POST", "/v1/users/me/verify-email", None, None).await.status, 401);
+    let statuses: Vec<u16> =
+        futures::future::join_all((0..8).map(|_| app.call("POST", "/v1/users/me/verify-email", None, Some(&access))))
+            .await
+            .iter()
+            .map(|reply| reply.status)
+            .collect();
+    let sent = statuses.iter().filter(|s| **s == 202).count();
+    assert_eq!(sent, 5, "five links an hour, even asked for at once: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    // Any of the links verifies: the newest, or the first.
+    let mut tokens = std::collections::HashSet::new();
+    for _ in 0..200 {
+        tokens = app.mailed_tokens("bob@example.com", "Confirm your email address");
+        if tokens.len() == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(tokens.len(), 6, "the first mail and five more, each its own link");
+    let newest = tokens.iter().find(|t| **t != first).unwrap().clone();
+    assert_eq!(app.call("POST", "/v1/auth/verify-email", Some(json!({"token": newest})), None).await.status, 204);
+    assert!(app.users.by_email("bob@example.com").await.unwrap().unwrap().email_verified);
 }
 
 async fn logout_revokes_the_session(app: &App) {
