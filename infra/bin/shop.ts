@@ -63,6 +63,7 @@ const services = new ServicesStack(app, name('Services'), {
   assetsBucket: edge.assetsBucket,
   assetsKey: edge.contentKey,
   gatewayToken: edge.gatewayToken,
+  edgeToken: edge.edgeToken,
   cdnBaseUrl: edge.cdnBaseUrl,
   shopperPool: edge.shopperPool,
 });

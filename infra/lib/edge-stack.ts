@@ -29,6 +29,13 @@ export interface EdgeStackProps extends cdk.StackProps {
 
 /** Header API Gateway adds to admin requests; the ALB forwards `/admin/*` only when it is present. */
 export const GATEWAY_HEADER = 'X-Shop-Gateway';
+/**
+ * Header CloudFront and API Gateway add to every request they send the ALB, holding the edge
+ * token: the services read the viewer's address past the edge only on requests that carry it
+ * (`SHOP_EDGE_SECRET`), so a caller going to the ALB directly cannot write its own address into
+ * `X-Forwarded-For` (login throttles, limits). Both edges overwrite a value a viewer sends.
+ */
+export const EDGE_HEADER = 'X-Shop-Edge';
 /** Header that carries the shop's own access token on routes where `Authorization` holds the gateway credential. */
 export const SHOP_TOKEN_HEADER = 'X-Shop-Authorization';
 
@@ -72,6 +79,8 @@ export class EdgeStack extends cdk.Stack {
   readonly contentKey: kms.Key;
   /** Shared secret API Gateway sends to the ALB on admin routes. */
   readonly gatewayToken: secretsmanager.Secret;
+  /** Shared secret both edges send the ALB on every request ({@link EDGE_HEADER}). */
+  readonly edgeToken: secretsmanager.Secret;
   /** Route 53 health checks of each service's `/ready` through the ALB. */
   readonly readinessChecks = {} as Record<ServiceName, route53.HealthCheck>;
   /** `api.<domain>`: the ALB's public name (CloudFront and API Gateway origin, JWKS URL). */
@@ -233,10 +242,17 @@ function handler(event) {
     });
     const staticOrigin = new OacBucketOrigin(this.staticBucket, oac);
     const assetsOrigin = new OacBucketOrigin(this.assetsBucket, oac);
+    this.edgeToken = new secretsmanager.Secret(this, 'EdgeToken', {
+      secretName: `shop/${env}/edge-token`,
+      description: `Value of ${EDGE_HEADER}: CloudFront and API Gateway send it on every request; the services trust X-Forwarded-For past the ALB only with it`,
+      encryptionKey: secretsKey,
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+    });
     const albOrigin = new origins.HttpOrigin(this.apiHostname, {
       protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
       originSslProtocols: [cloudfront.OriginSslPolicy.TLS_V1_2],
       readTimeout: cdk.Duration.seconds(30),
+      customHeaders: { [EDGE_HEADER]: this.edgeToken.secretValue.unsafeUnwrap() },
     });
     const yearCache = new cloudfront.CachePolicy(this, 'YearCache', {
       cachePolicyName: `shop-${env}-s3-1y`,
@@ -446,7 +462,10 @@ function handler(event) {
     type Auth = 'public' | 'shopper' | 'admin';
     const route = (resource: apigw.IResource, backendPath: string, auth: Auth, httpMethod = 'ANY', cacheByPath = false) => {
       const greedy = backendPath.includes('{proxy}');
-      const integrationParams: Record<string, string> = {};
+      // Every route proves it came through the gateway (see EDGE_HEADER).
+      const integrationParams: Record<string, string> = {
+        [`integration.request.header.${EDGE_HEADER}`]: `'${this.edgeToken.secretValue.unsafeUnwrap()}'`,
+      };
       const methodParams: Record<string, boolean> = {};
       if (greedy) {
         integrationParams['integration.request.path.proxy'] = 'method.request.path.proxy';

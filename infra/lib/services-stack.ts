@@ -37,6 +37,8 @@ export interface ServicesStackProps extends cdk.StackProps {
   readonly assetsBucket: s3.IBucket;
   readonly assetsKey: kms.IKey;
   readonly gatewayToken: secretsmanager.ISecret;
+  /** The token CloudFront and API Gateway send on every request (`X-Shop-Edge`). */
+  readonly edgeToken: secretsmanager.ISecret;
   /** `https://<domain>` (CloudFront). */
   readonly cdnBaseUrl: string;
   /** The shoppers' Cognito user pool (issuer URL and app client), for sign-in with its ID tokens. */
@@ -239,10 +241,12 @@ export class ServicesStack extends cdk.Stack {
       SHOP_LOG_FORMAT: 'json',
       // Business metrics as Embedded Metric Format records: the dashboards' and alarms' source.
       SHOP_METRICS_EMF: 'true',
-      // Every request reaches a task through two proxies that append to X-Forwarded-For: CloudFront
-      // (the viewer) or API Gateway (the caller), then the ALB (the edge's own address). The viewer
-      // is the second entry from the right; anything further left is the client's to write. One
-      // hop would count every shopper behind one edge as one client (login throttling, rate limits).
+      // A request through the edge reaches a task past two proxies that append to X-Forwarded-For:
+      // CloudFront (the viewer) or API Gateway (the caller), then the ALB (the edge's own address).
+      // The viewer is the second entry from the right; anything further left is the client's to
+      // write. One hop would count every shopper behind one edge as one client (login throttling,
+      // rate limits). A request straight to the ALB (api.<domain>) passed one proxy only: without
+      // the edge token (SHOP_EDGE_SECRET, below) it is read as such, so it cannot pose as a viewer.
       SHOP_TRUSTED_PROXY_HOPS: '2',
       SHOP_EVENT_BUS: 'sqs',
       SHOP_SQS_QUEUE_PREFIX: 'shop-',
@@ -272,6 +276,7 @@ export class ServicesStack extends cdk.Stack {
     );
     const secrets: Record<string, ecs.Secret> = {
       SHOP_REDIS_URL: secretRef('RedisUrl', data.secrets.redisUrl),
+      SHOP_EDGE_SECRET: secretRef('EdgeSecret', props.edgeToken),
     };
     // Service discovery; the user service's URL also gives the others its JWKS
     // (`/.well-known/jwks.json`) inside the VPC.

@@ -161,6 +161,17 @@ function check(env: string): number {
   const orderTask = taskDefs.find((t) => t.Properties?.Family === `shop-${env}-order`)!.Properties!.ContainerDefinitions[0];
   const hops = orderTask.Environment.find((e: any) => e.Name === 'SHOP_TRUSTED_PROXY_HOPS')?.Value;
   ok(userEnv('SHOP_TRUSTED_PROXY_HOPS') === '2' && hops === '2', 'the viewer address is read past CloudFront/API Gateway and the ALB');
+  // ... but only on requests that came through an edge: both edges send the edge token on every
+  // request, and every service holds it, so a caller straight to the ALB cannot pose as a viewer.
+  const edgeSecret = (family: string) => taskDefs.find((t) => t.Properties?.Family === `shop-${env}-${family}`)!
+    .Properties!.ContainerDefinitions[0].Secrets.find((s: any) => s.Name === 'SHOP_EDGE_SECRET');
+  ok(SERVICES.every((spec) => edgeSecret(spec.name)), 'every service knows the edge token');
+  const albOrigins = dist.Origins.filter((o: any) => o.CustomOriginConfig);
+  ok(albOrigins.length > 0 && albOrigins.every((o: any) => (o.OriginCustomHeaders ?? []).some((h: any) => h.HeaderName === 'X-Shop-Edge')),
+    'CloudFront sends the edge token to the ALB');
+  const integrations = of('AWS::ApiGateway::Method').map((m) => m.Properties!.Integration).filter((i: any) => i?.Type === 'HTTP_PROXY');
+  ok(integrations.length > 0 && integrations.every((i: any) => i.RequestParameters?.['integration.request.header.X-Shop-Edge']),
+    'API Gateway sends the edge token on every route');
 
   // Observability: dashboard, the listed alarms, billing.
   ok(of('AWS::CloudWatch::Dashboard').length === 1, 'dashboard');

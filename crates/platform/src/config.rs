@@ -137,6 +137,11 @@ pub struct Config {
     /// A header a trusted edge sets to the viewer's own address (`SHOP_CLIENT_ADDRESS_HEADER`, e.g.
     /// `cloudfront-viewer-address`), preferred over `X-Forwarded-For` when a request carries it.
     pub client_address_header: Option<String>,
+    /// The secret trusted edges (CloudFront, API Gateway) send in `X-Shop-Edge` (`SHOP_EDGE_SECRET`).
+    /// When set, only a request carrying it is read past `trusted_proxy_hops` proxies and by the
+    /// client-address header: any other came to the load balancer directly, which is the one proxy
+    /// it passed, so what it wrote in `X-Forwarded-For` is not believed.
+    pub edge_secret: Option<SecretString>,
     /// How long shutdown waits for in-flight requests and consumers (`SHOP_SHUTDOWN_GRACE_MS`).
     pub shutdown_grace_ms: u64,
 
@@ -281,6 +286,7 @@ impl Default for Config {
             rate_limit_burst: 200,
             trusted_proxy_hops: 0,
             client_address_header: None,
+            edge_secret: None,
             shutdown_grace_ms: 20_000,
             event_bus: BusBackend::Sqlite,
             sqs_queue_prefix: "shop-".into(),
@@ -610,8 +616,11 @@ mod tests {
     fn secrets_are_not_printed() {
         Jail::expect_with(|jail| {
             jail.set_env("SHOP_REDIS_URL", "redis://:hunter2@127.0.0.1");
+            jail.set_env("SHOP_EDGE_SECRET", "edge-hunter3");
             let config = Config::load().unwrap();
             assert!(!format!("{config:?}").contains("hunter2"));
+            assert!(!format!("{config:?}").contains("hunter3"));
+            assert!(config.edge_secret.is_some());
             Ok(())
         });
     }

@@ -11,6 +11,8 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use sha2::Digest as _;
+
 use super::error::ApiError;
 
 const SHARDS: usize = 16;
@@ -28,6 +30,9 @@ pub struct RateLimits {
     pub client: ClientAddress,
 }
 
+/// The header a trusted edge proves itself with (see [`ClientAddress::edge_secret`]).
+pub const EDGE_HEADER: &str = "x-shop-edge";
+
 /// How a service reads its client's address: the peer's; the one a trusted edge writes in a header
 /// of its own (CloudFront's `CloudFront-Viewer-Address`: `ip:port`); or, behind proxies that each
 /// append the address they saw to `X-Forwarded-For`, the entry that many from the right (entries
@@ -38,19 +43,42 @@ pub struct ClientAddress {
     pub trusted_proxy_hops: u8,
     /// The edge's header naming the viewer, preferred when present.
     pub header: Option<String>,
+    /// The SHA-256 of the secret the edges send in [`EDGE_HEADER`], when the load balancer is
+    /// reachable without them too: a request without it passed one proxy only (the load balancer),
+    /// and is read as such, so a caller going round the edge cannot write its own address.
+    pub edge_secret: Option<[u8; 32]>,
 }
 
 impl ClientAddress {
     /// The rule a configuration names.
     pub fn from_config(config: &crate::Config) -> Self {
+        use secrecy::ExposeSecret;
         Self {
             trusted_proxy_hops: config.trusted_proxy_hops,
             header: config.client_address_header.as_ref().map(|h| h.to_ascii_lowercase()),
+            edge_secret: config
+                .edge_secret
+                .as_ref()
+                .filter(|secret| !secret.expose_secret().is_empty())
+                .map(|secret| sha2::Sha256::digest(secret.expose_secret().as_bytes()).into()),
         }
+    }
+
+    /// Whether a request with `headers` came through a trusted edge (always, without a secret).
+    fn through_edge(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(expected) = &self.edge_secret else { return true };
+        // Digests compared, so the time taken says nothing about the secret.
+        headers.get(EDGE_HEADER).is_some_and(|sent| {
+            let sent: [u8; 32] = sha2::Sha256::digest(sent.as_bytes()).into();
+            &sent == expected
+        })
     }
 
     /// The client's address of a request from `peer` with `headers`.
     pub fn of(&self, headers: &axum::http::HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        if !self.through_edge(headers) {
+            return client_ip(headers, peer, self.trusted_proxy_hops.min(1));
+        }
         let named = self.header.as_deref().and_then(|name| headers.get(name)).and_then(|v| v.to_str().ok());
         if let Some(address) = named.and_then(parse_viewer_address) {
             return Some(address);
@@ -167,7 +195,11 @@ mod tests {
 
     #[test]
     fn an_edge_header_names_the_viewer_and_ipv6_counts_by_its_64() {
-        let rule = ClientAddress { trusted_proxy_hops: 1, header: Some("cloudfront-viewer-address".into()) };
+        let rule = ClientAddress {
+            trusted_proxy_hops: 1,
+            header: Some("cloudfront-viewer-address".into()),
+            edge_secret: None,
+        };
         let peer: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
         let mut headers = axum::http::HeaderMap::new();
         headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
@@ -190,11 +222,40 @@ mod tests {
         assert_eq!(bucket("192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 
+    #[test]
+    fn with_an_edge_secret_only_the_edge_is_read_past_the_load_balancer() {
+        let mut config = crate::Config {
+            trusted_proxy_hops: 2,
+            client_address_header: Some("CloudFront-Viewer-Address".into()),
+            edge_secret: Some("s3cret-of-the-edges".to_owned().into()),
+            ..Default::default()
+        };
+        let rule = ClientAddress::from_config(&config);
+        let peer: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
+        // Through CloudFront: the viewer it appended, or the address it names.
+        let mut edge = axum::http::HeaderMap::new();
+        edge.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7, 130.176.0.1".parse().unwrap());
+        edge.insert(EDGE_HEADER, "s3cret-of-the-edges".parse().unwrap());
+        assert_eq!(rule.of(&edge, peer), Some("203.0.113.7".parse().unwrap()));
+        edge.insert("cloudfront-viewer-address", "198.51.100.10:443".parse().unwrap());
+        assert_eq!(rule.of(&edge, peer), Some("198.51.100.10".parse().unwrap()));
+        // Straight to the load balancer, writing the headers an edge would: only the balancer's
+        // own entry counts, whatever else the caller wrote.
+        let mut direct = edge.clone();
+        direct.remove(EDGE_HEADER);
+        assert_eq!(rule.of(&direct, peer), Some("130.176.0.1".parse().unwrap()));
+        direct.insert(EDGE_HEADER, "a guess".parse().unwrap());
+        assert_eq!(rule.of(&direct, peer), Some("130.176.0.1".parse().unwrap()), "a wrong secret is no edge");
+        // Without a secret configured, every request is read as through the edge (as before).
+        config.edge_secret = None;
+        assert_eq!(ClientAddress::from_config(&config).of(&direct, peer), Some("198.51.100.10".parse().unwrap()));
+    }
+
     fn limiter(hops: u8) -> RateLimiter {
         RateLimiter::new(RateLimits {
             per_second: 2,
             burst: 3,
-            client: ClientAddress { trusted_proxy_hops: hops, header: None },
+            client: ClientAddress { trusted_proxy_hops: hops, header: None, edge_secret: None },
         })
     }
 
