@@ -232,7 +232,7 @@ impl TokenVerifier {
                 }
                 // Unknown kid (the issuer rotated) or a stale set: fetch again, within the cooldown.
                 if let Err(error) = self.refresh(url, client, unknown).await {
-                    tracing::warn!(error = %crate::http::error::cause_chain(&error), "JWKS fetch failed");
+                    tracing::warn!(error = %crate::error::cause_chain(&error), "JWKS fetch failed");
                 }
                 self.lookup(kid).0.ok_or(AuthError::UnknownKey)
             }

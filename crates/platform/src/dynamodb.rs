@@ -423,7 +423,7 @@ impl crate::http::ops::ReadinessCheck for TableCheck {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::http::error::cause_chain(&e))
+            .map_err(|e| crate::error::cause_chain(&e))
     }
 }
 

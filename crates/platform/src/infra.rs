@@ -308,7 +308,7 @@ impl ReadinessCheck for BusCheck {
         "event_bus"
     }
     async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| crate::http::error::cause_chain(&e))
+        self.0.ping().await.map_err(|e| crate::error::cause_chain(&e))
     }
 }
 
@@ -318,7 +318,7 @@ impl ReadinessCheck for CacheCheck {
         "cache"
     }
     async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| crate::http::error::cause_chain(&e))
+        self.0.ping().await.map_err(|e| crate::error::cause_chain(&e))
     }
 }
 
@@ -328,7 +328,7 @@ impl ReadinessCheck for ObjectsCheck {
         "object_store"
     }
     async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| crate::http::error::cause_chain(&e))
+        self.0.ping().await.map_err(|e| crate::error::cause_chain(&e))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod contracts;
 pub mod dynamodb;
+pub mod error;
 pub mod events;
 pub mod http;
 pub mod infra;
@@ -24,6 +25,8 @@ pub mod postgres;
 pub mod sku;
 pub mod sqlite;
 pub mod telemetry;
+/// Test support, built only for tests (the `testing` feature): never part of a release binary.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use config::Config;

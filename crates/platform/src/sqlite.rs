@@ -482,7 +482,7 @@ impl ReadinessCheck for Db {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await
             .map(drop)
-            .map_err(|e| crate::http::error::cause_chain(&e))
+            .map_err(|e| crate::error::cause_chain(&e))
     }
 }
 

@@ -183,7 +183,7 @@ pub async fn sweep(
                 outbox.notify_one();
             }
             Err(error) => {
-                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not release expired reservations; will retry");
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not release expired reservations; will retry");
             }
         }
         tokio::select! {

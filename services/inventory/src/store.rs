@@ -20,10 +20,10 @@ use crate::domain::{LedgerEntry, Reservation, Stock};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The SKU has no stock record.
-    #[error("no SKU {0}")]
+    #[error("no SKU {0:?}")]
     UnknownSku(String),
     /// The change would leave fewer units on hand than are reserved (or fewer than none).
-    #[error("{sku} has {reserved} units reserved; it cannot have {on_hand} on hand")]
+    #[error("{sku} has {reserved} units reserved for orders; it cannot have {on_hand} on hand")]
     BelowReserved {
         /// The SKU.
         sku: String,
@@ -43,6 +43,18 @@ pub enum StoreError {
     /// The store itself failed.
     #[error("inventory store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl platform::error::Kinded for StoreError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::UnknownSku(_) => ErrorKind::NotFound,
+            Self::BelowReserved { .. } => ErrorKind::Conflict,
+            Self::TooMany { .. } => ErrorKind::Invalid { field: "delta" },
+            Self::Backend(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<platform::dynamodb::DynamoError> for StoreError {

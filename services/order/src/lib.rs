@@ -201,7 +201,7 @@ async fn abandoned_carts(
                 outbox.notify_one();
             }
             Err(error) => {
-                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not look for abandoned carts")
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not look for abandoned carts")
             }
         }
     }

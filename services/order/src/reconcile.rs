@@ -184,7 +184,7 @@ pub async fn run(orders: Arc<dyn OrderStore>, outbox: Arc<Notify>, every: Durati
             Ok(0) => {}
             Ok(_) => outbox.notify_one(),
             Err(error) => {
-                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not look for orders without a deadline")
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not look for orders without a deadline")
             }
         }
     }

@@ -431,7 +431,7 @@ pub async fn sweep(
                 outbox.notify_one();
             }
             Err(error) => {
-                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not sweep overdue orders")
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not sweep overdue orders")
             }
         }
         tokio::select! {

@@ -15,11 +15,21 @@ use crate::domain::Cart;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A cart may hold at most this many SKUs.
-    #[error("a cart holds at most {0} SKUs")]
+    #[error("a cart holds at most {0} different SKUs")]
     TooManyLines(usize),
     /// The store itself failed.
     #[error("cart store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl platform::error::Kinded for StoreError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::TooManyLines(_) => ErrorKind::Invalid { field: "sku" },
+            Self::Backend(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<platform::dynamodb::DynamoError> for StoreError {

@@ -175,7 +175,7 @@ async fn retry_refunds(payments: Payments, shutdown: tokio_util::sync::Cancellat
             Ok(0) => {}
             Ok(settled) => tracing::info!(settled, "settled refunds the provider had not confirmed"),
             Err(error) => {
-                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not retry pending refunds")
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not retry pending refunds")
             }
         }
     }
@@ -195,7 +195,7 @@ async fn reconcile(payments: Payments, shutdown: tokio_util::sync::CancellationT
             Ok(done) if done == Default::default() => {}
             Ok(done) => tracing::info!(repaired = done.repaired, reported = done.reported, "reconciled payments"),
             Err(error) => {
-                tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not reconcile payments")
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not reconcile payments")
             }
         }
     }

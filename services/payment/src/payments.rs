@@ -62,6 +62,18 @@ pub enum PaymentError {
     Unknown(String),
 }
 
+impl platform::error::Kinded for PaymentError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::Store(store) => store.kind(),
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Provider(_) | Self::State(_) => ErrorKind::Conflict,
+            Self::Unknown(_) => ErrorKind::NotFound,
+        }
+    }
+}
+
 fn provider_error(error: ProviderError) -> PaymentError {
     match error {
         ProviderError::Unavailable(_) => PaymentError::Unavailable(error),

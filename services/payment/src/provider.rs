@@ -27,6 +27,17 @@ pub enum ProviderError {
     Invalid(String),
 }
 
+impl platform::error::Kinded for ProviderError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::Refused(_) => ErrorKind::Conflict,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Invalid(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 /// An authorization the provider holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {

@@ -27,7 +27,7 @@ pub fn refunded_status(captured: i64, refunded: i64) -> PaymentStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A refund larger than what may still be refunded (or of a payment not charged).
-    #[error("at most {refundable} may be refunded")]
+    #[error("at most {refundable} may still be refunded")]
     NotRefundable {
         /// Minor units that may still be refunded.
         refundable: i64,
@@ -45,6 +45,18 @@ pub enum StoreError {
     /// The store itself failed.
     #[error("payment store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl platform::error::Kinded for StoreError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::NotRefundable { .. } => ErrorKind::Invalid { field: "amount" },
+            Self::RefundedMoved { .. } => ErrorKind::Conflict,
+            Self::UnknownPayment(_) => ErrorKind::NotFound,
+            Self::Backend(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<platform::sqlite::DbError> for StoreError {

@@ -230,7 +230,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     // are applied after (each re-reads the store), so the index ends in the store's state.
     infra.tasks.spawn(async move {
         if let Err(error) = reindex_if_empty(&rebuild).await {
-            tracing::error!(error = %platform::http::error::cause_chain(&error), "could not rebuild the search index");
+            tracing::error!(error = %platform::error::cause_chain(&error), "could not rebuild the search index");
         }
         consumer.run(shutdown).await;
     });
@@ -252,7 +252,7 @@ impl ReadinessCheck for SearchCheck {
     }
 
     async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| platform::http::error::cause_chain(&e))
+        self.0.ping().await.map_err(|e| platform::error::cause_chain(&e))
     }
 }
 

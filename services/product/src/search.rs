@@ -275,6 +275,14 @@ pub enum SearchError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl platform::error::Kinded for SearchError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        match self {
+            Self::Backend(_) => platform::error::ErrorKind::Internal,
+        }
+    }
+}
+
 impl SearchError {
     /// A backend failure from any error.
     pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {

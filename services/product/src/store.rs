@@ -14,13 +14,13 @@ use crate::domain::product::Product;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A category with this slug exists already.
-    #[error("slug {0} is taken")]
+    #[error("the slug {0} is taken")]
     DuplicateSlug(String),
     /// The named parent does not exist.
-    #[error("no category {0}")]
+    #[error("no category {0:?}")]
     UnknownParent(String),
     /// The product's category does not exist.
-    #[error("no category {0}")]
+    #[error("no category {0:?}")]
     UnknownCategory(String),
     /// A SKU belongs to another product.
     #[error("SKU {0} belongs to another product")]
@@ -28,6 +28,18 @@ pub enum StoreError {
     /// The store itself failed.
     #[error("catalog store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl platform::error::Kinded for StoreError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::DuplicateSlug(_) | Self::DuplicateSku(_) => ErrorKind::Conflict,
+            Self::UnknownParent(_) => ErrorKind::Invalid { field: "parent_id" },
+            Self::UnknownCategory(_) => ErrorKind::Invalid { field: "category_id" },
+            Self::Backend(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<platform::dynamodb::DynamoError> for StoreError {

@@ -64,7 +64,7 @@ pub fn router() -> Router<AppState> {
 
 /// The account a valid access token names; 401 when it was deleted since the token was issued.
 pub async fn signed_in_account(state: &AppState, claims: &Claims) -> Result<Account, ApiError> {
-    state.users.by_id(&claims.sub).await.map_err(ApiError::internal)?.ok_or_else(account_gone)
+    state.users.by_id(&claims.sub).await?.ok_or_else(account_gone)
 }
 
 /// Whether `code` is a valid TOTP code of `account`'s secret now, in a time step later than the last
@@ -73,7 +73,7 @@ pub async fn signed_in_account(state: &AppState, claims: &Claims) -> Result<Acco
 pub async fn accept_totp(state: &AppState, account: &Account, code: &str) -> Result<bool, ApiError> {
     let Some(secret) = account.mfa_secret.as_deref() else { return Ok(false) };
     match totp::verify(secret, code, chrono::Utc::now().timestamp(), account.mfa_last_step) {
-        Some(step) => state.users.use_mfa_step(&account.user.id, step).await.map_err(ApiError::internal),
+        Some(step) => Ok(state.users.use_mfa_step(&account.user.id, step).await?),
         None => Ok(false),
     }
 }

@@ -434,7 +434,7 @@ impl EventHandler for Mailer {
         );
         self.sink.deliver(&event.id, &to, &message).await.map_err(|e| {
             if e.is_permanent() {
-                HandlerError::Reject(platform::http::error::cause_chain(&e))
+                HandlerError::Reject(platform::error::cause_chain(&e))
             } else {
                 HandlerError::retry(e)
             }

@@ -14,11 +14,21 @@ use crate::domain::{Account, Address, User};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// An account with this email exists.
-    #[error("the email is taken")]
+    #[error("an account with this email exists")]
     EmailTaken,
     /// The store itself failed.
     #[error("user store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl platform::error::Kinded for StoreError {
+    fn kind(&self) -> platform::error::ErrorKind {
+        use platform::error::ErrorKind;
+        match self {
+            Self::EmailTaken => ErrorKind::Conflict,
+            Self::Backend(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 impl StoreError {

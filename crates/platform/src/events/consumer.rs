@@ -183,7 +183,7 @@ impl Consumer {
             }
             Err(HandlerError::Retry(error)) => {
                 let delay = backoff(delivery.receive_count);
-                tracing::warn!(error = %crate::http::error::cause_chain(error.as_ref()), receive_count = delivery.receive_count,
+                tracing::warn!(error = %crate::error::cause_chain(error.as_ref()), receive_count = delivery.receive_count,
                     retry_in_ms = delay.as_millis() as u64, "event handler failed; will retry");
                 self.bus.nack(delivery, delay).await?;
                 "retry"
@@ -201,7 +201,7 @@ impl Consumer {
     /// Runs until `shutdown`: the batch being handled is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         if let Err(error) = self.bus.ensure_queue(&self.queue).await {
-            tracing::error!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "cannot make the queue");
+            tracing::error!(queue = %self.queue, error = %crate::error::cause_chain(&error), "cannot make the queue");
         }
         loop {
             if shutdown.is_cancelled() {
@@ -219,11 +219,11 @@ impl Consumer {
             match deliveries {
                 Ok(deliveries) => {
                     if let Err(error) = self.handle_all(deliveries).await {
-                        tracing::warn!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "could not settle a message");
+                        tracing::warn!(queue = %self.queue, error = %crate::error::cause_chain(&error), "could not settle a message");
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(queue = %self.queue, error = %crate::http::error::cause_chain(&error), "receive failed; backing off");
+                    tracing::warn!(queue = %self.queue, error = %crate::error::cause_chain(&error), "receive failed; backing off");
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -126,7 +126,7 @@ impl OutboxRelay {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
             if let Err(error) = self.drain().await {
-                tracing::warn!(error = %crate::http::error::cause_chain(&error), "outbox relay could not publish; will retry");
+                tracing::warn!(error = %crate::error::cause_chain(&error), "outbox relay could not publish; will retry");
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -135,7 +135,7 @@ impl OutboxRelay {
             }
         }
         if let Err(error) = self.drain().await {
-            tracing::warn!(error = %crate::http::error::cause_chain(&error), "outbox left unpublished at shutdown");
+            tracing::warn!(error = %crate::error::cause_chain(&error), "outbox left unpublished at shutdown");
         }
     }
 }

@@ -11,6 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::error::{ErrorKind, Kinded, cause_chain};
+
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -101,6 +103,11 @@ impl ApiError {
     /// 409: the request conflicts with the current state (a taken email, a stale version).
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail)
+    }
+
+    /// 412: a condition the request set (`If-Match`) no longer holds.
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed").with_detail(detail)
     }
 
     /// 413: the body is larger than the limit.
@@ -234,16 +241,23 @@ impl StdError for ApiError {
     }
 }
 
-/// Writes an error and all its causes on one line: `a: b: c`.
-pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
+impl<E: Kinded> From<E> for ApiError {
+    /// The one answer of every port error: its kind picks the status, a client error tells its
+    /// message, and a server error keeps its cause for the log only.
+    fn from(error: E) -> Self {
+        match error.kind() {
+            ErrorKind::NotFound => Self::not_found(error.to_string()),
+            ErrorKind::Conflict => Self::conflict(error.to_string()),
+            ErrorKind::PreconditionFailed => Self::precondition_failed(error.to_string()),
+            ErrorKind::Invalid { field } => Self::invalid_field(field, error.to_string()),
+            ErrorKind::Unavailable => {
+                let mut answer = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable");
+                answer.source = Some(Box::new(error));
+                answer
+            }
+            ErrorKind::Internal => Self::internal(error),
+        }
     }
-    out
 }
 
 impl IntoResponse for ApiError {

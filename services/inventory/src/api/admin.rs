@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::domain::{LedgerEntry, MAX_ORDER_ID, Reservation, Stock};
-use crate::store::StoreError;
 
 /// Largest units on hand an admin may set, or adjust by.
 const MAX_UNITS: i64 = crate::store::MAX_ON_HAND;
@@ -125,18 +124,7 @@ pub async fn known_stock(state: &AppState, sku: &str) -> Result<Stock, ApiError>
     if !platform::sku::is_valid(sku) {
         return Err(not_found());
     }
-    state.store.get(sku).await.map_err(ApiError::internal)?.ok_or_else(not_found)
-}
-
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::UnknownSku(sku) => ApiError::not_found(format!("no SKU {sku:?}")),
-        StoreError::BelowReserved { sku, on_hand, reserved } => ApiError::conflict(format!(
-            "{sku} has {reserved} units reserved for orders; it cannot have {on_hand} on hand"
-        )),
-        StoreError::TooMany { .. } => ApiError::invalid_field("delta", error.to_string()),
-        other => ApiError::internal(other),
-    }
+    state.store.get(sku).await?.ok_or_else(not_found)
 }
 
 /// SKUs in pages; only those at or under their low-stock threshold with `low_stock=true`.
@@ -156,11 +144,7 @@ pub async fn list_stock(
     if params.cursor.as_deref().is_some_and(|cursor| !platform::sku::is_valid(cursor)) {
         return Err(ApiError::invalid_field("cursor", "is not a cursor this endpoint gave"));
     }
-    let stock = state
-        .store
-        .list(params.low_stock.unwrap_or(false), params.cursor.as_deref(), limit)
-        .await
-        .map_err(ApiError::internal)?;
+    let stock = state.store.list(params.low_stock.unwrap_or(false), params.cursor.as_deref(), limit).await?;
     let next_cursor = (stock.len() == limit).then(|| stock.last().map(|s| s.sku.clone())).flatten();
     Ok(Json(StockList { items: stock.into_iter().map(StockView::from).collect(), next_cursor }))
 }
@@ -204,11 +188,8 @@ pub async fn set_stock(
         v.check((0..=MAX_UNITS).contains(&threshold), "low_stock_threshold", "must be 0 to 1,000,000,000");
     }
     v.finish()?;
-    let stock = state
-        .store
-        .set(&sku, input.on_hand, input.low_stock_threshold, "stock set by an admin", &admin.sub)
-        .await
-        .map_err(store_error)?;
+    let stock =
+        state.store.set(&sku, input.on_hand, input.low_stock_threshold, "stock set by an admin", &admin.sub).await?;
     state.outbox.notify_one();
     Ok(Json(stock.into()))
 }
@@ -245,7 +226,7 @@ pub async fn adjust_stock(
     if !platform::sku::is_valid(&sku) {
         return Err(ApiError::not_found(format!("no SKU {sku:?}")));
     }
-    let stock = state.store.adjust(&sku, input.delta, reason, &admin.sub).await.map_err(store_error)?;
+    let stock = state.store.adjust(&sku, input.delta, reason, &admin.sub).await?;
     state.outbox.notify_one();
     Ok(Json(stock.into()))
 }
@@ -274,7 +255,7 @@ pub async fn get_ledger(
         ),
     };
     known_stock(&state, &sku).await?;
-    let items = state.store.ledger(&sku, before, limit).await.map_err(ApiError::internal)?;
+    let items = state.store.ledger(&sku, before, limit).await?;
     let next_cursor = (items.len() == limit).then(|| items.last().map(|e| e.seq.to_string())).flatten();
     Ok(Json(LedgerPage { items, next_cursor }))
 }
@@ -295,7 +276,7 @@ pub async fn get_reservation(
     if order_id.is_empty() || order_id.len() > MAX_ORDER_ID {
         return Err(ApiError::not_found(format!("no reservation for order {order_id:?}")));
     }
-    let reservation = state.store.reservation(&order_id).await.map_err(ApiError::internal)?;
+    let reservation = state.store.reservation(&order_id).await?;
     Ok(Json(reservation.ok_or_else(|| ApiError::not_found(format!("no reservation for order {order_id:?}")))?))
 }
 

@@ -772,7 +772,7 @@ impl InventoryStore for DynamoInventory {
             match self.expire_order(&order_id, now).await {
                 Ok(Some(reservation)) => expired.push(reservation),
                 Ok(None) => {}
-                Err(error) => tracing::warn!(order_id, error = %platform::http::error::cause_chain(&error),
+                Err(error) => tracing::warn!(order_id, error = %platform::error::cause_chain(&error),
                     "could not release an expired reservation; the next sweep tries again"),
             }
         }

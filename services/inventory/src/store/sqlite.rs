@@ -473,7 +473,7 @@ impl InventoryStore for SqliteInventory {
                         Ok(reservation) => reservation,
                         Err(error) => {
                             // Left held (and logged) rather than holding back every other expiry.
-                            tracing::error!(order_id, error = %platform::http::error::cause_chain(&error),
+                            tracing::error!(order_id, error = %platform::error::cause_chain(&error),
                                 "a held reservation does not read back; it is not released");
                             continue;
                         }

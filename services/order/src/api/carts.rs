@@ -14,7 +14,6 @@ use platform::http::{ApiError, Json, Path};
 use serde::Deserialize;
 
 use crate::domain::{Cart, CartResponse, MAX_LINES, MAX_QUANTITY, is_cart_id, new_cart_id, price};
-use crate::store::StoreError;
 use crate::{AppState, CURRENCY};
 
 /// `PUT …/items/{sku}`.
@@ -46,15 +45,6 @@ async fn respond(state: &AppState, cart: Cart) -> Result<Json<CartResponse>, Api
     Ok(Json(price(&cart, &catalog)))
 }
 
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::TooManyLines(max) => {
-            ApiError::invalid_field("sku", format!("a cart holds at most {max} different SKUs"))
-        }
-        other => ApiError::internal(other),
-    }
-}
-
 /// Checks a line change's quantity and SKU, before anything is read or written.
 fn check_line(sku: &str, quantity: i64) -> Result<(), ApiError> {
     if !(0..=MAX_QUANTITY).contains(&quantity) {
@@ -78,7 +68,7 @@ async fn set_line(state: &AppState, cart: &Cart, sku: &str, quantity: i64) -> Re
         return Err(ApiError::invalid_field("sku", format!("the catalog does not sell {sku:?}")));
     }
     let first_line = cart.lines.is_empty() && quantity > 0;
-    let cart = state.carts.set_quantity(&cart.id, sku, quantity, MAX_LINES).await.map_err(store_error)?;
+    let cart = state.carts.set_quantity(&cart.id, sku, quantity, MAX_LINES).await?;
     if first_line {
         platform::telemetry::emf::business(crate::NAME, "CartsCreated", 1.0, platform::telemetry::emf::Unit::Count)
             .record();
@@ -92,7 +82,7 @@ async fn guest_cart(state: &AppState, id: &str) -> Result<Cart, ApiError> {
     if !is_cart_id(id) {
         return Err(not_found());
     }
-    let cart = state.carts.get(id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    let cart = state.carts.get(id).await?.ok_or_else(not_found)?;
     if cart.owner_id.is_some() {
         return Err(not_found());
     }
@@ -104,7 +94,7 @@ async fn guest_cart(state: &AppState, id: &str) -> Result<Cart, ApiError> {
     responses((status = 201, description = "The new cart", body = CartResponse)))]
 pub async fn create_cart(State(state): State<AppState>) -> Result<(StatusCode, Json<CartResponse>), ApiError> {
     let cart = Cart::new(new_cart_id(), None, CURRENCY);
-    state.carts.create(&cart).await.map_err(ApiError::internal)?;
+    state.carts.create(&cart).await?;
     Ok((StatusCode::CREATED, respond(&state, cart).await?))
 }
 
@@ -148,7 +138,7 @@ pub async fn get_my_cart(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<CartResponse>, ApiError> {
-    let cart = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
+    let cart = state.carts.user_cart(&user.sub, CURRENCY).await?;
     respond(&state, cart).await
 }
 
@@ -167,7 +157,7 @@ pub async fn put_my_item(
     Json(input): Json<QuantityRequest>,
 ) -> Result<Json<CartResponse>, ApiError> {
     check_line(&sku, input.quantity)?;
-    let cart = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
+    let cart = state.carts.user_cart(&user.sub, CURRENCY).await?;
     set_line(&state, &cart, &sku, input.quantity).await
 }
 
@@ -185,7 +175,7 @@ pub async fn merge_cart(
     Json(input): Json<MergeRequest>,
 ) -> Result<Json<CartResponse>, ApiError> {
     let guest = guest_cart(&state, &input.cart_id).await?;
-    let mine = state.carts.user_cart(&user.sub, CURRENCY).await.map_err(ApiError::internal)?;
+    let mine = state.carts.user_cart(&user.sub, CURRENCY).await?;
     let mut skus: Vec<String> = guest.lines.iter().chain(&mine.lines).map(|(sku, _)| sku.clone()).collect();
     skus.sort_unstable();
     skus.dedup();
@@ -193,8 +183,7 @@ pub async fn merge_cart(
     let merged = state
         .carts
         .merge(&guest.id, &user.sub, CURRENCY, &caps, MAX_LINES)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found("no such cart"))?;
     respond(&state, merged).await
 }

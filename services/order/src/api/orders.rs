@@ -93,7 +93,7 @@ async fn visible(state: &AppState, user: &Claims, id: &str) -> Result<Order, Api
     if !is_order_id(id) {
         return Err(not_found());
     }
-    let order = state.orders.get(id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    let order = state.orders.get(id).await?.ok_or_else(not_found)?;
     if order.customer_id != user.sub && user.role != Role::Admin {
         return Err(not_found());
     }
@@ -132,7 +132,7 @@ pub async fn place_order(
             Json(Placement { id: order.id.clone(), status: order.status, total: order.total.clone() }),
         )
     };
-    if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await.map_err(ApiError::internal)? {
+    if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await? {
         if stored != hash {
             return Err(idempotency_key_reused());
         }
@@ -156,7 +156,7 @@ pub async fn place_order(
     for _ in 0..PLACE_ATTEMPTS {
         let cart =
             if from_store { state.carts.refresh(&input.cart_id).await } else { state.carts.get(&input.cart_id).await };
-        let cart = cart.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("no such cart"))?;
+        let cart = cart?.ok_or_else(|| ApiError::not_found("no such cart"))?;
         if cart.lines.is_empty() && !from_store {
             // An empty copy may be stale: the store decides.
             from_store = true;
@@ -168,7 +168,7 @@ pub async fn place_order(
         };
         let events = placing(&order);
         let cart = Some((input.cart_id.as_str(), version));
-        let placed = match state.orders.place(&order, key, &hash, cart, &events).await.map_err(ApiError::internal)? {
+        let placed = match state.orders.place(&order, key, &hash, cart, &events).await? {
             Placed::New(order) => {
                 state.outbox.notify_one();
                 metrics::counter!("orders_placed_total").increment(1);
@@ -184,7 +184,7 @@ pub async fn place_order(
         // The order emptied the cart: renew its copy (again, for a repeat whose first try stopped
         // short of it).
         if let Err(error) = state.carts.refresh(&input.cart_id).await {
-            tracing::warn!(error = %platform::http::error::cause_chain(&error), "could not renew an emptied cart's copy");
+            tracing::warn!(error = %platform::error::cause_chain(&error), "could not renew an emptied cart's copy");
         }
         return Ok(answer(&placed));
     }
@@ -218,7 +218,7 @@ async fn checkout(
     let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
     if skus.is_empty() {
         // A request with the same key may have placed the order (and emptied the cart) since.
-        if let Some((order, stored)) = state.orders.by_key(customer_id, key).await.map_err(ApiError::internal)? {
+        if let Some((order, stored)) = state.orders.by_key(customer_id, key).await? {
             return if stored == hash { Ok(Checkout::Answer(order)) } else { Err(idempotency_key_reused()) };
         }
         return Err(ApiError::invalid_field("cart_id", "the cart is empty"));
@@ -280,8 +280,7 @@ pub async fn get_label(
     let label = state
         .objects
         .get(&crate::saga::label_key(&order.id))
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found("the order has no label yet"))?;
     Ok((
         [
@@ -307,7 +306,7 @@ pub async fn list_orders(
 ) -> Result<Json<OrderList>, ApiError> {
     let limit = page_limit(params.limit)?;
     let cursor = cursor(params.cursor.as_deref())?;
-    let items = state.orders.by_customer(&user.sub, cursor, limit).await.map_err(ApiError::internal)?;
+    let items = state.orders.by_customer(&user.sub, cursor, limit).await?;
     Ok(Json(page(items, limit)))
 }
 
@@ -333,13 +332,13 @@ pub async fn cancel_order(
     let reason = "cancelled";
     let advance = compensating(OrderStatus::Cancelled, reason, state.step_timeout);
     let moved = state.orders.advance(&order.id, &from, &advance, &cancellation(&order, reason, None)).await;
-    match moved.map_err(ApiError::internal)? {
+    match moved? {
         Some(cancelled) => {
             state.outbox.notify_one();
             Ok(Json(cancelled))
         }
         None => {
-            let now = state.orders.get(&order.id).await.map_err(ApiError::internal)?.unwrap_or(order);
+            let now = state.orders.get(&order.id).await?.unwrap_or(order);
             Err(ApiError::conflict(format!("a {} order can no longer be cancelled", now.status.as_str())))
         }
     }
@@ -361,7 +360,7 @@ pub async fn admin_list_orders(
         .ok_or_else(|| ApiError::invalid_field("status", format!("{:?} is not an order status", params.status)))?;
     let limit = page_limit(params.limit)?;
     let cursor = cursor(params.cursor.as_deref())?;
-    let items = state.orders.by_status(status, cursor, limit).await.map_err(ApiError::internal)?;
+    let items = state.orders.by_status(status, cursor, limit).await?;
     Ok(Json(page(items, limit)))
 }
 
@@ -386,12 +385,7 @@ pub async fn deliver_order(
     // The audit still due keeps its deadline.
     let advance = Advance { steps: vec![(OrderStatus::Delivered, None)], deadline: order.deadline, label: None };
     let told = order_event(OrderEvent::DELIVERED, &order, OrderStatus::Delivered, None, None);
-    match state
-        .orders
-        .advance(&order.id, &[OrderStatus::Shipped], &advance, &[told])
-        .await
-        .map_err(ApiError::internal)?
-    {
+    match state.orders.advance(&order.id, &[OrderStatus::Shipped], &advance, &[told]).await? {
         Some(delivered) => {
             state.outbox.notify_one();
             Ok(Json(delivered))

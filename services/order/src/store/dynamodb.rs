@@ -721,7 +721,7 @@ impl CartStore for DynamoOrders {
                 Ok(true) => reported += 1,
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(cart = id, error = %platform::http::error::cause_chain(&error), "could not report an idle cart")
+                    tracing::warn!(cart = id, error = %platform::error::cause_chain(&error), "could not report an idle cart")
                 }
             }
         }

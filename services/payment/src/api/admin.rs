@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::domain::payment::{LogEntry, Payment, Refund};
 use crate::payments::PaymentError;
-use crate::store::{KeyClaim, StoreError};
+use crate::store::KeyClaim;
 
 /// The idempotency scope of refunds.
 const REFUND_SCOPE: &str = "admin-refund";
@@ -85,7 +85,7 @@ pub async fn list_payments(
     if params.order_id.is_empty() || params.order_id.len() > 128 {
         return Err(ApiError::invalid_field("order_id", "must be 1 to 128 characters"));
     }
-    let payment = state.payments.store().by_order(&params.order_id).await.map_err(ApiError::internal)?;
+    let payment = state.payments.store().by_order(&params.order_id).await?;
     Ok(Json(PaymentList { items: payment.into_iter().collect(), next_cursor: None }))
 }
 
@@ -107,9 +107,9 @@ pub async fn get_payment(
     if id.len() > 64 {
         return Err(not_found());
     }
-    let payment = store.get(&id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
-    let log = store.log(&id).await.map_err(ApiError::internal)?;
-    let refunds = store.refunds(&id).await.map_err(ApiError::internal)?;
+    let payment = store.get(&id).await?.ok_or_else(not_found)?;
+    let log = store.log(&id).await?;
+    let refunds = store.refunds(&id).await?;
     Ok(Json(PaymentDetail { payment, log, refunds }))
 }
 
@@ -138,7 +138,7 @@ pub async fn refund_payment(
     let canonical = serde_json::to_string(&input).expect("a request serializes");
     let hash = hex::encode(Sha256::digest(format!("{id}\n{canonical}").as_bytes()));
     let store = state.payments.store();
-    match store.claim_key(REFUND_SCOPE, key, &hash).await.map_err(ApiError::internal)? {
+    match store.claim_key(REFUND_SCOPE, key, &hash).await? {
         KeyClaim::New => {}
         KeyClaim::Done(status, body) => return Ok(stored_response(status, body)),
         KeyClaim::Mismatch => return Err(idempotency_key_reused()),
@@ -149,15 +149,15 @@ pub async fn refund_payment(
         // Kept: the same request gets the same answer.
         Ok(body) => {
             let body = serde_json::to_string(body).expect("a response serializes");
-            store.complete_key(REFUND_SCOPE, key, 200, &body).await.map_err(ApiError::internal)?;
+            store.complete_key(REFUND_SCOPE, key, 200, &body).await?;
         }
         // A conflict (nothing captured yet) may pass; every other refusal is the request's own.
         Err(error) if error.status().is_client_error() && error.status() != StatusCode::CONFLICT => {
             let body = serde_json::to_string(&error.problem()).expect("a problem serializes");
-            store.complete_key(REFUND_SCOPE, key, error.status().as_u16(), &body).await.map_err(ApiError::internal)?;
+            store.complete_key(REFUND_SCOPE, key, error.status().as_u16(), &body).await?;
         }
         // Not kept: the client may retry with the same key (and the refund carries on).
-        Err(_) => store.release_key(REFUND_SCOPE, key).await.map_err(ApiError::internal)?,
+        Err(_) => store.release_key(REFUND_SCOPE, key).await?,
     }
     answer.map(|body| Json(body).into_response())
 }
@@ -171,10 +171,9 @@ async fn refund(state: &AppState, id: &str, key: &str, input: &RefundRequest) ->
         return Err(ApiError::invalid_field("amount", "must be positive"));
     }
     let store = state.payments.store();
-    let payment = store.get(id).await.map_err(ApiError::internal)?;
+    let payment = store.get(id).await?;
     let payment = payment.ok_or_else(|| ApiError::not_found(format!("no payment {id:?}")))?;
-    let first_time =
-        store.get_refund(&crate::payments::refund_id(&payment.id, key)).await.map_err(ApiError::internal)?.is_none();
+    let first_time = store.get_refund(&crate::payments::refund_id(&payment.id, key)).await?.is_none();
     if first_time {
         if !payment.status.is_charged() && payment.refunded == 0 {
             return Err(ApiError::conflict(format!("a {} payment has nothing to refund", payment.status.as_str())));
@@ -187,7 +186,6 @@ async fn refund(state: &AppState, id: &str, key: &str, input: &RefundRequest) ->
     }
     match state.payments.refund(&payment, input.amount, reason, key, None).await {
         Ok((payment, refund)) => Ok(RefundResponse { refund, payment }),
-        Err(PaymentError::Store(StoreError::NotRefundable { refundable })) => Err(over_refund(refundable)),
         Err(PaymentError::Unavailable(_)) => {
             Err(ApiError::unavailable("the payment provider is unavailable; retry with the same Idempotency-Key"))
         }
@@ -195,7 +193,7 @@ async fn refund(state: &AppState, id: &str, key: &str, input: &RefundRequest) ->
             "refund-refused",
             format!("the payment provider refused the refund: {message}"),
         )),
-        Err(other) => Err(ApiError::internal(other)),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn get_payment(
     if id.len() > 64 {
         return Err(not_found());
     }
-    let payment = state.payments.store().get(&id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    let payment = state.payments.store().get(&id).await?.ok_or_else(not_found)?;
     if payment.customer_id != user.sub && user.role != Role::Admin {
         return Err(not_found());
     }

@@ -57,8 +57,7 @@ pub async fn stripe_webhook(
         PaymentError::Store(_) => ApiError::unavailable("the event could not be applied now"),
         other => ApiError::internal(other),
     })?;
-    let new =
-        state.payments.store().record_webhook("stripe", &event.id, &event.kind).await.map_err(ApiError::internal)?;
+    let new = state.payments.store().record_webhook("stripe", &event.id, &event.kind).await?;
     tracing::info!(stripe.event_id = %event.id, stripe.event_type = %event.kind, applied, duplicate = !new,
         "stripe webhook received");
     Ok(Json(WebhookAck { received: true, duplicate: !new }))

@@ -130,24 +130,18 @@ pub async fn create_image(
         format!("must be at most {} bytes", state.image_max_bytes).as_str(),
     );
     v.finish()?;
-    let mut product = state
-        .catalog
-        .products
-        .get(&id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such product"))?;
+    let mut product = state.catalog.products.get(&id).await?.ok_or_else(|| ApiError::not_found("no such product"))?;
     if product.images.len() >= crate::domain::product::MAX_IMAGES {
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
     // Under `images/`: the prefix the CDN serves and the product service may write on AWS.
     let key = format!("images/products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
-    let upload = state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await.map_err(ApiError::internal)?;
+    let upload = state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await?;
     let url = upload.public_url.clone();
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();
     let event = crate::domain::product::upserted(&product).with_trace(&trace);
-    if !state.catalog.products.replace(&product, &event).await.map_err(ApiError::internal)? {
+    if !state.catalog.products.replace(&product, &event).await? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);

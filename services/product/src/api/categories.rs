@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::domain::category::{Category, is_valid_slug, slugify};
-use crate::store::StoreError;
 
 /// The category tree, parents before children.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,7 +27,7 @@ pub struct CategoryList {
         (status = 304, description = "Not modified since the ETag sent in If-None-Match"),
     ))]
 pub async fn list_categories(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let items = state.catalog.categories.list().await.map_err(ApiError::internal)?;
+    let items = state.catalog.categories.list().await?;
     Ok(super::products::cached_json(&headers, &CategoryList { items }))
 }
 
@@ -65,12 +64,8 @@ pub async fn create_category(
     v.check(is_valid_slug(&slug), "slug", "must be lowercase letters and digits joined by single hyphens");
     v.finish()?;
     let category = Category { id: format!("cat-{slug}"), name, parent_id: input.parent_id, slug };
-    state.catalog.categories.insert(&category).await.map_err(|error| match error {
-        StoreError::DuplicateSlug(slug) => ApiError::conflict(format!("the slug {slug} is taken")),
-        StoreError::UnknownParent(id) => ApiError::invalid_field("parent_id", format!("no category {id:?}")),
-        other => ApiError::internal(other),
-    })?;
-    state.tree.refresh().await.map_err(ApiError::internal)?;
+    state.catalog.categories.insert(&category).await?;
+    state.tree.refresh().await?;
     Ok((StatusCode::CREATED, Json(category)))
 }
 

@@ -16,18 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::domain::product::{Product, ProductInput, ProductPatch, build};
-use crate::store::StoreError;
 
 /// How long clients and the CDN may reuse a product answer.
 const CACHE_CONTROL: &str = "public, max-age=60";
-
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::UnknownCategory(id) => ApiError::invalid_field("category_id", format!("no category {id:?}")),
-        StoreError::DuplicateSku(sku) => ApiError::conflict(format!("SKU {sku} belongs to another product")),
-        other => ApiError::internal(other),
-    }
-}
 
 /// Answers `body` as JSON with an `ETag`, or 304 when the client's `If-None-Match` matches it.
 pub fn cached_json(headers: &HeaderMap, body: &impl serde::Serialize) -> Response {
@@ -75,7 +66,7 @@ pub async fn get_product(
     if let Some((bytes, etag)) = state.pages.get(&id) {
         return Ok(respond(&headers, bytes, etag));
     }
-    let product = state.catalog.products.get(&id).await.map_err(ApiError::internal)?;
+    let product = state.catalog.products.get(&id).await?;
     let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
     let (bytes, etag) = rendered(&product);
     state.pages.put(&id, bytes.clone(), etag.clone());
@@ -100,7 +91,7 @@ pub async fn create_product(
     let product = build(input, id, Vec::new(), false, chrono::Utc::now(), &mut v);
     v.finish()?;
     let product = product.expect("validated");
-    state.catalog.products.insert(&product, &upserted(&product, &trace)).await.map_err(store_error)?;
+    state.catalog.products.insert(&product, &upserted(&product, &trace)).await?;
     state.pages.forget(&product.id);
     state.catalog.outbox.notify_one();
     // As stored: the store sets `in_stock` from the SKUs' known stock.
@@ -119,7 +110,7 @@ async fn save(
         build(input, current.id.clone(), current.images.clone(), current.in_stock, current.created_at, &mut v);
     v.finish()?;
     let product = product.expect("validated");
-    if !state.catalog.products.replace(&product, &upserted(&product, trace)).await.map_err(store_error)? {
+    if !state.catalog.products.replace(&product, &upserted(&product, trace)).await? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);
@@ -128,13 +119,7 @@ async fn save(
 }
 
 async fn current(state: &AppState, id: &str) -> Result<Product, ApiError> {
-    state
-        .catalog
-        .products
-        .get(id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such product"))
+    state.catalog.products.get(id).await?.ok_or_else(|| ApiError::not_found("no such product"))
 }
 
 /// Replaces a product.
@@ -179,7 +164,7 @@ pub async fn delete_product(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let event = crate::domain::product::deleted(&id).with_trace(&trace);
-    if !state.catalog.products.delete(&id, &event).await.map_err(ApiError::internal)? {
+    if !state.catalog.products.delete(&id, &event).await? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&id);

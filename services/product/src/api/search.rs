@@ -76,7 +76,7 @@ pub async fn parse(state: &AppState, params: SearchParams) -> Result<SearchQuery
     let category = match params.category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
         Some(key) => {
-            let tree = state.tree.get().await.map_err(ApiError::internal)?;
+            let tree = state.tree.get().await?;
             let id = tree.resolve(key).map(str::to_owned);
             v.check(id.is_some(), "category", "no such category");
             id
@@ -110,7 +110,7 @@ pub async fn search_products(
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
     let query = parse(&state, params).await?;
-    let page = state.index.search(&query).await.map_err(ApiError::internal)?;
+    let page = state.index.search(&query).await?;
     let results = SearchResults {
         items: page.items,
         total: page.total,

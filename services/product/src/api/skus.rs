@@ -46,12 +46,12 @@ pub async fn get_skus(
         return Err(ApiError::invalid_field("skus", format!("must name 1 to {MAX_SKUS} SKUs")));
     }
     let products = &state.catalog.products;
-    let owners = products.product_ids_of(&skus).await.map_err(ApiError::internal)?;
+    let owners = products.product_ids_of(&skus).await?;
     let mut ids: Vec<String> = owners.values().cloned().collect();
     ids.sort_unstable();
     ids.dedup();
     let found: HashMap<String, crate::domain::product::Product> =
-        products.get_many(&ids).await.map_err(ApiError::internal)?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        products.get_many(&ids).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
     let items = skus
         .iter()
         .filter_map(|sku| {

@@ -30,7 +30,7 @@ pub async fn list_addresses(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
 ) -> Result<Json<AddressList>, ApiError> {
-    let items = state.users.addresses(&claims.sub).await.map_err(ApiError::internal)?;
+    let items = state.users.addresses(&claims.sub).await?;
     Ok(Json(AddressList { items, next_cursor: None }))
 }
 
@@ -49,11 +49,11 @@ pub async fn add_address(
     let mut v = Validator::new();
     let address = body.validated(&mut v);
     v.finish()?;
-    if state.users.addresses(&claims.sub).await.map_err(ApiError::internal)?.len() >= MAX_ADDRESSES {
+    if state.users.addresses(&claims.sub).await?.len() >= MAX_ADDRESSES {
         return Err(ApiError::conflict(format!("an address book holds at most {MAX_ADDRESSES} addresses")));
     }
     let address = Address { id: uuid::Uuid::now_v7().to_string(), address };
-    state.users.add_address(&claims.sub, &address).await.map_err(ApiError::internal)?;
+    state.users.add_address(&claims.sub, &address).await?;
     Ok((StatusCode::CREATED, Json(address)))
 }
 
@@ -69,7 +69,7 @@ pub async fn delete_address(
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.users.delete_address(&claims.sub, &id).await.map_err(ApiError::internal)? {
+    if state.users.delete_address(&claims.sub, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no such address"))

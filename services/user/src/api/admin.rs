@@ -48,8 +48,7 @@ pub async fn search_users(
     v.check((1..=100).contains(&limit), "limit", "must be between 1 and 100");
     v.check(query.q.chars().count() <= 200, "q", "must be at most 200 characters");
     v.finish()?;
-    let mut items =
-        state.users.search(query.q.trim(), query.cursor.as_deref(), limit + 1).await.map_err(ApiError::internal)?;
+    let mut items = state.users.search(query.q.trim(), query.cursor.as_deref(), limit + 1).await?;
     let next_cursor = (items.len() > limit).then(|| {
         items.truncate(limit);
         items.last().map(|u| u.id.clone()).unwrap_or_default()

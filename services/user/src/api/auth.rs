@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::domain::{
     Account, User, check_password, hash_token, new_secret_token, normalize_email, password, validated_name,
 };
-use crate::store::{Rotation, Session, StoreError};
+use crate::store::{Rotation, Session};
 
 /// Sign-in attempts one address may make at one account in a window (and an account may have from
 /// anywhere before its guesses are slowed).
@@ -125,7 +125,7 @@ pub(crate) async fn sign_in_as_of(
 ) -> Result<TokenResponse, ApiError> {
     let (refresh_token, refresh_hash) = new_secret_token();
     let session = Session { family_id: family.to_string(), user_id: user.id.clone(), amr };
-    state.sessions.start(&session, &refresh_hash, refresh_expiry(state)).await.map_err(ApiError::internal)?;
+    state.sessions.start(&session, &refresh_hash, refresh_expiry(state)).await?;
     Ok(token_response(state, user, session, refresh_token))
 }
 
@@ -168,10 +168,7 @@ pub async fn register(
         cognito_sub: None,
     };
     let verification = super::verify_email::request(&state, &user);
-    state.users.create(&account, &[verification]).await.map_err(|e| match e {
-        StoreError::EmailTaken => ApiError::conflict("an account with this email exists"),
-        other => ApiError::internal(other),
-    })?;
+    state.users.create(&account, &[verification]).await?;
     state.outbox.notify_one();
     tracing::info!(user.id = %user.id, "account registered");
     Ok((StatusCode::CREATED, Json(sign_in(&state, user, vec!["pwd".into()]).await?)))
@@ -196,12 +193,12 @@ pub(crate) struct Throttle {
 
 /// Counts one more attempt under `key` (for the window); the count.
 async fn count(state: &AppState, key: &str) -> Result<i64, ApiError> {
-    state.cache.increment(key, 1, THROTTLE_WINDOW).await.map_err(ApiError::internal)
+    Ok(state.cache.increment(key, 1, THROTTLE_WINDOW).await?)
 }
 
 /// How long until `key` lets attempts through again.
 async fn wait(state: &AppState, key: &str) -> Result<Duration, ApiError> {
-    Ok(state.cache.ttl(key).await.map_err(ApiError::internal)?.unwrap_or(THROTTLE_WINDOW))
+    Ok(state.cache.ttl(key).await?.unwrap_or(THROTTLE_WINDOW))
 }
 
 /// The longest wait between two guesses at one account.
@@ -239,7 +236,7 @@ impl Throttle {
         if attempts > MAX_ACCOUNT_FAILURES {
             let doublings = (attempts - MAX_ACCOUNT_FAILURES - 1).clamp(0, 16) as u32;
             let delay = Duration::from_secs(1u64 << doublings).min(MAX_GUESS_DELAY);
-            if !state.cache.set_if_absent(&self.gate_key, b"1", Some(delay)).await.map_err(ApiError::internal)? {
+            if !state.cache.set_if_absent(&self.gate_key, b"1", Some(delay)).await? {
                 return Err(self.refused("account", wait(state, &self.gate_key).await?));
             }
         }
@@ -249,10 +246,10 @@ impl Throttle {
     /// The attempt succeeded: the account's counts are reset, and the address's gets this one back.
     pub(crate) async fn succeeded(&self, state: &AppState) -> Result<(), ApiError> {
         for key in [&self.pair_key, &self.account_key] {
-            state.cache.delete(key).await.map_err(ApiError::internal)?;
+            state.cache.delete(key).await?;
         }
         if let Some(key) = &self.address_key {
-            state.cache.increment(key, -1, THROTTLE_WINDOW).await.map_err(ApiError::internal)?;
+            state.cache.increment(key, -1, THROTTLE_WINDOW).await?;
         }
         Ok(())
     }
@@ -297,7 +294,7 @@ pub async fn login(
     // The session begins before the password is read: if the password changes while this login
     // checks the old one, the session is over at once.
     let family = uuid::Uuid::now_v7();
-    let account = state.users.by_email(&email).await.map_err(ApiError::internal)?;
+    let account = state.users.by_email(&email).await?;
     // Verify against a decoy when there is no account, so both answers take as long.
     let stored = account.as_ref().map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
     let password_ok = password::verify_async(body.password, stored).await.map_err(ApiError::internal)?;
@@ -319,7 +316,7 @@ pub async fn login(
     }
     throttle.succeeded(&state).await?;
     // A password changed while this login checked the old one: no session from it.
-    let now = state.users.by_id(&account.user.id).await.map_err(ApiError::internal)?;
+    let now = state.users.by_id(&account.user.id).await?;
     if now.is_none_or(|now| now.credentials_changed_at >= started_ms(&family)) {
         return Err(bad_credentials());
     }
@@ -348,8 +345,7 @@ pub async fn refresh(
     let rotation = state
         .sessions
         .rotate(&hash_token(&body.refresh_token), &hash_token(&next_token), refresh_expiry(&state), now, grace)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     let session = match rotation {
         Rotation::Rotated(session) => session,
         Rotation::Reused { family_id } => {
@@ -360,10 +356,10 @@ pub async fn refresh(
     };
     // The account may have gone or changed role since the session began, or its password changed
     // (a reset, a change): then every session that began before is over.
-    let account = state.users.by_id(&session.user_id).await.map_err(ApiError::internal)?.ok_or_else(refused)?;
+    let account = state.users.by_id(&session.user_id).await?.ok_or_else(refused)?;
     let started = uuid::Uuid::parse_str(&session.family_id).map(|id| started_ms(&id)).unwrap_or(0);
     if account.credentials_changed_at >= started {
-        state.sessions.revoke(&hash_token(&next_token)).await.map_err(ApiError::internal)?;
+        state.sessions.revoke(&hash_token(&next_token)).await?;
         tracing::info!(session.id = %session.family_id, "a session from before a password change ended");
         return Err(refused());
     }
@@ -383,7 +379,7 @@ pub async fn logout(
         // A bearer token that is present must be valid (never silently ignored).
         state.verifier.verify_headers(&headers).await?;
     }
-    state.sessions.revoke(&hash_token(&body.refresh_token)).await.map_err(ApiError::internal)?;
+    state.sessions.revoke(&hash_token(&body.refresh_token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -80,15 +80,15 @@ pub async fn cognito_sign_in(
     }
     let sub = claims.sub.as_str();
     // The identity's own account first: bound by `sub`, whatever its email is now.
-    let (account, family) = match state.users.by_cognito_sub(sub).await.map_err(ApiError::internal)? {
+    let (account, family) = match state.users.by_cognito_sub(sub).await? {
         Some(account) => (account, uuid::Uuid::now_v7()),
-        None => match state.users.by_email(&email).await.map_err(ApiError::internal)? {
+        None => match state.users.by_email(&email).await? {
             Some(account) => link(&state, account, sub).await?,
             None => match create(&state, &email, sub, claims.name.as_deref()).await? {
                 Some(account) => (account, uuid::Uuid::now_v7()),
                 // Made meanwhile by a concurrent sign-in (or a registration): link that one.
                 None => {
-                    let made = state.users.by_email(&email).await.map_err(ApiError::internal)?.ok_or_else(refused)?;
+                    let made = state.users.by_email(&email).await?.ok_or_else(refused)?;
                     link(&state, made, sub).await?
                 }
             },
@@ -120,7 +120,7 @@ async fn link(state: &AppState, account: Account, sub: &str) -> Result<(Account,
         }
     };
     let now = chrono::Utc::now().timestamp_millis();
-    if !state.users.link_cognito(&account.user.id, sub, replace.as_deref(), now).await.map_err(ApiError::internal)? {
+    if !state.users.link_cognito(&account.user.id, sub, replace.as_deref(), now).await? {
         return Err(ApiError::conflict("the account with this email is bound to another Cognito identity"));
     }
     if replace.is_some() {
@@ -131,8 +131,7 @@ async fn link(state: &AppState, account: Account, sub: &str) -> Result<(Account,
             tracing::warn!(user.id = %account.user.id, %error, "could not tidy the sessions of a linked account");
         }
     }
-    let linked =
-        state.users.by_id(&account.user.id).await.map_err(ApiError::internal)?.ok_or_else(super::account_gone)?;
+    let linked = state.users.by_id(&account.user.id).await?.ok_or_else(super::account_gone)?;
     Ok((linked, super::auth::family_after(now)))
 }
 
@@ -169,7 +168,7 @@ async fn create(state: &AppState, email: &str, sub: &str, name: Option<&str>) ->
             Ok(Some(account))
         }
         Err(StoreError::EmailTaken) => Ok(None),
-        Err(other) => Err(ApiError::internal(other)),
+        Err(other) => Err(other.into()),
     }
 }
 

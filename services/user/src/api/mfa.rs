@@ -44,7 +44,7 @@ pub async fn setup(
         return Err(ApiError::conflict("a second factor is already confirmed for this account"));
     }
     let secret = totp::new_secret();
-    state.users.set_mfa_secret(&claims.sub, &secret).await.map_err(ApiError::internal)?;
+    state.users.set_mfa_secret(&claims.sub, &secret).await?;
     Ok(Json(MfaSetupResponse { otpauth_uri: totp::otpauth_uri("Shop", &account.user.email, &secret), secret }))
 }
 

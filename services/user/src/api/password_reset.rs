@@ -72,7 +72,7 @@ pub async fn request_password_reset(
         .with_subject(user_id)
         .with_trace(&trace)
     });
-    if state.users.request_password_reset(request, make_event).await.map_err(ApiError::internal)? {
+    if state.users.request_password_reset(request, make_event).await? {
         state.outbox.notify_one();
     }
     Ok(StatusCode::ACCEPTED)
@@ -99,8 +99,7 @@ pub async fn confirm_password_reset(
     let user_id = state
         .users
         .reset_password(&hash_token(&body.token), &hash, now)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok_or_else(|| ApiError::bad_request("the reset token is unknown, used or expired"))?;
     // Every session that began before is over already (the reset marked the credentials changed
     // in its transaction); revoking them now only tidies the session store, so a failure here

@@ -65,7 +65,7 @@ pub async fn update_me(
     let name = body.name.map(|name| validated_name(&name, "must not be empty", &mut v));
     v.finish()?;
     if let Some(name) = name {
-        let renamed: Option<User> = state.users.rename(&claims.sub, &name).await.map_err(ApiError::internal)?;
+        let renamed: Option<User> = state.users.rename(&claims.sub, &name).await?;
         renamed.ok_or_else(super::account_gone)?;
     }
     Ok(Json(super::signed_in_account(&state, &claims).await?.into()))
@@ -113,7 +113,7 @@ pub async fn change_password(
     throttle.succeeded(&state).await?;
     let new_hash = password::hash_async(body.new_password).await.map_err(ApiError::internal)?;
     let now = chrono::Utc::now().timestamp_millis();
-    if !state.users.change_password(&account.user.id, &checked, &new_hash, now).await.map_err(ApiError::internal)? {
+    if !state.users.change_password(&account.user.id, &checked, &new_hash, now).await? {
         return Err(ApiError::conflict("the password changed meanwhile: sign in again"));
     }
     if let Err(error) = state.sessions.revoke_user(&account.user.id).await {

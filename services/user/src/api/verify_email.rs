@@ -79,7 +79,7 @@ pub async fn verify_email(
     if chrono::Utc::now().timestamp() > expires {
         return Err(refused());
     }
-    if !state.users.verify_email(user_id, email).await.map_err(ApiError::internal)? {
+    if !state.users.verify_email(user_id, email).await? {
         return Err(refused());
     }
     tracing::info!(user.id = %user_id, "email verified");
@@ -101,13 +101,13 @@ pub async fn resend(State(state): State<AppState>, AuthUser(claims): AuthUser) -
     }
     // Counted before sending, so parallel requests cannot pass the limit: a mailbox is not flooded.
     let key = format!("verify-mail:{}", account.user.id);
-    let sent = state.cache.increment(&key, 1, RESEND_WINDOW).await.map_err(ApiError::internal)?;
+    let sent = state.cache.increment(&key, 1, RESEND_WINDOW).await?;
     if sent > MAX_RESENDS {
-        let wait = state.cache.ttl(&key).await.map_err(ApiError::internal)?.unwrap_or(RESEND_WINDOW);
+        let wait = state.cache.ttl(&key).await?.unwrap_or(RESEND_WINDOW);
         return Err(ApiError::too_many_requests(wait.as_secs()));
     }
     let event = request(&state, &account.user);
-    if !state.users.request_verification(&account.user.id, &event).await.map_err(ApiError::internal)? {
+    if !state.users.request_verification(&account.user.id, &event).await? {
         // Verified meanwhile (or the account is gone, which the sign-in check just saw it was not).
         return Err(ApiError::conflict("the email is verified already"));
     }
