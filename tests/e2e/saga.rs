@@ -176,7 +176,7 @@ impl World {
         let payment_commands = shop_payment::consumers::Commands::new(payment_steps.clone());
 
         let inventory: Arc<dyn InventoryStore> =
-            Arc::new(shop_inventory::store::sqlite::SqliteInventory::new(inventory_db.clone()));
+            Arc::new(shop_inventory::store::sqlite::SqliteInventoryStore::new(inventory_db.clone()));
         for (sku, units) in stock {
             inventory.set(sku, *units, None, "initial stock", "test").await.unwrap();
         }

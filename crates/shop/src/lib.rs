@@ -47,15 +47,15 @@ pub async fn provision(config: &Config) -> anyhow::Result<()> {
     let sdk = platform::aws::sdk_config(config).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let prefix = &config.dynamodb_table_prefix;
-    shop_product::store::dynamodb::DynamoCatalog::new(dynamodb.clone(), prefix)
+    shop_product::store::dynamodb::DynamoCatalogStore::new(dynamodb.clone(), prefix)
         .create_tables()
         .await
         .context("the catalog's tables")?;
-    shop_inventory::store::dynamodb::DynamoInventory::new(dynamodb.clone(), prefix)
+    shop_inventory::store::dynamodb::DynamoInventoryStore::new(dynamodb.clone(), prefix)
         .create_tables()
         .await
         .context("the inventory's tables")?;
-    shop_order::store::dynamodb::DynamoOrders::new(dynamodb, prefix)
+    shop_order::store::dynamodb::DynamoOrderStore::new(dynamodb, prefix)
         .create_tables()
         .await
         .context("the order service's tables")?;

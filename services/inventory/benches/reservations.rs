@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use platform::contracts::inventory::Line;
 use shop_inventory::store::InventoryStore;
-use shop_inventory::store::sqlite::SqliteInventory;
+use shop_inventory::store::sqlite::SqliteInventoryStore;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -85,7 +85,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("a temporary dir");
         let (db, _) = platform::sqlite::Db::open_migrated(dir.path().join("inventory.db"), shop_inventory::MIGRATIONS)
             .expect("the database");
-        let store: Arc<dyn InventoryStore> = Arc::new(SqliteInventory::new(db));
+        let store: Arc<dyn InventoryStore> = Arc::new(SqliteInventoryStore::new(db));
         let skus: Vec<(String, i64)> = (0..1_000).map(|i| (format!("SKU-{i:04}"), 1_000_000)).collect();
         store.set_many(&skus, "bench", "bench").await.expect("stock");
         store.set("HOT", 10_000_000, None, "bench", "bench").await.expect("stock");

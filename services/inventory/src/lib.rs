@@ -28,8 +28,8 @@ use tokio::sync::Notify;
 
 use crate::consumers::Commands;
 use crate::store::InventoryStore;
-use crate::store::dynamodb::DynamoInventory;
-use crate::store::sqlite::SqliteInventory;
+use crate::store::dynamodb::DynamoInventoryStore;
+use crate::store::sqlite::SqliteInventoryStore;
 
 /// The service's name.
 pub const NAME: &str = "inventory";
@@ -89,7 +89,7 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
         StoreBackend::Sqlite => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
             Ok(Backend {
-                store: Arc::new(SqliteInventory::new(db.clone())),
+                store: Arc::new(SqliteInventoryStore::new(db.clone())),
                 outbox: Arc::new(SqliteOutbox(db.clone())),
                 check: Arc::new(db),
             })
@@ -97,7 +97,7 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
             let inventory =
-                DynamoInventory::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+                DynamoInventoryStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 inventory.create_tables().await.context("cannot create the inventory's DynamoDB tables")?;

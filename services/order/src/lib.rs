@@ -25,7 +25,7 @@ use platform::config::StoreBackend;
 
 use crate::catalog::{Catalog, ServiceCatalog};
 use crate::store::cached::CachedCarts;
-use crate::store::dynamodb::DynamoOrders;
+use crate::store::dynamodb::DynamoOrderStore;
 use crate::store::orders::SqliteOrderStore;
 use crate::store::sqlite::SqliteCartStore;
 use crate::store::{CartStore, OrderStore};
@@ -121,7 +121,7 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
         }
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
-            let store = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+            let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 store.create_tables().await.context("cannot create the order service's DynamoDB tables")?;

@@ -35,7 +35,7 @@ use crate::pages::PageCache;
 use crate::search::SearchIndex;
 use crate::search::opensearch::OpenSearchIndex;
 use crate::search::tantivy::TantivyIndex;
-use crate::store::dynamodb::DynamoCatalog;
+use crate::store::dynamodb::DynamoCatalogStore;
 use crate::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
 use crate::store::{CategoryStore, ProductStore};
 
@@ -147,7 +147,7 @@ impl BackendParts for SqliteBackend {
     }
 }
 
-struct DynamoBackend(Arc<DynamoCatalog>);
+struct DynamoBackend(Arc<DynamoCatalogStore>);
 
 impl BackendParts for DynamoBackend {
     fn outbox(&self) -> Arc<dyn OutboxStore> {
@@ -172,7 +172,7 @@ async fn stores(infra: &Infra) -> anyhow::Result<Stores> {
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let catalog = DynamoCatalog::new(client, &infra.config.dynamodb_table_prefix);
+            let catalog = DynamoCatalogStore::new(client, &infra.config.dynamodb_table_prefix);
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 catalog.create_tables().await.context("cannot create the DynamoDB tables")?;

@@ -1,6 +1,6 @@
 //! The DynamoDB inventory store.
 //!
-//! Tables (all on-demand, named `{prefix}…`; [`DynamoInventory::create_tables`] makes them):
+//! Tables (all on-demand, named `{prefix}…`; [`DynamoInventoryStore::create_tables`] makes them):
 //!
 //! | table | key | items |
 //! |---|---|---|
@@ -90,7 +90,7 @@ struct Tables {
 
 /// The inventory in DynamoDB (see the module documentation for the design).
 #[derive(Debug, Clone)]
-pub struct DynamoInventory {
+pub struct DynamoInventoryStore {
     client: Client,
     tables: Arc<Tables>,
 }
@@ -163,7 +163,7 @@ impl OutboxDoc {
 #[error("a reservation request that does not normalize: {0}")]
 struct BadLines(#[from] crate::domain::LinesError);
 
-impl DynamoInventory {
+impl DynamoInventoryStore {
     /// The store's readiness check (`/ready`).
     pub fn readiness(&self) -> dynamodb::TableCheck {
         dynamodb::TableCheck::new(self.client.clone(), self.tables.stock.clone())
@@ -619,7 +619,7 @@ enum Level {
 }
 
 #[async_trait]
-impl InventoryStore for DynamoInventory {
+impl InventoryStore for DynamoInventoryStore {
     async fn get(&self, sku: &str) -> Result<Option<Stock>, StoreError> {
         Ok(self.stocks(&[sku]).await?.remove(sku))
     }
@@ -743,7 +743,7 @@ impl InventoryStore for DynamoInventory {
     }
 
     /// Queries every shard of `held-by-expiry` (eventually consistent: a reservation it lists may
-    /// have moved on since, and [`DynamoInventory::expire_order`] then leaves it alone). A
+    /// have moved on since, and [`DynamoInventoryStore::expire_order`] then leaves it alone). A
     /// reservation that cannot be released now is logged and left for the next sweep.
     async fn expire(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Reservation>, StoreError> {
         let mut due = Vec::new();
@@ -785,7 +785,7 @@ impl InventoryStore for DynamoInventory {
 /// numbers are per event; an item is deleted once all its events are published.
 pub struct StockOutbox {
     inner: DynamoOutbox,
-    store: DynamoInventory,
+    store: DynamoInventoryStore,
     /// Per event handed to the relay: the item it came from, and how many events that item made.
     fetched: Mutex<HashMap<i64, (i64, usize)>>,
 }

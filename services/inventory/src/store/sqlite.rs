@@ -17,11 +17,11 @@ use crate::domain::{
 
 /// The inventory in the service's SQLite database.
 #[derive(Debug, Clone)]
-pub struct SqliteInventory {
+pub struct SqliteInventoryStore {
     db: Db,
 }
 
-impl SqliteInventory {
+impl SqliteInventoryStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -245,7 +245,7 @@ fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError 
 }
 
 #[async_trait]
-impl InventoryStore for SqliteInventory {
+impl InventoryStore for SqliteInventoryStore {
     async fn get(&self, sku: &str) -> Result<Option<Stock>, StoreError> {
         let sku = sku.to_owned();
         Ok(self.db.read(move |c| stock_of(c, &sku)).await?)

@@ -14,8 +14,8 @@ use platform::contracts::inventory::{Changed, Line, Rejected, Released, Reserved
 use platform::events::Event;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use shop_inventory::domain::{LedgerKind, ReservationStatus, Stock};
-use shop_inventory::store::dynamodb::DynamoInventory;
-use shop_inventory::store::sqlite::SqliteInventory;
+use shop_inventory::store::dynamodb::DynamoInventoryStore;
+use shop_inventory::store::sqlite::SqliteInventoryStore;
 use shop_inventory::store::{InventoryStore, MAX_ON_HAND, StoreError};
 
 /// One adapter's store and the outbox its writes record events in.
@@ -66,13 +66,17 @@ pub fn sqlite_stores() -> Stores {
     let dir = tempfile::tempdir().unwrap();
     let (db, _) =
         platform::sqlite::Db::open_migrated(dir.path().join("inventory.db"), shop_inventory::MIGRATIONS).unwrap();
-    Stores { store: Arc::new(SqliteInventory::new(db.clone())), outbox: Arc::new(SqliteOutbox(db)), _dir: Some(dir) }
+    Stores {
+        store: Arc::new(SqliteInventoryStore::new(db.clone())),
+        outbox: Arc::new(SqliteOutbox(db)),
+        _dir: Some(dir),
+    }
 }
 
 pub async fn dynamodb_stores() -> Option<Stores> {
     let client = platform::testing::dynamodb_client()?;
     let prefix = format!("t-{}-", uuid::Uuid::new_v4().simple());
-    let inventory = DynamoInventory::new(client, &prefix);
+    let inventory = DynamoInventoryStore::new(client, &prefix);
     inventory.create_tables().await.unwrap();
     Some(Stores { outbox: Arc::new(inventory.outbox()), store: Arc::new(inventory), _dir: None })
 }
@@ -465,7 +469,7 @@ async fn the_listing_pages_through_every_sku_and_the_low_stock_ones(stores: Stor
 #[tokio::test]
 async fn dynamodb_the_sweeper_leaves_a_reservation_that_moved_on_after_it_was_listed() {
     let Some(client) = platform::testing::dynamodb_client() else { return };
-    let inventory = DynamoInventory::new(client, &format!("t-{}-", uuid::Uuid::new_v4().simple()));
+    let inventory = DynamoInventoryStore::new(client, &format!("t-{}-", uuid::Uuid::new_v4().simple()));
     inventory.create_tables().await.unwrap();
     let stores = Stores { store: Arc::new(inventory.clone()), outbox: Arc::new(inventory.outbox()), _dir: None };
     let s = &stores.store;

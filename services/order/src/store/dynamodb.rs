@@ -1,6 +1,6 @@
 //! The DynamoDB order store: carts and orders, keyed as the reference design has them.
 //!
-//! Tables (all on-demand, named `{prefix}…`; [`DynamoOrders::create_tables`] makes them):
+//! Tables (all on-demand, named `{prefix}…`; [`DynamoOrderStore::create_tables`] makes them):
 //!
 //! | table | key | items |
 //! |---|---|---|
@@ -71,7 +71,7 @@ struct Tables {
 
 /// Carts and orders in DynamoDB (see the module documentation for the design).
 #[derive(Debug, Clone)]
-pub struct DynamoOrders {
+pub struct DynamoOrderStore {
     client: Client,
     tables: Arc<Tables>,
     outbox: DynamoOutbox,
@@ -108,7 +108,7 @@ struct StoredCart {
     abandoned: bool,
 }
 
-impl DynamoOrders {
+impl DynamoOrderStore {
     /// The store's readiness check (`/ready`).
     pub fn readiness(&self) -> dynamodb::TableCheck {
         dynamodb::TableCheck::new(self.client.clone(), self.tables.orders.clone())
@@ -564,7 +564,7 @@ impl DynamoOrders {
 }
 
 #[async_trait]
-impl OrderStore for DynamoOrders {
+impl OrderStore for DynamoOrderStore {
     async fn place(
         &self,
         order: &Order,
@@ -666,7 +666,7 @@ impl OrderStore for DynamoOrders {
 }
 
 #[async_trait]
-impl CartStore for DynamoOrders {
+impl CartStore for DynamoOrderStore {
     async fn create(&self, cart: &Cart) -> Result<(), StoreError> {
         retrying(MAX_ATTEMPTS, || async {
             let mut tx = Transaction::default();

@@ -15,7 +15,7 @@ use platform::cache::memory::MemoryCache;
 use platform::cache::redis::RedisCache;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use shop_order::store::cached::CachedCarts;
-use shop_order::store::dynamodb::DynamoOrders;
+use shop_order::store::dynamodb::DynamoOrderStore;
 use shop_order::store::orders::SqliteOrderStore;
 use shop_order::store::sqlite::SqliteCartStore;
 use shop_order::store::{CartStore, OrderStore};
@@ -114,7 +114,7 @@ pub fn sqlite_stores() -> Stores {
 
 pub async fn dynamodb_stores() -> Option<Stores> {
     let client = platform::testing::dynamodb_client()?;
-    let store = DynamoOrders::new(client, &format!("t-{}-", uuid::Uuid::new_v4().simple()));
+    let store = DynamoOrderStore::new(client, &format!("t-{}-", uuid::Uuid::new_v4().simple()));
     store.create_tables().await.unwrap();
     Some(Stores {
         outbox: Arc::new(store.outbox()),

@@ -1,6 +1,6 @@
 //! The DynamoDB catalog store, and the product service's outbox in DynamoDB.
 //!
-//! Tables (all on-demand, named `{prefix}…`; [`DynamoCatalog::create_tables`] makes them):
+//! Tables (all on-demand, named `{prefix}…`; [`DynamoCatalogStore::create_tables`] makes them):
 //!
 //! | table | key | items |
 //! |---|---|---|
@@ -95,7 +95,7 @@ struct Tables {
 
 /// Categories and products in DynamoDB (see the module documentation for the table design).
 #[derive(Debug, Clone)]
-pub struct DynamoCatalog {
+pub struct DynamoCatalogStore {
     client: Client,
     tables: std::sync::Arc<Tables>,
 }
@@ -146,7 +146,7 @@ enum Role {
     Claim(String),
 }
 
-impl DynamoCatalog {
+impl DynamoCatalogStore {
     /// The store's readiness check (`/ready`).
     pub fn readiness(&self) -> dynamodb::TableCheck {
         dynamodb::TableCheck::new(self.client.clone(), self.tables.products.clone())
@@ -652,7 +652,7 @@ fn product_from_item(table: &str, item: &Item) -> Result<Product, StoreError> {
 }
 
 #[async_trait]
-impl CategoryStore for DynamoCatalog {
+impl CategoryStore for DynamoCatalogStore {
     async fn list(&self) -> Result<Vec<Category>, StoreError> {
         let mut categories = Vec::new();
         let mut start = None;
@@ -694,7 +694,7 @@ impl CategoryStore for DynamoCatalog {
 }
 
 #[async_trait]
-impl ProductStore for DynamoCatalog {
+impl ProductStore for DynamoCatalogStore {
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
             let Some(current) = self.id_entry(id).await? else { return Ok(None) };

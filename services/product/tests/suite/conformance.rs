@@ -15,7 +15,7 @@ use platform::money::Money;
 use serde_json::json;
 use shop_product::domain::category::Category;
 use shop_product::domain::product::{Product, Variant};
-use shop_product::store::dynamodb::DynamoCatalog;
+use shop_product::store::dynamodb::DynamoCatalogStore;
 use shop_product::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
 use shop_product::store::{CategoryStore, ProductStore, StoreError};
 
@@ -82,7 +82,7 @@ fn sqlite_stores() -> Stores {
 async fn dynamodb_stores() -> Option<Stores> {
     let client = platform::testing::dynamodb_client()?;
     let prefix = format!("t-{}-", uuid::Uuid::new_v4().simple());
-    let catalog = DynamoCatalog::new(client, &prefix);
+    let catalog = DynamoCatalogStore::new(client, &prefix);
     catalog.create_tables().await.unwrap();
     let outbox = Arc::new(catalog.outbox());
     let catalog = Arc::new(catalog);
