@@ -26,8 +26,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shop_inventory::domain::ReservationStatus;
 use shop_inventory::store::InventoryStore;
+use shop_order::app::saga::{self, Saga};
+use shop_order::consumers::{QUEUE as SAGA_QUEUE, SagaAnswers};
 use shop_order::domain::order::{Order, OrderItem, OrderStatus};
-use shop_order::saga::{self, Saga};
 use shop_order::store::{OrderStore, Placed};
 use shop_payment::domain::payment::PaymentStatus;
 use shop_payment::payments::Payments;
@@ -112,7 +113,7 @@ struct Message {
 struct World {
     orders: Arc<dyn OrderStore>,
     order_outbox: Arc<dyn OutboxStore>,
-    saga: Saga,
+    saga: SagaAnswers,
     payments: Arc<dyn PaymentStore>,
     payment_outbox: Arc<dyn OutboxStore>,
     /// The payment's database, to put it back as a restored backup would.
@@ -167,7 +168,7 @@ impl World {
         let orders: Arc<dyn OrderStore> = Arc::new(shop_order::store::orders::SqliteOrderStore::new(order_db.clone()));
         let labels = Arc::new(Labels::default());
         let step = chrono::Duration::milliseconds(40);
-        let saga = Saga::new(orders.clone(), labels.clone(), Arc::new(Notify::new()), step);
+        let saga = SagaAnswers(Arc::new(Saga::new(orders.clone(), labels.clone(), Arc::new(Notify::new()), step)));
 
         let payments: Arc<dyn PaymentStore> =
             Arc::new(shop_payment::store::sqlite::SqlitePaymentStore::new(payment_db.clone()));
@@ -290,7 +291,7 @@ impl World {
             self.inventory_commands.handle(&event).await
         } else if queue(shop_payment::consumers::QUEUE) {
             self.payment_commands.handle(&event).await
-        } else if queue(saga::QUEUE) {
+        } else if queue(SAGA_QUEUE) {
             self.saga.handle(&event).await
         } else {
             if event.kind.starts_with("order.") {
@@ -341,7 +342,7 @@ impl World {
     /// reservations'), and settles what they sent.
     async fn time_passes(&mut self) {
         tokio::time::sleep((self.step * 5).to_std().unwrap()).await;
-        saga::sweep_once(self.orders.as_ref(), self.step).await.unwrap();
+        self.saga.0.sweep_once().await.unwrap();
         shop_inventory::consumers::sweep_once(self.inventory.as_ref()).await.unwrap();
         self.settle().await;
     }
@@ -571,7 +572,7 @@ async fn a_label_store_that_fails_for_a_while_delays_shipping_but_never_strands_
     w.until_final(std::slice::from_ref(&id), 5).await;
     let order = w.order(&id).await;
     assert_eq!(order.status, OrderStatus::Shipped, "{order:?}");
-    assert!(w.labels.stored.lock().unwrap().contains_key(&saga::label_key(&id)));
+    assert!(w.labels.stored.lock().unwrap().contains_key(&shop_order::label::label_key(&id)));
     w.assert_money_and_stock_agree(&[id]).await;
 }
 
@@ -698,7 +699,7 @@ async fn interleaving(seed: u64) {
             Turn::Outage => w.provider.fail_next(2),
             Turn::TimePasses => {
                 tokio::time::sleep((w.step * 5).to_std().unwrap()).await;
-                saga::sweep_once(w.orders.as_ref(), w.step).await.unwrap();
+                w.saga.0.sweep_once().await.unwrap();
                 shop_inventory::consumers::sweep_once(w.inventory.as_ref()).await.unwrap();
             }
         }
@@ -810,8 +811,8 @@ async fn an_order_left_without_a_deadline_is_found_and_moved_on() {
     w.orders.advance(&id, &[OrderStatus::Pending], &advance, &[]).await.unwrap().unwrap();
     w.time_passes().await;
     assert_eq!(w.order(&id).await.status, OrderStatus::Pending, "nothing moves an order without a deadline");
-    assert_eq!(shop_order::reconcile::dead_ends_once(w.orders.as_ref()).await.unwrap(), 1);
-    assert_eq!(shop_order::reconcile::dead_ends_once(w.orders.as_ref()).await.unwrap(), 0);
+    assert_eq!(shop_order::app::reconcile::dead_ends_once(w.orders.as_ref()).await.unwrap(), 1);
+    assert_eq!(shop_order::app::reconcile::dead_ends_once(w.orders.as_ref()).await.unwrap(), 0);
     w.until_final(std::slice::from_ref(&id), 6).await;
     assert_eq!(w.order(&id).await.status, OrderStatus::Cancelled);
     w.assert_money_and_stock_agree(&[id]).await;

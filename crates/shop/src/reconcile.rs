@@ -80,7 +80,7 @@ pub async fn run(infra: &Infra, repair: bool) -> anyhow::Result<Report> {
             let page = orders.by_status(status, after.as_deref(), PAGE).await?;
             for order in &page {
                 *report.orders.entry(status.as_str().to_owned()).or_default() += 1;
-                let findings = if shop_order::reconcile::WAITING.contains(&status) {
+                let findings = if shop_order::app::reconcile::WAITING.contains(&status) {
                     waiting(orders.as_ref(), order, repair).await?
                 } else {
                     let payment = payments.by_order(&order.id).await?;
@@ -108,7 +108,7 @@ pub async fn run(infra: &Infra, repair: bool) -> anyhow::Result<Report> {
 async fn settled(infra: &Infra, order: &Order, finding: Finding, repair: bool) -> anyhow::Result<Line> {
     let mut repaired = false;
     if let (Some(command), true) = (finding.repair, repair) {
-        infra.bus.publish(&shop_order::reconcile::command(order, command)).await?;
+        infra.bus.publish(&shop_order::app::reconcile::command(order, command)).await?;
         repaired = true;
     }
     Ok(Line {

@@ -1,6 +1,7 @@
 //! Cart and order types and rules, free of I/O.
 
 pub mod order;
+pub mod saga;
 
 use std::collections::HashMap;
 

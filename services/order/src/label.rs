@@ -1,7 +1,26 @@
 //! Shipping labels: a one-page PDF (4 × 6 inches) with the sender, the recipient's address, the
 //! items and the tracking number, written directly (PDF 1.4, the standard Helvetica font).
 
+use sha2::{Digest, Sha256};
+
 use crate::domain::order::Order;
+
+/// The object-store key of an order's shipping label.
+pub fn label_key(order_id: &str) -> String {
+    format!("labels/{order_id}.pdf")
+}
+
+/// Where the API serves an order's label (to its owner and admins only: it carries addresses).
+pub fn label_url(order_id: &str) -> String {
+    format!("/v1/orders/{order_id}/label")
+}
+
+/// The tracking number of an order: 12 digits derived from its id.
+pub fn tracking_number(order_id: &str) -> String {
+    let digest = Sha256::digest(order_id.as_bytes());
+    let number = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) % 1_000_000_000_000;
+    format!("SHP{number:012}")
+}
 
 /// The sender printed on every label.
 const SENDER: [&str; 3] = ["Shop Fulfillment", "1 Warehouse Way", "Springfield, 12345, US"];
@@ -142,5 +161,12 @@ mod tests {
             let offset: usize = line[..10].parse().unwrap();
             assert!(text[offset..].starts_with(&format!("{} 0 obj", i + 1)), "object {}", i + 1);
         }
+    }
+
+    #[test]
+    fn tracking_numbers_are_stable_per_order() {
+        assert_eq!(tracking_number("ord_1"), tracking_number("ord_1"));
+        assert_ne!(tracking_number("ord_1"), tracking_number("ord_2"));
+        assert_eq!(tracking_number("ord_1").len(), 15);
     }
 }

@@ -4,11 +4,11 @@
 //! `run` serves it as its own process (the `order-service` binary).
 
 pub mod api;
+pub mod app;
 pub mod catalog;
+pub mod consumers;
 pub mod domain;
 pub mod label;
-pub mod reconcile;
-pub mod saga;
 pub mod store;
 
 use std::sync::Arc;
@@ -23,6 +23,9 @@ use tokio::net::TcpListener;
 use anyhow::Context;
 use platform::config::StoreBackend;
 
+use crate::app::checkout::Checkout;
+use crate::app::reconcile;
+use crate::app::saga::{self, Saga};
 use crate::catalog::{Catalog, ServiceCatalog};
 use crate::store::cached::CachedCarts;
 use crate::store::dynamodb::DynamoOrderStore;
@@ -71,10 +74,10 @@ pub struct AppState {
     pub carts: Arc<dyn CartStore>,
     /// Orders.
     pub orders: Arc<dyn OrderStore>,
-    /// Wakes the outbox relay after a write.
-    pub outbox: Arc<tokio::sync::Notify>,
-    /// The saga's base step timeout.
-    pub step_timeout: chrono::Duration,
+    /// Checkouts.
+    pub checkout: Arc<Checkout>,
+    /// Moves orders (cancellations, deliveries).
+    pub saga: Arc<Saga>,
     /// The catalog (prices) and stock.
     pub catalog: Arc<dyn Catalog>,
     /// Verifies access tokens.
@@ -146,8 +149,11 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let carts: Arc<dyn CartStore> = Arc::new(CachedCarts::new(backend.carts, infra.cache.clone()));
     let orders = backend.orders;
     let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
-    let saga = saga::Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step);
-    infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)).batch(64));
+    let saga = Arc::new(Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step));
+    let answers = consumers::SagaAnswers(saga.clone());
+    infra.spawn_consumer(
+        platform::events::Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(answers)).batch(64),
+    );
     infra.tasks.spawn(abandoned_carts(
         carts.clone(),
         outbox.clone(),
@@ -155,9 +161,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         infra.shutdown.clone(),
     ));
     infra.tasks.spawn(saga::sweep(
-        orders.clone(),
-        outbox.clone(),
-        step,
+        saga.clone(),
         std::time::Duration::from_millis(infra.config.reservation_sweep_ms),
         infra.shutdown.clone(),
     ));
@@ -167,12 +171,14 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         reconcile::DEAD_END_INTERVAL,
         infra.shutdown.clone(),
     ));
+    let catalog: Arc<dyn Catalog> = Arc::new(catalog);
+    let checkout = Checkout::new(carts.clone(), orders.clone(), catalog.clone(), outbox, step);
     let state = AppState {
         carts,
         orders,
-        outbox,
-        step_timeout: step,
-        catalog: Arc::new(catalog),
+        checkout: Arc::new(checkout),
+        saga,
+        catalog,
         verifier: infra.verifier.clone(),
         objects: infra.objects.clone(),
     };

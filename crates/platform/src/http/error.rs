@@ -321,6 +321,12 @@ impl Validator {
         self.errors.is_empty()
     }
 
+    /// `Ok` when nothing was recorded, else every bad field (for a use-case to report in its own
+    /// error).
+    pub fn into_errors(self) -> Result<(), Vec<FieldError>> {
+        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
+    }
+
     /// `Ok` when nothing was recorded, else a 422 naming every bad field.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() { Ok(()) } else { Err(ApiError::validation(self.errors)) }

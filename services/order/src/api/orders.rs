@@ -9,17 +9,14 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
-use platform::contracts::order::OrderEvent;
-use platform::http::{ApiError, Json, Path, Query, Validator, idempotency_key, idempotency_key_reused, page_limit};
+use platform::http::{ApiError, Json, Path, Query, idempotency_key, idempotency_key_reused, page_limit};
 use platform::money::Money;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::app::checkout::{self, CheckoutError};
+use crate::app::orders;
 use crate::domain::order::{Order, OrderStatus, is_order_id};
-use crate::domain::{Cart, MAX_LINES, is_cart_id, price};
-use crate::saga::{cancellation, compensating, order_event, placing};
-use crate::store::{Advance, Placed};
 
 /// `POST /v1/orders`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -100,9 +97,20 @@ async fn visible(state: &AppState, user: &Claims, id: &str) -> Result<Order, Api
     Ok(order)
 }
 
-fn catalog_unavailable(error: platform::client::ClientError) -> ApiError {
-    tracing::warn!(%error, "the catalog did not answer");
-    ApiError::unavailable("the catalog is not answering; try again shortly")
+impl From<CheckoutError> for ApiError {
+    fn from(error: CheckoutError) -> Self {
+        match error {
+            CheckoutError::KeyReused => idempotency_key_reused(),
+            CheckoutError::CartNotFound => ApiError::not_found(error.to_string()),
+            CheckoutError::Invalid(fields) => ApiError::validation(fields),
+            CheckoutError::CatalogUnavailable(ref cause) => {
+                tracing::warn!(error = %cause, "the catalog did not answer");
+                ApiError::unavailable(error.to_string())
+            }
+            CheckoutError::CartKeptChanging => ApiError::conflict(error.to_string()),
+            CheckoutError::Store(error) => error.into(),
+        }
+    }
 }
 
 /// Checks out a cart: its lines priced from the catalog now, the order written `pending` with
@@ -124,123 +132,16 @@ pub async fn place_order(
     headers: HeaderMap,
     Json(input): Json<PlaceOrder>,
 ) -> Result<(StatusCode, Json<Placement>), ApiError> {
-    let key = idempotency_key(&headers)?;
-    let hash = hex::encode(Sha256::digest(serde_json::to_string(&input).expect("a request serializes").as_bytes()));
-    let answer = |order: &Order| {
-        (
-            StatusCode::ACCEPTED,
-            Json(Placement { id: order.id.clone(), status: order.status, total: order.total.clone() }),
-        )
+    let request = checkout::PlaceOrder {
+        customer_id: user.sub,
+        key: idempotency_key(&headers)?.to_owned(),
+        fingerprint: checkout::fingerprint(&input),
+        cart_id: input.cart_id,
+        shipping_address: input.shipping_address,
+        payment_method: input.payment_method,
     };
-    if let Some((order, stored)) = state.orders.by_key(&user.sub, key).await? {
-        if stored != hash {
-            return Err(idempotency_key_reused());
-        }
-        return Ok(answer(&order));
-    }
-
-    let mut v = Validator::new();
-    let address = input.shipping_address.clone().validated(&mut v);
-    v.check(
-        crate::domain::is_payment_method_token(&input.payment_method),
-        "payment_method",
-        "must be a payment method token from the payment provider (pm_…)",
-    );
-    v.finish()?;
-    if !is_cart_id(&input.cart_id) {
-        return Err(ApiError::not_found("no such cart"));
-    }
-    // A cart that changes between its read and the placement (another tab, or a stale cached
-    // copy) places nothing: read it again from the store, a few times.
-    let mut from_store = false;
-    for _ in 0..PLACE_ATTEMPTS {
-        let cart =
-            if from_store { state.carts.refresh(&input.cart_id).await } else { state.carts.get(&input.cart_id).await };
-        let cart = cart?.ok_or_else(|| ApiError::not_found("no such cart"))?;
-        if cart.lines.is_empty() && !from_store {
-            // An empty copy may be stale: the store decides.
-            from_store = true;
-            continue;
-        }
-        let (order, version) = match checkout(&state, &user.sub, &input, cart, &address, key, &hash).await? {
-            Checkout::Answer(order) => return Ok(answer(&order)),
-            Checkout::Order(order, version) => (order, version),
-        };
-        let events = placing(&order);
-        let cart = Some((input.cart_id.as_str(), version));
-        let placed = match state.orders.place(&order, key, &hash, cart, &events).await? {
-            Placed::New(order) => {
-                state.outbox.notify_one();
-                metrics::counter!("orders_placed_total").increment(1);
-                order
-            }
-            Placed::Existing(order) => order,
-            Placed::KeyReused => return Err(idempotency_key_reused()),
-            Placed::CartChanged => {
-                from_store = true;
-                continue;
-            }
-        };
-        // The order emptied the cart: renew its copy (again, for a repeat whose first try stopped
-        // short of it).
-        if let Err(error) = state.carts.refresh(&input.cart_id).await {
-            tracing::warn!(error = %platform::error::cause_chain(&error), "could not renew an emptied cart's copy");
-        }
-        return Ok(answer(&placed));
-    }
-    Err(ApiError::conflict("the cart kept changing during checkout; try again"))
-}
-
-/// Tries of a checkout whose cart changed under it.
-const PLACE_ATTEMPTS: usize = 3;
-
-/// What reading and pricing the cart found.
-enum Checkout {
-    /// The order to answer with (the same key placed it meanwhile).
-    Answer(Order),
-    /// The order to place, and the version of the cart it was made from.
-    Order(Order, u64),
-}
-
-/// Prices `cart` to check out, and makes the order.
-async fn checkout(
-    state: &AppState,
-    customer_id: &str,
-    input: &PlaceOrder,
-    cart: Cart,
-    address: &AddressInput,
-    key: &str,
-    hash: &str,
-) -> Result<Checkout, ApiError> {
-    if cart.owner_id.as_ref().is_some_and(|owner| owner != customer_id) {
-        return Err(ApiError::not_found("no such cart"));
-    }
-    let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
-    if skus.is_empty() {
-        // A request with the same key may have placed the order (and emptied the cart) since.
-        if let Some((order, stored)) = state.orders.by_key(customer_id, key).await? {
-            return if stored == hash { Ok(Checkout::Answer(order)) } else { Err(idempotency_key_reused()) };
-        }
-        return Err(ApiError::invalid_field("cart_id", "the cart is empty"));
-    }
-    if skus.len() > MAX_LINES {
-        return Err(ApiError::invalid_field("cart_id", format!("an order holds at most {MAX_LINES} different SKUs")));
-    }
-    let catalog = state.catalog.skus(&skus).await.map_err(catalog_unavailable)?;
-    let priced = price(&cart, &catalog);
-    if !priced.unavailable.is_empty() {
-        let skus: Vec<&str> = priced.unavailable.iter().map(|u| u.sku.as_str()).collect();
-        return Err(ApiError::invalid_field("cart_id", format!("the catalog does not sell {} now", skus.join(", "))));
-    }
-    let order = Order::pending(
-        customer_id.to_owned(),
-        priced.items,
-        priced.subtotal,
-        address.clone(),
-        input.payment_method.clone(),
-        state.step_timeout,
-    );
-    Ok(Checkout::Order(order, cart.version))
+    let order = state.checkout.place(&request).await?;
+    Ok((StatusCode::ACCEPTED, Json(Placement { id: order.id, status: order.status, total: order.total })))
 }
 
 /// An order of the caller's (any, for an admin), with its history.
@@ -279,7 +180,7 @@ pub async fn get_label(
     }
     let label = state
         .objects
-        .get(&crate::saga::label_key(&order.id))
+        .get(&crate::label::label_key(&order.id))
         .await?
         .ok_or_else(|| ApiError::not_found("the order has no label yet"))?;
     Ok((
@@ -325,23 +226,7 @@ pub async fn cancel_order(
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
     let order = visible(&state, &user, &id).await?;
-    if order.status == OrderStatus::Cancelled {
-        return Ok(Json(order));
-    }
-    let from = [OrderStatus::Pending, OrderStatus::Reserved, OrderStatus::Paid, OrderStatus::Confirmed];
-    let reason = "cancelled";
-    let advance = compensating(OrderStatus::Cancelled, reason, state.step_timeout);
-    let moved = state.orders.advance(&order.id, &from, &advance, &cancellation(&order, reason, None)).await;
-    match moved? {
-        Some(cancelled) => {
-            state.outbox.notify_one();
-            Ok(Json(cancelled))
-        }
-        None => {
-            let now = state.orders.get(&order.id).await?.unwrap_or(order);
-            Err(ApiError::conflict(format!("a {} order can no longer be cancelled", now.status.as_str())))
-        }
-    }
+    Ok(Json(orders::cancel(&state.saga, order).await?))
 }
 
 /// Orders in a status, oldest first: the fulfillment queue.
@@ -379,19 +264,7 @@ pub async fn deliver_order(
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
     let order = visible(&state, &admin, &id).await?;
-    if order.status == OrderStatus::Delivered {
-        return Ok(Json(order));
-    }
-    // The audit still due keeps its deadline.
-    let advance = Advance { steps: vec![(OrderStatus::Delivered, None)], deadline: order.deadline, label: None };
-    let told = order_event(OrderEvent::DELIVERED, &order, OrderStatus::Delivered, None, None);
-    match state.orders.advance(&order.id, &[OrderStatus::Shipped], &advance, &[told]).await? {
-        Some(delivered) => {
-            state.outbox.notify_one();
-            Ok(Json(delivered))
-        }
-        None => Err(ApiError::conflict(format!("a {} order cannot be delivered", order.status.as_str()))),
-    }
+    Ok(Json(orders::deliver(&state.saga, order).await?))
 }
 
 /// The routes.

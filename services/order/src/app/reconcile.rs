@@ -26,8 +26,8 @@ use platform::events::Event;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::saga;
 use crate::domain::order::{Order, OrderStatus};
-use crate::saga;
 use crate::store::{Advance, OrderStore, StoreError};
 
 /// Step timeouts after an order settles before it is audited.

@@ -1,0 +1,216 @@
+//! Checkout: a cart becomes an order. Its lines are priced from the catalog now, the order is
+//! written `pending` with `order.placed.v1` and the stock reservation in one transaction, and the
+//! cart emptied; the saga takes it from there. The same idempotency key and request answer the
+//! same order, however often they are sent.
+
+use std::sync::Arc;
+
+use platform::address::AddressInput;
+use platform::client::ClientError;
+use platform::http::{FieldError, Validator};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::app::saga::placing;
+use crate::catalog::Catalog;
+use crate::domain::order::Order;
+use crate::domain::{Cart, MAX_LINES, is_cart_id, is_payment_method_token, price};
+use crate::store::{CartStore, OrderStore, Placed, StoreError};
+
+/// Tries of a checkout whose cart changed under it.
+const PLACE_ATTEMPTS: usize = 3;
+
+/// What a shopper asks to check out.
+#[derive(Debug, Clone)]
+pub struct PlaceOrder {
+    /// The shopper.
+    pub customer_id: String,
+    /// The cart: the shopper's persistent cart, or a guest cart.
+    pub cart_id: String,
+    /// Where the parcel goes (as sent; checked here).
+    pub shipping_address: AddressInput,
+    /// The payment provider's token of the shopper's payment method.
+    pub payment_method: String,
+    /// The `Idempotency-Key` naming this checkout.
+    pub key: String,
+    /// A digest of the whole request, so a key sent again with another request is refused.
+    pub fingerprint: String,
+}
+
+/// The digest of a request that [`PlaceOrder::fingerprint`] keeps.
+pub fn fingerprint(request: &impl serde::Serialize) -> String {
+    hex::encode(Sha256::digest(serde_json::to_string(request).expect("a request serializes").as_bytes()))
+}
+
+/// Why a checkout placed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// The idempotency key named another request.
+    #[error("this Idempotency-Key was used with another request")]
+    KeyReused,
+    /// No such cart of the shopper's.
+    #[error("no such cart")]
+    CartNotFound,
+    /// Fields of the request are wrong (the address, the payment method, the cart's lines).
+    #[error("the checkout request is invalid")]
+    Invalid(Vec<FieldError>),
+    /// The catalog did not answer: nothing can be priced.
+    #[error("the catalog is not answering; try again shortly")]
+    CatalogUnavailable(#[source] ClientError),
+    /// The cart changed under every try.
+    #[error("the cart kept changing during checkout; try again")]
+    CartKeptChanging,
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CheckoutError {
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+}
+
+/// What a checkout needs.
+pub struct Checkout {
+    carts: Arc<dyn CartStore>,
+    orders: Arc<dyn OrderStore>,
+    catalog: Arc<dyn Catalog>,
+    outbox: Arc<Notify>,
+    step: chrono::Duration,
+}
+
+/// What reading and pricing the cart found.
+enum Priced {
+    /// The order to answer with (the same key placed it meanwhile).
+    Answer(Order),
+    /// The order to place, and the version of the cart it was made from.
+    Order(Order, u64),
+}
+
+impl Checkout {
+    /// Checkouts of `carts` into `orders`, priced by `catalog`, their first saga step due after
+    /// `step`; `outbox` wakes the relay after a placement.
+    pub fn new(
+        carts: Arc<dyn CartStore>,
+        orders: Arc<dyn OrderStore>,
+        catalog: Arc<dyn Catalog>,
+        outbox: Arc<Notify>,
+        step: chrono::Duration,
+    ) -> Self {
+        Self { carts, orders, catalog, outbox, step }
+    }
+
+    /// Places the order `request` asks for, or answers the one its key placed before.
+    #[tracing::instrument(skip_all, fields(cart.id = %request.cart_id, order.id))]
+    pub async fn place(&self, request: &PlaceOrder) -> Result<Order, CheckoutError> {
+        let (customer, key, hash) = (&request.customer_id, &request.key, &request.fingerprint);
+        if let Some(order) = self.replay(customer, key, hash).await? {
+            return Ok(order);
+        }
+
+        let mut v = Validator::new();
+        let address = request.shipping_address.clone().validated(&mut v);
+        v.check(
+            is_payment_method_token(&request.payment_method),
+            "payment_method",
+            "must be a payment method token from the payment provider (pm_…)",
+        );
+        v.into_errors().map_err(CheckoutError::Invalid)?;
+        if !is_cart_id(&request.cart_id) {
+            return Err(CheckoutError::CartNotFound);
+        }
+        // A cart that changes between its read and the placement (another tab, or a stale cached
+        // copy) places nothing: read it again from the store, a few times.
+        let mut from_store = false;
+        for _ in 0..PLACE_ATTEMPTS {
+            let cart = if from_store {
+                self.carts.refresh(&request.cart_id).await
+            } else {
+                self.carts.get(&request.cart_id).await
+            };
+            let cart = cart?.ok_or(CheckoutError::CartNotFound)?;
+            if cart.lines.is_empty() && !from_store {
+                // An empty copy may be stale: the store decides.
+                from_store = true;
+                continue;
+            }
+            let (order, version) = match self.price(request, cart, &address).await? {
+                Priced::Answer(order) => return Ok(order),
+                Priced::Order(order, version) => (order, version),
+            };
+            let events = placing(&order);
+            let cart = Some((request.cart_id.as_str(), version));
+            let placed = match self.orders.place(&order, key, hash, cart, &events).await? {
+                Placed::New(order) => {
+                    self.outbox.notify_one();
+                    metrics::counter!("orders_placed_total").increment(1);
+                    order
+                }
+                Placed::Existing(order) => order,
+                Placed::KeyReused => return Err(CheckoutError::KeyReused),
+                Placed::CartChanged => {
+                    from_store = true;
+                    continue;
+                }
+            };
+            tracing::Span::current().record("order.id", placed.id.as_str());
+            // The order emptied the cart: renew its copy (again, for a repeat whose first try
+            // stopped short of it).
+            if let Err(error) = self.carts.refresh(&request.cart_id).await {
+                tracing::warn!(error = %platform::error::cause_chain(&error), "could not renew an emptied cart's copy");
+            }
+            return Ok(placed);
+        }
+        Err(CheckoutError::CartKeptChanging)
+    }
+
+    /// The order an earlier request with `key` placed, if it was this request.
+    async fn replay(&self, customer_id: &str, key: &str, hash: &str) -> Result<Option<Order>, CheckoutError> {
+        match self.orders.by_key(customer_id, key).await? {
+            Some((order, stored)) if stored == hash => Ok(Some(order)),
+            Some(_) => Err(CheckoutError::KeyReused),
+            None => Ok(None),
+        }
+    }
+
+    /// Prices `cart` to check out, and makes the order.
+    async fn price(&self, request: &PlaceOrder, cart: Cart, address: &AddressInput) -> Result<Priced, CheckoutError> {
+        let customer_id = &request.customer_id;
+        if cart.owner_id.as_ref().is_some_and(|owner| owner != customer_id) {
+            return Err(CheckoutError::CartNotFound);
+        }
+        let skus: Vec<String> = cart.lines.iter().map(|(sku, _)| sku.clone()).collect();
+        if skus.is_empty() {
+            // A request with the same key may have placed the order (and emptied the cart) since.
+            if let Some(order) = self.replay(customer_id, &request.key, &request.fingerprint).await? {
+                return Ok(Priced::Answer(order));
+            }
+            return Err(CheckoutError::invalid("cart_id", "the cart is empty"));
+        }
+        if skus.len() > MAX_LINES {
+            return Err(CheckoutError::invalid(
+                "cart_id",
+                format!("an order holds at most {MAX_LINES} different SKUs"),
+            ));
+        }
+        let catalog = self.catalog.skus(&skus).await.map_err(CheckoutError::CatalogUnavailable)?;
+        let priced = price(&cart, &catalog);
+        if !priced.unavailable.is_empty() {
+            let skus: Vec<&str> = priced.unavailable.iter().map(|u| u.sku.as_str()).collect();
+            return Err(CheckoutError::invalid(
+                "cart_id",
+                format!("the catalog does not sell {} now", skus.join(", ")),
+            ));
+        }
+        let order = Order::pending(
+            customer_id.clone(),
+            priced.items,
+            priced.subtotal,
+            address.clone(),
+            request.payment_method.clone(),
+            self.step,
+        );
+        Ok(Priced::Order(order, cart.version))
+    }
+}
