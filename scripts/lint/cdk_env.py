@@ -45,7 +45,10 @@ def containers(template_path: str):
                 env[name] = value if isinstance(value, str) else placeholder(name)
             for entry in container.get("Secrets", []):
                 env[entry["Name"]] = placeholder(entry["Name"])
-            yield f"{os.path.basename(template_path)}:{logical_id}:{container.get('Name', '?')}", env
+            entry_point = (container.get("EntryPoint") or [""])[0]
+            binary = os.path.basename(entry_point) if isinstance(entry_point, str) else ""
+            service = binary[: -len("-service")] if binary.endswith("-service") else None
+            yield f"{os.path.basename(template_path)}:{logical_id}:{container.get('Name', '?')}", env, service
 
 
 def main() -> int:
@@ -53,12 +56,12 @@ def main() -> int:
     checked = failures = 0
     for out_dir in out_dirs:
         for template in sorted(glob.glob(os.path.join(out_dir, "*.template.json"))):
-            for where, env in containers(template):
+            for where, env, service in containers(template):
                 shop_env = {k: v for k, v in env.items() if k.startswith("SHOP_") and v != ""}
                 if not shop_env:
                     continue
                 checked += 1
-                complaint = refused(shop, shop_env)
+                complaint = refused(shop, shop_env, service)
                 if complaint:
                     failures += 1
                     print(f"{where}: the platform refuses its settings: {complaint}")

@@ -1,8 +1,9 @@
 """Checks the SHOP_* settings of every service in the compose file against the platform's own
 configuration loader.
 
-Each compose service's SHOP_* environment goes through the loader (shop_settings.refused), so a
-misspelt or stale variable in the compose file fails here instead of in a container.
+Each compose service's SHOP_* environment goes through the loader (shop_settings.refused) as the
+binary it runs reads it (a service binary knows its own service's settings only), so a misspelt,
+stale or misplaced variable in the compose file fails here instead of in a container.
 
     python compose_env.py SHOP_BINARY COMPOSE_FILE
 """
@@ -32,7 +33,10 @@ def main() -> int:
         if not env:
             continue
         checked += 1
-        complaint = refused(shop, env)
+        command = service.get("command") or []
+        binary = command[0] if isinstance(command, list) and command else str(command)
+        own = binary[: -len("-service")] if binary.endswith("-service") else None
+        complaint = refused(shop, env, own)
         if complaint:
             failures += 1
             print(f"compose service {name}: the platform refuses its settings: {complaint}")

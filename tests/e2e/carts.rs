@@ -179,7 +179,10 @@ async fn the_catalog_answers_what_it_sells_by_sku() {
 
 #[tokio::test]
 async fn a_cart_left_idle_is_reported_once_and_its_shopper_reminded() {
-    let app = TestApp::start_with(|config| config.cart_abandon_secs = 1).await;
+    let app = TestApp::start_with(|config| {
+        config.set("cart_abandon_secs", 1);
+    })
+    .await;
     let admin = app.admin_token().await;
     product(&app, &admin, "TEA").await;
     let shopper = app.customer_token().await;

@@ -231,7 +231,10 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
 #[tokio::test]
 async fn a_cancelled_order_returns_its_stock_and_voids_its_payment() {
     // A slow payment provider keeps the order waiting long enough to cancel it.
-    let app = TestApp::start_with(|config| config.simulated_latency_ms = 800).await;
+    let app = TestApp::start_with(|config| {
+        config.set("simulated_latency_ms", 800);
+    })
+    .await;
     let admin = app.admin_token().await;
     let shopper = app.customer_token().await;
     stocked(&app, &admin, "LAMP-3", 5).await;
@@ -412,9 +415,9 @@ async fn shoppers_reach_only_their_own_orders_and_bad_checkouts_are_refused() {
 async fn a_step_that_never_answers_times_out_and_the_order_is_compensated() {
     // The payment provider answers after 3 s; the saga gives the payment step 2 × 300 ms.
     let app = TestApp::start_with(|config| {
-        config.simulated_latency_ms = 3_000;
-        config.saga_step_timeout_ms = 300;
-        config.reservation_sweep_ms = 50;
+        config.set("simulated_latency_ms", 3_000);
+        config.set("saga_step_timeout_ms", 300);
+        config.set("reservation_sweep_ms", 50);
     })
     .await;
     let admin = app.admin_token().await;
@@ -454,7 +457,7 @@ async fn orders_in_flight_when_the_platform_restarts_all_finish_once_on_dynamodb
 async fn in_flight_through_a_restart(backend: impl Fn(&mut Config)) {
     let app = TestApp::start_with(|config| {
         backend(config);
-        config.simulated_latency_ms = 150;
+        config.set("simulated_latency_ms", 150);
     })
     .await;
     let admin = app.admin_token().await;

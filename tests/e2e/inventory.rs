@@ -120,7 +120,7 @@ async fn on_dynamodb() -> Option<TestApp> {
     Some(
         TestApp::start_with(|config| {
             dynamodb(config);
-            config.reservation_sweep_ms = 200;
+            config.set("reservation_sweep_ms", 200);
         })
         .await,
     )
@@ -273,7 +273,13 @@ async fn admin_stock_routes_refuse_customers_anonymous_callers_and_bad_input() {
 
 #[tokio::test]
 async fn the_saga_reserves_commits_and_releases_stock_through_the_bus_and_holds_expire() {
-    saga_commands(TestApp::start_with(|config| config.reservation_sweep_ms = 50).await).await;
+    saga_commands(
+        TestApp::start_with(|config| {
+            config.set("reservation_sweep_ms", 50);
+        })
+        .await,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -24,7 +24,10 @@ pub fn sign(body: &str, secret: &str, timestamp: i64) -> String {
 }
 
 async fn start() -> TestApp {
-    TestApp::start_with(|config| config.stripe_webhook_secret = Some(SECRET.to_owned().into())).await
+    TestApp::start_with(|config| {
+        config.set("stripe_webhook_secret", SECRET);
+    })
+    .await
 }
 
 async fn me(app: &TestApp, token: &str) -> String {

@@ -510,7 +510,10 @@ async fn the_catalog_runs_on_dynamodb_with_the_same_behaviour() {
 
 #[tokio::test]
 async fn an_import_over_the_bulk_limit_is_refused_whole() {
-    let app = TestApp::start_with(|config| config.bulk_body_limit_bytes = 2_000).await;
+    let app = TestApp::start_with(|config| {
+        config.set("bulk_body_limit_bytes", 2_000);
+    })
+    .await;
     let admin = app.admin_token().await;
     let body = ndjson(&catalog());
     assert!(body.len() > 2_000);

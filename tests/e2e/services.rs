@@ -88,7 +88,10 @@ async fn the_user_service_accepts_a_reset_request_without_revealing_accounts() {
 #[tokio::test]
 async fn the_payment_service_verifies_webhook_signatures() {
     let secret = "whsec_e2e";
-    let app = TestApp::start_with(|config| config.stripe_webhook_secret = Some(secret.to_owned().into())).await;
+    let app = TestApp::start_with(|config| {
+        config.set("stripe_webhook_secret", secret);
+    })
+    .await;
     let body = r#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{}}}"#;
     let unsigned = app.request(Method::POST, "/v1/payments/webhooks/stripe").body(body).send().await.unwrap();
     assert_eq!(unsigned.status(), 400);

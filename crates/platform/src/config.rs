@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::{ExposeSecret, SecretString};
+use figment::{Figment, Provider};
+use secrecy::SecretString;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use url::Url;
 
 /// The prefix of every environment variable the platform reads.
@@ -23,26 +24,6 @@ pub enum StoreBackend {
     Sqlite,
     /// Amazon DynamoDB (or its API on moto/LocalStack).
     Dynamodb,
-}
-
-/// The product search engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchBackend {
-    /// A Tantivy index under the data dir (embedded mode).
-    Tantivy,
-    /// An OpenSearch domain.
-    Opensearch,
-}
-
-/// Who takes the payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentProvider {
-    /// The simulated provider (honours Stripe's test payment methods; embedded mode, tests).
-    Simulated,
-    /// Stripe.
-    Stripe,
 }
 
 /// Where events travel.
@@ -65,19 +46,6 @@ pub enum ObjectBackend {
     S3,
 }
 
-/// The `From` of emails when `SHOP_MAIL_FROM` is unset.
-pub const DEFAULT_MAIL_FROM: &str = "Shop <no-reply@shop.local>";
-
-/// Where the user service's emails go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MailBackend {
-    /// `.eml` files in the data dir's `mail` folder, for a developer to open (embedded mode).
-    Folder,
-    /// Amazon SES's v2 API (its raw `SendEmail`).
-    Ses,
-}
-
 /// Which cache holds sessions, hot carts and hot reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,9 +66,11 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The whole configuration of a service process (or of `shop up`, which runs all five).
+/// What every process needs (bind, logging, event bus, AWS, cache, object store, auth
+/// verification, the other services' addresses). Each service reads its own settings, a
+/// [`Section`], from the same layers.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// Address to listen on (`SHOP_BIND`).
     pub bind: IpAddr,
@@ -178,36 +148,6 @@ pub struct Config {
     pub store_backend: StoreBackend,
     /// Prefix of every DynamoDB table name (`SHOP_DYNAMODB_TABLE_PREFIX`).
     pub dynamodb_table_prefix: String,
-    /// Search backend (`SHOP_SEARCH_BACKEND`: tantivy | opensearch).
-    pub search_backend: SearchBackend,
-    /// OpenSearch endpoint when the search backend is OpenSearch (`SHOP_OPENSEARCH_URL`).
-    pub opensearch_url: Option<Url>,
-    /// The OpenSearch index of products (`SHOP_OPENSEARCH_INDEX`).
-    pub opensearch_index: String,
-    /// Largest body of a bulk request (`SHOP_BULK_BODY_LIMIT_BYTES`): NDJSON imports.
-    pub bulk_body_limit_bytes: usize,
-    /// Search result pages kept per index generation (`SHOP_SEARCH_CACHE_PAGES`; 0 turns the page
-    /// cache off).
-    pub search_cache_pages: usize,
-    /// Largest product image an admin may upload, in bytes (`SHOP_IMAGE_MAX_BYTES`).
-    pub image_max_bytes: u64,
-    /// How long a stock reservation holds when the saga's command names no time
-    /// (`SHOP_RESERVATION_TTL_SECS`).
-    pub reservation_ttl_secs: u64,
-    /// How often the inventory looks for expired reservations (and the order service for overdue
-    /// saga steps), in milliseconds (`SHOP_RESERVATION_SWEEP_MS`).
-    pub reservation_sweep_ms: u64,
-    /// How long the checkout saga waits for the stock reservation, in milliseconds; the payment
-    /// gets twice as long and the capture four times (`SHOP_SAGA_STEP_TIMEOUT_MS`).
-    pub saga_step_timeout_ms: u64,
-    /// After how long without a change a cart with lines is reported abandoned, in seconds
-    /// (`SHOP_CART_ABANDON_SECS`).
-    pub cart_abandon_secs: u64,
-
-    /// Where emails are delivered (`SHOP_MAIL_SINK`: folder | ses).
-    pub mail_sink: MailBackend,
-    /// The `From` of every email (`SHOP_MAIL_FROM`); with SES, an identity verified there.
-    pub mail_from: String,
 
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
@@ -220,41 +160,6 @@ pub struct Config {
     /// Where the access-token keys are published (`SHOP_JWKS_URL`); unset means the user service's
     /// (`SHOP_USER_URL` + `/.well-known/jwks.json`), or in-process in the embedded mode.
     pub jwks_url: Option<Url>,
-    /// The user service's signing keys (`SHOP_JWT_PRIVATE_KEYS`): comma-separated base64 PKCS#8
-    /// Ed25519 keys, the last one signing, the others still published for tokens they signed. Unset:
-    /// keys are made and kept under the data dir.
-    pub jwt_private_keys: Option<SecretString>,
-    /// Lifetime of an access token in seconds (`SHOP_ACCESS_TOKEN_TTL_SECS`).
-    pub access_token_ttl_secs: u64,
-    /// Lifetime of a refresh token in seconds (`SHOP_REFRESH_TOKEN_TTL_SECS`).
-    pub refresh_token_ttl_secs: u64,
-    /// How long a spent refresh token still answers with its successor (`SHOP_REFRESH_GRACE_MS`):
-    /// two tabs refreshing at once, a retry after a lost answer. Later, it is a replay.
-    pub refresh_grace_ms: u64,
-
-    /// The Cognito user pool whose shoppers may sign in with its ID tokens (`SHOP_COGNITO_ISSUER`:
-    /// `https://cognito-idp.<region>.amazonaws.com/<pool id>`); unset turns that sign-in off.
-    pub cognito_issuer: Option<Url>,
-    /// The pool's app client the ID tokens are issued to (`SHOP_COGNITO_CLIENT_ID`, their `aud`).
-    pub cognito_client_id: Option<String>,
-
-    /// The signing secret of the Stripe webhook endpoint (`SHOP_STRIPE_WEBHOOK_SECRET`); without it
-    /// every webhook is refused.
-    pub stripe_webhook_secret: Option<SecretString>,
-    /// Who takes the payments (`SHOP_PAYMENT_PROVIDER`: simulated | stripe).
-    pub payment_provider: PaymentProvider,
-    /// Stripe's secret API key (`SHOP_STRIPE_SECRET_KEY`), required with the Stripe provider.
-    pub stripe_secret_key: Option<SecretString>,
-    /// Stripe's API (`SHOP_STRIPE_API_BASE`).
-    pub stripe_api_base: Url,
-    /// How long one call to the payment provider may take, in milliseconds
-    /// (`SHOP_PAYMENT_TIMEOUT_MS`).
-    pub payment_timeout_ms: u64,
-    /// The simulated provider's latency per call, in milliseconds (`SHOP_SIMULATED_LATENCY_MS`).
-    pub simulated_latency_ms: u64,
-    /// The share of the simulated provider's calls that fail as if it were down, 0 to 1
-    /// (`SHOP_SIMULATED_FAILURE_RATE`).
-    pub simulated_failure_rate: f64,
 
     /// Base URLs of the other services (`SHOP_USER_URL`, …); unset means in-process (embedded).
     pub user_url: Option<Url>,
@@ -266,6 +171,10 @@ pub struct Config {
     pub payment_url: Option<Url>,
     /// See `user_url`.
     pub inventory_url: Option<Url>,
+    /// The layers it was read from, where each service reads its own section
+    /// ([`Config::section`]).
+    #[serde(skip)]
+    pub layers: Layers,
 }
 
 impl Default for Config {
@@ -297,45 +206,21 @@ impl Default for Config {
             s3_bucket: None,
             store_backend: StoreBackend::Sqlite,
             dynamodb_table_prefix: "shop-".into(),
-            search_backend: SearchBackend::Tantivy,
-            opensearch_url: None,
-            opensearch_index: "products".into(),
-            image_max_bytes: 10 * 1024 * 1024,
-            reservation_ttl_secs: 15 * 60,
-            reservation_sweep_ms: 1_000,
-            saga_step_timeout_ms: 30_000,
-            cart_abandon_secs: 24 * 60 * 60,
-            cognito_issuer: None,
-            cognito_client_id: None,
-            mail_sink: MailBackend::Folder,
-            mail_from: DEFAULT_MAIL_FROM.into(),
-            search_cache_pages: 4_096,
-            bulk_body_limit_bytes: 512 * 1024 * 1024,
             cdn_base_url: None,
             url_signing_key: None,
             cache: CacheBackend::Memory,
             redis_url: None,
             cache_max_entries: 100_000,
             database_url: None,
-            stripe_webhook_secret: None,
-            payment_provider: PaymentProvider::Simulated,
-            stripe_secret_key: None,
-            stripe_api_base: Url::parse("https://api.stripe.com").expect("a URL"),
-            payment_timeout_ms: 10_000,
-            simulated_latency_ms: 0,
-            simulated_failure_rate: 0.0,
             jwt_issuer: "shop".into(),
             jwt_audience: "shop-api".into(),
             jwks_url: None,
-            jwt_private_keys: None,
-            access_token_ttl_secs: 15 * 60,
-            refresh_token_ttl_secs: 30 * 24 * 60 * 60,
-            refresh_grace_ms: 10_000,
             user_url: None,
             product_url: None,
             order_url: None,
             payment_url: None,
             inventory_url: None,
+            layers: Layers::default(),
         }
     }
 }
@@ -351,7 +236,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
+    /// The error of the setting `field` (its environment variable named).
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
         Self { variable: env_name(field), message: message.into() }
     }
 }
@@ -361,10 +247,117 @@ pub fn env_name(field: &str) -> String {
     format!("{ENV_PREFIX}{}", field.replace('.', "__").to_ascii_uppercase())
 }
 
+/// The layered sources settings are read from: built-in defaults ← the `SHOP_CONFIG` file ←
+/// `SHOP_*` variables (← whatever a caller sets on top). Its `Debug` shows no values: they may
+/// hold secrets.
+#[derive(Clone, Default)]
+pub struct Layers(Figment);
+
+impl std::fmt::Debug for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Layers(..)")
+    }
+}
+
+impl Layers {
+    /// Reads `T` from the layers; a bad value names its variable.
+    pub fn extract<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.0.extract().map_err(|error| {
+            let error = error.into_iter().next().expect("a figment error has at least one cause");
+            let field = error.path.join(".");
+            if field.is_empty() {
+                ConfigError { variable: "SHOP_CONFIG".into(), message: error.to_string() }
+            } else {
+                ConfigError::new(&field, error.kind.to_string())
+            }
+        })
+    }
+
+    /// The names set in any layer.
+    fn names(&self) -> Result<Vec<String>, ConfigError> {
+        let data = self
+            .0
+            .data()
+            .map_err(|error| ConfigError { variable: "SHOP_CONFIG".into(), message: error.to_string() })?;
+        Ok(data.into_values().flat_map(|dict| dict.into_keys()).collect())
+    }
+}
+
+/// A service's own settings: a struct read from the same layers as [`Config`] (its fields named
+/// as their `SHOP_*` variables, lower-cased and unprefixed), with the rules that span them.
+pub trait Settings: DeserializeOwned + Default {
+    /// Checks the rules that span several of its settings.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// A service's settings, as a process that runs it declares them: so that its variables are known
+/// and checked when the process starts.
+#[derive(Clone, Copy)]
+pub struct Section {
+    /// The service.
+    pub service: &'static str,
+    fields: fn() -> &'static [&'static str],
+    check: fn(&Layers) -> Result<(), ConfigError>,
+}
+
+impl Section {
+    /// The section of `service`'s settings `S`.
+    pub const fn of<S: Settings>(service: &'static str) -> Self {
+        Self { service, fields: field_names::<S>, check: check_section::<S> }
+    }
+
+    /// The names of its settings.
+    pub fn fields(&self) -> &'static [&'static str] {
+        (self.fields)()
+    }
+}
+
+impl std::fmt::Debug for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Section").field("service", &self.service).field("fields", &self.fields()).finish()
+    }
+}
+
+fn check_section<S: Settings>(layers: &Layers) -> Result<(), ConfigError> {
+    layers.extract::<S>()?.validate()
+}
+
+/// The field names of a struct `T` deserializes as (what its `Deserialize` asks for), read without
+/// any data.
+pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields(&'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(serde::de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = T::deserialize(&mut fields);
+    fields.0
+}
+
 impl Config {
-    /// Loads the configuration from the process environment (and the file `SHOP_CONFIG` names).
-    pub fn load() -> Result<Self, ConfigError> {
-        Self::from_figment(Self::figment())
+    /// Loads the configuration from the process environment (and the file `SHOP_CONFIG` names),
+    /// with the settings of the services this process runs: a variable that neither the platform
+    /// nor one of them reads, or a bad value, is an error naming it.
+    pub fn load(sections: &[Section]) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(), sections)
     }
 
     /// The layered sources, for callers that add their own (the CLI's flags) on top.
@@ -381,25 +374,41 @@ impl Config {
         )
     }
 
-    /// Extracts and validates a configuration from any figment (tests build their own).
-    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|error| {
-            let error = error.into_iter().next().expect("a figment error has at least one cause");
-            let field = error.path.join(".");
-            let message = match &error.kind {
-                figment::error::Kind::UnknownField(name, _) => {
-                    return ConfigError::new(name, "unknown setting");
-                }
-                kind => kind.to_string(),
-            };
-            if field.is_empty() {
-                ConfigError { variable: "SHOP_CONFIG".into(), message: error.to_string() }
-            } else {
-                ConfigError::new(&field, message)
+    /// Extracts and validates a configuration from any figment (tests build their own), with the
+    /// sections of the services the process runs.
+    pub fn from_figment(figment: Figment, sections: &[Section]) -> Result<Self, ConfigError> {
+        let layers = Layers(figment);
+        let own = field_names::<Config>();
+        let mut names = layers.names()?;
+        names.sort();
+        for name in names {
+            let known = own.contains(&name.as_str()) || sections.iter().any(|s| s.fields().contains(&name.as_str()));
+            if !known {
+                return Err(ConfigError::new(&name, "unknown setting"));
             }
-        })?;
+        }
+        let mut config: Config = layers.extract()?;
         config.validate()?;
+        for section in sections {
+            (section.check)(&layers)?;
+        }
+        config.layers = layers;
         Ok(config)
+    }
+
+    /// A service's own settings, read from the layers this configuration was read from (and
+    /// whatever [`Config::set`] put on top); their defaults where nothing set them.
+    pub fn section<S: Settings>(&self) -> Result<S, ConfigError> {
+        let settings: S = self.layers.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Sets a setting of a service's section on top of every layer (tests; the CLI's flags).
+    pub fn set(&mut self, name: &str, value: impl serde::Serialize) -> &mut Self {
+        let layers = std::mem::take(&mut self.layers.0);
+        self.layers.0 = layers.merge(figment::providers::Serialized::default(name, value));
+        self
     }
 
     /// Checks the rules that span several settings.
@@ -409,39 +418,6 @@ impl Config {
         }
         if self.cache == CacheBackend::Redis && self.redis_url.is_none() {
             return Err(ConfigError::new("redis_url", "is required when SHOP_CACHE=redis"));
-        }
-        if self.search_backend == SearchBackend::Opensearch && self.opensearch_url.is_none() {
-            return Err(ConfigError::new("opensearch_url", "is required when SHOP_SEARCH_BACKEND=opensearch"));
-        }
-        if self.payment_provider == PaymentProvider::Stripe
-            && self.stripe_secret_key.as_ref().is_none_or(|k| k.expose_secret().is_empty())
-        {
-            return Err(ConfigError::new("stripe_secret_key", "is required when SHOP_PAYMENT_PROVIDER=stripe"));
-        }
-        if !(0.0..=1.0).contains(&self.simulated_failure_rate) {
-            return Err(ConfigError::new("simulated_failure_rate", "must be between 0 and 1"));
-        }
-        if !(100..=120_000).contains(&self.payment_timeout_ms) {
-            return Err(ConfigError::new("payment_timeout_ms", "must be between 100 ms and 2 minutes"));
-        }
-        if self.image_max_bytes == 0 {
-            return Err(ConfigError::new("image_max_bytes", "must be greater than 0"));
-        }
-        if !(1..=crate::contracts::inventory::MAX_TTL_SECONDS).contains(&self.reservation_ttl_secs) {
-            return Err(ConfigError::new("reservation_ttl_secs", "must be between 1 second and a day"));
-        }
-        if !(1..=90 * 24 * 60 * 60).contains(&self.cart_abandon_secs) {
-            return Err(ConfigError::new("cart_abandon_secs", "must be between 1 second and 90 days"));
-        }
-        if !(100..=crate::contracts::order::MAX_SAGA_STEP_MS).contains(&self.saga_step_timeout_ms) {
-            return Err(ConfigError::new(
-                "saga_step_timeout_ms",
-                "must be between 100 ms and 112.5 s (112500): the checkout's 15-minute stock hold must outlast \
-                 the seven step timeouts before a commit is asked for again",
-            ));
-        }
-        if !(10..=60 * 60 * 1000).contains(&self.reservation_sweep_ms) {
-            return Err(ConfigError::new("reservation_sweep_ms", "must be between 10 ms and an hour"));
         }
         if self.body_limit_bytes == 0 {
             return Err(ConfigError::new("body_limit_bytes", "must be greater than 0"));
@@ -455,29 +431,8 @@ impl Config {
                 "rate limits must be greater than 0 (or set SHOP_RATE_LIMIT_ENABLED=false)",
             ));
         }
-        if !(30..=24 * 60 * 60).contains(&self.access_token_ttl_secs) {
-            return Err(ConfigError::new("access_token_ttl_secs", "must be between 30 seconds and a day"));
-        }
-        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
-            return Err(ConfigError::new(
-                "refresh_token_ttl_secs",
-                "must not be shorter than the access-token lifetime",
-            ));
-        }
-        if self.refresh_grace_ms > 60_000 {
-            return Err(ConfigError::new("refresh_grace_ms", "must be at most a minute (0 turns the grace off)"));
-        }
         if self.sqs_wait_seconds > 20 {
             return Err(ConfigError::new("sqs_wait_seconds", "must be between 0 and 20"));
-        }
-        if self.cognito_issuer.is_some() != self.cognito_client_id.as_deref().is_some_and(|c| !c.trim().is_empty()) {
-            return Err(ConfigError::new(
-                "cognito_issuer",
-                "SHOP_COGNITO_ISSUER and SHOP_COGNITO_CLIENT_ID go together (both set, or neither)",
-            ));
-        }
-        if !self.mail_from.contains('@') || self.mail_from.contains(['\r', '\n']) {
-            return Err(ConfigError::new("mail_from", "must be an email address, such as Shop <shop@example.com>"));
         }
         if self.aws_region.trim().is_empty() {
             return Err(ConfigError::new("aws_region", "must not be empty"));
@@ -541,7 +496,7 @@ mod tests {
     #[test]
     fn defaults_give_the_embedded_mode() {
         Jail::expect_with(|_| {
-            let config = Config::load().unwrap();
+            let config = Config::load(&[]).unwrap();
             assert_eq!(config.port, 8080);
             assert_eq!(config.event_bus, BusBackend::Sqlite);
             assert_eq!(config.object_store, ObjectBackend::Local);
@@ -556,7 +511,7 @@ mod tests {
             jail.create_file("shop.toml", "port = 9000\nevent_bus = \"sqs\"\n")?;
             jail.set_env("SHOP_CONFIG", "shop.toml");
             jail.set_env("SHOP_PORT", "9100");
-            let config = Config::load().unwrap();
+            let config = Config::load(&[]).unwrap();
             assert_eq!(config.port, 9100);
             assert_eq!(config.event_bus, BusBackend::Sqs);
             Ok(())
@@ -567,11 +522,11 @@ mod tests {
     fn a_bad_value_names_its_variable() {
         Jail::expect_with(|jail| {
             jail.set_env("SHOP_PORT", "eighty");
-            let error = Config::load().unwrap_err();
+            let error = Config::load(&[]).unwrap_err();
             assert_eq!(error.variable, "SHOP_PORT");
             jail.set_env("SHOP_PORT", "8080");
             jail.set_env("SHOP_EVENT_BUS", "kafka");
-            let error = Config::load().unwrap_err();
+            let error = Config::load(&[]).unwrap_err();
             assert_eq!(error.variable, "SHOP_EVENT_BUS");
             assert!(error.message.contains("kafka"), "{error}");
             Ok(())
@@ -582,7 +537,7 @@ mod tests {
     fn an_unknown_setting_is_rejected() {
         Jail::expect_with(|jail| {
             jail.set_env("SHOP_PROT", "8080");
-            let error = Config::load().unwrap_err();
+            let error = Config::load(&[]).unwrap_err();
             assert_eq!(error.variable, "SHOP_PROT");
             Ok(())
         });
@@ -592,13 +547,13 @@ mod tests {
     fn cross_field_rules_are_checked() {
         Jail::expect_with(|jail| {
             jail.set_env("SHOP_OBJECT_STORE", "s3");
-            assert_eq!(Config::load().unwrap_err().variable, "SHOP_S3_BUCKET");
+            assert_eq!(Config::load(&[]).unwrap_err().variable, "SHOP_S3_BUCKET");
             jail.set_env("SHOP_S3_BUCKET", "images");
             jail.set_env("SHOP_CACHE", "redis");
-            assert_eq!(Config::load().unwrap_err().variable, "SHOP_REDIS_URL");
+            assert_eq!(Config::load(&[]).unwrap_err().variable, "SHOP_REDIS_URL");
             jail.set_env("SHOP_REDIS_URL", "redis://127.0.0.1");
             jail.set_env("SHOP_DATABASE_URL", "mysql://x");
-            assert_eq!(Config::load().unwrap_err().variable, "SHOP_DATABASE_URL");
+            assert_eq!(Config::load(&[]).unwrap_err().variable, "SHOP_DATABASE_URL");
             Ok(())
         });
     }
@@ -607,7 +562,7 @@ mod tests {
     fn test_server_variables_are_not_settings() {
         Jail::expect_with(|jail| {
             jail.set_env("SHOP_TEST_DATABASE_URL", "postgres://127.0.0.1/test");
-            assert!(Config::load().is_ok());
+            assert!(Config::load(&[]).is_ok());
             Ok(())
         });
     }
@@ -617,10 +572,80 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("SHOP_REDIS_URL", "redis://:hunter2@127.0.0.1");
             jail.set_env("SHOP_EDGE_SECRET", "edge-hunter3");
-            let config = Config::load().unwrap();
+            let config = Config::load(&[]).unwrap();
             assert!(!format!("{config:?}").contains("hunter2"));
             assert!(!format!("{config:?}").contains("hunter3"));
             assert!(config.edge_secret.is_some());
+            Ok(())
+        });
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Sample {
+        sample_timeout_ms: u64,
+        sample_name: String,
+    }
+
+    impl Default for Sample {
+        fn default() -> Self {
+            Self { sample_timeout_ms: 1_000, sample_name: "sample".into() }
+        }
+    }
+
+    impl Settings for Sample {
+        fn validate(&self) -> Result<(), ConfigError> {
+            if self.sample_timeout_ms == 0 {
+                return Err(ConfigError::new("sample_timeout_ms", "must be greater than 0"));
+            }
+            Ok(())
+        }
+    }
+
+    const SAMPLE: Section = Section::of::<Sample>("sample");
+
+    #[test]
+    fn a_section_names_its_fields() {
+        assert_eq!(SAMPLE.fields(), ["sample_timeout_ms", "sample_name"]);
+        assert!(field_names::<Config>().contains(&"event_bus"));
+    }
+
+    #[test]
+    fn a_service_setting_is_known_only_where_its_section_is_declared() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_SAMPLE_TIMEOUT_MS", "250");
+            assert_eq!(Config::load(&[]).unwrap_err().variable, "SHOP_SAMPLE_TIMEOUT_MS");
+            let config = Config::load(&[SAMPLE]).unwrap();
+            let sample: Sample = config.section().unwrap();
+            assert_eq!(sample, Sample { sample_timeout_ms: 250, sample_name: "sample".into() });
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_service_setting_stops_the_load_naming_its_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_SAMPLE_TIMEOUT_MS", "soon");
+            let error = Config::load(&[SAMPLE]).unwrap_err();
+            assert_eq!(error.variable, "SHOP_SAMPLE_TIMEOUT_MS");
+            jail.set_env("SHOP_SAMPLE_TIMEOUT_MS", "0");
+            let error = Config::load(&[SAMPLE]).unwrap_err();
+            assert_eq!(
+                (error.variable.as_str(), error.message.as_str()),
+                ("SHOP_SAMPLE_TIMEOUT_MS", "must be greater than 0")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_setting_set_on_top_wins_over_every_layer() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SHOP_SAMPLE_NAME", "from the environment");
+            let mut config = Config::load(&[SAMPLE]).unwrap();
+            config.set("sample_name", "set");
+            assert_eq!(config.section::<Sample>().unwrap().sample_name, "set");
+            assert_eq!(Config::for_tests("data").section::<Sample>().unwrap(), Sample::default());
             Ok(())
         });
     }

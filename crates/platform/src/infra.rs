@@ -20,7 +20,7 @@ use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::client::{InProcessHandle, ServiceClient};
-use crate::config::{BusBackend, CacheBackend, Config, ObjectBackend};
+use crate::config::{BusBackend, CacheBackend, Config, ObjectBackend, Section};
 use crate::events::outbox::{OutboxRelay, OutboxStore, SqliteOutbox};
 use crate::events::sqlite::SqliteQueue;
 use crate::events::sqs::SqsBus;
@@ -333,15 +333,16 @@ impl ReadinessCheck for ObjectsCheck {
 }
 
 /// Runs one service as its own process: the body of every service binary's `main`. Loads and checks
-/// the configuration (a bad value exits with status 2 and a message naming the variable), starts
+/// the configuration with the service's `settings` (an unknown variable or a bad value exits with
+/// status 2 and a message naming the variable), starts
 /// telemetry, listens, and serves until SIGTERM or Ctrl-C.
-pub async fn service_main<F, Fut>(name: &'static str, run: F) -> std::process::ExitCode
+pub async fn service_main<F, Fut>(name: &'static str, settings: Section, run: F) -> std::process::ExitCode
 where
     F: FnOnce(Config, TcpListener) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     crate::install_crypto_provider();
-    let config = match Config::load() {
+    let config = match Config::load(&[settings]) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{name}: {error}");

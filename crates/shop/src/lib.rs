@@ -77,12 +77,23 @@ pub async fn provision(config: &Config) -> anyhow::Result<()> {
         platform::objects::s3::create_bucket_on_emulator(&endpoint, bucket).await?;
         println!("s3: bucket {bucket} ready");
     }
-    if config.mail_sink == platform::config::MailBackend::Ses {
-        shop_user::mail::SesSink::verify_on_emulator(&sdk, &config.mail_from).await?;
-        println!("ses: {} verified", shop_user::mail::address_of(&config.mail_from));
+    let user: shop_user::settings::Settings = config.section()?;
+    if user.mail_sink == shop_user::settings::MailBackend::Ses {
+        shop_user::mail::SesSink::verify_on_emulator(&sdk, &user.mail_from).await?;
+        println!("ses: {} verified", shop_user::mail::address_of(&user.mail_from));
     }
     Ok(())
 }
+
+/// The settings of the five services, which every process of the `shop` binary runs or
+/// administers.
+pub const SETTINGS: [platform::config::Section; 5] = [
+    shop_user::settings::SECTION,
+    shop_product::settings::SECTION,
+    shop_order::settings::SECTION,
+    shop_payment::settings::SECTION,
+    shop_inventory::settings::SECTION,
+];
 
 /// Builds all five services on `infra` (opening and migrating their stores, starting their relays
 /// and consumers). Their routes are disjoint, so merged they route by path prefix exactly as the

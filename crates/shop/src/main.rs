@@ -45,6 +45,10 @@ enum Command {
     /// service's audit); with --repair, sends the saga commands that set what it can right. Exits
     /// 1 when something is left for people to look at (or to repair).
     Reconcile(ReconcileArgs),
+    /// Checks the settings (the environment and the `SHOP_CONFIG` file) as the process running one
+    /// service (`--service order`: its own binary) or all five (the `shop` binary) reads them at
+    /// start; exits 2 naming a refused variable.
+    CheckConfig(CheckArgs),
     /// Inspects and redrives dead-lettered events.
     Events {
         #[command(subcommand)]
@@ -127,6 +131,13 @@ struct ReconcileArgs {
 }
 
 #[derive(Args, Clone, Default)]
+struct CheckArgs {
+    /// The service whose binary's settings to check (user, product, order, payment, inventory).
+    #[arg(long)]
+    service: Option<String>,
+}
+
+#[derive(Args, Clone, Default)]
 struct ImportArgs {
     /// The NDJSON file.
     file: PathBuf,
@@ -146,8 +157,29 @@ struct UpArgs {
     data: DataArgs,
 }
 
+/// The settings a process running one service declares (all five for `shop`).
+fn check_config(args: &CheckArgs) -> ExitCode {
+    let sections: Vec<_> = match &args.service {
+        None => shop::SETTINGS.to_vec(),
+        Some(name) => match shop::SETTINGS.iter().find(|section| section.service == name) {
+            Some(section) => vec![*section],
+            None => {
+                eprintln!("shop: no service {name:?} (user, product, order, payment, inventory)");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match Config::load(&sections) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shop: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn load_config(data: &DataArgs, port: Option<u16>) -> Result<Config, ExitCode> {
-    let mut config = Config::load().map_err(|error| {
+    let mut config = Config::load(&shop::SETTINGS).map_err(|error| {
         eprintln!("shop: {error}");
         ExitCode::from(2)
     })?;
@@ -166,6 +198,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Up(cli.up));
     let config = match &command {
+        Command::CheckConfig(args) => return check_config(args),
         Command::Up(args) => load_config(&args.data, args.port),
         Command::Migrate(data) | Command::Reindex(data) | Command::Provision(data) => load_config(data, None),
         Command::Seed(args) => load_config(&args.data, None),
@@ -195,6 +228,7 @@ async fn main() -> ExitCode {
             Err(error) => Err(error),
         },
         Command::Events { command } => events(config, command).await,
+        Command::CheckConfig(_) => unreachable!("checked before"),
         Command::Admin { command } => admin(config, command).await,
     };
     match result {

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod consumers;
 pub mod domain;
+pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
@@ -116,18 +117,18 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let backend = open(&infra).await?;
     let outbox = infra.spawn_relay(backend.outbox);
-    let config = &infra.config;
+    let settings: settings::Settings = infra.config.section()?;
     let commands = Commands::new(
         backend.store.clone(),
         infra.bus.clone(),
         outbox.clone(),
-        Duration::from_secs(config.reservation_ttl_secs),
+        Duration::from_secs(settings.reservation_ttl_secs),
     );
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)).batch(64));
     infra.tasks.spawn(consumers::sweep(
         backend.store.clone(),
         outbox.clone(),
-        Duration::from_millis(config.reservation_sweep_ms),
+        Duration::from_millis(settings.reservation_sweep_ms),
         infra.shutdown.clone(),
     ));
     let state = AppState { store: backend.store, outbox, verifier: infra.verifier.clone() };

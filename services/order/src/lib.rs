@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod consumers;
 pub mod domain;
 pub mod label;
+pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
@@ -148,7 +149,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let outbox = infra.spawn_relay(backend.outbox);
     let carts: Arc<dyn CartStore> = Arc::new(CachedCarts::new(backend.carts, infra.cache.clone()));
     let orders = backend.orders;
-    let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
+    let settings: settings::Settings = infra.config.section()?;
+    let step = settings.step_timeout();
     let saga = Arc::new(Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step));
     let answers = consumers::SagaAnswers(saga.clone());
     infra.spawn_consumer(
@@ -157,12 +159,12 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     infra.tasks.spawn(abandoned_carts(
         carts.clone(),
         outbox.clone(),
-        std::time::Duration::from_secs(infra.config.cart_abandon_secs),
+        std::time::Duration::from_secs(settings.cart_abandon_secs),
         infra.shutdown.clone(),
     ));
     infra.tasks.spawn(saga::sweep(
         saga.clone(),
-        std::time::Duration::from_millis(infra.config.reservation_sweep_ms),
+        std::time::Duration::from_millis(settings.reservation_sweep_ms),
         infra.shutdown.clone(),
     ));
     infra.tasks.spawn(reconcile::run(

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform::infra::service_main(shop_order::NAME, shop_order::run).await
+    platform::infra::service_main(shop_order::NAME, shop_order::settings::SECTION, shop_order::run).await
 }

@@ -10,6 +10,7 @@ pub mod consumers;
 pub mod domain;
 pub mod payments;
 pub mod provider;
+pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
-use platform::config::PaymentProvider as ProviderChoice;
 use platform::events::Consumer;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
@@ -33,6 +33,7 @@ use crate::payments::Payments;
 use crate::provider::PaymentProvider;
 use crate::provider::simulated::SimulatedProvider;
 use crate::provider::stripe::StripeProvider;
+use crate::settings::{ProviderChoice, Settings};
 use crate::store::PaymentStore;
 use crate::store::postgres::PgPaymentStore;
 use crate::store::sqlite::SqlitePaymentStore;
@@ -107,8 +108,8 @@ pub async fn open_store(
     }
 }
 
-/// The provider `config` names.
-pub fn provider(config: &platform::Config) -> anyhow::Result<Arc<dyn PaymentProvider>> {
+/// The provider the service's `settings` name.
+pub fn provider(config: &Settings) -> anyhow::Result<Arc<dyn PaymentProvider>> {
     Ok(match config.payment_provider {
         ProviderChoice::Simulated => Arc::new(SimulatedProvider::new(
             Duration::from_millis(config.simulated_latency_ms),
@@ -131,17 +132,18 @@ pub fn provider(config: &platform::Config) -> anyhow::Result<Arc<dyn PaymentProv
 /// Wires the service into a process: store, outbox relay, provider, saga command consumer,
 /// refund retries, reconciler, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+    let settings: Settings = infra.config.section()?;
     let (store, outbox, check) = open_store(&infra).await?;
     let waker = infra.spawn_relay(outbox);
-    let payments = Payments::new(store, provider(&infra.config)?, waker);
+    let payments = Payments::new(store, provider(&settings)?, waker);
     let commands = Arc::new(Commands::new(payments.clone()));
-    let visibility = command_visibility(Duration::from_millis(infra.config.payment_timeout_ms));
+    let visibility = command_visibility(Duration::from_millis(settings.payment_timeout_ms));
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64).visibility(visibility));
     infra.tasks.spawn(retry_refunds(payments.clone(), infra.shutdown.clone()));
     infra.tasks.spawn(reconcile(payments.clone(), infra.shutdown.clone()));
     let state = AppState {
         payments,
-        stripe_webhook_secret: infra.config.stripe_webhook_secret.clone(),
+        stripe_webhook_secret: settings.stripe_webhook_secret.clone(),
         verifier: infra.verifier.clone(),
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![check] })

@@ -10,6 +10,7 @@ pub mod indexer;
 pub mod pages;
 pub mod search;
 pub mod seed;
+pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tokio::net::TcpListener;
 use anyhow::Context;
 use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
-use platform::config::{SearchBackend, StoreBackend};
+use platform::config::StoreBackend;
 use platform::events::Consumer;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
@@ -35,6 +36,7 @@ use crate::pages::PageCache;
 use crate::search::SearchIndex;
 use crate::search::opensearch::OpenSearchIndex;
 use crate::search::tantivy::TantivyIndex;
+use crate::settings::{SearchBackend, Settings};
 use crate::store::dynamodb::DynamoCatalogStore;
 use crate::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
 use crate::store::{CategoryStore, ProductStore};
@@ -185,17 +187,18 @@ async fn stores(infra: &Infra) -> anyhow::Result<Stores> {
 
 /// The search index `infra`'s configuration names.
 pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
-    Ok(match infra.config.search_backend {
+    let settings: Settings = infra.config.section()?;
+    Ok(match settings.search_backend {
         SearchBackend::Tantivy => {
             let dir = infra.config.data_dir.join("search").join("products");
             Arc::new(
-                TantivyIndex::open(&dir, infra.config.search_cache_pages)
+                TantivyIndex::open(&dir, settings.search_cache_pages)
                     .with_context(|| format!("cannot open the search index in {}", dir.display()))?,
             )
         }
         SearchBackend::Opensearch => {
-            let url = infra.config.opensearch_url.as_ref().context("SHOP_OPENSEARCH_URL is required")?;
-            Arc::new(OpenSearchIndex::new(url, &infra.config.opensearch_index).context("cannot set up OpenSearch")?)
+            let url = settings.opensearch_url.as_ref().context("SHOP_OPENSEARCH_URL is required")?;
+            Arc::new(OpenSearchIndex::new(url, &settings.opensearch_index).context("cannot set up OpenSearch")?)
         }
     })
 }
@@ -204,6 +207,7 @@ pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
 /// checks. An empty index over a non-empty catalog (a new index, a changed schema) is rebuilt in the
 /// background.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+    let settings: Settings = infra.config.section()?;
     let (categories, products, backend) = stores(&infra).await?;
     let outbox = infra.spawn_relay(backend.outbox());
     let index = search_index(&infra)?;
@@ -215,8 +219,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         tree,
         pages: Arc::new(PageCache::new()),
         objects: infra.objects.clone(),
-        image_max_bytes: infra.config.image_max_bytes,
-        bulk_body_limit: infra.config.bulk_body_limit_bytes,
+        image_max_bytes: settings.image_max_bytes,
+        bulk_body_limit: settings.bulk_body_limit_bytes,
         verifier: infra.verifier.clone(),
     };
     let indexer = Indexer::new(state.catalog.products.clone(), state.tree.clone(), state.index.clone())

@@ -80,10 +80,10 @@ pub fn generate_pkcs8() -> Vec<u8> {
 impl KeyRing {
     /// The keys a configuration names: `SHOP_JWT_PRIVATE_KEYS`, or the embedded key folder (made,
     /// with a first key, when missing).
-    pub fn load(config: &platform::Config) -> anyhow::Result<Self> {
-        match &config.jwt_private_keys {
+    pub fn load(keys: Option<&secrecy::SecretString>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        match keys {
             Some(keys) => Self::from_base64_list(keys.expose_secret()).context("SHOP_JWT_PRIVATE_KEYS"),
-            None => Self::from_dir(&config.data_dir.join("secrets/jwt")),
+            None => Self::from_dir(&data_dir.join("secrets/jwt")),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod domain;
 pub mod keys;
 pub mod mail;
+pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
@@ -20,7 +21,6 @@ use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
 use platform::cache::Cache;
 use platform::config::CacheBackend;
-use platform::config::MailBackend;
 use platform::events::Consumer;
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::keys::KeyRing;
+use crate::settings::{MailBackend, Settings};
 use crate::store::postgres::{PG_MIGRATIONS, PgUserStore};
 use crate::store::redis::RedisSessionStore;
 use crate::store::sqlite::{SqliteSessionStore, SqliteUserStore};
@@ -84,14 +85,14 @@ pub struct TokenSettings {
 }
 
 impl TokenSettings {
-    /// The settings a configuration names.
-    pub fn from_config(config: &platform::Config) -> Self {
+    /// The settings a configuration and the service's settings name.
+    pub fn from_config(config: &platform::Config, settings: &Settings) -> Self {
         Self {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
-            access_ttl: Duration::from_secs(config.access_token_ttl_secs),
-            refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
-            refresh_grace: Duration::from_millis(config.refresh_grace_ms),
+            access_ttl: Duration::from_secs(settings.access_token_ttl_secs),
+            refresh_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
+            refresh_grace: Duration::from_millis(settings.refresh_grace_ms),
             client: platform::http::rate_limit::ClientAddress::from_config(config),
         }
     }
@@ -176,6 +177,7 @@ pub async fn open_stores(
     infra: &Infra,
 ) -> anyhow::Result<(Arc<dyn UserStore>, Arc<dyn SessionStore>, Arc<Notify>, Vec<Arc<dyn ReadinessCheck>>)> {
     let config = &infra.config;
+    let settings: Settings = config.section()?;
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     // One handle on the embedded file: accounts (without PostgreSQL) and sessions share it.
@@ -189,7 +191,7 @@ pub async fn open_stores(
     };
     let sessions: Arc<dyn SessionStore> = match (config.cache, &config.redis_url) {
         (CacheBackend::Redis, Some(url)) => Arc::new(
-            RedisSessionStore::connect(url.expose_secret(), "shop:session:", config.refresh_token_ttl_secs)
+            RedisSessionStore::connect(url.expose_secret(), "shop:session:", settings.refresh_token_ttl_secs)
                 .await
                 .context("cannot connect to Redis for sessions")?,
         ),
@@ -200,11 +202,12 @@ pub async fn open_stores(
 
 /// Wires the service into a process: stores, keys, outbox relay, the mailer, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+    let settings: Settings = infra.config.section()?;
     let (users, sessions, outbox, checks) = open_stores(&infra).await?;
     // The decoy hash that equalises failed-login timing is slow to make: make it now, not in the first
     // login for an unknown email (whose answer would then take measurably longer).
     tokio::task::spawn_blocking(domain::password::decoy);
-    let keys = Arc::new(match (&infra.config.jwt_private_keys, &infra.config.database_url) {
+    let keys = Arc::new(match (&settings.jwt_private_keys, &infra.config.database_url) {
         (None, Some(url)) => {
             // Shared by every task of the service, in its database (migrated by `open_stores`).
             let pool = platform::postgres::connect(url, 1).await.context("cannot connect to SHOP_DATABASE_URL")?;
@@ -212,34 +215,34 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
             pool.close().await;
             keys
         }
-        _ => KeyRing::load(&infra.config)?,
+        _ => KeyRing::load(settings.jwt_private_keys.as_ref(), &infra.config.data_dir)?,
     });
-    let tokens = Arc::new(TokenSettings::from_config(&infra.config));
+    let tokens = Arc::new(TokenSettings::from_config(&infra.config, &settings));
     let verifier = Arc::new(TokenVerifier::local(&tokens.issuer, &tokens.audience));
     verifier.set_keys(keys.jwks());
     // Services in this process verify with the same keys without a round trip.
     infra.verifier.set_keys(keys.jwks());
-    let sink: Arc<dyn mail::MailSink> = match infra.config.mail_sink {
+    let sink: Arc<dyn mail::MailSink> = match settings.mail_sink {
         MailBackend::Folder => Arc::new(mail::FolderSink::new(infra.config.data_dir.join("mail"))),
         MailBackend::Ses => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
             let client = aws_sdk_sesv2::Client::new(&sdk);
-            Arc::new(mail::SesSink::new(client, infra.config.mail_from.clone(), infra.cache.clone()))
+            Arc::new(mail::SesSink::new(client, settings.mail_from.clone(), infra.cache.clone()))
         }
     };
     let mailer = mail::Mailer::with_sink(sink)
-        .from_address(infra.config.mail_from.clone())
+        .from_address(settings.mail_from.clone())
         .with_users(users.clone())
         .with_keys(keys.clone());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), mail::QUEUE, Arc::new(mailer)));
-    let cognito = cognito_verifier(&infra.config)?;
+    let cognito = cognito_verifier(&settings)?;
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens, cognito };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
 }
 
 /// The verifier of the Cognito user pool's ID tokens (`SHOP_COGNITO_ISSUER`), keys fetched from the
 /// pool's JWKS.
-fn cognito_verifier(config: &platform::Config) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
+fn cognito_verifier(config: &Settings) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
     let (Some(issuer), Some(client)) = (&config.cognito_issuer, &config.cognito_client_id) else { return Ok(None) };
     let issuer = issuer.as_str().trim_end_matches('/');
     let jwks = format!("{issuer}/.well-known/jwks.json").parse().context("the Cognito JWKS URL")?;

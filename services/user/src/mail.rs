@@ -300,7 +300,7 @@ impl Mailer {
 
     /// A mailer delivering to `sink`.
     pub fn with_sink(sink: Arc<dyn MailSink>) -> Self {
-        Self { sink, from: platform::config::DEFAULT_MAIL_FROM.to_owned(), users: None, keys: None }
+        Self { sink, from: crate::settings::DEFAULT_MAIL_FROM.to_owned(), users: None, keys: None }
     }
 
     /// Sends from `from` (an RFC 5322 address, such as `Shop <shop@example.com>`).

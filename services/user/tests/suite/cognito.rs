@@ -85,10 +85,10 @@ impl Pool {
 }
 
 async fn app(pool: &Pool) -> App {
-    let issuer = pool.issuer.parse().unwrap();
+    let issuer: url::Url = pool.issuer.parse().unwrap();
     start_with(None, |config| {
-        config.cognito_issuer = Some(issuer);
-        config.cognito_client_id = Some(CLIENT_ID.into());
+        config.set("cognito_issuer", issuer.as_str());
+        config.set("cognito_client_id", CLIENT_ID);
     })
     .await
 }

@@ -52,7 +52,7 @@ pub(crate) async fn start_with(schema: Option<PgSchema>, configure: impl FnOnce(
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
     config.database_url = schema.as_ref().map(|schema| schema.url.clone().into());
-    config.refresh_grace_ms = REFRESH_GRACE.as_millis() as u64;
+    config.set("refresh_grace_ms", REFRESH_GRACE.as_millis() as u64);
     configure(&mut config);
     let infra = Infra::build(config).await.unwrap();
     let service = shop_user::build(infra.clone()).await.unwrap();
