@@ -172,7 +172,7 @@ impl World {
         let payments: Arc<dyn PaymentStore> =
             Arc::new(shop_payment::store::sqlite::SqlitePaymentStore::new(payment_db.clone()));
         let provider = Arc::new(SimulatedProvider::default());
-        let payment_steps = Payments::new(payments.clone(), provider.clone(), Arc::new(Notify::new()));
+        let payment_steps = Payments::new(payments.clone(), provider.clone());
         let payment_commands = shop_payment::consumers::Commands::new(payment_steps.clone());
 
         let inventory: Arc<dyn InventoryStore> =
@@ -184,7 +184,6 @@ impl World {
             commands: shop_inventory::consumers::Commands::new(
                 inventory.clone(),
                 bus.clone(),
-                Arc::new(Notify::new()),
                 Duration::from_secs(900),
             ),
             failing_commits: AtomicU32::new(0),

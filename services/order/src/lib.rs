@@ -16,6 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
+use platform::events::outbox::OutboxSignal;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
@@ -94,8 +95,8 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// The stores a process uses, with the outbox their writes record events in and the readiness
-/// check of what holds them.
+/// The stores a process uses, with the outbox their writes record events in, the signal they wake
+/// its relay with, and the readiness check of what holds them.
 pub struct Backend {
     /// Carts (not yet cached).
     pub carts: Arc<dyn CartStore>,
@@ -103,31 +104,37 @@ pub struct Backend {
     pub orders: Arc<dyn OrderStore>,
     /// The outbox, for the relay.
     pub outbox: Arc<dyn platform::events::outbox::OutboxStore>,
+    /// What the stores wake the outbox relay with after writing events.
+    pub signal: OutboxSignal,
     /// The readiness check.
     pub check: Arc<dyn platform::http::ops::ReadinessCheck>,
 }
 
 /// Opens the configured stores: SQLite (embedded), or DynamoDB (the local stack and AWS).
 pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
+    let signal = OutboxSignal::default();
     match infra.config.store_backend {
         StoreBackend::Sqlite => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
             Ok(Backend {
-                carts: Arc::new(SqliteCartStore::new(db.clone())),
-                orders: Arc::new(SqliteOrderStore::new(db.clone())),
+                carts: Arc::new(SqliteCartStore::new(db.clone()).waking(signal.clone())),
+                orders: Arc::new(SqliteOrderStore::new(db.clone()).waking(signal.clone())),
                 outbox: Arc::new(platform::events::outbox::SqliteOutbox(db.clone())),
+                signal,
                 check: Arc::new(db),
             })
         }
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
-            let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+            let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix)
+                .waking(signal.clone());
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 store.create_tables().await.context("cannot create the order service's DynamoDB tables")?;
             }
             Ok(Backend {
                 outbox: Arc::new(store.outbox()),
+                signal,
                 carts: Arc::new(store.clone()),
                 check: Arc::new(store.readiness()),
                 orders: Arc::new(store),
@@ -142,7 +149,10 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let backend = open(&infra).await?;
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
-    let outbox = infra.spawn_relay(backend.outbox);
+    infra.spawn_relay(backend.outbox, &backend.signal);
+    // The stores wake the relay after writing events; the saga, the sweeper, the reconciler and
+    // the handlers still take a waker of their own, which wakes nobody.
+    let outbox = Arc::new(tokio::sync::Notify::new());
     let carts: Arc<dyn CartStore> = Arc::new(CachedCarts::new(backend.carts, infra.cache.clone()));
     let orders = backend.orders;
     let step = chrono::Duration::milliseconds(infra.config.saga_step_timeout_ms as i64);
@@ -150,7 +160,6 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     infra.spawn_consumer(platform::events::Consumer::new(infra.bus.clone(), saga::QUEUE, Arc::new(saga)).batch(64));
     infra.tasks.spawn(abandoned_carts(
         carts.clone(),
-        outbox.clone(),
         std::time::Duration::from_secs(infra.config.cart_abandon_secs),
         infra.shutdown.clone(),
     ));
@@ -183,7 +192,6 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
 /// tenth of that (at most a minute), until shutdown.
 async fn abandoned_carts(
     carts: Arc<dyn CartStore>,
-    outbox: Arc<tokio::sync::Notify>,
     idle: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -196,10 +204,7 @@ async fn abandoned_carts(
         let before = chrono::Utc::now() - chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::days(1));
         match carts.abandon(before, 500).await {
             Ok(0) => {}
-            Ok(reported) => {
-                tracing::info!(reported, "reported abandoned carts");
-                outbox.notify_one();
-            }
+            Ok(reported) => tracing::info!(reported, "reported abandoned carts"),
             Err(error) => {
                 tracing::warn!(error = %platform::error::cause_chain(&error), "could not look for abandoned carts")
             }

@@ -21,7 +21,7 @@ use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
 use platform::config::PaymentProvider as ProviderChoice;
 use platform::events::Consumer;
-use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::events::outbox::{OutboxSignal, OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
@@ -85,9 +85,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The store `infra`'s configuration names (PostgreSQL when `SHOP_DATABASE_URL` is set, else the
-/// service's SQLite file), with its outbox and readiness check.
+/// service's SQLite file), waking `signal` after each commit that wrote events, with its outbox
+/// and readiness check.
 pub async fn open_store(
     infra: &Infra,
+    signal: OutboxSignal,
 ) -> anyhow::Result<(Arc<dyn PaymentStore>, Arc<dyn OutboxStore>, Arc<dyn ReadinessCheck>)> {
     match &infra.config.database_url {
         Some(url) => {
@@ -95,14 +97,15 @@ pub async fn open_store(
             platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
             platform::postgres::migrate(&pool, store::postgres::MIGRATIONS).await?;
             Ok((
-                Arc::new(PgPaymentStore::new(pool.clone())),
+                Arc::new(PgPaymentStore::new(pool.clone()).waking(signal)),
                 Arc::new(platform::postgres::PgOutbox(pool.clone())),
                 Arc::new(platform::postgres::PgReadiness(pool)),
             ))
         }
         None => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-            Ok((Arc::new(SqlitePaymentStore::new(db.clone())), Arc::new(SqliteOutbox(db.clone())), Arc::new(db)))
+            let store = SqlitePaymentStore::new(db.clone()).waking(signal);
+            Ok((Arc::new(store), Arc::new(SqliteOutbox(db.clone())), Arc::new(db)))
         }
     }
 }
@@ -131,9 +134,10 @@ pub fn provider(config: &platform::Config) -> anyhow::Result<Arc<dyn PaymentProv
 /// Wires the service into a process: store, outbox relay, provider, saga command consumer,
 /// refund retries, reconciler, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
-    let (store, outbox, check) = open_store(&infra).await?;
-    let waker = infra.spawn_relay(outbox);
-    let payments = Payments::new(store, provider(&infra.config)?, waker);
+    let signal = OutboxSignal::default();
+    let (store, outbox, check) = open_store(&infra, signal.clone()).await?;
+    infra.spawn_relay(outbox, &signal);
+    let payments = Payments::new(store, provider(&infra.config)?);
     let commands = Arc::new(Commands::new(payments.clone()));
     let visibility = command_visibility(Duration::from_millis(infra.config.payment_timeout_ms));
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64).visibility(visibility));

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 use platform::postgres::outbox_push;
 use sqlx::Row;
@@ -34,12 +35,18 @@ pub const MIGRATIONS: &[platform::sqlite::Migration] = &[
 #[derive(Debug, Clone)]
 pub struct PgPaymentStore {
     pool: PgPool,
+    signal: OutboxSignal,
 }
 
 impl PgPaymentStore {
     /// A store on `pool` (migrated with [`MIGRATIONS`] and the platform's).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -256,6 +263,7 @@ impl PaymentStore for PgPaymentStore {
         append_log(&mut tx, &payment, &t.kind, t.amount, &t.detail).await?;
         push_all(&mut tx, events).await?;
         tx.commit().await?;
+        self.signal.wake_if(!events.is_empty());
         Ok(Some(payment))
     }
 
@@ -301,6 +309,7 @@ impl PaymentStore for PgPaymentStore {
             push_all(&mut tx, events).await?;
         }
         tx.commit().await?;
+        self.signal.wake_if(settled && !events.is_empty());
         Ok(payment)
     }
 
@@ -321,6 +330,7 @@ impl PaymentStore for PgPaymentStore {
             return Ok(payment);
         }
         payment.updated_at = stamp(Utc::now());
+        let refunded = matches!(outcome, RefundOutcome::Succeeded(_));
         match outcome {
             RefundOutcome::Succeeded(provider_ref) => {
                 sqlx::query("UPDATE refunds SET status = 'succeeded', provider_ref = $2 WHERE id = $1")
@@ -356,6 +366,7 @@ impl PaymentStore for PgPaymentStore {
             }
         }
         tx.commit().await?;
+        self.signal.wake_if(refunded && !events.is_empty());
         Ok(payment)
     }
 

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -17,12 +18,18 @@ use crate::domain::payment::{
 #[derive(Debug, Clone)]
 pub struct SqlitePaymentStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqlitePaymentStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -217,7 +224,8 @@ impl PaymentStore for SqlitePaymentStore {
         events: &[Event],
     ) -> Result<Option<Payment>, StoreError> {
         let (id, from, t, events) = (id.to_owned(), from.to_vec(), transition.clone(), events.to_vec());
-        Ok(self
+        let with_events = !events.is_empty();
+        let moved = self
             .db
             .transaction(move |tx| {
                 let Some(mut payment) = payment_where(tx, "id", &id)? else { return Ok(None) };
@@ -250,7 +258,9 @@ impl PaymentStore for SqlitePaymentStore {
                 push_all(tx, &events)?;
                 Ok(Some(payment))
             })
-            .await?)
+            .await?;
+        self.signal.wake_if(moved.is_some() && with_events);
+        Ok(moved)
     }
 
     async fn refund(
@@ -261,7 +271,9 @@ impl PaymentStore for SqlitePaymentStore {
     ) -> Result<Payment, StoreError> {
         let (refund, events) = (refund.clone(), events.to_vec());
         let settled = refund.status == RefundStatus::Succeeded;
-        self.db
+        let published = settled && !events.is_empty();
+        let recorded = self
+            .db
             .transaction(move |tx| {
                 let Some(mut payment) = payment_where(tx, "id", &refund.payment_id)? else {
                     return Ok(Err(StoreError::UnknownPayment(refund.payment_id)));
@@ -298,7 +310,9 @@ impl PaymentStore for SqlitePaymentStore {
                 }
                 Ok(Ok(payment))
             })
-            .await?
+            .await?;
+        self.signal.wake_if(published && recorded.is_ok());
+        recorded
     }
 
     async fn settle_refund(
@@ -308,7 +322,9 @@ impl PaymentStore for SqlitePaymentStore {
         events: &[Event],
     ) -> Result<Payment, StoreError> {
         let (refund_id, events) = (refund_id.to_owned(), events.to_vec());
-        self.db
+        let with_events = !events.is_empty();
+        let settled = self
+            .db
             .transaction(move |tx| {
                 let Some(refund) = refund_where(tx, &refund_id)? else {
                     return Ok(Err(StoreError::UnknownPayment(refund_id)));
@@ -317,8 +333,9 @@ impl PaymentStore for SqlitePaymentStore {
                     return Ok(Err(StoreError::UnknownPayment(refund.payment_id)));
                 };
                 if refund.status != RefundStatus::Pending {
-                    return Ok(Ok(payment));
+                    return Ok(Ok((payment, false)));
                 }
+                let refunded = matches!(outcome, RefundOutcome::Succeeded(_));
                 payment.updated_at = stamp(Utc::now());
                 match outcome {
                     RefundOutcome::Succeeded(provider_ref) => {
@@ -329,7 +346,7 @@ impl PaymentStore for SqlitePaymentStore {
                     }
                     RefundOutcome::Pending(provider_ref) => {
                         if refund.provider_ref.as_deref() == Some(provider_ref.as_str()) {
-                            return Ok(Ok(payment));
+                            return Ok(Ok((payment, false)));
                         }
                         tx.prepare_cached("UPDATE refunds SET provider_ref = ?2 WHERE id = ?1")?
                             .execute(params![refund.id, provider_ref])?;
@@ -351,9 +368,12 @@ impl PaymentStore for SqlitePaymentStore {
                         )?;
                     }
                 }
-                Ok(Ok(payment))
+                Ok(Ok((payment, refunded)))
             })
-            .await?
+            .await??;
+        let (payment, refunded) = settled;
+        self.signal.wake_if(refunded && with_events);
+        Ok(payment)
     }
 
     async fn pending_refunds(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Refund>, StoreError> {
