@@ -35,7 +35,6 @@ use shop_payment::payments::Payments;
 use shop_payment::provider::IntentState;
 use shop_payment::provider::simulated::SimulatedProvider;
 use shop_payment::store::PaymentStore;
-use tokio::sync::Notify;
 
 /// Receives after which a message is dead-lettered, as on the queues.
 const MAX_RECEIVES: u32 = 5;
@@ -168,12 +167,12 @@ impl World {
         let orders: Arc<dyn OrderStore> = Arc::new(shop_order::store::orders::SqliteOrderStore::new(order_db.clone()));
         let labels = Arc::new(Labels::default());
         let step = chrono::Duration::milliseconds(40);
-        let saga = SagaAnswers(Arc::new(Saga::new(orders.clone(), labels.clone(), Arc::new(Notify::new()), step)));
+        let saga = SagaAnswers(Arc::new(Saga::new(orders.clone(), labels.clone(), step)));
 
         let payments: Arc<dyn PaymentStore> =
             Arc::new(shop_payment::store::sqlite::SqlitePaymentStore::new(payment_db.clone()));
         let provider = Arc::new(SimulatedProvider::default());
-        let payment_steps = Payments::new(payments.clone(), provider.clone(), Arc::new(Notify::new()));
+        let payment_steps = Payments::new(payments.clone(), provider.clone());
         let payment_commands = shop_payment::consumers::Commands::new(payment_steps.clone());
 
         let inventory: Arc<dyn InventoryStore> =
@@ -185,7 +184,6 @@ impl World {
             commands: shop_inventory::consumers::Commands::new(
                 inventory.clone(),
                 bus.clone(),
-                Arc::new(Notify::new()),
                 Duration::from_secs(900),
             ),
             failing_commits: AtomicU32::new(0),

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use axum::Router;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,7 +20,7 @@ use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::client::{InProcessHandle, ServiceClient};
 use crate::config::{BusBackend, CacheBackend, Config, ObjectBackend, Section};
-use crate::events::outbox::{OutboxRelay, OutboxStore, SqliteOutbox};
+use crate::events::outbox::{OutboxRelay, OutboxSignal, OutboxStore, SqliteOutbox};
 use crate::events::sqlite::SqliteQueue;
 use crate::events::sqs::SqsBus;
 use crate::events::{Consumer, EventBus, Routing};
@@ -191,17 +190,15 @@ impl Infra {
         Ok(db)
     }
 
-    /// Starts the relay of a SQLite outbox; the returned handle wakes it after a commit.
-    pub fn spawn_sqlite_relay(&self, db: &Db) -> Arc<Notify> {
-        self.spawn_relay(Arc::new(SqliteOutbox(db.clone())))
+    /// Starts the relay of a SQLite outbox, woken by `signal` (the one its stores hold).
+    pub fn spawn_sqlite_relay(&self, db: &Db, signal: &OutboxSignal) {
+        self.spawn_relay(Arc::new(SqliteOutbox(db.clone())), signal);
     }
 
-    /// Starts the relay of any outbox; the returned handle wakes it after a commit.
-    pub fn spawn_relay(&self, store: Arc<dyn OutboxStore>) -> Arc<Notify> {
-        let relay = OutboxRelay::new(store, self.bus.clone(), RELAY_INTERVAL);
-        let waker = relay.waker();
+    /// Starts the relay of any outbox, woken by `signal` (the one the stores writing it hold).
+    pub fn spawn_relay(&self, store: Arc<dyn OutboxStore>, signal: &OutboxSignal) {
+        let relay = OutboxRelay::new(store, self.bus.clone(), RELAY_INTERVAL).woken_by(signal.clone());
         self.tasks.spawn(relay.run(self.shutdown.clone()));
-        waker
     }
 
     /// Starts a consumer; it drains on shutdown.

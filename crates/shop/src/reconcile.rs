@@ -71,7 +71,8 @@ impl Report {
 /// repairable findings right.
 pub async fn run(infra: &Infra, repair: bool) -> anyhow::Result<Report> {
     let orders = shop_order::open(infra).await?.orders;
-    let (payments, _, _) = shop_payment::open_store(infra).await?;
+    // No relay runs here: events a repair writes wait in the outbox for the service's relay.
+    let (payments, _, _) = shop_payment::open_store(infra, Default::default()).await?;
     let inventory = shop_inventory::open(infra).await?.store;
     let mut report = Report::default();
     for status in OrderStatus::ALL {

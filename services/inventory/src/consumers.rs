@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use chrono::Utc;
 use platform::contracts::inventory::{CommitFailed, Committed, MAX_TTL_SECONDS, Release, Released, Reserve};
 use platform::events::{Event, EventBus, EventHandler, HandlerError};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
@@ -32,23 +31,18 @@ const SWEEP_BATCH: usize = 100;
 pub struct Commands {
     store: Arc<dyn InventoryStore>,
     bus: Arc<dyn EventBus>,
-    outbox: Arc<Notify>,
     default_ttl: Duration,
 }
 
 impl Commands {
-    /// A handler over `store`, answering on `bus` (and waking the outbox relay after changes);
-    /// reservations hold for `default_ttl` unless the command says otherwise.
-    pub fn new(
-        store: Arc<dyn InventoryStore>,
-        bus: Arc<dyn EventBus>,
-        outbox: Arc<Notify>,
-        default_ttl: Duration,
-    ) -> Self {
-        Self { store, bus, outbox, default_ttl }
+    /// A handler over `store`, answering on `bus` what changes nothing (the answers of changes
+    /// leave through the store's outbox); reservations hold for `default_ttl` unless the command
+    /// says otherwise.
+    pub fn new(store: Arc<dyn InventoryStore>, bus: Arc<dyn EventBus>, default_ttl: Duration) -> Self {
+        Self { store, bus, default_ttl }
     }
 
-    async fn reserve(&self, event: &Event, command: Reserve) -> Result<bool, HandlerError> {
+    async fn reserve(&self, event: &Event, command: Reserve) -> Result<(), HandlerError> {
         let lines = normalize_lines(&command.lines).map_err(|e| HandlerError::Reject(e.to_string()))?;
         let ttl = match command.ttl_seconds {
             Some(seconds) if (1..=MAX_TTL_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
@@ -56,22 +50,21 @@ impl Commands {
             None => self.default_ttl,
         };
         let expires_at = Utc::now() + ttl;
-        let outcome = self.store.reserve(&command.order_id, &lines, expires_at, Some(event)).await.map_err(retry)?;
-        Ok(outcome.changed)
+        self.store.reserve(&command.order_id, &lines, expires_at, Some(event)).await.map_err(retry)?;
+        Ok(())
     }
 
-    async fn commit(&self, event: &Event, order_id: &str) -> Result<bool, HandlerError> {
+    async fn commit(&self, event: &Event, order_id: &str) -> Result<(), HandlerError> {
         let outcome = self.store.commit(order_id, Some(event)).await.map_err(retry)?;
         let reason = match &outcome {
             None => "unknown",
             Some(outcome) => match outcome.reservation.status {
-                ReservationStatus::Committed if outcome.changed => return Ok(true),
+                ReservationStatus::Committed if outcome.changed => return Ok(()),
                 ReservationStatus::Committed => {
                     // Committed before: answer again, so the saga that asked again moves on.
                     let lines = outcome.reservation.lines.clone();
                     let data = Committed { order_id: order_id.to_owned(), lines };
-                    self.answer(event, order_id, Committed::KIND, data).await?;
-                    return Ok(false);
+                    return self.answer(event, order_id, Committed::KIND, data).await;
                 }
                 ReservationStatus::Held => unreachable!("a commit leaves no reservation held"),
                 ReservationStatus::Rejected => "rejected",
@@ -82,11 +75,10 @@ impl Commands {
             },
         };
         let data = CommitFailed { order_id: order_id.to_owned(), reason: reason.to_owned() };
-        self.answer(event, order_id, CommitFailed::KIND, data).await?;
-        Ok(false)
+        self.answer(event, order_id, CommitFailed::KIND, data).await
     }
 
-    async fn release(&self, event: &Event, command: Release) -> Result<bool, HandlerError> {
+    async fn release(&self, event: &Event, command: Release) -> Result<(), HandlerError> {
         let outcome = self.store.release(&command.order_id, &command.reason, Some(event)).await.map_err(retry)?;
         if !outcome.changed {
             // Given back before (or nothing held): answer again, so the saga that asked again
@@ -100,7 +92,7 @@ impl Commands {
             };
             self.answer(event, &command.order_id, Released::KIND, data).await?;
         }
-        Ok(outcome.changed)
+        Ok(())
     }
 
     /// Publishes `data` as `kind`, the answer to `cause` about `order_id`, straight to the bus: it
@@ -135,16 +127,16 @@ fn check_order_id(order_id: &str) -> Result<(), HandlerError> {
 #[async_trait]
 impl EventHandler for Commands {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        let changed = match event.kind.as_str() {
+        match event.kind.as_str() {
             Reserve::KIND => {
                 let command: Reserve = parse(event)?;
                 check_order_id(&command.order_id)?;
-                self.reserve(event, command).await?
+                self.reserve(event, command).await
             }
             platform::contracts::inventory::Commit::KIND => {
                 let command: platform::contracts::inventory::Commit = parse(event)?;
                 check_order_id(&command.order_id)?;
-                self.commit(event, &command.order_id).await?
+                self.commit(event, &command.order_id).await
             }
             Release::KIND => {
                 let command: Release = parse(event)?;
@@ -152,14 +144,10 @@ impl EventHandler for Commands {
                 if command.reason.is_empty() || command.reason.len() > 200 {
                     return Err(HandlerError::Reject("reason must be 1 to 200 characters".into()));
                 }
-                self.release(event, command).await?
+                self.release(event, command).await
             }
-            other => return Err(HandlerError::Reject(format!("the inventory takes no {other}"))),
-        };
-        if changed {
-            self.outbox.notify_one();
+            other => Err(HandlerError::Reject(format!("the inventory takes no {other}"))),
         }
-        Ok(())
     }
 
     /// Many orders at once; one order's commands in the order received.
@@ -169,19 +157,11 @@ impl EventHandler for Commands {
 }
 
 /// Releases expired reservations every `interval` until `shutdown`.
-pub async fn sweep(
-    store: Arc<dyn InventoryStore>,
-    outbox: Arc<Notify>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn sweep(store: Arc<dyn InventoryStore>, interval: Duration, shutdown: CancellationToken) {
     loop {
         match sweep_once(store.as_ref()).await {
             Ok(0) => {}
-            Ok(expired) => {
-                tracing::info!(expired, "released expired reservations");
-                outbox.notify_one();
-            }
+            Ok(expired) => tracing::info!(expired, "released expired reservations"),
             Err(error) => {
                 tracing::warn!(error = %platform::error::cause_chain(&error), "could not release expired reservations; will retry");
             }

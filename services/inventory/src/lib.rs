@@ -20,12 +20,11 @@ use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
 use platform::config::StoreBackend;
 use platform::events::Consumer;
-use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::events::outbox::{OutboxSignal, OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::consumers::Commands;
 use crate::store::InventoryStore;
@@ -56,8 +55,6 @@ pub const MIGRATIONS: &[Migration] = &[
 pub struct AppState {
     /// Stock, reservations and the ledger.
     pub store: Arc<dyn InventoryStore>,
-    /// Wakes the outbox relay after a write.
-    pub outbox: Arc<Notify>,
     /// Verifies access tokens (admin routes).
     pub verifier: Arc<TokenVerifier>,
 }
@@ -73,12 +70,15 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// The store a configuration names, with its outbox (for the relay) and readiness check.
+/// The store a configuration names, with its outbox (for the relay), the signal it wakes the relay
+/// with, and its readiness check.
 pub struct Backend {
     /// The store.
     pub store: Arc<dyn InventoryStore>,
     /// Its outbox.
     pub outbox: Arc<dyn OutboxStore>,
+    /// What the store wakes the outbox relay with after writing events.
+    pub signal: OutboxSignal,
     /// Its readiness check.
     pub check: Arc<dyn ReadinessCheck>,
 }
@@ -86,25 +86,29 @@ pub struct Backend {
 /// Opens the store `infra`'s configuration names (migrating it, or making its tables against an
 /// emulator).
 pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
+    let signal = OutboxSignal::default();
     match infra.config.store_backend {
         StoreBackend::Sqlite => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
             Ok(Backend {
-                store: Arc::new(SqliteInventoryStore::new(db.clone())),
+                store: Arc::new(SqliteInventoryStore::new(db.clone()).waking(signal.clone())),
                 outbox: Arc::new(SqliteOutbox(db.clone())),
+                signal,
                 check: Arc::new(db),
             })
         }
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
             let inventory =
-                DynamoInventoryStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+                DynamoInventoryStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix)
+                    .waking(signal.clone());
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 inventory.create_tables().await.context("cannot create the inventory's DynamoDB tables")?;
             }
             Ok(Backend {
                 outbox: Arc::new(inventory.outbox()),
+                signal,
                 check: Arc::new(inventory.readiness()),
                 store: Arc::new(inventory),
             })
@@ -116,22 +120,17 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 /// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let backend = open(&infra).await?;
-    let outbox = infra.spawn_relay(backend.outbox);
+    infra.spawn_relay(backend.outbox, &backend.signal);
     let settings: settings::Settings = infra.config.section()?;
-    let commands = Commands::new(
-        backend.store.clone(),
-        infra.bus.clone(),
-        outbox.clone(),
-        Duration::from_secs(settings.reservation_ttl_secs),
-    );
+    let commands =
+        Commands::new(backend.store.clone(), infra.bus.clone(), Duration::from_secs(settings.reservation_ttl_secs));
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)).batch(64));
     infra.tasks.spawn(consumers::sweep(
         backend.store.clone(),
-        outbox.clone(),
         Duration::from_millis(settings.reservation_sweep_ms),
         infra.shutdown.clone(),
     ));
-    let state = AppState { store: backend.store, outbox, verifier: infra.verifier.clone() };
+    let state = AppState { store: backend.store, verifier: infra.verifier.clone() };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
+use platform::events::outbox::OutboxSignal;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use tokio::net::TcpListener;
@@ -98,8 +99,8 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
-/// The stores a process uses, with the outbox their writes record events in and the readiness
-/// check of what holds them.
+/// The stores a process uses, with the outbox their writes record events in, the signal they wake
+/// its relay with, and the readiness check of what holds them.
 pub struct Backend {
     /// Carts (not yet cached).
     pub carts: Arc<dyn CartStore>,
@@ -107,31 +108,37 @@ pub struct Backend {
     pub orders: Arc<dyn OrderStore>,
     /// The outbox, for the relay.
     pub outbox: Arc<dyn platform::events::outbox::OutboxStore>,
+    /// What the stores wake the outbox relay with after writing events.
+    pub signal: OutboxSignal,
     /// The readiness check.
     pub check: Arc<dyn platform::http::ops::ReadinessCheck>,
 }
 
 /// Opens the configured stores: SQLite (embedded), or DynamoDB (the local stack and AWS).
 pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
+    let signal = OutboxSignal::default();
     match infra.config.store_backend {
         StoreBackend::Sqlite => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
             Ok(Backend {
-                carts: Arc::new(SqliteCartStore::new(db.clone())),
-                orders: Arc::new(SqliteOrderStore::new(db.clone())),
+                carts: Arc::new(SqliteCartStore::new(db.clone()).waking(signal.clone())),
+                orders: Arc::new(SqliteOrderStore::new(db.clone()).waking(signal.clone())),
                 outbox: Arc::new(platform::events::outbox::SqliteOutbox(db.clone())),
+                signal,
                 check: Arc::new(db),
             })
         }
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
-            let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix);
+            let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), &infra.config.dynamodb_table_prefix)
+                .waking(signal.clone());
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 store.create_tables().await.context("cannot create the order service's DynamoDB tables")?;
             }
             Ok(Backend {
                 outbox: Arc::new(store.outbox()),
+                signal,
                 carts: Arc::new(store.clone()),
                 check: Arc::new(store.readiness()),
                 orders: Arc::new(store),
@@ -146,19 +153,18 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let backend = open(&infra).await?;
     let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
-    let outbox = infra.spawn_relay(backend.outbox);
+    infra.spawn_relay(backend.outbox, &backend.signal);
     let carts: Arc<dyn CartStore> = Arc::new(CachedCarts::new(backend.carts, infra.cache.clone()));
     let orders = backend.orders;
     let settings: settings::Settings = infra.config.section()?;
     let step = settings.step_timeout();
-    let saga = Arc::new(Saga::new(orders.clone(), infra.objects.clone(), outbox.clone(), step));
+    let saga = Arc::new(Saga::new(orders.clone(), infra.objects.clone(), step));
     let answers = consumers::SagaAnswers(saga.clone());
     infra.spawn_consumer(
         platform::events::Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(answers)).batch(64),
     );
     infra.tasks.spawn(abandoned_carts(
         carts.clone(),
-        outbox.clone(),
         std::time::Duration::from_secs(settings.cart_abandon_secs),
         infra.shutdown.clone(),
     ));
@@ -167,14 +173,9 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         std::time::Duration::from_millis(settings.reservation_sweep_ms),
         infra.shutdown.clone(),
     ));
-    infra.tasks.spawn(reconcile::run(
-        orders.clone(),
-        outbox.clone(),
-        reconcile::DEAD_END_INTERVAL,
-        infra.shutdown.clone(),
-    ));
+    infra.tasks.spawn(reconcile::run(orders.clone(), reconcile::DEAD_END_INTERVAL, infra.shutdown.clone()));
     let catalog: Arc<dyn Catalog> = Arc::new(catalog);
-    let checkout = Checkout::new(carts.clone(), orders.clone(), catalog.clone(), outbox, step);
+    let checkout = Checkout::new(carts.clone(), orders.clone(), catalog.clone(), step);
     let state = AppState {
         carts,
         orders,
@@ -191,7 +192,6 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
 /// tenth of that (at most a minute), until shutdown.
 async fn abandoned_carts(
     carts: Arc<dyn CartStore>,
-    outbox: Arc<tokio::sync::Notify>,
     idle: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -204,10 +204,7 @@ async fn abandoned_carts(
         let before = chrono::Utc::now() - chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::days(1));
         match carts.abandon(before, 500).await {
             Ok(0) => {}
-            Ok(reported) => {
-                tracing::info!(reported, "reported abandoned carts");
-                outbox.notify_one();
-            }
+            Ok(reported) => tracing::info!(reported, "reported abandoned carts"),
             Err(error) => {
                 tracing::warn!(error = %platform::error::cause_chain(&error), "could not look for abandoned carts")
             }

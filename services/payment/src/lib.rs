@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
 use platform::events::Consumer;
-use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::events::outbox::{OutboxSignal, OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
@@ -86,9 +86,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The store `infra`'s configuration names (PostgreSQL when `SHOP_DATABASE_URL` is set, else the
-/// service's SQLite file), with its outbox and readiness check.
+/// service's SQLite file), waking `signal` after each commit that wrote events, with its outbox
+/// and readiness check.
 pub async fn open_store(
     infra: &Infra,
+    signal: OutboxSignal,
 ) -> anyhow::Result<(Arc<dyn PaymentStore>, Arc<dyn OutboxStore>, Arc<dyn ReadinessCheck>)> {
     match &infra.config.database_url {
         Some(url) => {
@@ -96,14 +98,15 @@ pub async fn open_store(
             platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
             platform::postgres::migrate(&pool, store::postgres::MIGRATIONS).await?;
             Ok((
-                Arc::new(PgPaymentStore::new(pool.clone())),
+                Arc::new(PgPaymentStore::new(pool.clone()).waking(signal)),
                 Arc::new(platform::postgres::PgOutbox(pool.clone())),
                 Arc::new(platform::postgres::PgReadiness(pool)),
             ))
         }
         None => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
-            Ok((Arc::new(SqlitePaymentStore::new(db.clone())), Arc::new(SqliteOutbox(db.clone())), Arc::new(db)))
+            let store = SqlitePaymentStore::new(db.clone()).waking(signal);
+            Ok((Arc::new(store), Arc::new(SqliteOutbox(db.clone())), Arc::new(db)))
         }
     }
 }
@@ -133,9 +136,10 @@ pub fn provider(config: &Settings) -> anyhow::Result<Arc<dyn PaymentProvider>> {
 /// refund retries, reconciler, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let settings: Settings = infra.config.section()?;
-    let (store, outbox, check) = open_store(&infra).await?;
-    let waker = infra.spawn_relay(outbox);
-    let payments = Payments::new(store, provider(&settings)?, waker);
+    let signal = OutboxSignal::default();
+    let (store, outbox, check) = open_store(&infra, signal.clone()).await?;
+    infra.spawn_relay(outbox, &signal);
+    let payments = Payments::new(store, provider(&settings)?);
     let commands = Arc::new(Commands::new(payments.clone()));
     let visibility = command_visibility(Duration::from_millis(settings.payment_timeout_ms));
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, commands).batch(64).visibility(visibility));

@@ -13,7 +13,6 @@ use platform::contracts::payment::{Authorize, CaptureFailed, Failed, PaymentEven
 use platform::events::Event;
 use platform::money::{Money, is_currency_code};
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 
 use crate::NAME;
 
@@ -121,13 +120,12 @@ pub fn refund_id(payment_id: &str, key: &str) -> String {
 pub struct Payments {
     store: Arc<dyn PaymentStore>,
     provider: Arc<dyn PaymentProvider>,
-    outbox: Arc<Notify>,
 }
 
 impl Payments {
-    /// Steps recorded in `store`, taken with `provider`, waking the outbox relay after each.
-    pub fn new(store: Arc<dyn PaymentStore>, provider: Arc<dyn PaymentProvider>, outbox: Arc<Notify>) -> Self {
-        Self { store, provider, outbox }
+    /// Steps recorded in `store` (whose events leave through its outbox), taken with `provider`.
+    pub fn new(store: Arc<dyn PaymentStore>, provider: Arc<dyn PaymentProvider>) -> Self {
+        Self { store, provider }
     }
 
     /// The store.
@@ -142,11 +140,7 @@ impl Payments {
         transition: Transition,
         events: &[Event],
     ) -> Result<Option<Payment>, PaymentError> {
-        let moved = self.store.transition(&payment.id, from, &transition, events).await?;
-        if moved.is_some() && !events.is_empty() {
-            self.outbox.notify_one();
-        }
-        Ok(moved)
+        Ok(self.store.transition(&payment.id, from, &transition, events).await?)
     }
 
     async fn fail(&self, payment: &Payment, failure: Failure, cause: Option<&Event>) -> Result<Payment, PaymentError> {
@@ -638,7 +632,6 @@ impl Payments {
         };
         let event = payment_event(PaymentEvent::REFUNDED, payment, refund.amount.amount, cause);
         let payment = self.store.settle_refund(&refund.id, outcome, &[event]).await?;
-        self.outbox.notify_one();
         let refund = self.store.get_refund(&refund.id).await?.unwrap_or_else(|| refund.clone());
         match refused {
             Some(message) => Err(PaymentError::Provider(message)),
@@ -787,10 +780,7 @@ impl Payments {
                     };
                     let published = payment_event(PaymentEvent::REFUNDED, &payment, missing, None);
                     match self.store.refund(&refund, Some(payment.refunded), &[published]).await {
-                        Ok(_) => {
-                            self.outbox.notify_one();
-                            return Ok(true);
-                        }
+                        Ok(_) => return Ok(true),
                         Err(StoreError::RefundedMoved { .. }) => continue,
                         Err(other) => return Err(other.into()),
                     }

@@ -12,16 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::events::Event;
 
+pub use crate::domain::change::RefundOutcome;
+use crate::domain::change::Refused;
 use crate::domain::payment::{LogEntry, NewPayment, Payment, PaymentStatus, Refund, Transition};
-
-/// The status of a charged payment with `refunded` of its `captured` units refunded.
-pub fn refunded_status(captured: i64, refunded: i64) -> PaymentStatus {
-    match refunded {
-        0 => PaymentStatus::Captured,
-        r if r >= captured => PaymentStatus::Refunded,
-        _ => PaymentStatus::PartiallyRefunded,
-    }
-}
 
 /// A failure of the payment store.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +64,17 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<Refused> for StoreError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::NotRefundable { refundable } => Self::NotRefundable { refundable },
+            Refused::RefundedMoved { refunded } => Self::RefundedMoved { refunded },
+            // A move that does not apply is answered with `None`, never converted: one here is a bug.
+            moved @ Refused::Moved(_) => Self::Backend(Box::new(moved)),
+        }
+    }
+}
+
 /// How long a claimed idempotency key stays with the request serving it.
 pub const KEY_LEASE_SECS: i64 = 60;
 
@@ -85,17 +89,6 @@ pub enum KeyClaim {
     Done(u16, String),
     /// The key was used with another request.
     Mismatch,
-}
-
-/// What the provider answered about a refund.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefundOutcome {
-    /// Made: the provider's refund id.
-    Succeeded(String),
-    /// Accepted, not settled yet: the provider's refund id.
-    Pending(String),
-    /// Refused, with why.
-    Failed(String),
 }
 
 /// Payments and their log.

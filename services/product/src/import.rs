@@ -182,7 +182,6 @@ impl<'a> Importer<'a> {
                 Err(other) => return Err(other.into()),
             }
         }
-        self.catalog.outbox.notify_one();
         (self.progress)(self.handled);
         Ok(())
     }

@@ -25,11 +25,10 @@ use axum::extract::FromRef;
 use platform::auth::TokenVerifier;
 use platform::config::StoreBackend;
 use platform::events::Consumer;
-use platform::events::outbox::{OutboxStore, SqliteOutbox};
+use platform::events::outbox::{OutboxSignal, OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
 use platform::objects::ObjectStore;
 use platform::sqlite::Db;
-use tokio::sync::Notify;
 
 use crate::indexer::{Indexer, TreeCache};
 use crate::pages::PageCache;
@@ -78,21 +77,19 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The catalog stores and the waker of their outbox relay: what the tools (import, seed) need.
+/// The catalog stores: what the tools (import, seed) need.
 #[derive(Clone)]
 pub struct Catalog {
     /// The category tree.
     pub categories: Arc<dyn CategoryStore>,
-    /// Products.
+    /// Products (waking the service's outbox relay after writes, where one runs).
     pub products: Arc<dyn ProductStore>,
-    /// Wakes the outbox relay after a commit that wrote events.
-    pub outbox: Arc<Notify>,
 }
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The stores and their outbox waker.
+    /// The stores.
     pub catalog: Catalog,
     /// The search index.
     pub index: Arc<dyn SearchIndex>,
@@ -124,8 +121,8 @@ pub fn router(state: AppState) -> Router {
 /// Opens the catalog stores (migrating them) on `infra`, for tools that run no relay: events they
 /// write wait in the outbox for the service's relay.
 pub async fn open_catalog(infra: &Infra) -> anyhow::Result<Catalog> {
-    let (categories, products, _) = stores(infra).await?;
-    Ok(Catalog { categories, products, outbox: Arc::new(Notify::new()) })
+    let (categories, products, _) = stores(infra, OutboxSignal::default()).await?;
+    Ok(Catalog { categories, products })
 }
 
 type Stores = (Arc<dyn CategoryStore>, Arc<dyn ProductStore>, Arc<dyn BackendParts>);
@@ -160,21 +157,21 @@ impl BackendParts for DynamoBackend {
     }
 }
 
-/// The catalog stores `infra`'s configuration names.
-async fn stores(infra: &Infra) -> anyhow::Result<Stores> {
+/// The catalog stores `infra`'s configuration names, waking `signal` after writes with events.
+async fn stores(infra: &Infra, signal: OutboxSignal) -> anyhow::Result<Stores> {
     match infra.config.store_backend {
         StoreBackend::Sqlite => {
             let db = infra.open_sqlite(NAME, MIGRATIONS)?;
             Ok((
                 Arc::new(SqliteCategoryStore::new(db.clone())),
-                Arc::new(SqliteProductStore::new(db.clone())),
+                Arc::new(SqliteProductStore::new(db.clone()).waking(signal)),
                 Arc::new(SqliteBackend(db)),
             ))
         }
         StoreBackend::Dynamodb => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let catalog = DynamoCatalogStore::new(client, &infra.config.dynamodb_table_prefix);
+            let catalog = DynamoCatalogStore::new(client, &infra.config.dynamodb_table_prefix).waking(signal);
             // On AWS the tables come from the CDK app; against an emulator (moto, LocalStack) we make them.
             if infra.config.aws_endpoint_url.is_some() {
                 catalog.create_tables().await.context("cannot create the DynamoDB tables")?;
@@ -208,13 +205,14 @@ pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
 /// background.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let settings: Settings = infra.config.section()?;
-    let (categories, products, backend) = stores(&infra).await?;
-    let outbox = infra.spawn_relay(backend.outbox());
+    let signal = OutboxSignal::default();
+    let (categories, products, backend) = stores(&infra, signal.clone()).await?;
+    infra.spawn_relay(backend.outbox(), &signal);
     let index = search_index(&infra)?;
     index.ensure().await.context("cannot set up the search index")?;
     let tree = Arc::new(TreeCache::new(categories.clone()));
     let state = AppState {
-        catalog: Catalog { categories, products, outbox },
+        catalog: Catalog { categories, products },
         index,
         tree,
         pages: Arc::new(PageCache::new()),

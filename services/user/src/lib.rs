@@ -22,12 +22,12 @@ use platform::auth::TokenVerifier;
 use platform::cache::Cache;
 use platform::config::CacheBackend;
 use platform::events::Consumer;
+use platform::events::outbox::OutboxSignal;
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::keys::KeyRing;
 use crate::settings::{MailBackend, Settings};
@@ -111,8 +111,6 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// Login-throttle counters.
     pub cache: Arc<dyn Cache>,
-    /// Wakes the outbox relay after a commit that wrote events.
-    pub outbox: Arc<Notify>,
     /// Token settings.
     pub tokens: Arc<TokenSettings>,
     /// Verifies the Cognito user pool's ID tokens, when sign-in with the pool is on.
@@ -131,33 +129,35 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The account store a configuration names, migrated: PostgreSQL when `SHOP_DATABASE_URL` is set,
-/// else SQLite under the data dir. Nothing is started (the CLI uses it as it is).
+/// else SQLite under the data dir. Nothing is started (the CLI uses it as it is): the events it
+/// writes wait in the outbox for the service's relay.
 pub async fn user_store(config: &platform::Config) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
-    accounts(config, || {
+    let embedded = || {
         let path = config.data_dir.join(format!("{NAME}.db"));
         let (db, _) = platform::sqlite::Db::open_migrated(&path, MIGRATIONS)
             .with_context(|| format!("cannot open and migrate {}", path.display()))?;
         Ok(db)
-    })
-    .await
+    };
+    accounts(config, embedded, OutboxSignal::default()).await
 }
 
-/// The account store: PostgreSQL when configured, else the open and migrated database `embedded`
-/// gives (called only then).
+/// The account store, waking `outbox` after commits that wrote events: PostgreSQL when
+/// configured, else the open and migrated database `embedded` gives (called only then).
 async fn accounts(
     config: &platform::Config,
     embedded: impl FnOnce() -> anyhow::Result<platform::sqlite::Db>,
+    outbox: OutboxSignal,
 ) -> anyhow::Result<(Arc<dyn UserStore>, UserBackend)> {
     match &config.database_url {
         Some(url) => {
             let pool = platform::postgres::connect(url, 10).await.context("cannot connect to SHOP_DATABASE_URL")?;
             platform::postgres::migrate(&pool, platform::postgres::PLATFORM_MIGRATIONS).await?;
             platform::postgres::migrate(&pool, PG_MIGRATIONS).await?;
-            Ok((Arc::new(PgUserStore::new(pool.clone())), UserBackend::Postgres(pool)))
+            Ok((Arc::new(PgUserStore::new(pool.clone()).waking(outbox)), UserBackend::Postgres(pool)))
         }
         None => {
             let db = embedded()?;
-            Ok((Arc::new(SqliteUserStore::new(db.clone())), UserBackend::Sqlite(db)))
+            Ok((Arc::new(SqliteUserStore::new(db.clone()).waking(outbox)), UserBackend::Sqlite(db)))
         }
     }
 }
@@ -171,24 +171,25 @@ pub enum UserBackend {
     Postgres(sqlx::PgPool),
 }
 
-/// The stores a configuration names (accounts as [`user_store`]; sessions in Redis when the cache
-/// is Redis, else SQLite), the outbox relay's handle and the stores' readiness checks.
+/// The stores a configuration names (accounts as [`user_store`], with their outbox relay started;
+/// sessions in Redis when the cache is Redis, else SQLite) and the stores' readiness checks.
 pub async fn open_stores(
     infra: &Infra,
-) -> anyhow::Result<(Arc<dyn UserStore>, Arc<dyn SessionStore>, Arc<Notify>, Vec<Arc<dyn ReadinessCheck>>)> {
+) -> anyhow::Result<(Arc<dyn UserStore>, Arc<dyn SessionStore>, Vec<Arc<dyn ReadinessCheck>>)> {
     let config = &infra.config;
     let settings: Settings = config.section()?;
     let db = infra.open_sqlite(NAME, MIGRATIONS)?;
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
+    let outbox = OutboxSignal::default();
     // One handle on the embedded file: accounts (without PostgreSQL) and sessions share it.
-    let (users, backend) = accounts(config, || Ok(db.clone())).await?;
-    let outbox = match backend {
+    let (users, backend) = accounts(config, || Ok(db.clone()), outbox.clone()).await?;
+    match backend {
         UserBackend::Postgres(pool) => {
             checks.push(Arc::new(platform::postgres::PgReadiness(pool.clone())));
-            infra.spawn_relay(Arc::new(platform::postgres::PgOutbox(pool)))
+            infra.spawn_relay(Arc::new(platform::postgres::PgOutbox(pool)), &outbox);
         }
-        UserBackend::Sqlite(db) => infra.spawn_sqlite_relay(&db),
-    };
+        UserBackend::Sqlite(db) => infra.spawn_sqlite_relay(&db, &outbox),
+    }
     let sessions: Arc<dyn SessionStore> = match (config.cache, &config.redis_url) {
         (CacheBackend::Redis, Some(url)) => Arc::new(
             RedisSessionStore::connect(url.expose_secret(), "shop:session:", settings.refresh_token_ttl_secs)
@@ -197,13 +198,13 @@ pub async fn open_stores(
         ),
         _ => Arc::new(SqliteSessionStore::new(db)),
     };
-    Ok((users, sessions, outbox, checks))
+    Ok((users, sessions, checks))
 }
 
 /// Wires the service into a process: stores, keys, outbox relay, the mailer, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let settings: Settings = infra.config.section()?;
-    let (users, sessions, outbox, checks) = open_stores(&infra).await?;
+    let (users, sessions, checks) = open_stores(&infra).await?;
     // The decoy hash that equalises failed-login timing is slow to make: make it now, not in the first
     // login for an unknown email (whose answer would then take measurably longer).
     tokio::task::spawn_blocking(domain::password::decoy);
@@ -236,7 +237,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         .with_keys(keys.clone());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), mail::QUEUE, Arc::new(mailer)));
     let cognito = cognito_verifier(&settings)?;
-    let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), outbox, tokens, cognito };
+    let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), tokens, cognito };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
 }
 

@@ -1,6 +1,10 @@
 //! The outbox relay: publishes what services wrote to their outbox table (in the same transaction as
 //! their state change) and deletes what the bus accepted. A crash between the two republishes; the
 //! consumers' inbox makes that harmless.
+//!
+//! The relay looks every interval, and at once when an [`OutboxSignal`] wakes it: the stores that
+//! write outbox rows hold the signal of their service's relay and wake it after a commit that wrote
+//! events, so nothing above the store knows there is a relay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,25 +64,53 @@ impl OutboxStore for SqliteOutbox {
     }
 }
 
+/// Wakes an outbox relay: a store that wrote events calls [`wake`](Self::wake) once its
+/// transaction commits, so they leave at once instead of at the relay's next look. Clones wake the
+/// same relay; one nobody listens on (the default, in tests and tools) wakes nobody. Wakes that
+/// come while the relay is busy fold into one more look.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Wakes the relay listening on this signal (or the next one to listen).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Wakes the relay if `wrote`: what a store calls with whether the transaction it committed
+    /// wrote events.
+    pub fn wake_if(&self, wrote: bool) {
+        if wrote {
+            self.wake();
+        }
+    }
+
+    /// Waits until the signal is woken; returns at once if it was woken since the last wait.
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
 /// Moves an outbox onto the bus.
 #[derive(Clone)]
 pub struct OutboxRelay {
     store: Arc<dyn OutboxStore>,
     bus: Arc<dyn EventBus>,
-    wake: Arc<Notify>,
+    signal: OutboxSignal,
     interval: Duration,
 }
 
 impl OutboxRelay {
-    /// A relay from `store` to `bus` that looks every `interval` and whenever woken.
+    /// A relay from `store` to `bus` that looks every `interval` and whenever its signal is woken
+    /// (a signal of its own unless [`woken_by`](Self::woken_by) names the stores').
     pub fn new(store: Arc<dyn OutboxStore>, bus: Arc<dyn EventBus>, interval: Duration) -> Self {
-        Self { store, bus, wake: Arc::new(Notify::new()), interval }
+        Self { store, bus, signal: OutboxSignal::default(), interval }
     }
 
-    /// A handle that wakes the relay after a commit, so events leave at once instead of at the next
-    /// tick.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
+    /// The relay, woken by `signal` (the one the stores writing its outbox hold).
+    pub fn woken_by(mut self, signal: OutboxSignal) -> Self {
+        self.signal = signal;
+        self
     }
 
     /// Publishes everything waiting; the number published.
@@ -130,7 +162,7 @@ impl OutboxRelay {
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.wake.notified() => {}
+                () = self.signal.woken() => {}
                 () = tokio::time::sleep(self.interval) => {}
             }
         }
@@ -182,5 +214,42 @@ mod tests {
         let received = bus.receive("q", 10, Duration::from_secs(30)).await.unwrap();
         let ids: Vec<String> = received.iter().map(|d| d.event().unwrap().id).collect();
         assert_eq!(ids, events.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_signal_remembers_one_wake_until_it_is_waited_on() {
+        use futures::FutureExt;
+        let signal = OutboxSignal::default();
+        assert!(signal.woken().now_or_never().is_none(), "not woken yet");
+        let store_side = signal.clone();
+        store_side.wake();
+        store_side.wake();
+        assert!(signal.woken().now_or_never().is_some(), "a clone wakes the same relay");
+        assert!(signal.woken().now_or_never().is_none(), "two wakes before a look are one look");
+    }
+
+    #[tokio::test]
+    async fn a_woken_relay_publishes_before_its_next_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("svc.db")).unwrap();
+        db.migrate(PLATFORM_MIGRATIONS).unwrap();
+        // A receive that waits for a publish (up to ten seconds), so the test sees when the relay moves.
+        let routing = Routing::new().subscribe("q", ["t.*"]);
+        let bus = Arc::new(SqliteQueue::open(dir.path().join("events.db"), routing, Duration::from_secs(10)).unwrap());
+        let signal = OutboxSignal::default();
+        let relay = OutboxRelay::new(Arc::new(SqliteOutbox(db.clone())), bus.clone(), Duration::from_secs(3600))
+            .woken_by(signal.clone());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(relay.run(shutdown.clone()));
+        // The relay's first look finds nothing; after that only the signal makes it look again.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let event = Event::new("t.happened.v1", "svc", json!({}));
+        let written = event.clone();
+        db.transaction(move |tx| outbox_push(tx, &written)).await.unwrap();
+        signal.wake();
+        let received = bus.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(received.iter().map(|d| d.event().unwrap().id).collect::<Vec<_>>(), [event.id]);
+        shutdown.cancel();
+        running.await.unwrap();
     }
 }

@@ -190,7 +190,6 @@ pub async fn set_stock(
     v.finish()?;
     let stock =
         state.store.set(&sku, input.on_hand, input.low_stock_threshold, "stock set by an admin", &admin.sub).await?;
-    state.outbox.notify_one();
     Ok(Json(stock.into()))
 }
 
@@ -227,7 +226,6 @@ pub async fn adjust_stock(
         return Err(ApiError::not_found(format!("no SKU {sku:?}")));
     }
     let stock = state.store.adjust(&sku, input.delta, reason, &admin.sub).await?;
-    state.outbox.notify_one();
     Ok(Json(stock.into()))
 }
 

@@ -48,7 +48,7 @@ use platform::dynamodb::{
     self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, TableSpec, Transaction, n, next_seq, race_only,
     retrying, s, transact,
 };
-use platform::events::outbox::OutboxStore;
+use platform::events::outbox::{OutboxSignal, OutboxStore};
 use platform::events::{BusError, Event};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,7 @@ struct Tables {
 pub struct DynamoInventoryStore {
     client: Client,
     tables: Arc<Tables>,
+    signal: OutboxSignal,
 }
 
 /// The `held-by-expiry` shard of an order id.
@@ -178,7 +179,13 @@ impl DynamoInventoryStore {
             ledger: format!("{prefix}inventory-ledger"),
             outbox: format!("{prefix}inventory-outbox"),
         };
-        Self { client, tables: Arc::new(tables) }
+        Self { client, tables: Arc::new(tables), signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each write, as every write records
+    /// events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 
     /// The outbox as the relay reads it: `changed` events filled in with the stock.
@@ -378,11 +385,15 @@ impl DynamoInventoryStore {
         Ok((TransactWriteItem::builder().update(update).build(), crossing))
     }
 
-    /// Runs `tx`: `Done(())` when applied, `Retry` when it lost a race, the reservation's
-    /// condition failing included (the caller re-reads it).
+    /// Runs `tx` (every write of this store carries an outbox item): `Done(())` when applied,
+    /// waking the relay, `Retry` when it lost a race, the reservation's condition failing included
+    /// (the caller re-reads it).
     async fn run(&self, tx: Transaction<Role>) -> Result<Attempt<()>, StoreError> {
         match transact(&self.client, tx).await? {
-            Committed::Yes => Ok(Attempt::Done(())),
+            Committed::Yes => {
+                self.signal.wake();
+                Ok(Attempt::Done(()))
+            }
             Committed::No(reasons) => {
                 race_only(reasons.iter().map(|(_, reason)| reason))?;
                 Ok(Attempt::Retry)

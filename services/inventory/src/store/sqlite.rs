@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::contracts::inventory::{Line, Shortage};
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -19,12 +20,18 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub struct SqliteInventoryStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqliteInventoryStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -283,15 +290,21 @@ impl InventoryStore for SqliteInventoryStore {
         actor: &str,
     ) -> Result<Stock, StoreError> {
         let (sku, reason, actor) = (sku.to_owned(), reason.to_owned(), actor.to_owned());
-        self.db
+        let set = self
+            .db
             .transaction(move |tx| set_in(tx, &sku, on_hand, low_stock_threshold, LedgerKind::Set, &reason, &actor))
-            .await?
+            .await?;
+        // Every change of a level has its events.
+        self.signal.wake_if(set.is_ok());
+        set
     }
 
     /// One transaction for every level: all are set, or none.
     async fn set_many(&self, levels: &[(String, i64)], reason: &str, actor: &str) -> Result<(), StoreError> {
         let (levels, reason, actor) = (levels.to_vec(), reason.to_owned(), actor.to_owned());
-        self.db
+        let wrote = !levels.is_empty();
+        let set = self
+            .db
             .call(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 for (sku, on_hand) in &levels {
@@ -303,17 +316,22 @@ impl InventoryStore for SqliteInventoryStore {
                 tx.commit()?;
                 Ok(Ok(()))
             })
-            .await?
+            .await?;
+        self.signal.wake_if(wrote && set.is_ok());
+        set
     }
 
     async fn adjust(&self, sku: &str, delta: i64, reason: &str, actor: &str) -> Result<Stock, StoreError> {
         let (sku, reason, actor) = (sku.to_owned(), reason.to_owned(), actor.to_owned());
-        self.db
+        let adjusted = self
+            .db
             .transaction(move |tx| {
                 let Some(before) = stock_of(tx, &sku)? else { return Ok(Err(StoreError::UnknownSku(sku))) };
                 set_in(tx, &sku, before.on_hand.saturating_add(delta), None, LedgerKind::Adjust, &reason, &actor)
             })
-            .await?
+            .await?;
+        self.signal.wake_if(adjusted.is_ok());
+        adjusted
     }
 
     async fn ledger(&self, sku: &str, before: Option<i64>, limit: usize) -> Result<Vec<LedgerEntry>, StoreError> {
@@ -371,7 +389,7 @@ impl InventoryStore for SqliteInventoryStore {
         let lines = normalize_lines(lines).map_err(backend)?;
         let order_id = order_id.to_owned();
         let cause = cause.cloned();
-        Ok(self
+        let outcome = self
             .db
             .transaction(move |tx| {
                 if let Some(reservation) = reservation_of(tx, &order_id)? {
@@ -403,13 +421,15 @@ impl InventoryStore for SqliteInventoryStore {
                 outbox_push(tx, &caused(reservation_event(&reservation), cause.as_ref()))?;
                 Ok(Outcome { reservation, changed: true })
             })
-            .await?)
+            .await?;
+        self.signal.wake_if(outcome.changed);
+        Ok(outcome)
     }
 
     async fn commit(&self, order_id: &str, cause: Option<&Event>) -> Result<Option<Outcome>, StoreError> {
         let order_id = order_id.to_owned();
         let cause = cause.cloned();
-        Ok(self
+        let outcome = self
             .db
             .transaction(move |tx| {
                 let Some(mut reservation) = reservation_of(tx, &order_id)? else { return Ok(None) };
@@ -424,13 +444,15 @@ impl InventoryStore for SqliteInventoryStore {
                 outbox_push(tx, &caused(reservation_event(&reservation), cause.as_ref()))?;
                 Ok(Some(Outcome { reservation, changed: true }))
             })
-            .await?)
+            .await?;
+        self.signal.wake_if(outcome.as_ref().is_some_and(|o| o.changed));
+        Ok(outcome)
     }
 
     async fn release(&self, order_id: &str, reason: &str, cause: Option<&Event>) -> Result<Outcome, StoreError> {
         let (order_id, reason) = (order_id.to_owned(), reason.to_owned());
         let cause = cause.cloned();
-        Ok(self
+        let outcome = self
             .db
             .transaction(move |tx| {
                 let Some(mut reservation) = reservation_of(tx, &order_id)? else {
@@ -452,11 +474,13 @@ impl InventoryStore for SqliteInventoryStore {
                 let changed = release_in(tx, &mut reservation, &reason, cause.as_ref())?;
                 Ok(Outcome { reservation, changed })
             })
-            .await?)
+            .await?;
+        self.signal.wake_if(outcome.changed);
+        Ok(outcome)
     }
 
     async fn expire(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Reservation>, StoreError> {
-        Ok(self
+        let expired = self
             .db
             .transaction(move |tx| {
                 let rows = tx
@@ -484,6 +508,8 @@ impl InventoryStore for SqliteInventoryStore {
                 }
                 Ok(expired)
             })
-            .await?)
+            .await?;
+        self.signal.wake_if(!expired.is_empty());
+        Ok(expired)
     }
 }

@@ -11,7 +11,6 @@ use platform::events::{Consumer, Event, EventBus, EventHandler, HandlerError, Ro
 use serde_json::json;
 use shop_inventory::consumers::{Commands, QUEUE, sweep_once};
 use shop_inventory::domain::ReservationStatus;
-use tokio::sync::Notify;
 
 use crate::conformance::{Stores, sqlite_stores};
 
@@ -32,12 +31,7 @@ impl Saga {
         let routing = Routing::platform().subscribe("answers", ["inventory.*"]);
         let bus = Arc::new(SqliteQueue::open(dir.path().join("events.db"), routing, Duration::ZERO).unwrap());
         let stores = sqlite_stores();
-        let commands = Arc::new(Commands::new(
-            stores.store.clone(),
-            bus.clone(),
-            Arc::new(Notify::new()),
-            Duration::from_secs(900),
-        ));
+        let commands = Arc::new(Commands::new(stores.store.clone(), bus.clone(), Duration::from_secs(900)));
         let consumer = Consumer::new(bus.clone(), QUEUE, commands.clone());
         let relay = OutboxRelay::new(stores.outbox.clone(), bus.clone(), Duration::from_secs(60));
         Self { stores, bus, commands, consumer, relay, _dir: dir }

@@ -9,7 +9,6 @@ use platform::address::AddressInput;
 use platform::client::ClientError;
 use platform::http::{FieldError, Validator};
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 
 use crate::app::saga::placing;
 use crate::catalog::Catalog;
@@ -76,7 +75,6 @@ pub struct Checkout {
     carts: Arc<dyn CartStore>,
     orders: Arc<dyn OrderStore>,
     catalog: Arc<dyn Catalog>,
-    outbox: Arc<Notify>,
     step: chrono::Duration,
 }
 
@@ -90,15 +88,14 @@ enum Priced {
 
 impl Checkout {
     /// Checkouts of `carts` into `orders`, priced by `catalog`, their first saga step due after
-    /// `step`; `outbox` wakes the relay after a placement.
+    /// `step`.
     pub fn new(
         carts: Arc<dyn CartStore>,
         orders: Arc<dyn OrderStore>,
         catalog: Arc<dyn Catalog>,
-        outbox: Arc<Notify>,
         step: chrono::Duration,
     ) -> Self {
-        Self { carts, orders, catalog, outbox, step }
+        Self { carts, orders, catalog, step }
     }
 
     /// Places the order `request` asks for, or answers the one its key placed before.
@@ -143,7 +140,6 @@ impl Checkout {
             let cart = Some((request.cart_id.as_str(), version));
             let placed = match self.orders.place(&order, key, hash, cart, &events).await? {
                 Placed::New(order) => {
-                    self.outbox.notify_one();
                     metrics::counter!("orders_placed_total").increment(1);
                     order
                 }

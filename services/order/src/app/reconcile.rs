@@ -23,7 +23,6 @@ use std::time::Duration;
 use chrono::Utc;
 use platform::contracts::reconcile::{Expectation, Finding, Repair, judge_payments, judge_reservation};
 use platform::events::Event;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::saga;
@@ -174,15 +173,14 @@ pub async fn dead_ends_once(orders: &dyn OrderStore) -> Result<usize, StoreError
 }
 
 /// Runs [`dead_ends_once`] every `every` until `shutdown` (the audit runs with the sweeper).
-pub async fn run(orders: Arc<dyn OrderStore>, outbox: Arc<Notify>, every: Duration, shutdown: CancellationToken) {
+pub async fn run(orders: Arc<dyn OrderStore>, every: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
         match dead_ends_once(orders.as_ref()).await {
-            Ok(0) => {}
-            Ok(_) => outbox.notify_one(),
+            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(error = %platform::error::cause_chain(&error), "could not look for orders without a deadline")
             }

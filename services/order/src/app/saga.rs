@@ -25,7 +25,6 @@ use platform::contracts::order::OrderEvent;
 use platform::contracts::payment::{Authorize, Capture, Void};
 use platform::events::Event;
 use platform::objects::ObjectStore;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
@@ -181,20 +180,14 @@ impl platform::error::Kinded for SagaError {
 pub struct Saga {
     orders: Arc<dyn OrderStore>,
     objects: Arc<dyn ObjectStore>,
-    outbox: Arc<Notify>,
     step: chrono::Duration,
 }
 
 impl Saga {
-    /// A saga moving `orders`, keeping labels in `objects`, waking the outbox relay after moves,
-    /// giving each waiting step a multiple of `step` (see [`step_timeout`]).
-    pub fn new(
-        orders: Arc<dyn OrderStore>,
-        objects: Arc<dyn ObjectStore>,
-        outbox: Arc<Notify>,
-        step: chrono::Duration,
-    ) -> Self {
-        Self { orders, objects, outbox, step }
+    /// A saga moving `orders` (whose store wakes the outbox relay after a move), keeping labels in
+    /// `objects`, giving each waiting step a multiple of `step` (see [`step_timeout`]).
+    pub fn new(orders: Arc<dyn OrderStore>, objects: Arc<dyn ObjectStore>, step: chrono::Duration) -> Self {
+        Self { orders, objects, step }
     }
 
     /// The orders it moves.
@@ -241,11 +234,7 @@ impl Saga {
         advance: Advance,
         events: Vec<Event>,
     ) -> Result<Option<Order>, StoreError> {
-        let moved = self.orders.advance(&order.id, from, &advance, &events).await?;
-        if moved.is_some() {
-            self.outbox.notify_one();
-        }
-        Ok(moved)
+        self.orders.advance(&order.id, from, &advance, &events).await
     }
 
     /// Marks what the audit of a settled order found that no command sets right (once per rule),

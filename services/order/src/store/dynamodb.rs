@@ -37,6 +37,7 @@ use platform::dynamodb::{
     failed_condition, n, race_only, retrying, s, transact,
 };
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 
 use super::{Advance, CartStore, OrderStore, Placed, StoreError};
@@ -75,6 +76,7 @@ pub struct DynamoOrderStore {
     client: Client,
     tables: Arc<Tables>,
     outbox: DynamoOutbox,
+    signal: OutboxSignal,
 }
 
 /// The sort key of an order: `OrderDate#OrderID`, the date being the id's own time; `None` for
@@ -124,7 +126,12 @@ impl DynamoOrderStore {
             outbox: format!("{prefix}order-outbox"),
         };
         let outbox = DynamoOutbox::new(client.clone(), tables.outbox.clone(), OUTBOX_SERVICE);
-        Self { client, tables: Arc::new(tables), outbox }
+        Self { client, tables: Arc::new(tables), outbox, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each write that recorded events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 
     /// The outbox, as the relay reads it.
@@ -573,7 +580,9 @@ impl OrderStore for DynamoOrderStore {
         clear_cart: Option<(&str, u64)>,
         events: &[Event],
     ) -> Result<Placed, StoreError> {
-        retrying(MAX_ATTEMPTS, || self.try_place(order, key, request_hash, clear_cart, events)).await
+        let placed = retrying(MAX_ATTEMPTS, || self.try_place(order, key, request_hash, clear_cart, events)).await?;
+        self.signal.wake_if(!events.is_empty() && matches!(placed, Placed::New(_)));
+        Ok(placed)
     }
 
     async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
@@ -643,7 +652,9 @@ impl OrderStore for DynamoOrderStore {
         advance: &Advance,
         events: &[Event],
     ) -> Result<Option<Order>, StoreError> {
-        retrying(MAX_ATTEMPTS, || self.try_advance(id, from, advance, events)).await
+        let moved = retrying(MAX_ATTEMPTS, || self.try_advance(id, from, advance, events)).await?;
+        self.signal.wake_if(!events.is_empty() && moved.is_some());
+        Ok(moved)
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError> {
@@ -725,6 +736,7 @@ impl CartStore for DynamoOrderStore {
                 }
             }
         }
+        self.signal.wake_if(reported > 0);
         Ok(reported)
     }
 

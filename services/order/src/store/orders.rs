@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,12 +16,18 @@ use crate::domain::order::{Order, OrderStatus, stamp};
 #[derive(Debug, Clone)]
 pub struct SqliteOrderStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqliteOrderStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -100,6 +107,7 @@ impl OrderStore for SqliteOrderStore {
     ) -> Result<Placed, StoreError> {
         let (order, key, hash) = (order.clone(), key.to_owned(), request_hash.to_owned());
         let (clear_cart, events) = (clear_cart.map(|(id, version)| (id.to_owned(), version)), events.to_vec());
+        let with_events = !events.is_empty();
         self.db
             .transaction(move |tx| {
                 let existing: Option<(String, String)> = tx
@@ -154,6 +162,7 @@ impl OrderStore for SqliteOrderStore {
             })
             .await
             .map_err(backend)
+            .inspect(|placed| self.signal.wake_if(with_events && matches!(placed, Placed::New(_))))
     }
 
     async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
@@ -208,6 +217,7 @@ impl OrderStore for SqliteOrderStore {
         events: &[Event],
     ) -> Result<Option<Order>, StoreError> {
         let (id, from, advance, events) = (id.to_owned(), from.to_vec(), advance.clone(), events.to_vec());
+        let with_events = !events.is_empty();
         self.db
             .transaction(move |tx| {
                 let Some(mut order) = order_where(tx, &id)? else { return Ok(None) };
@@ -234,6 +244,7 @@ impl OrderStore for SqliteOrderStore {
             })
             .await
             .map_err(backend)
+            .inspect(|moved| self.signal.wake_if(with_events && moved.is_some()))
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError> {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -13,12 +14,18 @@ use crate::domain::{Cart, new_cart_id};
 #[derive(Debug, Clone)]
 pub struct SqliteCartStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqliteCartStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -152,6 +159,7 @@ impl CartStore for SqliteCartStore {
             })
             .await
             .map_err(backend)
+            .inspect(|&reported| self.signal.wake_if(reported > 0))
     }
 
     async fn merge(

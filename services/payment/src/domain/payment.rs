@@ -26,6 +26,17 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    /// Every status, the first a payment has first.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Authorized,
+        Self::Failed,
+        Self::Captured,
+        Self::Voided,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -253,15 +264,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_only_charged_money_is_refundable() {
-        for status in [
-            PaymentStatus::Pending,
-            PaymentStatus::Authorized,
-            PaymentStatus::Failed,
-            PaymentStatus::Captured,
-            PaymentStatus::Voided,
-            PaymentStatus::PartiallyRefunded,
-            PaymentStatus::Refunded,
-        ] {
+        for status in PaymentStatus::ALL {
             assert_eq!(PaymentStatus::parse(status.as_str()), Some(status));
         }
         assert!(PaymentStatus::Captured.is_charged() && !PaymentStatus::Authorized.is_charged());

@@ -4,12 +4,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 use platform::postgres::outbox_push;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
-use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, RefundOutcome, StoreError, refunded_status};
+use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, RefundOutcome, StoreError};
+use crate::domain::change::{self, Applied, Change, LogLine};
 use crate::domain::payment::{
     Failure, LogEntry, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, stamp,
 };
@@ -34,12 +36,18 @@ pub const MIGRATIONS: &[platform::sqlite::Migration] = &[
 #[derive(Debug, Clone)]
 pub struct PgPaymentStore {
     pool: PgPool,
+    signal: OutboxSignal,
 }
 
 impl PgPaymentStore {
     /// A store on `pool` (migrated with [`MIGRATIONS`] and the platform's).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -109,34 +117,55 @@ async fn refund_where(c: &mut PgConnection, id: &str, lock: bool) -> Result<Opti
     row.as_ref().map(read_refund).transpose()
 }
 
-async fn set_refunded(c: &mut PgConnection, payment: &Payment) -> Result<(), StoreError> {
-    sqlx::query("UPDATE payments SET status = $2, refunded = $3, updated_at = $4 WHERE id = $1")
-        .bind(&payment.id)
-        .bind(payment.status.as_str())
-        .bind(payment.refunded)
-        .bind(payment.updated_at)
-        .execute(&mut *c)
-        .await?;
+/// Writes the payment's row as `payment` has it.
+async fn write_payment(c: &mut PgConnection, payment: &Payment) -> Result<(), StoreError> {
+    let failure = payment.failure.as_ref().map(|f| serde_json::to_value(f).expect("a failure serializes"));
+    sqlx::query(
+        "UPDATE payments SET status = $2, provider_ref = $3, captured = $4, refunded = $5, failure = $6,
+            updated_at = $7 WHERE id = $1",
+    )
+    .bind(&payment.id)
+    .bind(payment.status.as_str())
+    .bind(&payment.provider_ref)
+    .bind(payment.captured)
+    .bind(payment.refunded)
+    .bind(failure)
+    .bind(payment.updated_at)
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 
-async fn append_log(
-    c: &mut PgConnection,
-    payment: &Payment,
-    kind: &str,
-    amount: i64,
-    detail: &str,
-) -> Result<(), StoreError> {
+async fn insert_refund(c: &mut PgConnection, refund: &Refund) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refunds (id, payment_id, amount, currency, status, provider_ref, reason, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&refund.id)
+    .bind(&refund.payment_id)
+    .bind(refund.amount.amount)
+    .bind(&refund.amount.currency)
+    .bind(refund.status.as_str())
+    .bind(&refund.provider_ref)
+    .bind(&refund.reason)
+    .bind(refund.created_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Appends `line` to the log of `payment`, with its status, provider reference and time as they stand.
+async fn append_log(c: &mut PgConnection, payment: &Payment, line: &LogLine) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO payment_log (payment_id, kind, status, amount, provider_ref, detail, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&payment.id)
-    .bind(kind)
+    .bind(&line.kind)
     .bind(payment.status.as_str())
-    .bind(amount)
+    .bind(line.amount)
     .bind(&payment.provider_ref)
-    .bind(detail)
+    .bind(&line.detail)
     .bind(payment.updated_at)
     .execute(&mut *c)
     .await?;
@@ -146,6 +175,21 @@ async fn append_log(
 async fn push_all(c: &mut PgConnection, events: &[Event]) -> Result<(), StoreError> {
     for event in events {
         outbox_push(c, event).await?;
+    }
+    Ok(())
+}
+
+/// Writes what a change applied: the payment's row when it changed, the log entries, and the
+/// events when the change publishes them (the refund's row is the caller's).
+async fn record(c: &mut PgConnection, applied: &Applied, events: &[Event]) -> Result<(), StoreError> {
+    if applied.payment_changed {
+        write_payment(c, &applied.payment).await?;
+    }
+    for line in &applied.log {
+        append_log(c, &applied.payment, line).await?;
+    }
+    if applied.publish {
+        push_all(c, events).await?;
     }
     Ok(())
 }
@@ -179,8 +223,7 @@ impl PaymentStore for PgPaymentStore {
             .await?
             .ok_or_else(|| StoreError::UnknownPayment(new.order_id.clone()))?;
         if inserted {
-            let kind = if initial == PaymentStatus::Voided { "voided_before_authorization" } else { "created" };
-            append_log(&mut tx, &payment, kind, payment.amount.amount, "").await?;
+            append_log(&mut tx, &payment, &change::opened(&payment)).await?;
         }
         tx.commit().await?;
         Ok((payment, inserted))
@@ -223,40 +266,18 @@ impl PaymentStore for PgPaymentStore {
         &self,
         id: &str,
         from: &[PaymentStatus],
-        t: &Transition,
+        transition: &Transition,
         events: &[Event],
     ) -> Result<Option<Payment>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(mut payment) = payment_where(&mut tx, "id", id, true).await? else { return Ok(None) };
-        if !from.contains(&payment.status) {
+        let Some(payment) = payment_where(&mut tx, "id", id, true).await? else { return Ok(None) };
+        let Ok(applied) = change::apply(payment, Change::Move { from, transition }, Utc::now()) else {
             return Ok(None);
-        }
-        payment.status = t.to;
-        payment.provider_ref = t.provider_ref.clone().or(payment.provider_ref);
-        payment.captured += t.captured;
-        payment.refunded += t.refunded;
-        if t.failure.is_some() {
-            payment.failure = t.failure.clone();
-        }
-        payment.updated_at = stamp(Utc::now());
-        let failure = payment.failure.as_ref().map(|f| serde_json::to_value(f).expect("a failure serializes"));
-        sqlx::query(
-            "UPDATE payments SET status = $2, provider_ref = $3, captured = $4, refunded = $5, failure = $6,
-                updated_at = $7 WHERE id = $1",
-        )
-        .bind(&payment.id)
-        .bind(payment.status.as_str())
-        .bind(&payment.provider_ref)
-        .bind(payment.captured)
-        .bind(payment.refunded)
-        .bind(failure)
-        .bind(payment.updated_at)
-        .execute(&mut *tx)
-        .await?;
-        append_log(&mut tx, &payment, &t.kind, t.amount, &t.detail).await?;
-        push_all(&mut tx, events).await?;
+        };
+        record(&mut tx, &applied, events).await?;
         tx.commit().await?;
-        Ok(Some(payment))
+        self.signal.wake_if(applied.publish && !events.is_empty());
+        Ok(Some(applied.payment))
     }
 
     async fn refund(
@@ -265,43 +286,18 @@ impl PaymentStore for PgPaymentStore {
         refunded_before: Option<i64>,
         events: &[Event],
     ) -> Result<Payment, StoreError> {
-        let settled = refund.status == RefundStatus::Succeeded;
         let mut tx = self.pool.begin().await?;
-        let Some(mut payment) = payment_where(&mut tx, "id", &refund.payment_id, true).await? else {
+        let Some(payment) = payment_where(&mut tx, "id", &refund.payment_id, true).await? else {
             return Err(StoreError::UnknownPayment(refund.payment_id.clone()));
         };
-        if refunded_before.is_some_and(|before| before != payment.refunded) {
-            return Err(StoreError::RefundedMoved { refunded: payment.refunded });
+        let applied = change::apply(payment, Change::Refund { refund, refunded_before }, Utc::now())?;
+        if let Some(recorded) = &applied.refund {
+            insert_refund(&mut tx, recorded).await?;
         }
-        let refundable = payment.refundable();
-        if refund.amount.amount <= 0 || refund.amount.amount > refundable {
-            return Err(StoreError::NotRefundable { refundable });
-        }
-        payment.refunded += refund.amount.amount;
-        payment.status = refunded_status(payment.captured, payment.refunded);
-        payment.updated_at = stamp(Utc::now());
-        set_refunded(&mut tx, &payment).await?;
-        sqlx::query(
-            "INSERT INTO refunds (id, payment_id, amount, currency, status, provider_ref, reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&refund.id)
-        .bind(&refund.payment_id)
-        .bind(refund.amount.amount)
-        .bind(&refund.amount.currency)
-        .bind(if settled { RefundStatus::Succeeded } else { RefundStatus::Pending }.as_str())
-        .bind(&refund.provider_ref)
-        .bind(&refund.reason)
-        .bind(refund.created_at)
-        .execute(&mut *tx)
-        .await?;
-        append_log(&mut tx, &payment, "refund_requested", refund.amount.amount, &refund.id).await?;
-        if settled {
-            append_log(&mut tx, &payment, "refunded", refund.amount.amount, &refund.id).await?;
-            push_all(&mut tx, events).await?;
-        }
+        record(&mut tx, &applied, events).await?;
         tx.commit().await?;
-        Ok(payment)
+        self.signal.wake_if(applied.publish && !events.is_empty());
+        Ok(applied.payment)
     }
 
     async fn settle_refund(
@@ -314,49 +310,22 @@ impl PaymentStore for PgPaymentStore {
         let Some(refund) = refund_where(&mut tx, refund_id, true).await? else {
             return Err(StoreError::UnknownPayment(refund_id.to_owned()));
         };
-        let Some(mut payment) = payment_where(&mut tx, "id", &refund.payment_id, true).await? else {
+        let Some(payment) = payment_where(&mut tx, "id", &refund.payment_id, true).await? else {
             return Err(StoreError::UnknownPayment(refund.payment_id.clone()));
         };
-        if refund.status != RefundStatus::Pending {
-            return Ok(payment);
+        let applied = change::apply(payment, Change::Settle { refund: &refund, outcome: &outcome }, Utc::now())?;
+        if let Some(settled) = &applied.refund {
+            sqlx::query("UPDATE refunds SET status = $2, provider_ref = $3 WHERE id = $1")
+                .bind(&settled.id)
+                .bind(settled.status.as_str())
+                .bind(&settled.provider_ref)
+                .execute(&mut *tx)
+                .await?;
         }
-        payment.updated_at = stamp(Utc::now());
-        match outcome {
-            RefundOutcome::Succeeded(provider_ref) => {
-                sqlx::query("UPDATE refunds SET status = 'succeeded', provider_ref = $2 WHERE id = $1")
-                    .bind(&refund.id)
-                    .bind(provider_ref)
-                    .execute(&mut *tx)
-                    .await?;
-                append_log(&mut tx, &payment, "refunded", refund.amount.amount, &refund.id).await?;
-                push_all(&mut tx, events).await?;
-            }
-            RefundOutcome::Pending(provider_ref) => {
-                if refund.provider_ref.as_deref() == Some(provider_ref.as_str()) {
-                    return Ok(payment);
-                }
-                sqlx::query("UPDATE refunds SET provider_ref = $2 WHERE id = $1")
-                    .bind(&refund.id)
-                    .bind(&provider_ref)
-                    .execute(&mut *tx)
-                    .await?;
-                let detail = format!("{} ({provider_ref} pending at the provider)", refund.id);
-                append_log(&mut tx, &payment, "refund_pending", refund.amount.amount, &detail).await?;
-            }
-            RefundOutcome::Failed(reason) => {
-                sqlx::query("UPDATE refunds SET status = 'failed' WHERE id = $1")
-                    .bind(&refund.id)
-                    .execute(&mut *tx)
-                    .await?;
-                payment.refunded -= refund.amount.amount;
-                payment.status = refunded_status(payment.captured, payment.refunded);
-                set_refunded(&mut tx, &payment).await?;
-                let detail = format!("{}: {reason}", refund.id);
-                append_log(&mut tx, &payment, "refund_failed", refund.amount.amount, &detail).await?;
-            }
-        }
+        record(&mut tx, &applied, events).await?;
         tx.commit().await?;
-        Ok(payment)
+        self.signal.wake_if(applied.publish && !events.is_empty());
+        Ok(applied.payment)
     }
 
     async fn pending_refunds(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Refund>, StoreError> {

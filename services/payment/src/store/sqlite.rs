@@ -4,11 +4,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, RefundOutcome, StoreError, refunded_status};
+use super::{KEY_LEASE_SECS, KeyClaim, PaymentStore, RefundOutcome, StoreError};
+use crate::domain::change::{self, Applied, Change, LogLine};
 use crate::domain::payment::{
     Failure, LogEntry, NewPayment, Payment, PaymentStatus, Refund, RefundStatus, Transition, stamp,
 };
@@ -17,12 +19,18 @@ use crate::domain::payment::{
 #[derive(Debug, Clone)]
 pub struct SqlitePaymentStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqlitePaymentStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -75,18 +83,19 @@ fn payment_where(c: &Connection, column: &str, value: &str) -> Result<Option<Pay
         .optional()?)
 }
 
-fn append_log(c: &Connection, payment: &Payment, kind: &str, amount: i64, detail: &str) -> Result<(), DbError> {
+/// Appends `line` to the log of `payment`, with its status, provider reference and time as they stand.
+fn append_log(c: &Connection, payment: &Payment, line: &LogLine) -> Result<(), DbError> {
     c.prepare_cached(
         "INSERT INTO payment_log (payment_id, kind, status, amount, provider_ref, detail, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         payment.id,
-        kind,
+        line.kind,
         payment.status.as_str(),
-        amount,
+        line.amount,
         payment.provider_ref,
-        detail,
+        line.detail,
         micros(payment.updated_at)
     ])?;
     Ok(())
@@ -119,9 +128,55 @@ fn refund_where(c: &Connection, id: &str) -> Result<Option<Refund>, DbError> {
         .optional()?)
 }
 
-fn set_refunded(c: &Connection, payment: &Payment) -> Result<(), DbError> {
-    c.prepare_cached("UPDATE payments SET status = ?2, refunded = ?3, updated_at = ?4 WHERE id = ?1")?
-        .execute(params![payment.id, payment.status.as_str(), payment.refunded, micros(payment.updated_at)])?;
+/// Writes the payment's row as `payment` has it.
+fn write_payment(c: &Connection, payment: &Payment) -> Result<(), DbError> {
+    let failure = payment.failure.as_ref().map(|f| serde_json::to_string(f).expect("a failure serializes"));
+    c.prepare_cached(
+        "UPDATE payments SET status = ?2, provider_ref = ?3, captured = ?4, refunded = ?5, failure = ?6, updated_at = ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        payment.id,
+        payment.status.as_str(),
+        payment.provider_ref,
+        payment.captured,
+        payment.refunded,
+        failure,
+        micros(payment.updated_at)
+    ])?;
+    Ok(())
+}
+
+fn insert_refund(c: &Connection, refund: &Refund) -> Result<(), DbError> {
+    c.prepare_cached(
+        "INSERT INTO refunds (id, payment_id, amount, currency, status, provider_ref, reason, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        refund.id,
+        refund.payment_id,
+        refund.amount.amount,
+        refund.amount.currency,
+        refund.status.as_str(),
+        refund.provider_ref,
+        refund.reason,
+        micros(refund.created_at)
+    ])?;
+    Ok(())
+}
+
+/// Writes what a change applied: the payment's row when it changed, the log entries, and the
+/// events when the change publishes them (the refund's row is the caller's).
+fn record(c: &Connection, applied: &Applied, events: &[Event]) -> Result<(), DbError> {
+    if applied.payment_changed {
+        write_payment(c, &applied.payment)?;
+    }
+    for line in &applied.log {
+        append_log(c, &applied.payment, line)?;
+    }
+    if applied.publish {
+        push_all(c, events)?;
+    }
     Ok(())
 }
 
@@ -166,8 +221,7 @@ impl PaymentStore for SqlitePaymentStore {
                     payment.provider,
                     micros(now),
                 ])?;
-                let kind = if initial == PaymentStatus::Voided { "voided_before_authorization" } else { "created" };
-                append_log(tx, &payment, kind, payment.amount.amount, "")?;
+                append_log(tx, &payment, &change::opened(&payment))?;
                 Ok((payment, true))
             })
             .await?)
@@ -216,41 +270,20 @@ impl PaymentStore for SqlitePaymentStore {
         transition: &Transition,
         events: &[Event],
     ) -> Result<Option<Payment>, StoreError> {
-        let (id, from, t, events) = (id.to_owned(), from.to_vec(), transition.clone(), events.to_vec());
-        Ok(self
+        let (id, from, transition, events) = (id.to_owned(), from.to_vec(), transition.clone(), events.to_vec());
+        let with_events = !events.is_empty();
+        let moved = self
             .db
             .transaction(move |tx| {
-                let Some(mut payment) = payment_where(tx, "id", &id)? else { return Ok(None) };
-                if !from.contains(&payment.status) {
-                    return Ok(None);
-                }
-                payment.status = t.to;
-                payment.provider_ref = t.provider_ref.clone().or(payment.provider_ref);
-                payment.captured += t.captured;
-                payment.refunded += t.refunded;
-                if t.failure.is_some() {
-                    payment.failure = t.failure.clone();
-                }
-                payment.updated_at = stamp(Utc::now());
-                let failure = payment.failure.as_ref().map(|f| serde_json::to_string(f).expect("a failure serializes"));
-                tx.prepare_cached(
-                    "UPDATE payments SET status = ?2, provider_ref = ?3, captured = ?4, refunded = ?5, failure = ?6,
-                        updated_at = ?7 WHERE id = ?1",
-                )?
-                .execute(params![
-                    payment.id,
-                    payment.status.as_str(),
-                    payment.provider_ref,
-                    payment.captured,
-                    payment.refunded,
-                    failure,
-                    micros(payment.updated_at)
-                ])?;
-                append_log(tx, &payment, &t.kind, t.amount, &t.detail)?;
-                push_all(tx, &events)?;
-                Ok(Some(payment))
+                let Some(payment) = payment_where(tx, "id", &id)? else { return Ok(None) };
+                let change = Change::Move { from: &from, transition: &transition };
+                let Ok(applied) = change::apply(payment, change, Utc::now()) else { return Ok(None) };
+                record(tx, &applied, &events)?;
+                Ok(Some(applied))
             })
-            .await?)
+            .await?;
+        self.signal.wake_if(moved.as_ref().is_some_and(|m| m.publish) && with_events);
+        Ok(moved.map(|m| m.payment))
     }
 
     async fn refund(
@@ -260,45 +293,27 @@ impl PaymentStore for SqlitePaymentStore {
         events: &[Event],
     ) -> Result<Payment, StoreError> {
         let (refund, events) = (refund.clone(), events.to_vec());
-        let settled = refund.status == RefundStatus::Succeeded;
-        self.db
+        let with_events = !events.is_empty();
+        let applied = self
+            .db
             .transaction(move |tx| {
-                let Some(mut payment) = payment_where(tx, "id", &refund.payment_id)? else {
+                let Some(payment) = payment_where(tx, "id", &refund.payment_id)? else {
                     return Ok(Err(StoreError::UnknownPayment(refund.payment_id)));
                 };
-                if refunded_before.is_some_and(|before| before != payment.refunded) {
-                    return Ok(Err(StoreError::RefundedMoved { refunded: payment.refunded }));
+                let applied =
+                    match change::apply(payment, Change::Refund { refund: &refund, refunded_before }, Utc::now()) {
+                        Ok(applied) => applied,
+                        Err(refused) => return Ok(Err(refused.into())),
+                    };
+                if let Some(recorded) = &applied.refund {
+                    insert_refund(tx, recorded)?;
                 }
-                let refundable = payment.refundable();
-                if refund.amount.amount <= 0 || refund.amount.amount > refundable {
-                    return Ok(Err(StoreError::NotRefundable { refundable }));
-                }
-                payment.refunded += refund.amount.amount;
-                payment.status = refunded_status(payment.captured, payment.refunded);
-                payment.updated_at = stamp(Utc::now());
-                set_refunded(tx, &payment)?;
-                tx.prepare_cached(
-                    "INSERT INTO refunds (id, payment_id, amount, currency, status, provider_ref, reason, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    refund.id,
-                    refund.payment_id,
-                    refund.amount.amount,
-                    refund.amount.currency,
-                    if settled { RefundStatus::Succeeded } else { RefundStatus::Pending }.as_str(),
-                    refund.provider_ref,
-                    refund.reason,
-                    micros(refund.created_at)
-                ])?;
-                append_log(tx, &payment, "refund_requested", refund.amount.amount, &refund.id)?;
-                if settled {
-                    append_log(tx, &payment, "refunded", refund.amount.amount, &refund.id)?;
-                    push_all(tx, &events)?;
-                }
-                Ok(Ok(payment))
+                record(tx, &applied, &events)?;
+                Ok(Ok(applied))
             })
-            .await?
+            .await??;
+        self.signal.wake_if(applied.publish && with_events);
+        Ok(applied.payment)
     }
 
     async fn settle_refund(
@@ -308,52 +323,31 @@ impl PaymentStore for SqlitePaymentStore {
         events: &[Event],
     ) -> Result<Payment, StoreError> {
         let (refund_id, events) = (refund_id.to_owned(), events.to_vec());
-        self.db
+        let with_events = !events.is_empty();
+        let applied = self
+            .db
             .transaction(move |tx| {
                 let Some(refund) = refund_where(tx, &refund_id)? else {
                     return Ok(Err(StoreError::UnknownPayment(refund_id)));
                 };
-                let Some(mut payment) = payment_where(tx, "id", &refund.payment_id)? else {
+                let Some(payment) = payment_where(tx, "id", &refund.payment_id)? else {
                     return Ok(Err(StoreError::UnknownPayment(refund.payment_id)));
                 };
-                if refund.status != RefundStatus::Pending {
-                    return Ok(Ok(payment));
+                let applied =
+                    match change::apply(payment, Change::Settle { refund: &refund, outcome: &outcome }, Utc::now()) {
+                        Ok(applied) => applied,
+                        Err(refused) => return Ok(Err(refused.into())),
+                    };
+                if let Some(settled) = &applied.refund {
+                    tx.prepare_cached("UPDATE refunds SET status = ?2, provider_ref = ?3 WHERE id = ?1")?
+                        .execute(params![settled.id, settled.status.as_str(), settled.provider_ref])?;
                 }
-                payment.updated_at = stamp(Utc::now());
-                match outcome {
-                    RefundOutcome::Succeeded(provider_ref) => {
-                        tx.prepare_cached("UPDATE refunds SET status = 'succeeded', provider_ref = ?2 WHERE id = ?1")?
-                            .execute(params![refund.id, provider_ref])?;
-                        append_log(tx, &payment, "refunded", refund.amount.amount, &refund.id)?;
-                        push_all(tx, &events)?;
-                    }
-                    RefundOutcome::Pending(provider_ref) => {
-                        if refund.provider_ref.as_deref() == Some(provider_ref.as_str()) {
-                            return Ok(Ok(payment));
-                        }
-                        tx.prepare_cached("UPDATE refunds SET provider_ref = ?2 WHERE id = ?1")?
-                            .execute(params![refund.id, provider_ref])?;
-                        let detail = format!("{} ({provider_ref} pending at the provider)", refund.id);
-                        append_log(tx, &payment, "refund_pending", refund.amount.amount, &detail)?;
-                    }
-                    RefundOutcome::Failed(reason) => {
-                        tx.prepare_cached("UPDATE refunds SET status = 'failed' WHERE id = ?1")?
-                            .execute(params![refund.id])?;
-                        payment.refunded -= refund.amount.amount;
-                        payment.status = refunded_status(payment.captured, payment.refunded);
-                        set_refunded(tx, &payment)?;
-                        append_log(
-                            tx,
-                            &payment,
-                            "refund_failed",
-                            refund.amount.amount,
-                            &format!("{}: {reason}", refund.id),
-                        )?;
-                    }
-                }
-                Ok(Ok(payment))
+                record(tx, &applied, &events)?;
+                Ok(Ok(applied))
             })
-            .await?
+            .await??;
+        self.signal.wake_if(applied.publish && with_events);
+        Ok(applied.payment)
     }
 
     async fn pending_refunds(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Refund>, StoreError> {

@@ -12,7 +12,6 @@ use shop_payment::domain::payment::{PaymentStatus, RefundStatus};
 use shop_payment::payments::Payments;
 use shop_payment::provider::RefundState;
 use shop_payment::provider::simulated::SimulatedProvider;
-use tokio::sync::Notify;
 
 use crate::conformance::{Stores, drain, sqlite_stores};
 
@@ -26,7 +25,7 @@ struct World {
 fn world() -> World {
     let stores = sqlite_stores();
     let provider = Arc::new(SimulatedProvider::default());
-    let payments = Payments::new(stores.store.clone(), provider.clone(), Arc::new(Notify::new()));
+    let payments = Payments::new(stores.store.clone(), provider.clone());
     World { commands: Commands::new(payments.clone()), payments, stores, provider }
 }
 
@@ -270,7 +269,7 @@ async fn a_refund_the_provider_did_not_confirm_is_asked_again_and_made_once() {
     w.commands.handle(&authorize("o2", "pm_card_visa")).await.unwrap();
     w.commands.handle(&capture("o2")).await.unwrap();
     w.events().await;
-    let payments = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
+    let payments = Payments::new(w.stores.store.clone(), w.provider.clone());
     let payment = w.stores.store.by_order("o2").await.unwrap().unwrap();
     w.provider.fail_next(1);
     assert!(payments.refund(&payment, Some(700), "damaged", "admin-key", None).await.is_err());
@@ -375,7 +374,7 @@ async fn a_refund_made_at_the_provider_is_counted_once_however_many_replicas_app
     };
     let replicas: Vec<_> = (0..8)
         .map(|n| {
-            let replica = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
+            let replica = Payments::new(w.stores.store.clone(), w.provider.clone());
             let event = event(if n % 2 == 0 { "evt_1" } else { "evt_2" });
             tokio::spawn(async move { replica.apply_stripe_event(&event).await })
         })
@@ -392,7 +391,7 @@ async fn a_refund_made_at_the_provider_is_counted_once_however_many_replicas_app
     // The next refund at Stripe (its total now 1,500) adds its 500.
     let mut later = event("evt_3");
     later.data.object["amount_refunded"] = serde_json::json!(1500);
-    let replica = Payments::new(w.stores.store.clone(), w.provider.clone(), Arc::new(Notify::new()));
+    let replica = Payments::new(w.stores.store.clone(), w.provider.clone());
     replica.apply_stripe_event(&later).await.unwrap();
     assert_eq!(w.stores.store.get(&payment.id).await.unwrap().unwrap().refunded, 1500);
 }

@@ -145,7 +145,6 @@ pub async fn create_image(
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);
-    state.catalog.outbox.notify_one();
     Ok((axum::http::StatusCode::CREATED, Json(ImageUpload { upload, url })))
 }
 

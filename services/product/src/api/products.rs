@@ -93,7 +93,6 @@ pub async fn create_product(
     let product = product.expect("validated");
     state.catalog.products.insert(&product, &upserted(&product, &trace)).await?;
     state.pages.forget(&product.id);
-    state.catalog.outbox.notify_one();
     // As stored: the store sets `in_stock` from the SKUs' known stock.
     let stored = current(&state, &product.id).await?;
     Ok((StatusCode::CREATED, Json(stored)))
@@ -114,7 +113,6 @@ async fn save(
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);
-    state.catalog.outbox.notify_one();
     Ok(Json(self::current(state, &product.id).await?))
 }
 
@@ -168,7 +166,6 @@ pub async fn delete_product(
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&id);
-    state.catalog.outbox.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 

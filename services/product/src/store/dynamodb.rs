@@ -56,6 +56,7 @@ use platform::dynamodb::{
     failed_condition, n, next_seq, race_only, retrying, s, transact,
 };
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 
 use super::{CategoryStore, ProductStore, StoreError};
@@ -98,6 +99,7 @@ struct Tables {
 pub struct DynamoCatalogStore {
     client: Client,
     tables: std::sync::Arc<Tables>,
+    signal: OutboxSignal,
 }
 
 /// The `by-id` shard of a product id.
@@ -162,7 +164,12 @@ impl DynamoCatalogStore {
             categories: format!("{prefix}categories"),
             outbox: format!("{prefix}outbox"),
         };
-        Self { client, tables: std::sync::Arc::new(tables) }
+        Self { client, tables: std::sync::Arc::new(tables), signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each write that recorded events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 
     /// The outbox the product writes record their events in, for the relay.
@@ -368,7 +375,9 @@ impl DynamoCatalogStore {
     /// Writes `product` whole with its event, retrying lost races; `false` when `must_exist` and it
     /// does not.
     async fn write(&self, product: &Product, event: &Event, must_exist: bool) -> Result<bool, StoreError> {
-        retrying(MAX_ATTEMPTS, || self.try_write(product, event, must_exist)).await
+        let written = retrying(MAX_ATTEMPTS, || self.try_write(product, event, must_exist)).await?;
+        self.signal.wake_if(written);
+        Ok(written)
     }
 
     async fn try_delete(&self, id: &str, event: &Event) -> Result<Attempt<bool>, StoreError> {
@@ -723,7 +732,9 @@ impl ProductStore for DynamoCatalogStore {
     }
 
     async fn delete(&self, id: &str, event: &Event) -> Result<bool, StoreError> {
-        retrying(MAX_ATTEMPTS, || self.try_delete(id, event)).await
+        let deleted = retrying(MAX_ATTEMPTS, || self.try_delete(id, event)).await?;
+        self.signal.wake_if(deleted);
+        Ok(deleted)
     }
 
     /// Writes up to [`WRITE_CONCURRENCY`] products at once. Items that share an id or a SKU are

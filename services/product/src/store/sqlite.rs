@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -80,12 +81,18 @@ impl CategoryStore for SqliteCategoryStore {
 #[derive(Debug, Clone)]
 pub struct SqliteProductStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqliteProductStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -274,12 +281,15 @@ impl ProductStore for SqliteProductStore {
 
     async fn insert(&self, product: &Product, event: &Event) -> Result<(), StoreError> {
         let (product, event) = (product.clone(), event.clone());
-        self.db.transaction(move |tx| upsert(tx, &product, &event)).await.map_err(backend)?
+        let written = self.db.transaction(move |tx| upsert(tx, &product, &event)).await.map_err(backend)?;
+        self.signal.wake_if(written.is_ok());
+        written
     }
 
     async fn replace(&self, product: &Product, event: &Event) -> Result<bool, StoreError> {
         let (product, event) = (product.clone(), event.clone());
-        self.db
+        let replaced = self
+            .db
             .transaction(move |tx| {
                 let exists: Option<i64> = tx
                     .prepare_cached("SELECT 1 FROM products WHERE id = ?1")?
@@ -291,7 +301,9 @@ impl ProductStore for SqliteProductStore {
                 Ok(upsert(tx, &product, &event)?.map(|()| true))
             })
             .await
-            .map_err(backend)?
+            .map_err(backend)?;
+        self.signal.wake_if(matches!(replaced, Ok(true)));
+        replaced
     }
 
     async fn delete(&self, id: &str, event: &Event) -> Result<bool, StoreError> {
@@ -306,6 +318,7 @@ impl ProductStore for SqliteProductStore {
             })
             .await
             .map_err(backend)
+            .inspect(|&deleted| self.signal.wake_if(deleted))
     }
 
     async fn upsert_many(&self, items: Vec<(Product, Event)>) -> Result<Vec<Result<(), StoreError>>, StoreError> {
@@ -331,6 +344,7 @@ impl ProductStore for SqliteProductStore {
             })
             .await
             .map_err(backend)
+            .inspect(|outcomes| self.signal.wake_if(outcomes.iter().any(Result::is_ok)))
     }
 
     async fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {

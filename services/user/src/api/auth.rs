@@ -169,7 +169,6 @@ pub async fn register(
     };
     let verification = super::verify_email::request(&state, &user);
     state.users.create(&account, &[verification]).await?;
-    state.outbox.notify_one();
     tracing::info!(user.id = %user.id, "account registered");
     Ok((StatusCode::CREATED, Json(sign_in(&state, user, vec!["pwd".into()]).await?)))
 }

@@ -72,9 +72,8 @@ pub async fn request_password_reset(
         .with_subject(user_id)
         .with_trace(&trace)
     });
-    if state.users.request_password_reset(request, make_event).await? {
-        state.outbox.notify_one();
-    }
+    // The same answer whether an account has the email or not (nothing is written then).
+    state.users.request_password_reset(request, make_event).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -111,7 +111,6 @@ pub async fn resend(State(state): State<AppState>, AuthUser(claims): AuthUser) -
         // Verified meanwhile (or the account is gone, which the sign-in check just saw it was not).
         return Err(ApiError::conflict("the email is verified already"));
     }
-    state.outbox.notify_one();
     tracing::info!(user.id = %account.user.id, "verification email requested again");
     Ok(StatusCode::ACCEPTED)
 }

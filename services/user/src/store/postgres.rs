@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use platform::auth::Role;
+use platform::events::outbox::OutboxSignal;
 use platform::postgres::outbox_push;
 use platform::sqlite::Migration;
 use sqlx::Row;
@@ -42,12 +43,18 @@ pub const PG_MIGRATIONS: &[Migration] = &[
 #[derive(Debug, Clone)]
 pub struct PgUserStore {
     pool: PgPool,
+    signal: OutboxSignal,
 }
 
 impl PgUserStore {
     /// A store on `pool` (migrated with [`PG_MIGRATIONS`] and the platform's).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -138,6 +145,7 @@ impl UserStore for PgUserStore {
             outbox_push(&mut tx, event).await.map_err(StoreError::backend)?;
         }
         tx.commit().await.map_err(StoreError::backend)?;
+        self.signal.wake_if(!events.is_empty());
         Ok(())
     }
 
@@ -174,6 +182,7 @@ impl UserStore for PgUserStore {
             outbox_push(&mut tx, event).await.map_err(StoreError::backend)?;
         }
         tx.commit().await.map_err(StoreError::backend)?;
+        self.signal.wake_if(unverified);
         Ok(unverified)
     }
 
@@ -342,6 +351,7 @@ impl UserStore for PgUserStore {
             .map_err(StoreError::backend)?;
         outbox_push(&mut tx, &make_event(&user_id)).await.map_err(StoreError::backend)?;
         tx.commit().await.map_err(StoreError::backend)?;
+        self.signal.wake();
         Ok(true)
     }
 

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use platform::auth::Role;
+use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -12,12 +13,18 @@ use crate::domain::{Account, Address, AddressInput, User};
 #[derive(Debug, Clone)]
 pub struct SqliteUserStore {
     db: Db,
+    signal: OutboxSignal,
 }
 
 impl SqliteUserStore {
     /// A store on `db` (migrated with the service's migrations).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, signal: OutboxSignal::default() }
+    }
+
+    /// The store, waking `signal` (its outbox relay's) after each commit that wrote events.
+    pub fn waking(self, signal: OutboxSignal) -> Self {
+        Self { signal, ..self }
     }
 }
 
@@ -121,10 +128,11 @@ impl UserStore for SqliteUserStore {
                 for event in &events {
                     outbox_push(tx, event)?;
                 }
-                Ok(())
+                Ok(!events.is_empty())
             })
             .await
             .map_err(create_error)
+            .map(|wrote| self.signal.wake_if(wrote))
     }
 
     async fn by_cognito_sub(&self, sub: &str) -> Result<Option<Account>, StoreError> {
@@ -170,6 +178,7 @@ impl UserStore for SqliteUserStore {
             })
             .await
             .map_err(StoreError::backend)
+            .inspect(|&wrote| self.signal.wake_if(wrote))
     }
 
     async fn link_cognito(
@@ -346,6 +355,7 @@ impl UserStore for SqliteUserStore {
             })
             .await
             .map_err(StoreError::backend)
+            .inspect(|&wrote| self.signal.wake_if(wrote))
     }
 
     async fn reset_password(

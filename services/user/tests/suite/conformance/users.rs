@@ -4,8 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use platform::auth::Role;
 use platform::events::Event;
+use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, now_ms};
 use serde_json::json;
 use shop_user::domain::{Account, Address, AddressInput, User};
@@ -16,10 +18,12 @@ use tempfile::TempDir;
 
 use super::{PgSchema, unique};
 
-/// One adapter under test, and a way to look at the outbox its transactions write to.
+/// One adapter under test, a way to look at the outbox its transactions write to, and the signal
+/// it wakes after writing there.
 struct UserFixture {
     store: Box<dyn UserStore>,
     backend: Backend,
+    signal: OutboxSignal,
 }
 
 enum Backend {
@@ -45,6 +49,11 @@ impl UserFixture {
         }
     }
 
+    /// Whether the store woke its relay since the last look.
+    fn woke_the_relay(&self) -> bool {
+        self.signal.woken().now_or_never().is_some()
+    }
+
     async fn finish(&self) {
         if let Backend::Postgres(schema) = &self.backend {
             schema.drop().await;
@@ -57,14 +66,18 @@ async fn open_sqlite() -> Option<UserFixture> {
     let db = Db::open(dir.path().join("user.db")).unwrap();
     db.migrate(platform::sqlite::PLATFORM_MIGRATIONS).unwrap();
     db.migrate(shop_user::MIGRATIONS).unwrap();
-    Some(UserFixture { store: Box::new(SqliteUserStore::new(db.clone())), backend: Backend::Sqlite { db, _dir: dir } })
+    let signal = OutboxSignal::default();
+    let store = Box::new(SqliteUserStore::new(db.clone()).waking(signal.clone()));
+    Some(UserFixture { store, backend: Backend::Sqlite { db, _dir: dir }, signal })
 }
 
 async fn open_postgres() -> Option<UserFixture> {
     let schema = PgSchema::create().await?;
     platform::postgres::migrate(&schema.pool, platform::postgres::PLATFORM_MIGRATIONS).await.unwrap();
     platform::postgres::migrate(&schema.pool, PG_MIGRATIONS).await.unwrap();
-    Some(UserFixture { store: Box::new(PgUserStore::new(schema.pool.clone())), backend: Backend::Postgres(schema) })
+    let signal = OutboxSignal::default();
+    let store = Box::new(PgUserStore::new(schema.pool.clone()).waking(signal.clone()));
+    Some(UserFixture { store, backend: Backend::Postgres(schema), signal })
 }
 
 /// The suite for one adapter.
@@ -85,6 +98,7 @@ macro_rules! user_suite {
                 a_user_cannot_delete_another_users_address,
                 a_password_reset_for_an_unknown_email_writes_nothing_and_builds_no_event,
                 a_password_reset_for_a_known_email_records_its_event_in_the_outbox,
+                a_commit_that_wrote_events_wakes_the_relay_and_nothing_else_does,
                 a_reset_token_sets_the_password_once,
                 an_identity_is_bound_once_and_claiming_an_unproven_account_ends_its_credentials,
                 an_expired_reset_token_is_refused,
@@ -386,6 +400,29 @@ async fn a_password_reset_for_a_known_email_records_its_event_in_the_outbox(fx: 
     let outbox = fx.outbox().await;
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert!(outbox[0].contains(event_id.as_str()), "{} does not name the event {event_id}", outbox[0]);
+}
+
+async fn a_commit_that_wrote_events_wakes_the_relay_and_nothing_else_does(fx: &UserFixture) {
+    let store = fx.store.as_ref();
+    let ada = register(store, "ada@example.com", "Ada").await;
+    assert!(!fx.woke_the_relay(), "an account made without events");
+    store.by_id(&ada.user.id).await.unwrap();
+    store.rename(&ada.user.id, "Ada L.").await.unwrap();
+    assert!(!fx.woke_the_relay(), "a read, a write without events");
+
+    let mail = Event::new("user.email_verification_requested.v1", shop_user::NAME, json!({}));
+    assert!(store.request_verification(&ada.user.id, &mail).await.unwrap());
+    assert!(fx.woke_the_relay(), "a verification mail written");
+    assert!(!store.request_verification("nobody", &mail).await.unwrap());
+    assert!(!request_reset(store, "nobody@example.com", "hash-1", in_an_hour()).await);
+    assert!(!fx.woke_the_relay(), "nothing written for an unknown account");
+
+    assert!(request_reset(store, "ada@example.com", "hash-2", in_an_hour()).await);
+    assert!(fx.woke_the_relay(), "a reset mail written");
+    let welcome = Event::new("user.registered.v1", shop_user::NAME, json!({}));
+    store.create(&account("grace@example.com", "Grace"), &[welcome]).await.unwrap();
+    assert!(fx.woke_the_relay(), "an account made with its events");
+    assert!(!fx.woke_the_relay(), "once per commit");
 }
 
 async fn a_reset_token_sets_the_password_once(fx: &UserFixture) {
