@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
 use platform::contracts::order::OrderEvent;
-use platform::http::{ApiError, Json, Path, Query, Validator, idempotency_key, idempotency_key_reused, page_limit};
+use platform::http::{
+    ApiError, Json, Page, Path, Query, Validator, idempotency_key, idempotency_key_reused, page_limit,
+};
 use platform::money::Money;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -44,15 +46,6 @@ pub struct Placement {
     pub total: Money,
 }
 
-/// A page of orders.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OrderList {
-    /// The orders.
-    pub items: Vec<Order>,
-    /// Where the next page starts; `null` on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// `GET /v1/orders` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -82,9 +75,8 @@ fn cursor(cursor: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn page(items: Vec<Order>, limit: usize) -> OrderList {
-    let next_cursor = (items.len() == limit).then(|| items.last().map(|o| o.id.clone())).flatten();
-    OrderList { items, next_cursor }
+fn page(items: Vec<Order>, limit: usize) -> Page<Order> {
+    Page::new(items, limit, |o| o.id.clone())
 }
 
 /// An order the caller may see (its owner, or an admin); 404 otherwise.
@@ -296,14 +288,14 @@ pub async fn get_label(
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])), params(PageParams),
     responses(
-        (status = 200, description = "A page of orders", body = OrderList),
+        (status = 200, description = "A page of orders", body = Page<Order>),
         (status = 401, description = "Not signed in", content_type = "application/problem+json"),
     ))]
 pub async fn list_orders(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<PageParams>,
-) -> Result<Json<OrderList>, ApiError> {
+) -> Result<Json<Page<Order>>, ApiError> {
     let limit = page_limit(params.limit)?;
     let cursor = cursor(params.cursor.as_deref())?;
     let items = state.orders.by_customer(&user.sub, cursor, limit).await?;
@@ -347,7 +339,7 @@ pub async fn cancel_order(
 /// Orders in a status, oldest first: the fulfillment queue.
 #[utoipa::path(get, path = "/admin/v1/orders", tag = "orders", security(("bearer" = [])), params(StatusParams),
     responses(
-        (status = 200, description = "A page of orders", body = OrderList),
+        (status = 200, description = "A page of orders", body = Page<Order>),
         (status = 403, description = "Not an admin", content_type = "application/problem+json"),
         (status = 422, description = "An unknown status", content_type = "application/problem+json"),
     ))]
@@ -355,7 +347,7 @@ pub async fn admin_list_orders(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Query(params): Query<StatusParams>,
-) -> Result<Json<OrderList>, ApiError> {
+) -> Result<Json<Page<Order>>, ApiError> {
     let status = OrderStatus::parse(&params.status)
         .ok_or_else(|| ApiError::invalid_field("status", format!("{:?} is not an order status", params.status)))?;
     let limit = page_limit(params.limit)?;
