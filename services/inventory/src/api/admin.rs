@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Page, Path, Query, Validator, page_limit};
+use platform::http::{ApiError, Json, Page, Path, Query, Validator, docs, page_limit};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -114,7 +114,7 @@ pub async fn known_stock(state: &AppState, sku: &str) -> Result<Stock, ApiError>
     params(ListParams),
     responses(
         (status = 200, description = "A page of SKUs", body = Page<StockView>),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 422, description = "Bad limit or cursor", content_type = "application/problem+json"),
     ))]
 pub async fn list_stock(
@@ -136,7 +136,7 @@ pub async fn list_stock(
     params(("sku" = String, Path, description = "The SKU")),
     responses(
         (status = 200, description = "The stock", body = StockView),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "Unknown SKU", content_type = "application/problem+json"),
     ))]
 pub async fn get_stock(
@@ -153,7 +153,7 @@ pub async fn get_stock(
     params(("sku" = String, Path, description = "The SKU")), request_body = SetStockRequest,
     responses(
         (status = 200, description = "The stock as set", body = StockView),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 409, description = "Fewer units than are reserved", content_type = "application/problem+json"),
         (status = 422, description = "Negative or too large numbers, or a bad SKU", content_type = "application/problem+json"),
     ))]
@@ -181,7 +181,7 @@ pub async fn set_stock(
     params(("sku" = String, Path, description = "The SKU")), request_body = AdjustRequest,
     responses(
         (status = 200, description = "The stock after the adjustment", body = StockView),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "Unknown SKU", content_type = "application/problem+json"),
         (status = 409, description = "Would leave fewer units than are reserved", content_type = "application/problem+json"),
         (status = 422, description = "A zero or too large delta, or no reason", content_type = "application/problem+json"),
@@ -218,7 +218,7 @@ pub async fn adjust_stock(
     params(("sku" = String, Path, description = "The SKU"), PageParams),
     responses(
         (status = 200, description = "A page of the ledger", body = Page<LedgerEntry>),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "Unknown SKU", content_type = "application/problem+json"),
     ))]
 pub async fn get_ledger(
@@ -246,7 +246,7 @@ pub async fn get_ledger(
     params(("order_id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "No reservation for the order", content_type = "application/problem+json"),
     ))]
 pub async fn get_reservation(

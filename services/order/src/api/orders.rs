@@ -11,7 +11,7 @@ use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
 use platform::contracts::order::OrderEvent;
 use platform::http::{
-    ApiError, Json, Page, Path, Query, Validator, idempotency_key, idempotency_key_reused, page_limit,
+    ApiError, Json, Page, Path, Query, Validator, docs, idempotency_key, idempotency_key_reused, page_limit,
 };
 use platform::money::Money;
 use serde::{Deserialize, Serialize};
@@ -104,8 +104,8 @@ fn catalog_unavailable(error: platform::client::ClientError) -> ApiError {
     params(("Idempotency-Key" = String, Header, description = "Names this checkout: the same key and body answer the same order")),
     responses(
         (status = 202, description = "Placed; the saga runs", body = Placement),
-        (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::NoIdempotencyKey,
+        docs::Unauthenticated,
         (status = 404, description = "No such cart of the caller's", content_type = "application/problem+json"),
         (status = 409, description = "The cart kept changing during checkout", content_type = "application/problem+json"),
         (status = 422, description = "A bad address or payment method, an empty cart, lines not sold, or the key used with another body", content_type = "application/problem+json"),
@@ -240,7 +240,7 @@ async fn checkout(
     params(("id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 404, description = "No such order of the caller's", content_type = "application/problem+json"),
     ))]
 pub async fn get_order(
@@ -257,7 +257,7 @@ pub async fn get_order(
     params(("id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "The label", content_type = "application/pdf"),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 404, description = "No such order of the caller's, or not shipped yet", content_type = "application/problem+json"),
     ))]
 pub async fn get_label(
@@ -289,7 +289,7 @@ pub async fn get_label(
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])), params(PageParams),
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
     ))]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -340,7 +340,7 @@ pub async fn cancel_order(
 #[utoipa::path(get, path = "/admin/v1/orders", tag = "orders", security(("bearer" = [])), params(StatusParams),
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 422, description = "An unknown status", content_type = "application/problem+json"),
     ))]
 pub async fn admin_list_orders(
@@ -361,7 +361,7 @@ pub async fn admin_list_orders(
     params(("id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "Delivered", body = Order),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "No such order", content_type = "application/problem+json"),
         (status = 409, description = "Not shipped", content_type = "application/problem+json"),
     ))]

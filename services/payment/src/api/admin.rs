@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Page, Path, Query, idempotency_key, idempotency_key_reused};
+use platform::http::{ApiError, Json, Page, Path, Query, docs, idempotency_key, idempotency_key_reused};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -68,7 +68,7 @@ pub struct RefundResponse {
     params(ListParams),
     responses(
         (status = 200, description = "The order's payments", body = Page<Payment>),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
     ))]
 pub async fn list_payments(
     State(state): State<AppState>,
@@ -87,7 +87,7 @@ pub async fn list_payments(
     params(("id" = String, Path, description = "The payment")),
     responses(
         (status = 200, description = "The payment", body = PaymentDetail),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "No such payment", content_type = "application/problem+json"),
     ))]
 pub async fn get_payment(
@@ -113,8 +113,8 @@ pub async fn get_payment(
     request_body = RefundRequest,
     responses(
         (status = 200, description = "Refunded", body = RefundResponse),
-        (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NoIdempotencyKey,
+        docs::NotAdmin,
         (status = 404, description = "No such payment", content_type = "application/problem+json"),
         (status = 409, description = "Not captured, or the same key in flight", content_type = "application/problem+json"),
         (status = 422, description = "More than is left, a bad amount, or the key used with another body", content_type = "application/problem+json"),

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Page, Query, Validator};
+use platform::http::{ApiError, Json, Page, Query, Validator, docs};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -28,8 +28,8 @@ pub struct SearchQuery {
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin", params(SearchQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of users", body = Page<User>),
-        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin with a second factor", content_type = "application/problem+json"),
+        docs::Unauthenticated,
+        docs::NotAdmin,
     ))]
 pub async fn search_users(
     State(state): State<AppState>,
