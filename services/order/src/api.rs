@@ -33,7 +33,7 @@ use crate::AppState;
         carts::MergeRequest,
         orders::PlaceOrder,
         orders::Placement,
-        orders::OrderList,
+        platform::http::Page<crate::domain::order::Order>,
         crate::domain::order::Order,
         crate::domain::order::OrderStatus,
         crate::domain::order::HistoryEntry,

@@ -21,7 +21,7 @@ use crate::AppState;
     components(schemas(
         webhooks::WebhookAck,
         payments::PaymentView,
-        admin::PaymentList,
+        platform::http::Page<crate::domain::payment::Payment>,
         admin::PaymentDetail,
         admin::RefundRequest,
         admin::RefundResponse,

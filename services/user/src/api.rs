@@ -36,8 +36,8 @@ use crate::domain::{Account, totp};
     components(schemas(
         auth::RegisterRequest, auth::LoginRequest, auth::RefreshRequest, auth::TokenResponse, cognito::CognitoSignIn,
         profile::UpdateProfileRequest, profile::ChangePasswordRequest, verify_email::VerifyEmailRequest, profile::Profile, crate::domain::User, crate::domain::Address, crate::domain::AddressInput,
-        addresses::AddressList, password_reset::PasswordResetRequest, password_reset::PasswordResetConfirm,
-        mfa::MfaSetupResponse, mfa::MfaVerifyRequest, admin::UserList, platform::auth::Role,
+        platform::http::Page<crate::domain::Address>, password_reset::PasswordResetRequest, password_reset::PasswordResetConfirm,
+        mfa::MfaSetupResponse, mfa::MfaVerifyRequest, platform::http::Page<crate::domain::User>, platform::auth::Role,
     )),
     tags((name = "auth", description = "Accounts, tokens and sessions"), (name = "admin", description = "Admin API"))
 )]

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Path, Query, Validator, page_limit};
+use platform::http::{ApiError, Json, Page, Path, Query, Validator, docs, page_limit};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -48,24 +48,6 @@ impl From<Stock> for StockView {
             sku: stock.sku,
         }
     }
-}
-
-/// A page of SKUs.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StockList {
-    /// The SKUs.
-    pub items: Vec<StockView>,
-    /// Where the next page starts; `null` on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// A page of a SKU's ledger, newest first.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LedgerPage {
-    /// The entries.
-    pub items: Vec<LedgerEntry>,
-    /// Where the next (older) page starts; `null` on the last.
-    pub next_cursor: Option<String>,
 }
 
 /// `PUT /admin/v1/inventory/{sku}`.
@@ -131,22 +113,22 @@ pub async fn known_stock(state: &AppState, sku: &str) -> Result<Stock, ApiError>
 #[utoipa::path(get, path = "/admin/v1/inventory", tag = "inventory", security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "A page of SKUs", body = StockList),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 200, description = "A page of SKUs", body = Page<StockView>),
+        docs::NotAdmin,
         (status = 422, description = "Bad limit or cursor", content_type = "application/problem+json"),
     ))]
 pub async fn list_stock(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Query(params): Query<ListParams>,
-) -> Result<Json<StockList>, ApiError> {
+) -> Result<Json<Page<StockView>>, ApiError> {
     let limit = page_limit(params.limit)?;
     if params.cursor.as_deref().is_some_and(|cursor| !platform::sku::is_valid(cursor)) {
         return Err(ApiError::invalid_field("cursor", "is not a cursor this endpoint gave"));
     }
     let stock = state.store.list(params.low_stock.unwrap_or(false), params.cursor.as_deref(), limit).await?;
-    let next_cursor = (stock.len() == limit).then(|| stock.last().map(|s| s.sku.clone())).flatten();
-    Ok(Json(StockList { items: stock.into_iter().map(StockView::from).collect(), next_cursor }))
+    let items = stock.into_iter().map(StockView::from).collect();
+    Ok(Json(Page::new(items, limit, |s| s.sku.clone())))
 }
 
 /// One SKU's stock.
@@ -154,7 +136,7 @@ pub async fn list_stock(
     params(("sku" = String, Path, description = "The SKU")),
     responses(
         (status = 200, description = "The stock", body = StockView),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "Unknown SKU", content_type = "application/problem+json"),
     ))]
 pub async fn get_stock(
@@ -171,7 +153,7 @@ pub async fn get_stock(
     params(("sku" = String, Path, description = "The SKU")), request_body = SetStockRequest,
     responses(
         (status = 200, description = "The stock as set", body = StockView),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 409, description = "Fewer units than are reserved", content_type = "application/problem+json"),
         (status = 422, description = "Negative or too large numbers, or a bad SKU", content_type = "application/problem+json"),
     ))]
@@ -198,7 +180,7 @@ pub async fn set_stock(
     params(("sku" = String, Path, description = "The SKU")), request_body = AdjustRequest,
     responses(
         (status = 200, description = "The stock after the adjustment", body = StockView),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "Unknown SKU", content_type = "application/problem+json"),
         (status = 409, description = "Would leave fewer units than are reserved", content_type = "application/problem+json"),
         (status = 422, description = "A zero or too large delta, or no reason", content_type = "application/problem+json"),
@@ -233,8 +215,8 @@ pub async fn adjust_stock(
 #[utoipa::path(get, path = "/admin/v1/inventory/{sku}/ledger", tag = "inventory", security(("bearer" = [])),
     params(("sku" = String, Path, description = "The SKU"), PageParams),
     responses(
-        (status = 200, description = "A page of the ledger", body = LedgerPage),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 200, description = "A page of the ledger", body = Page<LedgerEntry>),
+        docs::NotAdmin,
         (status = 404, description = "Unknown SKU", content_type = "application/problem+json"),
     ))]
 pub async fn get_ledger(
@@ -242,7 +224,7 @@ pub async fn get_ledger(
     AdminUser(_admin): AdminUser,
     Path(sku): Path<String>,
     Query(params): Query<PageParams>,
-) -> Result<Json<LedgerPage>, ApiError> {
+) -> Result<Json<Page<LedgerEntry>>, ApiError> {
     let limit = page_limit(params.limit)?;
     let before = match &params.cursor {
         None => None,
@@ -254,8 +236,7 @@ pub async fn get_ledger(
     };
     known_stock(&state, &sku).await?;
     let items = state.store.ledger(&sku, before, limit).await?;
-    let next_cursor = (items.len() == limit).then(|| items.last().map(|e| e.seq.to_string())).flatten();
-    Ok(Json(LedgerPage { items, next_cursor }))
+    Ok(Json(Page::new(items, limit, |e| e.seq.to_string())))
 }
 
 /// An order's reservation: what it holds and where it stands.
@@ -263,7 +244,7 @@ pub async fn get_ledger(
     params(("order_id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "No reservation for the order", content_type = "application/problem+json"),
     ))]
 pub async fn get_reservation(

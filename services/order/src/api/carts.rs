@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use platform::auth::AuthUser;
-use platform::http::{ApiError, Json, Path};
+use platform::http::{ApiError, Json, Path, docs};
 use serde::Deserialize;
 
 use crate::domain::{Cart, CartResponse, MAX_LINES, MAX_QUANTITY, is_cart_id, new_cart_id, price};
@@ -132,7 +132,7 @@ pub async fn put_guest_item(
 #[utoipa::path(get, path = "/v1/cart", tag = "carts", security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart", body = CartResponse),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
     ))]
 pub async fn get_my_cart(
     State(state): State<AppState>,
@@ -147,7 +147,7 @@ pub async fn get_my_cart(
     params(("sku" = String, Path, description = "The SKU")),
     responses(
         (status = 200, description = "The cart", body = CartResponse),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 422, description = "An unsold SKU, a quantity out of range, or too many SKUs", content_type = "application/problem+json"),
     ))]
 pub async fn put_my_item(
@@ -166,7 +166,7 @@ pub async fn put_my_item(
 #[utoipa::path(post, path = "/v1/cart/merge", tag = "carts", security(("bearer" = [])), request_body = MergeRequest,
     responses(
         (status = 200, description = "The shopper's cart after the merge", body = CartResponse),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 404, description = "No such guest cart", content_type = "application/problem+json"),
     ))]
 pub async fn merge_cart(

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
-use platform::http::{ApiError, Json, Path, Query, idempotency_key, idempotency_key_reused, page_limit};
+use platform::http::{ApiError, Json, Page, Path, Query, docs, idempotency_key, idempotency_key_reused, page_limit};
 use platform::money::Money;
 use serde::{Deserialize, Serialize};
 
@@ -41,15 +41,6 @@ pub struct Placement {
     pub total: Money,
 }
 
-/// A page of orders.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OrderList {
-    /// The orders.
-    pub items: Vec<Order>,
-    /// Where the next page starts; `null` on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// `GET /v1/orders` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -79,9 +70,8 @@ fn cursor(cursor: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn page(items: Vec<Order>, limit: usize) -> OrderList {
-    let next_cursor = (items.len() == limit).then(|| items.last().map(|o| o.id.clone())).flatten();
-    OrderList { items, next_cursor }
+fn page(items: Vec<Order>, limit: usize) -> Page<Order> {
+    Page::new(items, limit, |o| o.id.clone())
 }
 
 /// An order the caller may see (its owner, or an admin); 404 otherwise.
@@ -120,8 +110,8 @@ impl From<CheckoutError> for ApiError {
     params(("Idempotency-Key" = String, Header, description = "Names this checkout: the same key and body answer the same order")),
     responses(
         (status = 202, description = "Placed; the saga runs", body = Placement),
-        (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::NoIdempotencyKey,
+        docs::Unauthenticated,
         (status = 404, description = "No such cart of the caller's", content_type = "application/problem+json"),
         (status = 409, description = "The cart kept changing during checkout", content_type = "application/problem+json"),
         (status = 422, description = "A bad address or payment method, an empty cart, lines not sold, or the key used with another body", content_type = "application/problem+json"),
@@ -149,7 +139,7 @@ pub async fn place_order(
     params(("id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 404, description = "No such order of the caller's", content_type = "application/problem+json"),
     ))]
 pub async fn get_order(
@@ -166,7 +156,7 @@ pub async fn get_order(
     params(("id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "The label", content_type = "application/pdf"),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 404, description = "No such order of the caller's, or not shipped yet", content_type = "application/problem+json"),
     ))]
 pub async fn get_label(
@@ -197,14 +187,14 @@ pub async fn get_label(
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])), params(PageParams),
     responses(
-        (status = 200, description = "A page of orders", body = OrderList),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        (status = 200, description = "A page of orders", body = Page<Order>),
+        docs::Unauthenticated,
     ))]
 pub async fn list_orders(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<PageParams>,
-) -> Result<Json<OrderList>, ApiError> {
+) -> Result<Json<Page<Order>>, ApiError> {
     let limit = page_limit(params.limit)?;
     let cursor = cursor(params.cursor.as_deref())?;
     let items = state.orders.by_customer(&user.sub, cursor, limit).await?;
@@ -232,15 +222,15 @@ pub async fn cancel_order(
 /// Orders in a status, oldest first: the fulfillment queue.
 #[utoipa::path(get, path = "/admin/v1/orders", tag = "orders", security(("bearer" = [])), params(StatusParams),
     responses(
-        (status = 200, description = "A page of orders", body = OrderList),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 200, description = "A page of orders", body = Page<Order>),
+        docs::NotAdmin,
         (status = 422, description = "An unknown status", content_type = "application/problem+json"),
     ))]
 pub async fn admin_list_orders(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Query(params): Query<StatusParams>,
-) -> Result<Json<OrderList>, ApiError> {
+) -> Result<Json<Page<Order>>, ApiError> {
     let status = OrderStatus::parse(&params.status)
         .ok_or_else(|| ApiError::invalid_field("status", format!("{:?} is not an order status", params.status)))?;
     let limit = page_limit(params.limit)?;
@@ -254,7 +244,7 @@ pub async fn admin_list_orders(
     params(("id" = String, Path, description = "The order")),
     responses(
         (status = 200, description = "Delivered", body = Order),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "No such order", content_type = "application/problem+json"),
         (status = 409, description = "Not shipped", content_type = "application/problem+json"),
     ))]

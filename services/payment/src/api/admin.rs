@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Path, Query, idempotency_key, idempotency_key_reused};
+use platform::http::{ApiError, Json, Page, Path, Query, docs, idempotency_key, idempotency_key_reused};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,15 +26,6 @@ const REFUND_SCOPE: &str = "admin-refund";
 pub struct ListParams {
     /// The order.
     pub order_id: String,
-}
-
-/// An order's payments.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PaymentList {
-    /// The payments (one per order).
-    pub items: Vec<Payment>,
-    /// Always `null`: an order has one payment.
-    pub next_cursor: Option<String>,
 }
 
 /// A payment with its transaction log and refunds.
@@ -71,22 +62,24 @@ pub struct RefundResponse {
 }
 
 /// The payments of an order.
+///
+/// An order has one payment, so one page: `next_cursor` is always null.
 #[utoipa::path(get, path = "/admin/v1/payments", tag = "payments", security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "The order's payments", body = PaymentList),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        (status = 200, description = "The order's payments", body = Page<Payment>),
+        docs::NotAdmin,
     ))]
 pub async fn list_payments(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Query(params): Query<ListParams>,
-) -> Result<Json<PaymentList>, ApiError> {
+) -> Result<Json<Page<Payment>>, ApiError> {
     if params.order_id.is_empty() || params.order_id.len() > 128 {
         return Err(ApiError::invalid_field("order_id", "must be 1 to 128 characters"));
     }
     let payment = state.payments.store().by_order(&params.order_id).await?;
-    Ok(Json(PaymentList { items: payment.into_iter().collect(), next_cursor: None }))
+    Ok(Json(Page::whole(payment.into_iter().collect())))
 }
 
 /// A payment with its transaction log and refunds.
@@ -94,7 +87,7 @@ pub async fn list_payments(
     params(("id" = String, Path, description = "The payment")),
     responses(
         (status = 200, description = "The payment", body = PaymentDetail),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NotAdmin,
         (status = 404, description = "No such payment", content_type = "application/problem+json"),
     ))]
 pub async fn get_payment(
@@ -120,8 +113,8 @@ pub async fn get_payment(
     request_body = RefundRequest,
     responses(
         (status = 200, description = "Refunded", body = RefundResponse),
-        (status = 400, description = "No Idempotency-Key", content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json"),
+        docs::NoIdempotencyKey,
+        docs::NotAdmin,
         (status = 404, description = "No such payment", content_type = "application/problem+json"),
         (status = 409, description = "Not captured, or the same key in flight", content_type = "application/problem+json"),
         (status = 422, description = "More than is left, a bad amount, or the key used with another body", content_type = "application/problem+json"),

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use platform::auth::{AuthUser, Role};
-use platform::http::{ApiError, Json, Path};
+use platform::http::{ApiError, Json, Path, docs};
 use platform::money::Money;
 use serde::Serialize;
 
@@ -53,7 +53,7 @@ impl From<Payment> for PaymentView {
     params(("id" = String, Path, description = "The payment")),
     responses(
         (status = 200, description = "The payment", body = PaymentView),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 404, description = "No such payment of the caller's", content_type = "application/problem+json"),
     ))]
 pub async fn get_payment(

@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use platform::auth::AuthUser;
-use platform::http::{ApiError, Json, Path, Validator};
-use serde::Serialize;
+use platform::http::{ApiError, Json, Page, Path, Validator};
 
 use crate::AppState;
 use crate::domain::{Address, AddressInput};
@@ -14,24 +13,17 @@ use crate::domain::{Address, AddressInput};
 /// The most addresses one user keeps.
 pub const MAX_ADDRESSES: usize = 50;
 
-/// The user's addresses.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AddressList {
-    /// Oldest first.
-    pub items: Vec<Address>,
-    /// Always null: an address book fits one page.
-    pub next_cursor: Option<String>,
-}
-
 /// The signed-in user's addresses.
+///
+/// Oldest first, in one page: `next_cursor` is always null.
 #[utoipa::path(get, path = "/v1/users/me/addresses", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "The address book", body = AddressList)))]
+    responses((status = 200, description = "The address book", body = Page<Address>)))]
 pub async fn list_addresses(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
-) -> Result<Json<AddressList>, ApiError> {
+) -> Result<Json<Page<Address>>, ApiError> {
     let items = state.users.addresses(&claims.sub).await?;
-    Ok(Json(AddressList { items, next_cursor: None }))
+    Ok(Json(Page::whole(items)))
 }
 
 /// Adds an address.

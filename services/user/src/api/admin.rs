@@ -4,8 +4,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use platform::auth::AdminUser;
-use platform::http::{ApiError, Json, Query, Validator};
-use serde::{Deserialize, Serialize};
+use platform::http::{ApiError, Json, Page, Query, Validator, docs};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::domain::User;
@@ -22,27 +22,20 @@ pub struct SearchQuery {
     pub cursor: Option<String>,
 }
 
-/// A page of users.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserList {
-    /// The users, by id.
-    pub items: Vec<User>,
-    /// The cursor of the next page, or null at the end.
-    pub next_cursor: Option<String>,
-}
-
 /// Searches users.
+///
+/// Ordered by id.
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin", params(SearchQuery), security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of users", body = UserList),
-        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin with a second factor", content_type = "application/problem+json"),
+        (status = 200, description = "A page of users", body = Page<User>),
+        docs::Unauthenticated,
+        docs::NotAdmin,
     ))]
 pub async fn search_users(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
     Query(query): Query<SearchQuery>,
-) -> Result<Json<UserList>, ApiError> {
+) -> Result<Json<Page<User>>, ApiError> {
     let limit = query.limit.unwrap_or(20);
     let mut v = Validator::new();
     v.check((1..=100).contains(&limit), "limit", "must be between 1 and 100");
@@ -53,7 +46,7 @@ pub async fn search_users(
         items.truncate(limit);
         items.last().map(|u| u.id.clone()).unwrap_or_default()
     });
-    Ok(Json(UserList { items, next_cursor }))
+    Ok(Json(Page { items, next_cursor }))
 }
 
 /// The routes.

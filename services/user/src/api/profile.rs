@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use platform::auth::AuthUser;
-use platform::http::{ApiError, Json, Validator};
+use platform::http::{ApiError, Json, Validator, docs};
 use serde::{Deserialize, Serialize};
 
 use super::ClientIp;
@@ -44,7 +44,7 @@ pub struct UpdateProfileRequest {
 #[utoipa::path(get, path = "/v1/users/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The profile", body = Profile),
-        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        docs::Unauthenticated,
     ))]
 pub async fn get_me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<Json<Profile>, ApiError> {
     Ok(Json(super::signed_in_account(&state, &claims).await?.into()))
@@ -86,7 +86,7 @@ pub struct ChangePasswordRequest {
 #[utoipa::path(post, path = "/v1/users/me/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
     responses(
         (status = 200, description = "Changed: a new session's tokens (every other session is signed out)", body = TokenResponse),
-        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 409, description = "The password changed meanwhile", content_type = "application/problem+json"),
         (status = 422, description = "The current password is not right, or the new one is weak", content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords (throttled as sign-in is)", content_type = "application/problem+json"),

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use platform::auth::AuthUser;
 use platform::events::Event;
-use platform::http::{ApiError, Json};
+use platform::http::{ApiError, Json, docs};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,7 +90,7 @@ pub async fn verify_email(
 #[utoipa::path(post, path = "/v1/users/me/verify-email", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 202, description = "A new link is on its way to the account's email"),
-        (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        docs::Unauthenticated,
         (status = 409, description = "The email is verified already", content_type = "application/problem+json"),
         (status = 429, description = "Too many links asked for; try again later", content_type = "application/problem+json"),
     ))]
