@@ -63,7 +63,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a free port");
         let address = listener.local_addr().expect("a bound address");
         config.public_url = Some(format!("http://{address}").parse().expect("a URL"));
-        let infra = Infra::build(config).await.expect("the infrastructure builds");
+        let infra = Infra::build(config, shop::routing()).await.expect("the infrastructure builds");
         let services = shop::services(&infra).await.expect("the services build");
         shop::seed_demo(&infra).await.expect("the demo catalog seeds");
         let server = {

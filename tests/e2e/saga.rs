@@ -205,7 +205,7 @@ impl World {
             labels,
             step,
             hold_seconds: None,
-            routing: Routing::platform(),
+            routing: shop::routing(),
             queue: VecDeque::new(),
             dead: Vec::new(),
             told: Vec::new(),

@@ -15,4 +15,4 @@ pub mod sqs;
 pub use bus::{BusError, DeadLetter, Delivery, EventBus};
 pub use consumer::{Consumer, EventHandler, HandlerError, handle_by_subject};
 pub use envelope::Event;
-pub use routing::Routing;
+pub use routing::{Routing, Subscription};

@@ -77,8 +77,9 @@ impl std::fmt::Debug for Infra {
 }
 
 impl Infra {
-    /// Builds the infrastructure `config` names.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// Builds the infrastructure `config` names; events are routed to the queues of `routing` (the
+    /// subscriptions of the deployment's services).
+    pub async fn build(config: Config, routing: Routing) -> anyhow::Result<Self> {
         if config.metrics_emf {
             crate::telemetry::emf::enable();
         }
@@ -87,7 +88,6 @@ impl Infra {
         let needs_aws = config.event_bus == BusBackend::Sqs || config.object_store == ObjectBackend::S3;
         let sdk = if needs_aws { Some(crate::aws::sdk_config(&config).await) } else { None };
 
-        let routing = Routing::platform();
         let bus: Arc<dyn EventBus> = match config.event_bus {
             BusBackend::Sqlite => Arc::new(
                 SqliteQueue::open(config.data_dir.join("events.db"), routing, QUEUE_WAIT)
@@ -329,13 +329,18 @@ impl ReadinessCheck for ObjectsCheck {
     }
 }
 
-/// Runs one service as its own process: the body of every service binary's `main`. Loads and checks
-/// the configuration with the service's `settings` (an unknown variable or a bad value exits with
+/// Runs one service as its own process: the body of every service binary's `main`, with the
+/// deployment's event `routing`. Loads and checks the configuration with the service's `settings` (an unknown variable or a bad value exits with
 /// status 2 and a message naming the variable), starts
 /// telemetry, listens, and serves until SIGTERM or Ctrl-C.
-pub async fn service_main<F, Fut>(name: &'static str, settings: Section, run: F) -> std::process::ExitCode
+pub async fn service_main<F, Fut>(
+    name: &'static str,
+    settings: Section,
+    routing: Routing,
+    run: F,
+) -> std::process::ExitCode
 where
-    F: FnOnce(Config, TcpListener) -> Fut,
+    F: FnOnce(Config, Routing, TcpListener) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     crate::install_crypto_provider();
@@ -355,7 +360,7 @@ where
         }
     };
     tracing::info!(service = name, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-    match run(config, listener).await {
+    match run(config, routing, listener).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(service = name, error = format!("{error:#}"), "service failed");
@@ -366,12 +371,12 @@ where
 }
 
 /// Builds the infrastructure `config` names and serves one service on `listener` until shutdown.
-pub async fn run_single<F, Fut>(config: Config, listener: TcpListener, build: F) -> anyhow::Result<()>
+pub async fn run_single<F, Fut>(config: Config, routing: Routing, listener: TcpListener, build: F) -> anyhow::Result<()>
 where
     F: FnOnce(Infra) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Service>>,
 {
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, routing).await?;
     crate::http::serve::cancel_on_signal(infra.shutdown.clone());
     let service = build(infra.clone()).await?;
     infra.serve(listener, vec![service]).await

@@ -63,16 +63,14 @@ pub async fn provision(config: &Config) -> anyhow::Result<()> {
     let bus = platform::events::sqs::SqsBus::new(
         platform::aws::sqs_client(&sdk),
         config.sqs_queue_prefix.clone(),
-        platform::events::Routing::platform(),
+        routing(),
         config.sqs_wait_seconds,
     );
-    for (queue, _) in platform::events::routing::PLATFORM_SUBSCRIPTIONS {
+    let queues: Vec<&str> = SUBSCRIPTIONS.iter().flat_map(|s| s.iter().map(|s| s.queue)).collect();
+    for queue in &queues {
         platform::events::EventBus::ensure_queue(&bus, queue).await.with_context(|| format!("queue {queue}"))?;
     }
-    println!(
-        "sqs: {} queues ready, each with its dead-letter queue",
-        platform::events::routing::PLATFORM_SUBSCRIPTIONS.len()
-    );
+    println!("sqs: {} queues ready, each with its dead-letter queue", queues.len());
     if let Some(bucket) = &config.s3_bucket {
         platform::objects::s3::create_bucket_on_emulator(&endpoint, bucket).await?;
         println!("s3: bucket {bucket} ready");
@@ -94,6 +92,22 @@ pub const SETTINGS: [platform::config::Section; 5] = [
     shop_payment::settings::SECTION,
     shop_inventory::settings::SECTION,
 ];
+
+/// The queues every service consumes and the events each receives, as the services declare them.
+pub const SUBSCRIPTIONS: [&[platform::events::Subscription]; 5] = [
+    shop_user::consumers::SUBSCRIPTIONS,
+    shop_product::consumers::SUBSCRIPTIONS,
+    shop_order::consumers::SUBSCRIPTIONS,
+    shop_payment::consumers::SUBSCRIPTIONS,
+    shop_inventory::consumers::SUBSCRIPTIONS,
+];
+
+/// The deployment's event routing: every event type to the queue of every service subscribed to
+/// it. Every process needs all of it, whichever services it runs: a publisher puts its events on
+/// the queues of their consumers.
+pub fn routing() -> platform::events::Routing {
+    platform::events::Routing::of(SUBSCRIPTIONS.iter().flat_map(|s| s.iter()))
+}
 
 /// Builds all five services on `infra` (opening and migrating their stores, starting their relays
 /// and consumers). Their routes are disjoint, so merged they route by path prefix exactly as the
@@ -154,6 +168,37 @@ impl shop_product::seed::StockSink for InventoryStock {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    #[test]
+    fn every_queue_is_consumed_by_one_service_and_every_command_reaches_one_queue() {
+        let mut owners = HashMap::new();
+        for (service, subscriptions) in super::SUBSCRIPTIONS.iter().enumerate() {
+            assert!(!subscriptions.is_empty(), "service {service} declares no subscription");
+            for subscription in subscriptions.iter() {
+                let previous = owners.insert(subscription.queue, service);
+                assert!(previous.is_none(), "{} is declared twice", subscription.queue);
+                assert!(!subscription.events.is_empty(), "{} receives nothing", subscription.queue);
+            }
+        }
+        let routing = super::routing();
+        assert_eq!(routing.queues().count(), owners.len());
+        // A saga command is executed by exactly one service, which is the one that declared it.
+        for (queue, command) in [
+            (shop_inventory::consumers::QUEUE, platform::contracts::inventory::Reserve::KIND),
+            (shop_inventory::consumers::QUEUE, platform::contracts::inventory::Release::KIND),
+            (shop_payment::consumers::QUEUE, platform::contracts::payment::Authorize::KIND),
+            (shop_payment::consumers::QUEUE, platform::contracts::payment::RefundCommand::KIND),
+        ] {
+            assert_eq!(routing.queues_for(command).collect::<Vec<_>>(), [queue], "{command}");
+        }
+        // An order's confirmation reaches the mailer; a product change reaches the indexer.
+        assert!(routing.queues_for("order.confirmed.v1").any(|q| q == shop_user::consumers::QUEUE));
+        assert!(
+            routing.queues_for(shop_product::domain::product::UPSERTED).any(|q| q == shop_product::consumers::QUEUE)
+        );
+    }
+
     /// The local stack's nginx (`docker/nginx.conf`): `(location prefix, upstream)` pairs.
     fn nginx_routes() -> Vec<(String, String)> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker/nginx.conf");

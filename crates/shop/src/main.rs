@@ -251,7 +251,7 @@ fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
 }
 
 async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, shop::routing()).await?;
     let seeder = shop::Seeder::open(&infra).await?;
     let added = seeder.demo().await?;
     println!("demo catalog: {added} categories added");
@@ -280,7 +280,7 @@ fn write_ndjson(products: u64, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn import(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, shop::routing()).await?;
     let catalog = shop_product::open_catalog(&infra).await?;
     let size = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
     let reader = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {}", file.display()))?;
@@ -307,7 +307,7 @@ async fn import(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn reindex(config: Config) -> anyhow::Result<()> {
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, shop::routing()).await?;
     let catalog = shop_product::open_catalog(&infra).await?;
     let index = shop_product::search_index(&infra)?;
     let total = catalog.products.count().await?;
@@ -329,7 +329,7 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
 /// Runs `shop reconcile`; whether the shop is consistent (or will be, once the commands sent are
 /// carried out).
 async fn reconcile(config: Config, args: &ReconcileArgs) -> anyhow::Result<bool> {
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, shop::routing()).await?;
     let report = shop::reconcile::run(&infra, args.repair).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -353,7 +353,7 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, shop::routing()).await?;
     match command {
         EventsCommand::DeadLetters { queue, limit, .. } => {
             for letter in infra.bus.dead_letters(&queue, limit).await? {
@@ -383,7 +383,7 @@ async fn up(config: Config, seed_demo: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
     let data_dir = config.data_dir.clone();
     let public_url = config.public_url.clone();
-    let infra = Infra::build(config).await?;
+    let infra = Infra::build(config, shop::routing()).await?;
     platform::http::serve::cancel_on_signal(infra.shutdown.clone());
     let services = shop::services(&infra).await?;
     if seed_demo {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use platform::contracts::inventory::{CommitFailed, Committed, MAX_TTL_SECONDS, Release, Released, Reserve};
-use platform::events::{Event, EventBus, EventHandler, HandlerError};
+use platform::contracts::inventory::{Commit, CommitFailed, Committed, MAX_TTL_SECONDS, Release, Released, Reserve};
+use platform::events::{Event, EventBus, EventHandler, HandlerError, Subscription};
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
@@ -23,6 +23,10 @@ use crate::store::{InventoryStore, StoreError};
 
 /// The queue of the saga's commands.
 pub const QUEUE: &str = "inventory-commands";
+
+/// The queues the service consumes and the events each receives.
+pub const SUBSCRIPTIONS: &[Subscription] =
+    &[Subscription { queue: QUEUE, events: &[Reserve::KIND, Commit::KIND, Release::KIND] }];
 
 /// Reservations the sweeper releases per store call.
 const SWEEP_BATCH: usize = 100;

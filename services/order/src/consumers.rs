@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use platform::contracts::inventory::{CommitFailed, Committed, Rejected, Released};
+use platform::contracts::inventory::{CommitFailed, Committed, Rejected, Released, Reserved};
 use platform::contracts::payment::{CaptureFailed, Failed, PaymentEvent};
-use platform::events::{Event, EventHandler, HandlerError};
+use platform::events::{Event, EventHandler, HandlerError, Subscription};
 use serde::Deserialize;
 
 use crate::app::saga::{Applied, Saga};
@@ -14,6 +14,24 @@ use crate::domain::saga::{SagaEvent, Transition, transition};
 
 /// The saga's queue: the inventory's and the payment's answers.
 pub const QUEUE: &str = "order-saga";
+
+/// The queues the service consumes and the events each receives.
+pub const SUBSCRIPTIONS: &[Subscription] = &[Subscription {
+    queue: QUEUE,
+    events: &[
+        Reserved::KIND,
+        Rejected::KIND,
+        Committed::KIND,
+        CommitFailed::KIND,
+        Released::KIND,
+        PaymentEvent::AUTHORIZED,
+        Failed::KIND,
+        PaymentEvent::CAPTURED,
+        CaptureFailed::KIND,
+        PaymentEvent::VOIDED,
+        PaymentEvent::REFUNDED,
+    ],
+}];
 
 /// The part of every answer the saga reads.
 #[derive(Deserialize)]
@@ -29,7 +47,7 @@ pub struct SagaAnswers(pub Arc<Saga>);
 fn saga_event(event: &Event) -> Result<Option<SagaEvent>, HandlerError> {
     let reject = |e: serde_json::Error| HandlerError::Reject(format!("{}: {e}", event.kind));
     Ok(Some(match event.kind.as_str() {
-        "inventory.reserved.v1" => SagaEvent::Reserved,
+        Reserved::KIND => SagaEvent::Reserved,
         Rejected::KIND => SagaEvent::OutOfStock,
         PaymentEvent::AUTHORIZED => SagaEvent::Authorized,
         Failed::KIND => {

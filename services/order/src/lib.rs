@@ -213,6 +213,10 @@ async fn abandoned_carts(
 }
 
 /// Serves the service as its own process until shutdown.
-pub async fn run(config: platform::Config, listener: TcpListener) -> anyhow::Result<()> {
-    platform::infra::run_single(config, listener, build).await
+pub async fn run(
+    config: platform::Config,
+    routing: platform::events::Routing,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    platform::infra::run_single(config, routing, listener, build).await
 }

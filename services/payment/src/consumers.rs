@@ -3,15 +3,18 @@
 //! a redelivered command never charges, captures or refunds twice.
 
 use async_trait::async_trait;
+use platform::contracts::MAX_ORDER_ID;
 use platform::contracts::payment::{Authorize, Capture, RefundCommand, Void};
-use platform::events::{Event, EventHandler, HandlerError};
+use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
 use crate::payments::{PaymentError, Payments};
 
 /// The queue of the saga's commands.
 pub const QUEUE: &str = "payment-commands";
 
-use platform::contracts::MAX_ORDER_ID;
+/// The queues the service consumes and the events each receives.
+pub const SUBSCRIPTIONS: &[Subscription] =
+    &[Subscription { queue: QUEUE, events: &[Authorize::KIND, Capture::KIND, Void::KIND, RefundCommand::KIND] }];
 
 /// Applies the saga's commands.
 pub struct Commands {

@@ -208,8 +208,12 @@ async fn reconcile(payments: Payments, shutdown: tokio_util::sync::CancellationT
 }
 
 /// Serves the service as its own process until shutdown.
-pub async fn run(config: platform::Config, listener: TcpListener) -> anyhow::Result<()> {
-    platform::infra::run_single(config, listener, build).await
+pub async fn run(
+    config: platform::Config,
+    routing: platform::events::Routing,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    platform::infra::run_single(config, routing, listener, build).await
 }
 
 #[cfg(test)]

@@ -10,20 +10,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use platform::events::{Event, EventHandler, HandlerError};
+use platform::events::HandlerError;
 use serde::Deserialize;
 
 use crate::domain::category::Category;
 use crate::domain::product::Product;
 use crate::search::{SearchDoc, SearchError, SearchIndex};
 use crate::store::{CategoryStore, ProductStore, StoreError};
-
-/// The indexer's queue.
-pub const QUEUE: &str = "product-indexer";
-
-/// Events the indexer takes from its queue at once (one index commit each batch).
-pub const BATCH: usize = 512;
 
 /// Products read from the store a page at a time during a reindex.
 pub const REINDEX_PAGE: usize = 1_000;
@@ -115,7 +108,7 @@ pub struct Indexer {
 
 /// The part of `inventory.changed.v1` the index needs.
 #[derive(Debug, Deserialize)]
-struct StockChange {
+pub(crate) struct StockChange {
     sku: String,
     available: i64,
     /// The SKU's change counter (0 when an event carries none).
@@ -123,9 +116,10 @@ struct StockChange {
     version: i64,
 }
 
+/// The part of a product event the index needs.
 #[derive(Deserialize)]
-struct ProductRef {
-    id: String,
+pub(crate) struct ProductRef {
+    pub(crate) id: String,
 }
 
 fn retry(error: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
@@ -151,7 +145,7 @@ impl Indexer {
 
     /// Brings the index entries of `ids` (products) to the store's state, and records `stock`
     /// levels (the newest of each SKU's), indexing the products whose stock status they change.
-    async fn apply(&self, ids: Vec<String>, stock: Vec<StockChange>) -> Result<(), HandlerError> {
+    pub(crate) async fn apply(&self, ids: Vec<String>, stock: Vec<StockChange>) -> Result<(), HandlerError> {
         // Taken before the store is read: a product found gone was gone at this time, so any copy
         // of it the index is given later (older than this) is refused.
         let read_at = crate::search::stamp();
@@ -194,72 +188,6 @@ impl Indexer {
         self.index.upsert(docs).await.map_err(retry)?;
         self.index.delete(gone, read_at).await.map_err(retry)?;
         Ok(())
-    }
-}
-
-/// What an event asks of the index.
-enum Change {
-    Product(String),
-    Stock(StockChange),
-    Nothing,
-}
-
-fn change(event: &Event) -> Result<Change, HandlerError> {
-    match event.kind.as_str() {
-        crate::domain::product::UPSERTED | crate::domain::product::DELETED => {
-            let product: ProductRef = event
-                .data_as()
-                .map_err(|e| HandlerError::Reject(format!("{} without a product id: {e}", event.kind)))?;
-            Ok(Change::Product(product.id))
-        }
-        "inventory.changed.v1" => {
-            let stock: StockChange =
-                event.data_as().map_err(|e| HandlerError::Reject(format!("inventory.changed.v1 malformed: {e}")))?;
-            Ok(Change::Stock(stock))
-        }
-        _ => Ok(Change::Nothing),
-    }
-}
-
-#[async_trait]
-impl EventHandler for Indexer {
-    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        match change(event)? {
-            Change::Product(id) => self.apply(vec![id], Vec::new()).await,
-            Change::Stock(level) => self.apply(Vec::new(), vec![level]).await,
-            Change::Nothing => Ok(()),
-        }
-    }
-
-    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
-        // Malformed events are rejected alone; the rest are applied together, in one index commit.
-        let mut outcomes: Vec<Option<Result<(), HandlerError>>> = Vec::with_capacity(events.len());
-        let mut ids = Vec::new();
-        let mut stock = Vec::new();
-        for event in events {
-            match change(event) {
-                Ok(Change::Product(id)) => {
-                    ids.push(id);
-                    outcomes.push(None);
-                }
-                Ok(Change::Stock(level)) => {
-                    stock.push(level);
-                    outcomes.push(None);
-                }
-                Ok(Change::Nothing) => outcomes.push(Some(Ok(()))),
-                Err(rejected) => outcomes.push(Some(Err(rejected))),
-            }
-        }
-        let applied = self.apply(ids, stock).await;
-        outcomes
-            .into_iter()
-            .map(|outcome| {
-                outcome.unwrap_or_else(|| match &applied {
-                    Ok(()) => Ok(()),
-                    Err(error) => Err(HandlerError::retry(error.to_string())),
-                })
-            })
-            .collect()
     }
 }
 
@@ -308,6 +236,7 @@ pub async fn reindex(
 
 #[cfg(test)]
 mod tests {
+    use platform::events::{Event, EventHandler};
     use serde_json::json;
 
     use super::*;
@@ -356,10 +285,10 @@ mod tests {
     }
 
     #[test]
-    fn the_platform_routes_catalog_and_stock_events_to_this_queue() {
-        let routing = platform::events::Routing::platform();
+    fn the_service_routes_catalog_and_stock_events_to_this_queue() {
+        let routing = platform::events::Routing::of(crate::consumers::SUBSCRIPTIONS);
         for kind in [crate::domain::product::UPSERTED, crate::domain::product::DELETED, "inventory.changed.v1"] {
-            assert_eq!(routing.queues_for(kind).collect::<Vec<_>>(), [QUEUE], "{kind}");
+            assert_eq!(routing.queues_for(kind).collect::<Vec<_>>(), [crate::consumers::QUEUE], "{kind}");
         }
     }
 

@@ -4,6 +4,7 @@
 //! `run` serves it as its own process (the `product-service` binary).
 
 pub mod api;
+pub mod consumers;
 pub mod domain;
 pub mod import;
 pub mod indexer;
@@ -223,7 +224,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     };
     let indexer = Indexer::new(state.catalog.products.clone(), state.tree.clone(), state.index.clone())
         .with_pages(state.pages.clone());
-    let consumer = Consumer::new(infra.bus.clone(), indexer::QUEUE, Arc::new(indexer)).batch(indexer::BATCH);
+    let consumer = Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(indexer)).batch(consumers::BATCH);
     let index_check = state.index.clone();
     let rebuild = state.clone();
     let shutdown = infra.shutdown.clone();
@@ -276,6 +277,10 @@ async fn reindex_if_empty(state: &AppState) -> Result<(), indexer::ReindexError>
 }
 
 /// Serves the service as its own process until shutdown.
-pub async fn run(config: platform::Config, listener: TcpListener) -> anyhow::Result<()> {
-    platform::infra::run_single(config, listener, build).await
+pub async fn run(
+    config: platform::Config,
+    routing: platform::events::Routing,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    platform::infra::run_single(config, routing, listener, build).await
 }

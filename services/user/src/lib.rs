@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod consumers;
 pub mod domain;
 pub mod keys;
 pub mod mail;
@@ -235,7 +236,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         .from_address(settings.mail_from.clone())
         .with_users(users.clone())
         .with_keys(keys.clone());
-    infra.spawn_consumer(Consumer::new(infra.bus.clone(), mail::QUEUE, Arc::new(mailer)));
+    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(mailer)));
     let cognito = cognito_verifier(&settings)?;
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), tokens, cognito };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
@@ -251,6 +252,10 @@ fn cognito_verifier(config: &Settings) -> anyhow::Result<Option<Arc<TokenVerifie
 }
 
 /// Serves the service as its own process until shutdown.
-pub async fn run(config: platform::Config, listener: TcpListener) -> anyhow::Result<()> {
-    platform::infra::run_single(config, listener, build).await
+pub async fn run(
+    config: platform::Config,
+    routing: platform::events::Routing,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    platform::infra::run_single(config, routing, listener, build).await
 }

@@ -9,11 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use platform::events::{Event, EventHandler, HandlerError};
+use platform::events::{Event, HandlerError};
 use serde::Deserialize;
-
-/// The mailer's queue.
-pub const QUEUE: &str = "user-mail";
 
 /// A delivery that failed: tried again later, unless the provider refused this message for good.
 #[derive(Debug, thiserror::Error)]
@@ -211,9 +208,9 @@ impl MailSink for SesSink {
 /// Renders notification events into emails for a sink.
 #[derive(Clone)]
 pub struct Mailer {
-    sink: Arc<dyn MailSink>,
+    pub(crate) sink: Arc<dyn MailSink>,
     /// The `From` header.
-    from: String,
+    pub(crate) from: String,
     /// Where order notifications find their shopper's address.
     users: Option<Arc<dyn crate::store::UserStore>>,
     /// Opens the reset tokens sealed for the mailer.
@@ -227,11 +224,11 @@ impl std::fmt::Debug for Mailer {
 }
 
 /// One email to write.
-struct Mail {
-    to: String,
-    subject: String,
-    text: String,
-    html: Option<String>,
+pub(crate) struct Mail {
+    pub(crate) to: String,
+    pub(crate) subject: String,
+    pub(crate) text: String,
+    pub(crate) html: Option<String>,
 }
 
 fn escape_html(text: &str) -> String {
@@ -321,7 +318,7 @@ impl Mailer {
         self
     }
 
-    async fn render(&self, event: &Event) -> Result<Option<Mail>, HandlerError> {
+    pub(crate) async fn render(&self, event: &Event) -> Result<Option<Mail>, HandlerError> {
         if event.kind == platform::contracts::order::CartAbandoned::KIND {
             let Some(users) = &self.users else { return Ok(None) };
             let cart: platform::contracts::order::CartAbandoned =
@@ -405,47 +402,9 @@ impl Mailer {
     }
 }
 
-#[async_trait]
-impl EventHandler for Mailer {
-    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        let Some(Mail { to, subject, text, html }) = self.render(event).await? else { return Ok(()) };
-        if to.contains(['\r', '\n']) || subject.contains(['\r', '\n']) {
-            return Err(HandlerError::Reject("a recipient or subject with a line break".into()));
-        }
-        let (content_type, body) = match html {
-            None => ("text/plain; charset=utf-8".to_owned(), text),
-            Some(html) => {
-                let boundary = format!("b-{}", event.id);
-                (
-                    format!("multipart/alternative; boundary=\"{boundary}\""),
-                    format!(
-                        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
-                         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n"
-                    ),
-                )
-            }
-        };
-        let message = format!(
-            "Message-ID: <{id}@shop>\r\nDate: {date}\r\nFrom: {from}\r\nTo: {to}\r\n\
-             Subject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n{body}",
-            id = event.id,
-            date = event.time.to_rfc2822(),
-            from = self.from,
-        );
-        self.sink.deliver(&event.id, &to, &message).await.map_err(|e| {
-            if e.is_permanent() {
-                HandlerError::Reject(platform::error::cause_chain(&e))
-            } else {
-                HandlerError::retry(e)
-            }
-        })?;
-        tracing::info!(event.id = %event.id, "email delivered");
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use platform::events::EventHandler;
     use serde_json::json;
 
     use super::*;
@@ -458,10 +417,10 @@ mod tests {
     }
 
     #[test]
-    fn the_platform_routes_reset_requests_to_this_queue() {
-        let routing = platform::events::Routing::platform();
+    fn the_service_routes_reset_requests_to_this_queue() {
+        let routing = platform::events::Routing::of(crate::consumers::SUBSCRIPTIONS);
         let queues: Vec<&str> = routing.queues_for("user.password_reset_requested.v1").collect();
-        assert_eq!(queues, [QUEUE]);
+        assert_eq!(queues, [crate::consumers::QUEUE]);
     }
 
     #[tokio::test]

@@ -1,49 +1,20 @@
 //! Which consumer queues receive which event types.
 //!
 //! A publisher does not know its consumers: it publishes to the bus, and the routing table (SNS-style
-//! fan-out) puts a copy on the queue of every consumer subscribed to that type. Commands are events
+//! fan-out) puts a copy on the queue of every consumer subscribed to that type. Each service
+//! declares its [`Subscription`]s next to its consumers; the process that runs the deployment's
+//! services (the `shop` crate) puts them together into one [`Routing`]. Commands are events
 //! too (`inventory.reserve.v1`), routed to the one service that executes them.
 
-/// The subscriptions of the platform's consumers: queue name → event type patterns. A pattern is an
-/// exact type or a prefix ending in `*`. Each service adds its lines as it gains consumers.
-pub const PLATFORM_SUBSCRIPTIONS: &[(&str, &[&str])] = &[
-    // Password-reset and verification emails, and the customer-facing steps of orders.
-    (
-        "user-mail",
-        &[
-            "user.password_reset_requested.v1",
-            "user.email_verification_requested.v1",
-            "order.confirmed.v1",
-            "order.payment_failed.v1",
-            "order.shipped.v1",
-            "order.cancelled.v1",
-            "cart.abandoned.v1",
-        ],
-    ),
-    // The product search indexer: catalog changes and stock status.
-    ("product-indexer", &["product.upserted.v1", "product.deleted.v1", "inventory.changed.v1"]),
-    // The inventory's saga commands from the order service.
-    ("inventory-commands", &["inventory.reserve.v1", "inventory.commit.v1", "inventory.release.v1"]),
-    // The order service's checkout saga: the answers of the inventory and the payment.
-    (
-        "order-saga",
-        &[
-            "inventory.reserved.v1",
-            "inventory.rejected.v1",
-            "inventory.committed.v1",
-            "inventory.commit_failed.v1",
-            "inventory.released.v1",
-            "payment.authorized.v1",
-            "payment.failed.v1",
-            "payment.captured.v1",
-            "payment.capture_failed.v1",
-            "payment.voided.v1",
-            "payment.refunded.v1",
-        ],
-    ),
-    // The payment's saga commands from the order service.
-    ("payment-commands", &["payment.authorize.v1", "payment.capture.v1", "payment.void.v1", "payment.refund.v1"]),
-];
+/// A consumer queue and the event types it receives, as the service that consumes it declares it
+/// (next to its consumers). A pattern is an exact type or a prefix ending in `*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// The queue.
+    pub queue: &'static str,
+    /// The event type patterns it receives.
+    pub events: &'static [&'static str],
+}
 
 /// Event type patterns by consumer queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,13 +28,9 @@ impl Routing {
         Self::default()
     }
 
-    /// The platform's table.
-    pub fn platform() -> Self {
-        let mut routing = Self::new();
-        for (queue, patterns) in PLATFORM_SUBSCRIPTIONS {
-            routing = routing.subscribe(queue, patterns.iter().copied());
-        }
-        routing
+    /// The table of `subscriptions` (what the services of a deployment declare).
+    pub fn of<'a>(subscriptions: impl IntoIterator<Item = &'a Subscription>) -> Self {
+        subscriptions.into_iter().fold(Self::new(), |routing, s| routing.subscribe(s.queue, s.events.iter().copied()))
     }
 
     /// Subscribes `queue` to `patterns`.
@@ -112,5 +79,17 @@ mod tests {
         assert_eq!(queues("inventory.changed.v1"), ["indexer", "audit"]);
         assert_eq!(queues("inventory.changed.v2"), ["audit"]);
         assert_eq!(queues("order.confirmed.v1"), ["notifier", "audit"]);
+    }
+
+    #[test]
+    fn a_table_of_declared_subscriptions_merges_a_queue_declared_twice() {
+        let routing = Routing::of(&[
+            Subscription { queue: "mail", events: &["user.*"] },
+            Subscription { queue: "indexer", events: &["product.upserted.v1"] },
+            Subscription { queue: "mail", events: &["order.shipped.v1"] },
+        ]);
+        assert_eq!(routing.queues().collect::<Vec<_>>(), ["mail", "indexer"]);
+        assert_eq!(routing.queues_for("order.shipped.v1").collect::<Vec<_>>(), ["mail"]);
+        assert_eq!(routing.queues_for("user.registered.v1").collect::<Vec<_>>(), ["mail"]);
     }
 }

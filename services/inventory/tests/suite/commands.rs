@@ -28,7 +28,7 @@ struct Saga {
 impl Saga {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let routing = Routing::platform().subscribe("answers", ["inventory.*"]);
+        let routing = Routing::of(shop_inventory::consumers::SUBSCRIPTIONS).subscribe("answers", ["inventory.*"]);
         let bus = Arc::new(SqliteQueue::open(dir.path().join("events.db"), routing, Duration::ZERO).unwrap());
         let stores = sqlite_stores();
         let commands = Arc::new(Commands::new(stores.store.clone(), bus.clone(), Duration::from_secs(900)));

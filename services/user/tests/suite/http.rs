@@ -54,7 +54,7 @@ pub(crate) async fn start_with(schema: Option<PgSchema>, configure: impl FnOnce(
     config.database_url = schema.as_ref().map(|schema| schema.url.clone().into());
     config.set("refresh_grace_ms", REFRESH_GRACE.as_millis() as u64);
     configure(&mut config);
-    let infra = Infra::build(config).await.unwrap();
+    let infra = Infra::build(config, platform::events::Routing::of(shop_user::consumers::SUBSCRIPTIONS)).await.unwrap();
     let service = shop_user::build(infra.clone()).await.unwrap();
     let users: Arc<dyn UserStore> = match &schema {
         Some(schema) => Arc::new(PgUserStore::new(schema.pool.clone())),

@@ -1,0 +1,12 @@
+//! The payment service as its own process (the local stack and AWS run one per container).
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    platform::infra::service_main(
+        shop_payment::NAME,
+        shop_payment::settings::SECTION,
+        shop::routing(),
+        shop_payment::run,
+    )
+    .await
+}
