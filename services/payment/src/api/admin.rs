@@ -85,7 +85,9 @@ pub async fn list_payments(
 }
 
 /// A payment with its transaction log and refunds.
-#[utoipa::path(get, path = "/admin/v1/payments/{id}", tag = "payments", security(("bearer" = [])),
+// Its own operation id: the shopper's `GET /v1/payments/{id}` is `get_payment`.
+#[utoipa::path(get, path = "/admin/v1/payments/{id}", tag = "payments", operation_id = "admin_get_payment",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The payment")),
     responses(
         (status = 200, description = "The payment", body = PaymentDetail),
