@@ -198,6 +198,61 @@ async fn ships(app: TestApp) {
 }
 
 #[tokio::test]
+async fn one_orders_log_lines_are_followed_by_its_id_and_the_checkouts_trace_through_every_service() {
+    use platform::testing::log_field;
+
+    let logs = platform::testing::capture_logs("info");
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "LAMP-T", 5).await;
+    let cart = app.cart_with(&shopper, "LAMP-T", 1).await;
+    let request = platform::telemetry::trace::TraceContext::new_root();
+    let placed = app
+        .request(Method::POST, "/v1/orders")
+        .bearer_auth(&shopper)
+        .header("idempotency-key", "k-traced")
+        .header("traceparent", request.traceparent())
+        .json(&json!({"cart_id": cart, "shipping_address": address(), "payment_method": "pm_card_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap();
+    assert_eq!(settled(&app, &shopper, id).await["status"], "shipped");
+
+    let text = |line: &Value, name: &str| log_field(line, name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let lines: Vec<Value> = logs.lines().into_iter().filter(|line| text(line, "order.id") == id).collect();
+    let messages: Vec<String> = lines.iter().map(|line| text(line, "message")).collect();
+    // The checkout over HTTP, each saga step, and each command the inventory and the payment took.
+    for (message, at_least) in [
+        ("order placed", 1),
+        ("inventory command applied", 2),
+        ("payment command applied", 2),
+        ("saga step applied", 4),
+    ] {
+        let count = messages.iter().filter(|m| *m == message).count();
+        assert!(count >= at_least, "{count} lines {message:?} of the order: {lines:#?}");
+    }
+    // All in the trace of the checkout's request, across the queues.
+    for line in &lines {
+        assert_eq!(text(line, "trace_id"), request.trace_id, "{line}");
+    }
+    let consumed: Vec<&Value> = lines.iter().filter(|line| !text(line, "event.id").is_empty()).collect();
+    assert!(consumed.len() >= 8, "{consumed:#?}");
+    // No line carries the shopper's email, password, token, address or payment method.
+    let email = email_of(&app, &shopper).await;
+    let written = serde_json::to_string(&logs.lines()).unwrap();
+    for secret in
+        [email.as_str(), "correct horse battery", shopper.as_str(), "Ada Lovelace", "St James", "pm_card_visa"]
+    {
+        assert!(!written.contains(secret), "{secret:?} was logged");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     let app = TestApp::start().await;
     let admin = app.admin_token().await;

@@ -90,3 +90,62 @@ impl PgSchema {
         self.admin.close().await;
     }
 }
+
+/// The log lines written on this thread while it lives, as production writes them
+/// ([`crate::telemetry::json_layer`]): for tests that assert what a line carries. The capture ends
+/// when it is dropped.
+pub struct CapturedLogs {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+/// Captures the log lines that `filter` (`info`, `shop_payment=debug`) lets through, written on
+/// this thread (a `#[tokio::test]` runs every task on it) until the capture is dropped.
+pub fn capture_logs(filter: &str) -> CapturedLogs {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buffer.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(filter))
+        .with(crate::telemetry::json_layer(move || LogSink(sink.clone())));
+    CapturedLogs { buffer, _guard: tracing::subscriber::set_default(subscriber) }
+}
+
+impl CapturedLogs {
+    /// Every line written so far.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.buffer.lock().expect("the log buffer").clone();
+        String::from_utf8(bytes)
+            .expect("log lines are UTF-8")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a log line is a JSON object"))
+            .collect()
+    }
+
+    /// The lines whose message is `message`.
+    pub fn with_message(&self, message: &str) -> Vec<serde_json::Value> {
+        self.lines().into_iter().filter(|line| line["message"] == message).collect()
+    }
+}
+
+/// The value of `field` on a log `line`: the line's own, else that of the innermost span it was
+/// written in that has it.
+pub fn log_field<'a>(line: &'a serde_json::Value, field: &str) -> Option<&'a serde_json::Value> {
+    line.get(field).or_else(|| {
+        line["spans"].as_array()?.iter().rev().find_map(|span| span.get(field).filter(|v| v.as_str() != Some("")))
+    })
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("the log buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

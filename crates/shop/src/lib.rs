@@ -213,17 +213,42 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_local_stack_routes_every_documented_path_to_the_service_that_serves_it() {
-        let routes = nginx_routes();
-        assert!(routes.len() >= 5, "{routes:?}");
-        let services = [
+    /// Each service's OpenAPI document, by service.
+    fn documents() -> [(&'static str, utoipa::openapi::OpenApi); 5] {
+        [
             (shop_user::NAME, shop_user::api::openapi()),
             (shop_product::NAME, shop_product::api::openapi()),
             (shop_order::NAME, shop_order::api::openapi()),
             (shop_payment::NAME, shop_payment::api::openapi()),
             (shop_inventory::NAME, shop_inventory::api::openapi()),
-        ];
+        ]
+    }
+
+    #[test]
+    fn every_operation_of_the_merged_document_has_an_operation_id_of_its_own() {
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut duplicates = Vec::new();
+        for (service, openapi) in documents() {
+            let document = serde_json::to_value(&openapi).unwrap();
+            for (path, item) in document["paths"].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    let Some(id) = operation.get("operationId").and_then(|id| id.as_str()) else { continue };
+                    let here = format!("{service}: {} {path}", method.to_uppercase());
+                    if let Some(first) = seen.insert(id.to_owned(), here.clone()) {
+                        duplicates.push(format!("{id}: {first} and {here}"));
+                    }
+                }
+            }
+        }
+        assert!(seen.len() > 40, "only {} operations", seen.len());
+        assert!(duplicates.is_empty(), "operation ids used twice: {duplicates:#?}");
+    }
+
+    #[test]
+    fn the_local_stack_routes_every_documented_path_to_the_service_that_serves_it() {
+        let routes = nginx_routes();
+        assert!(routes.len() >= 5, "{routes:?}");
+        let services = documents();
         let mut checked = 0;
         for (service, openapi) in &services {
             for path in openapi.paths.paths.keys() {

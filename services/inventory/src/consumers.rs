@@ -128,30 +128,43 @@ fn check_order_id(order_id: &str) -> Result<(), HandlerError> {
     Ok(())
 }
 
+/// Records the order a command is about on the handler's span, once its id is checked.
+fn about(order_id: &str) {
+    tracing::Span::current().record("order.id", order_id);
+}
+
 #[async_trait]
 impl EventHandler for Commands {
+    #[tracing::instrument(skip_all, fields(order.id))]
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        match event.kind.as_str() {
+        let applied = match event.kind.as_str() {
             Reserve::KIND => {
                 let command: Reserve = parse(event)?;
                 check_order_id(&command.order_id)?;
+                about(&command.order_id);
                 self.reserve(event, command).await
             }
             platform::contracts::inventory::Commit::KIND => {
                 let command: platform::contracts::inventory::Commit = parse(event)?;
                 check_order_id(&command.order_id)?;
+                about(&command.order_id);
                 self.commit(event, &command.order_id).await
             }
             Release::KIND => {
                 let command: Release = parse(event)?;
                 check_order_id(&command.order_id)?;
+                about(&command.order_id);
                 if command.reason.is_empty() || command.reason.len() > 200 {
                     return Err(HandlerError::Reject("reason must be 1 to 200 characters".into()));
                 }
                 self.release(event, command).await
             }
             other => Err(HandlerError::Reject(format!("the inventory takes no {other}"))),
+        };
+        if applied.is_ok() {
+            tracing::info!("inventory command applied");
         }
+        applied
     }
 
     /// Many orders at once; one order's commands in the order received.

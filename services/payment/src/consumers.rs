@@ -7,6 +7,7 @@ use platform::contracts::MAX_ORDER_ID;
 use platform::contracts::payment::{Authorize, Capture, RefundCommand, Void};
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
+use crate::domain::payment::Payment;
 use crate::payments::{PaymentError, Payments};
 
 /// The queue of the saga's commands.
@@ -42,6 +43,20 @@ fn check(order_id: &str, reason: Option<&str>) -> Result<(), HandlerError> {
     Ok(())
 }
 
+/// Records the order a command is about on the handler's span, once its id is checked.
+fn about(order_id: &str) {
+    tracing::Span::current().record("order.id", order_id);
+}
+
+/// The outcome of a step for the queue; a step taken is logged with the payment it left.
+fn applied(result: Result<Payment, PaymentError>) -> Result<(), HandlerError> {
+    if let Ok(payment) = &result {
+        tracing::Span::current().record("payment.id", payment.id.as_str());
+        tracing::info!(payment.status = payment.status.as_str(), "payment command applied");
+    }
+    outcome(result)
+}
+
 fn outcome<T>(result: Result<T, PaymentError>) -> Result<(), HandlerError> {
     match result {
         Ok(_) => Ok(()),
@@ -58,32 +73,37 @@ fn outcome<T>(result: Result<T, PaymentError>) -> Result<(), HandlerError> {
 
 #[async_trait]
 impl EventHandler for Commands {
+    #[tracing::instrument(skip_all, fields(order.id, payment.id))]
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
         match event.kind.as_str() {
             Authorize::KIND => {
                 let command: Authorize = parse(event)?;
                 check(&command.order_id, None)?;
+                about(&command.order_id);
                 if command.customer_id.is_empty() || command.customer_id.len() > MAX_ORDER_ID {
                     return Err(HandlerError::Reject("customer_id must be 1 to 128 characters".into()));
                 }
                 if command.amount.amount <= 0 || !platform::money::is_currency_code(&command.amount.currency) {
                     return Err(HandlerError::Reject("the amount must be positive, in an ISO 4217 currency".into()));
                 }
-                outcome(self.payments.authorize(&command, Some(event)).await)
+                applied(self.payments.authorize(&command, Some(event)).await)
             }
             Capture::KIND => {
                 let command: Capture = parse(event)?;
                 check(&command.order_id, None)?;
-                outcome(self.payments.capture(&command.order_id, Some(event)).await)
+                about(&command.order_id);
+                applied(self.payments.capture(&command.order_id, Some(event)).await)
             }
             Void::KIND => {
                 let command: Void = parse(event)?;
                 check(&command.order_id, Some(&command.reason))?;
-                outcome(self.payments.void(&command.order_id, &command.reason, Some(event)).await)
+                about(&command.order_id);
+                applied(self.payments.void(&command.order_id, &command.reason, Some(event)).await)
             }
             RefundCommand::KIND => {
                 let command: RefundCommand = parse(event)?;
                 check(&command.order_id, Some(&command.reason))?;
+                about(&command.order_id);
                 if command.amount.is_some_and(|a| a <= 0) {
                     return Err(HandlerError::Reject("amount must be positive".into()));
                 }
@@ -96,7 +116,7 @@ impl EventHandler for Commands {
                 // The command's id is the refund's key: a redelivery refunds once.
                 let refunded =
                     self.payments.refund(&payment, command.amount, &command.reason, &event.id, Some(event)).await;
-                outcome(refunded)
+                applied(refunded.map(|(payment, _)| payment))
             }
             other => Err(HandlerError::Reject(format!("the payment service takes no {other}"))),
         }

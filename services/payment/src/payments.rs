@@ -163,6 +163,7 @@ impl Payments {
     /// Authorizes the order's amount (once per order, whatever the redeliveries): `authorized` or
     /// `failed`, each answered with its event. A payment method that is not a provider token is
     /// refused without being stored.
+    #[tracing::instrument(skip_all, fields(order.id = %command.order_id))]
     pub async fn authorize(&self, command: &Authorize, cause: Option<&Event>) -> Result<Payment, PaymentError> {
         let token = is_payment_method_token(&command.payment_method);
         let new = NewPayment {
@@ -276,6 +277,7 @@ impl Payments {
     /// while the money is charged (so a re-sent command moves the order on), and
     /// `capture_failed` when it never can be: the authorization was cancelled or lapsed at the
     /// provider, or the payment was voided, refunded, refused or never made.
+    #[tracing::instrument(skip_all, fields(order.id = %order_id))]
     pub async fn capture(&self, order_id: &str, cause: Option<&Event>) -> Result<Payment, PaymentError> {
         let payment = match self.store.by_order(order_id).await? {
             Some(payment) => payment,
@@ -386,6 +388,7 @@ impl Payments {
     /// Releases the order's money: a pending payment is voided (the authorization in flight will
     /// be cancelled), an authorization cancelled, a capture refunded; an order with no payment
     /// gets a voided one, so a late authorize charges nothing.
+    #[tracing::instrument(skip_all, fields(order.id = %order_id))]
     pub async fn void(&self, order_id: &str, reason: &str, cause: Option<&Event>) -> Result<Payment, PaymentError> {
         let Some(payment) = self.store.by_order(order_id).await? else {
             let (payment, created) = self.placeholder(order_id).await?;
@@ -560,6 +563,7 @@ impl Payments {
     /// refund is recorded first (so refunds together never exceed the capture), then the provider
     /// is asked with the refund's id as its idempotency key, then the refund is settled. Asked
     /// again with the same key (after a provider outage), it carries on where it stopped.
+    #[tracing::instrument(skip_all, fields(order.id = %payment.order_id, payment.id = %payment.id))]
     pub async fn refund(
         &self,
         payment: &Payment,
@@ -700,6 +704,7 @@ impl Payments {
     /// failure, refund or dispute that happened at Stripe (asynchronously, or from its
     /// dashboard). Applying an event twice changes nothing: each change is conditional on the
     /// payment's state. `false` when the event is about nothing we hold.
+    #[tracing::instrument(skip_all, fields(stripe.event_id = %event.id, order.id, payment.id))]
     pub async fn apply_stripe_event(&self, event: &StripeEvent) -> Result<bool, PaymentError> {
         let object = &event.data.object;
         let text = |name: &str| object.get(name).and_then(|v| v.as_str()).map(str::to_owned);
@@ -710,6 +715,8 @@ impl Payments {
         };
         let Some(intent) = intent else { return Ok(false) };
         let Some(payment) = self.store.by_provider_ref(&intent).await? else { return Ok(false) };
+        let span = tracing::Span::current();
+        span.record("order.id", payment.order_id.as_str()).record("payment.id", payment.id.as_str());
         let kind = format!("webhook:{}", event.kind);
         match event.kind.as_str() {
             "payment_intent.succeeded" => {

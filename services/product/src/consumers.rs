@@ -44,10 +44,17 @@ fn change(event: &Event) -> Result<Change, HandlerError> {
 
 #[async_trait]
 impl EventHandler for Indexer {
+    #[tracing::instrument(skip_all, fields(product.id, sku))]
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
         match change(event)? {
-            Change::Product(id) => self.apply(vec![id], Vec::new()).await,
-            Change::Stock(level) => self.apply(Vec::new(), vec![level]).await,
+            Change::Product(id) => {
+                tracing::Span::current().record("product.id", id.as_str());
+                self.apply(vec![id], Vec::new()).await
+            }
+            Change::Stock(level) => {
+                tracing::Span::current().record("sku", level.sku.as_str());
+                self.apply(Vec::new(), vec![level]).await
+            }
             Change::Nothing => Ok(()),
         }
     }

@@ -109,7 +109,7 @@ pub struct Indexer {
 /// The part of `inventory.changed.v1` the index needs.
 #[derive(Debug, Deserialize)]
 pub(crate) struct StockChange {
-    sku: String,
+    pub(crate) sku: String,
     available: i64,
     /// The SKU's change counter (0 when an event carries none).
     #[serde(default)]

@@ -26,7 +26,14 @@ pub const SUBSCRIPTIONS: &[Subscription] = &[Subscription {
 
 #[async_trait]
 impl EventHandler for Mailer {
+    #[tracing::instrument(skip_all, fields(user.id, order.id))]
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.kind.starts_with("user.")
+            && let Some(user_id) = &event.subject
+        {
+            // An account's own events are about the user (their subject).
+            tracing::Span::current().record("user.id", user_id.as_str());
+        }
         let Some(Mail { to, subject, text, html }) = self.render(event).await? else { return Ok(()) };
         if to.contains(['\r', '\n']) || subject.contains(['\r', '\n']) {
             return Err(HandlerError::Reject("a recipient or subject with a line break".into()));

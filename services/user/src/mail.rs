@@ -325,6 +325,7 @@ impl Mailer {
                 event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
             // A guest cart has nobody to remind.
             let Some(owner) = &cart.owner_id else { return Ok(None) };
+            tracing::Span::current().record("user.id", owner.as_str());
             let Some(account) = users.by_id(owner).await.map_err(HandlerError::retry)? else { return Ok(None) };
             let units: i64 = cart.lines.iter().map(|l| l.quantity).sum();
             let name = account.user.name.clone();
@@ -342,6 +343,8 @@ impl Mailer {
             let Some(users) = &self.users else { return Ok(None) };
             let order: platform::contracts::order::OrderEvent =
                 event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
+            let span = tracing::Span::current();
+            span.record("order.id", order.order_id.as_str()).record("user.id", order.customer_id.as_str());
             let Some((subject, paragraphs)) = order_mail(&order, &event.kind) else { return Ok(None) };
             let Some(account) = users.by_id(&order.customer_id).await.map_err(HandlerError::retry)? else {
                 return Ok(None);

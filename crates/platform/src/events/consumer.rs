@@ -78,10 +78,16 @@ pub async fn handle_by_subject<H: EventHandler + ?Sized>(
     outcomes.into_iter().map(|o| o.expect("every event is in one group")).collect()
 }
 
-/// The span of one event's handling (inside its batch's span, which names the queue).
+/// The span of one event's handling (inside its batch's span, which names the queue): the event's
+/// id and type, and the correlation id and trace id it carries from the request that caused it
+/// (the `request_id` and `trace_id` of that request's lines), so a handler's lines join the trace
+/// across the queue. Its subject is left out: a guest cart's id is a bearer secret; handlers record
+/// the ids they read (`order.id`) on their own spans.
 fn event_span(event: &Event) -> tracing::Span {
+    let trace_id = event.traceparent.as_deref().and_then(crate::telemetry::trace::parse_traceparent);
     tracing::info_span!("consume", event.id = %event.id, event.kind = %event.kind,
-        correlation_id = event.correlationid.as_deref().unwrap_or_default())
+        correlation_id = event.correlationid.as_deref().unwrap_or_default(),
+        trace_id = trace_id.as_deref().unwrap_or_default())
 }
 
 /// One queue's consumer.
@@ -254,6 +260,43 @@ mod tests {
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
+    }
+
+    /// Logs one line in a span of its own with the order id it read, as the services' handlers do.
+    struct Logs;
+
+    #[async_trait]
+    impl EventHandler for Logs {
+        #[tracing::instrument(skip_all, fields(order.id))]
+        async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+            let order_id = event.data["order_id"].as_str().unwrap_or_default();
+            tracing::Span::current().record("order.id", order_id);
+            tracing::info!("handled");
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handlers_lines_carry_the_events_ids_and_the_trace_of_its_cause() {
+        let logs = crate::testing::capture_logs("info");
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn EventBus> = Arc::new(
+            SqliteQueue::open(dir.path().join("events.db"), Routing::new(), Duration::from_millis(50)).unwrap(),
+        );
+        let request = crate::telemetry::trace::TraceContext::new_root();
+        let event = Event::new("t.v1", "test", json!({"order_id": "o-1"})).with_trace(&request);
+        bus.send("q", &event).await.unwrap();
+        Consumer::new(bus.clone(), "q", Arc::new(Logs)).poll_once().await.unwrap();
+
+        let lines = logs.with_message("handled");
+        assert_eq!(lines.len(), 1, "{:?}", logs.lines());
+        let field = |name| crate::testing::log_field(&lines[0], name).and_then(|v| v.as_str()).unwrap_or_default();
+        assert_eq!(field("order.id"), "o-1");
+        assert_eq!(field("event.id"), event.id);
+        assert_eq!(field("event.kind"), "t.v1");
+        assert_eq!(field("trace_id"), request.trace_id);
+        assert_eq!(field("correlation_id"), request.request_id);
+        assert_eq!(field("queue"), "q");
     }
 
     #[tokio::test]

@@ -157,6 +157,7 @@ pub async fn get_stock(
         (status = 409, description = "Fewer units than are reserved", content_type = "application/problem+json"),
         (status = 422, description = "Negative or too large numbers, or a bad SKU", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(sku = %sku, user.id = %admin.sub))]
 pub async fn set_stock(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -185,6 +186,7 @@ pub async fn set_stock(
         (status = 409, description = "Would leave fewer units than are reserved", content_type = "application/problem+json"),
         (status = 422, description = "A zero or too large delta, or no reason", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(sku = %sku, user.id = %admin.sub))]
 pub async fn adjust_stock(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -247,9 +249,10 @@ pub async fn get_ledger(
         docs::NotAdmin,
         (status = 404, description = "No reservation for the order", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(order.id = %order_id, user.id = %admin.sub))]
 pub async fn get_reservation(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     Path(order_id): Path<String>,
 ) -> Result<Json<Reservation>, ApiError> {
     if order_id.is_empty() || order_id.len() > MAX_ORDER_ID {

@@ -157,3 +157,29 @@ async fn malformed_commands_are_dead_lettered_not_retried() {
     assert_eq!(saga.bus.dead_letters(QUEUE, 100).await.unwrap().len(), bad.len());
     assert!(saga.stores.store.reservation("o1").await.unwrap().is_none(), "nothing was applied");
 }
+
+#[tokio::test]
+async fn a_command_is_logged_with_its_order_and_its_answer_carries_the_checkouts_trace_on() {
+    let logs = platform::testing::capture_logs("info");
+    let saga = Saga::new();
+    saga.stores.store.set("SKU-A", 5, None, "count", "a").await.unwrap();
+    saga.answers().await;
+    let checkout = platform::telemetry::trace::TraceContext::new_root();
+    let command = reserve("o-traced", &[("SKU-A", 1)]).with_trace(&checkout);
+    saga.bus.send(QUEUE, &command).await.unwrap();
+    assert_eq!(saga.consumer.poll_once().await.unwrap(), 1);
+
+    let lines = logs.with_message("inventory command applied");
+    assert_eq!(lines.len(), 1, "{:#?}", logs.lines());
+    let field = |name| platform::testing::log_field(&lines[0], name).and_then(|v| v.as_str()).unwrap_or_default();
+    assert_eq!(field("order.id"), "o-traced");
+    assert_eq!(field("event.id"), command.id);
+    assert_eq!(field("trace_id"), checkout.trace_id);
+    // The answer (and the stock change it made) goes on in the same trace.
+    let answers = saga.answers().await;
+    assert!(answers.iter().any(|e| e.kind == Reserved::KIND), "{answers:?}");
+    for answer in &answers {
+        assert_eq!(answer.traceparent, command.traceparent, "{answer:?}");
+        assert_eq!(answer.correlationid.as_deref(), Some(checkout.request_id.as_str()), "{answer:?}");
+    }
+}

@@ -118,6 +118,7 @@ pub async fn get_cart(State(state): State<AppState>, Path(id): Path<String>) -> 
         (status = 404, description = "No such cart", content_type = "application/problem+json"),
         (status = 422, description = "An unsold SKU, a quantity out of range, or too many SKUs", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(sku = %sku))]
 pub async fn put_guest_item(
     State(state): State<AppState>,
     Path((id, sku)): Path<(String, String)>,
@@ -150,6 +151,7 @@ pub async fn get_my_cart(
         docs::Unauthenticated,
         (status = 422, description = "An unsold SKU, a quantity out of range, or too many SKUs", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(sku = %sku, user.id = %user.sub, cart.id))]
 pub async fn put_my_item(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -158,6 +160,7 @@ pub async fn put_my_item(
 ) -> Result<Json<CartResponse>, ApiError> {
     check_line(&sku, input.quantity)?;
     let cart = state.carts.user_cart(&user.sub, CURRENCY).await?;
+    tracing::Span::current().record("cart.id", cart.id.as_str());
     set_line(&state, &cart, &sku, input.quantity).await
 }
 
@@ -169,6 +172,7 @@ pub async fn put_my_item(
         docs::Unauthenticated,
         (status = 404, description = "No such guest cart", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %user.sub, cart.id))]
 pub async fn merge_cart(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -176,6 +180,7 @@ pub async fn merge_cart(
 ) -> Result<Json<CartResponse>, ApiError> {
     let guest = guest_cart(&state, &input.cart_id).await?;
     let mine = state.carts.user_cart(&user.sub, CURRENCY).await?;
+    tracing::Span::current().record("cart.id", mine.id.as_str());
     let mut skus: Vec<String> = guest.lines.iter().chain(&mine.lines).map(|(sku, _)| sku.clone()).collect();
     skus.sort_unstable();
     skus.dedup();

@@ -11,6 +11,7 @@ use platform::address::AddressInput;
 use platform::auth::{AdminUser, AuthUser, Claims, Role};
 use platform::http::{ApiError, Json, Page, Path, Query, docs, idempotency_key, idempotency_key_reused, page_limit};
 use platform::money::Money;
+use platform::telemetry::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -116,9 +117,11 @@ impl From<CheckoutError> for ApiError {
         (status = 409, description = "The cart kept changing during checkout", content_type = "application/problem+json"),
         (status = 422, description = "A bad address or payment method, an empty cart, lines not sold, or the key used with another body", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %user.sub))]
 pub async fn place_order(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    trace: TraceContext,
     headers: HeaderMap,
     Json(input): Json<PlaceOrder>,
 ) -> Result<(StatusCode, Json<Placement>), ApiError> {
@@ -129,6 +132,7 @@ pub async fn place_order(
         cart_id: input.cart_id,
         shipping_address: input.shipping_address,
         payment_method: input.payment_method,
+        trace,
     };
     let order = state.checkout.place(&request).await?;
     Ok((StatusCode::ACCEPTED, Json(Placement { id: order.id, status: order.status, total: order.total })))
@@ -142,6 +146,7 @@ pub async fn place_order(
         docs::Unauthenticated,
         (status = 404, description = "No such order of the caller's", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(order.id = %id, user.id = %user.sub))]
 pub async fn get_order(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -159,6 +164,7 @@ pub async fn get_order(
         docs::Unauthenticated,
         (status = 404, description = "No such order of the caller's, or not shipped yet", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(order.id = %id, user.id = %user.sub))]
 pub async fn get_label(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -210,6 +216,7 @@ pub async fn list_orders(
         (status = 404, description = "No such order of the caller's", content_type = "application/problem+json"),
         (status = 409, description = "It has shipped, or is over", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(order.id = %id, user.id = %user.sub))]
 pub async fn cancel_order(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -248,6 +255,7 @@ pub async fn admin_list_orders(
         (status = 404, description = "No such order", content_type = "application/problem+json"),
         (status = 409, description = "Not shipped", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(order.id = %id, user.id = %admin.sub))]
 pub async fn deliver_order(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use platform::address::AddressInput;
 use platform::client::ClientError;
 use platform::http::{FieldError, Validator};
+use platform::telemetry::trace::TraceContext;
 use sha2::{Digest, Sha256};
 
 use crate::app::saga::placing;
@@ -34,6 +35,8 @@ pub struct PlaceOrder {
     pub key: String,
     /// A digest of the whole request, so a key sent again with another request is refused.
     pub fingerprint: String,
+    /// The trace of the request: the order's first events carry it, and every step they cause.
+    pub trace: TraceContext,
 }
 
 /// The digest of a request that [`PlaceOrder::fingerprint`] keeps.
@@ -98,8 +101,9 @@ impl Checkout {
         Self { carts, orders, catalog, step }
     }
 
-    /// Places the order `request` asks for, or answers the one its key placed before.
-    #[tracing::instrument(skip_all, fields(cart.id = %request.cart_id, order.id))]
+    /// Places the order `request` asks for, or answers the one its key placed before. The span
+    /// names the cart only when it is the shopper's own: a guest cart's id is its bearer secret.
+    #[tracing::instrument(skip_all, fields(cart.id, order.id))]
     pub async fn place(&self, request: &PlaceOrder) -> Result<Order, CheckoutError> {
         let (customer, key, hash) = (&request.customer_id, &request.key, &request.fingerprint);
         if let Some(order) = self.replay(customer, key, hash).await? {
@@ -127,6 +131,9 @@ impl Checkout {
                 self.carts.get(&request.cart_id).await
             };
             let cart = cart?.ok_or(CheckoutError::CartNotFound)?;
+            if cart.owner_id.is_some() {
+                tracing::Span::current().record("cart.id", cart.id.as_str());
+            }
             if cart.lines.is_empty() && !from_store {
                 // An empty copy may be stale: the store decides.
                 from_store = true;
@@ -136,11 +143,13 @@ impl Checkout {
                 Priced::Answer(order) => return Ok(order),
                 Priced::Order(order, version) => (order, version),
             };
-            let events = placing(&order);
+            // In the request's trace, which every step they cause carries on.
+            let events: Vec<_> = placing(&order).into_iter().map(|event| event.with_trace(&request.trace)).collect();
             let cart = Some((request.cart_id.as_str(), version));
             let placed = match self.orders.place(&order, key, hash, cart, &events).await? {
                 Placed::New(order) => {
                     metrics::counter!("orders_placed_total").increment(1);
+                    tracing::info!(order.id = %order.id, "order placed");
                     order
                 }
                 Placed::Existing(order) => order,

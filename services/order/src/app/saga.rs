@@ -214,7 +214,9 @@ impl Saga {
             Transition::Ignore => return Ok(Applied::Ignored),
             Transition::Refuse => return Ok(Applied::Refused),
         };
-        Ok(moved.map_or(Applied::Overtaken, |order| Applied::Moved(Box::new(order))))
+        let Some(moved) = moved else { return Ok(Applied::Overtaken) };
+        tracing::info!(to = moved.status.as_str(), "saga step applied");
+        Ok(Applied::Moved(Box::new(moved)))
     }
 
     /// When a deadline rule says an order moved now must have moved on.

@@ -70,29 +70,34 @@ pub struct RefundResponse {
         (status = 200, description = "The order's payments", body = Page<Payment>),
         docs::NotAdmin,
     ))]
+#[tracing::instrument(skip_all, fields(order.id, user.id = %admin.sub))]
 pub async fn list_payments(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Page<Payment>>, ApiError> {
     if params.order_id.is_empty() || params.order_id.len() > 128 {
         return Err(ApiError::invalid_field("order_id", "must be 1 to 128 characters"));
     }
+    tracing::Span::current().record("order.id", params.order_id.as_str());
     let payment = state.payments.store().by_order(&params.order_id).await?;
     Ok(Json(Page::whole(payment.into_iter().collect())))
 }
 
 /// A payment with its transaction log and refunds.
-#[utoipa::path(get, path = "/admin/v1/payments/{id}", tag = "payments", security(("bearer" = [])),
+// Its own operation id: the shopper's `GET /v1/payments/{id}` is `get_payment`.
+#[utoipa::path(get, path = "/admin/v1/payments/{id}", tag = "payments", operation_id = "admin_get_payment",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The payment")),
     responses(
         (status = 200, description = "The payment", body = PaymentDetail),
         docs::NotAdmin,
         (status = 404, description = "No such payment", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(payment.id = %id, user.id = %admin.sub))]
 pub async fn get_payment(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentDetail>, ApiError> {
     let store = state.payments.store();
@@ -120,9 +125,10 @@ pub async fn get_payment(
         (status = 422, description = "More than is left, a bad amount, or the key used with another body", content_type = "application/problem+json"),
         (status = 503, description = "The provider is unavailable; retry with the same key", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(payment.id = %id, user.id = %admin.sub))]
 pub async fn refund_payment(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(input): Json<RefundRequest>,

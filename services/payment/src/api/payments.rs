@@ -56,6 +56,7 @@ impl From<Payment> for PaymentView {
         docs::Unauthenticated,
         (status = 404, description = "No such payment of the caller's", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(payment.id = %id, user.id = %user.sub))]
 pub async fn get_payment(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

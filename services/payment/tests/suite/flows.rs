@@ -486,3 +486,38 @@ async fn stripe_telling_a_pending_refund_ended_settles_it() {
     // About a refund we do not hold pending: nothing.
     assert!(!w.payments.apply_stripe_event(&updated("succeeded")).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_command_taken_off_the_queue_is_logged_with_its_order_its_payment_and_the_trace_of_its_checkout() {
+    use platform::events::sqlite::SqliteQueue;
+    use platform::events::{Consumer, EventBus, Routing};
+    use platform::testing::log_field;
+
+    let logs = platform::testing::capture_logs("info");
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(
+        SqliteQueue::open(dir.path().join("events.db"), Routing::new(), std::time::Duration::from_millis(50)).unwrap(),
+    );
+    // The checkout's request: its trace travels on the command.
+    let checkout = platform::telemetry::trace::TraceContext::new_root();
+    let command = authorize("o-logged", "pm_card_visa").with_trace(&checkout);
+    bus.send(shop_payment::consumers::QUEUE, &command).await.unwrap();
+    let consumer = Consumer::new(bus, shop_payment::consumers::QUEUE, Arc::new(w.commands));
+    assert_eq!(consumer.poll_once().await.unwrap(), 1);
+
+    let payment = w.stores.store.by_order("o-logged").await.unwrap().unwrap();
+    let lines = logs.with_message("payment command applied");
+    assert_eq!(lines.len(), 1, "{:#?}", logs.lines());
+    let field = |name| log_field(&lines[0], name).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    assert_eq!(field("order.id"), "o-logged");
+    assert_eq!(field("payment.id"), payment.id);
+    assert_eq!(field("payment.status"), "authorized");
+    assert_eq!(field("event.id"), command.id);
+    assert_eq!(field("event.kind"), Authorize::KIND);
+    assert_eq!(field("trace_id"), checkout.trace_id);
+    assert_eq!(field("correlation_id"), checkout.request_id);
+    // No line of the step carries the payment method's token.
+    let written = serde_json::to_string(&logs.lines()).unwrap();
+    assert!(!written.contains("pm_card_visa"), "{written}");
+}

@@ -50,9 +50,10 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
         (status = 413, description = "The upload is too large", content_type = "application/problem+json"),
         (status = 415, description = "Not application/x-ndjson", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %admin.sub))]
 pub async fn import_products(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
@@ -112,9 +113,10 @@ pub struct ImageUpload {
         (status = 404, description = "No such product", content_type = "application/problem+json"),
         (status = 422, description = "Not an image type, too large, or the product has too many images", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn create_image(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     trace: TraceContext,
     Path(id): Path<String>,
     Json(request): Json<ImageRequest>,

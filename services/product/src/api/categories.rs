@@ -52,9 +52,10 @@ pub struct CategoryInput {
         (status = 409, description = "The slug is taken", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or an unknown parent", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %admin.sub))]
 pub async fn create_category(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     Json(input): Json<CategoryInput>,
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
     let name = input.name.trim().to_owned();

@@ -80,14 +80,16 @@ pub async fn get_product(
         (status = 409, description = "A SKU belongs to another product", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (an unknown category, a negative price, …)", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(product.id, user.id = %admin.sub))]
 pub async fn create_product(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     trace: TraceContext,
     Json(input): Json<ProductInput>,
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
     let mut v = Validator::new();
     let id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("product.id", id.as_str());
     let product = build(input, id, Vec::new(), false, chrono::Utc::now(), &mut v);
     v.finish()?;
     let product = product.expect("validated");
@@ -124,9 +126,10 @@ async fn current(state: &AppState, id: &str) -> Result<Product, ApiError> {
 #[utoipa::path(put, path = "/admin/v1/products/{id}", tag = "catalog", request_body = ProductInput, security(("bearer" = [])),
     params(("id" = String, Path, description = "The product id")),
     responses((status = 200, description = "The product", body = Product)))]
+#[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn replace_product(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     trace: TraceContext,
     Path(id): Path<String>,
     Json(input): Json<ProductInput>,
@@ -139,9 +142,10 @@ pub async fn replace_product(
 #[utoipa::path(patch, path = "/admin/v1/products/{id}", tag = "catalog", request_body = ProductPatch, security(("bearer" = [])),
     params(("id" = String, Path, description = "The product id")),
     responses((status = 200, description = "The product", body = Product)))]
+#[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn patch_product(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     trace: TraceContext,
     Path(id): Path<String>,
     Json(patch): Json<ProductPatch>,
@@ -155,9 +159,10 @@ pub async fn patch_product(
 #[utoipa::path(delete, path = "/admin/v1/products/{id}", tag = "catalog", security(("bearer" = [])),
     params(("id" = String, Path, description = "The product id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such product")))]
+#[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn delete_product(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    AdminUser(admin): AdminUser,
     trace: TraceContext,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -33,6 +33,7 @@ pub async fn list_addresses(
         (status = 409, description = "The address book is full", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn add_address(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -56,6 +57,7 @@ pub async fn add_address(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such address of this user", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn delete_address(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

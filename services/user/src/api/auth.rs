@@ -136,6 +136,7 @@ pub(crate) async fn sign_in_as_of(
         (status = 409, description = "The email is taken", content_type = "application/problem+json"),
         (status = 422, description = "A weak password or bad email", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id))]
 pub async fn register(
     State(state): State<AppState>,
     Json(body): Json<RegisterRequest>,
@@ -155,6 +156,7 @@ pub async fn register(
         role: Role::Customer,
         created_at: chrono::Utc::now(),
     };
+    tracing::Span::current().record("user.id", user.id.as_str());
     let account = Account {
         user: user.clone(),
         password_hash: password::hash_async(body.password).await.map_err(ApiError::internal)?,
@@ -282,6 +284,7 @@ fn bad_credentials() -> ApiError {
         (status = 401, description = "Bad credentials (the same answer whether or not the email exists), or a TOTP code is needed", content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientIp,
@@ -319,6 +322,7 @@ pub async fn login(
     if now.is_none_or(|now| now.credentials_changed_at >= started_ms(&family)) {
         return Err(bad_credentials());
     }
+    tracing::Span::current().record("user.id", account.user.id.as_str());
     tracing::info!(user.id = %account.user.id, mfa = amr.len() > 1, "signed in");
     Ok(Json(sign_in_as_of(&state, account.user, amr, family).await?))
 }
@@ -331,6 +335,7 @@ pub async fn login(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "Unknown, expired, spent or revoked refresh token", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id))]
 pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
@@ -353,6 +358,7 @@ pub async fn refresh(
         }
         Rotation::Invalid => return Err(refused()),
     };
+    tracing::Span::current().record("user.id", session.user_id.as_str());
     // The account may have gone or changed role since the session began, or its password changed
     // (a reset, a change): then every session that began before is over.
     let account = state.users.by_id(&session.user_id).await?.ok_or_else(refused)?;

@@ -57,6 +57,7 @@ impl IdToken {
         (status = 403, description = "An admin or an account with a second factor: sign in with the password", content_type = "application/problem+json"),
         (status = 404, description = "Sign-in with Cognito is not enabled", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id))]
 pub async fn cognito_sign_in(
     State(state): State<AppState>,
     Json(body): Json<CognitoSignIn>,
@@ -97,6 +98,7 @@ pub async fn cognito_sign_in(
     if account.user.role == Role::Admin || account.mfa_confirmed {
         return Err(ApiError::forbidden("this account signs in with its password and second factor"));
     }
+    tracing::Span::current().record("user.id", account.user.id.as_str());
     tracing::info!(user.id = %account.user.id, "signed in with Cognito");
     Ok(Json(super::auth::sign_in_as_of(&state, account.user, vec!["fed".into()], family).await?))
 }

@@ -35,6 +35,7 @@ pub struct MfaVerifyRequest {
         (status = 200, description = "A secret to enrol", body = MfaSetupResponse),
         (status = 409, description = "A second factor is already confirmed", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn setup(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -56,6 +57,7 @@ pub async fn setup(
         (status = 422, description = "The code is not valid", content_type = "application/problem+json"),
         (status = 429, description = "Too many codes tried (throttled as sign-in is)", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn verify(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -84,6 +84,7 @@ pub async fn request_password_reset(
         (status = 400, description = "The token is unknown, used or expired", content_type = "application/problem+json"),
         (status = 422, description = "A weak password", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id))]
 pub async fn confirm_password_reset(
     State(state): State<AppState>,
     Json(body): Json<PasswordResetConfirm>,
@@ -100,6 +101,7 @@ pub async fn confirm_password_reset(
         .reset_password(&hash_token(&body.token), &hash, now)
         .await?
         .ok_or_else(|| ApiError::bad_request("the reset token is unknown, used or expired"))?;
+    tracing::Span::current().record("user.id", user_id.as_str());
     // Every session that began before is over already (the reset marked the credentials changed
     // in its transaction); revoking them now only tidies the session store, so a failure here
     // changes nothing for the shopper or an attacker.

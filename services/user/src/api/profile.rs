@@ -56,6 +56,7 @@ pub async fn get_me(State(state): State<AppState>, AuthUser(claims): AuthUser) -
         (status = 200, description = "The updated profile", body = Profile),
         (status = 422, description = "Invalid fields", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -91,6 +92,7 @@ pub struct ChangePasswordRequest {
         (status = 422, description = "The current password is not right, or the new one is weak", content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords (throttled as sign-in is)", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

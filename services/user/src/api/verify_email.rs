@@ -61,6 +61,7 @@ pub fn request(state: &AppState, user: &User) -> Event {
         (status = 204, description = "The email is verified"),
         (status = 400, description = "The token is not one of ours, has expired, or its account's email changed", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id))]
 pub async fn verify_email(
     State(state): State<AppState>,
     Json(body): Json<VerifyEmailRequest>,
@@ -82,6 +83,7 @@ pub async fn verify_email(
     if !state.users.verify_email(user_id, email).await? {
         return Err(refused());
     }
+    tracing::Span::current().record("user.id", user_id);
     tracing::info!(user.id = %user_id, "email verified");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -94,6 +96,7 @@ pub async fn verify_email(
         (status = 409, description = "The email is verified already", content_type = "application/problem+json"),
         (status = 429, description = "Too many links asked for; try again later", content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(skip_all, fields(user.id = %claims.sub))]
 pub async fn resend(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Result<StatusCode, ApiError> {
     let account = super::signed_in_account(&state, &claims).await?;
     if account.email_verified {
