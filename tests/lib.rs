@@ -110,8 +110,9 @@ impl TestApp {
         let (users, _) = shop_user::user_store(&self.infra.config).await.expect("the user store opens");
         let email = format!("admin-{}@example.com", uuid_like());
         let password = "correct horse battery".to_owned();
-        let (_, uri) =
-            shop_user::admin::create_admin(users.as_ref(), &email, &password, "Admin").await.expect("an admin is made");
+        let (_, uri) = shop_user::app::admin::create_admin(users.as_ref(), &email, &password, "Admin")
+            .await
+            .expect("an admin is made");
         let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).expect("a secret").to_owned();
         (email, password, secret)
     }

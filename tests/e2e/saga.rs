@@ -30,8 +30,8 @@ use shop_order::app::saga::{self, Saga};
 use shop_order::consumers::{QUEUE as SAGA_QUEUE, SagaAnswers};
 use shop_order::domain::order::{Order, OrderItem, OrderStatus};
 use shop_order::store::{OrderStore, Placed};
+use shop_payment::app::payments::Payments;
 use shop_payment::domain::payment::PaymentStatus;
-use shop_payment::payments::Payments;
 use shop_payment::provider::IntentState;
 use shop_payment::provider::simulated::SimulatedProvider;
 use shop_payment::store::PaymentStore;
@@ -164,7 +164,7 @@ impl World {
         let routing = Routing::new().subscribe("answers", ["inventory.*", "payment.*"]);
         let bus = Arc::new(SqliteQueue::open(dir.path().join("events.db"), routing, Duration::ZERO).unwrap());
 
-        let orders: Arc<dyn OrderStore> = Arc::new(shop_order::store::orders::SqliteOrderStore::new(order_db.clone()));
+        let orders: Arc<dyn OrderStore> = Arc::new(shop_order::store::sqlite::SqliteOrderStore::new(order_db.clone()));
         let labels = Arc::new(Labels::default());
         let step = chrono::Duration::milliseconds(40);
         let saga = SagaAnswers(Arc::new(Saga::new(orders.clone(), labels.clone(), step)));
@@ -341,7 +341,7 @@ impl World {
     async fn time_passes(&mut self) {
         tokio::time::sleep((self.step * 5).to_std().unwrap()).await;
         self.saga.0.sweep_once().await.unwrap();
-        shop_inventory::consumers::sweep_once(self.inventory.as_ref()).await.unwrap();
+        shop_inventory::app::sweep_once(self.inventory.as_ref()).await.unwrap();
         self.settle().await;
     }
 
@@ -698,7 +698,7 @@ async fn interleaving(seed: u64) {
             Turn::TimePasses => {
                 tokio::time::sleep((w.step * 5).to_std().unwrap()).await;
                 w.saga.0.sweep_once().await.unwrap();
-                shop_inventory::consumers::sweep_once(w.inventory.as_ref()).await.unwrap();
+                shop_inventory::app::sweep_once(w.inventory.as_ref()).await.unwrap();
             }
         }
     }
@@ -817,7 +817,7 @@ async fn an_order_left_without_a_deadline_is_found_and_moved_on() {
 }
 
 /// The payment reconciler's round, as if every payment had waited past the limit.
-async fn reconcile_payments(w: &World) -> shop_payment::payments::reconcile::Reconciled {
+async fn reconcile_payments(w: &World) -> shop_payment::app::payments::reconcile::Reconciled {
     w.payment_steps.reconcile_once(chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap()
 }
 

@@ -77,8 +77,8 @@ pub async fn provision(config: &Config) -> anyhow::Result<()> {
     }
     let user: shop_user::settings::Settings = config.section()?;
     if user.mail_sink == shop_user::settings::MailBackend::Ses {
-        shop_user::mail::SesSink::verify_on_emulator(&sdk, &user.mail_from).await?;
-        println!("ses: {} verified", shop_user::mail::address_of(&user.mail_from));
+        shop_user::app::mail::SesSink::verify_on_emulator(&sdk, &user.mail_from).await?;
+        println!("ses: {} verified", shop_user::app::mail::address_of(&user.mail_from));
     }
     Ok(())
 }
@@ -137,7 +137,7 @@ impl Seeder {
 
     /// Seeds the demo categories into an empty catalog; the number added (0 when it had some).
     pub async fn demo(&self) -> anyhow::Result<usize> {
-        Ok(shop_product::seed::seed_demo(&self.catalog).await?)
+        Ok(shop_product::app::seed::seed_demo(&self.catalog).await?)
     }
 
     /// Seeds `count` generated products with their stock; `progress` hears the running count.
@@ -145,9 +145,9 @@ impl Seeder {
         &self,
         count: u64,
         progress: impl FnMut(u64) + Send,
-    ) -> anyhow::Result<shop_product::import::ImportReport> {
+    ) -> anyhow::Result<shop_product::app::import::ImportReport> {
         let stock = InventoryStock(shop_inventory::open(&self.infra).await?.store);
-        shop_product::seed::seed_products(&self.catalog, count, &stock, progress).await
+        shop_product::app::seed::seed_products(&self.catalog, count, &stock, progress).await
     }
 }
 
@@ -160,7 +160,7 @@ pub async fn seed_demo(infra: &Infra) -> anyhow::Result<usize> {
 struct InventoryStock(Arc<dyn shop_inventory::store::InventoryStore>);
 
 #[async_trait::async_trait]
-impl shop_product::seed::StockSink for InventoryStock {
+impl shop_product::app::seed::StockSink for InventoryStock {
     async fn set(&self, levels: &[(String, i64)]) -> anyhow::Result<()> {
         Ok(self.0.set_many(levels, "seeded stock", "seed").await?)
     }

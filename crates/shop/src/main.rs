@@ -273,7 +273,7 @@ async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
 fn write_ndjson(products: u64, file: &std::path::Path) -> anyhow::Result<()> {
     let out = std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
     let mut out = std::io::BufWriter::new(out);
-    shop_product::seed::write_ndjson(products, &mut out)?;
+    shop_product::app::seed::write_ndjson(products, &mut out)?;
     std::io::Write::flush(&mut out)?;
     println!("wrote {products} products to {}", file.display());
     Ok(())
@@ -287,9 +287,10 @@ async fn import(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let bar = progress_bar(0, "importing");
     bar.set_message(format!("{size} bytes"));
     let started = std::time::Instant::now();
-    let report =
-        shop_product::import::import_ndjson(&catalog, tokio::io::BufReader::new(reader), |done| bar.set_position(done))
-            .await?;
+    let report = shop_product::app::import::import_ndjson(&catalog, tokio::io::BufReader::new(reader), |done| {
+        bar.set_position(done)
+    })
+    .await?;
     bar.finish_and_clear();
     for failure in &report.failed {
         eprintln!("line {}: {}", failure.line, failure.error);
@@ -313,11 +314,11 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
     let total = catalog.products.count().await?;
     let bar = progress_bar(total, "indexing");
     let started = std::time::Instant::now();
-    let indexed = shop_product::indexer::reindex(
+    let indexed = shop_product::app::indexer::reindex(
         catalog.products.as_ref(),
         catalog.categories.as_ref(),
         index.as_ref(),
-        shop_product::indexer::SWEEP_MARGIN,
+        shop_product::app::indexer::SWEEP_MARGIN,
         |done| bar.set_position(done),
     )
     .await?;
@@ -343,7 +344,7 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Create { email, password, name, .. } => {
             let (users, _) = shop_user::user_store(&config).await?;
-            let (user, uri) = shop_user::admin::create_admin(users.as_ref(), &email, &password, &name).await?;
+            let (user, uri) = shop_user::app::admin::create_admin(users.as_ref(), &email, &password, &name).await?;
             println!("admin {} created ({})", user.email, user.id);
             println!("add this to an authenticator app, then sign in with email, password and the current code:");
             println!("{uri}");

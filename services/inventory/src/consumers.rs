@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use chrono::Utc;
 use platform::contracts::inventory::{Commit, CommitFailed, Committed, MAX_TTL_SECONDS, Release, Released, Reserve};
 use platform::events::{Event, EventBus, EventHandler, HandlerError, Subscription};
-use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
 use crate::domain::{EXPIRED, MAX_ORDER_ID, ReservationStatus, normalize_lines};
@@ -27,9 +26,6 @@ pub const QUEUE: &str = "inventory-commands";
 /// The queues the service consumes and the events each receives.
 pub const SUBSCRIPTIONS: &[Subscription] =
     &[Subscription { queue: QUEUE, events: &[Reserve::KIND, Commit::KIND, Release::KIND] }];
-
-/// Reservations the sweeper releases per store call.
-const SWEEP_BATCH: usize = 100;
 
 /// Applies the saga's commands.
 pub struct Commands {
@@ -170,35 +166,5 @@ impl EventHandler for Commands {
     /// Many orders at once; one order's commands in the order received.
     async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), HandlerError>> {
         platform::events::handle_by_subject(self, events).await
-    }
-}
-
-/// Releases expired reservations every `interval` until `shutdown`.
-pub async fn sweep(store: Arc<dyn InventoryStore>, interval: Duration, shutdown: CancellationToken) {
-    loop {
-        match sweep_once(store.as_ref()).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "released expired reservations"),
-            Err(error) => {
-                tracing::warn!(error = %platform::error::cause_chain(&error), "could not release expired reservations; will retry");
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-    }
-}
-
-/// Releases every reservation expired by now; how many.
-pub async fn sweep_once(store: &dyn InventoryStore) -> Result<usize, StoreError> {
-    let mut total = 0;
-    loop {
-        let expired = store.expire(Utc::now(), SWEEP_BATCH).await?;
-        total += expired.len();
-        metrics::counter!("inventory_reservations_expired_total").increment(expired.len() as u64);
-        if expired.len() < SWEEP_BATCH {
-            return Ok(total);
-        }
     }
 }

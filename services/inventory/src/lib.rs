@@ -6,6 +6,7 @@
 //! process (the `inventory-service` binary).
 
 pub mod api;
+pub mod app;
 pub mod consumers;
 pub mod domain;
 pub mod settings;
@@ -125,7 +126,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let commands =
         Commands::new(backend.store.clone(), infra.bus.clone(), Duration::from_secs(settings.reservation_ttl_secs));
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)).batch(64));
-    infra.tasks.spawn(consumers::sweep(
+    infra.tasks.spawn(app::sweep(
         backend.store.clone(),
         Duration::from_millis(settings.reservation_sweep_ms),
         infra.shutdown.clone(),

@@ -31,8 +31,8 @@ use crate::app::saga::{self, Saga};
 use crate::catalog::{Catalog, ServiceCatalog};
 use crate::store::cached::CachedCarts;
 use crate::store::dynamodb::DynamoOrderStore;
-use crate::store::orders::SqliteOrderStore;
 use crate::store::sqlite::SqliteCartStore;
+use crate::store::sqlite::SqliteOrderStore;
 use crate::store::{CartStore, OrderStore};
 
 /// The service's name.

@@ -2,7 +2,6 @@
 
 pub mod cached;
 pub mod dynamodb;
-pub mod orders;
 pub mod sqlite;
 
 use std::collections::HashMap;

@@ -7,8 +7,8 @@ use platform::contracts::MAX_ORDER_ID;
 use platform::contracts::payment::{Authorize, Capture, RefundCommand, Void};
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
+use crate::app::payments::{PaymentError, Payments};
 use crate::domain::payment::Payment;
-use crate::payments::{PaymentError, Payments};
 
 /// The queue of the saga's commands.
 pub const QUEUE: &str = "payment-commands";

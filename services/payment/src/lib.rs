@@ -6,9 +6,9 @@
 //! `run` serves it as its own process (the `payment-service` binary).
 
 pub mod api;
+pub mod app;
 pub mod consumers;
 pub mod domain;
-pub mod payments;
 pub mod provider;
 pub mod settings;
 pub mod store;
@@ -28,8 +28,8 @@ use platform::sqlite::Migration;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use crate::app::payments::Payments;
 use crate::consumers::Commands;
-use crate::payments::Payments;
 use crate::provider::PaymentProvider;
 use crate::provider::simulated::SimulatedProvider;
 use crate::provider::stripe::StripeProvider;
@@ -188,9 +188,9 @@ async fn retry_refunds(payments: Payments, shutdown: tokio_util::sync::Cancellat
 }
 
 /// Reconciles the payments left waiting with the provider every
-/// [`RECONCILE_EVERY`](payments::reconcile::RECONCILE_EVERY), until shutdown.
+/// [`RECONCILE_EVERY`](app::payments::reconcile::RECONCILE_EVERY), until shutdown.
 async fn reconcile(payments: Payments, shutdown: tokio_util::sync::CancellationToken) {
-    use payments::reconcile::{RECONCILE_EVERY, WAITING_LIMIT};
+    use app::payments::reconcile::{RECONCILE_EVERY, WAITING_LIMIT};
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -23,7 +23,7 @@ use crate::AppState;
         crate::domain::product::Variant, crate::domain::product::ProductInput, crate::domain::product::VariantInput,
         crate::domain::product::ProductPatch, platform::money::Money, search::SearchResults,
         crate::search::ProductSummary, crate::search::Facets, crate::search::FacetCount, crate::search::PriceBucket,
-        crate::import::ImportReport, crate::import::LineError, admin::ImageRequest, admin::ImageUpload,
+        crate::app::import::ImportReport, crate::app::import::LineError, admin::ImageRequest, admin::ImageUpload,
         platform::objects::PresignedUpload, skus::SkuInfo, skus::SkuList,
     )),
     tags((name = "catalog", description = "Categories, products and search"))

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
-use crate::indexer::{Indexer, ProductRef, StockChange};
+use crate::app::indexer::{Indexer, ProductRef, StockChange};
 
 /// The indexer's queue.
 pub const QUEUE: &str = "product-indexer";

@@ -4,13 +4,10 @@
 //! `run` serves it as its own process (the `product-service` binary).
 
 pub mod api;
+pub mod app;
 pub mod consumers;
 pub mod domain;
-pub mod import;
-pub mod indexer;
-pub mod pages;
 pub mod search;
-pub mod seed;
 pub mod settings;
 pub mod store;
 
@@ -31,8 +28,8 @@ use platform::http::ops::ReadinessCheck;
 use platform::objects::ObjectStore;
 use platform::sqlite::Db;
 
-use crate::indexer::{Indexer, TreeCache};
-use crate::pages::PageCache;
+use crate::app::indexer::{Indexer, TreeCache};
+use crate::app::pages::PageCache;
 use crate::search::SearchIndex;
 use crate::search::opensearch::OpenSearchIndex;
 use crate::search::tantivy::TantivyIndex;
@@ -259,16 +256,16 @@ impl ReadinessCheck for SearchCheck {
     }
 }
 
-async fn reindex_if_empty(state: &AppState) -> Result<(), indexer::ReindexError> {
+async fn reindex_if_empty(state: &AppState) -> Result<(), app::indexer::ReindexError> {
     if state.index.count().await? > 0 || state.catalog.products.count().await? == 0 {
         return Ok(());
     }
     tracing::info!("the search index is empty; rebuilding it from the catalog");
-    let indexed = indexer::reindex(
+    let indexed = app::indexer::reindex(
         state.catalog.products.as_ref(),
         state.catalog.categories.as_ref(),
         state.index.as_ref(),
-        indexer::SWEEP_MARGIN,
+        app::indexer::SWEEP_MARGIN,
         |_| {},
     )
     .await?;

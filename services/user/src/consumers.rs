@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
-use crate::mail::{Mail, Mailer};
+use crate::app::mail::{Mail, Mailer};
 
 /// The mailer's queue.
 pub const QUEUE: &str = "user-mail";

@@ -4,12 +4,10 @@
 //! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
 //! `run` serves it as its own process (the `user-service` binary).
 
-pub mod admin;
 pub mod api;
+pub mod app;
 pub mod consumers;
 pub mod domain;
-pub mod keys;
-pub mod mail;
 pub mod settings;
 pub mod store;
 
@@ -30,7 +28,7 @@ use platform::sqlite::Migration;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::keys::KeyRing;
+use crate::app::keys::KeyRing;
 use crate::settings::{MailBackend, Settings};
 use crate::store::postgres::{PG_MIGRATIONS, PgUserStore};
 use crate::store::redis::RedisSessionStore;
@@ -224,15 +222,15 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     verifier.set_keys(keys.jwks());
     // Services in this process verify with the same keys without a round trip.
     infra.verifier.set_keys(keys.jwks());
-    let sink: Arc<dyn mail::MailSink> = match settings.mail_sink {
-        MailBackend::Folder => Arc::new(mail::FolderSink::new(infra.config.data_dir.join("mail"))),
+    let sink: Arc<dyn app::mail::MailSink> = match settings.mail_sink {
+        MailBackend::Folder => Arc::new(app::mail::FolderSink::new(infra.config.data_dir.join("mail"))),
         MailBackend::Ses => {
             let sdk = platform::aws::sdk_config(&infra.config).await;
             let client = aws_sdk_sesv2::Client::new(&sdk);
-            Arc::new(mail::SesSink::new(client, settings.mail_from.clone(), infra.cache.clone()))
+            Arc::new(app::mail::SesSink::new(client, settings.mail_from.clone(), infra.cache.clone()))
         }
     };
-    let mailer = mail::Mailer::with_sink(sink)
+    let mailer = app::mail::Mailer::with_sink(sink)
         .from_address(settings.mail_from.clone())
         .with_users(users.clone())
         .with_keys(keys.clone());

@@ -9,7 +9,8 @@ use platform::events::outbox::OutboxRelay;
 use platform::events::sqlite::SqliteQueue;
 use platform::events::{Consumer, Event, EventBus, EventHandler, HandlerError, Routing};
 use serde_json::json;
-use shop_inventory::consumers::{Commands, QUEUE, sweep_once};
+use shop_inventory::app::sweep_once;
+use shop_inventory::consumers::{Commands, QUEUE};
 use shop_inventory::domain::ReservationStatus;
 
 use crate::conformance::{Stores, sqlite_stores};

@@ -16,8 +16,8 @@ use platform::cache::redis::RedisCache;
 use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use shop_order::store::cached::CachedCarts;
 use shop_order::store::dynamodb::DynamoOrderStore;
-use shop_order::store::orders::SqliteOrderStore;
 use shop_order::store::sqlite::SqliteCartStore;
+use shop_order::store::sqlite::SqliteOrderStore;
 use shop_order::store::{CartStore, OrderStore};
 
 /// One adapter's stores and the outbox their writes record events in.

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::app::payments::PaymentError;
 use crate::domain::payment::{LogEntry, Payment, Refund};
-use crate::payments::PaymentError;
 use crate::store::KeyClaim;
 
 /// The idempotency scope of refunds.
@@ -172,7 +172,7 @@ async fn refund(state: &AppState, id: &str, key: &str, input: &RefundRequest) ->
     let store = state.payments.store();
     let payment = store.get(id).await?;
     let payment = payment.ok_or_else(|| ApiError::not_found(format!("no payment {id:?}")))?;
-    let first_time = store.get_refund(&crate::payments::refund_id(&payment.id, key)).await?.is_none();
+    let first_time = store.get_refund(&crate::app::payments::refund_id(&payment.id, key)).await?.is_none();
     if first_time {
         if !payment.status.is_charged() && payment.refunded == 0 {
             return Err(ApiError::conflict(format!("a {} payment has nothing to refund", payment.status.as_str())));

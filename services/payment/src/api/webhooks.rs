@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::AppState;
+use crate::app::payments::{PaymentError, StripeEvent};
 use crate::domain::webhook::{DEFAULT_TOLERANCE_SECS, verify};
-use crate::payments::{PaymentError, StripeEvent};
 
 /// The acknowledgement Stripe gets.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use platform::contracts::payment::{Authorize, Capture, CaptureFailed, Failed, PaymentEvent, RefundCommand, Void};
 use platform::events::{Event, EventHandler, HandlerError};
 use platform::money::Money;
+use shop_payment::app::payments::Payments;
 use shop_payment::consumers::Commands;
 use shop_payment::domain::payment::{PaymentStatus, RefundStatus};
-use shop_payment::payments::Payments;
 use shop_payment::provider::RefundState;
 use shop_payment::provider::simulated::SimulatedProvider;
 
@@ -365,7 +365,7 @@ async fn a_refund_made_at_the_provider_is_counted_once_however_many_replicas_app
     w.events().await;
     // Stripe's dashboard refunds 1,000 of the 2,500; its event comes to eight replicas at once,
     // twice (a redelivery under another id carries the same running total).
-    let event = |id: &str| -> shop_payment::payments::StripeEvent {
+    let event = |id: &str| -> shop_payment::app::payments::StripeEvent {
         serde_json::from_value(serde_json::json!({
             "id": id, "type": "charge.refunded",
             "data": {"object": {"id": "ch_1", "payment_intent": payment.provider_ref, "amount_refunded": 1000}}
@@ -467,7 +467,7 @@ async fn stripe_telling_a_pending_refund_ended_settles_it() {
     w.events().await;
     let payment = w.stores.store.by_order("o1").await.unwrap().unwrap();
     let at_provider = w.stores.store.refunds(&payment.id).await.unwrap()[0].provider_ref.clone().unwrap();
-    let updated = |status: &str| -> shop_payment::payments::StripeEvent {
+    let updated = |status: &str| -> shop_payment::app::payments::StripeEvent {
         serde_json::from_value(serde_json::json!({
             "id": format!("evt_{status}"), "type": "charge.refund.updated",
             "data": {"object": {"id": at_provider, "object": "refund", "payment_intent": payment.provider_ref,

@@ -16,7 +16,7 @@ use platform::telemetry::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::import::{ImportError, ImportReport, import_ndjson};
+use crate::app::import::{ImportError, ImportReport, import_ndjson};
 
 /// Image types an admin may upload, with their file extensions.
 pub const IMAGE_TYPES: &[(&str, &str)] = &[

@@ -600,7 +600,7 @@ async fn opensearch_an_unreachable_node_fails_the_ping() {
 #[tokio::test]
 async fn opensearch_a_stock_change_whose_index_write_failed_is_indexed_on_redelivery() {
     use platform::events::{Event, EventHandler, HandlerError};
-    use shop_product::indexer::{Indexer, TreeCache};
+    use shop_product::app::indexer::{Indexer, TreeCache};
     use shop_product::store::sqlite::{SqliteCategoryStore, SqliteProductStore};
     use shop_product::store::{CategoryStore, ProductStore};
 

@@ -240,7 +240,7 @@ async fn admins_sign_in_with_their_password_and_second_factor_only() {
     let pool = Pool::start().await;
     let app = app(&pool).await;
     let email = email();
-    shop_user::admin::create_admin(app.users.as_ref(), &email, "correct horse battery", "Root").await.unwrap();
+    shop_user::app::admin::create_admin(app.users.as_ref(), &email, "correct horse battery", "Root").await.unwrap();
     let reply =
         app.call("POST", "/v1/auth/cognito", Some(json!({"id_token": pool.id_token(&email, json!({}))})), None).await;
     assert_eq!(reply.status, 403, "{}", reply.body);

@@ -13,8 +13,8 @@ use platform::Config;
 use platform::auth::{Claims, Role};
 use platform::infra::Infra;
 use serde_json::{Value, json};
+use shop_user::app::keys::KeyRing;
 use shop_user::domain::totp;
-use shop_user::keys::KeyRing;
 use shop_user::store::UserStore;
 use shop_user::store::postgres::PgUserStore;
 use shop_user::store::sqlite::SqliteUserStore;
@@ -646,7 +646,7 @@ async fn an_enrolled_second_factor_is_required_at_login(app: &App) {
 
 async fn admin_routes_need_an_admin_with_a_second_factor(app: &App) {
     let (admin, uri) =
-        shop_user::admin::create_admin(app.users.as_ref(), "root@example.com", PASSWORD, "Root").await.unwrap();
+        shop_user::app::admin::create_admin(app.users.as_ref(), "root@example.com", PASSWORD, "Root").await.unwrap();
     assert_eq!(admin.role, Role::Admin);
     let secret = url::Url::parse(&uri).unwrap().query_pairs().find(|(k, _)| k == "secret").unwrap().1.into_owned();
     let customer = token(&app.register("ada@example.com").await, "access_token");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
 use platform::cache::Cache;
 use platform::cache::memory::MemoryCache;
-use shop_user::mail::{MailSink, SesSink};
+use shop_user::app::mail::{MailSink, SesSink};
 
 fn ses_client(endpoint: &str) -> aws_sdk_sesv2::Client {
     platform::install_crypto_provider();

@@ -103,7 +103,7 @@ pub struct Indexer {
     products: Arc<dyn ProductStore>,
     index: Arc<dyn SearchIndex>,
     tree: Arc<TreeCache>,
-    pages: Option<Arc<crate::pages::PageCache>>,
+    pages: Option<Arc<crate::app::pages::PageCache>>,
 }
 
 /// The part of `inventory.changed.v1` the index needs.
@@ -133,7 +133,7 @@ impl Indexer {
     }
 
     /// Drops the rendered pages of the products whose stock status it changes.
-    pub fn with_pages(mut self, pages: Arc<crate::pages::PageCache>) -> Self {
+    pub fn with_pages(mut self, pages: Arc<crate::app::pages::PageCache>) -> Self {
         self.pages = Some(pages);
         self
     }

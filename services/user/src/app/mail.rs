@@ -214,7 +214,7 @@ pub struct Mailer {
     /// Where order notifications find their shopper's address.
     users: Option<Arc<dyn crate::store::UserStore>>,
     /// Opens the reset tokens sealed for the mailer.
-    keys: Option<Arc<crate::keys::KeyRing>>,
+    keys: Option<Arc<crate::app::keys::KeyRing>>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -313,7 +313,7 @@ impl Mailer {
     }
 
     /// Opens the reset tokens the user service seals for it with `keys`.
-    pub fn with_keys(mut self, keys: Arc<crate::keys::KeyRing>) -> Self {
+    pub fn with_keys(mut self, keys: Arc<crate::app::keys::KeyRing>) -> Self {
         self.keys = Some(keys);
         self
     }

@@ -9,8 +9,8 @@ use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Advance, OrderStore, Placed, StoreError};
 use crate::domain::order::{Order, OrderStatus, stamp};
+use crate::store::{Advance, OrderStore, Placed, StoreError};
 
 /// Orders in the service's SQLite database.
 #[derive(Debug, Clone)]

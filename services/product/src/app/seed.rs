@@ -257,8 +257,8 @@ pub async fn seed_products(
     count: u64,
     stock: &dyn StockSink,
     progress: impl FnMut(u64) + Send,
-) -> anyhow::Result<crate::import::ImportReport> {
-    let mut importer = crate::import::Importer::new(catalog).with_progress(progress);
+) -> anyhow::Result<crate::app::import::ImportReport> {
+    let mut importer = crate::app::import::Importer::new(catalog).with_progress(progress);
     for n in 0..count {
         let generated = generate(n);
         for (sku, on_hand) in &generated.stock {

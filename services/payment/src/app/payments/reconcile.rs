@@ -23,8 +23,8 @@ use platform::contracts::reconcile::count;
 
 use super::{Payments, payment_event, provider_error};
 use crate::NAME;
+use crate::app::payments::PaymentError;
 use crate::domain::payment::{Payment, PaymentStatus, Transition};
-use crate::payments::PaymentError;
 use crate::provider::IntentState;
 
 /// How often the reconciler looks.
