@@ -45,8 +45,10 @@ impl TestApp {
         Self::start_in(tempfile::tempdir().expect("a temporary dir"), configure).await
     }
 
-    /// Stops the platform the way SIGTERM does and starts it again on the same data (a new port),
-    /// adjusted by `configure`: what a deploy or a crash-restart does.
+    /// Stops the platform the way SIGTERM does (gracefully: consumers finish, relays drain) and
+    /// starts it again on the same data (a new port), adjusted by `configure`: what a deploy does.
+    /// A crash is another thing, tested with SIGKILL on the `shop` process (the shop crate's
+    /// `crash` tests).
     pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Self {
         let Self { infra, server, _data: data, .. } = self;
         infra.shutdown.cancel();

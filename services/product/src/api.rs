@@ -32,7 +32,7 @@ struct ApiDoc;
 
 /// The service's OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    platform::http::docs::complete(ApiDoc::openapi())
 }
 
 /// Every route of the service.

@@ -1,6 +1,10 @@
 //! The `shop` binary as an operator runs it: configuration errors, `up` and a clean stop on SIGTERM,
 //! `migrate`, `reconcile`.
 
+mod crash;
+mod fuzz;
+mod running;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

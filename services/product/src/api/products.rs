@@ -125,7 +125,7 @@ async fn current(state: &AppState, id: &str) -> Result<Product, ApiError> {
 /// Replaces a product.
 #[utoipa::path(put, path = "/admin/v1/products/{id}", tag = "catalog", request_body = ProductInput, security(("bearer" = [])),
     params(("id" = String, Path, description = "The product id")),
-    responses((status = 200, description = "The product", body = Product)))]
+    responses((status = 200, description = "The product", body = Product), (status = 404, description = "No such product", content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn replace_product(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub async fn replace_product(
 /// Changes some fields of a product.
 #[utoipa::path(patch, path = "/admin/v1/products/{id}", tag = "catalog", request_body = ProductPatch, security(("bearer" = [])),
     params(("id" = String, Path, description = "The product id")),
-    responses((status = 200, description = "The product", body = Product)))]
+    responses((status = 200, description = "The product", body = Product), (status = 404, description = "No such product", content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn patch_product(
     State(state): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn patch_product(
 /// Deletes a product.
 #[utoipa::path(delete, path = "/admin/v1/products/{id}", tag = "catalog", security(("bearer" = [])),
     params(("id" = String, Path, description = "The product id")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "No such product")))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such product", content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn delete_product(
     State(state): State<AppState>,
