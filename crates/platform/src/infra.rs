@@ -159,18 +159,10 @@ impl Infra {
         })
     }
 
-    /// A client of another service: over HTTP when its URL is configured (`SHOP_PRODUCT_URL`, …),
-    /// otherwise through its router in this process (wired when the process's app is built).
-    pub fn client(&self, service: &'static str) -> ServiceClient {
-        let config = &self.config;
-        let url = match service {
-            "user" => config.user_url.as_ref(),
-            "product" => config.product_url.as_ref(),
-            "order" => config.order_url.as_ref(),
-            "payment" => config.payment_url.as_ref(),
-            "inventory" => config.inventory_url.as_ref(),
-            _ => None,
-        };
+    /// A client of `service`: over HTTP at `url` when the caller has one configured for it
+    /// (`SHOP_PRODUCT_URL`, …), otherwise through its router in this process (wired when the
+    /// process's app is built).
+    pub fn client(&self, service: &'static str, url: Option<&url::Url>) -> ServiceClient {
         match url {
             Some(base) => ServiceClient::http(service, base.clone()),
             None => {

@@ -152,7 +152,10 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 /// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let backend = open(&infra).await?;
-    let catalog = ServiceCatalog::new(infra.client("product"), infra.client("inventory"));
+    let catalog = ServiceCatalog::new(
+        infra.client("product", infra.config.product_url.as_ref()),
+        infra.client("inventory", infra.config.inventory_url.as_ref()),
+    );
     infra.spawn_relay(backend.outbox, &backend.signal);
     let carts: Arc<dyn CartStore> = Arc::new(CachedCarts::new(backend.carts, infra.cache.clone()));
     let orders = backend.orders;
