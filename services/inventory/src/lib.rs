@@ -117,6 +117,13 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
     }
 }
 
+/// How long a saga command the inventory received stays hidden from its other replicas while it
+/// is handled. A third of the checkout's wait for the reservation (the order service's step
+/// timeout, 30 s by default), so a command taken by a replica that died before it answered is
+/// delivered again while the saga still waits, instead of after the saga gave the order up. Every
+/// command is keyed by its order, so one handled twice (a batch slower than this) changes nothing.
+pub const COMMAND_VISIBILITY: Duration = Duration::from_secs(10);
+
 /// Wires the service into a process: store, outbox relay, saga command consumer, expiry sweeper,
 /// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
@@ -125,7 +132,9 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let settings: settings::Settings = infra.config.section()?;
     let commands =
         Commands::new(backend.store.clone(), infra.bus.clone(), Duration::from_secs(settings.reservation_ttl_secs));
-    infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)).batch(64));
+    infra.spawn_consumer(
+        Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(commands)).batch(64).visibility(COMMAND_VISIBILITY),
+    );
     infra.tasks.spawn(app::sweep(
         backend.store.clone(),
         Duration::from_millis(settings.reservation_sweep_ms),
@@ -142,4 +151,18 @@ pub async fn run(
     listener: TcpListener,
 ) -> anyhow::Result<()> {
     platform::infra::run_single(config, routing, listener, build).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COMMAND_VISIBILITY;
+
+    #[test]
+    fn a_command_comes_back_well_before_the_checkout_stops_waiting_for_its_reservation() {
+        // The order service's default step timeout (SHOP_SAGA_STEP_TIMEOUT_MS), which a
+        // reservation must answer within.
+        let reservation_step = std::time::Duration::from_secs(30);
+        assert!(COMMAND_VISIBILITY * 3 <= reservation_step);
+        assert!(COMMAND_VISIBILITY >= std::time::Duration::from_secs(1));
+    }
 }

@@ -147,6 +147,16 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
     }
 }
 
+/// How long a saga answer (a reservation, a payment) the order service received stays hidden from
+/// its other replicas while it is applied: a third of the step timeout `step_ms`, between 1 and
+/// 10 s. So an answer taken by a replica that died before it applied it is delivered again while
+/// the step it answers still waits, instead of after the sweeper gave the order up; the saga
+/// applies an answer once, so one applied twice (a batch slower than this) changes nothing.
+pub fn answer_visibility(step_ms: u64) -> std::time::Duration {
+    (std::time::Duration::from_millis(step_ms) / 3)
+        .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(10))
+}
+
 /// Wires the service into a process: stores (carts cached), outbox relay, saga consumer,
 /// timeout sweeper (which also audits settled orders), dead-end search, abandoned-cart reporter,
 /// routes, checks.
@@ -164,7 +174,9 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let saga = Arc::new(Saga::new(orders.clone(), infra.objects.clone(), step));
     let answers = consumers::SagaAnswers(saga.clone());
     infra.spawn_consumer(
-        platform::events::Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(answers)).batch(64),
+        platform::events::Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(answers))
+            .batch(64)
+            .visibility(answer_visibility(settings.saga_step_timeout_ms)),
     );
     infra.tasks.spawn(abandoned_carts(
         carts.clone(),
@@ -222,4 +234,21 @@ pub async fn run(
     listener: TcpListener,
 ) -> anyhow::Result<()> {
     platform::infra::run_single(config, routing, listener, build).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::answer_visibility;
+
+    #[test]
+    fn an_answer_comes_back_well_before_the_step_it_answers_times_out() {
+        let default = crate::settings::Settings::default().saga_step_timeout_ms;
+        assert_eq!(answer_visibility(default), Duration::from_secs(10));
+        assert!(answer_visibility(default) * 3 <= Duration::from_millis(default));
+        assert_eq!(answer_visibility(platform::contracts::order::MAX_SAGA_STEP_MS), Duration::from_secs(10));
+        // SQS counts whole seconds: never less than one.
+        assert_eq!(answer_visibility(100), Duration::from_secs(1));
+    }
 }
