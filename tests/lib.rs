@@ -1,5 +1,10 @@
 //! `TestApp`: the whole platform, as `shop up` runs it, on a fresh data dir and a free port, for
 //! tests that drive it over HTTP as a client would.
+//!
+//! With `SHOP_TEST_FLEET_URL` set (`scripts/fleet up` prints it), [`TestApp::start`] drives the
+//! fleet instead — the five service binaries over SQS behind nginx — so that the same tests prove
+//! the deployed shape; a test that needs the process's insides (its configuration, stores or mail
+//! folder) starts its own platform either way.
 
 use std::net::SocketAddr;
 
@@ -19,9 +24,20 @@ pub struct TestApp {
     pub base: String,
     /// A client for it.
     pub client: Client,
+    /// The platform in this process; `None` when the tests drive the fleet.
+    local: Option<Local>,
+}
+
+/// The platform this process runs.
+struct Local {
     infra: Infra,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _data: tempfile::TempDir,
+}
+
+/// The fleet's nginx (`scripts/fleet up`), when the tests are to drive the fleet.
+fn fleet_url() -> Option<String> {
+    std::env::var("SHOP_TEST_FLEET_URL").ok().filter(|url| !url.is_empty())
 }
 
 /// A configuration change that puts every DynamoDB-backed store on the moto server
@@ -50,7 +66,7 @@ impl TestApp {
     /// A crash is another thing, tested with SIGKILL on the `shop` process (the shop crate's
     /// `crash` tests).
     pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Self {
-        let Self { infra, server, _data: data, .. } = self;
+        let Local { infra, server, _data: data } = self.local.expect("a restart of the platform in this process");
         infra.shutdown.cancel();
         server.await.expect("the server task").expect("the server stops cleanly");
         // Everything of the old process goes first (its search index writer holds a lock).
@@ -72,12 +88,20 @@ impl TestApp {
             let infra = infra.clone();
             tokio::spawn(async move { infra.serve(listener, services).await })
         };
-        Self { base: format!("http://{address}"), client: Client::new(), infra, server, _data: data }
+        Self {
+            base: format!("http://{address}"),
+            client: Client::new(),
+            local: Some(Local { infra, server, _data: data }),
+        }
     }
 
-    /// Starts the platform with the test configuration.
+    /// Starts the platform with the test configuration, or, with `SHOP_TEST_FLEET_URL` set, drives
+    /// the fleet there.
     pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
+        match fleet_url() {
+            Some(base) => Self { base, client: Client::new(), local: None },
+            None => Self::start_with(|_| {}).await,
+        }
     }
 
     /// A request to `path` on the platform.
@@ -87,13 +111,17 @@ impl TestApp {
 
     /// The platform's infrastructure (its configuration, bus, stores' folder).
     pub fn infra(&self) -> &Infra {
-        &self.infra
+        &self.local().infra
+    }
+
+    fn local(&self) -> &Local {
+        self.local.as_ref().expect("this test needs the platform in this process, not the fleet")
     }
 
     /// Seeds `count` generated products with their stock (as `shop up` does on a first start), and
     /// waits until search finds them all.
     pub async fn seed_products(&self, count: u64) {
-        let seeder = shop::Seeder::open(&self.infra).await.expect("the seeder opens");
+        let seeder = shop::Seeder::open(&self.local().infra).await.expect("the seeder opens");
         let report = seeder.products(count, |_| {}).await.expect("the products seed");
         assert_eq!(report.imported, count, "every generated product is imported");
         for _ in 0..600 {
@@ -109,12 +137,28 @@ impl TestApp {
 
     /// Makes an admin; its email, password and TOTP secret.
     pub async fn create_admin(&self) -> (String, String, String) {
-        let (users, _) = shop_user::user_store(&self.infra.config).await.expect("the user store opens");
         let email = format!("admin-{}@example.com", uuid_like());
         let password = "correct horse battery".to_owned();
-        let (_, uri) = shop_user::app::admin::create_admin(users.as_ref(), &email, &password, "Admin")
-            .await
-            .expect("an admin is made");
+        let uri = match &self.local {
+            Some(local) => {
+                let (users, _) = shop_user::user_store(&local.infra.config).await.expect("the user store opens");
+                shop_user::app::admin::create_admin(users.as_ref(), &email, &password, "Admin")
+                    .await
+                    .expect("an admin is made")
+                    .1
+            }
+            // On the fleet's user database, as an operator would.
+            None => {
+                let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/fleet");
+                let output = std::process::Command::new(fleet)
+                    .args(["shop", "admin", "create", "--email", &email, "--password", &password])
+                    .output()
+                    .expect("scripts/fleet runs");
+                assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+                let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+                stdout.lines().find(|l| l.starts_with("otpauth://")).expect("an otpauth URI").to_owned()
+            }
+        };
         let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).expect("a secret").to_owned();
         (email, password, secret)
     }
@@ -188,8 +232,10 @@ impl TestApp {
 
     /// Stops the platform the way SIGTERM does and waits for it.
     pub async fn stop(self) {
-        self.infra.shutdown.cancel();
-        self.server.await.expect("the server task").expect("the server stops cleanly");
+        if let Some(local) = self.local {
+            local.infra.shutdown.cancel();
+            local.server.await.expect("the server task").expect("the server stops cleanly");
+        }
     }
 }
 
