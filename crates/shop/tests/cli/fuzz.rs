@@ -3,6 +3,7 @@
 //! operation answers a 5xx, every answer's status, content type, headers and body are the
 //! documented ones, and an operation that needs a token refuses a request without one.
 
+use std::path::Path;
 use std::process::Command;
 
 use reqwest::Client;
@@ -14,9 +15,11 @@ use super::running::{Shop, admin_token, free_port, json, ready};
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance,ignored_auth";
 
-/// Runs schemathesis over the document as the holder of `token`; its output, and whether it passed.
-fn fuzz(schemathesis: &str, base: &str, token: &str, seed: &str) -> (bool, String) {
+/// Runs schemathesis over the document as the holder of `token`, in `workdir` (where it keeps its
+/// cache); its output, and whether it passed.
+fn fuzz(schemathesis: &str, workdir: &Path, base: &str, token: &str, seed: &str) -> (bool, String) {
     let output = Command::new(schemathesis)
+        .current_dir(workdir)
         .args(["run", &format!("{base}/openapi.json"), "--checks", CHECKS])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         // Examples from the document, the boundaries of every schema, then random data.
@@ -53,7 +56,7 @@ async fn every_operation_answers_as_documented_to_a_shopper_and_to_an_admin() {
 
     let mut failures = Vec::new();
     for (who, token, seed) in [("a shopper", &shopper, "1"), ("an admin", &admin, "2")] {
-        let (passed, output) = tokio::task::block_in_place(|| fuzz(&schemathesis, &base, token, seed));
+        let (passed, output) = tokio::task::block_in_place(|| fuzz(&schemathesis, dir.path(), &base, token, seed));
         let summary = output.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
         println!("--- schemathesis as {who}\n{}", summary.join("\n"));
         if !passed {
