@@ -322,18 +322,18 @@ impl ReadinessCheck for ObjectsCheck {
 }
 
 /// Runs one service as its own process: the body of every service binary's `main`, with the
-/// deployment's event `routing`. Loads and checks the configuration with the service's `settings` (an unknown variable or a bad value exits with
-/// status 2 and a message naming the variable), starts
-/// telemetry, listens, and serves until SIGTERM or Ctrl-C.
+/// deployment's event `routing` and the service's `build`. Loads and checks the configuration
+/// with the service's `settings` (an unknown variable or a bad value exits with status 2 and a
+/// message naming the variable), starts telemetry, listens, and serves until SIGTERM or Ctrl-C.
 pub async fn service_main<F, Fut>(
     name: &'static str,
     settings: Section,
     routing: Routing,
-    run: F,
+    build: F,
 ) -> std::process::ExitCode
 where
-    F: FnOnce(Config, Routing, TcpListener) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    F: FnOnce(Infra) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Service>>,
 {
     crate::install_crypto_provider();
     let config = match Config::load(&[settings]) {
@@ -352,7 +352,7 @@ where
         }
     };
     tracing::info!(service = name, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-    match run(config, routing, listener).await {
+    match run_single(config, routing, listener, build).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(service = name, error = format!("{error:#}"), "service failed");

@@ -2,7 +2,7 @@
 //! ledger.
 //!
 //! `router(state)` is the service's API; `build` wires it to the process's infrastructure (its
-//! store, outbox relay, saga command consumer and expiry sweeper) and `run` serves it as its own
+//! store, outbox relay, saga command consumer and expiry sweeper), which the shop crate serves as its own
 //! process (the `inventory-service` binary).
 
 pub mod api;
@@ -25,7 +25,6 @@ use platform::events::outbox::{OutboxSignal, OutboxStore, SqliteOutbox};
 use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
-use tokio::net::TcpListener;
 
 use crate::consumers::Commands;
 use crate::store::InventoryStore;
@@ -142,15 +141,6 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     ));
     let state = AppState { store: backend.store, verifier: infra.verifier.clone() };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
-}
-
-/// Serves the service as its own process until shutdown.
-pub async fn run(
-    config: platform::Config,
-    routing: platform::events::Routing,
-    listener: TcpListener,
-) -> anyhow::Result<()> {
-    platform::infra::run_single(config, routing, listener, build).await
 }
 
 #[cfg(test)]

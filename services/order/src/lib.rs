@@ -1,7 +1,7 @@
 //! The order service: carts, checkout, orders and the checkout saga.
 //!
-//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
-//! `run` serves it as its own process (the `order-service` binary).
+//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and the
+//! shop crate serves it as its own process (the `order-service` binary).
 
 pub mod api;
 pub mod app;
@@ -20,7 +20,6 @@ use platform::auth::TokenVerifier;
 use platform::events::outbox::OutboxSignal;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
-use tokio::net::TcpListener;
 
 use anyhow::Context;
 use platform::config::StoreBackend;
@@ -225,15 +224,6 @@ async fn abandoned_carts(
             }
         }
     }
-}
-
-/// Serves the service as its own process until shutdown.
-pub async fn run(
-    config: platform::Config,
-    routing: platform::events::Routing,
-    listener: TcpListener,
-) -> anyhow::Result<()> {
-    platform::infra::run_single(config, routing, listener, build).await
 }
 
 #[cfg(test)]

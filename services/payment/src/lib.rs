@@ -2,8 +2,8 @@
 //! transaction log, refunds and webhooks, and the payment half of the checkout saga. No card data
 //! ever reaches it: it holds provider tokens and references only.
 //!
-//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
-//! `run` serves it as its own process (the `payment-service` binary).
+//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and the
+//! shop crate serves it as its own process (the `payment-service` binary).
 
 pub mod api;
 pub mod app;
@@ -26,7 +26,6 @@ use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use secrecy::SecretString;
-use tokio::net::TcpListener;
 
 use crate::app::payments::Payments;
 use crate::consumers::Commands;
@@ -205,15 +204,6 @@ async fn reconcile(payments: Payments, shutdown: tokio_util::sync::CancellationT
             }
         }
     }
-}
-
-/// Serves the service as its own process until shutdown.
-pub async fn run(
-    config: platform::Config,
-    routing: platform::events::Routing,
-    listener: TcpListener,
-) -> anyhow::Result<()> {
-    platform::infra::run_single(config, routing, listener, build).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The product service: the catalog (categories, products, variants), its search index and images.
 //!
-//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
-//! `run` serves it as its own process (the `product-service` binary).
+//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and the
+//! shop crate serves it as its own process (the `product-service` binary).
 
 pub mod api;
 pub mod app;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use axum::Router;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
-use tokio::net::TcpListener;
 
 use anyhow::Context;
 use axum::extract::FromRef;
@@ -271,13 +270,4 @@ async fn reindex_if_empty(state: &AppState) -> Result<(), app::indexer::ReindexE
     .await?;
     tracing::info!(products = indexed, "search index rebuilt");
     Ok(())
-}
-
-/// Serves the service as its own process until shutdown.
-pub async fn run(
-    config: platform::Config,
-    routing: platform::events::Routing,
-    listener: TcpListener,
-) -> anyhow::Result<()> {
-    platform::infra::run_single(config, routing, listener, build).await
 }

@@ -1,8 +1,8 @@
 //! The user service: accounts, credentials, tokens, sessions and MFA, and the key set every service
 //! verifies access tokens with.
 //!
-//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and
-//! `run` serves it as its own process (the `user-service` binary).
+//! `router(state)` is the service's API; `build` wires it to the process's infrastructure and the
+//! shop crate serves it as its own process (the `user-service` binary).
 
 pub mod api;
 pub mod app;
@@ -26,7 +26,6 @@ use platform::http::ops::ReadinessCheck;
 use platform::infra::{Infra, Service};
 use platform::sqlite::Migration;
 use secrecy::ExposeSecret;
-use tokio::net::TcpListener;
 
 use crate::app::keys::KeyRing;
 use crate::settings::{MailBackend, Settings};
@@ -247,13 +246,4 @@ fn cognito_verifier(config: &Settings) -> anyhow::Result<Option<Arc<TokenVerifie
     let issuer = issuer.as_str().trim_end_matches('/');
     let jwks = format!("{issuer}/.well-known/jwks.json").parse().context("the Cognito JWKS URL")?;
     Ok(Some(Arc::new(TokenVerifier::remote(issuer, client.trim(), jwks))))
-}
-
-/// Serves the service as its own process until shutdown.
-pub async fn run(
-    config: platform::Config,
-    routing: platform::events::Routing,
-    listener: TcpListener,
-) -> anyhow::Result<()> {
-    platform::infra::run_single(config, routing, listener, build).await
 }

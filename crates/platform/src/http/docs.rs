@@ -99,16 +99,21 @@ fn complete_operation(operation: &mut Operation, admin: bool, path_parameters: b
         add("422", "A query parameter with a value the operation does not take (the problem names it)");
     }
     if secured {
-        add("401", UNAUTHENTICATED);
+        add("401", &shared_description::<Unauthenticated>("401"));
     }
     if admin {
-        add("403", NOT_ADMIN);
+        add("403", &shared_description::<NotAdmin>("403"));
     }
     add("429", "Over the rate limit (Retry-After says when to try again)");
 }
 
-const UNAUTHENTICATED: &str = "Not signed in: no access token, or one that is not valid";
-const NOT_ADMIN: &str = "Not an admin signed in with a second factor";
+/// The description of `status` in one of the shared responses above.
+fn shared_description<R: utoipa::IntoResponses>(status: &str) -> String {
+    match R::responses().remove(status) {
+        Some(RefOr::T(response)) => response.description,
+        _ => String::new(),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -169,6 +174,8 @@ mod tests {
             "A thing that cannot be; or: A body of the wrong shape (the problem names the field)"
         );
         assert_eq!(made["415"]["content"], json!({"application/problem+json": {}}));
+        assert_eq!(made["401"]["description"], "Not signed in: no access token, or one that is not valid");
+        assert_eq!(made["403"]["description"], "Not an admin signed in with a second factor");
         // Completing twice changes nothing more.
         let twice = serde_json::to_value(complete(complete(<Doc as utoipa::OpenApi>::openapi()))).unwrap();
         assert_eq!(twice, document);

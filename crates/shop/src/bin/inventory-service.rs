@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
         shop_inventory::NAME,
         shop_inventory::settings::SECTION,
         shop::routing(),
-        shop_inventory::run,
+        shop_inventory::build,
     )
     .await
 }

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform::infra::service_main(shop_order::NAME, shop_order::settings::SECTION, shop::routing(), shop_order::run)
+    platform::infra::service_main(shop_order::NAME, shop_order::settings::SECTION, shop::routing(), shop_order::build)
         .await
 }

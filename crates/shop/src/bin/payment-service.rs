@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
         shop_payment::NAME,
         shop_payment::settings::SECTION,
         shop::routing(),
-        shop_payment::run,
+        shop_payment::build,
     )
     .await
 }

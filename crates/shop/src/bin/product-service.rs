@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
         shop_product::NAME,
         shop_product::settings::SECTION,
         shop::routing(),
-        shop_product::run,
+        shop_product::build,
     )
     .await
 }

@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform::infra::service_main(shop_user::NAME, shop_user::settings::SECTION, shop::routing(), shop_user::run).await
+    platform::infra::service_main(shop_user::NAME, shop_user::settings::SECTION, shop::routing(), shop_user::build)
+        .await
 }
