@@ -118,6 +118,15 @@ pub trait EventBus: Send + Sync {
     /// Gives a message back, visible again after `delay`.
     async fn nack(&self, delivery: &Delivery, delay: Duration) -> Result<(), BusError>;
 
+    /// Keeps messages being handled hidden for `visibility` more, from now (the consumer's
+    /// heartbeat while a slow handler runs). Buses that can change many at once override it.
+    async fn extend(&self, deliveries: &[&Delivery], visibility: Duration) -> Result<(), BusError> {
+        for delivery in deliveries {
+            self.nack(delivery, visibility).await?;
+        }
+        Ok(())
+    }
+
     /// Moves a message that can never succeed to the dead-letter queue at once.
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), BusError>;
 

@@ -112,7 +112,8 @@ impl Consumer {
         self
     }
 
-    /// How long a received message stays hidden while its handler runs.
+    /// How long a received message stays hidden: while its handler runs the consumer keeps
+    /// extending it, so this is how soon a message comes back when its process dies.
     pub fn visibility(mut self, visibility: Duration) -> Self {
         self.visibility = visibility;
         self
@@ -153,7 +154,8 @@ impl Consumer {
             return first_error.map_or(Ok(()), Err);
         }
         let batch = tracing::info_span!("consume_batch", queue, events = events.len());
-        let outcomes = tracing::Instrument::instrument(self.handler.handle_batch(&events), batch.clone()).await;
+        let handling = tracing::Instrument::instrument(self.handler.handle_batch(&events), batch.clone());
+        let outcomes = self.keep_hidden(&received, handling).await;
         let mut handled = Vec::with_capacity(received.len());
         for ((delivery, event), result) in received.iter().zip(&events).zip(outcomes) {
             if result.is_ok() {
@@ -178,6 +180,29 @@ impl Consumer {
         }
         metrics::counter!("events_consumed_total", "queue" => queue.to_owned(), "outcome" => "ok").increment(ok);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Runs `handling` while keeping `deliveries` hidden: every third of the visibility timeout
+    /// their visibility is extended by a whole timeout. So a short timeout covers a slow handler
+    /// while the process lives, and a crashed process's messages come back within one timeout,
+    /// not after the slowest handling anyone could imagine.
+    async fn keep_hidden<T>(&self, deliveries: &[Delivery], handling: impl Future<Output = T>) -> T {
+        let every = (self.visibility / 3).max(Duration::from_millis(50));
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(handling);
+        loop {
+            tokio::select! {
+                outcome = &mut handling => return outcome,
+                _ = heartbeat.tick() => {
+                    let held: Vec<&Delivery> = deliveries.iter().collect();
+                    if let Err(error) = self.bus.extend(&held, self.visibility).await {
+                        tracing::warn!(queue = %self.queue, error = %crate::error::cause_chain(&error),
+                            "could not keep messages being handled hidden");
+                    }
+                }
+            }
+        }
     }
 
     async fn settle(&self, delivery: &Delivery, result: Result<(), HandlerError>) -> Result<(), BusError> {
@@ -297,6 +322,58 @@ mod tests {
         assert_eq!(field("trace_id"), request.trace_id);
         assert_eq!(field("correlation_id"), request.request_id);
         assert_eq!(field("queue"), "q");
+    }
+
+    /// Takes `ms` to handle each batch.
+    struct Takes(u64);
+
+    #[async_trait]
+    impl EventHandler for Takes {
+        async fn handle(&self, _: &Event) -> Result<(), HandlerError> {
+            tokio::time::sleep(Duration::from_millis(self.0)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handler_slower_than_the_visibility_keeps_its_message_hidden_until_it_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn EventBus> = Arc::new(
+            SqliteQueue::open(dir.path().join("events.db"), Routing::new(), Duration::from_millis(10)).unwrap(),
+        );
+        bus.send("q", &Event::new("t.v1", "test", json!({}))).await.unwrap();
+        // Handling takes five visibility timeouts.
+        let slow = Consumer::new(bus.clone(), "q", Arc::new(Takes(750))).visibility(Duration::from_millis(150));
+        let handling = tokio::spawn(async move { slow.poll_once().await });
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let taken = bus.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+            assert!(taken.is_empty(), "a second consumer took the message being handled");
+        }
+        assert_eq!(handling.await.unwrap().unwrap(), 1);
+        assert!(bus.receive("q", 10, Duration::from_secs(30)).await.unwrap().is_empty(), "acknowledged");
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_handler_died_comes_back_within_one_visibility_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn EventBus> = Arc::new(
+            SqliteQueue::open(dir.path().join("events.db"), Routing::new(), Duration::from_millis(10)).unwrap(),
+        );
+        bus.send("q", &Event::new("t.v1", "test", json!({}))).await.unwrap();
+        let stuck = Consumer::new(bus.clone(), "q", Arc::new(Takes(60_000))).visibility(Duration::from_millis(200));
+        let handling = tokio::spawn(async move { stuck.poll_once().await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The process dies mid-handling: no more heartbeats.
+        handling.abort();
+        let died = std::time::Instant::now();
+        loop {
+            if !bus.receive("q", 10, Duration::from_secs(30)).await.unwrap().is_empty() {
+                break;
+            }
+            assert!(died.elapsed() < Duration::from_secs(2), "the message never came back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

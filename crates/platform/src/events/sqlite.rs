@@ -264,6 +264,26 @@ impl EventBus for SqliteQueue {
         Ok(())
     }
 
+    async fn extend(&self, deliveries: &[&Delivery], visibility: Duration) -> Result<(), BusError> {
+        let keys = deliveries
+            .iter()
+            .map(|d| Ok((Self::message_id(d)?, d.receipt.clone())))
+            .collect::<Result<Vec<_>, BusError>>()?;
+        let visible_at = now_ms().saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
+        // One write for the batch; a message received again since (stale receipt) is left alone.
+        self.db
+            .transaction(move |tx| {
+                let mut update =
+                    tx.prepare_cached("UPDATE messages SET visible_at = ?3 WHERE id = ?1 AND receipt = ?2")?;
+                for (id, receipt) in &keys {
+                    update.execute(params![id, receipt, visible_at])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
         let id = Self::message_id(delivery)?;
         let receipt = delivery.receipt.clone();

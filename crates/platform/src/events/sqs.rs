@@ -217,6 +217,31 @@ impl EventBus for SqsBus {
         Ok(())
     }
 
+    async fn extend(&self, deliveries: &[&Delivery], visibility: Duration) -> Result<(), BusError> {
+        let Some(first) = deliveries.first() else { return Ok(()) };
+        let url = self.url(&self.name(&first.queue)).await?;
+        // One queue per consumer; SQS changes at most ten messages a call.
+        for chunk in deliveries.chunks(10) {
+            let mut batch = self.client.change_message_visibility_batch().queue_url(&url);
+            for (i, delivery) in chunk.iter().enumerate() {
+                debug_assert_eq!(delivery.queue, first.queue);
+                let entry = aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&delivery.receipt)
+                    .visibility_timeout(visibility_secs(visibility))
+                    .build()
+                    .map_err(|e| BusError::Sqs { operation: "ChangeMessageVisibilityBatch", source: e.into() })?;
+                batch = batch.entries(entry);
+            }
+            let answer = batch.send().await.map_err(sqs_error("ChangeMessageVisibilityBatch"))?;
+            if let Some(failed) = answer.failed().first() {
+                let why = format!("{}: {}", failed.code(), failed.message().unwrap_or_default());
+                return Err(BusError::Sqs { operation: "ChangeMessageVisibilityBatch", source: why.into() });
+            }
+        }
+        Ok(())
+    }
+
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
         tracing::warn!(queue = %delivery.queue, message.id = %delivery.message_id, %reason, "dead-lettering a message");
         self.send_body(&self.dlq_name(&delivery.queue), &delivery.body).await?;

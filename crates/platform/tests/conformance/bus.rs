@@ -77,6 +77,7 @@ macro_rules! bus_suite {
                 an_acked_message_never_comes_back,
                 a_nacked_message_with_no_delay_is_visible_again_at_once,
                 a_nacked_message_with_a_delay_stays_hidden_for_that_delay,
+                extend_keeps_messages_being_handled_hidden_past_their_visibility_timeout,
                 a_message_received_max_receives_times_goes_to_the_dead_letter_queue_on_the_next_receive,
                 dead_letter_moves_a_message_to_the_dead_letter_queue_at_once,
                 dead_letters_are_listed_and_left_in_place,
@@ -283,6 +284,24 @@ async fn a_nacked_message_with_a_delay_stays_hidden_for_that_delay(fx: &BusFixtu
     );
     assert_eq!(again.message_id, delivery.message_id);
     assert_eq!(again.receive_count, 2);
+}
+
+async fn extend_keeps_messages_being_handled_hidden_past_their_visibility_timeout(fx: &BusFixture) {
+    let bus = fx.bus.as_ref();
+    ensure(bus, &["work"]).await;
+    // More than one SQS batch call's worth.
+    let sent = send_events(bus, "work", 12).await;
+    let received = receive_n(bus, "work", 12, fx.visibility).await;
+    tokio::time::sleep(fx.visibility / 2).await;
+    let held: Vec<&Delivery> = received.iter().collect();
+    bus.extend(&held, fx.visibility * 3).await.unwrap();
+    // Past the visibility timeout they were received with, none has come back.
+    assert_nothing_for(bus, "work", fx.visibility).await;
+    // Once the extension runs out they are delivered again.
+    let again = receive_n(bus, "work", 12, IN_FLIGHT).await;
+    let ids: BTreeSet<String> = again.iter().map(event_id).collect();
+    assert_eq!(ids, sent.iter().map(|e| e.id.clone()).collect::<BTreeSet<_>>());
+    assert!(again.iter().all(|d| d.receive_count == 2));
 }
 
 async fn a_message_received_max_receives_times_goes_to_the_dead_letter_queue_on_the_next_receive(fx: &BusFixture) {
