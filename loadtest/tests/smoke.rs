@@ -48,3 +48,27 @@ async fn the_smoke_profile_runs_without_errors_and_leaves_the_platform_consisten
         again.problems
     );
 }
+
+/// The smoke profile against the fleet (`scripts/fleet-e2e` starts it and runs this): the five
+/// service binaries over SQS behind nginx, on the catalog the fleet was seeded with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a fleet: scripts/fleet-e2e starts one and runs it"]
+async fn fleet_the_smoke_profile_runs_without_errors_and_leaves_the_fleet_consistent() {
+    assert!(std::env::var("SHOP_TEST_FLEET_URL").is_ok(), "SHOP_TEST_FLEET_URL names the fleet to load");
+    let app = TestApp::start().await;
+    let (email, password, totp_secret) = app.create_admin().await;
+    let mut options = Options::new(app.base.clone(), Profile::smoke(), AdminLogin { email, password, totp_secret });
+    // The fleet's seeded catalog is small.
+    options.hot_products = 20;
+    options.settle = Duration::from_secs(60);
+    let report = shop_loadtest::run(options).await.expect("the load test runs");
+    println!("{}", report.render());
+
+    assert_eq!(report.total.errors, 0, "failed requests: {:?}", report.error_kinds);
+    assert!(report.consistency.consistent(), "{:?}", report.consistency.problems);
+    for step in ["category page", "search filtered", "guest cart add", "checkout", "admin restock"] {
+        assert!(report.steps.iter().any(|l| l.step == step && l.requests > 0), "{step} never ran");
+    }
+    assert!(report.orders_completed > 0, "no order completed");
+    assert_eq!(report.consistency.confirmed, report.consistency.captured);
+}

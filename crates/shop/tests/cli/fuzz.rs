@@ -9,7 +9,7 @@ use std::process::Command;
 use reqwest::Client;
 use serde_json::json;
 
-use super::running::{Shop, admin_token, free_port, json, ready};
+use super::running::{Shop, admin_token, free_port, json, on_data_dir, ready};
 
 /// What is checked of every answer.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
@@ -46,7 +46,7 @@ async fn every_operation_answers_as_documented_to_a_shopper_and_to_an_admin() {
     let client = Client::new();
     let _shop = Shop::start(dir.path(), port, &[]);
     ready(&client, &base).await;
-    let admin = admin_token(&client, &base, dir.path()).await;
+    let admin = admin_token(&client, &base, on_data_dir(dir.path()), "admin@example.com").await;
     let body = json!({"email": "fuzzed@example.com", "password": "correct horse battery", "name": "Shopper"});
     let shopper = json(client.post(format!("{base}/v1/auth/register")).json(&body).send().await.unwrap(), "register")
         .await["access_token"]
