@@ -18,6 +18,12 @@ fn uuid_like() -> String {
     format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A name no other test of this run uses (`prefix-PID-N`): tests that share the fleet make their
+/// own SKUs and accounts.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid_like())
+}
+
 /// A running platform.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -133,6 +139,35 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         panic!("search did not find the {count} seeded products within a minute");
+    }
+
+    /// Whether the tests drive the platform in this process (not the fleet, whose catalog and
+    /// stock other tests share).
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// The emails sent to `to` so far, raw (headers and body): the embedded mode's mail folder, or
+    /// in the fleet what SES took (the fleet's AWS emulator, `SHOP_TEST_FLEET_AWS_ENDPOINT`).
+    pub async fn mails_to(&self, to: &str) -> Vec<String> {
+        let all: Vec<String> = match &self.local {
+            Some(local) => match std::fs::read_dir(local.infra.config.data_dir.join("mail")) {
+                Ok(entries) => entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect(),
+                Err(_) => Vec::new(),
+            },
+            None => {
+                let endpoint = std::env::var("SHOP_TEST_FLEET_AWS_ENDPOINT")
+                    .expect("SHOP_TEST_FLEET_AWS_ENDPOINT names the fleet's AWS emulator (scripts/fleet up prints it)");
+                let url = format!("{}/moto-api/data.json", endpoint.trim_end_matches('/'));
+                let data: serde_json::Value =
+                    self.client.get(url).send().await.expect("the emulator answers").json().await.expect("JSON");
+                data["ses"]["RawMessage"]
+                    .as_array()
+                    .map(|sent| sent.iter().filter_map(|m| m["raw_data"].as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            }
+        };
+        all.into_iter().filter(|text| text.contains(&format!("To: {to}\r\n"))).collect()
     }
 
     /// Makes an admin; its email, password and TOTP secret.

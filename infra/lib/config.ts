@@ -153,7 +153,7 @@ export const SERVICES: ServiceSpec[] = [
     minTasks: 2,
     maxTasks: 10,
     sizing: 'reference design: User Service CPU 512, Memory 1 GB, 2-10 tasks',
-    publicPaths: ['/v1/auth/*', '/v1/users/*', '/.well-known/*'],
+    publicPaths: ['/v1/auth/*', '/v1/users/*', '/.well-known/*', '/openapi.json'],
     adminPaths: ['/admin/v1/users*'],
     queue: 'shop-user-mail',
     usesDatabase: true,

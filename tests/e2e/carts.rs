@@ -194,20 +194,10 @@ async fn a_cart_left_idle_is_reported_once_and_its_shopper_reminded() {
     let me: Value =
         app.request(Method::GET, "/v1/users/me").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
     let email = me["email"].as_str().unwrap().to_owned();
-    let reminders = || {
-        let dir = app.infra().config.data_dir.join("mail");
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                    .filter(|m| {
-                        m.contains(&format!("To: {email}\r\n")) && m.contains("You left 3 item(s) in your cart")
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
+    let reminders = || async {
+        app.mails_to(&email).await.iter().filter(|m| m.contains("You left 3 item(s) in your cart")).count()
     };
-    app.eventually("the shopper is reminded", || async { reminders() == 1 }).await;
+    app.eventually("the shopper is reminded", || async { reminders().await == 1 }).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(reminders(), 1, "once per idle spell");
+    assert_eq!(reminders().await, 1, "once per idle spell");
 }

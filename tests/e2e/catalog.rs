@@ -80,6 +80,13 @@ async fn bad_products_are_refused_and_change_nothing() {
     let app = TestApp::start().await;
     let admin = app.admin_token().await;
     let post = |body: Value| app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send();
+    // SKUs of its own: the fleet's catalog is shared with other tests.
+    let tag = shop_tests::unique("BAD");
+    let shoe = || {
+        let mut shoe = shoe();
+        shoe["variants"] = json!([{"sku": format!("{tag}-42")}, {"sku": format!("{tag}-43")}]);
+        shoe
+    };
 
     let mut unknown_category = shoe();
     unknown_category["category_id"] = json!("cat-nope");
@@ -100,7 +107,7 @@ async fn bad_products_are_refused_and_change_nothing() {
     // Customers and anonymous callers cannot touch the catalog.
     let customer = app
         .request(Method::POST, "/v1/auth/register")
-        .json(&json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}))
+        .json(&json!({"email": format!("{}@example.com", shop_tests::unique("ada")), "password": "correct horse battery", "name": "Ada"}))
         .send()
         .await
         .unwrap()

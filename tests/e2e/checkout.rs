@@ -91,16 +91,6 @@ async fn payments(app: &TestApp, admin: &str, order_id: &str) -> Vec<Value> {
     list["items"].as_array().unwrap().clone()
 }
 
-/// The emails written to `to` so far (the embedded mode's mail folder).
-fn mails_to(app: &TestApp, to: &str) -> Vec<String> {
-    let dir = app.infra().config.data_dir.join("mail");
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .filter(|text| text.contains(&format!("To: {to}\r\n")))
-        .collect()
-}
-
 async fn email_of(app: &TestApp, token: &str) -> String {
     let me: Value =
         app.request(Method::GET, "/v1/users/me").bearer_auth(token).send().await.unwrap().json().await.unwrap();
@@ -178,9 +168,11 @@ async fn ships(app: TestApp) {
     assert_eq!(mine["items"][0]["id"], id);
     // The shopper was told, in text and HTML.
     let email = email_of(&app, &shopper).await;
-    let about_the_order = || mails_to(&app, &email).into_iter().filter(|m| m.contains(id)).collect::<Vec<_>>();
-    app.eventually("the confirmation and shipping emails are written", || async { about_the_order().len() == 2 }).await;
-    let mails = about_the_order();
+    let about_the_order =
+        || async { app.mails_to(&email).await.into_iter().filter(|m| m.contains(id)).collect::<Vec<_>>() };
+    app.eventually("the confirmation and shipping emails are written", || async { about_the_order().await.len() == 2 })
+        .await;
+    let mails = about_the_order().await;
     assert!(mails.iter().any(|m| m.contains(&format!("Subject: Your order {id} is confirmed"))), "{mails:?}");
     let shipped = mails.iter().find(|m| m.contains("is on its way")).unwrap();
     assert!(shipped.contains(done["tracking_number"].as_str().unwrap()));
@@ -278,7 +270,7 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     assert_eq!(payments(&app, &admin, id).await[0]["status"], "failed");
     let email = email_of(&app, &shopper).await;
     app.eventually("the shopper is told", || async {
-        mails_to(&app, &email).iter().any(|m| m.contains("did not go through") && m.contains("generic_decline"))
+        app.mails_to(&email).await.iter().any(|m| m.contains("did not go through") && m.contains("generic_decline"))
     })
     .await;
 }
@@ -311,7 +303,7 @@ async fn a_cancelled_order_returns_its_stock_and_voids_its_payment() {
     assert_eq!(order(&app, &shopper, &id).await["status"], "cancelled", "the late authorization moves nothing");
     let email = email_of(&app, &shopper).await;
     app.eventually("the shopper is told", || async {
-        mails_to(&app, &email).iter().any(|m| m.contains("is cancelled"))
+        app.mails_to(&email).await.iter().any(|m| m.contains("is cancelled"))
     })
     .await;
     assert_eq!(payments(&app, &admin, &id).await[0]["captured"], 0);

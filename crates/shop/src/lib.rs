@@ -122,6 +122,29 @@ pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
     ])
 }
 
+/// The whole platform's OpenAPI document: every service's, merged.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = shop_user::api::openapi();
+    for other in [
+        shop_product::api::openapi(),
+        shop_order::api::openapi(),
+        shop_payment::api::openapi(),
+        shop_inventory::api::openapi(),
+    ] {
+        document.merge(other);
+    }
+    document
+}
+
+/// A service built to run as a process of its own (`build` is its `build` on the process's
+/// infrastructure), answering `/openapi.json` with the whole platform's document: the balancer
+/// sends that path to one service, and clients read the API they reach through it.
+pub async fn alone(build: impl std::future::Future<Output = anyhow::Result<Service>>) -> anyhow::Result<Service> {
+    let mut service = build.await?;
+    service.openapi = openapi();
+    Ok(service)
+}
+
 /// Seeds the catalog: the demo categories, and generated products with their stock (catalog and
 /// inventory). It opens the stores once for everything it seeds.
 pub struct Seeder {

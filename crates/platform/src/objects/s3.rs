@@ -27,18 +27,37 @@ impl std::fmt::Debug for S3ObjectStore {
     }
 }
 
-/// Makes `bucket` on an emulator (moto, LocalStack) at `endpoint`, which take an unsigned
-/// `PUT /{bucket}`; a bucket that exists is left as it is. On AWS the CDK app makes the bucket.
+/// Makes `bucket` on an emulator (moto, LocalStack) at `endpoint`, which take unsigned requests; a
+/// bucket that exists is left as it is. Anyone may read its public prefixes
+/// ([`PUBLIC_PREFIXES`](super::PUBLIC_PREFIXES), a bucket policy), as the CDN serves them on AWS;
+/// everything else (shipping labels) stays private. On AWS the CDK app makes
+/// the bucket and CloudFront reads it.
 pub async fn create_bucket_on_emulator(endpoint: &Url, bucket: &str) -> Result<(), ObjectError> {
     let url = format!("{}/{bucket}", endpoint.as_str().trim_end_matches('/'));
-    let response =
-        reqwest::Client::new().put(&url).send().await.map_err(|e| ObjectError::Config(format!("{url}: {e}")))?;
+    let client = reqwest::Client::new();
+    let response = client.put(&url).send().await.map_err(|e| ObjectError::Config(format!("{url}: {e}")))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    if status.is_success() || body.contains("BucketAlreadyOwnedByYou") || body.contains("BucketAlreadyExists") {
-        return Ok(());
+    if !(status.is_success() || body.contains("BucketAlreadyOwnedByYou") || body.contains("BucketAlreadyExists")) {
+        return Err(ObjectError::Config(format!("creating bucket {bucket}: {status}: {body}")));
     }
-    Err(ObjectError::Config(format!("creating bucket {bucket}: {status}: {body}")))
+    let public: Vec<String> = super::PUBLIC_PREFIXES.iter().map(|p| format!("arn:aws:s3:::{bucket}/{p}*")).collect();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "PublicPrefixes", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": public,
+    }]});
+    let response = client
+        .put(format!("{url}?policy"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(policy.to_string())
+        .send()
+        .await
+        .map_err(|e| ObjectError::Config(format!("{url}?policy: {e}")))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(ObjectError::Config(format!("the policy of bucket {bucket}: {status}: {body}")));
+    }
+    Ok(())
 }
 
 impl S3ObjectStore {

@@ -88,9 +88,8 @@ async fn open_s3() -> Option<ObjectsFixture> {
     platform::testing::server_env("AWS_SECRET_ACCESS_KEY")?;
     let bucket = unique("conformance-");
     let client = reqwest::Client::new();
-    // moto takes an unsigned CreateBucket.
-    let created = client.put(format!("{}/{bucket}", endpoint.trim_end_matches('/'))).send().await.unwrap();
-    assert!(created.status().is_success(), "creating bucket {bucket}: {}", created.status());
+    let endpoint_url = Url::parse(&endpoint).unwrap();
+    platform::objects::s3::create_bucket_on_emulator(&endpoint_url, &bucket).await.unwrap();
     let store = S3ObjectStore::new(&bucket, "us-east-1", Some(&Url::parse(&endpoint).unwrap()), None).unwrap();
     Some(ObjectsFixture { store: Arc::new(store), uploads: Uploads::Http(client), _dir: None })
 }
@@ -121,7 +120,7 @@ objects_suite!(
     an_upload_of_another_content_type_is_refused,
     an_uploaded_file_is_served_at_its_public_url,
 );
-objects_suite!(s3, open_s3);
+objects_suite!(s3, open_s3, anyone_reads_an_image_at_its_public_url_and_no_one_a_label);
 
 /// Every byte value, so no encoding can get in the way.
 const BYTES: &[u8] = &{
@@ -261,4 +260,19 @@ async fn an_uploaded_file_is_served_at_its_public_url(fx: &ObjectsFixture) {
         let response = fx.router().oneshot(Request::builder().uri(path).body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+async fn anyone_reads_an_image_at_its_public_url_and_no_one_a_label(fx: &ObjectsFixture) {
+    let key = "images/u-1/photo.png";
+    let presigned = fx.store.presign_upload(key, "image/png", Duration::from_secs(300)).await.unwrap();
+    assert!(fx.upload(&presigned, "image/png", BYTES).await.is_success());
+    let anonymous = reqwest::Client::new();
+    let served = anonymous.get(&presigned.public_url).send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.bytes().await.unwrap().as_ref(), BYTES);
+
+    // A shipping label (names, addresses) is read only through routes that check who asks.
+    fx.store.put("labels/ord_1.pdf", Bytes::from_static(b"%PDF label"), "application/pdf").await.unwrap();
+    let label = fx.store.public_url("labels/ord_1.pdf");
+    assert_eq!(anonymous.get(label.as_str()).send().await.unwrap().status(), StatusCode::FORBIDDEN);
 }

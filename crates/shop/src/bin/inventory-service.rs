@@ -1,12 +1,10 @@
-//! The inventory service as its own process (the local stack and AWS run one per container).
+//! The inventory service as its own process (the local stack and AWS run one per container),
+//! answering `/openapi.json` with the whole platform's document.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform::infra::service_main(
-        shop_inventory::NAME,
-        shop_inventory::settings::SECTION,
-        shop::routing(),
-        shop_inventory::build,
-    )
+    platform::infra::service_main(shop_inventory::NAME, shop_inventory::settings::SECTION, shop::routing(), |infra| {
+        shop::alone(shop_inventory::build(infra))
+    })
     .await
 }

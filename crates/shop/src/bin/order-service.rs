@@ -1,7 +1,10 @@
-//! The order service as its own process (the local stack and AWS run one per container).
+//! The order service as its own process (the local stack and AWS run one per container),
+//! answering `/openapi.json` with the whole platform's document.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform::infra::service_main(shop_order::NAME, shop_order::settings::SECTION, shop::routing(), shop_order::build)
-        .await
+    platform::infra::service_main(shop_order::NAME, shop_order::settings::SECTION, shop::routing(), |infra| {
+        shop::alone(shop_order::build(infra))
+    })
+    .await
 }

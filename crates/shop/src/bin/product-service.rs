@@ -1,12 +1,10 @@
-//! The product service as its own process (the local stack and AWS run one per container).
+//! The product service as its own process (the local stack and AWS run one per container),
+//! answering `/openapi.json` with the whole platform's document.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform::infra::service_main(
-        shop_product::NAME,
-        shop_product::settings::SECTION,
-        shop::routing(),
-        shop_product::build,
-    )
+    platform::infra::service_main(shop_product::NAME, shop_product::settings::SECTION, shop::routing(), |infra| {
+        shop::alone(shop_product::build(infra))
+    })
     .await
 }
