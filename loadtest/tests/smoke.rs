@@ -70,5 +70,7 @@ async fn fleet_the_smoke_profile_runs_without_errors_and_leaves_the_fleet_consis
         assert!(report.steps.iter().any(|l| l.step == step && l.requests > 0), "{step} never ran");
     }
     assert!(report.orders_completed > 0, "no order completed");
-    assert_eq!(report.consistency.confirmed, report.consistency.captured);
+    // No count of captures against confirmed orders here: the fleet's catalog holds the other
+    // tests' products, free ones among them (an order of nothing to pay is kept without a payment);
+    // the check judges each order's payments against its total.
 }
