@@ -170,6 +170,19 @@ impl TestApp {
         all.into_iter().filter(|text| text.contains(&format!("To: {to}\r\n"))).collect()
     }
 
+    /// Sets `sku`'s stock to `on_hand` as the admin holding `admin` does (the inventory service
+    /// tells the catalog).
+    pub async fn set_stock(&self, admin: &str, sku: &str, on_hand: i64) {
+        let response = self
+            .request(Method::PUT, &format!("/admin/v1/inventory/{sku}"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"on_hand": on_hand}))
+            .send()
+            .await
+            .expect("the inventory service answers");
+        assert_eq!(response.status(), 200, "setting the stock of {sku}");
+    }
+
     /// Makes an admin; its email, password and TOTP secret.
     pub async fn create_admin(&self) -> (String, String, String) {
         let email = format!("admin-{}@example.com", uuid_like());

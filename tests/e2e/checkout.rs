@@ -29,14 +29,7 @@ async fn priced(app: &TestApp, admin: &str, sku: &str, price: i64, on_hand: i64)
         "price": {"amount": price, "currency": "USD"}, "variants": [{"sku": sku}]});
     let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(admin).json(&body).send().await.unwrap();
     assert_eq!(created.status(), 201);
-    let set = app
-        .request(Method::PUT, &format!("/admin/v1/inventory/{sku}"))
-        .bearer_auth(admin)
-        .json(&json!({"on_hand": on_hand}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(set.status(), 200);
+    app.set_stock(admin, sku, on_hand).await;
 }
 
 async fn checkout(app: &TestApp, token: &str, cart_id: &str, method: &str, key: &str) -> Response {

@@ -55,18 +55,6 @@ async fn total(app: &TestApp, query: &str) -> u64 {
     search(app, query).await["total"].as_u64().unwrap()
 }
 
-/// Sets `sku`'s stock as an admin does; the inventory service tells the catalog.
-async fn set_stock(app: &TestApp, admin: &str, sku: &str, on_hand: i64) {
-    let response = app
-        .request(Method::PUT, &format!("/admin/v1/inventory/{sku}"))
-        .bearer_auth(admin)
-        .json(&json!({"on_hand": on_hand}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "setting the stock of {sku}");
-}
-
 /// Imports the catalog and waits until the index has it all.
 async fn imported_catalog(app: &TestApp) -> String {
     let admin = app.admin_token().await;
@@ -103,13 +91,13 @@ async fn search_matches_text_with_typos_filters_by_category_tree_brand_price_and
 
     assert_eq!(total(&app, "in_stock=true").await, 0, "nothing has stock yet");
     for sku in ["p-1-A", "p-4-B", "p-7-A"] {
-        set_stock(&app, &admin, sku, 5).await;
+        app.set_stock(&admin, sku, 5).await;
     }
     app.eventually("stock reaches the index", || async { total(&app, "in_stock=true").await == 3 }).await;
     assert_eq!(total(&app, "in_stock=false").await, 5);
     let product: Value = app.request(Method::GET, "/v1/products/p-4").send().await.unwrap().json().await.unwrap();
     assert_eq!(product["in_stock"], true, "the product itself says so too");
-    set_stock(&app, &admin, "p-4-B", 0).await;
+    app.set_stock(&admin, "p-4-B", 0).await;
     app.eventually("sold out reaches the index", || async { total(&app, "in_stock=true").await == 2 }).await;
     app.stop().await;
 }
@@ -386,7 +374,7 @@ async fn the_index_agrees_with_the_store_after_a_burst_of_changes() {
                         .unwrap();
                     assert_eq!(response.status(), 200);
                 }
-                2 => set_stock(app, &admin, &format!("BURST-{i}"), 3).await,
+                2 => app.set_stock(&admin, &format!("BURST-{i}"), 3).await,
                 _ => {
                     let body = json!({"category_id": "cat-outdoor", "brand": "Moved"});
                     let response = app
@@ -499,7 +487,7 @@ async fn the_catalog_runs_on_dynamodb_with_the_same_behaviour() {
     assert_eq!(total(&app, "category=cat-electronics&q=headphones").await, 2);
     let product: Value = app.request(Method::GET, "/v1/products/p-3").send().await.unwrap().json().await.unwrap();
     assert_eq!(product["name"], "Leather Hiking Boot");
-    set_stock(&app, &admin, "p-3-A", 2).await;
+    app.set_stock(&admin, "p-3-A", 2).await;
     app.eventually("stock reaches the index", || async { total(&app, "in_stock=true").await == 1 }).await;
     let moved = app
         .request(Method::PATCH, "/admin/v1/products/p-3")
