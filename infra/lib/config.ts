@@ -303,5 +303,9 @@ export const TABLES: TableSpec[] = [
 /** SQS: a message that fails this many receives goes to the queue's DLQ. */
 export const MAX_RECEIVE_COUNT = 5;
 
+/** The largest message a queue takes: the platform refuses (parks) events above it
+ * (platform::events::bus::MAX_MESSAGE_BYTES), so it is set explicitly, not left to SQS's default. */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
 /** CloudWatch Logs retention for every log group (PCI DSS 10.5.1: a year of audit history). */
 export const LOG_RETENTION_DAYS = RetentionDays.ONE_YEAR;

@@ -10,7 +10,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { EnvConfig, MAX_RECEIVE_COUNT, SERVICES, ServiceName, TABLES, KeyAttr } from './config';
+import { EnvConfig, MAX_MESSAGE_BYTES, MAX_RECEIVE_COUNT, SERVICES, ServiceName, TABLES, KeyAttr } from './config';
 import { SecurityGroups } from './network-stack';
 import { dataKey, logGroup, skipCheckov, title, URL_UNSAFE_CHARACTERS } from './util';
 
@@ -198,6 +198,7 @@ export class DataStack extends cdk.Stack {
         encryption: sqs.QueueEncryption.KMS,
         encryptionMasterKey: this.messagingKey,
         retentionPeriod: cdk.Duration.days(14),
+        maxMessageSizeBytes: MAX_MESSAGE_BYTES,
         enforceSSL: true,
       });
       const queue = new sqs.Queue(this, `${title(spec.name)}Queue`, {
@@ -207,6 +208,7 @@ export class DataStack extends cdk.Stack {
         visibilityTimeout: cdk.Duration.seconds(60),
         retentionPeriod: cdk.Duration.days(4),
         deadLetterQueue: { queue: dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
+        maxMessageSizeBytes: MAX_MESSAGE_BYTES,
         enforceSSL: true,
       });
       cdk.Tags.of(queue).add('Service', spec.name);

@@ -41,6 +41,11 @@ export const BUSINESS_METRICS = {
   orderReconcileUnrepaired: { service: 'order', name: 'ReconcileUnrepaired', meaning: "a settled order's audit found money or stock no command can set right" },
   paymentReconcileRepaired: { service: 'payment', name: 'ReconcileRepaired', meaning: 'the payment reconciler recorded what the provider did (a capture, a lapsed hold, an abandoned authorize)' },
   paymentReconcileUnrepaired: { service: 'payment', name: 'ReconcileUnrepaired', meaning: 'an authorization left open at the provider long after its checkout' },
+  userOutboxParked: { service: 'user', name: 'OutboxParked', meaning: 'an event the bus refused for good, parked in the outbox dead-letter table' },
+  productOutboxParked: { service: 'product', name: 'OutboxParked', meaning: 'an event the bus refused for good, parked in the outbox dead-letter table' },
+  orderOutboxParked: { service: 'order', name: 'OutboxParked', meaning: 'an event the bus refused for good, parked in the outbox dead-letter table' },
+  paymentOutboxParked: { service: 'payment', name: 'OutboxParked', meaning: 'an event the bus refused for good, parked in the outbox dead-letter table' },
+  inventoryOutboxParked: { service: 'inventory', name: 'OutboxParked', meaning: 'an event the bus refused for good, parked in the outbox dead-letter table' },
 } as const;
 
 /**
@@ -293,6 +298,30 @@ export class ObservabilityStack extends cdk.Stack {
       }).createAlarm(this, 'ReconcileUnrepaired', {
         alarmName: `shop-${env}-reconcile-unrepaired`,
         alarmDescription: 'The reconcilers found an order whose money or stock disagree and that no command could set right',
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      critical,
+    );
+    // An event the bus refused for good (too large, characters a queue does not carry) was parked:
+    // its consumers never saw it (`shop events parked` lists it with the reason).
+    alarm(
+      new cloudwatch.MathExpression({
+        expression: 'FILL(u, 0) + FILL(p, 0) + FILL(o, 0) + FILL(pay, 0) + FILL(i, 0)',
+        usingMetrics: {
+          u: shop(m.userOutboxParked, 'Sum', fiveMin),
+          p: shop(m.productOutboxParked, 'Sum', fiveMin),
+          o: shop(m.orderOutboxParked, 'Sum', fiveMin),
+          pay: shop(m.paymentOutboxParked, 'Sum', fiveMin),
+          i: shop(m.inventoryOutboxParked, 'Sum', fiveMin),
+        },
+        label: 'Outbox events parked / 5 min',
+        period: fiveMin,
+      }).createAlarm(this, 'OutboxParked', {
+        alarmName: `shop-${env}-outbox-parked`,
+        alarmDescription: 'The bus refused an event for good and its relay parked it in the outbox dead-letter table',
         threshold: 0,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

@@ -579,9 +579,11 @@ function check(env: EnvName): number {
     const dlq = queues.find((x) => x.Properties!.QueueName === `${spec.queue}-dlq`);
     ok(q && dlq && q.Properties!.KmsMasterKeyId && dlq.Properties!.KmsMasterKeyId, `queue ${spec.queue} and its DLQ, KMS`);
     is(
-      [q!.Properties!.RedrivePolicy?.maxReceiveCount, q!.Properties!.MessageRetentionPeriod, q!.Properties!.VisibilityTimeout, dlq!.Properties!.MessageRetentionPeriod],
-      [5, 4 * 86400, 60, 14 * 86400],
-      `queue ${spec.queue} [receives, retention s, visibility s, DLQ retention s]`,
+      [q!.Properties!.RedrivePolicy?.maxReceiveCount, q!.Properties!.MessageRetentionPeriod, q!.Properties!.VisibilityTimeout, dlq!.Properties!.MessageRetentionPeriod,
+        q!.Properties!.MaximumMessageSize, dlq!.Properties!.MaximumMessageSize],
+      // The message size the platform refuses above (platform::events::bus::MAX_MESSAGE_BYTES).
+      [5, 4 * 86400, 60, 14 * 86400, 256 * 1024, 256 * 1024],
+      `queue ${spec.queue} [receives, retention s, visibility s, DLQ retention s, max message bytes (queue, DLQ)]`,
     );
     is([tagsOf(q!).Service, tagsOf(dlq!).Service], [name, name], `queue ${spec.queue} Service tags`);
   }
@@ -639,6 +641,7 @@ function check(env: EnvName): number {
     'payment-failures': [20, GT, 3, undefined, 'notBreaching'],
     'payment-commands-dead-letters': deadLetters,
     'reconcile-unrepaired': [0, GT, 1, undefined, 'notBreaching'],
+    'outbox-parked': [0, GT, 1, undefined, 'notBreaching'],
     'database-no-connections': notReady,
     'api-gateway-error-rate': [0.05, GT, 5, 3, 'notBreaching'],
     'api-gateway-latency': [2000, GT, 5, 3, 'notBreaching'],

@@ -253,16 +253,18 @@ impl World {
     /// Takes what the services published into the queue.
     async fn collect(&mut self) {
         for outbox in [&self.order_outbox, &self.payment_outbox, &self.inventory_outbox] {
-            loop {
-                let rows = outbox.fetch(500).await.unwrap();
-                if rows.is_empty() {
-                    break;
+            for partition in 0..outbox.partitions() {
+                loop {
+                    let rows = outbox.fetch(partition, 500).await.unwrap();
+                    if rows.is_empty() {
+                        break;
+                    }
+                    let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+                    for (_, body) in rows {
+                        self.queue.push_back(Message { event: Event::from_json(&body).unwrap(), receives: 0 });
+                    }
+                    outbox.delete(partition, &seqs).await.unwrap();
                 }
-                let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
-                for (_, body) in rows {
-                    self.queue.push_back(Message { event: Event::from_json(&body).unwrap(), receives: 0 });
-                }
-                outbox.delete(&seqs).await.unwrap();
             }
         }
         for delivery in self.bus.receive("answers", 1000, Duration::from_secs(30)).await.unwrap() {

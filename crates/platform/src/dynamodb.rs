@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use futures::future::try_join_all;
 
-use crate::events::outbox::OutboxStore;
+use crate::events::outbox::{OutboxStore, ParkedEvent};
 use crate::events::{BusError, Event};
 
 /// Tries of one write that keeps losing races with other writes before it gives up.
@@ -432,11 +432,18 @@ pub fn outbox_table(name: &str) -> TableSpec<'_> {
     TableSpec { name, key: &[("Service", ScalarAttributeType::S), ("Seq", ScalarAttributeType::N)], indexes: &[] }
 }
 
+/// The partition keys a service's outbox events spread over. DynamoDB gives each partition key about
+/// 1,000 write units a second, and a key whose sort key only grows cannot be split, so one key per
+/// service would cap its event rate at a few hundred a second (README, "Outbox write ceiling").
+pub const OUTBOX_SHARDS: u32 = 16;
+
 /// A service's outbox in DynamoDB, for the platform's relay: the events its transactions wrote
-/// (with [`DynamoOutbox::put`]) under `Service` = the service's name, ordered by `Seq`. Every event
-/// of a service is under one partition key, so the relay reads them in order with one `Query`;
-/// DynamoDB serves about 1000 writes a second per partition key, which bounds the service's event
-/// rate.
+/// (with [`DynamoOutbox::put`]) under `Service` = `{service}#{shard}`, the shard chosen by the
+/// event's subject (so one aggregate's events stay in order), ordered by `Seq` within it. Beside
+/// them, under keys of their own: `{service}#lease` (a relay's lease on each shard, `Seq` = the
+/// shard) and `{service}#dead` (events the bus refused for good, `Seq` = their sequence number).
+/// Items written under the bare `{service}` key, before the outbox was sharded, are the last
+/// partition, so they are published too.
 #[derive(Debug, Clone)]
 pub struct DynamoOutbox {
     client: Client,
@@ -454,25 +461,108 @@ impl DynamoOutbox {
         Self { client, table: table.into(), service: service.into() }
     }
 
+    /// The `Service` key of `partition`: a shard, or the bare service name for the last one.
+    fn partition_key(&self, partition: u32) -> String {
+        if partition >= OUTBOX_SHARDS { self.service.clone() } else { format!("{}#{partition:02}", self.service) }
+    }
+
     /// The transaction item that records `event` in the outbox.
     pub fn put(&self, event: &Event) -> Result<TransactWriteItem, DynamoError> {
-        let put = Put::builder()
+        self.put_body(event.subject.as_deref().unwrap_or(&event.id), Some(&event.id), event.to_json())
+    }
+
+    /// The transaction item that records `body` (one or more events, as the service's relay view
+    /// reads them) in the shard of `key` (what keeps their order: an aggregate's id).
+    pub fn put_body(&self, key: &str, event_id: Option<&str>, body: String) -> Result<TransactWriteItem, DynamoError> {
+        let shard = shard_of(key, u64::from(OUTBOX_SHARDS)) as u32;
+        let mut put = Put::builder()
             .table_name(&self.table)
-            .item("Service", s(&self.service))
+            .item("Service", s(self.partition_key(shard)))
             .item("Seq", n(next_seq()))
-            .item("EventID", s(&event.id))
-            .item("Body", s(event.to_json()))
+            .item("Body", s(body))
             .item("CreatedAt", n(chrono::Utc::now().timestamp_millis()))
-            .condition_expression("attribute_not_exists(Seq)")
-            .build()
-            .map_err(DynamoError::sdk)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+            .condition_expression("attribute_not_exists(Seq)");
+        if let Some(id) = event_id {
+            put = put.item("EventID", s(id));
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(DynamoError::sdk)?).build())
+    }
+}
+
+impl DynamoOutbox {
+    /// Records `body` (one event of an item that made several) as parked with `reason`, leaving the
+    /// item itself to the caller.
+    pub async fn record_parked(&self, body: &str, reason: &str) -> Result<(), BusError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("Service", s(format!("{}#dead", self.service)))
+            .item("Seq", n(next_seq()))
+            .item("Body", s(body))
+            .item("Reason", s(reason))
+            .item("ParkedAt", n(chrono::Utc::now().timestamp_millis()));
+        if let Some(id) = crate::events::outbox::event_id_of(body) {
+            put = put.item("EventID", s(id));
+        }
+        put.send().await.map_err(outbox_error)?;
+        Ok(())
     }
 }
 
 #[async_trait]
 impl OutboxStore for DynamoOutbox {
-    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+    fn partitions(&self) -> u32 {
+        OUTBOX_SHARDS + 1
+    }
+
+    async fn lease(&self, partition: u32, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("Service", s(format!("{}#lease", self.service)))
+            .item("Seq", n(i64::from(partition)))
+            .item("Owner", s(owner))
+            .item("Until", n(until))
+            .condition_expression("attribute_not_exists(Seq) OR #owner = :owner OR #until < :now")
+            .expression_attribute_names("#owner", "Owner")
+            .expression_attribute_names("#until", "Until")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(error) => Err(outbox_error(DynamoError::sdk(error))),
+        }
+    }
+
+    async fn release(&self, partition: u32, owner: &str) -> Result<(), BusError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("Service", s(format!("{}#lease", self.service)))
+            .key("Seq", n(i64::from(partition)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "Owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error) => Err(outbox_error(DynamoError::sdk(error))),
+        }
+    }
+
+    async fn fetch(&self, partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -481,7 +571,7 @@ impl OutboxStore for DynamoOutbox {
             .query()
             .table_name(&self.table)
             .key_condition_expression("Service = :service")
-            .expression_attribute_values(":service", s(&self.service))
+            .expression_attribute_values(":service", s(self.partition_key(partition)))
             .consistent_read(true)
             .scan_index_forward(true)
             .limit(limit.min(i32::MAX as usize) as i32)
@@ -497,13 +587,14 @@ impl OutboxStore for DynamoOutbox {
             .collect()
     }
 
-    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
+    async fn delete(&self, partition: u32, seqs: &[i64]) -> Result<(), BusError> {
+        let key = self.partition_key(partition);
         for chunk in seqs.chunks(MAX_BATCH_WRITE) {
             let mut requests = chunk
                 .iter()
                 .map(|seq| {
                     let delete = DeleteRequest::builder()
-                        .key("Service", s(&self.service))
+                        .key("Service", s(&key))
                         .key("Seq", n(*seq))
                         .build()
                         .map_err(outbox_error)?;
@@ -530,6 +621,61 @@ impl OutboxStore for DynamoOutbox {
             }
         }
         Ok(())
+    }
+
+    async fn park(&self, partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError> {
+        let mut dead = Put::builder()
+            .table_name(&self.table)
+            .item("Service", s(format!("{}#dead", self.service)))
+            .item("Seq", n(seq))
+            .item("Body", s(body))
+            .item("Reason", s(reason))
+            .item("ParkedAt", n(chrono::Utc::now().timestamp_millis()));
+        if let Some(id) = crate::events::outbox::event_id_of(body) {
+            dead = dead.item("EventID", s(id));
+        }
+        let gone = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .key("Service", s(self.partition_key(partition)))
+            .key("Seq", n(seq))
+            .build()
+            .map_err(outbox_error)?;
+        let mut tx = Transaction::default();
+        tx.push((), TransactWriteItem::builder().put(dead.build().map_err(outbox_error)?).build());
+        tx.push((), TransactWriteItem::builder().delete(gone).build());
+        match transact(&self.client, tx).await.map_err(outbox_error)? {
+            Committed::Yes => Ok(()),
+            Committed::No(reasons) => {
+                Err(outbox_error(race_only(reasons.iter().map(|(_, r)| r)).err().unwrap_or(DynamoError::Contention(1))))
+            }
+        }
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<ParkedEvent>, BusError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("Service = :service")
+            .expression_attribute_values(":service", s(format!("{}#dead", self.service)))
+            .scan_index_forward(true)
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .send()
+            .await
+            .map_err(outbox_error)?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let attrs = Attrs::new(&self.table, item);
+                Ok(ParkedEvent {
+                    seq: attrs.n("Seq").map_err(outbox_error)?,
+                    event_id: attrs.opt_s("EventID").map(str::to_owned),
+                    body: attrs.s("Body").map_err(outbox_error)?.to_owned(),
+                    reason: attrs.s("Reason").map_err(outbox_error)?.to_owned(),
+                    parked_at_ms: attrs.n("ParkedAt").map_err(outbox_error)?,
+                })
+            })
+            .collect()
     }
 }
 

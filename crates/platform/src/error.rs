@@ -91,9 +91,12 @@ impl Kinded for crate::dynamodb::DynamoError {
 impl Kinded for crate::events::BusError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Db(_) | Self::Sqs { .. } | Self::Outbox(_) | Self::UnknownQueue(_) | Self::StaleReceipt(_) => {
-                ErrorKind::Internal
-            }
+            Self::Db(_)
+            | Self::Sqs { .. }
+            | Self::Outbox(_)
+            | Self::UnknownQueue(_)
+            | Self::StaleReceipt(_)
+            | Self::Refused(_) => ErrorKind::Internal,
         }
     }
 }

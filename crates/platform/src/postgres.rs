@@ -13,17 +13,25 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::events::Event;
 use crate::events::bus::BusError;
-use crate::events::outbox::OutboxStore;
+use crate::events::outbox::{OutboxStore, ParkedEvent};
 use crate::http::ops::ReadinessCheck;
 use crate::sqlite::Migration;
 
 /// The platform's own tables in every PostgreSQL service schema.
-pub const PLATFORM_MIGRATIONS: &[Migration] = &[Migration {
-    scope: "platform",
-    version: 1,
-    name: "outbox_inbox",
-    sql: include_str!("../../../migrations/platform/postgres/0001_outbox_inbox.sql"),
-}];
+pub const PLATFORM_MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: "platform",
+        version: 1,
+        name: "outbox_inbox",
+        sql: include_str!("../../../migrations/platform/postgres/0001_outbox_inbox.sql"),
+    },
+    Migration {
+        scope: "platform",
+        version: 2,
+        name: "outbox_dead_lease",
+        sql: include_str!("../../../migrations/platform/postgres/0002_outbox_dead_lease.sql"),
+    },
+];
 
 /// Connects a pool of at most `max_connections` to `url`. A database that does not exist yet is
 /// made first (each service keeps its own database on a shared server, and the first start of a
@@ -141,7 +149,35 @@ fn bus_error(error: sqlx::Error) -> BusError {
 
 #[async_trait]
 impl OutboxStore for PgOutbox {
-    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+    async fn lease(&self, partition: u32, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let taken = sqlx::query(
+            "INSERT INTO outbox_lease (part, owner, until_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (part) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+             WHERE outbox_lease.owner = excluded.owner OR outbox_lease.until_ms < $4",
+        )
+        .bind(i64::from(partition))
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&self.0)
+        .await
+        .map_err(bus_error)?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release(&self, partition: u32, owner: &str) -> Result<(), BusError> {
+        sqlx::query("DELETE FROM outbox_lease WHERE part = $1 AND owner = $2")
+            .bind(i64::from(partition))
+            .bind(owner)
+            .execute(&self.0)
+            .await
+            .map_err(bus_error)?;
+        Ok(())
+    }
+
+    async fn fetch(&self, _partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
         sqlx::query_as("SELECT seq, body FROM outbox ORDER BY seq LIMIT $1")
             .bind(limit as i64)
             .fetch_all(&self.0)
@@ -149,9 +185,44 @@ impl OutboxStore for PgOutbox {
             .map_err(bus_error)
     }
 
-    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
+    async fn delete(&self, _partition: u32, seqs: &[i64]) -> Result<(), BusError> {
         sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)").bind(seqs).execute(&self.0).await.map_err(bus_error)?;
         Ok(())
+    }
+
+    async fn park(&self, _partition: u32, seq: i64, _body: &str, reason: &str) -> Result<(), BusError> {
+        // One statement: the row leaves the outbox and lands in the dead table together.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM outbox WHERE seq = $1 RETURNING seq, event_id, body)
+             INSERT INTO outbox_dead (seq, event_id, body, reason)
+             SELECT seq, event_id, body, $2 FROM gone
+             ON CONFLICT (seq) DO UPDATE SET reason = excluded.reason, parked_at = now()",
+        )
+        .bind(seq)
+        .bind(reason)
+        .execute(&self.0)
+        .await
+        .map_err(bus_error)?;
+        Ok(())
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<ParkedEvent>, BusError> {
+        let rows: Vec<(i64, Option<String>, String, String, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT seq, event_id, body, reason, parked_at FROM outbox_dead ORDER BY seq LIMIT $1")
+                .bind(limit as i64)
+                .fetch_all(&self.0)
+                .await
+                .map_err(bus_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, event_id, body, reason, parked_at)| ParkedEvent {
+                seq,
+                event_id,
+                body,
+                reason,
+                parked_at_ms: parked_at.timestamp_millis(),
+            })
+            .collect())
     }
 }
 

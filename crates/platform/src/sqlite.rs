@@ -89,12 +89,20 @@ pub struct Migration {
 }
 
 /// The platform's own tables in every service database: the outbox and the inbox.
-pub const PLATFORM_MIGRATIONS: &[Migration] = &[Migration {
-    scope: "platform",
-    version: 1,
-    name: "outbox_inbox",
-    sql: include_str!("../../../migrations/platform/sqlite/0001_outbox_inbox.sql"),
-}];
+pub const PLATFORM_MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: "platform",
+        version: 1,
+        name: "outbox_inbox",
+        sql: include_str!("../../../migrations/platform/sqlite/0001_outbox_inbox.sql"),
+    },
+    Migration {
+        scope: "platform",
+        version: 2,
+        name: "outbox_dead_lease",
+        sql: include_str!("../../../migrations/platform/sqlite/0002_outbox_dead_lease.sql"),
+    },
+];
 
 const READERS: usize = 2;
 

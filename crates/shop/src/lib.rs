@@ -122,6 +122,32 @@ pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
     ])
 }
 
+/// The services' outboxes on the stores `infra`'s configuration names (`only` one of them, by
+/// name), for the tools that read what their relays parked.
+pub async fn outboxes(
+    infra: &Infra,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<(&'static str, std::sync::Arc<dyn platform::events::outbox::OutboxStore>)>> {
+    const NAMES: [&str; 5] = ["user", "product", "order", "payment", "inventory"];
+    if let Some(name) = only
+        && !NAMES.contains(&name)
+    {
+        anyhow::bail!("no service named {name} (one of {})", NAMES.join(", "));
+    }
+    let mut outboxes = Vec::new();
+    for name in NAMES.into_iter().filter(|name| only.is_none_or(|only| only == *name)) {
+        let outbox = match name {
+            "user" => shop_user::outbox(&infra.config).await?,
+            "product" => shop_product::outbox(infra).await?,
+            "order" => shop_order::outbox(infra).await?,
+            "payment" => shop_payment::outbox(infra).await?,
+            _ => shop_inventory::outbox(infra).await?,
+        };
+        outboxes.push((name, outbox));
+    }
+    Ok(outboxes)
+}
+
 /// The whole platform's OpenAPI document: every service's, merged.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = shop_user::api::openapi();

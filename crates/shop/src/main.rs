@@ -88,6 +88,18 @@ enum EventsCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Lists the events a service's outbox relay parked because the bus refused them for good (too
+    /// large, characters a queue does not carry), one JSON object a line, with the reason.
+    Parked {
+        /// Only this service's (user, product, order, payment, inventory); default all.
+        #[arg(long)]
+        service: Option<String>,
+        /// At most this many per service.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Moves every dead letter of a queue back onto it.
     Redrive {
         /// The consumer queue.
@@ -204,9 +216,12 @@ async fn main() -> ExitCode {
         Command::Seed(args) => load_config(&args.data, None),
         Command::Import(args) => load_config(&args.data, None),
         Command::Reconcile(args) => load_config(&args.data, None),
-        Command::Events { command: EventsCommand::DeadLetters { data, .. } | EventsCommand::Redrive { data, .. } } => {
-            load_config(data, None)
-        }
+        Command::Events {
+            command:
+                EventsCommand::DeadLetters { data, .. }
+                | EventsCommand::Redrive { data, .. }
+                | EventsCommand::Parked { data, .. },
+        } => load_config(data, None),
         Command::Admin { command: AdminCommand::Create { data, .. } } => load_config(data, None),
     };
     let config = match config {
@@ -371,6 +386,21 @@ async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {
         EventsCommand::Redrive { queue, .. } => {
             let moved = infra.bus.redrive(&queue).await?;
             println!("{moved} message(s) moved back onto {queue}");
+        }
+        EventsCommand::Parked { service, limit, .. } => {
+            for (name, outbox) in shop::outboxes(&infra, service.as_deref()).await? {
+                for parked in outbox.parked(limit).await? {
+                    let line = serde_json::json!({
+                        "service": name,
+                        "seq": parked.seq,
+                        "event_id": parked.event_id,
+                        "reason": parked.reason,
+                        "parked_at": chrono::DateTime::from_timestamp_millis(parked.parked_at_ms),
+                        "body": serde_json::from_str::<serde_json::Value>(&parked.body).unwrap_or(parked.body.into()),
+                    });
+                    println!("{line}");
+                }
+            }
         }
     }
     Ok(())

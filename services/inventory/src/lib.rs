@@ -123,6 +123,11 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
 /// command is keyed by its order, so one handled twice (a batch slower than this) changes nothing.
 pub const COMMAND_VISIBILITY: Duration = Duration::from_secs(10);
 
+/// The service's outbox on the stores `infra`'s configuration names (for `shop events parked`).
+pub async fn outbox(infra: &Infra) -> anyhow::Result<Arc<dyn OutboxStore>> {
+    Ok(open(infra).await?.outbox)
+}
+
 /// Wires the service into a process: store, outbox relay, saga command consumer, expiry sweeper,
 /// routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {

@@ -156,6 +156,11 @@ pub fn answer_visibility(step_ms: u64) -> std::time::Duration {
         .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(10))
 }
 
+/// The service's outbox on the stores `infra`'s configuration names (for `shop events parked`).
+pub async fn outbox(infra: &Infra) -> anyhow::Result<Arc<dyn platform::events::outbox::OutboxStore>> {
+    Ok(open(infra).await?.outbox)
+}
+
 /// Wires the service into a process: stores (carts cached), outbox relay, saga consumer,
 /// timeout sweeper (which also audits settled orders), dead-end search, abandoned-cart reporter,
 /// routes, checks.

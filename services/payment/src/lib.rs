@@ -131,6 +131,11 @@ pub fn provider(config: &Settings) -> anyhow::Result<Arc<dyn PaymentProvider>> {
     })
 }
 
+/// The service's outbox on the stores `infra`'s configuration names (for `shop events parked`).
+pub async fn outbox(infra: &Infra) -> anyhow::Result<Arc<dyn OutboxStore>> {
+    Ok(open_store(infra, OutboxSignal::default()).await?.1)
+}
+
 /// Wires the service into a process: store, outbox relay, provider, saga command consumer,
 /// refund retries, reconciler, routes, checks.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {

@@ -122,6 +122,11 @@ pub async fn open_catalog(infra: &Infra) -> anyhow::Result<Catalog> {
     Ok(Catalog { categories, products })
 }
 
+/// The service's outbox on the stores `infra`'s configuration names (for `shop events parked`).
+pub async fn outbox(infra: &Infra) -> anyhow::Result<Arc<dyn OutboxStore>> {
+    Ok(stores(infra, OutboxSignal::default()).await?.2.outbox())
+}
+
 type Stores = (Arc<dyn CategoryStore>, Arc<dyn ProductStore>, Arc<dyn BackendParts>);
 
 /// What a store backend adds to the process: its outbox (for the relay) and its readiness check.

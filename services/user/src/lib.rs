@@ -126,6 +126,14 @@ pub fn router(state: AppState) -> Router {
     api::router().with_state(state)
 }
 
+/// The service's outbox on the stores a configuration names (for `shop events parked`).
+pub async fn outbox(config: &platform::Config) -> anyhow::Result<Arc<dyn platform::events::outbox::OutboxStore>> {
+    Ok(match user_store(config).await?.1 {
+        UserBackend::Postgres(pool) => Arc::new(platform::postgres::PgOutbox(pool)),
+        UserBackend::Sqlite(db) => Arc::new(platform::events::outbox::SqliteOutbox(db)),
+    })
+}
+
 /// The account store a configuration names, migrated: PostgreSQL when `SHOP_DATABASE_URL` is set,
 /// else SQLite under the data dir. Nothing is started (the CLI uses it as it is): the events it
 /// writes wait in the outbox for the service's relay.

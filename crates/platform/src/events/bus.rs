@@ -12,6 +12,28 @@ use super::envelope::{EnvelopeError, Event};
 /// Receives after which a message goes to the dead-letter queue (the SQS redrive `maxReceiveCount`).
 pub const MAX_RECEIVES: u32 = 5;
 
+/// The largest message body a queue takes, in bytes: the SQS queues' `MaximumMessageSize`, set
+/// explicitly by the CDK app (SQS's own ceiling is higher); the embedded queue holds to it too, so
+/// an event too large for AWS is refused on a laptop as well.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Why a queue would refuse `body` for good (too large, or characters outside what SQS accepts:
+/// tab, newline, carriage return, U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF); `None` when
+/// it can be sent. Every bus checks it, so no adapter takes what another would refuse.
+pub fn refusal(body: &str) -> Option<String> {
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Some(format!("the message is {} bytes, over the queue's limit of {MAX_MESSAGE_BYTES}", body.len()));
+    }
+    body.chars()
+        .find(|c| !sendable(*c))
+        .map(|c| format!("the message contains U+{:04X}, which a queue does not carry", u32::from(c)))
+}
+
+/// Whether SQS carries `c` in a message body.
+pub fn sendable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
 /// A failure of the bus itself (not of a handler).
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -36,6 +58,10 @@ pub enum BusError {
     /// The receipt is stale: the message was received again (or is gone) since.
     #[error("stale receipt for message {0}")]
     StaleReceipt(String),
+    /// The bus refuses this message for good (too large, characters it does not carry): sending it
+    /// again can never succeed.
+    #[error("the bus refuses the message: {0}")]
+    Refused(String),
 }
 
 /// One received message.
@@ -85,7 +111,7 @@ pub trait EventBus: Send + Sync {
     async fn publish(&self, event: &Event) -> Result<(), BusError>;
 
     /// Publishes `events` in order; the number published before a failure stops it (all of them on
-    /// success). Buses that can write many at once (one transaction) override it.
+    /// success). A [`BusError::Refused`] names the event at that number, which nothing published. Buses that can write many at once (one transaction) override it.
     async fn publish_batch(&self, events: &[Event]) -> (usize, Result<(), BusError>) {
         for (i, event) in events.iter().enumerate() {
             if let Err(error) = self.publish(event).await {
@@ -147,4 +173,21 @@ pub trait EventBus: Send + Sync {
 /// The delay before redelivering a failed message: exponential in its receives, capped at a minute.
 pub fn backoff(receive_count: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << receive_count.min(7))).min(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_refuses_what_sqs_would() {
+        assert_eq!(refusal("{\"a\":\"caf\u{e9} \u{1F600}\t\"}"), None);
+        let odd = refusal("{\"email\":\"a\u{FFFE}@b.c\"}").unwrap();
+        assert!(odd.contains("U+FFFE"), "{odd}");
+        assert!(refusal("\u{FFFF}").is_some());
+        assert!(refusal("\u{1}").is_some());
+        assert_eq!(refusal(&"x".repeat(MAX_MESSAGE_BYTES)), None);
+        let large = refusal(&"x".repeat(MAX_MESSAGE_BYTES + 1)).unwrap();
+        assert!(large.contains("over the queue's limit"), "{large}");
+    }
 }

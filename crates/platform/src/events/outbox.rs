@@ -5,12 +5,20 @@
 //! The relay looks every interval, and at once when an [`OutboxSignal`] wakes it: the stores that
 //! write outbox rows hold the signal of their service's relay and wake it after a commit that wrote
 //! events, so nothing above the store knows there is a relay.
+//!
+//! An outbox is spread over [`partitions`](OutboxStore::partitions) (DynamoDB's sharded partition
+//! keys; one for a SQL table). A relay drains a partition only while it holds the partition's
+//! lease, so the tasks of a service publish each event once and share a backlog between them
+//! instead of each publishing all of it. An event the bus refuses for good (too large, characters a
+//! queue does not carry) is parked in the outbox's dead-letter table with the reason, counted
+//! (`outbox_parked_total`, the `OutboxParked` business metric and its alarm), and the events behind
+//! it go on; any other failure is retried with a growing pause.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,22 +29,116 @@ use crate::sqlite::Db;
 /// Rows the relay moves at a time.
 const BATCH: usize = 500;
 
+/// How long a relay's lease on a partition lasts unless renewed: how long a partition waits when
+/// its relay died holding it. A relay renews it after a third of that while it drains.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// The longest pause between tries while the bus keeps failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// An event the bus refused for good, kept out of the outbox with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    /// Its outbox sequence number.
+    pub seq: i64,
+    /// Its event id, where the row was an event.
+    pub event_id: Option<String>,
+    /// The row as it was written.
+    pub body: String,
+    /// Why the bus refused it.
+    pub reason: String,
+    /// When it was parked (milliseconds since the epoch).
+    pub parked_at_ms: i64,
+}
+
+/// The event id of an outbox row, where it has one.
+pub fn event_id_of(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_str::<Id>(body).ok().map(|row| row.id)
+}
+
 /// A table of events waiting to be published.
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// The oldest waiting events, in order, with their sequence numbers.
-    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError>;
-    /// Forgets published events.
-    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError>;
+    /// The partitions the outbox is spread over, `0..partitions()`; each is drained on its own.
+    fn partitions(&self) -> u32 {
+        1
+    }
+
+    /// Takes `partition` for `owner` until `ttl` from now, or keeps it, unless another relay holds
+    /// an unexpired lease on it; whether `owner` holds it now.
+    async fn lease(&self, partition: u32, owner: &str, ttl: Duration) -> Result<bool, BusError>;
+
+    /// Gives up `owner`'s lease on `partition` (nothing when another holds it).
+    async fn release(&self, partition: u32, owner: &str) -> Result<(), BusError>;
+
+    /// Whether `partition` has events waiting (what a relay asks before taking its lease).
+    async fn waiting(&self, partition: u32) -> Result<bool, BusError> {
+        Ok(!self.fetch(partition, 1).await?.is_empty())
+    }
+
+    /// The oldest waiting events of `partition`, in order, with their sequence numbers.
+    async fn fetch(&self, partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError>;
+
+    /// Forgets published events of `partition`.
+    async fn delete(&self, partition: u32, seqs: &[i64]) -> Result<(), BusError>;
+
+    /// Moves row `seq` of `partition`, which the bus refused for good, out of the outbox into its
+    /// dead-letter table with `reason`.
+    async fn park(&self, partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError>;
+
+    /// Up to `limit` parked events, oldest first.
+    async fn parked(&self, limit: usize) -> Result<Vec<ParkedEvent>, BusError>;
 }
 
-/// The outbox of a SQLite service database.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The outbox of a SQLite service database (one partition).
 #[derive(Debug, Clone)]
 pub struct SqliteOutbox(pub Db);
 
 #[async_trait]
 impl OutboxStore for SqliteOutbox {
-    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+    async fn lease(&self, partition: u32, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+        let owner = owner.to_owned();
+        let now = now_ms();
+        Ok(self
+            .0
+            .transaction(move |tx| {
+                let changed = tx
+                    .prepare_cached(
+                        "INSERT INTO outbox_lease (part, owner, until_ms) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (part) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+                         WHERE outbox_lease.owner = excluded.owner OR outbox_lease.until_ms < ?4",
+                    )?
+                    .execute(params![partition, owner, now.saturating_add(ttl_ms(ttl)), now])?;
+                Ok(changed == 1)
+            })
+            .await?)
+    }
+
+    async fn release(&self, partition: u32, owner: &str) -> Result<(), BusError> {
+        let owner = owner.to_owned();
+        self.0
+            .transaction(move |tx| {
+                tx.prepare_cached("DELETE FROM outbox_lease WHERE part = ?1 AND owner = ?2")?
+                    .execute(params![partition, owner])?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch(&self, _partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
         Ok(self
             .0
             .read(move |c| {
@@ -49,7 +151,7 @@ impl OutboxStore for SqliteOutbox {
             .await?)
     }
 
-    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
+    async fn delete(&self, _partition: u32, seqs: &[i64]) -> Result<(), BusError> {
         let seqs = seqs.to_vec();
         self.0
             .transaction(move |tx| {
@@ -62,6 +164,80 @@ impl OutboxStore for SqliteOutbox {
             .await?;
         Ok(())
     }
+
+    async fn park(&self, _partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError> {
+        let (body, reason) = (body.to_owned(), reason.to_owned());
+        let event_id = event_id_of(&body);
+        self.0
+            .transaction(move |tx| {
+                let removed = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute(params![seq])?;
+                if removed == 1 {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO outbox_dead (seq, event_id, body, reason, parked_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![seq, event_id, body, reason, now_ms()])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<ParkedEvent>, BusError> {
+        Ok(self
+            .0
+            .read(move |c| {
+                let mut select = c.prepare_cached(
+                    "SELECT seq, event_id, body, reason, parked_at FROM outbox_dead ORDER BY seq LIMIT ?1",
+                )?;
+                let rows = select
+                    .query_map(params![limit as i64], |row| {
+                        Ok(ParkedEvent {
+                            seq: row.get(0)?,
+                            event_id: row.get(1)?,
+                            body: row.get(2)?,
+                            reason: row.get(3)?,
+                            parked_at_ms: row.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+}
+
+/// Every event waiting in `store`, across its partitions, in the order they were made (by event
+/// id, a UUIDv7), taken out of it when `take` (for tests and tools that stand in for the relay).
+pub async fn waiting_events(store: &dyn OutboxStore, take: bool) -> Result<Vec<Event>, BusError> {
+    let mut events = Vec::new();
+    for partition in 0..store.partitions() {
+        loop {
+            let rows = store.fetch(partition, BATCH).await?;
+            for (_, body) in &rows {
+                events.push(Event::from_json(body).map_err(|e| BusError::Outbox(Box::new(e)))?);
+            }
+            if !take || rows.is_empty() {
+                break;
+            }
+            let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+            store.delete(partition, &seqs).await?;
+        }
+    }
+    events.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(events)
+}
+
+/// Who holds the lease of `partition` of a SQLite outbox, and until when (for tests and tools).
+pub async fn sqlite_lease_holder(db: &Db, partition: u32) -> Result<Option<(String, i64)>, BusError> {
+    Ok(db
+        .read(move |c| {
+            Ok(c.prepare_cached("SELECT owner, until_ms FROM outbox_lease WHERE part = ?1")?
+                .query_row(params![partition], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?)
+        })
+        .await?)
 }
 
 /// Wakes an outbox relay: a store that wrote events calls [`wake`](Self::wake) once its
@@ -91,6 +267,12 @@ impl OutboxSignal {
     }
 }
 
+/// The pause before the next try after `failures` drains in a row failed: doubling from `interval`,
+/// at most [`MAX_BACKOFF`].
+pub fn retry_after(interval: Duration, failures: u32) -> Duration {
+    interval.saturating_mul(1 << failures.min(16)).min(MAX_BACKOFF)
+}
+
 /// Moves an outbox onto the bus.
 #[derive(Clone)]
 pub struct OutboxRelay {
@@ -98,13 +280,15 @@ pub struct OutboxRelay {
     bus: Arc<dyn EventBus>,
     signal: OutboxSignal,
     interval: Duration,
+    owner: String,
 }
 
 impl OutboxRelay {
     /// A relay from `store` to `bus` that looks every `interval` and whenever its signal is woken
     /// (a signal of its own unless [`woken_by`](Self::woken_by) names the stores').
     pub fn new(store: Arc<dyn OutboxStore>, bus: Arc<dyn EventBus>, interval: Duration) -> Self {
-        Self { store, bus, signal: OutboxSignal::default(), interval }
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        Self { store, bus, signal: OutboxSignal::default(), interval, owner }
     }
 
     /// The relay, woken by `signal` (the one the stores writing its outbox hold).
@@ -113,40 +297,103 @@ impl OutboxRelay {
         self
     }
 
-    /// Publishes everything waiting; the number published.
+    /// The name this relay holds leases under.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Publishes everything waiting in the partitions no other relay holds; the number published.
+    /// Partitions are visited from a random one, so relays looking at once mostly take different
+    /// ones. A failing partition does not stop the others; the first failure is returned.
     pub async fn drain(&self) -> Result<usize, BusError> {
+        let partitions = self.store.partitions().max(1);
+        let first = (uuid::Uuid::new_v4().as_u128() % u128::from(partitions)) as u32;
+        let mut total = 0;
+        let mut failure = None;
+        for i in 0..partitions {
+            match self.drain_partition((first + i) % partitions).await {
+                Ok(published) => total += published,
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        failure.map_or(Ok(total), Err)
+    }
+
+    async fn drain_partition(&self, partition: u32) -> Result<usize, BusError> {
+        // An idle partition costs one read: the lease is taken only when there is work.
+        if !self.store.waiting(partition).await? {
+            return Ok(0);
+        }
+        if !self.store.lease(partition, &self.owner, LEASE_TTL).await? {
+            metrics::counter!("outbox_lease_busy_total").increment(1);
+            return Ok(0);
+        }
+        let drained = self.drain_leased(partition).await;
+        if let Err(error) = self.store.release(partition, &self.owner).await {
+            tracing::warn!(partition, error = %crate::error::cause_chain(&error), "could not give up an outbox lease; it lapses");
+        }
+        drained
+    }
+
+    async fn drain_leased(&self, partition: u32) -> Result<usize, BusError> {
+        let mut leased_at = Instant::now();
         let mut total = 0;
         loop {
-            let rows = self.store.fetch(BATCH).await?;
+            if leased_at.elapsed() > LEASE_TTL / 3 {
+                if !self.store.lease(partition, &self.owner, LEASE_TTL).await? {
+                    return Ok(total);
+                }
+                leased_at = Instant::now();
+            }
+            // Fetched after the lease was taken: what a relay that held it before published is gone.
+            let rows = self.store.fetch(partition, BATCH).await?;
             if rows.is_empty() {
                 return Ok(total);
             }
-            let mut published = Vec::with_capacity(rows.len());
             let mut events = Vec::with_capacity(rows.len());
-            let mut seqs = Vec::with_capacity(rows.len());
+            let mut kept = Vec::with_capacity(rows.len());
             for (seq, body) in &rows {
                 match Event::from_json(body) {
                     Ok(event) => {
                         events.push(event);
-                        seqs.push(*seq);
+                        kept.push((*seq, body.as_str()));
                     }
                     Err(error) => {
                         // Only our own code writes the outbox; a bad row is a bug, kept out of the way.
-                        tracing::error!(outbox.seq = seq, %error, "dropping an outbox row that is not an event");
-                        published.push(*seq);
+                        self.park(partition, *seq, body, &format!("not an event: {error}"), None).await?;
                     }
                 }
             }
-            let (sent, outcome) = self.bus.publish_batch(&events).await;
-            published.extend_from_slice(&seqs[..sent]);
-            if crate::telemetry::emf::enabled() {
-                // Business metrics count what was published (at least once, as the events go).
-                events[..sent].iter().filter_map(crate::telemetry::emf::of_event).for_each(|set| set.emit());
+            let mut published = Vec::with_capacity(events.len());
+            let mut failure = None;
+            let mut at = 0;
+            while at < events.len() {
+                let (sent, outcome) = self.bus.publish_batch(&events[at..]).await;
+                let sent = sent.min(events.len() - at);
+                published.extend(kept[at..at + sent].iter().map(|(seq, _)| *seq));
+                if crate::telemetry::emf::enabled() {
+                    // Business metrics count what was published (at least once, as the events go).
+                    events[at..at + sent].iter().filter_map(crate::telemetry::emf::of_event).for_each(|set| set.emit());
+                }
+                at += sent;
+                match outcome {
+                    Ok(()) => break,
+                    Err(BusError::Refused(reason)) if at < events.len() => {
+                        let (seq, body) = kept[at];
+                        self.park(partition, seq, body, &reason, Some(&events[at])).await?;
+                        at += 1;
+                    }
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
             }
-            let failure = outcome.err();
             // Counted when published (a failed delete republishes later; the inbox absorbs that).
             metrics::counter!("outbox_published_total").increment(published.len() as u64);
-            self.store.delete(&published).await?;
+            self.store.delete(partition, &published).await?;
             total += published.len();
             if let Some(error) = failure {
                 return Err(error);
@@ -154,16 +401,54 @@ impl OutboxRelay {
         }
     }
 
-    /// Runs until `shutdown`, then publishes what is left once more.
+    async fn park(
+        &self,
+        partition: u32,
+        seq: i64,
+        body: &str,
+        reason: &str,
+        event: Option<&Event>,
+    ) -> Result<(), BusError> {
+        tracing::error!(
+            outbox.seq = seq,
+            event.id = event.map(|e| e.id.as_str()),
+            event.kind = event.map(|e| e.kind.as_str()),
+            reason,
+            "parking an outbox event the bus refuses for good"
+        );
+        self.store.park(partition, seq, body, reason).await?;
+        metrics::counter!("outbox_parked_total").increment(1);
+        if crate::telemetry::emf::enabled() {
+            let service = event.and_then(|e| e.source.strip_prefix("/services/")).unwrap_or("unknown");
+            crate::telemetry::emf::business(service, "OutboxParked", 1.0, crate::telemetry::emf::Unit::Count).emit();
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown`, then publishes what is left once more. While the bus fails it waits
+    /// longer after each failure ([`retry_after`]), deaf to wakes.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
         loop {
-            if let Err(error) = self.drain().await {
-                tracing::warn!(error = %crate::error::cause_chain(&error), "outbox relay could not publish; will retry");
+            match self.drain().await {
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(failures, error = %crate::error::cause_chain(&error), "outbox relay could not publish; will retry");
+                }
             }
+            let pause = if failures == 0 { self.interval } else { retry_after(self.interval, failures) };
+            let woken = async {
+                if failures == 0 {
+                    self.signal.woken().await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.signal.woken() => {}
-                () = tokio::time::sleep(self.interval) => {}
+                () = woken => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
         if let Err(error) = self.drain().await {

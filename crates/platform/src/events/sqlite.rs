@@ -146,6 +146,11 @@ impl SqliteQueue {
     }
 }
 
+/// Refuses, as SQS would, an event whose body no queue carries.
+fn refuse(event: &Event) -> Result<(), BusError> {
+    super::bus::refusal(&event.to_json()).map_or(Ok(()), |reason| Err(BusError::Refused(reason)))
+}
+
 #[async_trait]
 impl EventBus for SqliteQueue {
     async fn ensure_queue(&self, _queue: &str) -> Result<(), BusError> {
@@ -154,17 +159,24 @@ impl EventBus for SqliteQueue {
     }
 
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
+        refuse(event)?;
         self.insert(vec![self.routed(event)]).await
     }
 
     async fn publish_batch(&self, events: &[Event]) -> (usize, Result<(), BusError>) {
-        match self.insert(events.iter().map(|e| self.routed(e)).collect()).await {
-            Ok(()) => (events.len(), Ok(())),
+        // Everything before the first event a queue refuses goes in one transaction.
+        let (sendable, refused) = match events.iter().position(|e| refuse(e).is_err()) {
+            Some(i) => (i, refuse(&events[i]).err()),
+            None => (events.len(), None),
+        };
+        match self.insert(events[..sendable].iter().map(|e| self.routed(e)).collect()).await {
+            Ok(()) => (sendable, refused.map_or(Ok(()), Err)),
             Err(error) => (0, Err(error)),
         }
     }
 
     async fn send(&self, queue: &str, event: &Event) -> Result<(), BusError> {
+        refuse(event)?;
         self.insert(vec![(vec![queue.to_owned()], event)]).await
     }
 

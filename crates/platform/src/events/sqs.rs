@@ -30,6 +30,12 @@ where
         {
             return BusError::UnknownQueue(operation.to_owned());
         }
+        if operation == "SendMessage"
+            && matches!(error.code(), Some("InvalidMessageContents" | "MessageTooLong" | "InvalidParameterValue"))
+        {
+            // Sending the same body again can never succeed.
+            return BusError::Refused(format!("{operation}: {}", error.message().unwrap_or("refused")));
+        }
         BusError::Sqs { operation, source: DisplayErrorContext(error).to_string().into() }
     }
 }
@@ -86,6 +92,9 @@ impl SqsBus {
     }
 
     async fn send_body(&self, queue_name: &str, body: &str) -> Result<(), BusError> {
+        if let Some(reason) = super::bus::refusal(body) {
+            return Err(BusError::Refused(reason));
+        }
         let url = self.url(queue_name).await?;
         self.client.send_message().queue_url(url).message_body(body).send().await.map_err(sqs_error("SendMessage"))?;
         Ok(())

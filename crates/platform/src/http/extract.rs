@@ -40,6 +40,12 @@ where
                 format!("the request carries {found}: card data is never accepted; send the payment provider's token"),
             ));
         }
+        if let Some(field) = unsendable_field(&bytes) {
+            return Err(ApiError::validation(vec![FieldError {
+                field,
+                message: "contains U+FFFE or U+FFFF, which are not characters and cannot be stored or sent".into(),
+            }]));
+        }
         // A malformed body is always a 400, whatever its fields: the typed pass reports syntax errors
         // itself, and only when it fails on a field is the whole body checked for syntax (a syntax
         // error later in the body still wins).
@@ -62,6 +68,42 @@ where
             }
         }
     }
+}
+
+/// Where a JSON body holds U+FFFE or U+FFFF (raw or escaped), which no queue carries (SQS refuses
+/// them) and no text field needs: the path of the first string holding one (`.` for the body
+/// itself), or `None`. Only a body that holds their bytes or escapes at all is parsed for the path.
+pub fn unsendable_field(body: &[u8]) -> Option<String> {
+    let raw = body.windows(3).any(|w| w[0] == 0xEF && w[1] == 0xBF && (w[2] == 0xBE || w[2] == 0xBF));
+    let escaped = body.windows(6).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && w[2..5].eq_ignore_ascii_case(b"fff")
+            && matches!(w[5], b'e' | b'E' | b'f' | b'F')
+    });
+    if !raw && !escaped {
+        return None;
+    }
+    fn bad(text: &str) -> bool {
+        text.contains(['\u{FFFE}', '\u{FFFF}'])
+    }
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        let here = |name: &str| if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+        match value {
+            serde_json::Value::String(text) => {
+                bad(text).then(|| if path.is_empty() { ".".to_owned() } else { path.to_owned() })
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().enumerate().find_map(|(i, item)| walk(item, &format!("{path}[{i}]")))
+            }
+            serde_json::Value::Object(fields) => fields
+                .iter()
+                .find_map(|(name, item)| if bad(name) { Some(here(name)) } else { walk(item, &here(name)) }),
+            _ => None,
+        }
+    }
+    // A body that does not parse is answered by the typed pass.
+    serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|value| walk(&value, ""))
 }
 
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
@@ -187,6 +229,17 @@ mod tests {
         let (status, _, json) = call(Some("application/json"), r#"{"name":"a","quantity":1} trailing"#).await;
         assert_eq!(status, 400, "trailing characters after a good body");
         assert_eq!(json["type"], "/problems/malformed-json");
+    }
+
+    #[tokio::test]
+    async fn a_non_character_in_any_string_is_a_422_naming_the_field() {
+        for body in [r#"{"name":"a\uFFFE","quantity":1}"#, "{\"name\":\"a\u{FFFF}b\",\"quantity\":1}"] {
+            let (status, _, json) = call(Some("application/json"), body).await;
+            assert_eq!(status, 422, "{body}");
+            assert_eq!(json["errors"][0]["field"], "name", "{json}");
+        }
+        assert_eq!(unsendable_field(br#"{"a":[{"b":"x"},{"c":"\ufffe"}]}"#).as_deref(), Some("a[1].c"));
+        assert_eq!(unsendable_field("{\"caf\u{e9}\":\"\u{1F600} \u{FFFD}\"}".as_bytes()), None);
     }
 
     #[tokio::test]

@@ -35,6 +35,11 @@ pub const BUSINESS_METRICS: &[(&str, &str)] = &[
     ("order", "ReconcileUnrepaired"),
     ("payment", "ReconcileRepaired"),
     ("payment", "ReconcileUnrepaired"),
+    ("user", "OutboxParked"),
+    ("product", "OutboxParked"),
+    ("order", "OutboxParked"),
+    ("payment", "OutboxParked"),
+    ("inventory", "OutboxParked"),
 ];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -246,6 +251,10 @@ mod tests {
             for metric in ["ReconcileRepaired", "ReconcileUnrepaired"] {
                 named.push((service.into(), metric.into()));
             }
+        }
+        // The outbox relay's parked events (`events::outbox`), per service.
+        for service in ["user", "product", "order", "payment", "inventory"] {
+            named.push((service.into(), "OutboxParked".into()));
         }
         let mut expected: Vec<(String, String)> =
             BUSINESS_METRICS.iter().map(|(s, m)| ((*s).to_owned(), (*m).to_owned())).collect();

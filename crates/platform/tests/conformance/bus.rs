@@ -88,6 +88,7 @@ macro_rules! bus_suite {
                 a_consumer_settles_each_event_of_a_batch_by_its_own_outcome,
                 a_published_batch_reaches_every_subscribed_queue_and_acks_settle_each,
                 the_bus_answers_a_ping,
+                a_message_no_queue_carries_is_refused_for_good_and_the_batch_stops_before_it,
                 $($extra),*
             );
         }
@@ -554,6 +555,31 @@ async fn a_published_batch_reaches_every_subscribed_queue_and_acks_settle_each(f
         assert_nothing_for(bus, queue, past_visibility(fx)).await;
     }
     assert_nothing_for(bus, "audit", Duration::ZERO).await;
+}
+
+async fn a_message_no_queue_carries_is_refused_for_good_and_the_batch_stops_before_it(fx: &BusFixture) {
+    let bus = fx.bus.as_ref();
+    ensure(bus, &["billing", "shipping"]).await;
+    let good = event("order.placed.v1", 1);
+    let odd = Event::new("order.placed.v1", "order", json!({ "email": "a\u{FFFF}@example.com" }));
+    let large =
+        Event::new("order.placed.v1", "order", json!({ "blob": "x".repeat(platform::events::bus::MAX_MESSAGE_BYTES) }));
+    let after = event("order.placed.v1", 2);
+    for refused in [&odd, &large] {
+        assert!(matches!(bus.publish(refused).await, Err(BusError::Refused(_))), "publish");
+        assert!(matches!(bus.send("billing", refused).await, Err(BusError::Refused(_))), "send");
+    }
+    let (sent, outcome) = bus.publish_batch(&[good.clone(), odd.clone(), after.clone()]).await;
+    assert_eq!(sent, 1, "the events before the refused one are published");
+    match outcome {
+        Err(BusError::Refused(reason)) => assert!(reason.contains("U+FFFF"), "{reason}"),
+        other => panic!("a refusal, not {other:?}"),
+    }
+    let (sent, outcome) = bus.publish_batch(std::slice::from_ref(&after)).await;
+    assert!(sent == 1 && outcome.is_ok(), "the event behind it goes out on its own");
+    let received = receive_n(bus, "billing", 2, IN_FLIGHT).await;
+    assert_eq!(received.iter().map(event_id).collect::<BTreeSet<_>>(), BTreeSet::from([good.id, after.id]));
+    assert_nothing_for(bus, "billing", Duration::from_millis(300)).await;
 }
 
 async fn the_bus_answers_a_ping(fx: &BusFixture) {

@@ -28,6 +28,7 @@ macro_rules! instantiate {
 mod bus;
 mod cache;
 mod objects;
+mod outbox;
 mod postgres;
 
 use std::future::Future;

@@ -26,7 +26,7 @@ async fn migrate_applies_each_migration_once_into_the_connections_schema() {
     let Some(schema) = PgSchema::create().await else { return };
     assert_eq!(migrate(&schema.pool, PLATFORM_MIGRATIONS).await.unwrap(), PLATFORM_MIGRATIONS.len());
     assert_eq!(migrate(&schema.pool, PLATFORM_MIGRATIONS).await.unwrap(), 0, "a second run applies nothing");
-    assert_eq!(tables(&schema).await, ["_migrations", "inbox", "outbox"]);
+    assert_eq!(tables(&schema).await, ["_migrations", "inbox", "outbox", "outbox_dead", "outbox_lease"]);
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM _migrations").fetch_one(&schema.pool).await.unwrap();
     assert_eq!(recorded, PLATFORM_MIGRATIONS.len() as i64);
     schema.drop().await;
@@ -44,7 +44,7 @@ async fn concurrent_migrations_apply_each_migration_once() {
         applied += run.unwrap().expect("a migration run beside others succeeds");
     }
     assert_eq!(applied, PLATFORM_MIGRATIONS.len());
-    assert_eq!(tables(&schema).await, ["_migrations", "inbox", "outbox"]);
+    assert_eq!(tables(&schema).await, ["_migrations", "inbox", "outbox", "outbox_dead", "outbox_lease"]);
     schema.drop().await;
 }
 

@@ -255,3 +255,37 @@ fn uuid_like() -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     )
 }
+
+#[test]
+fn events_parked_lists_what_a_relay_parked_with_the_reason() {
+    use platform::events::outbox::{OutboxRelay, SqliteOutbox};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(shop().arg("migrate").arg("--data-dir").arg(dir.path()).output().unwrap().status.success());
+    let odd =
+        platform::events::Event::new("user.registered.v1", "user", serde_json::json!({"email": "a\u{FFFE}@x.io"}));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = platform::sqlite::Db::open(dir.path().join("user.db")).unwrap();
+        let written = odd.clone();
+        db.transaction(move |tx| platform::sqlite::outbox_push(tx, &written)).await.unwrap();
+        let bus =
+            platform::events::sqlite::SqliteQueue::open(dir.path().join("events.db"), shop::routing(), Duration::ZERO)
+                .unwrap();
+        let relay =
+            OutboxRelay::new(std::sync::Arc::new(SqliteOutbox(db)), std::sync::Arc::new(bus), Duration::from_secs(60));
+        assert_eq!(relay.drain().await.unwrap(), 0);
+    });
+    let output = shop().args(["events", "parked", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!((lines[0]["service"].as_str(), lines[0]["event_id"].as_str()), (Some("user"), Some(odd.id.as_str())));
+    assert!(lines[0]["reason"].as_str().unwrap().contains("U+FFFE"), "{}", lines[0]);
+    assert_eq!(lines[0]["body"]["data"]["email"], "a\u{FFFE}@x.io");
+    let other = shop().args(["events", "parked", "--service", "order", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(other.status.success() && other.stdout.is_empty(), "another service's outbox has parked nothing");
+    let wrong =
+        shop().args(["events", "parked", "--service", "billing", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("no service named billing"));
+}

@@ -191,9 +191,10 @@ impl DynamoInventoryStore {
     /// The outbox as the relay reads it: `changed` events filled in with the stock.
     pub fn outbox(&self) -> StockOutbox {
         StockOutbox {
-            inner: DynamoOutbox::new(self.client.clone(), self.tables.outbox.clone(), OUTBOX_SERVICE),
+            inner: self.outbox_writer(),
             store: self.clone(),
             fetched: Mutex::new(HashMap::new()),
+            settled: Mutex::new(Vec::new()),
         }
     }
 
@@ -217,16 +218,13 @@ impl DynamoInventoryStore {
 
     fn outbox_put(&self, doc: &OutboxDoc) -> Result<TransactWriteItem, StoreError> {
         let body = serde_json::to_string(doc).expect("events serialize");
-        let put = Put::builder()
-            .table_name(&self.tables.outbox)
-            .item("Service", s(OUTBOX_SERVICE))
-            .item("Seq", n(next_seq()))
-            .item("Body", s(body))
-            .item("CreatedAt", n(Utc::now().timestamp_millis()))
-            .condition_expression("attribute_not_exists(Seq)")
-            .build()
-            .map_err(sdk)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        // The shard follows what the transaction was about (its order, else its first SKU).
+        let key = doc.events.iter().chain(&doc.changed).find_map(|e| e.subject.as_deref()).unwrap_or_default();
+        Ok(self.outbox_writer().put_body(key, None, body)?)
+    }
+
+    fn outbox_writer(&self) -> DynamoOutbox {
+        DynamoOutbox::new(self.client.clone(), self.tables.outbox.clone(), OUTBOX_SERVICE)
     }
 
     fn ledger_put(
@@ -793,12 +791,14 @@ impl InventoryStore for DynamoInventoryStore {
 
 /// The inventory's outbox as the relay reads it: each item (one transaction's events) becomes its
 /// events, with the `changed` ones filled in with the SKU's stock read now. The relay's sequence
-/// numbers are per event; an item is deleted once all its events are published.
+/// numbers are per event; an item is deleted once all its events are published (or parked).
 pub struct StockOutbox {
     inner: DynamoOutbox,
     store: DynamoInventoryStore,
     /// Per event handed to the relay: the item it came from, and how many events that item made.
     fetched: Mutex<HashMap<i64, (i64, usize)>>,
+    /// Events of the last fetch the relay parked: settled like published ones.
+    settled: Mutex<Vec<i64>>,
 }
 
 impl StockOutbox {
@@ -809,16 +809,32 @@ impl StockOutbox {
 
 #[async_trait]
 impl OutboxStore for StockOutbox {
-    async fn fetch(&self, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
-        let items = self.inner.fetch(limit.div_ceil(4).max(1)).await?;
+    fn partitions(&self) -> u32 {
+        self.inner.partitions()
+    }
+
+    async fn lease(&self, partition: u32, owner: &str, ttl: std::time::Duration) -> Result<bool, BusError> {
+        self.inner.lease(partition, owner, ttl).await
+    }
+
+    async fn release(&self, partition: u32, owner: &str) -> Result<(), BusError> {
+        self.inner.release(partition, owner).await
+    }
+
+    async fn waiting(&self, partition: u32) -> Result<bool, BusError> {
+        self.inner.waiting(partition).await
+    }
+
+    async fn fetch(&self, partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+        let items = self.inner.fetch(partition, limit.div_ceil(4).max(1)).await?;
         let mut docs = Vec::with_capacity(items.len());
         for (seq, body) in items {
             match Self::expand(&body) {
                 Ok(doc) => docs.push((seq, doc)),
                 Err(error) => {
                     // Only this adapter writes the outbox; a bad item is a bug, kept out of the way.
-                    tracing::error!(outbox.seq = seq, %error, "dropping an inventory outbox item that does not parse");
-                    self.inner.delete(&[seq]).await?;
+                    tracing::error!(outbox.seq = seq, %error, "parking an inventory outbox item that does not parse");
+                    self.inner.park(partition, seq, &body, &format!("not an outbox item: {error}")).await?;
                 }
             }
         }
@@ -846,16 +862,30 @@ impl OutboxStore for StockOutbox {
                 rows.push((id, event.to_json()));
             }
             if count == 0 {
-                self.inner.delete(&[*seq]).await?;
+                self.inner.delete(partition, &[*seq]).await?;
             }
         }
         *self.fetched.lock().unwrap_or_else(|e| e.into_inner()) = fetched;
+        self.settled.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(rows)
     }
 
-    async fn delete(&self, seqs: &[i64]) -> Result<(), BusError> {
-        let done = complete_items(&self.fetched.lock().unwrap_or_else(|e| e.into_inner()), seqs);
-        self.inner.delete(&done).await
+    async fn delete(&self, partition: u32, seqs: &[i64]) -> Result<(), BusError> {
+        let mut settled: Vec<i64> = std::mem::take(&mut *self.settled.lock().unwrap_or_else(|e| e.into_inner()));
+        settled.extend_from_slice(seqs);
+        let done = complete_items(&self.fetched.lock().unwrap_or_else(|e| e.into_inner()), &settled);
+        self.inner.delete(partition, &done).await
+    }
+
+    async fn park(&self, _partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError> {
+        // The event is one of its item's: recorded as parked, and its item completes without it.
+        self.inner.record_parked(body, reason).await?;
+        self.settled.lock().unwrap_or_else(|e| e.into_inner()).push(seq);
+        Ok(())
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<platform::events::outbox::ParkedEvent>, BusError> {
+        self.inner.parked(limit).await
     }
 }
 

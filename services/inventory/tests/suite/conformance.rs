@@ -101,16 +101,7 @@ async fn levels(stores: &Stores, sku: &str) -> (i64, i64, i64) {
 
 /// Everything in the outbox, as the relay would publish it, removed from it.
 pub async fn drain(stores: &Stores) -> Vec<Event> {
-    let mut events = Vec::new();
-    loop {
-        let rows = stores.outbox.fetch(500).await.unwrap();
-        if rows.is_empty() {
-            return events;
-        }
-        let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
-        events.extend(rows.iter().map(|(_, body)| Event::from_json(body).unwrap()));
-        stores.outbox.delete(&seqs).await.unwrap();
-    }
+    platform::events::outbox::waiting_events(stores.outbox.as_ref(), true).await.unwrap()
 }
 
 fn kinds(events: &[Event]) -> Vec<&str> {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
 use futures::future::join_all;
-use platform::events::Event;
 use shop_order::domain::Cart;
 use shop_order::store::StoreError;
 
@@ -111,11 +110,10 @@ async fn an_idle_cart_is_reported_once_per_idle_spell(s: Stores) {
 
     let later = || Utc::now() + Duration::seconds(1);
     assert_eq!(s.carts.abandon(later(), 100).await.unwrap(), 2, "the carts with lines");
-    let bodies = s.outbox.fetch(100).await.unwrap();
-    let mut reported: Vec<(String, Option<String>)> = bodies
+    let events = platform::events::outbox::waiting_events(s.outbox.as_ref(), false).await.unwrap();
+    let mut reported: Vec<(String, Option<String>)> = events
         .iter()
-        .map(|(_, body)| {
-            let event = Event::from_json(body).unwrap();
+        .map(|event| {
             assert_eq!(event.kind, "cart.abandoned.v1");
             (event.data["cart_id"].as_str().unwrap().to_owned(), event.data["owner_id"].as_str().map(Into::into))
         })

@@ -126,8 +126,6 @@ pub async fn dynamodb_stores() -> Option<Stores> {
 
 /// The kinds of the events in the outbox, oldest first, taking them out.
 pub async fn drained(outbox: &dyn OutboxStore) -> Vec<String> {
-    let rows = outbox.fetch(100).await.unwrap();
-    let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
-    outbox.delete(&seqs).await.unwrap();
-    rows.iter().map(|(_, body)| platform::events::Event::from_json(body).unwrap().kind).collect()
+    let events = platform::events::outbox::waiting_events(outbox, true).await.unwrap();
+    events.into_iter().map(|event| event.kind).collect()
 }

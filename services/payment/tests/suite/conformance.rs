@@ -103,16 +103,7 @@ pub fn new_payment(order_id: &str, amount: i64) -> NewPayment {
 
 /// Everything in the outbox, removed from it.
 pub async fn drain(outbox: &dyn OutboxStore) -> Vec<Event> {
-    let mut events = Vec::new();
-    loop {
-        let rows = outbox.fetch(500).await.unwrap();
-        if rows.is_empty() {
-            return events;
-        }
-        let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
-        events.extend(rows.iter().map(|(_, body)| Event::from_json(body).unwrap()));
-        outbox.delete(&seqs).await.unwrap();
-    }
+    platform::events::outbox::waiting_events(outbox, true).await.unwrap()
 }
 
 fn event(kind: &str) -> Event {

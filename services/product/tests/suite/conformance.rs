@@ -139,8 +139,8 @@ fn deleted(id: &str) -> Event {
 
 /// The ids of the events waiting in the outbox, oldest first.
 async fn outbox_ids(stores: &Stores) -> Vec<String> {
-    let rows = stores.outbox.fetch(1000).await.unwrap();
-    rows.into_iter().map(|(_, body)| Event::from_json(&body).unwrap().id).collect()
+    let events = platform::events::outbox::waiting_events(stores.outbox.as_ref(), false).await.unwrap();
+    events.into_iter().map(|event| event.id).collect()
 }
 
 fn ids(events: &[&Event]) -> Vec<String> {

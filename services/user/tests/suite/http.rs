@@ -261,6 +261,9 @@ async fn registration_refuses_weak_passwords_and_bad_emails_naming_the_field(app
         (json!({"email": "a@example.com", "password": "password123", "name": "A"}), "password"),
         (json!({"email": "not-an-email", "password": PASSWORD, "name": "A"}), "email"),
         (json!({"email": "a@example.com", "password": PASSWORD, "name": "  "}), "name"),
+        // Not characters: no queue would carry the account's events (its reset mails).
+        (json!({"email": "a\u{FFFE}@example.com", "password": PASSWORD, "name": "A"}), "email"),
+        (json!({"email": "a@example.com", "password": PASSWORD, "name": "Ada\u{FFFF}"}), "name"),
     ] {
         let reply = app.call("POST", "/v1/auth/register", Some(body), None).await;
         assert_eq!(reply.status, 422, "{}", reply.body);
