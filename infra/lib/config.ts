@@ -286,7 +286,7 @@ export const TABLES: TableSpec[] = [
     pk: S('CustomerID'),
     sk: S('OrderKey'),
     gsis: [
-      { name: 'by-status', pk: S('OrderStatus'), sk: S('OrderID') },
+      { name: 'by-status-shard', pk: S('StatusShard'), sk: S('OrderID') },
       { name: 'by-deadline', pk: N('DeadlineShard'), sk: N('Deadline') },
     ],
   },

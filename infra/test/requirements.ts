@@ -91,7 +91,7 @@ const TABLES: Record<string, { owner: string; keys: string; gsis?: Record<string
   'shop-orders': {
     owner: 'order',
     keys: 'CustomerID:S OrderKey:S',
-    gsis: { 'by-status': 'OrderStatus:S OrderID:S', 'by-deadline': 'DeadlineShard:N Deadline:N' },
+    gsis: { 'by-status-shard': 'StatusShard:S OrderID:S', 'by-deadline': 'DeadlineShard:N Deadline:N' },
   },
   'shop-order-keys': { owner: 'order', keys: 'Key:S' },
   'shop-carts': { owner: 'order', keys: 'CartID:S', gsis: { 'idle-carts': 'IdleShard:N UpdatedAt:N' } },

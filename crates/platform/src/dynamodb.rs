@@ -77,13 +77,40 @@ pub enum DynamoError {
     /// Batch requests stayed unprocessed.
     #[error("{0} items stayed unprocessed after retries")]
     Unprocessed(usize),
+    /// DynamoDB kept throttling the request (a partition or the table over its throughput) after
+    /// the retries: answered as 503 with `Retry-After`, never as a fault of ours.
+    #[error("DynamoDB is throttling requests")]
+    Throttled,
 }
 
+/// The error codes with which DynamoDB says a request was over its throughput.
+const THROTTLING: [&str; 4] =
+    ["ThrottlingException", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
+
 impl DynamoError {
-    /// Wraps an SDK (or builder) error.
+    /// Wraps an SDK (or builder) error; one that says DynamoDB throttled the request (after the
+    /// SDK's own retries) is [`DynamoError::Throttled`].
     pub fn sdk(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        let text = format!("{:?}", error);
+        if THROTTLING.iter().any(|code| text.contains(code)) {
+            tracing::warn!(error = %crate::error::cause_chain(&error), "DynamoDB throttled a request");
+            return Self::Throttled;
+        }
         Self::Sdk(Box::new(error))
     }
+}
+
+/// Whether `error`, or anything it wraps, is DynamoDB throttling (what a service's store error
+/// answers as 503 instead of 500).
+pub fn is_throttled(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if matches!(current.downcast_ref::<DynamoError>(), Some(DynamoError::Throttled)) {
+            return true;
+        }
+        next = current.source();
+    }
+    false
 }
 
 /// A string attribute.
@@ -349,21 +376,50 @@ pub enum Committed<R> {
     No(Vec<(R, CancellationReason)>),
 }
 
-/// Runs `tx`.
+/// Tries of a transaction DynamoDB cancelled only because it throttled it.
+pub const THROTTLED_TRIES: u32 = 6;
+
+/// Runs `tx`. A transaction cancelled only because DynamoDB throttled an item (nothing was
+/// applied) is tried again after a pause doubling from 50 ms, with jitter, [`THROTTLED_TRIES`]
+/// times in all, then [`DynamoError::Throttled`].
 pub async fn transact<R>(client: &Client, tx: Transaction<R>) -> Result<Committed<R>, DynamoError> {
-    let Transaction { items, roles, token } = tx;
+    let Transaction { items, roles, mut token } = tx;
     if items.len() > MAX_TRANSACTION_ITEMS {
         return Err(DynamoError::TooManyItems(items.len()));
     }
-    match client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await {
-        Ok(_) => Ok(Committed::Yes),
-        Err(error) => match error.into_service_error() {
-            TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                Ok(Committed::No(roles.into_iter().zip(cancelled.cancellation_reasons().iter().cloned()).collect()))
-            }
-            other => Err(DynamoError::sdk(other)),
-        },
+    for attempt in 0..THROTTLED_TRIES {
+        let sent = client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .client_request_token(&token)
+            .send()
+            .await;
+        let cancelled = match sent {
+            Ok(_) => return Ok(Committed::Yes),
+            Err(error) => match error.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled,
+                other => return Err(DynamoError::sdk(other)),
+            },
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let throttled = reasons.iter().any(throttled_reason)
+            && reasons.iter().all(|r| throttled_reason(r) || matches!(r.code(), None | Some("None")));
+        if !throttled {
+            return Ok(Committed::No(roles.into_iter().zip(reasons.iter().cloned()).collect()));
+        }
+        metrics::counter!("dynamodb_throttled_total").increment(1);
+        // Nothing was applied: the retry is a new request.
+        token = uuid::Uuid::new_v4().simple().to_string();
+        let base = 50_u64 << attempt.min(5);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(base)) as u64;
+        tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
     }
+    tracing::warn!(tries = THROTTLED_TRIES, "DynamoDB kept throttling a transaction");
+    Err(DynamoError::Throttled)
+}
+
+fn throttled_reason(reason: &CancellationReason) -> bool {
+    reason.code().is_some_and(|code| THROTTLING.contains(&code))
 }
 
 /// `Ok` when every cancellation reason is a lost race (a condition on state read before, or a
@@ -371,15 +427,8 @@ pub async fn transact<R>(client: &Client, tx: Transaction<R>) -> Result<Committe
 pub fn race_only<'a>(reasons: impl IntoIterator<Item = &'a CancellationReason>) -> Result<(), DynamoError> {
     for reason in reasons {
         match reason.code() {
-            None
-            | Some(
-                "None"
-                | "ConditionalCheckFailed"
-                | "TransactionConflict"
-                | "ThrottlingError"
-                | "ProvisionedThroughputExceeded"
-                | "RequestLimitExceeded",
-            ) => {}
+            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => {}
+            Some(code) if THROTTLING.contains(&code) => return Err(DynamoError::Throttled),
             Some(code) => {
                 return Err(DynamoError::Cancelled {
                     code: code.to_owned(),
@@ -681,6 +730,8 @@ impl OutboxStore for DynamoOutbox {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -709,6 +760,81 @@ mod tests {
         assert_eq!(done.unwrap(), 3);
         let never: Result<(), DynamoError> = retrying(2, || async { Ok(Attempt::Retry) }).await;
         assert!(matches!(never, Err(DynamoError::Contention(2))));
+    }
+
+    /// A DynamoDB endpoint that throttles everything: transactions cancelled with `ThrottlingError`,
+    /// other calls answered `ProvisionedThroughputExceededException`; counts the requests.
+    async fn throttling_endpoint() -> (Client, Arc<std::sync::atomic::AtomicU32>) {
+        use axum::http::{HeaderMap, StatusCode};
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = calls.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::Relaxed);
+                let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let body = if target.ends_with("TransactWriteItems") {
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes"}]}"#
+                } else {
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded"}"#
+                };
+                (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{address}"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "t"))
+            .retry_config(
+                aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build();
+        (Client::from_conf(config), calls)
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_with_backoff_then_answered_as_503_with_retry_after() {
+        crate::install_crypto_provider();
+        let (client, calls) = throttling_endpoint().await;
+        let outbox = DynamoOutbox::new(client.clone(), "t", "svc");
+        let mut tx = Transaction::default();
+        tx.push((), outbox.put(&Event::new("t.v1", "svc", serde_json::json!({}))).unwrap());
+        tx.push((), outbox.put(&Event::new("t.v1", "svc", serde_json::json!({}))).unwrap());
+        let started = std::time::Instant::now();
+        let outcome = transact(&client, tx).await;
+        assert!(matches!(outcome, Err(DynamoError::Throttled)), "{:?}", outcome.err());
+        assert_eq!(calls.load(Ordering::Relaxed), THROTTLED_TRIES, "tried again while throttled");
+        assert!(
+            started.elapsed() >= Duration::from_millis(25 * 31 / 2),
+            "with pauses between: {:?}",
+            started.elapsed()
+        );
+
+        let single = client.get_item().table_name("t").key("K", s("k")).send().await.map_err(DynamoError::sdk);
+        let error = single.unwrap_err();
+        assert!(matches!(error, DynamoError::Throttled), "{error:?}");
+
+        // A store error wrapping it answers 503 with Retry-After, not 500.
+        #[derive(Debug, thiserror::Error)]
+        #[error("store")]
+        struct StoreError(#[source] Box<dyn std::error::Error + Send + Sync>);
+        impl crate::error::Kinded for StoreError {
+            fn kind(&self) -> crate::error::ErrorKind {
+                crate::error::backend_kind(self.0.as_ref())
+            }
+        }
+        let answer =
+            axum::response::IntoResponse::into_response(crate::http::ApiError::from(StoreError(Box::new(error))));
+        assert_eq!(answer.status(), 503);
+        assert_eq!(answer.headers()["retry-after"], "1");
+        let other = crate::http::ApiError::from(StoreError(Box::new(DynamoError::Contention(3))));
+        assert_eq!(axum::response::IntoResponse::into_response(other).status(), 500);
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub trait Kinded: StdError + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
 
+/// The kind of a store's backend failure: [`ErrorKind::Unavailable`] (503, `Retry-After`) when the
+/// backend throttled it, else [`ErrorKind::Internal`].
+pub fn backend_kind(error: &(dyn StdError + 'static)) -> ErrorKind {
+    if crate::dynamodb::is_throttled(error) { ErrorKind::Unavailable } else { ErrorKind::Internal }
+}
+
 /// Writes an error and all its causes on one line: `a: b: c`.
 pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
     let mut out = error.to_string();
@@ -84,6 +90,7 @@ impl Kinded for crate::dynamodb::DynamoError {
             | Self::Cancelled { .. }
             | Self::TooManyItems(_)
             | Self::Unprocessed(_) => ErrorKind::Internal,
+            Self::Throttled => ErrorKind::Unavailable,
         }
     }
 }

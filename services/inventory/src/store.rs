@@ -52,7 +52,7 @@ impl platform::error::Kinded for StoreError {
             Self::UnknownSku(_) => ErrorKind::NotFound,
             Self::BelowReserved { .. } => ErrorKind::Conflict,
             Self::TooMany { .. } => ErrorKind::Invalid { field: "delta" },
-            Self::Backend(_) => ErrorKind::Internal,
+            Self::Backend(error) => platform::error::backend_kind(error.as_ref()),
         }
     }
 }

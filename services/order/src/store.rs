@@ -26,7 +26,7 @@ impl platform::error::Kinded for StoreError {
         use platform::error::ErrorKind;
         match self {
             Self::TooManyLines(_) => ErrorKind::Invalid { field: "sku" },
-            Self::Backend(_) => ErrorKind::Internal,
+            Self::Backend(error) => platform::error::backend_kind(error.as_ref()),
         }
     }
 }

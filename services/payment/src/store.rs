@@ -47,7 +47,7 @@ impl platform::error::Kinded for StoreError {
             Self::NotRefundable { .. } => ErrorKind::Invalid { field: "amount" },
             Self::RefundedMoved { .. } => ErrorKind::Conflict,
             Self::UnknownPayment(_) => ErrorKind::NotFound,
-            Self::Backend(_) => ErrorKind::Internal,
+            Self::Backend(error) => platform::error::backend_kind(error.as_ref()),
         }
     }
 }

@@ -37,7 +37,7 @@ impl platform::error::Kinded for StoreError {
             Self::DuplicateSlug(_) | Self::DuplicateSku(_) => ErrorKind::Conflict,
             Self::UnknownParent(_) => ErrorKind::Invalid { field: "parent_id" },
             Self::UnknownCategory(_) => ErrorKind::Invalid { field: "category_id" },
-            Self::Backend(_) => ErrorKind::Internal,
+            Self::Backend(error) => platform::error::backend_kind(error.as_ref()),
         }
     }
 }

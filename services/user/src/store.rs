@@ -26,7 +26,7 @@ impl platform::error::Kinded for StoreError {
         use platform::error::ErrorKind;
         match self {
             Self::EmailTaken => ErrorKind::Conflict,
-            Self::Backend(_) => ErrorKind::Internal,
+            Self::Backend(error) => platform::error::backend_kind(error.as_ref()),
         }
     }
 }

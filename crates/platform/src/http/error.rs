@@ -13,6 +13,9 @@ use serde::Serialize;
 
 use crate::error::{ErrorKind, Kinded, cause_chain};
 
+/// `Retry-After` of a 503 a busy or throttled dependency caused.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -251,7 +254,9 @@ impl<E: Kinded> From<E> for ApiError {
             ErrorKind::PreconditionFailed => Self::precondition_failed(error.to_string()),
             ErrorKind::Invalid { field } => Self::invalid_field(field, error.to_string()),
             ErrorKind::Unavailable => {
-                let mut answer = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable");
+                let mut answer = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+                    .with_detail("the service is busy; try again shortly");
+                answer.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
                 answer.source = Some(Box::new(error));
                 answer
             }

@@ -4,15 +4,16 @@
 //!
 //! | table | key | items |
 //! |---|---|---|
-//! | `orders` | `CustomerID` (S), `OrderKey` (S) = `OrderDate#OrderID` | the order: `OrderID`, `OrderStatus`, `Items`, `ShippingAddress` and `History` (JSON), `TotalAmount`, `Currency`, `PaymentMethod`, `LabelUrl`, `TrackingNumber`, `Deadline` and `DeadlineShard` while a step waits, `CreatedAt`, `UpdatedAt`, `Version` |
+//! | `orders` | `CustomerID` (S), `OrderKey` (S) = `OrderDate#OrderID` | the order: `OrderID`, `OrderStatus`, `Items`, `ShippingAddress` and `History` (JSON), `TotalAmount`, `Currency`, `PaymentMethod`, `LabelUrl`, `TrackingNumber`, `Deadline` and `DeadlineShard` while a step waits, `StatusShard`, `CreatedAt`, `UpdatedAt`, `Version` |
 //! | `order-keys` | `Key` (S) | `order#{id}` → where order `id` is (`CustomerID`, `OrderKey`); `idem#{customer}#{key}` → the order a shopper's idempotency key placed, with the request's hash |
 //! | `carts` | `CartID` (S) | a cart: `OwnerID`, `Currency`, `Lines` (JSON), `Version`, `UpdatedAt`, `AbandonedAt`, `IdleShard` while it has lines and was not reported; and `owner#{user}` → the user's cart id (`Cart`) |
 //! | `order-outbox` | `Service` (S), `Seq` (N) | the events the writes recorded, for the relay |
 //!
 //! `OrderDate` is the order id's own time (its UUIDv7 timestamp), so a shopper's orders are one
 //! `Query` newest first, and a page's cursor (an order id) gives the sort key to go on from without
-//! a read. Indexes on `orders`: `by-status` (`OrderStatus`, `OrderID`), the fulfillment queue,
-//! oldest first; and the sparse `by-deadline` (`DeadlineShard`, `Deadline`), which only orders
+//! a read. Indexes on `orders`: `by-status-shard` (`StatusShard` = `{status}#{shard}`,
+//! `OrderID`), the fulfillment queue, oldest first, merged from its 16 shards (one key per status
+//! would put every pending order under one partition key); and the sparse `by-deadline` (`DeadlineShard`, `Deadline`), which only orders
 //! waiting on a saga step carry, for the timeout sweeper. On `carts`, the sparse `idle-carts`
 //! (`IdleShard`, `UpdatedAt`) finds carts left idle. Both sparse indexes spread writes over 16
 //! shards (a hash of the id).
@@ -43,6 +44,13 @@ use platform::money::Money;
 use super::{Advance, CartStore, OrderStore, Placed, StoreError};
 use crate::domain::order::{Order, OrderStatus, id_time, stamp};
 use crate::domain::{Cart, new_cart_id};
+
+/// The orders index by status, sharded: `StatusShard` = `{status}#{shard:02}`, `OrderID`.
+const STATUS_INDEX: &str = "by-status-shard";
+
+fn status_shard(status: OrderStatus, shard: u64) -> String {
+    format!("{}#{shard:02}", status.as_str())
+}
 
 /// Shards of the sparse `by-deadline` and `idle-carts` indexes.
 pub const SHARDS: u64 = 16;
@@ -149,7 +157,7 @@ impl DynamoOrderStore {
                 name: &t.orders,
                 key: &[("CustomerID", S), ("OrderKey", S)],
                 indexes: &[
-                    ("by-status", [("OrderStatus", S), ("OrderID", S)]),
+                    (STATUS_INDEX, [("StatusShard", S), ("OrderID", S)]),
                     ("by-deadline", [("DeadlineShard", N), ("Deadline", N)]),
                 ],
             },
@@ -223,6 +231,7 @@ impl DynamoOrderStore {
             .item("OrderKey", s(order_key))
             .item("OrderID", s(&order.id))
             .item("OrderStatus", s(order.status.as_str()))
+            .item("StatusShard", s(status_shard(order.status, dynamodb::shard_of(&order.id, SHARDS))))
             .item("Items", json(&order.items))
             .item("TotalAmount", n(order.total.amount))
             .item("Currency", s(&order.total.currency))
@@ -629,20 +638,30 @@ impl OrderStore for DynamoOrderStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Order>, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.tables.orders)
-            .index_name("by-status")
-            .expression_attribute_values(":s", s(status.as_str()))
-            .scan_index_forward(true);
-        query = match after {
-            None => query.key_condition_expression("OrderStatus = :s"),
-            Some(after) => query
-                .key_condition_expression("OrderStatus = :s AND OrderID > :a")
-                .expression_attribute_values(":a", s(after)),
-        };
-        self.query(query, limit).await?.iter().map(|item| Ok(self.order_from(item)?.0)).collect()
+        // Each shard's first `limit` after the cursor, merged by id (ids are time-ordered).
+        let queries = (0..SHARDS).map(|shard| {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.orders)
+                .index_name(STATUS_INDEX)
+                .expression_attribute_values(":s", s(status_shard(status, shard)))
+                .scan_index_forward(true);
+            query = match after {
+                None => query.key_condition_expression("StatusShard = :s"),
+                Some(after) => query
+                    .key_condition_expression("StatusShard = :s AND OrderID > :a")
+                    .expression_attribute_values(":a", s(after)),
+            };
+            self.query(query, limit)
+        });
+        let mut orders = Vec::new();
+        for item in try_join_all(queries).await?.iter().flatten() {
+            orders.push(self.order_from(item)?.0);
+        }
+        orders.sort_by(|a, b| a.id.cmp(&b.id));
+        orders.truncate(limit);
+        Ok(orders)
     }
 
     async fn advance(
