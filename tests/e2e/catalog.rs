@@ -100,6 +100,27 @@ async fn bad_products_are_refused_and_change_nothing() {
     assert_eq!(response.status(), 422);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
 
+    // A product whose fields are each within bounds but whose whole would not fit a store item
+    // and an event: a 422 naming the limit.
+    let mut too_large = shoe();
+    too_large["variants"] = (0..48)
+        .map(|i| {
+            let attributes: serde_json::Map<String, Value> =
+                (0..20).map(|a| (format!("a{a}"), json!("y".repeat(150)))).collect();
+            json!({"sku": format!("{tag}-L{i}"), "attributes": attributes})
+        })
+        .collect();
+    let response = post(too_large).await.unwrap();
+    assert_eq!(response.status(), 422);
+    let problem = response.json::<Value>().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "product", "{problem}");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("131072"), "{problem}");
+    let mut odd = shoe();
+    odd["name"] = json!("Runner\u{FFFF}");
+    let response = post(odd).await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert_eq!(response.json::<Value>().await.unwrap()["errors"][0]["field"], "name");
+
     assert_eq!(post(shoe()).await.unwrap().status(), 201);
     let response = post(shoe()).await.unwrap();
     assert_eq!(response.status(), 409, "the SKUs belong to the first product");

@@ -56,6 +56,10 @@ async fn total(app: &TestApp, query: &str) -> u64 {
 }
 
 /// Imports the catalog and waits until the index has it all.
+async fn read_status(app: &TestApp, id: &str) -> u16 {
+    app.request(Method::GET, &format!("/v1/products/{id}")).send().await.unwrap().status().as_u16()
+}
+
 async fn imported_catalog(app: &TestApp) -> String {
     let admin = app.admin_token().await;
     let response = import(app, &admin, ndjson(&catalog())).await;
@@ -213,16 +217,28 @@ async fn an_import_reports_bad_lines_by_number_and_writes_only_whole_good_produc
     taken_sku["variants"] = json!([{"sku": "imp-1-A"}]);
     let mut unknown_field = product("imp-9", "Bowl", "Mesa", "cat-kitchen", 900, "");
     unknown_field["colour"] = json!("red");
+    // Every field within its bounds, the whole larger than a product may be (its store item and
+    // event would not fit): refused by number, and the lines after it go on.
+    let mut too_large = product("imp-10", "Rack", "Mesa", "cat-kitchen", 900, "");
+    too_large["variants"] = (0..48)
+        .map(|i| {
+            let attributes: serde_json::Map<String, Value> =
+                (0..20).map(|a| (format!("a{a}"), json!("y".repeat(150)))).collect();
+            json!({"sku": format!("RACK-{i}"), "attributes": attributes})
+        })
+        .collect();
+    let mut after = product("imp-11", "Tray", "Mesa", "cat-kitchen", 700, "");
+    after["variants"] = json!([{"sku": "TRAY-1"}]);
     let body = format!(
-        "{good}\n{{\"name\": \n[1, 2]\n{unknown_category}\n{negative}\n{no_id}\n\n{taken_sku}\n{unknown_field}\n"
+        "{good}\n{{\"name\": \n[1, 2]\n{unknown_category}\n{negative}\n{no_id}\n\n{taken_sku}\n{unknown_field}\n{too_large}\n{after}\n"
     );
     let response = import(&app, &admin, body).await;
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
-    assert_eq!(report["imported"], 2, "{report}");
-    assert_eq!(report["failed_total"], 6, "{report}");
+    assert_eq!(report["imported"], 3, "{report}");
+    assert_eq!(report["failed_total"], 7, "{report}");
     let failed: Vec<u64> = report["failed"].as_array().unwrap().iter().map(|f| f["line"].as_u64().unwrap()).collect();
-    assert_eq!(failed, [2, 3, 4, 5, 8, 9], "{report}");
+    assert_eq!(failed, [2, 3, 4, 5, 8, 9, 10], "{report}");
     let reason = |line: u64| {
         report["failed"].as_array().unwrap().iter().find(|f| f["line"] == line).unwrap()["error"]
             .as_str()
@@ -234,13 +250,15 @@ async fn an_import_reports_bad_lines_by_number_and_writes_only_whole_good_produc
     assert!(reason(5).contains("price.amount"), "{}", reason(5));
     assert!(reason(8).contains("imp-1-A"), "{}", reason(8));
     assert!(reason(9).contains("colour"), "{}", reason(9));
+    assert!(reason(10).contains("product: the product is") && reason(10).contains("131072"), "{}", reason(10));
+    assert_eq!(read_status(&app, "imp-11").await, 200, "the line after a refused one is imported");
 
     let read = |id: &str| app.request(Method::GET, &format!("/v1/products/{id}")).send();
     assert_eq!(read("imp-1").await.unwrap().status(), 200);
-    for refused in ["imp-4", "imp-5", "imp-8", "imp-9"] {
+    for refused in ["imp-4", "imp-5", "imp-8", "imp-9", "imp-10"] {
         assert_eq!(read(refused).await.unwrap().status(), 404, "{refused} was not half-written");
     }
-    app.eventually("the import is indexed", || async { total(&app, "").await == 2 }).await;
+    app.eventually("the import is indexed", || async { total(&app, "").await == 3 }).await;
 
     // Importing a line again replaces the product under its id.
     let mut renamed = good.clone();
@@ -250,7 +268,7 @@ async fn an_import_reports_bad_lines_by_number_and_writes_only_whole_good_produc
     let kettle: Value = read("imp-1").await.unwrap().json().await.unwrap();
     assert_eq!(kettle["name"], "Gooseneck Kettle");
     app.eventually("the rename is indexed", || async { total(&app, "q=gooseneck").await == 1 }).await;
-    assert_eq!(total(&app, "").await, 2, "replaced, not added");
+    assert_eq!(total(&app, "").await, 3, "replaced, not added");
 
     // Only NDJSON, only admins.
     let response =

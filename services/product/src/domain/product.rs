@@ -14,6 +14,19 @@ pub const MAX_VARIANTS: usize = 48;
 /// Most images one product has.
 pub const MAX_IMAGES: usize = 20;
 
+/// Largest product, as its JSON: what keeps its DynamoDB item (400 KB at most) and its
+/// `product.upserted.v1` event (the queues take 256 KiB) well inside their limits.
+pub const MAX_PRODUCT_BYTES: usize = 128 * 1024;
+
+/// Most attributes of a product.
+pub const MAX_ATTRIBUTES: usize = 50;
+/// Most attributes of one variant.
+pub const MAX_VARIANT_ATTRIBUTES: usize = 20;
+/// Longest attribute name, in characters.
+pub const MAX_ATTRIBUTE_NAME: usize = 100;
+/// Largest attribute value, as JSON.
+pub const MAX_ATTRIBUTE_BYTES: usize = 2_000;
+
 /// The event every write of a product records (its payload: the product as written).
 pub const UPSERTED: &str = "product.upserted.v1";
 
@@ -235,7 +248,8 @@ pub fn build(
     v.check(!input.category_id.trim().is_empty(), "category_id", "is required");
     v.check(input.price.amount >= 0, "price.amount", "must not be negative");
     v.check(is_currency_code(&input.price.currency), "price.currency", "must be an ISO 4217 code such as USD");
-    v.check(input.attributes.len() <= 50, "attributes", "at most 50 attributes");
+    v.check(input.attributes.len() <= MAX_ATTRIBUTES, "attributes", "at most 50 attributes");
+    check_attributes(&input.attributes, "attributes", v);
     v.check(images.len() <= MAX_IMAGES, "images", "at most 20 images");
     v.check(!input.variants.is_empty(), "variants", "a product has at least one variant");
     v.check(input.variants.len() <= MAX_VARIANTS, "variants", "at most 48 variants");
@@ -255,6 +269,12 @@ pub fn build(
             &format!("variants[{i}].price.currency"),
             "must be the product's currency",
         );
+        v.check(
+            variant.attributes.len() <= MAX_VARIANT_ATTRIBUTES,
+            &format!("variants[{i}].attributes"),
+            "at most 20 attributes a variant",
+        );
+        check_attributes(&variant.attributes, &format!("variants[{i}].attributes"), v);
         variants.push(Variant { sku: variant.sku, price, attributes: variant.attributes });
     }
     if !v.is_empty() {
@@ -262,7 +282,7 @@ pub fn build(
     }
     let lowest = variants.iter().map(|v| v.price.amount).min().unwrap_or(input.price.amount);
     let now = chrono::Utc::now();
-    Some(Product {
+    let product = Product {
         id,
         name,
         description: input.description,
@@ -276,7 +296,35 @@ pub fn build(
         created_at,
         updated_at: now,
         revision: 0,
-    })
+    };
+    // The whole of it, as stored and as its event carries it.
+    let json = serde_json::to_vec(&product).expect("a product serializes");
+    if let Some(field) = platform::http::extract::unsendable_field(&json) {
+        v.check(false, &field, "contains U+FFFE or U+FFFF, which are not characters");
+    }
+    v.check(
+        json.len() <= MAX_PRODUCT_BYTES,
+        "product",
+        &format!("the product is {} bytes as JSON; a product may be at most {MAX_PRODUCT_BYTES}", json.len()),
+    );
+    v.is_empty().then_some(product)
+}
+
+/// Checks each attribute's name and the size of its value.
+fn check_attributes(attributes: &BTreeMap<String, Value>, field: &str, v: &mut Validator) {
+    for (name, value) in attributes {
+        v.check(
+            !name.trim().is_empty() && name.chars().count() <= MAX_ATTRIBUTE_NAME,
+            &format!("{field}.{name}"),
+            "an attribute name is 1 to 100 characters",
+        );
+        let size = serde_json::to_string(value).map_or(usize::MAX, |text| text.len());
+        v.check(
+            size <= MAX_ATTRIBUTE_BYTES,
+            &format!("{field}.{name}"),
+            &format!("the value is {size} bytes as JSON; at most {MAX_ATTRIBUTE_BYTES}"),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +349,40 @@ mod tests {
         assert_eq!(product.name, "Trail Runner");
         assert_eq!(product.price.amount, 7999);
         assert_eq!(product.variants[0].price.amount, 8999, "a variant without a price takes the product's");
+    }
+
+    #[test]
+    fn a_product_is_bounded_so_its_item_and_event_always_fit() {
+        let mut v = Validator::new();
+        let mut large = input();
+        large.attributes.insert("spec".into(), json!("x".repeat(MAX_ATTRIBUTE_BYTES)));
+        large.attributes.insert(String::new(), json!(1));
+        assert!(build(large, "p1".into(), vec![], false, chrono::Utc::now(), &mut v).is_none());
+        let fields: Vec<String> = v.finish().unwrap_err().problem().errors.iter().map(|e| e.field.clone()).collect();
+        assert_eq!(fields, ["attributes.", "attributes.spec"]);
+
+        // Every field within its own bound, the whole over the limit: 48 variants of 20 attributes
+        // near their size.
+        let mut whole = input();
+        whole.variants = (0..MAX_VARIANTS)
+            .map(|i| VariantInput {
+                sku: format!("V-{i}"),
+                price: None,
+                attributes: (0..MAX_VARIANT_ATTRIBUTES).map(|a| (format!("a{a}"), json!("y".repeat(150)))).collect(),
+            })
+            .collect();
+        let mut v = Validator::new();
+        assert!(build(whole, "p1".into(), vec![], false, chrono::Utc::now(), &mut v).is_none());
+        let problem = v.finish().unwrap_err().problem();
+        assert_eq!(problem.errors.len(), 1, "{:?}", problem.errors);
+        assert_eq!(problem.errors[0].field, "product");
+        assert!(problem.errors[0].message.contains(&MAX_PRODUCT_BYTES.to_string()), "{:?}", problem.errors);
+
+        let mut odd = input();
+        odd.description = "nice\u{FFFE}".into();
+        let mut v = Validator::new();
+        assert!(build(odd, "p1".into(), vec![], false, chrono::Utc::now(), &mut v).is_none());
+        assert_eq!(v.finish().unwrap_err().problem().errors[0].field, "description");
     }
 
     #[test]
