@@ -231,6 +231,14 @@ export class DataStack extends cdk.Stack {
     });
     const redisSlowLog = logGroup(this, 'RedisSlowLogs', `/shop/${env}/redis/slow-log`, logsKey);
     const redisEngineLog = logGroup(this, 'RedisEngineLogs', `/shop/${env}/redis/engine-log`, logsKey);
+    // Keys that guard security live here too (session revocations, sign-in throttles, claims): under
+    // memory pressure a write must fail rather than evict one of them (the default volatile-lru
+    // would drop revocation markers, which carry a TTL).
+    const redisParameters = new elasticache.CfnParameterGroup(this, 'RedisParameters', {
+      cacheParameterGroupFamily: 'redis7',
+      description: 'shop Redis: never evict (security keys live here)',
+      properties: { 'maxmemory-policy': 'noeviction' },
+    });
     this.redis = new elasticache.CfnReplicationGroup(this, 'Redis', {
       replicationGroupId: `shop-${env}-redis`,
       replicationGroupDescription: 'shop sessions and cache',
@@ -242,6 +250,7 @@ export class DataStack extends cdk.Stack {
       multiAzEnabled: true,
       port: 6379,
       cacheSubnetGroupName: cacheSubnets.ref,
+      cacheParameterGroupName: redisParameters.ref,
       securityGroupIds: [securityGroups.cache.securityGroupId],
       atRestEncryptionEnabled: true,
       kmsKeyId: cacheKey.keyArn,

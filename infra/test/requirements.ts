@@ -125,6 +125,7 @@ const TAGGED_TYPES = [
   'AWS::ECS::Cluster',
   'AWS::ECS::Service',
   'AWS::ECS::TaskDefinition',
+  'AWS::ElastiCache::ParameterGroup',
   'AWS::ElastiCache::ReplicationGroup',
   'AWS::ElastiCache::SubnetGroup',
   'AWS::ElasticLoadBalancingV2::Listener',
@@ -553,6 +554,10 @@ function check(env: EnvName): number {
   is(redis.SnapshotRetentionLimit, 7, 'Redis snapshot retention (days)');
   ok(typeof redis.SnapshotWindow === 'string', 'Redis daily snapshot window');
   ok(redis.TransitEncryptionEnabled && redis.AtRestEncryptionEnabled && redis.KmsKeyId, 'Redis TLS and KMS');
+  // Revocations, throttles and claims live in Redis: nothing is evicted under memory pressure.
+  const redisParameters = of('AWS::ElastiCache::ParameterGroup');
+  is(redisParameters.map((p) => p.Properties!.Properties?.['maxmemory-policy']), ['noeviction'], 'Redis maxmemory-policy');
+  is(JSON.stringify(redis.CacheParameterGroupName), JSON.stringify({ Ref: redisParameters[0].Id }), 'Redis uses that parameter group');
   const domains = of('AWS::OpenSearchService::Domain');
   is(domains.length, 1, 'one OpenSearch domain');
   const search = domains[0].Properties!;

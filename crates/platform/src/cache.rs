@@ -36,7 +36,7 @@ pub trait Cache: Send + Sync {
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError>;
     /// Remaining time to live of `key`, if it exists and expires.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError>;
-    /// Whether the cache answers (for `/ready`).
+    /// Whether the cache answers and takes writes (for `/ready`: a demoted primary answers reads).
     async fn ping(&self) -> Result<(), CacheError>;
 
     /// Sets `key` to `value` at `version`, expiring after `ttl`, unless it holds a live value at

@@ -1,18 +1,25 @@
 //! The Redis adapter (ElastiCache on AWS), over one multiplexed, reconnecting connection. Keys are
 //! namespaced by a prefix so services can share a cluster.
+//!
+//! The connection heals after a failover: a connection left on a demoted primary answers every
+//! write with `READONLY` (the socket is fine, so the connection manager keeps it), so a
+//! [`Connection`] that gets `READONLY` (or `MASTERDOWN`, `LOADING`) opens a new connection — which
+//! resolves the primary endpoint again and reaches the new primary — and sends the refused command
+//! once more on it (the server refused it, so nothing was applied).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
 
 use super::{Cache, CacheError};
 
 /// A cache in Redis.
 #[derive(Clone)]
 pub struct RedisCache {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
 }
 
@@ -26,14 +33,102 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A reconnecting connection to the Redis at `url`, with the platform's connect and response
-/// timeouts (5 s each), for every Redis adapter.
-pub async fn connection_manager(url: &str) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    ConnectionManager::new_with_config(client, config).await
+        .set_response_timeout(Some(Duration::from_secs(5)))
+}
+
+/// A reconnecting connection to the Redis at `url`, with the platform's connect and response
+/// timeouts (5 s each), that heals after a failover (see the module), for every Redis adapter.
+/// Clones share it.
+pub async fn connection_manager(url: &str) -> redis::RedisResult<Connection> {
+    let client = redis::Client::open(url)?;
+    let manager = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+    let db = manager.get_db();
+    Ok(Connection { client, current: Arc::new(Mutex::new((0, manager))), db })
+}
+
+/// A Redis connection that is rebuilt when the server says it can no longer take writes.
+#[derive(Clone)]
+pub struct Connection {
+    client: redis::Client,
+    /// The connection in use and its generation (bumped by each rebuild).
+    current: Arc<Mutex<(u64, ConnectionManager)>>,
+    db: i64,
+}
+
+/// Whether `error` says this server cannot take the command now but a primary could: a demoted
+/// primary (`READONLY`, also inside an aborted transaction), one without its primary
+/// (`MASTERDOWN`), one loading its data (`LOADING`).
+pub fn is_failover(error: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown | ServerErrorKind::BusyLoading)
+    ) || {
+        // An aborted transaction (MULTI/EXEC) carries its commands' errors in its message.
+        let text = error.to_string();
+        text.contains("READONLY") || text.contains("ReadOnly")
+    }
+}
+
+impl Connection {
+    fn current(&self) -> (u64, ConnectionManager) {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces connection `generation` with a new one (unless another caller did already); the
+    /// connection to use now.
+    async fn rebuild(&self, generation: u64) -> redis::RedisResult<ConnectionManager> {
+        {
+            let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if current.0 != generation {
+                return Ok(current.1.clone());
+            }
+        }
+        let fresh = ConnectionManager::new_with_config(self.client.clone(), manager_config()).await?;
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0 == generation {
+            tracing::warn!("Redis refused a write as a replica would (a failover): reconnected to the primary");
+            metrics::counter!("redis_reconnects_total").increment(1);
+            *current = (generation + 1, fresh);
+        }
+        Ok(current.1.clone())
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let (generation, mut connection) = self.current();
+            match connection.req_packed_command(cmd).await {
+                Err(error) if is_failover(&error) => self.rebuild(generation).await?.req_packed_command(cmd).await,
+                other => other,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let (generation, mut connection) = self.current();
+            match connection.req_packed_commands(pipeline, offset, count).await {
+                Err(error) if is_failover(&error) => {
+                    self.rebuild(generation).await?.req_packed_commands(pipeline, offset, count).await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.db
+    }
 }
 
 impl RedisCache {
@@ -112,7 +207,14 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        let _: String = redis::cmd("PING").query_async(&mut self.connection.clone()).await?;
+        // A write, not a PING: a demoted primary answers PING but refuses every write.
+        let _: () = redis::cmd("SET")
+            .arg(self.key("ready-probe"))
+            .arg(1)
+            .arg("PX")
+            .arg(10_000)
+            .query_async(&mut self.connection.clone())
+            .await?;
         Ok(())
     }
 

@@ -3,7 +3,6 @@
 //! concurrent presentations of a token only one rotates.
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
 use super::{Rotation, Session, SessionStore, StoreError};
 
@@ -40,7 +39,7 @@ return {'rotated', t.family, t.user, t.amr}
 /// Sessions in Redis.
 #[derive(Clone)]
 pub struct RedisSessionStore {
-    connection: ConnectionManager,
+    connection: platform::cache::redis::Connection,
     prefix: String,
     /// How long a revocation marker must outlive any token of its family (the refresh lifetime).
     revocation_ttl_ms: u64,

@@ -5,5 +5,6 @@
 #[macro_use]
 mod conformance;
 mod cognito;
+mod failover;
 mod http;
 mod mail;
