@@ -174,7 +174,8 @@ export const SERVICES: ServiceSpec[] = [
     usesDatabase: false,
     tables: ['shop-products', 'shop-product-ids', 'shop-product-stock', 'shop-categories', 'shop-outbox'],
     calls: ['user'],
-    assetPrefixes: ['images/'],
+    // uploads/: images as uploaded, checked before they are published under images/.
+    assetPrefixes: ['images/', 'uploads/'],
   },
   {
     name: 'order',

@@ -19,6 +19,13 @@ import { EnvConfig, SERVICES, ServiceName } from './config';
 import { SecurityGroups } from './network-stack';
 import { dataKey, logGroup, skipCheckov, title } from './util';
 
+/** The Content-Security-Policy of the static site and its assets: nothing but this origin's own
+ * resources, no plugins, no framing, forms only to itself. */
+export const STATIC_CSP =
+  "default-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/** The Content-Security-Policy of `/images/*`: an image is never a document that can run anything. */
+export const IMAGE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
+
 export interface EdgeStackProps extends cdk.StackProps {
   readonly cfg: EnvConfig;
   readonly vpc: ec2.IVpc;
@@ -162,6 +169,12 @@ export class EdgeStack extends cdk.Stack {
         ...extra,
       });
     this.assetsBucket = contentBucket('AssetsBucket', 'assets', {
+      // An upload waits under uploads/ (never served) until the product service has checked it and
+      // published it under images/; one never completed goes after a day.
+      lifecycleRules: [
+        { id: 'old-versions', noncurrentVersionExpiration: cdk.Duration.days(90) },
+        { id: 'expire-staged-uploads', prefix: 'uploads/', expiration: cdk.Duration.days(1), noncurrentVersionExpiration: cdk.Duration.days(1) },
+      ],
       // Admins upload product images straight from the browser with presigned PUT URLs.
       cors: [
         {
@@ -263,12 +276,34 @@ function handler(event) {
       enableAcceptEncodingGzip: true,
       enableAcceptEncodingBrotli: true,
     });
-    const s3Behavior = (origin: cloudfront.IOrigin, cachePolicy: cloudfront.ICachePolicy): cloudfront.BehaviorOptions => ({
+    // What the shop's own domain serves from S3 can never act as a page: the security headers
+    // (nosniff, HSTS, frame denial) and a Content-Security-Policy that forbids scripts, plugins,
+    // forms and framing; images are sandboxed besides. (The storefront's pages get their own
+    // policy from the web tier.)
+    const s3Headers = (id: string, csp: string) =>
+      new cloudfront.ResponseHeadersPolicy(this, id, {
+        responseHeadersPolicyName: `shop-${env}-${id.toLowerCase()}`,
+        comment: 'Security headers and a Content-Security-Policy for what S3 serves',
+        securityHeadersBehavior: {
+          contentTypeOptions: { override: true },
+          contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
+          frameOptions: { frameOption: cloudfront.HeadersFrameOption.DENY, override: true },
+          referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override: true },
+          strictTransportSecurity: { accessControlMaxAge: cdk.Duration.days(365), includeSubdomains: true, override: true },
+        },
+      });
+    const staticHeaders = s3Headers('StaticHeaders', STATIC_CSP);
+    const imageHeaders = s3Headers('ImageHeaders', IMAGE_CSP);
+    const s3Behavior = (
+      origin: cloudfront.IOrigin,
+      cachePolicy: cloudfront.ICachePolicy,
+      responseHeadersPolicy: cloudfront.IResponseHeadersPolicy = staticHeaders,
+    ): cloudfront.BehaviorOptions => ({
       origin,
       cachePolicy,
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
       allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-      responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+      responseHeadersPolicy,
       compress: true,
     });
     this.distribution = new cloudfront.Distribution(this, 'Cdn', {
@@ -287,7 +322,7 @@ function handler(event) {
       defaultBehavior: s3Behavior(staticOrigin, cloudfront.CachePolicy.CACHING_OPTIMIZED),
       additionalBehaviors: {
         '/static/*': s3Behavior(staticOrigin, yearCache),
-        '/images/*': s3Behavior(assetsOrigin, yearCache),
+        '/images/*': s3Behavior(assetsOrigin, yearCache, imageHeaders),
         '/api/*': {
           origin: albOrigin,
           viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,

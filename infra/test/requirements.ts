@@ -422,6 +422,15 @@ function check(env: EnvName): number {
     'CloudFront default behavior: the static site (managed CachingOptimized, pinned)',
   );
   is(Object.keys(behaviors).sort(), ['/api/*', '/images/*', '/static/*'], 'CloudFront behaviors');
+  // Uploaded images are served from the shop's own domain: never as a page that runs script.
+  const headerPolicy = (b: any) => deref(cdn, b.ResponseHeadersPolicyId)?.Properties?.ResponseHeadersPolicyConfig?.SecurityHeadersConfig;
+  const imageBehavior = dist.CacheBehaviors.find((b: any) => b.PathPattern === '/images/*');
+  const imageHeaders = headerPolicy(imageBehavior);
+  ok(imageHeaders?.ContentTypeOptions?.Override === true, '/images/* answers X-Content-Type-Options: nosniff');
+  is(imageHeaders?.ContentSecurityPolicy?.ContentSecurityPolicy, "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox", '/images/* Content-Security-Policy');
+  for (const b of [dist.DefaultCacheBehavior, ...dist.CacheBehaviors.filter((x: any) => x.PathPattern === '/static/*')]) {
+    ok(/script-src|default-src 'self'/.test(headerPolicy(b)?.ContentSecurityPolicy?.ContentSecurityPolicy ?? ''), `${b.PathPattern ?? 'default'}: a Content-Security-Policy`);
+  }
   ok(dist.Origins.filter((o: any) => o.S3OriginConfig).every((o: any) => o.OriginAccessControlId), 'S3 origins use OAC');
   is(dist.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021', 'CloudFront viewer TLS minimum');
   is(dist.ViewerCertificate.SslSupportMethod, 'sni-only', 'CloudFront SNI');
@@ -432,7 +441,12 @@ function check(env: EnvName): number {
     'CloudFront to the ALB: HTTPS, TLS 1.2, read timeout s (pinned)',
   );
   const bucketPolicies = JSON.stringify(of('AWS::S3::BucketPolicy').map((p) => p.Properties!.PolicyDocument));
-  ok(bucketPolicies.includes('/images/*') && !bucketPolicies.includes('/labels/'), 'CloudFront reads images/, never labels/');
+  ok(bucketPolicies.includes('/images/*') && !bucketPolicies.includes('/labels/') && !bucketPolicies.includes('/uploads/'), 'CloudFront reads images/, never labels/ or unchecked uploads/');
+  const assets = of('AWS::S3::Bucket').find((b) => String(b.Properties!.BucketName?.['Fn::Join']?.[1]?.join?.('') ?? b.Properties!.BucketName).includes('-assets-'));
+  ok(
+    assets?.Properties!.LifecycleConfiguration?.Rules?.some((r: any) => r.Prefix === 'uploads/' && r.ExpirationInDays === 1),
+    'uploads never completed expire after a day',
+  );
 
   // ------------------------------------------------------------------ WAF
   // Design: WAF on CloudFront (DDoS) and for application-level protection. AWS managed rules and a

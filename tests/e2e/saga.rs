@@ -61,6 +61,10 @@ impl ObjectStore for Labels {
         Ok(bytes.map(|bytes| Object { bytes, content_type: Some("application/pdf".into()) }))
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>, ObjectError> {
+        Ok(self.stored.lock().unwrap().get(key).map(|bytes| bytes.len() as u64))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         self.stored.lock().unwrap().remove(key);
         Ok(())

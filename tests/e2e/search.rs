@@ -294,26 +294,33 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     let ask = |id: &str, body: Value, token: &str| {
         app.request(Method::POST, &format!("/admin/v1/products/{id}/images")).bearer_auth(token).json(&body).send()
     };
-    let response = ask("p-1", json!({"content_type": "image/png", "size": 4}), &admin).await.unwrap();
+    let png: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 24]].concat();
+    let response = ask("p-1", json!({"content_type": "image/png", "size": png.len()}), &admin).await.unwrap();
     assert_eq!(response.status(), 201);
     let upload: Value = response.json().await.unwrap();
     let url = upload["url"].as_str().unwrap().to_owned();
     assert!(url.ends_with(".png"), "{url}");
     assert_eq!(upload["upload"]["method"], "PUT");
     assert_eq!(upload["upload"]["public_url"], url.as_str());
-
-    let put = app
-        .client
-        .put(upload["upload"]["url"].as_str().unwrap())
-        .header("content-type", "image/png")
-        .body(vec![0x89, b'P', b'N', b'G'])
-        .send()
-        .await
-        .unwrap();
+    let send = |upload: &Value, content_type: &'static str, body: Vec<u8>| {
+        app.client.put(upload["upload"]["url"].as_str().unwrap()).header("content-type", content_type).body(body).send()
+    };
+    let complete =
+        |upload: &Value| app.request(Method::POST, upload["complete"].as_str().unwrap()).bearer_auth(&admin).send();
+    let put = send(&upload, "image/png", png.clone()).await.unwrap();
     assert!(put.status().is_success(), "{}", put.status());
+    // Uploaded, not yet checked: neither served nor listed.
+    assert!(!app.client.get(&url).send().await.unwrap().status().is_success(), "not public before it is checked");
+    let product: Value = app.request(Method::GET, "/v1/products/p-1").send().await.unwrap().json().await.unwrap();
+    assert_eq!(product["images"], json!([]));
+    let published = complete(&upload).await.unwrap();
+    assert_eq!(published.status(), 200);
+    assert_eq!(published.json::<Value>().await.unwrap()["url"], url.as_str());
+    assert_eq!(complete(&upload).await.unwrap().status(), 200, "completing again answers the same");
     let served = app.client.get(&url).send().await.unwrap();
     assert_eq!(served.status(), 200);
-    assert_eq!(served.bytes().await.unwrap().as_ref(), [0x89, b'P', b'N', b'G']);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), &png[..]);
 
     let product: Value = app.request(Method::GET, "/v1/products/p-1").send().await.unwrap().json().await.unwrap();
     assert_eq!(product["images"], json!([url.clone()]));
@@ -322,19 +329,35 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     })
     .await;
 
+    // A page uploaded as an image: refused when checked, deleted, never served.
+    let html = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    let response = ask("p-2", json!({"content_type": "image/png", "size": html.len()}), &admin).await.unwrap();
+    let upload: Value = response.json().await.unwrap();
+    assert!(send(&upload, "image/png", html).await.unwrap().status().is_success());
+    let refused = complete(&upload).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "image", "{problem}");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("not an image"), "{problem}");
+    assert_eq!(complete(&upload).await.unwrap().status(), 404, "the upload was deleted");
+    assert!(!app.client.get(upload["url"].as_str().unwrap()).send().await.unwrap().status().is_success());
+
+    // More bytes than declared: refused and deleted before being read.
+    let response = ask("p-2", json!({"content_type": "image/png", "size": 16}), &admin).await.unwrap();
+    let upload: Value = response.json().await.unwrap();
+    assert!(send(&upload, "image/png", png.repeat(4)).await.unwrap().status().is_success());
+    assert_eq!(complete(&upload).await.unwrap().status(), 413);
+    assert_eq!(complete(&upload).await.unwrap().status(), 404, "the upload was deleted");
+
     // Images larger than the API's JSON body limit upload too (the upload route sets its own).
     let big = 2 * 1024 * 1024;
     let response = ask("p-2", json!({"content_type": "image/jpeg", "size": big}), &admin).await.unwrap();
     let upload: Value = response.json().await.unwrap();
-    let put = app
-        .client
-        .put(upload["upload"]["url"].as_str().unwrap())
-        .header("content-type", "image/jpeg")
-        .body(vec![7u8; big])
-        .send()
-        .await
-        .unwrap();
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.resize(big, 7);
+    let put = send(&upload, "image/jpeg", jpeg).await.unwrap();
     assert!(put.status().is_success(), "{}", put.status());
+    assert_eq!(complete(&upload).await.unwrap().status(), 200);
 
     for (body, field) in [
         (json!({"content_type": "text/html", "size": 10}), "content_type"),

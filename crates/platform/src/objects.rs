@@ -59,6 +59,8 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), ObjectError>;
     /// The object under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Object>, ObjectError>;
+    /// The size in bytes of the object under `key`, if any, without reading it.
+    async fn size(&self, key: &str) -> Result<Option<u64>, ObjectError>;
     /// Deletes `key` (no error when absent).
     async fn delete(&self, key: &str) -> Result<(), ObjectError>;
     /// A URL a client can `PUT` the object to until `expires_in` has passed.
@@ -117,6 +119,37 @@ async fn read(store: &dyn object_store::ObjectStore, key: &str) -> Result<Option
     }
 }
 
+/// The size of `key` in an `object_store` backend, `None` when absent.
+async fn size_of(store: &dyn object_store::ObjectStore, key: &str) -> Result<Option<u64>, ObjectError> {
+    use object_store::ObjectStoreExt;
+    let path = validate_key(key)?;
+    match store.head(&path).await {
+        Ok(meta) => Ok(Some(meta.size)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The image type `bytes` hold, by their signature: `image/jpeg`, `image/png`, `image/gif`,
+/// `image/webp` or `image/avif`; `None` for anything else (HTML, scripts, SVG, archives). What an
+/// uploaded image must be before it is published under its declared type.
+pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if starts(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" && matches!(&bytes[8..12], b"avif" | b"avis") {
+        Some("image/avif")
+    } else {
+        None
+    }
+}
+
 /// Deletes `key` from an `object_store` backend; absent is fine.
 async fn remove(store: &dyn object_store::ObjectStore, key: &str) -> Result<(), ObjectError> {
     use object_store::ObjectStoreExt;
@@ -147,6 +180,18 @@ mod tests {
         }
         for good in ["a", "products/p1/image-1.jpg", "labels/2026/o_1.pdf"] {
             assert!(validate_key(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn images_are_known_by_their_bytes_and_nothing_else_passes() {
+        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some("image/png"));
+        assert_eq!(sniff_image(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16]), Some("image/jpeg"));
+        assert_eq!(sniff_image(b"GIF89a\x01\x00"), Some("image/gif"));
+        assert_eq!(sniff_image(b"RIFF\x24\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff_image(b"\0\0\0\x1cftypavif\0\0\0\0"), Some("image/avif"));
+        for bad in [&b"<html><script>alert(1)</script>"[..], b"<svg xmlns=", b"\x89PNG", b"PK\x03\x04", b""] {
+            assert_eq!(sniff_image(bad), None, "{bad:?}");
         }
     }
 

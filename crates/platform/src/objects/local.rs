@@ -112,6 +112,10 @@ impl ObjectStore for LocalObjectStore {
         Ok(object.map(|o| Object { content_type: content_type_for(key).map(str::to_owned), ..o }))
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>, ObjectError> {
+        super::size_of(self.store.as_ref(), key).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         remove(self.store.as_ref(), key).await
     }

@@ -105,6 +105,10 @@ impl ObjectStore for S3ObjectStore {
         read(self.store.as_ref(), key).await
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>, ObjectError> {
+        super::size_of(self.store.as_ref(), key).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         remove(self.store.as_ref(), key).await
     }

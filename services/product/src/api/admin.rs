@@ -1,5 +1,11 @@
-//! Admin catalog tools: `POST /admin/v1/products/import` (NDJSON bulk import) and
-//! `POST /admin/v1/products/{id}/images` (a presigned upload URL for a product image).
+//! Admin catalog tools: `POST /admin/v1/products/import` (NDJSON bulk import),
+//! `POST /admin/v1/products/{id}/images` (a presigned upload URL for a product image) and
+//! `POST /admin/v1/products/{id}/images/{upload}` (the upload checked and published).
+//!
+//! An image is uploaded to `uploads/…`, which nothing serves, and becomes public only once this
+//! service has read it back: no larger than the limit, and by its bytes an image of the type it was
+//! declared as. Only then is it stored under `images/…` (the CDN's prefix) with that type and
+//! listed on the product, so the shop's domain never serves an uploaded page or script.
 
 use std::time::Duration;
 
@@ -95,13 +101,24 @@ pub struct ImageRequest {
     pub size: u64,
 }
 
-/// Where to upload the image and where it will be served.
+/// Where to upload the image, how to publish it, and where it will be served.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImageUpload {
     /// How to upload: `PUT` the bytes to `upload.url` with `upload.headers` before `upload.expires_at`.
     pub upload: PresignedUpload,
-    /// The image's public URL (under the CDN), now listed among the product's images.
+    /// Once uploaded, `POST` here (no body) to have the image checked and published.
+    pub complete: String,
+    /// The image's public URL (under the CDN) once published.
     pub url: String,
+}
+
+/// A published image.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PublishedImage {
+    /// Its public URL, now listed among the product's images.
+    pub url: String,
+    /// The product's images.
+    pub images: Vec<String>,
 }
 
 /// Prepares the upload of a product image.
@@ -117,7 +134,6 @@ pub struct ImageUpload {
 pub async fn create_image(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    trace: TraceContext,
     Path(id): Path<String>,
     Json(request): Json<ImageRequest>,
 ) -> Result<(axum::http::StatusCode, Json<ImageUpload>), ApiError> {
@@ -132,22 +148,102 @@ pub async fn create_image(
         format!("must be at most {} bytes", state.image_max_bytes).as_str(),
     );
     v.finish()?;
-    let mut product = state.catalog.products.get(&id).await?.ok_or_else(|| ApiError::not_found("no such product"))?;
+    let product = state.catalog.products.get(&id).await?.ok_or_else(|| ApiError::not_found("no such product"))?;
     if product.images.len() >= crate::domain::product::MAX_IMAGES {
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
-    // Under `images/`: the prefix the CDN serves and the product service may write on AWS.
-    let key = format!("images/products/{id}/{}.{}", uuid::Uuid::now_v7().simple(), extension.expect("validated"));
-    let upload = state.objects.presign_upload(&key, &content_type, UPLOAD_EXPIRY).await?;
-    let url = upload.public_url.clone();
+    // The name carries the declared size: the upload may not be larger.
+    let name = format!("{}-{}.{}", uuid::Uuid::now_v7().simple(), request.size, extension.expect("validated"));
+    // Under `uploads/`, which nothing serves: published under `images/` once checked.
+    let mut upload = state.objects.presign_upload(&staged_key(&id, &name), &content_type, UPLOAD_EXPIRY).await?;
+    let url = state.objects.public_url(&image_key(&id, &name)).to_string();
+    upload.public_url = url.clone();
+    let complete = format!("/admin/v1/products/{id}/images/{name}");
+    Ok((axum::http::StatusCode::CREATED, Json(ImageUpload { upload, complete, url })))
+}
+
+fn staged_key(product: &str, name: &str) -> String {
+    format!("uploads/products/{product}/{name}")
+}
+
+fn image_key(product: &str, name: &str) -> String {
+    format!("images/products/{product}/{name}")
+}
+
+/// The declared type and size of an upload name (`{32 hex}-{size}.{extension}`), `None` for any
+/// other name.
+fn declared(name: &str) -> Option<(&'static str, u64)> {
+    let (stem, extension) = name.split_once('.')?;
+    let (id, size) = stem.split_once('-')?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let kind = IMAGE_TYPES.iter().find(|(_, e)| *e == extension).map(|(t, _)| *t)?;
+    Some((kind, size.parse().ok()?))
+}
+
+/// Checks an uploaded image and publishes it.
+#[utoipa::path(post, path = "/admin/v1/products/{id}/images/{upload}", tag = "catalog",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product id"),
+        ("upload" = String, Path, description = "The upload's name, from `complete` of the upload URL's answer")),
+    responses(
+        (status = 200, description = "The image is public and listed on the product", body = PublishedImage),
+        (status = 404, description = "No such product, or nothing was uploaded", content_type = "application/problem+json"),
+        (status = 413, description = "The upload is larger than an image may be (it is deleted)", content_type = "application/problem+json"),
+        (status = 422, description = "The upload is not an image of its declared type (it is deleted), or the product has too many images", content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
+pub async fn complete_image(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    trace: TraceContext,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<PublishedImage>, ApiError> {
+    let (declared, declared_size) = declared(&name).ok_or_else(|| ApiError::not_found("no such upload"))?;
+    let mut product = state.catalog.products.get(&id).await?.ok_or_else(|| ApiError::not_found("no such product"))?;
+    let url = state.objects.public_url(&image_key(&id, &name)).to_string();
+    let staged = staged_key(&id, &name);
+    let Some(size) = state.objects.size(&staged).await? else {
+        // Published already (a retried request), or never uploaded.
+        if product.images.contains(&url) {
+            return Ok(Json(PublishedImage { url, images: product.images }));
+        }
+        return Err(ApiError::not_found("nothing was uploaded to this URL (or it expired); upload the image first"));
+    };
+    // Read back only what may be an image; anything else is refused and deleted unread.
+    let limit = declared_size.min(state.image_max_bytes);
+    if size > limit {
+        state.objects.delete(&staged).await?;
+        return Err(ApiError::from_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).with_detail(format!(
+            "the upload is {size} bytes, over the {limit} bytes declared for it (images may be at most {}); it was deleted",
+            state.image_max_bytes
+        )));
+    }
+    let object = state.objects.get(&staged).await?.ok_or_else(|| ApiError::not_found("no such upload"))?;
+    let sniffed = platform::objects::sniff_image(&object.bytes);
+    if sniffed != Some(declared) {
+        state.objects.delete(&staged).await?;
+        let found = sniffed.map_or("not an image".to_owned(), |t| format!("an image of type {t}"));
+        return Err(ApiError::invalid_field(
+            "image",
+            format!("the upload was declared {declared} but its bytes are {found}; it was deleted"),
+        ));
+    }
+    if product.images.len() >= crate::domain::product::MAX_IMAGES {
+        state.objects.delete(&staged).await?;
+        return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
+    }
+    state.objects.put(&image_key(&id, &name), object.bytes, declared).await?;
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();
     let event = crate::domain::product::upserted(&product).with_trace(&trace);
     if !state.catalog.products.replace(&product, &event).await? {
         return Err(ApiError::not_found("no such product"));
     }
+    state.objects.delete(&staged).await?;
     state.pages.forget(&product.id);
-    Ok((axum::http::StatusCode::CREATED, Json(ImageUpload { upload, url })))
+    Ok(Json(PublishedImage { url, images: product.images }))
 }
 
 /// The routes.
@@ -155,4 +251,5 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/products/import", post(import_products))
         .route("/admin/v1/products/{id}/images", post(create_image))
+        .route("/admin/v1/products/{id}/images/{upload}", post(complete_image))
 }

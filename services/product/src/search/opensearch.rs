@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use opensearch::auth::Credentials;
-use opensearch::http::request::JsonBody;
 use opensearch::http::response::Response;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesPutMappingParts, IndicesPutSettingsParts};
@@ -29,6 +28,11 @@ use super::{
 /// Typo tolerance: none below 5 characters, one edit from 5, two from 9.
 const FUZZINESS: &str = "AUTO:5,9";
 
+/// Largest bulk request body sent, in bytes: half the smallest domains' `http.max_content_length`
+/// (10 MiB), so a request of many large documents is split by size, not by count. A request the
+/// domain still refuses as too large (413) is split in two and each half sent again.
+pub const MAX_BULK_BYTES: usize = 5 * 1024 * 1024;
+
 /// How long one request may take before it fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,6 +43,7 @@ const SWEEP_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct OpenSearchIndex {
     client: OpenSearch,
     index: String,
+    max_bulk_bytes: usize,
 }
 
 impl fmt::Debug for OpenSearchIndex {
@@ -72,7 +77,14 @@ impl OpenSearchIndex {
             transport = transport.auth(credentials);
         }
         let transport = transport.build().map_err(SearchError::backend)?;
-        Ok(Self { client: OpenSearch::new(transport), index: index.to_owned() })
+        Ok(Self { client: OpenSearch::new(transport), index: index.to_owned(), max_bulk_bytes: MAX_BULK_BYTES })
+    }
+
+    /// The index, sending bulk requests of at most `bytes` (a domain with a smaller
+    /// `http.max_content_length`, and tests).
+    pub fn with_max_bulk_bytes(mut self, bytes: usize) -> Self {
+        self.max_bulk_bytes = bytes.max(1);
+        self
     }
 
     /// The settings an index keeps up to date (made with, and set again on an index made before).
@@ -147,11 +159,54 @@ impl OpenSearchIndex {
         Ok(())
     }
 
-    /// Sends a bulk request (`lines` in NDJSON), visible to searches on return, and checks every item.
-    async fn bulk(&self, operation: &'static str, lines: Vec<JsonBody<Value>>) -> Result<(), SearchError> {
+    /// Sends the bulk operations `actions` (each a document's NDJSON lines) in requests of at most
+    /// `max_bytes`, visible to searches on return, and checks every item. A request answered 413
+    /// is split in two and each half sent again; one document alone answered 413 is an error
+    /// naming it.
+    async fn bulk(&self, operation: &'static str, actions: Vec<BulkAction>) -> Result<(), SearchError> {
+        let mut pending: Vec<Vec<BulkAction>> = Vec::new();
+        let mut size = 0;
+        for action in actions {
+            let bytes = action.bytes();
+            if pending.is_empty() || size + bytes > self.max_bulk_bytes {
+                pending.push(Vec::new());
+                size = 0;
+            }
+            size += bytes;
+            pending.last_mut().expect("a request").push(action);
+        }
+        pending.reverse();
+        while let Some(mut request) = pending.pop() {
+            match self.bulk_request(operation, &request).await {
+                Err(failure) if failure.status == 413 && request.len() > 1 => {
+                    tracing::warn!(
+                        documents = request.len(),
+                        "the search engine refused a bulk request as too large; splitting it"
+                    );
+                    let second = request.split_off(request.len() / 2);
+                    pending.push(second);
+                    pending.push(request);
+                }
+                Err(failure) if failure.status == 413 => {
+                    return Err(SearchError::backend(OpenSearchError::TooLarge {
+                        operation,
+                        id: request[0].id.clone(),
+                    }));
+                }
+                Err(failure) => return Err(failure.error),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// One bulk request.
+    async fn bulk_request(&self, operation: &'static str, actions: &[BulkAction]) -> Result<(), Failure> {
+        let lines: Vec<&str> = actions.iter().flat_map(|a| a.lines.iter().map(String::as_str)).collect();
         let response =
             self.client.bulk(BulkParts::Index(&self.index)).refresh(Refresh::WaitFor).body(lines).send().await;
-        let answer: BulkResponse = parse(operation, ok(operation, response).await?)?;
+        let body = answer(operation, response).await?;
+        let answer: BulkResponse = parse(operation, body).map_err(|error| Failure { status: 0, kind: None, error })?;
         if !answer.errors {
             return Ok(());
         }
@@ -161,19 +216,14 @@ impl OpenSearchIndex {
             .flat_map(|item| item.iter())
             .filter(|(action, outcome)| !outcome.succeeded(action))
             .map(|(_, outcome)| outcome);
-        match failed.next() {
-            Some(first) => Err(SearchError::backend(OpenSearchError::Items {
-                operation,
-                failed: 1 + failed.count(),
-                first: first.describe(),
-            })),
-            None if answer.items.is_empty() => Err(SearchError::backend(OpenSearchError::Items {
-                operation,
-                failed: 0,
-                first: "errors reported without items".into(),
-            })),
-            None => Ok(()),
-        }
+        let error = match failed.next() {
+            Some(first) => OpenSearchError::Items { operation, failed: 1 + failed.count(), first: first.describe() },
+            None if answer.items.is_empty() => {
+                OpenSearchError::Items { operation, failed: 0, first: "errors reported without items".into() }
+            }
+            None => return Ok(()),
+        };
+        Err(Failure { status: 0, kind: None, error: SearchError::backend(error) })
     }
 
     /// The `_search` request body of `query`, asking for `size` hits.
@@ -314,6 +364,9 @@ enum OpenSearchError {
     /// Items of a bulk request failed.
     #[error("OpenSearch {operation}: {failed} items failed, the first: {first}")]
     Items { operation: &'static str, failed: usize, first: String },
+    /// One document alone is larger than the domain takes in a request.
+    #[error("OpenSearch {operation}: document {id} alone is larger than the domain takes in a request (413)")]
+    TooLarge { operation: &'static str, id: String },
 }
 
 /// An error answer's body, as far as we use it.
@@ -395,6 +448,23 @@ async fn ok(operation: &'static str, response: Result<Response, opensearch::Erro
 fn parse<T: for<'de> Deserialize<'de>>(operation: &'static str, body: Vec<u8>) -> Result<T, SearchError> {
     serde_json::from_slice(&body)
         .map_err(|source| SearchError::backend(OpenSearchError::Malformed { operation, source }))
+}
+
+/// One document's operation in a bulk request: its NDJSON lines (action, and source for an index).
+struct BulkAction {
+    id: String,
+    lines: Vec<String>,
+}
+
+impl BulkAction {
+    fn new(id: &str, lines: &[Value]) -> Self {
+        Self { id: id.to_owned(), lines: lines.iter().map(Value::to_string).collect() }
+    }
+
+    /// Its size in the request body (each line and its newline).
+    fn bytes(&self) -> usize {
+        self.lines.iter().map(|line| line.len() + 1).sum()
+    }
 }
 
 /// A document as indexed: the search document and its tie-breaker.
@@ -542,17 +612,17 @@ impl SearchIndex for OpenSearchIndex {
             return Ok(());
         }
         let indexed_at = stamp();
-        let mut lines = Vec::with_capacity(docs.len() * 2);
+        let mut actions = Vec::with_capacity(docs.len());
         for doc in &docs {
             let source = Source { doc, tiebreak: tiebreak(&doc.id), indexed_at };
             // The engine keeps the newest revision: an older one is refused (409), an equal one
             // written again.
-            lines.push(JsonBody::new(
-                json!({ "index": { "_id": doc.id, "version": doc.revision.max(0), "version_type": "external_gte" } }),
-            ));
-            lines.push(JsonBody::new(serde_json::to_value(source).map_err(SearchError::backend)?));
+            let action =
+                json!({ "index": { "_id": doc.id, "version": doc.revision.max(0), "version_type": "external_gte" } });
+            actions
+                .push(BulkAction::new(&doc.id, &[action, serde_json::to_value(source).map_err(SearchError::backend)?]));
         }
-        self.bulk("upsert", lines).await
+        self.bulk("upsert", actions).await
     }
 
     async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
@@ -561,13 +631,16 @@ impl SearchIndex for OpenSearchIndex {
         }
         // Versioned: a newer document stays, and the deletion's version is kept (`gc_deletes`) so
         // that an older copy is refused.
-        let lines = ids
+        let actions = ids
             .iter()
             .map(|id| {
-                JsonBody::new(json!({ "delete": { "_id": id, "version": at.max(0), "version_type": "external_gte" } }))
+                BulkAction::new(
+                    id,
+                    &[json!({ "delete": { "_id": id, "version": at.max(0), "version_type": "external_gte" } })],
+                )
             })
             .collect();
-        self.bulk("delete", lines).await
+        self.bulk("delete", actions).await
     }
 
     async fn sweep(&self, before: i64) -> Result<(), SearchError> {

@@ -43,6 +43,8 @@ impl Recorded {
 struct Script {
     requests: Vec<Recorded>,
     answers: VecDeque<(u16, Value)>,
+    /// Bodies above this many bytes are answered 413 (`http.max_content_length`), using no answer.
+    max_body: Option<usize>,
 }
 
 /// The stub OpenSearch node: answers requests in order with its scripted answers.
@@ -53,12 +55,22 @@ struct Stub {
 
 impl Stub {
     async fn start(answers: impl IntoIterator<Item = (u16, Value)>) -> Self {
-        let script = Arc::new(Mutex::new(Script { requests: Vec::new(), answers: answers.into_iter().collect() }));
+        let script = Arc::new(Mutex::new(Script {
+            requests: Vec::new(),
+            answers: answers.into_iter().collect(),
+            max_body: None,
+        }));
         let router = Router::new().fallback(answer).with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
         Self { url, script }
+    }
+
+    /// Refuses, as a domain does, request bodies over `bytes` with a 413.
+    fn refusing_over(self, bytes: usize) -> Self {
+        self.script.lock().unwrap().max_body = Some(bytes);
+        self
     }
 
     fn index(&self) -> OpenSearchIndex {
@@ -88,6 +100,15 @@ async fn answer(
         authorization: headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned()),
         body: String::from_utf8(body.to_vec()).unwrap(),
     });
+    if script.max_body.is_some_and(|max| body.len() > max) {
+        // What an Amazon OpenSearch Service domain answers above its request size limit.
+        let refused = json!({ "Message": format!("Request size exceeded {} bytes", script.max_body.unwrap_or(0)) });
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+            refused.to_string(),
+        );
+    }
     let (status, body) = script
         .answers
         .pop_front()
@@ -314,6 +335,40 @@ async fn opensearch_upsert_sends_index_actions_and_waits_for_the_refresh() {
     assert_eq!(lines_without_write_times(bulk, from), [action(&shoe), source(&shoe), action(&boot), source(&boot)]);
     assert_eq!(bulk.lines()[1]["tiebreak"], json!(tiebreak("p-1")));
     assert_eq!(bulk.lines()[3]["image"], Value::Null);
+}
+
+#[tokio::test]
+async fn opensearch_bulk_requests_are_bounded_by_bytes_and_a_413_splits_them() {
+    let docs: Vec<SearchDoc> = (0..6)
+        .map(|i| {
+            let mut doc = doc(&format!("p-{i}"), "Rack", "Mesa", 100 + i);
+            doc.description = "x".repeat(1_000);
+            doc
+        })
+        .collect();
+    let one = 1_500; // about one document's lines
+    let ok = |n: usize| (200, bulk_answer(&vec![("index", "p", 201); n]));
+    // The adapter packs ~4 documents a request; the domain takes ~2: each refused request is
+    // split in two and sent again.
+    let stub = Stub::start([ok(2), ok(2), ok(2)]).await.refusing_over(2 * one);
+    stub.index().with_max_bulk_bytes(4 * one).upsert(docs.clone()).await.unwrap();
+    let requests = stub.requests();
+    let sent: Vec<&Recorded> = requests.iter().filter(|r| r.body.len() <= 2 * one).collect();
+    assert_eq!(requests.len(), 4, "one refused, three taken");
+    assert!(requests.iter().all(|r| r.body.len() <= 4 * one), "no request over the adapter's bound");
+    let mut ids: Vec<String> = sent
+        .iter()
+        .flat_map(|r| r.lines())
+        .filter_map(|line| line["index"]["_id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (0..6).map(|i| format!("p-{i}")).collect::<Vec<_>>(), "each document indexed once");
+
+    // One document larger than the domain takes: an error naming it, not a loop.
+    let stub = Stub::start([]).await.refusing_over(one / 2);
+    let error = stub.index().upsert(vec![docs[0].clone()]).await.unwrap_err();
+    let cause = backend_cause(error);
+    assert!(cause.contains("p-0") && cause.contains("413"), "{cause}");
 }
 
 #[tokio::test]
