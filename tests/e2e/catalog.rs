@@ -166,9 +166,9 @@ async fn every_catalog_change_is_written_to_the_outbox_and_relayed() {
     let published = || {
         platform::telemetry::metrics::render()
             .lines()
-            .find(|l| l.starts_with("outbox_published_total"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
+            .filter(|l| l.starts_with("outbox_published_total{kind=\"product."))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
     };
     let mut state = (i64::MAX, 0.0);
     for _ in 0..100 {

@@ -373,6 +373,11 @@ impl OutboxRelay {
                 let (sent, outcome) = self.bus.publish_batch(&events[at..]).await;
                 let sent = sent.min(events.len() - at);
                 published.extend(kept[at..at + sent].iter().map(|(seq, _)| *seq));
+                // Counted when published, by type (a failed delete republishes later; the inbox
+                // absorbs that): what shows the tasks of a service publish each event once.
+                for event in &events[at..at + sent] {
+                    metrics::counter!("outbox_published_total", "kind" => event.kind.clone()).increment(1);
+                }
                 if crate::telemetry::emf::enabled() {
                     // Business metrics count what was published (at least once, as the events go).
                     events[at..at + sent].iter().filter_map(crate::telemetry::emf::of_event).for_each(|set| set.emit());
@@ -391,8 +396,6 @@ impl OutboxRelay {
                     }
                 }
             }
-            // Counted when published (a failed delete republishes later; the inbox absorbs that).
-            metrics::counter!("outbox_published_total").increment(published.len() as u64);
             self.store.delete(partition, &published).await?;
             total += published.len();
             if let Some(error) = failure {

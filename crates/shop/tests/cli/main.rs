@@ -4,6 +4,7 @@
 mod crash;
 mod fuzz;
 mod running;
+mod twins;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
