@@ -148,6 +148,10 @@ pub struct Config {
     pub store_backend: StoreBackend,
     /// Prefix of every DynamoDB table name (`SHOP_DYNAMODB_TABLE_PREFIX`).
     pub dynamodb_table_prefix: String,
+    /// Partition keys a service's DynamoDB outbox writes spread over, 1 to 16
+    /// (`SHOP_OUTBOX_SHARDS`; 16). Relays always read all 16, so changing it strands nothing; the
+    /// local fleet on the moto emulator uses 1, where every call costs far more than on DynamoDB.
+    pub outbox_shards: u32,
 
     /// PostgreSQL URL for the services that keep their data there on AWS (`SHOP_DATABASE_URL`);
     /// unset means SQLite under the data dir.
@@ -206,6 +210,7 @@ impl Default for Config {
             s3_bucket: None,
             store_backend: StoreBackend::Sqlite,
             dynamodb_table_prefix: "shop-".into(),
+            outbox_shards: 16,
             cdn_base_url: None,
             url_signing_key: None,
             cache: CacheBackend::Memory,
@@ -418,6 +423,9 @@ impl Config {
         }
         if self.cache == CacheBackend::Redis && self.redis_url.is_none() {
             return Err(ConfigError::new("redis_url", "is required when SHOP_CACHE=redis"));
+        }
+        if !(1..=crate::dynamodb::OUTBOX_SHARDS).contains(&self.outbox_shards) {
+            return Err(ConfigError::new("outbox_shards", "must be 1 to 16"));
         }
         if self.body_limit_bytes == 0 {
             return Err(ConfigError::new("body_limit_bytes", "must be greater than 0"));

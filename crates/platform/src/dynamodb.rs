@@ -486,6 +486,14 @@ pub fn outbox_table(name: &str) -> TableSpec<'_> {
 /// service would cap its event rate at a few hundred a second (README, "Outbox write ceiling").
 pub const OUTBOX_SHARDS: u32 = 16;
 
+static WRITE_SHARDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(OUTBOX_SHARDS);
+
+/// Sets how many of the [`OUTBOX_SHARDS`] partition keys this process's outbox writes use
+/// (`SHOP_OUTBOX_SHARDS`, applied by `Infra::build`); relays read them all whatever it is.
+pub fn set_outbox_write_shards(shards: u32) {
+    WRITE_SHARDS.store(shards.clamp(1, OUTBOX_SHARDS), Ordering::Relaxed);
+}
+
 /// A service's outbox in DynamoDB, for the platform's relay: the events its transactions wrote
 /// (with [`DynamoOutbox::put`]) under `Service` = `{service}#{shard}`, the shard chosen by the
 /// event's subject (so one aggregate's events stay in order), ordered by `Seq` within it. Beside
@@ -523,7 +531,7 @@ impl DynamoOutbox {
     /// The transaction item that records `body` (one or more events, as the service's relay view
     /// reads them) in the shard of `key` (what keeps their order: an aggregate's id).
     pub fn put_body(&self, key: &str, event_id: Option<&str>, body: String) -> Result<TransactWriteItem, DynamoError> {
-        let shard = shard_of(key, u64::from(OUTBOX_SHARDS)) as u32;
+        let shard = shard_of(key, u64::from(WRITE_SHARDS.load(Ordering::Relaxed))) as u32;
         let mut put = Put::builder()
             .table_name(&self.table)
             .item("Service", s(self.partition_key(shard)))

@@ -101,6 +101,7 @@ impl Infra {
             )),
         };
 
+        crate::dynamodb::set_outbox_write_shards(config.outbox_shards);
         let mut local_objects = None;
         let objects: Arc<dyn ObjectStore> = match config.object_store {
             ObjectBackend::Local => {

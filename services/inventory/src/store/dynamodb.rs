@@ -194,7 +194,7 @@ impl DynamoInventoryStore {
             inner: self.outbox_writer(),
             store: self.clone(),
             fetched: Mutex::new(HashMap::new()),
-            settled: Mutex::new(Vec::new()),
+            settled: Mutex::new(HashMap::new()),
         }
     }
 
@@ -795,10 +795,11 @@ impl InventoryStore for DynamoInventoryStore {
 pub struct StockOutbox {
     inner: DynamoOutbox,
     store: DynamoInventoryStore,
-    /// Per event handed to the relay: the item it came from, and how many events that item made.
-    fetched: Mutex<HashMap<i64, (i64, usize)>>,
-    /// Events of the last fetch the relay parked: settled like published ones.
-    settled: Mutex<Vec<i64>>,
+    /// Per partition, per event handed to the relay: the item it came from, and how many events
+    /// that item made (partitions are drained side by side, each fetch then delete in turn).
+    fetched: Mutex<HashMap<u32, HashMap<i64, (i64, usize)>>>,
+    /// Per partition, events of the last fetch the relay parked: settled like published ones.
+    settled: Mutex<HashMap<u32, Vec<i64>>>,
 }
 
 impl StockOutbox {
@@ -865,22 +866,25 @@ impl OutboxStore for StockOutbox {
                 self.inner.delete(partition, &[*seq]).await?;
             }
         }
-        *self.fetched.lock().unwrap_or_else(|e| e.into_inner()) = fetched;
-        self.settled.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.fetched.lock().unwrap_or_else(|e| e.into_inner()).insert(partition, fetched);
+        self.settled.lock().unwrap_or_else(|e| e.into_inner()).remove(&partition);
         Ok(rows)
     }
 
     async fn delete(&self, partition: u32, seqs: &[i64]) -> Result<(), BusError> {
-        let mut settled: Vec<i64> = std::mem::take(&mut *self.settled.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner()).remove(&partition).unwrap_or_default();
         settled.extend_from_slice(seqs);
-        let done = complete_items(&self.fetched.lock().unwrap_or_else(|e| e.into_inner()), &settled);
+        let done = {
+            let fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+            fetched.get(&partition).map(|fetched| complete_items(fetched, &settled)).unwrap_or_default()
+        };
         self.inner.delete(partition, &done).await
     }
 
-    async fn park(&self, _partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError> {
+    async fn park(&self, partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError> {
         // The event is one of its item's: recorded as parked, and its item completes without it.
         self.inner.record_parked(body, reason).await?;
-        self.settled.lock().unwrap_or_else(|e| e.into_inner()).push(seq);
+        self.settled.lock().unwrap_or_else(|e| e.into_inner()).entry(partition).or_default().push(seq);
         Ok(())
     }
 
