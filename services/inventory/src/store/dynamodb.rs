@@ -789,6 +789,9 @@ impl InventoryStore for DynamoInventoryStore {
     }
 }
 
+/// Per event handed to the relay: the item it came from, and how many events that item made.
+type Fetched = HashMap<i64, (i64, usize)>;
+
 /// The inventory's outbox as the relay reads it: each item (one transaction's events) becomes its
 /// events, with the `changed` ones filled in with the SKU's stock read now. The relay's sequence
 /// numbers are per event; an item is deleted once all its events are published (or parked).
@@ -797,7 +800,7 @@ pub struct StockOutbox {
     store: DynamoInventoryStore,
     /// Per partition, per event handed to the relay: the item it came from, and how many events
     /// that item made (partitions are drained side by side, each fetch then delete in turn).
-    fetched: Mutex<HashMap<u32, HashMap<i64, (i64, usize)>>>,
+    fetched: Mutex<HashMap<u32, Fetched>>,
     /// Per partition, events of the last fetch the relay parked: settled like published ones.
     settled: Mutex<HashMap<u32, Vec<i64>>>,
 }
