@@ -550,20 +550,25 @@ impl DynamoOutbox {
     /// Records `body` (one event of an item that made several) as parked with `reason`, leaving the
     /// item itself to the caller.
     pub async fn record_parked(&self, body: &str, reason: &str) -> Result<(), BusError> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("Service", s(format!("{}#dead", self.service)))
-            .item("Seq", n(next_seq()))
-            .item("Body", s(body))
-            .item("Reason", s(reason))
-            .item("ParkedAt", n(chrono::Utc::now().timestamp_millis()));
-        if let Some(id) = crate::events::outbox::event_id_of(body) {
-            put = put.item("EventID", s(id));
-        }
+        let put =
+            self.client.put_item().table_name(&self.table).set_item(Some(self.dead_item(next_seq(), body, reason)));
         put.send().await.map_err(outbox_error)?;
         Ok(())
+    }
+
+    /// The dead-letter item of `body`, parked with `reason` under `seq`.
+    fn dead_item(&self, seq: i64, body: &str, reason: &str) -> Item {
+        let mut item = HashMap::from([
+            ("Service".to_owned(), s(format!("{}#dead", self.service))),
+            ("Seq".to_owned(), n(seq)),
+            ("Body".to_owned(), s(body)),
+            ("Reason".to_owned(), s(reason)),
+            ("ParkedAt".to_owned(), n(chrono::Utc::now().timestamp_millis())),
+        ]);
+        if let Some(id) = crate::events::outbox::event_id_of(body) {
+            item.insert("EventID".to_owned(), s(id));
+        }
+        item
     }
 }
 
@@ -681,16 +686,7 @@ impl OutboxStore for DynamoOutbox {
     }
 
     async fn park(&self, partition: u32, seq: i64, body: &str, reason: &str) -> Result<(), BusError> {
-        let mut dead = Put::builder()
-            .table_name(&self.table)
-            .item("Service", s(format!("{}#dead", self.service)))
-            .item("Seq", n(seq))
-            .item("Body", s(body))
-            .item("Reason", s(reason))
-            .item("ParkedAt", n(chrono::Utc::now().timestamp_millis()));
-        if let Some(id) = crate::events::outbox::event_id_of(body) {
-            dead = dead.item("EventID", s(id));
-        }
+        let dead = Put::builder().table_name(&self.table).set_item(Some(self.dead_item(seq, body, reason)));
         let gone = aws_sdk_dynamodb::types::Delete::builder()
             .table_name(&self.table)
             .key("Service", s(self.partition_key(partition)))

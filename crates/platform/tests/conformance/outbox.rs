@@ -23,7 +23,7 @@ use crate::unique;
 struct OutboxFixture {
     store: Arc<dyn OutboxStore>,
     writer: Box<dyn Writer>,
-    _dir: TempDir,
+    dir: TempDir,
     schema: Option<PgSchema>,
 }
 
@@ -85,7 +85,7 @@ async fn open_sqlite() -> Option<OutboxFixture> {
     Some(OutboxFixture {
         store: Arc::new(SqliteOutbox(db.clone())),
         writer: Box::new(SqliteWriter(db)),
-        _dir: dir,
+        dir,
         schema: None,
     })
 }
@@ -97,7 +97,7 @@ async fn open_postgres() -> Option<OutboxFixture> {
     Some(OutboxFixture {
         store: Arc::new(platform::postgres::PgOutbox(pool.clone())),
         writer: Box::new(PgWriter(pool)),
-        _dir: tempfile::tempdir().unwrap(),
+        dir: tempfile::tempdir().unwrap(),
         schema: Some(schema),
     })
 }
@@ -110,7 +110,7 @@ async fn open_dynamodb() -> Option<OutboxFixture> {
     Some(OutboxFixture {
         store: Arc::new(outbox.clone()),
         writer: Box::new(DynamoWriter(client, outbox)),
-        _dir: tempfile::tempdir().unwrap(),
+        dir: tempfile::tempdir().unwrap(),
         schema: None,
     })
 }
@@ -118,7 +118,7 @@ async fn open_dynamodb() -> Option<OutboxFixture> {
 impl OutboxFixture {
     /// A fresh embedded queue every event type goes to (queue `q`).
     fn bus(&self) -> Arc<SqliteQueue> {
-        let path = self._dir.path().join(format!("{}.db", unique("events-")));
+        let path = self.dir.path().join(format!("{}.db", unique("events-")));
         Arc::new(SqliteQueue::open(path, Routing::new().subscribe("q", ["t.*"]), Duration::ZERO).unwrap())
     }
 
