@@ -433,7 +433,9 @@ async fn the_index_agrees_with_the_store_after_a_burst_of_changes() {
     futures::future::join_all(changes).await;
 
     // Once the index has caught up, it holds exactly the store's products, each as the store has it
-    // (stock status included: the indexer records it in the store as it applies stock events).
+    // (stock status included: the indexer records it in the store as it applies stock events, so
+    // the store itself shows the six restocked products in stock only once those events arrived;
+    // agreeing before that proves nothing).
     let store_view = || async {
         let mut products = BTreeMap::new();
         for id in &ids {
@@ -456,7 +458,8 @@ async fn the_index_agrees_with_the_store_after_a_burst_of_changes() {
             .iter()
             .map(|i| (i["id"].as_str().unwrap().to_owned(), i.clone()))
             .collect();
-        expected.len() == 18 && indexed == expected
+        let stocked = expected.values().filter(|p| p["in_stock"] == true).count();
+        expected.len() == 18 && stocked == 6 && indexed == expected
     })
     .await;
     assert_eq!(total(&app, "category=cat-outdoor").await, 6);
