@@ -15,7 +15,12 @@ pub const BATCH: usize = 512;
 /// The queues the service consumes and the events each receives.
 pub const SUBSCRIPTIONS: &[Subscription] = &[Subscription {
     queue: QUEUE,
-    events: &[crate::domain::product::UPSERTED, crate::domain::product::DELETED, "inventory.changed.v1"],
+    events: &[
+        crate::domain::product::UPSERTED,
+        crate::domain::product::UPSERTED_V1,
+        crate::domain::product::DELETED,
+        "inventory.changed.v1",
+    ],
 }];
 
 /// What an event asks of the index.
@@ -27,7 +32,7 @@ enum Change {
 
 fn change(event: &Event) -> Result<Change, HandlerError> {
     match event.kind.as_str() {
-        crate::domain::product::UPSERTED | crate::domain::product::DELETED => {
+        crate::domain::product::UPSERTED | crate::domain::product::UPSERTED_V1 | crate::domain::product::DELETED => {
             let product: ProductRef = event
                 .data_as()
                 .map_err(|e| HandlerError::Reject(format!("{} without a product id: {e}", event.kind)))?;

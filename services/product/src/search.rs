@@ -316,6 +316,38 @@ pub trait SearchIndex: Send + Sync {
     async fn count(&self) -> Result<u64, SearchError>;
     /// Whether the engine answers.
     async fn ping(&self) -> Result<(), SearchError>;
+    /// Starts a rebuild beside the live index, where the engine can: a new, empty index that live
+    /// writes reach too from now on (as well as the live one), for the rebuild to fill and then
+    /// swap in with [`SearchIndex::finish_rebuild`], so searches see the old index whole until
+    /// the new one is whole. `None` where the index is rebuilt in place (written over, then swept).
+    async fn begin_rebuild(&self) -> Result<Option<Rebuild>, SearchError> {
+        Ok(None)
+    }
+    /// Makes the index of `rebuild` the live one, at once for every search, and drops the index it
+    /// replaces.
+    async fn finish_rebuild(&self, rebuild: Rebuild) -> Result<(), SearchError> {
+        drop(rebuild);
+        Ok(())
+    }
+    /// Gives up `rebuild` (it failed): drops its index, and live writes reach the live one only.
+    async fn abandon_rebuild(&self, rebuild: Rebuild) -> Result<(), SearchError> {
+        drop(rebuild);
+        Ok(())
+    }
+}
+
+/// A rebuild in progress beside the live index ([`SearchIndex::begin_rebuild`]).
+pub struct Rebuild {
+    /// The engine's name of the new index.
+    pub name: String,
+    /// The new index, for the rebuild's writes.
+    pub target: std::sync::Arc<dyn SearchIndex>,
+}
+
+impl std::fmt::Debug for Rebuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rebuild").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

@@ -235,9 +235,10 @@ pub async fn complete_image(
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
     state.objects.put(&image_key(&id, &name), object.bytes, declared).await?;
+    let before = product.clone();
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();
-    let event = crate::domain::product::upserted(&product).with_trace(&trace);
+    let event = crate::domain::product::upserted(&product, Some(&before), false).with_trace(&trace);
     if !state.catalog.products.replace(&product, &event).await? {
         return Err(ApiError::not_found("no such product"));
     }

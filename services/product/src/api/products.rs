@@ -1,6 +1,6 @@
 //! Products: `GET /v1/products/{id}` (with `ETag` and `Cache-Control`; `If-None-Match` gets 304) and
 //! the admin routes `POST /admin/v1/products`, `PUT, PATCH, DELETE /admin/v1/products/{id}`. Every
-//! change records `product.upserted.v1` / `product.deleted.v1` in the same transaction.
+//! change records `product.upserted.v2` / `product.deleted.v1` in the same transaction.
 
 use axum::Router;
 use axum::extract::State;
@@ -46,8 +46,8 @@ pub fn respond(headers: &HeaderMap, bytes: Bytes, etag: String) -> Response {
     (cache, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-fn upserted(product: &Product, trace: &TraceContext) -> Event {
-    crate::domain::product::upserted(product).with_trace(trace)
+fn upserted(product: &Product, before: Option<&Product>, trace: &TraceContext) -> Event {
+    crate::domain::product::upserted(product, before, before.is_none()).with_trace(trace)
 }
 
 /// A product.
@@ -93,7 +93,7 @@ pub async fn create_product(
     let product = build(input, id, Vec::new(), false, chrono::Utc::now(), &mut v);
     v.finish()?;
     let product = product.expect("validated");
-    state.catalog.products.insert(&product, &upserted(&product, &trace)).await?;
+    state.catalog.products.insert(&product, &upserted(&product, None, &trace)).await?;
     state.pages.forget(&product.id);
     // As stored: the store sets `in_stock` from the SKUs' known stock.
     let stored = current(&state, &product.id).await?;
@@ -111,7 +111,7 @@ async fn save(
         build(input, current.id.clone(), current.images.clone(), current.in_stock, current.created_at, &mut v);
     v.finish()?;
     let product = product.expect("validated");
-    if !state.catalog.products.replace(&product, &upserted(&product, trace)).await? {
+    if !state.catalog.products.replace(&product, &upserted(&product, Some(&current), trace)).await? {
         return Err(ApiError::not_found("no such product"));
     }
     state.pages.forget(&product.id);

@@ -99,7 +99,7 @@ impl<'a> Importer<'a> {
         let product = build(input, id, images, false, chrono::Utc::now(), &mut v);
         match (v.finish(), product) {
             (Ok(()), Some(product)) => {
-                let event = crate::domain::product::upserted(&product);
+                let event = crate::domain::product::upserted(&product, None, false);
                 self.pending.push((line, product, event));
                 if self.pending.len() >= BATCH {
                     self.flush().await?;

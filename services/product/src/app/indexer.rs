@@ -203,20 +203,53 @@ pub enum ReindexError {
 }
 
 /// Rebuilds the whole index from the store, a page at a time (memory bounded by the page size),
-/// while the index keeps serving and the live indexer keeps writing: each page is written at the
+/// while the index keeps serving and the live indexer keeps writing. Each page is written at the
 /// revisions read, which the index refuses where it holds newer state (a product changed or
-/// deleted since its page was read), and what the rebuild did not write or see written since it
+/// deleted since its page was read). Where the engine rebuilds beside the live index
+/// ([`SearchIndex::begin_rebuild`]: OpenSearch), the pages go to a new index that live writes
+/// reach too, swapped in whole at the end (dropped if the rebuild fails); elsewhere they are
+/// written over the live index, and what the rebuild did not write or see written since it
 /// began, less `sweep_margin` for other writers' clocks ([`SWEEP_MARGIN`]), is swept away at the
-/// end. `progress` hears the running count. The number of products indexed.
+/// end. Either way no search sees a partly filled index. `progress` hears the running count. The
+/// number of products indexed.
 pub async fn reindex(
     products: &dyn ProductStore,
     categories: &dyn CategoryStore,
     index: &dyn SearchIndex,
     sweep_margin: Duration,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, ReindexError> {
     index.ensure().await?;
     let started = crate::search::stamp();
+    match index.begin_rebuild().await? {
+        Some(rebuild) => match copy(products, categories, rebuild.target.as_ref(), progress).await {
+            Ok(done) => {
+                index.finish_rebuild(rebuild).await?;
+                Ok(done)
+            }
+            Err(error) => {
+                if let Err(abandon) = index.abandon_rebuild(rebuild).await {
+                    tracing::warn!(error = %abandon, "dropping the unfinished index failed");
+                }
+                Err(error)
+            }
+        },
+        None => {
+            let done = copy(products, categories, index, progress).await?;
+            let margin = i64::try_from(sweep_margin.as_micros()).unwrap_or(i64::MAX);
+            index.sweep(started.saturating_sub(margin)).await?;
+            Ok(done)
+        }
+    }
+}
+
+/// Writes every product of the store into `index`, a page at a time.
+async fn copy(
+    products: &dyn ProductStore,
+    categories: &dyn CategoryStore,
+    index: &dyn SearchIndex,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ReindexError> {
     let tree = CategoryTree::new(&categories.list().await?);
     let mut after: Option<String> = None;
     let mut done = 0;
@@ -229,8 +262,6 @@ pub async fn reindex(
         done += page.len() as u64;
         progress(done);
     }
-    let margin = i64::try_from(sweep_margin.as_micros()).unwrap_or(i64::MAX);
-    index.sweep(started.saturating_sub(margin)).await?;
     Ok(done)
 }
 
@@ -277,7 +308,7 @@ mod tests {
     }
 
     fn upserted(product: &Product) -> Event {
-        crate::domain::product::upserted(product)
+        crate::domain::product::upserted(product, None, true)
     }
 
     async fn everything(index: &dyn SearchIndex) -> u64 {
@@ -287,7 +318,13 @@ mod tests {
     #[test]
     fn the_service_routes_catalog_and_stock_events_to_this_queue() {
         let routing = platform::events::Routing::of(crate::consumers::SUBSCRIPTIONS);
-        for kind in [crate::domain::product::UPSERTED, crate::domain::product::DELETED, "inventory.changed.v1"] {
+        let kinds = [
+            crate::domain::product::UPSERTED,
+            crate::domain::product::UPSERTED_V1,
+            crate::domain::product::DELETED,
+            "inventory.changed.v1",
+        ];
+        for kind in kinds {
             assert_eq!(routing.queues_for(kind).collect::<Vec<_>>(), [crate::consumers::QUEUE], "{kind}");
         }
     }
@@ -342,6 +379,14 @@ mod tests {
         let in_stock = SearchQuery { in_stock: Some(true), limit: 1, ..SearchQuery::default() };
         assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1);
 
+        // An event of the first version (the whole product as its payload), left in a queue by an
+        // earlier release, is applied as well.
+        let k3 = product("k3");
+        w.products.insert(&k3, &upserted(&k3)).await.unwrap();
+        let v1 = Event::new(crate::domain::product::UPSERTED_V1, "product", &k3).with_subject("k3");
+        w.indexer.handle(&v1).await.unwrap();
+        assert_eq!(everything(w.index.as_ref()).await, 2);
+
         let malformed = Event::new("inventory.changed.v1", "inventory", json!({"sku": 5}));
         let outcomes = w.indexer.handle_batch(&[malformed, stock]).await;
         assert!(matches!(outcomes[0], Err(HandlerError::Reject(_))), "a malformed event is dead-lettered");
@@ -383,6 +428,96 @@ mod tests {
         async fn ping(&self) -> Result<(), SearchError> {
             self.inner.ping().await
         }
+    }
+
+    /// An engine that rebuilds beside its live index, as OpenSearch does: a new index (`next`,
+    /// which may fail) swapped in at the end.
+    struct Beside {
+        live: std::sync::RwLock<Arc<dyn SearchIndex>>,
+        next: Arc<Failing>,
+        abandoned: std::sync::atomic::AtomicBool,
+    }
+
+    impl Beside {
+        fn live(&self) -> Arc<dyn SearchIndex> {
+            self.live.read().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SearchIndex for Beside {
+        async fn ensure(&self) -> Result<(), SearchError> {
+            self.live().ensure().await
+        }
+        async fn upsert(&self, docs: Vec<SearchDoc>) -> Result<(), SearchError> {
+            self.live().upsert(docs).await
+        }
+        async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
+            self.live().delete(ids, at).await
+        }
+        async fn sweep(&self, _before: i64) -> Result<(), SearchError> {
+            panic!("an index rebuilt beside is never swept")
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<crate::search::SearchPage, SearchError> {
+            self.live().search(query).await
+        }
+        async fn count(&self) -> Result<u64, SearchError> {
+            self.live().count().await
+        }
+        async fn ping(&self) -> Result<(), SearchError> {
+            Ok(())
+        }
+        async fn begin_rebuild(&self) -> Result<Option<crate::search::Rebuild>, SearchError> {
+            Ok(Some(crate::search::Rebuild { name: "next".into(), target: self.next.clone() }))
+        }
+        async fn finish_rebuild(&self, rebuild: crate::search::Rebuild) -> Result<(), SearchError> {
+            assert_eq!(rebuild.name, "next");
+            *self.live.write().unwrap() = self.next.inner.clone();
+            Ok(())
+        }
+        async fn abandon_rebuild(&self, _rebuild: crate::search::Rebuild) -> Result<(), SearchError> {
+            self.abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_beside_the_live_index_is_swapped_in_whole_or_dropped_when_it_fails() {
+        let w = world().await;
+        let items: Vec<(Product, Event)> = (0..1_500)
+            .map(|i| product(&format!("p{i:05}")))
+            .map(|p| {
+                let e = upserted(&p);
+                (p, e)
+            })
+            .collect();
+        assert!(w.products.upsert_many(items).await.unwrap().iter().all(Result::is_ok));
+        let old: Arc<dyn SearchIndex> = Arc::new(TantivyIndex::in_memory().unwrap());
+        old.upsert(vec![SearchDoc::of(&product("gone"), vec![])]).await.unwrap();
+
+        // The new index fails on its second page: the rebuild stops, its index is dropped, and
+        // searches kept (and keep) the old index whole.
+        let next = Arc::new(Failing { inner: Arc::new(TantivyIndex::in_memory().unwrap()), failures: 0.into() });
+        let engine = Beside { live: old.clone().into(), next: next.clone(), abandoned: false.into() };
+        next.failures.store(1, std::sync::atomic::Ordering::SeqCst);
+        let mut pages = Vec::new();
+        let failed = reindex(w.products.as_ref(), w.categories.as_ref(), &engine, Duration::ZERO, |n| pages.push(n));
+        assert!(failed.await.is_err());
+        assert!(engine.abandoned.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(engine.count().await.unwrap(), 1, "the live index is the old one, untouched");
+
+        // Then it works: every product is in the new index, which searches use from the swap on;
+        // the old index was never written (what it held that the store lacks went with it).
+        let next = Arc::new(Failing { inner: Arc::new(TantivyIndex::in_memory().unwrap()), failures: 0.into() });
+        let engine = Beside { live: old.clone().into(), next: next.clone(), abandoned: false.into() };
+        let mut pages = Vec::new();
+        let done = reindex(w.products.as_ref(), w.categories.as_ref(), &engine, Duration::ZERO, |n| pages.push(n));
+        assert_eq!(done.await.unwrap(), 1_500);
+        assert_eq!(pages, [1_000, 1_500]);
+        assert_eq!(engine.count().await.unwrap(), 1_500);
+        assert_eq!(old.count().await.unwrap(), 1, "the rebuild wrote only the new index");
+        let home = SearchQuery { category: Some("cat-home".into()), limit: 1, ..SearchQuery::default() };
+        assert_eq!(engine.search(&home).await.unwrap().total, 1_500);
     }
 
     #[tokio::test]

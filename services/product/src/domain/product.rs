@@ -14,8 +14,8 @@ pub const MAX_VARIANTS: usize = 48;
 /// Most images one product has.
 pub const MAX_IMAGES: usize = 20;
 
-/// Largest product, as its JSON: what keeps its DynamoDB item (400 KB at most) and its
-/// `product.upserted.v1` event (the queues take 256 KiB) well inside their limits.
+/// Largest product, as its JSON: what keeps its DynamoDB item (400 KB at most) well inside the
+/// limit (its event carries ids and the names of what changed, never the product).
 pub const MAX_PRODUCT_BYTES: usize = 128 * 1024;
 
 /// Most attributes of a product.
@@ -27,15 +27,67 @@ pub const MAX_ATTRIBUTE_NAME: usize = 100;
 /// Largest attribute value, as JSON.
 pub const MAX_ATTRIBUTE_BYTES: usize = 2_000;
 
-/// The event every write of a product records (its payload: the product as written).
-pub const UPSERTED: &str = "product.upserted.v1";
+/// The event every write of a product records: [`Upserted`], the product's id, its SKUs and the
+/// names of the fields that changed. Consumers read the product itself when they need it.
+pub const UPSERTED: &str = "product.upserted.v2";
+
+/// The first version of [`UPSERTED`], whose payload was the whole product (up to the product's
+/// size, near the queues' limit): no longer written, still consumed, so the events an earlier
+/// version left in outboxes and queues are applied after an upgrade. Its `id` is all a consumer
+/// reads of it.
+pub const UPSERTED_V1: &str = "product.upserted.v1";
 
 /// The event a deleted product records (its payload: `{"id": …}`).
 pub const DELETED: &str = "product.deleted.v1";
 
-/// The `product.upserted.v1` event of `product`.
-pub fn upserted(product: &Product) -> platform::events::Event {
-    platform::events::Event::new(UPSERTED, crate::NAME, product).with_subject(&product.id)
+/// The payload of `product.upserted.v2`: a few kilobytes at most whatever the product's size
+/// (48 SKUs of 64 characters and the field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upserted {
+    /// The product.
+    pub id: String,
+    /// Whether the write made it (a create; an import's line may make or replace one, and says
+    /// `false` with every field changed when it replaced).
+    pub created: bool,
+    /// The fields whose values the write changed, by their names in the API (`name`, `price`,
+    /// `variants`, `images`, …); every field on a create or an import.
+    pub changed: Vec<String>,
+    /// The product's SKUs after the write.
+    pub skus: Vec<String>,
+    /// SKUs the write removed from the product.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skus_removed: Vec<String>,
+}
+
+/// Whether two products have the same value of one field.
+type SameField = fn(&Product, &Product) -> bool;
+
+/// The fields of a product a write can change, by their API names, with how to compare them.
+const FIELDS: [(&str, SameField); 9] = [
+    ("name", |a, b| a.name == b.name),
+    ("description", |a, b| a.description == b.description),
+    ("brand", |a, b| a.brand == b.brand),
+    ("category_id", |a, b| a.category_id == b.category_id),
+    ("price", |a, b| a.price == b.price),
+    ("images", |a, b| a.images == b.images),
+    ("attributes", |a, b| a.attributes == b.attributes),
+    ("variants", |a, b| a.variants == b.variants),
+    ("in_stock", |a, b| a.in_stock == b.in_stock),
+];
+
+/// The `product.upserted.v2` event of writing `product` over `before` (`None`: made, or replaced
+/// without reading it first, as an import does).
+pub fn upserted(product: &Product, before: Option<&Product>, created: bool) -> platform::events::Event {
+    let skus: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
+    let (changed, skus_removed) = match before {
+        None => (FIELDS.iter().map(|(name, _)| (*name).to_owned()).collect(), Vec::new()),
+        Some(before) => (
+            FIELDS.iter().filter(|(_, same)| !same(before, product)).map(|(name, _)| (*name).to_owned()).collect(),
+            before.variants.iter().map(|v| v.sku.clone()).filter(|sku| !skus.contains(sku)).collect(),
+        ),
+    };
+    let data = Upserted { id: product.id.clone(), created, changed, skus, skus_removed };
+    platform::events::Event::new(UPSERTED, crate::NAME, data).with_subject(&product.id)
 }
 
 /// The `product.deleted.v1` event of product `id`.
@@ -332,6 +384,39 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_upsert_event_carries_ids_and_the_names_of_what_changed_never_the_product() {
+        let mut v = Validator::new();
+        let mut big = input();
+        big.description = "word ".repeat(2_000);
+        let before = build(big, "p1".into(), vec![], false, chrono::Utc::now(), &mut v).unwrap();
+        let made = upserted(&before, None, true);
+        assert_eq!(made.kind, "product.upserted.v2");
+        assert_eq!(made.subject.as_deref(), Some("p1"));
+        let data: Upserted = made.data_as().unwrap();
+        assert!(data.created);
+        assert_eq!(data.changed.len(), FIELDS.len(), "a create changes every field");
+        assert_eq!(data.skus, ["TR-42", "TR-43"]);
+        assert!(made.to_json().len() < 1_000, "a product of 10 KB makes an event of a few hundred bytes");
+
+        let mut after = before.clone();
+        after.name = "Trail Runner II".into();
+        after.variants.retain(|v| v.sku == "TR-42");
+        let changed: Upserted = upserted(&after, Some(&before), false).data_as().unwrap();
+        assert_eq!(
+            changed,
+            Upserted {
+                id: "p1".into(),
+                created: false,
+                changed: vec!["name".into(), "variants".into()],
+                skus: vec!["TR-42".into()],
+                skus_removed: vec!["TR-43".into()],
+            }
+        );
+        let same: Upserted = upserted(&after, Some(&after), false).data_as().unwrap();
+        assert!(same.changed.is_empty(), "a write that changes nothing says so");
+    }
 
     fn input() -> ProductInput {
         serde_json::from_value(json!({

@@ -1,6 +1,11 @@
 //! The OpenSearch adapter of the search index: one OpenSearch index holding each [`SearchDoc`] (plus
 //! its [`tiebreak`]) under the product id.
 //!
+//! The index is known by one name (`products`), an alias of the index that holds the documents once
+//! a rebuild has run (before that, an index of that name, as earlier versions made it). A rebuild
+//! fills a new index beside the live one, which live writes reach as well through a second alias
+//! (`products-rebuild`), and swaps the name over to it in one step ([`SearchIndex::begin_rebuild`]).
+//!
 //! Text search is term-centric like the embedded (Tantivy) adapter: every word of the query must
 //! match in one of name, brand or description, with typo tolerance on longer words. Pages continue
 //! with `search_after` on the sort value and the tie-breaker, so deep pages cost no more than the
@@ -8,20 +13,24 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use opensearch::auth::Credentials;
 use opensearch::http::response::Response;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use opensearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesPutMappingParts, IndicesPutSettingsParts};
+use opensearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts, IndicesPutMappingParts,
+    IndicesPutSettingsParts,
+};
 use opensearch::params::{Conflicts, Refresh};
 use opensearch::{BulkParts, CountParts, DeleteByQueryParts, OpenSearch, SearchParts};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Cursor, Facets, MAX_FACET_VALUES, MAX_LIMIT, PRICE_EDGES, SearchDoc, SearchError, SearchIndex, SearchPage,
+    Cursor, Facets, MAX_FACET_VALUES, MAX_LIMIT, PRICE_EDGES, Rebuild, SearchDoc, SearchError, SearchIndex, SearchPage,
     SearchQuery, Sort, TOMBSTONE_TTL, price_bucket, stamp, tiebreak,
 };
 
@@ -39,11 +48,23 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a sweep may take (it deletes documents one by one).
 const SWEEP_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long a writer trusts what it last learned of a rebuild in progress (whether the rebuild
+/// alias exists). A rebuild waits twice this after making its index before it reads the store, so
+/// every writer's later writes reach the new index too.
+pub const REBUILD_CHECK: Duration = Duration::from_secs(2);
+
 /// The search index in an OpenSearch cluster.
 pub struct OpenSearchIndex {
     client: OpenSearch,
+    /// The name searches and writes use: an alias (after a rebuild) or the index itself.
     index: String,
     max_bulk_bytes: usize,
+    /// Whether writes also go to the index a rebuild is filling (the live index's adapter; a
+    /// rebuild's own writes go to its index only).
+    follows_rebuilds: bool,
+    rebuild_check: Duration,
+    /// Whether a rebuild was in progress when last looked up, and when that was.
+    rebuilding: Mutex<Option<(Instant, bool)>>,
 }
 
 impl fmt::Debug for OpenSearchIndex {
@@ -77,7 +98,60 @@ impl OpenSearchIndex {
             transport = transport.auth(credentials);
         }
         let transport = transport.build().map_err(SearchError::backend)?;
-        Ok(Self { client: OpenSearch::new(transport), index: index.to_owned(), max_bulk_bytes: MAX_BULK_BYTES })
+        Ok(Self {
+            client: OpenSearch::new(transport),
+            index: index.to_owned(),
+            max_bulk_bytes: MAX_BULK_BYTES,
+            follows_rebuilds: true,
+            rebuild_check: REBUILD_CHECK,
+            rebuilding: Mutex::new(None),
+        })
+    }
+
+    /// The index, trusting what it learned of a rebuild in progress for `check` (tests).
+    pub fn with_rebuild_check(mut self, check: Duration) -> Self {
+        self.rebuild_check = check;
+        self
+    }
+
+    /// The alias of the index a rebuild is filling.
+    fn rebuild_alias(&self) -> String {
+        format!("{}-rebuild", self.index)
+    }
+
+    /// The indices an alias names (none when there is no such alias).
+    async fn aliased(&self, alias: &str) -> Result<Vec<String>, SearchError> {
+        let response = self.client.indices().get_alias(IndicesGetAliasParts::Name(&[alias])).send().await;
+        match answer("look up an alias", response).await {
+            Ok(body) => Ok(parse::<HashMap<String, Value>>("look up an alias", body)?.into_keys().collect()),
+            Err(failure) if failure.status == 404 => Ok(Vec::new()),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Whether a rebuild is filling a new index (looked up at most every [`REBUILD_CHECK`]).
+    async fn rebuilding(&self) -> Result<bool, SearchError> {
+        if !self.follows_rebuilds {
+            return Ok(false);
+        }
+        if let Some((at, known)) = *self.rebuilding.lock().expect("rebuild lock")
+            && at.elapsed() < self.rebuild_check
+        {
+            return Ok(known);
+        }
+        let known = !self.aliased(&self.rebuild_alias()).await?.is_empty();
+        *self.rebuilding.lock().expect("rebuild lock") = Some((Instant::now(), known));
+        Ok(known)
+    }
+
+    /// Deletes the index `name` (and so its aliases).
+    async fn drop_index(&self, name: &str) -> Result<(), SearchError> {
+        let response = self.client.indices().delete(IndicesDeleteParts::Index(&[name])).send().await;
+        match answer("delete an index", response).await {
+            Ok(_) => Ok(()),
+            Err(failure) if failure.status == 404 => Ok(()),
+            Err(failure) => Err(failure.error),
+        }
     }
 
     /// The index, sending bulk requests of at most `bytes` (a domain with a smaller
@@ -164,6 +238,22 @@ impl OpenSearchIndex {
     /// is split in two and each half sent again; one document alone answered 413 is an error
     /// naming it.
     async fn bulk(&self, operation: &'static str, actions: Vec<BulkAction>) -> Result<(), SearchError> {
+        if self.rebuilding().await? {
+            // Through the alias, never creating an index: once the rebuild is over (swapped in or
+            // dropped) these writes find no alias and are moot, the live name having them.
+            self.send(operation, &self.rebuild_alias(), true, actions.clone()).await?;
+        }
+        self.send(operation, &self.index, false, actions).await
+    }
+
+    /// Sends `actions` to `target` in requests of at most `max_bulk_bytes`.
+    async fn send(
+        &self,
+        operation: &'static str,
+        target: &str,
+        require_alias: bool,
+        actions: Vec<BulkAction>,
+    ) -> Result<(), SearchError> {
         let mut pending: Vec<Vec<BulkAction>> = Vec::new();
         let mut size = 0;
         for action in actions {
@@ -177,7 +267,7 @@ impl OpenSearchIndex {
         }
         pending.reverse();
         while let Some(mut request) = pending.pop() {
-            match self.bulk_request(operation, &request).await {
+            match self.bulk_request(operation, target, require_alias, &request).await {
                 Err(failure) if failure.status == 413 && request.len() > 1 => {
                     tracing::warn!(
                         documents = request.len(),
@@ -200,11 +290,20 @@ impl OpenSearchIndex {
         Ok(())
     }
 
-    /// One bulk request.
-    async fn bulk_request(&self, operation: &'static str, actions: &[BulkAction]) -> Result<(), Failure> {
+    /// One bulk request to `target` (an alias that must exist where `require_alias`).
+    async fn bulk_request(
+        &self,
+        operation: &'static str,
+        target: &str,
+        require_alias: bool,
+        actions: &[BulkAction],
+    ) -> Result<(), Failure> {
         let lines: Vec<&str> = actions.iter().flat_map(|a| a.lines.iter().map(String::as_str)).collect();
-        let response =
-            self.client.bulk(BulkParts::Index(&self.index)).refresh(Refresh::WaitFor).body(lines).send().await;
+        let mut request = self.client.bulk(BulkParts::Index(target)).refresh(Refresh::WaitFor);
+        if require_alias {
+            request = request.require_alias(true);
+        }
+        let response = request.body(lines).send().await;
         let body = answer(operation, response).await?;
         let answer: BulkResponse = parse(operation, body).map_err(|error| Failure { status: 0, kind: None, error })?;
         if !answer.errors {
@@ -214,7 +313,7 @@ impl OpenSearchIndex {
             .items
             .iter()
             .flat_map(|item| item.iter())
-            .filter(|(action, outcome)| !outcome.succeeded(action))
+            .filter(|(action, outcome)| !(outcome.succeeded(action) || require_alias && outcome.no_index()))
             .map(|(_, outcome)| outcome);
         let error = match failed.next() {
             Some(first) => OpenSearchError::Items { operation, failed: 1 + failed.count(), first: first.describe() },
@@ -451,6 +550,7 @@ fn parse<T: for<'de> Deserialize<'de>>(operation: &'static str, body: Vec<u8>) -
 }
 
 /// One document's operation in a bulk request: its NDJSON lines (action, and source for an index).
+#[derive(Clone)]
 struct BulkAction {
     id: String,
     lines: Vec<String>,
@@ -501,6 +601,11 @@ impl BulkItem {
             || (action == "delete" && self.status == 404)
             || (self.status == 409
                 && self.error.as_ref().and_then(|e| e.kind()) == Some("version_conflict_engine_exception"))
+    }
+
+    /// Whether the item failed because its index (or alias) does not exist.
+    fn no_index(&self) -> bool {
+        self.status == 404 && self.error.as_ref().and_then(|e| e.kind()) == Some("index_not_found_exception")
     }
 
     fn describe(&self) -> String {
@@ -712,6 +817,68 @@ impl SearchIndex for OpenSearchIndex {
 
     async fn ping(&self) -> Result<(), SearchError> {
         ok("ping", self.client.ping().send().await).await.map(|_| ())
+    }
+
+    async fn begin_rebuild(&self) -> Result<Option<Rebuild>, SearchError> {
+        let alias = self.rebuild_alias();
+        // One rebuild at a time: an index left by a rebuild that died is dropped (a rebuild still
+        // running beside this one fails when it swaps, its index gone).
+        for leftover in self.aliased(&alias).await? {
+            tracing::warn!(index = %leftover, "dropping the index an unfinished rebuild left");
+            self.drop_index(&leftover).await?;
+        }
+        let name = format!("{}-{}", self.index, stamp());
+        let mut definition = Self::definition();
+        definition["aliases"] = json!({ alias: {} });
+        let response = self.client.indices().create(IndicesCreateParts::Index(&name)).body(definition).send().await;
+        ok("create the rebuild's index", response).await?;
+        *self.rebuilding.lock().expect("rebuild lock") = None;
+        // Every writer looks the alias up again within REBUILD_CHECK and writes there too from
+        // then on; the rebuild reads the store only after that, so no change falls between.
+        tokio::time::sleep(self.rebuild_check * 2).await;
+        let target = Self {
+            client: self.client.clone(),
+            index: name.clone(),
+            max_bulk_bytes: self.max_bulk_bytes,
+            follows_rebuilds: false,
+            rebuild_check: self.rebuild_check,
+            rebuilding: Mutex::new(None),
+        };
+        Ok(Some(Rebuild { name, target: std::sync::Arc::new(target) }))
+    }
+
+    async fn finish_rebuild(&self, rebuild: Rebuild) -> Result<(), SearchError> {
+        let old = self.aliased(&self.index).await?;
+        let mut actions: Vec<Value> =
+            old.iter().map(|index| json!({ "remove": { "index": index, "alias": self.index } })).collect();
+        if old.is_empty() {
+            // The name is an index itself (made by an earlier version), or nothing: an index of
+            // that name is dropped in the same step that makes the name an alias.
+            let response = self.client.indices().exists(IndicesExistsParts::Index(&[&self.index])).send().await;
+            match answer("index exists", response).await {
+                Ok(_) => actions.push(json!({ "remove_index": { "index": self.index } })),
+                Err(failure) if failure.status == 404 => {}
+                Err(failure) => return Err(failure.error),
+            }
+        }
+        actions.push(json!({ "add": { "index": rebuild.name, "alias": self.index } }));
+        actions.push(json!({ "remove": { "index": rebuild.name, "alias": self.rebuild_alias() } }));
+        let body = json!({ "actions": actions });
+        let response = self.client.indices().update_aliases().body(body).send().await;
+        ok("swap the rebuilt index in", response).await?;
+        *self.rebuilding.lock().expect("rebuild lock") = None;
+        for index in old.iter().filter(|index| **index != rebuild.name) {
+            // Searches use the new index already: a failure here leaves only a stray index.
+            if let Err(error) = self.drop_index(index).await {
+                tracing::warn!(index = %index, error = %error, "dropping the replaced index failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn abandon_rebuild(&self, rebuild: Rebuild) -> Result<(), SearchError> {
+        *self.rebuilding.lock().expect("rebuild lock") = None;
+        self.drop_index(&rebuild.name).await
     }
 }
 

@@ -1,5 +1,7 @@
 //! The OpenSearch adapter against a stub server: a local HTTP server that records every request and
-//! answers with scripted responses shaped as OpenSearch's REST API documents them.
+//! answers with scripted responses shaped as OpenSearch's REST API documents them. Aliases it keeps
+//! itself, as the API documents them: an index created with aliases, `POST /_aliases` and a
+//! deleted index change them, and alias lookups (`GET /_alias/{name}`) are answered from them.
 
 use std::collections::{HashMap, VecDeque};
 use std::error::Error as _;
@@ -45,6 +47,59 @@ struct Script {
     answers: VecDeque<(u16, Value)>,
     /// Bodies above this many bytes are answered 413 (`http.max_content_length`), using no answer.
     max_body: Option<usize>,
+    /// The indices of each alias.
+    aliases: HashMap<String, Vec<String>>,
+    /// The aliases looked up, in order (answered from `aliases`, using no answer).
+    lookups: Vec<String>,
+}
+
+impl Script {
+    /// Keeps track of the aliases `request` changes (the answer comes from the script).
+    fn follow_aliases(&mut self, request: &Recorded) {
+        let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+        let index = request.path.trim_start_matches('/').to_owned();
+        match (&request.method, request.path.as_str()) {
+            (&Method::POST, "/_aliases") => {
+                for action in body["actions"].as_array().unwrap() {
+                    let (kind, spec) = action.as_object().unwrap().iter().next().unwrap();
+                    let target = spec["index"].as_str().unwrap().to_owned();
+                    match kind.as_str() {
+                        "add" => self.aliases.entry(spec["alias"].as_str().unwrap().into()).or_default().push(target),
+                        "remove" => {
+                            if let Some(indices) = self.aliases.get_mut(spec["alias"].as_str().unwrap()) {
+                                indices.retain(|i| *i != target);
+                            }
+                        }
+                        "remove_index" => {
+                            self.aliases.values_mut().for_each(|indices| indices.retain(|i| *i != target))
+                        }
+                        other => panic!("no such alias action: {other}"),
+                    }
+                }
+            }
+            (&Method::PUT, _) if !index.contains('/') => {
+                for alias in body["aliases"].as_object().into_iter().flat_map(|a| a.keys()) {
+                    self.aliases.entry(alias.clone()).or_default().push(index.clone());
+                }
+            }
+            (&Method::DELETE, _) if !index.contains('/') => {
+                self.aliases.values_mut().for_each(|indices| indices.retain(|i| *i != index));
+            }
+            _ => {}
+        }
+        self.aliases.retain(|_, indices| !indices.is_empty());
+    }
+
+    /// The answer to `GET /_alias/{name}`.
+    fn alias_answer(&mut self, name: &str) -> (u16, Value) {
+        self.lookups.push(name.to_owned());
+        match self.aliases.get(name) {
+            Some(indices) => {
+                (200, indices.iter().map(|index| (index.clone(), json!({ "aliases": { name: {} } }))).collect())
+            }
+            None => (404, json!({ "error": format!("alias [{name}] missing"), "status": 404 })),
+        }
+    }
 }
 
 /// The stub OpenSearch node: answers requests in order with its scripted answers.
@@ -58,7 +113,7 @@ impl Stub {
         let script = Arc::new(Mutex::new(Script {
             requests: Vec::new(),
             answers: answers.into_iter().collect(),
-            max_body: None,
+            ..Script::default()
         }));
         let router = Router::new().fallback(answer).with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -77,6 +132,23 @@ impl Stub {
         OpenSearchIndex::new(&self.url, "products").unwrap()
     }
 
+    /// Makes `alias` name `indices`.
+    fn with_alias(self, alias: &str, indices: &[&str]) -> Self {
+        let indices = indices.iter().map(|i| (*i).to_owned()).collect();
+        self.script.lock().unwrap().aliases.insert(alias.into(), indices);
+        self
+    }
+
+    /// The aliases looked up so far.
+    fn lookups(&self) -> Vec<String> {
+        self.script.lock().unwrap().lookups.clone()
+    }
+
+    /// The indices of `alias` now.
+    fn alias(&self, alias: &str) -> Vec<String> {
+        self.script.lock().unwrap().aliases.get(alias).cloned().unwrap_or_default()
+    }
+
     /// Every request so far, and checks that every scripted answer was used.
     fn requests(&self) -> Vec<Recorded> {
         let script = self.script.lock().unwrap();
@@ -93,13 +165,22 @@ async fn answer(
     body: Bytes,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
     let mut script = script.lock().unwrap();
-    script.requests.push(Recorded {
+    if method == Method::GET
+        && let Some(name) = uri.path().strip_prefix("/_alias/")
+    {
+        let (status, body) = script.alias_answer(name);
+        let content = [(header::CONTENT_TYPE, "application/json; charset=UTF-8")];
+        return (StatusCode::from_u16(status).unwrap(), content, body.to_string());
+    }
+    let request = Recorded {
         method,
         path: uri.path().to_owned(),
         query: url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect(),
         authorization: headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned()),
         body: String::from_utf8(body.to_vec()).unwrap(),
-    });
+    };
+    script.follow_aliases(&request);
+    script.requests.push(request);
     if script.max_body.is_some_and(|max| body.len() > max) {
         // What an Amazon OpenSearch Service domain answers above its request size limit.
         let refused = json!({ "Message": format!("Request size exceeded {} bytes", script.max_body.unwrap_or(0)) });
@@ -678,7 +759,7 @@ async fn opensearch_a_stock_change_whose_index_write_failed_is_indexed_on_redeli
     let mut v = platform::http::Validator::new();
     let kettle =
         shop_product::domain::product::build(input, "k1".into(), vec![], false, chrono::Utc::now(), &mut v).unwrap();
-    products.insert(&kettle, &shop_product::domain::product::upserted(&kettle)).await.unwrap();
+    products.insert(&kettle, &shop_product::domain::product::upserted(&kettle, None, true)).await.unwrap();
 
     // The engine is down for the first write, then answers.
     let stub = Stub::start([
@@ -702,4 +783,139 @@ async fn opensearch_a_stock_change_whose_index_write_failed_is_indexed_on_redeli
     }
     let revision = products.get("k1").await.unwrap().unwrap().revision;
     assert_eq!(requests[1].lines()[0]["index"]["version"], revision, "at the store's revision");
+}
+
+fn acknowledged() -> Value {
+    json!({ "acknowledged": true })
+}
+
+#[tokio::test]
+async fn opensearch_a_rebuild_fills_a_new_index_that_live_writes_reach_too_and_swaps_it_in_for_the_old_one() {
+    let stub = Stub::start([
+        (200, json!({ "acknowledged": true, "shards_acknowledged": true })),
+        (200, bulk_answer(&[("index", "live", 201)])),
+        (200, bulk_answer(&[("index", "live", 201)])),
+        (200, bulk_answer(&[("index", "copied", 201)])),
+        (200, json!({})),
+        (200, acknowledged()),
+    ])
+    .await;
+    let live = stub.index().with_rebuild_check(std::time::Duration::from_millis(20));
+    let rebuild = live.begin_rebuild().await.unwrap().expect("OpenSearch rebuilds beside the live index");
+    assert!(rebuild.name.starts_with("products-"), "{}", rebuild.name);
+    assert_eq!(stub.alias("products-rebuild"), std::slice::from_ref(&rebuild.name));
+    // A live write while the rebuild runs reaches both indices; the rebuild's reaches its own.
+    live.upsert(vec![doc("live", "Live Runner", "Acme", 5_000)]).await.unwrap();
+    rebuild.target.upsert(vec![doc("copied", "Copied Runner", "Acme", 6_000)]).await.unwrap();
+    let name = rebuild.name.clone();
+    live.finish_rebuild(rebuild).await.unwrap();
+
+    let requests = stub.requests();
+    assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::PUT, format!("/{name}").as_str()));
+    let definition = requests[0].json();
+    assert_eq!(definition["aliases"], json!({ "products-rebuild": {} }));
+    assert_eq!(definition["settings"]["index"]["gc_deletes"], json!("600s"));
+    assert_eq!(definition["mappings"]["properties"]["category_path"], json!({ "type": "keyword" }));
+    assert_eq!(requests[1].path, "/products-rebuild/_bulk");
+    assert_eq!(requests[1].query.get("require_alias").map(String::as_str), Some("true"));
+    assert_eq!(requests[2].path, "/products/_bulk");
+    assert_eq!(requests[2].query.get("require_alias"), None);
+    assert_eq!(requests[1].body, requests[2].body, "the same versioned writes");
+    assert_eq!(requests[3].path, format!("/{name}/_bulk"));
+    // The name was an index made by an earlier version: it is dropped as the alias takes its place.
+    assert_eq!((&requests[4].method, requests[4].path.as_str()), (&Method::HEAD, "/products"));
+    assert_eq!((&requests[5].method, requests[5].path.as_str()), (&Method::POST, "/_aliases"));
+    assert_eq!(
+        requests[5].json(),
+        json!({ "actions": [
+            { "remove_index": { "index": "products" } },
+            { "add": { "index": name, "alias": "products" } },
+            { "remove": { "index": name, "alias": "products-rebuild" } }
+        ]})
+    );
+    assert_eq!(requests.len(), 6);
+    assert_eq!(stub.lookups(), ["products-rebuild", "products-rebuild", "products"]);
+    assert_eq!(stub.alias("products"), [name]);
+    assert!(stub.alias("products-rebuild").is_empty());
+}
+
+#[tokio::test]
+async fn opensearch_a_later_rebuild_moves_the_alias_drops_the_old_index_and_what_a_dead_rebuild_left() {
+    let no_alias = json!({
+        "type": "index_not_found_exception",
+        "reason": "no such index [products-rebuild] and [require_alias] request flag is [true] and [products-rebuild] is not an alias"
+    });
+    let stub = Stub::start([
+        (200, acknowledged()),
+        (200, json!({ "acknowledged": true, "shards_acknowledged": true })),
+        (200, bulk_answer(&[("index", "a", 201)])),
+        (200, bulk_answer(&[("index", "a", 201)])),
+        (200, acknowledged()),
+        (200, acknowledged()),
+        (
+            200,
+            json!({ "took": 1, "errors": true, "items": [
+                { "index": { "_index": "products-rebuild", "_id": "b", "status": 404, "error": no_alias } }
+            ]}),
+        ),
+        (200, bulk_answer(&[("index", "b", 201)])),
+    ])
+    .await
+    .with_alias("products", &["products-1"])
+    .with_alias("products-rebuild", &["products-0"]);
+    let live = stub.index().with_rebuild_check(std::time::Duration::from_millis(20));
+    // Another task, which learned of the rebuild before the swap and trusts that for a while.
+    let other = stub.index().with_rebuild_check(std::time::Duration::from_secs(60));
+    let rebuild = live.begin_rebuild().await.unwrap().unwrap();
+    let name = rebuild.name.clone();
+    other.upsert(vec![doc("a", "A", "Acme", 1_000)]).await.unwrap();
+    live.finish_rebuild(rebuild).await.unwrap();
+    // Its next write finds the rebuild alias gone: that copy is moot, the live name has it.
+    other.upsert(vec![doc("b", "B", "Acme", 1_000)]).await.unwrap();
+
+    let requests = stub.requests();
+    let paths: Vec<(Method, String)> = requests.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
+    assert_eq!(
+        paths,
+        [
+            (Method::DELETE, "/products-0".to_owned()),
+            (Method::PUT, format!("/{name}")),
+            (Method::POST, "/products-rebuild/_bulk".to_owned()),
+            (Method::POST, "/products/_bulk".to_owned()),
+            (Method::POST, "/_aliases".to_owned()),
+            (Method::DELETE, "/products-1".to_owned()),
+            (Method::POST, "/products-rebuild/_bulk".to_owned()),
+            (Method::POST, "/products/_bulk".to_owned()),
+        ]
+    );
+    assert_eq!(
+        requests[4].json(),
+        json!({ "actions": [
+            { "remove": { "index": "products-1", "alias": "products" } },
+            { "add": { "index": name, "alias": "products" } },
+            { "remove": { "index": name, "alias": "products-rebuild" } }
+        ]})
+    );
+    assert_eq!(stub.alias("products"), [name]);
+}
+
+#[tokio::test]
+async fn opensearch_an_abandoned_rebuild_drops_its_index_and_live_writes_go_to_the_live_one_only() {
+    let stub = Stub::start([
+        (200, json!({ "acknowledged": true, "shards_acknowledged": true })),
+        (200, acknowledged()),
+        (200, bulk_answer(&[("index", "a", 201)])),
+    ])
+    .await
+    .with_alias("products", &["products-1"]);
+    let live = stub.index().with_rebuild_check(std::time::Duration::from_millis(20));
+    let rebuild = live.begin_rebuild().await.unwrap().unwrap();
+    let name = rebuild.name.clone();
+    live.abandon_rebuild(rebuild).await.unwrap();
+    live.upsert(vec![doc("a", "A", "Acme", 1_000)]).await.unwrap();
+    let requests = stub.requests();
+    assert_eq!((&requests[1].method, requests[1].path.as_str()), (&Method::DELETE, format!("/{name}").as_str()));
+    assert_eq!(requests[2].path, "/products/_bulk");
+    assert_eq!(stub.alias("products"), ["products-1"]);
+    assert!(stub.alias("products-rebuild").is_empty());
 }
