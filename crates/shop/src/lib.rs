@@ -19,8 +19,10 @@ pub const SERVICES: &[(&str, &[sqlite::Migration])] = &[
     (shop_inventory::NAME, shop_inventory::MIGRATIONS),
 ];
 
-/// Applies every service's migrations (and the event queue's) under the data dir.
-pub fn migrate(config: &Config) -> anyhow::Result<()> {
+/// Applies every service's migrations (and the event queue's) under the data dir; with the
+/// DynamoDB store backend, also brings items earlier versions wrote up to date (orders gain the
+/// `StatusShard` of the sharded status index). Safe to run again, and while the services run.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     for (name, migrations) in SERVICES {
         let path = config.data_dir.join(format!("{name}.db"));
         let (_, applied) = sqlite::Db::open_migrated(&path, migrations)
@@ -31,6 +33,15 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = sqlite::Db::open(&queue).with_context(|| format!("cannot open {}", queue.display()))?;
     let applied = db.migrate(platform::events::sqlite::QUEUE_MIGRATIONS)?;
     println!("events: {applied} migration(s) applied ({})", queue.display());
+    if config.store_backend == platform::config::StoreBackend::Dynamodb {
+        let sdk = platform::aws::sdk_config(config).await;
+        let orders = shop_order::store::dynamodb::DynamoOrderStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.dynamodb_table_prefix,
+        );
+        let updated = orders.backfill_status_shards().await.context("backfilling the orders' status shards")?;
+        println!("dynamodb: {updated} order(s) given their status shard");
+    }
     Ok(())
 }
 

@@ -231,7 +231,7 @@ async fn main() -> ExitCode {
     platform::telemetry::init(config.log_format, &config.log);
     let result = match command {
         Command::Up(args) => up(config, !args.no_seed).await,
-        Command::Migrate(_) => shop::migrate(&config),
+        Command::Migrate(_) => shop::migrate(&config).await,
         Command::Provision(_) => shop::provision(&config).await,
         Command::Seed(SeedArgs { products, ndjson: Some(file), .. }) => write_ndjson(products, &file),
         Command::Seed(args) => seed(config, args.products).await,

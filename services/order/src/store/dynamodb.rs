@@ -193,6 +193,57 @@ impl DynamoOrderStore {
         Ok(items)
     }
 
+    /// Gives every order an earlier version wrote without `StatusShard` (its status index was keyed
+    /// on the bare status) the attribute, so the sharded status index (the fulfillment queue)
+    /// lists it: one scan of the orders and a conditional update each, safe to run while the
+    /// service runs and to run again (an order changed meanwhile got the attribute from its
+    /// writer, and is left alone). `shop migrate` runs it on DynamoDB. The number of orders given it.
+    pub async fn backfill_status_shards(&self) -> Result<u64, StoreError> {
+        let mut start = None;
+        let mut updated = 0;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.tables.orders)
+                .filter_expression("attribute_not_exists(StatusShard)")
+                .projection_expression("CustomerID, OrderKey, OrderID, OrderStatus")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for item in page.items() {
+                let attrs = Attrs::new(&self.tables.orders, item);
+                let id = attrs.s("OrderID")?;
+                let status =
+                    OrderStatus::parse(attrs.s("OrderStatus")?).ok_or_else(|| attrs.malformed("OrderStatus"))?;
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.orders)
+                    .key("CustomerID", s(attrs.s("CustomerID")?))
+                    .key("OrderKey", s(attrs.s("OrderKey")?))
+                    .update_expression("SET StatusShard = :shard")
+                    .condition_expression("attribute_not_exists(StatusShard) AND OrderStatus = :status")
+                    .expression_attribute_values(":shard", s(status_shard(status, dynamodb::shard_of(id, SHARDS))))
+                    .expression_attribute_values(":status", s(status.as_str()))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => updated += 1,
+                    // Its writer changed it since the scan, and set the attribute.
+                    Err(error)
+                        if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(error) => return Err(sdk(error)),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(updated),
+            }
+        }
+    }
+
     // Orders.
 
     fn order_from(&self, item: &Item) -> Result<(Order, i64), StoreError> {

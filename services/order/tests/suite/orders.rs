@@ -193,3 +193,48 @@ async fn overdue_orders_are_found_by_their_deadline(s: Stores) {
     assert!(s.orders.due(Utc::now(), 10).await.unwrap().is_empty(), "a settled order has no deadline");
     assert_eq!(s.orders.due(Utc::now() + Duration::hours(2), 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn dynamodb_orders_an_earlier_version_wrote_without_a_status_shard_are_backfilled_into_the_queue() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shop_order::store::OrderStore;
+    let Some(client) = platform::testing::dynamodb_client() else { return };
+    let prefix = format!("t-{}-", uuid::Uuid::new_v4().simple());
+    let store = shop_order::store::dynamodb::DynamoOrderStore::new(client.clone(), &prefix);
+    store.create_tables().await.unwrap();
+    let placed = [order("u1", None), order("u2", None), order("u3", None)];
+    for (i, o) in placed.iter().enumerate() {
+        store.place(o, &format!("k{i}"), "h", None, &[]).await.unwrap();
+    }
+    // Two orders as the earlier version left them: no StatusShard (it indexed the bare status).
+    let table = format!("{prefix}orders");
+    let items = client.scan().table_name(&table).send().await.unwrap().items.unwrap_or_default();
+    let mut stripped = Vec::new();
+    for item in items.iter().filter(|item| item["CustomerID"] != AttributeValue::S("u3".into())) {
+        client
+            .update_item()
+            .table_name(&table)
+            .key("CustomerID", item["CustomerID"].clone())
+            .key("OrderKey", item["OrderKey"].clone())
+            .update_expression("REMOVE StatusShard")
+            .send()
+            .await
+            .unwrap();
+        stripped.push(item["OrderID"].as_s().unwrap().clone());
+    }
+    assert_eq!(stripped.len(), 2);
+    let queue = |store: &shop_order::store::dynamodb::DynamoOrderStore| {
+        let store = store.clone();
+        async move {
+            let pending = store.by_status(OrderStatus::Pending, None, 10).await.unwrap();
+            pending.into_iter().map(|o| o.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(queue(&store).await, [placed[2].id.clone()], "the queue misses them");
+
+    assert_eq!(store.backfill_status_shards().await.unwrap(), 2);
+    let mut all: Vec<String> = placed.iter().map(|o| o.id.clone()).collect();
+    all.sort();
+    assert_eq!(queue(&store).await, all, "every order is in the queue, oldest first");
+    assert_eq!(store.backfill_status_shards().await.unwrap(), 0, "a second run finds nothing to do");
+}
