@@ -359,6 +359,42 @@ pub mod catalog {
 
     use crate::money::Money;
 
+    /// How goods are taxed: each destination's tax rates are set per category.
+    #[derive(
+        Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    )]
+    #[serde(rename_all = "snake_case")]
+    pub enum TaxCategory {
+        /// The standard rate.
+        #[default]
+        Standard,
+        /// A reduced rate (food, books … where the law says so).
+        Reduced,
+        /// Zero-rated or exempt.
+        Zero,
+    }
+
+    impl TaxCategory {
+        /// The stored name.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Standard => "standard",
+                Self::Reduced => "reduced",
+                Self::Zero => "zero",
+            }
+        }
+
+        /// The category of a stored name.
+        pub fn parse(name: &str) -> Option<Self> {
+            Some(match name {
+                "standard" => Self::Standard,
+                "reduced" => Self::Reduced,
+                "zero" => Self::Zero,
+                _ => return None,
+            })
+        }
+    }
+
     /// One SKU as the catalog sells it.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
     pub struct SkuInfo {
@@ -378,6 +414,18 @@ pub mod catalog {
         pub image: Option<String>,
         /// Whether the product is in stock.
         pub in_stock: bool,
+        /// The product's brand.
+        #[serde(default)]
+        pub brand: String,
+        /// The product's category and its ancestors, nearest first.
+        #[serde(default)]
+        pub category_path: Vec<String>,
+        /// How the product is taxed.
+        #[serde(default)]
+        pub tax_category: TaxCategory,
+        /// The variant's shipping weight in grams, if known.
+        #[serde(default)]
+        pub weight_grams: Option<u32>,
     }
 
     /// The SKUs found (unknown ones are left out), in the order asked.

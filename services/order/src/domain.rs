@@ -1,7 +1,10 @@
 //! Cart and order types and rules, free of I/O.
 
 pub mod order;
+pub mod pricing;
+pub mod promotion;
 pub mod saga;
+pub mod shipping;
 
 use std::collections::HashMap;
 
@@ -175,6 +178,10 @@ mod tests {
             attributes: Default::default(),
             image: None,
             in_stock: true,
+            brand: "Acme".into(),
+            category_path: vec!["c-all".into()],
+            tax_category: Default::default(),
+            weight_grams: None,
         }
     }
 

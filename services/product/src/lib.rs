@@ -72,6 +72,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "product_revisions",
         sql: include_str!("../../../migrations/product/sqlite/0005_product_revisions.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 6,
+        name: "tax_category_and_weights",
+        sql: include_str!("../../../migrations/product/sqlite/0006_tax_category_and_weights.sql"),
+    },
 ];
 
 /// The catalog stores: what the tools (import, seed) need.

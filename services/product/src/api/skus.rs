@@ -52,6 +52,7 @@ pub async fn get_skus(
     ids.dedup();
     let found: HashMap<String, crate::domain::product::Product> =
         products.get_many(&ids).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
+    let tree = state.tree.get().await?;
     let items = skus
         .iter()
         .filter_map(|sku| {
@@ -65,6 +66,10 @@ pub async fn get_skus(
                 attributes: variant.attributes.clone().into_iter().collect(),
                 image: product.images.first().cloned(),
                 in_stock: product.in_stock,
+                brand: product.brand.clone(),
+                category_path: tree.path(&product.category_id),
+                tax_category: product.tax_category,
+                weight_grams: variant.weight_grams,
             })
         })
         .collect();

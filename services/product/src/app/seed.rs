@@ -214,6 +214,9 @@ pub fn generate(n: u64) -> Generated {
             sku: sku.clone(),
             price: Some(platform::money::Money::new(price, "USD")),
             attributes: attributes(&[(axis, value)]),
+            // Heavier as dearer, from a quarter kilo to about two: weight-tiered shipping has
+            // something to weigh.
+            weight_grams: Some(250 + u32::try_from(base / 10 % 1_750).unwrap_or(0)),
         });
         stock.push((sku, if out_of_stock { 0 } else { rng.below(200) as i64 + 1 }));
     }
@@ -224,6 +227,7 @@ pub fn generate(n: u64) -> Generated {
         category_id: kind.category.to_owned(),
         price: platform::money::Money::new(base, "USD"),
         attributes: attributes(&[("model", &model.to_string())]),
+        tax_category: Default::default(),
         variants,
     };
     Generated { id, input, stock }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use platform::contracts::catalog::TaxCategory;
 use platform::http::Validator;
 use platform::money::{Money, is_currency_code};
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,7 @@ pub struct Upserted {
 type SameField = fn(&Product, &Product) -> bool;
 
 /// The fields of a product a write can change, by their API names, with how to compare them.
-const FIELDS: [(&str, SameField); 9] = [
+const FIELDS: [(&str, SameField); 10] = [
     ("name", |a, b| a.name == b.name),
     ("description", |a, b| a.description == b.description),
     ("brand", |a, b| a.brand == b.brand),
@@ -71,6 +72,7 @@ const FIELDS: [(&str, SameField); 9] = [
     ("price", |a, b| a.price == b.price),
     ("images", |a, b| a.images == b.images),
     ("attributes", |a, b| a.attributes == b.attributes),
+    ("tax_category", |a, b| a.tax_category == b.tax_category),
     ("variants", |a, b| a.variants == b.variants),
     ("in_stock", |a, b| a.in_stock == b.in_stock),
 ];
@@ -105,6 +107,10 @@ pub struct Variant {
     /// What sets it apart (size, colour, …).
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// Its shipping weight in grams, if known (weight-tiered shipping counts it; unknown weighs
+    /// nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_grams: Option<u32>,
 }
 
 /// A product as stored and served.
@@ -126,6 +132,8 @@ pub struct Product {
     pub images: Vec<String>,
     /// Free-form attributes.
     pub attributes: BTreeMap<String, Value>,
+    /// How it is taxed: `standard`, `reduced` or `zero` (each destination sets a rate per category).
+    pub tax_category: TaxCategory,
     /// The SKUs.
     pub variants: Vec<Variant>,
     /// Whether any variant can be bought now.
@@ -144,19 +152,18 @@ pub struct Product {
 
 impl PartialEq for Product {
     fn eq(&self, other: &Self) -> bool {
+        // Two tuples: `==` on tuples stops at twelve elements.
         type Content<'a> = (
-            &'a String,
-            &'a String,
-            &'a String,
-            &'a String,
-            &'a String,
-            &'a Money,
-            &'a Vec<String>,
-            &'a BTreeMap<String, Value>,
-            &'a Vec<Variant>,
-            &'a bool,
-            &'a chrono::DateTime<chrono::Utc>,
-            &'a chrono::DateTime<chrono::Utc>,
+            (&'a String, &'a String, &'a String, &'a String, &'a String, &'a Money),
+            (
+                &'a Vec<String>,
+                &'a BTreeMap<String, Value>,
+                &'a TaxCategory,
+                &'a Vec<Variant>,
+                &'a bool,
+                &'a chrono::DateTime<chrono::Utc>,
+                &'a chrono::DateTime<chrono::Utc>,
+            ),
         );
         fn content(p: &Product) -> Content<'_> {
             let Product {
@@ -168,6 +175,7 @@ impl PartialEq for Product {
                 price,
                 images,
                 attributes,
+                tax_category,
                 variants,
                 in_stock,
                 created_at,
@@ -175,18 +183,8 @@ impl PartialEq for Product {
                 revision: _,
             } = p;
             (
-                id,
-                name,
-                description,
-                brand,
-                category_id,
-                price,
-                images,
-                attributes,
-                variants,
-                in_stock,
-                created_at,
-                updated_at,
+                (id, name, description, brand, category_id, price),
+                (images, attributes, tax_category, variants, in_stock, created_at, updated_at),
             )
         }
         content(self) == content(other)
@@ -213,6 +211,9 @@ pub struct VariantInput {
     /// Its attributes.
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// Its shipping weight in grams.
+    #[serde(default)]
+    pub weight_grams: Option<u32>,
 }
 
 /// A whole product as an admin sends it (`POST`, `PUT`).
@@ -233,6 +234,9 @@ pub struct ProductInput {
     /// Free-form attributes.
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// How it is taxed (default `standard`).
+    #[serde(default)]
+    pub tax_category: TaxCategory,
     /// The SKUs (at least one).
     pub variants: Vec<VariantInput>,
 }
@@ -253,6 +257,8 @@ pub struct ProductPatch {
     pub price: Option<Money>,
     /// Attributes (replaced whole).
     pub attributes: Option<BTreeMap<String, Value>>,
+    /// How it is taxed.
+    pub tax_category: Option<TaxCategory>,
     /// Variants (replaced whole).
     pub variants: Option<Vec<VariantInput>>,
 }
@@ -267,6 +273,7 @@ impl ProductPatch {
             category_id: self.category_id.unwrap_or_else(|| current.category_id.clone()),
             price: self.price.unwrap_or_else(|| current.price.clone()),
             attributes: self.attributes.unwrap_or_else(|| current.attributes.clone()),
+            tax_category: self.tax_category.unwrap_or(current.tax_category),
             variants: self.variants.unwrap_or_else(|| {
                 current
                     .variants
@@ -275,6 +282,7 @@ impl ProductPatch {
                         sku: v.sku.clone(),
                         price: Some(v.price.clone()),
                         attributes: v.attributes.clone(),
+                        weight_grams: v.weight_grams,
                     })
                     .collect()
             }),
@@ -327,7 +335,17 @@ pub fn build(
             "at most 20 attributes a variant",
         );
         check_attributes(&variant.attributes, &format!("variants[{i}].attributes"), v);
-        variants.push(Variant { sku: variant.sku, price, attributes: variant.attributes });
+        v.check(
+            variant.weight_grams.is_none_or(|grams| grams <= 1_000_000),
+            &format!("variants[{i}].weight_grams"),
+            "must be at most 1000000 (a tonne)",
+        );
+        variants.push(Variant {
+            sku: variant.sku,
+            price,
+            attributes: variant.attributes,
+            weight_grams: variant.weight_grams,
+        });
     }
     if !v.is_empty() {
         return None;
@@ -343,6 +361,7 @@ pub fn build(
         price: Money { amount: lowest, currency: input.price.currency.clone() },
         images,
         attributes: input.attributes,
+        tax_category: input.tax_category,
         variants,
         in_stock,
         created_at,
@@ -454,6 +473,7 @@ mod tests {
                 sku: format!("V-{i}"),
                 price: None,
                 attributes: (0..MAX_VARIANT_ATTRIBUTES).map(|a| (format!("a{a}"), json!("y".repeat(150)))).collect(),
+                weight_grams: None,
             })
             .collect();
         let mut v = Validator::new();
@@ -475,17 +495,30 @@ mod tests {
         let mut bad = input();
         bad.price.amount = -1;
         bad.name = String::new();
-        bad.variants.push(VariantInput { sku: "TR-42".into(), price: None, attributes: BTreeMap::new() });
+        bad.variants.push(VariantInput {
+            sku: "TR-42".into(),
+            price: None,
+            attributes: BTreeMap::new(),
+            weight_grams: None,
+        });
         bad.variants.push(VariantInput {
             sku: "bad sku".into(),
             price: Some(Money::new(1, "EUR")),
             attributes: BTreeMap::new(),
+            weight_grams: Some(2_000_000),
         });
         let mut v = Validator::new();
         assert!(build(bad, "p1".into(), vec![], false, chrono::Utc::now(), &mut v).is_none());
         let error = v.finish().unwrap_err();
         let fields: Vec<String> = error.problem().errors.iter().map(|e| e.field.clone()).collect();
-        for field in ["name", "price.amount", "variants[2].sku", "variants[3].sku", "variants[3].price.currency"] {
+        for field in [
+            "name",
+            "price.amount",
+            "variants[2].sku",
+            "variants[3].sku",
+            "variants[3].price.currency",
+            "variants[3].weight_grams",
+        ] {
             assert!(fields.contains(&field.to_owned()), "{field} in {fields:?}");
         }
     }

@@ -51,6 +51,7 @@ use aws_sdk_dynamodb::types::{
 };
 use futures::StreamExt;
 use futures::future::try_join_all;
+use platform::contracts::catalog::TaxCategory;
 use platform::dynamodb::{
     self, Attempt, Attrs, Committed, DynamoError, DynamoOutbox, Item, MAX_ATTEMPTS, TableSpec, Transaction, backoff,
     failed_condition, n, next_seq, race_only, retrying, s, transact,
@@ -624,6 +625,7 @@ fn product_to_item(product: &Product, in_stock_skus: i64, version: i64, revision
         ("Images".to_owned(), AttributeValue::L(product.images.iter().map(|i| s(i.as_str())).collect())),
         ("Attributes".to_owned(), s(to_json(&product.attributes))),
         ("Variants".to_owned(), s(to_json(&product.variants))),
+        ("TaxCategory".to_owned(), s(product.tax_category.as_str())),
         ("InStockSkus".to_owned(), n(in_stock_skus)),
         ("Version".to_owned(), n(version)),
         ("Revision".to_owned(), n(revision)),
@@ -652,6 +654,8 @@ fn product_from_item(table: &str, item: &Item) -> Result<Product, StoreError> {
         price: Money { amount: attrs.n("Price")?, currency: attrs.s("Currency")?.to_owned() },
         images: attrs.strings("Images")?,
         attributes: attrs.json("Attributes")?,
+        // Absent on items an earlier version wrote: the standard rate.
+        tax_category: attrs.opt_s("TaxCategory").and_then(TaxCategory::parse).unwrap_or_default(),
         variants,
         in_stock: attrs.n("InStockSkus")? > 0,
         created_at: millis("CreatedAt")?,
@@ -883,8 +887,14 @@ mod tests {
             attributes: BTreeMap::new(),
             variants: skus
                 .iter()
-                .map(|sku| Variant { sku: (*sku).into(), price: Money::new(100, "USD"), attributes: BTreeMap::new() })
+                .map(|sku| Variant {
+                    sku: (*sku).into(),
+                    price: Money::new(100, "USD"),
+                    attributes: BTreeMap::new(),
+                    weight_grams: None,
+                })
                 .collect(),
+            tax_category: Default::default(),
             in_stock: false,
             created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
             updated_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_456).unwrap(),

@@ -1,6 +1,7 @@
 //! The embedded (SQLite) catalog store.
 
 use async_trait::async_trait;
+use platform::contracts::catalog::TaxCategory;
 use platform::events::Event;
 use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
@@ -128,11 +129,12 @@ fn write_product(tx: &Connection, product: &Product) -> Result<(), DbError> {
     let revision = next_revision(revision_of(tx, &product.id)?);
     tx.prepare_cached(
         "INSERT INTO products (id, category_id, name, description, brand, price_amount, currency, attributes, images,
-            in_stock, created_at, updated_at, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            in_stock, created_at, updated_at, revision, tax_category)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (id) DO UPDATE SET category_id = excluded.category_id, name = excluded.name,
             description = excluded.description, brand = excluded.brand, price_amount = excluded.price_amount,
             currency = excluded.currency, attributes = excluded.attributes, images = excluded.images,
-            updated_at = excluded.updated_at, revision = excluded.revision",
+            updated_at = excluded.updated_at, revision = excluded.revision, tax_category = excluded.tax_category",
     )?
     .execute(params![
         product.id,
@@ -147,11 +149,13 @@ fn write_product(tx: &Connection, product: &Product) -> Result<(), DbError> {
         product.in_stock,
         product.created_at.timestamp_millis(),
         product.updated_at.timestamp_millis(),
-        revision
+        revision,
+        product.tax_category.as_str()
     ])?;
     tx.prepare_cached("DELETE FROM variants WHERE product_id = ?1")?.execute(params![product.id])?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO variants (sku, product_id, price_amount, attributes, position) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO variants (sku, product_id, price_amount, attributes, position, weight_grams)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (position, variant) in product.variants.iter().enumerate() {
         insert.execute(params![
@@ -159,7 +163,8 @@ fn write_product(tx: &Connection, product: &Product) -> Result<(), DbError> {
             product.id,
             variant.price.amount,
             json(&variant.attributes),
-            position as i64
+            position as i64,
+            variant.weight_grams
         ])?;
     }
     let in_stock = stocked(tx, &product.id)?;
@@ -177,7 +182,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: String, column: usize) -> ru
 }
 
 const PRODUCT_COLUMNS: &str = "id, name, description, brand, category_id, price_amount, currency, images, attributes,
-    in_stock, created_at, updated_at, revision";
+    in_stock, created_at, updated_at, revision, tax_category";
 
 fn product_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
@@ -194,18 +199,22 @@ fn product_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
         created_at: chrono::DateTime::from_timestamp_millis(r.get(10)?).unwrap_or_default(),
         updated_at: chrono::DateTime::from_timestamp_millis(r.get(11)?).unwrap_or_default(),
         revision: r.get(12)?,
+        tax_category: TaxCategory::parse(&r.get::<_, String>(13)?).unwrap_or_default(),
     })
 }
 
 fn read_variants(c: &Connection, product: &mut Product) -> rusqlite::Result<()> {
     let currency = product.price.currency.clone();
     product.variants = c
-        .prepare_cached("SELECT sku, price_amount, attributes FROM variants WHERE product_id = ?1 ORDER BY position")?
+        .prepare_cached(
+            "SELECT sku, price_amount, attributes, weight_grams FROM variants WHERE product_id = ?1 ORDER BY position",
+        )?
         .query_map(params![product.id], |r| {
             Ok(Variant {
                 sku: r.get(0)?,
                 price: platform::money::Money { amount: r.get(1)?, currency: currency.clone() },
                 attributes: parse_json(r.get(2)?, 2)?,
+                weight_grams: r.get(3)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

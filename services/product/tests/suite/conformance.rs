@@ -120,8 +120,11 @@ fn product(id: &str, category_id: &str, skus: &[&str]) -> Product {
                 sku: (*sku).into(),
                 price: Money::new(1999 + 100 * i as i64, "USD"),
                 attributes: BTreeMap::from([("size".to_owned(), json!(i))]),
+                // One SKU with a weight and one without: both round-trip.
+                weight_grams: (i == 0).then_some(120),
             })
             .collect(),
+        tax_category: tax_reduced(),
         in_stock: false,
         created_at: at(1),
         updated_at: at(2),
@@ -129,8 +132,13 @@ fn product(id: &str, category_id: &str, skus: &[&str]) -> Product {
     }
 }
 
+/// Not the default category, so a store that dropped it would be caught.
+fn tax_reduced() -> platform::contracts::catalog::TaxCategory {
+    platform::contracts::catalog::TaxCategory::Reduced
+}
+
 fn upserted(product: &Product) -> Event {
-    Event::new("product.upserted.v1", "product", product).with_subject(&product.id)
+    shop_product::domain::product::upserted(product, None, true)
 }
 
 fn deleted(id: &str) -> Event {
