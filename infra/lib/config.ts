@@ -188,7 +188,7 @@ export const SERVICES: ServiceSpec[] = [
     adminPaths: ['/admin/v1/orders*'],
     queue: 'shop-order-saga',
     usesDatabase: false,
-    tables: ['shop-orders', 'shop-order-keys', 'shop-carts', 'shop-order-outbox'],
+    tables: ['shop-orders', 'shop-order-keys', 'shop-carts', 'shop-order-outbox', 'shop-order-settings'],
     calls: ['user', 'product', 'inventory'],
     assetPrefixes: ['labels/'],
   },
@@ -299,6 +299,7 @@ export const TABLES: TableSpec[] = [
     gsis: [{ name: 'idle-carts', pk: N('IdleShard'), sk: N('UpdatedAt') }],
   },
   { name: 'shop-order-outbox', owner: 'order', pk: S('Service'), sk: N('Seq') },
+  { name: 'shop-order-settings', owner: 'order', pk: S('Kind'), sk: S('Id') },
 ];
 
 /** SQS: a message that fails this many receives goes to the queue's DLQ. */

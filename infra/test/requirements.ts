@@ -96,6 +96,7 @@ const TABLES: Record<string, { owner: string; keys: string; gsis?: Record<string
   'shop-order-keys': { owner: 'order', keys: 'Key:S' },
   'shop-carts': { owner: 'order', keys: 'CartID:S', gsis: { 'idle-carts': 'IdleShard:N UpdatedAt:N' } },
   'shop-order-outbox': { owner: 'order', keys: 'Service:S Seq:N' },
+  'shop-order-settings': { owner: 'order', keys: 'Kind:S Id:S' },
 };
 
 /** Resource types that carry tags: each must carry the cost allocation tags. */

@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cart_version",
         sql: include_str!("../../../migrations/order/sqlite/0004_cart_version.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 5,
+        name: "pricing",
+        sql: include_str!("../../../migrations/order/sqlite/0005_pricing.sql"),
+    },
 ];
 
 /// What the handlers share.

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// A cart may hold at most this many SKUs.
     #[error("a cart holds at most {0} different SKUs")]
     TooManyLines(usize),
+    /// Another promotion has this code.
+    #[error("the code {0} belongs to another promotion")]
+    CodeTaken(String),
     /// The store itself failed.
     #[error("cart store")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -26,6 +29,7 @@ impl platform::error::Kinded for StoreError {
         use platform::error::ErrorKind;
         match self {
             Self::TooManyLines(_) => ErrorKind::Invalid { field: "sku" },
+            Self::CodeTaken(_) => ErrorKind::Conflict,
             Self::Backend(error) => platform::error::backend_kind(error.as_ref()),
         }
     }
@@ -185,4 +189,39 @@ pub trait OrderStore: Send + Sync {
 
     /// Orders whose waiting step's deadline passed by `now`, at most `limit`.
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError>;
+}
+
+use crate::domain::pricing::Usage;
+use crate::domain::promotion::Promotion;
+use crate::domain::shipping::Zone;
+
+/// The key of every use of a promotion, beside each shopper's (`customer` keys).
+pub const EVERYONE: &str = "";
+
+/// The pricing engine's settings, shipping zones and promotions, and how often each promotion is
+/// used. Both are few (hundreds), read whole and cached by their readers.
+#[async_trait]
+pub trait PricingStore: Send + Sync {
+    /// Every shipping zone, oldest first.
+    async fn zones(&self) -> Result<Vec<Zone>, StoreError>;
+
+    /// Stores `zone` (made, or replacing the zone of its id).
+    async fn put_zone(&self, zone: &Zone) -> Result<(), StoreError>;
+
+    /// Deletes zone `id`; whether it existed.
+    async fn delete_zone(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every promotion, oldest first.
+    async fn promotions(&self) -> Result<Vec<Promotion>, StoreError>;
+
+    /// Stores `promotion`, a new one (`new`) or replacing the promotion of its id; `false` when it
+    /// replaces one that does not exist. [`StoreError::CodeTaken`] when another promotion has its
+    /// code.
+    async fn put_promotion(&self, promotion: &Promotion, new: bool) -> Result<bool, StoreError>;
+
+    /// Deletes promotion `id` (its code is free again; its uses are forgotten); whether it existed.
+    async fn delete_promotion(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// How often each of `ids` is used, in all and by `customer` (an account id or an email).
+    async fn usage(&self, ids: &[String], customer: Option<&str>) -> Result<HashMap<String, Usage>, StoreError>;
 }

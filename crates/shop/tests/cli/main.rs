@@ -234,7 +234,7 @@ fn provision_makes_the_tables_queues_and_bucket_on_an_emulator_and_is_idempotent
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = platform::testing::dynamodb_client().unwrap();
-        for table in ["products", "inventory-reservations", "orders", "carts", "order-outbox"] {
+        for table in ["products", "inventory-reservations", "orders", "carts", "order-outbox", "order-settings"] {
             let found = client.describe_table().table_name(format!("{prefix}{table}")).send().await;
             assert!(found.is_ok(), "{prefix}{table}: {found:?}");
         }

@@ -5,9 +5,10 @@
 //! | table | key | items |
 //! |---|---|---|
 //! | `orders` | `CustomerID` (S), `OrderKey` (S) = `OrderDate#OrderID` | the order: `OrderID`, `OrderStatus`, `Items`, `ShippingAddress` and `History` (JSON), `TotalAmount`, `Currency`, `PaymentMethod`, `LabelUrl`, `TrackingNumber`, `Deadline` and `DeadlineShard` while a step waits, `StatusShard`, `CreatedAt`, `UpdatedAt`, `Version` |
-//! | `order-keys` | `Key` (S) | `order#{id}` → where order `id` is (`CustomerID`, `OrderKey`); `idem#{customer}#{key}` → the order a shopper's idempotency key placed, with the request's hash |
+//! | `order-keys` | `Key` (S) | `order#{id}` → where order `id` is (`CustomerID`, `OrderKey`); `idem#{customer}#{key}` → the order a shopper's idempotency key placed, with the request's hash; `redeem#{promotion}` and `redeem#{promotion}#{customer}` → how often a promotion is used (`Used`), in all and by a shopper |
 //! | `carts` | `CartID` (S) | a cart: `OwnerID`, `Currency`, `Lines` (JSON), `Version`, `UpdatedAt`, `AbandonedAt`, `IdleShard` while it has lines and was not reported; and `owner#{user}` → the user's cart id (`Cart`) |
 //! | `order-outbox` | `Service` (S), `Seq` (N) | the events the writes recorded, for the relay |
+//! | `order-settings` | `Kind` (S), `Id` (S) | the pricing engine's settings ([`pricing`]): `zone` and `promotion` items (`Body` as JSON, `CreatedAt`, `Version`) and `code` items (a code's promotion, `PromotionID`), which keep codes unique |
 //!
 //! `OrderDate` is the order id's own time (its UUIDv7 timestamp), so a shopper's orders are one
 //! `Query` newest first, and a page's cursor (an order id) gives the sort key to go on from without
@@ -23,6 +24,8 @@
 //! got in between. Placing an order writes the order, both keys, the emptied cart and the events in
 //! one transaction: the idempotency key's condition makes a second placement with the same key
 //! lose, and it then answers with the order the first one placed.
+
+mod pricing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +79,8 @@ struct Tables {
     keys: String,
     carts: String,
     outbox: String,
+    /// Shipping zones and promotions (`Kind`, `Id`).
+    settings: String,
 }
 
 /// Carts and orders in DynamoDB (see the module documentation for the design).
@@ -124,14 +129,15 @@ impl DynamoOrderStore {
         dynamodb::TableCheck::new(self.client.clone(), self.tables.orders.clone())
     }
 
-    /// A store on the tables named `{prefix}orders`, `{prefix}order-keys`, `{prefix}carts` and
-    /// `{prefix}order-outbox`.
+    /// A store on the tables named `{prefix}orders`, `{prefix}order-keys`, `{prefix}carts`,
+    /// `{prefix}order-outbox` and `{prefix}order-settings`.
     pub fn new(client: Client, prefix: &str) -> Self {
         let tables = Tables {
             orders: format!("{prefix}orders"),
             keys: format!("{prefix}order-keys"),
             carts: format!("{prefix}carts"),
             outbox: format!("{prefix}order-outbox"),
+            settings: format!("{prefix}order-settings"),
         };
         let outbox = DynamoOutbox::new(client.clone(), tables.outbox.clone(), OUTBOX_SERVICE);
         Self { client, tables: Arc::new(tables), outbox, signal: OutboxSignal::default() }
@@ -168,6 +174,7 @@ impl DynamoOrderStore {
                 indexes: &[("idle-carts", [("IdleShard", N), ("UpdatedAt", N)])],
             },
             dynamodb::outbox_table(&t.outbox),
+            TableSpec { name: &t.settings, key: &[("Kind", S), ("Id", S)], indexes: &[] },
         ];
         Ok(dynamodb::create_tables(&self.client, &specs).await?)
     }

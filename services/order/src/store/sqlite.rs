@@ -3,6 +3,8 @@
 
 mod carts;
 mod orders;
+mod pricing;
 
 pub use carts::SqliteCartStore;
 pub use orders::SqliteOrderStore;
+pub use pricing::SqlitePricingStore;

@@ -7,6 +7,7 @@
 
 mod carts;
 mod orders;
+mod pricing;
 
 use std::sync::Arc;
 
@@ -17,14 +18,15 @@ use platform::events::outbox::{OutboxStore, SqliteOutbox};
 use shop_order::store::cached::CachedCarts;
 use shop_order::store::dynamodb::DynamoOrderStore;
 use shop_order::store::sqlite::SqliteCartStore;
-use shop_order::store::sqlite::SqliteOrderStore;
-use shop_order::store::{CartStore, OrderStore};
+use shop_order::store::sqlite::{SqliteOrderStore, SqlitePricingStore};
+use shop_order::store::{CartStore, OrderStore, PricingStore};
 
 /// One adapter's stores and the outbox their writes record events in.
 pub struct Stores {
     pub carts: Arc<dyn CartStore>,
     pub orders: Arc<dyn OrderStore>,
     pub outbox: Arc<dyn OutboxStore>,
+    pub pricing: Arc<dyn PricingStore>,
     /// Keeps the SQLite database's directory alive for the test.
     _dir: Option<tempfile::TempDir>,
 }
@@ -107,6 +109,7 @@ pub fn sqlite_stores() -> Stores {
     Stores {
         carts: Arc::new(SqliteCartStore::new(db.clone())),
         orders: Arc::new(SqliteOrderStore::new(db.clone())),
+        pricing: Arc::new(SqlitePricingStore::new(db.clone())),
         outbox: Arc::new(SqliteOutbox(db)),
         _dir: Some(dir),
     }
@@ -119,6 +122,7 @@ pub async fn dynamodb_stores() -> Option<Stores> {
     Some(Stores {
         outbox: Arc::new(store.outbox()),
         carts: Arc::new(store.clone()),
+        pricing: Arc::new(store.clone()),
         orders: Arc::new(store),
         _dir: None,
     })
