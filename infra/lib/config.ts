@@ -185,7 +185,7 @@ export const SERVICES: ServiceSpec[] = [
     maxTasks: 20,
     sizing: 'reference design: Order Service CPU 1024, Memory 2 GB, 2-20 tasks',
     publicPaths: ['/v1/cart*', '/v1/carts*', '/v1/orders*'],
-    adminPaths: ['/admin/v1/orders*'],
+    adminPaths: ['/admin/v1/orders*', '/admin/v1/promotions*', '/admin/v1/shipping-zones*'],
     queue: 'shop-order-saga',
     usesDatabase: false,
     tables: ['shop-orders', 'shop-order-keys', 'shop-carts', 'shop-order-outbox', 'shop-order-settings'],

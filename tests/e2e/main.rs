@@ -7,6 +7,7 @@ mod conventions;
 mod inventory;
 mod operations;
 mod payments;
+mod pricing;
 mod saga;
 mod search;
 mod services;

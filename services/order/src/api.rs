@@ -2,6 +2,7 @@
 
 pub mod carts;
 pub mod orders;
+pub mod pricing;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -24,6 +25,16 @@ use crate::AppState;
         orders::cancel_order,
         orders::admin_list_orders,
         orders::deliver_order,
+        pricing::list_zones,
+        pricing::create_zone,
+        pricing::get_zone,
+        pricing::replace_zone,
+        pricing::delete_zone,
+        pricing::list_promotions,
+        pricing::create_promotion,
+        pricing::get_promotion,
+        pricing::replace_promotion,
+        pricing::delete_promotion,
     ),
     components(schemas(
         crate::domain::CartResponse,
@@ -39,10 +50,26 @@ use crate::AppState;
         crate::domain::order::HistoryEntry,
         platform::address::AddressInput,
         platform::money::Money,
+        platform::http::Page<crate::domain::shipping::Zone>,
+        crate::domain::shipping::Zone,
+        crate::domain::shipping::ZoneInput,
+        crate::domain::shipping::ZoneRate,
+        crate::domain::shipping::Method,
+        crate::domain::shipping::Pricing,
+        crate::domain::shipping::Tier,
+        platform::http::Page<crate::domain::promotion::Promotion>,
+        crate::domain::promotion::Promotion,
+        crate::domain::promotion::PromotionInput,
+        crate::domain::promotion::Action,
+        crate::domain::promotion::Target,
+        crate::domain::promotion::Conditions,
+        crate::domain::promotion::Limits,
+        platform::contracts::catalog::TaxCategory,
     )),
     tags(
         (name = "carts", description = "Guest and persistent carts"),
-        (name = "orders", description = "Checkout, orders and fulfillment")
+        (name = "orders", description = "Checkout, orders and fulfillment"),
+        (name = "pricing", description = "Shipping zones, tax rates and promotions")
     )
 )]
 struct ApiDoc;
@@ -54,5 +81,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route of the service.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(carts::router()).merge(orders::router())
+    Router::new().merge(carts::router()).merge(orders::router()).merge(pricing::router())
 }

@@ -3,5 +3,6 @@
 
 pub mod checkout;
 pub mod orders;
+pub mod pricing;
 pub mod reconcile;
 pub mod saga;

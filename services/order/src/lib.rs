@@ -31,8 +31,8 @@ use crate::catalog::{Catalog, ServiceCatalog};
 use crate::store::cached::CachedCarts;
 use crate::store::dynamodb::DynamoOrderStore;
 use crate::store::sqlite::SqliteCartStore;
-use crate::store::sqlite::SqliteOrderStore;
-use crate::store::{CartStore, OrderStore};
+use crate::store::sqlite::{SqliteOrderStore, SqlitePricingStore};
+use crate::store::{CartStore, OrderStore, PricingStore};
 
 /// The service's name.
 pub const NAME: &str = "order";
@@ -91,6 +91,10 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// Where shipping labels are kept.
     pub objects: Arc<dyn platform::objects::ObjectStore>,
+    /// Shipping zones and promotions.
+    pub pricing: Arc<dyn PricingStore>,
+    /// The same, read through a short-lived cache (pricing carts).
+    pub pricing_cache: Arc<app::pricing::PricingCache>,
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -111,6 +115,8 @@ pub struct Backend {
     pub carts: Arc<dyn CartStore>,
     /// Orders.
     pub orders: Arc<dyn OrderStore>,
+    /// Shipping zones and promotions.
+    pub pricing: Arc<dyn PricingStore>,
     /// The outbox, for the relay.
     pub outbox: Arc<dyn platform::events::outbox::OutboxStore>,
     /// What the stores wake the outbox relay with after writing events.
@@ -128,6 +134,7 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
             Ok(Backend {
                 carts: Arc::new(SqliteCartStore::new(db.clone()).waking(signal.clone())),
                 orders: Arc::new(SqliteOrderStore::new(db.clone()).waking(signal.clone())),
+                pricing: Arc::new(SqlitePricingStore::new(db.clone())),
                 outbox: Arc::new(platform::events::outbox::SqliteOutbox(db.clone())),
                 signal,
                 check: Arc::new(db),
@@ -145,6 +152,7 @@ pub async fn open(infra: &Infra) -> anyhow::Result<Backend> {
                 outbox: Arc::new(store.outbox()),
                 signal,
                 carts: Arc::new(store.clone()),
+                pricing: Arc::new(store.clone()),
                 check: Arc::new(store.readiness()),
                 orders: Arc::new(store),
             })
@@ -209,6 +217,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         catalog,
         verifier: infra.verifier.clone(),
         objects: infra.objects.clone(),
+        pricing_cache: Arc::new(app::pricing::PricingCache::new(backend.pricing.clone())),
+        pricing: backend.pricing,
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
 }
