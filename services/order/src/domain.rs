@@ -18,6 +18,27 @@ pub const MAX_LINES: usize = platform::contracts::inventory::MAX_LINES;
 /// Units of one SKU one cart may hold.
 pub const MAX_QUANTITY: i64 = 999;
 
+/// Discount codes one cart may carry.
+pub const MAX_CODES: usize = 5;
+
+/// Where a cart ships, and how, as the shopper chose (for the shipping estimate, the tax, and
+/// checkout, which ships to the address given then and checks it against this).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingChoice {
+    /// ISO 3166-1 alpha-2 country.
+    pub country: String,
+    /// Region (state, province), where it matters.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Postal code, where it matters.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// The shipping method chosen (an id of the zone's methods); none yet: only the estimate.
+    #[serde(default)]
+    pub method_id: Option<String>,
+}
+
 /// A cart as stored: who owns it and what is in it (prices are looked up at read time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cart {
@@ -29,14 +50,26 @@ pub struct Cart {
     pub currency: String,
     /// SKUs and quantities, in the order they were added.
     pub lines: Vec<(String, i64)>,
-    /// Counts the changes of its lines (0 when made), so a copy can tell which of two is newer.
+    /// Counts its changes (0 when made), so a copy can tell which of two is newer.
     pub version: u64,
+    /// Discount codes entered (normalized, upper case), in the order entered.
+    pub codes: Vec<String>,
+    /// Where it ships and how, once the shopper said.
+    pub shipping: Option<ShippingChoice>,
 }
 
 impl Cart {
     /// A new, empty cart.
     pub fn new(id: String, owner_id: Option<String>, currency: &str) -> Self {
-        Self { id, owner_id, currency: currency.to_owned(), lines: Vec::new(), version: 0 }
+        Self {
+            id,
+            owner_id,
+            currency: currency.to_owned(),
+            lines: Vec::new(),
+            version: 0,
+            codes: Vec::new(),
+            shipping: None,
+        }
     }
 
     /// The units of `sku` in it (0 when it has no such line).
@@ -78,6 +111,16 @@ impl Cart {
             }
         }
         true
+    }
+
+    /// Takes a guest cart's codes and shipping choice where this cart has none (at login).
+    pub fn absorb_details(&mut self, guest: &Cart) {
+        if self.codes.is_empty() {
+            self.codes = guest.codes.clone();
+        }
+        if self.shipping.is_none() {
+            self.shipping = guest.shipping.clone();
+        }
     }
 }
 
@@ -193,6 +236,8 @@ mod tests {
             currency: "USD".into(),
             lines: vec![("A".into(), 2), ("GONE".into(), 1), ("B".into(), 3), ("EUR".into(), 1)],
             version: 0,
+            codes: Vec::new(),
+            shipping: None,
         };
         let skus = HashMap::from([
             ("A".to_owned(), info("A", 1999, "USD")),
@@ -218,6 +263,8 @@ mod tests {
             currency: "USD".into(),
             lines: vec![("A".into(), 600)],
             version: 0,
+            codes: Vec::new(),
+            shipping: None,
         };
         // No stock cap known (or a big one): the merge still stops at the line limit.
         assert!(mine.absorb(&[("A".into(), 600), ("B".into(), 5_000)], &HashMap::new(), 10));

@@ -72,6 +72,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pricing",
         sql: include_str!("../../../migrations/order/sqlite/0005_pricing.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 6,
+        name: "cart_details",
+        sql: include_str!("../../../migrations/order/sqlite/0006_cart_details.sql"),
+    },
 ];
 
 /// What the handlers share.

@@ -64,6 +64,15 @@ pub trait CartStore: Send + Sync {
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError>;
 
+    /// Replaces the codes and the shipping choice of cart `id`; the cart after it, or `None` when
+    /// there is no such cart.
+    async fn set_details(
+        &self,
+        id: &str,
+        codes: &[String],
+        shipping: Option<&crate::domain::ShippingChoice>,
+    ) -> Result<Option<Cart>, StoreError>;
+
     /// Reports every cart with lines that has not changed since `before` and was not reported
     /// since it last changed: `cart.abandoned.v1` for each (outbox), in one transaction; how many.
     async fn abandon(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<usize, StoreError>;

@@ -41,6 +41,10 @@ struct CachedCart {
     owner_id: Option<String>,
     currency: String,
     lines: Vec<(String, i64)>,
+    #[serde(default)]
+    codes: Vec<String>,
+    #[serde(default)]
+    shipping: Option<crate::domain::ShippingChoice>,
 }
 
 fn cart_key(id: &str) -> String {
@@ -75,6 +79,8 @@ impl CachedCarts {
             currency: c.currency,
             lines: c.lines,
             version,
+            codes: c.codes,
+            shipping: c.shipping,
         }))
     }
 
@@ -85,6 +91,8 @@ impl CachedCarts {
                 owner_id: cart.owner_id.clone(),
                 currency: cart.currency.clone(),
                 lines: cart.lines.clone(),
+                codes: cart.codes.clone(),
+                shipping: cart.shipping.clone(),
             }),
         };
         self.put(&cart.id, cart.version, &copy).await;
@@ -154,6 +162,19 @@ impl CartStore for CachedCarts {
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError> {
         let cart = self.inner.set_quantity(id, sku, quantity, max_lines).await?;
+        if let Some(cart) = &cart {
+            self.keep(cart).await;
+        }
+        Ok(cart)
+    }
+
+    async fn set_details(
+        &self,
+        id: &str,
+        codes: &[String],
+        shipping: Option<&crate::domain::ShippingChoice>,
+    ) -> Result<Option<Cart>, StoreError> {
+        let cart = self.inner.set_details(id, codes, shipping).await?;
         if let Some(cart) = &cart {
             self.keep(cart).await;
         }

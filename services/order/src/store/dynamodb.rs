@@ -441,6 +441,9 @@ impl DynamoOrderStore {
             currency: attrs.s("Currency")?.to_owned(),
             lines: attrs.json("Lines")?,
             version,
+            // Absent on carts an earlier version wrote.
+            codes: if item.contains_key("Codes") { attrs.json("Codes")? } else { Vec::new() },
+            shipping: if item.contains_key("Shipping") { Some(attrs.json("Shipping")?) } else { None },
         };
         Ok(StoredCart { cart, updated_at: attrs.n("UpdatedAt")?, abandoned: attrs.opt_n("AbandonedAt")?.is_some() })
     }
@@ -477,10 +480,14 @@ impl DynamoOrderStore {
             .item("CartID", s(&cart.id))
             .item("Currency", s(&cart.currency))
             .item("Lines", json(&cart.lines))
+            .item("Codes", json(&cart.codes))
             .item("Version", n(cart.version as i64))
             .item("UpdatedAt", n(now));
         if let Some(owner) = &cart.owner_id {
             put = put.item("OwnerID", s(owner));
+        }
+        if let Some(shipping) = &cart.shipping {
+            put = put.item("Shipping", json(shipping));
         }
         if !cart.lines.is_empty() {
             put = put.item("IdleShard", n(dynamodb::shard_of(&cart.id, SHARDS) as i64));
@@ -542,6 +549,21 @@ impl DynamoOrderStore {
         self.commit(tx, Some(cart)).await
     }
 
+    async fn try_set_details(
+        &self,
+        id: &str,
+        codes: &[String],
+        shipping: Option<&crate::domain::ShippingChoice>,
+    ) -> Result<Attempt<Option<Cart>>, StoreError> {
+        let Some(StoredCart { mut cart, .. }) = self.read_cart(id).await? else { return Ok(Attempt::Done(None)) };
+        cart.codes = codes.to_vec();
+        cart.shipping = shipping.cloned();
+        cart.version += 1;
+        let mut tx = Transaction::default();
+        tx.push(Role::Cart, self.cart_put(&cart)?);
+        self.commit(tx, Some(cart)).await
+    }
+
     async fn try_merge(
         &self,
         guest_id: &str,
@@ -569,6 +591,7 @@ impl DynamoOrderStore {
         if !merged.absorb(&guest.lines, caps, max_lines) {
             return Err(StoreError::TooManyLines(max_lines));
         }
+        merged.absorb_details(&guest);
         tx.push(Role::Cart, self.cart_put(&merged)?);
         let delete = Delete::builder()
             .table_name(&self.tables.carts)
@@ -795,6 +818,15 @@ impl CartStore for DynamoOrderStore {
         max_lines: usize,
     ) -> Result<Option<Cart>, StoreError> {
         retrying(MAX_ATTEMPTS, || self.try_set_quantity(id, sku, quantity, max_lines)).await
+    }
+
+    async fn set_details(
+        &self,
+        id: &str,
+        codes: &[String],
+        shipping: Option<&crate::domain::ShippingChoice>,
+    ) -> Result<Option<Cart>, StoreError> {
+        retrying(MAX_ATTEMPTS, || self.try_set_details(id, codes, shipping)).await
     }
 
     async fn abandon(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
 use futures::future::join_all;
-use shop_order::domain::Cart;
+use shop_order::domain::{Cart, ShippingChoice};
 use shop_order::store::StoreError;
 
 use crate::{Stores, drained};
@@ -17,6 +17,7 @@ crate::conformance_suite!(cached:
     a_user_has_one_cart_even_when_it_is_made_concurrently,
     concurrent_changes_to_one_cart_all_land,
     an_idle_cart_is_reported_once_per_idle_spell,
+    codes_and_the_shipping_choice_are_kept_and_come_along_in_a_merge,
 );
 
 fn guest(id: &str, lines: &[(&str, i64)]) -> Cart {
@@ -128,4 +129,31 @@ async fn an_idle_cart_is_reported_once_per_idle_spell(s: Stores) {
     s.carts.set_quantity(&full.id, "A", 3, 10).await.unwrap();
     assert_eq!(s.carts.abandon(later(), 100).await.unwrap(), 1, "a change starts a new spell");
     assert_eq!(drained(s.outbox.as_ref()).await, ["cart.abandoned.v1"]);
+}
+
+async fn codes_and_the_shipping_choice_are_kept_and_come_along_in_a_merge(s: Stores) {
+    let cart = guest("c7", &[("A", 1)]);
+    s.carts.create(&cart).await.unwrap();
+    let choice = ShippingChoice {
+        country: "DE".into(),
+        region: None,
+        postal_code: Some("10115".into()),
+        method_id: Some("express".into()),
+    };
+    let codes = vec!["SUMMER".to_owned(), "FREESHIP".to_owned()];
+    let set = s.carts.set_details(&cart.id, &codes, Some(&choice)).await.unwrap().unwrap();
+    assert_eq!((set.codes.clone(), set.shipping.clone()), (codes.clone(), Some(choice.clone())));
+    assert!(set.version > cart.version, "a change of details counts as a change");
+    assert_eq!(s.carts.get(&cart.id).await.unwrap().unwrap(), set);
+    // Lines change; the details stay.
+    let more = s.carts.set_quantity(&cart.id, "B", 2, 10).await.unwrap().unwrap();
+    assert_eq!((more.codes.clone(), more.shipping.clone()), (codes.clone(), Some(choice.clone())));
+    assert!(s.carts.set_details("ffff".repeat(8).as_str(), &[], None).await.unwrap().is_none());
+    // At login the user's cart, which has none, takes the guest's.
+    let merged = s.carts.merge(&cart.id, "u-details", "USD", &HashMap::new(), 10).await.unwrap().unwrap();
+    assert_eq!((merged.codes.clone(), merged.shipping.clone()), (codes, Some(choice)));
+    assert_eq!(s.carts.get(&merged.id).await.unwrap().unwrap(), merged);
+    let cleared = s.carts.set_details(&merged.id, &[], None).await.unwrap().unwrap();
+    assert!(cleared.codes.is_empty() && cleared.shipping.is_none());
+    assert_eq!(s.carts.user_cart("u-details", "USD").await.unwrap(), cleared);
 }

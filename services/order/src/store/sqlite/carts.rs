@@ -7,7 +7,7 @@ use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::{Cart, new_cart_id};
+use crate::domain::{Cart, ShippingChoice, new_cart_id};
 use crate::store::{CartStore, StoreError};
 
 /// Carts in the service's SQLite database.
@@ -33,27 +33,71 @@ fn backend(error: DbError) -> StoreError {
     StoreError::Backend(Box::new(error))
 }
 
+/// A JSON column's value, or the error of its column `index`.
+fn parse<T: serde::de::DeserializeOwned>(text: &str, index: usize) -> Result<T, DbError> {
+    serde_json::from_str(text).map_err(|error| {
+        DbError::Sqlite(rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error)))
+    })
+}
+
+fn codes_json(codes: &[String]) -> String {
+    serde_json::to_string(codes).expect("codes serialize")
+}
+
+fn shipping_json(shipping: Option<&ShippingChoice>) -> Option<String> {
+    shipping.map(|s| serde_json::to_string(s).expect("a shipping choice serializes"))
+}
+
+/// Replaces the codes and shipping choice of cart `id` (which exists), counting it as a change.
+fn put_details(c: &Connection, id: &str, codes: &[String], shipping: Option<&ShippingChoice>) -> Result<(), DbError> {
+    c.prepare_cached(
+        "UPDATE carts SET codes = ?2, shipping = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
+    )?
+    .execute(params![id, codes_json(codes), shipping_json(shipping), now_ms()])?;
+    Ok(())
+}
+
 fn read_cart(c: &Connection, column: &str, value: &str) -> Result<Option<Cart>, DbError> {
     let head = c
-        .prepare_cached(&format!("SELECT id, owner_id, currency, version FROM carts WHERE {column} = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT id, owner_id, currency, version, codes, shipping FROM carts WHERE {column} = ?1"
+        ))?
         .query_row(params![value], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
         })
         .optional()?;
-    let Some((id, owner_id, currency, version)) = head else { return Ok(None) };
+    let Some((id, owner_id, currency, version, codes, shipping)) = head else { return Ok(None) };
+    let codes: Vec<String> = parse(&codes, 4)?;
+    let shipping: Option<ShippingChoice> = shipping.map(|text| parse(&text, 5)).transpose()?;
     let lines = c
         .prepare_cached("SELECT sku, quantity FROM cart_items WHERE cart_id = ?1 ORDER BY added_at, sku")?
         .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(Cart { id, owner_id, currency, lines, version: version as u64 }))
+    Ok(Some(Cart { id, owner_id, currency, lines, version: version as u64, codes, shipping }))
 }
 
 fn insert_cart(c: &Connection, cart: &Cart) -> Result<(), DbError> {
     let now = now_ms();
     c.prepare_cached(
-        "INSERT INTO carts (id, owner_id, currency, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO carts (id, owner_id, currency, version, created_at, updated_at, codes, shipping)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
     )?
-    .execute(params![cart.id, cart.owner_id, cart.currency, cart.version as i64, now])?;
+    .execute(params![
+        cart.id,
+        cart.owner_id,
+        cart.currency,
+        cart.version as i64,
+        now,
+        codes_json(&cart.codes),
+        shipping_json(cart.shipping.as_ref())
+    ])?;
     let mut insert =
         c.prepare_cached("INSERT INTO cart_items (cart_id, sku, quantity, added_at) VALUES (?1, ?2, ?3, ?4)")?;
     for (sku, quantity) in &cart.lines {
@@ -137,6 +181,25 @@ impl CartStore for SqliteCartStore {
             .map_err(backend)?
     }
 
+    async fn set_details(
+        &self,
+        id: &str,
+        codes: &[String],
+        shipping: Option<&ShippingChoice>,
+    ) -> Result<Option<Cart>, StoreError> {
+        let (id, codes, shipping) = (id.to_owned(), codes.to_vec(), shipping.cloned());
+        self.db
+            .transaction(move |tx| {
+                if read_cart(tx, "id", &id)?.is_none() {
+                    return Ok(None);
+                }
+                put_details(tx, &id, &codes, shipping.as_ref())?;
+                read_cart(tx, "id", &id)
+            })
+            .await
+            .map_err(backend)
+    }
+
     async fn abandon(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<usize, StoreError> {
         self.db
             .transaction(move |tx| {
@@ -194,6 +257,10 @@ impl CartStore for SqliteCartStore {
                     if mine.quantity(sku) != *quantity {
                         put_line(&tx, &mine.id, sku, *quantity, usize::MAX)?;
                     }
+                }
+                merged.absorb_details(&guest);
+                if merged.codes != mine.codes || merged.shipping != mine.shipping {
+                    put_details(&tx, &mine.id, &merged.codes, merged.shipping.as_ref())?;
                 }
                 tx.prepare_cached("DELETE FROM carts WHERE id = ?1")?.execute(params![guest.id])?;
                 let merged = read_cart(&tx, "id", &mine.id)?;
