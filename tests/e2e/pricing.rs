@@ -124,3 +124,134 @@ async fn admins_manage_promotions_whose_codes_are_unique_ignoring_case() {
     assert_eq!(app.get_json("/admin/v1/promotions", &admin).await["items"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
+
+async fn admin_post(app: &TestApp, admin: &str, path: &str, body: Value) -> Value {
+    let response = app.request(Method::POST, path).bearer_auth(admin).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{path}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_cart_is_priced_with_its_codes_shipping_and_the_tax_of_its_destination() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let product = json!({
+        "name": "Pour-over Kettle", "brand": "Copperleaf", "category_id": "cat-kitchen",
+        "price": {"amount": 2000, "currency": "USD"}, "variants": [{"sku": "PRC-KETTLE", "weight_grams": 900}]
+    });
+    admin_post(&app, &admin, "/admin/v1/products", product).await;
+    admin_post(&app, &admin, "/admin/v1/shipping-zones", json!({
+        "name": "United States", "currency": "USD", "countries": ["US"],
+        "tax_rates": [{"country": "US", "region": "NY", "name": "Sales tax", "category": "standard", "rate_bp": 800}],
+        "methods": [
+            {"id": "standard", "name": "Standard", "pricing": {"type": "flat", "amount": 599}, "min_days": 3, "max_days": 5},
+            {"id": "express", "name": "Express", "pricing": {"type": "by_weight", "tiers": [
+                {"from": 0, "amount": 1200}, {"from": 2000, "amount": 1800}]}, "min_days": 1, "max_days": 2}
+        ]
+    }))
+    .await;
+    admin_post(
+        &app,
+        &admin,
+        "/admin/v1/promotions",
+        json!({
+            "name": "Ten off the kitchen", "code": "save10", "currency": "USD",
+            "action": {"type": "lines_percent", "percent_bp": 1000, "target": {"categories": ["cat-home-garden"]}},
+            "conditions": {"min_subtotal": 3000}
+        }),
+    )
+    .await;
+    admin_post(
+        &app,
+        &admin,
+        "/admin/v1/promotions",
+        json!({
+            "name": "Big spender", "code": "BIG", "currency": "USD",
+            "action": {"type": "order_fixed", "amount": 2500}, "conditions": {"min_subtotal": 10000}
+        }),
+    )
+    .await;
+    admin_post(
+        &app,
+        &admin,
+        "/admin/v1/promotions",
+        json!({
+            "name": "Free shipping over $50", "currency": "USD", "action": {"type": "free_shipping"},
+            "conditions": {"min_subtotal": 5000}
+        }),
+    )
+    .await;
+
+    let cart: Value = app.request(Method::POST, "/v1/carts").send().await.unwrap().json().await.unwrap();
+    let id = cart["id"].as_str().unwrap().to_owned();
+    let put = |path: String, body: Value| app.request(Method::PUT, &path).json(&body).send();
+    assert_eq!(put(format!("/v1/carts/{id}/items/PRC-KETTLE"), json!({"quantity": 2})).await.unwrap().status(), 200);
+
+    // What ships it where: express is weight-tiered (two kettles weigh 1.8 kg).
+    let offers: Value = app
+        .request(Method::GET, &format!("/v1/carts/{id}/shipping-methods?country=us"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<(&str, i64)> = offers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["id"].as_str().unwrap(), o["price"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(listed, [("standard", 599), ("express", 1200)]);
+    let abroad = app.request(Method::GET, &format!("/v1/carts/{id}/shipping-methods?country=JP")).send().await.unwrap();
+    assert!(problem(abroad, 422).await["detail"].as_str().unwrap().contains("do not ship to JP"));
+
+    let choose = |method: &str| json!({"country": "US", "region": "ny", "postal_code": "10001", "method_id": method});
+    let cart: Value = put(format!("/v1/carts/{id}/shipping"), choose("standard")).await.unwrap().json().await.unwrap();
+    let pricing = &cart["pricing"];
+    // 4,000 + 599 shipping (untaxed) + 8 % of 4,000; the free-shipping promotion is short of $50.
+    assert_eq!((pricing["subtotal"].as_i64(), pricing["shipping_total"].as_i64()), (Some(4000), Some(599)));
+    assert_eq!((pricing["tax_total"].as_i64(), pricing["grand_total"].as_i64()), (Some(320), Some(4919)));
+    let refused = &pricing["promotions"][0];
+    assert_eq!((refused["applied"].as_bool(), refused["reason"].as_str()), (Some(false), Some("minimum_not_met")));
+    let teleport = put(format!("/v1/carts/{id}/shipping"), choose("teleport")).await.unwrap();
+    assert_eq!(problem(teleport, 422).await["errors"][0]["field"], "method_id");
+
+    let code =
+        |code: &str| app.request(Method::POST, &format!("/v1/carts/{id}/codes")).json(&json!({"code": code})).send();
+    let unknown = problem(code("nope").await.unwrap(), 422).await;
+    assert!(unknown["type"].as_str().unwrap().ends_with("code-unknown"), "{unknown}");
+    let short = problem(code("big").await.unwrap(), 422).await;
+    assert!(short["type"].as_str().unwrap().ends_with("code-minimum-not-met"), "{short}");
+    assert!(short["detail"].as_str().unwrap().contains("100.00 USD"), "{short}");
+
+    let cart: Value = code("Save10").await.unwrap().json().await.unwrap();
+    assert_eq!(cart["codes"], json!(["SAVE10"]));
+    let pricing = &cart["pricing"];
+    // 10 % off the kitchen (a sub-category of Home & Garden), tax after the discount: 8 % of 3,600.
+    assert_eq!((pricing["discount_total"].as_i64(), pricing["tax_total"].as_i64()), (Some(400), Some(288)));
+    assert_eq!(pricing["grand_total"].as_i64(), Some(3600 + 599 + 288));
+
+    // A third kettle: over $50, so shipping is free too; the two promotions stack.
+    let cart: Value =
+        put(format!("/v1/carts/{id}/items/PRC-KETTLE"), json!({"quantity": 3})).await.unwrap().json().await.unwrap();
+    let pricing = &cart["pricing"];
+    assert_eq!((pricing["shipping_total"].as_i64(), pricing["discount_total"].as_i64()), (Some(0), Some(600 + 599)));
+    assert_eq!(pricing["grand_total"].as_i64(), Some(5400 + 432));
+    assert_eq!(pricing["lines"][0]["total"].as_i64(), Some(5400 + 432));
+
+    let cart: Value = app
+        .request(Method::DELETE, &format!("/v1/carts/{id}/codes/SAVE10"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cart["codes"], json!([]));
+    assert_eq!(cart["pricing"]["grand_total"].as_i64(), Some(6000 + 480));
+    // What the cart says is what a later read says.
+    let again: Value = app.request(Method::GET, &format!("/v1/carts/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(again["pricing"], cart["pricing"]);
+    app.stop().await;
+}

@@ -164,6 +164,15 @@ pub struct CartResponse {
     pub subtotal: Money,
     /// Lines that cannot be bought now.
     pub unavailable: Vec<UnavailableItem>,
+    /// Discount codes entered.
+    pub codes: Vec<String>,
+    /// Where it ships and how, as chosen.
+    pub shipping: Option<ShippingChoice>,
+    /// Why that choice does not hold (no zone ships there, or the method is not offered there).
+    pub shipping_problem: Option<String>,
+    /// The whole price: per line discounts and taxes, shipping, totals, and each promotion applied
+    /// or refused with the reason. Tax is known once a destination is chosen.
+    pub pricing: pricing::Breakdown,
 }
 
 /// Prices `cart` with the catalog's SKUs, now.
@@ -193,7 +202,28 @@ pub fn price(cart: &Cart, skus: &HashMap<String, SkuInfo>) -> CartResponse {
             _ => unavailable.push(refuse("other_currency")),
         }
     }
-    CartResponse { id: cart.id.clone(), items, subtotal, unavailable }
+    let pricing = pricing::Breakdown {
+        currency: cart.currency.clone(),
+        tax_inclusive: false,
+        lines: Vec::new(),
+        shipping: None,
+        subtotal: subtotal.amount,
+        discount_total: 0,
+        shipping_total: 0,
+        tax_total: 0,
+        grand_total: subtotal.amount,
+        promotions: Vec::new(),
+    };
+    CartResponse {
+        id: cart.id.clone(),
+        items,
+        subtotal,
+        unavailable,
+        codes: cart.codes.clone(),
+        shipping: cart.shipping.clone(),
+        shipping_problem: None,
+        pricing,
+    }
 }
 
 pub use platform::contracts::payment::is_payment_method_token;

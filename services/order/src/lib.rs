@@ -101,6 +101,8 @@ pub struct AppState {
     pub pricing: Arc<dyn PricingStore>,
     /// The same, read through a short-lived cache (pricing carts).
     pub pricing_cache: Arc<app::pricing::PricingCache>,
+    /// Prices carts.
+    pub pricer: Arc<app::pricing::Pricer>,
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -215,6 +217,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     infra.tasks.spawn(reconcile::run(orders.clone(), reconcile::DEAD_END_INTERVAL, infra.shutdown.clone()));
     let catalog: Arc<dyn Catalog> = Arc::new(catalog);
     let checkout = Checkout::new(carts.clone(), orders.clone(), catalog.clone(), step);
+    let pricing_cache = Arc::new(app::pricing::PricingCache::new(backend.pricing.clone()));
+    let orders_for_pricing = orders.clone();
     let state = AppState {
         carts,
         orders,
@@ -223,7 +227,13 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         catalog,
         verifier: infra.verifier.clone(),
         objects: infra.objects.clone(),
-        pricing_cache: Arc::new(app::pricing::PricingCache::new(backend.pricing.clone())),
+        pricing_cache: pricing_cache.clone(),
+        pricer: Arc::new(app::pricing::Pricer::new(
+            pricing_cache,
+            backend.pricing.clone(),
+            orders_for_pricing,
+            Arc::new(app::pricing::BuiltInTax),
+        )),
         pricing: backend.pricing,
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })

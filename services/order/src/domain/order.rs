@@ -84,6 +84,12 @@ impl OrderStatus {
         matches!(self, Self::Delivered | Self::Rejected | Self::PaymentFailed | Self::Cancelled | Self::Refunded)
     }
 
+    /// Whether the order stands (or may still): not rejected, failed or cancelled. Only such
+    /// orders count as a shopper's orders and hold a use of a promotion.
+    pub fn is_kept(self) -> bool {
+        !matches!(self, Self::Rejected | Self::PaymentFailed | Self::Cancelled)
+    }
+
     /// Whether the shopper may still cancel it (it has not left).
     pub fn is_cancellable(self) -> bool {
         matches!(self, Self::Pending | Self::Reserved | Self::Paid | Self::Confirmed)
