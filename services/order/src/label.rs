@@ -69,6 +69,24 @@ pub fn render(order: &Order, tracking: &str) -> Vec<u8> {
     if order.items.len() > 12 {
         lines.push((9, format!("... and {} more lines", order.items.len() - 12)));
     }
+    lines.push((9, String::new()));
+    let pricing = &order.pricing;
+    if let Some(shipping) = &pricing.shipping {
+        lines.push((10, format!("SHIP VIA {}", shipping.name)));
+    }
+    let amount = |minor: i64| format!("{}.{:02}", minor / 100, (minor % 100).abs());
+    lines.push((
+        9,
+        format!(
+            "SUBTOTAL {}  DISCOUNTS -{}  SHIPPING {}  TAX {}{}",
+            amount(pricing.subtotal),
+            amount(pricing.discount_total),
+            amount(pricing.shipping_total),
+            amount(pricing.tax_total),
+            if pricing.tax_inclusive { " (included)" } else { "" },
+        ),
+    ));
+    lines.push((10, format!("TOTAL {} {}", amount(pricing.grand_total), pricing.currency)));
 
     let mut content = String::from("BT\n");
     let mut y = 410;
@@ -125,6 +143,28 @@ mod tests {
                 line_total: Money::new(1000, "USD"),
             }],
             total: Money::new(1000, "USD"),
+            pricing: crate::domain::pricing::Breakdown {
+                currency: "USD".into(),
+                tax_inclusive: false,
+                lines: vec![],
+                shipping: Some(crate::domain::pricing::PricedShipping {
+                    method_id: "standard".into(),
+                    name: "Standard".into(),
+                    price: 599,
+                    discounts: vec![],
+                    discount_total: 0,
+                    taxes: vec![],
+                    tax_total: 0,
+                    total: 599,
+                }),
+                subtotal: 1000,
+                discount_total: 100,
+                shipping_total: 599,
+                tax_total: 72,
+                grand_total: 1571,
+                promotions: vec![],
+            },
+            redemptions: vec![],
             shipping_address: AddressInput {
                 name: "Ada Lovelace".into(),
                 line1: "12 St James's Square".into(),
@@ -149,9 +189,15 @@ mod tests {
         let pdf = render(&order(), "SHP000000000042");
         let text = String::from_utf8_lossy(&pdf);
         assert!(text.starts_with("%PDF-1.4\n") && text.ends_with("%%EOF\n"));
-        for expected in
-            ["(Ada Lovelace)", "(London SW1Y 4JH)", "(TRACKING SHP000000000042)", "(2 x MUG-1  Mug \\(large\\) ? blue)"]
-        {
+        for expected in [
+            "(Ada Lovelace)",
+            "(London SW1Y 4JH)",
+            "(TRACKING SHP000000000042)",
+            "(2 x MUG-1  Mug \\(large\\) ? blue)",
+            "(SHIP VIA Standard)",
+            "(SUBTOTAL 10.00  DISCOUNTS -1.00  SHIPPING 5.99  TAX 0.72)",
+            "(TOTAL 15.71 USD)",
+        ] {
             assert!(text.contains(expected), "{expected} in {text}");
         }
         // The cross-reference table points at each object.

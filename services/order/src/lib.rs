@@ -78,6 +78,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cart_details",
         sql: include_str!("../../../migrations/order/sqlite/0006_cart_details.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 7,
+        name: "order_pricing",
+        sql: include_str!("../../../migrations/order/sqlite/0007_order_pricing.sql"),
+    },
 ];
 
 /// What the handlers share.
@@ -216,9 +222,14 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     ));
     infra.tasks.spawn(reconcile::run(orders.clone(), reconcile::DEAD_END_INTERVAL, infra.shutdown.clone()));
     let catalog: Arc<dyn Catalog> = Arc::new(catalog);
-    let checkout = Checkout::new(carts.clone(), orders.clone(), catalog.clone(), step);
     let pricing_cache = Arc::new(app::pricing::PricingCache::new(backend.pricing.clone()));
-    let orders_for_pricing = orders.clone();
+    let pricer = Arc::new(app::pricing::Pricer::new(
+        pricing_cache.clone(),
+        backend.pricing.clone(),
+        orders.clone(),
+        Arc::new(app::pricing::BuiltInTax),
+    ));
+    let checkout = Checkout::new(carts.clone(), orders.clone(), catalog.clone(), pricer.clone(), step);
     let state = AppState {
         carts,
         orders,
@@ -227,13 +238,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         catalog,
         verifier: infra.verifier.clone(),
         objects: infra.objects.clone(),
-        pricing_cache: pricing_cache.clone(),
-        pricer: Arc::new(app::pricing::Pricer::new(
-            pricing_cache,
-            backend.pricing.clone(),
-            orders_for_pricing,
-            Arc::new(app::pricing::BuiltInTax),
-        )),
+        pricing_cache,
+        pricer,
         pricing: backend.pricing,
     };
     Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })

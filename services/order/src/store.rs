@@ -122,6 +122,8 @@ pub enum Placed {
     /// The cart to empty is not at the version the order was priced from (it changed, or is
     /// gone): nothing was written; read it again.
     CartChanged,
+    /// The promotion's uses (in all, or the shopper's) are all taken: nothing was written.
+    UsedUp(String),
 }
 
 /// A move of an order: history entries to append (the last is the new status; none keeps the

@@ -138,7 +138,7 @@ async fn add_code(state: &AppState, cart: Cart, code: &str) -> Result<Json<CartR
 }
 
 /// The problem type of a refused code, by the engine's reason.
-fn code_problem(reason: &str) -> &'static str {
+pub(crate) fn code_problem(reason: &str) -> &'static str {
     match reason {
         "inactive" => "code-inactive",
         "not_yet_active" => "code-not-yet-active",

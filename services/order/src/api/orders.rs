@@ -99,6 +99,10 @@ impl From<CheckoutError> for ApiError {
                 ApiError::unavailable(error.to_string())
             }
             CheckoutError::CartKeptChanging => ApiError::conflict(error.to_string()),
+            CheckoutError::CodeRefused(reason, detail) => {
+                ApiError::unprocessable(crate::api::carts::code_problem(&reason), detail)
+            }
+            CheckoutError::Pricing(error) => error.into(),
             CheckoutError::Store(error) => error.into(),
         }
     }

@@ -1,6 +1,8 @@
-//! Checkout: a cart becomes an order. Its lines are priced from the catalog now, the order is
-//! written `pending` with `order.placed.v1` and the stock reservation in one transaction, and the
-//! cart emptied; the saga takes it from there. The same idempotency key and request answer the
+//! Checkout: a cart becomes an order. Its lines are priced from the catalog now and the whole cart
+//! by the pricing engine (promotions, the codes entered, shipping to the order's address, tax),
+//! the order is written `pending` with that breakdown, `order.placed.v1`, the stock reservation
+//! and the uses of limited promotions in one transaction, and the cart emptied; the saga takes it
+//! from there. The same idempotency key and request answer the
 //! same order, however often they are sent.
 
 use std::sync::Arc;
@@ -11,10 +13,12 @@ use platform::http::{FieldError, Validator};
 use platform::telemetry::trace::TraceContext;
 use sha2::{Digest, Sha256};
 
+use crate::app::pricing::{Pricer, PricingError, customer_key};
 use crate::app::saga::placing;
 use crate::catalog::Catalog;
-use crate::domain::order::Order;
-use crate::domain::{Cart, MAX_LINES, is_cart_id, is_payment_method_token, price};
+use crate::domain::order::{Order, Redemption};
+use crate::domain::pricing::{Destination, Shopper};
+use crate::domain::{Cart, MAX_LINES, ShippingChoice, is_cart_id, is_payment_method_token, price};
 use crate::store::{CartStore, OrderStore, Placed, StoreError};
 
 /// Tries of a checkout whose cart changed under it.
@@ -62,6 +66,13 @@ pub enum CheckoutError {
     /// The cart changed under every try.
     #[error("the cart kept changing during checkout; try again")]
     CartKeptChanging,
+    /// A code entered does not apply (any more): the reason (`used_up`, `expired` …) and what a
+    /// shopper reads.
+    #[error("{1}")]
+    CodeRefused(String, String),
+    /// Pricing failed (the settings could not be read, the tax calculator failed).
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -78,6 +89,7 @@ pub struct Checkout {
     carts: Arc<dyn CartStore>,
     orders: Arc<dyn OrderStore>,
     catalog: Arc<dyn Catalog>,
+    pricer: Arc<Pricer>,
     step: chrono::Duration,
 }
 
@@ -90,15 +102,16 @@ enum Priced {
 }
 
 impl Checkout {
-    /// Checkouts of `carts` into `orders`, priced by `catalog`, their first saga step due after
-    /// `step`.
+    /// Checkouts of `carts` into `orders`, the lines priced by `catalog` and the cart by
+    /// `pricer`, their first saga step due after `step`.
     pub fn new(
         carts: Arc<dyn CartStore>,
         orders: Arc<dyn OrderStore>,
         catalog: Arc<dyn Catalog>,
+        pricer: Arc<Pricer>,
         step: chrono::Duration,
     ) -> Self {
-        Self { carts, orders, catalog, step }
+        Self { carts, orders, catalog, pricer, step }
     }
 
     /// Places the order `request` asks for, or answers the one its key placed before. The span
@@ -154,6 +167,19 @@ impl Checkout {
                 }
                 Placed::Existing(order) => order,
                 Placed::KeyReused => return Err(CheckoutError::KeyReused),
+                Placed::UsedUp(promotion_id) => {
+                    let name = order
+                        .pricing
+                        .promotions
+                        .iter()
+                        .find(|p| p.promotion_id == promotion_id)
+                        .map(|p| p.code.clone().unwrap_or_else(|| p.name.clone()))
+                        .unwrap_or(promotion_id);
+                    return Err(CheckoutError::CodeRefused(
+                        "used_up".into(),
+                        format!("{name}: this code has been used as often as it may"),
+                    ));
+                }
                 Placed::CartChanged => {
                     from_store = true;
                     continue;
@@ -208,7 +234,36 @@ impl Checkout {
                 format!("the catalog does not sell {} now", skus.join(", ")),
             ));
         }
-        let order = Order::pending(
+        let shopper = Shopper { id: Some(customer_id.clone()), ..Shopper::default() };
+        let ship_to = self.ship_to(&cart, &priced.items, &catalog, address).await?;
+        let quote = self.pricer.quote(&cart, &priced.items, &catalog, &shopper, ship_to.as_ref()).await?;
+        if let Some(problem) = quote.shipping_problem {
+            return Err(CheckoutError::invalid("shipping_address.country", problem.message(&address.country)));
+        }
+        if let Some(refused) = quote.breakdown.promotions.iter().find(|p| p.code.is_some() && !p.applied) {
+            let code = refused.code.clone().unwrap_or_default();
+            return Err(CheckoutError::CodeRefused(
+                refused.reason.clone().unwrap_or_else(|| "refused".into()),
+                format!("{code}: {}", refused.detail.clone().unwrap_or_default()),
+            ));
+        }
+        let settings = self.pricer.settings().await?;
+        let customer = customer_key(&shopper);
+        let redemptions = quote
+            .breakdown
+            .promotions
+            .iter()
+            .filter(|p| p.applied)
+            .filter_map(|p| settings.promotions.iter().find(|s| s.id == p.promotion_id))
+            .filter(|p| p.limits.total.is_some() || p.limits.per_customer.is_some())
+            .map(|p| Redemption {
+                promotion_id: p.id.clone(),
+                customer: customer.clone(),
+                total_limit: p.limits.total,
+                per_customer_limit: p.limits.per_customer,
+            })
+            .collect();
+        let mut order = Order::pending(
             customer_id.clone(),
             priced.items,
             priced.subtotal,
@@ -216,6 +271,44 @@ impl Checkout {
             request.payment_method.clone(),
             self.step,
         );
+        order.total = platform::money::Money::new(quote.breakdown.grand_total, &quote.breakdown.currency);
+        order.pricing = quote.breakdown;
+        order.redemptions = redemptions;
         Ok(Priced::Order(order, cart.version))
+    }
+
+    /// Where and how the order ships: to its address, by the method the cart chose (the cheapest
+    /// the zone offers when it chose none). `None` when the shop has no shipping zones at all (no
+    /// shipping is charged then).
+    async fn ship_to(
+        &self,
+        cart: &Cart,
+        items: &[crate::domain::CartItem],
+        catalog: &std::collections::HashMap<String, platform::contracts::catalog::SkuInfo>,
+        address: &AddressInput,
+    ) -> Result<Option<ShippingChoice>, CheckoutError> {
+        if self.pricer.settings().await.map_err(PricingError::from)?.zones.is_empty() {
+            return Ok(None);
+        }
+        let destination = Destination {
+            country: address.country.clone(),
+            region: address.region.clone(),
+            postal_code: Some(address.postal_code.clone()),
+        };
+        let chosen = cart.shipping.as_ref().and_then(|s| s.method_id.clone());
+        let method_id = match chosen {
+            Some(method) => Some(method),
+            None => {
+                let offers =
+                    self.pricer.offers(cart, items, catalog, &destination).await.map_err(PricingError::from)?;
+                offers.and_then(|offers| offers.first().map(|o| o.id.clone()))
+            }
+        };
+        Ok(Some(ShippingChoice {
+            country: destination.country,
+            region: destination.region,
+            postal_code: destination.postal_code,
+            method_id,
+        }))
     }
 }

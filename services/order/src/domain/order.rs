@@ -111,6 +111,20 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
 }
 
+/// A use of a limited promotion an order holds: counted when it is placed, given back when it
+/// fails, is rejected or is cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redemption {
+    /// The promotion.
+    pub promotion_id: String,
+    /// The key the shopper's uses are counted under (`None`: counted in all only).
+    pub customer: Option<String>,
+    /// Most uses in all, when limited.
+    pub total_limit: Option<u32>,
+    /// Most uses by one shopper, when limited.
+    pub per_customer_limit: Option<u32>,
+}
+
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Order {
@@ -122,8 +136,14 @@ pub struct Order {
     pub status: OrderStatus,
     /// What was bought.
     pub items: Vec<OrderItem>,
-    /// The sum of the lines.
+    /// What the shopper pays: the breakdown's grand total (what the payment authorizes).
     pub total: Money,
+    /// The whole price, as the cart showed it when the order was placed: lines with their
+    /// discounts and taxes, shipping, totals, promotions.
+    pub pricing: super::pricing::Breakdown,
+    /// The uses of limited promotions it holds.
+    #[serde(skip)]
+    pub redemptions: Vec<Redemption>,
     /// Where it goes.
     pub shipping_address: AddressInput,
     /// The payment provider's token the shopper pays with.
@@ -175,12 +195,15 @@ impl Order {
         step: chrono::Duration,
     ) -> Self {
         let now = stamp(Utc::now());
+        let pricing = super::pricing::Breakdown::of_lines(&items, &total);
         Self {
             id: new_order_id(),
             customer_id,
             status: OrderStatus::Pending,
             items,
             total,
+            pricing,
+            redemptions: Vec::new(),
             shipping_address,
             payment_method,
             label_url: None,

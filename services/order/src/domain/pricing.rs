@@ -660,6 +660,39 @@ pub struct Breakdown {
     pub promotions: Vec<PromotionOutcome>,
 }
 
+impl Breakdown {
+    /// The breakdown of lines alone, no discount, shipping or tax: what an order placed before the
+    /// pricing engine was priced at (its `total` is its lines' sum).
+    pub fn of_lines(items: &[crate::domain::CartItem], total: &platform::money::Money) -> Self {
+        let lines: Vec<PricedLine> = items
+            .iter()
+            .map(|item| PricedLine {
+                sku: item.sku.clone(),
+                quantity: item.quantity,
+                unit_price: item.unit_price.amount,
+                subtotal: item.line_total.amount,
+                discounts: Vec::new(),
+                discount_total: 0,
+                taxes: Vec::new(),
+                tax_total: 0,
+                total: item.line_total.amount,
+            })
+            .collect();
+        Self {
+            currency: total.currency.clone(),
+            tax_inclusive: false,
+            subtotal: lines.iter().map(|l| l.subtotal).sum(),
+            lines,
+            shipping: None,
+            discount_total: 0,
+            shipping_total: 0,
+            tax_total: 0,
+            grand_total: total.amount,
+            promotions: Vec::new(),
+        }
+    }
+}
+
 /// Puts the discounted cart and its taxes together (the last step). Missing tax lines (a
 /// calculator that answered fewer) count as none.
 pub fn total(discounted: Discounted, taxes: TaxResult, inclusive: bool) -> Breakdown {

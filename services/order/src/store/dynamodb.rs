@@ -72,6 +72,15 @@ fn json(value: &impl serde::Serialize) -> aws_sdk_dynamodb::types::AttributeValu
     s(serde_json::to_string(value).expect("order parts serialize"))
 }
 
+/// The counters a use of a promotion moves, with their limits: every use, and the shopper's.
+fn redemption_counters(redemption: &crate::domain::order::Redemption) -> Vec<(&str, Option<u32>)> {
+    let mut counters = vec![(crate::store::EVERYONE, redemption.total_limit)];
+    if let Some(who) = &redemption.customer {
+        counters.push((who.as_str(), redemption.per_customer_limit));
+    }
+    counters
+}
+
 /// The table names of one deployment.
 #[derive(Debug)]
 struct Tables {
@@ -113,6 +122,8 @@ fn idempotency_item_key(customer_id: &str, key: &str) -> String {
 enum Role {
     IdempotencyKey,
     Cart,
+    /// A promotion's use count (its id).
+    Redemption(usize),
     Other,
 }
 
@@ -258,12 +269,23 @@ impl DynamoOrderStore {
         let time = |name: &'static str| -> Result<DateTime<Utc>, StoreError> {
             DateTime::from_timestamp_millis(attrs.n(name)?).ok_or_else(|| attrs.malformed(name).into())
         };
+        let items: Vec<crate::domain::order::OrderItem> = attrs.json("Items")?;
+        let total = Money { amount: attrs.n("TotalAmount")?, currency: attrs.s("Currency")?.to_owned() };
+        // Absent on orders placed before the pricing engine: their lines are their total.
+        let pricing = if item.contains_key("Pricing") {
+            attrs.json("Pricing")?
+        } else {
+            crate::domain::pricing::Breakdown::of_lines(&items, &total)
+        };
+        let redemptions = if item.contains_key("Redemptions") { attrs.json("Redemptions")? } else { Vec::new() };
         let order = Order {
             id: attrs.s("OrderID")?.to_owned(),
             customer_id: attrs.s("CustomerID")?.to_owned(),
             status: OrderStatus::parse(attrs.s("OrderStatus")?).ok_or_else(|| attrs.malformed("OrderStatus"))?,
-            items: attrs.json("Items")?,
-            total: Money { amount: attrs.n("TotalAmount")?, currency: attrs.s("Currency")?.to_owned() },
+            items,
+            total,
+            pricing,
+            redemptions,
             shipping_address: attrs.json("ShippingAddress")?,
             payment_method: attrs.s("PaymentMethod")?.to_owned(),
             label_url: attrs.opt_s("LabelUrl").map(Into::into),
@@ -296,6 +318,8 @@ impl DynamoOrderStore {
             .item("ShippingAddress", json(&order.shipping_address))
             .item("PaymentMethod", s(&order.payment_method))
             .item("History", json(&order.history))
+            .item("Pricing", json(&order.pricing))
+            .item("Redemptions", json(&order.redemptions))
             .item("CreatedAt", n(order.created_at.timestamp_millis()))
             .item("UpdatedAt", n(order.updated_at.timestamp_millis()))
             .item("Version", n(version));
@@ -316,6 +340,30 @@ impl DynamoOrderStore {
             put.condition_expression("Version = :v").expression_attribute_values(":v", n(version - 1))
         };
         Ok(TransactWriteItem::builder().put(put.build().map_err(sdk)?).build())
+    }
+
+    /// The update of a promotion's use count by `by` (1 or −1), below `limit` when it rises.
+    fn redemption_update(
+        &self,
+        promotion_id: &str,
+        who: &str,
+        by: i64,
+        limit: Option<u32>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.tables.keys)
+            .key("Key", s(pricing::redemption_key(promotion_id, who)))
+            .update_expression("ADD Used :by")
+            .expression_attribute_values(":by", n(by));
+        update = match (by > 0, limit) {
+            (true, Some(limit)) => update
+                .condition_expression("attribute_not_exists(Used) OR Used < :limit")
+                .expression_attribute_values(":limit", n(i64::from(limit))),
+            // Never below zero: a count that is gone (its promotion deleted) stays gone.
+            (false, _) => update.condition_expression("Used > :zero").expression_attribute_values(":zero", n(0)),
+            (true, None) => update,
+        };
+        Ok(TransactWriteItem::builder().update(update.build().map_err(sdk)?).build())
     }
 
     /// The sort key of order `order_id` (an id not of ours is a bug: refused, never stored).
@@ -389,6 +437,11 @@ impl DynamoOrderStore {
                 .map_err(sdk)?;
             tx.push(Role::Cart, TransactWriteItem::builder().update(update).build());
         }
+        for (i, redemption) in order.redemptions.iter().enumerate() {
+            for (who, limit) in redemption_counters(redemption) {
+                tx.push(Role::Redemption(i), self.redemption_update(&redemption.promotion_id, who, 1, limit)?);
+            }
+        }
         for event in events {
             tx.push(Role::Other, self.outbox.put(event)?);
         }
@@ -406,6 +459,11 @@ impl DynamoOrderStore {
         if reasons.iter().any(|(role, reason)| *role == Role::Cart && failed_condition(reason)) {
             return Ok(Attempt::Done(Placed::CartChanged));
         }
+        if let Some((Role::Redemption(i), _)) =
+            reasons.iter().find(|(role, reason)| matches!(role, Role::Redemption(_)) && failed_condition(reason))
+        {
+            return Ok(Attempt::Done(Placed::UsedUp(order.redemptions[*i].promotion_id.clone())));
+        }
         race_only(reasons.iter().map(|(_, reason)| reason))?;
         Ok(Attempt::Retry)
     }
@@ -421,9 +479,18 @@ impl DynamoOrderStore {
         if !from.contains(&order.status) {
             return Ok(Attempt::Done(None));
         }
+        let was_kept = order.status.is_kept();
         advance.apply(&mut order, stamp(Utc::now()));
         let mut tx = Transaction::default();
         tx.push(Role::Other, self.order_put(&order, version + 1)?);
+        if was_kept && !order.status.is_kept() {
+            // Failed, rejected or cancelled: its uses of promotions go back, with the move.
+            for redemption in &order.redemptions {
+                for (who, _) in redemption_counters(redemption) {
+                    tx.push(Role::Other, self.redemption_update(&redemption.promotion_id, who, -1, None)?);
+                }
+            }
+        }
         for event in events {
             tx.push(Role::Other, self.outbox.put(event)?);
         }

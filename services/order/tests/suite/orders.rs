@@ -18,6 +18,7 @@ crate::conformance_suite!(cached:
     concurrent_moves_of_one_order_apply_once,
     a_shoppers_orders_page_newest_first_and_the_queue_oldest_first,
     overdue_orders_are_found_by_their_deadline,
+    a_limited_promotion_is_used_at_most_its_limit_and_a_failed_order_gives_its_use_back,
 );
 
 fn order(customer: &str, deadline_in: Option<i64>) -> Order {
@@ -237,4 +238,54 @@ async fn dynamodb_orders_an_earlier_version_wrote_without_a_status_shard_are_bac
     all.sort();
     assert_eq!(queue(&store).await, all, "every order is in the queue, oldest first");
     assert_eq!(store.backfill_status_shards().await.unwrap(), 0, "a second run finds nothing to do");
+}
+
+async fn a_limited_promotion_is_used_at_most_its_limit_and_a_failed_order_gives_its_use_back(s: Stores) {
+    use shop_order::domain::order::Redemption;
+    let with_code = |customer: &str| {
+        let mut o = order(customer, None);
+        o.redemptions = vec![Redemption {
+            promotion_id: "promo_ten".into(),
+            customer: Some(customer.to_owned()),
+            total_limit: Some(3),
+            per_customer_limit: Some(1),
+        }];
+        o
+    };
+    // Eight shoppers at once for three uses: exactly three orders are placed.
+    let attempts = (0..8).map(|i| {
+        let orders = s.orders.clone();
+        async move {
+            let o = with_code(&format!("u{i}"));
+            orders.place(&o, "k", "h", None, &[]).await.unwrap()
+        }
+    });
+    let placed = futures::future::join_all(attempts).await;
+    let won: Vec<&Order> = placed.iter().filter_map(|p| if let Placed::New(o) = p { Some(o) } else { None }).collect();
+    assert_eq!(won.len(), 3, "{placed:?}");
+    assert!(placed.iter().all(|p| matches!(p, Placed::New(_)) || *p == Placed::UsedUp("promo_ten".into())));
+    let usage = s.pricing.usage(&["promo_ten".into()], Some(won[0].customer_id.as_str())).await.unwrap();
+    assert_eq!((usage["promo_ten"].total, usage["promo_ten"].by_shopper), (3, 1));
+
+    // One is cancelled: its use comes back, once, and another shopper takes it.
+    let cancel = Advance { steps: vec![(OrderStatus::Cancelled, Some("by_customer".into()))], ..Advance::default() };
+    s.orders.advance(&won[0].id, &[OrderStatus::Pending], &cancel, &[]).await.unwrap().unwrap();
+    assert!(s.orders.advance(&won[0].id, &[OrderStatus::Pending], &cancel, &[]).await.unwrap().is_none());
+    let usage = s.pricing.usage(&["promo_ten".into()], Some(won[0].customer_id.as_str())).await.unwrap();
+    assert_eq!((usage["promo_ten"].total, usage["promo_ten"].by_shopper), (2, 0));
+    assert!(matches!(s.orders.place(&with_code("late"), "k", "h", None, &[]).await.unwrap(), Placed::New(_)));
+    assert_eq!(
+        s.orders.place(&with_code("later"), "k", "h", None, &[]).await.unwrap(),
+        Placed::UsedUp("promo_ten".into())
+    );
+    // A shopper's own limit: one use each, whatever is left in all.
+    let mut again = with_code(&won[1].customer_id);
+    again.redemptions[0].total_limit = Some(100);
+    assert_eq!(s.orders.place(&again, "k2", "h", None, &[]).await.unwrap(), Placed::UsedUp("promo_ten".into()));
+    // The order keeps its price and its uses.
+    let stored = s.orders.get(&won[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.pricing.clone(), stored.redemptions.clone()),
+        (won[1].pricing.clone(), won[1].redemptions.clone())
+    );
 }

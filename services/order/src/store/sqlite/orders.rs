@@ -9,7 +9,8 @@ use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::order::{Order, OrderStatus, stamp};
+use crate::domain::order::{Order, OrderStatus, Redemption, stamp};
+use crate::domain::pricing::Breakdown;
 use crate::store::{Advance, OrderStore, Placed, StoreError};
 
 /// Orders in the service's SQLite database.
@@ -44,7 +45,7 @@ fn corrupt(what: &'static str) -> rusqlite::Error {
 }
 
 const COLUMNS: &str = "id, customer_id, status, items, total_amount, currency, shipping_address, payment_method, \
-                       label_url, tracking_number, history, deadline, created_at, updated_at";
+                       label_url, tracking_number, history, deadline, created_at, updated_at, pricing, redemptions";
 
 fn time(ms: i64) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms).ok_or_else(|| corrupt("time"))
@@ -55,12 +56,20 @@ fn json<T: serde::de::DeserializeOwned>(text: &str, what: &'static str) -> rusql
 }
 
 fn read_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+    let items: Vec<crate::domain::order::OrderItem> = json(&row.get::<_, String>(3)?, "items")?;
+    let total = Money { amount: row.get(4)?, currency: row.get(5)? };
+    let pricing = match row.get::<_, Option<String>>(14)? {
+        Some(text) => json(&text, "pricing")?,
+        None => Breakdown::of_lines(&items, &total),
+    };
     Ok(Order {
         id: row.get(0)?,
         customer_id: row.get(1)?,
         status: OrderStatus::parse(&row.get::<_, String>(2)?).ok_or_else(|| corrupt("status"))?,
-        items: json(&row.get::<_, String>(3)?, "items")?,
-        total: Money { amount: row.get(4)?, currency: row.get(5)? },
+        items,
+        total,
+        pricing,
+        redemptions: json(&row.get::<_, String>(15)?, "redemptions")?,
         shipping_address: json(&row.get::<_, String>(6)?, "shipping address")?,
         payment_method: row.get(7)?,
         label_url: row.get(8)?,
@@ -80,6 +89,23 @@ fn order_where(c: &Connection, id: &str) -> Result<Option<Order>, DbError> {
 
 fn text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("order parts serialize")
+}
+
+/// The counters a use of a promotion moves, with their limits: every use, and the shopper's.
+fn counters(redemption: &Redemption) -> Vec<(&str, Option<u32>)> {
+    let mut counters = vec![(crate::store::EVERYONE, redemption.total_limit)];
+    if let Some(who) = &redemption.customer {
+        counters.push((who.as_str(), redemption.per_customer_limit));
+    }
+    counters
+}
+
+/// How often a promotion is used, in all or by one shopper.
+fn used(c: &Connection, promotion_id: &str, who: &str) -> Result<i64, DbError> {
+    Ok(c.prepare_cached("SELECT used FROM redemptions WHERE promotion_id = ?1 AND customer = ?2")?
+        .query_row(params![promotion_id, who], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 fn push_all(c: &Connection, events: &[Event]) -> Result<(), DbError> {
@@ -132,10 +158,29 @@ impl OrderStore for SqliteOrderStore {
                         return Ok(Placed::CartChanged);
                     }
                 }
+                // The uses of limited promotions, all or none: the writer is alone in here, so
+                // what is read is what is written over.
+                for redemption in &order.redemptions {
+                    for (who, limit) in counters(redemption) {
+                        if used(tx, &redemption.promotion_id, who)? >= i64::from(limit.unwrap_or(u32::MAX)) {
+                            return Ok(Placed::UsedUp(redemption.promotion_id.clone()));
+                        }
+                    }
+                }
+                for redemption in &order.redemptions {
+                    for (who, _) in counters(redemption) {
+                        tx.prepare_cached(
+                            "INSERT INTO redemptions (promotion_id, customer, used) VALUES (?1, ?2, 1)
+                             ON CONFLICT (promotion_id, customer) DO UPDATE SET used = used + 1",
+                        )?
+                        .execute(params![redemption.promotion_id, who])?;
+                    }
+                }
                 tx.prepare_cached(
                     "INSERT INTO orders (id, customer_id, status, items, total_amount, currency, shipping_address,
-                        payment_method, history, deadline, idempotency_key, request_hash, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+                        payment_method, history, deadline, idempotency_key, request_hash, created_at, updated_at,
+                        pricing, redemptions)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15)",
                 )?
                 .execute(params![
                     order.id,
@@ -151,6 +196,8 @@ impl OrderStore for SqliteOrderStore {
                     key,
                     hash,
                     order.created_at.timestamp_millis(),
+                    text(&order.pricing),
+                    text(&order.redemptions),
                 ])?;
                 if let Some((cart, _)) = clear_cart {
                     tx.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?.execute(params![cart])?;
@@ -224,8 +271,21 @@ impl OrderStore for SqliteOrderStore {
                 if !from.contains(&order.status) {
                     return Ok(None);
                 }
+                let was_kept = order.status.is_kept();
                 let now = stamp(Utc::now());
                 advance.apply(&mut order, now);
+                if was_kept && !order.status.is_kept() {
+                    // Failed, rejected or cancelled: its uses of promotions go back.
+                    for redemption in &order.redemptions {
+                        for (who, _) in counters(redemption) {
+                            tx.prepare_cached(
+                                "UPDATE redemptions SET used = used - 1
+                                 WHERE promotion_id = ?1 AND customer = ?2 AND used > 0",
+                            )?
+                            .execute(params![redemption.promotion_id, who])?;
+                        }
+                    }
+                }
                 tx.prepare_cached(
                     "UPDATE orders SET status = ?2, history = ?3, label_url = ?4, tracking_number = ?5, deadline = ?6,
                         updated_at = ?7 WHERE id = ?1",
