@@ -255,3 +255,176 @@ async fn a_cart_is_priced_with_its_codes_shipping_and_the_tax_of_its_destination
     assert_eq!(again["pricing"], cart["pricing"]);
     app.stop().await;
 }
+
+/// A product with SKU `sku` at `price` cents and `on_hand` units.
+async fn stocked(app: &TestApp, admin: &str, sku: &str, price: i64, on_hand: i64) {
+    let body = json!({"name": format!("Lamp {sku}"), "brand": "Lumen", "category_id": "cat-furniture",
+        "price": {"amount": price, "currency": "USD"}, "variants": [{"sku": sku}]});
+    admin_post(app, admin, "/admin/v1/products", body).await;
+    app.set_stock(admin, sku, on_hand).await;
+}
+
+fn address(country: &str, postal_code: &str) -> Value {
+    json!({"name": "Ada Lovelace", "line1": "1 Main St", "city": "Anywhere", "postal_code": postal_code, "country": country})
+}
+
+async fn checkout(app: &TestApp, token: &str, cart_id: &str, address: Value, key: &str) -> reqwest::Response {
+    app.request(Method::POST, "/v1/orders")
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"cart_id": cart_id, "shipping_address": address, "payment_method": "pm_card_visa"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..500 {
+        last = app.get_json(&format!("/v1/orders/{id}"), token).await;
+        if matches!(last["status"].as_str(), Some("shipped" | "rejected" | "payment_failed" | "cancelled")) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the order never settled: {last}");
+}
+
+async fn europe(app: &TestApp, admin: &str) {
+    admin_post(app, admin, "/admin/v1/shipping-zones", json!({
+        "name": "Europe", "currency": "USD", "countries": ["DE", "FR"], "tax_inclusive": true, "shipping_taxed": true,
+        "tax_rates": [
+            {"country": "DE", "name": "MwSt", "category": "standard", "rate_bp": 1900},
+            {"country": "FR", "name": "TVA", "category": "standard", "rate_bp": 2000}
+        ],
+        "methods": [{"id": "standard", "name": "Standard", "pricing": {"type": "flat", "amount": 1190}, "free_over": 20000,
+            "min_days": 3, "max_days": 6}]
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn a_checkout_charges_the_carts_breakdown_with_a_code_and_vat_included_and_refuses_other_countries() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "PRC-LAMP", 11_900, 10).await;
+    europe(&app, &admin).await;
+    admin_post(
+        &app,
+        &admin,
+        "/admin/v1/promotions",
+        json!({
+            "name": "Welcome", "code": "WELCOME", "currency": "USD", "action": {"type": "order_fixed", "amount": 1190},
+            "conditions": {"first_order_only": true}
+        }),
+    )
+    .await;
+    let cart = app.cart_with(&shopper, "PRC-LAMP", 1).await;
+    let entered =
+        app.request(Method::POST, "/v1/cart/codes").bearer_auth(&shopper).json(&json!({"code": "welcome"})).send();
+    assert_eq!(entered.await.unwrap().status(), 200);
+    let quoted: Value = app
+        .request(Method::PUT, "/v1/cart/shipping")
+        .bearer_auth(&shopper)
+        .json(&json!({"country": "DE", "postal_code": "10115", "method_id": "standard"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pricing = quoted["pricing"].clone();
+    // 119.00 less 11.90, shipping 11.90 (VAT included in every price): 119.00 in all, 19 % of it VAT.
+    assert_eq!(pricing["grand_total"].as_i64(), Some(11_900));
+    assert_eq!(pricing["tax_inclusive"], true);
+    assert_eq!(pricing["tax_total"].as_i64(), Some(1_710 + 190));
+
+    // Outside every zone: refused, nothing placed.
+    let refused = problem(checkout(&app, &shopper, &cart, address("JP", "100-0001"), "k-jp").await, 422).await;
+    assert_eq!(refused["errors"][0]["field"], "shipping_address.country", "{refused}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("JP"));
+
+    let placed = checkout(&app, &shopper, &cart, address("DE", "10115"), "k-de").await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["pricing"], pricing, "the order keeps exactly what the cart showed");
+    assert_eq!(placed["total"]["amount"].as_i64(), Some(11_900));
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let done = settled(&app, &shopper, &id).await;
+    assert_eq!(done["status"], "shipped", "{done}");
+    let paid: Value = app.get_json(&format!("/admin/v1/payments?order_id={id}"), &admin).await;
+    assert_eq!(paid["items"][0]["amount"]["amount"].as_i64(), Some(11_900), "the payment is the grand total");
+
+    // A second order: the first-order code no longer applies, and checkout says so.
+    let cart = app.cart_with(&shopper, "PRC-LAMP", 1).await;
+    let again =
+        app.request(Method::POST, "/v1/cart/codes").bearer_auth(&shopper).json(&json!({"code": "WELCOME"})).send();
+    let again = problem(again.await.unwrap(), 422).await;
+    assert!(again["type"].as_str().unwrap().ends_with("code-first-order-only"), "{again}");
+    let _ = cart;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hundred_shoppers_race_for_a_code_of_ten_uses_and_exactly_ten_orders_carry_it() {
+    // A slow payment provider keeps the orders waiting long enough to cancel one.
+    let app = TestApp::start_with(|config| {
+        config.set("simulated_latency_ms", 1_500);
+    })
+    .await;
+    let admin = app.admin_token().await;
+    stocked(&app, &admin, "PRC-RACE", 1_000, 500).await;
+    admin_post(
+        &app,
+        &admin,
+        "/admin/v1/promotions",
+        json!({
+            "name": "Ten lucky ones", "code": "LUCKY10", "currency": "USD",
+            "action": {"type": "order_percent", "percent_bp": 5000}, "limits": {"total": 10}
+        }),
+    )
+    .await;
+    let shop = &app;
+    let shopper_with_code = move || async move {
+        let app = shop;
+        let token = app.customer_token().await;
+        let cart = app.cart_with(&token, "PRC-RACE", 1).await;
+        let entered = app.request(Method::POST, "/v1/cart/codes").bearer_auth(&token).json(&json!({"code": "lucky10"}));
+        let entered = entered.send().await.unwrap();
+        (token, cart, entered.status().as_u16())
+    };
+    // Each shopper has the code in their cart: it applies to every cart while uses are left.
+    let shoppers = futures::future::join_all((0..100).map(|_| shopper_with_code())).await;
+    assert!(shoppers.iter().all(|(_, _, entered)| *entered == 200));
+    let outcomes = futures::future::join_all(shoppers.iter().map(|(token, cart, _)| async move {
+        let response = checkout(shop, token, cart, address("GB", "SW1Y 4JH"), "k-race").await;
+        let status = response.status().as_u16();
+        (token.clone(), status, response.json::<Value>().await.unwrap())
+    }))
+    .await;
+    let won: Vec<&(String, u16, Value)> = outcomes.iter().filter(|(_, status, _)| *status == 202).collect();
+    assert_eq!(won.len(), 10, "exactly ten orders carry the code");
+    for (_, status, body) in outcomes.iter().filter(|(_, status, _)| *status != 202) {
+        assert_eq!(*status, 422, "{body}");
+        assert!(body["type"].as_str().unwrap().ends_with("code-used-up"), "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("LUCKY10"), "{body}");
+    }
+    assert!(won.iter().all(|(_, _, order)| order["pricing"]["discount_total"].as_i64() == Some(500)));
+
+    // While every use is taken, a newcomer's code is refused at once.
+    let (late, late_cart, entered) = shopper_with_code().await;
+    assert_eq!(entered, 422);
+    // One of the ten is cancelled: its use comes back, and the newcomer's code applies.
+    let (winner, _, order) = won[0];
+    let id = order["id"].as_str().unwrap();
+    let cancelled = app.request(Method::POST, &format!("/v1/orders/{id}/cancel")).bearer_auth(winner).send();
+    assert_eq!(cancelled.await.unwrap().status(), 200);
+    let entered = app.request(Method::POST, "/v1/cart/codes").bearer_auth(&late).json(&json!({"code": "LUCKY10"}));
+    assert_eq!(entered.send().await.unwrap().status(), 200);
+    let placed = checkout(&app, &late, &late_cart, address("GB", "SW1Y 4JH"), "k-late").await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["pricing"]["promotions"][0]["code"], "LUCKY10");
+    app.stop().await;
+}

@@ -38,8 +38,10 @@ pub struct Placement {
     pub id: String,
     /// `pending`: the saga has started.
     pub status: OrderStatus,
-    /// What it costs.
+    /// What it costs: the breakdown's grand total, which the payment authorizes.
     pub total: Money,
+    /// The whole price the order was placed at (what the cart showed).
+    pub pricing: crate::domain::pricing::Breakdown,
 }
 
 /// `GET /v1/orders` parameters.
@@ -139,7 +141,10 @@ pub async fn place_order(
         trace,
     };
     let order = state.checkout.place(&request).await?;
-    Ok((StatusCode::ACCEPTED, Json(Placement { id: order.id, status: order.status, total: order.total })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Placement { id: order.id, status: order.status, total: order.total, pricing: order.pricing }),
+    ))
 }
 
 /// An order of the caller's (any, for an admin), with its history.

@@ -426,7 +426,10 @@ impl DynamoOrderStore {
             let update = Update::builder()
                 .table_name(&self.tables.carts)
                 .key("CartID", s(cart))
-                .update_expression("SET #lines = :empty, Version = :next, UpdatedAt = :now REMOVE IdleShard")
+                // Emptied of its lines and its codes (they were used); the shipping choice stays.
+                .update_expression(
+                    "SET #lines = :empty, Codes = :empty, Version = :next, UpdatedAt = :now REMOVE IdleShard",
+                )
                 .condition_expression("Version = :v")
                 .expression_attribute_names("#lines", "Lines")
                 .expression_attribute_values(":empty", s("[]"))

@@ -73,6 +73,13 @@ async fn placing_empties_the_cart_it_was_made_from_and_only_at_that_version(s: S
     let cart = s.carts.set_quantity(&cart.id, "A", 2, 10).await.unwrap().unwrap();
     let stale = cart.version;
     let cart = s.carts.set_quantity(&cart.id, "B", 1, 10).await.unwrap().unwrap();
+    let choice = shop_order::domain::ShippingChoice {
+        country: "US".into(),
+        region: None,
+        postal_code: None,
+        method_id: Some("standard".into()),
+    };
+    let cart = s.carts.set_details(&cart.id, &["SAVE10".to_owned()], Some(&choice)).await.unwrap().unwrap();
     let first = order("u1", Some(30));
     let events = [Event::new("order.placed.v1", "order", serde_json::json!({}))];
     assert_eq!(
@@ -94,6 +101,8 @@ async fn placing_empties_the_cart_it_was_made_from_and_only_at_that_version(s: S
     let emptied = s.carts.refresh(&cart.id).await.unwrap().unwrap();
     assert_eq!(s.carts.get(&cart.id).await.unwrap(), Some(emptied.clone()), "a copy renewed too");
     assert!(emptied.lines.is_empty());
+    assert!(emptied.codes.is_empty(), "its codes were used");
+    assert_eq!(emptied.shipping, Some(choice), "where it ships stays");
     assert!(emptied.version > cart.version, "emptying is a change");
     assert_eq!(
         s.orders.place(&order("u1", None), "k1", "h1", Some((&cart.id, cart.version)), &events).await.unwrap(),

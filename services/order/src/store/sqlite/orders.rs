@@ -201,7 +201,8 @@ impl OrderStore for SqliteOrderStore {
                 ])?;
                 if let Some((cart, _)) = clear_cart {
                     tx.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?.execute(params![cart])?;
-                    tx.prepare_cached("UPDATE carts SET version = version + 1 WHERE id = ?1")?
+                    // Emptied of its lines and its codes (they were used); the shipping choice stays.
+                    tx.prepare_cached("UPDATE carts SET version = version + 1, codes = '[]' WHERE id = ?1")?
                         .execute(params![cart])?;
                 }
                 push_all(tx, &events)?;
