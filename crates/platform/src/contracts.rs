@@ -459,6 +459,24 @@ pub mod order {
         /// The tracking number, once shipped.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub tracking_number: Option<String>,
+        /// How the total is made up (absent on events of orders placed before the pricing engine).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub totals: Option<Totals>,
+    }
+
+    /// The parts of an order's total, in minor units of its currency.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Totals {
+        /// The lines before discounts.
+        pub subtotal: i64,
+        /// Every discount.
+        pub discount_total: i64,
+        /// Shipping, less its discounts.
+        pub shipping_total: i64,
+        /// Every tax.
+        pub tax_total: i64,
+        /// Whether the prices include the tax (then it is part of the total, not added).
+        pub tax_inclusive: bool,
     }
 
     /// A cart with lines was left idle: the source of reminders.

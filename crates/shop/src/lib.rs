@@ -200,6 +200,13 @@ impl Seeder {
         Ok(shop_product::app::seed::seed_demo(&self.catalog).await?)
     }
 
+    /// Seeds the demo shipping zones, tax rates and promotions into an order service that has
+    /// none; the number added.
+    pub async fn pricing(&self) -> anyhow::Result<usize> {
+        let backend = shop_order::open(&self.infra).await?;
+        Ok(shop_order::app::seed::seed_pricing(backend.pricing.as_ref()).await?)
+    }
+
     /// Seeds `count` generated products with their stock; `progress` hears the running count.
     pub async fn products(
         &self,

@@ -420,6 +420,10 @@ async fn up(config: Config, seed_demo: bool) -> anyhow::Result<()> {
     if seed_demo {
         let seeder = shop::Seeder::open(&infra).await?;
         let added = seeder.demo().await?;
+        let settings = seeder.pricing().await?;
+        if settings > 0 {
+            tracing::info!(settings, "seeded the demo shipping zones, tax rates and promotions");
+        }
         if added > 0 {
             // A first start: a browsable demo catalog of generated products with stock.
             let report = seeder.products(DEMO_PRODUCTS, |_| {}).await?;

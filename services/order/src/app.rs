@@ -6,3 +6,4 @@ pub mod orders;
 pub mod pricing;
 pub mod reconcile;
 pub mod saga;
+pub mod seed;

@@ -99,6 +99,13 @@ pub fn order_event(
         total: order.total.clone(),
         reason: reason.map(str::to_owned),
         tracking_number: order.tracking_number.clone(),
+        totals: Some(platform::contracts::order::Totals {
+            subtotal: order.pricing.subtotal,
+            discount_total: order.pricing.discount_total,
+            shipping_total: order.pricing.shipping_total,
+            tax_total: order.pricing.tax_total,
+            tax_inclusive: order.pricing.tax_inclusive,
+        }),
     };
     command(kind, order, data, cause)
 }

@@ -241,10 +241,22 @@ fn order_mail(event: &platform::contracts::order::OrderEvent, kind: &str) -> Opt
     let total = format!("{}.{:02} {}", event.total.amount / 100, event.total.amount % 100, event.total.currency);
     let order = &event.order_id;
     Some(match kind {
-        E::CONFIRMED => (
-            format!("Your order {order} is confirmed"),
-            vec![format!("Thank you! We have your payment of {total} and are packing your order {order}.")],
-        ),
+        E::CONFIRMED => {
+            let mut paragraphs =
+                vec![format!("Thank you! We have your payment of {total} and are packing your order {order}.")];
+            if let Some(t) = &event.totals {
+                let amount = |minor: i64| format!("{}.{:02}", minor / 100, (minor % 100).abs());
+                let tax = if t.tax_inclusive { "tax included" } else { "tax" };
+                paragraphs.push(format!(
+                    "Items {}, discounts -{}, shipping {}, {tax} {}: {total}.",
+                    amount(t.subtotal),
+                    amount(t.discount_total),
+                    amount(t.shipping_total),
+                    amount(t.tax_total),
+                ));
+            }
+            (format!("Your order {order} is confirmed"), paragraphs)
+        }
         E::PAYMENT_FAILED => (
             format!("The payment for your order {order} did not go through"),
             vec![
@@ -411,6 +423,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_order_confirmation_shows_how_its_total_is_made_up() {
+        use platform::contracts::order::{OrderEvent, Totals};
+        let mut event = OrderEvent {
+            order_id: "ord_1".into(),
+            customer_id: "u1".into(),
+            status: "confirmed".into(),
+            total: platform::money::Money::new(11_900, "USD"),
+            reason: None,
+            tracking_number: None,
+            totals: Some(Totals {
+                subtotal: 11_900,
+                discount_total: 1_190,
+                shipping_total: 1_190,
+                tax_total: 1_900,
+                tax_inclusive: true,
+            }),
+        };
+        let (subject, paragraphs) = order_mail(&event, OrderEvent::CONFIRMED).unwrap();
+        assert_eq!(subject, "Your order ord_1 is confirmed");
+        assert_eq!(paragraphs[1], "Items 119.00, discounts -11.90, shipping 11.90, tax included 19.00: 119.00 USD.");
+        event.totals = None;
+        assert_eq!(order_mail(&event, OrderEvent::CONFIRMED).unwrap().1.len(), 1, "an order from before");
+    }
 
     #[test]
     fn the_bare_address_is_taken_from_a_mailbox() {
