@@ -249,6 +249,20 @@ impl TestApp {
         cart["id"].as_str().expect("the cart's id").to_owned()
     }
 
+    /// Order `id` once it has settled (shipped, rejected, failed or cancelled), read as `token`;
+    /// panics when it has not within ten seconds.
+    pub async fn settled(&self, token: &str, id: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..500 {
+            last = self.get_json(&format!("/v1/orders/{id}"), token).await;
+            if matches!(last["status"].as_str(), Some("shipped" | "rejected" | "payment_failed" | "cancelled")) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the order never settled: {last}");
+    }
+
     /// Registers a shopper; the access token.
     pub async fn customer_token(&self) -> String {
         let email = format!("shopper-{}@example.com", uuid_like());

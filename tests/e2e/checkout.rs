@@ -46,18 +46,6 @@ async fn order(app: &TestApp, token: &str, id: &str) -> Value {
     app.get_json(&format!("/v1/orders/{id}"), token).await
 }
 
-async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..500 {
-        last = order(app, token, id).await;
-        if matches!(last["status"].as_str(), Some("shipped" | "rejected" | "payment_failed" | "cancelled")) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the order never settled: {last}");
-}
-
 async fn stock(app: &TestApp, admin: &str, sku: &str) -> (i64, i64) {
     let s: Value = app
         .request(Method::GET, &format!("/admin/v1/inventory/{sku}"))
@@ -123,7 +111,7 @@ async fn ships(app: TestApp) {
     assert_eq!((placed["status"].as_str(), placed["total"]["amount"].as_i64()), (Some("pending"), Some(5000)));
     let id = placed["id"].as_str().unwrap();
 
-    let done = settled(&app, &shopper, id).await;
+    let done = app.settled(&shopper, id).await;
     assert_eq!(done["status"], "shipped", "{done}");
     // Confirmed, then each half marked as it answers (the second one ships it).
     assert_eq!(statuses(&done), ["pending", "reserved", "paid", "confirmed", "confirmed", "shipped"]);
@@ -205,7 +193,7 @@ async fn one_orders_log_lines_are_followed_by_its_id_and_the_checkouts_trace_thr
     assert_eq!(placed.status(), 202);
     let placed: Value = placed.json().await.unwrap();
     let id = placed["id"].as_str().unwrap();
-    assert_eq!(settled(&app, &shopper, id).await["status"], "shipped");
+    assert_eq!(app.settled(&shopper, id).await["status"], "shipped");
 
     let text = |line: &Value, name: &str| log_field(line, name).and_then(Value::as_str).unwrap_or_default().to_owned();
     let lines: Vec<Value> = logs.lines().into_iter().filter(|line| text(line, "order.id") == id).collect();
@@ -245,7 +233,7 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     stocked(&app, &admin, "RARE-1", 1).await;
     let cart = app.cart_with(&shopper, "RARE-1", 2).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k-1").await.json().await.unwrap();
-    let rejected = settled(&app, &shopper, placed["id"].as_str().unwrap()).await;
+    let rejected = app.settled(&shopper, placed["id"].as_str().unwrap()).await;
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(status_reason(&rejected), "out_of_stock");
     assert!(payments(&app, &admin, placed["id"].as_str().unwrap()).await.is_empty(), "nothing charged");
@@ -256,7 +244,7 @@ async fn out_of_stock_rejects_and_a_declined_card_fails_with_nothing_kept() {
     let cart = app.cart_with(&shopper, "LAMP-2", 2).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_chargeDeclined", "k-2").await.json().await.unwrap();
     let id = placed["id"].as_str().unwrap();
-    let failed = settled(&app, &shopper, id).await;
+    let failed = app.settled(&shopper, id).await;
     assert_eq!(failed["status"], "payment_failed");
     assert_eq!(status_reason(&failed), "generic_decline");
     app.eventually("the stock comes back", || async { stock(&app, &admin, "LAMP-2").await == (5, 0) }).await;
@@ -326,7 +314,7 @@ async fn one_order_per_key(app: TestApp) {
     }
     assert_eq!(ids.len(), 1, "one order");
     let id = ids.into_iter().next().unwrap();
-    assert_eq!(settled(&app, &shopper, &id).await["status"], "shipped");
+    assert_eq!(app.settled(&shopper, &id).await["status"], "shipped");
     assert_eq!(payments(&app, &admin, &id).await.len(), 1, "one charge");
     let mine: Value =
         app.request(Method::GET, "/v1/orders").bearer_auth(&shopper).send().await.unwrap().json().await.unwrap();
@@ -369,7 +357,7 @@ async fn last_five_units(app: TestApp) {
         let response = checkout(app, shopper, cart, "pm_card_visa", "race").await;
         assert_eq!(response.status(), 202);
         let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-        settled(app, shopper, &id).await["status"].as_str().unwrap().to_owned()
+        app.settled(shopper, &id).await["status"].as_str().unwrap().to_owned()
     }))
     .await;
     let shipped = orders.iter().filter(|s| *s == "shipped").count();
@@ -434,7 +422,7 @@ async fn shoppers_reach_only_their_own_orders_and_bad_checkouts_are_refused() {
     // The emptied cart cannot be checked out again.
     problem(checkout(&app, &ada, &cart, "pm_card_visa", "f").await, 422).await;
     // Admins see the fulfillment queue; shoppers do not.
-    settled(&app, &ada, id).await;
+    app.settled(&ada, id).await;
     let queue: Value = app
         .request(Method::GET, "/admin/v1/orders?status=shipped")
         .bearer_auth(&admin)
@@ -466,7 +454,7 @@ async fn a_step_that_never_answers_times_out_and_the_order_is_compensated() {
     let cart = app.cart_with(&shopper, "SLOW-1", 2).await;
     let placed: Value = checkout(&app, &shopper, &cart, "pm_card_visa", "k").await.json().await.unwrap();
     let id = placed["id"].as_str().unwrap().to_owned();
-    let done = settled(&app, &shopper, &id).await;
+    let done = app.settled(&shopper, &id).await;
     assert_eq!(done["status"], "cancelled", "{done}");
     assert_eq!(status_reason(&done), "timed_out");
     app.eventually("the stock comes back", || async { stock(&app, &admin, "SLOW-1").await == (5, 0) }).await;
@@ -514,7 +502,7 @@ async fn in_flight_through_a_restart(backend: impl Fn(&mut Config)) {
     let app = app.restart(&backend).await;
     let mut shipped = 0;
     for (shopper, id, method) in &placed {
-        let done = settled(&app, shopper, id).await;
+        let done = app.settled(shopper, id).await;
         let expected = if *method == "pm_card_visa" { "shipped" } else { "payment_failed" };
         assert_eq!(done["status"], expected, "{done}");
         shipped += usize::from(expected == "shipped");
@@ -547,7 +535,7 @@ async fn a_line_added_where_the_cached_copy_missed_it_is_checked_out_not_lost() 
     let placed = checkout(&app, &shopper, &cart, "pm_card_visa", "k-stale").await;
     assert_eq!(placed.status(), 202);
     let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let done = settled(&app, &shopper, &id).await;
+    let done = app.settled(&shopper, &id).await;
     let items: Vec<(&str, i64)> = done["items"]
         .as_array()
         .unwrap()
@@ -572,7 +560,7 @@ async fn an_order_of_free_items_ships_without_a_payment() {
     assert_eq!(placed.status(), 202);
     let placed: Value = placed.json().await.unwrap();
     assert_eq!(placed["total"]["amount"], 0);
-    let done = settled(&app, &shopper, placed["id"].as_str().unwrap()).await;
+    let done = app.settled(&shopper, placed["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "shipped", "{done}");
     assert!(payments(&app, &admin, placed["id"].as_str().unwrap()).await.is_empty(), "nothing to authorize");
     app.eventually("the stock is taken", || async { stock(&app, &admin, "SAMPLE-1").await == (3, 0) }).await;
@@ -590,7 +578,7 @@ async fn shop_reconcile_finds_what_disagrees_and_sends_what_sets_it_right() {
         let placed: Value =
             checkout(&app, &shopper, &cart, "pm_card_visa", &format!("k-r{n}")).await.json().await.unwrap();
         let id = placed["id"].as_str().unwrap().to_owned();
-        assert_eq!(settled(&app, &shopper, &id).await["status"], "shipped");
+        assert_eq!(app.settled(&shopper, &id).await["status"], "shipped");
         ids.push(id);
     }
     let (restored, released) = (ids[0].clone(), ids[1].clone());

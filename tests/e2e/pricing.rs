@@ -278,18 +278,6 @@ async fn checkout(app: &TestApp, token: &str, cart_id: &str, address: Value, key
         .unwrap()
 }
 
-async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..500 {
-        last = app.get_json(&format!("/v1/orders/{id}"), token).await;
-        if matches!(last["status"].as_str(), Some("shipped" | "rejected" | "payment_failed" | "cancelled")) {
-            return last;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the order never settled: {last}");
-}
-
 async fn europe(app: &TestApp, admin: &str) {
     admin_post(app, admin, "/admin/v1/shipping-zones", json!({
         "name": "Europe", "currency": "USD", "countries": ["DE", "FR"], "tax_inclusive": true, "shipping_taxed": true,
@@ -351,7 +339,7 @@ async fn a_checkout_charges_the_carts_breakdown_with_a_code_and_vat_included_and
     assert_eq!(placed["pricing"], pricing, "the order keeps exactly what the cart showed");
     assert_eq!(placed["total"]["amount"].as_i64(), Some(11_900));
     let id = placed["id"].as_str().unwrap().to_owned();
-    let done = settled(&app, &shopper, &id).await;
+    let done = app.settled(&shopper, &id).await;
     assert_eq!(done["status"], "shipped", "{done}");
     let paid: Value = app.get_json(&format!("/admin/v1/payments?order_id={id}"), &admin).await;
     assert_eq!(paid["items"][0]["amount"]["amount"].as_i64(), Some(11_900), "the payment is the grand total");

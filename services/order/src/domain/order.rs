@@ -125,6 +125,17 @@ pub struct Redemption {
     pub per_customer_limit: Option<u32>,
 }
 
+impl Redemption {
+    /// The counters the use moves, with their limits: every use (`EVERYONE`), and the shopper's.
+    pub fn counters(&self) -> Vec<(&str, Option<u32>)> {
+        let mut counters = vec![(crate::store::EVERYONE, self.total_limit)];
+        if let Some(who) = &self.customer {
+            counters.push((who.as_str(), self.per_customer_limit));
+        }
+        counters
+    }
+}
+
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Order {

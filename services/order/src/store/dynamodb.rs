@@ -72,15 +72,6 @@ fn json(value: &impl serde::Serialize) -> aws_sdk_dynamodb::types::AttributeValu
     s(serde_json::to_string(value).expect("order parts serialize"))
 }
 
-/// The counters a use of a promotion moves, with their limits: every use, and the shopper's.
-fn redemption_counters(redemption: &crate::domain::order::Redemption) -> Vec<(&str, Option<u32>)> {
-    let mut counters = vec![(crate::store::EVERYONE, redemption.total_limit)];
-    if let Some(who) = &redemption.customer {
-        counters.push((who.as_str(), redemption.per_customer_limit));
-    }
-    counters
-}
-
 /// The table names of one deployment.
 #[derive(Debug)]
 struct Tables {
@@ -441,7 +432,7 @@ impl DynamoOrderStore {
             tx.push(Role::Cart, TransactWriteItem::builder().update(update).build());
         }
         for (i, redemption) in order.redemptions.iter().enumerate() {
-            for (who, limit) in redemption_counters(redemption) {
+            for (who, limit) in redemption.counters() {
                 tx.push(Role::Redemption(i), self.redemption_update(&redemption.promotion_id, who, 1, limit)?);
             }
         }
@@ -489,7 +480,7 @@ impl DynamoOrderStore {
         if was_kept && !order.status.is_kept() {
             // Failed, rejected or cancelled: its uses of promotions go back, with the move.
             for redemption in &order.redemptions {
-                for (who, _) in redemption_counters(redemption) {
+                for (who, _) in redemption.counters() {
                     tx.push(Role::Other, self.redemption_update(&redemption.promotion_id, who, -1, None)?);
                 }
             }

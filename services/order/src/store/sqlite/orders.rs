@@ -9,7 +9,7 @@ use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::order::{Order, OrderStatus, Redemption, stamp};
+use crate::domain::order::{Order, OrderStatus, stamp};
 use crate::domain::pricing::Breakdown;
 use crate::store::{Advance, OrderStore, Placed, StoreError};
 
@@ -91,15 +91,6 @@ fn text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("order parts serialize")
 }
 
-/// The counters a use of a promotion moves, with their limits: every use, and the shopper's.
-fn counters(redemption: &Redemption) -> Vec<(&str, Option<u32>)> {
-    let mut counters = vec![(crate::store::EVERYONE, redemption.total_limit)];
-    if let Some(who) = &redemption.customer {
-        counters.push((who.as_str(), redemption.per_customer_limit));
-    }
-    counters
-}
-
 /// How often a promotion is used, in all or by one shopper.
 fn used(c: &Connection, promotion_id: &str, who: &str) -> Result<i64, DbError> {
     Ok(c.prepare_cached("SELECT used FROM redemptions WHERE promotion_id = ?1 AND customer = ?2")?
@@ -161,14 +152,14 @@ impl OrderStore for SqliteOrderStore {
                 // The uses of limited promotions, all or none: the writer is alone in here, so
                 // what is read is what is written over.
                 for redemption in &order.redemptions {
-                    for (who, limit) in counters(redemption) {
+                    for (who, limit) in redemption.counters() {
                         if used(tx, &redemption.promotion_id, who)? >= i64::from(limit.unwrap_or(u32::MAX)) {
                             return Ok(Placed::UsedUp(redemption.promotion_id.clone()));
                         }
                     }
                 }
                 for redemption in &order.redemptions {
-                    for (who, _) in counters(redemption) {
+                    for (who, _) in redemption.counters() {
                         tx.prepare_cached(
                             "INSERT INTO redemptions (promotion_id, customer, used) VALUES (?1, ?2, 1)
                              ON CONFLICT (promotion_id, customer) DO UPDATE SET used = used + 1",
@@ -278,7 +269,7 @@ impl OrderStore for SqliteOrderStore {
                 if was_kept && !order.status.is_kept() {
                     // Failed, rejected or cancelled: its uses of promotions go back.
                     for redemption in &order.redemptions {
-                        for (who, _) in counters(redemption) {
+                        for (who, _) in redemption.counters() {
                             tx.prepare_cached(
                                 "UPDATE redemptions SET used = used - 1
                                  WHERE promotion_id = ?1 AND customer = ?2 AND used > 0",
