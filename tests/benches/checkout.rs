@@ -3,6 +3,10 @@
 //! HTTP: shoppers fill their carts and check out, the saga runs across inventory and payment
 //! (simulated provider) through the durable embedded queue, orders ship with their labels.
 //!
+//! Every order is priced whole: shipped by a zone's method to New York (sales tax) with a discount
+//! code entered in the cart, a code with a limit, so each order also counts its use
+//! (`PLAIN=1`: no zone and no code, the checkout as it was before the pricing engine).
+//!
 //! `cargo bench -p shop-tests --bench checkout` (`ORDERS`, `SHOPPERS` change the load; `RATE`
 //! offers that many checkouts a second, spread evenly, instead of as many as the shoppers can
 //! place — the latency at a given load rather than at saturation). The
@@ -33,6 +37,7 @@ fn main() {
     let orders = env("ORDERS", 3_000);
     let shoppers = env("SHOPPERS", 32);
     let rate = env("RATE", 0);
+    let priced = env("PLAIN", 0) == 0;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let app = TestApp::start().await;
@@ -51,10 +56,24 @@ fn main() {
                 .await
                 .unwrap();
         }
+        if priced {
+            let zone = json!({"name": "United States", "currency": "USD", "countries": ["US"],
+                "tax_rates": [{"country": "US", "region": "NY", "name": "Sales tax", "category": "standard", "rate_bp": 400}],
+                "methods": [{"id": "standard", "name": "Standard", "pricing": {"type": "flat", "amount": 599},
+                    "min_days": 3, "max_days": 5}]});
+            let promotion = json!({"name": "Bench", "code": "BENCH10", "currency": "USD",
+                "action": {"type": "order_percent", "percent_bp": 1000}, "limits": {"total": 1_000_000_000}});
+            for (path, body) in [("/admin/v1/shipping-zones", zone), ("/admin/v1/promotions", promotion)] {
+                let made = app.request(Method::POST, path).bearer_auth(&admin).json(&body).send().await.unwrap();
+                assert_eq!(made.status(), 201, "{path}");
+            }
+        }
         let tokens: Vec<String> = futures::future::join_all((0..shoppers).map(|_| app.customer_token())).await;
-        let address = json!({"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"});
+        let address = json!({"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY",
+            "postal_code": "10001", "country": "US"});
         let offered = if rate == 0 { "as fast as they can".to_owned() } else { format!("at {rate} checkouts/s") };
-        println!("checkout benchmark: {orders} orders from {shoppers} shoppers, {offered} (embedded mode)");
+        let pricing = if priced { "a code, shipping and sales tax on every order" } else { "no zone, no code" };
+        println!("checkout benchmark: {orders} orders from {shoppers} shoppers, {offered}, {pricing} (embedded mode)");
 
         let next = std::sync::atomic::AtomicUsize::new(0);
         let started = Instant::now();
@@ -73,6 +92,11 @@ fn main() {
                     }
                     let sku = &skus[(i + n) % skus.len()];
                     let cart = app.cart_with(token, sku, 1).await;
+                    if priced {
+                        let code = app.request(Method::POST, "/v1/cart/codes").bearer_auth(token);
+                        let entered = code.json(&json!({"code": "BENCH10"})).send().await.unwrap();
+                        assert_eq!(entered.status(), 200);
+                    }
                     let response = app
                         .request(Method::POST, "/v1/orders")
                         .bearer_auth(token)
@@ -83,6 +107,10 @@ fn main() {
                         .unwrap();
                     assert_eq!(response.status(), 202);
                     let placed: Value = response.json().await.unwrap();
+                    if priced {
+                        // 2,500 less 10 %, 5.99 shipping, 4 % tax on the goods.
+                        assert_eq!(placed["total"]["amount"], 2_250 + 599 + 90, "{placed}");
+                    }
                     mine.push((token.clone(), placed["id"].as_str().unwrap().to_owned()));
                 }
             }
@@ -116,7 +144,7 @@ fn main() {
         confirm.sort_by(f64::total_cmp);
         ship.sort_by(f64::total_cmp);
         println!(
-            "{} orders placed in {:.2} s ({:.0} checkouts/s, each a cart update and a POST /v1/orders)",
+            "{} orders placed in {:.2} s ({:.0} checkouts/s, each a cart update, a code and a POST /v1/orders)",
             done.len(),
             placing.as_secs_f64(),
             done.len() as f64 / placing.as_secs_f64()
