@@ -36,6 +36,14 @@ impl Money {
     }
 }
 
+/// `amount` minor units as a decimal with two places, as people read it (`1999` → `19.99`,
+/// `-5` → `-0.05`).
+pub fn decimal(amount: i64) -> String {
+    let sign = if amount < 0 { "-" } else { "" };
+    let units = amount.unsigned_abs();
+    format!("{sign}{}.{:02}", units / 100, units % 100)
+}
+
 /// Whether `code` looks like an ISO 4217 code (three upper-case letters).
 pub fn is_currency_code(code: &str) -> bool {
     code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
@@ -54,5 +62,9 @@ mod tests {
         assert_eq!(Money::new(i64::MAX, "USD").checked_add(&Money::new(1, "USD")), None);
         assert_eq!(a.checked_mul(3), Some(Money::new(5997, "USD")));
         assert!(is_currency_code("USD") && !is_currency_code("usd") && !is_currency_code("US"));
+        assert_eq!(
+            [decimal(1999), decimal(5), decimal(0), decimal(-5), decimal(-1250)],
+            ["19.99", "0.05", "0.00", "-0.05", "-12.50"]
+        );
     }
 }

@@ -202,18 +202,8 @@ pub fn price(cart: &Cart, skus: &HashMap<String, SkuInfo>) -> CartResponse {
             _ => unavailable.push(refuse("other_currency")),
         }
     }
-    let pricing = pricing::Breakdown {
-        currency: cart.currency.clone(),
-        tax_inclusive: false,
-        lines: Vec::new(),
-        shipping: None,
-        subtotal: subtotal.amount,
-        discount_total: 0,
-        shipping_total: 0,
-        tax_total: 0,
-        grand_total: subtotal.amount,
-        promotions: Vec::new(),
-    };
+    // The lines alone; the pricing engine's quote replaces it (`app::pricing`).
+    let pricing = pricing::Breakdown::of_lines(&items, &subtotal);
     CartResponse {
         id: cart.id.clone(),
         items,

@@ -74,7 +74,7 @@ pub fn render(order: &Order, tracking: &str) -> Vec<u8> {
     if let Some(shipping) = &pricing.shipping {
         lines.push((10, format!("SHIP VIA {}", shipping.name)));
     }
-    let amount = |minor: i64| format!("{}.{:02}", minor / 100, (minor % 100).abs());
+    let amount = platform::money::decimal;
     lines.push((
         9,
         format!(

@@ -18,6 +18,7 @@ use platform::contracts::catalog::SkuInfo;
 use platform::http::{ApiError, Json, Path, Query, docs};
 use serde::{Deserialize, Serialize};
 
+use crate::app::pricing::ShippingProblem;
 use crate::domain::pricing::{Destination, Shopper};
 use crate::domain::promotion::{is_code, normalize_code};
 use crate::domain::shipping::Offer;
@@ -88,14 +89,24 @@ async fn catalog_of(state: &AppState, cart: &Cart) -> Result<HashMap<String, Sku
     state.catalog.skus(&skus).await.map_err(catalog_unavailable)
 }
 
-/// `cart` priced with `catalog` (its SKUs) by the pricing engine.
-async fn priced(state: &AppState, cart: &Cart, catalog: &HashMap<String, SkuInfo>) -> Result<CartResponse, ApiError> {
+/// `cart` priced with `catalog` (its SKUs) by the pricing engine, with why its shipping choice
+/// does not hold, if it does not.
+async fn quoted(
+    state: &AppState,
+    cart: &Cart,
+    catalog: &HashMap<String, SkuInfo>,
+) -> Result<(CartResponse, Option<ShippingProblem>), ApiError> {
     let mut response = price(cart, catalog);
     let quote = state.pricer.quote(cart, &response.items, catalog, &shopper_of(cart), None).await?;
     response.shipping_problem =
-        quote.shipping_problem.map(|p| p.message(cart.shipping.as_ref().map_or("", |s| s.country.as_str())));
+        quote.shipping_problem.as_ref().map(|p| p.message(cart.shipping.as_ref().map_or("", |s| s.country.as_str())));
     response.pricing = quote.breakdown;
-    Ok(response)
+    Ok((response, quote.shipping_problem))
+}
+
+/// `cart` priced with `catalog` (its SKUs) by the pricing engine.
+async fn priced(state: &AppState, cart: &Cart, catalog: &HashMap<String, SkuInfo>) -> Result<CartResponse, ApiError> {
+    Ok(quoted(state, cart, catalog).await?.0)
 }
 
 /// `cart`, priced from the catalog now.
@@ -133,8 +144,9 @@ async fn add_code(state: &AppState, cart: Cart, code: &str) -> Result<Json<CartR
         return Err(ApiError::unprocessable(code_problem(reason), format!("{code}: {detail}")));
     }
     let saved = state.carts.set_details(&cart.id, &tried.codes, cart.shipping.as_ref()).await?;
-    let saved = saved.ok_or_else(|| ApiError::not_found("no such cart"))?;
-    Ok(Json(priced(state, &saved, &catalog).await?))
+    saved.ok_or_else(|| ApiError::not_found("no such cart"))?;
+    // Priced already: the cart saved is the one priced.
+    Ok(Json(response))
 }
 
 /// The problem type of a refused code, by the engine's reason.
@@ -211,14 +223,18 @@ async fn choose_shipping(state: &AppState, cart: Cart, choice: ShippingChoice) -
     let mut tried = cart.clone();
     tried.shipping = Some(choice.clone());
     let catalog = catalog_of(state, &tried).await?;
-    let response = priced(state, &tried, &catalog).await?;
-    if let Some(problem) = response.shipping_problem {
-        let field = if choice.method_id.is_some() && problem.contains("method") { "method_id" } else { "country" };
-        return Err(ApiError::invalid_field(field, problem));
+    let (response, problem) = quoted(state, &tried, &catalog).await?;
+    if let Some(problem) = problem {
+        let field = match problem {
+            ShippingProblem::OutsideZones => "country",
+            ShippingProblem::MethodNotOffered(_) => "method_id",
+        };
+        return Err(ApiError::invalid_field(field, problem.message(&choice.country)));
     }
     let saved = state.carts.set_details(&cart.id, &cart.codes, Some(&choice)).await?;
-    let saved = saved.ok_or_else(|| ApiError::not_found("no such cart"))?;
-    Ok(Json(priced(state, &saved, &catalog).await?))
+    saved.ok_or_else(|| ApiError::not_found("no such cart"))?;
+    // Priced already: the cart saved is the one priced.
+    Ok(Json(response))
 }
 
 /// Checks a line change's quantity and SKU, before anything is read or written.

@@ -13,10 +13,10 @@ use platform::http::{FieldError, Validator};
 use platform::telemetry::trace::TraceContext;
 use sha2::{Digest, Sha256};
 
-use crate::app::pricing::{Pricer, PricingError, customer_key};
+use crate::app::pricing::{Pricer, PricingError};
 use crate::app::saga::placing;
 use crate::catalog::Catalog;
-use crate::domain::order::{Order, Redemption};
+use crate::domain::order::Order;
 use crate::domain::pricing::{Destination, Shopper};
 use crate::domain::{Cart, MAX_LINES, ShippingChoice, is_cart_id, is_payment_method_token, price};
 use crate::store::{CartStore, OrderStore, Placed, StoreError};
@@ -247,22 +247,6 @@ impl Checkout {
                 format!("{code}: {}", refused.detail.clone().unwrap_or_default()),
             ));
         }
-        let settings = self.pricer.settings().await?;
-        let customer = customer_key(&shopper);
-        let redemptions = quote
-            .breakdown
-            .promotions
-            .iter()
-            .filter(|p| p.applied)
-            .filter_map(|p| settings.promotions.iter().find(|s| s.id == p.promotion_id))
-            .filter(|p| p.limits.total.is_some() || p.limits.per_customer.is_some())
-            .map(|p| Redemption {
-                promotion_id: p.id.clone(),
-                customer: customer.clone(),
-                total_limit: p.limits.total,
-                per_customer_limit: p.limits.per_customer,
-            })
-            .collect();
         let mut order = Order::pending(
             customer_id.clone(),
             priced.items,
@@ -273,7 +257,7 @@ impl Checkout {
         );
         order.total = platform::money::Money::new(quote.breakdown.grand_total, &quote.breakdown.currency);
         order.pricing = quote.breakdown;
-        order.redemptions = redemptions;
+        order.redemptions = quote.redemptions;
         Ok(Priced::Order(order, cart.version))
     }
 

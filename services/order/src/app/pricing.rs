@@ -143,6 +143,8 @@ pub struct Quote {
     pub zone: Option<shipping::Zone>,
     /// Why the shipping chosen does not hold, if it does not.
     pub shipping_problem: Option<ShippingProblem>,
+    /// The uses of limited promotions an order placed at this price holds.
+    pub redemptions: Vec<crate::domain::order::Redemption>,
 }
 
 /// Prices carts: the catalog's lines, the zones, the promotions in force, their uses and the tax.
@@ -298,7 +300,20 @@ impl Pricer {
             }
             _ => (TaxResult::default(), false),
         };
-        Ok(Quote { breakdown: pricing::total(discounted, taxes, inclusive), zone, shipping_problem })
+        let breakdown = pricing::total(discounted, taxes, inclusive);
+        let customer = customer_key(&shopper);
+        let redemptions = candidates
+            .iter()
+            .filter(|p| p.limits.total.is_some() || p.limits.per_customer.is_some())
+            .filter(|p| breakdown.promotions.iter().any(|o| o.applied && o.promotion_id == p.id))
+            .map(|p| crate::domain::order::Redemption {
+                promotion_id: p.id.clone(),
+                customer: customer.clone(),
+                total_limit: p.limits.total,
+                per_customer_limit: p.limits.per_customer,
+            })
+            .collect();
+        Ok(Quote { breakdown, zone, shipping_problem, redemptions })
     }
 }
 

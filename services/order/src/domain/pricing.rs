@@ -158,7 +158,9 @@ impl Refusal {
             Self::NotYetActive => "this promotion has not started yet".into(),
             Self::Expired => "this promotion has ended".into(),
             Self::OtherCurrency => format!("this promotion does not apply to carts in {currency}"),
-            Self::MinimumNotMet(min) => format!("the subtotal must reach {} {currency}", minor(*min)),
+            Self::MinimumNotMet(min) => {
+                format!("the subtotal must reach {} {currency}", platform::money::decimal(*min))
+            }
             Self::MinimumQuantityNotMet(min) => format!("it takes at least {min} qualifying items"),
             Self::FirstOrderOnly => "only for a first order".into(),
             Self::NotEligible => "this promotion is not available to you".into(),
@@ -169,11 +171,6 @@ impl Refusal {
             Self::NoShipping => "choose a shipping method with a price first".into(),
         }
     }
-}
-
-/// `amount` minor units as a decimal with two places (for messages).
-fn minor(amount: i64) -> String {
-    format!("{}.{:02}", amount / 100, (amount % 100).abs())
 }
 
 /// A promotion's share of a line or of the shipping.

@@ -238,14 +238,14 @@ fn escape_html(text: &str) -> String {
 /// The subject and paragraphs of an order notification, or `None` for an event that is not one.
 fn order_mail(event: &platform::contracts::order::OrderEvent, kind: &str) -> Option<(String, Vec<String>)> {
     use platform::contracts::order::OrderEvent as E;
-    let total = format!("{}.{:02} {}", event.total.amount / 100, event.total.amount % 100, event.total.currency);
+    let amount = platform::money::decimal;
+    let total = format!("{} {}", amount(event.total.amount), event.total.currency);
     let order = &event.order_id;
     Some(match kind {
         E::CONFIRMED => {
             let mut paragraphs =
                 vec![format!("Thank you! We have your payment of {total} and are packing your order {order}.")];
             if let Some(t) = &event.totals {
-                let amount = |minor: i64| format!("{}.{:02}", minor / 100, (minor % 100).abs());
                 let tax = if t.tax_inclusive { "tax included" } else { "tax" };
                 paragraphs.push(format!(
                     "Items {}, discounts -{}, shipping {}, {tax} {}: {total}.",

@@ -134,6 +134,32 @@ impl DynamoOrderStore {
             }
         }
     }
+
+    async fn try_delete_promotion(&self, id: &str) -> Result<Attempt<bool>, StoreError> {
+        let Some((promotion, version)) = self.stored_promotion(id).await? else { return Ok(Attempt::Done(false)) };
+        let mut tx = Transaction::default();
+        let delete = Delete::builder()
+            .table_name(&self.tables.settings)
+            .set_key(Some(self.setting_key(PROMOTION, id)))
+            .condition_expression("Version = :v")
+            .expression_attribute_values(":v", n(version))
+            .build()
+            .map_err(sdk)?;
+        tx.push(Role::Promotion, TransactWriteItem::builder().delete(delete).build());
+        if let Some(code) = &promotion.code {
+            let delete = Delete::builder()
+                .table_name(&self.tables.settings)
+                .set_key(Some(self.setting_key(CODE, code)))
+                .build()
+                .map_err(sdk)?;
+            tx.push(Role::Code, TransactWriteItem::builder().delete(delete).build());
+        }
+        match transact(&self.client, tx).await? {
+            Committed::Yes => Ok(Attempt::Done(true)),
+            // Changed or deleted since it was read: as it is now.
+            Committed::No(_) => Ok(Attempt::Retry),
+        }
+    }
 }
 
 #[async_trait]
@@ -178,29 +204,7 @@ impl PricingStore for DynamoOrderStore {
     }
 
     async fn delete_promotion(&self, id: &str) -> Result<bool, StoreError> {
-        let Some((promotion, version)) = self.stored_promotion(id).await? else { return Ok(false) };
-        let mut tx: Transaction<Role> = Transaction::default();
-        let delete = Delete::builder()
-            .table_name(&self.tables.settings)
-            .set_key(Some(self.setting_key(PROMOTION, id)))
-            .condition_expression("Version = :v")
-            .expression_attribute_values(":v", n(version))
-            .build()
-            .map_err(sdk)?;
-        tx.push(Role::Promotion, TransactWriteItem::builder().delete(delete).build());
-        if let Some(code) = &promotion.code {
-            let delete = Delete::builder()
-                .table_name(&self.tables.settings)
-                .set_key(Some(self.setting_key(CODE, code)))
-                .build()
-                .map_err(sdk)?;
-            tx.push(Role::Code, TransactWriteItem::builder().delete(delete).build());
-        }
-        match transact(&self.client, tx).await? {
-            Committed::Yes => Ok(true),
-            // Changed or deleted since it was read: as it is now.
-            Committed::No(_) => Box::pin(self.delete_promotion(id)).await,
-        }
+        retrying(MAX_ATTEMPTS, || self.try_delete_promotion(id)).await
     }
 
     async fn usage(&self, ids: &[String], customer: Option<&str>) -> Result<HashMap<String, Usage>, StoreError> {

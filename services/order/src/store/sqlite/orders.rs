@@ -92,7 +92,7 @@ fn text(value: &impl serde::Serialize) -> String {
 }
 
 /// How often a promotion is used, in all or by one shopper.
-fn used(c: &Connection, promotion_id: &str, who: &str) -> Result<i64, DbError> {
+pub(super) fn used(c: &Connection, promotion_id: &str, who: &str) -> Result<i64, DbError> {
     Ok(c.prepare_cached("SELECT used FROM redemptions WHERE promotion_id = ?1 AND customer = ?2")?
         .query_row(params![promotion_id, who], |r| r.get(0))
         .optional()?

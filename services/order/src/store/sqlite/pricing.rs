@@ -128,15 +128,8 @@ impl PricingStore for SqlitePricingStore {
         let (ids, customer) = (ids.to_vec(), customer.map(str::to_owned));
         self.db
             .read(move |c| {
-                let mut statement =
-                    c.prepare_cached("SELECT used FROM redemptions WHERE promotion_id = ?1 AND customer = ?2")?;
-                let mut count = |id: &str, who: &str| -> Result<u64, DbError> {
-                    let used: Option<i64> =
-                        statement.query_row(params![id, who], |r| r.get(0)).map(Some).or_else(|e| match e {
-                            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                            e => Err(e),
-                        })?;
-                    Ok(u64::try_from(used.unwrap_or(0)).unwrap_or(0))
+                let count = |id: &str, who: &str| -> Result<u64, DbError> {
+                    Ok(u64::try_from(super::orders::used(c, id, who)?).unwrap_or(0))
                 };
                 let mut usage = HashMap::with_capacity(ids.len());
                 for id in &ids {
