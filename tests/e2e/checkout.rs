@@ -625,3 +625,107 @@ async fn shop_reconcile_finds_what_disagrees_and_sends_what_sets_it_right() {
     let left: Vec<&str> = after.findings.iter().map(|f| f.rule).collect();
     assert_eq!(left, ["no_stock"], "what no command can set right stays for people");
 }
+
+/// The token in the first email to `to` that holds `marker`, after `prefix` (waits for it).
+async fn token_in_mail(app: &TestApp, to: &str, marker: &str, prefix: &str) -> String {
+    let mut found = None;
+    for _ in 0..500 {
+        found = app.mails_to(to).await.into_iter().find(|m| m.contains(marker));
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mail = found.unwrap_or_else(|| panic!("no email to {to} with {marker:?}"));
+    let at = mail.find(prefix).unwrap_or_else(|| panic!("{prefix:?} in {mail}")) + prefix.len();
+    mail[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+}
+
+#[tokio::test]
+async fn a_guest_checks_out_with_an_email_reads_the_order_by_its_token_and_finds_it_after_registering() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    stocked(&app, &admin, "GUEST-1", 5).await;
+    let created = app.request(Method::POST, "/v1/carts").send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let cart = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let put = app.request(Method::PUT, &format!("/v1/carts/{cart}/items/GUEST-1")).json(&json!({"quantity": 2}));
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    let email = format!("Guest-{}@Example.com", shop_tests::unique("g"));
+    let place = |body: Value, key: &str| {
+        app.request(Method::POST, "/v1/orders").header("idempotency-key", key).json(&body).send()
+    };
+    let base = json!({"cart_id": cart, "shipping_address": address(), "payment_method": "pm_card_visa"});
+
+    // Without an account the email is required, and must be one.
+    let missing = problem(place(base.clone(), "g-1").await.unwrap(), 422).await;
+    assert_eq!(missing["errors"][0]["field"], "email", "{missing}");
+    let mut bad = base.clone();
+    bad["email"] = json!("not-an-email");
+    assert_eq!(problem(place(bad, "g-2").await.unwrap(), 422).await["errors"][0]["field"], "email");
+    // A shopper's own cart is not a guest's to check out.
+    let shopper = app.customer_token().await;
+    let theirs = app.cart_with(&shopper, "GUEST-1", 1).await;
+    let mut stolen = base.clone();
+    stolen["cart_id"] = json!(theirs);
+    stolen["email"] = json!(email);
+    problem(place(stolen, "g-3").await.unwrap(), 404).await;
+
+    let mut body = base.clone();
+    body["email"] = json!(email);
+    let placed = place(body.clone(), "g-4").await.unwrap();
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    let (id, token) = (placed["id"].as_str().unwrap().to_owned(), placed["token"].as_str().unwrap().to_owned());
+    assert!(token.len() >= 40, "a long random secret");
+    let again: Value = place(body, "g-4").await.unwrap().json().await.unwrap();
+    assert_eq!((again["id"].as_str(), again["token"].as_str()), (Some(id.as_str()), Some(token.as_str())));
+
+    // The token reads the order, and nothing else does.
+    let read = |query: String| app.request(Method::GET, &format!("/v1/orders/{id}{query}")).send();
+    problem(read(String::new()).await.unwrap(), 401).await;
+    problem(read("?token=wrong".into()).await.unwrap(), 404).await;
+    problem(app.request(Method::GET, &format!("/v1/orders/{id}")).bearer_auth(&shopper).send().await.unwrap(), 404)
+        .await;
+    let mut shipped = Value::Null;
+    for _ in 0..500 {
+        let response = read(format!("?token={token}")).await.unwrap();
+        assert_eq!(response.headers()["cache-control"], "private, no-store");
+        shipped = response.json().await.unwrap();
+        if shipped["status"] == "shipped" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shipped["status"], "shipped", "{shipped}");
+    let lower = email.to_lowercase();
+    assert_eq!(shipped["email"], lower.as_str());
+    assert!(shipped.get("token").is_none(), "the order never shows its token");
+    let other =
+        app.request(Method::GET, &format!("/v1/orders/ord_{}?token={token}", "0".repeat(32))).send().await.unwrap();
+    problem(other, 404).await;
+    // The confirmation email goes to the guest, with the link that reads the order.
+    let linked = token_in_mail(&app, &lower, "is confirmed", &format!("/v1/orders/{id}?token=")).await;
+    assert_eq!(linked, token);
+
+    // Registering with that email, the orders join the account once the email is proven.
+    let registered: Value = app
+        .request(Method::POST, "/v1/auth/register")
+        .json(&json!({"email": email, "password": "correct horse battery", "name": "Guest"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = registered["access_token"].as_str().unwrap().to_owned();
+    let history = || async { app.get_json("/v1/orders", &account).await["items"].as_array().unwrap().len() };
+    assert_eq!(history().await, 0, "not before the email is proven");
+    let proof = token_in_mail(&app, &lower, "Confirm your email", "/v1/auth/verify-email:\r\n\r\n").await;
+    let verified = app.request(Method::POST, "/v1/auth/verify-email").json(&json!({"token": proof})).send();
+    assert_eq!(verified.await.unwrap().status(), 204);
+    app.eventually("the guest order is in the account's history", || async { history().await == 1 }).await;
+    let mine = app.get_json(&format!("/v1/orders/{id}"), &account).await;
+    assert_eq!((mine["status"].as_str(), mine["id"].as_str()), (Some("shipped"), Some(id.as_str())));
+    app.stop().await;
+}

@@ -415,3 +415,77 @@ async fn a_hundred_shoppers_race_for_a_code_of_ten_uses_and_exactly_ten_orders_c
     assert_eq!(placed["pricing"]["promotions"][0]["code"], "LUCKY10");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refund_of_a_discounted_line_gives_back_what_was_paid_for_it_tax_included() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let shopper = app.customer_token().await;
+    stocked(&app, &admin, "PRC-RFD", 3_333, 10).await;
+    europe(&app, &admin).await;
+    admin_post(
+        &app,
+        &admin,
+        "/admin/v1/promotions",
+        json!({"name": "Ten off", "currency": "USD", "action": {"type": "order_percent", "percent_bp": 1000}}),
+    )
+    .await;
+    let cart = app.cart_with(&shopper, "PRC-RFD", 3).await;
+    let placed: Value = checkout(&app, &shopper, &cart, address("DE", "10115"), "k-rfd").await.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let line = placed["pricing"]["lines"][0].clone();
+    let (line_total, shipping) =
+        (line["total"].as_i64().unwrap(), placed["pricing"]["shipping"]["total"].as_i64().unwrap());
+    assert!(line["discount_total"].as_i64().unwrap() > 0 && line["tax_total"].as_i64().unwrap() > 0, "{line}");
+    assert!(shipping > 0);
+    let refund = |body: Value, key: &str| {
+        app.request(Method::POST, &format!("/admin/v1/orders/{id}/refunds"))
+            .bearer_auth(&admin)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(app.settled(&shopper, &id).await["status"], "shipped");
+    let paid = || async {
+        let payments = app.get_json(&format!("/admin/v1/payments?order_id={id}"), &admin).await;
+        (payments["items"][0]["refunded"].as_i64().unwrap_or(-1), payments["items"][0]["status"].clone())
+    };
+    let one_unit = line_total / 3;
+    assert!(one_unit < 3_333, "a unit gives back what was paid, not its catalog price: {one_unit}");
+    let one = json!({"lines": [{"sku": "PRC-RFD", "quantity": 1}]});
+    let once: Value = refund(one.clone(), "r-0").await.unwrap().json().await.unwrap();
+    assert_eq!(once["refunds"][0]["amount"].as_i64(), Some(one_unit), "{once}");
+    // The same key again refunds nothing more; with another refund it is refused.
+    let again: Value = refund(one, "r-0").await.unwrap().json().await.unwrap();
+    assert_eq!(again["refunds"].as_array().unwrap().len(), 1);
+    let reused = refund(json!({"lines": [{"sku": "PRC-RFD", "quantity": 2}]}), "r-0").await.unwrap();
+    assert_eq!(problem(reused, 422).await["type"], "/problems/idempotency-key-reused");
+    app.eventually("the payment gives back one unit", || async { paid().await.0 == one_unit }).await;
+
+    // Bad refunds change nothing.
+    for (body, field) in [
+        (json!({"lines": [{"sku": "PRC-RFD", "quantity": 3}]}), "lines[0].quantity"),
+        (json!({"lines": [{"sku": "NOPE", "quantity": 1}]}), "lines[0].sku"),
+        (json!({}), "lines"),
+    ] {
+        let refused = problem(refund(body, "r-bad").await.unwrap(), 422).await;
+        assert_eq!(refused["errors"][0]["field"], field, "{refused}");
+    }
+    let customer = app
+        .request(Method::POST, &format!("/admin/v1/orders/{id}/refunds"))
+        .bearer_auth(&shopper)
+        .header("idempotency-key", "r-x")
+        .json(&json!({"shipping": true}))
+        .send();
+    assert_eq!(customer.await.unwrap().status(), 403);
+
+    // The rest, with the shipping: exactly what was paid in all, and the order is refunded.
+    let rest = json!({"lines": [{"sku": "PRC-RFD", "quantity": 2}], "shipping": true, "reason": "returned"});
+    let rest: Value = refund(rest, "r-1").await.unwrap().json().await.unwrap();
+    assert_eq!(rest["status"], "refunded", "{rest}");
+    assert_eq!(rest["refunds"][1]["amount"].as_i64(), Some(line_total - one_unit + shipping));
+    let total = placed["total"]["amount"].as_i64().unwrap();
+    app.eventually("the payment is refunded whole", || async { paid().await == (total, json!("refunded")) }).await;
+    problem(refund(json!({"shipping": true}), "r-2").await.unwrap(), 409).await;
+    app.stop().await;
+}

@@ -296,6 +296,27 @@ pub struct AuthUser(pub Claims);
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub Claims);
 
+/// A caller who may be signed in: `None` without an `Authorization` header (a guest); a header
+/// that does not hold a valid token is refused as [`AuthUser`] refuses it, never taken for a guest.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<Claims>);
+
+impl<S> FromRequestParts<S> for MaybeUser
+where
+    Arc<TokenVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(MaybeUser(None));
+        }
+        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+        Ok(MaybeUser(Some(claims)))
+    }
+}
+
 impl<S> FromRequestParts<S> for AuthUser
 where
     Arc<TokenVerifier>: FromRef<S>,

@@ -462,6 +462,26 @@ pub mod order {
         /// How the total is made up (absent on events of orders placed before the pricing engine).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub totals: Option<Totals>,
+        /// A guest order's contact: where its emails go and the secret that reads it (absent on a
+        /// signed-in shopper's order, whose address the user service holds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub guest: Option<GuestContact>,
+    }
+
+    /// The contact of an order placed without an account.
+    #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GuestContact {
+        /// The email the guest gave (normalized).
+        pub email: String,
+        /// The order's secret token: `GET /v1/orders/{id}?token=…` reads the order with it.
+        pub token: String,
+    }
+
+    impl std::fmt::Debug for GuestContact {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            // The token is a bearer secret: never in a log.
+            f.debug_struct("GuestContact").field("email", &self.email).finish_non_exhaustive()
+        }
     }
 
     /// The parts of an order's total, in minor units of its currency.
@@ -528,3 +548,23 @@ pub mod order {
 }
 
 pub mod reconcile;
+
+pub mod user {
+    use serde::{Deserialize, Serialize};
+
+    /// An account's email was proven to be its owner's (the verification link was followed): the
+    /// order service gives the account the orders placed as a guest with that email.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct EmailVerified {
+        /// The account.
+        pub user_id: String,
+        /// The email (normalized).
+        pub email: String,
+    }
+
+    impl EmailVerified {
+        /// The type of the event.
+        pub const KIND: &'static str = "user.email_verified.v1";
+    }
+}

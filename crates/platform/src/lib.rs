@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod contracts;
 pub mod dynamodb;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod http;

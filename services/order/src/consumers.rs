@@ -1,11 +1,13 @@
 //! What the order service receives: the inventory's and the payment's answers to the saga's
-//! commands, on one queue.
+//! commands, and the user service's word that an account's email is proven (its guest orders
+//! are then the account's), on one queue.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use platform::contracts::inventory::{CommitFailed, Committed, Rejected, Released, Reserved};
 use platform::contracts::payment::{CaptureFailed, Failed, PaymentEvent};
+use platform::contracts::user::EmailVerified;
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 use serde::Deserialize;
 
@@ -30,6 +32,7 @@ pub const SUBSCRIPTIONS: &[Subscription] = &[Subscription {
         CaptureFailed::KIND,
         PaymentEvent::VOIDED,
         PaymentEvent::REFUNDED,
+        EmailVerified::KIND,
     ],
 }];
 
@@ -69,6 +72,19 @@ fn saga_event(event: &Event) -> Result<Option<SagaEvent>, HandlerError> {
 impl EventHandler for SagaAnswers {
     #[tracing::instrument(skip_all, fields(event.kind = %event.kind, event.id = %event.id, order.id))]
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.kind == EmailVerified::KIND {
+            let verified: EmailVerified =
+                event.data_as().map_err(|e| HandlerError::Reject(format!("{}: {e}", event.kind)))?;
+            let Some(email) = platform::email::normalize(&verified.email) else {
+                return Err(HandlerError::Reject(format!("{}: not an email address", event.kind)));
+            };
+            let claimed =
+                self.0.orders().claim_guest_orders(&email, &verified.user_id).await.map_err(HandlerError::retry)?;
+            if claimed > 0 {
+                tracing::info!(user.id = %verified.user_id, claimed, "guest orders joined the account");
+            }
+            return Ok(());
+        }
         if !(event.kind.starts_with("inventory.") || event.kind.starts_with("payment.")) {
             return Ok(());
         }

@@ -3,6 +3,7 @@
 pub mod order;
 pub mod pricing;
 pub mod promotion;
+pub mod refund;
 pub mod saga;
 pub mod shipping;
 

@@ -84,6 +84,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "order_pricing",
         sql: include_str!("../../../migrations/order/sqlite/0007_order_pricing.sql"),
     },
+    Migration {
+        scope: NAME,
+        version: 8,
+        name: "guests_and_refunds",
+        sql: include_str!("../../../migrations/order/sqlite/0008_guests_and_refunds.sql"),
+    },
 ];
 
 /// What the handlers share.

@@ -198,6 +198,23 @@ pub trait OrderStore: Send + Sync {
         events: &[Event],
     ) -> Result<Option<Order>, StoreError>;
 
+    /// Records `refund` of order `id` with `events` (the payment's refund command), in one
+    /// transaction, if the order is shipped or delivered and has exactly `seen` refunds (what the
+    /// refund was priced from); `whole`: nothing is left to refund, and the order moves to
+    /// `refunded`. The order after it, or `None` when it changed meanwhile (price it again).
+    async fn refund(
+        &self,
+        id: &str,
+        seen: usize,
+        refund: &crate::domain::refund::Refund,
+        whole: bool,
+        events: &[Event],
+    ) -> Result<Option<Order>, StoreError>;
+
+    /// Gives the account `user_id` every order a guest placed with `email` (normalized): they
+    /// show in its history from then on. How many it took over; again, none.
+    async fn claim_guest_orders(&self, email: &str, user_id: &str) -> Result<usize, StoreError>;
+
     /// Orders whose waiting step's deadline passed by `now`, at most `limit`.
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError>;
 }

@@ -240,7 +240,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let mailer = app::mail::Mailer::with_sink(sink)
         .from_address(settings.mail_from.clone())
         .with_users(users.clone())
-        .with_keys(keys.clone());
+        .with_keys(keys.clone())
+        .linking_to(infra.config.public_url());
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(mailer)));
     let cognito = cognito_verifier(&settings)?;
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), tokens, cognito };

@@ -60,8 +60,14 @@ pub trait UserStore: Send + Sync {
     async fn create(&self, account: &Account, events: &[platform::events::Event]) -> Result<(), StoreError>;
     /// The account the Cognito identity `sub` is bound to.
     async fn by_cognito_sub(&self, sub: &str) -> Result<Option<Account>, StoreError>;
-    /// Marks the email of `user_id` verified, if it is still `email`; `false` otherwise.
-    async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError>;
+    /// Marks the email of `user_id` verified, if it is still `email`, with `event` (what says so)
+    /// in the same transaction; `false` otherwise (nothing written).
+    async fn verify_email(
+        &self,
+        user_id: &str,
+        email: &str,
+        event: &platform::events::Event,
+    ) -> Result<bool, StoreError>;
     /// Writes `event` (a new verification email) to the outbox if `user_id` exists and its email is
     /// not verified, in one transaction; `false` otherwise (nothing written).
     async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError>;

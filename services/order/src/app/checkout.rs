@@ -27,8 +27,10 @@ const PLACE_ATTEMPTS: usize = 3;
 /// What a shopper asks to check out.
 #[derive(Debug, Clone)]
 pub struct PlaceOrder {
-    /// The shopper.
+    /// The shopper: their account, or a guest's key ([`guest_customer_id`](crate::domain::order::guest_customer_id)).
     pub customer_id: String,
+    /// A guest's email (normalized): the order is a guest's, read with a token of its own.
+    pub guest_email: Option<String>,
     /// The cart: the shopper's persistent cart, or a guest cart.
     pub cart_id: String,
     /// Where the parcel goes (as sent; checked here).
@@ -234,7 +236,10 @@ impl Checkout {
                 format!("the catalog does not sell {} now", skus.join(", ")),
             ));
         }
-        let shopper = Shopper { id: Some(customer_id.clone()), ..Shopper::default() };
+        let shopper = match &request.guest_email {
+            Some(email) => Shopper { id: None, email: Some(email.clone()), ..Shopper::default() },
+            None => Shopper { id: Some(customer_id.clone()), ..Shopper::default() },
+        };
         let ship_to = self.ship_to(&cart, &priced.items, &catalog, address).await?;
         let quote = self.pricer.quote(&cart, &priced.items, &catalog, &shopper, ship_to.as_ref()).await?;
         if let Some(problem) = quote.shipping_problem {
@@ -255,6 +260,10 @@ impl Checkout {
             request.payment_method.clone(),
             self.step,
         );
+        if let Some(email) = &request.guest_email {
+            order.email = Some(email.clone());
+            order.token = Some(crate::domain::order::new_order_token());
+        }
         order.total = platform::money::Money::new(quote.breakdown.grand_total, &quote.breakdown.currency);
         order.pricing = quote.breakdown;
         order.redemptions = quote.redemptions;

@@ -194,8 +194,13 @@ impl Pricer {
 
     /// Kept orders `shopper` placed before (only counted when a promotion asks).
     async fn previous_orders(&self, shopper: &Shopper) -> Result<u64, StoreError> {
-        let Some(id) = &shopper.id else { return Ok(0) };
-        let orders = self.orders.by_customer(id, None, 20).await?;
+        let id = match (&shopper.id, &shopper.email) {
+            (Some(id), _) => id.clone(),
+            // A guest's earlier orders are those placed with the same email.
+            (None, Some(email)) => crate::domain::order::guest_customer_id(email),
+            (None, None) => return Ok(0),
+        };
+        let orders = self.orders.by_customer(&id, None, 20).await?;
         Ok(orders.iter().filter(|o| o.status.is_kept()).count() as u64)
     }
 

@@ -106,6 +106,9 @@ pub fn order_event(
             tax_total: order.pricing.tax_total,
             tax_inclusive: order.pricing.tax_inclusive,
         }),
+        guest: order.email.as_ref().zip(order.token.as_ref()).map(|(email, token)| {
+            platform::contracts::order::GuestContact { email: email.clone(), token: token.clone() }
+        }),
     };
     command(kind, order, data, cause)
 }

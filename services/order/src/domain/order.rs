@@ -166,6 +166,15 @@ pub struct Order {
     pub tracking_number: Option<String>,
     /// Every status it reached, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The email of a guest's order (one placed without an account), where its emails go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A guest's order's secret: `GET /v1/orders/{id}?token=…` reads it with this (and only it).
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// The money given back since it shipped, oldest first.
+    #[serde(default)]
+    pub refunds: Vec<super::refund::Refund>,
     /// When the current saga step gives up (`None` when no step is waiting).
     #[serde(skip)]
     pub deadline: Option<DateTime<Utc>>,
@@ -220,6 +229,9 @@ impl Order {
             label_url: None,
             tracking_number: None,
             history: vec![HistoryEntry { status: OrderStatus::Pending, at: now, reason: None }],
+            email: None,
+            token: None,
+            refunds: Vec::new(),
             deadline: step_timeout(OrderStatus::Pending, step).map(|t| now + t),
             created_at: now,
             updated_at: now,
@@ -281,6 +293,30 @@ pub fn step_timeout(status: OrderStatus, base: chrono::Duration) -> Option<chron
         OrderStatus::Confirmed => Some(base * 4),
         _ => None,
     }
+}
+
+/// The customer id of the orders a guest places with `email` (normalized): an account's id never
+/// has this shape, and a verified account with that email takes these orders over.
+pub fn guest_customer_id(email: &str) -> String {
+    format!("{GUEST}{email}")
+}
+
+/// The prefix of a guest's customer id.
+pub const GUEST: &str = "guest:";
+
+/// A guest order's secret token: 32 random bytes, URL-safe base64.
+pub fn new_order_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `given` is `order`'s token (compared in constant time; an order with none has no token
+/// that opens it).
+pub fn token_opens(order: &Order, given: &str) -> bool {
+    order.token.as_deref().is_some_and(|token| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(token.as_bytes(), given.as_bytes()).is_ok()
+    })
 }
 
 /// A new order id: `ord_` and a UUIDv7 in hex, so ids sort by the time they were made.

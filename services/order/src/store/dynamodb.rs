@@ -45,7 +45,8 @@ use platform::events::outbox::OutboxSignal;
 use platform::money::Money;
 
 use super::{Advance, CartStore, OrderStore, Placed, StoreError};
-use crate::domain::order::{Order, OrderStatus, id_time, stamp};
+use crate::domain::order::{Order, OrderStatus, guest_customer_id, id_time, stamp};
+use crate::domain::refund::Refund;
 use crate::domain::{Cart, new_cart_id};
 
 /// The orders index by status, sharded: `StatusShard` = `{status}#{shard:02}`, `OrderID`.
@@ -269,6 +270,7 @@ impl DynamoOrderStore {
             crate::domain::pricing::Breakdown::of_lines(&items, &total)
         };
         let redemptions = if item.contains_key("Redemptions") { attrs.json("Redemptions")? } else { Vec::new() };
+        let refunds = if item.contains_key("Refunds") { attrs.json("Refunds")? } else { Vec::new() };
         let order = Order {
             id: attrs.s("OrderID")?.to_owned(),
             customer_id: attrs.s("CustomerID")?.to_owned(),
@@ -282,6 +284,9 @@ impl DynamoOrderStore {
             label_url: attrs.opt_s("LabelUrl").map(Into::into),
             tracking_number: attrs.opt_s("TrackingNumber").map(Into::into),
             history: attrs.json("History")?,
+            email: attrs.opt_s("Email").map(Into::into),
+            token: attrs.opt_s("Token").map(Into::into),
+            refunds,
             deadline: match attrs.opt_n("Deadline")? {
                 Some(ms) => Some(DateTime::from_timestamp_millis(ms).ok_or_else(|| attrs.malformed("Deadline"))?),
                 None => None,
@@ -295,6 +300,12 @@ impl DynamoOrderStore {
     /// The put of `order` at `version`, conditional on the stored version being `version − 1`
     /// (or on there being none, for version 0).
     fn order_put(&self, order: &Order, version: i64) -> Result<TransactWriteItem, StoreError> {
+        self.order_put_where(order, version, version == 0)
+    }
+
+    /// The put of `order` at `version`, conditional on there being no item at its key (`fresh`)
+    /// or on the stored version being `version − 1`.
+    fn order_put_where(&self, order: &Order, version: i64, fresh: bool) -> Result<TransactWriteItem, StoreError> {
         let order_key = self.key_of(&order.id)?;
         let mut put = Put::builder()
             .table_name(&self.tables.orders)
@@ -311,6 +322,7 @@ impl DynamoOrderStore {
             .item("History", json(&order.history))
             .item("Pricing", json(&order.pricing))
             .item("Redemptions", json(&order.redemptions))
+            .item("Refunds", json(&order.refunds))
             .item("CreatedAt", n(order.created_at.timestamp_millis()))
             .item("UpdatedAt", n(order.updated_at.timestamp_millis()))
             .item("Version", n(version));
@@ -320,12 +332,18 @@ impl DynamoOrderStore {
         if let Some(tracking) = &order.tracking_number {
             put = put.item("TrackingNumber", s(tracking));
         }
+        if let Some(email) = &order.email {
+            put = put.item("Email", s(email));
+        }
+        if let Some(token) = &order.token {
+            put = put.item("Token", s(token));
+        }
         if let Some(deadline) = order.deadline {
             put = put
                 .item("Deadline", n(deadline.timestamp_millis()))
                 .item("DeadlineShard", n(dynamodb::shard_of(&order.id, SHARDS) as i64));
         }
-        put = if version == 0 {
+        put = if fresh {
             put.condition_expression("attribute_not_exists(OrderKey)")
         } else {
             put.condition_expression("Version = :v").expression_attribute_values(":v", n(version - 1))
@@ -489,6 +507,59 @@ impl DynamoOrderStore {
             tx.push(Role::Other, self.outbox.put(event)?);
         }
         self.commit(tx, Some(order)).await
+    }
+
+    async fn try_refund(
+        &self,
+        id: &str,
+        seen: usize,
+        refund: &Refund,
+        whole: bool,
+        events: &[Event],
+    ) -> Result<Attempt<Option<Order>>, StoreError> {
+        let Some((mut order, version)) = self.find(id).await? else { return Ok(Attempt::Done(None)) };
+        if order.refunds.len() != seen || !matches!(order.status, OrderStatus::Shipped | OrderStatus::Delivered) {
+            return Ok(Attempt::Done(None));
+        }
+        let now = stamp(Utc::now());
+        order.refunds.push(refund.clone());
+        if whole {
+            Advance { steps: vec![(OrderStatus::Refunded, None)], ..Advance::default() }.apply(&mut order, now);
+        }
+        order.updated_at = now;
+        let mut tx = Transaction::default();
+        tx.push(Role::Other, self.order_put(&order, version + 1)?);
+        for event in events {
+            tx.push(Role::Other, self.outbox.put(event)?);
+        }
+        self.commit(tx, Some(order)).await
+    }
+
+    /// Moves a guest's order (read at `version`) to `user_id`'s partition: deleted where it was,
+    /// put under the account, its key item pointing there, in one transaction.
+    async fn try_claim(&self, order: &Order, version: i64, user_id: &str) -> Result<Attempt<()>, StoreError> {
+        let order_key = self.key_of(&order.id)?;
+        let delete = Delete::builder()
+            .table_name(&self.tables.orders)
+            .key("CustomerID", s(&order.customer_id))
+            .key("OrderKey", s(&order_key))
+            .condition_expression("Version = :v")
+            .expression_attribute_values(":v", n(version))
+            .build()
+            .map_err(sdk)?;
+        let moved = Order { customer_id: user_id.to_owned(), ..order.clone() };
+        let located = Put::builder()
+            .table_name(&self.tables.keys)
+            .item("Key", s(id_item_key(&order.id)))
+            .item("CustomerID", s(user_id))
+            .item("OrderKey", s(order_key))
+            .build()
+            .map_err(sdk)?;
+        let mut tx = Transaction::default();
+        tx.push(Role::Other, TransactWriteItem::builder().delete(delete).build());
+        tx.push(Role::Other, self.order_put_where(&moved, version + 1, true)?);
+        tx.push(Role::Other, TransactWriteItem::builder().put(located).build());
+        self.commit(tx, ()).await
     }
 
     // Carts.
@@ -816,6 +887,53 @@ impl OrderStore for DynamoOrderStore {
         let moved = retrying(MAX_ATTEMPTS, || self.try_advance(id, from, advance, events)).await?;
         self.signal.wake_if(!events.is_empty() && moved.is_some());
         Ok(moved)
+    }
+
+    async fn refund(
+        &self,
+        id: &str,
+        seen: usize,
+        refund: &Refund,
+        whole: bool,
+        events: &[Event],
+    ) -> Result<Option<Order>, StoreError> {
+        let done = retrying(MAX_ATTEMPTS, || self.try_refund(id, seen, refund, whole, events)).await?;
+        self.signal.wake_if(!events.is_empty() && done.is_some());
+        Ok(done)
+    }
+
+    async fn claim_guest_orders(&self, email: &str, user_id: &str) -> Result<usize, StoreError> {
+        let guest = guest_customer_id(email);
+        let mut claimed = 0;
+        loop {
+            // A page at a time: each claimed order leaves the guest's partition.
+            let query = self
+                .client
+                .query()
+                .table_name(&self.tables.orders)
+                .key_condition_expression("CustomerID = :c")
+                .expression_attribute_values(":c", s(&guest))
+                .consistent_read(true);
+            let page = self.query(query, 100).await?;
+            if page.is_empty() {
+                return Ok(claimed);
+            }
+            for item in &page {
+                let key = self.key_of(Attrs::new(&self.tables.orders, item).s("OrderID")?)?;
+                let moved = retrying(MAX_ATTEMPTS, || async {
+                    // Read again: what the claim moves is the order as it is now.
+                    match self.read_order(&guest, &key).await? {
+                        Some((order, version)) => Ok(match self.try_claim(&order, version, user_id).await? {
+                            Attempt::Done(()) => Attempt::Done(true),
+                            Attempt::Retry => Attempt::Retry,
+                        }),
+                        None => Ok::<_, StoreError>(Attempt::Done(false)),
+                    }
+                })
+                .await?;
+                claimed += usize::from(moved);
+            }
+        }
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError> {

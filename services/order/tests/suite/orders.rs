@@ -19,6 +19,8 @@ crate::conformance_suite!(cached:
     a_shoppers_orders_page_newest_first_and_the_queue_oldest_first,
     overdue_orders_are_found_by_their_deadline,
     a_limited_promotion_is_used_at_most_its_limit_and_a_failed_order_gives_its_use_back,
+    refunds_of_a_shipped_order_are_recorded_once_each_and_the_last_refunds_it,
+    a_verified_account_takes_over_the_orders_placed_as_a_guest_with_its_email,
 );
 
 fn order(customer: &str, deadline_in: Option<i64>) -> Order {
@@ -297,4 +299,72 @@ async fn a_limited_promotion_is_used_at_most_its_limit_and_a_failed_order_gives_
         (stored.pricing.clone(), stored.redemptions.clone()),
         (won[1].pricing.clone(), won[1].redemptions.clone())
     );
+}
+
+fn refund_of(id: &str, quantity: i64, amount: i64) -> shop_order::domain::refund::Refund {
+    shop_order::domain::refund::Refund {
+        id: id.into(),
+        lines: vec![shop_order::domain::refund::RefundedLine { sku: "A".into(), quantity, amount }],
+        shipping: 0,
+        amount,
+        reason: "damaged".into(),
+        at: shop_order::domain::order::stamp(Utc::now()),
+    }
+}
+
+async fn refunds_of_a_shipped_order_are_recorded_once_each_and_the_last_refunds_it(s: Stores) {
+    let placed = order("u1", None);
+    s.orders.place(&placed, "k", "h", None, &[]).await.unwrap();
+    let command = || [Event::new("payment.refund.v1", "order", serde_json::json!({}))];
+    assert!(
+        s.orders.refund(&placed.id, 0, &refund_of("rfd_1", 1, 500), false, &command()).await.unwrap().is_none(),
+        "not shipped: nothing refunded"
+    );
+    let ship = Advance { steps: vec![(OrderStatus::Shipped, None)], deadline: None, label: None };
+    s.orders.advance(&placed.id, &[OrderStatus::Pending], &ship, &[]).await.unwrap().unwrap();
+    // Two refunds priced from the same order: one is recorded, the other must be priced again.
+    let (one, two) = (refund_of("rfd_1", 1, 500), refund_of("rfd_2", 1, 500));
+    let (first, second) = (command(), command());
+    let (a, b) = tokio::join!(
+        s.orders.refund(&placed.id, 0, &one, false, &first),
+        s.orders.refund(&placed.id, 0, &two, false, &second),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_some() != b.is_some(), "exactly one of two refunds priced from the same order");
+    let once = a.or(b).unwrap();
+    assert_eq!((once.status, once.refunds.len()), (OrderStatus::Shipped, 1));
+    let last = s.orders.refund(&placed.id, 1, &refund_of("rfd_3", 1, 500), true, &command()).await.unwrap().unwrap();
+    assert_eq!(last.status, OrderStatus::Refunded, "nothing left: refunded");
+    assert_eq!(last.history.last().map(|h| h.status), Some(OrderStatus::Refunded));
+    assert_eq!(s.orders.get(&placed.id).await.unwrap().unwrap(), last, "what is returned is what is stored");
+    assert_eq!(last.refunds.iter().map(|r| r.amount).sum::<i64>(), 1000);
+    assert!(s.orders.refund(&placed.id, 2, &refund_of("rfd_4", 1, 1), false, &command()).await.unwrap().is_none());
+    assert_eq!(drained(s.outbox.as_ref()).await, ["payment.refund.v1", "payment.refund.v1"], "a command per refund");
+}
+
+async fn a_verified_account_takes_over_the_orders_placed_as_a_guest_with_its_email(s: Stores) {
+    use shop_order::domain::order::guest_customer_id;
+    let guest = guest_customer_id("ada@example.com");
+    let mut first = order(&guest, Some(30));
+    first.email = Some("ada@example.com".into());
+    first.token = Some("secret-token".into());
+    let second = order(&guest, None);
+    let other = order(&guest_customer_id("bob@example.com"), None);
+    let mine = order("usr_ada", None);
+    for (o, k) in [(&first, "a"), (&second, "b"), (&other, "c"), (&mine, "a")] {
+        s.orders.place(o, k, "h", None, &[]).await.unwrap();
+    }
+    assert_eq!(s.orders.claim_guest_orders("ada@example.com", "usr_ada").await.unwrap(), 2);
+    let ids: Vec<String> = s.orders.by_customer("usr_ada", None, 10).await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(ids, [mine.id.clone(), second.id.clone(), first.id.clone()], "the account's history, newest first");
+    assert!(s.orders.by_customer(&guest, None, 10).await.unwrap().is_empty());
+    let claimed = s.orders.get(&first.id).await.unwrap().unwrap();
+    assert_eq!(claimed.customer_id, "usr_ada");
+    assert_eq!((claimed.email.as_deref(), claimed.token.as_deref()), (Some("ada@example.com"), Some("secret-token")));
+    // The order moves on where it now is.
+    let ship = Advance { steps: vec![(OrderStatus::Shipped, None)], deadline: None, label: None };
+    let moved = s.orders.advance(&first.id, &[OrderStatus::Pending], &ship, &[]).await.unwrap().unwrap();
+    assert_eq!((moved.customer_id.as_str(), moved.status), ("usr_ada", OrderStatus::Shipped));
+    assert_eq!(s.orders.claim_guest_orders("ada@example.com", "usr_ada").await.unwrap(), 0, "again: none");
+    assert_eq!(s.orders.by_customer(&guest_customer_id("bob@example.com"), None, 10).await.unwrap().len(), 1);
 }

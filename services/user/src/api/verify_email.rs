@@ -80,7 +80,10 @@ pub async fn verify_email(
     if chrono::Utc::now().timestamp() > expires {
         return Err(refused());
     }
-    if !state.users.verify_email(user_id, email).await? {
+    let verified = platform::contracts::user::EmailVerified { user_id: user_id.to_owned(), email: email.to_owned() };
+    let event =
+        Event::new(platform::contracts::user::EmailVerified::KIND, NAME, &verified).with_subject(user_id.to_owned());
+    if !state.users.verify_email(user_id, email, &event).await? {
         return Err(refused());
     }
     tracing::Span::current().record("user.id", user_id);

@@ -215,6 +215,8 @@ pub struct Mailer {
     users: Option<Arc<dyn crate::store::UserStore>>,
     /// Opens the reset tokens sealed for the mailer.
     keys: Option<Arc<crate::app::keys::KeyRing>>,
+    /// Where the links in emails lead (the shop's public URL).
+    base: url::Url,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -309,7 +311,26 @@ impl Mailer {
 
     /// A mailer delivering to `sink`.
     pub fn with_sink(sink: Arc<dyn MailSink>) -> Self {
-        Self { sink, from: crate::settings::DEFAULT_MAIL_FROM.to_owned(), users: None, keys: None }
+        Self {
+            sink,
+            from: crate::settings::DEFAULT_MAIL_FROM.to_owned(),
+            users: None,
+            keys: None,
+            base: url::Url::parse("http://localhost:8080/").expect("a URL"),
+        }
+    }
+
+    /// Links in emails lead to `base` (the shop's public URL).
+    pub fn linking_to(mut self, base: url::Url) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// The link that reads a guest's order with its token.
+    fn order_link(&self, order_id: &str, token: &str) -> String {
+        let mut link = self.base.join(&format!("v1/orders/{order_id}")).unwrap_or_else(|_| self.base.clone());
+        link.query_pairs_mut().append_pair("token", token);
+        link.to_string()
     }
 
     /// Sends from `from` (an RFC 5322 address, such as `Shop <shop@example.com>`).
@@ -352,23 +373,36 @@ impl Mailer {
             return Ok(Some(Mail { to: account.user.email, subject, text, html: Some(html) }));
         }
         if event.kind.starts_with("order.") {
-            let Some(users) = &self.users else { return Ok(None) };
             let order: platform::contracts::order::OrderEvent =
                 event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
             let span = tracing::Span::current();
             span.record("order.id", order.order_id.as_str()).record("user.id", order.customer_id.as_str());
-            let Some((subject, paragraphs)) = order_mail(&order, &event.kind) else { return Ok(None) };
-            let Some(account) = users.by_id(&order.customer_id).await.map_err(HandlerError::retry)? else {
-                return Ok(None);
+            let Some((subject, mut paragraphs)) = order_mail(&order, &event.kind) else { return Ok(None) };
+            let (to, name) = match &order.guest {
+                // A guest's order: to the address given at checkout, with the link that reads it.
+                Some(guest) => {
+                    paragraphs.push(format!(
+                        "Follow your order here (keep this link to yourself: it opens your order): {}",
+                        self.order_link(&order.order_id, &guest.token)
+                    ));
+                    (guest.email.clone(), None)
+                }
+                None => {
+                    let Some(users) = &self.users else { return Ok(None) };
+                    let Some(account) = users.by_id(&order.customer_id).await.map_err(HandlerError::retry)? else {
+                        return Ok(None);
+                    };
+                    (account.user.email, Some(account.user.name))
+                }
             };
-            let name = account.user.name.clone();
-            let text = format!("Hello {name},\r\n\r\n{}\r\n\r\nShop\r\n", paragraphs.join("\r\n\r\n"));
+            let greeting = name.map_or_else(|| "Hello,".to_owned(), |name| format!("Hello {name},"));
+            let text = format!("{greeting}\r\n\r\n{}\r\n\r\nShop\r\n", paragraphs.join("\r\n\r\n"));
             let html = format!(
-                "<!doctype html><html><body><p>Hello {},</p>{}<p>Shop</p></body></html>",
-                escape_html(&name),
+                "<!doctype html><html><body><p>{}</p>{}<p>Shop</p></body></html>",
+                escape_html(&greeting),
                 paragraphs.iter().map(|p| format!("<p>{}</p>", escape_html(p))).collect::<String>()
             );
-            return Ok(Some(Mail { to: account.user.email, subject, text, html: Some(html) }));
+            return Ok(Some(Mail { to, subject, text, html: Some(html) }));
         }
         Ok(self.render_account(event)?.map(|(to, subject, text)| Mail { to, subject, text, html: None }))
     }
@@ -441,6 +475,7 @@ mod tests {
                 tax_total: 1_900,
                 tax_inclusive: true,
             }),
+            guest: None,
         };
         let (subject, paragraphs) = order_mail(&event, OrderEvent::CONFIRMED).unwrap();
         assert_eq!(subject, "Your order ord_1 is confirmed");
@@ -521,6 +556,28 @@ mod tests {
         assert_eq!((id.as_str(), to.as_str()), (event.id.as_str(), "ada@example.com"));
         assert!(message.starts_with(&format!("Message-ID: <{}@shop>\r\n", event.id)), "{message}");
         assert!(message.contains("\r\nSubject: Reset your password\r\n") && message.contains("tok-9"));
+    }
+
+    #[tokio::test]
+    async fn a_guests_order_mail_goes_to_the_email_given_at_checkout_with_the_link_that_reads_it() {
+        let sink = Arc::new(Recording::default());
+        let mailer = Mailer::with_sink(sink.clone()).linking_to(url::Url::parse("https://shop.example/").unwrap());
+        let event = Event::new(
+            "order.confirmed.v1",
+            "order",
+            json!({"order_id": "ord_1", "customer_id": "guest:ada@example.com", "status": "confirmed",
+                "total": {"amount": 2500, "currency": "USD"},
+                "guest": {"email": "ada@example.com", "token": "tok_A-1"}}),
+        );
+        mailer.handle(&event).await.unwrap();
+        let sent = sink.sent.lock().unwrap();
+        let (_, to, message) = &sent[0];
+        assert_eq!(to, "ada@example.com");
+        assert!(message.contains("\r\nTo: ada@example.com\r\n") && message.contains("Hello,\r\n"), "{message}");
+        assert!(message.contains("https://shop.example/v1/orders/ord_1?token=tok_A-1"), "{message}");
+        let contact: platform::contracts::order::GuestContact =
+            serde_json::from_value(json!({"email": "a@b.c", "token": "secret"})).unwrap();
+        assert!(!format!("{contact:?}").contains("secret"), "the token is never in a log");
     }
 
     #[tokio::test]

@@ -158,15 +158,27 @@ impl UserStore for PgUserStore {
         row.as_ref().map(read_account).transpose().map_err(StoreError::backend)
     }
 
-    async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError> {
+    async fn verify_email(
+        &self,
+        user_id: &str,
+        email: &str,
+        event: &platform::events::Event,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         let done = sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2")
             .bind(user_id)
             .bind(email)
             .bind(chrono::Utc::now().timestamp_millis())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(StoreError::backend)?;
-        Ok(done.rows_affected() == 1)
+        let changed = done.rows_affected() == 1;
+        if changed {
+            outbox_push(&mut tx, event).await.map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        self.signal.wake_if(changed);
+        Ok(changed)
     }
 
     async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError> {

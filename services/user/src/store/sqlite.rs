@@ -147,19 +147,28 @@ impl UserStore for SqliteUserStore {
             .map_err(StoreError::backend)
     }
 
-    async fn verify_email(&self, user_id: &str, email: &str) -> Result<bool, StoreError> {
-        let (user_id, email) = (user_id.to_owned(), email.to_owned());
+    async fn verify_email(
+        &self,
+        user_id: &str,
+        email: &str,
+        event: &platform::events::Event,
+    ) -> Result<bool, StoreError> {
+        let (user_id, email, event) = (user_id.to_owned(), email.to_owned(), event.clone());
         self.db
-            .call(move |c| {
-                let changed = c
+            .transaction(move |tx| {
+                let changed = tx
                     .prepare_cached(
                         "UPDATE users SET email_verified = 1, updated_at = ?3 WHERE id = ?1 AND email = ?2",
                     )?
                     .execute(params![user_id, email, now_ms()])?;
+                if changed == 1 {
+                    outbox_push(tx, &event)?;
+                }
                 Ok(changed == 1)
             })
             .await
             .map_err(StoreError::backend)
+            .inspect(|&wrote| self.signal.wake_if(wrote))
     }
 
     async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError> {

@@ -9,8 +9,9 @@ use platform::money::Money;
 use platform::sqlite::{Db, DbError, outbox_push};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::order::{Order, OrderStatus, stamp};
+use crate::domain::order::{Order, OrderStatus, guest_customer_id, stamp};
 use crate::domain::pricing::Breakdown;
+use crate::domain::refund::Refund;
 use crate::store::{Advance, OrderStore, Placed, StoreError};
 
 /// Orders in the service's SQLite database.
@@ -45,7 +46,8 @@ fn corrupt(what: &'static str) -> rusqlite::Error {
 }
 
 const COLUMNS: &str = "id, customer_id, status, items, total_amount, currency, shipping_address, payment_method, \
-                       label_url, tracking_number, history, deadline, created_at, updated_at, pricing, redemptions";
+                       label_url, tracking_number, history, deadline, created_at, updated_at, pricing, redemptions, \
+                       email, token, refunds";
 
 fn time(ms: i64) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms).ok_or_else(|| corrupt("time"))
@@ -75,6 +77,9 @@ fn read_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
         label_url: row.get(8)?,
         tracking_number: row.get(9)?,
         history: json(&row.get::<_, String>(10)?, "history")?,
+        email: row.get(16)?,
+        token: row.get(17)?,
+        refunds: json(&row.get::<_, String>(18)?, "refunds")?,
         deadline: row.get::<_, Option<i64>>(11)?.map(time).transpose()?,
         created_at: time(row.get(12)?)?,
         updated_at: time(row.get(13)?)?,
@@ -170,8 +175,8 @@ impl OrderStore for SqliteOrderStore {
                 tx.prepare_cached(
                     "INSERT INTO orders (id, customer_id, status, items, total_amount, currency, shipping_address,
                         payment_method, history, deadline, idempotency_key, request_hash, created_at, updated_at,
-                        pricing, redemptions)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15)",
+                        pricing, redemptions, email, token)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17)",
                 )?
                 .execute(params![
                     order.id,
@@ -189,6 +194,8 @@ impl OrderStore for SqliteOrderStore {
                     order.created_at.timestamp_millis(),
                     text(&order.pricing),
                     text(&order.redemptions),
+                    order.email,
+                    order.token,
                 ])?;
                 if let Some((cart, _)) = clear_cart {
                     tx.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?.execute(params![cart])?;
@@ -297,6 +304,61 @@ impl OrderStore for SqliteOrderStore {
             .await
             .map_err(backend)
             .inspect(|moved| self.signal.wake_if(with_events && moved.is_some()))
+    }
+
+    async fn refund(
+        &self,
+        id: &str,
+        seen: usize,
+        refund: &Refund,
+        whole: bool,
+        events: &[Event],
+    ) -> Result<Option<Order>, StoreError> {
+        let (id, refund, events) = (id.to_owned(), refund.clone(), events.to_vec());
+        let with_events = !events.is_empty();
+        self.db
+            .transaction(move |tx| {
+                let Some(mut order) = order_where(tx, &id)? else { return Ok(None) };
+                if order.refunds.len() != seen || !matches!(order.status, OrderStatus::Shipped | OrderStatus::Delivered)
+                {
+                    return Ok(None);
+                }
+                let now = stamp(Utc::now());
+                order.refunds.push(refund);
+                if whole {
+                    Advance { steps: vec![(OrderStatus::Refunded, None)], ..Advance::default() }.apply(&mut order, now);
+                }
+                order.updated_at = now;
+                tx.prepare_cached(
+                    "UPDATE orders SET status = ?2, history = ?3, refunds = ?4, updated_at = ?5 WHERE id = ?1",
+                )?
+                .execute(params![
+                    order.id,
+                    order.status.as_str(),
+                    text(&order.history),
+                    text(&order.refunds),
+                    now.timestamp_millis()
+                ])?;
+                push_all(tx, &events)?;
+                Ok(Some(order))
+            })
+            .await
+            .map_err(backend)
+            .inspect(|done| self.signal.wake_if(with_events && done.is_some()))
+    }
+
+    async fn claim_guest_orders(&self, email: &str, user_id: &str) -> Result<usize, StoreError> {
+        let (guest, user) = (guest_customer_id(email), user_id.to_owned());
+        self.db
+            .call(move |c| {
+                // The guest's idempotency keys end with the claim (the account has keys of its own).
+                Ok(c.prepare_cached(
+                    "UPDATE orders SET customer_id = ?2, idempotency_key = 'claimed#' || id WHERE customer_id = ?1",
+                )?
+                .execute(params![guest, user])?)
+            })
+            .await
+            .map_err(backend)
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError> {

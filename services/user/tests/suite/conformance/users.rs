@@ -460,16 +460,23 @@ async fn an_identity_is_bound_once_and_claiming_an_unproven_account_ends_its_cre
     let store = fx.store.as_ref();
     let ada = register(store, "ada@example.com", "Ada").await;
     assert!(store.by_cognito_sub("sub-1").await.unwrap().is_none());
-    assert!(!store.verify_email(&ada.user.id, "other@example.com").await.unwrap(), "only the email it was sent to");
+    let verified = platform::events::Event::new("user.email_verified.v1", "user", serde_json::json!({}));
+    let before = fx.outbox().await.len();
+    assert!(
+        !store.verify_email(&ada.user.id, "other@example.com", &verified).await.unwrap(),
+        "only the email it was sent to"
+    );
+    assert_eq!(fx.outbox().await.len(), before, "nothing said of an email not verified");
     // A new link is written for an unverified account only, with nothing else.
     let mails = fx.outbox().await.len();
     let again = platform::events::Event::new("user.email_verification_requested.v1", "user", serde_json::json!({}));
     assert!(store.request_verification(&ada.user.id, &again).await.unwrap());
     assert!(!store.request_verification("nobody", &again).await.unwrap());
     assert_eq!(fx.outbox().await.len(), mails + 1);
-    assert!(store.verify_email(&ada.user.id, "ada@example.com").await.unwrap());
+    assert!(store.verify_email(&ada.user.id, "ada@example.com", &verified).await.unwrap());
+    assert_eq!(fx.outbox().await.len(), mails + 2, "the verification is told");
     assert!(!store.request_verification(&ada.user.id, &again).await.unwrap(), "verified: no more links");
-    assert_eq!(fx.outbox().await.len(), mails + 1);
+    assert_eq!(fx.outbox().await.len(), mails + 2);
     assert!(store.by_id(&ada.user.id).await.unwrap().unwrap().email_verified);
 
     // A verified account keeps its password when an identity is bound.
