@@ -250,17 +250,22 @@ impl TestApp {
     }
 
     /// Order `id` once it has settled (shipped, rejected, failed or cancelled), read as `token`;
-    /// panics when it has not within ten seconds.
+    /// panics when it has not within a minute (two saga step timeouts). It polls as a patient
+    /// client would, less often the longer it waits (20 ms doubling up to a second): fifty shoppers
+    /// polling every 20 ms would be thousands of reads a second, which the fleet's emulator serves
+    /// one at a time, starving the saga they wait for.
     pub async fn settled(&self, token: &str, id: &str) -> serde_json::Value {
-        let mut last = serde_json::Value::Null;
-        for _ in 0..500 {
-            last = self.get_json(&format!("/v1/orders/{id}"), token).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            let last = self.get_json(&format!("/v1/orders/{id}"), token).await;
             if matches!(last["status"].as_str(), Some("shipped" | "rejected" | "payment_failed" | "cancelled")) {
                 return last;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(std::time::Instant::now() < deadline, "the order never settled: {last}");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
         }
-        panic!("the order never settled: {last}");
     }
 
     /// Registers a shopper; the access token.

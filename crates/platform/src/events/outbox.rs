@@ -2,9 +2,13 @@
 //! their state change) and deletes what the bus accepted. A crash between the two republishes; the
 //! consumers' inbox makes that harmless.
 //!
-//! The relay looks every interval, and at once when an [`OutboxSignal`] wakes it: the stores that
-//! write outbox rows hold the signal of their service's relay and wake it after a commit that wrote
-//! events, so nothing above the store knows there is a relay.
+//! The relay looks at once when an [`OutboxSignal`] wakes it: the stores that write outbox rows hold
+//! the signal of their service's relay and wake it after a commit that wrote events, so nothing
+//! above the store knows there is a relay. Besides, it looks every interval for what no wake
+//! announced (rows another task of the service wrote and could not publish, a crashed task's):
+//! every interval while there is work, then, while its looks find nothing, less and less often
+//! (up to [`IDLE_LOOKS`] intervals apart), so an idle service does not query its store's outbox
+//! partitions several times a second for nothing.
 //!
 //! An outbox is spread over [`partitions`](OutboxStore::partitions) (DynamoDB's sharded partition
 //! keys; one for a SQL table). A relay drains a partition only while it holds the partition's
@@ -28,6 +32,15 @@ use crate::sqlite::Db;
 
 /// Rows the relay moves at a time.
 const BATCH: usize = 500;
+
+/// The most intervals an idle relay waits between looks that no wake asked for.
+pub const IDLE_LOOKS: u32 = 8;
+
+/// The pause after `idle` looks in a row found nothing: the interval, doubling up to
+/// [`IDLE_LOOKS`] of them.
+pub fn idle_pause(interval: Duration, idle: u32) -> Duration {
+    interval.saturating_mul((1u32 << idle.min(3)).min(IDLE_LOOKS))
+}
 
 /// How long a relay's lease on a partition lasts unless renewed: how long a partition waits when
 /// its relay died holding it. A relay renews it after a third of that while it drains.
@@ -430,18 +443,27 @@ impl OutboxRelay {
     }
 
     /// Runs until `shutdown`, then publishes what is left once more. While the bus fails it waits
-    /// longer after each failure ([`retry_after`]), deaf to wakes.
+    /// longer after each failure ([`retry_after`]), deaf to wakes; while its looks find nothing it
+    /// looks less often ([`idle_pause`]), and a wake or a look that finds work brings it back.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
+        let mut idle = 0u32;
         loop {
             match self.drain().await {
-                Ok(_) => failures = 0,
+                Ok(published) => {
+                    failures = 0;
+                    idle = if published == 0 { idle.saturating_add(1) } else { 0 };
+                }
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(failures, error = %crate::error::cause_chain(&error), "outbox relay could not publish; will retry");
                 }
             }
-            let pause = if failures == 0 { self.interval } else { retry_after(self.interval, failures) };
+            let pause = if failures == 0 {
+                idle_pause(self.interval, idle.saturating_sub(1))
+            } else {
+                retry_after(self.interval, failures)
+            };
             let woken = async {
                 if failures == 0 {
                     self.signal.woken().await;
@@ -451,7 +473,7 @@ impl OutboxRelay {
             };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = woken => {}
+                () = woken => idle = 0,
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -469,6 +491,13 @@ mod tests {
     use crate::events::routing::Routing;
     use crate::events::sqlite::SqliteQueue;
     use crate::sqlite::{PLATFORM_MIGRATIONS, outbox_push};
+
+    #[test]
+    fn an_idle_relay_looks_less_and_less_often_up_to_its_cap() {
+        let second = Duration::from_millis(500);
+        let pauses: Vec<u128> = (0..6).map(|idle| idle_pause(second, idle).as_millis()).collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000, 4000, 4000]);
+    }
 
     #[tokio::test]
     async fn committed_events_are_published_in_order_and_rolled_back_ones_never() {
