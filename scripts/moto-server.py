@@ -69,7 +69,7 @@ def _key_of(table, op):
 
 def _transact_with_item_undo(self, transact_items):
     saved = []
-    for entry in transact_items[:100]:
+    for entry in transact_items:
         _, op = next(iter(entry.items()))
         table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
         key = _key_of(table, op) if table is not None else None

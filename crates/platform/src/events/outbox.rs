@@ -36,10 +36,10 @@ const BATCH: usize = 500;
 /// The most intervals an idle relay waits between looks that no wake asked for.
 pub const IDLE_LOOKS: u32 = 8;
 
-/// The pause after `idle` looks in a row found nothing: the interval, doubling up to
-/// [`IDLE_LOOKS`] of them.
+/// The pause after `idle` looks in a row found nothing: doubling from the interval as
+/// [`retry_after`] does, up to [`IDLE_LOOKS`] intervals.
 pub fn idle_pause(interval: Duration, idle: u32) -> Duration {
-    interval.saturating_mul((1u32 << idle.min(3)).min(IDLE_LOOKS))
+    retry_after(interval, idle).min(interval.saturating_mul(IDLE_LOOKS))
 }
 
 /// How long a relay's lease on a partition lasts unless renewed: how long a partition waits when
