@@ -320,6 +320,10 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     let served = app.client.get(&url).send().await.unwrap();
     assert_eq!(served.status(), 200);
     assert_eq!(served.headers()["content-type"], "image/png");
+    if url.starts_with(&app.base) {
+        // Served by the platform (on AWS, CloudFront's response headers policy says the same).
+        assert_eq!(served.headers()["x-content-type-options"], "nosniff", "the browser may not guess the type");
+    }
     assert_eq!(served.bytes().await.unwrap().as_ref(), &png[..]);
 
     let product: Value = app.request(Method::GET, "/v1/products/p-1").send().await.unwrap().json().await.unwrap();

@@ -31,7 +31,16 @@ pub const PLATFORM_MIGRATIONS: &[Migration] = &[
         name: "outbox_dead_lease",
         sql: include_str!("../../../migrations/platform/postgres/0002_outbox_dead_lease.sql"),
     },
+    Migration {
+        scope: "platform",
+        version: 3,
+        name: "outbox_parts",
+        sql: include_str!("../../../migrations/platform/postgres/0003_outbox_parts.sql"),
+    },
 ];
+
+/// The partitions of a PostgreSQL outbox: an event's is its aggregate's (its subject's) shard.
+pub const OUTBOX_PARTS: u32 = 8;
 
 /// Connects a pool of at most `max_connections` to `url`. A database that does not exist yet is
 /// made first (each service keeps its own database on a shared server, and the first start of a
@@ -120,9 +129,11 @@ pub async fn migrate(pool: &PgPool, migrations: &[Migration]) -> Result<usize, s
 
 /// Adds `event` to the outbox inside the caller's transaction.
 pub async fn outbox_push(tx: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (event_id, body) VALUES ($1, $2)")
+    let part = crate::dynamodb::shard_of(event.subject.as_deref().unwrap_or(&event.id), u64::from(OUTBOX_PARTS));
+    sqlx::query("INSERT INTO outbox (event_id, body, part) VALUES ($1, $2, $3)")
         .bind(&event.id)
         .bind(event.to_json())
+        .bind(part as i32)
         .execute(tx)
         .await?;
     Ok(())
@@ -149,6 +160,10 @@ fn bus_error(error: sqlx::Error) -> BusError {
 
 #[async_trait]
 impl OutboxStore for PgOutbox {
+    fn partitions(&self) -> u32 {
+        OUTBOX_PARTS
+    }
+
     async fn lease(&self, partition: u32, owner: &str, ttl: Duration) -> Result<bool, BusError> {
         let now = chrono::Utc::now().timestamp_millis();
         let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
@@ -177,8 +192,9 @@ impl OutboxStore for PgOutbox {
         Ok(())
     }
 
-    async fn fetch(&self, _partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
-        sqlx::query_as("SELECT seq, body FROM outbox ORDER BY seq LIMIT $1")
+    async fn fetch(&self, partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+        sqlx::query_as("SELECT seq, body FROM outbox WHERE part = $1 ORDER BY seq LIMIT $2")
+            .bind(partition as i32)
             .bind(limit as i64)
             .fetch_all(&self.0)
             .await

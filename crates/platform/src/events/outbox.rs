@@ -499,6 +499,118 @@ mod tests {
         assert_eq!(pauses, [500, 1000, 2000, 4000, 4000, 4000]);
     }
 
+    /// An outbox in memory: one partition, leases always granted.
+    #[derive(Default)]
+    struct MemoryOutbox(std::sync::Mutex<Vec<(i64, String)>>);
+
+    #[async_trait]
+    impl OutboxStore for MemoryOutbox {
+        async fn lease(&self, _partition: u32, _owner: &str, _ttl: Duration) -> Result<bool, BusError> {
+            Ok(true)
+        }
+        async fn release(&self, _partition: u32, _owner: &str) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn fetch(&self, _partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
+            Ok(self.0.lock().unwrap().iter().take(limit).cloned().collect())
+        }
+        async fn delete(&self, _partition: u32, seqs: &[i64]) -> Result<(), BusError> {
+            self.0.lock().unwrap().retain(|(seq, _)| !seqs.contains(seq));
+            Ok(())
+        }
+        async fn park(&self, _partition: u32, _seq: i64, _body: &str, _reason: &str) -> Result<(), BusError> {
+            unreachable!("nothing is refused here")
+        }
+        async fn parked(&self, _limit: usize) -> Result<Vec<ParkedEvent>, BusError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A bus that fails its first `failing` publishes as a temporary outage would, noting when each
+    /// try came.
+    struct FlakyBus {
+        failing: usize,
+        tries: std::sync::Mutex<Vec<Instant>>,
+        published: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl EventBus for FlakyBus {
+        async fn ensure_queue(&self, _queue: &str) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn publish(&self, event: &Event) -> Result<(), BusError> {
+            let mut tries = self.tries.lock().unwrap();
+            tries.push(Instant::now());
+            if tries.len() <= self.failing {
+                return Err(BusError::Outbox("the queue is not answering".into()));
+            }
+            self.published.lock().unwrap().push(event.id.clone());
+            Ok(())
+        }
+        async fn send(&self, _queue: &str, event: &Event) -> Result<(), BusError> {
+            self.publish(event).await
+        }
+        async fn receive(&self, _q: &str, _max: usize, _v: Duration) -> Result<Vec<crate::events::Delivery>, BusError> {
+            Ok(Vec::new())
+        }
+        async fn ack(&self, _delivery: &crate::events::Delivery) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn nack(&self, _delivery: &crate::events::Delivery, _delay: Duration) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn dead_letter(&self, _delivery: &crate::events::Delivery, _reason: &str) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn dead_letters(
+            &self,
+            _queue: &str,
+            _limit: usize,
+        ) -> Result<Vec<super::super::bus::DeadLetter>, BusError> {
+            Ok(Vec::new())
+        }
+        async fn redrive(&self, _queue: &str) -> Result<usize, BusError> {
+            Ok(0)
+        }
+        fn ordered(&self) -> bool {
+            true
+        }
+        async fn ping(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_bus_is_retried_less_and_less_often_deaf_to_wakes_then_each_event_goes_once() {
+        let interval = Duration::from_millis(20);
+        let event = Event::new("t.happened.v1", "svc", json!({"i": 1}));
+        let store = Arc::new(MemoryOutbox::default());
+        store.0.lock().unwrap().push((1, event.to_json()));
+        let bus = Arc::new(FlakyBus { failing: 4, tries: Default::default(), published: Default::default() });
+        let signal = OutboxSignal::default();
+        let relay = OutboxRelay::new(store.clone(), bus.clone(), interval).woken_by(signal.clone());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(relay.run(shutdown.clone()));
+        // Wakes while the bus fails (new writes) must not bring the next try forward.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bus.published.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the relay never got through");
+            signal.wake();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        running.await.unwrap();
+        let tries = bus.tries.lock().unwrap().clone();
+        assert_eq!(tries.len(), 5, "four failures, then the one publish");
+        let gaps: Vec<Duration> = tries.windows(2).map(|pair| pair[1] - pair[0]).collect();
+        for (failures, gap) in (1..).zip(&gaps) {
+            assert!(*gap >= retry_after(interval, failures), "try after {failures} failures came after {gap:?}");
+        }
+        assert_eq!(*bus.published.lock().unwrap(), [event.id]);
+        assert!(store.0.lock().unwrap().is_empty(), "the published event left the outbox");
+    }
+
     #[tokio::test]
     async fn committed_events_are_published_in_order_and_rolled_back_ones_never() {
         let dir = tempfile::tempdir().unwrap();

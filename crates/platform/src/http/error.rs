@@ -163,7 +163,10 @@ impl ApiError {
 
     /// 503: a dependency is not available; the client may retry.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable").with_detail(detail)
+        let mut error =
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable").with_detail(detail);
+        error.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+        error
     }
 
     /// 500: a fault of ours. The cause is logged, never sent.
@@ -254,9 +257,7 @@ impl<E: Kinded> From<E> for ApiError {
             ErrorKind::PreconditionFailed => Self::precondition_failed(error.to_string()),
             ErrorKind::Invalid { field } => Self::invalid_field(field, error.to_string()),
             ErrorKind::Unavailable => {
-                let mut answer = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
-                    .with_detail("the service is busy; try again shortly");
-                answer.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+                let mut answer = Self::unavailable("the service is busy; try again shortly");
                 answer.source = Some(Box::new(error));
                 answer
             }
@@ -378,6 +379,16 @@ mod tests {
     async fn rate_limited_answers_carry_retry_after() {
         let response = ApiError::too_many_requests(7).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[tokio::test]
+    async fn every_unavailable_answer_says_when_to_retry() {
+        let named = ApiError::unavailable("the provider is down").into_response();
+        assert_eq!(named.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(named.headers()[header::RETRY_AFTER], UNAVAILABLE_RETRY_AFTER_SECS.to_string().as_str());
+        let kinded = ApiError::from(crate::dynamodb::DynamoError::Throttled).into_response();
+        assert_eq!(kinded.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(kinded.headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Two tasks of one service, as ECS runs them: a second order service on the fleet's stores, queues
-//! and outbox (`scripts/fleet twin order`). Both relays drain the same sharded outbox while shoppers
+//! and outbox (`scripts/fleet twin order`). Both relays drain the same outbox (its 16 partitions;
+//! the fleet on moto writes one of them, `SHOP_OUTBOX_SHARDS=1`) under their leases while shoppers
 //! check out; each event is published once in all (the relays' `outbox_published_total` by type,
 //! summed over both processes, counts one `order.placed.v1` per order placed).
 

@@ -87,7 +87,8 @@ pub async fn import_products(
             Err(ApiError::payload_too_large(state.bulk_body_limit))
         }
         Err(ImportError::Read(error)) => Err(ApiError::bad_request(format!("could not read the upload: {error}"))),
-        Err(error) => Err(ApiError::internal(error)),
+        // A throttled or busy store is a 503 with `Retry-After` (the import is idempotent: resend it).
+        Err(ImportError::Store(error)) => Err(error.into()),
     }
 }
 

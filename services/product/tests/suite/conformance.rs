@@ -64,6 +64,7 @@ conformance_suite!(
     count_follows_inserts_moves_and_deletes,
     skus_lead_to_their_products_until_deleted,
     every_write_raises_the_revision_the_index_orders_by,
+    a_product_at_the_size_limit_is_stored_and_read_whole,
 );
 
 fn sqlite_stores() -> Stores {
@@ -513,4 +514,36 @@ async fn every_write_raises_the_revision_the_index_orders_by(stores: Stores) {
     assert!(stores.products.delete("p", &deleted("p")).await.unwrap());
     stores.products.insert(&p, &upserted(&p)).await.unwrap();
     assert!(revision(stores.products.get("p").await.unwrap()) > third, "made again, it outranks its old self");
+}
+
+/// The largest product the API lets through fits the store (a DynamoDB item holds 400 KB at most,
+/// which moto enforces too), and its event stays small.
+async fn a_product_at_the_size_limit_is_stored_and_read_whole(stores: Stores) {
+    use shop_product::domain::product::{MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES, MAX_PRODUCT_BYTES, MAX_VARIANTS};
+    seed_categories(&stores).await;
+    let skus: Vec<String> = (0..MAX_VARIANTS).map(|i| format!("BIG-{i}")).collect();
+    let mut big = product("big", "phones", &skus.iter().map(String::as_str).collect::<Vec<_>>());
+    big.description = "Ünïcode ".repeat(1_000);
+    big.attributes =
+        (0..MAX_ATTRIBUTES).map(|a| (format!("a{a:02}"), json!("x".repeat(MAX_ATTRIBUTE_BYTES - 2)))).collect();
+    let size = |p: &Product| serde_json::to_vec(p).unwrap().len();
+    // Variant attributes fill what is left, up to the limit.
+    'fill: for attribute in 0.. {
+        for v in 0..big.variants.len() {
+            big.variants[v].attributes.insert(format!("v{attribute:02}"), json!("y".repeat(200)));
+            if size(&big) > MAX_PRODUCT_BYTES {
+                big.variants[v].attributes.remove(&format!("v{attribute:02}"));
+                break 'fill;
+            }
+        }
+    }
+    assert!(size(&big) > MAX_PRODUCT_BYTES - 300, "the product is at the limit: {} bytes", size(&big));
+    let event = upserted(&big);
+    assert!(event.to_json().len() < 4 * 1024, "the event names what changed: {} bytes", event.to_json().len());
+    stores.products.insert(&big, &event).await.unwrap();
+    assert_eq!(stores.products.get("big").await.unwrap(), Some(big.clone()));
+    let mut bigger = big.clone();
+    bigger.name = "Replaced at the limit".into();
+    assert!(stores.products.replace(&bigger, &upserted(&bigger)).await.unwrap());
+    assert_eq!(stores.products.get("big").await.unwrap(), Some(bigger));
 }
