@@ -461,6 +461,15 @@ async fn a_refund_of_a_discounted_line_gives_back_what_was_paid_for_it_tax_inclu
     let reused = refund(json!({"lines": [{"sku": "PRC-RFD", "quantity": 2}]}), "r-0").await.unwrap();
     assert_eq!(problem(reused, 422).await["type"], "/problems/idempotency-key-reused");
     app.eventually("the payment gives back one unit", || async { paid().await.0 == one_unit }).await;
+    // The shopper is told what this refund gives back.
+    let me: Value = app.get_json("/v1/users/me", &shopper).await;
+    let email = me["email"].as_str().unwrap().to_owned();
+    let currency = placed["total"]["currency"].as_str().unwrap();
+    let told = format!("We are refunding {}.{:02} {currency} of your order {id}", one_unit / 100, one_unit % 100);
+    app.eventually("the shopper is told of the refund", || async {
+        app.mails_to(&email).await.iter().any(|m| m.contains("A refund for your order") && m.contains(&told))
+    })
+    .await;
 
     // Bad refunds change nothing.
     for (body, field) in [

@@ -466,6 +466,9 @@ pub mod order {
         /// signed-in shopper's order, whose address the user service holds).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub guest: Option<GuestContact>,
+        /// What a refund gives back (`order.refunded.v1`): the amount of this refund, not of all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub refunded: Option<Money>,
     }
 
     /// The contact of an order placed without an account.
@@ -544,6 +547,9 @@ pub mod order {
         pub const DELIVERED: &'static str = "order.delivered.v1";
         /// Cancelled.
         pub const CANCELLED: &'static str = "order.cancelled.v1";
+        /// Units (or the shipping) refunded; `refunded` says how much. The status is the order's
+        /// after the refund (`refunded` once nothing is left).
+        pub const REFUNDED: &'static str = "order.refunded.v1";
     }
 }
 

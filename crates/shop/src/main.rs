@@ -29,8 +29,8 @@ enum Command {
     /// Makes the DynamoDB tables, SQS queues and S3 bucket on an AWS emulator (the local stack's
     /// one-shot init), then exits.
     Provision(DataArgs),
-    /// Seeds the demo catalog into an empty store (and, with --products N, N generated products with
-    /// stock), then exits.
+    /// Seeds the demo catalog and pricing (shipping zones with their tax rates, two promotions) into
+    /// an empty store (and, with --products N, N generated products with stock), then exits.
     Seed(SeedArgs),
     /// Imports products from an NDJSON file (one product a line, as the admin API takes them).
     Import(ImportArgs),
@@ -270,6 +270,8 @@ async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
     let seeder = shop::Seeder::open(&infra).await?;
     let added = seeder.demo().await?;
     println!("demo catalog: {added} categories added");
+    let settings = seeder.pricing().await?;
+    println!("demo pricing: {settings} shipping zones and promotions added");
     if products > 0 {
         let started = std::time::Instant::now();
         let bar = progress_bar(products, "seeding");

@@ -20,6 +20,7 @@ pub const SUBSCRIPTIONS: &[Subscription] = &[Subscription {
         "order.payment_failed.v1",
         "order.shipped.v1",
         "order.cancelled.v1",
+        "order.refunded.v1",
         "cart.abandoned.v1",
     ],
 }];

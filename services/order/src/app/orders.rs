@@ -114,7 +114,12 @@ pub async fn refund(
                 amount: Some(refund.amount),
                 reason: refund.reason.clone(),
             };
-            vec![platform::events::Event::new(RefundCommand::KIND, crate::NAME, command).with_subject(order.id.clone())]
+            // The payment gives the money back; the shopper is told what this refund is worth.
+            let status = if whole { crate::domain::order::OrderStatus::Refunded } else { order.status };
+            vec![
+                platform::events::Event::new(RefundCommand::KIND, crate::NAME, command).with_subject(order.id.clone()),
+                crate::app::saga::refunded_event(&order, status, refund.amount, Some(&refund.reason)),
+            ]
         } else {
             Vec::new()
         };

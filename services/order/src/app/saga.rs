@@ -92,7 +92,21 @@ pub fn order_event(
     reason: Option<&str>,
     cause: Option<&Event>,
 ) -> Event {
+    command(kind, order, order_data(order, status, reason), cause)
+}
+
+/// `order.refunded.v1`: a refund of `order` gives back `amount` (minor units of its currency), the
+/// order reaching `status`.
+pub fn refunded_event(order: &Order, status: OrderStatus, amount: i64, reason: Option<&str>) -> Event {
     let data = OrderEvent {
+        refunded: Some(platform::money::Money::new(amount, &order.total.currency)),
+        ..order_data(order, status, reason)
+    };
+    command(OrderEvent::REFUNDED, order, data, None)
+}
+
+fn order_data(order: &Order, status: OrderStatus, reason: Option<&str>) -> OrderEvent {
+    OrderEvent {
         order_id: order.id.clone(),
         customer_id: order.customer_id.clone(),
         status: status.as_str().to_owned(),
@@ -109,8 +123,8 @@ pub fn order_event(
         guest: order.email.as_ref().zip(order.token.as_ref()).map(|(email, token)| {
             platform::contracts::order::GuestContact { email: email.clone(), token: token.clone() }
         }),
-    };
-    command(kind, order, data, cause)
+        refunded: None,
+    }
 }
 
 /// The events of `commands` about `order`.

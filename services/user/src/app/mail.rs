@@ -280,6 +280,22 @@ fn order_mail(event: &platform::contracts::order::OrderEvent, kind: &str) -> Opt
             format!("Your order {order} is cancelled"),
             vec![format!("Your order {order} is cancelled; any payment of {total} is released or refunded.")],
         ),
+        E::REFUNDED => {
+            let refunded = event.refunded.as_ref()?;
+            let mut paragraphs = vec![format!(
+                "We are refunding {} {} of your order {order} to the payment method you used; banks take a few \
+                 days to show it.",
+                amount(refunded.amount),
+                refunded.currency
+            )];
+            if let Some(reason) = event.reason.as_deref().filter(|r| !r.is_empty()) {
+                paragraphs.push(format!("Reason: {reason}."));
+            }
+            if event.status == "refunded" {
+                paragraphs.push(format!("With this refund, the whole of your order ({total}) has been given back."));
+            }
+            (format!("A refund for your order {order}"), paragraphs)
+        }
         _ => return None,
     })
 }
@@ -476,12 +492,39 @@ mod tests {
                 tax_inclusive: true,
             }),
             guest: None,
+            refunded: None,
         };
         let (subject, paragraphs) = order_mail(&event, OrderEvent::CONFIRMED).unwrap();
         assert_eq!(subject, "Your order ord_1 is confirmed");
         assert_eq!(paragraphs[1], "Items 119.00, discounts -11.90, shipping 11.90, tax included 19.00: 119.00 USD.");
         event.totals = None;
         assert_eq!(order_mail(&event, OrderEvent::CONFIRMED).unwrap().1.len(), 1, "an order from before");
+    }
+
+    #[test]
+    fn a_refund_email_says_what_this_refund_gives_back_and_when_the_order_is_refunded_whole() {
+        use platform::contracts::order::OrderEvent;
+        let mut event = OrderEvent {
+            order_id: "ord_1".into(),
+            customer_id: "u1".into(),
+            status: "shipped".into(),
+            total: platform::money::Money::new(11_900, "EUR"),
+            reason: Some("returned".into()),
+            tracking_number: None,
+            totals: None,
+            guest: None,
+            refunded: Some(platform::money::Money::new(2_999, "EUR")),
+        };
+        let (subject, paragraphs) = order_mail(&event, OrderEvent::REFUNDED).unwrap();
+        assert_eq!(subject, "A refund for your order ord_1");
+        assert!(paragraphs[0].starts_with("We are refunding 29.99 EUR of your order ord_1"), "{paragraphs:?}");
+        assert_eq!(paragraphs[1], "Reason: returned.");
+        assert_eq!(paragraphs.len(), 2, "part of the order only");
+        event.status = "refunded".into();
+        let (_, paragraphs) = order_mail(&event, OrderEvent::REFUNDED).unwrap();
+        assert_eq!(paragraphs[2], "With this refund, the whole of your order (119.00 EUR) has been given back.");
+        event.refunded = None;
+        assert!(order_mail(&event, OrderEvent::REFUNDED).is_none(), "no amount, no email");
     }
 
     #[test]
