@@ -5,6 +5,8 @@
 pub mod opensearch;
 pub mod tantivy;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use platform::money::Money;
 use serde::{Deserialize, Serialize};
@@ -316,6 +318,13 @@ pub trait SearchIndex: Send + Sync {
     async fn count(&self) -> Result<u64, SearchError>;
     /// Whether the engine answers.
     async fn ping(&self) -> Result<(), SearchError>;
+    /// The revisions the index holds of `ids` (an id not indexed is absent). What lets a stock
+    /// change that moved no product's status skip the write: the index holds that revision already.
+    /// An engine that cannot tell cheaply answers nothing, and its products are written again.
+    async fn indexed_revisions(&self, ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
+        let _ = ids;
+        Ok(HashMap::new())
+    }
     /// Starts a rebuild beside the live index, where the engine can: a new, empty index that live
     /// writes reach too from now on (as well as the live one), for the rebuild to fill and then
     /// swap in with [`SearchIndex::finish_rebuild`], so searches see the old index whole until

@@ -173,20 +173,29 @@ impl Indexer {
             }
         }
         // Whether or not this delivery changed the store, the products whose stock it is about are
-        // indexed as the store has them now: an index write that failed after the store committed
-        // (the engine down, a crash between the two) is made good by the redelivery, which finds
-        // the store changed already.
+        // indexed as the store has them now unless the index holds that revision already (a status
+        // flip raises it): an index write that failed after the store committed (the engine down,
+        // a crash between the two) is made good by the redelivery, which finds the store changed
+        // already and the index behind it. Most stock changes move no status and write nothing.
         if !skus.is_empty() {
             let owners = self.products.product_ids_of(&skus).await.map_err(retry)?;
             let mut missing: Vec<String> =
                 owners.into_values().filter(|id| !changed.iter().any(|p| &p.id == id)).collect();
             missing.sort();
             missing.dedup();
-            changed.extend(self.products.get_many(&missing).await.map_err(retry)?);
+            if !missing.is_empty() {
+                let held = self.index.indexed_revisions(&missing).await.map_err(retry)?;
+                let behind = self.products.get_many(&missing).await.map_err(retry)?;
+                changed.extend(behind.into_iter().filter(|p| held.get(&p.id).is_none_or(|held| *held < p.revision)));
+            }
         }
-        let docs = self.docs(&changed).await.map_err(retry)?;
-        self.index.upsert(docs).await.map_err(retry)?;
-        self.index.delete(gone, read_at).await.map_err(retry)?;
+        if !changed.is_empty() {
+            let docs = self.docs(&changed).await.map_err(retry)?;
+            self.index.upsert(docs).await.map_err(retry)?;
+        }
+        if !gone.is_empty() {
+            self.index.delete(gone, read_at).await.map_err(retry)?;
+        }
         Ok(())
     }
 }
@@ -416,6 +425,9 @@ mod tests {
         async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
             self.inner.delete(ids, at).await
         }
+        async fn indexed_revisions(&self, ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
+            self.inner.indexed_revisions(ids).await
+        }
         async fn sweep(&self, before: i64) -> Result<(), SearchError> {
             self.inner.sweep(before).await
         }
@@ -540,6 +552,22 @@ mod tests {
         // Redelivered, it finds the store changed already, and indexes the product anyway.
         indexer.handle(&stock).await.unwrap();
         assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1, "search shows it in stock");
+
+        // A level that moves no status writes nothing (a write would fail here), nor does the
+        // redelivery of one that did, once indexed.
+        failing.failures.store(1, std::sync::atomic::Ordering::SeqCst);
+        let fewer =
+            Event::new("inventory.changed.v1", "inventory", json!({"sku": "SKU-k1", "available": 3, "version": 2}));
+        indexer.handle(&fewer).await.unwrap();
+        indexer.handle(&stock).await.unwrap();
+        assert_eq!(failing.failures.load(std::sync::atomic::Ordering::SeqCst), 1, "the index was not written");
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 1);
+        // The one that empties it is written.
+        let none =
+            Event::new("inventory.changed.v1", "inventory", json!({"sku": "SKU-k1", "available": 0, "version": 3}));
+        failing.failures.store(0, std::sync::atomic::Ordering::SeqCst);
+        indexer.handle(&none).await.unwrap();
+        assert_eq!(w.index.search(&in_stock).await.unwrap().total, 0, "out of stock now");
     }
 
     #[tokio::test]

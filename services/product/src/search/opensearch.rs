@@ -25,7 +25,7 @@ use opensearch::indices::{
     IndicesPutSettingsParts,
 };
 use opensearch::params::{Conflicts, Refresh};
-use opensearch::{BulkParts, CountParts, DeleteByQueryParts, OpenSearch, SearchParts};
+use opensearch::{BulkParts, CountParts, DeleteByQueryParts, MgetParts, OpenSearch, SearchParts};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -623,6 +623,23 @@ struct CountResponse {
     count: u64,
 }
 
+/// What `_mget` answers of each id asked.
+#[derive(Deserialize)]
+struct MgetResponse {
+    docs: Vec<MgetDoc>,
+}
+
+#[derive(Deserialize)]
+struct MgetDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(default)]
+    found: bool,
+    /// The external version: the product's revision.
+    #[serde(rename = "_version")]
+    version: Option<i64>,
+}
+
 #[derive(Deserialize)]
 struct DeleteByQueryResponse {
     #[serde(default)]
@@ -807,6 +824,17 @@ impl SearchIndex for OpenSearchIndex {
             None => Facets::from_counts([], [], [0; PRICE_EDGES.len() + 1]),
         };
         Ok(SearchPage { items: hits.iter().map(|hit| hit.source.summary()).collect(), total, facets, next })
+    }
+
+    async fn indexed_revisions(&self, ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // The versions only (documents are versioned by revision), realtime: what a write just made.
+        let docs: Vec<Value> = ids.iter().map(|id| json!({ "_id": id, "_source": false })).collect();
+        let response = self.client.mget(MgetParts::Index(&self.index)).body(json!({ "docs": docs })).send().await;
+        let answer: MgetResponse = parse("mget", ok("mget", response).await?)?;
+        Ok(answer.docs.into_iter().filter(|doc| doc.found).filter_map(|doc| Some((doc.id, doc.version?))).collect())
     }
 
     async fn count(&self) -> Result<u64, SearchError> {

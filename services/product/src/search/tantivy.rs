@@ -649,6 +649,11 @@ impl SearchIndex for TantivyIndex {
         .await
     }
 
+    async fn indexed_revisions(&self, ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
+        let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+        revisions(&self.reader.searcher(), &self.fields, &keys).map_err(backend)
+    }
+
     async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
         if ids.is_empty() {
             return Ok(());

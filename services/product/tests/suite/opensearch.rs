@@ -398,6 +398,25 @@ async fn opensearch_ensure_accepts_an_index_created_concurrently_but_not_other_e
 }
 
 #[tokio::test]
+async fn opensearch_indexed_revisions_are_the_versions_mget_finds() {
+    let answer = json!({ "docs": [
+        { "_index": "products", "_id": "p-1", "_version": 7, "_seq_no": 3, "_primary_term": 1, "found": true },
+        { "_index": "products", "_id": "p-2", "found": false }
+    ] });
+    let stub = Stub::start([(200, answer)]).await;
+    let held = stub.index().indexed_revisions(&["p-1".to_owned(), "p-2".to_owned()]).await.unwrap();
+    assert_eq!(held, std::collections::HashMap::from([("p-1".to_owned(), 7)]));
+    let requests = stub.requests();
+    assert_eq!((&requests[0].method, requests[0].path.as_str()), (&Method::POST, "/products/_mget"));
+    assert_eq!(
+        requests[0].json(),
+        json!({ "docs": [{ "_id": "p-1", "_source": false }, { "_id": "p-2", "_source": false }] })
+    );
+    assert!(stub.index().indexed_revisions(&[]).await.unwrap().is_empty());
+    assert_eq!(stub.requests().len(), 1, "nothing asked, no request");
+}
+
+#[tokio::test]
 async fn opensearch_upsert_sends_index_actions_and_waits_for_the_refresh() {
     let shoe = doc("p-1", "Trail runner", "Acme", 8_999);
     let mut boot = doc("p-2", "Hiking boot", "Hillside", 14_900);
@@ -761,27 +780,38 @@ async fn opensearch_a_stock_change_whose_index_write_failed_is_indexed_on_redeli
         shop_product::domain::product::build(input, "k1".into(), vec![], false, chrono::Utc::now(), &mut v).unwrap();
     products.insert(&kettle, &shop_product::domain::product::upserted(&kettle, None, true)).await.unwrap();
 
-    // The engine is down for the first write, then answers.
+    // The engine is down for the first write, then answers; it holds the product as it was before
+    // the stock (the revision it was created at).
+    let created = kettle.revision;
     let stub = Stub::start([
         (503, error_body(503, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master]")),
+        (200, json!({ "docs": [{ "_index": "products", "_id": "k1", "_version": created, "found": true }] })),
         (200, bulk_answer(&[("index", "k1", 200)])),
+        // What the write made: the store's revision (a time in microseconds; this one later).
+        (200, json!({ "docs": [{ "_index": "products", "_id": "k1", "_version": i64::MAX / 2, "found": true }] })),
     ])
     .await;
     let indexer = Indexer::new(products.clone(), Arc::new(TreeCache::new(categories)), Arc::new(stub.index()));
     let stock = Event::new("inventory.changed.v1", "inventory", json!({"sku": "K-1", "available": 4, "version": 1}));
     assert!(matches!(indexer.handle(&stock).await, Err(HandlerError::Retry(_))), "the event is retried");
     assert!(products.get("k1").await.unwrap().unwrap().in_stock, "the store committed the stock status");
-    // Redelivered, the store has nothing new to record: the product is indexed as it stands anyway.
+    // Redelivered, the store has nothing new to record: the index is behind the store (the versions
+    // `_mget` reads), so the product is indexed as it stands anyway.
     indexer.handle(&stock).await.unwrap();
+    // A level that moves no status, once the index holds the store's revision, writes nothing.
+    let fewer = Event::new("inventory.changed.v1", "inventory", json!({"sku": "K-1", "available": 3, "version": 2}));
+    indexer.handle(&fewer).await.unwrap();
 
     let requests = stub.requests();
-    assert_eq!(requests.len(), 2);
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/products/_bulk", "/products/_mget", "/products/_bulk", "/products/_mget"], "no bulk last");
+    let revision = products.get("k1").await.unwrap().unwrap().revision;
+    let requests: Vec<_> = requests.into_iter().filter(|r| r.path.ends_with("/_bulk")).collect();
     for bulk in &requests {
         let lines = bulk.lines();
         assert_eq!(lines[0]["index"]["_id"], "k1");
         assert_eq!(lines[1]["in_stock"], true, "{lines:?}");
     }
-    let revision = products.get("k1").await.unwrap().unwrap().revision;
     assert_eq!(requests[1].lines()[0]["index"]["version"], revision, "at the store's revision");
 }
 
