@@ -287,6 +287,29 @@ async fn an_import_reports_bad_lines_by_number_and_writes_only_whole_good_produc
     app.stop().await;
 }
 
+/// An image of `width` × `height` in `format`.
+fn encoded(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let pixels = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x * 30) as u8, (y * 50) as u8, 120]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(pixels).write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// A photo-sized JPEG of noise (which does not compress), at full quality.
+fn noisy_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    let pixels = image::RgbImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [r, g, b, _] = state.to_le_bytes();
+        image::Rgb([r, g, b])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100).encode_image(&pixels).unwrap();
+    out.into_inner()
+}
+
 #[tokio::test]
 async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served() {
     let app = TestApp::start().await;
@@ -294,7 +317,9 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     let ask = |id: &str, body: Value, token: &str| {
         app.request(Method::POST, &format!("/admin/v1/products/{id}/images")).bearer_auth(token).json(&body).send()
     };
-    let png: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 24]].concat();
+    // A real image with a page hidden after it: published as the service writes it again.
+    let mut png = encoded(8, 5, image::ImageFormat::Png);
+    png.extend_from_slice(b"<html><script>alert(document.cookie)</script></html>");
     let response = ask("p-1", json!({"content_type": "image/png", "size": png.len()}), &admin).await.unwrap();
     assert_eq!(response.status(), 201);
     let upload: Value = response.json().await.unwrap();
@@ -324,7 +349,11 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
         // Served by the platform (on AWS, CloudFront's response headers policy says the same).
         assert_eq!(served.headers()["x-content-type-options"], "nosniff", "the browser may not guess the type");
     }
-    assert_eq!(served.bytes().await.unwrap().as_ref(), &png[..]);
+    let served = served.bytes().await.unwrap();
+    assert_ne!(served.as_ref(), &png[..], "never the uploaded bytes");
+    assert!(!served.windows(7).any(|w| w == b"<script"), "what hid after the image is gone");
+    let decoded = image::load_from_memory_with_format(&served, image::ImageFormat::Png).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (8, 5));
 
     let product: Value = app.request(Method::GET, "/v1/products/p-1").send().await.unwrap().json().await.unwrap();
     assert_eq!(product["images"], json!([url.clone()]));
@@ -346,6 +375,15 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     assert_eq!(complete(&upload).await.unwrap().status(), 404, "the upload was deleted");
     assert!(!app.client.get(upload["url"].as_str().unwrap()).send().await.unwrap().status().is_success());
 
+    // An image's first bytes with no image behind them: refused when decoded, deleted.
+    let header: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 24]].concat();
+    let response = ask("p-2", json!({"content_type": "image/png", "size": header.len()}), &admin).await.unwrap();
+    let upload: Value = response.json().await.unwrap();
+    assert!(send(&upload, "image/png", header).await.unwrap().status().is_success());
+    let refused: Value = complete(&upload).await.unwrap().json().await.unwrap();
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("not a whole image/png image"), "{refused}");
+    assert_eq!(complete(&upload).await.unwrap().status(), 404, "the upload was deleted");
+
     // More bytes than declared: refused and deleted before being read.
     let response = ask("p-2", json!({"content_type": "image/png", "size": 16}), &admin).await.unwrap();
     let upload: Value = response.json().await.unwrap();
@@ -354,11 +392,10 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     assert_eq!(complete(&upload).await.unwrap().status(), 404, "the upload was deleted");
 
     // Images larger than the API's JSON body limit upload too (the upload route sets its own).
-    let big = 2 * 1024 * 1024;
-    let response = ask("p-2", json!({"content_type": "image/jpeg", "size": big}), &admin).await.unwrap();
+    let jpeg = noisy_jpeg(1_000, 1_000);
+    assert!(jpeg.len() > 1024 * 1024, "{} bytes", jpeg.len());
+    let response = ask("p-2", json!({"content_type": "image/jpeg", "size": jpeg.len()}), &admin).await.unwrap();
     let upload: Value = response.json().await.unwrap();
-    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    jpeg.resize(big, 7);
     let put = send(&upload, "image/jpeg", jpeg).await.unwrap();
     assert!(put.status().is_success(), "{}", put.status());
     assert_eq!(complete(&upload).await.unwrap().status(), 200);

@@ -173,8 +173,10 @@ thread_local! {
     static ON_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The savepoint each transaction of a group runs in.
-const SAVEPOINT: &str = "_group_commit";
+/// The savepoint each transaction of a group runs in: opened, released, rolled back to.
+const SAVEPOINT: &str = "SAVEPOINT _group_commit";
+const RELEASE: &str = "RELEASE _group_commit";
+const ROLLBACK_TO: &str = "ROLLBACK TO _group_commit";
 
 /// The writer thread: runs jobs in order until every handle to the database is gone.
 fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>, groups: Arc<std::sync::atomic::AtomicU64>) {
@@ -229,17 +231,24 @@ fn settle(connection: &Connection) {
     }
 }
 
+/// Runs one of the group commit's statements (prepared once per connection: they run around every
+/// transaction, and parsing them each time cost more than running them).
+fn control(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 /// Runs `group` in one transaction, each in its own savepoint, and answers each.
 fn commit_group(connection: &Connection, mut group: Vec<Box<dyn Pending>>, in_group: &std::sync::atomic::AtomicBool) {
     metrics::histogram!("sqlite_group_commit_size").record(group.len() as f64);
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = control(connection, "BEGIN IMMEDIATE") {
         let why = error.to_string();
         group.into_iter().for_each(|pending| pending.answer(Err(why.clone())));
         return;
     }
     let mut aborted = None;
     for pending in &mut group {
-        if let Err(error) = connection.execute_batch(&format!("SAVEPOINT {SAVEPOINT}")) {
+        if let Err(error) = control(connection, SAVEPOINT) {
             aborted = Some(error.to_string());
             break;
         }
@@ -253,9 +262,9 @@ fn commit_group(connection: &Connection, mut group: Vec<Box<dyn Pending>>, in_gr
             break;
         }
         let ended = if ok {
-            connection.execute_batch(&format!("RELEASE {SAVEPOINT}"))
+            control(connection, RELEASE)
         } else {
-            connection.execute_batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"))
+            control(connection, ROLLBACK_TO).and_then(|()| control(connection, RELEASE))
         };
         if let Err(error) = ended {
             aborted = Some(error.to_string());
@@ -264,7 +273,7 @@ fn commit_group(connection: &Connection, mut group: Vec<Box<dyn Pending>>, in_gr
     }
     let committed = match aborted {
         Some(why) => Err(why),
-        None => connection.execute_batch("COMMIT").map_err(|error| error.to_string()),
+        None => control(connection, "COMMIT").map_err(|error| error.to_string()),
     };
     if committed.is_err() && !connection.is_autocommit() {
         let _ = connection.execute_batch("ROLLBACK");

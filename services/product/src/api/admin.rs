@@ -25,13 +25,8 @@ use crate::AppState;
 use crate::app::import::{ImportError, ImportReport, import_ndjson};
 
 /// Image types an admin may upload, with their file extensions.
-pub const IMAGE_TYPES: &[(&str, &str)] = &[
-    ("image/jpeg", "jpg"),
-    ("image/png", "png"),
-    ("image/webp", "webp"),
-    ("image/gif", "gif"),
-    ("image/avif", "avif"),
-];
+pub const IMAGE_TYPES: &[(&str, &str)] =
+    &[("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif")];
 
 /// How long an upload URL works.
 const UPLOAD_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -96,7 +91,8 @@ pub async fn import_products(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRequest {
-    /// Its media type: image/jpeg, image/png, image/webp, image/gif or image/avif.
+    /// Its media type: image/jpeg, image/png, image/webp or image/gif (each decoded and written
+    /// again before it is published).
     pub content_type: String,
     /// Its size in bytes (at most the configured cap, 10 MiB by default).
     pub size: u64,
@@ -141,7 +137,7 @@ pub async fn create_image(
     let mut v = Validator::new();
     let content_type = request.content_type.trim().to_ascii_lowercase();
     let extension = IMAGE_TYPES.iter().find(|(t, _)| *t == content_type).map(|(_, e)| *e);
-    v.check(extension.is_some(), "content_type", "must be image/jpeg, image/png, image/webp, image/gif or image/avif");
+    v.check(extension.is_some(), "content_type", "must be image/jpeg, image/png, image/webp or image/gif");
     v.check(request.size > 0, "size", "must be greater than 0");
     v.check(
         request.size <= state.image_max_bytes,
@@ -189,10 +185,10 @@ fn declared(name: &str) -> Option<(&'static str, u64)> {
     params(("id" = String, Path, description = "The product id"),
         ("upload" = String, Path, description = "The upload's name, from `complete` of the upload URL's answer")),
     responses(
-        (status = 200, description = "The image is public and listed on the product", body = PublishedImage),
+        (status = 200, description = "The image, decoded and written again by the service, is public and listed on the product", body = PublishedImage),
         (status = 404, description = "No such product, or nothing was uploaded", content_type = "application/problem+json"),
         (status = 413, description = "The upload is larger than an image may be (it is deleted)", content_type = "application/problem+json"),
-        (status = 422, description = "The upload is not an image of its declared type (it is deleted), or the product has too many images", content_type = "application/problem+json"),
+        (status = 422, description = "The upload is not a whole image of its declared type, or over 10,000 pixels a side (it is deleted), or the product has too many images", content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(product.id = %id, user.id = %admin.sub))]
 pub async fn complete_image(
@@ -235,7 +231,19 @@ pub async fn complete_image(
         state.objects.delete(&staged).await?;
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
-    state.objects.put(&image_key(&id, &name), object.bytes, declared).await?;
+    // Published as this service writes it again, never as uploaded.
+    let bytes = object.bytes;
+    let written = tokio::task::spawn_blocking(move || crate::app::images::reencode(&bytes, declared))
+        .await
+        .map_err(ApiError::internal)?;
+    let written = match written {
+        Ok(written) => written,
+        Err(refused) => {
+            state.objects.delete(&staged).await?;
+            return Err(ApiError::invalid_field("image", format!("{refused}; it was deleted")));
+        }
+    };
+    state.objects.put(&image_key(&id, &name), written.into(), declared).await?;
     let before = product.clone();
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();
