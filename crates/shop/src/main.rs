@@ -29,8 +29,8 @@ enum Command {
     /// Makes the DynamoDB tables, SQS queues and S3 bucket on an AWS emulator (the local stack's
     /// one-shot init), then exits.
     Provision(DataArgs),
-    /// Seeds the demo catalog and pricing (shipping zones with their tax rates, two promotions) into
-    /// an empty store (and, with --products N, N generated products with stock), then exits.
+    /// Seeds the demo catalog into an empty store (with --products N, N generated products with
+    /// stock; with --pricing, the demo shipping zones, tax rates and promotions), then exits.
     Seed(SeedArgs),
     /// Imports products from an NDJSON file (one product a line, as the admin API takes them).
     Import(ImportArgs),
@@ -125,6 +125,11 @@ struct SeedArgs {
     /// Write the generated products to this NDJSON file (for `shop import`) instead of the catalog.
     #[arg(long)]
     ndjson: Option<PathBuf>,
+    /// Also seed the demo pricing (shipping zones with their tax rates, two promotions) into an
+    /// order service that has none, as `shop up`'s first start does. Off by default: zones and an
+    /// automatic promotion change what every checkout is charged.
+    #[arg(long)]
+    pricing: bool,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -234,7 +239,7 @@ async fn main() -> ExitCode {
         Command::Migrate(_) => shop::migrate(&config).await,
         Command::Provision(_) => shop::provision(&config).await,
         Command::Seed(SeedArgs { products, ndjson: Some(file), .. }) => write_ndjson(products, &file),
-        Command::Seed(args) => seed(config, args.products).await,
+        Command::Seed(args) => seed(config, args.products, args.pricing).await,
         Command::Import(args) => import(config, &args.file).await,
         Command::Reindex(_) => reindex(config).await,
         Command::Reconcile(args) => match reconcile(config, &args).await {
@@ -265,13 +270,15 @@ fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-async fn seed(config: Config, products: u64) -> anyhow::Result<()> {
+async fn seed(config: Config, products: u64, pricing: bool) -> anyhow::Result<()> {
     let infra = Infra::build(config, shop::routing()).await?;
     let seeder = shop::Seeder::open(&infra).await?;
     let added = seeder.demo().await?;
     println!("demo catalog: {added} categories added");
-    let settings = seeder.pricing().await?;
-    println!("demo pricing: {settings} shipping zones and promotions added");
+    if pricing {
+        let settings = seeder.pricing().await?;
+        println!("demo pricing: {settings} shipping zones and promotions added");
+    }
     if products > 0 {
         let started = std::time::Instant::now();
         let bar = progress_bar(products, "seeding");

@@ -72,19 +72,24 @@ fn migrate_creates_every_store_and_is_idempotent() {
 }
 
 #[test]
-fn seed_adds_the_demo_catalog_and_pricing_once() {
+fn seed_adds_the_demo_catalog_and_with_pricing_the_demo_pricing_once() {
     let dir = tempfile::tempdir().unwrap();
+    let plain = shop().args(["seed", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(!plain.contains("demo pricing"), "pricing only when asked: {plain}");
     let run = || {
-        let output = shop().args(["seed", "--data-dir"]).arg(dir.path()).output().unwrap();
+        let output = shop().args(["seed", "--pricing", "--data-dir"]).arg(dir.path()).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };
-    let first = run();
     let added = |out: &str, what: &str| -> usize {
         let line = out.lines().find(|l| l.starts_with(what)).unwrap_or_else(|| panic!("no {what} in {out}"));
         line.split_whitespace().nth(2).unwrap().parse().unwrap()
     };
-    assert!(added(&first, "demo catalog:") > 0, "{first}");
+    assert!(added(&plain, "demo catalog:") > 0, "{plain}");
+    let first = run();
+    assert_eq!(added(&first, "demo catalog:"), 0, "{first}");
     assert!(added(&first, "demo pricing:") >= 5, "three zones and two promotions: {first}");
     let second = run();
     assert_eq!(added(&second, "demo catalog:"), 0, "{second}");

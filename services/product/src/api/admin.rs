@@ -82,7 +82,8 @@ pub async fn import_products(
             Err(ApiError::payload_too_large(state.bulk_body_limit))
         }
         Err(ImportError::Read(error)) => Err(ApiError::bad_request(format!("could not read the upload: {error}"))),
-        // A throttled or busy store is a 503 with `Retry-After` (the import is idempotent: resend it).
+        // A throttled or busy store is a 503 with `Retry-After`, never a 500 (lines with an `id`
+        // are written again as they are; lines without one get a new product each time).
         Err(ImportError::Store(error)) => Err(error.into()),
     }
 }
@@ -232,11 +233,7 @@ pub async fn complete_image(
         return Err(ApiError::invalid_field("images", "a product has at most 20 images"));
     }
     // Published as this service writes it again, never as uploaded.
-    let bytes = object.bytes;
-    let written = tokio::task::spawn_blocking(move || crate::app::images::reencode(&bytes, declared))
-        .await
-        .map_err(ApiError::internal)?;
-    let written = match written {
+    let written = match crate::app::images::check(object.bytes, declared).await {
         Ok(written) => written,
         Err(refused) => {
             state.objects.delete(&staged).await?;

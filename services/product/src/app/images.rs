@@ -11,8 +11,23 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 /// Longest side of an uploaded image, in pixels.
 pub const MAX_SIDE: u32 = 10_000;
 
-/// Most memory one decode may take.
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// Most memory one decode may take: 40 megapixels of RGBA (a 10,000-pixel side only on a narrow
+/// image). The rewrite converts in place, so a check never holds much more than this.
+const MAX_DECODE_BYTES: u64 = 160 * 1024 * 1024;
+
+/// Checks that run at once (each may hold [`MAX_DECODE_BYTES`]); more wait their turn.
+pub const CONCURRENT_CHECKS: usize = 2;
+
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CHECKS);
+
+/// [`reencode`] on a blocking thread, [`CONCURRENT_CHECKS`] at a time; a panic in a decoder is a
+/// refusal like any other bad image.
+pub async fn check(bytes: bytes::Bytes, content_type: &'static str) -> Result<Vec<u8>, Refused> {
+    let _turn = CHECKS.acquire().await.expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(move || reencode(&bytes, content_type))
+        .await
+        .unwrap_or_else(|_| Err(Refused(format!("the bytes could not be read as {content_type}"))))
+}
 
 /// JPEG quality of a re-encoded photo.
 const JPEG_QUALITY: u8 = 90;
@@ -43,8 +58,8 @@ pub fn reencode(bytes: &[u8], content_type: &str) -> Result<Vec<u8>, Refused> {
     let written = match format {
         // JPEG has no alpha channel: a photo is written as RGB.
         ImageFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-            .encode_image(&DynamicImage::ImageRgb8(image.to_rgb8())),
-        ImageFormat::Gif | ImageFormat::WebP => DynamicImage::ImageRgba8(image.to_rgba8()).write_to(&mut out, format),
+            .encode_image(&DynamicImage::ImageRgb8(image.into_rgb8())),
+        ImageFormat::Gif | ImageFormat::WebP => DynamicImage::ImageRgba8(image.into_rgba8()).write_to(&mut out, format),
         _ => image.write_to(&mut out, format),
     };
     written.map_err(|e| Refused(format!("the image could not be written again as {content_type}: {e}")))?;
@@ -58,10 +73,21 @@ fn decode(bytes: &[u8], format: ImageFormat, content_type: &str) -> Result<Dynam
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    reader.decode().map_err(|error| match error {
+    // A photo's EXIF orientation is applied to the pixels: the rewrite carries no EXIF.
+    let mut decoder = reader.into_decoder().map_err(|error| refusal(error, content_type))?;
+    let orientation = image::ImageDecoder::orientation(&mut decoder).ok();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|error| refusal(error, content_type))?;
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(image)
+}
+
+fn refusal(error: image::ImageError, content_type: &str) -> Refused {
+    match error {
         image::ImageError::Limits(_) => Refused(format!("the image is too large: at most {MAX_SIDE} pixels a side")),
         error => Refused(format!("the bytes are not a whole {content_type} image ({error})")),
-    })
+    }
 }
 
 #[cfg(test)]

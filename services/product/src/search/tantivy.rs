@@ -650,8 +650,13 @@ impl SearchIndex for TantivyIndex {
     }
 
     async fn indexed_revisions(&self, ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
-        let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
-        revisions(&self.reader.searcher(), &self.fields, &keys).map_err(backend)
+        let (searcher, fields, ids) = (self.reader.searcher(), self.fields, ids.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+            revisions(&searcher, &fields, &keys).map_err(backend)
+        })
+        .await
+        .map_err(backend)?
     }
 
     async fn delete(&self, ids: Vec<String>, at: i64) -> Result<(), SearchError> {
