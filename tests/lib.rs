@@ -141,6 +141,24 @@ impl TestApp {
         panic!("search did not find the {count} seeded products within a minute");
     }
 
+    /// Seeds the demo shipping zones, tax rates and promotions (what `shop up`'s first start does)
+    /// and waits until checkout prices with them (the order service reads its settings anew every
+    /// few seconds).
+    pub async fn seed_pricing(&self) {
+        let seeder = shop::Seeder::open(&self.local().infra).await.expect("the seeder opens");
+        assert!(seeder.pricing().await.expect("the pricing seeds") > 0, "the demo pricing was seeded");
+        let cart: serde_json::Value =
+            self.request(Method::POST, "/v1/carts").send().await.expect("a response").json().await.expect("a cart");
+        let path = format!("/v1/carts/{}/shipping-methods?country=US", cart["id"].as_str().expect("a cart id"));
+        for _ in 0..200 {
+            if self.request(Method::GET, &path).send().await.expect("a response").status().is_success() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the seeded shipping zones were not in force within 20 s");
+    }
+
     /// Whether the tests drive the platform in this process (not the fleet, whose catalog and
     /// stock other tests share).
     pub fn is_local(&self) -> bool {

@@ -123,6 +123,8 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
                 .register_transaction(step(hot_product))
                 .register_transaction(step(cart_add))
                 .register_transaction(step(cart_view))
+                .register_transaction(step(shipping))
+                .register_transaction(step(code))
                 .register_transaction(step(checkout))
                 .register_transaction(step(my_orders)),
             "restock" => scenario
@@ -154,6 +156,8 @@ struct Shopper {
     token: Option<String>,
     /// The signed-in shopper's cart id.
     cart_id: Option<String>,
+    /// Orders this shopper placed.
+    purchases: usize,
     /// The SKU the admin looks at.
     sku: Option<String>,
 }
@@ -403,6 +407,73 @@ fn cart_view(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
     })
 }
 
+/// Where shoppers' orders go (a US state with a sales tax, where the shop has zones).
+pub const DESTINATION: (&str, &str, &str) = ("US", "NY", "10001");
+
+/// The shopper looks at the ways to ship the cart home and picks one (what the shop offers there,
+/// priced; nothing when it has no zones).
+fn shipping(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
+    Box::pin(async move {
+        let Some(token) = shopper(user).token.clone() else { return Ok(()) };
+        if !shared.catalog.ships_to {
+            return Ok(());
+        }
+        let (country, region, postal_code) = DESTINATION;
+        let path = format!("/v1/cart/shipping-methods?country={country}&region={region}&postal_code={postal_code}");
+        let Some(offered) = send(user, "shipping methods", GooseMethod::Get, &path, Some(&token), None).await? else {
+            return Ok(());
+        };
+        let ids: Vec<String> = offered["items"]
+            .as_array()
+            .map(|methods| methods.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let Some(method) = ids.choose(&mut rand::rng()).cloned() else { return Ok(()) };
+        let choice = json!({"country": country, "region": region, "postal_code": postal_code, "method_id": method});
+        let cart =
+            send(user, "choose shipping", GooseMethod::Put, "/v1/cart/shipping", Some(&token), Some(choice)).await?;
+        if let Some(id) = field(&shared, "choose shipping", cart, "id") {
+            shopper(user).cart_id = Some(id);
+        }
+        Ok(())
+    })
+}
+
+/// On their first order, shoppers enter one of the shop's welcome codes (each shopper's first
+/// order, so the code is never refused as used).
+fn code(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
+    Box::pin(async move {
+        let (token, first) = {
+            let s = shopper(user);
+            (s.token.clone(), s.purchases == 0)
+        };
+        let Some(token) = token else { return Ok(()) };
+        let code = {
+            if !first {
+                return Ok(());
+            }
+            match shared.catalog.codes.choose(&mut rand::rng()) {
+                Some(code) => code.clone(),
+                None => return Ok(()),
+            }
+        };
+        // A code the shop refuses (it changed since the run began, another order of this shopper
+        // got in first) is a 422 naming why: the shop's answer, not a failure; the shopper buys on.
+        let mut builder = user.get_request_builder(&GooseMethod::Post, "/v1/cart/codes")?;
+        builder = builder.bearer_auth(&token).json(&json!({"code": code}));
+        let request = GooseRequest::builder()
+            .method(GooseMethod::Post)
+            .path("/v1/cart/codes")
+            .name("enter code")
+            .set_request_builder(builder)
+            .build();
+        let mut goose = user.request(request).await?;
+        if goose.response.as_ref().is_ok_and(|r| r.status() == 422) {
+            user.set_success(&mut goose.request)?;
+        }
+        Ok(())
+    })
+}
+
 fn checkout(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
     Box::pin(async move {
         let (token, cart) = {
@@ -414,16 +485,19 @@ fn checkout(shared: Arc<Shared>, user: &mut GooseUser) -> Step<'_> {
             let mut rng = rand::rng();
             PAYMENT_METHODS.choose_weighted(&mut rng, |(_, w)| *w).map(|(m, _)| *m).unwrap_or("pm_card_visa")
         };
+        let (country, region, postal_code) = DESTINATION;
         let body = json!({
             "cart_id": cart,
             "payment_method": method,
-            "shipping_address": {"name": "Load Test Shopper", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"},
+            "shipping_address": {"name": "Load Test Shopper", "line1": "1 Main St", "city": "New York",
+                "region": region, "postal_code": postal_code, "country": country},
         });
         // A fresh key per checkout: each is a new purchase.
         let key = Some(uuid::Uuid::new_v4().to_string());
         let order =
             send_keyed(user, "checkout", GooseMethod::Post, "/v1/orders", Some(&token), Some(body), key).await?;
         let Some(id) = field(&shared, "checkout", order, "id") else { return Ok(()) };
+        shopper(user).purchases += 1;
         shared.tally.orders.lock().expect("not poisoned").push((id.clone(), method));
         // The shopper watches the order page until the order settles.
         let path = format!("/v1/orders/{id}");

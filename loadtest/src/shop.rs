@@ -155,6 +155,37 @@ pub struct Catalog {
     pub hot: Vec<Hot>,
     /// The stock each hot SKU starts the run with (`on_hand`, nothing reserved).
     pub initial: HashMap<String, i64>,
+    /// Discount codes any shopper's first order may carry (codes with no condition but
+    /// first-order-only and no total limit); none when the shop has no such promotion.
+    pub codes: Vec<String>,
+    /// Whether a shipping zone of the shop covers the shoppers' destination (its country, or `*`):
+    /// only then do they ask for shipping methods (elsewhere that is a 422, as it should be).
+    pub ships_to: bool,
+}
+
+/// Whether one of `zones` (`GET /admin/v1/shipping-zones`) ships to `country`.
+pub fn ships_to(zones: &Value, country: &str) -> bool {
+    zones["items"].as_array().is_some_and(|all| {
+        all.iter().any(|zone| zone["countries"].as_array().is_some_and(|c| c.iter().any(|c| c == country || c == "*")))
+    })
+}
+
+/// The codes of `promotions` (`GET /admin/v1/promotions`) that any shopper's first order may
+/// carry, so that entering one is never refused: no minimum, no date window, no allow-list, no
+/// total limit.
+pub fn first_order_codes(promotions: &Value) -> Vec<String> {
+    let open = |p: &Value| {
+        let conditions = &p["conditions"];
+        ["min_subtotal", "min_quantity", "starts_at", "ends_at", "customers"]
+            .iter()
+            .all(|c| conditions[c].is_null() || conditions[c].as_array().is_some_and(Vec::is_empty))
+            && p["limits"]["total"].is_null()
+            && p["active"].as_bool() != Some(false)
+    };
+    promotions["items"]
+        .as_array()
+        .map(|all| all.iter().filter(|p| open(p)).filter_map(|p| p["code"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 /// Words of the seeded catalog's product names, for searches.
@@ -244,13 +275,39 @@ impl Catalog {
             }
             initial.insert(hot.sku.clone(), stock);
         }
-        Ok(Self { categories, brands, hot: picked, initial })
+        let codes = first_order_codes(&admin.get("/admin/v1/promotions").await?);
+        let ships_to = ships_to(&admin.get("/admin/v1/shipping-zones").await?, crate::journeys::DESTINATION.0);
+        Ok(Self { categories, brands, hot: picked, initial, codes, ships_to })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_codes_every_first_order_may_carry_are_entered() {
+        let promotions = json!({"items": [
+            {"code": "WELCOME10", "conditions": {"first_order_only": true}, "limits": {"per_customer": 1}},
+            {"code": "BIG", "conditions": {"min_subtotal": 7500}, "limits": {}},
+            {"code": "FEW", "conditions": {}, "limits": {"total": 10}},
+            {"code": "VIP", "conditions": {"customers": ["u1"]}, "limits": {}},
+            {"code": null, "conditions": {}, "limits": {}},
+            {"code": "OPEN", "conditions": {"customers": []}, "limits": {}},
+            {"code": "PAUSED", "conditions": {}, "limits": {}, "active": false}
+        ]});
+        assert_eq!(first_order_codes(&promotions), ["WELCOME10", "OPEN"]);
+        assert!(first_order_codes(&json!({"items": []})).is_empty());
+    }
+
+    #[test]
+    fn shoppers_ask_for_shipping_only_where_a_zone_covers_them() {
+        let zones = |countries: Value| json!({"items": [{"countries": countries}]});
+        assert!(ships_to(&zones(json!(["US"])), "US"));
+        assert!(ships_to(&zones(json!(["*"])), "US"));
+        assert!(!ships_to(&zones(json!(["DE", "FR"])), "US"));
+        assert!(!ships_to(&json!({"items": []}), "US"));
+    }
 
     #[test]
     fn the_secret_is_read_from_an_otpauth_uri_or_taken_as_it_is() {

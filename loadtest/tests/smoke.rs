@@ -10,6 +10,8 @@ use shop_tests::TestApp;
 async fn the_smoke_profile_runs_without_errors_and_leaves_the_platform_consistent() {
     let app = TestApp::start().await;
     app.seed_products(1_000).await;
+    // As `shop up` starts: zones to ship to, a welcome code, free shipping over a threshold.
+    app.seed_pricing().await;
     let (email, password, totp_secret) = app.create_admin().await;
     let mut options = Options::new(app.base.clone(), Profile::smoke(), AdminLogin { email, password, totp_secret });
     options.hot_products = 50;
@@ -20,11 +22,21 @@ async fn the_smoke_profile_runs_without_errors_and_leaves_the_platform_consisten
     assert_eq!(report.total.errors, 0, "failed requests: {:?}", report.error_kinds);
     assert!(report.consistency.consistent(), "{:?}", report.consistency.problems);
     // Every journey ran, and orders went every way the saga goes.
-    for step in
-        ["category page", "product", "search filtered", "guest cart add", "sign in", "checkout", "admin restock"]
-    {
+    for step in [
+        "category page",
+        "product",
+        "search filtered",
+        "guest cart add",
+        "sign in",
+        "shipping methods",
+        "choose shipping",
+        "enter code",
+        "checkout",
+        "admin restock",
+    ] {
         assert!(report.steps.iter().any(|l| l.step == step && l.requests > 0), "{step} never ran");
     }
+    assert_eq!(shared.catalog.codes, ["WELCOME10"], "the demo's welcome code is entered");
     assert!(report.orders_completed > 0, "no order completed");
     assert!(report.consistency.orders.get("payment_failed").is_some_and(|n| *n > 0), "no declined payment");
     assert_eq!(report.consistency.confirmed, report.consistency.captured);
