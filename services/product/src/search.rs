@@ -321,8 +321,7 @@ pub trait SearchIndex: Send + Sync {
     /// The revisions the index holds of `ids` (an id not indexed is absent). What lets a stock
     /// change that moved no product's status skip the write: the index holds that revision already.
     /// An engine that cannot tell cheaply answers nothing, and its products are written again.
-    async fn indexed_revisions(&self, ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
-        let _ = ids;
+    async fn indexed_revisions(&self, _ids: &[String]) -> Result<HashMap<String, i64>, SearchError> {
         Ok(HashMap::new())
     }
     /// Starts a rebuild beside the live index, where the engine can: a new, empty index that live

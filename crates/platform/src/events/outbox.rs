@@ -499,33 +499,6 @@ mod tests {
         assert_eq!(pauses, [500, 1000, 2000, 4000, 4000, 4000]);
     }
 
-    /// An outbox in memory: one partition, leases always granted.
-    #[derive(Default)]
-    struct MemoryOutbox(std::sync::Mutex<Vec<(i64, String)>>);
-
-    #[async_trait]
-    impl OutboxStore for MemoryOutbox {
-        async fn lease(&self, _partition: u32, _owner: &str, _ttl: Duration) -> Result<bool, BusError> {
-            Ok(true)
-        }
-        async fn release(&self, _partition: u32, _owner: &str) -> Result<(), BusError> {
-            Ok(())
-        }
-        async fn fetch(&self, _partition: u32, limit: usize) -> Result<Vec<(i64, String)>, BusError> {
-            Ok(self.0.lock().unwrap().iter().take(limit).cloned().collect())
-        }
-        async fn delete(&self, _partition: u32, seqs: &[i64]) -> Result<(), BusError> {
-            self.0.lock().unwrap().retain(|(seq, _)| !seqs.contains(seq));
-            Ok(())
-        }
-        async fn park(&self, _partition: u32, _seq: i64, _body: &str, _reason: &str) -> Result<(), BusError> {
-            unreachable!("nothing is refused here")
-        }
-        async fn parked(&self, _limit: usize) -> Result<Vec<ParkedEvent>, BusError> {
-            Ok(Vec::new())
-        }
-    }
-
     /// A bus that fails its first `failing` publishes as a temporary outage would, noting when each
     /// try came.
     struct FlakyBus {
@@ -585,8 +558,12 @@ mod tests {
     async fn a_failing_bus_is_retried_less_and_less_often_deaf_to_wakes_then_each_event_goes_once() {
         let interval = Duration::from_millis(20);
         let event = Event::new("t.happened.v1", "svc", json!({"i": 1}));
-        let store = Arc::new(MemoryOutbox::default());
-        store.0.lock().unwrap().push((1, event.to_json()));
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("svc.db")).unwrap();
+        db.migrate(PLATFORM_MIGRATIONS).unwrap();
+        let written = event.clone();
+        db.transaction(move |tx| outbox_push(tx, &written)).await.unwrap();
+        let store = Arc::new(SqliteOutbox(db));
         let bus = Arc::new(FlakyBus { failing: 4, tries: Default::default(), published: Default::default() });
         let signal = OutboxSignal::default();
         let relay = OutboxRelay::new(store.clone(), bus.clone(), interval).woken_by(signal.clone());
@@ -608,7 +585,7 @@ mod tests {
             assert!(*gap >= retry_after(interval, failures), "try after {failures} failures came after {gap:?}");
         }
         assert_eq!(*bus.published.lock().unwrap(), [event.id]);
-        assert!(store.0.lock().unwrap().is_empty(), "the published event left the outbox");
+        assert!(waiting_events(store.as_ref(), false).await.unwrap().is_empty(), "the published event left the outbox");
     }
 
     #[tokio::test]

@@ -22,11 +22,8 @@ use platform::telemetry::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::app::images::TYPES;
 use crate::app::import::{ImportError, ImportReport, import_ndjson};
-
-/// Image types an admin may upload, with their file extensions.
-pub const IMAGE_TYPES: &[(&str, &str)] =
-    &[("image/jpeg", "jpg"), ("image/png", "png"), ("image/webp", "webp"), ("image/gif", "gif")];
 
 /// How long an upload URL works.
 const UPLOAD_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -137,7 +134,7 @@ pub async fn create_image(
 ) -> Result<(axum::http::StatusCode, Json<ImageUpload>), ApiError> {
     let mut v = Validator::new();
     let content_type = request.content_type.trim().to_ascii_lowercase();
-    let extension = IMAGE_TYPES.iter().find(|(t, _)| *t == content_type).map(|(_, e)| *e);
+    let extension = TYPES.iter().find(|(t, _, _)| *t == content_type).map(|(_, e, _)| *e);
     v.check(extension.is_some(), "content_type", "must be image/jpeg, image/png, image/webp or image/gif");
     v.check(request.size > 0, "size", "must be greater than 0");
     v.check(
@@ -176,7 +173,7 @@ fn declared(name: &str) -> Option<(&'static str, u64)> {
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let kind = IMAGE_TYPES.iter().find(|(_, e)| *e == extension).map(|(t, _)| *t)?;
+    let kind = TYPES.iter().find(|(_, e, _)| *e == extension).map(|(t, _, _)| *t)?;
     Some((kind, size.parse().ok()?))
 }
 

@@ -37,15 +37,17 @@ const JPEG_QUALITY: u8 = 90;
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// The formats re-encoded, by media type (the upload allow-list).
+/// The image types an admin may upload: media type, file extension, and the format it is decoded
+/// and written again in.
+pub const TYPES: &[(&str, &str, ImageFormat)] = &[
+    ("image/jpeg", "jpg", ImageFormat::Jpeg),
+    ("image/png", "png", ImageFormat::Png),
+    ("image/webp", "webp", ImageFormat::WebP),
+    ("image/gif", "gif", ImageFormat::Gif),
+];
+
 fn format_of(content_type: &str) -> Option<ImageFormat> {
-    Some(match content_type {
-        "image/png" => ImageFormat::Png,
-        "image/jpeg" => ImageFormat::Jpeg,
-        "image/gif" => ImageFormat::Gif,
-        "image/webp" => ImageFormat::WebP,
-        _ => return None,
-    })
+    TYPES.iter().find(|(t, _, _)| *t == content_type).map(|(_, _, format)| *format)
 }
 
 /// Decodes `bytes` as an image of `content_type` and encodes it again in that format (a GIF keeps
