@@ -53,6 +53,16 @@ pub struct ResetRequest {
 }
 
 /// Accounts and their credentials, addresses and reset tokens.
+/// What a Cognito identity's first link to an account whose email nobody proved writes besides the
+/// link ([`UserStore::link_cognito`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The password's new hash (of one nobody knows).
+    pub password_hash: &'a str,
+    /// `user.email_verified.v1`: the pool verified the email.
+    pub verified: &'a Event,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Stores a new account with `events` (its outbox, one transaction); [`StoreError::EmailTaken`]
@@ -72,15 +82,16 @@ pub trait UserStore: Send + Sync {
     /// not verified, in one transaction; `false` otherwise (nothing written).
     async fn request_verification(&self, user_id: &str, event: &platform::events::Event) -> Result<bool, StoreError>;
     /// Binds the Cognito identity `sub` to `user_id` (unless another is bound) and marks its email
-    /// verified; with `replace_password`, in the same transaction the password becomes that hash
-    /// (one nobody knows), the second factor is dropped and every session ends (credentials
-    /// changed at `now_ms`): what someone who registered the email before its owner set up goes.
+    /// verified; with a `claim` (the email was not verified), in the same transaction the password
+    /// becomes the claim's hash (one nobody knows), the second factor is dropped, every session ends
+    /// (credentials changed at `now_ms`) — what someone who registered the email before its owner
+    /// set up goes — and the claim's event (the email is verified now) is written to the outbox.
     /// `false` when another identity is bound or there is no such user.
     async fn link_cognito(
         &self,
         user_id: &str,
         sub: &str,
-        replace_password: Option<&str>,
+        claim: Option<Claim<'_>>,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
     /// The account with this (normalised) email.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::auth::TokenResponse;
 use crate::AppState;
 use crate::domain::{Account, User, new_secret_token, normalize_email, password};
-use crate::store::StoreError;
+use crate::store::{Claim, StoreError};
 
 /// `POST /v1/auth/cognito`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -122,7 +122,9 @@ async fn link(state: &AppState, account: Account, sub: &str) -> Result<(Account,
         }
     };
     let now = chrono::Utc::now().timestamp_millis();
-    if !state.users.link_cognito(&account.user.id, sub, replace.as_deref(), now).await? {
+    let verified = super::verify_email::verified(&account.user.id, &account.user.email);
+    let claim = replace.as_deref().map(|password_hash| Claim { password_hash, verified: &verified });
+    if !state.users.link_cognito(&account.user.id, sub, claim, now).await? {
         return Err(ApiError::conflict("the account with this email is bound to another Cognito identity"));
     }
     if replace.is_some() {
@@ -164,7 +166,9 @@ async fn create(state: &AppState, email: &str, sub: &str, name: Option<&str>) ->
         email_verified: true,
         cognito_sub: Some(sub.to_owned()),
     };
-    match state.users.create(&account, &[]).await {
+    // The pool verified the email: the orders placed as a guest with it become the account's.
+    let verified = super::verify_email::verified(&user.id, &user.email);
+    match state.users.create(&account, &[verified]).await {
         Ok(()) => {
             tracing::info!(user.id = %user.id, "account made at a first Cognito sign-in");
             Ok(Some(account))

@@ -80,15 +80,19 @@ pub async fn verify_email(
     if chrono::Utc::now().timestamp() > expires {
         return Err(refused());
     }
-    let verified = platform::contracts::user::EmailVerified { user_id: user_id.to_owned(), email: email.to_owned() };
-    let event =
-        Event::new(platform::contracts::user::EmailVerified::KIND, NAME, &verified).with_subject(user_id.to_owned());
-    if !state.users.verify_email(user_id, email, &event).await? {
+    if !state.users.verify_email(user_id, email, &verified(user_id, email)).await? {
         return Err(refused());
     }
     tracing::Span::current().record("user.id", user_id);
     tracing::info!(user.id = %user_id, "email verified");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `user.email_verified.v1`: the email of `user_id` is proven its owner's (a followed link, or a
+/// Cognito pool that verified it), so the orders placed as a guest with it become the account's.
+pub(crate) fn verified(user_id: &str, email: &str) -> Event {
+    let verified = platform::contracts::user::EmailVerified { user_id: user_id.to_owned(), email: email.to_owned() };
+    Event::new(platform::contracts::user::EmailVerified::KIND, NAME, &verified).with_subject(user_id.to_owned())
 }
 
 /// Mails the signed-in user a new verification link (the first one lost, or expired).

@@ -8,7 +8,7 @@ use platform::sqlite::Migration;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
-use super::{EventFactory, ResetRequest, StoreError, UserStore};
+use super::{Claim, EventFactory, ResetRequest, StoreError, UserStore};
 use crate::domain::{Account, Address, AddressInput, User};
 
 /// The user service's PostgreSQL schema.
@@ -202,19 +202,19 @@ impl UserStore for PgUserStore {
         &self,
         user_id: &str,
         sub: &str,
-        replace_password: Option<&str>,
+        claim: Option<Claim<'_>>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
-        let query = match replace_password {
-            Some(hash) => sqlx::query(
+        let query = match claim {
+            Some(claim) => sqlx::query(
                 "UPDATE users SET cognito_sub = $2, email_verified = TRUE, password_hash = $3, mfa_secret = NULL,
                     mfa_confirmed = FALSE, credentials_changed_at = $4, updated_at = $4
                  WHERE id = $1 AND (cognito_sub IS NULL OR cognito_sub = $2)",
             )
             .bind(user_id)
             .bind(sub)
-            .bind(hash)
+            .bind(claim.password_hash)
             .bind(now_ms),
             None => sqlx::query(
                 "UPDATE users SET cognito_sub = $2, email_verified = TRUE, updated_at = $3
@@ -225,10 +225,12 @@ impl UserStore for PgUserStore {
             .bind(now_ms),
         };
         let linked = query.execute(&mut *tx).await.map_err(create_error)?.rows_affected() == 1;
-        if linked && replace_password.is_some() {
+        if let (true, Some(claim)) = (linked, claim) {
             spend_resets(&mut tx, user_id, now_ms).await?;
+            outbox_push(&mut tx, claim.verified).await.map_err(StoreError::backend)?;
         }
         tx.commit().await.map_err(StoreError::backend)?;
+        self.signal.wake_if(linked && claim.is_some());
         Ok(linked)
     }
 

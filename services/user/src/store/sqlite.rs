@@ -6,7 +6,7 @@ use platform::events::outbox::OutboxSignal;
 use platform::sqlite::{Db, DbError, now_ms, outbox_push};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{EventFactory, ResetRequest, Rotation, Session, SessionStore, StoreError, UserStore};
+use super::{Claim, EventFactory, ResetRequest, Rotation, Session, SessionStore, StoreError, UserStore};
 use crate::domain::{Account, Address, AddressInput, User};
 
 /// Accounts in the service's SQLite database.
@@ -194,14 +194,16 @@ impl UserStore for SqliteUserStore {
         &self,
         user_id: &str,
         sub: &str,
-        replace_password: Option<&str>,
+        claim: Option<Claim<'_>>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let (user_id, sub, replace) = (user_id.to_owned(), sub.to_owned(), replace_password.map(str::to_owned));
+        let (user_id, sub) = (user_id.to_owned(), sub.to_owned());
+        let claim = claim.map(|c| (c.password_hash.to_owned(), c.verified.clone()));
+        let claimed = claim.is_some();
         self.db
             .transaction(move |tx| {
-                let changed = match &replace {
-                    Some(hash) => tx
+                let changed = match &claim {
+                    Some((hash, _)) => tx
                         .prepare_cached(
                             "UPDATE users SET cognito_sub = ?2, email_verified = 1, password_hash = ?3,
                                 mfa_secret = NULL, mfa_confirmed = 0, credentials_changed_at = ?4, updated_at = ?4
@@ -215,13 +217,15 @@ impl UserStore for SqliteUserStore {
                         )?
                         .execute(params![user_id, sub, now_ms])?,
                 };
-                if changed == 1 && replace.is_some() {
+                if let (1, Some((_, verified))) = (changed, &claim) {
                     spend_resets(tx, &user_id, now_ms)?;
+                    outbox_push(tx, verified)?;
                 }
                 Ok(changed == 1)
             })
             .await
             .map_err(create_error)
+            .inspect(|&linked| self.signal.wake_if(linked && claimed))
     }
 
     async fn by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {

@@ -13,7 +13,7 @@ use serde_json::json;
 use shop_user::domain::{Account, Address, AddressInput, User};
 use shop_user::store::postgres::{PG_MIGRATIONS, PgUserStore};
 use shop_user::store::sqlite::SqliteUserStore;
-use shop_user::store::{EventFactory, ResetRequest, StoreError, UserStore};
+use shop_user::store::{Claim, EventFactory, ResetRequest, StoreError, UserStore};
 use tempfile::TempDir;
 
 use super::{PgSchema, unique};
@@ -479,8 +479,10 @@ async fn an_identity_is_bound_once_and_claiming_an_unproven_account_ends_its_cre
     assert_eq!(fx.outbox().await.len(), mails + 2);
     assert!(store.by_id(&ada.user.id).await.unwrap().unwrap().email_verified);
 
-    // A verified account keeps its password when an identity is bound.
+    // A verified account keeps its password when an identity is bound, and nothing is told.
+    let told = fx.outbox().await.len();
     assert!(store.link_cognito(&ada.user.id, "sub-1", None, 1_000).await.unwrap());
+    assert_eq!(fx.outbox().await.len(), told, "it was verified already");
     let linked = store.by_cognito_sub("sub-1").await.unwrap().unwrap();
     assert_eq!(
         (linked.user.id.as_str(), linked.password_hash.as_str()),
@@ -495,7 +497,13 @@ async fn an_identity_is_bound_once_and_claiming_an_unproven_account_ends_its_cre
     bob.mfa_confirmed = true;
     store.create(&bob, &[]).await.unwrap();
     assert!(request_reset(store, "bob@example.com", "bob-reset", in_an_hour()).await);
-    assert!(store.link_cognito(&bob.user.id, "sub-3", Some("unknown-hash"), 5_000).await.unwrap());
+    let told = fx.outbox().await.len();
+    let pooled = platform::events::Event::new("user.email_verified.v1", "user", serde_json::json!({}));
+    let claim = Claim { password_hash: "unknown-hash", verified: &pooled };
+    assert!(!store.link_cognito("nobody", "sub-3", Some(claim), 5_000).await.unwrap());
+    assert_eq!(fx.outbox().await.len(), told, "no account, nothing told");
+    assert!(store.link_cognito(&bob.user.id, "sub-3", Some(claim), 5_000).await.unwrap());
+    assert_eq!(fx.outbox().await.len(), told + 1, "the pool's verification is told with the claim");
     let claimed = store.by_id(&bob.user.id).await.unwrap().unwrap();
     assert_eq!(claimed.password_hash, "unknown-hash");
     assert_eq!((claimed.mfa_secret, claimed.mfa_confirmed), (None, false));
