@@ -17,12 +17,29 @@ use super::routing::Routing;
 use crate::sqlite::{Db, Migration, now_ms};
 
 /// The queue's schema.
-pub const QUEUE_MIGRATIONS: &[Migration] = &[Migration {
-    scope: "events",
-    version: 1,
-    name: "queue",
-    sql: include_str!("../../../../migrations/events/sqlite/0001_queue.sql"),
-}];
+pub const QUEUE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        scope: "events",
+        version: 1,
+        name: "queue",
+        sql: include_str!("../../../../migrations/events/sqlite/0001_queue.sql"),
+    },
+    Migration {
+        scope: "events",
+        version: 2,
+        name: "queue_indexes",
+        sql: include_str!("../../../../migrations/events/sqlite/0002_queue_indexes.sql"),
+    },
+];
+
+/// The condition of the `messages_exhausted` partial index, written out in each statement that
+/// should use it (SQLite uses a partial index only where the query names its condition).
+macro_rules! exhausted {
+    () => {
+        "receive_count >= 5"
+    };
+}
+const _: () = assert!(MAX_RECEIVES == 5, "exhausted!() and the messages_exhausted index name MAX_RECEIVES");
 
 /// How often a waiting receive looks for messages published by another process.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -96,16 +113,19 @@ impl SqliteQueue {
             .transaction(move |tx| {
                 let now = now_ms();
                 // Messages received MAX_RECEIVES times without success die instead of coming back.
-                tx.prepare_cached(
+                tx.prepare_cached(concat!(
                     "INSERT INTO dead_letters (queue, event_id, body, receive_count, reason, enqueued_at, dead_at)
                      SELECT queue, event_id, body, receive_count, 'exceeded the maximum receive count', enqueued_at, ?2
-                     FROM messages WHERE queue = ?1 AND visible_at <= ?2 AND receive_count >= ?3 ORDER BY id",
-                )?
-                .execute(params![queue, now, MAX_RECEIVES])?;
-                tx.prepare_cached(
-                    "DELETE FROM messages WHERE queue = ?1 AND visible_at <= ?2 AND receive_count >= ?3",
-                )?
-                .execute(params![queue, now, MAX_RECEIVES])?;
+                     FROM messages WHERE queue = ?1 AND visible_at <= ?2 AND ",
+                    exhausted!(),
+                    " ORDER BY id"
+                ))?
+                .execute(params![queue, now])?;
+                tx.prepare_cached(concat!(
+                    "DELETE FROM messages WHERE queue = ?1 AND visible_at <= ?2 AND ",
+                    exhausted!()
+                ))?
+                .execute(params![queue, now])?;
                 let mut claim = tx.prepare_cached(
                     "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?3,
                             receipt = lower(hex(randomblob(12)))
