@@ -30,6 +30,11 @@ const JWKS_TTL: Duration = Duration::from_secs(300);
 const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 30;
+/// How many verified tokens are remembered (a few MiB at most; all forgotten when full).
+const VERIFIED_CAPACITY: usize = 4_096;
+/// How long a token's verification is remembered: a key withdrawn from the issuer's set stops
+/// tokens signed with it within this long, even those verified just before.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -121,6 +126,9 @@ pub struct TokenVerifier {
     source: Source,
     keys: RwLock<Keys>,
     fetch: tokio::sync::Mutex<()>,
+    /// Tokens whose signature verified lately, with their claims: a shopper's token is checked on
+    /// every request, and checking a signature costs more than the rest of a cheap request.
+    verified: RwLock<HashMap<Box<str>, (Claims, Instant)>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -185,6 +193,7 @@ impl TokenVerifier {
             source,
             keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched_at: None }),
             fetch: tokio::sync::Mutex::new(()),
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -193,6 +202,12 @@ impl TokenVerifier {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         keys.by_kid = index(set);
         keys.fetched_at = Some(Instant::now());
+        self.forget_verified();
+    }
+
+    /// Forgets every remembered verification (the keys changed).
+    fn forget_verified(&self) {
+        self.verified.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn lookup(&self, kid: &str) -> (Option<(Arc<DecodingKey>, Algorithm)>, Option<Instant>) {
@@ -217,6 +232,8 @@ impl TokenVerifier {
         keys.fetched_at = Some(Instant::now());
         let set = fetched.map_err(|e| AuthError::Jwks(Box::new(e)))?;
         keys.by_kid = index(&set);
+        drop(keys);
+        self.forget_verified();
         Ok(())
     }
 
@@ -240,8 +257,25 @@ impl TokenVerifier {
     }
 
     /// Verifies `token` and returns its claims.
+    /// A token verified within [`VERIFIED_FOR`] (byte for byte the same) is not verified again,
+    /// but its times still are: it is refused once it expires, as a token seen first would be.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        self.verify_as(token).await
+        let now = chrono::Utc::now().timestamp();
+        let remembered = self.verified.read().unwrap_or_else(|e| e.into_inner()).get(token).and_then(|(claims, at)| {
+            let leeway = LEEWAY_SECS as i64;
+            let current = now < claims.exp + leeway && claims.nbf.is_none_or(|nbf| nbf <= now + leeway);
+            (current && at.elapsed() < VERIFIED_FOR).then(|| claims.clone())
+        });
+        if let Some(claims) = remembered {
+            return Ok(claims);
+        }
+        let claims: Claims = self.verify_as(token).await?;
+        let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(token.into(), (claims.clone(), Instant::now()));
+        Ok(claims)
     }
 
     /// Verifies `token` (signature, issuer, audience, times) and reads its claims as `T`: for
@@ -500,6 +534,22 @@ mod tests {
         verifier.set_keys(&Issuer::jwks(&[&new]));
         assert!(verifier.verify(&token).await.is_err());
         assert!(verifier.verify(&new.sign(&claims("customer", &["pwd"]))).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_expires_and_a_tampered_copy_is_not_remembered() {
+        let issuer = Issuer::new("k1");
+        let verifier = verifier(&[&issuer]);
+        // Valid for one more second (its expiry was 29 s ago, within the 30 s leeway).
+        let mut c = claims("customer", &["pwd"]);
+        c["exp"] = json!(chrono::Utc::now().timestamp() - LEEWAY_SECS as i64 + 1);
+        let token = issuer.sign(&c);
+        assert!(verifier.verify(&token).await.is_ok());
+        assert!(verifier.verify(&token).await.is_ok(), "remembered");
+        let (head, _) = token.rsplit_once('.').unwrap();
+        assert!(verifier.verify(&format!("{head}.AAAA")).await.is_err(), "another signature is another token");
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        assert!(verifier.verify(&token).await.is_err(), "expired while remembered");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -53,6 +54,19 @@ impl HttpSettings {
     }
 }
 
+/// Bodies this small go as they are: they fit in one packet either way, and making a gzip stream
+/// (its state alone is hundreds of KiB to set up) costs more than the bytes it would save.
+pub const COMPRESS_ABOVE_BYTES: u64 = 1024;
+
+/// Which answers are compressed: bodies over [`COMPRESS_ABOVE_BYTES`] (or of unknown length), not
+/// images (compressed already) nor event streams (which must not be buffered).
+fn worth_compressing() -> impl Predicate {
+    SizeAbove::new(COMPRESS_ABOVE_BYTES)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
+}
+
 /// Wraps `router` in the whole stack, with problem+json answers for unknown paths and methods.
 pub fn apply(router: Router, settings: &HttpSettings) -> Router {
     // The metrics middleware records into the global recorder: make sure there is one.
@@ -65,7 +79,7 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
     let limit = settings.body_limit_bytes;
     let inner = ServiceBuilder::new()
         .layer(middleware::from_fn(move |request: Request, next: Next| problem_for_errors(request, next, limit)))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(worth_compressing()))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout));
     let router = router.layer(inner);
 
@@ -212,7 +226,8 @@ mod tests {
                     "late"
                 }),
             )
-            .route("/panic", get(|| async { boom() }));
+            .route("/panic", get(|| async { boom() }))
+            .route("/big", get(|| async { "many words ".repeat(200) }));
         apply(router, &settings())
     }
 
@@ -285,5 +300,21 @@ mod tests {
         assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
         let (_, headers, _) = send(preflight("https://evil.example")).await;
         assert!(headers.get("access-control-allow-origin").is_none());
+    }
+
+    #[tokio::test]
+    async fn large_answers_are_compressed_and_small_ones_go_as_they_are() {
+        let gzip = |path: &str| axum::http::Request::get(path).header("accept-encoding", "gzip").body(Body::empty());
+        let response = app().oneshot(gzip("/big").unwrap()).await.unwrap();
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        let sent = response.into_body().collect().await.unwrap().to_bytes();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&sent[..]), &mut text).unwrap();
+        assert_eq!(text, "many words ".repeat(200));
+        assert!(sent.len() < 200, "compressed to {} bytes", sent.len());
+
+        let response = app().oneshot(gzip("/ok").unwrap()).await.unwrap();
+        assert!(response.headers().get(header::CONTENT_ENCODING).is_none(), "two bytes are not worth a gzip stream");
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "ok");
     }
 }
