@@ -11,3 +11,4 @@ mod pricing;
 mod saga;
 mod search;
 mod services;
+mod storefront;

@@ -24,7 +24,7 @@ use crate::events::outbox::{OutboxRelay, OutboxSignal, OutboxStore, SqliteOutbox
 use crate::events::sqlite::SqliteQueue;
 use crate::events::sqs::SqsBus;
 use crate::events::{Consumer, EventBus, Routing};
-use crate::http::layers::{HttpSettings, apply};
+use crate::http::layers::HttpSettings;
 use crate::http::ops::{Ops, ReadinessCheck};
 use crate::objects::ObjectStore;
 use crate::objects::local::{LocalObjectStore, upload_router};
@@ -46,6 +46,9 @@ pub struct Service {
     pub openapi: utoipa::openapi::OpenApi,
     /// What its `/ready` checks beyond the shared infrastructure.
     pub checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// The page a browser gets for a path nothing serves (the web tier's "not found" page); API
+    /// clients get a problem+json 404 whatever this is.
+    pub not_found_page: Option<fn() -> axum::response::Response>,
 }
 
 /// The shared infrastructure of a process.
@@ -231,6 +234,7 @@ impl Infra {
             )
             .build();
         let mut checks = self.readiness_checks();
+        let mut not_found_page = None;
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for service in services {
             for (_, handle) in clients.iter().filter(|(name, _)| *name == service.name) {
@@ -239,12 +243,13 @@ impl Infra {
             api = api.merge(service.router);
             document.merge(service.openapi);
             checks.extend(service.checks);
+            not_found_page = not_found_page.or(service.not_found_page);
         }
         if let Some(store) = &self.local_objects {
             api = api.merge(upload_router(store.clone()));
         }
         let app = api.merge(Ops::new(&document).checks(checks).router());
-        apply(app, &HttpSettings::from_config(&self.config))
+        crate::http::layers::apply_with_pages(app, &HttpSettings::from_config(&self.config), not_found_page)
     }
 
     /// Cancels the shutdown token and waits (at most the grace period) for background tasks.

@@ -96,12 +96,13 @@ pub async fn provision(config: &Config) -> anyhow::Result<()> {
 
 /// The settings of the five services, which every process of the `shop` binary runs or
 /// administers.
-pub const SETTINGS: [platform::config::Section; 5] = [
+pub const SETTINGS: [platform::config::Section; 6] = [
     shop_user::settings::SECTION,
     shop_product::settings::SECTION,
     shop_order::settings::SECTION,
     shop_payment::settings::SECTION,
     shop_inventory::settings::SECTION,
+    shop_web::settings::SECTION,
 ];
 
 /// The queues every service consumes and the events each receives, as the services declare them.
@@ -120,7 +121,7 @@ pub fn routing() -> platform::events::Routing {
     platform::events::Routing::of(SUBSCRIPTIONS.iter().flat_map(|s| s.iter()))
 }
 
-/// Builds all five services on `infra` (opening and migrating their stores, starting their relays
+/// Builds all the services on `infra` (opening and migrating their stores, starting their relays
 /// and consumers). Their routes are disjoint, so merged they route by path prefix exactly as the
 /// edge does.
 pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
@@ -130,6 +131,7 @@ pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
         shop_order::build(infra.clone()).await?,
         shop_payment::build(infra.clone()).await?,
         shop_inventory::build(infra.clone()).await?,
+        shop_web::build(infra.clone()).await?,
     ])
 }
 

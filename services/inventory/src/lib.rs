@@ -145,7 +145,13 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         infra.shutdown.clone(),
     ));
     let state = AppState { store: backend.store, verifier: infra.verifier.clone() };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
+    Ok(Service {
+        name: NAME,
+        router: router(state),
+        openapi: api::openapi(),
+        checks: vec![backend.check],
+        not_found_page: None,
+    })
 }
 
 #[cfg(test)]

@@ -248,7 +248,13 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         pricer,
         pricing: backend.pricing,
     };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![backend.check] })
+    Ok(Service {
+        name: NAME,
+        router: router(state),
+        openapi: api::openapi(),
+        checks: vec![backend.check],
+        not_found_page: None,
+    })
 }
 
 /// Reports carts left idle for `idle` (`cart.abandoned.v1`, once per idle spell), checking every

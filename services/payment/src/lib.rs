@@ -155,7 +155,13 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         stripe_webhook_secret: settings.stripe_webhook_secret.clone(),
         verifier: infra.verifier.clone(),
     };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks: vec![check] })
+    Ok(Service {
+        name: NAME,
+        router: router(state),
+        openapi: api::openapi(),
+        checks: vec![check],
+        not_found_page: None,
+    })
 }
 
 /// How long a received command stays hidden from other replicas. The consumer keeps extending it

@@ -249,6 +249,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         router: router(state),
         openapi: api::openapi(),
         checks: vec![backend.check(), Arc::new(SearchCheck(index_check))],
+        not_found_page: None,
     })
 }
 

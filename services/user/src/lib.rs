@@ -245,7 +245,7 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     infra.spawn_consumer(Consumer::new(infra.bus.clone(), consumers::QUEUE, Arc::new(mailer)));
     let cognito = cognito_verifier(&settings)?;
     let state = AppState { users, sessions, keys, verifier, cache: infra.cache.clone(), tokens, cognito };
-    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks })
+    Ok(Service { name: NAME, router: router(state), openapi: api::openapi(), checks, not_found_page: None })
 }
 
 /// The verifier of the Cognito user pool's ID tokens (`SHOP_COGNITO_ISSUER`), keys fetched from the

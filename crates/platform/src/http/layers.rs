@@ -69,10 +69,21 @@ fn worth_compressing() -> impl Predicate {
 
 /// Wraps `router` in the whole stack, with problem+json answers for unknown paths and methods.
 pub fn apply(router: Router, settings: &HttpSettings) -> Router {
+    apply_with_pages(router, settings, None)
+}
+
+/// [`apply`], with `not_found_page` answering browsers (requests that accept HTML before JSON)
+/// for unknown paths.
+pub fn apply_with_pages(router: Router, settings: &HttpSettings, not_found_page: Option<fn() -> Response>) -> Router {
     // The metrics middleware records into the global recorder: make sure there is one.
     crate::telemetry::metrics::recorder();
     let router = router
-        .fallback(|| async { ApiError::not_found("no such resource") })
+        .fallback(move |headers: axum::http::HeaderMap| async move {
+            match not_found_page {
+                Some(page) if wants_html(&headers) => page(),
+                _ => ApiError::not_found("no such resource").into_response(),
+            }
+        })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
 
@@ -167,17 +178,26 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 
 /// Turns every error answer that is not already JSON (those made by layers and by axum itself: 404,
 /// 405, 408, 413, …) into problem+json with the same status and headers.
+/// Whether a request is a browser's asking for a page: its `Accept` names HTML, and not after JSON.
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match (accept.find("text/html"), accept.find("application/json")) {
+        (Some(html), Some(json)) => html < json,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
 async fn problem_for_errors(request: Request, next: Next, body_limit: usize) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.starts_with(PROBLEM_JSON) || v.starts_with("application/json") || v.starts_with("text/html")
+    });
+    // A page (the web tier's error pages) or a JSON answer says what went wrong already.
     if is_json {
         return response;
     }

@@ -1,0 +1,54 @@
+//! The web tier: the storefront a shopper uses in a browser, HTML rendered here on the server
+//! from compiled templates (`templates/`), calling the other services through the platform's
+//! service clients exactly as they call each other (in-process in `shop up`, HTTP in the fleet and
+//! on AWS). Every page works without JavaScript; the small script in `static/` only enhances.
+//!
+//! Pages are cacheable where they are the same for everyone (`Cache-Control` with a short
+//! lifetime for the CDN and an `ETag`), static assets are served under content-hashed names for a
+//! year ([`assets`]).
+
+pub mod assets;
+pub mod catalog;
+pub mod page;
+pub mod pages;
+pub mod settings;
+
+use std::sync::Arc;
+
+use axum::Router;
+use platform::infra::{Infra, Service};
+
+use crate::catalog::Catalog;
+
+/// The service's name.
+pub const NAME: &str = "web";
+
+/// What the pages share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The catalog: products, categories, search, stock.
+    pub catalog: Arc<Catalog>,
+}
+
+/// The storefront's routes.
+pub fn router(state: AppState) -> Router {
+    pages::router().merge(assets::router()).with_state(state)
+}
+
+/// Wires the storefront into a process: clients of the product and inventory services, routes.
+pub async fn build(infra: Infra) -> anyhow::Result<Service> {
+    let settings: settings::Settings = infra.config.section()?;
+    page::name_the_store(settings.store_name.trim());
+    let catalog = Catalog::new(
+        infra.client("product", infra.config.product_url.as_ref()),
+        infra.client("inventory", infra.config.inventory_url.as_ref()),
+    );
+    let state = AppState { catalog: Arc::new(catalog) };
+    Ok(Service {
+        name: NAME,
+        router: router(state),
+        openapi: utoipa::openapi::OpenApiBuilder::new().build(),
+        checks: Vec::new(),
+        not_found_page: Some(pages::not_found),
+    })
+}

@@ -1,0 +1,6 @@
+// Enhancements only: every page works without this file.
+document.documentElement.classList.add("js");
+// A sort select applies itself when changed (without a script, its button does).
+for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+  select.addEventListener("change", () => select.form.submit());
+}

@@ -1,0 +1,155 @@
+//! The storefront: the pages a browser gets, rendered on the server from what the services hold.
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+use serde_json::{Value, json};
+use shop_tests::{TestApp, unique};
+
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+async fn page(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = app.request(Method::GET, path).header(ACCEPT, HTML).send().await.unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
+}
+
+/// The `href`s of `html` that start with `prefix`.
+fn links<'a>(html: &'a str, prefix: &str) -> Vec<&'a str> {
+    html.match_indices(&format!("href=\"{prefix}"))
+        .map(|(i, _)| {
+            let rest = &html[i + 6..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_shopper_browses_a_category_filters_it_searches_and_opens_a_product() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let slug = unique("lamps").to_lowercase().replace('_', "-");
+    let category = json!({"name": "Lamps <b>& lights</b>", "slug": slug});
+    let made =
+        app.request(Method::POST, "/admin/v1/categories").bearer_auth(&admin).json(&category).send().await.unwrap();
+    assert_eq!(made.status(), 201);
+    let category: Value = made.json().await.unwrap();
+    let sku = |n: u32| format!("{}-{n}", slug.to_uppercase());
+    let products = [
+        ("Arc Floor Lamp <script>alert(1)</script>", "Lumo", 4_500, vec![("Black", 6_500), ("Brass", 7_000)]),
+        ("Desk Lamp", "Lumo", 2_500, vec![("White", 2_500)]),
+        ("Reading Light", "Brightline", 12_000, vec![("Grey", 12_000)]),
+    ];
+    let mut n = 0;
+    let mut ids = Vec::new();
+    for (name, brand, price, variants) in &products {
+        let variants: Vec<Value> = variants
+            .iter()
+            .map(|(colour, amount)| {
+                n += 1;
+                json!({"sku": sku(n), "price": {"amount": amount, "currency": "USD"}, "attributes": {"colour": colour}})
+            })
+            .collect();
+        let body = json!({"name": name, "brand": brand, "category_id": category["id"], "description": "Warm light.\n\nA second paragraph.",
+            "price": {"amount": price, "currency": "USD"}, "variants": variants, "attributes": {"bulb": "E27"}});
+        let created =
+            app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        ids.push(created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    // The brass arc lamp is sold out; everything else is on the shelf.
+    for k in [1, 3, 4] {
+        app.set_stock(&admin, &sku(k), 20).await;
+    }
+    app.set_stock(&admin, &sku(2), 0).await;
+    let api = format!("/v1/products?category={slug}&in_stock=true");
+    app.eventually("the lamps are indexed with their stock", || async {
+        let listing: Value = app.request(Method::GET, &api).send().await.unwrap().json().await.unwrap();
+        listing["total"] == 3
+    })
+    .await;
+
+    // The category page: its name escaped, its products, facets, public caching with an ETag.
+    let path = format!("/c/{slug}");
+    let (status, headers, html) = page(&app, &path).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(headers[CACHE_CONTROL].to_str().unwrap().starts_with("public"));
+    assert!(html.contains("<h1>Lamps &#60;b&#62;&#38; lights&#60;/b&#62;</h1>"), "{html}");
+    assert!(html.contains("3 products"));
+    assert!(!html.contains("<script>alert"), "a product's name is text, never markup");
+    assert_eq!(links(&html, "/p/").len(), 3, "{html}");
+    assert!(html.contains(&format!(r#"<link rel="canonical" href="/c/{slug}">"#)));
+    let tag = headers[ETAG].clone();
+    let again = app.request(Method::GET, &path).header(ACCEPT, HTML).header(IF_NONE_MATCH, tag).send().await.unwrap();
+    assert_eq!(again.status(), 304, "unchanged: not sent again");
+
+    // A brand facet narrows it, and its link takes the filter off again.
+    let lumo = links(&html, &format!("/c/{slug}?brand=Lumo"));
+    assert_eq!(lumo.len(), 1, "{html}");
+    let (status, _, filtered) = page(&app, &lumo[0].replace("&amp;", "&")).await;
+    assert_eq!(status, 200);
+    assert!(filtered.contains("2 products"), "{filtered}");
+    assert!(
+        filtered.contains(r#"<meta name="robots" content="noindex, follow">"#),
+        "filtered pages stay out of indexes"
+    );
+    assert!(links(&filtered, &path).iter().any(|l| *l == path || l.starts_with(&format!("{path}?sort"))));
+    let (_, _, sorted) = page(&app, &format!("{path}?sort=price_desc")).await;
+    let order: Vec<usize> =
+        ["Reading Light", "Arc Floor Lamp", "Desk Lamp"].iter().map(|n| sorted.find(n).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "dearest first");
+
+    // Search, with a typo.
+    let (status, headers, found) = page(&app, "/search?q=redaing+light").await;
+    assert_eq!(status, 200);
+    assert!(found.contains("Reading Light"), "{found}");
+    assert!(headers[CACHE_CONTROL].to_str().unwrap().starts_with("public"));
+    let (_, _, nothing) = page(&app, &format!("/search?q=zzqx{}", slug.replace('-', ""))).await;
+    assert!(nothing.contains("No products match"), "{nothing}");
+
+    // The product page: variants with their price and stock, JSON-LD, breadcrumbs to the category.
+    let arc = links(&html, "/p/").into_iter().find(|l| l.ends_with(&ids[0])).unwrap().to_owned();
+    assert!(arc.starts_with("/p/arc-floor-lamp-script-alert-1-script-"), "{arc}");
+    let (status, _, product) = page(&app, &arc).await;
+    assert_eq!(status, 200, "{product}");
+    assert!(product.contains("From $65.00"), "the cheaper variant's price");
+    assert!(product.contains("Brass") && product.contains("Out of stock"));
+    assert!(product.contains(r#"<script type="application/ld+json">"#));
+    assert!(!product.contains("<script>alert"));
+    assert!(product.contains(&format!(r#"href="/c/{slug}""#)), "breadcrumbs");
+    assert!(product.contains("<th scope=\"row\">Bulb</th><td>E27</td>"), "{product}");
+    // An old or wrong slug moves to the product's own address; an unknown product is a page too.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let moved = client.get(format!("{}/p/old-name-{}", app.base, ids[0])).header(ACCEPT, HTML).send().await.unwrap();
+    assert_eq!(moved.status(), 308);
+    assert_eq!(moved.headers()[LOCATION], arc.as_str());
+    let (status, headers, missing) = page(&app, "/p/no-such-thing-0000").await;
+    assert_eq!((status, &headers[CONTENT_TYPE]), (404, &"text/html; charset=utf-8".parse().unwrap()));
+    assert!(missing.contains("couldn") && missing.contains("<a class=\"button\" href=\"/\">"), "{missing}");
+
+    // The stylesheet: named by its content, cached for a year.
+    let css = links(&html, "/static/shop.").into_iter().next().unwrap().to_owned();
+    let response = app.request(Method::GET, &css).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(response.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn browsers_get_pages_for_unknown_paths_and_api_clients_get_problems() {
+    let app = TestApp::start().await;
+    let (status, headers, html) = page(&app, "/no/such/page").await;
+    assert_eq!(status, 404);
+    assert_eq!(headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(html.contains("<h1>We couldn"), "{html}");
+    let api = app.request(Method::GET, "/no/such/page").header(ACCEPT, "application/json").send().await.unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(api.headers()[CONTENT_TYPE], "application/problem+json");
+    let (status, headers, _) = page(&app, "/c/no-such-category").await;
+    assert_eq!((status, headers[CACHE_CONTROL].to_str().unwrap()), (404, "no-store"));
+    let robots = app.request(Method::GET, "/robots.txt").send().await.unwrap();
+    assert_eq!(robots.status(), 200);
+    assert!(robots.text().await.unwrap().contains("Disallow: /checkout"));
+    app.stop().await;
+}
