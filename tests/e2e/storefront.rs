@@ -153,3 +153,134 @@ async fn browsers_get_pages_for_unknown_paths_and_api_clients_get_problems() {
     assert!(robots.text().await.unwrap().contains("Disallow: /checkout"));
     app.stop().await;
 }
+
+/// `pairs` as an `application/x-www-form-urlencoded` body.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// The `Set-Cookie` value of cookie `name` in `headers` (its `name=value` part).
+fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_shopper_fills_a_cart_from_a_product_page_changes_it_and_enters_a_code() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let sku = unique("MUG").to_uppercase();
+    let body = json!({"name": "Stoneware Mug", "brand": "Kiln", "category_id": "cat-kitchen", "description": "Holds tea.",
+        "price": {"amount": 1_800, "currency": "USD"}, "variants": [{"sku": sku}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    app.set_stock(&admin, &sku, 10).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |path: &str, cookies: &str, form: &[(&str, &str)]| {
+        client
+            .post(format!("{}{path}", app.base))
+            .header("origin", &app.base)
+            .header("sec-fetch-site", "same-origin")
+            .header(reqwest::header::COOKIE, cookies.to_owned())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(form))
+    };
+
+    // Added from the product page's form: the cart is made and kept in a cookie.
+    let added = post("/cart/lines", "", &[("sku", sku.as_str()), ("quantity", "2")]).send().await.unwrap();
+    assert_eq!(added.status(), 303);
+    assert_eq!(added.headers()[LOCATION], "/cart");
+    let cart_cookie = set_cookie(added.headers(), "shop_cart").expect("the cart's cookie");
+    assert!(added.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().contains("HttpOnly; SameSite=Lax"));
+    let cart =
+        client.get(format!("{}/cart", app.base)).header(reqwest::header::COOKIE, &cart_cookie).send().await.unwrap();
+    assert_eq!(cart.status(), 200);
+    assert_eq!(cart.headers()[CACHE_CONTROL], "private, no-store");
+    let csrf_cookie = set_cookie(cart.headers(), "shop_csrf").expect("a form token for the visitor");
+    let html = cart.text().await.unwrap();
+    assert!(html.contains("Stoneware Mug") && html.contains("$36.00"), "{html}");
+    let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert_eq!(csrf_cookie, format!("shop_csrf={token}"));
+    let cookies = format!("{cart_cookie}; {csrf_cookie}");
+
+    // Adding the same SKU again adds to the line; a quantity change sets it.
+    assert_eq!(
+        post("/cart/lines", &cookies, &[("sku", sku.as_str()), ("quantity", "1")]).send().await.unwrap().status(),
+        303
+    );
+    let page = |cookies: String| {
+        let client = client.clone();
+        let url = format!("{}/cart", app.base);
+        async move { client.get(url).header(reqwest::header::COOKIE, cookies).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(page(cookies.clone()).await.contains(r#"value="3""#));
+    let changed = post("/cart/update", &cookies, &[("csrf", token.as_str()), ("sku", sku.as_str()), ("quantity", "4")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 303);
+    assert!(page(cookies.clone()).await.contains("$72.00"));
+
+    // A code the shop does not have: the cart again, with the reason by the field.
+    let refused =
+        post("/cart/codes", &cookies, &[("csrf", token.as_str()), ("code", "NOSUCHCODE")]).send().await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains(r#"<p id="code-error" class="field-error">NOSUCHCODE is not a code of ours.</p>"#), "{html}");
+    assert!(html.contains(r#"value="NOSUCHCODE""#), "what was typed is kept");
+
+    // Posts from another site, or with another visitor's token, change nothing.
+    let cross = client
+        .post(format!("{}/cart/update", app.base))
+        .header("sec-fetch-site", "cross-site")
+        .header(reqwest::header::COOKIE, &cookies)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&[("csrf", token.as_str()), ("sku", sku.as_str()), ("quantity", "0")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(cross.text().await.unwrap().contains("That form has expired"));
+    let silent = client
+        .post(format!("{}/cart/update", app.base))
+        .header(reqwest::header::COOKIE, &cookies)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&[("csrf", "0".repeat(64).as_str()), ("sku", sku.as_str()), ("quantity", "0")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(silent.status(), 403);
+    assert!(page(cookies.clone()).await.contains("$72.00"), "still four mugs");
+
+    // A bad quantity is explained; removing the line empties the cart.
+    let bad = post("/cart/update", &cookies, &[("csrf", token.as_str()), ("sku", sku.as_str()), ("quantity", "lots")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("Enter a quantity from 0 to 99."));
+    let removed = post("/cart/update", &cookies, &[("csrf", token.as_str()), ("sku", sku.as_str()), ("quantity", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 303);
+    assert!(page(cookies.clone()).await.contains("Your cart is empty."));
+
+    // An old cart cookie (a cart that is gone) is an empty cart, not an error.
+    let gone = page("shop_cart=0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into()).await;
+    assert!(gone.contains("Your cart is empty."));
+    app.stop().await;
+}

@@ -8,9 +8,12 @@
 //! year ([`assets`]).
 
 pub mod assets;
+pub mod cart;
 pub mod catalog;
+pub mod orders;
 pub mod page;
 pub mod pages;
+pub mod session;
 pub mod settings;
 
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use axum::Router;
 use platform::infra::{Infra, Service};
 
 use crate::catalog::Catalog;
+use crate::orders::Orders;
 
 /// The service's name.
 pub const NAME: &str = "web";
@@ -28,14 +32,19 @@ pub const NAME: &str = "web";
 pub struct AppState {
     /// The catalog: products, categories, search, stock.
     pub catalog: Arc<Catalog>,
+    /// Carts and orders.
+    pub orders: Arc<Orders>,
+    /// Whether cookies are `Secure` (the shop is served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 /// The storefront's routes.
 pub fn router(state: AppState) -> Router {
-    pages::router().merge(assets::router()).with_state(state)
+    pages::router().merge(cart::router()).merge(assets::router()).with_state(state)
 }
 
-/// Wires the storefront into a process: clients of the product and inventory services, routes.
+/// Wires the storefront into a process: clients of the product, inventory and order services,
+/// routes.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let settings: settings::Settings = infra.config.section()?;
     page::name_the_store(settings.store_name.trim());
@@ -43,7 +52,12 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         infra.client("product", infra.config.product_url.as_ref()),
         infra.client("inventory", infra.config.inventory_url.as_ref()),
     );
-    let state = AppState { catalog: Arc::new(catalog) };
+    let orders = Orders::new(infra.client("order", infra.config.order_url.as_ref()));
+    let state = AppState {
+        catalog: Arc::new(catalog),
+        orders: Arc::new(orders),
+        secure_cookies: infra.config.public_url().scheme() == "https",
+    };
     Ok(Service {
         name: NAME,
         router: router(state),

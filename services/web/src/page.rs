@@ -94,6 +94,10 @@ pub enum PageError {
     NotFound,
     /// A service the page needs did not answer (the page says to try again shortly).
     Unavailable,
+    /// A form posted from another site, or with a token that is not the visitor's.
+    Forbidden,
+    /// A form body that could not be read.
+    BadForm,
 }
 
 impl From<ClientError> for PageError {
@@ -120,6 +124,16 @@ impl IntoResponse for PageError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Something went wrong on our side",
                 "Part of the shop is not answering right now. Please try again in a moment.",
+            ),
+            PageError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "That form has expired",
+                "For your safety we only accept forms sent from this shop's own pages. Go back, reload the page and try again.",
+            ),
+            PageError::BadForm => (
+                StatusCode::BAD_REQUEST,
+                "We couldn't read that form",
+                "Something in what was sent did not make sense to us. Go back, reload the page and try again.",
             ),
         };
         let page = crate::pages::ErrorPage {

@@ -120,6 +120,11 @@ async fn tree(state: &AppState) -> Result<Tree, PageError> {
     Ok(Tree { categories: state.catalog.categories().await? })
 }
 
+/// The navigation of a page that is not in a category.
+pub async fn nav(state: &AppState) -> Result<Vec<NavLink>, PageError> {
+    Ok(tree(state).await?.nav(None))
+}
+
 /// The home page.
 #[derive(Template)]
 #[template(path = "home.html")]

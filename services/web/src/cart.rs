@@ -1,0 +1,437 @@
+//! The cart page: lines with their quantities, lines no longer sold, discount codes with the
+//! reason a code was refused, a shipping estimate by country, and the pricing engine's whole
+//! breakdown. Every change is a form post answered with a redirect to the cart (so a reload does
+//! not post again), or, when the order service refuses it, the cart again with the reason.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use platform::money::Money;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::orders::{Cart, Offer, Refusal};
+use crate::page::{Layout, PageError, money, product_path};
+use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, form_allowed};
+
+/// Most units of one line a shopper can put in the cart from a page.
+const MAX_QUANTITY: i64 = 99;
+
+/// Where the shop ships, as the estimate's country list offers it.
+pub const COUNTRIES: &[(&str, &str)] = &[
+    ("US", "United States"),
+    ("CA", "Canada"),
+    ("GB", "United Kingdom"),
+    ("IE", "Ireland"),
+    ("DE", "Germany"),
+    ("FR", "France"),
+    ("NL", "Netherlands"),
+    ("BE", "Belgium"),
+    ("ES", "Spain"),
+    ("IT", "Italy"),
+    ("AT", "Austria"),
+    ("SE", "Sweden"),
+    ("AU", "Australia"),
+    ("NZ", "New Zealand"),
+    ("JP", "Japan"),
+];
+
+#[derive(Template)]
+#[template(path = "cart.html")]
+struct CartPage {
+    layout: Layout,
+    csrf: String,
+    lines: Vec<LineView>,
+    unavailable: Vec<String>,
+    codes: Vec<String>,
+    code_value: String,
+    code_error: Option<String>,
+    notice: Option<String>,
+    refused: Vec<String>,
+    rows: Vec<(String, String)>,
+    total: String,
+    tax_note: Option<String>,
+    countries: Vec<(&'static str, &'static str, bool)>,
+    region: String,
+    offers: Vec<OfferView>,
+    shipping_problem: Option<String>,
+    can_check_out: bool,
+}
+
+struct LineView {
+    href: String,
+    name: String,
+    sku: String,
+    unit: String,
+    quantity: i64,
+    total: String,
+    before: Option<String>,
+}
+
+struct OfferView {
+    id: String,
+    name: String,
+    price: String,
+    days: String,
+    checked: bool,
+}
+
+/// What a failed change shows on the cart page.
+#[derive(Default)]
+struct Problems {
+    notice: Option<String>,
+    code: Option<(String, String)>,
+    shipping: Option<String>,
+}
+
+fn amount(cart: &Cart, minor: i64) -> String {
+    money(&Money::new(minor, &cart.pricing.currency))
+}
+
+/// The cart page of `cart` (none: empty), with `problems` of the change just refused.
+async fn cart_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    cart: Option<&Cart>,
+    problems: Problems,
+) -> Result<Response, PageError> {
+    let token = Token::of(headers);
+    let failed = problems.notice.is_some() || problems.code.is_some() || problems.shipping.is_some();
+    let tree = crate::pages::nav(state).await?;
+    let mut page = CartPage {
+        layout: Layout { title: "Your cart".into(), noindex: true, nav: tree, ..Layout::default() },
+        csrf: token.value.clone(),
+        lines: Vec::new(),
+        unavailable: Vec::new(),
+        codes: Vec::new(),
+        code_value: String::new(),
+        code_error: None,
+        notice: problems.notice,
+        refused: Vec::new(),
+        rows: Vec::new(),
+        total: String::new(),
+        tax_note: None,
+        countries: COUNTRIES.iter().map(|&(code, name)| (code, name, false)).collect(),
+        region: String::new(),
+        offers: Vec::new(),
+        shipping_problem: problems.shipping,
+        can_check_out: false,
+    };
+    if let Some((value, error)) = problems.code {
+        page.code_value = value;
+        page.code_error = Some(error);
+    }
+    if let Some(cart) = cart {
+        let pricing = &cart.pricing;
+        page.lines = cart
+            .items
+            .iter()
+            .map(|item| {
+                let priced = pricing.lines.iter().find(|l| l.sku == item.sku);
+                // What the line costs after its discounts, as the summary adds it up: with its tax
+                // where prices include tax, before it where the tax is a row of its own.
+                let total = match priced {
+                    Some(line) if pricing.tax_inclusive => line.total,
+                    Some(line) => line.subtotal - line.discount_total,
+                    None => item.line_total.amount,
+                };
+                let discounted = priced.is_some_and(|l| l.discount_total > 0);
+                LineView {
+                    href: product_path(&item.product_id, &item.name),
+                    name: item.name.clone(),
+                    sku: item.sku.clone(),
+                    unit: money(&item.unit_price),
+                    quantity: item.quantity,
+                    total: amount(cart, total),
+                    before: discounted.then(|| money(&item.line_total)),
+                }
+            })
+            .collect();
+        page.unavailable = cart.unavailable.iter().map(|u| u.sku.clone()).collect();
+        page.codes = cart.codes.clone();
+        page.refused = pricing
+            .promotions
+            .iter()
+            .filter(|p| !p.applied && p.code.is_some())
+            .map(|p| {
+                format!("{}: {}", p.code.as_deref().unwrap_or(&p.name), p.detail.as_deref().unwrap_or("not applied"))
+            })
+            .collect();
+        page.rows.push(("Subtotal".into(), amount(cart, pricing.subtotal)));
+        for promotion in pricing.promotions.iter().filter(|p| p.applied && p.amount > 0) {
+            page.rows.push((promotion.name.clone(), format!("−{}", amount(cart, promotion.amount))));
+        }
+        // The shipping at its price: a promotion that makes it free is a row of its own above.
+        match &pricing.shipping {
+            Some(shipping) if shipping.price == 0 => {
+                page.rows.push((format!("Shipping ({})", shipping.name), "Free".into()))
+            }
+            Some(shipping) => page.rows.push((format!("Shipping ({})", shipping.name), amount(cart, shipping.price))),
+            None => page.rows.push(("Shipping".into(), "Choose below".into())),
+        }
+        if pricing.tax_inclusive {
+            page.tax_note =
+                (pricing.tax_total > 0).then(|| format!("Includes {} tax", amount(cart, pricing.tax_total)));
+        } else if cart.shipping.is_some() {
+            page.rows.push(("Tax".into(), amount(cart, pricing.tax_total)));
+        } else {
+            page.tax_note = Some("Tax is worked out once you choose where it ships.".into());
+        }
+        page.total = amount(cart, pricing.grand_total);
+        if let Some(shipping) = &cart.shipping {
+            for country in &mut page.countries {
+                country.2 = country.0 == shipping.country;
+            }
+            page.region = shipping.region.clone().unwrap_or_default();
+            match state.orders.offers(&cart.id, &shipping.country, shipping.region.as_deref()).await {
+                Ok(offers) => {
+                    page.offers = offers.iter().map(|o| offer_view(o, shipping.method_id.as_deref())).collect()
+                }
+                Err(Refusal::Refused(reason)) => page.shipping_problem = page.shipping_problem.or(Some(reason)),
+                Err(Refusal::NoCart) => {}
+                Err(Refusal::Failed(error)) => return Err(error.into()),
+            }
+            if page.shipping_problem.is_none() {
+                page.shipping_problem = cart.shipping_problem.clone();
+            }
+        }
+        page.can_check_out = !cart.items.is_empty();
+    }
+    let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let body = page.render().map_err(|error| {
+        tracing::error!(%error, "the cart page did not render");
+        PageError::Unavailable
+    })?;
+    let mut response = (status, body).into_response();
+    let headers_out = response.headers_mut();
+    headers_out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers_out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(set) = token.cookie(state.secure_cookies) {
+        headers_out.append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+fn offer_view(offer: &Offer, chosen: Option<&str>) -> OfferView {
+    let price = match offer.price {
+        0 => "Free".to_owned(),
+        p => money(&Money::new(p, &offer.currency)),
+    };
+    let days = match (offer.min_days, offer.max_days) {
+        (a, b) if a == b => format!("{a} business day{}", if a == 1 { "" } else { "s" }),
+        (a, b) => format!("{a}–{b} business days"),
+    };
+    OfferView {
+        id: offer.id.clone(),
+        name: offer.name.clone(),
+        price,
+        days,
+        checked: chosen == Some(offer.id.as_str()),
+    }
+}
+
+/// The visitor's cart, if they have one that still exists.
+async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cart>, PageError> {
+    match cookie(headers, CART_COOKIE) {
+        Some(id) => Ok(state.orders.cart(id).await?),
+        None => Ok(None),
+    }
+}
+
+/// `GET /cart`.
+async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let cart = current(&state, &headers).await?;
+    cart_page(&state, &headers, cart.as_ref(), Problems::default()).await
+}
+
+/// A redirect to the cart, keeping `cart`'s id in the cookie.
+fn to_cart(state: &AppState, cart_id: Option<&str>) -> Response {
+    let mut response = Redirect::to("/cart").into_response();
+    if let Some(id) = cart_id {
+        response.headers_mut().append(header::SET_COOKIE, cart_cookie(id, state.secure_cookies));
+    }
+    response
+}
+
+/// A form's fields, all optional: a page's forms only ever send some.
+#[derive(Debug, Default, Deserialize)]
+struct CartForm {
+    csrf: Option<String>,
+    sku: Option<String>,
+    quantity: Option<String>,
+    code: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    method: Option<String>,
+}
+
+impl CartForm {
+    fn quantity(&self) -> Option<i64> {
+        self.quantity
+            .as_deref()
+            .map(str::trim)
+            .and_then(|q| q.parse::<i64>().ok())
+            .filter(|q| (0..=MAX_QUANTITY).contains(q))
+    }
+}
+
+/// Reads a posted form, refusing posts from other sites and unreadable bodies.
+fn checked_form(
+    headers: &HeaderMap,
+    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<CartForm, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    Ok(form)
+}
+
+/// What a refused change shows: the cart again with the reason, or the error page.
+async fn refused(
+    state: &AppState,
+    headers: &HeaderMap,
+    refusal: Refusal,
+    problems: impl FnOnce(String) -> Problems,
+) -> Result<Response, PageError> {
+    match refusal {
+        Refusal::Refused(reason) => {
+            let cart = current(state, headers).await?;
+            cart_page(state, headers, cart.as_ref(), problems(reason)).await
+        }
+        Refusal::NoCart => Ok(to_cart(state, None)),
+        Refusal::Failed(error) => Err(error.into()),
+    }
+}
+
+/// `POST /cart/lines`: adds units of a SKU (from a product page), making the cart if need be.
+async fn add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked_form(&headers, form)?;
+    let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
+    let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
+        let cart = current(&state, &headers).await?;
+        let notice = "Choose an option and a quantity from 1 to 99, then add it again.".to_owned();
+        return cart_page(&state, &headers, cart.as_ref(), Problems { notice: Some(notice), ..Problems::default() })
+            .await;
+    };
+    let cart = match current(&state, &headers).await? {
+        Some(cart) => cart,
+        None => state.orders.create_cart().await?,
+    };
+    let had = cart.items.iter().find(|i| i.sku == sku).map(|i| i.quantity).unwrap_or(0);
+    match state.orders.set_item(&cart.id, &sku, (had + quantity).min(MAX_QUANTITY)).await {
+        Ok(_) => Ok(to_cart(&state, Some(&cart.id))),
+        Err(refusal) => {
+            let mut response =
+                refused(&state, &headers, refusal, |reason| Problems { notice: Some(reason), ..Problems::default() })
+                    .await?;
+            response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));
+            Ok(response)
+        }
+    }
+}
+
+/// `POST /cart/update`: sets a line's units (0 takes it out).
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked_form(&headers, form)?;
+    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
+    let (Some(sku), Some(quantity)) = (form.sku.as_deref(), form.quantity()) else {
+        let cart = current(&state, &headers).await?;
+        let notice = "Enter a quantity from 0 to 99.".to_owned();
+        return cart_page(&state, &headers, cart.as_ref(), Problems { notice: Some(notice), ..Problems::default() })
+            .await;
+    };
+    match state.orders.set_item(cart_id, sku, quantity).await {
+        Ok(_) => Ok(to_cart(&state, None)),
+        Err(refusal) => {
+            refused(&state, &headers, refusal, |reason| Problems { notice: Some(reason), ..Problems::default() }).await
+        }
+    }
+}
+
+/// `POST /cart/codes`: enters a discount code; a refused one is shown with the reason.
+async fn add_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked_form(&headers, form)?;
+    let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
+    if code.is_empty() {
+        let cart = current(&state, &headers).await?;
+        let problems = Problems { code: Some((code, "Enter a code.".into())), ..Problems::default() };
+        return cart_page(&state, &headers, cart.as_ref(), problems).await;
+    }
+    match state.orders.add_code(cart_id, &code).await {
+        Ok(_) => Ok(to_cart(&state, None)),
+        Err(refusal) => {
+            refused(&state, &headers, refusal, |reason| Problems { code: Some((code, reason)), ..Problems::default() })
+                .await
+        }
+    }
+}
+
+/// `POST /cart/codes/remove`.
+async fn remove_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked_form(&headers, form)?;
+    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
+    let code = form.code.unwrap_or_default();
+    match state.orders.remove_code(cart_id, &code).await {
+        Ok(()) | Err(Refusal::NoCart) => Ok(to_cart(&state, None)),
+        Err(refusal) => {
+            refused(&state, &headers, refusal, |reason| Problems { notice: Some(reason), ..Problems::default() }).await
+        }
+    }
+}
+
+/// `POST /cart/shipping`: where the cart ships (for the estimate), and by which method.
+async fn shipping(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked_form(&headers, form)?;
+    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
+    let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
+    if !COUNTRIES.iter().any(|(code, _)| *code == country) {
+        let cart = current(&state, &headers).await?;
+        let problems = Problems { shipping: Some("Choose a country from the list.".into()), ..Problems::default() };
+        return cart_page(&state, &headers, cart.as_ref(), problems).await;
+    }
+    let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
+    let method = form.method.as_deref().filter(|m| !m.is_empty());
+    match state.orders.set_shipping(cart_id, &country, region.as_deref(), method).await {
+        Ok(_) => Ok(to_cart(&state, None)),
+        Err(refusal) => {
+            refused(&state, &headers, refusal, |reason| Problems { shipping: Some(reason), ..Problems::default() })
+                .await
+        }
+    }
+}
+
+/// The cart's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cart", get(show))
+        .route("/cart/lines", post(add))
+        .route("/cart/update", post(update))
+        .route("/cart/codes", post(add_code))
+        .route("/cart/codes/remove", post(remove_code))
+        .route("/cart/shipping", post(shipping))
+}

@@ -1,0 +1,294 @@
+//! What the storefront asks the order service: a visitor's cart (lines, codes, shipping choice,
+//! the pricing engine's breakdown) and the shipping methods of a destination.
+
+use platform::client::{Call, ClientError, ServiceClient};
+use platform::money::Money;
+use serde::Deserialize;
+use serde_json::json;
+
+/// A cart line, priced now.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item {
+    /// The SKU.
+    pub sku: String,
+    /// Its product.
+    pub product_id: String,
+    /// The product's name.
+    pub name: String,
+    /// Units.
+    pub quantity: i64,
+    /// One unit's price.
+    pub unit_price: Money,
+    /// `unit_price × quantity`.
+    pub line_total: Money,
+}
+
+/// A line the catalog no longer sells.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Unavailable {
+    /// The SKU.
+    pub sku: String,
+    /// Units in the cart.
+    pub quantity: i64,
+}
+
+/// Where a cart ships, and how.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Shipping {
+    /// Country (ISO 3166-1 alpha-2).
+    pub country: String,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// The method chosen.
+    #[serde(default)]
+    pub method_id: Option<String>,
+}
+
+/// A line of the breakdown.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PricedLine {
+    /// The SKU.
+    pub sku: String,
+    /// Units × unit price.
+    pub subtotal: i64,
+    /// What its discounts took off.
+    pub discount_total: i64,
+    /// What the shopper pays for it.
+    pub total: i64,
+}
+
+/// The shipping of the breakdown.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PricedShipping {
+    /// Its name.
+    pub name: String,
+    /// Its price.
+    pub price: i64,
+    /// What the shopper pays for it.
+    pub total: i64,
+}
+
+/// A promotion the pricing engine considered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Outcome {
+    /// Its name.
+    pub name: String,
+    /// The code that brought it.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Whether it applied.
+    pub applied: bool,
+    /// What it took off.
+    pub amount: i64,
+    /// Why not, in words.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// The whole price of a cart.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Breakdown {
+    /// The currency.
+    pub currency: String,
+    /// Whether prices include tax.
+    pub tax_inclusive: bool,
+    /// The lines.
+    pub lines: Vec<PricedLine>,
+    /// The shipping, once chosen.
+    pub shipping: Option<PricedShipping>,
+    /// The lines' subtotals.
+    pub subtotal: i64,
+    /// Every discount.
+    pub discount_total: i64,
+    /// Every tax.
+    pub tax_total: i64,
+    /// What the shopper pays.
+    pub grand_total: i64,
+    /// Every promotion considered.
+    pub promotions: Vec<Outcome>,
+}
+
+/// A cart, priced.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Cart {
+    /// Its id.
+    pub id: String,
+    /// The lines.
+    pub items: Vec<Item>,
+    /// Lines no longer sold.
+    pub unavailable: Vec<Unavailable>,
+    /// Codes entered.
+    pub codes: Vec<String>,
+    /// Where it ships.
+    pub shipping: Option<Shipping>,
+    /// Why that choice does not hold.
+    pub shipping_problem: Option<String>,
+    /// The whole price.
+    pub pricing: Breakdown,
+}
+
+/// A shipping method offered to a cart.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Offer {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its price for this cart.
+    pub price: i64,
+    /// The currency.
+    pub currency: String,
+    /// Fewest days.
+    pub min_days: u32,
+    /// Most days.
+    pub max_days: u32,
+}
+
+#[derive(Deserialize)]
+struct Offers {
+    items: Vec<Offer>,
+}
+
+/// Why the order service refused a change, in its words (a 4xx problem's detail or field message).
+#[derive(Debug)]
+pub enum Refusal {
+    /// A 4xx with what the problem said.
+    Refused(String),
+    /// No such cart (gone, or never made).
+    NoCart,
+    /// The service did not answer.
+    Failed(ClientError),
+}
+
+impl From<ClientError> for Refusal {
+    fn from(error: ClientError) -> Self {
+        match &error {
+            ClientError::Status { status, .. } if status.as_u16() == 404 => Refusal::NoCart,
+            ClientError::Status { status, body, .. } if status.is_client_error() => {
+                Refusal::Refused(problem_text(body).unwrap_or_else(|| "That was refused.".into()))
+            }
+            _ => Refusal::Failed(error),
+        }
+    }
+}
+
+/// What a problem+json body says, as a sentence: its first field error (`code must be …`), else
+/// its detail, else its title.
+pub fn problem_text(body: &[u8]) -> Option<String> {
+    let problem: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let field = match (problem["errors"][0]["field"].as_str(), problem["errors"][0]["message"].as_str()) {
+        (Some(field), Some(message)) => Some(format!("{} {message}", field.replace('_', " "))),
+        (None, Some(message)) => Some(message.to_owned()),
+        _ => None,
+    };
+    let text =
+        field.or(problem["detail"].as_str().map(str::to_owned)).or(problem["title"].as_str().map(str::to_owned))?;
+    let mut text = text.trim().to_owned();
+    if let Some(first) = text.get(..1) {
+        text = first.to_uppercase() + &text[1..];
+    }
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    Some(text)
+}
+
+/// The order service, as the storefront uses it.
+pub struct Orders {
+    order: ServiceClient,
+}
+
+impl Orders {
+    /// Asks `order`.
+    pub fn new(order: ServiceClient) -> Self {
+        Self { order }
+    }
+
+    /// A new, empty guest cart.
+    pub async fn create_cart(&self) -> Result<Cart, ClientError> {
+        self.order.send(axum::http::Method::POST, "/v1/carts", &json!({}), &Call::default()).await
+    }
+
+    /// The guest cart `id`; `None` when there is none (an old cookie).
+    pub async fn cart(&self, id: &str) -> Result<Option<Cart>, ClientError> {
+        if !safe_id(id) {
+            return Ok(None);
+        }
+        match self.order.get(&format!("/v1/carts/{id}"), &Call::default()).await {
+            Ok(cart) => Ok(Some(cart)),
+            Err(error) if error.status().is_some_and(|s| s.as_u16() == 404) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Sets the units of `sku` in cart `id` (0 takes the line out).
+    pub async fn set_item(&self, id: &str, sku: &str, quantity: i64) -> Result<Cart, Refusal> {
+        let path = format!("/v1/carts/{}/items/{}", checked(id)?, crate::page::encode(sku));
+        Ok(self.order.send(axum::http::Method::PUT, &path, &json!({"quantity": quantity}), &Call::default()).await?)
+    }
+
+    /// Enters a discount code.
+    pub async fn add_code(&self, id: &str, code: &str) -> Result<Cart, Refusal> {
+        let path = format!("/v1/carts/{}/codes", checked(id)?);
+        Ok(self.order.send(axum::http::Method::POST, &path, &json!({"code": code}), &Call::default()).await?)
+    }
+
+    /// Takes a code off.
+    pub async fn remove_code(&self, id: &str, code: &str) -> Result<(), Refusal> {
+        let path = format!("/v1/carts/{}/codes/{}", checked(id)?, crate::page::encode(code));
+        self.order.request(axum::http::Method::DELETE, &path, None, &Call::default()).await?;
+        Ok(())
+    }
+
+    /// The methods that ship cart `id` to `country`, cheapest first.
+    pub async fn offers(&self, id: &str, country: &str, region: Option<&str>) -> Result<Vec<Offer>, Refusal> {
+        let mut path = format!("/v1/carts/{}/shipping-methods?country={}", checked(id)?, crate::page::encode(country));
+        if let Some(region) = region.filter(|r| !r.is_empty()) {
+            path.push_str(&format!("&region={}", crate::page::encode(region)));
+        }
+        Ok(self.order.get::<Offers>(&path, &Call::default()).await?.items)
+    }
+
+    /// Chooses where cart `id` ships, and how.
+    pub async fn set_shipping(
+        &self,
+        id: &str,
+        country: &str,
+        region: Option<&str>,
+        method_id: Option<&str>,
+    ) -> Result<Cart, Refusal> {
+        let path = format!("/v1/carts/{}/shipping", checked(id)?);
+        let body = json!({"country": country, "region": region, "method_id": method_id});
+        Ok(self.order.send(axum::http::Method::PUT, &path, &body, &Call::default()).await?)
+    }
+}
+
+/// Whether `id` may go in a path as it is (ids are UUIDs: letters, digits and '-').
+fn safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn checked(id: &str) -> Result<&str, Refusal> {
+    if safe_id(id) { Ok(id) } else { Err(Refusal::NoCart) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_reads_as_a_sentence() {
+        let field = br#"{"title":"Unprocessable","detail":"invalid fields","errors":[{"field":"postal_code","message":"must not be empty"}]}"#;
+        assert_eq!(problem_text(field).as_deref(), Some("Postal code must not be empty."));
+        assert_eq!(
+            problem_text(br#"{"title":"Conflict","detail":"the cart changed."}"#).as_deref(),
+            Some("The cart changed.")
+        );
+        assert_eq!(problem_text(b"not json"), None);
+        assert!(!safe_id("../admin") && !safe_id("") && safe_id("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"));
+    }
+}
