@@ -284,3 +284,158 @@ async fn a_shopper_fills_a_cart_from_a_product_page_changes_it_and_enters_a_code
     assert!(gone.contains("Your cart is empty."));
     app.stop().await;
 }
+
+/// A browser without scripts, keeping the shop's cookies: enough to walk the storefront's forms.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { client, base: app.base.clone(), cookies: Default::default() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+        let response = self
+            .client
+            .get(url)
+            .header(ACCEPT, HTML)
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Posts `form` from one of the shop's pages; the status and where it redirects (or its page).
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("sec-fetch-site", "same-origin")
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(form))
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        let status = response.status().as_u16();
+        match response.headers().get(LOCATION) {
+            Some(location) => (status, location.to_str().unwrap().to_owned()),
+            None => (status, response.text().await.unwrap()),
+        }
+    }
+}
+
+/// The value of hidden field `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    html.split(&format!("name=\"{name}\" value=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_guest_checks_out_in_the_browser_is_declined_pays_another_way_and_follows_the_order() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let sku = unique("KETTLE").to_uppercase();
+    let body = json!({"name": "Copper Kettle", "brand": "Kiln", "category_id": "cat-kitchen", "description": "Whistles.",
+        "price": {"amount": 4_000, "currency": "USD"}, "variants": [{"sku": sku}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    app.set_stock(&admin, &sku, 10).await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.post("/cart/lines", &[("sku", &sku), ("quantity", "1")]).await.0, 303);
+    let (status, checkout) = browser.get("/checkout").await;
+    assert_eq!(status, 200, "{checkout}");
+    assert!(checkout.contains("Place order · $40.00"), "the button says the amount");
+    let (csrf, attempt) = (hidden(&checkout, "csrf"), hidden(&checkout, "attempt"));
+    let email = format!("{}@example.com", unique("guest"));
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("attempt", attempt.as_str()),
+        ("action", "place"),
+        ("email", "not-an-email"),
+        ("name", "Grace Hopper"),
+        ("line1", "1 Navy Way"),
+        ("city", "Arlington"),
+        ("region", "VA"),
+        ("postal_code", "22201"),
+        ("country", "US"),
+        ("payment", "pm_card_chargeDeclined"),
+    ];
+
+    // A mistake is shown by its field, with what was typed kept.
+    let (status, page) = browser.post("/checkout", &form).await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains(r#"<p id="email-error" class="field-error">Enter an email address like name@example.com.</p>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"value="Grace Hopper""#));
+
+    // Declined: the order fails, its page says why and leads back to checkout with the cart as it was.
+    form[3] = ("email", email.as_str());
+    let (status, order_url) = browser.post("/checkout", &form).await;
+    assert_eq!(status, 303, "{order_url}");
+    assert!(order_url.starts_with("/orders/ord_") && order_url.contains("?token="), "{order_url}");
+    let page_of = |url: String| async move { reqwest::get(url).await.unwrap().text().await.unwrap() };
+    let url = format!("{}{order_url}", app.base);
+    app.eventually("the payment is declined", || {
+        let url = url.clone();
+        async move { page_of(url).await.contains("Your payment didn") }
+    })
+    .await;
+    let declined = page_of(url.clone()).await;
+    assert!(declined.contains("Your card was declined."), "{declined}");
+    let token = order_url.split("token=").nth(1).unwrap().to_owned();
+    let id = order_url.trim_start_matches("/orders/").split('?').next().unwrap().to_owned();
+    let (status, back) = browser.post(&format!("/orders/{id}/retry"), &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!((status, back.as_str()), (303, "/checkout?declined=generic_decline"));
+    let (_, again) = browser.get(&back).await;
+    assert!(again.contains("Your card was declined. Choose another way to pay; your cart is as it was."), "{again}");
+    assert!(again.contains("Copper Kettle × 1"));
+
+    // Paid with another method; posting the same attempt twice (a double click) is one order.
+    let attempt = hidden(&again, "attempt");
+    form[1] = ("attempt", attempt.as_str());
+    form[10] = ("payment", "pm_card_visa");
+    let (status, first) = browser.post("/checkout", &form).await;
+    assert_eq!(status, 303);
+    let (_, second) = browser.post("/checkout", &form).await;
+    assert_eq!(first, second, "the same attempt, the same order");
+    assert_ne!(first, order_url);
+    let (status, confirmation) = browser.get(&first).await;
+    assert_eq!(status, 200);
+    assert!(
+        confirmation.contains("Copper Kettle")
+            && confirmation.contains("Grace Hopper")
+            && confirmation.contains("$40.00")
+    );
+    app.eventually("the order ships", || {
+        let url = format!("{}{first}", app.base);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap().contains("Your order is on its way") }
+    })
+    .await;
+    // The cart emptied with the order; the order's page needs its token.
+    assert!(browser.get("/cart").await.1.contains("Your cart is empty."));
+    let (status, _) = browser.get(&first.replace(&first[first.find("token=").unwrap() + 6..], "wrong")).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}

@@ -13,7 +13,7 @@ use platform::money::Money;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::orders::{Cart, Offer, Refusal};
+use crate::orders::{Breakdown, Cart, Offer, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
 use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, form_allowed};
 
@@ -71,12 +71,17 @@ struct LineView {
     before: Option<String>,
 }
 
-struct OfferView {
-    id: String,
-    name: String,
-    price: String,
-    days: String,
-    checked: bool,
+pub struct OfferView {
+    /// The method's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its price.
+    pub price: String,
+    /// How long it takes.
+    pub days: String,
+    /// Whether it is the one chosen.
+    pub checked: bool,
 }
 
 /// What a failed change shows on the cart page.
@@ -89,6 +94,44 @@ struct Problems {
 
 fn amount(cart: &Cart, minor: i64) -> String {
     money(&Money::new(minor, &cart.pricing.currency))
+}
+
+/// The rows of a price breakdown as a summary shows them, and its total.
+pub struct Summary {
+    /// Label and amount: subtotal, each promotion applied, shipping, tax.
+    pub rows: Vec<(String, String)>,
+    /// What the shopper pays.
+    pub total: String,
+    /// The tax, where it is in the prices, or why it is not known yet.
+    pub tax_note: Option<String>,
+}
+
+impl Summary {
+    /// The summary of `pricing`; `destination`: whether it was priced for an address (tax known).
+    pub fn of(pricing: &Breakdown, destination: bool) -> Self {
+        let at = |minor: i64| money(&Money::new(minor, &pricing.currency));
+        let mut rows = vec![("Subtotal".to_owned(), at(pricing.subtotal))];
+        for promotion in pricing.promotions.iter().filter(|p| p.applied && p.amount > 0) {
+            rows.push((promotion.name.clone(), format!("−{}", at(promotion.amount))));
+        }
+        // The shipping at its price: a promotion that makes it free is a row of its own above.
+        match &pricing.shipping {
+            Some(shipping) if shipping.price == 0 => {
+                rows.push((format!("Shipping ({})", shipping.name), "Free".into()))
+            }
+            Some(shipping) => rows.push((format!("Shipping ({})", shipping.name), at(shipping.price))),
+            None => rows.push(("Shipping".into(), "Choose a method".into())),
+        }
+        let mut tax_note = None;
+        if pricing.tax_inclusive {
+            tax_note = (pricing.tax_total > 0).then(|| format!("Includes {} tax", at(pricing.tax_total)));
+        } else if destination {
+            rows.push(("Tax".into(), at(pricing.tax_total)));
+        } else {
+            tax_note = Some("Tax is worked out once you choose where it ships.".into());
+        }
+        Self { rows, total: at(pricing.grand_total), tax_note }
+    }
 }
 
 /// The cart page of `cart` (none: empty), with `problems` of the change just refused.
@@ -160,27 +203,8 @@ async fn cart_page(
                 format!("{}: {}", p.code.as_deref().unwrap_or(&p.name), p.detail.as_deref().unwrap_or("not applied"))
             })
             .collect();
-        page.rows.push(("Subtotal".into(), amount(cart, pricing.subtotal)));
-        for promotion in pricing.promotions.iter().filter(|p| p.applied && p.amount > 0) {
-            page.rows.push((promotion.name.clone(), format!("−{}", amount(cart, promotion.amount))));
-        }
-        // The shipping at its price: a promotion that makes it free is a row of its own above.
-        match &pricing.shipping {
-            Some(shipping) if shipping.price == 0 => {
-                page.rows.push((format!("Shipping ({})", shipping.name), "Free".into()))
-            }
-            Some(shipping) => page.rows.push((format!("Shipping ({})", shipping.name), amount(cart, shipping.price))),
-            None => page.rows.push(("Shipping".into(), "Choose below".into())),
-        }
-        if pricing.tax_inclusive {
-            page.tax_note =
-                (pricing.tax_total > 0).then(|| format!("Includes {} tax", amount(cart, pricing.tax_total)));
-        } else if cart.shipping.is_some() {
-            page.rows.push(("Tax".into(), amount(cart, pricing.tax_total)));
-        } else {
-            page.tax_note = Some("Tax is worked out once you choose where it ships.".into());
-        }
-        page.total = amount(cart, pricing.grand_total);
+        let summary = Summary::of(pricing, cart.shipping.is_some());
+        (page.rows, page.total, page.tax_note) = (summary.rows, summary.total, summary.tax_note);
         if let Some(shipping) = &cart.shipping {
             for country in &mut page.countries {
                 country.2 = country.0 == shipping.country;
@@ -215,7 +239,7 @@ async fn cart_page(
     Ok(response)
 }
 
-fn offer_view(offer: &Offer, chosen: Option<&str>) -> OfferView {
+pub fn offer_view(offer: &Offer, chosen: Option<&str>) -> OfferView {
     let price = match offer.price {
         0 => "Free".to_owned(),
         p => money(&Money::new(p, &offer.currency)),
@@ -234,7 +258,7 @@ fn offer_view(offer: &Offer, chosen: Option<&str>) -> OfferView {
 }
 
 /// The visitor's cart, if they have one that still exists.
-async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cart>, PageError> {
+pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cart>, PageError> {
     match cookie(headers, CART_COOKIE) {
         Some(id) => Ok(state.orders.cart(id).await?),
         None => Ok(None),
@@ -416,7 +440,7 @@ async fn shipping(
     }
     let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
     let method = form.method.as_deref().filter(|m| !m.is_empty());
-    match state.orders.set_shipping(cart_id, &country, region.as_deref(), method).await {
+    match state.orders.set_shipping(cart_id, &country, region.as_deref(), None, method).await {
         Ok(_) => Ok(to_cart(&state, None)),
         Err(refusal) => {
             refused(&state, &headers, refusal, |reason| Problems { shipping: Some(reason), ..Problems::default() })

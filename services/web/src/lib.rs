@@ -10,6 +10,7 @@
 pub mod assets;
 pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod orders;
 pub mod page;
 pub mod pages;
@@ -40,7 +41,7 @@ pub struct AppState {
 
 /// The storefront's routes.
 pub fn router(state: AppState) -> Router {
-    pages::router().merge(cart::router()).merge(assets::router()).with_state(state)
+    pages::router().merge(cart::router()).merge(checkout::router()).merge(assets::router()).with_state(state)
 }
 
 /// Wires the storefront into a process: clients of the product, inventory and order services,

@@ -1,6 +1,7 @@
 //! What the storefront asks the order service: a visitor's cart (lines, codes, shipping choice,
 //! the pricing engine's breakdown) and the shipping methods of a destination.
 
+use platform::address::AddressInput;
 use platform::client::{Call, ClientError, ServiceClient};
 use platform::money::Money;
 use serde::Deserialize;
@@ -64,6 +65,8 @@ pub struct PricedLine {
 /// The shipping of the breakdown.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PricedShipping {
+    /// The method.
+    pub method_id: String,
     /// Its name.
     pub name: String,
     /// Its price.
@@ -148,6 +151,53 @@ pub struct Offer {
     pub max_days: u32,
 }
 
+/// A moment of an order's history.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryEntry {
+    /// The status reached.
+    pub status: String,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Why (`out_of_stock`, a decline code …).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// An order, as its page shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    /// Its id.
+    pub id: String,
+    /// Where it stands (`pending`, `confirmed`, `shipped`, `payment_failed` …).
+    pub status: String,
+    /// What was bought.
+    pub items: Vec<Item>,
+    /// The price it was placed at.
+    pub pricing: Breakdown,
+    /// Where it goes.
+    pub shipping_address: AddressInput,
+    /// Its tracking number, once shipped.
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    /// Every status it reached, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// A guest's email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// When it was placed.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a placed order answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Placement {
+    /// The order.
+    pub id: String,
+    /// A guest's order's secret, which reads it.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct Offers {
     items: Vec<Offer>,
@@ -181,8 +231,11 @@ impl From<ClientError> for Refusal {
 pub fn problem_text(body: &[u8]) -> Option<String> {
     let problem: serde_json::Value = serde_json::from_slice(body).ok()?;
     let field = match (problem["errors"][0]["field"].as_str(), problem["errors"][0]["message"].as_str()) {
-        (Some(field), Some(message)) => Some(format!("{} {message}", field.replace('_', " "))),
-        (None, Some(message)) => Some(message.to_owned()),
+        // "must be …" needs its subject; other messages say what they mean alone.
+        (Some(field), Some(message)) if message.starts_with("must ") => {
+            Some(format!("{} {message}", field.replace('_', " ")))
+        }
+        (_, Some(message)) => Some(message.to_owned()),
         _ => None,
     };
     let text =
@@ -259,17 +312,50 @@ impl Orders {
         id: &str,
         country: &str,
         region: Option<&str>,
+        postal_code: Option<&str>,
         method_id: Option<&str>,
     ) -> Result<Cart, Refusal> {
         let path = format!("/v1/carts/{}/shipping", checked(id)?);
-        let body = json!({"country": country, "region": region, "method_id": method_id});
+        let body = json!({"country": country, "region": region, "postal_code": postal_code, "method_id": method_id});
         Ok(self.order.send(axum::http::Method::PUT, &path, &body, &Call::default()).await?)
     }
 }
 
-/// Whether `id` may go in a path as it is (ids are UUIDs: letters, digits and '-').
+impl Orders {
+    /// Checks out guest cart `cart_id` for `email` to `address`, paying with `payment_method`;
+    /// `attempt` is the checkout attempt's idempotency key (a double click or a reload posts the
+    /// same one, and gets the same order).
+    pub async fn place(
+        &self,
+        cart_id: &str,
+        email: &str,
+        address: &AddressInput,
+        payment_method: &str,
+        attempt: &str,
+    ) -> Result<Placement, Refusal> {
+        let body = json!({"cart_id": checked(cart_id)?, "email": email, "shipping_address": address,
+            "payment_method": payment_method});
+        let call = Call { idempotency_key: Some(attempt.to_owned()), ..Call::default() };
+        Ok(self.order.send(axum::http::Method::POST, "/v1/orders", &body, &call).await?)
+    }
+
+    /// The guest order `id` by its secret `token`; `None` when there is no such order for it.
+    pub async fn guest_order(&self, id: &str, token: &str) -> Result<Option<Order>, ClientError> {
+        if !safe_id(id) || token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let path = format!("/v1/orders/{id}?token={}", crate::page::encode(token));
+        match self.order.get(&path, &Call::default()).await {
+            Ok(order) => Ok(Some(order)),
+            Err(error) if error.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403 | 404)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Whether `id` may go in a path as it is (carts' and orders' ids: letters, digits, '-' and '_').
 fn safe_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn checked(id: &str) -> Result<&str, Refusal> {
@@ -289,6 +375,8 @@ mod tests {
             Some("The cart changed.")
         );
         assert_eq!(problem_text(b"not json"), None);
+        let said = br#"{"errors":[{"field":"country","message":"we do not ship to XX"}]}"#;
+        assert_eq!(problem_text(said).as_deref(), Some("We do not ship to XX."));
         assert!(!safe_id("../admin") && !safe_id("") && safe_id("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"));
     }
 }

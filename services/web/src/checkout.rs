@@ -1,0 +1,531 @@
+//! Checkout as a guest, on one page: contact, shipping address, shipping method, payment, and a
+//! place-order button that says the amount; then the order's page, found again by its secret
+//! token, with its status as it moves (the page refreshes itself while the order is on its way).
+//!
+//! Placing is safe against double clicks and reloads: the page carries one key per checkout
+//! attempt, sent as the order's `Idempotency-Key`, so the same attempt posted twice is one order.
+//! A declined payment fails the order; its page gives the reason and a way back to checkout with
+//! the same cart (its lines, codes and shipping are put back).
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use platform::address::AddressInput;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::cart::{COUNTRIES, OfferView, Summary, current, offer_view};
+use crate::orders::{Cart, Order, Refusal};
+use crate::page::{Layout, PageError, money, product_path};
+use crate::session::{Token, cart_cookie, form_allowed};
+
+/// The payment methods of the simulated provider: Stripe's test payment methods.
+const TEST_METHODS: &[(&str, &str)] = &[
+    ("pm_card_visa", "Test Visa card (succeeds)"),
+    ("pm_card_mastercard", "Test Mastercard (succeeds)"),
+    ("pm_card_chargeDeclined", "Test card that is declined"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "Test card without enough funds"),
+];
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+struct CheckoutPage {
+    layout: Layout,
+    csrf: String,
+    attempt: String,
+    fields: Fields,
+    errors: Vec<(&'static str, String)>,
+    notice: Option<String>,
+    countries: Vec<(&'static str, &'static str, bool)>,
+    offers: Vec<OfferView>,
+    shipping_problem: Option<String>,
+    methods: Vec<(&'static str, &'static str, bool)>,
+    lines: Vec<(String, i64, String)>,
+    rows: Vec<(String, String)>,
+    total: String,
+    tax_note: Option<String>,
+}
+
+impl CheckoutPage {
+    /// The error of `field`, if any.
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(f, _)| *f == field).map(|(_, e)| e.as_str())
+    }
+
+    /// Whether a shipping method is chosen (else the first is, as the cheapest).
+    fn any_offer_checked(&self) -> bool {
+        self.offers.iter().any(|o| o.checked)
+    }
+}
+
+/// The checkout form's fields, as posted (and shown again).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Fields {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    attempt: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    line1: String,
+    #[serde(default)]
+    line2: String,
+    #[serde(default)]
+    city: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    postal_code: String,
+    #[serde(default)]
+    country: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    payment: String,
+}
+
+/// A fresh checkout attempt's key.
+fn new_attempt() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    format!("web-{}", hex::encode(bytes))
+}
+
+/// Renders the checkout of `cart` with `fields` (as typed), `errors` by field and a `notice`.
+async fn page(
+    state: &AppState,
+    headers: &HeaderMap,
+    cart: &Cart,
+    mut fields: Fields,
+    errors: Vec<(&'static str, String)>,
+    notice: Option<String>,
+    shipping_problem: Option<String>,
+) -> Result<Response, PageError> {
+    let token = Token::of(headers);
+    if fields.attempt.is_empty() {
+        fields.attempt = new_attempt();
+    }
+    if let Some(shipping) = &cart.shipping {
+        if fields.country.is_empty() {
+            fields.country = shipping.country.clone();
+        }
+        if fields.region.is_empty() {
+            fields.region = shipping.region.clone().unwrap_or_default();
+        }
+        if fields.postal_code.is_empty() {
+            fields.postal_code = shipping.postal_code.clone().unwrap_or_default();
+        }
+        if fields.method.is_empty() {
+            fields.method = shipping.method_id.clone().unwrap_or_default();
+        }
+    }
+    if fields.country.is_empty() {
+        fields.country = "US".into();
+    }
+    if fields.payment.is_empty() {
+        fields.payment = TEST_METHODS[0].0.into();
+    }
+    let mut shipping_problem = shipping_problem;
+    let offers = match state.orders.offers(&cart.id, &fields.country, Some(&fields.region)).await {
+        Ok(offers) => offers.iter().map(|o| offer_view(o, Some(&fields.method))).collect(),
+        Err(Refusal::Refused(reason)) => {
+            shipping_problem = shipping_problem.or(Some(reason));
+            Vec::new()
+        }
+        Err(Refusal::NoCart) => Vec::new(),
+        Err(Refusal::Failed(error)) => return Err(error.into()),
+    };
+    let summary = Summary::of(&cart.pricing, cart.shipping.is_some());
+    let failed = !errors.is_empty() || notice.is_some();
+    let view = CheckoutPage {
+        layout: Layout { title: "Checkout".into(), noindex: true, nav: Vec::new(), ..Layout::default() },
+        csrf: token.value.clone(),
+        attempt: fields.attempt.clone(),
+        countries: COUNTRIES.iter().map(|&(code, name)| (code, name, code == fields.country)).collect(),
+        methods: TEST_METHODS.iter().map(|&(id, label)| (id, label, id == fields.payment)).collect(),
+        fields,
+        errors,
+        notice,
+        offers,
+        shipping_problem,
+        lines: cart.items.iter().map(|i| (i.name.clone(), i.quantity, money(&i.line_total))).collect(),
+        rows: summary.rows,
+        total: summary.total,
+        tax_note: summary.tax_note,
+    };
+    let body = view.render().map_err(|error| {
+        tracing::error!(%error, "the checkout page did not render");
+        PageError::Unavailable
+    })?;
+    let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let mut response = (status, body).into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(set) = token.cookie(state.secure_cookies) {
+        out.append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// `?declined=…` on the way back from a declined payment.
+#[derive(Debug, Default, Deserialize)]
+struct Back {
+    declined: Option<String>,
+}
+
+/// What a decline code means to a shopper.
+fn decline_text(code: &str) -> &'static str {
+    match code {
+        "insufficient_funds" => "Your card was declined: it does not have enough funds.",
+        "expired_card" => "Your card was declined: it has expired.",
+        "incorrect_cvc" => "Your card was declined: the security code is wrong.",
+        "timed_out" => "We could not get an answer from the payment provider in time.",
+        _ => "Your card was declined.",
+    }
+}
+
+/// `GET /checkout`.
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(back): Query<Back>,
+) -> Result<Response, PageError> {
+    let Some(cart) = current(&state, &headers).await?.filter(|c| !c.items.is_empty()) else {
+        return Ok(Redirect::to("/cart").into_response());
+    };
+    let notice = back
+        .declined
+        .as_deref()
+        .map(|code| format!("{} Choose another way to pay; your cart is as it was.", decline_text(code)));
+    page(&state, &headers, &cart, Fields::default(), Vec::new(), notice, None).await
+}
+
+/// Checks what was typed: the errors by field.
+fn check(fields: &Fields) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    let email = fields.email.trim();
+    let plausible = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.ends_with('.'));
+    if !plausible {
+        errors.push(("email", "Enter an email address like name@example.com.".into()));
+    }
+    for (field, value, label) in [
+        ("name", &fields.name, "your full name"),
+        ("line1", &fields.line1, "the street address"),
+        ("city", &fields.city, "the city"),
+        ("postal_code", &fields.postal_code, "the postal code"),
+    ] {
+        if value.trim().is_empty() {
+            errors.push((field, format!("Enter {label}.")));
+        } else if value.chars().count() > 100 {
+            errors.push((field, "Use at most 100 characters.".into()));
+        }
+    }
+    if !COUNTRIES.iter().any(|(code, _)| *code == fields.country) {
+        errors.push(("country", "Choose a country from the list.".into()));
+    }
+    if !TEST_METHODS.iter().any(|(id, _)| *id == fields.payment) {
+        errors.push(("payment", "Choose how to pay.".into()));
+    }
+    errors
+}
+
+fn text(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// The address typed.
+fn address_of(fields: &Fields) -> AddressInput {
+    AddressInput {
+        name: fields.name.trim().to_owned(),
+        line1: fields.line1.trim().to_owned(),
+        line2: text(&fields.line2).map(str::to_owned),
+        city: fields.city.trim().to_owned(),
+        region: text(&fields.region).map(str::to_uppercase),
+        postal_code: fields.postal_code.trim().to_owned(),
+        country: fields.country.trim().to_uppercase(),
+    }
+}
+
+/// The redirect to a placed order's page.
+fn to_order(placed: &crate::orders::Placement) -> Response {
+    let token = placed.token.as_deref().unwrap_or_default();
+    Redirect::to(&format!("/orders/{}?token={}", placed.id, crate::page::encode(token))).into_response()
+}
+
+/// `POST /checkout`: updates the shipping options for the address typed, or places the order.
+async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Fields>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(fields) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, fields.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let Some(cart) = current(&state, &headers).await? else {
+        return Ok(Redirect::to("/cart").into_response());
+    };
+    if cart.items.is_empty() {
+        // Placed already (the cart empties with the order): a double click or a reload posts the
+        // same attempt again, which the order service answers with the same order.
+        if fields.action == "place" && check(&fields).is_empty() {
+            let address = address_of(&fields);
+            if let Ok(placed) =
+                state.orders.place(&cart.id, fields.email.trim(), &address, &fields.payment, &fields.attempt).await
+            {
+                return Ok(to_order(&placed));
+            }
+        }
+        return Ok(Redirect::to("/cart").into_response());
+    }
+    let country = fields.country.trim().to_uppercase();
+    let known_country = COUNTRIES.iter().any(|(code, _)| *code == country);
+    // The destination first: the shipping methods and the tax depend on it.
+    let method = if fields.action == "place" { text(&fields.method) } else { None };
+    let cart = if known_country {
+        match state
+            .orders
+            .set_shipping(&cart.id, &country, text(&fields.region), text(&fields.postal_code), method)
+            .await
+        {
+            Ok(cart) => cart,
+            // Only an estimate refused: placing goes on, and the order service says whether the
+            // address can be shipped to (a shop without zones charges no shipping).
+            Err(Refusal::Refused(reason)) if fields.action != "place" => {
+                let cart = current(&state, &headers).await?.unwrap_or(cart);
+                return page(&state, &headers, &cart, fields, Vec::new(), None, Some(reason)).await;
+            }
+            Err(Refusal::Refused(_)) => cart,
+            Err(Refusal::NoCart) => return Ok(Redirect::to("/cart").into_response()),
+            Err(Refusal::Failed(error)) => return Err(error.into()),
+        }
+    } else {
+        cart
+    };
+    if fields.action != "place" {
+        return page(&state, &headers, &cart, fields, Vec::new(), None, None).await;
+    }
+    let errors = check(&fields);
+    if !errors.is_empty() {
+        return page(&state, &headers, &cart, fields, errors, None, None).await;
+    }
+    let address = address_of(&fields);
+    let attempt = match fields.attempt.as_str() {
+        a if a.starts_with("web-") && a.len() == 36 && a[4..].bytes().all(|b| b.is_ascii_hexdigit()) => a.to_owned(),
+        _ => new_attempt(),
+    };
+    match state.orders.place(&cart.id, fields.email.trim(), &address, &fields.payment, &attempt).await {
+        Ok(placed) => Ok(to_order(&placed)),
+        Err(Refusal::Refused(reason)) => {
+            let cart = current(&state, &headers).await?.unwrap_or(cart);
+            page(&state, &headers, &cart, fields, Vec::new(), Some(reason), None).await
+        }
+        Err(Refusal::NoCart) => Ok(Redirect::to("/cart").into_response()),
+        Err(Refusal::Failed(error)) => Err(error.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    layout: Layout,
+    csrf: String,
+    id: String,
+    token: String,
+    heading: String,
+    status_text: String,
+    in_progress: bool,
+    failed: Option<String>,
+    can_retry: bool,
+    steps: Vec<Step>,
+    lines: Vec<(String, String, i64, String)>,
+    rows: Vec<(String, String)>,
+    total: String,
+    tax_note: Option<String>,
+    address: Vec<String>,
+    email: Option<String>,
+    tracking: Option<String>,
+    placed: String,
+}
+
+/// A step of the order's timeline.
+struct Step {
+    label: &'static str,
+    at: Option<String>,
+    done: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TokenParam {
+    token: Option<String>,
+}
+
+/// `GET /orders/{id}?token=…`: a guest's order.
+async fn order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(param): Query<TokenParam>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let token = param.token.unwrap_or_default();
+    let order = state.orders.guest_order(&id, &token).await?.ok_or(PageError::NotFound)?;
+    let form_token = Token::of(&headers);
+    let in_progress = matches!(order.status.as_str(), "pending" | "reserved" | "paid");
+    let reached = |status: &str| {
+        order.history.iter().find(|h| h.status == status).map(|h| h.at.format("%b %-d, %H:%M UTC").to_string())
+    };
+    let steps = vec![
+        Step { label: "Placed", at: reached("pending"), done: true },
+        Step { label: "Confirmed", at: reached("confirmed"), done: reached("confirmed").is_some() },
+        Step { label: "Shipped", at: reached("shipped"), done: reached("shipped").is_some() },
+        Step { label: "Delivered", at: reached("delivered"), done: reached("delivered").is_some() },
+    ];
+    let reason = failure_reason(&order).unwrap_or_default();
+    let failed = match order.status.as_str() {
+        "payment_failed" => Some(decline_text(&reason).to_owned()),
+        "rejected" => {
+            Some("Some of what you ordered ran out before we could reserve it, so nothing was charged.".to_owned())
+        }
+        "cancelled" => Some("This order was cancelled; anything charged has been given back.".to_owned()),
+        _ => None,
+    };
+    let (heading, status_text) = match order.status.as_str() {
+        "pending" | "reserved" | "paid" => ("Thank you! We're confirming your order", "Confirming payment and stock…"),
+        "confirmed" => ("Your order is confirmed", "Confirmed: we're packing it."),
+        "shipped" => ("Your order is on its way", "Shipped."),
+        "delivered" => ("Your order was delivered", "Delivered."),
+        "refunded" => ("Your order was refunded", "Refunded."),
+        "payment_failed" => ("Your payment didn't go through", "Payment declined."),
+        "rejected" => ("We couldn't fill your order", "Not available."),
+        _ => ("Your order", "Cancelled."),
+    };
+    let summary = Summary::of(&order.pricing, true);
+    let a = &order.shipping_address;
+    let mut address = vec![a.name.clone(), a.line1.clone()];
+    address.extend(a.line2.clone());
+    address.push(
+        format!("{} {} {}", a.city, a.region.clone().unwrap_or_default(), a.postal_code)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    address.push(
+        COUNTRIES
+            .iter()
+            .find(|(c, _)| *c == a.country)
+            .map(|(_, n)| (*n).to_owned())
+            .unwrap_or_else(|| a.country.clone()),
+    );
+    let view = OrderPage {
+        layout: Layout { title: format!("Order {}", order.id), noindex: true, ..Layout::default() },
+        csrf: form_token.value.clone(),
+        id: order.id.clone(),
+        token,
+        heading: heading.into(),
+        status_text: status_text.into(),
+        in_progress,
+        failed,
+        can_retry: order.status == "payment_failed",
+        steps,
+        lines: order
+            .items
+            .iter()
+            .map(|i| (product_path(&i.product_id, &i.name), i.name.clone(), i.quantity, money(&i.line_total)))
+            .collect(),
+        rows: summary.rows,
+        total: summary.total,
+        tax_note: summary.tax_note,
+        address,
+        email: order.email.clone(),
+        tracking: order.tracking_number.clone(),
+        placed: order.created_at.format("%B %-d, %Y").to_string(),
+    };
+    let body = view.render().map_err(|error| {
+        tracing::error!(%error, "the order page did not render");
+        PageError::Unavailable
+    })?;
+    let mut response = body.into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    // The page's address holds its secret: no other site learns it from a link.
+    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if let Some(set) = form_token.cookie(state.secure_cookies) {
+        out.append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// Why the order reached its status (the decline code of a failed payment), not what came after
+/// (the stock given back).
+fn failure_reason(order: &Order) -> Option<String> {
+    order.history.iter().find(|h| h.status == order.status).and_then(|h| h.reason.clone())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RetryForm {
+    csrf: Option<String>,
+    token: Option<String>,
+}
+
+/// `POST /orders/{id}/retry`: after a declined payment, the order's cart again (its lines, codes
+/// and shipping), and back to checkout with the reason.
+async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<RetryForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let token = form.token.unwrap_or_default();
+    let order: Order = state.orders.guest_order(&id, &token).await?.ok_or(PageError::NotFound)?;
+    if order.status != "payment_failed" {
+        return Ok(Redirect::to(&format!("/orders/{id}?token={}", crate::page::encode(&token))).into_response());
+    }
+    let cart = match current(&state, &headers).await? {
+        Some(cart) => cart,
+        None => state.orders.create_cart().await?,
+    };
+    let refused = |r: Refusal| match r {
+        Refusal::Failed(error) => PageError::from(error),
+        _ => PageError::Unavailable,
+    };
+    for item in &order.items {
+        state.orders.set_item(&cart.id, &item.sku, item.quantity).await.map_err(refused)?;
+    }
+    for code in order.pricing.promotions.iter().filter(|p| p.applied).filter_map(|p| p.code.as_deref()) {
+        // A code that no longer applies is shown with its reason at checkout; it does not stop this.
+        let _ = state.orders.add_code(&cart.id, code).await;
+    }
+    let a = &order.shipping_address;
+    let method = order.pricing.shipping.as_ref().map(|s| s.method_id.as_str());
+    let _ = state.orders.set_shipping(&cart.id, &a.country, a.region.as_deref(), Some(&a.postal_code), method).await;
+    let reason = failure_reason(&order).unwrap_or_else(|| "card_declined".into());
+    let code: String = reason.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+    let mut response = Redirect::to(&format!("/checkout?declined={code}")).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));
+    Ok(response)
+}
+
+/// The checkout's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/checkout", get(show).post(submit))
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/retry", post(retry))
+}
