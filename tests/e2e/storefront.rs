@@ -439,3 +439,37 @@ async fn a_guest_checks_out_in_the_browser_is_declined_pays_another_way_and_foll
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn search_engines_get_robots_txt_and_a_sitemap_of_every_category_and_product() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let body = json!({"name": "Linen Apron", "brand": "Kiln", "category_id": "cat-kitchen", "description": "Keeps flour off.",
+        "price": {"amount": 2_200, "currency": "USD"}, "variants": [{"sku": unique("APRON").to_uppercase()}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    app.eventually("the apron is indexed", || async {
+        let found: Value = app.request(Method::GET, "/v1/products?q=apron").send().await.unwrap().json().await.unwrap();
+        found["total"] == 1
+    })
+    .await;
+    let shop = &app;
+    let text = |path: &'static str| async move {
+        let response = shop.request(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        (response.headers()[CONTENT_TYPE].to_str().unwrap().to_owned(), response.text().await.unwrap())
+    };
+    let (_, robots) = text("/robots.txt").await;
+    assert!(robots.contains("Disallow: /checkout") && robots.contains("Sitemap: http"), "{robots}");
+    let (kind, index) = text("/sitemap.xml").await;
+    assert_eq!(kind, "application/xml; charset=utf-8");
+    assert!(index.contains("<sitemapindex") && index.contains("/sitemaps/categories.xml</loc>"), "{index}");
+    assert!(index.contains("/sitemaps/products-1.xml</loc>") && !index.contains("products-2.xml"), "{index}");
+    let (_, categories) = text("/sitemaps/categories.xml").await;
+    assert!(categories.contains("/c/kitchen</loc>"), "{categories}");
+    let (_, products) = text("/sitemaps/products-1.xml").await;
+    assert!(products.contains(&format!("/p/linen-apron-{id}</loc>")), "{products}");
+    let missing = app.request(Method::GET, "/sitemaps/products-2.xml").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}

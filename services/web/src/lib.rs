@@ -16,6 +16,7 @@ pub mod page;
 pub mod pages;
 pub mod session;
 pub mod settings;
+pub mod sitemap;
 
 use std::sync::Arc;
 
@@ -37,11 +38,20 @@ pub struct AppState {
     pub orders: Arc<Orders>,
     /// Whether cookies are `Secure` (the shop is served over HTTPS).
     pub secure_cookies: bool,
+    /// The shop's public address (sitemaps list absolute URLs).
+    pub public_url: url::Url,
+    /// The sitemaps, with the catalog walk they keep.
+    pub sitemaps: Arc<sitemap::Sitemaps>,
 }
 
 /// The storefront's routes.
 pub fn router(state: AppState) -> Router {
-    pages::router().merge(cart::router()).merge(checkout::router()).merge(assets::router()).with_state(state)
+    pages::router()
+        .merge(cart::router())
+        .merge(checkout::router())
+        .merge(sitemap::router())
+        .merge(assets::router())
+        .with_state(state)
 }
 
 /// Wires the storefront into a process: clients of the product, inventory and order services,
@@ -58,6 +68,8 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         catalog: Arc::new(catalog),
         orders: Arc::new(orders),
         secure_cookies: infra.config.public_url().scheme() == "https",
+        public_url: infra.config.public_url(),
+        sitemaps: Arc::new(sitemap::Sitemaps::default()),
     };
     Ok(Service {
         name: NAME,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use futures::TryFutureExt as _;
@@ -803,13 +803,6 @@ fn json_ld(product: &Product, path: &str, available: &HashMap<String, i64>) -> S
     value.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
-/// `GET /robots.txt`.
-async fn robots() -> Response {
-    let body = "User-agent: *\nDisallow: /cart\nDisallow: /checkout\nDisallow: /account\nDisallow: /search\nSitemap: /sitemap.xml\n";
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], body)
-        .into_response()
-}
-
 /// Any other path a browser asks for: the "not found" page.
 pub fn not_found() -> Response {
     PageError::NotFound.into_response()
@@ -832,7 +825,6 @@ pub fn router() -> Router<AppState> {
         .route("/c/{slug}", get(category))
         .route("/p/{key}", get(product))
         .route("/search", get(search))
-        .route("/robots.txt", get(robots))
 }
 
 #[cfg(test)]
