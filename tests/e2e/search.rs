@@ -354,6 +354,15 @@ async fn an_admin_gets_an_upload_url_for_a_product_image_and_the_image_is_served
     assert!(!served.windows(7).any(|w| w == b"<script"), "what hid after the image is gone");
     let decoded = image::load_from_memory_with_format(&served, image::ImageFormat::Png).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (8, 5));
+    // Its resized copies for the storefront's srcset lie beside it (a small image is not enlarged).
+    for copy in ["thumb", "card", "full"] {
+        let copy_url = format!("{}.{copy}.jpg", url.trim_end_matches(".png"));
+        let served = app.client.get(&copy_url).send().await.unwrap();
+        assert_eq!(served.status(), 200, "{copy_url}");
+        let bytes = served.bytes().await.unwrap();
+        let copy = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+        assert_eq!((copy.width(), copy.height()), (8, 5));
+    }
 
     let product: Value = app.request(Method::GET, "/v1/products/p-1").send().await.unwrap().json().await.unwrap();
     assert_eq!(product["images"], json!([url.clone()]));

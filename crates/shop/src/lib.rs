@@ -209,14 +209,16 @@ impl Seeder {
         Ok(shop_order::app::seed::seed_pricing(backend.pricing.as_ref()).await?)
     }
 
-    /// Seeds `count` generated products with their stock; `progress` hears the running count.
+    /// Seeds `count` generated products with their stock and their drawn pictures (through the
+    /// object store); `progress` hears the running count.
     pub async fn products(
         &self,
         count: u64,
         progress: impl FnMut(u64) + Send,
     ) -> anyhow::Result<shop_product::app::import::ImportReport> {
         let stock = InventoryStock(shop_inventory::open(&self.infra).await?.store);
-        shop_product::app::seed::seed_products(&self.catalog, count, &stock, progress).await
+        let objects = Some(self.infra.objects.as_ref());
+        shop_product::app::seed::seed_products(&self.catalog, count, &stock, objects, progress).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! a bulk import, the demo catalog, keeping the search index and the rendered pages following the
 //! store, and a rebuild of the index.
 
+pub mod drawn;
 pub mod images;
 pub mod import;
 pub mod indexer;

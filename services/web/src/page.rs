@@ -175,6 +175,37 @@ pub fn money(amount: &Money) -> String {
     }
 }
 
+/// A published image with its resized copies (made by the product service beside every image it
+/// publishes: `{stem}.thumb.jpg`, `.card.jpg`, `.full.jpg` of 160, 480 and 1,200 pixels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    /// The copy to load where `srcset` is not read.
+    pub src: String,
+    /// The copies by width, for `srcset`; empty for an image that is not ours.
+    pub srcset: String,
+}
+
+impl Picture {
+    /// The `size` copy (`card` or `full`) of image `url` and the srcset of that copy and the ones
+    /// below it; an image the product service did not publish (any other address) as it is.
+    pub fn of(url: &str, size: &str) -> Self {
+        let ours = url.contains("/images/products/") || url.contains("/images/seed/");
+        let Some((stem, extension)) =
+            url.rsplit_once('.').filter(|(_, e)| ours && ["png", "jpg", "gif", "webp"].contains(e))
+        else {
+            return Self { src: url.to_owned(), srcset: String::new() };
+        };
+        let _ = extension;
+        let copies: &[(&str, u32)] = match size {
+            "full" => &[("card", 480), ("full", 1200)],
+            _ => &[("thumb", 160), ("card", 480)],
+        };
+        let srcset =
+            copies.iter().map(|(name, width)| format!("{stem}.{name}.jpg {width}w")).collect::<Vec<_>>().join(", ");
+        Self { src: format!("{stem}.{size}.jpg"), srcset }
+    }
+}
+
 /// `1234567` as `1,234,567`.
 pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
@@ -274,6 +305,23 @@ mod tests {
         assert_eq!(product_path("p-1", "日本"), "/p/p-1");
         assert_eq!(product_path("0193-ab", "Desk Lamp"), "/p/desk-lamp-0193-ab");
         assert!(slugify(&"word ".repeat(40)).len() <= 80);
+    }
+
+    #[test]
+    fn our_images_are_shown_by_their_resized_copies() {
+        let card = Picture::of("https://cdn.example/images/seed/tent-blue.png", "card");
+        assert_eq!(card.src, "https://cdn.example/images/seed/tent-blue.card.jpg");
+        assert_eq!(
+            card.srcset,
+            "https://cdn.example/images/seed/tent-blue.thumb.jpg 160w, https://cdn.example/images/seed/tent-blue.card.jpg 480w"
+        );
+        let full = Picture::of("/files/images/products/p1/ab-12.webp", "full");
+        assert_eq!(
+            full.srcset,
+            "/files/images/products/p1/ab-12.card.jpg 480w, /files/images/products/p1/ab-12.full.jpg 1200w"
+        );
+        let theirs = Picture::of("https://elsewhere.example/x.png", "card");
+        assert_eq!((theirs.src.as_str(), theirs.srcset.as_str()), ("https://elsewhere.example/x.png", ""));
     }
 
     #[test]

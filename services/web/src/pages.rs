@@ -42,7 +42,7 @@ pub struct Card {
     /// Its price, formatted ("from" when variants differ is not known here: the lowest).
     pub price: String,
     /// Its first image.
-    pub image: Option<String>,
+    pub image: Option<crate::page::Picture>,
     /// Whether it can be bought now.
     pub in_stock: bool,
     /// The first letter of its name, drawn where there is no image.
@@ -58,7 +58,7 @@ impl Card {
             name: summary.name.clone(),
             brand: summary.brand.clone(),
             price: money(&summary.price),
-            image: summary.image.clone(),
+            image: summary.image.as_deref().map(|url| crate::page::Picture::of(url, "card")),
             in_stock: summary.in_stock,
             initial: summary.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
             hue: crate::page::hue(&summary.name),
@@ -615,7 +615,7 @@ struct ProductPage {
     brand: String,
     price: String,
     description: Vec<String>,
-    images: Vec<String>,
+    images: Vec<crate::page::Picture>,
     initial: String,
     hue: u16,
     attributes: Vec<(String, String)>,
@@ -759,7 +759,7 @@ async fn product(
             false => money(&product.price),
         },
         description,
-        images: product.images.clone(),
+        images: product.images.iter().map(|url| crate::page::Picture::of(url, "full")).collect(),
         initial: product.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
         hue: crate::page::hue(&product.name),
         attributes,
@@ -862,7 +862,7 @@ mod tests {
             brand: product.brand.clone(),
             price: money(&product.price),
             description: vec![product.description.clone()],
-            images: vec!["/files/a.png\" onload=\"alert(1)".into()],
+            images: vec![crate::page::Picture::of("/files/images/seed/a.png\" onload=\"alert(1)", "full")],
             initial: "<".into(),
             hue: 10,
             attributes: vec![("<b>".into(), "<i>bold</i>".into())],

@@ -4,3 +4,6 @@ document.documentElement.classList.add("js");
 for (const select of document.querySelectorAll("select[data-autosubmit]")) {
   select.addEventListener("change", () => select.form.submit());
 }
+// On a phone the filters start folded away, so the products come first.
+const filters = document.querySelector("details.filters");
+if (filters && window.matchMedia("(max-width: 800px)").matches) filters.open = false;

@@ -237,7 +237,12 @@ pub async fn complete_image(
             return Err(ApiError::invalid_field("image", format!("{refused}; it was deleted")));
         }
     };
-    state.objects.put(&image_key(&id, &name), written.into(), declared).await?;
+    // The resized copies first: once the image is listed, its copies are there for the pages.
+    for (variant, bytes) in written.variants {
+        let key = crate::app::images::variant_key(&image_key(&id, &name), variant);
+        state.objects.put(&key, bytes.into(), "image/jpeg").await?;
+    }
+    state.objects.put(&image_key(&id, &name), written.original.into(), declared).await?;
     let before = product.clone();
     product.images.push(url.clone());
     product.updated_at = chrono::Utc::now();

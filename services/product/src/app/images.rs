@@ -20,13 +20,84 @@ pub const CONCURRENT_CHECKS: usize = 2;
 
 static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CHECKS);
 
-/// [`reencode`] on a blocking thread, [`CONCURRENT_CHECKS`] at a time; a panic in a decoder is a
+/// [`process`] on a blocking thread, [`CONCURRENT_CHECKS`] at a time; a panic in a decoder is a
 /// refusal like any other bad image.
-pub async fn check(bytes: bytes::Bytes, content_type: &'static str) -> Result<Vec<u8>, Refused> {
+pub async fn check(bytes: bytes::Bytes, content_type: &'static str) -> Result<Checked, Refused> {
     let _turn = CHECKS.acquire().await.expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(move || reencode(&bytes, content_type))
+    tokio::task::spawn_blocking(move || process(&bytes, content_type))
         .await
         .unwrap_or_else(|_| Err(Refused(format!("the bytes could not be read as {content_type}"))))
+}
+
+/// The resized copies of every published image, for the storefront's `srcset`: name and longest
+/// side in pixels. Each is a JPEG stored beside the image as `{stem}.{name}.jpg` ([`variant_key`]);
+/// an image smaller than a variant is not enlarged.
+pub const VARIANTS: &[(&str, u32)] = &[("thumb", 160), ("card", 480), ("full", 1200)];
+
+/// JPEG quality of the resized copies.
+const VARIANT_QUALITY: u8 = 82;
+
+/// The key of the `variant` of the image stored at `key`: `…/a.png` → `…/a.card.jpg`.
+pub fn variant_key(key: &str, variant: &str) -> String {
+    let stem = match key.rsplit_once('.') {
+        Some((stem, extension)) if !extension.contains('/') => stem,
+        _ => key,
+    };
+    format!("{stem}.{variant}.jpg")
+}
+
+/// An uploaded image as it is published: written again in its own format, and its resized copies.
+#[derive(Debug)]
+pub struct Checked {
+    /// The image, written again by this service.
+    pub original: Vec<u8>,
+    /// Each of [`VARIANTS`]: its name and its JPEG.
+    pub variants: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// [`reencode`], and the [`VARIANTS`] of the same decoded image.
+pub fn process(bytes: &[u8], content_type: &str) -> Result<Checked, Refused> {
+    let format =
+        format_of(content_type).ok_or_else(|| Refused(format!("{content_type} is not an image type we take")))?;
+    let image = decode(bytes, format, content_type)?;
+    let variants = variants_of(&image)?;
+    Ok(Checked { original: encode(image, format, content_type, bytes.len())?, variants })
+}
+
+/// The [`VARIANTS`] of `image`: resized to fit each one's side (never enlarged), transparent parts
+/// on white, as JPEGs.
+pub fn variants_of(image: &DynamicImage) -> Result<Vec<(&'static str, Vec<u8>)>, Refused> {
+    VARIANTS
+        .iter()
+        .map(|&(name, side)| {
+            let fitted = if image.width() > side || image.height() > side {
+                image.resize(side, side, image::imageops::FilterType::Triangle)
+            } else {
+                image.clone()
+            };
+            Ok((name, jpeg(&fitted, VARIANT_QUALITY)?))
+        })
+        .collect()
+}
+
+/// `image` as a JPEG of `quality`, transparent pixels laid on white.
+pub fn jpeg(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, Refused> {
+    let rgb = match image.color().has_alpha() {
+        false => image.to_rgb8(),
+        true => {
+            let rgba = image.to_rgba8();
+            image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+                let [r, g, b, a] = rgba.get_pixel(x, y).0;
+                let on_white = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32)) / 255) as u8;
+                image::Rgb([on_white(r), on_white(g), on_white(b)])
+            })
+        }
+    };
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(&DynamicImage::ImageRgb8(rgb))
+        .map_err(|e| Refused(format!("a resized copy could not be written: {e}")))?;
+    Ok(out.into_inner())
 }
 
 /// JPEG quality of a re-encoded photo.
@@ -56,7 +127,12 @@ pub fn reencode(bytes: &[u8], content_type: &str) -> Result<Vec<u8>, Refused> {
     let format =
         format_of(content_type).ok_or_else(|| Refused(format!("{content_type} is not an image type we take")))?;
     let image = decode(bytes, format, content_type)?;
-    let mut out = Cursor::new(Vec::with_capacity(bytes.len()));
+    encode(image, format, content_type, bytes.len())
+}
+
+/// `image` written in `format` (the uploaded type).
+fn encode(image: DynamicImage, format: ImageFormat, content_type: &str, size_hint: usize) -> Result<Vec<u8>, Refused> {
+    let mut out = Cursor::new(Vec::with_capacity(size_hint));
     let written = match format {
         // JPEG has no alpha channel: a photo is written as RGB.
         ImageFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
@@ -116,6 +192,34 @@ mod tests {
             let back = image::load_from_memory_with_format(&written, format).unwrap();
             assert_eq!((back.width(), back.height()), (6, 4), "{content_type}");
         }
+    }
+
+    #[test]
+    fn resized_copies_fit_each_side_keep_the_shape_and_are_never_enlarged() {
+        let checked = process(&encoded(2_000, 1_000, ImageFormat::Png), "image/png").unwrap();
+        let sizes: Vec<(&str, (u32, u32))> = checked
+            .variants
+            .iter()
+            .map(|(name, bytes)| {
+                assert_eq!(platform::objects::sniff_image(bytes), Some("image/jpeg"));
+                let image = image::load_from_memory(bytes).unwrap();
+                (*name, (image.width(), image.height()))
+            })
+            .collect();
+        assert_eq!(sizes, [("thumb", (160, 80)), ("card", (480, 240)), ("full", (1200, 600))]);
+        let small = process(&encoded(300, 200, ImageFormat::Png), "image/png").unwrap();
+        let full = image::load_from_memory(&small.variants[2].1).unwrap();
+        assert_eq!((full.width(), full.height()), (300, 200), "not enlarged");
+        assert_eq!(variant_key("images/products/p1/ab-12.png", "card"), "images/products/p1/ab-12.card.jpg");
+        assert_eq!(variant_key("images/seed/x", "thumb"), "images/seed/x.thumb.jpg");
+    }
+
+    #[test]
+    fn transparent_parts_of_a_copy_are_white() {
+        let clear = image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 0]));
+        let bytes = jpeg(&DynamicImage::ImageRgba8(clear), 90).unwrap();
+        let back = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        assert!(back.pixels().all(|p| p.0.iter().all(|c| *c > 245)), "{:?}", back.get_pixel(0, 0));
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The demo catalog `shop up` starts with, so a fresh platform has something to browse.
 
+use std::collections::HashMap;
+
+use platform::objects::ObjectStore;
+
 use crate::Catalog;
+use crate::app::drawn::Shape;
 use crate::domain::category::{Category, slugify};
 use crate::store::StoreError;
 
@@ -36,7 +41,8 @@ pub async fn seed_demo(catalog: &Catalog) -> Result<usize, StoreError> {
     Ok(DEMO_CATEGORIES.len())
 }
 
-/// One generated product: its id, what an admin would send, and the stock of each SKU.
+/// One generated product: its id, what an admin would send, the stock of each SKU, and its
+/// picture.
 #[derive(Debug, Clone)]
 pub struct Generated {
     /// The product id (`seed-000001`, …): seeding again updates the same products.
@@ -45,6 +51,24 @@ pub struct Generated {
     pub input: crate::domain::product::ProductInput,
     /// Units on hand per SKU.
     pub stock: Vec<(String, i64)>,
+    /// How it is drawn.
+    pub picture: Picture,
+}
+
+/// A drawn picture: a shape in a colour, shared by every product of that kind and colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Picture {
+    /// The shape.
+    pub shape: Shape,
+    /// The colour's name.
+    pub colour: &'static str,
+}
+
+impl Picture {
+    /// Where it is stored (its resized copies beside it).
+    pub fn key(&self) -> String {
+        format!("images/seed/{:?}-{}.png", self.shape, self.colour).to_lowercase()
+    }
 }
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same catalog everywhere.
@@ -75,6 +99,8 @@ struct Kind {
     nouns: &'static [&'static str],
     prices: (i64, i64),
     axis: (&'static str, &'static [&'static str]),
+    /// How its products are drawn.
+    shape: Shape,
 }
 
 const COLOURS: &[&str] = &["Black", "White", "Silver", "Blue", "Red", "Green", "Graphite", "Sand"];
@@ -86,6 +112,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Smartphone", "Phone", "Flip Phone", "Rugged Phone"],
         prices: (9_900, 129_900),
         axis: ("storage", &["64 GB", "128 GB", "256 GB", "512 GB"]),
+        shape: Shape::Phone,
     },
     Kind {
         category: "cat-laptops",
@@ -93,6 +120,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Laptop", "Ultrabook", "Notebook", "Gaming Laptop", "Chromebook"],
         prices: (29_900, 349_900),
         axis: ("memory", &["8 GB", "16 GB", "32 GB", "64 GB"]),
+        shape: Shape::Laptop,
     },
     Kind {
         category: "cat-audio",
@@ -100,6 +128,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Headphones", "Earbuds", "Speaker", "Soundbar", "Turntable", "Microphone"],
         prices: (1_900, 79_900),
         axis: ("colour", COLOURS),
+        shape: Shape::Headphones,
     },
     Kind {
         category: "cat-kitchen",
@@ -107,6 +136,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Kettle", "Espresso Machine", "Chef Knife", "Skillet", "Blender", "Toaster", "Dutch Oven"],
         prices: (1_500, 89_900),
         axis: ("colour", COLOURS),
+        shape: Shape::Kettle,
     },
     Kind {
         category: "cat-furniture",
@@ -114,6 +144,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Armchair", "Desk", "Bookshelf", "Sofa", "Dining Table", "Office Chair", "Bed Frame"],
         prices: (4_900, 249_900),
         axis: ("finish", &["Oak", "Walnut", "Ash", "Black", "White"]),
+        shape: Shape::Chair,
     },
     Kind {
         category: "cat-shoes",
@@ -121,6 +152,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Running Shoe", "Trail Shoe", "Sneaker", "Leather Boot", "Sandal", "Hiking Boot", "Loafer"],
         prices: (2_900, 24_900),
         axis: ("size", &["38", "39", "40", "41", "42", "43", "44", "45"]),
+        shape: Shape::Shoe,
     },
     Kind {
         category: "cat-outdoor",
@@ -128,6 +160,7 @@ const KINDS: &[Kind] = &[
         nouns: &["Tent", "Backpack", "Sleeping Bag", "Camping Stove", "Headlamp", "Water Filter", "Trekking Poles"],
         prices: (1_200, 69_900),
         axis: ("colour", COLOURS),
+        shape: Shape::Tent,
     },
 ];
 
@@ -220,6 +253,12 @@ pub fn generate(n: u64) -> Generated {
         });
         stock.push((sku, if out_of_stock { 0 } else { rng.below(200) as i64 + 1 }));
     }
+    // Drawn in its first variant's colour or finish, or (phones, laptops, shoes) one of the colours.
+    let colour = match axis {
+        "colour" | "finish" => values[start],
+        _ => COLOURS[(n as usize * 7 + 3) % COLOURS.len()],
+    };
+    let picture = Picture { shape: kind.shape, colour };
     let input = ProductInput {
         name,
         description,
@@ -230,7 +269,7 @@ pub fn generate(n: u64) -> Generated {
         tax_category: Default::default(),
         variants,
     };
-    Generated { id, input, stock }
+    Generated { id, input, stock, picture }
 }
 
 /// Writes `count` generated products as NDJSON lines (with their ids), as `shop import` and
@@ -260,18 +299,50 @@ pub async fn seed_products(
     catalog: &Catalog,
     count: u64,
     stock: &dyn StockSink,
+    objects: Option<&dyn ObjectStore>,
     progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<crate::app::import::ImportReport> {
     let mut importer = crate::app::import::Importer::new(catalog).with_progress(progress);
+    let mut pictures: HashMap<Picture, String> = HashMap::new();
     for n in 0..count {
         let generated = generate(n);
         for (sku, on_hand) in &generated.stock {
             catalog.products.set_availability(sku, *on_hand, 0).await?;
         }
         stock.set(&generated.stock).await?;
-        importer.add(n + 1, Some(generated.id), generated.input, Vec::new()).await?;
+        let images = match objects {
+            Some(objects) => match pictures.get(&generated.picture) {
+                Some(url) => vec![url.clone()],
+                None => {
+                    let url = store_picture(objects, generated.picture).await?;
+                    pictures.insert(generated.picture, url.clone());
+                    vec![url]
+                }
+            },
+            None => Vec::new(),
+        };
+        importer.add(n + 1, Some(generated.id), generated.input, images).await?;
     }
     Ok(importer.finish().await?)
+}
+
+/// Draws `picture` and stores it with its resized copies, unless a seeding before did; its URL.
+async fn store_picture(objects: &dyn ObjectStore, picture: Picture) -> anyhow::Result<String> {
+    let key = picture.key();
+    if objects.size(&key).await?.is_none() {
+        let (png, variants) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let image = crate::app::drawn::draw(picture.shape, crate::app::drawn::colour_of(picture.colour));
+            let mut png = std::io::Cursor::new(Vec::new());
+            image.write_to(&mut png, image::ImageFormat::Png)?;
+            Ok((png.into_inner(), crate::app::images::variants_of(&image).map_err(|e| anyhow::anyhow!(e))?))
+        })
+        .await??;
+        for (variant, bytes) in variants {
+            objects.put(&crate::app::images::variant_key(&key, variant), bytes.into(), "image/jpeg").await?;
+        }
+        objects.put(&key, png.into(), "image/png").await?;
+    }
+    Ok(objects.public_url(&key).to_string())
 }
 
 #[cfg(test)]
