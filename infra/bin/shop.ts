@@ -53,13 +53,14 @@ const edge = new EdgeStack(app, name('Edge'), {
 
 const services = new ServicesStack(app, name('Services'), {
   ...common,
-  description: `shop ${cfg.envName}: ECS cluster and the five Fargate services (image tag ${imageTag})`,
+  description: `shop ${cfg.envName}: ECS cluster and the six Fargate services, the web tier among them (image tag ${imageTag})`,
   imageTag,
   vpc: network.vpc,
   securityGroups: network.securityGroups,
   logsKey: network.logsKey,
   data,
   listener: edge.httpsListener,
+  listenerDefaultTargets: edge.listenerDefaultTargets,
   assetsBucket: edge.assetsBucket,
   assetsKey: edge.contentKey,
   gatewayToken: edge.gatewayToken,

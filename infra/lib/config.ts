@@ -12,8 +12,8 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 /** The environments this app can synthesize (`-c env=staging|prod`). */
 export type EnvName = 'staging' | 'prod';
 
-/** The five services; each runs its own binary from the one `shop` image. */
-export type ServiceName = 'user' | 'product' | 'order' | 'payment' | 'inventory';
+/** The six services (the five behind the API and the web tier); each runs its own binary from the one `shop` image. */
+export type ServiceName = 'user' | 'product' | 'order' | 'payment' | 'inventory' | 'web';
 
 export interface DisasterRecoveryTarget {
   /** The passive region the Route 53 failover records send traffic to. */
@@ -133,16 +133,31 @@ export interface ServiceSpec {
   readonly publicPaths: string[];
   /** Admin path patterns (`/admin/*`). */
   readonly adminPaths: string[];
-  /** The SQS queue it consumes (`shop-<name>`). */
-  readonly queue: string;
+  /**
+   * Answers every request no other service's rule takes: the ALB listener's default action
+   * forwards to its target group, which the Edge stack makes with the listener. One service only.
+   */
+  readonly listenerDefault?: boolean;
+  /**
+   * The SQS queue it consumes (`shop-<name>`). A service without one takes no part in the events:
+   * it gets no queue, and its task role may neither send nor receive.
+   */
+  readonly queue?: string;
   /** Keeps data in RDS PostgreSQL (`SHOP_DATABASE_URL`). */
   readonly usesDatabase: boolean;
   /** DynamoDB tables it owns (names exactly as the services use them). */
   readonly tables: string[];
-  /** Other services it calls over HTTP (service discovery names; every service but user calls user for its JWKS). */
+  /** Other services it calls over HTTP (service discovery names; the API services but user call user for its JWKS). */
   readonly calls: ServiceName[];
   /** S3 prefixes of the assets bucket it writes (presigned uploads, labels). */
   readonly assetPrefixes: string[];
+  /**
+   * Its own settings kept in SSM Parameter Store, `/shop/<env>/<service>/<setting>` (the setting's
+   * name in its section: `SHOP_STORE_NAME` → `store_name`), which ECS reads at task start: the
+   * variable and the value the parameter is created with. The parameter is where the value is
+   * changed; a new deployment of the service picks it up.
+   */
+  readonly parameters?: Readonly<Record<string, string>>;
 }
 
 export const SERVICES: ServiceSpec[] = [
@@ -221,6 +236,26 @@ export const SERVICES: ServiceSpec[] = [
     tables: ['shop-inventory-stock', 'shop-inventory-reservations', 'shop-inventory-ledger', 'shop-inventory-outbox'],
     calls: ['user'],
     assetPrefixes: [],
+  },
+  {
+    // The storefront: HTML pages rendered on the server from the product, inventory and order
+    // services' answers (catalog, stock, carts, checkout, orders), and the content-hashed files
+    // under /static/ it serves itself. No tables, no queue, no events.
+    name: 'web',
+    cpu: 256,
+    memoryMiB: 512,
+    minTasks: 2,
+    maxTasks: 20,
+    sizing: 'reference design: Web Application Hosting CPU 256, Memory 512 MB, desired count 2 (minimum for HA); up to 20 tasks (10x the floor, Black Friday)',
+    publicPaths: [],
+    adminPaths: [],
+    listenerDefault: true,
+    usesDatabase: false,
+    tables: [],
+    calls: ['product', 'inventory', 'order'],
+    assetPrefixes: [],
+    // Reference design: the web tier's environment variables from Parameter Store.
+    parameters: { SHOP_STORE_NAME: 'Shop' },
   },
 ];
 

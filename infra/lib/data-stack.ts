@@ -58,9 +58,10 @@ export interface ServiceSecrets {
  * - Secrets Manager: connection URLs and third-party keys.
  */
 export class DataStack extends cdk.Stack {
-  /** DynamoDB tables by owning service. */
-  readonly tables: Record<ServiceName, dynamodb.Table[]> = { user: [], product: [], order: [], payment: [], inventory: [] };
-  readonly queues = {} as Record<ServiceName, ServiceQueue>;
+  /** DynamoDB tables by owning service (none for some). */
+  readonly tables = {} as Record<ServiceName, dynamodb.Table[]>;
+  /** Queue and dead-letter queue by consuming service; a service without a queue has no entry. */
+  readonly queues: Partial<Record<ServiceName, ServiceQueue>> = {};
   readonly messagingKey: kms.Key;
   readonly secretsKey: kms.Key;
   readonly secrets: ServiceSecrets;
@@ -160,6 +161,9 @@ export class DataStack extends cdk.Stack {
     }
 
     // ---------------------------------------------------------------- DynamoDB
+    for (const spec of SERVICES) {
+      this.tables[spec.name] = [];
+    }
     const tableKeys: Partial<Record<ServiceName, kms.Key>> = {};
     const attr = (a: KeyAttr): dynamodb.Attribute => ({
       name: a.name,
@@ -193,6 +197,7 @@ export class DataStack extends cdk.Stack {
 
     // ---------------------------------------------------------------- SQS
     for (const spec of SERVICES) {
+      if (!spec.queue) continue;
       const dlq = new sqs.Queue(this, `${title(spec.name)}Dlq`, {
         queueName: `${spec.queue}-dlq`,
         encryption: sqs.QueueEncryption.KMS,

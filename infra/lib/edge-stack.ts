@@ -17,12 +17,18 @@ import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { EnvConfig, SERVICES, ServiceName } from './config';
 import { SecurityGroups } from './network-stack';
-import { dataKey, logGroup, skipCheckov, title } from './util';
+import { dataKey, logGroup, serviceTargetGroup, skipCheckov, title } from './util';
 
-/** The Content-Security-Policy of the static site and its assets: nothing but this origin's own
- * resources, no plugins, no framing, forms only to itself. */
+/** The Content-Security-Policy of `/static/*` (the web tier's content-hashed styles, scripts and
+ * icons): nothing but this origin's own resources, no plugins, no framing, forms only to itself. */
 export const STATIC_CSP =
   "default-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/** The Content-Security-Policy of the storefront's pages: scripts, styles, images and requests from
+ * this origin only (product images are under its `/images/`), no inline script, no plugins, no
+ * framing, forms only to itself. Inline `style` attributes are allowed (the placeholder thumbnails'
+ * colour); `<style>` elements are not. */
+export const PAGE_CSP =
+  "default-src 'self'; style-src-attr 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 /** The Content-Security-Policy of `/images/*`: an image is never a document that can run anything. */
 export const IMAGE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
 
@@ -48,7 +54,7 @@ export const SHOP_TOKEN_HEADER = 'X-Shop-Authorization';
 
 /**
  * An S3 origin reached through an origin access control, with no bucket policy written by CDK:
- * this stack writes the bucket policies itself, granting CloudFront only the prefixes it serves
+ * this stack writes the bucket policy itself, granting CloudFront only the prefix it serves
  * (`images/` of the assets bucket, never `labels/`).
  */
 class OacBucketOrigin extends cloudfront.OriginBase {
@@ -62,13 +68,15 @@ class OacBucketOrigin extends cloudfront.OriginBase {
 
 /**
  * Edge: everything between the internet and the services.
- * - S3 buckets: assets (product images under `images/`, shipping labels under `labels/`), the static
- *   site, and the access-log bucket; KMS, versioning, TLS-only policies, public access blocked.
+ * - S3 buckets: assets (product images under `images/`, shipping labels under `labels/`) and the
+ *   access-log bucket; KMS, versioning, TLS-only policies, public access blocked.
  * - ALB (internet-facing, public subnets): HTTPS listener (TLS 1.2+), HTTP listener that only
- *   redirects to HTTPS, default answer 404; the Services stack adds one rule per service.
- * - CloudFront (`<domain>`): `/static/*` and the site from the static bucket, `/images/*` from the
- *   assets bucket (both through origin access control, cached a year), `/api/*` to the ALB (the
- *   `/api` prefix stripped by a CloudFront Function, `/api/admin/*` refused); WAF attached.
+ *   redirects to HTTPS; the Services stack adds the API services' path rules, and everything else
+ *   goes to the web tier (the listener's default action, its target group made here).
+ * - CloudFront (`<domain>`): the storefront's pages from the web tier through the ALB (cached as
+ *   their Cache-Control says), `/static/*` from the web tier too (content-hashed, cached a year),
+ *   `/images/*` from the assets bucket (origin access control, cached a year), `/api/*` to the ALB
+ *   (the `/api` prefix stripped by a CloudFront Function, `/api/admin/*` refused); WAF attached.
  * - API Gateway (`gateway.<domain>`, stage `prod`, 5,000 rps): proxies `/api/{proxy+}` to the ALB;
  *   Cognito authorizer on the shopper routes, IAM on `/api/admin/*`; WAF attached.
  * - WAF web ACLs (CloudFront scope and regional for ALB + API Gateway), logged.
@@ -81,8 +89,9 @@ export class EdgeStack extends cdk.Stack {
   readonly httpsListener: elbv2.ApplicationListener;
   readonly distribution: cloudfront.Distribution;
   readonly api: apigw.RestApi;
+  /** The target group of the HTTPS listener's default action: the web tier's tasks. */
+  readonly listenerDefaultTargets: elbv2.ApplicationTargetGroup;
   readonly assetsBucket: s3.Bucket;
-  readonly staticBucket: s3.Bucket;
   readonly contentKey: kms.Key;
   /** Shared secret API Gateway sends to the ALB on admin routes. */
   readonly gatewayToken: secretsmanager.Secret;
@@ -140,9 +149,9 @@ export class EdgeStack extends cdk.Stack {
 
     this.contentKey = dataKey(this, 'ContentKey', cfg, 'content');
     // CloudFront (origin access control) decrypts objects it is allowed to read by the bucket
-    // policies below. The key policy cannot name the distribution (the distribution depends on the
+    // policy below. The key policy cannot name the distribution (the distribution depends on the
     // buckets, which depend on the key), so it names the account's distributions; the bucket
-    // policies are the exact gate.
+    // policy is the exact gate.
     this.contentKey.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'CloudFrontOriginAccessControlDecrypt',
@@ -185,7 +194,6 @@ export class EdgeStack extends cdk.Stack {
         },
       ],
     });
-    this.staticBucket = contentBucket('StaticBucket', 'static');
 
     // ------------------------------------------------------------------ ALB
     const albSg = ec2.SecurityGroup.fromSecurityGroupId(this, 'AlbSgRef', securityGroups.alb.securityGroupId, {
@@ -205,16 +213,22 @@ export class EdgeStack extends cdk.Stack {
       desyncMitigationMode: elbv2.DesyncMitigationMode.DEFENSIVE,
     });
     this.alb.logAccessLogs(logsBucket, 'alb');
+    // Everything no API rule takes goes to the web tier: the storefront's pages, its `/static/`
+    // files, and for any other path its not-found answer (a page for browsers, a problem for API
+    // clients). Its target group is made here, with the listener that names it; the Services stack
+    // attaches the web tier's tasks to it.
+    const unrouted = SERVICES.filter((spec) => spec.listenerDefault);
+    if (unrouted.length !== 1) {
+      throw new Error(`exactly one service answers the ALB listener's default action, not ${unrouted.length}`);
+    }
+    this.listenerDefaultTargets = serviceTargetGroup(this, `${title(unrouted[0].name)}Targets`, cfg, unrouted[0].name, vpc);
     this.httpsListener = this.alb.addListener('Https', {
       port: 443,
       protocol: elbv2.ApplicationProtocol.HTTPS,
       certificates: [certificate],
       sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
       open: false,
-      defaultAction: elbv2.ListenerAction.fixedResponse(404, {
-        contentType: 'application/json',
-        messageBody: '{"type":"about:blank","title":"Not Found","status":404}',
-      }),
+      defaultAction: elbv2.ListenerAction.forward([this.listenerDefaultTargets]),
     });
     this.alb.addListener('Http', {
       port: 80,
@@ -253,7 +267,6 @@ function handler(event) {
       originAccessControlName: `shop-${env}-s3`,
       signing: cloudfront.Signing.SIGV4_ALWAYS,
     });
-    const staticOrigin = new OacBucketOrigin(this.staticBucket, oac);
     const assetsOrigin = new OacBucketOrigin(this.assetsBucket, oac);
     this.edgeToken = new secretsmanager.Secret(this, 'EdgeToken', {
       secretName: `shop/${env}/edge-token`,
@@ -268,22 +281,57 @@ function handler(event) {
       customHeaders: { [EDGE_HEADER]: this.edgeToken.secretValue.unsafeUnwrap() },
     });
     const yearCache = new cloudfront.CachePolicy(this, 'YearCache', {
-      cachePolicyName: `shop-${env}-s3-1y`,
-      comment: 'Static assets and images: one year',
+      cachePolicyName: `shop-${env}-1y`,
+      comment: 'Content-hashed static files and images: one year',
       defaultTtl: cdk.Duration.days(365),
       maxTtl: cdk.Duration.days(365),
       minTtl: cdk.Duration.seconds(0),
       enableAcceptEncodingGzip: true,
       enableAcceptEncodingBrotli: true,
     });
-    // What the shop's own domain serves from S3 can never act as a page: the security headers
-    // (nosniff, HSTS, frame denial) and a Content-Security-Policy that forbids scripts, plugins,
-    // forms and framing; images are sandboxed besides. (The storefront's pages get their own
-    // policy from the web tier.)
-    const s3Headers = (id: string, csp: string) =>
+    // The storefront's pages are kept as long as the web tier's Cache-Control allows: a page that
+    // is the same for everyone says `public, max-age=0, s-maxage=60` (a minute here, browsers
+    // revalidate with its ETag), a shopper's own page `private, no-store` (never kept), and an
+    // answer without Cache-Control is not kept either (default TTL 0). The key is the path and
+    // every query string (listing filters, sort, cursor, search).
+    // Cookies reach the web tier (origin request policy below) but are not part of the key: the
+    // pages that depend on one (the cart and checkout on `shop_cart` and `shop_csrf`, later a
+    // signed-in shopper's) are `private, no-store`, so the cache only ever holds pages that are
+    // the same for every visitor, and keying on cookies would split it per visitor (any analytics
+    // cookie) for no gain. A page that reads or sets a cookie must therefore never be public.
+    // Request headers are not part of the key either: a page is HTML whatever the request accepts,
+    // and the one answer that depends on Accept, not found, is never kept (errorResponses below).
+    const pageCache = new cloudfront.CachePolicy(this, 'PageCache', {
+      cachePolicyName: `shop-${env}-pages`,
+      comment: 'Storefront pages: as long as their Cache-Control allows, keyed on the query string',
+      defaultTtl: cdk.Duration.seconds(0),
+      maxTtl: cdk.Duration.days(1),
+      minTtl: cdk.Duration.seconds(0),
+      queryStringBehavior: cloudfront.CacheQueryStringBehavior.all(),
+      headerBehavior: cloudfront.CacheHeaderBehavior.none(),
+      cookieBehavior: cloudfront.CacheCookieBehavior.none(),
+      enableAcceptEncodingGzip: true,
+      enableAcceptEncodingBrotli: true,
+    });
+    // What a page request carries to the web tier: every query string and cookie; Accept (an
+    // unknown path is the not-found page for a browser, a problem for an API client); and what its
+    // forms' check of a post's origin reads: Sec-Fetch-Site, else Origin against the viewer's Host
+    // (`<domain>` or `www.<domain>`, both on the ALB's certificate, so CloudFront may send it).
+    const pageRequest = new cloudfront.OriginRequestPolicy(this, 'PageRequest', {
+      originRequestPolicyName: `shop-${env}-pages`,
+      comment: 'Storefront pages: query strings, cookies, Accept and the origin headers to the web tier',
+      queryStringBehavior: cloudfront.OriginRequestQueryStringBehavior.all(),
+      cookieBehavior: cloudfront.OriginRequestCookieBehavior.all(),
+      headerBehavior: cloudfront.OriginRequestHeaderBehavior.allowList('Accept', 'Host', 'Origin', 'Sec-Fetch-Site'),
+    });
+    // Security headers (nosniff, HSTS, frame denial, referrer) and a Content-Security-Policy on
+    // everything but the API: the pages get theirs (PAGE_CSP) in place of the web tier's bare
+    // `frame-ancestors`, `/static/*` one that allows nothing but this origin, and images are
+    // sandboxed besides, never a page that can run anything.
+    const securityHeaders = (id: string, csp: string, comment: string) =>
       new cloudfront.ResponseHeadersPolicy(this, id, {
         responseHeadersPolicyName: `shop-${env}-${id.toLowerCase()}`,
-        comment: 'Security headers and a Content-Security-Policy for what S3 serves',
+        comment,
         securityHeadersBehavior: {
           contentTypeOptions: { override: true },
           contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
@@ -292,12 +340,14 @@ function handler(event) {
           strictTransportSecurity: { accessControlMaxAge: cdk.Duration.days(365), includeSubdomains: true, override: true },
         },
       });
-    const staticHeaders = s3Headers('StaticHeaders', STATIC_CSP);
-    const imageHeaders = s3Headers('ImageHeaders', IMAGE_CSP);
-    const s3Behavior = (
+    const pageHeaders = securityHeaders('PageHeaders', PAGE_CSP, 'Security headers and a Content-Security-Policy for the storefront pages');
+    const staticHeaders = securityHeaders('StaticHeaders', STATIC_CSP, 'Security headers and a Content-Security-Policy for /static/*');
+    const imageHeaders = securityHeaders('ImageHeaders', IMAGE_CSP, 'Security headers and a Content-Security-Policy for /images/*');
+    // Files: GET and HEAD only.
+    const readOnly = (
       origin: cloudfront.IOrigin,
       cachePolicy: cloudfront.ICachePolicy,
-      responseHeadersPolicy: cloudfront.IResponseHeadersPolicy = staticHeaders,
+      responseHeadersPolicy: cloudfront.IResponseHeadersPolicy,
     ): cloudfront.BehaviorOptions => ({
       origin,
       cachePolicy,
@@ -318,11 +368,22 @@ function handler(event) {
       enableLogging: true,
       logBucket: logsBucket,
       logFilePrefix: 'cloudfront/',
-      defaultRootObject: 'index.html',
-      defaultBehavior: s3Behavior(staticOrigin, cloudfront.CachePolicy.CACHING_OPTIMIZED),
+      // The storefront: the web tier's pages, through the ALB (whose default action it is). Every
+      // method, for its forms' posts (cart, checkout); CloudFront keeps only GET and HEAD answers.
+      defaultBehavior: {
+        origin: albOrigin,
+        cachePolicy: pageCache,
+        originRequestPolicy: pageRequest,
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+        responseHeadersPolicy: pageHeaders,
+        compress: true,
+      },
       additionalBehaviors: {
-        '/static/*': s3Behavior(staticOrigin, yearCache),
-        '/images/*': s3Behavior(assetsOrigin, yearCache, imageHeaders),
+        // The web tier serves its own static files under content-hashed names
+        // (`Cache-Control: public, max-age=31536000, immutable`): a year here too.
+        '/static/*': readOnly(albOrigin, yearCache, staticHeaders),
+        '/images/*': readOnly(assetsOrigin, yearCache, imageHeaders),
         '/api/*': {
           origin: albOrigin,
           viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
@@ -333,9 +394,11 @@ function handler(event) {
           functionAssociations: [{ function: apiRewrite, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }],
         },
       },
+      // A not-found answer is never kept: for one path the web tier answers a browser with its
+      // page and an API client with a problem (by Accept, which is not in the cache key).
+      errorResponses: [{ httpStatus: 404, ttl: cdk.Duration.seconds(0) }],
     });
-    // CloudFront may read exactly what it serves: the whole static site, and `images/` of the
-    // assets bucket (never `labels/`).
+    // CloudFront may read exactly what it serves: `images/` of the assets bucket (never `labels/`).
     const cloudFrontRead = (bucket: s3.Bucket, prefix: string) =>
       bucket.addToResourcePolicy(
         new iam.PolicyStatement({
@@ -346,7 +409,6 @@ function handler(event) {
           conditions: { StringEquals: { 'AWS:SourceArn': this.distribution.distributionArn } },
         }),
       );
-    cloudFrontRead(this.staticBucket, '');
     cloudFrontRead(this.assetsBucket, 'images/');
 
     // ------------------------------------------------------------------ API Gateway
@@ -370,7 +432,8 @@ function handler(event) {
 
     // Health checks: each service's readiness (`/ready`: its database, cache, queues answer) through
     // the primary ALB, addressed by the ALB's own DNS name so they never follow the failover.
-    // The user and payment checks are the database connectivity checks.
+    // The user and payment checks are the database connectivity checks; the web tier's guards the
+    // storefront, which CloudFront reaches through `api.<domain>` as well.
     for (const spec of SERVICES) {
       this.readinessChecks[spec.name] = new route53.HealthCheck(this, `${title(spec.name)}Ready`, {
         type: route53.HealthCheckType.HTTPS,
@@ -416,7 +479,6 @@ function handler(event) {
     new cdk.CfnOutput(this, 'CdnDomain', { value: this.distribution.distributionDomainName });
     new cdk.CfnOutput(this, 'AlbDns', { value: this.alb.loadBalancerDnsName });
     new cdk.CfnOutput(this, 'AssetsBucketName', { value: this.assetsBucket.bucketName });
-    new cdk.CfnOutput(this, 'StaticBucketName', { value: this.staticBucket.bucketName });
   }
 
   /**

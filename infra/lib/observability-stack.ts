@@ -157,6 +157,7 @@ export class ObservabilityStack extends cdk.Stack {
 
     const db = data.database;
     const list = Object.values(running);
+    const queues = Object.values(data.queues).flatMap((q) => (q ? [q] : []));
     // Table names are fixed (the services' own names), so metrics use them literally.
     const tableName = (t: dynamodb.Table) => t.node.id.replace(/^Table-/, '');
     const allTables = Object.values(data.tables).flat();
@@ -195,8 +196,8 @@ export class ObservabilityStack extends cdk.Stack {
     );
     dashboard.addWidgets(new cloudwatch.TextWidget({ markdown: `# shop ${env}: technical`, width: 24, height: 1 }));
     dashboard.addWidgets(
-      graph('API response time p95 (ALB, s)', list.map((r) => latency(r, 'p95'))),
-      graph('API response time p99 (ALB, s)', list.map((r) => latency(r, 'p99'))),
+      graph('Response time p95 by service (ALB, s)', list.map((r) => latency(r, 'p95'))),
+      graph('Response time p99 by service (ALB, s)', list.map((r) => latency(r, 'p99'))),
       graph('Error rate by service (5xx %)', list.map(errorRate)),
       graph('API Gateway latency and errors', [api.metricLatency({ statistic: 'p95' })], {
         right: [api.metricClientError(), api.metricServerError()],
@@ -237,8 +238,8 @@ export class ObservabilityStack extends cdk.Stack {
       ),
       graph(
         'Queues: oldest message (s)',
-        Object.values(data.queues).map((q) => q.queue.metricApproximateAgeOfOldestMessage()),
-        { right: Object.values(data.queues).map((q) => q.dlq.metricApproximateNumberOfMessagesVisible()) },
+        queues.map((q) => q.queue.metricApproximateAgeOfOldestMessage()),
+        { right: queues.map((q) => q.dlq.metricApproximateNumberOfMessagesVisible()) },
       ),
       graph('ALB', [alb.metrics.requestCount()], {
         right: [alb.metrics.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT), alb.metrics.targetResponseTime({ statistic: 'p99' })],
@@ -273,8 +274,10 @@ export class ObservabilityStack extends cdk.Stack {
       }),
       critical,
     );
+    const paymentQueue = data.queues.payment;
+    if (!paymentQueue) throw new Error('the payment service has no queue: its dead-letter alarm has nothing to watch');
     alarm(
-      data.queues.payment.dlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }).createAlarm(this, 'PaymentCommandsDead', {
+      paymentQueue.dlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }).createAlarm(this, 'PaymentCommandsDead', {
         alarmName: `shop-${env}-payment-commands-dead-letters`,
         alarmDescription: 'Payment commands failed 5 times and sit in shop-payment-commands-dlq',
         threshold: 0,
@@ -329,9 +332,11 @@ export class ObservabilityStack extends cdk.Stack {
       }),
       critical,
     );
+    // Dead letters of every other queue (the web tier has none).
     for (const spec of SERVICES) {
-      if (spec.name === 'payment') continue;
-      const dlq = data.queues[spec.name].dlq;
+      const own = data.queues[spec.name];
+      if (spec.name === 'payment' || !own) continue;
+      const dlq = own.dlq;
       alarm(
         dlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }).createAlarm(this, `${title(spec.name)}DeadLetters`, {
           alarmName: `shop-${env}-${spec.name}-dead-letters`,
@@ -345,8 +350,9 @@ export class ObservabilityStack extends cdk.Stack {
       );
     }
 
-    // Readiness of each service as seen by Route 53; the user and payment services' readiness is
-    // their PostgreSQL connectivity, combined with RDS's own view into "database connectivity".
+    // Readiness of each service as seen by Route 53 (the web tier's too: the storefront's pages); the
+    // user and payment services' readiness is their PostgreSQL connectivity, combined with RDS's own
+    // view into "database connectivity".
     const readiness = {} as Record<ServiceName, cloudwatch.Alarm>;
     for (const spec of SERVICES) {
       readiness[spec.name] = new cloudwatch.Metric({
@@ -402,6 +408,8 @@ export class ObservabilityStack extends cdk.Stack {
         }),
         critical,
       );
+    // Every service's 5xx share and p95 at its target group; for the web tier that is the
+    // storefront's pages (reference design: page load under 2 seconds).
     for (const r of list) {
       const name = r.spec.name;
       sustained(errorRate(r), `${title(name)}ErrorRate`, `${name}-error-rate`, `${name}: more than 5 % of requests answered 5xx`, 5);

@@ -10,21 +10,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import {
-  ECR_REPOSITORY,
-  EnvConfig,
-  HEALTH_CHECK,
-  SCALING,
-  SERVICES,
-  SERVICE_PORT,
-  ServiceName,
-  ServiceSpec,
-} from './config';
+import { ECR_REPOSITORY, EnvConfig, SCALING, SERVICES, SERVICE_PORT, ServiceName, ServiceSpec } from './config';
 import { DataStack } from './data-stack';
 import { GATEWAY_HEADER } from './edge-stack';
 import { SecurityGroups } from './network-stack';
-import { logGroup, title } from './util';
+import { logGroup, serviceTargetGroup, title } from './util';
 
 export interface ServicesStackProps extends cdk.StackProps {
   readonly cfg: EnvConfig;
@@ -34,6 +26,8 @@ export interface ServicesStackProps extends cdk.StackProps {
   readonly logsKey: kms.IKey;
   readonly data: DataStack;
   readonly listener: elbv2.IApplicationListener;
+  /** The target group of the listener's default action (Edge stack), for the service that answers it. */
+  readonly listenerDefaultTargets: elbv2.ApplicationTargetGroup;
   readonly assetsBucket: s3.IBucket;
   readonly assetsKey: kms.IKey;
   readonly gatewayToken: secretsmanager.ISecret;
@@ -59,9 +53,11 @@ export interface RunningService {
  * Each service runs its own binary from the one `shop` image (tag from `-c imageTag=…`) with its
  * reference-design task size and task counts, behind its own ALB target group (`/health` every
  * 30 s, 5 s timeout) and listener rules for its paths, and scales on CPU 70 %, memory 80 % and
- * 1,000 ALB requests per target (plus a scheduled floor over Black Friday / Cyber Monday). Its task
- * role may touch only what the service owns: its DynamoDB tables, its queue (consume), every queue
- * (send: the routing table is in code), its S3 prefix. Secrets reach the task as ECS secrets.
+ * 1,000 ALB requests per target (plus a scheduled floor over Black Friday / Cyber Monday). The web
+ * tier has no path rules: it is the listener's default action, everything the API rules do not
+ * take. A task role may touch only what the service owns: its DynamoDB tables, its queue (consume),
+ * every queue (send: the routing table is in code; none for a service without a queue), its S3
+ * prefix. Secrets reach the task as ECS secrets, and so do the settings kept in Parameter Store.
  */
 export class ServicesStack extends cdk.Stack {
   readonly running = {} as Record<ServiceName, RunningService>;
@@ -115,37 +111,40 @@ export class ServicesStack extends cdk.Stack {
     });
 
     // Queues: send to all five (the event routing table lives in the code), consume only its own
-    // (and its dead letters, which the admin endpoint lists and redrives).
-    const allQueues = Object.values(data.queues).map((q) => q.queue.queueArn);
-    taskRole.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'SendToEveryQueue',
-        actions: ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
-        resources: allQueues,
-      }),
-    );
+    // (and its dead letters, which the admin endpoint lists and redrives). A service without a
+    // queue (the web tier) publishes and consumes nothing: no queue permissions at all.
     const own = data.queues[spec.name];
-    taskRole.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ConsumeOwnQueue',
-        actions: [
-          'sqs:ReceiveMessage',
-          'sqs:DeleteMessage',
-          'sqs:ChangeMessageVisibility',
-          'sqs:GetQueueUrl',
-          'sqs:GetQueueAttributes',
-        ],
-        resources: [own.queue.queueArn, own.dlq.queueArn],
-      }),
-    );
-    taskRole.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'RedriveOwnDeadLetters',
-        actions: ['sqs:SendMessage'],
-        resources: [own.dlq.queueArn],
-      }),
-    );
-    data.messagingKey.grantEncryptDecrypt(taskRole);
+    if (own) {
+      const allQueues = Object.values(data.queues).flatMap((q) => (q ? [q.queue.queueArn] : []));
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'SendToEveryQueue',
+          actions: ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
+          resources: allQueues,
+        }),
+      );
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'ConsumeOwnQueue',
+          actions: [
+            'sqs:ReceiveMessage',
+            'sqs:DeleteMessage',
+            'sqs:ChangeMessageVisibility',
+            'sqs:GetQueueUrl',
+            'sqs:GetQueueAttributes',
+          ],
+          resources: [own.queue.queueArn, own.dlq.queueArn],
+        }),
+      );
+      taskRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'RedriveOwnDeadLetters',
+          actions: ['sqs:SendMessage'],
+          resources: [own.dlq.queueArn],
+        }),
+      );
+      data.messagingKey.grantEncryptDecrypt(taskRole);
+    }
     for (const table of data.tables[spec.name]) {
       table.grantReadWriteData(taskRole);
     }
@@ -309,8 +308,26 @@ export class ServicesStack extends cdk.Stack {
         secrets.SHOP_STRIPE_SECRET_KEY = secretRef('StripeSecretKey', data.secrets.stripeSecretKey);
         secrets.SHOP_STRIPE_WEBHOOK_SECRET = secretRef('StripeWebhookSecret', data.secrets.stripeWebhookSecret);
         break;
+      case 'web':
+        // The address shoppers reach the storefront on: its cookies are `Secure` on HTTPS, and the
+        // sitemaps list absolute URLs on it.
+        environment.SHOP_PUBLIC_URL = props.cdnBaseUrl;
+        break;
       default:
         break;
+    }
+    // Settings kept in Parameter Store (`/shop/<env>/<service>/<setting>`): ECS reads them at task
+    // start, with the execution role's read grant on exactly these parameters.
+    for (const [variable, value] of Object.entries(spec.parameters ?? {})) {
+      const setting = variable.replace(/^SHOP_/, '').toLowerCase();
+      const parameter = new ssm.StringParameter(this, `${id}${setting.split('_').map(title).join('')}Parameter`, {
+        parameterName: `/shop/${env}/${spec.name}/${setting}`,
+        stringValue: value,
+        description: `${variable} of the ${spec.name} service, read when a task starts`,
+        tier: ssm.ParameterTier.STANDARD,
+      });
+      cdk.Tags.of(parameter).add('Service', spec.name);
+      secrets[variable] = ecs.Secret.fromSsmParameter(parameter);
     }
     // Every SHOP_* variable set here goes through the services' own configuration loader after
     // synth (scripts/lint/cdk_env.py, run by scripts/check-deploy): an unknown one fails there.
@@ -362,42 +379,35 @@ export class ServicesStack extends cdk.Stack {
     });
 
     // ------------------------------------------------------------ load balancing
-    const targetGroup = new elbv2.ApplicationTargetGroup(this, `${id}Targets`, {
-      targetGroupName: `shop-${env}-${spec.name}`,
-      vpc: props.vpc,
-      port: SERVICE_PORT,
-      protocol: elbv2.ApplicationProtocol.HTTP,
-      targetType: elbv2.TargetType.IP,
-      deregistrationDelay: cdk.Duration.seconds(30),
-      healthCheck: {
-        path: HEALTH_CHECK.path,
-        interval: cdk.Duration.seconds(HEALTH_CHECK.intervalSeconds),
-        timeout: cdk.Duration.seconds(HEALTH_CHECK.timeoutSeconds),
-        healthyThresholdCount: 2,
-        unhealthyThresholdCount: 3,
-        healthyHttpCodes: '200',
-      },
-    });
+    // The service that answers the listener's default action uses the Edge stack's target group
+    // (the listener names it, and the Edge stack deploys first); every other one has its own here.
+    const targetGroup = spec.listenerDefault
+      ? props.listenerDefaultTargets
+      : serviceTargetGroup(this, `${id}Targets`, cfg, spec.name, props.vpc);
     service.attachToApplicationTargetGroup(targetGroup);
 
     const priority = 100 * (index + 1);
-    new elbv2.ApplicationListenerRule(this, `${id}PublicRule`, {
-      listener: props.listener,
-      priority,
-      conditions: [elbv2.ListenerCondition.pathPatterns(spec.publicPaths)],
-      targetGroups: [targetGroup],
-    });
+    if (spec.publicPaths.length > 0) {
+      new elbv2.ApplicationListenerRule(this, `${id}PublicRule`, {
+        listener: props.listener,
+        priority,
+        conditions: [elbv2.ListenerCondition.pathPatterns(spec.publicPaths)],
+        targetGroups: [targetGroup],
+      });
+    }
     // Admin routes only with the token API Gateway adds (the IAM-authorized path); without it the
-    // request falls through to the listener's 404.
-    new elbv2.ApplicationListenerRule(this, `${id}AdminRule`, {
-      listener: props.listener,
-      priority: priority + 1,
-      conditions: [
-        elbv2.ListenerCondition.pathPatterns(spec.adminPaths),
-        elbv2.ListenerCondition.httpHeader(GATEWAY_HEADER, [props.gatewayToken.secretValue.unsafeUnwrap()]),
-      ],
-      targetGroups: [targetGroup],
-    });
+    // request falls through to the listener's default, the web tier, which answers not found.
+    if (spec.adminPaths.length > 0) {
+      new elbv2.ApplicationListenerRule(this, `${id}AdminRule`, {
+        listener: props.listener,
+        priority: priority + 1,
+        conditions: [
+          elbv2.ListenerCondition.pathPatterns(spec.adminPaths),
+          elbv2.ListenerCondition.httpHeader(GATEWAY_HEADER, [props.gatewayToken.secretValue.unsafeUnwrap()]),
+        ],
+        targetGroups: [targetGroup],
+      });
+    }
     // `/_ready/<service>` → the service's `/ready`: what the Route 53 health checks call.
     const readyRule = new elbv2.ApplicationListenerRule(this, `${id}ReadyRule`, {
       listener: props.listener,
@@ -436,7 +446,7 @@ export class ServicesStack extends cdk.Stack {
       maxCapacity: spec.maxTasks,
     });
 
-    for (const c of [taskDefinition, service, targetGroup, taskRole, executionRole]) {
+    for (const c of [taskDefinition, service, taskRole, executionRole]) {
       cdk.Tags.of(c).add('Service', spec.name);
     }
     return { spec, service, targetGroup, logGroup: logs };

@@ -51,20 +51,23 @@ const ENVIRONMENTS: Record<EnvName, {
 };
 
 /**
- * The five services, the same in both environments: Fargate task size (CPU units, MiB as the
- * template writes them), task counts, the scheduled Black Friday floor, the queue each consumes.
+ * The six services, the same in both environments: Fargate task size (CPU units, MiB as the
+ * template writes them), task counts, the scheduled Black Friday floor, the queue each consumes
+ * (none for the web tier, which takes no part in the events).
  * Design: User Service CPU 512, Memory 1 GB, 2-10 tasks; Order Service CPU 1024, Memory 2 GB, 2-20
- * tasks; desired count 2, the minimum for HA. The design runs the product service (1 GB) and the
- * payment service on Lambda and gives the inventory service no size: their ECS CPU and task counts
- * are pinned (design silent). The Black Friday floor (design: "scale up before known traffic peaks",
- * no number) is pinned at half the maximum.
+ * tasks; the web tier ("Web Application Hosting") CPU 256, Memory 512 MB, auto scaling on CPU and
+ * ALB requests; desired count 2, the minimum for HA. The design runs the product service (1 GB)
+ * and the payment service on Lambda and gives the inventory service no size: their ECS CPU and task
+ * counts are pinned (design silent), as is the web tier's maximum. The Black Friday floor (design:
+ * "scale up before known traffic peaks", no number) is pinned at half the maximum.
  */
-const SERVICES: Record<string, { cpu: string; memory: string; min: number; max: number; peakMin: number; queue: string }> = {
+const SERVICES: Record<string, { cpu: string; memory: string; min: number; max: number; peakMin: number; queue?: string }> = {
   user: { cpu: '512', memory: '1024', min: 2, max: 10, peakMin: 5, queue: 'shop-user-mail' },
   product: { cpu: '512', memory: '1024', min: 2, max: 20, peakMin: 10, queue: 'shop-product-indexer' },
   order: { cpu: '1024', memory: '2048', min: 2, max: 20, peakMin: 10, queue: 'shop-order-saga' },
   payment: { cpu: '512', memory: '1024', min: 2, max: 10, peakMin: 5, queue: 'shop-payment-commands' },
   inventory: { cpu: '512', memory: '1024', min: 2, max: 10, peakMin: 5, queue: 'shop-inventory-commands' },
+  web: { cpu: '256', memory: '512', min: 2, max: 20, peakMin: 10 },
 };
 
 /**
@@ -145,6 +148,7 @@ const TAGGED_TYPES = [
   'AWS::SES::EmailIdentity',
   'AWS::SNS::Topic',
   'AWS::SQS::Queue',
+  'AWS::SSM::Parameter',
   'AWS::SecretsManager::Secret',
   'AWS::ServiceDiscovery::PrivateDnsNamespace',
   'AWS::ServiceDiscovery::Service',
@@ -152,7 +156,6 @@ const TAGGED_TYPES = [
 ];
 
 /** AWS's managed CloudFront policies (fixed ids). */
-const CACHING_OPTIMIZED = '658327ea-f89d-4fab-a63d-7e88639e58f6';
 const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
 const ALL_VIEWER_EXCEPT_HOST_HEADER = 'b689b0a8-53d0-40ab-baf2-68738e2966ac';
 
@@ -235,8 +238,8 @@ function check(env: EnvName): number {
   const services = of('AWS::ECS::Service');
   const targets = of('AWS::ApplicationAutoScaling::ScalableTarget');
   const policies = of('AWS::ApplicationAutoScaling::ScalingPolicy');
-  is(taskDefs.length, 5, 'five task definitions');
-  is(services.map((s) => s.Properties!.ServiceName).sort(), Object.keys(SERVICES).map((s) => `shop-${s}`).sort(), 'the five ECS services');
+  is(taskDefs.length, 6, 'six task definitions');
+  is(services.map((s) => s.Properties!.ServiceName).sort(), Object.keys(SERVICES).map((s) => `shop-${s}`).sort(), 'the six ECS services');
   for (const [name, spec] of Object.entries(SERVICES)) {
     const td = taskDefs.find((t) => t.Properties?.Family === `shop-${env}-${name}`);
     ok(td, `task definition of ${name}`);
@@ -303,6 +306,32 @@ function check(env: EnvName): number {
     );
   }
 
+  // ------------------------------------------------------------------ web tier
+  // Design: "Environment variables from Parameter Store". Its own setting lives there and reaches
+  // the task at start; it calls the product, inventory and order services inside the VPC, and its
+  // task role holds nothing but the readiness checks' reads (no tables, no queue, no events).
+  const webTask = taskDefs.find((t) => t.Properties?.Family === `shop-${env}-web`)!;
+  const web = webTask.Properties!.ContainerDefinitions[0];
+  const parameters = of('AWS::SSM::Parameter');
+  is(
+    parameters.map((p) => [p.Properties!.Name, p.Properties!.Type, p.Properties!.Value, tagsOf(p).Service]),
+    [[`/shop/${env}/web/store_name`, 'String', 'Shop', 'web']],
+    'Parameter Store settings [name, type, initial value, Service tag]',
+  );
+  const storeName = web.Secrets.find((x: any) => x.Name === 'SHOP_STORE_NAME');
+  ok(storeName && JSON.stringify(storeName.ValueFrom).includes(`{"Ref":"${parameters[0].Id}"}`), 'web reads SHOP_STORE_NAME from Parameter Store');
+  is(
+    ['SHOP_PRODUCT_URL', 'SHOP_INVENTORY_URL', 'SHOP_ORDER_URL', 'SHOP_USER_URL', 'SHOP_PUBLIC_URL'].map((n) => web.Environment.find((e: any) => e.Name === n)?.Value),
+    [`http://product.${env}.shop.internal:8080`, `http://inventory.${env}.shop.internal:8080`, `http://order.${env}.shop.internal:8080`, undefined, `https://${E.domain}`],
+    'web calls product, inventory and order (service discovery) and is reached on https://<domain>',
+  );
+  const webRole = deref(webTask, webTask.Properties!.TaskRoleArn)!;
+  const webActions = of('AWS::IAM::Policy')
+    .filter((p) => p.Stack === webRole.Stack && (p.Properties!.Roles ?? []).some((r: any) => r.Ref === webRole.Id))
+    .flatMap((p) => p.Properties!.PolicyDocument.Statement)
+    .flatMap((st: any) => [st.Action].flat());
+  is([...new Set(webActions)].sort(), ['s3:GetObject', 's3:ListBucket', 'sqs:ListQueues'], 'web task role: the readiness checks\' reads only');
+
   // ------------------------------------------------------------------ ALB
   // HTTPS (TLS 1.2+), redirect, health checks.
   const listeners = of('AWS::ElasticLoadBalancingV2::Listener').map((l) => l.Properties!);
@@ -335,6 +364,14 @@ function check(env: EnvName): number {
     );
     is(tagsOf(tg).Service, p.Name.replace(`shop-${env}-`, ''), `${p.Name} Service tag`);
   }
+  // Design: the ALB's target groups for the web tier and the APIs. The API prefixes have their
+  // rules; everything else (the storefront's pages, /static/, any unknown path) goes to the web tier.
+  const httpsListener = of('AWS::ElasticLoadBalancingV2::Listener').find((l) => l.Properties!.Protocol === 'HTTPS')!;
+  is(
+    https[0].DefaultActions.map((a: any) => [a.Type, deref(httpsListener, a.TargetGroupArn)?.Properties?.Name]),
+    [['forward', `shop-${env}-web`]],
+    'HTTPS listener default action: forward to the web tier',
+  );
 
   // ------------------------------------------------------------------ API Gateway
   // Design: stage prod, 5,000 requests/second, caching with a TTL by endpoint, Cognito for
@@ -385,8 +422,9 @@ function check(env: EnvName): number {
   );
 
   // ------------------------------------------------------------------ CloudFront
-  // Design: S3 for static assets and images (1 year TTL on /static/*), the ALB for /api/* with
-  // headers, origin access control, WAF, TLS.
+  // Design: the ALB for dynamic content (the web tier's pages) and /api/* with headers, 1 year TTL
+  // on /static/*, S3 for images, origin access control, WAF, TLS. The web tier serves /static/*
+  // itself (content-hashed files built into its image), so that behaviour's origin is the ALB.
   const cdn = of('AWS::CloudFront::Distribution')[0];
   const dist = cdn.Properties!.DistributionConfig;
   const originName = (id: string) => {
@@ -398,29 +436,59 @@ function check(env: EnvName): number {
     const c = deref(cdn, id)!.Properties!.CachePolicyConfig;
     return { defaultTtl: c.DefaultTTL, maxTtl: c.MaxTTL, minTtl: c.MinTTL };
   };
+  /** A custom policy's query strings, cookies and headers (`none`, `all` or the names listed). */
+  const forwarded = (c: any) => ({
+    queryStrings: c.QueryStringsConfig.QueryStrings ?? c.QueryStringsConfig.QueryStringBehavior,
+    cookies: c.CookiesConfig.Cookies ?? c.CookiesConfig.CookieBehavior,
+    headers: c.HeadersConfig.Headers ?? c.HeadersConfig.HeaderBehavior,
+  });
+  const originRequestPolicy = (id: any) =>
+    id === undefined || typeof id === 'string' ? id : forwarded(deref(cdn, id)!.Properties!.OriginRequestPolicyConfig);
   const behavior = (b: any) => ({
     origin: originName(b.TargetOriginId),
     cache: cachePolicy(b.CachePolicyId),
-    originRequest: b.OriginRequestPolicyId,
+    originRequest: originRequestPolicy(b.OriginRequestPolicyId),
     viewer: b.ViewerProtocolPolicy,
     methods: b.AllowedMethods.length,
   });
-  const staticBucket = `shop-${env}-static-${E.account}`;
+  const alb = `api.${E.domain}`;
   const assetsBucket = `shop-${env}-assets-${E.account}`;
   // /static/*: 1 year (design). /images/*: the design gives no TTL; a year too (pinned).
   const yearCache = { defaultTtl: ONE_YEAR_S, maxTtl: ONE_YEAR_S, minTtl: 0 };
   const behaviors = Object.fromEntries(dist.CacheBehaviors.map((b: any) => [b.PathPattern, behavior(b)]));
-  is(behaviors['/static/*'], { origin: staticBucket, cache: yearCache, originRequest: undefined, viewer: 'redirect-to-https', methods: 2 }, 'CloudFront /static/* (TTL s)');
+  is(behaviors['/static/*'], { origin: alb, cache: yearCache, originRequest: undefined, viewer: 'redirect-to-https', methods: 2 }, 'CloudFront /static/*: the web tier, 1 year (TTL s)');
   is(behaviors['/images/*'], { origin: assetsBucket, cache: yearCache, originRequest: undefined, viewer: 'redirect-to-https', methods: 2 }, 'CloudFront /images/* (TTL s)');
   is(
     behaviors['/api/*'],
-    { origin: `api.${E.domain}`, cache: CACHING_DISABLED, originRequest: ALL_VIEWER_EXCEPT_HOST_HEADER, viewer: 'https-only', methods: 7 },
+    { origin: alb, cache: CACHING_DISABLED, originRequest: ALL_VIEWER_EXCEPT_HOST_HEADER, viewer: 'https-only', methods: 7 },
     'CloudFront /api/*: the ALB, not cached, viewer headers forwarded',
   );
+  // The storefront's pages: kept as long as their Cache-Control allows (no Cache-Control, not kept;
+  // at most a day: pinned, design silent), keyed on the path and query string; the web tier gets
+  // every query string and cookie, Accept, and the headers its forms' origin check reads. Every
+  // method (the cart's and checkout's form posts).
   is(
     behavior(dist.DefaultCacheBehavior),
-    { origin: staticBucket, cache: CACHING_OPTIMIZED, originRequest: undefined, viewer: 'redirect-to-https', methods: 2 },
-    'CloudFront default behavior: the static site (managed CachingOptimized, pinned)',
+    {
+      origin: alb,
+      cache: { defaultTtl: 0, maxTtl: 86400, minTtl: 0 },
+      originRequest: { queryStrings: 'all', cookies: 'all', headers: ['Accept', 'Host', 'Origin', 'Sec-Fetch-Site'] },
+      viewer: 'redirect-to-https',
+      methods: 7,
+    },
+    'CloudFront default behavior: the web tier\'s pages through the ALB, as their Cache-Control says',
+  );
+  is(
+    forwarded(deref(cdn, dist.DefaultCacheBehavior.CachePolicyId)!.Properties!.CachePolicyConfig.ParametersInCacheKeyAndForwardedToOrigin),
+    { queryStrings: 'all', cookies: 'none', headers: 'none' },
+    'CloudFront page cache key: the query string; no cookies (signed-in pages are private, no-store), no headers',
+  );
+  // For one path the web tier answers a browser with its not-found page and an API client with a
+  // problem (by Accept, not in the key): no not-found answer is kept.
+  is(
+    (dist.CustomErrorResponses ?? []).map((r: any) => [r.ErrorCode, r.ErrorCachingMinTTL, r.ResponseCode, r.ResponsePagePath]),
+    [[404, 0, undefined, undefined]],
+    'CloudFront keeps no 404 [code, TTL s, replaced code, page]',
   );
   is(Object.keys(behaviors).sort(), ['/api/*', '/images/*', '/static/*'], 'CloudFront behaviors');
   // Uploaded images are served from the shop's own domain: never as a page that runs script.
@@ -505,7 +573,7 @@ function check(env: EnvName): number {
   // Design: health checks of the primary region's ALB, database connectivity and the critical
   // service endpoints; active-passive failover to the DR region. Interval and threshold pinned.
   const checks = of('AWS::Route53::HealthCheck').map((h) => h.Properties!.HealthCheckConfig);
-  is(checks.length, 6, 'a readiness health check per service and the calculated one');
+  is(checks.length, 7, 'a readiness health check per service and the calculated one');
   for (const name of Object.keys(SERVICES)) {
     const c = checks.find((x) => x.ResourcePath === `/_ready/${name}`);
     is(
@@ -515,7 +583,7 @@ function check(env: EnvName): number {
     );
   }
   const calculated = checks.find((c) => c.Type === 'CALCULATED');
-  is(calculated && [calculated.HealthThreshold, calculated.ChildHealthChecks.length], [5, 5], 'primary region healthy only with all five services ready');
+  is(calculated && [calculated.HealthThreshold, calculated.ChildHealthChecks.length], [6, 6], 'primary region healthy only with all six services ready');
   const records = of('AWS::Route53::RecordSet').map((r) => r.Properties!);
   const failover = records.filter((r) => r.Failover).map((r) => [r.Name, r.Failover]).sort();
   is(failover, [[`api.${E.domain}.`, 'PRIMARY'], [`api.${E.domain}.`, 'SECONDARY']], 'api failover records');
@@ -593,8 +661,9 @@ function check(env: EnvName): number {
   // Design: SQS for order processing with a dead letter queue. Receives, retention, visibility
   // pinned (design silent).
   const queues = of('AWS::SQS::Queue');
-  is(queues.length, 10, 'a queue and a dead-letter queue per service');
+  is(queues.length, 10, 'a queue and a dead-letter queue per consuming service');
   for (const [name, spec] of Object.entries(SERVICES)) {
+    if (!spec.queue) continue;
     const q = queues.find((x) => x.Properties!.QueueName === spec.queue);
     const dlq = queues.find((x) => x.Properties!.QueueName === `${spec.queue}-dlq`);
     ok(q && dlq && q.Properties!.KmsMasterKeyId && dlq.Properties!.KmsMasterKeyId, `queue ${spec.queue} and its DLQ, KMS`);
@@ -670,8 +739,8 @@ function check(env: EnvName): number {
     'cart-abandonment': [80, GT, 3, undefined, 'notBreaching'],
     billing: [E.billingAlarmUsd, GT, 1, undefined, 'notBreaching'],
   };
-  for (const name of Object.keys(SERVICES)) {
-    if (name !== 'payment') expectedAlarms[`${name}-dead-letters`] = deadLetters;
+  for (const [name, spec] of Object.entries(SERVICES)) {
+    if (name !== 'payment' && spec.queue) expectedAlarms[`${name}-dead-letters`] = deadLetters;
     expectedAlarms[`${name}-not-ready`] = notReady;
     expectedAlarms[`${name}-error-rate`] = [5, GT, 5, 3, 'notBreaching'];
     expectedAlarms[`${name}-latency`] = [2, GT, 5, 3, 'notBreaching'];
