@@ -92,6 +92,32 @@ struct Problems {
     shipping: Option<String>,
 }
 
+impl Problems {
+    /// A notice above the cart.
+    fn notice(text: impl Into<String>) -> Self {
+        Self { notice: Some(text.into()), ..Self::default() }
+    }
+
+    /// The code typed, and why it was refused.
+    fn code(typed: String, reason: impl Into<String>) -> Self {
+        Self { code: Some((typed, reason.into())), ..Self::default() }
+    }
+
+    /// Why the shipping choice was refused.
+    fn shipping(reason: impl Into<String>) -> Self {
+        Self { shipping: Some(reason.into()), ..Self::default() }
+    }
+}
+
+/// A posted cart form, or why it could not be read.
+type Posted = Result<Form<CartForm>, axum::extract::rejection::FormRejection>;
+
+/// The visitor's cart again, with `problems`.
+async fn again(state: &AppState, headers: &HeaderMap, problems: Problems) -> Result<Response, PageError> {
+    let cart = current(state, headers).await?;
+    cart_page(state, headers, cart.as_ref(), problems).await
+}
+
 fn amount(cart: &Cart, minor: i64) -> String {
     money(&Money::new(minor, &cart.pricing.currency))
 }
@@ -303,10 +329,7 @@ impl CartForm {
 }
 
 /// Reads a posted form, refusing posts from other sites and unreadable bodies.
-fn checked_form(
-    headers: &HeaderMap,
-    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
-) -> Result<CartForm, PageError> {
+fn checked_form(headers: &HeaderMap, form: Posted) -> Result<CartForm, PageError> {
     let Form(form) = form.map_err(|_| PageError::BadForm)?;
     if !form_allowed(headers, form.csrf.as_deref()) {
         return Err(PageError::Forbidden);
@@ -322,28 +345,23 @@ async fn refused(
     problems: impl FnOnce(String) -> Problems,
 ) -> Result<Response, PageError> {
     match refusal {
-        Refusal::Refused(reason) => {
-            let cart = current(state, headers).await?;
-            cart_page(state, headers, cart.as_ref(), problems(reason)).await
-        }
+        Refusal::Refused(reason) => again(state, headers, problems(reason)).await,
         Refusal::NoCart => Ok(to_cart(state, None)),
         Refusal::Failed(error) => Err(error.into()),
     }
 }
 
 /// `POST /cart/lines`: adds units of a SKU (from a product page), making the cart if need be.
-async fn add(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
-) -> Result<Response, PageError> {
+async fn add(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
     let form = checked_form(&headers, form)?;
     let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
     let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
-        let cart = current(&state, &headers).await?;
-        let notice = "Choose an option and a quantity from 1 to 99, then add it again.".to_owned();
-        return cart_page(&state, &headers, cart.as_ref(), Problems { notice: Some(notice), ..Problems::default() })
-            .await;
+        return again(
+            &state,
+            &headers,
+            Problems::notice("Choose an option and a quantity from 1 to 99, then add it again."),
+        )
+        .await;
     };
     let cart = match current(&state, &headers).await? {
         Some(cart) => cart,
@@ -353,9 +371,7 @@ async fn add(
     match state.orders.set_item(&cart.id, &sku, (had + quantity).min(MAX_QUANTITY)).await {
         Ok(_) => Ok(to_cart(&state, Some(&cart.id))),
         Err(refusal) => {
-            let mut response =
-                refused(&state, &headers, refusal, |reason| Problems { notice: Some(reason), ..Problems::default() })
-                    .await?;
+            let mut response = refused(&state, &headers, refusal, Problems::notice).await?;
             response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));
             Ok(response)
         }
@@ -363,89 +379,56 @@ async fn add(
 }
 
 /// `POST /cart/update`: sets a line's units (0 takes it out).
-async fn update(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
-) -> Result<Response, PageError> {
+async fn update(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
     let form = checked_form(&headers, form)?;
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     let (Some(sku), Some(quantity)) = (form.sku.as_deref(), form.quantity()) else {
-        let cart = current(&state, &headers).await?;
-        let notice = "Enter a quantity from 0 to 99.".to_owned();
-        return cart_page(&state, &headers, cart.as_ref(), Problems { notice: Some(notice), ..Problems::default() })
-            .await;
+        return again(&state, &headers, Problems::notice("Enter a quantity from 0 to 99.")).await;
     };
     match state.orders.set_item(cart_id, sku, quantity).await {
         Ok(_) => Ok(to_cart(&state, None)),
-        Err(refusal) => {
-            refused(&state, &headers, refusal, |reason| Problems { notice: Some(reason), ..Problems::default() }).await
-        }
+        Err(refusal) => refused(&state, &headers, refusal, Problems::notice).await,
     }
 }
 
 /// `POST /cart/codes`: enters a discount code; a refused one is shown with the reason.
-async fn add_code(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
-) -> Result<Response, PageError> {
+async fn add_code(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
     let form = checked_form(&headers, form)?;
     let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     if code.is_empty() {
-        let cart = current(&state, &headers).await?;
-        let problems = Problems { code: Some((code, "Enter a code.".into())), ..Problems::default() };
-        return cart_page(&state, &headers, cart.as_ref(), problems).await;
+        return again(&state, &headers, Problems::code(code, "Enter a code.")).await;
     }
     match state.orders.add_code(cart_id, &code).await {
         Ok(_) => Ok(to_cart(&state, None)),
-        Err(refusal) => {
-            refused(&state, &headers, refusal, |reason| Problems { code: Some((code, reason)), ..Problems::default() })
-                .await
-        }
+        Err(refusal) => refused(&state, &headers, refusal, |reason| Problems::code(code, reason)).await,
     }
 }
 
 /// `POST /cart/codes/remove`.
-async fn remove_code(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
-) -> Result<Response, PageError> {
+async fn remove_code(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
     let form = checked_form(&headers, form)?;
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     let code = form.code.unwrap_or_default();
     match state.orders.remove_code(cart_id, &code).await {
         Ok(()) | Err(Refusal::NoCart) => Ok(to_cart(&state, None)),
-        Err(refusal) => {
-            refused(&state, &headers, refusal, |reason| Problems { notice: Some(reason), ..Problems::default() }).await
-        }
+        Err(refusal) => refused(&state, &headers, refusal, Problems::notice).await,
     }
 }
 
 /// `POST /cart/shipping`: where the cart ships (for the estimate), and by which method.
-async fn shipping(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<CartForm>, axum::extract::rejection::FormRejection>,
-) -> Result<Response, PageError> {
+async fn shipping(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
     let form = checked_form(&headers, form)?;
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
     if !COUNTRIES.iter().any(|(code, _)| *code == country) {
-        let cart = current(&state, &headers).await?;
-        let problems = Problems { shipping: Some("Choose a country from the list.".into()), ..Problems::default() };
-        return cart_page(&state, &headers, cart.as_ref(), problems).await;
+        return again(&state, &headers, Problems::shipping("Choose a country from the list.")).await;
     }
     let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
     let method = form.method.as_deref().filter(|m| !m.is_empty());
     match state.orders.set_shipping(cart_id, &country, region.as_deref(), None, method).await {
         Ok(_) => Ok(to_cart(&state, None)),
-        Err(refusal) => {
-            refused(&state, &headers, refusal, |reason| Problems { shipping: Some(reason), ..Problems::default() })
-                .await
-        }
+        Err(refusal) => refused(&state, &headers, refusal, Problems::shipping).await,
     }
 }
 
