@@ -473,3 +473,123 @@ async fn search_engines_get_robots_txt_and_a_sitemap_of_every_category_and_produ
     assert_eq!(missing.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_shopper_registers_checks_out_signed_in_finds_the_order_cancels_it_and_stays_signed_in() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let sku = unique("LAMP").to_uppercase();
+    let body = json!({"name": "Paper Lamp", "brand": "Kiln", "category_id": "cat-furniture", "description": "Soft light.",
+        "price": {"amount": 3_000, "currency": "USD"}, "variants": [{"sku": sku}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    app.set_stock(&admin, &sku, 10).await;
+    let mut browser = Browser::new(&app);
+
+    // The account page asks for a sign-in first, and comes back after.
+    let (status, to) = browser.post("/account/sign-out", &[]).await;
+    assert_eq!((status, to.as_str()), (303, "/"));
+    let response = browser.client.get(format!("{}/account", app.base)).send().await.unwrap();
+    assert_eq!(response.headers()[LOCATION], "/account/sign-in?next=%2Faccount");
+    let (status, form) = browser.get("/account/register?next=/account").await;
+    assert_eq!(status, 200);
+    let csrf = hidden(&form, "csrf");
+    let email = format!("{}@example.com", unique("shopper"));
+    let (status, page) = browser
+        .post(
+            "/account/register",
+            &[("csrf", &csrf), ("next", "/account"), ("name", "Ada"), ("email", &email), ("password", "short")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("Password must be at least 10 characters."), "{page}");
+    let register = [
+        ("csrf", csrf.as_str()),
+        ("next", "//evil.example/"),
+        ("name", "Ada Lovelace"),
+        ("email", email.as_str()),
+        ("password", "analytical-engine-1843"),
+    ];
+    let (status, to) = browser.post("/account/register", &register).await;
+    assert_eq!((status, to.as_str()), (303, "/account"), "never to another site");
+    assert!(browser.cookies.contains_key("shop_access") && browser.cookies.contains_key("shop_refresh"));
+    let (_, account) = browser.get("/account").await;
+    assert!(account.contains("Hello, Ada Lovelace") && account.contains("No orders yet"), "{account}");
+
+    // Checkout signed in: no email asked, the order is the account's.
+    assert_eq!(browser.post("/cart/lines", &[("sku", &sku), ("quantity", "1")]).await.0, 303);
+    let (_, checkout) = browser.get("/checkout").await;
+    assert!(checkout.contains(&format!("Signed in as <strong>{email}</strong>")), "{checkout}");
+    let (csrf, attempt) = (hidden(&checkout, "csrf"), hidden(&checkout, "attempt"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("attempt", attempt.as_str()),
+        ("action", "place"),
+        ("name", "Ada Lovelace"),
+        ("line1", "12 St James's Square"),
+        ("city", "London"),
+        ("postal_code", "SW1Y 4JH"),
+        ("country", "GB"),
+        ("payment", "pm_card_visa"),
+    ];
+    let (status, order_path) = browser.post("/checkout", &form).await;
+    assert_eq!(status, 303, "{order_path}");
+    assert!(order_path.starts_with("/account/orders/ord_"), "{order_path}");
+    let (_, account) = browser.get("/account").await;
+    assert!(account.contains(order_path.as_str()) && account.contains("Paper Lamp × 1"), "{account}");
+
+    // Signed in with only the refresh token (the access token lapsed): still in, with new tokens.
+    let old_refresh = browser.cookies["shop_refresh"].clone();
+    browser.cookies.remove("shop_access");
+    let (status, order_page) = browser.get(&order_path).await;
+    assert_eq!(status, 200);
+    assert!(browser.cookies.contains_key("shop_access"), "a new access token");
+    assert_ne!(browser.cookies["shop_refresh"], old_refresh, "the refresh token rotated");
+
+    // Cancelled before it ships; an order that shipped already is not offered the button.
+    let csrf = hidden(&order_page, "csrf");
+    if !order_page.contains("Cancel order") {
+        assert!(order_page.contains("Your order is on its way"), "only a shipped order has no cancel: {order_page}");
+    } else {
+        let (status, back) = browser.post(&format!("{order_path}/cancel"), &[("csrf", &csrf)]).await;
+        match status {
+            303 => {
+                assert_eq!(back, order_path);
+                let (_, cancelled) = browser.get(&order_path).await;
+                assert!(cancelled.contains("This order was cancelled"), "{cancelled}");
+            }
+            _ => assert!(back.contains("role=\"alert\""), "a refusal is explained: {back}"),
+        }
+    }
+    // Someone else's order is not found; signing out ends the session.
+    let mut stranger = Browser::new(&app);
+    assert_eq!(stranger.get(&order_path).await.0, 303, "asked to sign in");
+    let (status, _) = browser.post("/account/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    assert_eq!(browser.cookies.get("shop_refresh").map(String::as_str), Some(""));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_told_apart_from_too_many_attempts() {
+    let app = TestApp::start().await;
+    let mut browser = Browser::new(&app);
+    let (_, form) = browser.get("/account/sign-in").await;
+    let csrf = hidden(&form, "csrf");
+    let email = format!("{}@example.com", unique("nobody"));
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let (status, page) = browser
+            .post("/account/sign-in", &[("csrf", &csrf), ("email", &email), ("password", "wrong-password-1")])
+            .await;
+        match status {
+            401 => assert!(page.contains("That email and password don&#39;t match an account."), "{page}"),
+            429 => assert!(page.contains("Too many attempts"), "{page}"),
+            other => panic!("{other}: {page}"),
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(statuses.last(), Some(&429), "the throttle counts this shopper's attempts: {statuses:?}");
+    app.stop().await;
+}

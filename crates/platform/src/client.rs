@@ -93,6 +93,13 @@ pub struct Call {
     pub idempotency_key: Option<String>,
     /// The trace to continue.
     pub trace: Option<TraceContext>,
+    /// Headers that say who the call is made for (the viewer's address as the edge and the proxies
+    /// wrote it: see [`crate::http::rate_limit::ClientAddress::forwarding`]), copied onto the call,
+    /// so a service that counts attempts by address counts the viewer's, not the caller's.
+    pub forwarded: Vec<(http::HeaderName, HeaderValue)>,
+    /// The viewer's connection, for a call answered in this process (over HTTP the caller's own
+    /// connection is the peer, and `forwarded` says the rest).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// A client of one service.
@@ -222,6 +229,9 @@ impl ServiceClient {
         if let Some(value) = call.idempotency_key.as_ref().and_then(|k| HeaderValue::from_str(k).ok()) {
             headers.insert("idempotency-key", value);
         }
+        for (name, value) in &call.forwarded {
+            headers.append(name.clone(), value.clone());
+        }
         if let Some(trace) = &call.trace {
             if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
                 headers.insert(TRACEPARENT.clone(), value);
@@ -263,9 +273,12 @@ impl ServiceClient {
                     .ok_or_else(|| unavailable(format!("{} is not wired in this process", self.service).into()))?;
                 let mut request = http::Request::builder().method(method.clone()).uri(path);
                 *request.headers_mut().expect("a fresh builder has headers") = headers;
-                let request = request
+                let mut request = request
                     .body(body.map(Body::from).unwrap_or_else(Body::empty))
                     .map_err(|e| unavailable(e.into()))?;
+                if let Some(peer) = call.peer {
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                }
                 let response = router.oneshot(request).await.map_err(|e| unavailable(e.into()))?;
                 let status = response.status();
                 let bytes = response.into_body().collect().await.map_err(|e| unavailable(e.into()))?.to_bytes();

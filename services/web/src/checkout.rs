@@ -17,6 +17,7 @@ use platform::address::AddressInput;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::account::{Peer, Session, session};
 use crate::cart::{COUNTRIES, OfferView, Summary, current, offer_view};
 use crate::orders::{Cart, Order, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
@@ -34,6 +35,8 @@ const TEST_METHODS: &[(&str, &str)] = &[
 #[template(path = "checkout.html")]
 struct CheckoutPage {
     layout: Layout,
+    /// The signed-in shopper's email (the order is theirs; no email is asked).
+    account: Option<String>,
     csrf: String,
     attempt: String,
     fields: Fields,
@@ -100,10 +103,12 @@ fn new_attempt() -> String {
 }
 
 /// Renders the checkout of `cart` with `fields` (as typed), `errors` by field and a `notice`.
+#[allow(clippy::too_many_arguments)]
 async fn page(
     state: &AppState,
     headers: &HeaderMap,
     cart: &Cart,
+    account: Option<&str>,
     mut fields: Fields,
     errors: Vec<(&'static str, String)>,
     notice: Option<String>,
@@ -147,6 +152,7 @@ async fn page(
     let failed = !errors.is_empty() || notice.is_some();
     let view = CheckoutPage {
         layout: Layout { title: "Checkout".into(), noindex: true, nav: Vec::new(), ..Layout::default() },
+        account: account.map(str::to_owned),
         csrf: token.value.clone(),
         attempt: fields.attempt.clone(),
         countries: COUNTRIES.iter().map(|&(code, name)| (code, name, code == fields.country)).collect(),
@@ -197,26 +203,43 @@ fn decline_text(code: &str) -> &'static str {
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Peer,
     Query(back): Query<Back>,
 ) -> Result<Response, PageError> {
     let Some(cart) = current(&state, &headers).await?.filter(|c| !c.items.is_empty()) else {
         return Ok(Redirect::to("/cart").into_response());
     };
+    let session = session(&state, &headers, &peer).await;
+    let account = match &session {
+        Some(session) => Some(state.users.me(&session.token).await?.email),
+        None => None,
+    };
     let notice = back
         .declined
         .as_deref()
         .map(|code| format!("{} Choose another way to pay; your cart is as it was.", decline_text(code)));
-    page(&state, &headers, &cart, Fields::default(), Vec::new(), notice, None).await
+    let response =
+        page(&state, &headers, &cart, account.as_deref(), Fields::default(), Vec::new(), notice, None).await?;
+    Ok(kept(session, response))
+}
+
+/// `response` with a renewed session's cookies.
+fn kept(session: Option<Session>, response: Response) -> Response {
+    match session {
+        Some(session) => session.keep(response),
+        None => response,
+    }
 }
 
 /// Checks what was typed: the errors by field.
-fn check(fields: &Fields) -> Vec<(&'static str, String)> {
+fn check(fields: &Fields, signed_in: bool) -> Vec<(&'static str, String)> {
     let mut errors = Vec::new();
     let email = fields.email.trim();
-    let plausible = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.ends_with('.'));
+    let plausible = signed_in
+        || email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.ends_with('.'));
     if !plausible {
         errors.push(("email", "Enter an email address like name@example.com.".into()));
     }
@@ -258,8 +281,11 @@ fn address_of(fields: &Fields) -> AddressInput {
     }
 }
 
-/// The redirect to a placed order's page.
-fn to_order(placed: &crate::orders::Placement) -> Response {
+/// The redirect to a placed order's page: the account's, or the guest's by its token.
+fn to_order(placed: &crate::orders::Placement, signed_in: bool) -> Response {
+    if signed_in {
+        return Redirect::to(&format!("/account/orders/{}", placed.id)).into_response();
+    }
     let token = placed.token.as_deref().unwrap_or_default();
     Redirect::to(&format!("/orders/{}?token={}", placed.id, crate::page::encode(token))).into_response()
 }
@@ -268,6 +294,7 @@ fn to_order(placed: &crate::orders::Placement) -> Response {
 async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Peer,
     form: Result<Form<Fields>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let Form(fields) = form.map_err(|_| PageError::BadForm)?;
@@ -277,15 +304,44 @@ async fn submit(
     let Some(cart) = current(&state, &headers).await? else {
         return Ok(Redirect::to("/cart").into_response());
     };
+    let session = session(&state, &headers, &peer).await;
+    let response = place(&state, &headers, cart, session.as_ref(), fields).await?;
+    Ok(kept(session, response))
+}
+
+/// Places the order of `cart` (for the signed-in shopper of `session`, else as a guest), or shows
+/// the checkout again with what stopped it.
+async fn place(
+    state: &AppState,
+    headers: &HeaderMap,
+    cart: Cart,
+    session: Option<&Session>,
+    fields: Fields,
+) -> Result<Response, PageError> {
+    let (state, headers) = (state.clone(), headers.clone());
+    let account = match session {
+        Some(session) => Some(state.users.me(&session.token).await?.email),
+        None => None,
+    };
+    let order_of = |cart_id: String, attempt: String, fields: Fields| {
+        let state = state.clone();
+        async move {
+            let address = address_of(&fields);
+            match session {
+                Some(session) => {
+                    state.orders.place_signed_in(&cart_id, &session.token, &address, &fields.payment, &attempt).await
+                }
+                None => state.orders.place(&cart_id, fields.email.trim(), &address, &fields.payment, &attempt).await,
+            }
+        }
+    };
     if cart.items.is_empty() {
         // Placed already (the cart empties with the order): a double click or a reload posts the
         // same attempt again, which the order service answers with the same order.
-        if fields.action == "place" && check(&fields).is_empty() {
-            let address = address_of(&fields);
-            if let Ok(placed) =
-                state.orders.place(&cart.id, fields.email.trim(), &address, &fields.payment, &fields.attempt).await
-            {
-                return Ok(to_order(&placed));
+        if fields.action == "place" && check(&fields, account.is_some()).is_empty() {
+            let attempt = fields.attempt.clone();
+            if let Ok(placed) = order_of(cart.id.clone(), attempt, fields).await {
+                return Ok(to_order(&placed, session.is_some()));
             }
         }
         return Ok(Redirect::to("/cart").into_response());
@@ -305,7 +361,7 @@ async fn submit(
             // address can be shipped to (a shop without zones charges no shipping).
             Err(Refusal::Refused(reason)) if fields.action != "place" => {
                 let cart = current(&state, &headers).await?.unwrap_or(cart);
-                return page(&state, &headers, &cart, fields, Vec::new(), None, Some(reason)).await;
+                return page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), None, Some(reason)).await;
             }
             Err(Refusal::Refused(_)) => cart,
             Err(Refusal::NoCart) => return Ok(Redirect::to("/cart").into_response()),
@@ -315,22 +371,21 @@ async fn submit(
         cart
     };
     if fields.action != "place" {
-        return page(&state, &headers, &cart, fields, Vec::new(), None, None).await;
+        return page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), None, None).await;
     }
-    let errors = check(&fields);
+    let errors = check(&fields, account.is_some());
     if !errors.is_empty() {
-        return page(&state, &headers, &cart, fields, errors, None, None).await;
+        return page(&state, &headers, &cart, account.as_deref(), fields, errors, None, None).await;
     }
-    let address = address_of(&fields);
     let attempt = match fields.attempt.as_str() {
         a if a.starts_with("web-") && a.len() == 36 && a[4..].bytes().all(|b| b.is_ascii_hexdigit()) => a.to_owned(),
         _ => new_attempt(),
     };
-    match state.orders.place(&cart.id, fields.email.trim(), &address, &fields.payment, &attempt).await {
-        Ok(placed) => Ok(to_order(&placed)),
+    match order_of(cart.id.clone(), attempt, fields.clone()).await {
+        Ok(placed) => Ok(to_order(&placed, session.is_some())),
         Err(Refusal::Refused(reason)) => {
             let cart = current(&state, &headers).await?.unwrap_or(cart);
-            page(&state, &headers, &cart, fields, Vec::new(), Some(reason), None).await
+            page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), Some(reason), None).await
         }
         Err(Refusal::NoCart) => Ok(Redirect::to("/cart").into_response()),
         Err(Refusal::Failed(error)) => Err(error.into()),
@@ -349,6 +404,8 @@ struct OrderPage {
     in_progress: bool,
     failed: Option<String>,
     can_retry: bool,
+    can_cancel: bool,
+    notice: Option<String>,
     steps: Vec<Step>,
     lines: Vec<(String, String, i64, String)>,
     rows: Vec<(String, String)>,
@@ -381,7 +438,27 @@ async fn order(
 ) -> Result<Response, PageError> {
     let token = param.token.unwrap_or_default();
     let order = state.orders.guest_order(&id, &token).await?.ok_or(PageError::NotFound)?;
-    let form_token = Token::of(&headers);
+    order_response(&state, &headers, &order, Reader::Guest(token), None)
+}
+
+/// Who reads an order's page: a guest by the order's secret token, or the signed-in shopper whose
+/// order it is.
+pub enum Reader {
+    /// A guest, with the token (the retry form carries it).
+    Guest(String),
+    /// The account's shopper (the page offers cancelling before it ships).
+    Account,
+}
+
+/// The page of `order` for `reader`, with `notice` (a refused cancellation).
+pub fn order_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    order: &Order,
+    reader: Reader,
+    notice: Option<String>,
+) -> Result<Response, PageError> {
+    let form_token = Token::of(headers);
     let in_progress = matches!(order.status.as_str(), "pending" | "reserved" | "paid");
     let reached = |status: &str| {
         order.history.iter().find(|h| h.status == status).map(|h| h.at.format("%b %-d, %H:%M UTC").to_string())
@@ -392,7 +469,7 @@ async fn order(
         Step { label: "Shipped", at: reached("shipped"), done: reached("shipped").is_some() },
         Step { label: "Delivered", at: reached("delivered"), done: reached("delivered").is_some() },
     ];
-    let reason = failure_reason(&order).unwrap_or_default();
+    let reason = failure_reason(order).unwrap_or_default();
     let failed = match order.status.as_str() {
         "payment_failed" => Some(decline_text(&reason).to_owned()),
         "rejected" => {
@@ -428,16 +505,23 @@ async fn order(
             .map(|(_, n)| (*n).to_owned())
             .unwrap_or_else(|| a.country.clone()),
     );
+    let cancellable = matches!(order.status.as_str(), "pending" | "reserved" | "paid" | "confirmed");
+    let (token, can_cancel) = match reader {
+        Reader::Guest(token) => (token, false),
+        Reader::Account => (String::new(), cancellable),
+    };
     let view = OrderPage {
         layout: Layout { title: format!("Order {}", order.id), noindex: true, ..Layout::default() },
         csrf: form_token.value.clone(),
         id: order.id.clone(),
+        can_retry: order.status == "payment_failed" && !token.is_empty(),
+        can_cancel,
+        notice,
         token,
         heading: heading.into(),
         status_text: status_text.into(),
         in_progress,
         failed,
-        can_retry: order.status == "payment_failed",
         steps,
         lines: order
             .items

@@ -7,6 +7,7 @@
 //! lifetime for the CDN and an `ETag`), static assets are served under content-hashed names for a
 //! year ([`assets`]).
 
+pub mod account;
 pub mod assets;
 pub mod cart;
 pub mod catalog;
@@ -42,6 +43,12 @@ pub struct AppState {
     pub public_url: url::Url,
     /// The sitemaps, with the catalog walk they keep.
     pub sitemaps: Arc<sitemap::Sitemaps>,
+    /// Accounts and sessions.
+    pub users: Arc<account::Users>,
+    /// Verifies the shoppers' access tokens.
+    pub verifier: Arc<platform::auth::TokenVerifier>,
+    /// How a request's viewer is read (forwarded on sign-in calls made for them).
+    pub client_address: platform::http::rate_limit::ClientAddress,
 }
 
 /// The storefront's routes.
@@ -50,12 +57,13 @@ pub fn router(state: AppState) -> Router {
         .merge(cart::router())
         .merge(checkout::router())
         .merge(sitemap::router())
+        .merge(account::router())
         .merge(assets::router())
         .with_state(state)
 }
 
-/// Wires the storefront into a process: clients of the product, inventory and order services,
-/// routes.
+/// Wires the storefront into a process: clients of the product, inventory, order and user
+/// services, routes.
 pub async fn build(infra: Infra) -> anyhow::Result<Service> {
     let settings: settings::Settings = infra.config.section()?;
     page::name_the_store(settings.store_name.trim());
@@ -70,6 +78,9 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         secure_cookies: infra.config.public_url().scheme() == "https",
         public_url: infra.config.public_url(),
         sitemaps: Arc::new(sitemap::Sitemaps::default()),
+        users: Arc::new(account::Users::new(infra.client("user", infra.config.user_url.as_ref()))),
+        verifier: infra.verifier.clone(),
+        client_address: platform::http::rate_limit::ClientAddress::from_config(&infra.config),
     };
     Ok(Service {
         name: NAME,

@@ -339,6 +339,55 @@ impl Orders {
         Ok(self.order.send(axum::http::Method::POST, "/v1/orders", &body, &call).await?)
     }
 
+    /// Checks out cart `cart_id` for the signed-in shopper of `access_token` (the order is theirs).
+    pub async fn place_signed_in(
+        &self,
+        cart_id: &str,
+        access_token: &str,
+        address: &AddressInput,
+        payment_method: &str,
+        attempt: &str,
+    ) -> Result<Placement, Refusal> {
+        let body = json!({"cart_id": checked(cart_id)?, "shipping_address": address, "payment_method": payment_method});
+        let call = Call {
+            bearer: Some(access_token.to_owned()),
+            idempotency_key: Some(attempt.to_owned()),
+            ..Call::default()
+        };
+        Ok(self.order.send(axum::http::Method::POST, "/v1/orders", &body, &call).await?)
+    }
+
+    /// The signed-in shopper's latest orders, newest first.
+    pub async fn my_orders(&self, access_token: &str) -> Result<Vec<Order>, ClientError> {
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<Order>,
+        }
+        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        Ok(self.order.get::<Page>("/v1/orders?limit=50", &call).await?.items)
+    }
+
+    /// The signed-in shopper's order `id`; `None` when it is not theirs or does not exist.
+    pub async fn my_order(&self, id: &str, access_token: &str) -> Result<Option<Order>, ClientError> {
+        if !safe_id(id) {
+            return Ok(None);
+        }
+        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        match self.order.get(&format!("/v1/orders/{id}"), &call).await {
+            Ok(order) => Ok(Some(order)),
+            Err(error) if error.status().is_some_and(|s| matches!(s.as_u16(), 403 | 404)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Cancels the signed-in shopper's order `id` (before it ships).
+    pub async fn cancel(&self, id: &str, access_token: &str) -> Result<(), Refusal> {
+        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let path = format!("/v1/orders/{}/cancel", checked(id)?);
+        self.order.request(axum::http::Method::POST, &path, None, &call).await?;
+        Ok(())
+    }
+
     /// The guest order `id` by its secret `token`; `None` when there is no such order for it.
     pub async fn guest_order(&self, id: &str, token: &str) -> Result<Option<Order>, ClientError> {
         if !safe_id(id) || token.is_empty() || token.len() > 128 {

@@ -74,6 +74,26 @@ impl ClientAddress {
         })
     }
 
+    /// The headers of a request with `headers` that say whose it is — `X-Forwarded-For`, the edge's
+    /// proof ([`EDGE_HEADER`]) and its viewer header — for a call made on its behalf to a service
+    /// configured alike, which then reads the same viewer from them.
+    pub fn forwarding(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+        let mut names = vec![
+            axum::http::HeaderName::from_static("x-forwarded-for"),
+            axum::http::HeaderName::from_static(EDGE_HEADER),
+        ];
+        if let Some(name) = self.header.as_deref().and_then(|n| axum::http::HeaderName::from_bytes(n.as_bytes()).ok()) {
+            names.push(name);
+        }
+        names
+            .into_iter()
+            .flat_map(|name| headers.get_all(&name).iter().map(|v| (name.clone(), v.clone())).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// The client's address of a request from `peer` with `headers`.
     pub fn of(&self, headers: &axum::http::HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
         if !self.through_edge(headers) {
@@ -284,5 +304,32 @@ mod tests {
         assert_eq!(limiter.client(&request), Some("2.2.2.2".parse().unwrap()));
         let limiter = self::limiter(0);
         assert_eq!(limiter.client(&request), Some("10.0.0.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_call_made_for_a_viewer_carries_what_names_them_and_is_read_alike() {
+        let rule = ClientAddress {
+            trusted_proxy_hops: 2,
+            header: Some("cloudfront-viewer-address".into()),
+            edge_secret: None,
+        };
+        let mut incoming = axum::http::HeaderMap::new();
+        incoming.insert("x-forwarded-for", "203.0.113.7, 198.51.100.2".parse().unwrap());
+        incoming.insert("cloudfront-viewer-address", "203.0.113.7:50000".parse().unwrap());
+        incoming.insert("cookie", "secret=1".parse().unwrap());
+        let forwarded = rule.forwarding(&incoming);
+        assert_eq!(forwarded.len(), 2, "{forwarded:?}");
+        let mut outgoing = axum::http::HeaderMap::new();
+        for (name, value) in forwarded {
+            outgoing.append(name, value);
+        }
+        assert!(outgoing.get("cookie").is_none(), "only what names the viewer");
+        let viewer: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(rule.of(&incoming, Some("10.0.0.1".parse().unwrap())), Some(viewer));
+        assert_eq!(
+            rule.of(&outgoing, Some("10.0.0.2".parse().unwrap())),
+            Some(viewer),
+            "the same viewer from the caller"
+        );
     }
 }

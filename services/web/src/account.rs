@@ -1,0 +1,512 @@
+//! Accounts in the storefront: register, sign in and out, the account page with the shopper's
+//! orders, an order's page with its cancellation while it has not shipped.
+//!
+//! A signed-in browser holds the user service's tokens in two `HttpOnly`, `SameSite=Lax` cookies:
+//! the short-lived access token (`shop_access`, verified here with the platform's verifier on every
+//! page) and the refresh token (`shop_refresh`). When the access token has expired the web tier
+//! trades the refresh token for new ones (the user service rotates it) and sets both cookies again,
+//! so the shopper stays signed in for the refresh token's life without noticing. Sign-in calls are
+//! made on the viewer's behalf (their address forwarded), so the user service's throttle counts the
+//! shopper's attempts, not the web tier's.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use platform::client::{Call, ClientError, ServiceClient};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::orders::{Order, Refusal, problem_text};
+use crate::page::{Layout, PageError, money};
+use crate::session::{Token, form_allowed, set_cookie};
+
+/// The cookie of the access token.
+pub const ACCESS_COOKIE: &str = "shop_access";
+/// The cookie of the refresh token.
+pub const REFRESH_COOKIE: &str = "shop_refresh";
+/// How long the refresh cookie is kept: the user service's refresh tokens last 30 days.
+const REFRESH_DAYS: u64 = 30;
+
+/// The viewer's connection, when the server knows it.
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The user service's tokens for a signed-in shopper.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tokens {
+    /// The shopper.
+    pub user: Shopper,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+}
+
+/// A shopper's account as the pages show it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Shopper {
+    /// The account id.
+    pub id: String,
+    /// The email.
+    pub email: String,
+    /// The name.
+    pub name: String,
+}
+
+/// The user service, as the storefront uses it.
+pub struct Users {
+    user: ServiceClient,
+}
+
+impl Users {
+    /// Asks `user`.
+    pub fn new(user: ServiceClient) -> Self {
+        Self { user }
+    }
+
+    /// Signs in (`call` carries the viewer's address).
+    pub async fn sign_in(&self, email: &str, password: &str, call: &Call) -> Result<Tokens, ClientError> {
+        self.user
+            .send(axum::http::Method::POST, "/v1/auth/login", &json!({"email": email, "password": password}), call)
+            .await
+    }
+
+    /// Registers and signs in.
+    pub async fn register(&self, name: &str, email: &str, password: &str, call: &Call) -> Result<Tokens, ClientError> {
+        let body = json!({"name": name, "email": email, "password": password});
+        self.user.send(axum::http::Method::POST, "/v1/auth/register", &body, call).await
+    }
+
+    /// New tokens for a refresh token.
+    pub async fn refresh(&self, refresh_token: &str, call: &Call) -> Result<Tokens, ClientError> {
+        let body = json!({"refresh_token": refresh_token});
+        self.user.send(axum::http::Method::POST, "/v1/auth/refresh", &body, call).await
+    }
+
+    /// Ends the session of a refresh token.
+    pub async fn sign_out(&self, refresh_token: &str) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&json!({"refresh_token": refresh_token})).expect("JSON");
+        self.user.request(axum::http::Method::POST, "/v1/auth/logout", Some(body.into()), &Call::default()).await?;
+        Ok(())
+    }
+
+    /// The signed-in shopper's account.
+    pub async fn me(&self, access_token: &str) -> Result<Shopper, ClientError> {
+        self.user.get("/v1/users/me", &Call { bearer: Some(access_token.to_owned()), ..Call::default() }).await
+    }
+}
+
+/// The call of a request made on the viewer's behalf.
+fn on_behalf(state: &AppState, headers: &HeaderMap, peer: &Peer) -> Call {
+    Call { forwarded: state.client_address.forwarding(headers), peer: peer.0, ..Call::default() }
+}
+
+/// The cookies that keep `tokens`.
+fn session_cookies(state: &AppState, tokens: &Tokens) -> [HeaderValue; 2] {
+    [
+        set_cookie(ACCESS_COOKIE, &tokens.access_token, tokens.expires_in, state.secure_cookies),
+        set_cookie(REFRESH_COOKIE, &tokens.refresh_token, REFRESH_DAYS * 24 * 60 * 60, state.secure_cookies),
+    ]
+}
+
+/// The cookies that end a session in the browser.
+fn ended_cookies(state: &AppState) -> [HeaderValue; 2] {
+    [set_cookie(ACCESS_COOKIE, "", 0, state.secure_cookies), set_cookie(REFRESH_COOKIE, "", 0, state.secure_cookies)]
+}
+
+/// A signed-in visitor: their access token, and the cookies to send when it was just renewed.
+pub struct Session {
+    /// The access token.
+    pub token: String,
+    /// `Set-Cookie` values of renewed tokens (empty when the cookie's token was still good).
+    pub renewed: Vec<HeaderValue>,
+}
+
+impl Session {
+    /// `response` with the renewed cookies, if any.
+    pub fn keep(&self, mut response: Response) -> Response {
+        for cookie in &self.renewed {
+            response.headers_mut().append(header::SET_COOKIE, cookie.clone());
+        }
+        response
+    }
+}
+
+/// The visitor's session, if they are signed in: the access cookie when it verifies, else the
+/// refresh cookie traded for new tokens.
+pub async fn session(state: &AppState, headers: &HeaderMap, peer: &Peer) -> Option<Session> {
+    if let Some(token) = crate::session::cookie(headers, ACCESS_COOKIE)
+        && state.verifier.verify(token).await.is_ok()
+    {
+        return Some(Session { token: token.to_owned(), renewed: Vec::new() });
+    }
+    let refresh = crate::session::cookie(headers, REFRESH_COOKIE)?;
+    match state.users.refresh(refresh, &on_behalf(state, headers, peer)).await {
+        Ok(tokens) => {
+            Some(Session { token: tokens.access_token.clone(), renewed: session_cookies(state, &tokens).to_vec() })
+        }
+        Err(error) => {
+            if error.status().is_none() {
+                tracing::warn!(error = %platform::error::cause_chain(&error), "a session could not be renewed");
+            }
+            None
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    layout: Layout,
+    csrf: String,
+    register: bool,
+    next: String,
+    email: String,
+    name: String,
+    error: Option<String>,
+}
+
+/// Where to go after signing in: a path of this shop only (never another site).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') && path.len() < 500 => {
+            path.to_owned()
+        }
+        _ => "/account".to_owned(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NextParam {
+    next: Option<String>,
+}
+
+async fn form_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    page: SignInPage,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let token = Token::of(headers);
+    let page = SignInPage { csrf: token.value.clone(), ..page };
+    let body = page.render().map_err(|error| {
+        tracing::error!(%error, "the sign-in page did not render");
+        PageError::Unavailable
+    })?;
+    let mut response = (status, body).into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(set) = token.cookie(state.secure_cookies) {
+        out.append(header::SET_COOKIE, set);
+    }
+    let _ = state;
+    Ok(response)
+}
+
+fn blank(register: bool, next: String) -> SignInPage {
+    let title = if register { "Create an account" } else { "Sign in" };
+    SignInPage {
+        layout: Layout { title: title.into(), noindex: true, ..Layout::default() },
+        csrf: String::new(),
+        register,
+        next,
+        email: String::new(),
+        name: String::new(),
+        error: None,
+    }
+}
+
+/// `GET /account/sign-in`.
+async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(param): axum::extract::Query<NextParam>,
+) -> Result<Response, PageError> {
+    form_page(&state, &headers, blank(false, safe_next(param.next.as_deref())), StatusCode::OK).await
+}
+
+/// `GET /account/register`.
+async fn register_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(param): axum::extract::Query<NextParam>,
+) -> Result<Response, PageError> {
+    form_page(&state, &headers, blank(true, safe_next(param.next.as_deref())), StatusCode::OK).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Credentials {
+    csrf: Option<String>,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    name: String,
+    next: Option<String>,
+}
+
+/// What a refused sign-in or registration tells the shopper.
+fn refused_text(error: &ClientError, register: bool) -> Option<String> {
+    let ClientError::Status { status, body, .. } = error else { return None };
+    Some(match status.as_u16() {
+        401 if !register => "That email and password don't match an account.".into(),
+        429 => "Too many attempts. For your safety, wait a few minutes before trying again.".into(),
+        409 => "An account with this email exists already. Sign in instead.".into(),
+        403 => "This account signs in with a second factor: use the admin portal.".into(),
+        400..=499 => problem_text(body).unwrap_or_else(|| "That didn't work. Check what you typed.".into()),
+        _ => return None,
+    })
+}
+
+/// `POST /account/sign-in` and `POST /account/register`.
+async fn submit(
+    state: AppState,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<Credentials>, axum::extract::rejection::FormRejection>,
+    register: bool,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let next = safe_next(form.next.as_deref());
+    let email = form.email.trim().to_owned();
+    let call = on_behalf(&state, &headers, &peer);
+    let answer = if register {
+        state.users.register(form.name.trim(), &email, &form.password, &call).await
+    } else {
+        state.users.sign_in(&email, &form.password, &call).await
+    };
+    match answer {
+        Ok(tokens) => {
+            let mut response = Redirect::to(&next).into_response();
+            for cookie in session_cookies(&state, &tokens) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
+        }
+        Err(error) => match refused_text(&error, register) {
+            Some(text) => {
+                let status = match error.status() {
+                    Some(StatusCode::TOO_MANY_REQUESTS) => StatusCode::TOO_MANY_REQUESTS,
+                    Some(StatusCode::UNAUTHORIZED) => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                let page =
+                    SignInPage { email, name: form.name.trim().to_owned(), error: Some(text), ..blank(register, next) };
+                form_page(&state, &headers, page, status).await
+            }
+            None => Err(error.into()),
+        },
+    }
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<Credentials>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    submit(state, headers, peer, form, false).await
+}
+
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<Credentials>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    submit(state, headers, peer, form, true).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TokenOnly {
+    csrf: Option<String>,
+}
+
+/// `POST /account/sign-out`: the session ends at the user service and in the browser.
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    if let Some(refresh) = crate::session::cookie(&headers, REFRESH_COOKIE)
+        && let Err(error) = state.users.sign_out(refresh).await
+    {
+        // The browser forgets the tokens either way; the access token lapses within minutes.
+        tracing::warn!(error = %platform::error::cause_chain(&error), "a session could not be ended at the user service");
+    }
+    let mut response = Redirect::to("/").into_response();
+    for cookie in ended_cookies(&state) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    csrf: String,
+    name: String,
+    email: String,
+    orders: Vec<OrderRow>,
+}
+
+struct OrderRow {
+    href: String,
+    id: String,
+    placed: String,
+    status: String,
+    total: String,
+    items: String,
+}
+
+/// A status as the account page says it.
+pub fn status_label(status: &str) -> &'static str {
+    match status {
+        "pending" | "reserved" | "paid" => "Being confirmed",
+        "confirmed" => "Confirmed",
+        "shipped" => "Shipped",
+        "delivered" => "Delivered",
+        "refunded" => "Refunded",
+        "payment_failed" => "Payment declined",
+        "rejected" => "Not available",
+        _ => "Cancelled",
+    }
+}
+
+/// A redirect to the sign-in page, back to `path` afterwards.
+fn to_sign_in(path: &str) -> Response {
+    Redirect::to(&format!("/account/sign-in?next={}", crate::page::encode(path))).into_response()
+}
+
+/// `GET /account`.
+async fn account(State(state): State<AppState>, headers: HeaderMap, peer: Peer) -> Result<Response, PageError> {
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
+    let (me, orders) = futures::try_join!(state.users.me(&session.token), state.orders.my_orders(&session.token))?;
+    let token = Token::of(&headers);
+    let page = AccountPage {
+        layout: Layout { title: "Your account".into(), noindex: true, ..Layout::default() },
+        csrf: token.value.clone(),
+        name: me.name,
+        email: me.email,
+        orders: orders
+            .iter()
+            .map(|o| OrderRow {
+                href: format!("/account/orders/{}", o.id),
+                id: o.id.clone(),
+                placed: o.created_at.format("%b %-d, %Y").to_string(),
+                status: status_label(&o.status).to_owned(),
+                total: money(&platform::money::Money::new(o.pricing.grand_total, &o.pricing.currency)),
+                items: o.items.iter().map(|i| format!("{} × {}", i.name, i.quantity)).collect::<Vec<_>>().join(", "),
+            })
+            .collect(),
+    };
+    let body = page.render().map_err(|error| {
+        tracing::error!(%error, "the account page did not render");
+        PageError::Unavailable
+    })?;
+    let mut response = body.into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(set) = token.cookie(state.secure_cookies) {
+        out.append(header::SET_COOKIE, set);
+    }
+    Ok(session.keep(response))
+}
+
+/// `GET /account/orders/{id}`: one of the shopper's orders.
+async fn order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let path = format!("/account/orders/{id}");
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in(&path)) };
+    let order: Order = state.orders.my_order(&id, &session.token).await?.ok_or(PageError::NotFound)?;
+    let response = crate::checkout::order_response(&state, &headers, &order, crate::checkout::Reader::Account, None)?;
+    Ok(session.keep(response))
+}
+
+/// `POST /account/orders/{id}/cancel`.
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    Path(id): Path<String>,
+    form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let path = format!("/account/orders/{id}");
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in(&path)) };
+    match state.orders.cancel(&id, &session.token).await {
+        Ok(()) => Ok(session.keep(Redirect::to(&path).into_response())),
+        Err(Refusal::Refused(reason)) => {
+            let order = state.orders.my_order(&id, &session.token).await?.ok_or(PageError::NotFound)?;
+            let response = crate::checkout::order_response(
+                &state,
+                &headers,
+                &order,
+                crate::checkout::Reader::Account,
+                Some(reason),
+            )?;
+            Ok(session.keep(response))
+        }
+        Err(Refusal::NoCart) => Err(PageError::NotFound),
+        Err(Refusal::Failed(error)) => Err(error.into()),
+    }
+}
+
+/// The account's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(account))
+        .route("/account/sign-in", get(sign_in_page).post(sign_in))
+        .route("/account/register", get(register_page).post(register))
+        .route("/account/sign-out", post(sign_out))
+        .route("/account/orders/{id}", get(order))
+        .route("/account/orders/{id}/cancel", post(cancel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_signing_in_only_this_shop_s_pages() {
+        assert_eq!(safe_next(Some("/checkout")), "/checkout");
+        for outside in ["//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:alert(1)"] {
+            assert_eq!(safe_next(Some(outside)), "/account", "{outside}");
+        }
+        assert_eq!(safe_next(None), "/account");
+    }
+}
