@@ -593,3 +593,79 @@ async fn wrong_passwords_are_told_apart_from_too_many_attempts() {
     assert_eq!(statuses.last(), Some(&429), "the throttle counts this shopper's attempts: {statuses:?}");
     app.stop().await;
 }
+
+/// The token of the link to `page` in the newest email to `to` about `subject`.
+async fn mailed_link_token(app: &TestApp, to: &str, subject: &str, page: &str) -> String {
+    for _ in 0..500 {
+        let mails = app.mails_to(to).await;
+        if let Some(mail) = mails.iter().find(|m| m.contains(subject)) {
+            let at =
+                mail.find(&format!("{page}?token=")).unwrap_or_else(|| panic!("{page} in {mail}")) + page.len() + 7;
+            return mail[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no email to {to} about {subject:?}");
+}
+
+#[tokio::test]
+async fn a_shopper_confirms_their_email_and_resets_a_forgotten_password_from_the_links_mailed() {
+    let app = TestApp::start().await;
+    let mut browser = Browser::new(&app);
+    let (_, form) = browser.get("/account/register").await;
+    let csrf = hidden(&form, "csrf");
+    let email = format!("{}@example.com", unique("forgetful"));
+    let register =
+        [("csrf", csrf.as_str()), ("name", "Alan"), ("email", email.as_str()), ("password", "turing-machine-1936")];
+    assert_eq!(browser.post("/account/register", &register).await.0, 303);
+
+    // The confirmation link opens a page whose button confirms (opening the link alone does not).
+    let token = mailed_link_token(&app, &email, "Confirm your email", "/account/verify").await;
+    let (status, page) = browser.get(&format!("/account/verify?token={token}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Confirm my email"));
+    let (status, done) = browser.post("/account/verify", &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(done.contains("your email is confirmed"));
+    let (status, _) = browser.post("/account/verify", &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(status, 200, "confirming twice is still confirmed");
+    let (status, bogus) = browser.post("/account/verify", &[("csrf", &csrf), ("token", "v1.not-a-token")]).await;
+    assert_eq!(status, 422);
+    assert!(bogus.contains("expired or was used already"));
+
+    // Forgotten: the reset page asks for the email, the same answer whether or not it has an account.
+    let (status, _) = browser.get("/account/reset").await;
+    assert_eq!(status, 200);
+    let (status, sent) = browser.post("/account/reset", &[("csrf", &csrf), ("email", &email)]).await;
+    assert_eq!(status, 200);
+    assert!(sent.contains("Check your email"), "{sent}");
+    let (_, nobody) = browser.post("/account/reset", &[("csrf", &csrf), ("email", "no-one-here@example.com")]).await;
+    assert!(nobody.contains("Check your email"), "no account is revealed");
+    let token = mailed_link_token(&app, &email, "Reset your password", "/account/reset").await;
+    let (_, choose) = browser.get(&format!("/account/reset?token={token}")).await;
+    assert!(choose.contains("Choose a new password") && choose.contains(&token));
+    let (status, weak) =
+        browser.post("/account/reset/confirm", &[("csrf", &csrf), ("token", &token), ("password", "short")]).await;
+    assert_eq!(status, 422);
+    assert!(weak.contains("10 characters"), "{weak}");
+    let (status, changed) = browser
+        .post("/account/reset/confirm", &[("csrf", &csrf), ("token", &token), ("password", "enigma-broken-1941")])
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(changed.contains("Password changed"));
+    let (status, used) = browser
+        .post("/account/reset/confirm", &[("csrf", &csrf), ("token", &token), ("password", "another-one-1942")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(used.contains("expired or was used already"));
+
+    // The old password no longer signs in; the new one does.
+    let mut fresh = Browser::new(&app);
+    let (_, form) = fresh.get("/account/sign-in").await;
+    let csrf = hidden(&form, "csrf");
+    let old = [("csrf", csrf.as_str()), ("email", email.as_str()), ("password", "turing-machine-1936")];
+    assert_eq!(fresh.post("/account/sign-in", &old).await.0, 401);
+    let new = [("csrf", csrf.as_str()), ("email", email.as_str()), ("password", "enigma-broken-1941")];
+    assert_eq!(fresh.post("/account/sign-in", &new).await, (303, "/account".to_owned()));
+    app.stop().await;
+}

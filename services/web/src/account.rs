@@ -486,6 +486,264 @@ async fn cancel(
     }
 }
 
+#[derive(Template)]
+#[template(path = "simple.html")]
+struct SimplePage {
+    layout: Layout,
+    csrf: String,
+    heading: &'static str,
+    error: Option<String>,
+    text: Vec<String>,
+    form: Option<SimpleForm>,
+    links: Vec<(&'static str, &'static str)>,
+}
+
+struct SimpleForm {
+    action: &'static str,
+    hidden: Vec<(&'static str, String)>,
+    fields: Vec<SimpleField>,
+    button: &'static str,
+}
+
+struct SimpleField {
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    autocomplete: &'static str,
+}
+
+impl SimplePage {
+    fn new(heading: &'static str) -> Self {
+        Self {
+            layout: Layout { title: heading.into(), noindex: true, ..Layout::default() },
+            csrf: String::new(),
+            heading,
+            error: None,
+            text: Vec::new(),
+            form: None,
+            links: Vec::new(),
+        }
+    }
+
+    fn answer(self, state: &AppState, headers: &HeaderMap, status: StatusCode) -> Result<Response, PageError> {
+        let token = Token::of(headers);
+        let page = Self { csrf: token.value.clone(), ..self };
+        let body = page.render().map_err(|error| {
+            tracing::error!(%error, "a page did not render");
+            PageError::Unavailable
+        })?;
+        let mut response = (status, body).into_response();
+        let out = response.headers_mut();
+        out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        // These pages' addresses may hold a token: no other site learns it from a link.
+        out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        if let Some(set) = token.cookie(state.secure_cookies) {
+            out.append(header::SET_COOKIE, set);
+        }
+        Ok(response)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TokenParam {
+    token: Option<String>,
+}
+
+/// The form that asks for a reset email.
+fn reset_request_page() -> SimplePage {
+    SimplePage {
+        text: vec!["Enter your account's email and we'll send you a link to choose a new password.".into()],
+        form: Some(SimpleForm {
+            action: "/account/reset",
+            hidden: Vec::new(),
+            fields: vec![SimpleField { name: "email", label: "Email", kind: "email", autocomplete: "email" }],
+            button: "Send the link",
+        }),
+        links: vec![("/account/sign-in", "Back to sign in")],
+        ..SimplePage::new("Reset your password")
+    }
+}
+
+/// The form that chooses a new password with the emailed `token`.
+fn new_password_page(token: String) -> SimplePage {
+    SimplePage {
+        text: vec!["Choose a new password: at least 10 characters, not a common one.".into()],
+        form: Some(SimpleForm {
+            action: "/account/reset/confirm",
+            hidden: vec![("token", token)],
+            fields: vec![SimpleField {
+                name: "password",
+                label: "New password",
+                kind: "password",
+                autocomplete: "new-password",
+            }],
+            button: "Change password",
+        }),
+        ..SimplePage::new("Choose a new password")
+    }
+}
+
+/// `GET /account/reset`: the reset request, or with the emailed `?token=` the new password's form.
+async fn reset_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(param): axum::extract::Query<TokenParam>,
+) -> Result<Response, PageError> {
+    let page = match param.token.filter(|t| !t.is_empty() && t.len() <= 200) {
+        Some(token) => new_password_page(token),
+        None => reset_request_page(),
+    };
+    page.answer(&state, &headers, StatusCode::OK)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ResetForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /account/reset`: asks for the email (the answer is the same whether or not the account
+/// exists).
+async fn request_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let body = serde_json::to_vec(&json!({"email": form.email.trim()})).expect("JSON");
+    let call = on_behalf(&state, &headers, &peer);
+    match state.users.user.request(axum::http::Method::POST, "/v1/auth/password-reset", Some(body.into()), &call).await
+    {
+        Ok(_) => {
+            let page = SimplePage {
+                text: vec![
+                    "If an account has this email, a link to choose a new password is on its way. It works once, for a short time.".into(),
+                ],
+                links: vec![("/account/sign-in", "Back to sign in")],
+                ..SimplePage::new("Check your email")
+            };
+            page.answer(&state, &headers, StatusCode::OK)
+        }
+        Err(error) => match refused_text(&error, true) {
+            Some(text) => SimplePage { error: Some(text), ..reset_request_page() }.answer(
+                &state,
+                &headers,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// `POST /account/reset/confirm`: the new password, with the emailed token.
+async fn confirm_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let body = json!({"token": form.token, "new_password": form.password});
+    let call = on_behalf(&state, &headers, &peer);
+    let path = "/v1/auth/password-reset/confirm";
+    match state
+        .users
+        .user
+        .request(axum::http::Method::POST, path, Some(serde_json::to_vec(&body).expect("JSON").into()), &call)
+        .await
+    {
+        Ok(_) => {
+            let page = SimplePage {
+                text: vec!["Your password is changed, and every other session of your account has ended.".into()],
+                links: vec![("/account/sign-in", "Sign in with your new password")],
+                ..SimplePage::new("Password changed")
+            };
+            page.answer(&state, &headers, StatusCode::OK)
+        }
+        Err(error) => match error.status() {
+            Some(status) if status.is_client_error() => {
+                let text = match status.as_u16() {
+                    422 => refused_text(&error, true).unwrap_or_else(|| "Choose another password.".into()),
+                    _ => "This link has expired or was used already. Ask for a new one.".into(),
+                };
+                let page = SimplePage { error: Some(text), ..new_password_page(form.token) };
+                page.answer(&state, &headers, StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            _ => Err(error.into()),
+        },
+    }
+}
+
+/// `GET /account/verify?token=…`: a button that confirms the email (a link alone changes nothing,
+/// so a mail scanner opening it does not use the token).
+async fn verify_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(param): axum::extract::Query<TokenParam>,
+) -> Result<Response, PageError> {
+    let token = param.token.unwrap_or_default();
+    let page = SimplePage {
+        text: vec!["Confirm that this email address is yours.".into()],
+        form: Some(SimpleForm {
+            action: "/account/verify",
+            hidden: vec![("token", token)],
+            fields: Vec::new(),
+            button: "Confirm my email",
+        }),
+        ..SimplePage::new("Confirm your email")
+    };
+    page.answer(&state, &headers, StatusCode::OK)
+}
+
+/// `POST /account/verify`.
+async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let body = serde_json::to_vec(&json!({"token": form.token})).expect("JSON");
+    match state
+        .users
+        .user
+        .request(axum::http::Method::POST, "/v1/auth/verify-email", Some(body.into()), &Call::default())
+        .await
+    {
+        Ok(_) => SimplePage {
+            text: vec![
+                "Thank you: your email is confirmed. Orders you placed as a guest with it are now in your account."
+                    .into(),
+            ],
+            links: vec![("/account", "Go to your account")],
+            ..SimplePage::new("Email confirmed")
+        }
+        .answer(&state, &headers, StatusCode::OK),
+        Err(error) if error.status().is_some_and(|s| s.is_client_error()) => SimplePage {
+            error: Some("This link has expired or was used already.".into()),
+            links: vec![("/account", "Go to your account")],
+            ..SimplePage::new("Confirm your email")
+        }
+        .answer(&state, &headers, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The account's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -495,6 +753,9 @@ pub fn router() -> Router<AppState> {
         .route("/account/sign-out", post(sign_out))
         .route("/account/orders/{id}", get(order))
         .route("/account/orders/{id}/cancel", post(cancel))
+        .route("/account/reset", get(reset_page).post(request_reset))
+        .route("/account/reset/confirm", post(confirm_reset))
+        .route("/account/verify", get(verify_page).post(verify))
 }
 
 #[cfg(test)]

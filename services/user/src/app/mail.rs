@@ -342,9 +342,14 @@ impl Mailer {
         self
     }
 
-    /// The link that reads a guest's order with its token.
+    /// The link to the storefront's page of a guest's order, which reads it with its token.
     fn order_link(&self, order_id: &str, token: &str) -> String {
-        let mut link = self.base.join(&format!("v1/orders/{order_id}")).unwrap_or_else(|_| self.base.clone());
+        self.page_link(&format!("orders/{order_id}"), token)
+    }
+
+    /// The storefront page `path` with `token` in its query.
+    fn page_link(&self, path: &str, token: &str) -> String {
+        let mut link = self.base.join(path).unwrap_or_else(|_| self.base.clone());
         link.query_pairs_mut().append_pair("token", token);
         link.to_string()
     }
@@ -443,8 +448,10 @@ impl Mailer {
                 };
                 let body = format!(
                     "Someone asked to reset the password of your account.\r\n\r\n\
-                     To choose a new password, send this token to POST /v1/auth/password-reset/confirm:\r\n\r\n\
-                     {}\r\n\r\nIt works once, until {}. If it was not you, ignore this email.\r\n",
+                     To choose a new password, open this page:\r\n\r\n{}\r\n\r\n\
+                     (or send this token to POST /v1/auth/password-reset/confirm:\r\n\r\n\
+                     {}\r\n\r\n)\r\n\r\nIt works once, until {}. If it was not you, ignore this email.\r\n",
+                    self.page_link("account/reset", &token),
                     token,
                     data.expires_at.to_rfc3339()
                 );
@@ -454,9 +461,11 @@ impl Mailer {
                 let data: VerificationRequested =
                     event.data_as().map_err(|e| HandlerError::Reject(format!("bad payload: {e}")))?;
                 let body = format!(
-                    "Welcome. To confirm that this address is yours, send this token to POST /v1/auth/verify-email:\r\n\r\n\
-                     {}\r\n\r\nIt works until {}. If you did not open an account, ignore this email: nothing \
+                    "Welcome. To confirm that this address is yours, open this page:\r\n\r\n{}\r\n\r\n\
+                     (or send this token to POST /v1/auth/verify-email:\r\n\r\n\
+                     {}\r\n\r\n)\r\n\r\nIt works until {}. If you did not open an account, ignore this email: nothing \
                      else can sign in with this address until it is confirmed.\r\n",
+                    self.page_link("account/verify", &data.token),
                     data.token,
                     data.expires_at.to_rfc3339()
                 );
@@ -617,7 +626,7 @@ mod tests {
         let (_, to, message) = &sent[0];
         assert_eq!(to, "ada@example.com");
         assert!(message.contains("\r\nTo: ada@example.com\r\n") && message.contains("Hello,\r\n"), "{message}");
-        assert!(message.contains("https://shop.example/v1/orders/ord_1?token=tok_A-1"), "{message}");
+        assert!(message.contains("https://shop.example/orders/ord_1?token=tok_A-1"), "the order's page: {message}");
         let contact: platform::contracts::order::GuestContact =
             serde_json::from_value(json!({"email": "a@b.c", "token": "secret"})).unwrap();
         assert!(!format!("{contact:?}").contains("secret"), "the token is never in a log");
