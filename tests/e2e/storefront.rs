@@ -74,6 +74,8 @@ async fn a_shopper_browses_a_category_filters_it_searches_and_opens_a_product() 
     assert_eq!(status, 200, "{html}");
     assert_eq!(headers[CONTENT_TYPE], "text/html; charset=utf-8");
     assert!(headers[CACHE_CONTROL].to_str().unwrap().starts_with("public"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(html.contains("<h1>Lamps &#60;b&#62;&#38; lights&#60;/b&#62;</h1>"), "{html}");
     assert!(html.contains("3 products"));
     assert!(!html.contains("<script>alert"), "a product's name is text, never markup");

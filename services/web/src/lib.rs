@@ -22,6 +22,7 @@ pub mod sitemap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::HeaderValue;
 use platform::infra::{Infra, Service};
 
 use crate::catalog::Catalog;
@@ -49,6 +50,33 @@ pub struct AppState {
     pub verifier: Arc<platform::auth::TokenVerifier>,
     /// How a request's viewer is read (forwarded on sign-in calls made for them).
     pub client_address: platform::http::rate_limit::ClientAddress,
+}
+
+/// The Content-Security-Policy of the storefront's pages: scripts, styles and everything else from
+/// the shop itself, images also from where the object store serves them, inline `style`
+/// attributes only (the drawn thumbnails' tint), forms only to the shop, never framed.
+pub fn content_security_policy(image_origin: &str) -> String {
+    format!(
+        "default-src 'self'; img-src 'self' data: {image_origin}; style-src 'self'; style-src-attr 'unsafe-inline'; \
+         script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The storefront's routes; its HTML answers carry `csp`.
+pub fn router_with_policy(state: AppState, csp: HeaderValue) -> Router {
+    router(state).layer(axum::middleware::map_response(move |mut response: axum::response::Response| {
+        let csp = csp.clone();
+        async move {
+            let html = response
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+            if html {
+                response.headers_mut().insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+            }
+            response
+        }
+    }))
 }
 
 /// The storefront's routes.
@@ -82,9 +110,12 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         verifier: infra.verifier.clone(),
         client_address: platform::http::rate_limit::ClientAddress::from_config(&infra.config),
     };
+    let image_origin = infra.objects.public_url("images/x").origin().ascii_serialization();
+    let csp = HeaderValue::from_str(&content_security_policy(&image_origin))
+        .map_err(|_| anyhow::anyhow!("the object store's origin {image_origin} cannot go in a header"))?;
     Ok(Service {
         name: NAME,
-        router: router(state),
+        router: router_with_policy(state, csp),
         openapi: utoipa::openapi::OpenApiBuilder::new().build(),
         checks: Vec::new(),
         not_found_page: Some(pages::not_found),
