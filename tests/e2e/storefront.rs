@@ -206,6 +206,11 @@ async fn a_shopper_fills_a_cart_from_a_product_page_changes_it_and_enters_a_code
     assert_eq!(added.status(), 303);
     assert_eq!(added.headers()[LOCATION], "/cart");
     let cart_cookie = set_cookie(added.headers(), "shop_cart").expect("the cart's cookie");
+    assert_eq!(
+        set_cookie(added.headers(), "shop_cart_count").as_deref(),
+        Some("shop_cart_count=2"),
+        "the header's count"
+    );
     assert!(added.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().contains("HttpOnly; SameSite=Lax"));
     let cart =
         client.get(format!("{}/cart", app.base)).header(reqwest::header::COOKIE, &cart_cookie).send().await.unwrap();

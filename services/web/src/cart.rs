@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::orders::{Breakdown, Cart, Offer, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
-use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, form_allowed};
+use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, count_cookie, form_allowed};
 
 /// Most units of one line a shopper can put in the cart from a page.
 const MAX_QUANTITY: i64 = 99;
@@ -262,6 +262,7 @@ async fn cart_page(
     if let Some(set) = token.cookie(state.secure_cookies) {
         headers_out.append(header::SET_COOKIE, set);
     }
+    headers_out.append(header::SET_COOKIE, count_cookie(cart.map(item_count).unwrap_or(0), state.secure_cookies));
     Ok(response)
 }
 
@@ -304,6 +305,18 @@ fn to_cart(state: &AppState, cart_id: Option<&str>) -> Response {
         response.headers_mut().append(header::SET_COOKIE, cart_cookie(id, state.secure_cookies));
     }
     response
+}
+
+/// `response` with the cookie that tells the page's script how many items `cart` holds (the header
+/// shows it; not `HttpOnly`, as the script reads it, and nothing secret).
+fn counted(state: &AppState, mut response: Response, cart: &Cart) -> Response {
+    response.headers_mut().append(header::SET_COOKIE, count_cookie(item_count(cart), state.secure_cookies));
+    response
+}
+
+/// Units in `cart`.
+pub fn item_count(cart: &Cart) -> i64 {
+    cart.items.iter().map(|i| i.quantity).sum()
 }
 
 /// A form's fields, all optional: a page's forms only ever send some.
@@ -369,7 +382,7 @@ async fn add(State(state): State<AppState>, headers: HeaderMap, form: Posted) ->
     };
     let had = cart.items.iter().find(|i| i.sku == sku).map(|i| i.quantity).unwrap_or(0);
     match state.orders.set_item(&cart.id, &sku, (had + quantity).min(MAX_QUANTITY)).await {
-        Ok(_) => Ok(to_cart(&state, Some(&cart.id))),
+        Ok(changed) => Ok(counted(&state, to_cart(&state, Some(&cart.id)), &changed)),
         Err(refusal) => {
             let mut response = refused(&state, &headers, refusal, Problems::notice).await?;
             response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));
@@ -386,7 +399,7 @@ async fn update(State(state): State<AppState>, headers: HeaderMap, form: Posted)
         return again(&state, &headers, Problems::notice("Enter a quantity from 0 to 99.")).await;
     };
     match state.orders.set_item(cart_id, sku, quantity).await {
-        Ok(_) => Ok(to_cart(&state, None)),
+        Ok(changed) => Ok(counted(&state, to_cart(&state, None), &changed)),
         Err(refusal) => refused(&state, &headers, refusal, Problems::notice).await,
     }
 }

@@ -281,13 +281,19 @@ fn address_of(fields: &Fields) -> AddressInput {
     }
 }
 
-/// The redirect to a placed order's page: the account's, or the guest's by its token.
-fn to_order(placed: &crate::orders::Placement, signed_in: bool) -> Response {
-    if signed_in {
-        return Redirect::to(&format!("/account/orders/{}", placed.id)).into_response();
-    }
-    let token = placed.token.as_deref().unwrap_or_default();
-    Redirect::to(&format!("/orders/{}?token={}", placed.id, crate::page::encode(token))).into_response()
+/// The redirect to a placed order's page: the account's, or the guest's by its token. The cart
+/// emptied with the order, and the header's count says so.
+fn to_order(placed: &crate::orders::Placement, signed_in: bool, secure: bool) -> Response {
+    let to = match signed_in {
+        true => format!("/account/orders/{}", placed.id),
+        false => {
+            let token = placed.token.as_deref().unwrap_or_default();
+            format!("/orders/{}?token={}", placed.id, crate::page::encode(token))
+        }
+    };
+    let mut response = Redirect::to(&to).into_response();
+    response.headers_mut().append(header::SET_COOKIE, crate::session::count_cookie(0, secure));
+    response
 }
 
 /// `POST /checkout`: updates the shipping options for the address typed, or places the order.
@@ -341,7 +347,7 @@ async fn place(
         if fields.action == "place" && check(&fields, account.is_some()).is_empty() {
             let attempt = fields.attempt.clone();
             if let Ok(placed) = order_of(cart.id.clone(), attempt, fields).await {
-                return Ok(to_order(&placed, session.is_some()));
+                return Ok(to_order(&placed, session.is_some(), state.secure_cookies));
             }
         }
         return Ok(Redirect::to("/cart").into_response());
@@ -382,7 +388,7 @@ async fn place(
         _ => new_attempt(),
     };
     match order_of(cart.id.clone(), attempt, fields.clone()).await {
-        Ok(placed) => Ok(to_order(&placed, session.is_some())),
+        Ok(placed) => Ok(to_order(&placed, session.is_some(), state.secure_cookies)),
         Err(Refusal::Refused(reason)) => {
             let cart = current(&state, &headers).await?.unwrap_or(cart);
             page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), Some(reason), None).await

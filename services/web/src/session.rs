@@ -38,6 +38,20 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> H
         .expect("cookie names and values here are plain ASCII")
 }
 
+/// The cookie the page script reads to show the cart's item count in the header.
+pub const COUNT_COOKIE: &str = "shop_cart_count";
+
+/// The `Set-Cookie` of the cart's item count: readable by the page's script (not `HttpOnly`; a
+/// number, nothing secret).
+pub fn count_cookie(count: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COUNT_COOKIE}={count}; Path=/; Max-Age={}; SameSite=Lax{secure}",
+        CART_DAYS * 24 * 60 * 60
+    ))
+    .expect("a number is a valid cookie value")
+}
+
 /// The `Set-Cookie` of a cart id.
 pub fn cart_cookie(id: &str, secure: bool) -> HeaderValue {
     set_cookie(CART_COOKIE, id, CART_DAYS * 24 * 60 * 60, secure)
