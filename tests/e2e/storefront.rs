@@ -105,6 +105,7 @@ async fn a_shopper_browses_a_category_filters_it_searches_and_opens_a_product() 
     let (status, headers, found) = page(&app, "/search?q=redaing+light").await;
     assert_eq!(status, 200);
     assert!(found.contains("Reading Light"), "{found}");
+    assert!(found.contains("Did you mean <a href=\"/search?q=reading%20light\">reading light</a>?"), "{found}");
     assert!(headers[CACHE_CONTROL].to_str().unwrap().starts_with("public"));
     let (_, _, nothing) = page(&app, &format!("/search?q=zzqx{}", slug.replace('-', ""))).await;
     assert!(nothing.contains("No products match"), "{nothing}");

@@ -284,6 +284,9 @@ struct Listing {
     first_page: Option<String>,
     /// Search only: the words searched.
     searched: Option<String>,
+    /// Search only: the words the results matched, when the search's typo tolerance changed the
+    /// ones typed, and the link that searches for them.
+    suggestion: Option<(String, String)>,
     /// Sub-categories to go down to.
     children: Vec<NavLink>,
 }
@@ -498,6 +501,7 @@ fn listing(
         next: results.next_cursor.as_ref().map(|c| listing_href(base, params, &[("cursor", Some(c.clone()))])),
         first_page: params.cursor.as_ref().map(|_| listing_href(base, params, &[])),
         searched: if search { params.q.clone() } else { None },
+        suggestion: None,
         children,
     }
 }
@@ -601,8 +605,62 @@ async fn search(
         ..Layout::default()
     };
     let breadcrumbs = vec![NavLink { name: "Home".into(), href: "/".into(), current: false }];
-    let page = listing("/search", &params, &results, &tree, layout, heading, breadcrumbs, Vec::new(), true);
+    let mut page = listing("/search", &params, &results, &tree, layout, heading, breadcrumbs, Vec::new(), true);
+    page.suggestion = params.q.as_deref().and_then(|q| did_you_mean(q, &results.items)).map(|words| {
+        let href = listing_href("/search", &params, &[("q", Some(words.clone()))]);
+        (words, href)
+    });
     render(&headers, &page, Caching::Public)
+}
+
+/// Edits (insertions, deletions, substitutions, swaps of neighbours) between `a` and `b`.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![(0..=b.len()).collect::<Vec<_>>(); a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+/// What the shopper probably meant, when the results matched other words than those typed (the
+/// search forgives typos in longer words): each typed word that no result's name or brand holds,
+/// replaced by the closest word they hold (at most two edits away). `None` when every word was
+/// found as typed, or nothing close enough was.
+fn did_you_mean(query: &str, results: &[Summary]) -> Option<String> {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    };
+    let found: std::collections::BTreeSet<String> =
+        results.iter().flat_map(|r| words(&r.name).into_iter().chain(words(&r.brand))).collect();
+    let typed = words(query);
+    let mut changed = false;
+    let mut meant = Vec::with_capacity(typed.len());
+    for word in typed {
+        if found.contains(&word) || word.chars().count() < 4 {
+            meant.push(word);
+            continue;
+        }
+        let closest = found.iter().map(|f| (distance(&word, f), f)).filter(|(d, _)| *d <= 2).min();
+        match closest {
+            Some((_, f)) => {
+                changed = true;
+                meant.push(f.clone());
+            }
+            None => meant.push(word),
+        }
+    }
+    changed.then(|| meant.join(" "))
 }
 
 /// The product page.
@@ -918,6 +976,26 @@ mod tests {
         assert_eq!(unknown_sort.q.as_deref(), Some("red shoes"));
         assert!(read_listing_query("q=%FF").is_none(), "not UTF-8: read as no query");
         assert_eq!(read_listing_query("q=100%").unwrap().q.as_deref(), Some("100%"));
+    }
+
+    #[test]
+    fn a_search_whose_words_were_forgiven_suggests_the_ones_found() {
+        let result = |name: &str, brand: &str| Summary {
+            id: "p".into(),
+            name: name.into(),
+            brand: brand.into(),
+            category_id: "c".into(),
+            price: Money::new(1, "USD"),
+            image: None,
+            in_stock: true,
+        };
+        let found = [result("Reading Light", "Brightline"), result("Desk Lamp", "Lumo")];
+        assert_eq!(did_you_mean("redaing light", &found).as_deref(), Some("reading light"));
+        assert_eq!(did_you_mean("Brigthline lamp", &found).as_deref(), Some("brightline lamp"));
+        assert_eq!(did_you_mean("reading light", &found), None, "found as typed");
+        assert_eq!(did_you_mean("zzzzzz", &found), None, "nothing close");
+        assert_eq!(did_you_mean("lmap", &found), Some("lamp".into()), "a swap is one edit");
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]
