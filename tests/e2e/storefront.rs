@@ -524,10 +524,31 @@ async fn a_shopper_registers_checks_out_signed_in_finds_the_order_cancels_it_and
     let (_, account) = browser.get("/account").await;
     assert!(account.contains("Hello, Ada Lovelace") && account.contains("No orders yet"), "{account}");
 
+    // An address saved on the account page (a bad one explained) is filled in at checkout.
+    let csrf = hidden(&account, "csrf");
+    let address = [
+        ("csrf", csrf.as_str()),
+        ("name", "Ada Lovelace"),
+        ("line1", "12 St James's Square"),
+        ("city", "London"),
+        ("postal_code", "SW1Y 4JH"),
+        ("country", "GB"),
+    ];
+    let (status, refused) =
+        browser.post("/account/addresses", &[("csrf", csrf.as_str()), ("name", "Ada"), ("country", "GB")]).await;
+    assert_eq!(status, 422);
+    assert!(refused.contains(r#"id="address-error""#), "{refused}");
+    assert_eq!(browser.post("/account/addresses", &address).await, (303, "/account#addresses".to_owned()));
+    let (_, account) = browser.get("/account").await;
+    assert!(account.contains("Ada Lovelace, 12 St James&#39;s Square, London, SW1Y 4JH, GB"), "{account}");
+
     // Checkout signed in: no email asked, the order is the account's.
     assert_eq!(browser.post("/cart/lines", &[("sku", &sku), ("quantity", "1")]).await.0, 303);
     let (_, checkout) = browser.get("/checkout").await;
     assert!(checkout.contains(&format!("Signed in as <strong>{email}</strong>")), "{checkout}");
+    assert!(checkout.contains(r#"value="SW1Y 4JH""#), "the saved address is filled in");
+    let delete = account.split("action=\"/account/addresses/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert!(delete.ends_with("/delete"), "{delete}");
     let (csrf, attempt) = (hidden(&checkout, "csrf"), hidden(&checkout, "attempt"));
     let form = [
         ("csrf", csrf.as_str()),
@@ -569,6 +590,9 @@ async fn a_shopper_registers_checks_out_signed_in_finds_the_order_cancels_it_and
             _ => assert!(back.contains("role=\"alert\""), "a refusal is explained: {back}"),
         }
     }
+    // A saved address is deleted from the account page.
+    assert_eq!(browser.post(&format!("/account/addresses/{delete}"), &[("csrf", &csrf)]).await.0, 303);
+    assert!(browser.get("/account").await.1.contains("No saved addresses yet."));
     // Someone else's order is not found; signing out ends the session.
     let mut stranger = Browser::new(&app);
     assert_eq!(stranger.get(&order_path).await.0, 303, "asked to sign in");

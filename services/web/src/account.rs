@@ -18,6 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use platform::address::AddressInput;
 use platform::client::{Call, ClientError, ServiceClient};
 use serde::Deserialize;
 use serde_json::json;
@@ -69,6 +70,27 @@ pub struct Shopper {
     pub name: String,
 }
 
+/// An address of the shopper's book.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SavedAddress {
+    /// Its id.
+    pub id: String,
+    /// The address.
+    #[serde(flatten)]
+    pub address: AddressInput,
+}
+
+/// An address on one line, as lists show it.
+pub fn one_line(a: &AddressInput) -> String {
+    let mut parts = vec![a.name.clone(), a.line1.clone()];
+    parts.extend(a.line2.clone());
+    parts.push(a.city.clone());
+    parts.extend(a.region.clone());
+    parts.push(a.postal_code.clone());
+    parts.push(a.country.clone());
+    parts.join(", ")
+}
+
 /// The user service, as the storefront uses it.
 pub struct Users {
     user: ServiceClient,
@@ -103,6 +125,34 @@ impl Users {
     pub async fn sign_out(&self, refresh_token: &str) -> Result<(), ClientError> {
         let body = serde_json::to_vec(&json!({"refresh_token": refresh_token})).expect("JSON");
         self.user.request(axum::http::Method::POST, "/v1/auth/logout", Some(body.into()), &Call::default()).await?;
+        Ok(())
+    }
+
+    /// The signed-in shopper's saved addresses.
+    pub async fn addresses(&self, access_token: &str) -> Result<Vec<SavedAddress>, ClientError> {
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<SavedAddress>,
+        }
+        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        Ok(self.user.get::<Page>("/v1/users/me/addresses", &call).await?.items)
+    }
+
+    /// Saves an address in the signed-in shopper's book.
+    pub async fn add_address(&self, access_token: &str, address: &AddressInput) -> Result<(), ClientError> {
+        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let body = serde_json::to_vec(address).expect("JSON");
+        self.user.request(axum::http::Method::POST, "/v1/users/me/addresses", Some(body.into()), &call).await?;
+        Ok(())
+    }
+
+    /// Deletes a saved address.
+    pub async fn delete_address(&self, access_token: &str, id: &str) -> Result<(), ClientError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Ok(());
+        }
+        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        self.user.request(axum::http::Method::DELETE, &format!("/v1/users/me/addresses/{id}"), None, &call).await?;
         Ok(())
     }
 
@@ -374,6 +424,9 @@ struct AccountPage {
     name: String,
     email: String,
     orders: Vec<OrderRow>,
+    addresses: Vec<(String, String)>,
+    countries: Vec<(&'static str, &'static str)>,
+    address_error: Option<String>,
 }
 
 struct OrderRow {
@@ -407,8 +460,22 @@ fn to_sign_in(path: &str) -> Response {
 /// `GET /account`.
 async fn account(State(state): State<AppState>, headers: HeaderMap, peer: Peer) -> Result<Response, PageError> {
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
-    let (me, orders) = futures::try_join!(state.users.me(&session.token), state.orders.my_orders(&session.token))?;
-    let token = Token::of(&headers);
+    account_page(&state, &headers, session, None).await
+}
+
+/// The account page of `session`'s shopper, with why an address was refused.
+async fn account_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: Session,
+    address_error: Option<String>,
+) -> Result<Response, PageError> {
+    let (me, orders, addresses) = futures::try_join!(
+        state.users.me(&session.token),
+        state.orders.my_orders(&session.token),
+        state.users.addresses(&session.token)
+    )?;
+    let token = Token::of(headers);
     let page = AccountPage {
         layout: Layout { title: "Your account".into(), noindex: true, ..Layout::default() },
         csrf: token.value.clone(),
@@ -425,12 +492,16 @@ async fn account(State(state): State<AppState>, headers: HeaderMap, peer: Peer) 
                 items: o.items.iter().map(|i| format!("{} × {}", i.name, i.quantity)).collect::<Vec<_>>().join(", "),
             })
             .collect(),
+        addresses: addresses.iter().map(|a| (a.id.clone(), one_line(&a.address))).collect(),
+        countries: crate::cart::COUNTRIES.to_vec(),
+        address_error: address_error.clone(),
     };
     let body = page.render().map_err(|error| {
         tracing::error!(%error, "the account page did not render");
         PageError::Unavailable
     })?;
-    let mut response = body.into_response();
+    let status = if address_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let mut response = (status, body).into_response();
     let out = response.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
@@ -438,6 +509,82 @@ async fn account(State(state): State<AppState>, headers: HeaderMap, peer: Peer) 
         out.append(header::SET_COOKIE, set);
     }
     Ok(session.keep(response))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AddressForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    line1: String,
+    #[serde(default)]
+    line2: String,
+    #[serde(default)]
+    city: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    postal_code: String,
+    #[serde(default)]
+    country: String,
+}
+
+/// `POST /account/addresses`: saves an address (the user service checks it).
+async fn add_address(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<AddressForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
+    let text = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let address = AddressInput {
+        name: form.name.trim().to_owned(),
+        line1: form.line1.trim().to_owned(),
+        line2: text(&form.line2),
+        city: form.city.trim().to_owned(),
+        region: text(&form.region).map(|r| r.to_uppercase()),
+        postal_code: form.postal_code.trim().to_owned(),
+        country: form.country.trim().to_uppercase(),
+    };
+    match state.users.add_address(&session.token, &address).await {
+        Ok(()) => Ok(session.keep(Redirect::to("/account#addresses").into_response())),
+        Err(error) => match error.status() {
+            Some(status) if status.is_client_error() => {
+                let ClientError::Status { body, .. } = &error else { unreachable!("a status is a Status") };
+                let text = problem_text(body).unwrap_or_else(|| "Check the address.".into());
+                account_page(&state, &headers, session, Some(text)).await
+            }
+            _ => Err(error.into()),
+        },
+    }
+}
+
+/// `POST /account/addresses/{id}/delete`.
+async fn delete_address(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    Path(id): Path<String>,
+    form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| PageError::BadForm)?;
+    if !form_allowed(&headers, form.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
+    match state.users.delete_address(&session.token, &id).await {
+        Ok(()) => Ok(session.keep(Redirect::to("/account#addresses").into_response())),
+        Err(error) if error.status().is_some_and(|s| s.as_u16() == 404) => {
+            Ok(session.keep(Redirect::to("/account#addresses").into_response()))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// `GET /account/orders/{id}`: one of the shopper's orders.
@@ -753,6 +900,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/sign-out", post(sign_out))
         .route("/account/orders/{id}", get(order))
         .route("/account/orders/{id}/cancel", post(cancel))
+        .route("/account/addresses", post(add_address))
+        .route("/account/addresses/{id}/delete", post(delete_address))
         .route("/account/reset", get(reset_page).post(request_reset))
         .route("/account/reset/confirm", post(confirm_reset))
         .route("/account/verify", get(verify_page).post(verify))

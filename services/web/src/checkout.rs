@@ -210,16 +210,31 @@ async fn show(
         return Ok(Redirect::to("/cart").into_response());
     };
     let session = session(&state, &headers, &peer).await;
+    let mut fields = Fields::default();
     let account = match &session {
-        Some(session) => Some(state.users.me(&session.token).await?.email),
+        Some(session) => {
+            // The first saved address is filled in; the shopper may change it.
+            let (me, saved) =
+                futures::try_join!(state.users.me(&session.token), state.users.addresses(&session.token))?;
+            if let Some(first) = saved.first() {
+                let a = &first.address;
+                fields.name = a.name.clone();
+                fields.line1 = a.line1.clone();
+                fields.line2 = a.line2.clone().unwrap_or_default();
+                fields.city = a.city.clone();
+                fields.region = a.region.clone().unwrap_or_default();
+                fields.postal_code = a.postal_code.clone();
+                fields.country = a.country.clone();
+            }
+            Some(me.email)
+        }
         None => None,
     };
     let notice = back
         .declined
         .as_deref()
         .map(|code| format!("{} Choose another way to pay; your cart is as it was.", decline_text(code)));
-    let response =
-        page(&state, &headers, &cart, account.as_deref(), Fields::default(), Vec::new(), notice, None).await?;
+    let response = page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), notice, None).await?;
     Ok(kept(session, response))
 }
 
