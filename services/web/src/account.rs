@@ -25,8 +25,8 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::orders::{Order, Refusal, problem_text};
-use crate::page::{Layout, PageError, money};
-use crate::session::{Token, form_allowed, set_cookie};
+use crate::page::{Layout, PageError, money, personal};
+use crate::session::{Token, read_form, set_cookie};
 
 /// The cookie of the access token.
 pub const ACCESS_COOKIE: &str = "shop_access";
@@ -255,19 +255,7 @@ async fn form_page(
 ) -> Result<Response, PageError> {
     let token = Token::of(headers);
     let page = SignInPage { csrf: token.value.clone(), ..page };
-    let body = page.render().map_err(|error| {
-        tracing::error!(%error, "the sign-in page did not render");
-        PageError::Unavailable
-    })?;
-    let mut response = (status, body).into_response();
-    let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(set) = token.cookie(state.secure_cookies) {
-        out.append(header::SET_COOKIE, set);
-    }
-    let _ = state;
-    Ok(response)
+    personal(&page, status, &token, state.secure_cookies)
 }
 
 fn blank(register: bool, next: String) -> SignInPage {
@@ -334,10 +322,7 @@ async fn submit(
     form: Result<Form<Credentials>, axum::extract::rejection::FormRejection>,
     register: bool,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let form = read_form(&headers, form)?;
     let next = safe_next(form.next.as_deref());
     let email = form.email.trim().to_owned();
     let call = on_behalf(&state, &headers, &peer);
@@ -399,10 +384,7 @@ async fn sign_out(
     headers: HeaderMap,
     form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    read_form(&headers, form)?;
     if let Some(refresh) = crate::session::cookie(&headers, REFRESH_COOKIE)
         && let Err(error) = state.users.sign_out(refresh).await
     {
@@ -496,19 +478,8 @@ async fn account_page(
         countries: crate::cart::COUNTRIES.to_vec(),
         address_error: address_error.clone(),
     };
-    let body = page.render().map_err(|error| {
-        tracing::error!(%error, "the account page did not render");
-        PageError::Unavailable
-    })?;
     let status = if address_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let mut response = (status, body).into_response();
-    let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(set) = token.cookie(state.secure_cookies) {
-        out.append(header::SET_COOKIE, set);
-    }
-    Ok(session.keep(response))
+    Ok(session.keep(personal(&page, status, &token, state.secure_cookies)?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -537,10 +508,7 @@ async fn add_address(
     peer: Peer,
     form: Result<Form<AddressForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let form = read_form(&headers, form)?;
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
     let text = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
     let address = AddressInput {
@@ -573,10 +541,7 @@ async fn delete_address(
     Path(id): Path<String>,
     form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    read_form(&headers, form)?;
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
     match state.users.delete_address(&session.token, &id).await {
         Ok(()) => Ok(session.keep(Redirect::to("/account#addresses").into_response())),
@@ -609,10 +574,7 @@ async fn cancel(
     Path(id): Path<String>,
     form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    read_form(&headers, form)?;
     let path = format!("/account/orders/{id}");
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in(&path)) };
     match state.orders.cancel(&id, &session.token).await {
@@ -675,19 +637,9 @@ impl SimplePage {
     fn answer(self, state: &AppState, headers: &HeaderMap, status: StatusCode) -> Result<Response, PageError> {
         let token = Token::of(headers);
         let page = Self { csrf: token.value.clone(), ..self };
-        let body = page.render().map_err(|error| {
-            tracing::error!(%error, "a page did not render");
-            PageError::Unavailable
-        })?;
-        let mut response = (status, body).into_response();
-        let out = response.headers_mut();
-        out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        let mut response = personal(&page, status, &token, state.secure_cookies)?;
         // These pages' addresses may hold a token: no other site learns it from a link.
-        out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        if let Some(set) = token.cookie(state.secure_cookies) {
-            out.append(header::SET_COOKIE, set);
-        }
+        response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
         Ok(response)
     }
 }
@@ -763,10 +715,7 @@ async fn request_reset(
     peer: Peer,
     form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let form = read_form(&headers, form)?;
     let body = serde_json::to_vec(&json!({"email": form.email.trim()})).expect("JSON");
     let call = on_behalf(&state, &headers, &peer);
     match state.users.user.request(axum::http::Method::POST, "/v1/auth/password-reset", Some(body.into()), &call).await
@@ -799,10 +748,7 @@ async fn confirm_reset(
     peer: Peer,
     form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let form = read_form(&headers, form)?;
     let body = json!({"token": form.token, "new_password": form.password});
     let call = on_behalf(&state, &headers, &peer);
     let path = "/v1/auth/password-reset/confirm";
@@ -861,10 +807,7 @@ async fn verify(
     headers: HeaderMap,
     form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let form = read_form(&headers, form)?;
     let body = serde_json::to_vec(&json!({"token": form.token})).expect("JSON");
     match state
         .users
@@ -905,6 +848,30 @@ pub fn router() -> Router<AppState> {
         .route("/account/reset", get(reset_page).post(request_reset))
         .route("/account/reset/confirm", post(confirm_reset))
         .route("/account/verify", get(verify_page).post(verify))
+}
+
+impl crate::session::Posted for Credentials {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl crate::session::Posted for TokenOnly {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl crate::session::Posted for ResetForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl crate::session::Posted for AddressForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use platform::money::Money;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::orders::{Breakdown, Cart, Offer, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
-use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, count_cookie, form_allowed};
+use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, count_cookie};
 
 /// Most units of one line a shopper can put in the cart from a page.
 const MAX_QUANTITY: i64 = 99;
@@ -251,18 +251,9 @@ async fn cart_page(
         page.can_check_out = !cart.items.is_empty();
     }
     let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let body = page.render().map_err(|error| {
-        tracing::error!(%error, "the cart page did not render");
-        PageError::Unavailable
-    })?;
-    let mut response = (status, body).into_response();
-    let headers_out = response.headers_mut();
-    headers_out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers_out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(set) = token.cookie(state.secure_cookies) {
-        headers_out.append(header::SET_COOKIE, set);
-    }
-    headers_out.append(header::SET_COOKIE, count_cookie(cart.map(item_count).unwrap_or(0), state.secure_cookies));
+    let mut response = crate::page::personal(&page, status, &token, state.secure_cookies)?;
+    let count = count_cookie(cart.map(item_count).unwrap_or(0), state.secure_cookies);
+    response.headers_mut().append(header::SET_COOKIE, count);
     Ok(response)
 }
 
@@ -341,13 +332,10 @@ impl CartForm {
     }
 }
 
-/// Reads a posted form, refusing posts from other sites and unreadable bodies.
-fn checked_form(headers: &HeaderMap, form: Posted) -> Result<CartForm, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
+impl crate::session::Posted for CartForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
     }
-    Ok(form)
 }
 
 /// What a refused change shows: the cart again with the reason, or the error page.
@@ -366,7 +354,7 @@ async fn refused(
 
 /// `POST /cart/lines`: adds units of a SKU (from a product page), making the cart if need be.
 async fn add(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
-    let form = checked_form(&headers, form)?;
+    let form = crate::session::read_form(&headers, form)?;
     let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
     let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
         return again(
@@ -393,7 +381,7 @@ async fn add(State(state): State<AppState>, headers: HeaderMap, form: Posted) ->
 
 /// `POST /cart/update`: sets a line's units (0 takes it out).
 async fn update(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
-    let form = checked_form(&headers, form)?;
+    let form = crate::session::read_form(&headers, form)?;
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     let (Some(sku), Some(quantity)) = (form.sku.as_deref(), form.quantity()) else {
         return again(&state, &headers, Problems::notice("Enter a quantity from 0 to 99.")).await;
@@ -406,7 +394,7 @@ async fn update(State(state): State<AppState>, headers: HeaderMap, form: Posted)
 
 /// `POST /cart/codes`: enters a discount code; a refused one is shown with the reason.
 async fn add_code(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
-    let form = checked_form(&headers, form)?;
+    let form = crate::session::read_form(&headers, form)?;
     let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     if code.is_empty() {
@@ -420,7 +408,7 @@ async fn add_code(State(state): State<AppState>, headers: HeaderMap, form: Poste
 
 /// `POST /cart/codes/remove`.
 async fn remove_code(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
-    let form = checked_form(&headers, form)?;
+    let form = crate::session::read_form(&headers, form)?;
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     let code = form.code.unwrap_or_default();
     match state.orders.remove_code(cart_id, &code).await {
@@ -431,7 +419,7 @@ async fn remove_code(State(state): State<AppState>, headers: HeaderMap, form: Po
 
 /// `POST /cart/shipping`: where the cart ships (for the estimate), and by which method.
 async fn shipping(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
-    let form = checked_form(&headers, form)?;
+    let form = crate::session::read_form(&headers, form)?;
     let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
     let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
     if !COUNTRIES.iter().any(|(code, _)| *code == country) {

@@ -21,7 +21,7 @@ use crate::account::{Peer, Session, session};
 use crate::cart::{COUNTRIES, OfferView, Summary, current, offer_view};
 use crate::orders::{Cart, Order, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
-use crate::session::{Token, cart_cookie, form_allowed};
+use crate::session::{Token, cart_cookie, read_form};
 
 /// The payment methods of the simulated provider: Stripe's test payment methods.
 const TEST_METHODS: &[(&str, &str)] = &[
@@ -167,19 +167,8 @@ async fn page(
         total: summary.total,
         tax_note: summary.tax_note,
     };
-    let body = view.render().map_err(|error| {
-        tracing::error!(%error, "the checkout page did not render");
-        PageError::Unavailable
-    })?;
     let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let mut response = (status, body).into_response();
-    let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(set) = token.cookie(state.secure_cookies) {
-        out.append(header::SET_COOKIE, set);
-    }
-    Ok(response)
+    crate::page::personal(&view, status, &token, state.secure_cookies)
 }
 
 /// `?declined=…` on the way back from a declined payment.
@@ -318,10 +307,7 @@ async fn submit(
     peer: Peer,
     form: Result<Form<Fields>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(fields) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, fields.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let fields = read_form(&headers, form)?;
     let Some(cart) = current(&state, &headers).await? else {
         return Ok(Redirect::to("/cart").into_response());
     };
@@ -557,19 +543,9 @@ pub fn order_response(
         tracking: order.tracking_number.clone(),
         placed: order.created_at.format("%B %-d, %Y").to_string(),
     };
-    let body = view.render().map_err(|error| {
-        tracing::error!(%error, "the order page did not render");
-        PageError::Unavailable
-    })?;
-    let mut response = body.into_response();
-    let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    let mut response = crate::page::personal(&view, StatusCode::OK, &form_token, state.secure_cookies)?;
     // The page's address holds its secret: no other site learns it from a link.
-    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if let Some(set) = form_token.cookie(state.secure_cookies) {
-        out.append(header::SET_COOKIE, set);
-    }
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     Ok(response)
 }
 
@@ -593,10 +569,7 @@ async fn retry(
     headers: HeaderMap,
     form: Result<Form<RetryForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| PageError::BadForm)?;
-    if !form_allowed(&headers, form.csrf.as_deref()) {
-        return Err(PageError::Forbidden);
-    }
+    let form = read_form(&headers, form)?;
     let token = form.token.unwrap_or_default();
     let order: Order = state.orders.guest_order(&id, &token).await?.ok_or(PageError::NotFound)?;
     if order.status != "payment_failed" {
@@ -633,4 +606,16 @@ pub fn router() -> Router<AppState> {
         .route("/checkout", get(show).post(submit))
         .route("/orders/{id}", get(order))
         .route("/orders/{id}/retry", post(retry))
+}
+
+impl crate::session::Posted for Fields {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl crate::session::Posted for RetryForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }

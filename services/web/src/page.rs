@@ -86,6 +86,28 @@ pub fn html(request: &HeaderMap, body: String, caching: Caching) -> Response {
     (headers, body).into_response()
 }
 
+/// A visitor's own page (`private, no-store`) rendered from `page` with `status`, keeping the form
+/// `token` in its cookie when it is new.
+pub fn personal(
+    page: &impl askama::Template,
+    status: StatusCode,
+    token: &crate::session::Token,
+    secure: bool,
+) -> Result<Response, PageError> {
+    let body = page.render().map_err(|error| {
+        tracing::error!(%error, "a page did not render");
+        PageError::Unavailable
+    })?;
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(set) = token.cookie(secure) {
+        headers.append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
 /// A page that could not be shown, answered as a page in the shop's look: what happened and what
 /// to do next. Never a stack trace, never JSON.
 #[derive(Debug)]

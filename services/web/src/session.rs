@@ -115,6 +115,25 @@ pub fn form_allowed(headers: &HeaderMap, form_token: Option<&str>) -> bool {
     }
 }
 
+/// A posted form, which may carry the visitor's form token.
+pub trait Posted {
+    /// The form's token field.
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// A posted form's fields, or why it is refused: a body that cannot be read, or a post from
+/// another site or with another visitor's token ([`form_allowed`]).
+pub fn read_form<T: Posted>(
+    headers: &HeaderMap,
+    form: Result<axum::extract::Form<T>, axum::extract::rejection::FormRejection>,
+) -> Result<T, crate::page::PageError> {
+    let axum::extract::Form(form) = form.map_err(|_| crate::page::PageError::BadForm)?;
+    if !form_allowed(headers, form.csrf()) {
+        return Err(crate::page::PageError::Forbidden);
+    }
+    Ok(form)
+}
+
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
