@@ -542,6 +542,31 @@ async fn a_shopper_registers_checks_out_signed_in_finds_the_order_cancels_it_and
     let (_, account) = browser.get("/account").await;
     assert!(account.contains("Ada Lovelace, 12 St James&#39;s Square, London, SW1Y 4JH, GB"), "{account}");
 
+    // The name and the password change on the account page; a wrong current password is explained.
+    assert_eq!(
+        browser.post("/account/name", &[("csrf", &csrf), ("name", "Augusta Ada King")]).await,
+        (303, "/account?changed=name".to_owned())
+    );
+    let (_, account) = browser.get("/account?changed=name").await;
+    assert!(account.contains("Hello, Augusta Ada King") && account.contains("Your name is changed."), "{account}");
+    let wrong = [
+        ("csrf", csrf.as_str()),
+        ("current_password", "not-my-password-1"),
+        ("new_password", "difference-engine-1822"),
+    ];
+    let (status, refused) = browser.post("/account/password", &wrong).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.contains(r#"id="profile-error""#), "{refused}");
+    let before = browser.cookies["shop_refresh"].clone();
+    let right = [
+        ("csrf", csrf.as_str()),
+        ("current_password", "analytical-engine-1843"),
+        ("new_password", "difference-engine-1822"),
+    ];
+    assert_eq!(browser.post("/account/password", &right).await, (303, "/account?changed=password".to_owned()));
+    assert_ne!(browser.cookies["shop_refresh"], before, "this session goes on with new tokens");
+    assert!(browser.get("/account").await.1.contains("Hello, Augusta Ada King"), "still signed in");
+
     // Checkout signed in: no email asked, the order is the account's.
     assert_eq!(browser.post("/cart/lines", &[("sku", &sku), ("quantity", "1")]).await.0, 303);
     let (_, checkout) = browser.get("/checkout").await;

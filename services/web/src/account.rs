@@ -409,6 +409,9 @@ struct AccountPage {
     addresses: Vec<(String, String)>,
     countries: Vec<(&'static str, &'static str)>,
     address_error: Option<String>,
+    /// Why a profile change was refused, or that one was made.
+    profile_error: Option<String>,
+    profile_done: Option<&'static str>,
 }
 
 struct OrderRow {
@@ -440,9 +443,32 @@ fn to_sign_in(path: &str) -> Response {
 }
 
 /// `GET /account`.
-async fn account(State(state): State<AppState>, headers: HeaderMap, peer: Peer) -> Result<Response, PageError> {
+#[derive(Debug, Default, Deserialize)]
+struct Changed {
+    changed: Option<String>,
+}
+
+async fn account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    axum::extract::Query(changed): axum::extract::Query<Changed>,
+) -> Result<Response, PageError> {
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
-    account_page(&state, &headers, session, None).await
+    let done = match changed.changed.as_deref() {
+        Some("name") => Some("Your name is changed."),
+        Some("password") => Some("Your password is changed; your other sessions have ended."),
+        _ => None,
+    };
+    account_page(&state, &headers, session, Problem { done, ..Problem::default() }).await
+}
+
+/// What the account page says about the change just tried.
+#[derive(Default)]
+struct Problem {
+    address: Option<String>,
+    profile: Option<String>,
+    done: Option<&'static str>,
 }
 
 /// The account page of `session`'s shopper, with why an address was refused.
@@ -450,7 +476,7 @@ async fn account_page(
     state: &AppState,
     headers: &HeaderMap,
     session: Session,
-    address_error: Option<String>,
+    problem: Problem,
 ) -> Result<Response, PageError> {
     let (me, orders, addresses) = futures::try_join!(
         state.users.me(&session.token),
@@ -476,9 +502,12 @@ async fn account_page(
             .collect(),
         addresses: addresses.iter().map(|a| (a.id.clone(), one_line(&a.address))).collect(),
         countries: crate::cart::COUNTRIES.to_vec(),
-        address_error: address_error.clone(),
+        address_error: problem.address.clone(),
+        profile_error: problem.profile.clone(),
+        profile_done: problem.done,
     };
-    let status = if address_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let refused = problem.address.is_some() || problem.profile.is_some();
+    let status = if refused { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok(session.keep(personal(&page, status, &token, state.secure_cookies)?))
 }
 
@@ -526,9 +555,71 @@ async fn add_address(
             Some(status) if status.is_client_error() => {
                 let ClientError::Status { body, .. } = &error else { unreachable!("a status is a Status") };
                 let text = problem_text(body).unwrap_or_else(|| "Check the address.".into());
-                account_page(&state, &headers, session, Some(text)).await
+                account_page(&state, &headers, session, Problem { address: Some(text), ..Problem::default() }).await
             }
             _ => Err(error.into()),
+        },
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ProfileForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// `POST /account/name`: a new display name.
+async fn change_name(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<ProfileForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = read_form(&headers, form)?;
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
+    let call = Call { bearer: Some(session.token.clone()), ..Call::default() };
+    let body = serde_json::to_vec(&json!({"name": form.name.trim()})).expect("JSON");
+    match state.users.user.request(axum::http::Method::PATCH, "/v1/users/me", Some(body.into()), &call).await {
+        Ok(_) => Ok(session.keep(Redirect::to("/account?changed=name").into_response())),
+        Err(error) => match refused_text(&error, true) {
+            Some(text) => {
+                account_page(&state, &headers, session, Problem { profile: Some(text), ..Problem::default() }).await
+            }
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// `POST /account/password`: a new password; every other session ends, this one goes on with the
+/// new tokens.
+async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Result<Form<ProfileForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let form = read_form(&headers, form)?;
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
+    let call = Call { bearer: Some(session.token.clone()), ..on_behalf(&state, &headers, &peer) };
+    let body = json!({"current_password": form.current_password, "new_password": form.new_password});
+    match state.users.user.send::<_, Tokens>(axum::http::Method::POST, "/v1/users/me/password", &body, &call).await {
+        Ok(tokens) => {
+            let mut response = Redirect::to("/account?changed=password").into_response();
+            for cookie in session_cookies(&state, &tokens) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
+        }
+        Err(error) => match refused_text(&error, true) {
+            Some(text) => {
+                account_page(&state, &headers, session, Problem { profile: Some(text), ..Problem::default() }).await
+            }
+            None => Err(error.into()),
         },
     }
 }
@@ -844,6 +935,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/orders/{id}", get(order))
         .route("/account/orders/{id}/cancel", post(cancel))
         .route("/account/addresses", post(add_address))
+        .route("/account/name", post(change_name))
+        .route("/account/password", post(change_password))
         .route("/account/addresses/{id}/delete", post(delete_address))
         .route("/account/reset", get(reset_page).post(request_reset))
         .route("/account/reset/confirm", post(confirm_reset))
@@ -863,6 +956,12 @@ impl crate::session::Posted for TokenOnly {
 }
 
 impl crate::session::Posted for ResetForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl crate::session::Posted for ProfileForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
     }
