@@ -102,6 +102,13 @@ pub struct Call {
     pub peer: Option<std::net::SocketAddr>,
 }
 
+impl Call {
+    /// A call made with `token` as its bearer.
+    pub fn bearer(token: &str) -> Self {
+        Self { bearer: Some(token.to_owned()), ..Self::default() }
+    }
+}
+
 /// A client of one service.
 #[derive(Clone)]
 pub struct ServiceClient {
@@ -177,9 +184,20 @@ impl ServiceClient {
         body: &B,
         call: &Call,
     ) -> Result<T, ClientError> {
-        let bytes = Bytes::from(serde_json::to_vec(body).expect("a request body serializes"));
-        let answer = self.request(method, path, Some(bytes), call).await?;
+        let answer = self.submit(method, path, body, call).await?;
         self.decode(&answer)
+    }
+
+    /// `method path` with a JSON body, for an answer whose body is not read (a 202 or a 204).
+    pub async fn submit<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        call: &Call,
+    ) -> Result<Bytes, ClientError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("a request body serializes"));
+        self.request(method, path, Some(bytes), call).await
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, ClientError> {

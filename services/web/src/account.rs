@@ -123,8 +123,8 @@ impl Users {
 
     /// Ends the session of a refresh token.
     pub async fn sign_out(&self, refresh_token: &str) -> Result<(), ClientError> {
-        let body = serde_json::to_vec(&json!({"refresh_token": refresh_token})).expect("JSON");
-        self.user.request(axum::http::Method::POST, "/v1/auth/logout", Some(body.into()), &Call::default()).await?;
+        let body = json!({"refresh_token": refresh_token});
+        self.user.submit(axum::http::Method::POST, "/v1/auth/logout", &body, &Call::default()).await?;
         Ok(())
     }
 
@@ -134,15 +134,15 @@ impl Users {
         struct Page {
             items: Vec<SavedAddress>,
         }
-        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let call = Call::bearer(access_token);
         Ok(self.user.get::<Page>("/v1/users/me/addresses", &call).await?.items)
     }
 
     /// Saves an address in the signed-in shopper's book.
     pub async fn add_address(&self, access_token: &str, address: &AddressInput) -> Result<(), ClientError> {
-        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
-        let body = serde_json::to_vec(address).expect("JSON");
-        self.user.request(axum::http::Method::POST, "/v1/users/me/addresses", Some(body.into()), &call).await?;
+        self.user
+            .submit(axum::http::Method::POST, "/v1/users/me/addresses", address, &Call::bearer(access_token))
+            .await?;
         Ok(())
     }
 
@@ -151,14 +151,48 @@ impl Users {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Ok(());
         }
-        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let call = Call::bearer(access_token);
         self.user.request(axum::http::Method::DELETE, &format!("/v1/users/me/addresses/{id}"), None, &call).await?;
+        Ok(())
+    }
+
+    /// Renames the signed-in shopper.
+    pub async fn rename(&self, access_token: &str, name: &str) -> Result<(), ClientError> {
+        let body = json!({"name": name});
+        self.user.submit(axum::http::Method::PATCH, "/v1/users/me", &body, &Call::bearer(access_token)).await?;
+        Ok(())
+    }
+
+    /// Changes the signed-in shopper's password (`call` carries their token and address); the new
+    /// session's tokens (every other session ends).
+    pub async fn change_password(&self, current: &str, new: &str, call: &Call) -> Result<Tokens, ClientError> {
+        let body = json!({"current_password": current, "new_password": new});
+        self.user.send(axum::http::Method::POST, "/v1/users/me/password", &body, call).await
+    }
+
+    /// Asks for a password-reset email (accepted whether or not the account exists).
+    pub async fn request_reset(&self, email: &str, call: &Call) -> Result<(), ClientError> {
+        self.user.submit(axum::http::Method::POST, "/v1/auth/password-reset", &json!({"email": email}), call).await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset email's token.
+    pub async fn confirm_reset(&self, token: &str, password: &str, call: &Call) -> Result<(), ClientError> {
+        let body = json!({"token": token, "new_password": password});
+        self.user.submit(axum::http::Method::POST, "/v1/auth/password-reset/confirm", &body, call).await?;
+        Ok(())
+    }
+
+    /// Confirms an email with a verification email's token.
+    pub async fn verify_email(&self, token: &str) -> Result<(), ClientError> {
+        let body = json!({"token": token});
+        self.user.submit(axum::http::Method::POST, "/v1/auth/verify-email", &body, &Call::default()).await?;
         Ok(())
     }
 
     /// The signed-in shopper's account.
     pub async fn me(&self, access_token: &str) -> Result<Shopper, ClientError> {
-        self.user.get("/v1/users/me", &Call { bearer: Some(access_token.to_owned()), ..Call::default() }).await
+        self.user.get("/v1/users/me", &Call::bearer(access_token)).await
     }
 }
 
@@ -582,9 +616,7 @@ async fn change_name(
 ) -> Result<Response, PageError> {
     let form = read_form(&headers, form)?;
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
-    let call = Call { bearer: Some(session.token.clone()), ..Call::default() };
-    let body = serde_json::to_vec(&json!({"name": form.name.trim()})).expect("JSON");
-    match state.users.user.request(axum::http::Method::PATCH, "/v1/users/me", Some(body.into()), &call).await {
+    match state.users.rename(&session.token, form.name.trim()).await {
         Ok(_) => Ok(session.keep(Redirect::to("/account?changed=name").into_response())),
         Err(error) => match refused_text(&error, true) {
             Some(text) => {
@@ -606,8 +638,7 @@ async fn change_password(
     let form = read_form(&headers, form)?;
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
     let call = Call { bearer: Some(session.token.clone()), ..on_behalf(&state, &headers, &peer) };
-    let body = json!({"current_password": form.current_password, "new_password": form.new_password});
-    match state.users.user.send::<_, Tokens>(axum::http::Method::POST, "/v1/users/me/password", &body, &call).await {
+    match state.users.change_password(&form.current_password, &form.new_password, &call).await {
         Ok(tokens) => {
             let mut response = Redirect::to("/account?changed=password").into_response();
             for cookie in session_cookies(&state, &tokens) {
@@ -807,10 +838,7 @@ async fn request_reset(
     form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let form = read_form(&headers, form)?;
-    let body = serde_json::to_vec(&json!({"email": form.email.trim()})).expect("JSON");
-    let call = on_behalf(&state, &headers, &peer);
-    match state.users.user.request(axum::http::Method::POST, "/v1/auth/password-reset", Some(body.into()), &call).await
-    {
+    match state.users.request_reset(form.email.trim(), &on_behalf(&state, &headers, &peer)).await {
         Ok(_) => {
             let page = SimplePage {
                 text: vec![
@@ -840,15 +868,7 @@ async fn confirm_reset(
     form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let form = read_form(&headers, form)?;
-    let body = json!({"token": form.token, "new_password": form.password});
-    let call = on_behalf(&state, &headers, &peer);
-    let path = "/v1/auth/password-reset/confirm";
-    match state
-        .users
-        .user
-        .request(axum::http::Method::POST, path, Some(serde_json::to_vec(&body).expect("JSON").into()), &call)
-        .await
-    {
+    match state.users.confirm_reset(&form.token, &form.password, &on_behalf(&state, &headers, &peer)).await {
         Ok(_) => {
             let page = SimplePage {
                 text: vec!["Your password is changed, and every other session of your account has ended.".into()],
@@ -899,13 +919,7 @@ async fn verify(
     form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let form = read_form(&headers, form)?;
-    let body = serde_json::to_vec(&json!({"token": form.token})).expect("JSON");
-    match state
-        .users
-        .user
-        .request(axum::http::Method::POST, "/v1/auth/verify-email", Some(body.into()), &Call::default())
-        .await
-    {
+    match state.users.verify_email(&form.token).await {
         Ok(_) => SimplePage {
             text: vec![
                 "Thank you: your email is confirmed. Orders you placed as a guest with it are now in your account."

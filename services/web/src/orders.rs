@@ -363,7 +363,7 @@ impl Orders {
         struct Page {
             items: Vec<Order>,
         }
-        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let call = Call::bearer(access_token);
         Ok(self.order.get::<Page>("/v1/orders?limit=50", &call).await?.items)
     }
 
@@ -372,7 +372,7 @@ impl Orders {
         if !safe_id(id) {
             return Ok(None);
         }
-        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let call = Call::bearer(access_token);
         match self.order.get(&format!("/v1/orders/{id}"), &call).await {
             Ok(order) => Ok(Some(order)),
             Err(error) if error.status().is_some_and(|s| matches!(s.as_u16(), 403 | 404)) => Ok(None),
@@ -382,7 +382,7 @@ impl Orders {
 
     /// Cancels the signed-in shopper's order `id` (before it ships).
     pub async fn cancel(&self, id: &str, access_token: &str) -> Result<(), Refusal> {
-        let call = Call { bearer: Some(access_token.to_owned()), ..Call::default() };
+        let call = Call::bearer(access_token);
         let path = format!("/v1/orders/{}/cancel", checked(id)?);
         self.order.request(axum::http::Method::POST, &path, None, &call).await?;
         Ok(())

@@ -212,12 +212,10 @@ impl Picture {
     /// below it; an image the product service did not publish (any other address) as it is.
     pub fn of(url: &str, size: &str) -> Self {
         let ours = url.contains("/images/products/") || url.contains("/images/seed/");
-        let Some((stem, extension)) =
-            url.rsplit_once('.').filter(|(_, e)| ours && ["png", "jpg", "gif", "webp"].contains(e))
+        let Some((stem, _)) = url.rsplit_once('.').filter(|(_, e)| ours && ["png", "jpg", "gif", "webp"].contains(e))
         else {
             return Self { src: url.to_owned(), srcset: String::new() };
         };
-        let _ = extension;
         let copies: &[(&str, u32)] = match size {
             "full" => &[("card", 480), ("full", 1200)],
             _ => &[("thumb", 160), ("card", 480)],
@@ -245,6 +243,11 @@ pub fn grouped(n: u64) -> String {
 pub fn money_short(amount: &Money) -> String {
     let full = money(amount);
     full.strip_suffix(".00").map(str::to_owned).unwrap_or(full)
+}
+
+/// The first letter of `name`, upper case: what is drawn for a product without an image.
+pub fn initial(name: &str) -> String {
+    name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default()
 }
 
 /// A hue (0–359) of `text`, always the same for the same text: the tint of a product drawn

@@ -60,7 +60,7 @@ impl Card {
             price: money(&summary.price),
             image: summary.image.as_deref().map(|url| crate::page::Picture::of(url, "card")),
             in_stock: summary.in_stock,
-            initial: summary.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
+            initial: crate::page::initial(&summary.name),
             hue: crate::page::hue(&summary.name),
         }
     }
@@ -818,7 +818,7 @@ async fn product(
         },
         description,
         images: product.images.iter().map(|url| crate::page::Picture::of(url, "full")).collect(),
-        initial: product.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
+        initial: crate::page::initial(&product.name),
         hue: crate::page::hue(&product.name),
         attributes,
         any_available: first_available.is_some(),
