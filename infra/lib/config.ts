@@ -254,8 +254,10 @@ export const SERVICES: ServiceSpec[] = [
     tables: [],
     calls: ['product', 'inventory', 'order'],
     assetPrefixes: [],
-    // Reference design: the web tier's environment variables from Parameter Store.
-    parameters: { SHOP_STORE_NAME: 'Shop' },
+    // Reference design: the web tier's environment variables from Parameter Store. The payment
+    // service takes cards through Stripe, so the checkout collects them with Stripe's Payment
+    // Element: its publishable key (not a secret; set the shop's own after the first deploy).
+    parameters: { SHOP_STORE_NAME: 'Shop', SHOP_STRIPE_PUBLISHABLE_KEY: 'pk_live_set_the_shops_key_after_the_first_deploy' },
   },
 ];
 

@@ -325,22 +325,28 @@ function handler(event) {
       headerBehavior: cloudfront.OriginRequestHeaderBehavior.allowList('Accept', 'Host', 'Origin', 'Sec-Fetch-Site'),
     });
     // Security headers (nosniff, HSTS, frame denial, referrer) and a Content-Security-Policy on
-    // everything but the API: the pages get theirs (PAGE_CSP) in place of the web tier's bare
-    // `frame-ancestors`, `/static/*` one that allows nothing but this origin, and images are
-    // sandboxed besides, never a page that can run anything.
-    const securityHeaders = (id: string, csp: string, comment: string) =>
+    // everything but the API: the pages keep the web tier's own policy (the checkout's admits
+    // Stripe's script, frames and API, no other page's does) and get PAGE_CSP only where it sent
+    // none, `/static/*` one that allows nothing but this origin, and images are sandboxed besides,
+    // never a page that can run anything.
+    const securityHeaders = (id: string, csp: string, comment: string, overrideCsp = true) =>
       new cloudfront.ResponseHeadersPolicy(this, id, {
         responseHeadersPolicyName: `shop-${env}-${id.toLowerCase()}`,
         comment,
         securityHeadersBehavior: {
           contentTypeOptions: { override: true },
-          contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
+          contentSecurityPolicy: { contentSecurityPolicy: csp, override: overrideCsp },
           frameOptions: { frameOption: cloudfront.HeadersFrameOption.DENY, override: true },
           referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override: true },
           strictTransportSecurity: { accessControlMaxAge: cdk.Duration.days(365), includeSubdomains: true, override: true },
         },
       });
-    const pageHeaders = securityHeaders('PageHeaders', PAGE_CSP, 'Security headers and a Content-Security-Policy for the storefront pages');
+    const pageHeaders = securityHeaders(
+      'PageHeaders',
+      PAGE_CSP,
+      "Security headers for the storefront pages, and a Content-Security-Policy where the web tier sent none",
+      false,
+    );
     const staticHeaders = securityHeaders('StaticHeaders', STATIC_CSP, 'Security headers and a Content-Security-Policy for /static/*');
     const imageHeaders = securityHeaders('ImageHeaders', IMAGE_CSP, 'Security headers and a Content-Security-Policy for /images/*');
     // Files: GET and HEAD only.

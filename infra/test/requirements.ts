@@ -315,11 +315,16 @@ function check(env: EnvName): number {
   const parameters = of('AWS::SSM::Parameter');
   is(
     parameters.map((p) => [p.Properties!.Name, p.Properties!.Type, p.Properties!.Value, tagsOf(p).Service]),
-    [[`/shop/${env}/web/store_name`, 'String', 'Shop', 'web']],
+    [
+      [`/shop/${env}/web/store_name`, 'String', 'Shop', 'web'],
+      [`/shop/${env}/web/stripe_publishable_key`, 'String', 'pk_live_set_the_shops_key_after_the_first_deploy', 'web'],
+    ],
     'Parameter Store settings [name, type, initial value, Service tag]',
   );
-  const storeName = web.Secrets.find((x: any) => x.Name === 'SHOP_STORE_NAME');
-  ok(storeName && JSON.stringify(storeName.ValueFrom).includes(`{"Ref":"${parameters[0].Id}"}`), 'web reads SHOP_STORE_NAME from Parameter Store');
+  for (const [i, variable] of ['SHOP_STORE_NAME', 'SHOP_STRIPE_PUBLISHABLE_KEY'].entries()) {
+    const secret = web.Secrets.find((x: any) => x.Name === variable);
+    ok(secret && JSON.stringify(secret.ValueFrom).includes(`{"Ref":"${parameters[i].Id}"}`), `web reads ${variable} from Parameter Store`);
+  }
   is(
     ['SHOP_PRODUCT_URL', 'SHOP_INVENTORY_URL', 'SHOP_ORDER_URL', 'SHOP_USER_URL', 'SHOP_PUBLIC_URL'].map((n) => web.Environment.find((e: any) => e.Name === n)?.Value),
     [`http://product.${env}.shop.internal:8080`, `http://inventory.${env}.shop.internal:8080`, `http://order.${env}.shop.internal:8080`, undefined, `https://${E.domain}`],
@@ -500,6 +505,9 @@ function check(env: EnvName): number {
   for (const b of [dist.DefaultCacheBehavior, ...dist.CacheBehaviors.filter((x: any) => x.PathPattern === '/static/*')]) {
     ok(/script-src|default-src 'self'/.test(headerPolicy(b)?.ContentSecurityPolicy?.ContentSecurityPolicy ?? ''), `${b.PathPattern ?? 'default'}: a Content-Security-Policy`);
   }
+  // The pages keep the web tier's own policy: the checkout's admits Stripe's Payment Element.
+  is(headerPolicy(dist.DefaultCacheBehavior)?.ContentSecurityPolicy?.Override, false, "pages keep the web tier's Content-Security-Policy");
+  is(headerPolicy(imageBehavior)?.ContentSecurityPolicy?.Override, true, '/images/* Content-Security-Policy replaces any other');
   ok(dist.Origins.filter((o: any) => o.S3OriginConfig).every((o: any) => o.OriginAccessControlId), 'S3 origins use OAC');
   is(dist.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021', 'CloudFront viewer TLS minimum');
   is(dist.ViewerCertificate.SslSupportMethod, 'sni-only', 'CloudFront SNI');

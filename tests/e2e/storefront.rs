@@ -726,3 +726,88 @@ async fn a_shopper_confirms_their_email_and_resets_a_forgotten_password_from_the
     assert_eq!(fresh.post("/account/sign-in", &new).await, (303, "/account".to_owned()));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_a_stripe_key_the_checkout_collects_cards_with_stripes_payment_element() {
+    let app = TestApp::start_with(|config| {
+        config.set("stripe_publishable_key", "pk_test_e2e");
+    })
+    .await;
+    if !app.is_local() {
+        // The fleet's web tier has no publishable key; its checkout is tested above.
+        return app.stop().await;
+    }
+    let admin = app.admin_token().await;
+    let sku = unique("MUG").to_uppercase();
+    let body = json!({"name": "Stoneware Mug", "brand": "Kiln", "category_id": "cat-kitchen", "description": "Holds tea.",
+        "price": {"amount": 1_800, "currency": "USD"}, "variants": [{"sku": sku}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    app.set_stock(&admin, &sku, 5).await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.post("/cart/lines", &[("sku", &sku), ("quantity", "2")]).await.0, 303);
+
+    // The page mounts Stripe's element with the amount, loads Stripe's script, and its policy
+    // admits Stripe's script, frames and API (and only the checkout's does).
+    let response = app
+        .request(Method::GET, "/checkout")
+        .header(ACCEPT, HTML)
+        .header(reqwest::header::COOKIE, browser.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    browser.keep(&response);
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    for directive in [
+        "script-src 'self' https://js.stripe.com",
+        "frame-src https://js.stripe.com",
+        "connect-src 'self' https://api.stripe.com",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    let checkout = response.text().await.unwrap();
+    assert!(checkout.contains(r#"<script src="https://js.stripe.com/v3/" defer></script>"#), "{checkout}");
+    assert!(checkout.contains(r#"data-key="pk_test_e2e" data-amount="3600" data-currency="usd""#), "{checkout}");
+    assert!(!checkout.contains("pm_card_visa"), "no test methods: {checkout}");
+    let (_, _, cart) = page(&app, "/cart").await;
+    assert!(!cart.contains("js.stripe.com"), "Stripe's script is on the checkout only");
+    let (_, headers, _) = page(&app, "/").await;
+    assert!(!headers["content-security-policy"].to_str().unwrap().contains("stripe"));
+
+    let (csrf, attempt) = (hidden(&checkout, "csrf"), hidden(&checkout, "attempt"));
+    let email = format!("{}@example.com", unique("card"));
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("attempt", attempt.as_str()),
+        ("action", "place"),
+        ("email", email.as_str()),
+        ("name", "Carla Card"),
+        ("line1", "1 Main St"),
+        ("city", "Springfield"),
+        ("region", "IL"),
+        ("postal_code", "62701"),
+        ("country", "US"),
+        ("payment", ""),
+    ];
+    // Without the payment method Stripe's script makes (scripts off), nothing is placed.
+    let (status, again) = browser.post("/checkout", &form).await;
+    assert_eq!(status, 422);
+    assert!(again.contains("Enter your card details (the card form needs JavaScript)."), "{again}");
+    // A card number typed into our own form is no payment method and is refused.
+    form[10] = ("payment", "4242424242424242");
+    assert_eq!(browser.post("/checkout", &form).await.0, 422);
+    // The payment method's id from Stripe's script places the order (the simulated provider
+    // honours Stripe's test payment methods).
+    form[10] = ("payment", "pm_card_visa");
+    let (status, order_url) = browser.post("/checkout", &form).await;
+    assert_eq!(status, 303, "{order_url}");
+    assert!(order_url.starts_with("/orders/ord_"), "{order_url}");
+    app.eventually("the order ships", || {
+        let url = format!("{}{order_url}", app.base);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap().contains("Your order is on its way") }
+    })
+    .await;
+    app.stop().await;
+}

@@ -105,6 +105,21 @@ pub const SETTINGS: [platform::config::Section; 6] = [
     shop_web::settings::SECTION,
 ];
 
+/// What the settings of one process running every service must agree on: taking cards through
+/// Stripe (`SHOP_PAYMENT_PROVIDER=stripe`) needs the storefront's publishable key, as its checkout
+/// collects cards with Stripe's Payment Element. A refusal names the variable.
+pub fn check_together(config: &Config) -> anyhow::Result<()> {
+    let payment: shop_payment::settings::Settings = config.section()?;
+    let web: shop_web::settings::Settings = config.section()?;
+    if payment.payment_provider == shop_payment::settings::ProviderChoice::Stripe && web.card_key().is_none() {
+        anyhow::bail!(
+            "SHOP_STRIPE_PUBLISHABLE_KEY is required when SHOP_PAYMENT_PROVIDER=stripe: the storefront's checkout \
+             collects cards with Stripe's Payment Element"
+        );
+    }
+    Ok(())
+}
+
 /// The queues every service consumes and the events each receives, as the services declare them.
 pub const SUBSCRIPTIONS: [&[platform::events::Subscription]; 5] = [
     shop_user::consumers::SUBSCRIPTIONS,
@@ -125,6 +140,7 @@ pub fn routing() -> platform::events::Routing {
 /// and consumers). Their routes are disjoint, so merged they route by path prefix exactly as the
 /// edge does.
 pub async fn services(infra: &Infra) -> anyhow::Result<Vec<Service>> {
+    check_together(&infra.config)?;
     Ok(vec![
         shop_user::build(infra.clone()).await?,
         shop_product::build(infra.clone()).await?,
@@ -240,6 +256,19 @@ impl shop_product::app::seed::StockSink for InventoryStock {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    #[test]
+    fn taking_cards_through_stripe_needs_the_storefronts_publishable_key() {
+        let mut config = platform::Config::for_tests("unused");
+        assert!(super::check_together(&config).is_ok(), "the simulated provider needs no key");
+        config.set("payment_provider", "stripe").set("stripe_secret_key", "sk_test_x");
+        let refused = super::check_together(&config).unwrap_err().to_string();
+        assert!(refused.contains("SHOP_STRIPE_PUBLISHABLE_KEY"), "{refused}");
+        config.set("stripe_publishable_key", "");
+        assert!(super::check_together(&config).is_err(), "an empty key is none");
+        config.set("stripe_publishable_key", "pk_test_x");
+        assert!(super::check_together(&config).is_ok());
+    }
 
     #[test]
     fn every_queue_is_consumed_by_one_service_and_every_command_reaches_one_queue() {

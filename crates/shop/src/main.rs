@@ -186,7 +186,11 @@ fn check_config(args: &CheckArgs) -> ExitCode {
             }
         },
     };
-    match Config::load(&sections) {
+    let config = Config::load(&sections).map_err(anyhow::Error::from).and_then(|config| match args.service {
+        None => shop::check_together(&config).map(|()| config),
+        Some(_) => Ok(config),
+    });
+    match config {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("shop: {error}");

@@ -717,6 +717,25 @@ async fn cancel(
     }
 }
 
+/// `POST /account/orders/{id}/retry`: after a declined payment, the order's cart again and back to
+/// checkout with the reason.
+async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    Path(id): Path<String>,
+    form: Result<Form<TokenOnly>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    read_form(&headers, form)?;
+    let path = format!("/account/orders/{id}");
+    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in(&path)) };
+    let order: Order = state.orders.my_order(&id, &session.token).await?.ok_or(PageError::NotFound)?;
+    if order.status != "payment_failed" {
+        return Ok(session.keep(Redirect::to(&path).into_response()));
+    }
+    Ok(session.keep(crate::checkout::again(&state, &headers, &order).await?))
+}
+
 #[derive(Template)]
 #[template(path = "simple.html")]
 struct SimplePage {
@@ -948,6 +967,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/sign-out", post(sign_out))
         .route("/account/orders/{id}", get(order))
         .route("/account/orders/{id}/cancel", post(cancel))
+        .route("/account/orders/{id}/retry", post(retry))
         .route("/account/addresses", post(add_address))
         .route("/account/name", post(change_name))
         .route("/account/password", post(change_password))

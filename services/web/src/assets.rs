@@ -18,6 +18,7 @@ use crate::AppState;
 const FILES: &[(&str, &str, &[u8])] = &[
     ("shop.css", "text/css; charset=utf-8", include_bytes!("../static/shop.css")),
     ("shop.js", "text/javascript; charset=utf-8", include_bytes!("../static/shop.js")),
+    ("checkout.js", "text/javascript; charset=utf-8", include_bytes!("../static/checkout.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("../static/icon.svg")),
 ];
 

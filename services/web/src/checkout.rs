@@ -31,9 +31,31 @@ const TEST_METHODS: &[(&str, &str)] = &[
     ("pm_card_chargeDeclinedInsufficientFunds", "Test card without enough funds"),
 ];
 
+/// Cards collected by Stripe's Payment Element: the publishable key and the checkout's policy
+/// that lets Stripe's script, frames and API in.
+pub struct CardForm {
+    /// `pk_live_…` or `pk_test_…`.
+    pub key: String,
+    /// The checkout's Content-Security-Policy ([`crate::card_form_policy`]).
+    pub policy: HeaderValue,
+}
+
+/// What a free order (nothing to charge, so no payment is taken) names as its payment method
+/// when cards are collected by Stripe: the order API wants a method's token on every order.
+const NO_PAYMENT: &str = "pm_free_order";
+
+/// The Payment Element's settings in the page: the key, the amount it shows, the currency.
+pub struct CardView {
+    key: String,
+    amount: i64,
+    currency: String,
+}
+
 #[derive(Template)]
 #[template(path = "checkout.html")]
 struct CheckoutPage {
+    /// Stripe's Payment Element, when cards are collected by Stripe (else the test methods).
+    card: Option<CardView>,
     layout: Layout,
     /// The signed-in shopper's email (the order is theirs; no email is asked).
     account: Option<String>,
@@ -135,11 +157,14 @@ async fn page(
     if fields.country.is_empty() {
         fields.country = "US".into();
     }
-    if fields.payment.is_empty() {
+    if state.card_form.is_some() {
+        // A payment method made by Stripe's script is used once: a page shown again asks anew.
+        fields.payment.clear();
+    } else if fields.payment.is_empty() {
         fields.payment = TEST_METHODS[0].0.into();
     }
     let mut shipping_problem = shipping_problem;
-    let offers = match state.orders.offers(&cart.id, &fields.country, Some(&fields.region)).await {
+    let mut offers: Vec<OfferView> = match state.orders.offers(&cart.id, &fields.country, Some(&fields.region)).await {
         Ok(offers) => offers.iter().map(|o| offer_view(o, Some(&fields.method))).collect(),
         Err(Refusal::Refused(reason)) => {
             shipping_problem = shipping_problem.or(Some(reason));
@@ -148,6 +173,34 @@ async fn page(
         Err(Refusal::NoCart) => Vec::new(),
         Err(Refusal::Failed(error)) => return Err(error.into()),
     };
+    // The method shown as chosen (the cheapest, listed first, when none is) is the cart's too, so
+    // that the summary and the button say what placing the order charges.
+    let mut chosen_cart = None;
+    let wanted = offers.iter().position(|o| o.checked).unwrap_or(0);
+    let in_cart = cart.shipping.as_ref().and_then(|s| s.method_id.as_deref());
+    if let Some(offer) = offers.get_mut(wanted)
+        && in_cart != Some(offer.id.as_str())
+    {
+        match state
+            .orders
+            .set_shipping(&cart.id, &fields.country, text(&fields.region), text(&fields.postal_code), Some(&offer.id))
+            .await
+        {
+            Ok(updated) => {
+                offer.checked = true;
+                fields.method = offer.id.clone();
+                chosen_cart = Some(updated);
+            }
+            Err(Refusal::Failed(error)) => return Err(error.into()),
+            Err(_) => {}
+        }
+    }
+    let cart = chosen_cart.as_ref().unwrap_or(cart);
+    let card = state.card_form.as_ref().map(|form| CardView {
+        key: form.key.clone(),
+        amount: cart.pricing.grand_total,
+        currency: cart.pricing.currency.to_ascii_lowercase(),
+    });
     let summary = Summary::of(&cart.pricing, cart.shipping.is_some());
     let failed = !errors.is_empty() || notice.is_some();
     let view = CheckoutPage {
@@ -156,7 +209,11 @@ async fn page(
         csrf: token.value.clone(),
         attempt: fields.attempt.clone(),
         countries: COUNTRIES.iter().map(|&(code, name)| (code, name, code == fields.country)).collect(),
-        methods: TEST_METHODS.iter().map(|&(id, label)| (id, label, id == fields.payment)).collect(),
+        methods: match card {
+            Some(_) => Vec::new(),
+            None => TEST_METHODS.iter().map(|&(id, label)| (id, label, id == fields.payment)).collect(),
+        },
+        card,
         fields,
         errors,
         notice,
@@ -168,7 +225,11 @@ async fn page(
         tax_note: summary.tax_note,
     };
     let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    crate::page::personal(&view, status, &token, state.secure_cookies)
+    let mut response = crate::page::personal(&view, status, &token, state.secure_cookies)?;
+    if let Some(form) = &state.card_form {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, form.policy.clone());
+    }
+    Ok(response)
 }
 
 /// `?declined=…` on the way back from a declined payment.
@@ -235,8 +296,16 @@ fn kept(session: Option<Session>, response: Response) -> Response {
     }
 }
 
+/// How the shopper pays: one of the simulated provider's test methods, or a payment method Stripe's
+/// script made in the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paying {
+    TestMethods,
+    Card,
+}
+
 /// Checks what was typed: the errors by field.
-fn check(fields: &Fields, signed_in: bool) -> Vec<(&'static str, String)> {
+fn check(fields: &Fields, signed_in: bool, paying: Paying) -> Vec<(&'static str, String)> {
     let mut errors = Vec::new();
     let email = fields.email.trim();
     let plausible = signed_in
@@ -262,8 +331,14 @@ fn check(fields: &Fields, signed_in: bool) -> Vec<(&'static str, String)> {
     if !COUNTRIES.iter().any(|(code, _)| *code == fields.country) {
         errors.push(("country", "Choose a country from the list.".into()));
     }
-    if !TEST_METHODS.iter().any(|(id, _)| *id == fields.payment) {
-        errors.push(("payment", "Choose how to pay.".into()));
+    match paying {
+        Paying::TestMethods if !TEST_METHODS.iter().any(|(id, _)| *id == fields.payment) => {
+            errors.push(("payment", "Choose how to pay.".into()));
+        }
+        Paying::Card if !platform::contracts::payment::is_payment_method_token(&fields.payment) => {
+            errors.push(("payment", "Enter your card details (the card form needs JavaScript).".into()));
+        }
+        _ => {}
     }
     errors
 }
@@ -326,6 +401,15 @@ async fn place(
     fields: Fields,
 ) -> Result<Response, PageError> {
     let (state, headers) = (state.clone(), headers.clone());
+    let mut fields = fields;
+    let paying = match &state.card_form {
+        Some(_) if cart.pricing.grand_total == 0 && !cart.items.is_empty() => {
+            fields.payment = NO_PAYMENT.into();
+            Paying::Card
+        }
+        Some(_) => Paying::Card,
+        None => Paying::TestMethods,
+    };
     let account = match session {
         Some(session) => Some(state.users.me(&session.token).await?.email),
         None => None,
@@ -345,7 +429,7 @@ async fn place(
     if cart.items.is_empty() {
         // Placed already (the cart empties with the order): a double click or a reload posts the
         // same attempt again, which the order service answers with the same order.
-        if fields.action == "place" && check(&fields, account.is_some()).is_empty() {
+        if fields.action == "place" && check(&fields, account.is_some(), paying).is_empty() {
             let attempt = fields.attempt.clone();
             if let Ok(placed) = order_of(cart.id.clone(), attempt, fields).await {
                 return Ok(to_order(&placed, session.is_some(), state.secure_cookies));
@@ -380,7 +464,7 @@ async fn place(
     if fields.action != "place" {
         return page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), None, None).await;
     }
-    let errors = check(&fields, account.is_some());
+    let errors = check(&fields, account.is_some(), paying);
     if !errors.is_empty() {
         return page(&state, &headers, &cart, account.as_deref(), fields, errors, None, None).await;
     }
@@ -410,7 +494,8 @@ struct OrderPage {
     status_text: String,
     in_progress: bool,
     failed: Option<String>,
-    can_retry: bool,
+    /// Where the form that tries another way to pay posts (after a declined payment).
+    retry_action: Option<String>,
     can_cancel: bool,
     notice: Option<String>,
     steps: Vec<Step>,
@@ -513,15 +598,18 @@ pub fn order_response(
             .unwrap_or_else(|| a.country.clone()),
     );
     let cancellable = matches!(order.status.as_str(), "pending" | "reserved" | "paid" | "confirmed");
-    let (token, can_cancel) = match reader {
-        Reader::Guest(token) => (token, false),
-        Reader::Account => (String::new(), cancellable),
+    let (token, can_cancel, reader_is_guest) = match reader {
+        Reader::Guest(token) => (token, false, true),
+        Reader::Account => (String::new(), cancellable, false),
     };
     let view = OrderPage {
         layout: Layout { title: format!("Order {}", order.id), noindex: true, ..Layout::default() },
         csrf: form_token.value.clone(),
         id: order.id.clone(),
-        can_retry: order.status == "payment_failed" && !token.is_empty(),
+        retry_action: (order.status == "payment_failed").then(|| {
+            let prefix = if reader_is_guest { "" } else { "/account" };
+            format!("{prefix}/orders/{}/retry", order.id)
+        }),
         can_cancel,
         notice,
         token,
@@ -561,8 +649,8 @@ struct RetryForm {
     token: Option<String>,
 }
 
-/// `POST /orders/{id}/retry`: after a declined payment, the order's cart again (its lines, codes
-/// and shipping), and back to checkout with the reason.
+/// `POST /orders/{id}/retry`: after a guest's declined payment, the order's cart again and back
+/// to checkout with the reason.
 async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -575,7 +663,13 @@ async fn retry(
     if order.status != "payment_failed" {
         return Ok(Redirect::to(&format!("/orders/{id}?token={}", crate::page::encode(&token))).into_response());
     }
-    let cart = match current(&state, &headers).await? {
+    again(&state, &headers, &order).await
+}
+
+/// After a declined payment, `order`'s cart again (its lines, codes and shipping, in the shopper's
+/// current cart or a new one), and a redirect back to checkout with the reason.
+pub async fn again(state: &AppState, headers: &HeaderMap, order: &Order) -> Result<Response, PageError> {
+    let cart = match current(state, headers).await? {
         Some(cart) => cart,
         None => state.orders.create_cart().await?,
     };
@@ -593,7 +687,7 @@ async fn retry(
     let a = &order.shipping_address;
     let method = order.pricing.shipping.as_ref().map(|s| s.method_id.as_str());
     let _ = state.orders.set_shipping(&cart.id, &a.country, a.region.as_deref(), Some(&a.postal_code), method).await;
-    let reason = failure_reason(&order).unwrap_or_else(|| "card_declined".into());
+    let reason = failure_reason(order).unwrap_or_else(|| "card_declined".into());
     let code: String = reason.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
     let mut response = Redirect::to(&format!("/checkout?declined={code}")).into_response();
     response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));

@@ -50,6 +50,9 @@ pub struct AppState {
     pub verifier: Arc<platform::auth::TokenVerifier>,
     /// How a request's viewer is read (forwarded on sign-in calls made for them).
     pub client_address: platform::http::rate_limit::ClientAddress,
+    /// Stripe's Payment Element at checkout, when the shop takes cards through Stripe; `None`: the
+    /// simulated provider's test methods.
+    pub card_form: Option<Arc<checkout::CardForm>>,
 }
 
 /// The Content-Security-Policy of the storefront's pages: scripts, styles and everything else from
@@ -62,7 +65,21 @@ pub fn content_security_policy(image_origin: &str) -> String {
     )
 }
 
-/// The storefront's routes; its HTML answers carry `csp`.
+/// The Content-Security-Policy of the checkout when cards are collected by Stripe's Payment
+/// Element: the storefront's, plus Stripe's script, its frames and its API (the origins Stripe
+/// documents for Stripe.js), nothing else.
+pub fn card_form_policy(image_origin: &str) -> String {
+    format!(
+        "default-src 'self'; img-src 'self' data: {image_origin} https://*.stripe.com; style-src 'self'; \
+         style-src-attr 'unsafe-inline'; script-src 'self' https://js.stripe.com https://*.js.stripe.com; \
+         frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com; \
+         connect-src 'self' https://api.stripe.com; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// The storefront's routes; its HTML answers carry `csp` unless a page set a policy of its own
+/// (the checkout with Stripe's Payment Element).
 pub fn router_with_policy(state: AppState, csp: HeaderValue) -> Router {
     router(state).layer(axum::middleware::map_response(move |mut response: axum::response::Response| {
         let csp = csp.clone();
@@ -71,7 +88,7 @@ pub fn router_with_policy(state: AppState, csp: HeaderValue) -> Router {
                 .headers()
                 .get(axum::http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-            if html {
+            if html && !response.headers().contains_key(axum::http::header::CONTENT_SECURITY_POLICY) {
                 response.headers_mut().insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
             }
             response
@@ -109,8 +126,18 @@ pub async fn build(infra: Infra) -> anyhow::Result<Service> {
         users: Arc::new(account::Users::new(infra.client("user", infra.config.user_url.as_ref()))),
         verifier: infra.verifier.clone(),
         client_address: platform::http::rate_limit::ClientAddress::from_config(&infra.config),
+        card_form: None,
     };
     let image_origin = infra.objects.public_url("images/x").origin().ascii_serialization();
+    let state = match settings.card_key() {
+        Some(key) => {
+            let key = key.to_owned();
+            let policy = HeaderValue::from_str(&card_form_policy(&image_origin))
+                .map_err(|_| anyhow::anyhow!("the object store's origin {image_origin} cannot go in a header"))?;
+            AppState { card_form: Some(Arc::new(checkout::CardForm { key, policy })), ..state }
+        }
+        None => state,
+    };
     let csp = HeaderValue::from_str(&content_security_policy(&image_origin))
         .map_err(|_| anyhow::anyhow!("the object store's origin {image_origin} cannot go in a header"))?;
     Ok(Service {
