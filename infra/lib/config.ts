@@ -199,7 +199,7 @@ export const SERVICES: ServiceSpec[] = [
     minTasks: 2,
     maxTasks: 20,
     sizing: 'reference design: Order Service CPU 1024, Memory 2 GB, 2-20 tasks',
-    publicPaths: ['/v1/cart*', '/v1/carts*', '/v1/orders*'],
+    publicPaths: ['/v1/cart*', '/v1/carts*', '/v1/orders*', '/v1/promotions*'],
     adminPaths: ['/admin/v1/orders*', '/admin/v1/promotions*', '/admin/v1/shipping-zones*'],
     queue: 'shop-order-saga',
     usesDatabase: false,

@@ -3,8 +3,9 @@ against the platform's own configuration loader, as compose_env.py does for the 
 
 Values CloudFormation fills in at deploy time (a `Fn::GetAtt`, `Fn::Join`, `Ref`…) and secrets
 injected from Secrets Manager become placeholders of the right shape (a URL for `*_URL`, text
-otherwise), so what is checked is that every variable is one the platform knows and every literal
-value is one it takes.
+otherwise); a setting read from a Parameter Store parameter of the same template takes the value
+the parameter is created with. So what is checked is that every variable is one the platform knows
+and every literal value is one it takes.
 
     python cdk_env.py SHOP_BINARY CDK_OUT_DIR...
 """
@@ -35,7 +36,21 @@ def placeholder(name: str) -> str:
 def containers(template_path: str):
     with open(template_path) as f:
         template = json.load(f)
-    for logical_id, resource in template.get("Resources", {}).items():
+    resources = template.get("Resources", {})
+    parameters = {
+        logical_id: resource["Properties"]["Value"]
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::SSM::Parameter" and isinstance(resource.get("Properties", {}).get("Value"), str)
+    }
+
+    def secret_value(name: str, value_from) -> str:
+        text = json.dumps(value_from)
+        for logical_id, value in parameters.items():
+            if json.dumps({"Ref": logical_id}) in text:
+                return value
+        return placeholder(name)
+
+    for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::ECS::TaskDefinition":
             continue
         for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
@@ -44,7 +59,7 @@ def containers(template_path: str):
                 name, value = entry["Name"], entry.get("Value")
                 env[name] = value if isinstance(value, str) else placeholder(name)
             for entry in container.get("Secrets", []):
-                env[entry["Name"]] = placeholder(entry["Name"])
+                env[entry["Name"]] = secret_value(entry["Name"], entry.get("ValueFrom"))
             entry_point = (container.get("EntryPoint") or [""])[0]
             binary = os.path.basename(entry_point) if isinstance(entry_point, str) else ""
             service = binary[: -len("-service")] if binary.endswith("-service") else None

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use shop_tests::{TestApp, problem};
+use shop_tests::{TestApp, problem, unique};
 
 fn zone_body(name: &str) -> Value {
     json!({
@@ -496,5 +496,63 @@ async fn a_refund_of_a_discounted_line_gives_back_what_was_paid_for_it_tax_inclu
     let total = placed["total"]["amount"].as_i64().unwrap();
     app.eventually("the payment is refunded whole", || async { paid().await == (total, json!("refunded")) }).await;
     problem(refund(json!({"shipping": true}), "r-2").await.unwrap(), 409).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shoppers_are_told_about_featured_promotions_in_force_and_no_others() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let tag = unique("FEAT").to_uppercase().replace('-', "_");
+    // Each has a code, so none changes what another test's cart is charged.
+    let cases = [
+        ("shown", json!({"featured": true, "priority": 3})),
+        ("shown-first", json!({"featured": true, "priority": 9, "conditions": {"ends_at": "2099-06-30T00:00:00Z"}})),
+        ("not featured", json!({})),
+        ("paused", json!({"featured": true, "active": false})),
+        ("not yet", json!({"featured": true, "conditions": {"starts_at": "2099-01-01T00:00:00Z"}})),
+        (
+            "over",
+            json!({"featured": true, "conditions": {"starts_at": "2020-01-01T00:00:00Z", "ends_at": "2021-01-01T00:00:00Z"}}),
+        ),
+        ("for one shopper", json!({"featured": true, "conditions": {"customers": ["vip@example.com"]}})),
+    ];
+    for (i, (what, extra)) in cases.iter().enumerate() {
+        let mut body = json!({"name": format!("{tag} {what}"), "code": format!("{tag}{i}"),
+            "action": {"type": "order_percent", "percent_bp": 500}});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let created =
+            app.request(Method::POST, "/admin/v1/promotions").bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(created.status(), 201, "{what}");
+        assert_eq!(
+            created.json::<Value>().await.unwrap()["featured"],
+            extra.get("featured").cloned().unwrap_or(json!(false))
+        );
+    }
+
+    // Anyone may ask; the answer is the same for everyone, so it may be cached a minute.
+    let response = app.request(Method::GET, "/v1/promotions").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=60");
+    let listed: Value = response.json().await.unwrap();
+    let ours: Vec<&Value> =
+        listed["items"].as_array().unwrap().iter().filter(|p| p["name"].as_str().unwrap().starts_with(&tag)).collect();
+    assert_eq!(
+        ours,
+        [
+            &json!({"name": format!("{tag} shown-first"), "code": format!("{tag}1"), "ends_at": "2099-06-30T00:00:00Z"}),
+            &json!({"name": format!("{tag} shown"), "code": format!("{tag}0"), "ends_at": null}),
+        ],
+        "in force, open to all, highest priority first: {listed}"
+    );
+
+    // The storefront's home page shows them with their codes.
+    let home = app.request(Method::GET, "/").header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+    assert!(home.contains(&format!("<strong>{tag} shown-first</strong>")), "{home}");
+    assert!(home.contains(&format!(r#"<span class="code">{tag}1</span>"#)));
+    assert!(home.contains("until June 30"));
+    assert!(!home.contains(&format!("{tag} paused")));
     app.stop().await;
 }

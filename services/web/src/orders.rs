@@ -198,6 +198,24 @@ pub struct Placement {
     pub token: Option<String>,
 }
 
+/// A promotion the shop tells shoppers about.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Featured {
+    /// What it is called.
+    pub name: String,
+    /// The code that redeems it; `None`: it applies by itself.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Until when, if it ends.
+    #[serde(default)]
+    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Deserialize)]
+struct FeaturedPage {
+    items: Vec<Featured>,
+}
+
 #[derive(Deserialize)]
 struct Offers {
     items: Vec<Offer>,
@@ -295,6 +313,11 @@ impl Orders {
         let path = format!("/v1/carts/{}/codes/{}", checked(id)?, crate::page::encode(code));
         self.order.request(axum::http::Method::DELETE, &path, None, &Call::default()).await?;
         Ok(())
+    }
+
+    /// The promotions the shop tells shoppers about, highest priority first.
+    pub async fn promotions(&self) -> Result<Vec<Featured>, ClientError> {
+        Ok(self.order.get::<FeaturedPage>("/v1/promotions", &Call::default()).await?.items)
     }
 
     /// The methods that ship cart `id` to `country`, cheapest first.

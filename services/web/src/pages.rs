@@ -133,6 +133,8 @@ struct Home {
     departments: Vec<Department>,
     newest: Vec<Card>,
     deals: Vec<Card>,
+    /// The promotions in force the shop tells shoppers about: (name, code, until).
+    promotions: Vec<(String, Option<String>, Option<String>)>,
 }
 
 /// A top category with its sub-categories, on the home page.
@@ -145,10 +147,22 @@ struct Department {
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     let newest = Query { sort: Some("newest".into()), in_stock: true, limit: Some(6), ..Query::default() };
     let deals = Query { sort: Some("price_asc".into()), in_stock: true, limit: Some(6), ..Query::default() };
-    let (tree, newest, deals) =
-        futures::try_join!(tree(&state), state.catalog.search(&newest).map_err(PageError::from), async {
-            Ok(state.catalog.search(&deals).await?)
-        })?;
+    let promotions = async {
+        // The banner is a bonus: without the order service the home page still shows the shop.
+        state.orders.promotions().await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "the home page goes without the current promotions");
+            Vec::new()
+        })
+    };
+    let (shelves, promotions) = futures::join!(
+        async {
+            futures::try_join!(tree(&state), state.catalog.search(&newest).map_err(PageError::from), async {
+                Ok(state.catalog.search(&deals).await?)
+            })
+        },
+        promotions
+    );
+    let (tree, newest, deals) = shelves?;
     let departments = tree
         .top()
         .map(|c| Department {
@@ -171,6 +185,11 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
         departments,
         newest: newest.items.iter().map(Card::of).collect(),
         deals: deals.items.iter().map(Card::of).collect(),
+        promotions: promotions
+            .into_iter()
+            .take(3)
+            .map(|p| (p.name, p.code, p.ends_at.map(|at| at.format("%B %-d").to_string())))
+            .collect(),
     };
     render(&headers, &page, Caching::Public)
 }

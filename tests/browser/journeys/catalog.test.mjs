@@ -4,6 +4,8 @@ import { journey, PHONE, Shop } from "../lib.mjs";
 
 journey("a shopper browses a department, filters it by brand and sorts it by price", async (page, shop) => {
   await shop.open("/");
+  const offers = await shop.text("[aria-label='Offers now']");
+  assert.match(offers, /10 % off your first order with code WELCOME10/, "the demo's featured promotions");
   await shop.accessible("home page");
   const departments = page.getByRole("navigation", { name: "Departments" });
   await shop.follow(departments.getByRole("link", { name: "Electronics" }));

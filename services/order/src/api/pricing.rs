@@ -1,15 +1,17 @@
 //! The pricing engine's settings, for admins: shipping zones (`/admin/v1/shipping-zones`, with
-//! their methods and tax rates) and promotions (`/admin/v1/promotions`, automatic or by code).
+//! their methods and tax rates) and promotions (`/admin/v1/promotions`, automatic or by code); and
+//! for shoppers, the promotions a shop tells them about (`/v1/promotions`).
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use platform::auth::AdminUser;
 use platform::http::{ApiError, Json, Page, Path, Validator};
 
 use crate::AppState;
-use crate::domain::promotion::{Promotion, PromotionInput, new_promotion_id};
+use crate::domain::promotion::{Featured, Promotion, PromotionInput, new_promotion_id};
 use crate::domain::shipping::{Zone, ZoneInput, new_zone_id};
 
 async fn find_zone(state: &AppState, id: &str) -> Result<Zone, ApiError> {
@@ -119,6 +121,20 @@ pub async fn list_promotions(
     Ok(Json(Page { items: state.pricing.promotions().await?, next_cursor: None }))
 }
 
+/// The promotions shoppers are told about: featured ones in force now, open to everyone, highest
+/// priority first. The same for everyone, so caches may keep it a minute.
+#[utoipa::path(get, path = "/v1/promotions", tag = "pricing",
+    responses((status = 200, description = "The featured promotions in force (one page)", body = Page<Featured>,
+        headers(("Cache-Control" = String, description = "public, max-age=60")))))]
+pub async fn featured_promotions(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let settings = state.pricing_cache.get().await?;
+    let now = chrono::Utc::now();
+    let mut shown: Vec<&Promotion> = settings.promotions.iter().filter(|p| p.is_advertised(now)).collect();
+    shown.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+    let page = Page { items: shown.into_iter().map(Promotion::featured).collect(), next_cursor: None };
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(page)))
+}
+
 /// Makes a promotion.
 #[utoipa::path(post, path = "/admin/v1/promotions", tag = "pricing", security(("bearer" = [])), request_body = PromotionInput,
     responses(
@@ -206,6 +222,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/shipping-zones", get(list_zones).post(create_zone))
         .route("/admin/v1/shipping-zones/{id}", get(get_zone).put(replace_zone).delete(delete_zone))
+        .route("/v1/promotions", get(featured_promotions))
         .route("/admin/v1/promotions", get(list_promotions).post(create_promotion))
         .route("/admin/v1/promotions/{id}", get(get_promotion).put(replace_promotion).delete(delete_promotion))
 }

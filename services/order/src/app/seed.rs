@@ -71,11 +71,12 @@ fn promotions() -> Vec<serde_json::Value> {
         json!({
             "name": "10 % off your first order", "code": "WELCOME10",
             "action": {"type": "order_percent", "percent_bp": 1000},
-            "conditions": {"first_order_only": true}, "limits": {"per_customer": 1}, "priority": 10
+            "conditions": {"first_order_only": true}, "limits": {"per_customer": 1}, "priority": 10,
+            "featured": true
         }),
         json!({
             "name": "Free shipping over $75", "currency": "USD", "action": {"type": "free_shipping"},
-            "conditions": {"min_subtotal": 7500}
+            "conditions": {"min_subtotal": 7500}, "featured": true
         }),
     ]
 }

@@ -779,6 +779,7 @@ mod tests {
             priority: 0,
             active: true,
             currency: Some("USD".into()),
+            featured: false,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }

@@ -139,6 +139,10 @@ pub struct Promotion {
     /// The currency of its amounts (fixed amounts, minimum subtotal); carts in another currency
     /// cannot use it. `None` when it has no amounts.
     pub currency: Option<String>,
+    /// Whether shoppers are told about it (the storefront's home page shows it, with its code):
+    /// listed by `GET /v1/promotions` while it is in force.
+    #[serde(default)]
+    pub featured: bool,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -174,6 +178,9 @@ pub struct PromotionInput {
     /// The currency of its amounts; required when it has any.
     #[serde(default)]
     pub currency: Option<String>,
+    /// Whether shoppers are told about it (default false): the storefront's home page shows it.
+    #[serde(default)]
+    pub featured: bool,
 }
 
 fn yes() -> bool {
@@ -276,9 +283,39 @@ impl PromotionInput {
             priority: self.priority,
             active: self.active,
             currency,
+            featured: self.featured,
             created_at,
             updated_at: now,
         })
+    }
+}
+
+/// A promotion as shoppers are told about it (`GET /v1/promotions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Featured {
+    /// What it is called ("Free shipping over $75").
+    pub name: String,
+    /// The code that redeems it; absent: it applies by itself.
+    pub code: Option<String>,
+    /// Until when, if it ends.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+impl Promotion {
+    /// Whether shoppers are told about it at `now`: featured, active, within its dates and open to
+    /// everyone (a promotion for named shoppers is never advertised).
+    pub fn is_advertised(&self, now: DateTime<Utc>) -> bool {
+        let c = &self.conditions;
+        self.featured
+            && self.active
+            && c.customers.is_empty()
+            && c.starts_at.is_none_or(|at| at <= now)
+            && c.ends_at.is_none_or(|at| now < at)
+    }
+
+    /// How shoppers are told about it.
+    pub fn featured(&self) -> Featured {
+        Featured { name: self.name.clone(), code: self.code.clone(), ends_at: self.conditions.ends_at }
     }
 }
 
