@@ -175,6 +175,9 @@ pub fn tiebreak(id: &str) -> u64 {
 pub struct SearchQuery {
     /// Free text (name, brand, description); `None` browses.
     pub text: Option<String>,
+    /// Whether the last word of `text` may be the start of a word (search as one types:
+    /// "wireless lapt" finds wireless laptops).
+    pub prefix: bool,
     /// Only products in this category or any of its sub-categories.
     pub category: Option<String>,
     /// Only this brand (exact).

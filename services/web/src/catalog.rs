@@ -2,6 +2,8 @@
 //! the category tree, search and browse pages with facets, products, and each SKU's stock.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use platform::client::{Call, ClientError, ServiceClient};
 use platform::money::Money;
@@ -132,6 +134,8 @@ pub struct Product {
 pub struct Query {
     /// Words.
     pub q: Option<String>,
+    /// Whether the last word may be the start of one (suggestions as one types).
+    pub prefix: bool,
     /// A category id or slug.
     pub category: Option<String>,
     /// A brand.
@@ -157,6 +161,9 @@ impl Query {
         let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         if let Some(q) = text(&self.q) {
             pairs.push(("q", q));
+            if self.prefix {
+                pairs.push(("prefix", "true".into()));
+            }
         }
         if let Some(category) = text(&self.category) {
             pairs.push(("category", category));
@@ -186,10 +193,21 @@ impl Query {
     }
 }
 
+/// How long the category tree is kept: every page shows it, and it seldom changes. A slug or id
+/// the kept tree lacks asks again ([`Catalog::categories_fresh`]), so a new category has its page
+/// at once; a renamed one shows its new name within this.
+const TREE_TTL: Duration = Duration::from_secs(30);
+
+/// Asked again at most this often when a page needs a category the kept tree lacks (a link to a
+/// category that does not exist cannot make every request ask).
+const TREE_RECHECK: Duration = Duration::from_secs(1);
+
 /// The catalog through the product and inventory services.
 pub struct Catalog {
     product: ServiceClient,
     inventory: ServiceClient,
+    /// The category tree and when it was read.
+    tree: Mutex<Option<(Instant, Arc<Vec<Category>>)>>,
 }
 
 #[derive(Deserialize)]
@@ -200,12 +218,29 @@ struct Availability {
 impl Catalog {
     /// A catalog asking `product` and `inventory`.
     pub fn new(product: ServiceClient, inventory: ServiceClient) -> Self {
-        Self { product, inventory }
+        Self { product, inventory, tree: Mutex::new(None) }
     }
 
-    /// The category tree, parents before children.
-    pub async fn categories(&self) -> Result<Vec<Category>, ClientError> {
-        Ok(self.product.get::<CategoryList>("/v1/categories", &Call::default()).await?.items)
+    /// The category tree, parents before children, at most [`TREE_TTL`] old.
+    pub async fn categories(&self) -> Result<Arc<Vec<Category>>, ClientError> {
+        self.tree_within(TREE_TTL).await
+    }
+
+    /// The category tree read again, unless it was read in the last [`TREE_RECHECK`]: for a page
+    /// whose category the kept tree lacks.
+    pub async fn categories_fresh(&self) -> Result<Arc<Vec<Category>>, ClientError> {
+        self.tree_within(TREE_RECHECK).await
+    }
+
+    async fn tree_within(&self, age: Duration) -> Result<Arc<Vec<Category>>, ClientError> {
+        if let Some((at, tree)) = self.tree.lock().expect("category tree lock").as_ref()
+            && at.elapsed() < age
+        {
+            return Ok(tree.clone());
+        }
+        let tree = Arc::new(self.product.get::<CategoryList>("/v1/categories", &Call::default()).await?.items);
+        *self.tree.lock().expect("category tree lock") = Some((Instant::now(), tree.clone()));
+        Ok(tree)
     }
 
     /// A page of products matching `query`.

@@ -68,7 +68,7 @@ impl Card {
 
 /// The category tree, with lookups.
 struct Tree {
-    categories: Vec<Category>,
+    categories: std::sync::Arc<Vec<Category>>,
 }
 
 impl Tree {
@@ -118,6 +118,16 @@ impl Tree {
 
 async fn tree(state: &AppState) -> Result<Tree, PageError> {
     Ok(Tree { categories: state.catalog.categories().await? })
+}
+
+/// The category tree, read again when the kept one lacks the category `wanted` says (one made
+/// since).
+async fn tree_with(state: &AppState, wanted: impl Fn(&Tree) -> bool) -> Result<Tree, PageError> {
+    let tree = tree(state).await?;
+    if wanted(&tree) {
+        return Ok(tree);
+    }
+    Ok(Tree { categories: state.catalog.categories_fresh().await? })
 }
 
 /// The navigation of a page that is not in a category.
@@ -529,6 +539,7 @@ fn listing_query(params: &ListingParams) -> Query {
     let (min_price, max_price) = params.price_range();
     Query {
         q: params.q.clone(),
+        prefix: false,
         category: params.category.clone(),
         brand: params.brand.clone(),
         min_price,
@@ -547,7 +558,7 @@ async fn category(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let tree = tree(&state).await?;
+    let tree = tree_with(&state, |t| t.by_slug(&slug).is_some()).await?;
     let category = tree.by_slug(&slug).ok_or(PageError::NotFound)?.clone();
     let mut params = ListingParams::parse(raw.as_deref());
     params.q = None;
@@ -595,8 +606,8 @@ async fn search(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let tree = tree(&state).await?;
     let mut params = ListingParams::parse(raw.as_deref());
+    let tree = tree_with(&state, |t| params.category.as_deref().is_none_or(|c| t.by_slug(c).is_some())).await?;
     if let Some(q) = &params.q {
         params.q = Some(q.trim().chars().take(200).collect());
     }
@@ -784,7 +795,10 @@ async fn product(
         return Ok(Redirect::permanent(&canonical).into_response());
     }
     let skus: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
-    let (tree, available) = futures::try_join!(tree(&state), state.catalog.available(&skus).map_err(PageError::from))?;
+    let (tree, available) = futures::try_join!(
+        tree_with(&state, |t| t.by_id(&product.category_id).is_some()),
+        state.catalog.available(&skus).map_err(PageError::from)
+    )?;
     let category = tree.by_id(&product.category_id);
     let mut breadcrumbs = vec![NavLink { name: "Home".into(), href: "/".into(), current: false }];
     if let Some(category) = category {
@@ -895,6 +909,41 @@ fn render(headers: &HeaderMap, page: &impl Template, caching: Caching) -> Result
     }
 }
 
+/// Most suggestions the search box offers.
+const SUGGESTIONS: usize = 6;
+
+/// `GET /search/suggest?q=`: products whose names hold what was typed, the last word maybe only
+/// begun, for the search box's suggestions (`static/shop.js`): `{"items": [{name, brand, price,
+/// href}]}`. The same for everyone, so cacheable a minute; without at least two letters, none.
+async fn suggest(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let typed: String = ListingParams::parse(raw.as_deref()).q.unwrap_or_default().trim().chars().take(100).collect();
+    let items = if typed.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
+        Ok(Vec::new())
+    } else {
+        let query = Query { q: Some(typed), prefix: true, limit: Some(SUGGESTIONS), ..Query::default() };
+        state.catalog.search(&query).await.map(|found| found.items)
+    };
+    let (caching, items) = match items {
+        Ok(items) => ("public, max-age=60", items),
+        Err(error) => {
+            // Suggestions are a convenience: the search box still submits.
+            tracing::warn!(%error, "no search suggestions");
+            ("no-store", Vec::new())
+        }
+    };
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|p| {
+            serde_json::json!({"name": p.name, "brand": p.brand, "price": money(&p.price), "href": product_path(&p.id, &p.name)})
+        })
+        .collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json"), (axum::http::header::CACHE_CONTROL, caching)],
+        serde_json::json!({ "items": items }).to_string(),
+    )
+        .into_response()
+}
+
 /// The catalog's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -902,6 +951,7 @@ pub fn router() -> Router<AppState> {
         .route("/c/{slug}", get(category))
         .route("/p/{key}", get(product))
         .route("/search", get(search))
+        .route("/search/suggest", get(suggest))
 }
 
 #[cfg(test)]

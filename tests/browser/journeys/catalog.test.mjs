@@ -51,6 +51,32 @@ journey("a shopper searches with a typo and is offered the right word", async (p
   await shop.accessible("empty search page");
 });
 
+journey("a shopper types a few letters, is offered products and opens one by keyboard", async (page, shop) => {
+  await shop.open("/");
+  const box = page.getByRole("combobox", { name: "Search products" });
+  await box.pressSequentially("gaming lapt", { delay: 30 });
+  const options = page.getByRole("option");
+  await options.first().waitFor();
+  const names = await page.locator(".suggestion-name").allInnerTexts();
+  assert.ok(names.length > 0 && names.length <= 6, names.join(", "));
+  for (const name of names) assert.match(name, /gaming/i);
+  assert.ok(names.some((n) => /laptop/i.test(n)), names.join(", "));
+  assert.equal(await box.getAttribute("aria-expanded"), "true");
+  await shop.accessible("home page with suggestions open");
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await box.getAttribute("aria-activedescendant"), "search-suggestion-0");
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  assert.match(page.url(), /\/p\//);
+  assert.equal(await page.locator("h1").innerText(), names[0]);
+  // Escape closes them; without a choice, Enter searches as before.
+  await box.pressSequentially("head", { delay: 30 });
+  await options.first().waitFor();
+  await page.keyboard.press("Escape");
+  assert.equal(await box.getAttribute("aria-expanded"), "false");
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  assert.match(page.url(), /\/search\?q=head/);
+});
+
 journey(
   "on a phone a shopper opens a product, picks a variant and adds two to the cart",
   async (page, shop) => {

@@ -26,6 +26,9 @@ const MAX_QUERY_CHARS: usize = 200;
 pub struct SearchParams {
     /// Words to find in name, brand and description.
     pub q: Option<String>,
+    /// `true`: the last word of `q` may be the start of a word, as when suggesting while a shopper
+    /// types ("wireless lapt" finds wireless laptops).
+    pub prefix: Option<bool>,
     /// A category id or slug: its products and its sub-categories'.
     pub category: Option<String>,
     /// A brand, exactly as the brand facet names it.
@@ -84,6 +87,7 @@ pub async fn parse(state: &AppState, params: SearchParams) -> Result<SearchQuery
     };
     v.finish()?;
     Ok(SearchQuery {
+        prefix: params.prefix.unwrap_or(false) && text.is_some(),
         text,
         category,
         brand,

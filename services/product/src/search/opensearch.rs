@@ -335,9 +335,19 @@ impl OpenSearchIndex {
         let must: Vec<Value> = if words.is_empty() {
             vec![json!({ "match_all": {} })]
         } else {
+            let last = words.len() - 1;
             words
                 .iter()
-                .map(|word| {
+                .enumerate()
+                .map(|(i, word)| {
+                    if query.prefix && i == last {
+                        // The word being typed: the start of a word of a name or brand.
+                        return json!({ "multi_match": {
+                            "query": word,
+                            "type": "phrase_prefix",
+                            "fields": ["name^3", "brand^2"]
+                        }});
+                    }
                     json!({ "multi_match": {
                         "query": word,
                         "fields": ["name^3", "brand^2", "description"],

@@ -306,7 +306,9 @@ impl TantivyIndex {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if let Some(text) = search.text.as_deref() {
-            for word in Self::analyze(&self.words, text) {
+            let words = Self::analyze(&self.words, text);
+            let last = words.len().saturating_sub(1);
+            for (i, word) in words.into_iter().enumerate() {
                 let stems = Self::analyze(&self.stemmer, &word);
                 let stem = stems.first().cloned().unwrap_or_else(|| word.clone());
                 let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
@@ -319,6 +321,12 @@ impl TantivyIndex {
                     let distance = if letters >= 9 { 2 } else { 1 };
                     let fuzzy = FuzzyTermQuery::new(Term::from_field_text(f.name, &stem), distance, true);
                     any.push((Occur::Should, boosted(fuzzy, 1.0)));
+                }
+                if search.prefix && i == last {
+                    // The word being typed: the start of a name's or brand's word.
+                    let starts = |field| FuzzyTermQuery::new_prefix(Term::from_field_text(field, &word), 0, false);
+                    any.push((Occur::Should, boosted(starts(f.name), 2.0)));
+                    any.push((Occur::Should, boosted(starts(f.brand_text), 1.5)));
                 }
                 clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
             }
@@ -809,6 +817,22 @@ mod tests {
         assert_eq!(index.search(&query("bot")).await.unwrap().total, 0, "short words must match exactly");
         let brand = index.search(&query("acme")).await.unwrap();
         assert_eq!(brand.total, 3);
+    }
+
+    #[tokio::test]
+    async fn as_one_types_the_last_word_may_be_only_begun() {
+        let index = catalog().await;
+        let typed =
+            |text: &str| SearchQuery { text: Some(text.into()), prefix: true, limit: 10, ..SearchQuery::default() };
+        assert_eq!(ids(&index.search(&typed("head")).await.unwrap()), ["p4"]);
+        assert_eq!(ids(&index.search(&typed("wireless hea")).await.unwrap()), ["p4"]);
+        assert_eq!(index.search(&typed("trail run")).await.unwrap().total, 1, "earlier words are whole words");
+        assert_eq!(ids(&index.search(&typed("bol")).await.unwrap()), ["p2"], "a brand begun");
+        assert_eq!(index.search(&typed("runn shoe")).await.unwrap().total, 0, "only the last word may be begun");
+        // Without prefix a begun word finds nothing; whole words are found both ways.
+        let whole = |text: &str| SearchQuery { text: Some(text.into()), limit: 10, ..SearchQuery::default() };
+        assert_eq!(index.search(&whole("head")).await.unwrap().total, 0);
+        assert_eq!(index.search(&typed("espresso")).await.unwrap().total, 1);
     }
 
     #[tokio::test]

@@ -565,6 +565,7 @@ async fn opensearch_search_sends_text_filters_sort_cursor_and_facets_and_reads_t
     let stub = Stub::start([(200, search_answer(&hits, 7, aggregations))]).await;
     let query = SearchQuery {
         text: Some("  trail  runner ".into()),
+        prefix: false,
         category: Some("c-shoes".into()),
         brand: Some("Acme".into()),
         min_price: Some(1_000),
@@ -650,6 +651,26 @@ async fn opensearch_browsing_sorts_newest_first_and_the_last_page_has_no_next_cu
     assert_eq!(page.total, 1);
     assert_eq!(page.next, None);
     assert_eq!(page.facets, Facets::from_counts([], [], [0; 5]));
+}
+
+#[tokio::test]
+async fn opensearch_suggestions_take_the_word_being_typed_as_the_start_of_a_name_or_brand() {
+    let shoe = doc("p-1", "Trail runner", "Acme", 8_999);
+    let hits = [(&shoe, json!([1.5, tiebreak("p-1")]))];
+    let stub = Stub::start([(200, search_answer(&hits, 1, no_aggregations()))]).await;
+    let query = SearchQuery { text: Some("trail run".into()), prefix: true, limit: 6, ..SearchQuery::default() };
+    let page = stub.index().search(&query).await.unwrap();
+    assert_eq!(page.items, [shoe.summary()]);
+
+    let body = stub.requests()[0].json();
+    assert_eq!(
+        body["query"]["bool"]["must"],
+        json!([
+            { "multi_match": { "query": "trail", "fields": ["name^3", "brand^2", "description"],
+                "fuzziness": "AUTO:5,9", "operator": "and", "zero_terms_query": "all" } },
+            { "multi_match": { "query": "run", "type": "phrase_prefix", "fields": ["name^3", "brand^2"] } }
+        ])
+    );
 }
 
 #[tokio::test]
