@@ -55,7 +55,7 @@ import json, sys
 body = json.load(sys.stdin)
 for c in body["items"] if isinstance(body, dict) else body:
     for suffix in ("", "?sort=price_asc", "?in_stock=1", "?sort=newest&in_stock=1"):
-        print(f"/c/{c[\"slug\"]}{suffix}")' >"$WORK/categories.txt"
+        print("/c/" + c["slug"] + suffix)' >"$WORK/categories.txt"
 
 run() {
   local name=$1 paths=$2 out

@@ -361,3 +361,46 @@ async fn saga_commands(app: TestApp) {
         .unwrap();
     assert_eq!(expired["release_reason"], "expired");
 }
+
+#[tokio::test]
+async fn shoppers_read_the_availability_of_several_skus_at_once() {
+    let app = TestApp::start().await;
+    many_at_once(app).await;
+}
+
+#[tokio::test]
+async fn shoppers_read_the_availability_of_several_skus_at_once_on_dynamodb() {
+    let Some(app) = on_dynamodb().await else { return };
+    many_at_once(app).await;
+}
+
+async fn many_at_once(app: TestApp) {
+    let admin = app.admin_token().await;
+    let tag = shop_tests::unique("MANY").to_uppercase();
+    let (a, b, unknown) = (format!("{tag}-A"), format!("{tag}-B"), format!("{tag}-NONE"));
+    app.set_stock(&admin, &a, 7).await;
+    app.set_stock(&admin, &b, 0).await;
+    let path = format!("/v1/inventory?skus={b},{unknown},{a}");
+    let answer = app.request(Method::GET, &path).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"items": [{"sku": b, "available": 0}, {"sku": a, "available": 7}]}),
+        "known SKUs in the order asked"
+    );
+    // No SKU, too many, or something that cannot be a SKU: a 422 naming the parameter.
+    let many = (0..101).map(|n| format!("S{n}")).collect::<Vec<_>>().join(",");
+    for bad in [
+        "/v1/inventory?skus=",
+        "/v1/inventory?skus=,,",
+        &format!("/v1/inventory?skus={many}"),
+        "/v1/inventory?skus=A%20B",
+    ] {
+        let refused = problem(app.request(Method::GET, bad).send().await.unwrap(), 422).await;
+        assert_eq!(refused["errors"][0]["field"], "skus", "{bad}: {refused}");
+    }
+    let missing = app.request(Method::GET, "/v1/inventory").send().await.unwrap();
+    assert_eq!(missing.status(), 400, "the parameter is required");
+    app.stop().await;
+}

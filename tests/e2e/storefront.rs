@@ -110,6 +110,23 @@ async fn a_shopper_browses_a_category_filters_it_searches_and_opens_a_product() 
     let (_, _, nothing) = page(&app, &format!("/search?q=zzqx{}", slug.replace('-', ""))).await;
     assert!(nothing.contains("No products match"), "{nothing}");
 
+    // Suggestions as one types: the last word only begun; none for a single letter.
+    let answer = app.request(Method::GET, "/search/suggest?q=reading+lig").send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()[CACHE_CONTROL], "public, max-age=60");
+    let suggested: Value = answer.json().await.unwrap();
+    let reading = links(&html, "/p/").into_iter().find(|l| l.ends_with(&ids[2])).unwrap().to_owned();
+    assert!(
+        suggested["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "Reading Light" && i["href"] == reading.as_str() && i["price"] == "$120.00"),
+        "{suggested}"
+    );
+    let one: Value = app.request(Method::GET, "/search/suggest?q=r").send().await.unwrap().json().await.unwrap();
+    assert_eq!(one, json!({"items": []}));
+
     // The product page: variants with their price and stock, JSON-LD, breadcrumbs to the category.
     let arc = links(&html, "/p/").into_iter().find(|l| l.ends_with(&ids[0])).unwrap().to_owned();
     assert!(arc.starts_with("/p/arc-floor-lamp-script-alert-1-script-"), "{arc}");

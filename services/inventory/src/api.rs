@@ -12,6 +12,7 @@ use crate::AppState;
 #[openapi(
     paths(
         availability::get_availability,
+        availability::get_many_availability,
         admin::list_stock,
         admin::get_stock,
         admin::set_stock,
@@ -21,6 +22,7 @@ use crate::AppState;
     ),
     components(schemas(
         crate::domain::AvailabilityResponse,
+        availability::ManyAvailability,
         crate::domain::Reservation,
         crate::domain::ReservationStatus,
         crate::domain::LedgerEntry,

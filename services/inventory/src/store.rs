@@ -99,6 +99,17 @@ pub trait InventoryStore: Send + Sync {
     /// The stock of `sku`, if the SKU is known.
     async fn get(&self, sku: &str) -> Result<Option<Stock>, StoreError>;
 
+    /// The stock of each of `skus` that is known, in their order (the unknown ones left out).
+    async fn get_many(&self, skus: &[String]) -> Result<Vec<Stock>, StoreError> {
+        let mut found = Vec::with_capacity(skus.len());
+        for sku in skus {
+            if let Some(stock) = self.get(sku).await? {
+                found.push(stock);
+            }
+        }
+        Ok(found)
+    }
+
     /// A page of at most `limit` SKUs, after `after` (the last SKU of the previous page), in the
     /// store's order (SKU order on SQLite, the table's on DynamoDB); only those at or under their
     /// threshold when `low_only`. A page shorter than `limit` is the last.

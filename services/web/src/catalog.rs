@@ -212,7 +212,13 @@ pub struct Catalog {
 
 #[derive(Deserialize)]
 struct Availability {
+    sku: String,
     available: i64,
+}
+
+#[derive(Deserialize)]
+struct ManyAvailability {
+    items: Vec<Availability>,
 }
 
 impl Catalog {
@@ -262,16 +268,16 @@ impl Catalog {
         }
     }
 
-    /// Units of each of `skus` that can be bought now (0 for one the inventory does not know).
+    /// Units of each of `skus` that can be bought now (0 for one the inventory does not know):
+    /// one request for up to 100 of them.
     pub async fn available(&self, skus: &[String]) -> Result<HashMap<String, i64>, ClientError> {
-        let asks = skus.iter().map(|sku| async move {
-            let path = format!("/v1/inventory/{}", crate::page::encode(sku));
-            match self.inventory.get::<Availability>(&path, &Call::default()).await {
-                Ok(answer) => Ok((sku.clone(), answer.available.max(0))),
-                Err(error) if error.status() == Some(axum::http::StatusCode::NOT_FOUND) => Ok((sku.clone(), 0)),
-                Err(error) => Err(error),
+        let mut available: HashMap<String, i64> = skus.iter().map(|sku| (sku.clone(), 0)).collect();
+        for chunk in skus.chunks(100) {
+            let path = format!("/v1/inventory?skus={}", crate::page::encode(&chunk.join(",")));
+            for item in self.inventory.get::<ManyAvailability>(&path, &Call::default()).await?.items {
+                available.insert(item.sku, item.available.max(0));
             }
-        });
-        futures::future::try_join_all(asks).await.map(|found| found.into_iter().collect())
+        }
+        Ok(available)
     }
 }

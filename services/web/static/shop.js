@@ -4,9 +4,12 @@ document.documentElement.classList.add("js");
 for (const select of document.querySelectorAll("select[data-autosubmit]")) {
   select.addEventListener("change", () => select.form.submit());
 }
-// On a phone the filters start folded away, so the products come first.
+// The filters come folded (on a phone the products come first); wider screens show them open, by
+// CSS where the browser styles a closed <details>' content, else here.
 const filters = document.querySelector("details.filters");
-if (filters && window.matchMedia("(max-width: 800px)").matches) filters.open = false;
+if (filters && window.matchMedia("(min-width: 801px)").matches && !CSS.supports("selector(::details-content)")) {
+  filters.open = true;
+}
 // The header's cart link says how many items the cart holds (the cart pages keep the count).
 const count = Number((document.cookie.match(/(?:^|; )shop_cart_count=(\d+)/) || [])[1] || 0);
 const cartLink = document.querySelector(".cart-link");

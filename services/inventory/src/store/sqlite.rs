@@ -258,6 +258,23 @@ impl InventoryStore for SqliteInventoryStore {
         Ok(self.db.read(move |c| stock_of(c, &sku)).await?)
     }
 
+    async fn get_many(&self, skus: &[String]) -> Result<Vec<Stock>, StoreError> {
+        let skus = skus.to_vec();
+        // One trip to the reader for them all.
+        Ok(self
+            .db
+            .read(move |c| {
+                let mut found = Vec::with_capacity(skus.len());
+                for sku in &skus {
+                    if let Some(stock) = stock_of(c, sku)? {
+                        found.push(stock);
+                    }
+                }
+                Ok(found)
+            })
+            .await?)
+    }
+
     async fn list(&self, low_only: bool, after: Option<&str>, limit: usize) -> Result<Vec<Stock>, StoreError> {
         let after = after.unwrap_or_default().to_owned();
         Ok(self
