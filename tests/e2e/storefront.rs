@@ -147,12 +147,16 @@ async fn a_shopper_browses_a_category_filters_it_searches_and_opens_a_product() 
     assert_eq!((status, &headers[CONTENT_TYPE]), (404, &"text/html; charset=utf-8".parse().unwrap()));
     assert!(missing.contains("couldn") && missing.contains("<a class=\"button\" href=\"/\">"), "{missing}");
 
-    // The stylesheet: named by its content, cached for a year.
-    let css = links(&html, "/static/shop.").into_iter().next().unwrap().to_owned();
-    let response = app.request(Method::GET, &css).send().await.unwrap();
+    // The stylesheet is in the page (its hash in the policy); the script is named by its content
+    // and cached for a year.
+    assert!(html.contains("<style>/*") && html.contains("--accent:"), "the stylesheet inline");
+    assert!(csp.contains("style-src 'self' 'sha256-"), "{csp}");
+    let script = html.split("<script src=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert!(script.starts_with("/static/shop."), "{script}");
+    let response = app.request(Method::GET, &script).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
-    assert_eq!(response.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+    assert_eq!(response.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
     app.stop().await;
 }
 

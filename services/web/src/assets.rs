@@ -30,6 +30,24 @@ pub fn url(name: &str) -> &'static str {
     ASSETS.url(name)
 }
 
+/// The stylesheet, which every page carries inline in its `<head>`: a first visit then paints
+/// without waiting a round trip for it (on a phone's network the largest part of the first paint).
+pub fn stylesheet() -> &'static str {
+    STYLESHEET
+}
+
+const STYLESHEET: &str = include_str!("../static/shop.css");
+
+/// The Content-Security-Policy source that allows the inline stylesheet and nothing else inline:
+/// `'sha256-…'` of its bytes.
+pub fn stylesheet_source() -> &'static str {
+    static SOURCE: LazyLock<String> = LazyLock::new(|| {
+        use base64::Engine as _;
+        format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLESHEET.as_bytes())))
+    });
+    &SOURCE
+}
+
 /// How long a hashed asset may be cached: a year, never revalidated.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
