@@ -97,6 +97,14 @@ pub trait ProductStore: Send + Sync {
     /// (the inventory's change counter): events may arrive out of order, and a level older than the
     /// one recorded is ignored. 0 is an unversioned level (the seeder's), replaced by any other.
     async fn set_availability(&self, sku: &str, available: i64, version: i64) -> Result<Option<Product>, StoreError>;
+    /// Records unversioned levels (the seeder's, version 0) of many SKUs at once, as
+    /// [`ProductStore::set_availability`] does one by one.
+    async fn set_availabilities(&self, levels: &[(String, i64)]) -> Result<(), StoreError> {
+        for (sku, available) in levels {
+            self.set_availability(sku, *available, 0).await?;
+        }
+        Ok(())
+    }
     /// The number of products.
     async fn count(&self) -> Result<u64, StoreError>;
 }

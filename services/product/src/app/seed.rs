@@ -292,9 +292,13 @@ pub trait StockSink: Send + Sync {
     async fn set(&self, levels: &[(String, i64)]) -> anyhow::Result<()>;
 }
 
+/// Products the seeder generates and stocks together.
+const SEED_BATCH: u64 = 1_000;
+
 /// Seeds `count` generated products into the demo categories (seed those first): each SKU's stock
 /// level is recorded with the catalog (so `in_stock` is right at once) and given to `stock` (the
-/// inventory), then the products are imported. `progress` hears the running count.
+/// inventory), a batch at a time, then the products are imported. `progress` hears the running
+/// count.
 pub async fn seed_products(
     catalog: &Catalog,
     count: u64,
@@ -304,24 +308,29 @@ pub async fn seed_products(
 ) -> anyhow::Result<crate::app::import::ImportReport> {
     let mut importer = crate::app::import::Importer::new(catalog).with_progress(progress);
     let mut pictures: HashMap<Picture, String> = HashMap::new();
-    for n in 0..count {
-        let generated = generate(n);
-        for (sku, on_hand) in &generated.stock {
-            catalog.products.set_availability(sku, *on_hand, 0).await?;
+    let mut start = 0;
+    while start < count {
+        // A batch's stock first, in one write to each store (the catalog keeps the levels for the
+        // products' `in_stock`, so they go before the products), then its products.
+        let batch: Vec<Generated> = (start..count.min(start + SEED_BATCH)).map(generate).collect();
+        let levels: Vec<(String, i64)> = batch.iter().flat_map(|g| g.stock.iter().cloned()).collect();
+        catalog.products.set_availabilities(&levels).await?;
+        stock.set(&levels).await?;
+        for (n, generated) in (start..).zip(batch) {
+            let images = match objects {
+                Some(objects) => match pictures.get(&generated.picture) {
+                    Some(url) => vec![url.clone()],
+                    None => {
+                        let url = store_picture(objects, generated.picture).await?;
+                        pictures.insert(generated.picture, url.clone());
+                        vec![url]
+                    }
+                },
+                None => Vec::new(),
+            };
+            importer.add(n + 1, Some(generated.id), generated.input, images).await?;
         }
-        stock.set(&generated.stock).await?;
-        let images = match objects {
-            Some(objects) => match pictures.get(&generated.picture) {
-                Some(url) => vec![url.clone()],
-                None => {
-                    let url = store_picture(objects, generated.picture).await?;
-                    pictures.insert(generated.picture, url.clone());
-                    vec![url]
-                }
-            },
-            None => Vec::new(),
-        };
-        importer.add(n + 1, Some(generated.id), generated.input, images).await?;
+        start += SEED_BATCH;
     }
     Ok(importer.finish().await?)
 }

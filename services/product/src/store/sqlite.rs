@@ -250,6 +250,37 @@ fn upsert(tx: &Connection, product: &Product, event: &Event) -> Result<Result<()
     Ok(Ok(()))
 }
 
+/// Records `available` units of `sku` at `version` unless a later level is recorded; the product
+/// holding the SKU when its `in_stock` changed by it.
+fn record_level(tx: &Connection, sku: &str, available: i64, version: i64) -> Result<Option<Product>, DbError> {
+    let recorded = tx
+        .prepare_cached(
+            "INSERT INTO stock_levels (sku, available, version) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sku) DO UPDATE SET available = excluded.available, version = excluded.version
+             WHERE excluded.version >= stock_levels.version",
+        )?
+        .execute(params![sku, available, version])?;
+    if recorded == 0 {
+        // An older level than the one recorded: nothing changes.
+        return Ok(None);
+    }
+    let owner: Option<(String, bool)> = tx
+        .prepare_cached(
+            "SELECT p.id, p.in_stock FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = ?1",
+        )?
+        .query_row(params![sku], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((id, was)) = owner else { return Ok(None) };
+    let now = stocked(tx, &id)?;
+    if now == was {
+        return Ok(None);
+    }
+    let revision = next_revision(revision_of(tx, &id)?);
+    tx.prepare_cached("UPDATE products SET in_stock = ?2, revision = ?3 WHERE id = ?1")?
+        .execute(params![id, now, revision])?;
+    read_product(tx, &id)
+}
+
 #[async_trait]
 impl ProductStore for SqliteProductStore {
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
@@ -377,34 +408,18 @@ impl ProductStore for SqliteProductStore {
 
     async fn set_availability(&self, sku: &str, available: i64, version: i64) -> Result<Option<Product>, StoreError> {
         let sku = sku.to_owned();
+        self.db.transaction(move |tx| record_level(tx, &sku, available, version)).await.map_err(backend)
+    }
+
+    async fn set_availabilities(&self, levels: &[(String, i64)]) -> Result<(), StoreError> {
+        let levels = levels.to_vec();
+        // One transaction for them all.
         self.db
             .transaction(move |tx| {
-                let recorded = tx
-                    .prepare_cached(
-                        "INSERT INTO stock_levels (sku, available, version) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (sku) DO UPDATE SET available = excluded.available, version = excluded.version
-                         WHERE excluded.version >= stock_levels.version",
-                    )?
-                    .execute(params![sku, available, version])?;
-                if recorded == 0 {
-                    // An older level than the one recorded: nothing changes.
-                    return Ok(None);
+                for (sku, available) in &levels {
+                    record_level(tx, sku, *available, 0)?;
                 }
-                let owner: Option<(String, bool)> = tx
-                    .prepare_cached(
-                        "SELECT p.id, p.in_stock FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = ?1",
-                    )?
-                    .query_row(params![sku], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                let Some((id, was)) = owner else { return Ok(None) };
-                let now = stocked(tx, &id)?;
-                if now == was {
-                    return Ok(None);
-                }
-                let revision = next_revision(revision_of(tx, &id)?);
-                tx.prepare_cached("UPDATE products SET in_stock = ?2, revision = ?3 WHERE id = ?1")?
-                    .execute(params![id, now, revision])?;
-                read_product(tx, &id)
+                Ok(())
             })
             .await
             .map_err(backend)

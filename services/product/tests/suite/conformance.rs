@@ -61,6 +61,7 @@ conformance_suite!(
     scan_visits_every_product_once_in_id_order,
     availability_flips_in_stock_both_ways_even_when_recorded_before_the_product,
     a_level_older_than_the_one_recorded_is_ignored,
+    the_seeders_levels_of_many_skus_are_recorded_at_once_and_decide_in_stock,
     count_follows_inserts_moves_and_deletes,
     skus_lead_to_their_products_until_deleted,
     every_write_raises_the_revision_the_index_orders_by,
@@ -382,6 +383,29 @@ async fn scan_visits_every_product_once_in_id_order(stores: Stores) {
     let from_middle = stores.products.scan(Some(&all[10].id), 3).await.unwrap();
     assert_eq!(from_middle, all[11..14]);
     assert!(stores.products.scan(Some(&all[24].id), 5).await.unwrap().is_empty());
+}
+
+async fn the_seeders_levels_of_many_skus_are_recorded_at_once_and_decide_in_stock(stores: Stores) {
+    seed_categories(&stores).await;
+    let mut none = product("none", "phones", &["NONE-1"]);
+    none.in_stock = true;
+    stores.products.insert(&none, &upserted(&none)).await.unwrap();
+    assert!(!stores.products.get("none").await.unwrap().unwrap().in_stock, "no level yet");
+    let levels: Vec<(String, i64)> = [("NONE-1", 4), ("MANY-1", 0), ("MANY-2", 3), ("GONE-1", 0)]
+        .iter()
+        .map(|(s, n)| ((*s).to_owned(), *n))
+        .collect();
+    stores.products.set_availabilities(&levels).await.unwrap();
+    assert!(stores.products.get("none").await.unwrap().unwrap().in_stock, "an existing product follows its level");
+    for (id, skus, stocked) in [("many", &["MANY-1", "MANY-2"][..], true), ("gone", &["GONE-1"][..], false)] {
+        let p = product(id, "phones", skus);
+        stores.products.insert(&p, &upserted(&p)).await.unwrap();
+        assert_eq!(stores.products.get(id).await.unwrap().unwrap().in_stock, stocked, "{id}: recorded before it");
+    }
+    // Unversioned: any level from the inventory replaces them.
+    let out = stores.products.set_availability("MANY-2", 0, 1).await.unwrap().expect("out of stock");
+    assert!(!out.in_stock);
+    stores.products.set_availabilities(&[]).await.unwrap();
 }
 
 async fn availability_flips_in_stock_both_ways_even_when_recorded_before_the_product(stores: Stores) {
