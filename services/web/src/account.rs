@@ -545,44 +545,17 @@ async fn account_page(
     Ok(session.keep(personal(&page, status, &token, state.secure_cookies)?))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct AddressForm {
-    csrf: Option<String>,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    line1: String,
-    #[serde(default)]
-    line2: String,
-    #[serde(default)]
-    city: String,
-    #[serde(default)]
-    region: String,
-    #[serde(default)]
-    postal_code: String,
-    #[serde(default)]
-    country: String,
-}
-
 /// `POST /account/addresses`: saves an address (the user service checks it).
 async fn add_address(
     State(state): State<AppState>,
     headers: HeaderMap,
     peer: Peer,
-    form: Result<Form<AddressForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<crate::checkout::Fields>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
+    // The address fields are the checkout's, read the same way.
     let form = read_form(&headers, form)?;
     let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in("/account")) };
-    let text = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
-    let address = AddressInput {
-        name: form.name.trim().to_owned(),
-        line1: form.line1.trim().to_owned(),
-        line2: text(&form.line2),
-        city: form.city.trim().to_owned(),
-        region: text(&form.region).map(|r| r.to_uppercase()),
-        postal_code: form.postal_code.trim().to_owned(),
-        country: form.country.trim().to_uppercase(),
-    };
+    let address = crate::checkout::address_of(&form);
     match state.users.add_address(&session.token, &address).await {
         Ok(()) => Ok(session.keep(Redirect::to("/account#addresses").into_response())),
         Err(error) => match error.status() {
@@ -977,35 +950,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/verify", get(verify_page).post(verify))
 }
 
-impl crate::session::Posted for Credentials {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl crate::session::Posted for TokenOnly {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl crate::session::Posted for ResetForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl crate::session::Posted for ProfileForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl crate::session::Posted for AddressForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
+crate::session::posted!(Credentials, TokenOnly, ResetForm, ProfileForm);
 
 #[cfg(test)]
 mod tests {

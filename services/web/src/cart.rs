@@ -332,11 +332,7 @@ impl CartForm {
     }
 }
 
-impl crate::session::Posted for CartForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
+crate::session::posted!(CartForm);
 
 /// What a refused change shows: the cart again with the reason, or the error page.
 async fn refused(

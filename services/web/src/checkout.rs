@@ -347,8 +347,8 @@ fn text(value: &str) -> Option<&str> {
     Some(value.trim()).filter(|v| !v.is_empty())
 }
 
-/// The address typed.
-fn address_of(fields: &Fields) -> AddressInput {
+/// The address typed (at checkout, or saved from the account page).
+pub fn address_of(fields: &Fields) -> AddressInput {
     AddressInput {
         name: fields.name.trim().to_owned(),
         line1: fields.line1.trim().to_owned(),
@@ -702,11 +702,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}/retry", post(retry))
 }
 
-impl crate::session::Posted for Fields {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
+crate::session::posted!(Fields);
 
 impl crate::session::Posted for RetryForm {
     fn csrf(&self) -> Option<&str> {

@@ -121,6 +121,18 @@ pub trait Posted {
     fn csrf(&self) -> Option<&str>;
 }
 
+/// Implements [`Posted`] for forms whose token field is `csrf: Option<String>`.
+macro_rules! posted {
+    ($($form:ty),+ $(,)?) => {
+        $(impl $crate::session::Posted for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })+
+    };
+}
+pub(crate) use posted;
+
 /// A posted form's fields, or why it is refused: a body that cannot be read, or a post from
 /// another site or with another visitor's token ([`form_allowed`]).
 pub fn read_form<T: Posted>(
