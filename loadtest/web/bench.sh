@@ -21,6 +21,7 @@ WORK=$(mktemp -d)
 SERVER=
 trap 'if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 export CHROME_PATH=${CHROME_PATH:-/usr/bin/chromium}
+source "$ROOT/loadtest/lib.sh"
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 [ -x "$CHROME_PATH" ] || { echo "bench: no browser at $CHROME_PATH (apt-get install chromium)" >&2; exit 1; }
@@ -37,18 +38,10 @@ start=$(date +%s)
 echo "seeded $PRODUCTS products, their stock and pictures in $(($(date +%s) - start)) s"
 "$SHOP" up --data-dir "$WORK/data" --port "$PORT" --no-seed >"$WORK/server.log" 2>&1 &
 SERVER=$!
-total() { curl -sf "$BASE/v1/products?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
-until curl -sf -o /dev/null "$BASE/ready"; do sleep 0.2; done
-until [ "$(total 2>/dev/null || echo 0)" -ge "$PRODUCTS" ]; do sleep 0.5; done
-# Then until the shop is idle: the seed's events still drain through the other consumers after
-# search holds the catalog, and the figures are of pages, not of that (at most 5 minutes).
-cpu() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
-for _ in $(seq 1 150); do
-  before=$(cpu)
-  sleep 2
-  [ $(($(cpu) - before)) -lt 10 ] && break # under 5 % of a core (clock ticks of 10 ms)
-done
-echo "shop up with $(total) products in search, idle; $(nproc) cores"
+wait_ready "$BASE"
+wait_indexed "$BASE" "$PRODUCTS"
+wait_idle "$SERVER"
+echo "shop up with $PRODUCTS products in search, idle; $(nproc) cores"
 
 # Product pages from the sitemaps (every product's URL), 2,000 of them spread over the catalog;
 # category pages sorted and filtered.
@@ -65,20 +58,10 @@ for c in body["items"] if isinstance(body, dict) else body:
     for suffix in ("", "?sort=price_asc", "?in_stock=1", "?sort=newest&in_stock=1"):
         print("/c/" + c["slug"] + suffix)' >"$WORK/categories.txt"
 
-run() {
-  local name=$1 paths=$2 out
-  out="$WORK/$(basename "$paths" .txt).wrk"
-  PATHS=$paths wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency -s "$HERE/paths.lua" "$BASE" >"$out"
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' "$out")
-  p50=$(awk '$1 == "50%" {print $2}' "$out")
-  p99=$(awk '$1 == "99%" {print $2}' "$out")
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' "$out")
-  printf '%-34s %10s pages/s   p50 %-9s p99 %-9s %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0 errors}"
-}
-run "product pages ($(wc -l <"$WORK/products.txt") of them)" "$WORK/products.txt"
-run "category pages ($(wc -l <"$WORK/categories.txt") of them)" "$WORK/categories.txt"
-printf 'RSS of shop up after the runs: %s MB\n' "$(($(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status") / 1024))"
+export ACCEPT=text/html # the pages a browser gets
+wrk_run "product pages ($(wc -l <"$WORK/products.txt") of them)" "$BASE" "$WORK/products.txt" pages/s
+wrk_run "category pages ($(wc -l <"$WORK/categories.txt") of them)" "$BASE" "$WORK/categories.txt" pages/s
+printf 'RSS of shop up after the runs: %s MB\n' "$(rss_mb "$SERVER")"
 
 # Lighthouse: mobile (its default emulation and throttling) and desktop, one run a page each.
 product=$(sed -n 1p "$WORK/products.txt")

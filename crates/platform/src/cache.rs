@@ -2,6 +2,7 @@
 //! embedded mode ([`memory::MemoryCache`]), Redis (ElastiCache) in the local stack and on AWS
 //! ([`redis::RedisCache`]). Values are bytes; callers choose the encoding.
 
+pub mod bounded;
 pub mod memory;
 pub mod redis;
 

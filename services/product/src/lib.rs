@@ -198,7 +198,8 @@ pub fn search_index(infra: &Infra) -> anyhow::Result<Arc<dyn SearchIndex>> {
             let dir = infra.config.data_dir.join("search").join("products");
             Arc::new(
                 TantivyIndex::open(&dir, settings.search_cache_pages)
-                    .with_context(|| format!("cannot open the search index in {}", dir.display()))?,
+                    .with_context(|| format!("cannot open the search index in {}", dir.display()))?
+                    .with_cache_bytes(settings.search_cache_bytes),
             )
         }
         SearchBackend::Opensearch => {

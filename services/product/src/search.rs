@@ -117,6 +117,19 @@ pub struct ProductSummary {
     pub in_stock: bool,
 }
 
+impl ProductSummary {
+    /// About how much memory it takes (its text and its fields), for caches bounded by bytes.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.id.len()
+            + self.name.len()
+            + self.brand.len()
+            + self.category_id.len()
+            + self.price.currency.len()
+            + self.image.as_ref().map_or(0, String::len)
+    }
+}
+
 /// The order of results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -270,6 +283,18 @@ pub struct SearchPage {
     pub facets: Facets,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
+}
+
+impl SearchPage {
+    /// About how much memory it takes, for caches bounded by bytes.
+    pub fn size(&self) -> usize {
+        let facet = |list: &[FacetCount]| list.iter().map(|f| f.value.len() + 40).sum::<usize>();
+        std::mem::size_of::<Self>()
+            + self.items.iter().map(ProductSummary::size).sum::<usize>()
+            + facet(&self.facets.brand)
+            + facet(&self.facets.category)
+            + self.facets.price.len() * std::mem::size_of::<PriceBucket>()
+    }
 }
 
 /// A failure of the search engine.

@@ -29,6 +29,8 @@ pub struct Settings {
     /// Search result pages kept per index generation (`SHOP_SEARCH_CACHE_PAGES`; 0 turns the page
     /// cache off).
     pub search_cache_pages: usize,
+    /// Memory the search result pages may take at most, in bytes (`SHOP_SEARCH_CACHE_BYTES`).
+    pub search_cache_bytes: usize,
     /// Largest product image an admin may upload, in bytes (`SHOP_IMAGE_MAX_BYTES`).
     pub image_max_bytes: u64,
 }
@@ -41,6 +43,7 @@ impl Default for Settings {
             opensearch_index: "products".into(),
             bulk_body_limit_bytes: 512 * 1024 * 1024,
             search_cache_pages: 4_096,
+            search_cache_bytes: 16 * 1024 * 1024,
             image_max_bytes: 10 * 1024 * 1024,
         }
     }

@@ -6,19 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
-use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use super::error::{ApiError, PROBLEM_JSON};
 use super::rate_limit::{RateLimiter, RateLimits};
@@ -87,9 +84,7 @@ pub fn apply_with_pages(router: Router, settings: &HttpSettings, not_found_page:
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
 
-    let limit = settings.body_limit_bytes;
     let inner = ServiceBuilder::new()
-        .layer(middleware::from_fn(move |request: Request, next: Next| problem_for_errors(request, next, limit)))
         .layer(CompressionLayer::new().compress_when(worth_compressing()))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout));
     let router = router.layer(inner);
@@ -108,49 +103,106 @@ pub fn apply_with_pages(router: Router, settings: &HttpSettings, not_found_page:
         }
         None => router,
     };
-    router.layer(
-        ServiceBuilder::new()
-            .layer(middleware::from_fn(security_headers))
-            .layer(middleware::from_fn(crate::telemetry::trace::middleware))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|request: &Request| {
-                        let context = request.extensions().get::<TraceContext>();
-                        tracing::info_span!(
-                            "request",
-                            method = %request.method(),
-                            path = %request.uri().path(),
-                            request_id = context.map(|c| c.request_id.as_str()).unwrap_or_default(),
-                            trace_id = context.map(|c| c.trace_id.as_str()).unwrap_or_default(),
-                        )
-                    })
-                    .on_request(())
-                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
-            )
-            .layer(middleware::from_fn(crate::telemetry::metrics::middleware))
-            .layer(CatchPanicLayer::custom(|_| {
-                ApiError::internal(std::io::Error::other("handler panicked")).into_response()
-            })),
-    )
+    router.layer(ServiceBuilder::new().layer(EdgeLayer { body_limit: settings.body_limit_bytes }).layer(
+        CatchPanicLayer::custom(|_| ApiError::internal(std::io::Error::other("handler panicked")).into_response()),
+    ))
 }
 
-/// Headers every answer carries unless it set its own: no MIME sniffing (an upload served as what
-/// it claims, never run as HTML), no referrer beyond the origin to other sites, and no framing
-/// (clickjacking). A page that sets its own `Content-Security-Policy` keeps it (and must say
-/// `frame-ancestors` itself).
-async fn security_headers(request: Request, next: Next) -> axum::response::Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
-        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
-    }
-    response
+/// The outer layer of every route, in one service (one future, one clone a request, where a stack
+/// of middleware functions would box a future and clone the stack below it at each step): the
+/// request id and trace context, the request's span and its answer's log line (built only when the
+/// level records them), the request metrics (their handles kept, not looked up by labels each
+/// time), problem+json for error answers that are not JSON yet, and the security headers.
+#[derive(Debug, Clone, Copy)]
+struct EdgeLayer {
+    body_limit: usize,
 }
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Edge { inner, body_limit: self.body_limit }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Edge<S> {
+    inner: S,
+    body_limit: usize,
+}
+
+impl<S, B> tower::Service<Request> for Edge<S>
+where
+    S: tower::Service<Request, Response = axum::http::Response<B>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        use tracing::Instrument;
+        let started = std::time::Instant::now();
+        let context = TraceContext::of_request(request.headers());
+        let request_id = HeaderValue::from_str(&context.request_id).ok();
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id = context.request_id.as_str(),
+            trace_id = context.trace_id.as_str(),
+        );
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        request.extensions_mut().insert(context);
+        // The inner service is ready (`poll_ready` said so): take it and leave a clone for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let body_limit = self.body_limit;
+        Box::pin(
+            async move {
+                let response = inner.call(request).await?.map(axum::body::Body::new);
+                let mut response = problem_for_errors(response, body_limit);
+                let status = response.status();
+                crate::telemetry::metrics::record(&method, route.as_ref().map(MatchedPath::as_str), status, started);
+                tracing::info!(
+                    latency_us = started.elapsed().as_micros() as u64,
+                    status = status.as_u16(),
+                    "finished processing request"
+                );
+                let headers = response.headers_mut();
+                for (name, value) in [
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+                    (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+                    (header::X_FRAME_OPTIONS, "DENY"),
+                ] {
+                    headers.entry(name).or_insert(HeaderValue::from_static(value));
+                }
+                if let Some(id) = request_id {
+                    headers.insert(crate::telemetry::trace::REQUEST_ID.clone(), id);
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+// Every answer carries, unless it set its own: no MIME sniffing (an upload served as what it
+// claims, never run as HTML), no referrer beyond the origin to other sites, and no framing
+// (clickjacking). A page that sets its own `Content-Security-Policy` keeps it (and must say
+// `frame-ancestors` itself). (In [`Edge`].)
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
@@ -176,8 +228,6 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Turns every error answer that is not already JSON (those made by layers and by axum itself: 404,
-/// 405, 408, 413, …) into problem+json with the same status and headers.
 /// Whether a request is a browser's asking for a page: its `Accept` names HTML, and not after JSON.
 pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -188,8 +238,10 @@ pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
     }
 }
 
-async fn problem_for_errors(request: Request, next: Next, body_limit: usize) -> Response {
-    let response = next.run(request).await;
+/// Turns an error answer that is not already JSON (those made by layers and by axum itself: 404,
+/// 405, 408, 413, …) into problem+json with the same status and the headers that say more
+/// (`Retry-After`, `Allow`, CORS).
+fn problem_for_errors(response: Response, body_limit: usize) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -208,9 +260,13 @@ async fn problem_for_errors(request: Request, next: Next, body_limit: usize) -> 
     };
     let (parts, _) = response.into_parts();
     let mut replaced = error.into_response();
-    for name in [header::RETRY_AFTER, header::ALLOW] {
-        if let Some(value) = parts.headers.get(&name) {
-            replaced.headers_mut().insert(name, value.clone());
+    for (name, value) in &parts.headers {
+        let keep = name == header::RETRY_AFTER
+            || name == header::ALLOW
+            || name == header::VARY
+            || name.as_str().starts_with("access-control-");
+        if keep {
+            replaced.headers_mut().append(name.clone(), value.clone());
         }
     }
     replaced
@@ -320,6 +376,29 @@ mod tests {
         assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
         let (_, headers, _) = send(preflight("https://evil.example")).await;
         assert!(headers.get("access-control-allow-origin").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_made_into_a_problem_keeps_its_cors_and_security_headers_and_is_counted() {
+        let request = axum::http::Request::get("/nope").header("origin", "https://shop.example").body(Body::empty());
+        let (status, headers, json) = send(request.unwrap()).await;
+        assert_eq!(status, 404);
+        assert_eq!(json["status"], 404);
+        assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert!(!headers["x-request-id"].is_empty());
+
+        // A panic's 500 still gets the request id, and both answers are in the metrics.
+        let (_, headers, _) = send(axum::http::Request::get("/panic").body(Body::empty()).unwrap()).await;
+        assert!(!headers["x-request-id"].is_empty());
+        let metrics = crate::telemetry::metrics::render();
+        for line in [
+            r#"http_errors_total{method="GET",route="/panic",status="500"}"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"}"#,
+        ] {
+            assert!(metrics.contains(line), "{line} in\n{metrics}");
+        }
     }
 
     #[tokio::test]

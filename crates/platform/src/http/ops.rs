@@ -81,7 +81,10 @@ impl Ops {
         let ready = self.clone();
         let openapi = self.openapi.clone();
         Router::new()
-            .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+            .route(
+                "/health",
+                get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }),
+            )
             .route(
                 "/ready",
                 get(move |headers: axum::http::HeaderMap| {

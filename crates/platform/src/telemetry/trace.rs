@@ -7,11 +7,9 @@
 
 use std::fmt;
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName};
 use rand::RngCore;
 
 /// The `x-request-id` header.
@@ -51,6 +49,20 @@ impl TraceContext {
         context
     }
 
+    /// The context of a request with `headers`: its `traceparent` continued (or a new trace) and its
+    /// `x-request-id` kept when the edge set a sane one (or a new one).
+    pub fn of_request(headers: &HeaderMap) -> Self {
+        let mut context = Self::from_traceparent(headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()));
+        if let Some(id) = headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            context.request_id = id.to_owned();
+        }
+        context
+    }
+
     /// The `traceparent` value for the next hop.
     pub fn traceparent(&self) -> String {
         format!("00-{}-{}-01", self.trace_id, self.span_id)
@@ -76,27 +88,6 @@ pub fn parse_traceparent(value: &str) -> Option<String> {
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
     valid.then(|| trace.to_ascii_lowercase())
-}
-
-/// Middleware: reads or makes the request id and trace context, records them on the request, and
-/// echoes `x-request-id` on the response.
-pub async fn middleware(mut request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let mut context = TraceContext::from_traceparent(headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()));
-    if let Some(id) = headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        context.request_id = id.to_owned();
-    }
-    let request_id = HeaderValue::from_str(&context.request_id).ok();
-    request.extensions_mut().insert(context);
-    let mut response = next.run(request).await;
-    if let Some(id) = request_id {
-        response.headers_mut().insert(REQUEST_ID.clone(), id);
-    }
-    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for TraceContext {

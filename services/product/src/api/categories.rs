@@ -2,7 +2,6 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -26,9 +25,12 @@ pub struct CategoryList {
         (status = 200, description = "The category tree", body = CategoryList),
         (status = 304, description = "Not modified since the ETag sent in If-None-Match"),
     ))]
-pub async fn list_categories(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_categories(
+    State(state): State<AppState>,
+    condition: super::products::IfNoneMatch,
+) -> Result<Response, ApiError> {
     let items = state.catalog.categories.list().await?;
-    Ok(super::products::cached_json(&headers, &CategoryList { items }))
+    Ok(super::products::cached_json(&condition, &CategoryList { items }))
 }
 
 /// A new category.

@@ -3,8 +3,9 @@
 //! change records `product.upserted.v2` / `product.deleted.v1` in the same transaction.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -20,26 +21,39 @@ use crate::domain::product::{Product, ProductInput, ProductPatch, build};
 /// How long clients and the CDN may reuse a product answer.
 const CACHE_CONTROL: &str = "public, max-age=60";
 
+/// A request's `If-None-Match`, alone (where taking the whole `HeaderMap` would copy every header).
+#[derive(Debug, Default)]
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
 /// Answers `body` as JSON with an `ETag`, or 304 when the client's `If-None-Match` matches it.
-pub fn cached_json(headers: &HeaderMap, body: &impl serde::Serialize) -> Response {
+pub fn cached_json(condition: &IfNoneMatch, body: &impl serde::Serialize) -> Response {
     let (bytes, etag) = rendered(body);
-    respond(headers, bytes, etag)
+    respond(condition, bytes, etag)
 }
 
 /// `body` as JSON bytes and their `ETag`.
-pub fn rendered(body: &impl serde::Serialize) -> (Bytes, String) {
+pub fn rendered(body: &impl serde::Serialize) -> (Bytes, HeaderValue) {
     let bytes = serde_json::to_vec(body).expect("a response body serializes");
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
-    (Bytes::from(bytes), etag)
+    (Bytes::from(bytes), HeaderValue::from_str(&etag).expect("hex digits are a header value"))
 }
 
 /// Answers rendered JSON with its `ETag`, or 304 when the client's `If-None-Match` matches it.
-pub fn respond(headers: &HeaderMap, bytes: Bytes, etag: String) -> Response {
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
+pub fn respond(condition: &IfNoneMatch, bytes: Bytes, etag: HeaderValue) -> Response {
+    let matches = condition
+        .0
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
-    let cache = [(header::ETAG, etag), (header::CACHE_CONTROL, CACHE_CONTROL.to_owned())];
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim().as_bytes() == etag.as_bytes() || tag.trim() == "*"));
+    let cache = [(header::ETAG, etag), (header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL))];
     if matches {
         return (StatusCode::NOT_MODIFIED, cache).into_response();
     }
@@ -60,17 +74,17 @@ fn upserted(product: &Product, before: Option<&Product>, trace: &TraceContext) -
     ))]
 pub async fn get_product(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    condition: IfNoneMatch,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     if let Some((bytes, etag)) = state.pages.get(&id) {
-        return Ok(respond(&headers, bytes, etag));
+        return Ok(respond(&condition, bytes, etag));
     }
     let product = state.catalog.products.get(&id).await?;
     let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
     let (bytes, etag) = rendered(&product);
     state.pages.put(&id, bytes.clone(), etag.clone());
-    Ok(respond(&headers, bytes, etag))
+    Ok(respond(&condition, bytes, etag))
 }
 
 /// Creates a product.

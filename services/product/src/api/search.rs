@@ -4,13 +4,13 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use platform::http::{ApiError, Query, Validator};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::app::indexer::CategoryTree;
 use crate::search::{Cursor, Facets, MAX_LIMIT, ProductSummary, SearchQuery, Sort};
 
 /// Results per page unless `limit` says otherwise.
@@ -63,41 +63,56 @@ pub struct SearchResults {
 
 /// Checks `params` into a query (the category resolved to its id), or the field errors.
 pub async fn parse(state: &AppState, params: SearchParams) -> Result<SearchQuery, ApiError> {
-    let mut v = Validator::new();
-    let text = params.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-    v.check(text.as_ref().is_none_or(|q| q.chars().count() <= MAX_QUERY_CHARS), "q", "must be at most 200 characters");
-    v.check(params.min_price.is_none_or(|p| p >= 0), "min_price", "must not be negative");
-    v.check(params.max_price.is_none_or(|p| p >= 0), "max_price", "must not be negative");
-    if let (Some(min), Some(max)) = (params.min_price, params.max_price) {
-        v.check(min <= max, "max_price", "must not be below min_price");
-    }
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    v.check((1..=MAX_LIMIT).contains(&limit), "limit", "must be between 1 and 100");
-    let after = params.cursor.as_deref().map(Cursor::decode);
-    v.check(!matches!(after, Some(None)), "cursor", "is not a cursor this API gave");
-    let brand = params.brand.map(|b| b.trim().to_owned()).filter(|b| !b.is_empty());
-    let category = match params.category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+    let tree = match params.category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(_) => Some(state.tree.get().await?),
         None => None,
-        Some(key) => {
-            let tree = state.tree.get().await?;
-            let id = tree.resolve(key).map(str::to_owned);
-            v.check(id.is_some(), "category", "no such category");
-            id
-        }
     };
-    v.finish()?;
-    Ok(SearchQuery {
-        prefix: params.prefix.unwrap_or(false) && text.is_some(),
-        text,
-        category,
-        brand,
-        min_price: params.min_price,
-        max_price: params.max_price,
-        in_stock: params.in_stock,
-        sort: params.sort.unwrap_or_default(),
-        limit,
-        after: after.flatten(),
-    })
+    params.into_query(tree.as_deref().unwrap_or(&CategoryTree::default()))
+}
+
+impl SearchParams {
+    /// Checks the parameters into a query, the category resolved in `tree`, or the field errors.
+    pub fn into_query(self, tree: &CategoryTree) -> Result<SearchQuery, ApiError> {
+        let params = self;
+        let mut v = Validator::new();
+        let text = params.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        v.check(
+            text.as_ref().is_none_or(|q| q.chars().count() <= MAX_QUERY_CHARS),
+            "q",
+            "must be at most 200 characters",
+        );
+        v.check(params.min_price.is_none_or(|p| p >= 0), "min_price", "must not be negative");
+        v.check(params.max_price.is_none_or(|p| p >= 0), "max_price", "must not be negative");
+        if let (Some(min), Some(max)) = (params.min_price, params.max_price) {
+            v.check(min <= max, "max_price", "must not be below min_price");
+        }
+        let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+        v.check((1..=MAX_LIMIT).contains(&limit), "limit", "must be between 1 and 100");
+        let after = params.cursor.as_deref().map(Cursor::decode);
+        v.check(!matches!(after, Some(None)), "cursor", "is not a cursor this API gave");
+        let brand = params.brand.map(|b| b.trim().to_owned()).filter(|b| !b.is_empty());
+        let category = match params.category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(key) => {
+                let id = tree.resolve(key).map(str::to_owned);
+                v.check(id.is_some(), "category", "no such category");
+                id
+            }
+        };
+        v.finish()?;
+        Ok(SearchQuery {
+            prefix: params.prefix.unwrap_or(false) && text.is_some(),
+            text,
+            category,
+            brand,
+            min_price: params.min_price,
+            max_price: params.max_price,
+            in_stock: params.in_stock,
+            sort: params.sort.unwrap_or_default(),
+            limit,
+            after: after.flatten(),
+        })
+    }
 }
 
 /// Searches and browses the catalog.
@@ -110,7 +125,7 @@ pub async fn parse(state: &AppState, params: SearchParams) -> Result<SearchQuery
     ))]
 pub async fn search_products(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    condition: super::products::IfNoneMatch,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
     let query = parse(&state, params).await?;
@@ -121,7 +136,7 @@ pub async fn search_products(
         facets: page.facets,
         next_cursor: page.next.map(|c| c.encode()),
     };
-    Ok(super::products::cached_json(&headers, &results))
+    Ok(super::products::cached_json(&condition, &results))
 }
 
 /// The routes.

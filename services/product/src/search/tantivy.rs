@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
+use platform::cache::bounded::BoundedMap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
@@ -34,8 +35,9 @@ use super::{
     TOMBSTONE_TTL, price_bucket, stamp, tiebreak,
 };
 
-/// Summaries kept in memory at most (about 300 bytes each).
-const MAX_CACHED_SUMMARIES: usize = 200_000;
+/// Memory the result summaries kept may take at most (about 250 bytes each: the most shown of a
+/// large catalog, not all of it).
+const SUMMARIES_MAX_BYTES: usize = 24 * 1024 * 1024;
 
 /// Memory the index writer may buffer before it flushes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
@@ -94,15 +96,25 @@ pub struct TantivyIndex {
     summaries: SummaryCache,
     /// Whole pages by query, valid for one index generation (like OpenSearch's request cache,
     /// emptied by every commit): a popular search is counted once per change of the index.
-    pages: Arc<RwLock<(u64, HashMap<String, SearchPage>)>>,
+    pages: Arc<RwLock<CachedPages>>,
     /// Opened fast-field columns by segment.
     columns: ColumnCache,
     /// Pages kept per generation at most (0: none).
     cache_pages: usize,
+    /// Memory the pages kept may take at most.
+    cache_bytes: usize,
     writer: Arc<Mutex<Writer>>,
     fields: Fields,
     stemmer: TextAnalyzer,
     words: TextAnalyzer,
+}
+
+/// The pages of one index generation and the memory they take.
+#[derive(Default)]
+struct CachedPages {
+    generation: u64,
+    pages: HashMap<String, SearchPage>,
+    bytes: usize,
 }
 
 /// The index writer and what only writes read: the deletions remembered.
@@ -190,10 +202,11 @@ impl TantivyIndex {
         let words = tokenizers.get("default").ok_or_else(|| backend("no default tokenizer"))?;
         Ok(Self {
             reader,
-            summaries: Arc::new(RwLock::new(HashMap::new())),
-            pages: Arc::new(RwLock::new((0, HashMap::new()))),
+            summaries: Arc::new(BoundedMap::new(SUMMARIES_MAX_BYTES)),
+            pages: Arc::default(),
             columns: Arc::new(RwLock::new(HashMap::new())),
             cache_pages,
+            cache_bytes: 16 * 1024 * 1024,
             writer: Arc::new(Mutex::new(Writer { index: writer, tombstones: HashMap::new() })),
             fields,
             stemmer,
@@ -245,48 +258,55 @@ impl TantivyIndex {
         .map_err(backend)?
     }
 
+    /// Keeps at most `bytes` of result pages (as well as at most the number of pages it was opened
+    /// with).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
     fn cached_page(&self, generation: u64, key: &str) -> Option<SearchPage> {
         if self.cache_pages == 0 {
             return None;
         }
-        let pages = self.pages.read().expect("pages lock");
-        if pages.0 != generation {
+        let cached = self.pages.read().expect("pages lock");
+        if cached.generation != generation {
             return None;
         }
-        pages.1.get(key).cloned()
+        cached.pages.get(key).cloned()
     }
 
     fn cache_page(&self, generation: u64, key: String, page: &SearchPage) {
-        if self.cache_pages == 0 {
+        let size = key.len() + page.size();
+        if self.cache_pages == 0 || size > self.cache_bytes {
             return;
         }
-        let mut pages = self.pages.write().expect("pages lock");
-        if pages.0 != generation {
-            if pages.0 > generation {
+        let mut cached = self.pages.write().expect("pages lock");
+        if cached.generation != generation {
+            if cached.generation > generation {
                 return; // A search on an older reader than the cache's: not worth keeping.
             }
-            *pages = (generation, HashMap::new());
+            *cached = CachedPages { generation, ..CachedPages::default() };
         }
-        if pages.1.len() >= self.cache_pages {
-            pages.1.clear();
+        if cached.pages.len() >= self.cache_pages || cached.bytes + size > self.cache_bytes {
+            cached.pages.clear();
+            cached.bytes = 0;
         }
-        pages.1.insert(key, page.clone());
+        if cached.pages.insert(key, page.clone()).is_none() {
+            cached.bytes += size;
+        }
     }
 
     /// The summary of the document at `address`: from memory, else from the stored document.
     fn summary(&self, searcher: &tantivy::Searcher, address: DocAddress) -> Result<Arc<ProductSummary>, SearchError> {
         let key = (searcher.segment_reader(address.segment_ord).segment_id(), address.doc_id);
-        if let Some(summary) = self.summaries.read().expect("summaries lock").get(&key) {
-            return Ok(summary.clone());
+        if let Some(summary) = self.summaries.get(&key) {
+            return Ok(summary);
         }
         let document: TantivyDocument = searcher.doc(address).map_err(backend)?;
         let text = document.get_first(self.fields.summary).and_then(|v| v.as_str()).unwrap_or_default();
         let summary: Arc<ProductSummary> = Arc::new(serde_json::from_str(text).map_err(backend)?);
-        let mut summaries = self.summaries.write().expect("summaries lock");
-        if summaries.len() >= MAX_CACHED_SUMMARIES {
-            summaries.clear();
-        }
-        summaries.insert(key, summary.clone());
+        self.summaries.insert(key, summary.clone(), summary.size());
         Ok(summary)
     }
 
@@ -416,19 +436,66 @@ impl Ranking {
 }
 
 /// A segment's fast-field columns, opened once per segment (opening costs more than a search of a
-/// small segment).
-#[derive(Clone)]
+/// small segment), with the values every match reads laid out flat, one 24-byte record a document:
+/// a listing of a department reads them for tens of thousands of documents, and a record read in
+/// document order costs a fraction of the columns' lookups (row index, bit-unpacking, value
+/// mapping, one memory stream a column).
 struct SegmentColumns {
-    price: Column<i64>,
-    created: Column<i64>,
-    stock: Column<u64>,
     tiebreak: Column<u64>,
     brand: Option<StrColumn>,
     category: Option<StrColumn>,
+    values: Vec<DocValues>,
+}
+
+/// What a match reads of a document.
+#[derive(Clone, Copy)]
+struct DocValues {
+    price: i64,
+    created: i64,
+    /// The brand's term ordinal ([`NO_ORD`]: none), with [`IN_STOCK`] set when it is in stock.
+    brand_stock: u32,
+    /// The category's term ordinal ([`NO_ORD`]: none).
+    category: u32,
+}
+
+/// No value in a column of ordinals.
+const NO_ORD: u32 = 0x7FFF_FFFF;
+/// The bit of [`DocValues::brand_stock`] saying the document is in stock.
+const IN_STOCK: u32 = 0x8000_0000;
+
+impl DocValues {
+    fn brand(self) -> u32 {
+        self.brand_stock & !IN_STOCK
+    }
+
+    fn in_stock(self) -> bool {
+        self.brand_stock & IN_STOCK != 0
+    }
+}
+
+impl SegmentColumns {
+    fn open(reader: &SegmentReader) -> tantivy::Result<Self> {
+        let fast = reader.fast_fields();
+        let (price, created, stock) = (fast.i64("price")?, fast.i64("created")?, fast.u64("in_stock")?);
+        let (brand, category) = (fast.str("brand")?, fast.str("category")?);
+        let ord = |column: &Option<StrColumn>, doc: DocId| -> u32 {
+            let ord = column.as_ref().and_then(|c| c.ords().first(doc));
+            ord.and_then(|o| u32::try_from(o).ok()).filter(|o| *o < NO_ORD).unwrap_or(NO_ORD)
+        };
+        let values = (0..reader.max_doc())
+            .map(|doc| DocValues {
+                price: price.first(doc).unwrap_or_default(),
+                created: created.first(doc).unwrap_or_default(),
+                brand_stock: ord(&brand, doc) | if stock.first(doc).unwrap_or_default() == 1 { IN_STOCK } else { 0 },
+                category: ord(&category, doc),
+            })
+            .collect();
+        Ok(Self { tiebreak: fast.u64("tiebreak")?, brand, category, values })
+    }
 }
 
 /// Summaries by the document that holds them.
-type SummaryCache = Arc<RwLock<HashMap<(SegmentId, DocId), Arc<ProductSummary>>>>;
+type SummaryCache = Arc<BoundedMap<(SegmentId, DocId), Arc<ProductSummary>>>;
 
 type ColumnCache = Arc<RwLock<HashMap<SegmentId, Arc<SegmentColumns>>>>;
 
@@ -437,15 +504,7 @@ fn columns(cache: &ColumnCache, reader: &SegmentReader) -> tantivy::Result<Arc<S
     if let Some(columns) = cache.read().expect("columns lock").get(&id) {
         return Ok(columns.clone());
     }
-    let fast = reader.fast_fields();
-    let columns = Arc::new(SegmentColumns {
-        price: fast.i64("price")?,
-        created: fast.i64("created")?,
-        stock: fast.u64("in_stock")?,
-        tiebreak: fast.u64("tiebreak")?,
-        brand: fast.str("brand")?,
-        category: fast.str("category")?,
-    });
+    let columns = Arc::new(SegmentColumns::open(reader)?);
     let mut cache = cache.write().expect("columns lock");
     if cache.len() >= 1_024 {
         cache.clear(); // segments merged away long ago
@@ -483,7 +542,7 @@ struct Counts {
 struct SegmentSearch {
     criteria: Criteria,
     segment: SegmentOrdinal,
-    columns: SegmentColumns,
+    columns: Arc<SegmentColumns>,
     brand_counts: Vec<u64>,
     category_counts: Vec<u64>,
     price_counts: [u64; PRICE_EDGES.len() + 1],
@@ -496,7 +555,7 @@ impl Collector for SearchCollector {
     type Child = SegmentSearch;
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentSearch> {
-        let columns = columns(&self.columns, reader)?.as_ref().clone();
+        let columns = columns(&self.columns, reader)?;
         Ok(SegmentSearch {
             criteria: self.criteria,
             segment,
@@ -556,26 +615,27 @@ impl SegmentCollector for SegmentSearch {
     type Fruit = Counts;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let price = self.columns.price.first(doc).unwrap_or_default();
+        let values = self.columns.values[doc as usize];
+        let price = values.price;
         if price < self.criteria.min_price || price > self.criteria.max_price {
             return;
         }
         if let Some(wanted) = self.criteria.in_stock
-            && (self.columns.stock.first(doc).unwrap_or_default() == 1) != wanted
+            && values.in_stock() != wanted
         {
             return;
         }
         self.total += 1;
         self.price_counts[price_bucket(price)] += 1;
-        if let Some(ord) = self.columns.brand.as_ref().and_then(|c| c.ords().first(doc)) {
-            self.brand_counts[ord as usize] += 1;
+        if let Some(count) = self.brand_counts.get_mut(values.brand() as usize) {
+            *count += 1;
         }
-        if let Some(ord) = self.columns.category.as_ref().and_then(|c| c.ords().first(doc)) {
-            self.category_counts[ord as usize] += 1;
+        if let Some(count) = self.category_counts.get_mut(values.category as usize) {
+            *count += 1;
         }
         // Rank first; the tie-breaker is read only for a result that may enter the page.
         let created = match (self.criteria.ranking.sort, self.criteria.ranking.scored) {
-            (Sort::Relevance, false) | (Sort::Newest, _) => self.columns.created.first(doc).unwrap_or_default(),
+            (Sort::Relevance, false) | (Sort::Newest, _) => values.created,
             _ => 0,
         };
         let (rank, value) = self.criteria.ranking.of(score, price, created);
@@ -600,11 +660,10 @@ impl SegmentCollector for SegmentSearch {
         let hit = Hit { rank, value, tiebreak, address: DocAddress::new(self.segment, doc) };
         if self.heap.len() < self.criteria.keep {
             self.heap.push(hit);
-        } else if let Some(worst) = self.heap.peek()
-            && hit.precedes(worst) == Ordering::Greater
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && hit.precedes(&worst) == Ordering::Greater
         {
-            self.heap.pop();
-            self.heap.push(hit);
+            *worst = hit; // one sift down, where a pop and a push take two
         }
     }
 
