@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use platform::cache::bounded::BoundedMap;
@@ -99,6 +99,10 @@ pub struct TantivyIndex {
     pages: Arc<RwLock<CachedPages>>,
     /// Opened fast-field columns by segment.
     columns: ColumnCache,
+    /// Listings' matches and counts by segment.
+    matched: MatchedCache,
+    /// Whether listings use [`Self::listing`] (tests compare it with the collector).
+    listings: bool,
     /// Pages kept per generation at most (0: none).
     cache_pages: usize,
     /// Memory the pages kept may take at most.
@@ -204,6 +208,8 @@ impl TantivyIndex {
             reader,
             summaries: Arc::new(BoundedMap::new(SUMMARIES_MAX_BYTES)),
             pages: Arc::default(),
+            matched: Arc::new(BoundedMap::new(MATCHED_MAX_BYTES)),
+            listings: true,
             columns: Arc::new(RwLock::new(HashMap::new())),
             cache_pages,
             cache_bytes: 16 * 1024 * 1024,
@@ -308,6 +314,82 @@ impl TantivyIndex {
         let summary: Arc<ProductSummary> = Arc::new(serde_json::from_str(text).map_err(backend)?);
         self.summaries.insert(key, summary.clone(), summary.size());
         Ok(summary)
+    }
+
+    /// A search without words (a listing: a department, a brand, filters), answered from the
+    /// segments' kept matches and sorted orders: the same counts and page the collector finds by
+    /// walking every match.
+    fn listing(&self, searcher: &Searcher, search: &SearchQuery, criteria: &Criteria) -> tantivy::Result<Counts> {
+        let filters = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}",
+            search.category, search.brand, search.in_stock, search.min_price, search.max_price
+        );
+        let mut weight = None;
+        let mut counts = Counts {
+            total: 0,
+            brand: HashMap::new(),
+            category: HashMap::new(),
+            price: [0; PRICE_EDGES.len() + 1],
+            hits: Vec::new(),
+        };
+        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
+            let columns = columns(&self.columns, segment)?;
+            let key = (segment.segment_id(), segment.num_deleted_docs(), filters.clone());
+            let matched = match self.matched.get(&key) {
+                Some(matched) => matched,
+                None => {
+                    if weight.is_none() {
+                        let enabled = tantivy::query::EnableScoring::disabled_from_searcher(searcher);
+                        weight = Some(self.query(search, false).weight(enabled)?);
+                    }
+                    let walked = Matched::walk(weight.as_deref().expect("made above"), segment, &columns, criteria)?;
+                    let walked = Arc::new(walked);
+                    self.matched.insert(key, walked.clone(), walked.size());
+                    walked
+                }
+            };
+            counts.total += matched.total;
+            for (value, count) in ord_counts(columns.brand.as_ref(), &matched.brand_counts) {
+                *counts.brand.entry(value).or_default() += count;
+            }
+            for (value, count) in ord_counts(columns.category.as_ref(), &matched.category_counts) {
+                *counts.category.entry(value).or_default() += count;
+            }
+            for (bucket, count) in counts.price.iter_mut().zip(matched.price_counts) {
+                *bucket += count;
+            }
+            if matched.total == 0 {
+                continue;
+            }
+            // The page: the first matches after the cursor in the segment's order.
+            let ranking = criteria.ranking;
+            let rank = |doc: DocId| {
+                let values = columns.values[doc as usize];
+                ranking.of(0.0, values.price, values.created)
+            };
+            let order = columns.order(ranking);
+            let start = match criteria.after {
+                None => 0,
+                Some((after_rank, after_tiebreak)) => order.partition_point(|&doc| {
+                    let at = rank(doc).0;
+                    at > after_rank || (at == after_rank && columns.tiebreak(doc) <= after_tiebreak)
+                }),
+            };
+            let before = counts.hits.len();
+            for &doc in &order[start..] {
+                if counts.hits.len() - before == criteria.keep {
+                    break;
+                }
+                if matched.contains(doc) {
+                    let (rank, value) = rank(doc);
+                    let address = DocAddress::new(ordinal as SegmentOrdinal, doc);
+                    counts.hits.push(Hit { rank, value, tiebreak: columns.tiebreak(doc), address });
+                }
+            }
+        }
+        counts.hits.sort_by(|a, b| b.precedes(a));
+        counts.hits.truncate(criteria.keep);
+        Ok(counts)
     }
 
     fn analyze(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
@@ -445,6 +527,27 @@ struct SegmentColumns {
     brand: Option<StrColumn>,
     category: Option<StrColumn>,
     values: Vec<DocValues>,
+    /// Every document in the order of each listing sort ([`Order`]), made when first asked for.
+    orders: [OnceLock<Vec<DocId>>; 3],
+}
+
+/// The orders a listing (a search without words) can be asked in.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    /// Newest first (also the relevance order without words).
+    Created = 0,
+    PriceAsc = 1,
+    PriceDesc = 2,
+}
+
+impl Order {
+    fn of(sort: Sort) -> Self {
+        match sort {
+            Sort::Relevance | Sort::Newest => Self::Created,
+            Sort::PriceAsc => Self::PriceAsc,
+            Sort::PriceDesc => Self::PriceDesc,
+        }
+    }
 }
 
 /// What a match reads of a document.
@@ -490,9 +593,103 @@ impl SegmentColumns {
                 category: ord(&category, doc),
             })
             .collect();
-        Ok(Self { tiebreak: fast.u64("tiebreak")?, brand, category, values })
+        Ok(Self { tiebreak: fast.u64("tiebreak")?, brand, category, values, orders: Default::default() })
+    }
+
+    fn tiebreak(&self, doc: DocId) -> u64 {
+        self.tiebreak.first(doc).unwrap_or_default()
+    }
+
+    /// The segment's documents in `ranking`'s order: by rank, best first, then by tie-breaker, as
+    /// [`Hit::precedes`] orders results.
+    fn order(&self, ranking: Ranking) -> &[DocId] {
+        self.orders[Order::of(ranking.sort) as usize].get_or_init(|| {
+            let keys: Vec<(f64, u64)> = (0..self.values.len() as DocId)
+                .map(|doc| {
+                    let values = self.values[doc as usize];
+                    (ranking.of(0.0, values.price, values.created).0, self.tiebreak(doc))
+                })
+                .collect();
+            let mut docs: Vec<DocId> = (0..self.values.len() as DocId).collect();
+            docs.sort_unstable_by(|&a, &b| {
+                let (a, b) = (keys[a as usize], keys[b as usize]);
+                b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+            });
+            docs
+        })
     }
 }
+
+/// The documents of a segment that pass a listing's filters, and their facet counts, kept by
+/// segment and filters (a segment never changes; its deletions are part of the key): a listing
+/// asked again — its next page, another sort, another shopper — counts nothing, and finds its
+/// page in the segment's sorted order, reading a few dozen documents instead of every match.
+struct Matched {
+    /// One bit a document.
+    bits: Vec<u64>,
+    total: u64,
+    brand_counts: Vec<u64>,
+    category_counts: Vec<u64>,
+    price_counts: [u64; PRICE_EDGES.len() + 1],
+}
+
+impl Matched {
+    fn contains(&self, doc: DocId) -> bool {
+        (self.bits[(doc / 64) as usize] >> (doc % 64)) & 1 == 1
+    }
+
+    fn size(&self) -> usize {
+        (self.bits.len() + self.brand_counts.len() + self.category_counts.len()) * 8 + std::mem::size_of::<Self>()
+    }
+
+    /// Walks the documents `weight` matches in `segment`, keeping those `criteria`'s price and
+    /// stock filters pass.
+    fn walk(
+        weight: &dyn tantivy::query::Weight,
+        segment: &SegmentReader,
+        columns: &SegmentColumns,
+        criteria: &Criteria,
+    ) -> tantivy::Result<Self> {
+        let mut matched = Self {
+            bits: vec![0; (segment.max_doc() as usize).div_ceil(64)],
+            total: 0,
+            brand_counts: vec![0; columns.brand.as_ref().map_or(0, |c| c.num_terms())],
+            category_counts: vec![0; columns.category.as_ref().map_or(0, |c| c.num_terms())],
+            price_counts: [0; PRICE_EDGES.len() + 1],
+        };
+        let alive = segment.alive_bitset();
+        weight.for_each_no_score(segment, &mut |docs| {
+            for &doc in docs {
+                let values = columns.values[doc as usize];
+                let price = values.price;
+                if price < criteria.min_price
+                    || price > criteria.max_price
+                    || criteria.in_stock.is_some_and(|wanted| values.in_stock() != wanted)
+                    || alive.is_some_and(|alive| !alive.is_alive(doc))
+                {
+                    continue;
+                }
+                matched.bits[(doc / 64) as usize] |= 1 << (doc % 64);
+                matched.total += 1;
+                matched.price_counts[price_bucket(price)] += 1;
+                if let Some(count) = matched.brand_counts.get_mut(values.brand() as usize) {
+                    *count += 1;
+                }
+                if let Some(count) = matched.category_counts.get_mut(values.category as usize) {
+                    *count += 1;
+                }
+            }
+        })?;
+        Ok(matched)
+    }
+}
+
+/// [`Matched`] by segment, its deletions and the listing's filters.
+type MatchedCache = Arc<BoundedMap<(SegmentId, DocId, String), Arc<Matched>>>;
+
+/// Memory the kept [`Matched`] may take at most (12.5 KB a segment of 100,000 documents and a
+/// listing).
+const MATCHED_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// Summaries by the document that holds them.
 type SummaryCache = Arc<BoundedMap<(SegmentId, DocId), Arc<ProductSummary>>>;
@@ -785,8 +982,12 @@ impl SearchIndex for TantivyIndex {
             return Ok(page);
         }
         // Exact words first; typo tolerance only when they find nothing (fuzzy matching costs more,
-        // and a correctly spelled word needs none).
-        let mut counts = searcher.search(self.query(search, false).as_ref(), &collector).map_err(backend)?;
+        // and a correctly spelled word needs none). Without words, a listing.
+        let mut counts = if search.text.is_none() && self.listings {
+            self.listing(&searcher, search, &collector.criteria).map_err(backend)?
+        } else {
+            searcher.search(self.query(search, false).as_ref(), &collector).map_err(backend)?
+        };
         if counts.total == 0 && search.text.is_some() {
             counts = searcher.search(self.query(search, true).as_ref(), &collector).map_err(backend)?;
         }
@@ -927,6 +1128,64 @@ mod tests {
 
         let newest = index.search(&SearchQuery { limit: 10, ..SearchQuery::default() }).await.unwrap();
         assert_eq!(ids(&newest), ["p5", "p4", "p3", "p2", "p1"]);
+    }
+
+    #[tokio::test]
+    async fn listings_from_kept_matches_and_sorted_orders_find_what_walking_every_match_finds() {
+        let index = TantivyIndex { cache_pages: 0, ..TantivyIndex::in_memory().unwrap() };
+        let brands = ["Acme", "Bolt", "Copperleaf"];
+        let categories: [&[&str]; 3] =
+            [&["cat-shoes", "cat-fashion"], &["cat-boots", "cat-fashion"], &["cat-kettles", "cat-home"]];
+        // Several commits (segments), prices and creation times that repeat (ties), updates and
+        // deletions between them.
+        for batch in 0..4 {
+            let docs = (0..60)
+                .map(|i| {
+                    let n = batch * 60 + i;
+                    let category = categories[n % 3];
+                    let mut doc = doc(&format!("p{n}"), "Thing", brands[n % 3 / 2 + n % 2], category, 0, n % 4 != 0, 0);
+                    doc.price = 1_000 + (n as i64 * 7_919) % 30_000 / 500 * 500;
+                    doc.created_at_ms = (n as i64 * 31) % 97;
+                    doc
+                })
+                .collect();
+            index.upsert(docs).await.unwrap();
+            index.delete(vec![format!("p{}", batch * 50)], stamp()).await.unwrap();
+        }
+        let walking = TantivyIndex { listings: false, ..index.clone() };
+        let mut compared = 0;
+        for category in [None, Some("cat-fashion"), Some("cat-kettles")] {
+            for brand in [None, Some("Bolt")] {
+                for in_stock in [None, Some(true)] {
+                    for (min_price, max_price) in [(None, None), (Some(5_000), Some(20_000))] {
+                        for sort in [Sort::Relevance, Sort::Newest, Sort::PriceAsc, Sort::PriceDesc] {
+                            let mut query = SearchQuery {
+                                category: category.map(str::to_owned),
+                                brand: brand.map(str::to_owned),
+                                in_stock,
+                                min_price,
+                                max_price,
+                                sort,
+                                limit: 7,
+                                ..SearchQuery::default()
+                            };
+                            // Every page, to the last.
+                            loop {
+                                let listed = index.search(&query).await.unwrap();
+                                let walked = walking.search(&query).await.unwrap();
+                                assert_eq!(listed, walked, "{query:?}");
+                                compared += 1;
+                                match listed.next {
+                                    Some(next) => query.after = Some(next),
+                                    None => break,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 200, "{compared} pages compared");
     }
 
     #[tokio::test]
