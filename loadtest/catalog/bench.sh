@@ -24,10 +24,13 @@ PORT=${PORT:-18080}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/loadtest/catalog
 BIN=$ROOT/target/release
-WORK=$(mktemp -d)
+# REUSE: the work dir a run with KEEP=1 left (its catalog and seeded data dir): steps 1 and 2 are
+# left out.
+WORK=${REUSE:-$(mktemp -d)}
 SERVER=
-trap 'if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; fi; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+trap 'if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; fi; [ -n "${KEEP:-}${REUSE:-}" ] || rm -rf "$WORK"' EXIT
 source "$ROOT/loadtest/lib.sh"
+[ -z "${KEEP:-}" ] || echo "keeping $WORK"
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 (cd "$ROOT" && cargo build --release -p shop -p shop-loadtest --bins --quiet)
@@ -35,12 +38,6 @@ BASE=http://127.0.0.1:$PORT
 export SHOP_LOG=warn SHOP_RATE_LIMIT_ENABLED=false SHOP_REQUEST_TIMEOUT_MS=600000
 echo "$PRODUCTS products; $(nproc) cores; $SECONDS_EACH s a run"
 
-# 1. Import and index.
-"$BIN/shop" seed --products "$PRODUCTS" --ndjson "$WORK/catalog.ndjson" >/dev/null
-"$BIN/shop" seed --data-dir "$WORK/imported" >/dev/null # the demo categories
-PASSWORD=bench-password-1234
-URI=$("$BIN/shop" admin create --email bench@example.com --password "$PASSWORD" --data-dir "$WORK/imported" | grep otpauth)
-DATA=$WORK/imported
 start_shop() {
   "$BIN/shop" up --data-dir "$DATA" --port "$PORT" --no-seed >>"$WORK/server.log" 2>&1 &
   SERVER=$!
@@ -51,6 +48,14 @@ stop_shop() {
   wait "$SERVER" 2>/dev/null || true
   SERVER=
 }
+
+if [ -z "${REUSE:-}" ]; then
+# 1. Import and index.
+"$BIN/shop" seed --products "$PRODUCTS" --ndjson "$WORK/catalog.ndjson" >/dev/null
+"$BIN/shop" seed --data-dir "$WORK/imported" >/dev/null # the demo categories
+PASSWORD=bench-password-1234
+URI=$("$BIN/shop" admin create --email bench@example.com --password "$PASSWORD" --data-dir "$WORK/imported" | grep otpauth)
+DATA=$WORK/imported
 start_shop
 
 # Sign in as the admin with the current TOTP code (RFC 6238, from the otpauth URI).
@@ -97,6 +102,8 @@ printf 'first start indexing them: %d ms; index on disk: %s; data dir: %s\n' $((
   "$(du -sh "$WORK/data/search" | cut -f1)" "$(du -sh "$WORK/data" | cut -f1)"
 wait_idle "$SERVER"
 stop_shop
+fi
+DATA=$WORK/data
 
 # The request paths.
 echo /health >"$WORK/health.txt"
@@ -106,6 +113,10 @@ awk -v n="$PRODUCTS" 'BEGIN { for (i = 1; i <= 20000; i++) printf "/v1/products/
 "$BIN/bare" --port "$PORT" --catalog "$WORK/catalog.ndjson" &
 SERVER=$!
 until curl -sf -o /dev/null "$BASE/health"; do sleep 0.2; done
+# Each server's figures are taken warm: a first pass over the product ids (not counted) fills the
+# platform's rendered-answer cache as the bare server's map is filled at its start.
+warm() { SECONDS_EACH=5 wrk_run "(warming up)" "$BASE" "$WORK/by-id.txt" >/dev/null; }
+warm
 echo "--- bare axum, no middleware (in-memory map)"
 wrk_run "GET /health" "$BASE" "$WORK/health.txt"
 BARE_HEALTH=$WRK_RPS
@@ -115,6 +126,8 @@ stop_shop
 
 # 4. The platform, page cache on and off.
 start_shop
+wait_idle "$SERVER"
+warm
 echo "--- shop up, page cache on"
 wrk_run "GET /health" "$BASE" "$WORK/health.txt"
 SHOP_HEALTH=$WRK_RPS
@@ -136,10 +149,14 @@ stop_shop
 
 # 5. The engine alone.
 echo "--- the engine alone (parsed once, no HTTP, 2 threads)"
-ENGINE_SEARCHES=$("$BIN/engine" --data-dir "$WORK/data" --searches "$HERE/searches.txt" --seconds "$SECONDS_EACH" |
-  tee /dev/stderr | awk '{print $2}')
-ENGINE_LISTINGS=$("$BIN/engine" --data-dir "$WORK/data" --searches "$HERE/listings.txt" --seconds "$SECONDS_EACH" |
-  tee /dev/stderr | awk '{print $2}')
+engine() {
+  local out
+  out=$("$BIN/engine" --data-dir "$WORK/data" --searches "$1" --seconds "$SECONDS_EACH")
+  echo "$2: $out" >&2
+  echo "$out" | awk '{print $2}'
+}
+ENGINE_SEARCHES=$(engine "$HERE/searches.txt" "searches")
+ENGINE_LISTINGS=$(engine "$HERE/listings.txt" "broad listings")
 
 echo "--- the platform's share of the reference"
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]) * 100:.0f} %')" "$1" "$2"; }

@@ -1,4 +1,4 @@
-//! The bare references of the hot-path benchmark (`loadtest/hotpaths/bench.sh`): a plain axum
+//! The bare references of the hot-path benchmark (`loadtest/catalog/bench.sh`): a plain axum
 //! server with no middleware, answering `GET /health` and `GET /v1/products/{id}` from an
 //! in-memory map of the generated catalog. What the platform's own figures are held against on the
 //! same machine, in the same run.

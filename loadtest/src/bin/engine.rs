@@ -1,4 +1,4 @@
-//! The search engine's own rate, for the hot-path benchmark (`loadtest/hotpaths/bench.sh`): the
+//! The search engine's own rate, for the hot-path benchmark (`loadtest/catalog/bench.sh`): the
 //! searches of a file of request paths (`/v1/products?q=…`), parsed once as the API parses them,
 //! run straight on the product service's index in a data dir — no HTTP, no middleware, no JSON, and
 //! no page cache — on `--threads` threads for `--seconds`. Prints searches per second and the mean
