@@ -97,6 +97,30 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
         inner.young.bytes += bytes;
     }
 
+    /// The value of `key`, or the one `make` makes (with its size) held under it: one atomic step,
+    /// so that callers asking for the same missing key at once share one value (a cell they fill
+    /// once, say) instead of each making its own.
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> (V, usize)) -> V {
+        if let Some(value) = self.get(&key) {
+            return value;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((value, _)) = inner.young.entries.get(&key) {
+            return value.clone();
+        }
+        if let Some((key, (value, bytes))) = inner.old.entries.remove_entry(&key) {
+            inner.old.bytes -= bytes;
+            self.put(&mut inner, key, value.clone(), bytes);
+            return value;
+        }
+        let (value, bytes) = make();
+        let bytes = bytes + ENTRY_OVERHEAD;
+        if bytes <= self.max_bytes / 2 {
+            self.put(&mut inner, key, value.clone(), bytes);
+        }
+        value
+    }
+
     /// Drops `key`.
     pub fn remove<Q>(&self, key: &Q)
     where
@@ -167,6 +191,25 @@ mod tests {
         assert_eq!(map.get("b"), None);
         assert_eq!(map.get("c"), None);
         assert_eq!(map.get("e"), Some(5));
+    }
+
+    #[test]
+    fn get_or_insert_with_makes_a_missing_value_once_and_counts_it() {
+        let map = BoundedMap::new(10_000);
+        let mut made = 0;
+        for _ in 0..3 {
+            let value = map.get_or_insert_with("k", || {
+                made += 1;
+                (7, 100)
+            });
+            assert_eq!(value, 7);
+        }
+        assert_eq!(made, 1);
+        assert_eq!(map.bytes(), 164);
+        // Too big to hold: made and answered, not kept.
+        assert_eq!(map.get_or_insert_with("big", || (8, 6_000)), 8);
+        assert_eq!(map.get("big"), None);
+        assert_eq!(map.bytes(), 164);
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct TantivyIndex {
     pages: Arc<RwLock<CachedPages>>,
     /// Opened fast-field columns by segment.
     columns: ColumnCache,
+    /// Fills `columns` as segments appear (the reader holds it weakly).
+    _warmer: Arc<ColumnWarmer>,
     /// Listings' matches and counts by segment.
     matched: MatchedCache,
     /// Whether listings use [`Self::listing`] (tests compare it with the collector).
@@ -200,7 +202,11 @@ impl TantivyIndex {
 
     fn with_index(index: Index, fields: Fields, cache_pages: usize) -> Result<Self, SearchError> {
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY).map_err(backend)?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(backend)?;
+        let columns: ColumnCache = Arc::default();
+        let warmer = Arc::new(ColumnWarmer { columns: columns.clone() });
+        let warmers = vec![Arc::downgrade(&warmer) as std::sync::Weak<dyn tantivy::Warmer>];
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).warmers(warmers).try_into().map_err(backend)?;
         let tokenizers = index.tokenizers();
         let stemmer = tokenizers.get("en_stem").ok_or_else(|| backend("no en_stem tokenizer"))?;
         let words = tokenizers.get("default").ok_or_else(|| backend("no default tokenizer"))?;
@@ -210,7 +216,8 @@ impl TantivyIndex {
             pages: Arc::default(),
             matched: Arc::new(BoundedMap::new(MATCHED_MAX_BYTES)),
             listings: true,
-            columns: Arc::new(RwLock::new(HashMap::new())),
+            columns,
+            _warmer: warmer,
             cache_pages,
             cache_bytes: 16 * 1024 * 1024,
             writer: Arc::new(Mutex::new(Writer { index: writer, tombstones: HashMap::new() })),
@@ -335,19 +342,22 @@ impl TantivyIndex {
         for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
             let columns = columns(&self.columns, segment)?;
             let key = (segment.segment_id(), segment.num_deleted_docs(), filters.clone());
-            let matched = match self.matched.get(&key) {
-                Some(matched) => matched,
+            // One walk a segment and filters: shoppers asking for a listing at once wait for the
+            // first one's walk instead of each walking (a stampede after a start or a merge).
+            let cell = self.matched.get_or_insert_with(key, || (Arc::default(), Matched::size(segment, &columns)));
+            let mut held = cell.lock().unwrap_or_else(|e| e.into_inner());
+            let matched = match &*held {
+                Some(matched) => matched.clone(),
                 None => {
                     if weight.is_none() {
                         let enabled = tantivy::query::EnableScoring::disabled_from_searcher(searcher);
                         weight = Some(self.query(search, false).weight(enabled)?);
                     }
                     let walked = Matched::walk(weight.as_deref().expect("made above"), segment, &columns, criteria)?;
-                    let walked = Arc::new(walked);
-                    self.matched.insert(key, walked.clone(), walked.size());
-                    walked
+                    held.insert(Arc::new(walked)).clone()
                 }
             };
+            drop(held);
             counts.total += matched.total;
             for (value, count) in ord_counts(columns.brand.as_ref(), &matched.brand_counts) {
                 *counts.brand.entry(value).or_default() += count;
@@ -638,8 +648,11 @@ impl Matched {
         (self.bits[(doc / 64) as usize] >> (doc % 64)) & 1 == 1
     }
 
-    fn size(&self) -> usize {
-        (self.bits.len() + self.brand_counts.len() + self.category_counts.len()) * 8 + std::mem::size_of::<Self>()
+    /// The memory the matches of `segment` take (known before they are walked).
+    fn size(segment: &SegmentReader, columns: &SegmentColumns) -> usize {
+        let counts = columns.brand.as_ref().map_or(0, |c| c.num_terms())
+            + columns.category.as_ref().map_or(0, |c| c.num_terms());
+        ((segment.max_doc() as usize).div_ceil(64) + counts) * 8 + std::mem::size_of::<Self>()
     }
 
     /// Walks the documents `weight` matches in `segment`, keeping those `criteria`'s price and
@@ -684,8 +697,11 @@ impl Matched {
     }
 }
 
-/// [`Matched`] by segment, its deletions and the listing's filters.
-type MatchedCache = Arc<BoundedMap<(SegmentId, DocId, String), Arc<Matched>>>;
+/// [`Matched`] by segment, its deletions and the listing's filters: a cell filled by the first
+/// listing that needs it.
+type MatchedCache = Arc<BoundedMap<(SegmentId, DocId, String), MatchedCell>>;
+
+type MatchedCell = Arc<Mutex<Option<Arc<Matched>>>>;
 
 /// Memory the kept [`Matched`] may take at most (12.5 KB a segment of 100,000 documents and a
 /// listing).
@@ -702,12 +718,31 @@ fn columns(cache: &ColumnCache, reader: &SegmentReader) -> tantivy::Result<Arc<S
         return Ok(columns.clone());
     }
     let columns = Arc::new(SegmentColumns::open(reader)?);
-    let mut cache = cache.write().expect("columns lock");
-    if cache.len() >= 1_024 {
-        cache.clear(); // segments merged away long ago
-    }
-    cache.insert(id, columns.clone());
+    cache.write().expect("columns lock").insert(id, columns.clone());
     Ok(columns)
+}
+
+/// Opens the columns of every segment of a new searcher before the searcher is published (tantivy
+/// calls it on reload), so no search pays for it — at a million documents, a merged segment's
+/// columns take a tenth of a second to read, and every search arriving meanwhile would read them
+/// too — and forgets those of segments no searcher holds any more.
+struct ColumnWarmer {
+    columns: ColumnCache,
+}
+
+impl tantivy::Warmer for ColumnWarmer {
+    fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
+        for segment in searcher.segment_readers() {
+            columns(&self.columns, segment)?;
+        }
+        Ok(())
+    }
+
+    fn garbage_collect(&self, live: &[&tantivy::SearcherGeneration]) {
+        let held: std::collections::HashSet<SegmentId> =
+            live.iter().flat_map(|generation| generation.segments().keys().copied()).collect();
+        self.columns.write().expect("columns lock").retain(|id, _| held.contains(id));
+    }
 }
 
 /// What every segment's collection needs of the search.
@@ -1219,6 +1254,21 @@ mod tests {
             }
         }
         assert!(compared > 200, "{compared} pages compared");
+    }
+
+    #[tokio::test]
+    async fn a_new_searchers_segments_have_their_columns_before_any_search() {
+        let index = TantivyIndex::in_memory().unwrap();
+        for batch in 0..3 {
+            let docs =
+                (0..5).map(|i| doc(&format!("p{batch}-{i}"), "Thing", "Acme", &["cat-a"], 100, true, 0)).collect();
+            index.upsert(docs).await.unwrap();
+            let searcher = index.reader.searcher();
+            let columns = index.columns.read().unwrap();
+            for segment in searcher.segment_readers() {
+                assert!(columns.contains_key(&segment.segment_id()), "batch {batch}: a segment without its columns");
+            }
+        }
     }
 
     #[tokio::test]
