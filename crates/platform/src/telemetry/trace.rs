@@ -33,10 +33,13 @@ impl TraceContext {
     pub fn new_root() -> Self {
         let mut rng = rand::rng();
         let mut trace = [0u8; 16];
-        let mut span = [0u8; 8];
         rng.fill_bytes(&mut trace);
-        rng.fill_bytes(&mut span);
-        Self { trace_id: hex::encode(trace), span_id: hex::encode(span), request_id: uuid::Uuid::now_v7().to_string() }
+        let span = rng.next_u64();
+        // Encoded into buffers on the stack (every request makes these).
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let trace_id = uuid::Uuid::from_bytes(trace).simple().encode_lower(&mut buffer).to_owned();
+        let request_id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buffer).to_owned();
+        Self { trace_id, span_id: format!("{span:016x}"), request_id }
     }
 
     /// Continues the trace of a `traceparent` value, with a new span; a malformed one starts a new
@@ -101,6 +104,19 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_ids_have_their_formats_and_differ() {
+        let (a, b) = (TraceContext::new_root(), TraceContext::new_root());
+        let lower_hex =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        assert!(lower_hex(&a.trace_id, 32), "{}", a.trace_id);
+        assert!(lower_hex(&a.span_id, 16), "{}", a.span_id);
+        let request = uuid::Uuid::parse_str(&a.request_id).unwrap();
+        assert_eq!((request.get_version_num(), a.request_id.len()), (7, 36));
+        assert_eq!(parse_traceparent(&a.traceparent()).as_deref(), Some(a.trace_id.as_str()));
+        assert_ne!((&a.trace_id, &a.span_id, &a.request_id), (&b.trace_id, &b.span_id, &b.request_id));
+    }
 
     #[test]
     fn a_valid_traceparent_is_continued() {
