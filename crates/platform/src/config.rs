@@ -143,6 +143,8 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Entries the in-process cache holds at most (`SHOP_CACHE_MAX_ENTRIES`).
     pub cache_max_entries: usize,
+    /// Bytes (keys, values, overhead) the in-process cache holds at most (`SHOP_CACHE_MAX_BYTES`).
+    pub cache_max_bytes: usize,
 
     /// Document store backend (`SHOP_STORE_BACKEND`: sqlite | dynamodb).
     pub store_backend: StoreBackend,
@@ -216,6 +218,7 @@ impl Default for Config {
             cache: CacheBackend::Memory,
             redis_url: None,
             cache_max_entries: 100_000,
+            cache_max_bytes: 64 * 1024 * 1024,
             database_url: None,
             jwt_issuer: "shop".into(),
             jwt_audience: "shop-api".into(),

@@ -130,7 +130,9 @@ impl Infra {
         };
 
         let cache: Arc<dyn Cache> = match config.cache {
-            CacheBackend::Memory => Arc::new(MemoryCache::new(config.cache_max_entries)),
+            CacheBackend::Memory => {
+                Arc::new(MemoryCache::new(config.cache_max_entries).with_max_bytes(config.cache_max_bytes))
+            }
             CacheBackend::Redis => Arc::new(
                 RedisCache::connect(
                     config.redis_url.as_ref().expect("validated: Redis has a URL").expose_secret(),
