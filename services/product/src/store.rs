@@ -105,6 +105,19 @@ pub trait ProductStore: Send + Sync {
         }
         Ok(())
     }
+    /// Records versioned levels of many SKUs (SKU, available, version), as
+    /// [`ProductStore::set_availability`] does one by one and in order; the products whose stock
+    /// status they changed, as they are after all of them (each once).
+    async fn set_availability_many(&self, levels: &[(String, i64, i64)]) -> Result<Vec<Product>, StoreError> {
+        let mut changed: Vec<Product> = Vec::new();
+        for (sku, available, version) in levels {
+            if let Some(product) = self.set_availability(sku, *available, *version).await? {
+                changed.retain(|p| p.id != product.id);
+                changed.push(product);
+            }
+        }
+        Ok(changed)
+    }
     /// The number of products.
     async fn count(&self) -> Result<u64, StoreError>;
 }

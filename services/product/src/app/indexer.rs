@@ -154,17 +154,22 @@ impl Indexer {
         let mut changed = self.products.get_many(&ids).await.map_err(retry)?;
         let found: HashSet<&str> = changed.iter().map(|p| p.id.as_str()).collect();
         let gone: Vec<String> = ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
-        let mut newest: Vec<StockChange> = Vec::with_capacity(stock.len());
-        for level in stock {
-            match newest.iter_mut().find(|n| n.sku == level.sku) {
-                Some(known) if known.version <= level.version => *known = level,
+        // The newest level of each SKU, in the order the SKUs first came.
+        let mut newest: Vec<(String, i64, i64)> = Vec::with_capacity(stock.len());
+        let mut at: HashMap<String, usize> = HashMap::with_capacity(stock.len());
+        for StockChange { sku, available, version } in stock {
+            match at.get(&sku) {
+                Some(&i) if newest[i].2 <= version => newest[i] = (sku, available, version),
                 Some(_) => {}
-                None => newest.push(level),
+                None => {
+                    at.insert(sku.clone(), newest.len());
+                    newest.push((sku, available, version));
+                }
             }
         }
-        let skus: Vec<String> = newest.iter().map(|level| level.sku.clone()).collect();
-        for StockChange { sku, available, version } in newest {
-            if let Some(product) = self.products.set_availability(&sku, available, version).await.map_err(retry)? {
+        let skus: Vec<String> = newest.iter().map(|(sku, _, _)| sku.clone()).collect();
+        if !newest.is_empty() {
+            for product in self.products.set_availability_many(&newest).await.map_err(retry)? {
                 if let Some(pages) = &self.pages {
                     pages.forget(&product.id);
                 }

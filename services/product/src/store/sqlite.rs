@@ -425,6 +425,24 @@ impl ProductStore for SqliteProductStore {
             .map_err(backend)
     }
 
+    async fn set_availability_many(&self, levels: &[(String, i64, i64)]) -> Result<Vec<Product>, StoreError> {
+        let levels = levels.to_vec();
+        // One transaction for a delivery's levels (the indexer's batch), not one each.
+        self.db
+            .transaction(move |tx| {
+                let mut changed: Vec<Product> = Vec::new();
+                for (sku, available, version) in &levels {
+                    if let Some(product) = record_level(tx, sku, *available, *version)? {
+                        changed.retain(|p| p.id != product.id);
+                        changed.push(product);
+                    }
+                }
+                Ok(changed)
+            })
+            .await
+            .map_err(backend)
+    }
+
     async fn count(&self) -> Result<u64, StoreError> {
         self.db
             .read(|c| Ok(c.prepare_cached("SELECT count(*) FROM products")?.query_row([], |r| r.get::<_, i64>(0))?))

@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
+    a_deliverys_levels_are_recorded_together_in_order_and_each_changed_product_comes_once,
     categories_come_parents_first_and_a_taken_slug_or_an_unknown_parent_is_refused,
     a_product_round_trips_through_insert_replace_and_delete_with_an_event_for_each,
     a_product_in_an_unknown_category_is_refused_and_changes_nothing,
@@ -452,6 +453,44 @@ async fn availability_flips_in_stock_both_ways_even_when_recorded_before_the_pro
     let r = product("r", "phones", &["LATE"]);
     stores.products.insert(&r, &upserted(&r)).await.unwrap();
     assert!(stores.products.get("r").await.unwrap().unwrap().in_stock);
+}
+
+async fn a_deliverys_levels_are_recorded_together_in_order_and_each_changed_product_comes_once(stores: Stores) {
+    seed_categories(&stores).await;
+    for (id, skus) in [("p", &["P-1", "P-2"][..]), ("q", &["Q-1"][..]), ("r", &["R-1"][..])] {
+        let product = product(id, "phones", skus);
+        stores.products.insert(&product, &upserted(&product)).await.unwrap();
+    }
+    let levels = |list: &[(&str, i64, i64)]| -> Vec<(String, i64, i64)> {
+        list.iter().map(|(sku, n, v)| ((*sku).to_owned(), *n, *v)).collect()
+    };
+    // p comes in stock, out (both its SKUs at 0), and in again; q comes in; r's level is older than
+    // the one it gets first; a SKU of no product is kept for later.
+    let changed = stores
+        .products
+        .set_availability_many(&levels(&[
+            ("P-1", 3, 1),
+            ("Q-1", 2, 1),
+            ("R-1", 5, 9),
+            ("P-1", 0, 2),
+            ("R-1", 0, 4),
+            ("NOBODY", 1, 1),
+            ("P-2", 4, 1),
+        ]))
+        .await
+        .unwrap();
+    let mut ids: Vec<(&str, bool)> = changed.iter().map(|p| (p.id.as_str(), p.in_stock)).collect();
+    ids.sort();
+    assert_eq!(ids, [("p", true), ("q", true), ("r", true)]);
+    for id in ["p", "q", "r"] {
+        assert!(stores.products.get(id).await.unwrap().unwrap().in_stock, "{id}");
+    }
+    assert!(stores.products.set_availability_many(&[]).await.unwrap().is_empty());
+    // Nothing moves a status: nothing is answered.
+    assert!(stores.products.set_availability_many(&levels(&[("Q-1", 7, 2)])).await.unwrap().is_empty());
+    let late = product("late", "phones", &["NOBODY"]);
+    stores.products.insert(&late, &upserted(&late)).await.unwrap();
+    assert!(stores.products.get("late").await.unwrap().unwrap().in_stock, "the level kept for it");
 }
 
 async fn a_level_older_than_the_one_recorded_is_ignored(stores: Stores) {
