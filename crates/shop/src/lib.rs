@@ -10,6 +10,13 @@ use platform::sqlite;
 
 pub mod reconcile;
 
+/// The allocator of every binary of the platform (`shop` and each service's): glibc's keeps a heap
+/// for each thread that allocated (tokio's blocking pool runs many) and gives little of it back, so
+/// after its first start indexed 100,000 products `shop up` held 370 MB at rest, 240 MB of it freed
+/// memory; mimalloc returns freed pages to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every service's embedded schema, by database name.
 pub const SERVICES: &[(&str, &[sqlite::Migration])] = &[
     (shop_user::NAME, shop_user::MIGRATIONS),

@@ -19,6 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::Parser;
 
+/// The platform's allocator (see the `shop` crate), so that the comparison is of the work alone.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// The port to listen on (127.0.0.1).

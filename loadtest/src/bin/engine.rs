@@ -19,6 +19,10 @@ use shop_product::api::search::SearchParams;
 use shop_product::app::indexer::CategoryTree;
 use shop_product::search::SearchQuery;
 
+/// The platform's allocator (see the `shop` crate), so that the comparison is of the work alone.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// The data dir of a stopped `shop up`.
