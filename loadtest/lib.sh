@@ -33,7 +33,7 @@ wait_indexed() {
 
 # wait_idle PID: until the process uses under 5 % of a core for two seconds (at most 20 minutes):
 # after a seed its events drain for a while after search holds the catalog (1,000,000 products:
-# about 5 minutes).
+# about 3 minutes).
 wait_idle() {
   local before
   for _ in $(seq 1 600); do

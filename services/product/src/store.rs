@@ -100,10 +100,9 @@ pub trait ProductStore: Send + Sync {
     /// Records unversioned levels (the seeder's, version 0) of many SKUs at once, as
     /// [`ProductStore::set_availability`] does one by one.
     async fn set_availabilities(&self, levels: &[(String, i64)]) -> Result<(), StoreError> {
-        for (sku, available) in levels {
-            self.set_availability(sku, *available, 0).await?;
-        }
-        Ok(())
+        let levels: Vec<(String, i64, i64)> =
+            levels.iter().map(|(sku, available)| (sku.clone(), *available, 0)).collect();
+        self.set_availability_many(&levels).await.map(drop)
     }
     /// Records versioned levels of many SKUs (SKU, available, version), as
     /// [`ProductStore::set_availability`] does one by one and in order; the products whose stock
@@ -111,13 +110,19 @@ pub trait ProductStore: Send + Sync {
     async fn set_availability_many(&self, levels: &[(String, i64, i64)]) -> Result<Vec<Product>, StoreError> {
         let mut changed: Vec<Product> = Vec::new();
         for (sku, available, version) in levels {
-            if let Some(product) = self.set_availability(sku, *available, *version).await? {
-                changed.retain(|p| p.id != product.id);
-                changed.push(product);
-            }
+            changed.extend(self.set_availability(sku, *available, *version).await?);
         }
-        Ok(changed)
+        Ok(last_of_each(changed))
     }
     /// The number of products.
     async fn count(&self) -> Result<u64, StoreError>;
+}
+
+/// `products` with only the last copy of each product, in the order of those last copies: what a
+/// run of writes left of each product they changed.
+pub(crate) fn last_of_each(products: Vec<Product>) -> Vec<Product> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<Product> = products.into_iter().rev().filter(|p| seen.insert(p.id.clone())).collect();
+    kept.reverse();
+    kept
 }

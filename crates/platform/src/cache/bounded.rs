@@ -64,12 +64,21 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
         }
         // Used again: back into the young generation.
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        self.held(&mut inner, key)
+    }
+
+    /// The value of `key` in either generation, moved to the young one if it was in the old.
+    fn held<Q>(&self, inner: &mut Generations<K, V>, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if let Some((value, _)) = inner.young.entries.get(key) {
             return Some(value.clone());
         }
         let (key, (value, bytes)) = inner.old.entries.remove_entry(key)?;
         inner.old.bytes -= bytes;
-        self.put(&mut inner, key, value.clone(), bytes);
+        self.put(inner, key, value.clone(), bytes);
         Some(value)
     }
 
@@ -105,13 +114,8 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
             return value;
         }
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if let Some((value, _)) = inner.young.entries.get(&key) {
-            return value.clone();
-        }
-        if let Some((key, (value, bytes))) = inner.old.entries.remove_entry(&key) {
-            inner.old.bytes -= bytes;
-            self.put(&mut inner, key, value.clone(), bytes);
-            return value;
+        if let Some(value) = self.held(&mut inner, &key) {
+            return value; // made by another caller meanwhile
         }
         let (value, bytes) = make();
         let bytes = bytes + ENTRY_OVERHEAD;

@@ -57,6 +57,19 @@ impl Shard {
         self.bytes -= size(key, &entry);
         Some(entry)
     }
+
+    /// Drops the entries expired at `now`.
+    fn retain_live(&mut self, now: Instant) {
+        let mut expired = 0;
+        self.entries.retain(|key, entry| {
+            let live = entry.live(now);
+            if !live {
+                expired += size(key, entry);
+            }
+            live
+        });
+        self.bytes -= expired;
+    }
 }
 
 /// A bounded in-process cache.
@@ -104,34 +117,38 @@ impl MemoryCache {
     /// truth). An entry bigger than a shard's bytes is not kept.
     fn make_room(&self, shard: &mut Shard, key: &str, incoming: usize, now: Instant) -> bool {
         shard.remove(key); // replaced: its room is the new entry's
-        let full = |shard: &Shard, spare_entries: usize, spare_bytes: usize| {
-            shard.entries.len() + 1 + spare_entries > self.per_shard
-                || shard.bytes.saturating_add(incoming).saturating_add(spare_bytes) > self.bytes_per_shard
-        };
         if incoming > self.bytes_per_shard {
             return false;
         }
-        if !full(shard, 0, 0) {
+        // What must go for the entry to fit, leaving a tenth of each bound free when `spare`.
+        let excess = |shard: &Shard, spare: bool| {
+            let (spare_entries, spare_bytes) =
+                if spare { (self.per_shard / 10, self.bytes_per_shard / 10) } else { (0, 0) };
+            let entries = (shard.entries.len() + 1 + spare_entries).saturating_sub(self.per_shard);
+            let bytes =
+                shard.bytes.saturating_add(incoming).saturating_add(spare_bytes).saturating_sub(self.bytes_per_shard);
+            (entries, bytes)
+        };
+        if excess(shard, false) == (0, 0) {
             return true;
         }
-        let mut expired = 0;
-        shard.entries.retain(|key, entry| {
-            let live = entry.live(now);
-            if !live {
-                expired += size(key, entry);
+        shard.retain_live(now);
+        if excess(shard, false) == (0, 0) {
+            return true;
+        }
+        // Still full: only as many victims as leave the spare tenth.
+        let (mut entries, mut bytes) = excess(shard, true);
+        let mut victims = Vec::new();
+        for (victim, entry) in &shard.entries {
+            if entries == 0 && bytes == 0 {
+                break;
             }
-            live
-        });
-        shard.bytes -= expired;
-        let (spare_entries, spare_bytes) = (self.per_shard / 10, self.bytes_per_shard / 10);
-        if full(shard, 0, 0) {
-            let victims: Vec<String> = shard.entries.keys().cloned().collect();
-            for victim in victims {
-                if !full(shard, spare_entries, spare_bytes) {
-                    break;
-                }
-                shard.remove(&victim);
-            }
+            entries = entries.saturating_sub(1);
+            bytes = bytes.saturating_sub(size(victim, entry));
+            victims.push(victim.clone());
+        }
+        for victim in victims {
+            shard.remove(&victim);
         }
         true
     }

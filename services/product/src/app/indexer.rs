@@ -169,13 +169,12 @@ impl Indexer {
         }
         let skus: Vec<String> = newest.iter().map(|(sku, _, _)| sku.clone()).collect();
         if !newest.is_empty() {
-            for product in self.products.set_availability_many(&newest).await.map_err(retry)? {
-                if let Some(pages) = &self.pages {
-                    pages.forget(&product.id);
-                }
-                changed.retain(|p| p.id != product.id);
-                changed.push(product);
+            let flipped = self.products.set_availability_many(&newest).await.map_err(retry)?;
+            if let Some(pages) = &self.pages {
+                flipped.iter().for_each(|product| pages.forget(&product.id));
             }
+            changed.extend(flipped);
+            changed = crate::store::last_of_each(changed);
         }
         // Whether or not this delivery changed the store, the products whose stock it is about are
         // indexed as the store has them now unless the index holds that revision already (a status

@@ -860,11 +860,10 @@ impl SegmentSearch {
         for (slot, &(doc, _)) in values.iter_mut().zip(&self.pending) {
             *slot = self.columns.values[doc as usize];
         }
-        let pending = std::mem::take(&mut self.pending);
-        for (&(doc, score), values) in pending.iter().zip(values) {
+        for (i, values) in values.into_iter().enumerate().take(self.pending.len()) {
+            let (doc, score) = self.pending[i];
             self.take(doc, score, values);
         }
-        self.pending = pending;
         self.pending.clear();
     }
 

@@ -411,33 +411,16 @@ impl ProductStore for SqliteProductStore {
         self.db.transaction(move |tx| record_level(tx, &sku, available, version)).await.map_err(backend)
     }
 
-    async fn set_availabilities(&self, levels: &[(String, i64)]) -> Result<(), StoreError> {
-        let levels = levels.to_vec();
-        // One transaction for them all.
-        self.db
-            .transaction(move |tx| {
-                for (sku, available) in &levels {
-                    record_level(tx, sku, *available, 0)?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(backend)
-    }
-
     async fn set_availability_many(&self, levels: &[(String, i64, i64)]) -> Result<Vec<Product>, StoreError> {
         let levels = levels.to_vec();
-        // One transaction for a delivery's levels (the indexer's batch), not one each.
+        // One transaction for them all (a delivery of the indexer's, a batch of the seeder's).
         self.db
             .transaction(move |tx| {
                 let mut changed: Vec<Product> = Vec::new();
                 for (sku, available, version) in &levels {
-                    if let Some(product) = record_level(tx, sku, *available, *version)? {
-                        changed.retain(|p| p.id != product.id);
-                        changed.push(product);
-                    }
+                    changed.extend(record_level(tx, sku, *available, *version)?);
                 }
-                Ok(changed)
+                Ok(super::last_of_each(changed))
             })
             .await
             .map_err(backend)
