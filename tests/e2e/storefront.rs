@@ -233,7 +233,12 @@ async fn a_shopper_fills_a_cart_from_a_product_page_changes_it_and_enters_a_code
         Some("shop_cart_count=2"),
         "the header's count"
     );
-    assert!(added.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().contains("HttpOnly; SameSite=Lax"));
+    let cart_set = added
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .find(|v| v.to_str().unwrap().starts_with("shop_cart="));
+    assert!(cart_set.unwrap().to_str().unwrap().contains("HttpOnly; SameSite=Lax"));
     let cart =
         client.get(format!("{}/cart", app.base)).header(reqwest::header::COOKIE, &cart_cookie).send().await.unwrap();
     assert_eq!(cart.status(), 200);
@@ -645,6 +650,127 @@ async fn a_shopper_registers_checks_out_signed_in_finds_the_order_cancels_it_and
     let (status, _) = browser.post("/account/sign-out", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     assert_eq!(browser.cookies.get("shop_refresh").map(String::as_str), Some(""));
+    app.stop().await;
+}
+
+/// The units of `sku` on a cart page, if it has that line.
+fn line_quantity(cart: &str, sku: &str) -> Option<i64> {
+    let line = cart.split(&format!(r#"name="sku" value="{sku}">"#)).nth(1)?;
+    let field = line.split(r#"name="quantity" type="number""#).nth(1)?;
+    field.split("value=\"").nth(1)?.split('"').next()?.parse().ok()
+}
+
+#[tokio::test]
+async fn a_signed_in_shoppers_cart_follows_them_from_device_to_device() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let (tea, cup) = (unique("TEA").to_uppercase(), unique("CUP").to_uppercase());
+    let body = json!({"name": "Tea Set", "brand": "Kiln", "category_id": "cat-kitchen", "description": "For two.",
+        "price": {"amount": 2_500, "currency": "USD"}, "variants": [{"sku": tea}, {"sku": cup}]});
+    let created = app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    app.set_stock(&admin, &tea, 20).await;
+    app.set_stock(&admin, &cup, 20).await;
+
+    // On the phone, a guest fills a cart, then creates an account: the cart is the account's now.
+    let mut phone = Browser::new(&app);
+    assert_eq!(phone.post("/cart/lines", &[("sku", &tea), ("quantity", "1")]).await.0, 303);
+    assert!(!phone.cookies["shop_cart"].is_empty(), "a guest cart in the phone's cookie");
+    let (_, form) = phone.get("/account/register").await;
+    let email = format!("{}@example.com", unique("traveller"));
+    let register = [
+        ("csrf", hidden(&form, "csrf")),
+        ("name", "Ibn Battuta".to_owned()),
+        ("email", email.clone()),
+        ("password", "tangier-1325-rihla".to_owned()),
+    ];
+    let register: Vec<(&str, &str)> = register.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(phone.post("/account/register", &register).await.0, 303);
+    assert_eq!(phone.cookies["shop_cart"], "", "the guest cart's cookie is gone: the cart is the account's");
+    assert_eq!(phone.cookies["shop_cart_count"], "1");
+    let (_, cart) = phone.get("/cart").await;
+    assert_eq!(line_quantity(&cart, &tea), Some(1), "{cart}");
+
+    // On the laptop, a guest cart of its own (the same SKU and another) joins it at sign-in.
+    let mut laptop = Browser::new(&app);
+    assert_eq!(laptop.post("/cart/lines", &[("sku", &tea), ("quantity", "1")]).await.0, 303);
+    assert_eq!(laptop.post("/cart/lines", &[("sku", &cup), ("quantity", "2")]).await.0, 303);
+    let (_, form) = laptop.get("/account/sign-in").await;
+    let sign_in = [
+        ("csrf", hidden(&form, "csrf")),
+        ("email", email.clone()),
+        ("password", "tangier-1325-rihla".to_owned()),
+        ("next", "/cart".to_owned()),
+    ];
+    let sign_in: Vec<(&str, &str)> = sign_in.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(laptop.post("/account/sign-in", &sign_in).await, (303, "/cart".to_owned()));
+    assert_eq!(laptop.cookies["shop_cart"], "");
+    assert_eq!(laptop.cookies["shop_cart_count"], "4", "1 + 1 tea and 2 cups");
+    let (_, cart) = laptop.get("/cart").await;
+    assert_eq!((line_quantity(&cart, &tea), line_quantity(&cart, &cup)), (Some(2), Some(2)), "{cart}");
+
+    // A change on one device is the cart on the other: quantities, codes, lines taken out.
+    let code = unique("TRIP").to_uppercase().replace('-', "_");
+    let promotion = json!({"name": "Trip", "code": code, "currency": "USD",
+        "action": {"type": "order_percent", "percent_bp": 1000}});
+    let created = app.request(Method::POST, "/admin/v1/promotions").bearer_auth(&admin).json(&promotion).send();
+    assert_eq!(created.await.unwrap().status(), 201);
+    let csrf = hidden(&cart, "csrf");
+    assert_eq!(laptop.post("/cart/update", &[("csrf", &csrf), ("sku", &tea), ("quantity", "3")]).await.0, 303);
+    let coded = laptop.post("/cart/codes", &[("csrf", &csrf), ("code", &code)]).await;
+    assert_eq!(coded.0, 303, "{}", coded.1);
+    let (_, cart) = phone.get("/cart").await;
+    assert_eq!(line_quantity(&cart, &tea), Some(3), "{cart}");
+    assert!(cart.contains(&code), "the code entered on the laptop: {cart}");
+    let csrf = hidden(&cart, "csrf");
+    assert_eq!(phone.post("/cart/update", &[("csrf", &csrf), ("sku", &cup), ("quantity", "0")]).await.0, 303);
+    assert_eq!(phone.cookies["shop_cart_count"], "3");
+    assert_eq!(line_quantity(&laptop.get("/cart").await.1, &cup), None, "taken out on the phone");
+
+    // Signing out leaves the cart with the account, not in the browser; signing in brings it back.
+    let csrf = hidden(&laptop.get("/cart").await.1, "csrf");
+    assert_eq!(laptop.post("/account/sign-out", &[("csrf", &csrf)]).await.0, 303);
+    assert_eq!(laptop.cookies["shop_cart_count"], "0");
+    assert!(laptop.get("/cart").await.1.contains("Your cart is empty."));
+    let (_, form) = laptop.get("/account/sign-in").await;
+    let csrf = hidden(&form, "csrf");
+    let again = [("csrf", csrf.as_str()), ("email", &email), ("password", "tangier-1325-rihla"), ("next", "/cart")];
+    assert_eq!(laptop.post("/account/sign-in", &again).await.0, 303);
+    assert_eq!(laptop.cookies["shop_cart_count"], "3", "the account's cart, counted at sign-in");
+
+    // A guest cart still in a signed-in browser (not brought in at sign-in: the order service did
+    // not answer then) joins the account's cart on the next visit.
+    let guest: Value = app.request(Method::POST, "/v1/carts").send().await.unwrap().json().await.unwrap();
+    let guest = guest["id"].as_str().unwrap().to_owned();
+    let put = app.request(Method::PUT, &format!("/v1/carts/{guest}/items/{cup}")).json(&json!({"quantity": 1}));
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    phone.cookies.insert("shop_cart".into(), guest);
+    let (_, cart) = phone.get("/cart").await;
+    assert_eq!((line_quantity(&cart, &tea), line_quantity(&cart, &cup)), (Some(3), Some(1)), "{cart}");
+    assert_eq!(phone.cookies["shop_cart"], "", "brought in, and forgotten by the browser");
+
+    // Checked out on the phone: the laptop's cart is empty too.
+    let (_, checkout) = phone.get("/checkout").await;
+    assert!(checkout.contains(&format!("Signed in as <strong>{email}</strong>")), "{checkout}");
+    let (csrf, attempt) = (hidden(&checkout, "csrf"), hidden(&checkout, "attempt"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("attempt", attempt.as_str()),
+        ("action", "place"),
+        ("name", "Ibn Battuta"),
+        ("line1", "1 Kasbah Road"),
+        ("city", "Springfield"),
+        ("region", "IL"),
+        ("postal_code", "62701"),
+        ("country", "US"),
+        ("payment", "pm_card_visa"),
+    ];
+    let (status, order_path) = phone.post("/checkout", &form).await;
+    assert_eq!(status, 303, "{order_path}");
+    assert!(order_path.starts_with("/account/orders/ord_"), "{order_path}");
+    assert!(laptop.get("/cart").await.1.contains("Your cart is empty."));
+    let (_, account) = laptop.get("/account").await;
+    assert!(account.contains(order_path.as_str()) && account.contains("Tea Set × 3, Tea Set × 1"), "{account}");
     app.stop().await;
 }
 

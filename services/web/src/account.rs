@@ -368,7 +368,9 @@ async fn submit(
     match answer {
         Ok(tokens) => {
             let mut response = Redirect::to(&next).into_response();
-            for cookie in session_cookies(&state, &tokens) {
+            // This browser's guest cart joins the shopper's own, which follows them to every device.
+            let cart = crate::cart::adopt(&state, &headers, &tokens.access_token).await;
+            for cookie in session_cookies(&state, &tokens).into_iter().chain(cart) {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
             Ok(response)
@@ -426,7 +428,9 @@ async fn sign_out(
         tracing::warn!(error = %platform::error::cause_chain(&error), "a session could not be ended at the user service");
     }
     let mut response = Redirect::to("/").into_response();
-    for cookie in ended_cookies(&state) {
+    // The shopper's cart stays with their account, not in this browser.
+    let cart = [crate::cart::forget_cart(&state), crate::session::count_cookie(0, state.secure_cookies)];
+    for cookie in ended_cookies(&state).into_iter().chain(cart) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
@@ -701,12 +705,14 @@ async fn retry(
 ) -> Result<Response, PageError> {
     read_form(&headers, form)?;
     let path = format!("/account/orders/{id}");
-    let Some(session) = session(&state, &headers, &peer).await else { return Ok(to_sign_in(&path)) };
+    let mut visitor = crate::cart::Visitor::of(&state, &headers, &peer).await;
+    let Some(session) = &visitor.session else { return Ok(to_sign_in(&path)) };
     let order: Order = state.orders.my_order(&id, &session.token).await?.ok_or(PageError::NotFound)?;
     if order.status != "payment_failed" {
-        return Ok(session.keep(Redirect::to(&path).into_response()));
+        return Ok(visitor.keep(Redirect::to(&path).into_response()));
     }
-    Ok(session.keep(crate::checkout::again(&state, &headers, &order).await?))
+    let response = crate::checkout::again(&state, &mut visitor, &order).await?;
+    Ok(visitor.keep(response))
 }
 
 #[derive(Template)]

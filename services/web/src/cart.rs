@@ -6,16 +6,17 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use platform::money::Money;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::orders::{Breakdown, Cart, Offer, Refusal};
+use crate::account::{Peer, Session};
+use crate::orders::{Breakdown, Cart, CartOf, Offer, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
-use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, count_cookie};
+use crate::session::{CART_COOKIE, Token, cart_cookie, cookie, count_cookie, set_cookie};
 
 /// Most units of one line a shopper can put in the cart from a page.
 const MAX_QUANTITY: i64 = 99;
@@ -113,9 +114,14 @@ impl Problems {
 type Posted = Result<Form<CartForm>, axum::extract::rejection::FormRejection>;
 
 /// The visitor's cart again, with `problems`.
-async fn again(state: &AppState, headers: &HeaderMap, problems: Problems) -> Result<Response, PageError> {
-    let cart = current(state, headers).await?;
-    cart_page(state, headers, cart.as_ref(), problems).await
+async fn again(
+    state: &AppState,
+    headers: &HeaderMap,
+    visitor: &Visitor,
+    problems: Problems,
+) -> Result<Response, PageError> {
+    let cart = visitor.cart(state).await?;
+    cart_page(state, headers, visitor, cart.as_ref(), problems).await
 }
 
 fn amount(cart: &Cart, minor: i64) -> String {
@@ -164,6 +170,7 @@ impl Summary {
 async fn cart_page(
     state: &AppState,
     headers: &HeaderMap,
+    visitor: &Visitor,
     cart: Option<&Cart>,
     problems: Problems,
 ) -> Result<Response, PageError> {
@@ -193,7 +200,7 @@ async fn cart_page(
         page.code_value = value;
         page.code_error = Some(error);
     }
-    if let Some(cart) = cart {
+    if let (Some(cart), Some(of)) = (cart, visitor.cart_of()) {
         let pricing = &cart.pricing;
         page.lines = cart
             .items
@@ -236,7 +243,7 @@ async fn cart_page(
                 country.2 = country.0 == shipping.country;
             }
             page.region = shipping.region.clone().unwrap_or_default();
-            match state.orders.offers(&cart.id, &shipping.country, shipping.region.as_deref()).await {
+            match state.orders.offers(of, &shipping.country, shipping.region.as_deref()).await {
                 Ok(offers) => {
                     page.offers = offers.iter().map(|o| offer_view(o, shipping.method_id.as_deref())).collect()
                 }
@@ -275,27 +282,128 @@ pub fn offer_view(offer: &Offer, chosen: Option<&str>) -> OfferView {
     }
 }
 
-/// The visitor's cart, if they have one that still exists.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cart>, PageError> {
-    match cookie(headers, CART_COOKIE) {
-        Some(id) => Ok(state.orders.cart(id).await?),
-        None => Ok(None),
+/// Who is at the cart: a signed-in shopper (whose cart is their account's, the same on every
+/// device) or a guest (whose cart's id is in their cookie), and the cookies their answer carries.
+pub struct Visitor {
+    /// The signed-in shopper's session.
+    pub session: Option<Session>,
+    /// A guest's cart id.
+    guest: Option<String>,
+    /// `Set-Cookie` values the answer must carry.
+    cookies: Vec<HeaderValue>,
+}
+
+impl Visitor {
+    /// The visitor of a request. A signed-in shopper who still has a guest cart in this browser
+    /// (one that could not be brought into theirs when they signed in) has it brought in now.
+    pub async fn of(state: &AppState, headers: &HeaderMap, peer: &Peer) -> Self {
+        let session = crate::account::session(state, headers, peer).await;
+        let mut guest = cookie(headers, CART_COOKIE).map(str::to_owned);
+        let mut cookies = Vec::new();
+        if let Some(session) = &session
+            && guest.is_some()
+        {
+            cookies = adopt(state, headers, &session.token).await;
+            guest = None;
+        }
+        Self { session, guest, cookies }
     }
+
+    /// Whose cart this visitor's is: none for a guest who has not made one.
+    pub fn cart_of(&self) -> Option<CartOf<'_>> {
+        match (&self.session, &self.guest) {
+            (Some(session), _) => Some(CartOf::Account(&session.token)),
+            (None, Some(id)) => Some(CartOf::Guest(id)),
+            (None, None) => None,
+        }
+    }
+
+    /// The visitor's cart, if they have one that still exists.
+    pub async fn cart(&self, state: &AppState) -> Result<Option<Cart>, PageError> {
+        match self.cart_of() {
+            Some(of) => Ok(state.orders.cart(of).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The visitor's cart, a new guest cart when they have none. A guest cart's cookie goes with
+    /// the answer ([`Visitor::keep`]): a new one's id, an existing one's renewed life.
+    pub async fn cart_or_new(&mut self, state: &AppState) -> Result<Cart, PageError> {
+        let cart = match self.cart(state).await? {
+            Some(cart) => cart,
+            None if self.session.is_some() => return Err(PageError::Unavailable),
+            None => state.orders.create_cart().await?,
+        };
+        if self.session.is_none() {
+            self.cookies.push(cart_cookie(&cart.id, state.secure_cookies));
+            self.guest = Some(cart.id.clone());
+        }
+        Ok(cart)
+    }
+
+    /// `response` with the visitor's cookies: renewed session tokens, a new guest cart's id, a
+    /// guest cart's that was brought into the shopper's.
+    pub fn keep(self, mut response: Response) -> Response {
+        if let Some(session) = &self.session {
+            response = session.keep(response);
+        }
+        for cookie in self.cookies {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+}
+
+/// When a shopper signs in: the guest cart of this browser brought into their own (which follows
+/// them to every device they sign in on), and the cookies that say so — the guest cart's removed,
+/// the header's count of the shopper's cart. When the order service cannot be reached the guest
+/// cart stays in the browser, to be brought in on a later visit ([`Visitor::of`]).
+pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) -> Vec<HeaderValue> {
+    let guest = cookie(headers, CART_COOKIE);
+    let mine = CartOf::Account(access_token);
+    let cart = match guest {
+        Some(id) => match state.orders.merge(id, access_token).await {
+            Ok(cart) => Ok(Some(cart)),
+            Err(Refusal::NoCart) => state.orders.cart(mine).await,
+            Err(Refusal::Refused(reason)) => {
+                tracing::warn!(%reason, "a guest cart could not be brought into the shopper's; it is left");
+                state.orders.cart(mine).await
+            }
+            Err(Refusal::Failed(error)) => Err(error),
+        },
+        None => state.orders.cart(mine).await,
+    };
+    match cart {
+        Ok(cart) => {
+            let mut cookies = vec![count_cookie(cart.as_ref().map(item_count).unwrap_or(0), state.secure_cookies)];
+            if guest.is_some() {
+                cookies.push(forget_cart(state));
+            }
+            cookies
+        }
+        Err(error) => {
+            tracing::warn!(error = %platform::error::cause_chain(&error), "the shopper's cart could not be read at sign-in");
+            Vec::new()
+        }
+    }
+}
+
+/// The `Set-Cookie` that removes a guest cart's id from the browser.
+pub fn forget_cart(state: &AppState) -> HeaderValue {
+    set_cookie(CART_COOKIE, "", 0, state.secure_cookies)
 }
 
 /// `GET /cart`.
-async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let cart = current(&state, &headers).await?;
-    cart_page(&state, &headers, cart.as_ref(), Problems::default()).await
+async fn show(State(state): State<AppState>, headers: HeaderMap, peer: Peer) -> Result<Response, PageError> {
+    let visitor = Visitor::of(&state, &headers, &peer).await;
+    let cart = visitor.cart(&state).await?;
+    let response = cart_page(&state, &headers, &visitor, cart.as_ref(), Problems::default()).await?;
+    Ok(visitor.keep(response))
 }
 
-/// A redirect to the cart, keeping `cart`'s id in the cookie.
-fn to_cart(state: &AppState, cart_id: Option<&str>) -> Response {
-    let mut response = Redirect::to("/cart").into_response();
-    if let Some(id) = cart_id {
-        response.headers_mut().append(header::SET_COOKIE, cart_cookie(id, state.secure_cookies));
-    }
-    response
+/// A redirect to the cart.
+fn to_cart() -> Response {
+    Redirect::to("/cart").into_response()
 }
 
 /// `response` with the cookie that tells the page's script how many items `cart` holds (the header
@@ -338,95 +446,124 @@ crate::session::posted!(CartForm);
 async fn refused(
     state: &AppState,
     headers: &HeaderMap,
+    visitor: &Visitor,
     refusal: Refusal,
     problems: impl FnOnce(String) -> Problems,
 ) -> Result<Response, PageError> {
     match refusal {
-        Refusal::Refused(reason) => again(state, headers, problems(reason)).await,
-        Refusal::NoCart => Ok(to_cart(state, None)),
+        Refusal::Refused(reason) => again(state, headers, visitor, problems(reason)).await,
+        Refusal::NoCart => Ok(to_cart()),
         Refusal::Failed(error) => Err(error.into()),
     }
 }
 
 /// `POST /cart/lines`: adds units of a SKU (from a product page), making the cart if need be.
-async fn add(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
+async fn add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Posted,
+) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
+    let mut visitor = Visitor::of(&state, &headers, &peer).await;
     let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
     let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
-        return again(
-            &state,
-            &headers,
-            Problems::notice("Choose an option and a quantity from 1 to 99, then add it again."),
-        )
-        .await;
+        let problems = Problems::notice("Choose an option and a quantity from 1 to 99, then add it again.");
+        let response = again(&state, &headers, &visitor, problems).await?;
+        return Ok(visitor.keep(response));
     };
-    let cart = match current(&state, &headers).await? {
-        Some(cart) => cart,
-        None => state.orders.create_cart().await?,
-    };
+    let cart = visitor.cart_or_new(&state).await?;
     let had = cart.items.iter().find(|i| i.sku == sku).map(|i| i.quantity).unwrap_or(0);
-    match state.orders.set_item(&cart.id, &sku, (had + quantity).min(MAX_QUANTITY)).await {
-        Ok(changed) => Ok(counted(&state, to_cart(&state, Some(&cart.id)), &changed)),
-        Err(refusal) => {
-            let mut response = refused(&state, &headers, refusal, Problems::notice).await?;
-            response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));
-            Ok(response)
-        }
-    }
+    let of = visitor.cart_of().expect("the visitor has a cart now");
+    let response = match state.orders.set_item(of, &sku, (had + quantity).min(MAX_QUANTITY)).await {
+        Ok(changed) => counted(&state, to_cart(), &changed),
+        Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await?,
+    };
+    Ok(visitor.keep(response))
 }
 
 /// `POST /cart/update`: sets a line's units (0 takes it out).
-async fn update(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Posted,
+) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
-    let (Some(sku), Some(quantity)) = (form.sku.as_deref(), form.quantity()) else {
-        return again(&state, &headers, Problems::notice("Enter a quantity from 0 to 99.")).await;
+    let visitor = Visitor::of(&state, &headers, &peer).await;
+    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
+    let response = match (form.sku.as_deref(), form.quantity()) {
+        (Some(sku), Some(quantity)) => match state.orders.set_item(of, sku, quantity).await {
+            Ok(changed) => counted(&state, to_cart(), &changed),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await?,
+        },
+        _ => again(&state, &headers, &visitor, Problems::notice("Enter a quantity from 0 to 99.")).await?,
     };
-    match state.orders.set_item(cart_id, sku, quantity).await {
-        Ok(changed) => Ok(counted(&state, to_cart(&state, None), &changed)),
-        Err(refusal) => refused(&state, &headers, refusal, Problems::notice).await,
-    }
+    Ok(visitor.keep(response))
 }
 
 /// `POST /cart/codes`: enters a discount code; a refused one is shown with the reason.
-async fn add_code(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
+async fn add_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Posted,
+) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
+    let visitor = Visitor::of(&state, &headers, &peer).await;
     let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
-    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
-    if code.is_empty() {
-        return again(&state, &headers, Problems::code(code, "Enter a code.")).await;
-    }
-    match state.orders.add_code(cart_id, &code).await {
-        Ok(_) => Ok(to_cart(&state, None)),
-        Err(refusal) => refused(&state, &headers, refusal, |reason| Problems::code(code, reason)).await,
-    }
+    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
+    let response = if code.is_empty() {
+        again(&state, &headers, &visitor, Problems::code(code, "Enter a code.")).await?
+    } else {
+        match state.orders.add_code(of, &code).await {
+            Ok(_) => to_cart(),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, |reason| Problems::code(code, reason)).await?,
+        }
+    };
+    Ok(visitor.keep(response))
 }
 
 /// `POST /cart/codes/remove`.
-async fn remove_code(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
+async fn remove_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Posted,
+) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
+    let visitor = Visitor::of(&state, &headers, &peer).await;
+    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
     let code = form.code.unwrap_or_default();
-    match state.orders.remove_code(cart_id, &code).await {
-        Ok(()) | Err(Refusal::NoCart) => Ok(to_cart(&state, None)),
-        Err(refusal) => refused(&state, &headers, refusal, Problems::notice).await,
-    }
+    let response = match state.orders.remove_code(of, &code).await {
+        Ok(()) | Err(Refusal::NoCart) => to_cart(),
+        Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await?,
+    };
+    Ok(visitor.keep(response))
 }
 
 /// `POST /cart/shipping`: where the cart ships (for the estimate), and by which method.
-async fn shipping(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Result<Response, PageError> {
+async fn shipping(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
+    form: Posted,
+) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let Some(cart_id) = cookie(&headers, CART_COOKIE) else { return Ok(to_cart(&state, None)) };
+    let visitor = Visitor::of(&state, &headers, &peer).await;
+    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
     let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
-    if !COUNTRIES.iter().any(|(code, _)| *code == country) {
-        return again(&state, &headers, Problems::shipping("Choose a country from the list.")).await;
-    }
-    let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
-    let method = form.method.as_deref().filter(|m| !m.is_empty());
-    match state.orders.set_shipping(cart_id, &country, region.as_deref(), None, method).await {
-        Ok(_) => Ok(to_cart(&state, None)),
-        Err(refusal) => refused(&state, &headers, refusal, Problems::shipping).await,
-    }
+    let response = if !COUNTRIES.iter().any(|(code, _)| *code == country) {
+        again(&state, &headers, &visitor, Problems::shipping("Choose a country from the list.")).await?
+    } else {
+        let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
+        let method = form.method.as_deref().filter(|m| !m.is_empty());
+        match state.orders.set_shipping(of, &country, region.as_deref(), None, method).await {
+            Ok(_) => to_cart(),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::shipping).await?,
+        }
+    };
+    Ok(visitor.keep(response))
 }
 
 /// The cart's routes.

@@ -17,11 +17,11 @@ use platform::address::AddressInput;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::account::{Peer, Session, session};
-use crate::cart::{COUNTRIES, OfferView, Summary, current, offer_view};
+use crate::account::Peer;
+use crate::cart::{COUNTRIES, OfferView, Summary, Visitor, offer_view};
 use crate::orders::{Cart, Order, Refusal};
 use crate::page::{Layout, PageError, money, product_path};
-use crate::session::{Token, cart_cookie, read_form};
+use crate::session::{Token, read_form};
 
 /// The payment methods of the simulated provider: Stripe's test payment methods.
 const TEST_METHODS: &[(&str, &str)] = &[
@@ -129,6 +129,7 @@ fn new_attempt() -> String {
 async fn page(
     state: &AppState,
     headers: &HeaderMap,
+    visitor: &Visitor,
     cart: &Cart,
     account: Option<&str>,
     mut fields: Fields,
@@ -136,6 +137,7 @@ async fn page(
     notice: Option<String>,
     shipping_problem: Option<String>,
 ) -> Result<Response, PageError> {
+    let Some(of) = visitor.cart_of() else { return Ok(Redirect::to("/cart").into_response()) };
     let token = Token::of(headers);
     if fields.attempt.is_empty() {
         fields.attempt = new_attempt();
@@ -164,7 +166,7 @@ async fn page(
         fields.payment = TEST_METHODS[0].0.into();
     }
     let mut shipping_problem = shipping_problem;
-    let mut offers: Vec<OfferView> = match state.orders.offers(&cart.id, &fields.country, Some(&fields.region)).await {
+    let mut offers: Vec<OfferView> = match state.orders.offers(of, &fields.country, Some(&fields.region)).await {
         Ok(offers) => offers.iter().map(|o| offer_view(o, Some(&fields.method))).collect(),
         Err(Refusal::Refused(reason)) => {
             shipping_problem = shipping_problem.or(Some(reason));
@@ -183,7 +185,7 @@ async fn page(
     {
         match state
             .orders
-            .set_shipping(&cart.id, &fields.country, text(&fields.region), text(&fields.postal_code), Some(&offer.id))
+            .set_shipping(of, &fields.country, text(&fields.region), text(&fields.postal_code), Some(&offer.id))
             .await
         {
             Ok(updated) => {
@@ -256,12 +258,12 @@ async fn show(
     peer: Peer,
     Query(back): Query<Back>,
 ) -> Result<Response, PageError> {
-    let Some(cart) = current(&state, &headers).await?.filter(|c| !c.items.is_empty()) else {
-        return Ok(Redirect::to("/cart").into_response());
+    let visitor = Visitor::of(&state, &headers, &peer).await;
+    let Some(cart) = visitor.cart(&state).await?.filter(|c| !c.items.is_empty()) else {
+        return Ok(visitor.keep(Redirect::to("/cart").into_response()));
     };
-    let session = session(&state, &headers, &peer).await;
     let mut fields = Fields::default();
-    let account = match &session {
+    let account = match &visitor.session {
         Some(session) => {
             // The first saved address is filled in; the shopper may change it.
             let (me, saved) =
@@ -284,16 +286,9 @@ async fn show(
         .declined
         .as_deref()
         .map(|code| format!("{} Choose another way to pay; your cart is as it was.", decline_text(code)));
-    let response = page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), notice, None).await?;
-    Ok(kept(session, response))
-}
-
-/// `response` with a renewed session's cookies.
-fn kept(session: Option<Session>, response: Response) -> Response {
-    match session {
-        Some(session) => session.keep(response),
-        None => response,
-    }
+    let response =
+        page(&state, &headers, &visitor, &cart, account.as_deref(), fields, Vec::new(), notice, None).await?;
+    Ok(visitor.keep(response))
 }
 
 /// How the shopper pays: one of the simulated provider's test methods, or a payment method Stripe's
@@ -383,23 +378,25 @@ async fn submit(
     form: Result<Form<Fields>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let fields = read_form(&headers, form)?;
-    let Some(cart) = current(&state, &headers).await? else {
-        return Ok(Redirect::to("/cart").into_response());
+    let visitor = Visitor::of(&state, &headers, &peer).await;
+    let Some(cart) = visitor.cart(&state).await? else {
+        return Ok(visitor.keep(Redirect::to("/cart").into_response()));
     };
-    let session = session(&state, &headers, &peer).await;
-    let response = place(&state, &headers, cart, session.as_ref(), fields).await?;
-    Ok(kept(session, response))
+    let response = place(&state, &headers, &visitor, cart, fields).await?;
+    Ok(visitor.keep(response))
 }
 
-/// Places the order of `cart` (for the signed-in shopper of `session`, else as a guest), or shows
-/// the checkout again with what stopped it.
+/// Places the order of `cart` (for the visitor when signed in, else as a guest), or shows the
+/// checkout again with what stopped it.
 async fn place(
     state: &AppState,
     headers: &HeaderMap,
+    visitor: &Visitor,
     cart: Cart,
-    session: Option<&Session>,
     fields: Fields,
 ) -> Result<Response, PageError> {
+    let session = visitor.session.as_ref();
+    let Some(of) = visitor.cart_of() else { return Ok(Redirect::to("/cart").into_response()) };
     let (state, headers) = (state.clone(), headers.clone());
     let mut fields = fields;
     let paying = match &state.card_form {
@@ -442,17 +439,15 @@ async fn place(
     // The destination first: the shipping methods and the tax depend on it.
     let method = if fields.action == "place" { text(&fields.method) } else { None };
     let cart = if known_country {
-        match state
-            .orders
-            .set_shipping(&cart.id, &country, text(&fields.region), text(&fields.postal_code), method)
-            .await
-        {
+        match state.orders.set_shipping(of, &country, text(&fields.region), text(&fields.postal_code), method).await {
             Ok(cart) => cart,
             // Only an estimate refused: placing goes on, and the order service says whether the
             // address can be shipped to (a shop without zones charges no shipping).
             Err(Refusal::Refused(reason)) if fields.action != "place" => {
-                let cart = current(&state, &headers).await?.unwrap_or(cart);
-                return page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), None, Some(reason)).await;
+                let cart = visitor.cart(&state).await?.unwrap_or(cart);
+                let reason = Some(reason);
+                return page(&state, &headers, visitor, &cart, account.as_deref(), fields, Vec::new(), None, reason)
+                    .await;
             }
             Err(Refusal::Refused(_)) => cart,
             Err(Refusal::NoCart) => return Ok(Redirect::to("/cart").into_response()),
@@ -462,11 +457,11 @@ async fn place(
         cart
     };
     if fields.action != "place" {
-        return page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), None, None).await;
+        return page(&state, &headers, visitor, &cart, account.as_deref(), fields, Vec::new(), None, None).await;
     }
     let errors = check(&fields, account.is_some(), paying);
     if !errors.is_empty() {
-        return page(&state, &headers, &cart, account.as_deref(), fields, errors, None, None).await;
+        return page(&state, &headers, visitor, &cart, account.as_deref(), fields, errors, None, None).await;
     }
     let attempt = match fields.attempt.as_str() {
         a if a.starts_with("web-") && a.len() == 36 && a[4..].bytes().all(|b| b.is_ascii_hexdigit()) => a.to_owned(),
@@ -475,8 +470,8 @@ async fn place(
     match order_of(cart.id.clone(), attempt, fields.clone()).await {
         Ok(placed) => Ok(to_order(&placed, session.is_some(), state.secure_cookies)),
         Err(Refusal::Refused(reason)) => {
-            let cart = current(&state, &headers).await?.unwrap_or(cart);
-            page(&state, &headers, &cart, account.as_deref(), fields, Vec::new(), Some(reason), None).await
+            let cart = visitor.cart(&state).await?.unwrap_or(cart);
+            page(&state, &headers, visitor, &cart, account.as_deref(), fields, Vec::new(), Some(reason), None).await
         }
         Err(Refusal::NoCart) => Ok(Redirect::to("/cart").into_response()),
         Err(Refusal::Failed(error)) => Err(error.into()),
@@ -655,6 +650,7 @@ async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    peer: Peer,
     form: Result<Form<RetryForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let form = read_form(&headers, form)?;
@@ -663,35 +659,34 @@ async fn retry(
     if order.status != "payment_failed" {
         return Ok(Redirect::to(&format!("/orders/{id}?token={}", crate::page::encode(&token))).into_response());
     }
-    again(&state, &headers, &order).await
+    let mut visitor = Visitor::of(&state, &headers, &peer).await;
+    let response = again(&state, &mut visitor, &order).await?;
+    Ok(visitor.keep(response))
 }
 
-/// After a declined payment, `order`'s cart again (its lines, codes and shipping, in the shopper's
-/// current cart or a new one), and a redirect back to checkout with the reason.
-pub async fn again(state: &AppState, headers: &HeaderMap, order: &Order) -> Result<Response, PageError> {
-    let cart = match current(state, headers).await? {
-        Some(cart) => cart,
-        None => state.orders.create_cart().await?,
-    };
+/// After a declined payment, `order`'s cart again (its lines, codes and shipping, in the visitor's
+/// current cart or a new one), and a redirect back to checkout with the reason. The visitor's
+/// cookies ([`Visitor::keep`]) must go with it.
+pub async fn again(state: &AppState, visitor: &mut Visitor, order: &Order) -> Result<Response, PageError> {
+    visitor.cart_or_new(state).await?;
+    let of = visitor.cart_of().ok_or(PageError::Unavailable)?;
     let refused = |r: Refusal| match r {
         Refusal::Failed(error) => PageError::from(error),
         _ => PageError::Unavailable,
     };
     for item in &order.items {
-        state.orders.set_item(&cart.id, &item.sku, item.quantity).await.map_err(refused)?;
+        state.orders.set_item(of, &item.sku, item.quantity).await.map_err(refused)?;
     }
     for code in order.pricing.promotions.iter().filter(|p| p.applied).filter_map(|p| p.code.as_deref()) {
         // A code that no longer applies is shown with its reason at checkout; it does not stop this.
-        let _ = state.orders.add_code(&cart.id, code).await;
+        let _ = state.orders.add_code(of, code).await;
     }
     let a = &order.shipping_address;
     let method = order.pricing.shipping.as_ref().map(|s| s.method_id.as_str());
-    let _ = state.orders.set_shipping(&cart.id, &a.country, a.region.as_deref(), Some(&a.postal_code), method).await;
+    let _ = state.orders.set_shipping(of, &a.country, a.region.as_deref(), Some(&a.postal_code), method).await;
     let reason = failure_reason(order).unwrap_or_else(|| "card_declined".into());
     let code: String = reason.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
-    let mut response = Redirect::to(&format!("/checkout?declined={code}")).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cart_cookie(&cart.id, state.secure_cookies));
-    Ok(response)
+    Ok(Redirect::to(&format!("/checkout?declined={code}")).into_response())
 }
 
 /// The checkout's routes.

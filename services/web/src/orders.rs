@@ -284,34 +284,42 @@ impl Orders {
         self.order.send(axum::http::Method::POST, "/v1/carts", &json!({}), &Call::default()).await
     }
 
-    /// The guest cart `id`; `None` when there is none (an old cookie).
-    pub async fn cart(&self, id: &str) -> Result<Option<Cart>, ClientError> {
-        if !safe_id(id) {
-            return Ok(None);
-        }
-        match self.order.get(&format!("/v1/carts/{id}"), &Call::default()).await {
+    /// The cart `of`; `None` when a guest's is gone (an old cookie). The signed-in shopper's is made,
+    /// empty, on first use.
+    pub async fn cart(&self, of: CartOf<'_>) -> Result<Option<Cart>, ClientError> {
+        let Ok((path, call)) = of.address() else { return Ok(None) };
+        match self.order.get(&path, &call).await {
             Ok(cart) => Ok(Some(cart)),
             Err(error) if error.status().is_some_and(|s| s.as_u16() == 404) => Ok(None),
             Err(error) => Err(error),
         }
     }
 
-    /// Sets the units of `sku` in cart `id` (0 takes the line out).
-    pub async fn set_item(&self, id: &str, sku: &str, quantity: i64) -> Result<Cart, Refusal> {
-        let path = format!("/v1/carts/{}/items/{}", checked(id)?, crate::page::encode(sku));
-        Ok(self.order.send(axum::http::Method::PUT, &path, &json!({"quantity": quantity}), &Call::default()).await?)
+    /// Brings guest cart `guest` into the cart of the shopper of `access_token` (units of a SKU in
+    /// both are added, up to what is available); the guest cart goes away.
+    pub async fn merge(&self, guest: &str, access_token: &str) -> Result<Cart, Refusal> {
+        let body = json!({"cart_id": checked(guest)?});
+        Ok(self.order.send(axum::http::Method::POST, "/v1/cart/merge", &body, &Call::bearer(access_token)).await?)
+    }
+
+    /// Sets the units of `sku` in the cart `of` (0 takes the line out).
+    pub async fn set_item(&self, of: CartOf<'_>, sku: &str, quantity: i64) -> Result<Cart, Refusal> {
+        let (base, call) = of.address()?;
+        let path = format!("{base}/items/{}", crate::page::encode(sku));
+        Ok(self.order.send(axum::http::Method::PUT, &path, &json!({"quantity": quantity}), &call).await?)
     }
 
     /// Enters a discount code.
-    pub async fn add_code(&self, id: &str, code: &str) -> Result<Cart, Refusal> {
-        let path = format!("/v1/carts/{}/codes", checked(id)?);
-        Ok(self.order.send(axum::http::Method::POST, &path, &json!({"code": code}), &Call::default()).await?)
+    pub async fn add_code(&self, of: CartOf<'_>, code: &str) -> Result<Cart, Refusal> {
+        let (base, call) = of.address()?;
+        Ok(self.order.send(axum::http::Method::POST, &format!("{base}/codes"), &json!({"code": code}), &call).await?)
     }
 
     /// Takes a code off.
-    pub async fn remove_code(&self, id: &str, code: &str) -> Result<(), Refusal> {
-        let path = format!("/v1/carts/{}/codes/{}", checked(id)?, crate::page::encode(code));
-        self.order.request(axum::http::Method::DELETE, &path, None, &Call::default()).await?;
+    pub async fn remove_code(&self, of: CartOf<'_>, code: &str) -> Result<(), Refusal> {
+        let (base, call) = of.address()?;
+        let path = format!("{base}/codes/{}", crate::page::encode(code));
+        self.order.request(axum::http::Method::DELETE, &path, None, &call).await?;
         Ok(())
     }
 
@@ -320,27 +328,49 @@ impl Orders {
         Ok(self.order.get::<FeaturedPage>("/v1/promotions", &Call::default()).await?.items)
     }
 
-    /// The methods that ship cart `id` to `country`, cheapest first.
-    pub async fn offers(&self, id: &str, country: &str, region: Option<&str>) -> Result<Vec<Offer>, Refusal> {
-        let mut path = format!("/v1/carts/{}/shipping-methods?country={}", checked(id)?, crate::page::encode(country));
+    /// The methods that ship the cart `of` to `country`, cheapest first.
+    pub async fn offers(&self, of: CartOf<'_>, country: &str, region: Option<&str>) -> Result<Vec<Offer>, Refusal> {
+        let (base, call) = of.address()?;
+        let mut path = format!("{base}/shipping-methods?country={}", crate::page::encode(country));
         if let Some(region) = region.filter(|r| !r.is_empty()) {
             path.push_str(&format!("&region={}", crate::page::encode(region)));
         }
-        Ok(self.order.get::<Offers>(&path, &Call::default()).await?.items)
+        Ok(self.order.get::<Offers>(&path, &call).await?.items)
     }
 
-    /// Chooses where cart `id` ships, and how.
+    /// Chooses where the cart `of` ships, and how.
     pub async fn set_shipping(
         &self,
-        id: &str,
+        of: CartOf<'_>,
         country: &str,
         region: Option<&str>,
         postal_code: Option<&str>,
         method_id: Option<&str>,
     ) -> Result<Cart, Refusal> {
-        let path = format!("/v1/carts/{}/shipping", checked(id)?);
+        let (base, call) = of.address()?;
         let body = json!({"country": country, "region": region, "postal_code": postal_code, "method_id": method_id});
-        Ok(self.order.send(axum::http::Method::PUT, &path, &body, &Call::default()).await?)
+        Ok(self.order.send(axum::http::Method::PUT, &format!("{base}/shipping"), &body, &call).await?)
+    }
+}
+
+/// Whose cart a call reaches: a guest's by its id (the id is its secret, kept in the browser's
+/// cookie), or the signed-in shopper's own, by their access token — the same cart on every device
+/// they sign in on.
+#[derive(Debug, Clone, Copy)]
+pub enum CartOf<'a> {
+    /// A guest cart's id.
+    Guest(&'a str),
+    /// A signed-in shopper's access token.
+    Account(&'a str),
+}
+
+impl CartOf<'_> {
+    /// The order service's path of the cart and the call that reaches it.
+    fn address(self) -> Result<(String, Call), Refusal> {
+        match self {
+            CartOf::Guest(id) => Ok((format!("/v1/carts/{}", checked(id)?), Call::default())),
+            CartOf::Account(token) => Ok(("/v1/cart".to_owned(), Call::bearer(token))),
+        }
     }
 }
 
