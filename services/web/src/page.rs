@@ -22,7 +22,17 @@ pub struct Layout {
     pub query: String,
     /// `noindex`: search results and error pages stay out of search engines.
     pub noindex: bool,
+    /// The picture that is the first screen's largest element, asked for from the `<head>` (before
+    /// the page below it is read), and its `sizes`.
+    pub preload: Option<(Picture, &'static str)>,
 }
+
+/// The `sizes` of a product card's picture: two columns on a phone, three on a tablet, 200 pixels
+/// on a wider screen.
+pub const CARD_SIZES: &str = "(max-width: 420px) 46vw, (max-width: 800px) 30vw, 200px";
+
+/// The `sizes` of the product page's pictures.
+pub const PRODUCT_SIZES: &str = "(max-width: 800px) 100vw, 640px";
 
 /// A link of the navigation.
 #[derive(Debug, Clone)]
@@ -198,7 +208,8 @@ pub fn money(amount: &Money) -> String {
 }
 
 /// A published image with its resized copies (made by the product service beside every image it
-/// publishes: `{stem}.thumb.jpg`, `.card.jpg`, `.full.jpg` of 160, 480 and 1,200 pixels).
+/// publishes: `{stem}.thumb.jpg`, `.card.jpg`, `.full.jpg` of 160, 400 and 1,200 pixels; copies made
+/// before the card became 400 pixels are 480, which a browser shows as well, scaled).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Picture {
     /// The copy to load where `srcset` is not read.
@@ -217,8 +228,8 @@ impl Picture {
             return Self { src: url.to_owned(), srcset: String::new() };
         };
         let copies: &[(&str, u32)] = match size {
-            "full" => &[("card", 480), ("full", 1200)],
-            _ => &[("thumb", 160), ("card", 480)],
+            "full" => &[("card", 400), ("full", 1200)],
+            _ => &[("thumb", 160), ("card", 400)],
         };
         let srcset =
             copies.iter().map(|(name, width)| format!("{stem}.{name}.jpg {width}w")).collect::<Vec<_>>().join(", ");
@@ -338,12 +349,12 @@ mod tests {
         assert_eq!(card.src, "https://cdn.example/images/seed/tent-blue.card.jpg");
         assert_eq!(
             card.srcset,
-            "https://cdn.example/images/seed/tent-blue.thumb.jpg 160w, https://cdn.example/images/seed/tent-blue.card.jpg 480w"
+            "https://cdn.example/images/seed/tent-blue.thumb.jpg 160w, https://cdn.example/images/seed/tent-blue.card.jpg 400w"
         );
         let full = Picture::of("/files/images/products/p1/ab-12.webp", "full");
         assert_eq!(
             full.srcset,
-            "/files/images/products/p1/ab-12.card.jpg 480w, /files/images/products/p1/ab-12.full.jpg 1200w"
+            "/files/images/products/p1/ab-12.card.jpg 400w, /files/images/products/p1/ab-12.full.jpg 1200w"
         );
         let theirs = Picture::of("https://elsewhere.example/x.png", "card");
         assert_eq!((theirs.src.as_str(), theirs.srcset.as_str()), ("https://elsewhere.example/x.png", ""));

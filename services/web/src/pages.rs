@@ -52,6 +52,13 @@ pub struct Card {
 }
 
 impl Card {
+    /// The picture of the first card of a grid that opens the page (the first screen's largest
+    /// element), for the `<head>` to ask for.
+    fn first_picture(cards: &[Card]) -> Option<(crate::page::Picture, &'static str)> {
+        let picture = cards.first()?.image.clone()?;
+        Some((picture, crate::page::CARD_SIZES))
+    }
+
     fn of(summary: &Summary) -> Self {
         Self {
             href: product_path(&summary.id, &summary.name),
@@ -184,16 +191,18 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
                 .collect(),
         })
         .collect();
+    let newest: Vec<Card> = newest.items.iter().map(Card::of).collect();
     let page = Home {
         layout: Layout {
             title: "Home".into(),
             description: "Everything for home, work and the outdoors, shipped fast.".into(),
             canonical: Some("/".into()),
             nav: tree.nav(None),
+            preload: Card::first_picture(&newest),
             ..Layout::default()
         },
         departments,
-        newest: newest.items.iter().map(Card::of).collect(),
+        newest,
         deals: deals.items.iter().map(Card::of).collect(),
         promotions: promotions
             .into_iter()
@@ -497,7 +506,7 @@ fn listing(
     params: &ListingParams,
     results: &Results,
     tree: &Tree,
-    layout: Layout,
+    mut layout: Layout,
     heading: String,
     breadcrumbs: Vec<NavLink>,
     children: Vec<NavLink>,
@@ -516,12 +525,14 @@ fn listing(
             hidden.push((key, v.clone()));
         }
     }
+    let cards: Vec<Card> = results.items.iter().map(Card::of).collect();
+    layout.preload = Card::first_picture(&cards);
     Listing {
         layout,
         heading,
         breadcrumbs,
         count: count_text(results.total),
-        cards: results.items.iter().map(Card::of).collect(),
+        cards,
         facets: facet_groups(base, params, &results.facets, tree, search),
         active: active_filters(base, params, tree, search),
         sorts: SORTS.iter().map(|&(value, label)| SortOption { value, label, selected: value == sort }).collect(),
@@ -834,12 +845,14 @@ async fn product(
     let description: Vec<String> =
         product.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
     let json_ld = json_ld(&product, &canonical, &available);
+    let images: Vec<_> = product.images.iter().map(|url| crate::page::Picture::of(url, "full")).collect();
     let page = ProductPage {
         layout: Layout {
             title: product.name.clone(),
             description: product.description.chars().take(155).collect(),
             canonical: Some(canonical),
             nav: tree.nav(category),
+            preload: images.first().map(|first| (first.clone(), crate::page::PRODUCT_SIZES)),
             ..Layout::default()
         },
         breadcrumbs,
@@ -850,7 +863,7 @@ async fn product(
             false => money(&product.price),
         },
         description,
-        images: product.images.iter().map(|url| crate::page::Picture::of(url, "full")).collect(),
+        images,
         initial: crate::page::initial(&product.name),
         hue: crate::page::hue(&product.name),
         attributes,
