@@ -147,16 +147,18 @@ async fn a_shopper_browses_a_category_filters_it_searches_and_opens_a_product() 
     assert_eq!((status, &headers[CONTENT_TYPE]), (404, &"text/html; charset=utf-8".parse().unwrap()));
     assert!(missing.contains("couldn") && missing.contains("<a class=\"button\" href=\"/\">"), "{missing}");
 
-    // The stylesheet is in the page (its hash in the policy); the script is named by its content
-    // and cached for a year.
+    // The stylesheet and the page script are in the page (their hashes in the policy, no other
+    // inline script allowed); the other files are named by their content and cached for a year.
     assert!(html.contains("<style>/*") && html.contains("--accent:"), "the stylesheet inline");
     assert!(csp.contains("style-src 'self' 'sha256-"), "{csp}");
-    let script = html.split("<script src=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    assert!(script.starts_with("/static/shop."), "{script}");
-    let response = app.request(Method::GET, &script).send().await.unwrap();
+    assert!(html.contains("<script>// Enhancements only") && !html.contains("<script src="), "the script inline");
+    assert!(csp.contains("script-src 'self' 'sha256-") && !csp.contains("unsafe-inline'; object"), "{csp}");
+    let icon = html.split("<link rel=\"icon\" href=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert!(icon.starts_with("/static/icon."), "{icon}");
+    let response = app.request(Method::GET, &icon).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
-    assert_eq!(response.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(response.headers()[CONTENT_TYPE], "image/svg+xml");
     app.stop().await;
 }
 
@@ -906,8 +908,9 @@ async fn with_a_stripe_key_the_checkout_collects_cards_with_stripes_payment_elem
     assert_eq!(response.status(), 200);
     browser.keep(&response);
     let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self' 'sha256-"), "the page script's hash: {policy}");
     for directive in [
-        "script-src 'self' https://js.stripe.com",
+        "' https://js.stripe.com https://*.js.stripe.com;",
         "frame-src https://js.stripe.com",
         "connect-src 'self' https://api.stripe.com",
         "frame-ancestors 'none'",

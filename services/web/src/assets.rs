@@ -17,7 +17,6 @@ use crate::AppState;
 /// The files: name, media type, content.
 const FILES: &[(&str, &str, &[u8])] = &[
     ("shop.css", "text/css; charset=utf-8", include_bytes!("../static/shop.css")),
-    ("shop.js", "text/javascript; charset=utf-8", include_bytes!("../static/shop.js")),
     ("checkout.js", "text/javascript; charset=utf-8", include_bytes!("../static/checkout.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("../static/icon.svg")),
 ];
@@ -38,14 +37,34 @@ pub fn stylesheet() -> &'static str {
 
 const STYLESHEET: &str = include_str!("../static/shop.css");
 
-/// The Content-Security-Policy source that allows the inline stylesheet and nothing else inline:
+/// The Content-Security-Policy source that allows the inline stylesheet and no other `<style>`:
 /// `'sha256-…'` of its bytes.
 pub fn stylesheet_source() -> &'static str {
-    static SOURCE: LazyLock<String> = LazyLock::new(|| {
-        use base64::Engine as _;
-        format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLESHEET.as_bytes())))
-    });
+    static SOURCE: LazyLock<String> = LazyLock::new(|| source_of(STYLESHEET));
     &SOURCE
+}
+
+/// The page script (enhancements only: every page works without it), which every page carries
+/// inline at the end of its `<body>`, as it does the stylesheet: a phone's first screen waits for
+/// no request of it (a deferred file of its own was fetched and run before the first paint, and so
+/// delayed the largest picture's by its round trips).
+pub fn script() -> &'static str {
+    SCRIPT
+}
+
+const SCRIPT: &str = include_str!("../static/shop.js");
+
+/// The Content-Security-Policy source that allows the inline page script and no other inline
+/// script: `'sha256-…'` of its bytes.
+pub fn script_source() -> &'static str {
+    static SOURCE: LazyLock<String> = LazyLock::new(|| source_of(SCRIPT));
+    &SOURCE
+}
+
+/// `'sha256-…'` of `text`, as a Content-Security-Policy source.
+fn source_of(text: &str) -> String {
+    use base64::Engine as _;
+    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes())))
 }
 
 /// How long a hashed asset may be cached: a year, never revalidated.

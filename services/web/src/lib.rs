@@ -59,10 +59,10 @@ pub struct AppState {
 /// the shop itself, images also from where the object store serves them, inline `style`
 /// attributes only (the drawn thumbnails' tint), forms only to the shop, never framed.
 pub fn content_security_policy(image_origin: &str) -> String {
-    let inline = assets::stylesheet_source();
+    let (inline, script) = (assets::stylesheet_source(), assets::script_source());
     format!(
         "default-src 'self'; img-src 'self' data: {image_origin}; style-src 'self' {inline}; \
-         style-src-attr 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         style-src-attr 'unsafe-inline'; script-src 'self' {script}; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )
 }
@@ -71,10 +71,10 @@ pub fn content_security_policy(image_origin: &str) -> String {
 /// Element: the storefront's, plus Stripe's script, its frames and its API (the origins Stripe
 /// documents for Stripe.js), nothing else.
 pub fn card_form_policy(image_origin: &str) -> String {
-    let inline = assets::stylesheet_source();
+    let (inline, script) = (assets::stylesheet_source(), assets::script_source());
     format!(
         "default-src 'self'; img-src 'self' data: {image_origin} https://*.stripe.com; style-src 'self' {inline}; \
-         style-src-attr 'unsafe-inline'; script-src 'self' https://js.stripe.com https://*.js.stripe.com; \
+         style-src-attr 'unsafe-inline'; script-src 'self' {script} https://js.stripe.com https://*.js.stripe.com; \
          frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com; \
          connect-src 'self' https://api.stripe.com; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"

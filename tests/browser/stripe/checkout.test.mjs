@@ -23,7 +23,7 @@ journey(
     await shop.addSomething("kitchen", 1);
     const checkout = await shop.open("/checkout");
     const policy = checkout.headers()["content-security-policy"];
-    assert.match(policy, /script-src 'self' https:\/\/js\.stripe\.com/);
+    assert.match(policy, /script-src 'self' 'sha256-[^']+' https:\/\/js\.stripe\.com/);
     assert.match(policy, /frame-src https:\/\/js\.stripe\.com/);
     assert.match(policy, /connect-src 'self' https:\/\/api\.stripe\.com/);
     assert.equal(await page.getByLabel(/Test Visa card/).count(), 0, "no test methods");
