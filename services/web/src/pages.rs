@@ -1099,4 +1099,40 @@ mod tests {
         assert_eq!(count_text(1), "1 product");
         assert_eq!(count_text(43_210), "43,210 products");
     }
+
+    #[test]
+    fn the_first_screens_first_picture_is_asked_for_first_and_the_others_wait() {
+        let card = |n: u32| {
+            Card::of(&Summary {
+                id: format!("seed-{n:06}"),
+                name: format!("Lamp {n}"),
+                brand: "Lumen".into(),
+                category_id: "cat-x".into(),
+                price: Money::new(2_500, "USD"),
+                image: Some(format!("/files/images/seed/lamp-{n}.png")),
+                in_stock: true,
+            })
+        };
+        let newest = vec![card(1), card(2), card(3)];
+        let page = Home {
+            layout: Layout { preload: Card::first_picture(&newest), ..Layout::default() },
+            departments: Vec::new(),
+            newest,
+            deals: vec![card(4)],
+            promotions: Vec::new(),
+        };
+        let html = page.render().unwrap();
+        let head = html.split("</head>").next().unwrap();
+        assert!(
+            head.contains(r#"<link rel="preload" as="image" href="/files/images/seed/lamp-1.card.jpg" imagesrcset="/files/images/seed/lamp-1.thumb.jpg 160w, /files/images/seed/lamp-1.card.jpg 400w""#),
+            "{head}"
+        );
+        let images: Vec<&str> = html.split("<img ").skip(1).map(|i| i.split('>').next().unwrap()).collect();
+        assert_eq!(images.len(), 4, "{html}");
+        assert!(images[0].contains(r#"fetchpriority="high""#) && !images[0].contains("lazy"), "{}", images[0]);
+        for later in &images[1..] {
+            assert!(later.contains(r#"loading="lazy" fetchpriority="low""#), "{later}");
+        }
+        assert!(html.contains(&format!("<script>{}</script>", crate::assets::script())), "the page script inline");
+    }
 }
