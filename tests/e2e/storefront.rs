@@ -777,6 +777,74 @@ async fn a_signed_in_shoppers_cart_follows_them_from_device_to_device() {
 }
 
 #[tokio::test]
+async fn a_guest_cart_too_big_to_join_the_accounts_is_kept_explained_and_joins_once_there_is_room() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let tag = unique("BIG").to_uppercase();
+    let skus: Vec<String> = (0..52).map(|i| format!("{tag}-{i:02}")).collect();
+    for (name, range) in [("Sock Drawer", 0..48), ("Hat Box", 48..52)] {
+        let variants: Vec<Value> =
+            skus[range].iter().map(|sku| json!({"sku": sku, "attributes": {"size": sku}})).collect();
+        let body = json!({"name": name, "brand": "Kiln", "category_id": "cat-kitchen", "description": "Many.",
+            "price": {"amount": 500, "currency": "USD"}, "variants": variants});
+        let created =
+            app.request(Method::POST, "/admin/v1/products").bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    }
+    for sku in &skus {
+        app.set_stock(&admin, sku, 5).await;
+    }
+
+    // An account whose cart holds 40 lines, and a guest cart of 12 (2 of them the same SKUs) in
+    // another browser.
+    let mut phone = Browser::new(&app);
+    let (_, form) = phone.get("/account/register").await;
+    let email = format!("{}@example.com", unique("collector"));
+    let csrf = hidden(&form, "csrf");
+    let register =
+        [("csrf", csrf.as_str()), ("name", "Sock Collector"), ("email", &email), ("password", "forty-eight-pairs")];
+    assert_eq!(phone.post("/account/register", &register).await.0, 303);
+    let token = phone.cookies["shop_access"].clone();
+    for sku in &skus[..40] {
+        let put = app.request(Method::PUT, &format!("/v1/cart/items/{sku}")).bearer_auth(&token);
+        assert_eq!(put.json(&json!({"quantity": 1})).send().await.unwrap().status(), 200);
+    }
+    let mut laptop = Browser::new(&app);
+    for sku in &skus[38..50] {
+        assert_eq!(laptop.post("/cart/lines", &[("sku", sku), ("quantity", "1")]).await.0, 303);
+    }
+    let guest = laptop.cookies["shop_cart"].clone();
+
+    // Together they would hold 50 lines, 2 more than a cart may: the guest cart stays in the
+    // browser, and the cart page says why.
+    let (_, form) = laptop.get("/account/sign-in").await;
+    let csrf = hidden(&form, "csrf");
+    let sign_in = [("csrf", csrf.as_str()), ("email", &email), ("password", "forty-eight-pairs"), ("next", "/cart")];
+    assert_eq!(laptop.post("/account/sign-in", &sign_in).await.0, 303);
+    assert_eq!(laptop.cookies["shop_cart"], guest, "kept");
+    assert_eq!(laptop.cookies["shop_cart_count"], "40", "the account's cart");
+    let (status, cart) = laptop.get("/cart").await;
+    assert_eq!(status, 200);
+    assert!(cart.contains("The cart you filled before signing in could not be added to this one"), "{cart}");
+    assert_eq!(line_quantity(&cart, &skus[0]), Some(1));
+    assert_eq!(line_quantity(&cart, &skus[49]), None, "not brought in");
+
+    // Room made on the phone: the next visit brings it in (units of a SKU in both added).
+    let (_, cart) = phone.get("/cart").await;
+    let csrf = hidden(&cart, "csrf");
+    for sku in &skus[..2] {
+        assert_eq!(phone.post("/cart/update", &[("csrf", &csrf), ("sku", sku), ("quantity", "0")]).await.0, 303);
+    }
+    let (_, cart) = laptop.get("/cart").await;
+    assert!(!cart.contains("could not be added"), "{cart}");
+    assert_eq!(laptop.cookies["shop_cart"], "", "brought in, and forgotten by the browser");
+    assert_eq!((line_quantity(&cart, &skus[39]), line_quantity(&cart, &skus[49])), (Some(2), Some(1)), "{cart}");
+    assert_eq!(line_quantity(&cart, &skus[0]), None);
+    assert_eq!(laptop.cookies["shop_cart_count"], "50", "38 units kept and the guest's 12");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn wrong_passwords_are_told_apart_from_too_many_attempts() {
     let app = TestApp::start().await;
     let mut browser = Browser::new(&app);

@@ -368,8 +368,9 @@ async fn submit(
     match answer {
         Ok(tokens) => {
             let mut response = Redirect::to(&next).into_response();
-            // This browser's guest cart joins the shopper's own, which follows them to every device.
-            let cart = crate::cart::adopt(&state, &headers, &tokens.access_token).await;
+            // This browser's guest cart joins the shopper's own, which follows them to every device
+            // (a refused one is explained on the cart page).
+            let (cart, _) = crate::cart::adopt(&state, &headers, &tokens.access_token).await;
             for cookie in session_cookies(&state, &tokens).into_iter().chain(cart) {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
@@ -428,9 +429,10 @@ async fn sign_out(
         tracing::warn!(error = %platform::error::cause_chain(&error), "a session could not be ended at the user service");
     }
     let mut response = Redirect::to("/").into_response();
-    // The shopper's cart stays with their account, not in this browser.
-    let cart = [crate::cart::forget_cart(&state), crate::session::count_cookie(0, state.secure_cookies)];
-    for cookie in ended_cookies(&state).into_iter().chain(cart) {
+    // The shopper's cart stays with their account, not in this browser (a guest cart still here,
+    // one that could not be brought into theirs, is this browser's again).
+    let count = crate::session::count_cookie(0, state.secure_cookies);
+    for cookie in ended_cookies(&state).into_iter().chain([count]) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
@@ -706,13 +708,16 @@ async fn retry(
     read_form(&headers, form)?;
     let path = format!("/account/orders/{id}");
     let mut visitor = crate::cart::Visitor::of(&state, &headers, &peer).await;
-    let Some(session) = &visitor.session else { return Ok(to_sign_in(&path)) };
-    let order: Order = state.orders.my_order(&id, &session.token).await?.ok_or(PageError::NotFound)?;
-    if order.status != "payment_failed" {
-        return Ok(visitor.keep(Redirect::to(&path).into_response()));
+    let Some(token) = visitor.session.as_ref().map(|s| s.token.clone()) else { return Ok(to_sign_in(&path)) };
+    let answer = async {
+        let order: Order = state.orders.my_order(&id, &token).await?.ok_or(PageError::NotFound)?;
+        if order.status != "payment_failed" {
+            return Ok(Redirect::to(&path).into_response());
+        }
+        crate::checkout::again(&state, &mut visitor, &order).await
     }
-    let response = crate::checkout::again(&state, &mut visitor, &order).await?;
-    Ok(visitor.keep(response))
+    .await;
+    visitor.answer(answer)
 }
 
 #[derive(Template)]

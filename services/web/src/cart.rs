@@ -185,7 +185,14 @@ async fn cart_page(
         codes: Vec::new(),
         code_value: String::new(),
         code_error: None,
-        notice: problems.notice,
+        notice: problems.notice.or_else(|| {
+            visitor.unmerged.as_ref().map(|reason| {
+                format!(
+                    "The cart you filled before signing in could not be added to this one: {reason} It is kept: \
+                     make room here and it will be added."
+                )
+            })
+        }),
         refused: Vec::new(),
         rows: Vec::new(),
         total: String::new(),
@@ -291,22 +298,25 @@ pub struct Visitor {
     guest: Option<String>,
     /// `Set-Cookie` values the answer must carry.
     cookies: Vec<HeaderValue>,
+    /// Why the guest cart still in this signed-in browser could not be brought into the shopper's.
+    pub unmerged: Option<String>,
 }
 
 impl Visitor {
     /// The visitor of a request. A signed-in shopper who still has a guest cart in this browser
-    /// (one that could not be brought into theirs when they signed in) has it brought in now.
+    /// (one that could not be brought into theirs when they signed in) has it brought in now, or
+    /// is told why it cannot be ([`Visitor::unmerged`]).
     pub async fn of(state: &AppState, headers: &HeaderMap, peer: &Peer) -> Self {
         let session = crate::account::session(state, headers, peer).await;
         let mut guest = cookie(headers, CART_COOKIE).map(str::to_owned);
-        let mut cookies = Vec::new();
+        let (mut cookies, mut unmerged) = (Vec::new(), None);
         if let Some(session) = &session
             && guest.is_some()
         {
-            cookies = adopt(state, headers, &session.token).await;
+            (cookies, unmerged) = adopt(state, headers, &session.token).await;
             guest = None;
         }
-        Self { session, guest, cookies }
+        Self { session, guest, cookies, unmerged }
     }
 
     /// Whose cart this visitor's is: none for a guest who has not made one.
@@ -327,7 +337,9 @@ impl Visitor {
     }
 
     /// The visitor's cart, a new guest cart when they have none. A guest cart's cookie goes with
-    /// the answer ([`Visitor::keep`]): a new one's id, an existing one's renewed life.
+    /// the answer ([`Visitor::keep`]): a new one's id, an existing one's renewed life. A signed-in
+    /// shopper's cart always exists (the order service makes it on first use): when it is not
+    /// answered, the page says the shop is unavailable.
     pub async fn cart_or_new(&mut self, state: &AppState) -> Result<Cart, PageError> {
         let cart = match self.cart(state).await? {
             Some(cart) => cart,
@@ -342,41 +354,50 @@ impl Visitor {
     }
 
     /// `response` with the visitor's cookies: renewed session tokens, a new guest cart's id, a
-    /// guest cart's that was brought into the shopper's.
+    /// guest cart's that was brought into the shopper's. They go before the cookies the response
+    /// sets itself, so that where both set one (the cart's count, after the change just made) the
+    /// response's, the later, is the one the browser keeps.
     pub fn keep(self, mut response: Response) -> Response {
-        if let Some(session) = &self.session {
-            response = session.keep(response);
-        }
-        for cookie in self.cookies {
-            response.headers_mut().append(header::SET_COOKIE, cookie);
+        let own: Vec<HeaderValue> = response.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
+        let headers = response.headers_mut();
+        headers.remove(header::SET_COOKIE);
+        let renewed = self.session.map(|s| s.renewed).unwrap_or_default();
+        for cookie in renewed.into_iter().chain(self.cookies).chain(own) {
+            headers.append(header::SET_COOKIE, cookie);
         }
         response
+    }
+
+    /// The answer of a handler, with the visitor's cookies whether it succeeded or not: an error
+    /// page must carry renewed session tokens too (the refresh token they replace is spent).
+    pub fn answer(self, answer: Result<Response, PageError>) -> Result<Response, PageError> {
+        Ok(self.keep(answer.unwrap_or_else(IntoResponse::into_response)))
     }
 }
 
 /// When a shopper signs in: the guest cart of this browser brought into their own (which follows
 /// them to every device they sign in on), and the cookies that say so — the guest cart's removed,
-/// the header's count of the shopper's cart. When the order service cannot be reached the guest
-/// cart stays in the browser, to be brought in on a later visit ([`Visitor::of`]).
-pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) -> Vec<HeaderValue> {
+/// the header's count of the shopper's cart. A guest cart the order service refuses to bring in
+/// (the two together hold more lines than a cart may) stays in the browser, and why is answered
+/// (the cart page says it); one it does not answer about stays too. Either is tried again on the
+/// shopper's next visit to the cart or checkout ([`Visitor::of`]).
+pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) -> (Vec<HeaderValue>, Option<String>) {
     let guest = cookie(headers, CART_COOKIE);
     let mine = CartOf::Account(access_token);
-    let cart = match guest {
+    let (cart, merged, refused) = match guest {
         Some(id) => match state.orders.merge(id, access_token).await {
-            Ok(cart) => Ok(Some(cart)),
-            Err(Refusal::NoCart) => state.orders.cart(mine).await,
-            Err(Refusal::Refused(reason)) => {
-                tracing::warn!(%reason, "a guest cart could not be brought into the shopper's; it is left");
-                state.orders.cart(mine).await
-            }
-            Err(Refusal::Failed(error)) => Err(error),
+            Ok(cart) => (Ok(Some(cart)), true, None),
+            // Gone (an old cookie): nothing to bring in.
+            Err(Refusal::NoCart) => (state.orders.cart(mine).await, true, None),
+            Err(Refusal::Refused(reason)) => (state.orders.cart(mine).await, false, Some(reason)),
+            Err(Refusal::Failed(error)) => (Err(error), false, None),
         },
-        None => state.orders.cart(mine).await,
+        None => (state.orders.cart(mine).await, false, None),
     };
-    match cart {
+    let cookies = match cart {
         Ok(cart) => {
             let mut cookies = vec![count_cookie(cart.as_ref().map(item_count).unwrap_or(0), state.secure_cookies)];
-            if guest.is_some() {
+            if merged {
                 cookies.push(forget_cart(state));
             }
             cookies
@@ -385,7 +406,8 @@ pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) ->
             tracing::warn!(error = %platform::error::cause_chain(&error), "the shopper's cart could not be read at sign-in");
             Vec::new()
         }
-    }
+    };
+    (cookies, refused)
 }
 
 /// The `Set-Cookie` that removes a guest cart's id from the browser.
@@ -396,9 +418,12 @@ pub fn forget_cart(state: &AppState) -> HeaderValue {
 /// `GET /cart`.
 async fn show(State(state): State<AppState>, headers: HeaderMap, peer: Peer) -> Result<Response, PageError> {
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let cart = visitor.cart(&state).await?;
-    let response = cart_page(&state, &headers, &visitor, cart.as_ref(), Problems::default()).await?;
-    Ok(visitor.keep(response))
+    let answer = async {
+        let cart = visitor.cart(&state).await?;
+        cart_page(&state, &headers, &visitor, cart.as_ref(), Problems::default()).await
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// A redirect to the cart.
@@ -466,20 +491,22 @@ async fn add(
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
     let mut visitor = Visitor::of(&state, &headers, &peer).await;
-    let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
-    let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
-        let problems = Problems::notice("Choose an option and a quantity from 1 to 99, then add it again.");
-        let response = again(&state, &headers, &visitor, problems).await?;
-        return Ok(visitor.keep(response));
-    };
-    let cart = visitor.cart_or_new(&state).await?;
-    let had = cart.items.iter().find(|i| i.sku == sku).map(|i| i.quantity).unwrap_or(0);
-    let of = visitor.cart_of().expect("the visitor has a cart now");
-    let response = match state.orders.set_item(of, &sku, (had + quantity).min(MAX_QUANTITY)).await {
-        Ok(changed) => counted(&state, to_cart(), &changed),
-        Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await?,
-    };
-    Ok(visitor.keep(response))
+    let answer = async {
+        let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
+        let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
+            let problems = Problems::notice("Choose an option and a quantity from 1 to 99, then add it again.");
+            return again(&state, &headers, &visitor, problems).await;
+        };
+        let cart = visitor.cart_or_new(&state).await?;
+        let had = cart.items.iter().find(|i| i.sku == sku).map(|i| i.quantity).unwrap_or(0);
+        let of = visitor.cart_of().ok_or(PageError::Unavailable)?;
+        match state.orders.set_item(of, &sku, (had + quantity).min(MAX_QUANTITY)).await {
+            Ok(changed) => Ok(counted(&state, to_cart(), &changed)),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await,
+        }
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// `POST /cart/update`: sets a line's units (0 takes it out).
@@ -491,15 +518,18 @@ async fn update(
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
-    let response = match (form.sku.as_deref(), form.quantity()) {
-        (Some(sku), Some(quantity)) => match state.orders.set_item(of, sku, quantity).await {
-            Ok(changed) => counted(&state, to_cart(), &changed),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await?,
-        },
-        _ => again(&state, &headers, &visitor, Problems::notice("Enter a quantity from 0 to 99.")).await?,
-    };
-    Ok(visitor.keep(response))
+    let answer = async {
+        let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
+        match (form.sku.as_deref(), form.quantity()) {
+            (Some(sku), Some(quantity)) => match state.orders.set_item(of, sku, quantity).await {
+                Ok(changed) => Ok(counted(&state, to_cart(), &changed)),
+                Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await,
+            },
+            _ => again(&state, &headers, &visitor, Problems::notice("Enter a quantity from 0 to 99.")).await,
+        }
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// `POST /cart/codes`: enters a discount code; a refused one is shown with the reason.
@@ -511,17 +541,19 @@ async fn add_code(
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
-    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
-    let response = if code.is_empty() {
-        again(&state, &headers, &visitor, Problems::code(code, "Enter a code.")).await?
-    } else {
-        match state.orders.add_code(of, &code).await {
-            Ok(_) => to_cart(),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, |reason| Problems::code(code, reason)).await?,
+    let answer = async {
+        let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
+        let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
+        if code.is_empty() {
+            return again(&state, &headers, &visitor, Problems::code(code, "Enter a code.")).await;
         }
-    };
-    Ok(visitor.keep(response))
+        match state.orders.add_code(of, &code).await {
+            Ok(_) => Ok(to_cart()),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, |reason| Problems::code(code, reason)).await,
+        }
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// `POST /cart/codes/remove`.
@@ -533,13 +565,16 @@ async fn remove_code(
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
-    let code = form.code.unwrap_or_default();
-    let response = match state.orders.remove_code(of, &code).await {
-        Ok(()) | Err(Refusal::NoCart) => to_cart(),
-        Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await?,
-    };
-    Ok(visitor.keep(response))
+    let answer = async {
+        let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
+        let code = form.code.clone().unwrap_or_default();
+        match state.orders.remove_code(of, &code).await {
+            Ok(()) | Err(Refusal::NoCart) => Ok(to_cart()),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await,
+        }
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// `POST /cart/shipping`: where the cart ships (for the estimate), and by which method.
@@ -551,19 +586,21 @@ async fn shipping(
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let Some(of) = visitor.cart_of() else { return Ok(visitor.keep(to_cart())) };
-    let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
-    let response = if !COUNTRIES.iter().any(|(code, _)| *code == country) {
-        again(&state, &headers, &visitor, Problems::shipping("Choose a country from the list.")).await?
-    } else {
+    let answer = async {
+        let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
+        let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
+        if !COUNTRIES.iter().any(|(code, _)| *code == country) {
+            return again(&state, &headers, &visitor, Problems::shipping("Choose a country from the list.")).await;
+        }
         let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
         let method = form.method.as_deref().filter(|m| !m.is_empty());
         match state.orders.set_shipping(of, &country, region.as_deref(), None, method).await {
-            Ok(_) => to_cart(),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::shipping).await?,
+            Ok(_) => Ok(to_cart()),
+            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::shipping).await,
         }
-    };
-    Ok(visitor.keep(response))
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// The cart's routes.
@@ -575,4 +612,40 @@ pub fn router() -> Router<AppState> {
         .route("/cart/codes", post(add_code))
         .route("/cart/codes/remove", post(remove_code))
         .route("/cart/shipping", post(shipping))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies(response: &Response) -> Vec<&str> {
+        response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_visitors_cookies_go_with_every_answer_and_the_answers_own_come_last() {
+        let renewed = HeaderValue::from_static("shop_access=new; Path=/");
+        let visitor = |count: i64| Visitor {
+            session: Some(Session { token: "t".into(), renewed: vec![renewed.clone()] }),
+            guest: None,
+            cookies: vec![count_cookie(count, false)],
+            unmerged: None,
+        };
+        // An error page carries the renewed tokens too: the refresh token they replace is spent.
+        let failed = visitor(1).answer(Err(PageError::NotFound)).unwrap();
+        assert_eq!(failed.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            cookies(&failed)[..2],
+            ["shop_access=new; Path=/", "shop_cart_count=1; Path=/; Max-Age=2592000; SameSite=Lax"]
+        );
+        // The count the answer sets after its change is the later one, which the browser keeps.
+        let mut changed = to_cart();
+        changed.headers_mut().append(header::SET_COOKIE, count_cookie(5, false));
+        let kept = visitor(1).answer(Ok(changed)).unwrap();
+        let set = cookies(&kept);
+        assert_eq!(set.len(), 3, "{set:?}");
+        assert_eq!(set[0], "shop_access=new; Path=/");
+        assert!(set[1].starts_with("shop_cart_count=1;") && set[2].starts_with("shop_cart_count=5;"), "{set:?}");
+        assert_eq!(format!("{:?}", CartOf::Account("secret")), "CartOf::Account(..)", "no token in a debug line");
+    }
 }

@@ -259,9 +259,24 @@ async fn show(
     Query(back): Query<Back>,
 ) -> Result<Response, PageError> {
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let Some(cart) = visitor.cart(&state).await?.filter(|c| !c.items.is_empty()) else {
-        return Ok(visitor.keep(Redirect::to("/cart").into_response()));
-    };
+    let answer = async {
+        let Some(cart) = visitor.cart(&state).await?.filter(|c| !c.items.is_empty()) else {
+            return Ok(Redirect::to("/cart").into_response());
+        };
+        checkout_page(&state, &headers, &visitor, &cart, back).await
+    }
+    .await;
+    visitor.answer(answer)
+}
+
+/// The checkout of `cart`, filled in with what is known of the visitor.
+async fn checkout_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    visitor: &Visitor,
+    cart: &Cart,
+    back: Back,
+) -> Result<Response, PageError> {
     let mut fields = Fields::default();
     let account = match &visitor.session {
         Some(session) => {
@@ -286,9 +301,7 @@ async fn show(
         .declined
         .as_deref()
         .map(|code| format!("{} Choose another way to pay; your cart is as it was.", decline_text(code)));
-    let response =
-        page(&state, &headers, &visitor, &cart, account.as_deref(), fields, Vec::new(), notice, None).await?;
-    Ok(visitor.keep(response))
+    page(state, headers, visitor, cart, account.as_deref(), fields, Vec::new(), notice, None).await
 }
 
 /// How the shopper pays: one of the simulated provider's test methods, or a payment method Stripe's
@@ -379,11 +392,14 @@ async fn submit(
 ) -> Result<Response, PageError> {
     let fields = read_form(&headers, form)?;
     let visitor = Visitor::of(&state, &headers, &peer).await;
-    let Some(cart) = visitor.cart(&state).await? else {
-        return Ok(visitor.keep(Redirect::to("/cart").into_response()));
-    };
-    let response = place(&state, &headers, &visitor, cart, fields).await?;
-    Ok(visitor.keep(response))
+    let answer = async {
+        match visitor.cart(&state).await? {
+            Some(cart) => place(&state, &headers, &visitor, cart, fields).await,
+            None => Ok(Redirect::to("/cart").into_response()),
+        }
+    }
+    .await;
+    visitor.answer(answer)
 }
 
 /// Places the order of `cart` (for the visitor when signed in, else as a guest), or shows the
@@ -660,8 +676,8 @@ async fn retry(
         return Ok(Redirect::to(&format!("/orders/{id}?token={}", crate::page::encode(&token))).into_response());
     }
     let mut visitor = Visitor::of(&state, &headers, &peer).await;
-    let response = again(&state, &mut visitor, &order).await?;
-    Ok(visitor.keep(response))
+    let answer = again(&state, &mut visitor, &order).await;
+    visitor.answer(answer)
 }
 
 /// After a declined payment, `order`'s cart again (its lines, codes and shipping, in the visitor's

@@ -56,8 +56,9 @@ pub struct AppState {
 }
 
 /// The Content-Security-Policy of the storefront's pages: scripts, styles and everything else from
-/// the shop itself, images also from where the object store serves them, inline `style`
-/// attributes only (the drawn thumbnails' tint), forms only to the shop, never framed.
+/// the shop itself (inline, only the page script and the stylesheet, by their hashes), images also
+/// from where the object store serves them, inline `style` attributes (the drawn thumbnails'
+/// tint), forms only to the shop, never framed.
 pub fn content_security_policy(image_origin: &str) -> String {
     let (inline, script) = (assets::stylesheet_source(), assets::script_source());
     format!(

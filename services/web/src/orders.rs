@@ -356,12 +356,22 @@ impl Orders {
 /// Whose cart a call reaches: a guest's by its id (the id is its secret, kept in the browser's
 /// cookie), or the signed-in shopper's own, by their access token — the same cart on every device
 /// they sign in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum CartOf<'a> {
     /// A guest cart's id.
     Guest(&'a str),
     /// A signed-in shopper's access token.
     Account(&'a str),
+}
+
+/// Neither a guest cart's id nor an access token is shown: both are secrets.
+impl std::fmt::Debug for CartOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CartOf::Guest(_) => "CartOf::Guest(..)",
+            CartOf::Account(_) => "CartOf::Account(..)",
+        })
+    }
 }
 
 impl CartOf<'_> {
