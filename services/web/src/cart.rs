@@ -189,7 +189,7 @@ async fn cart_page(
             visitor.unmerged.as_ref().map(|reason| {
                 format!(
                     "The cart you filled before signing in could not be added to this one: {reason} It is kept: \
-                     make room here and it will be added."
+                     remove some items here and it will be added."
                 )
             })
         }),
@@ -389,7 +389,11 @@ pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) ->
             Ok(cart) => (Ok(Some(cart)), true, None),
             // Gone (an old cookie): nothing to bring in.
             Err(Refusal::NoCart) => (state.orders.cart(mine).await, true, None),
-            Err(Refusal::Refused(reason)) => (state.orders.cart(mine).await, false, Some(reason)),
+            Err(Refusal::Refused(reason)) => {
+                let cart = state.orders.cart(mine).await;
+                let why = too_many_lines(state, cart.as_ref().ok().and_then(Option::as_ref), id).await;
+                (cart, false, Some(why.unwrap_or(reason)))
+            }
             Err(Refusal::Failed(error)) => (Err(error), false, None),
         },
         None => (state.orders.cart(mine).await, false, None),
@@ -408,6 +412,22 @@ pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) ->
         }
     };
     (cookies, refused)
+}
+
+/// Why guest cart `guest` and the shopper's `mine` cannot be one, in a shopper's words, when it is
+/// that together they would hold more different items than a cart takes.
+async fn too_many_lines(state: &AppState, mine: Option<&Cart>, guest: &str) -> Option<String> {
+    let guest = state.orders.cart(CartOf::Guest(guest)).await.ok().flatten()?;
+    let skus = |cart: &Cart| -> Vec<String> {
+        cart.items.iter().map(|i| i.sku.clone()).chain(cart.unavailable.iter().map(|u| u.sku.clone())).collect()
+    };
+    let mut all = skus(mine?);
+    all.extend(skus(&guest));
+    all.sort_unstable();
+    all.dedup();
+    let most = platform::contracts::inventory::MAX_LINES;
+    (all.len() > most)
+        .then(|| format!("together they would hold {} different items, and a cart takes {most}.", all.len()))
 }
 
 /// The `Set-Cookie` that removes a guest cart's id from the browser.
