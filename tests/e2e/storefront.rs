@@ -381,6 +381,26 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Creates an account through the registration form: the status and where it redirects (or
+    /// the page, when refused).
+    async fn register(&mut self, name: &str, email: &str, password: &str) -> (u16, String) {
+        let (_, form) = self.get("/account/register").await;
+        let csrf = hidden(&form, "csrf");
+        self.post("/account/register", &[("csrf", &csrf), ("name", name), ("email", email), ("password", password)])
+            .await
+    }
+
+    /// Signs in through the sign-in form, to go to `next`: the status and where it redirects (or
+    /// the page, when refused).
+    async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> (u16, String) {
+        let (_, form) = self.get("/account/sign-in").await;
+        let csrf = hidden(&form, "csrf");
+        self.post("/account/sign-in", &[("csrf", &csrf), ("email", email), ("password", password), ("next", next)])
+            .await
+    }
+}
+
 /// The value of hidden field `name` in a page.
 fn hidden(html: &str, name: &str) -> String {
     html.split(&format!("name=\"{name}\" value=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned()
@@ -678,16 +698,8 @@ async fn a_signed_in_shoppers_cart_follows_them_from_device_to_device() {
     let mut phone = Browser::new(&app);
     assert_eq!(phone.post("/cart/lines", &[("sku", &tea), ("quantity", "1")]).await.0, 303);
     assert!(!phone.cookies["shop_cart"].is_empty(), "a guest cart in the phone's cookie");
-    let (_, form) = phone.get("/account/register").await;
     let email = format!("{}@example.com", unique("traveller"));
-    let register = [
-        ("csrf", hidden(&form, "csrf")),
-        ("name", "Ibn Battuta".to_owned()),
-        ("email", email.clone()),
-        ("password", "tangier-1325-rihla".to_owned()),
-    ];
-    let register: Vec<(&str, &str)> = register.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    assert_eq!(phone.post("/account/register", &register).await.0, 303);
+    assert_eq!(phone.register("Ibn Battuta", &email, "tangier-1325-rihla").await.0, 303);
     assert_eq!(phone.cookies["shop_cart"], "", "the guest cart's cookie is gone: the cart is the account's");
     assert_eq!(phone.cookies["shop_cart_count"], "1");
     let (_, cart) = phone.get("/cart").await;
@@ -697,15 +709,7 @@ async fn a_signed_in_shoppers_cart_follows_them_from_device_to_device() {
     let mut laptop = Browser::new(&app);
     assert_eq!(laptop.post("/cart/lines", &[("sku", &tea), ("quantity", "1")]).await.0, 303);
     assert_eq!(laptop.post("/cart/lines", &[("sku", &cup), ("quantity", "2")]).await.0, 303);
-    let (_, form) = laptop.get("/account/sign-in").await;
-    let sign_in = [
-        ("csrf", hidden(&form, "csrf")),
-        ("email", email.clone()),
-        ("password", "tangier-1325-rihla".to_owned()),
-        ("next", "/cart".to_owned()),
-    ];
-    let sign_in: Vec<(&str, &str)> = sign_in.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    assert_eq!(laptop.post("/account/sign-in", &sign_in).await, (303, "/cart".to_owned()));
+    assert_eq!(laptop.sign_in(&email, "tangier-1325-rihla", "/cart").await, (303, "/cart".to_owned()));
     assert_eq!(laptop.cookies["shop_cart"], "");
     assert_eq!(laptop.cookies["shop_cart_count"], "4", "1 + 1 tea and 2 cups");
     let (_, cart) = laptop.get("/cart").await;
@@ -734,10 +738,7 @@ async fn a_signed_in_shoppers_cart_follows_them_from_device_to_device() {
     assert_eq!(laptop.post("/account/sign-out", &[("csrf", &csrf)]).await.0, 303);
     assert_eq!(laptop.cookies["shop_cart_count"], "0");
     assert!(laptop.get("/cart").await.1.contains("Your cart is empty."));
-    let (_, form) = laptop.get("/account/sign-in").await;
-    let csrf = hidden(&form, "csrf");
-    let again = [("csrf", csrf.as_str()), ("email", &email), ("password", "tangier-1325-rihla"), ("next", "/cart")];
-    assert_eq!(laptop.post("/account/sign-in", &again).await.0, 303);
+    assert_eq!(laptop.sign_in(&email, "tangier-1325-rihla", "/cart").await.0, 303);
     assert_eq!(laptop.cookies["shop_cart_count"], "3", "the account's cart, counted at sign-in");
 
     // A guest cart still in a signed-in browser (not brought in at sign-in: the order service did
@@ -798,12 +799,8 @@ async fn a_guest_cart_too_big_to_join_the_accounts_is_kept_explained_and_joins_o
     // An account whose cart holds 40 lines, and a guest cart of 12 (2 of them the same SKUs) in
     // another browser.
     let mut phone = Browser::new(&app);
-    let (_, form) = phone.get("/account/register").await;
     let email = format!("{}@example.com", unique("collector"));
-    let csrf = hidden(&form, "csrf");
-    let register =
-        [("csrf", csrf.as_str()), ("name", "Sock Collector"), ("email", &email), ("password", "forty-eight-pairs")];
-    assert_eq!(phone.post("/account/register", &register).await.0, 303);
+    assert_eq!(phone.register("Sock Collector", &email, "forty-eight-pairs").await.0, 303);
     let token = phone.cookies["shop_access"].clone();
     for sku in &skus[..40] {
         let put = app.request(Method::PUT, &format!("/v1/cart/items/{sku}")).bearer_auth(&token);
@@ -817,10 +814,7 @@ async fn a_guest_cart_too_big_to_join_the_accounts_is_kept_explained_and_joins_o
 
     // Together they would hold 50 lines, 2 more than a cart may: the guest cart stays in the
     // browser, and the cart page says why.
-    let (_, form) = laptop.get("/account/sign-in").await;
-    let csrf = hidden(&form, "csrf");
-    let sign_in = [("csrf", csrf.as_str()), ("email", &email), ("password", "forty-eight-pairs"), ("next", "/cart")];
-    assert_eq!(laptop.post("/account/sign-in", &sign_in).await.0, 303);
+    assert_eq!(laptop.sign_in(&email, "forty-eight-pairs", "/cart").await.0, 303);
     assert_eq!(laptop.cookies["shop_cart"], guest, "kept");
     assert_eq!(laptop.cookies["shop_cart_count"], "40", "the account's cart");
     let (status, cart) = laptop.get("/cart").await;
@@ -892,12 +886,9 @@ async fn mailed_link_token(app: &TestApp, to: &str, subject: &str, page: &str) -
 async fn a_shopper_confirms_their_email_and_resets_a_forgotten_password_from_the_links_mailed() {
     let app = TestApp::start().await;
     let mut browser = Browser::new(&app);
-    let (_, form) = browser.get("/account/register").await;
-    let csrf = hidden(&form, "csrf");
     let email = format!("{}@example.com", unique("forgetful"));
-    let register =
-        [("csrf", csrf.as_str()), ("name", "Alan"), ("email", email.as_str()), ("password", "turing-machine-1936")];
-    assert_eq!(browser.post("/account/register", &register).await.0, 303);
+    assert_eq!(browser.register("Alan", &email, "turing-machine-1936").await.0, 303);
+    let csrf = browser.cookies["shop_csrf"].clone(); // the forms' token is the visitor's cookie
 
     // The confirmation link opens a page whose button confirms (opening the link alone does not).
     let token = mailed_link_token(&app, &email, "Confirm your email", "/account/verify").await;

@@ -707,17 +707,15 @@ async fn retry(
 ) -> Result<Response, PageError> {
     read_form(&headers, form)?;
     let path = format!("/account/orders/{id}");
-    let mut visitor = crate::cart::Visitor::of(&state, &headers, &peer).await;
-    let Some(token) = visitor.session.as_ref().map(|s| s.token.clone()) else { return Ok(to_sign_in(&path)) };
-    let answer = async {
+    crate::cart::Visitor::serve(&state, &headers, &peer, async |visitor| {
+        let Some(token) = visitor.session.as_ref().map(|s| s.token.clone()) else { return Ok(to_sign_in(&path)) };
         let order: Order = state.orders.my_order(&id, &token).await?.ok_or(PageError::NotFound)?;
         if order.status != "payment_failed" {
             return Ok(Redirect::to(&path).into_response());
         }
-        crate::checkout::again(&state, &mut visitor, &order).await
-    }
-    .await;
-    visitor.answer(answer)
+        crate::checkout::again(&state, visitor, &order).await
+    })
+    .await
 }
 
 #[derive(Template)]

@@ -353,11 +353,25 @@ impl Visitor {
         Ok(cart)
     }
 
+    /// Answers a request with `handle`, run for its visitor, and the visitor's cookies whether it
+    /// succeeded or not: an error page must carry renewed session tokens too (the refresh token
+    /// they replace is spent).
+    pub async fn serve(
+        state: &AppState,
+        headers: &HeaderMap,
+        peer: &Peer,
+        handle: impl AsyncFnOnce(&mut Visitor) -> Result<Response, PageError>,
+    ) -> Result<Response, PageError> {
+        let mut visitor = Self::of(state, headers, peer).await;
+        let answer = handle(&mut visitor).await;
+        Ok(visitor.keep(answer.unwrap_or_else(IntoResponse::into_response)))
+    }
+
     /// `response` with the visitor's cookies: renewed session tokens, a new guest cart's id, a
     /// guest cart's that was brought into the shopper's. They go before the cookies the response
     /// sets itself, so that where both set one (the cart's count, after the change just made) the
     /// response's, the later, is the one the browser keeps.
-    pub fn keep(self, mut response: Response) -> Response {
+    fn keep(self, mut response: Response) -> Response {
         let own: Vec<HeaderValue> = response.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
         let headers = response.headers_mut();
         headers.remove(header::SET_COOKIE);
@@ -366,12 +380,6 @@ impl Visitor {
             headers.append(header::SET_COOKIE, cookie);
         }
         response
-    }
-
-    /// The answer of a handler, with the visitor's cookies whether it succeeded or not: an error
-    /// page must carry renewed session tokens too (the refresh token they replace is spent).
-    pub fn answer(self, answer: Result<Response, PageError>) -> Result<Response, PageError> {
-        Ok(self.keep(answer.unwrap_or_else(IntoResponse::into_response)))
     }
 }
 
@@ -418,32 +426,27 @@ pub async fn adopt(state: &AppState, headers: &HeaderMap, access_token: &str) ->
 /// that together they would hold more different items than a cart takes.
 async fn too_many_lines(state: &AppState, mine: Option<&Cart>, guest: &str) -> Option<String> {
     let guest = state.orders.cart(CartOf::Guest(guest)).await.ok().flatten()?;
-    let skus = |cart: &Cart| -> Vec<String> {
-        cart.items.iter().map(|i| i.sku.clone()).chain(cart.unavailable.iter().map(|u| u.sku.clone())).collect()
-    };
-    let mut all = skus(mine?);
-    all.extend(skus(&guest));
-    all.sort_unstable();
-    all.dedup();
+    let mut all = std::collections::BTreeSet::new();
+    for cart in [mine?, &guest] {
+        all.extend(cart.items.iter().map(|i| i.sku.as_str()).chain(cart.unavailable.iter().map(|u| u.sku.as_str())));
+    }
     let most = platform::contracts::inventory::MAX_LINES;
     (all.len() > most)
         .then(|| format!("together they would hold {} different items, and a cart takes {most}.", all.len()))
 }
 
 /// The `Set-Cookie` that removes a guest cart's id from the browser.
-pub fn forget_cart(state: &AppState) -> HeaderValue {
+fn forget_cart(state: &AppState) -> HeaderValue {
     set_cookie(CART_COOKIE, "", 0, state.secure_cookies)
 }
 
 /// `GET /cart`.
 async fn show(State(state): State<AppState>, headers: HeaderMap, peer: Peer) -> Result<Response, PageError> {
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let cart = visitor.cart(&state).await?;
-        cart_page(&state, &headers, &visitor, cart.as_ref(), Problems::default()).await
-    }
-    .await;
-    visitor.answer(answer)
+        cart_page(&state, &headers, visitor, cart.as_ref(), Problems::default()).await
+    })
+    .await
 }
 
 /// A redirect to the cart.
@@ -510,23 +513,21 @@ async fn add(
     form: Posted,
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let mut visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let sku = form.sku.clone().filter(|s| !s.trim().is_empty());
         let (Some(sku), Some(quantity)) = (sku, form.quantity().filter(|q| *q > 0)) else {
             let problems = Problems::notice("Choose an option and a quantity from 1 to 99, then add it again.");
-            return again(&state, &headers, &visitor, problems).await;
+            return again(&state, &headers, visitor, problems).await;
         };
         let cart = visitor.cart_or_new(&state).await?;
         let had = cart.items.iter().find(|i| i.sku == sku).map(|i| i.quantity).unwrap_or(0);
         let of = visitor.cart_of().ok_or(PageError::Unavailable)?;
         match state.orders.set_item(of, &sku, (had + quantity).min(MAX_QUANTITY)).await {
             Ok(changed) => Ok(counted(&state, to_cart(), &changed)),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await,
+            Err(refusal) => refused(&state, &headers, visitor, refusal, Problems::notice).await,
         }
-    }
-    .await;
-    visitor.answer(answer)
+    })
+    .await
 }
 
 /// `POST /cart/update`: sets a line's units (0 takes it out).
@@ -537,19 +538,17 @@ async fn update(
     form: Posted,
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
         match (form.sku.as_deref(), form.quantity()) {
             (Some(sku), Some(quantity)) => match state.orders.set_item(of, sku, quantity).await {
                 Ok(changed) => Ok(counted(&state, to_cart(), &changed)),
-                Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await,
+                Err(refusal) => refused(&state, &headers, visitor, refusal, Problems::notice).await,
             },
-            _ => again(&state, &headers, &visitor, Problems::notice("Enter a quantity from 0 to 99.")).await,
+            _ => again(&state, &headers, visitor, Problems::notice("Enter a quantity from 0 to 99.")).await,
         }
-    }
-    .await;
-    visitor.answer(answer)
+    })
+    .await
 }
 
 /// `POST /cart/codes`: enters a discount code; a refused one is shown with the reason.
@@ -560,20 +559,18 @@ async fn add_code(
     form: Posted,
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let code = form.code.as_deref().map(str::trim).unwrap_or_default().to_owned();
         let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
         if code.is_empty() {
-            return again(&state, &headers, &visitor, Problems::code(code, "Enter a code.")).await;
+            return again(&state, &headers, visitor, Problems::code(code, "Enter a code.")).await;
         }
         match state.orders.add_code(of, &code).await {
             Ok(_) => Ok(to_cart()),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, |reason| Problems::code(code, reason)).await,
+            Err(refusal) => refused(&state, &headers, visitor, refusal, |reason| Problems::code(code, reason)).await,
         }
-    }
-    .await;
-    visitor.answer(answer)
+    })
+    .await
 }
 
 /// `POST /cart/codes/remove`.
@@ -584,17 +581,15 @@ async fn remove_code(
     form: Posted,
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
         let code = form.code.clone().unwrap_or_default();
         match state.orders.remove_code(of, &code).await {
             Ok(()) | Err(Refusal::NoCart) => Ok(to_cart()),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::notice).await,
+            Err(refusal) => refused(&state, &headers, visitor, refusal, Problems::notice).await,
         }
-    }
-    .await;
-    visitor.answer(answer)
+    })
+    .await
 }
 
 /// `POST /cart/shipping`: where the cart ships (for the estimate), and by which method.
@@ -605,22 +600,20 @@ async fn shipping(
     form: Posted,
 ) -> Result<Response, PageError> {
     let form = crate::session::read_form(&headers, form)?;
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let Some(of) = visitor.cart_of() else { return Ok(to_cart()) };
         let country = form.country.as_deref().map(str::trim).unwrap_or_default().to_uppercase();
         if !COUNTRIES.iter().any(|(code, _)| *code == country) {
-            return again(&state, &headers, &visitor, Problems::shipping("Choose a country from the list.")).await;
+            return again(&state, &headers, visitor, Problems::shipping("Choose a country from the list.")).await;
         }
         let region = form.region.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_uppercase);
         let method = form.method.as_deref().filter(|m| !m.is_empty());
         match state.orders.set_shipping(of, &country, region.as_deref(), None, method).await {
             Ok(_) => Ok(to_cart()),
-            Err(refusal) => refused(&state, &headers, &visitor, refusal, Problems::shipping).await,
+            Err(refusal) => refused(&state, &headers, visitor, refusal, Problems::shipping).await,
         }
-    }
-    .await;
-    visitor.answer(answer)
+    })
+    .await
 }
 
 /// The cart's routes.
@@ -652,7 +645,7 @@ mod tests {
             unmerged: None,
         };
         // An error page carries the renewed tokens too: the refresh token they replace is spent.
-        let failed = visitor(1).answer(Err(PageError::NotFound)).unwrap();
+        let failed = visitor(1).keep(PageError::NotFound.into_response());
         assert_eq!(failed.status(), StatusCode::NOT_FOUND);
         assert_eq!(
             cookies(&failed)[..2],
@@ -661,7 +654,7 @@ mod tests {
         // The count the answer sets after its change is the later one, which the browser keeps.
         let mut changed = to_cart();
         changed.headers_mut().append(header::SET_COOKIE, count_cookie(5, false));
-        let kept = visitor(1).answer(Ok(changed)).unwrap();
+        let kept = visitor(1).keep(changed);
         let set = cookies(&kept);
         assert_eq!(set.len(), 3, "{set:?}");
         assert_eq!(set[0], "shop_access=new; Path=/");

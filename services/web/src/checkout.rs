@@ -258,15 +258,13 @@ async fn show(
     peer: Peer,
     Query(back): Query<Back>,
 ) -> Result<Response, PageError> {
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
+    Visitor::serve(&state, &headers, &peer, async |visitor| {
         let Some(cart) = visitor.cart(&state).await?.filter(|c| !c.items.is_empty()) else {
             return Ok(Redirect::to("/cart").into_response());
         };
-        checkout_page(&state, &headers, &visitor, &cart, back).await
-    }
-    .await;
-    visitor.answer(answer)
+        checkout_page(&state, &headers, visitor, &cart, back).await
+    })
+    .await
 }
 
 /// The checkout of `cart`, filled in with what is known of the visitor.
@@ -391,15 +389,11 @@ async fn submit(
     form: Result<Form<Fields>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let fields = read_form(&headers, form)?;
-    let visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = async {
-        match visitor.cart(&state).await? {
-            Some(cart) => place(&state, &headers, &visitor, cart, fields).await,
-            None => Ok(Redirect::to("/cart").into_response()),
-        }
-    }
-    .await;
-    visitor.answer(answer)
+    Visitor::serve(&state, &headers, &peer, async |visitor| match visitor.cart(&state).await? {
+        Some(cart) => place(&state, &headers, visitor, cart, fields).await,
+        None => Ok(Redirect::to("/cart").into_response()),
+    })
+    .await
 }
 
 /// Places the order of `cart` (for the visitor when signed in, else as a guest), or shows the
@@ -675,14 +669,12 @@ async fn retry(
     if order.status != "payment_failed" {
         return Ok(Redirect::to(&format!("/orders/{id}?token={}", crate::page::encode(&token))).into_response());
     }
-    let mut visitor = Visitor::of(&state, &headers, &peer).await;
-    let answer = again(&state, &mut visitor, &order).await;
-    visitor.answer(answer)
+    Visitor::serve(&state, &headers, &peer, async |visitor| again(&state, visitor, &order).await).await
 }
 
 /// After a declined payment, `order`'s cart again (its lines, codes and shipping, in the visitor's
 /// current cart or a new one), and a redirect back to checkout with the reason. The visitor's
-/// cookies ([`Visitor::keep`]) must go with it.
+/// cookies must go with it ([`Visitor::serve`]).
 pub async fn again(state: &AppState, visitor: &mut Visitor, order: &Order) -> Result<Response, PageError> {
     visitor.cart_or_new(state).await?;
     let of = visitor.cart_of().ok_or(PageError::Unavailable)?;
